@@ -1,0 +1,202 @@
+//! A tenant's cast: users, devices, files, addresses. Alerts draw from one pool,
+//! so the same user or device recurs across alerts as it does in a real tenant.
+
+use rand::Rng;
+
+use crate::ids::{self, pick, SimRng};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub account_name: String,
+    pub display_name: String,
+    pub upn: String,
+    pub sid: String,
+    pub aad_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub mde_id: String,
+    pub aad_id: String,
+    pub dns_name: String,
+    pub host_name: String,
+    pub os_platform: &'static str,
+    pub os_build: i64,
+    pub ip: String,
+    pub rbac_group_id: i64,
+    pub rbac_group_name: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct File {
+    pub name: String,
+    pub path: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub md5: String,
+    pub size: i64,
+    pub publisher: Option<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub domain: String,
+    pub net_bios: String,
+    pub users: Vec<User>,
+    pub devices: Vec<Device>,
+    pub files: Vec<File>,
+    pub external_ips: Vec<String>,
+    pub urls: Vec<String>,
+    pub sender_domains: Vec<String>,
+}
+
+const FIRST: &[&str] = &[
+    "Adele",
+    "Alex",
+    "Diego",
+    "Grady",
+    "Henrietta",
+    "Isaiah",
+    "Johanna",
+    "Joni",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
+    "Kai",
+    "David",
+    "Amara",
+    "Tomasz",
+];
+const LAST: &[&str] = &[
+    "Vance",
+    "Wilber",
+    "Siciliani",
+    "Archie",
+    "Cantrell",
+    "Langer",
+    "Lauer",
+    "Sherman",
+    "Gu",
+    "Holloway",
+    "Zrinski",
+    "Bowen",
+    "Behrens",
+    "Wilke",
+    "Fernandez",
+    "Gupta",
+    "Carter",
+    "Schmidt",
+    "Okafor",
+    "Nowak",
+];
+const HOSTS: &[&str] = &["desktop", "laptop", "srv-web", "srv-sql", "ws-fin", "ws-hr", "build", "jump"];
+const RBAC: &[&str] = &["UnassignedGroup", "Workstations", "Servers", "Finance"];
+const MALWARE_FILES: &[(&str, &str)] = &[
+    ("mimikatz.exe", "C:\\Users\\Public\\Downloads"),
+    ("invoice_0931.pdf.exe", "C:\\Users\\{u}\\Downloads"),
+    ("update.ps1", "C:\\ProgramData\\Temp"),
+    ("svchost32.exe", "C:\\Windows\\Temp"),
+    ("payload.dll", "C:\\Users\\{u}\\AppData\\Local\\Temp"),
+    ("eicar.com", "C:\\Users\\{u}\\Desktop"),
+    ("rclone.exe", "C:\\PerfLogs"),
+    ("psexesvc.exe", "C:\\Windows"),
+    ("Q3 salaries.xlsm", "C:\\Users\\{u}\\Documents"),
+    ("setup_x64.msi", "C:\\Users\\{u}\\Downloads"),
+];
+const URL_HOSTS: &[&str] = &[
+    "login-micr0soft-online.com",
+    "sharepoint-docs-view.net",
+    "dhl-parcel-tracking.info",
+    "contoso-payroll.support",
+    "cdn-update-check.org",
+    "secure-mail-reset.com",
+    "invoice-portal.biz",
+];
+
+impl Pool {
+    pub fn generate(rng: &mut SimRng, domain: &str, size: usize) -> Self {
+        let size = size.max(4);
+        let net_bios = domain.split('.').next().unwrap_or("CONTOSO").to_ascii_uppercase();
+        let users: Vec<User> = (0..size)
+            .map(|i| {
+                let f = pick(rng, FIRST);
+                let l = pick(rng, LAST);
+                let account_name = format!("{}{}", f.to_lowercase(), &l[..1].to_lowercase());
+                let account_name = if i >= FIRST.len() { format!("{account_name}{i}") } else { account_name };
+                User {
+                    display_name: format!("{f} {l}"),
+                    upn: format!("{account_name}@{domain}"),
+                    sid: format!(
+                        "S-1-5-21-{}-{}-{}-{}",
+                        rng.gen_range(1_000_000_000u64..4_000_000_000),
+                        rng.gen_range(1_000_000_000u64..4_000_000_000),
+                        rng.gen_range(1_000_000_000u64..4_000_000_000),
+                        1100 + i
+                    ),
+                    aad_id: ids::guid(rng),
+                    account_name,
+                }
+            })
+            .collect();
+        let devices = (0..size)
+            .map(|i| {
+                let host_name = format!("{}-{:03}", pick(rng, HOSTS), i);
+                let windows = rng.gen_bool(0.85);
+                Device {
+                    mde_id: ids::hex(rng, 20),
+                    aad_id: ids::guid(rng),
+                    dns_name: format!("{host_name}.{}", domain.replace(".onmicrosoft.com", ".local")),
+                    host_name,
+                    os_platform: if windows {
+                        *pick(rng, &["Windows10", "Windows11", "WindowsServer2022"])
+                    } else {
+                        *pick(rng, &["Linux", "macOS"])
+                    },
+                    os_build: if windows { rng.gen_range(19_041..26_100) } else { 0 },
+                    ip: format!("10.{}.{}.{}", rng.gen_range(0..255), rng.gen_range(0..255), rng.gen_range(2..254)),
+                    rbac_group_id: rng.gen_range(70..80),
+                    rbac_group_name: *pick(rng, RBAC),
+                }
+            })
+            .collect();
+        let files = MALWARE_FILES
+            .iter()
+            .map(|(name, path)| File {
+                name: (*name).to_owned(),
+                path: path.replace("{u}", &pick(rng, &users).account_name),
+                sha1: ids::hex(rng, 20),
+                sha256: ids::hex(rng, 32),
+                md5: ids::hex(rng, 16),
+                size: rng.gen_range(2_000..9_000_000),
+                publisher: if rng.gen_bool(0.2) { Some("Microsoft Corporation") } else { None },
+            })
+            .collect();
+        let external_ips = (0..size)
+            .map(|_| {
+                format!(
+                    "{}.{}.{}.{}",
+                    pick(rng, &[20u8, 40, 52, 91, 103, 185, 194, 203]),
+                    rng.gen_range(1..255),
+                    rng.gen_range(0..255),
+                    rng.gen_range(1..255)
+                )
+            })
+            .collect();
+        let urls = URL_HOSTS.iter().map(|h| format!("https://{h}/{}", ids::hex(rng, 4))).collect();
+        Pool {
+            domain: domain.to_owned(),
+            net_bios,
+            users,
+            devices,
+            files,
+            external_ips,
+            urls,
+            sender_domains: URL_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Sorting, paging and the envelope of a Graph collection response
+//! (`@odata.context`, `@odata.count`, `@odata.nextLink`, `value`).
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value};
+
+use super::context::GraphCtx;
+use crate::http;
+use crate::odata::query::encode_skiptoken;
+use crate::odata::CollectionQuery;
+use crate::time::Instant;
+
+/// Sorts `items` by the query's `$orderby` (default: newest `createdDateTime`
+/// first, as the list pages say) and cuts the requested page. Returns the page,
+/// the total match count and whether more items follow.
+pub fn page<T>(mut items: Vec<T>, q: &CollectionQuery, time: impl Fn(&T, &str) -> Instant) -> (Vec<T>, usize, bool) {
+    if q.order.is_empty() {
+        items.sort_by(|a, b| time(b, "createdDateTime").cmp(&time(a, "createdDateTime")));
+    } else {
+        items.sort_by(|a, b| {
+            for o in &q.order {
+                let (x, y) = (time(a, o.prop), time(b, o.prop));
+                let ord = if o.desc { y.cmp(&x) } else { x.cmp(&y) };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+    }
+    let total = items.len();
+    let start = q.offset.min(total);
+    let end = start.saturating_add(q.top).min(total);
+    let more = end < total;
+    let page: Vec<T> = items.into_iter().skip(start).take(end - start).collect();
+    (page, total, more)
+}
+
+pub struct Envelope<'a> {
+    pub base_url: &'a str,
+    /// Request path, e.g. `/v1.0/security/alerts_v2`.
+    pub path: &'a str,
+    /// After `$metadata#`, e.g. `security/alerts_v2`.
+    pub context: &'a str,
+    pub omit_next_link: bool,
+}
+
+pub fn respond(ctx: &GraphCtx, env: &Envelope<'_>, q: &CollectionQuery, items: Vec<Value>, total: usize, more: bool) -> Response {
+    let mut m = Map::new();
+    let version = env.path.trim_start_matches('/').split('/').next().unwrap_or("v1.0");
+    m.insert("@odata.context".into(), Value::String(format!("{}/{version}/$metadata#{}", env.base_url, env.context)));
+    if q.count {
+        m.insert("@odata.count".into(), Value::from(total));
+    }
+    if more && !env.omit_next_link {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &q.carry {
+            ser.append_pair(k, v);
+        }
+        ser.append_pair("$skiptoken", &encode_skiptoken(q.offset + items.len()));
+        m.insert("@odata.nextLink".into(), Value::String(format!("{}{}?{}", env.base_url, env.path, ser.finish())));
+    }
+    m.insert("value".into(), Value::Array(items));
+    ctx.stamp(http::json(StatusCode::OK, &Value::Object(m), http::ODATA_JSON))
+}
+
+/// A single entity: `@odata.context` first, then its properties.
+pub fn respond_entity(ctx: &GraphCtx, base_url: &str, context: &str, entity: Map<String, Value>) -> Response {
+    let mut m = Map::new();
+    m.insert("@odata.context".into(), Value::String(format!("{base_url}/v1.0/$metadata#{context}/$entity")));
+    m.extend(entity);
+    ctx.stamp(http::json(StatusCode::OK, &Value::Object(m), http::ODATA_JSON))
+}

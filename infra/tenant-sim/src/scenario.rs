@@ -1,0 +1,264 @@
+//! The scenario: tenants, app registrations and their grants, the alert
+//! timeline, Graph behaviour switches and faults. Read from a JSON file by the
+//! binary, built in code by tests; deterministic from `seed`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::kinds::AlertKind;
+use crate::faults::FaultSpec;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    pub seed: u64,
+    pub clock: ClockSpec,
+    pub tenants: Vec<TenantSpec>,
+    pub graph: GraphSpec,
+    pub tokens: TokenSpec,
+    pub faults: Vec<FaultSpec>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockSpec {
+    /// Simulated start time (`2026-11-26T00:00:00Z`); the real time if absent.
+    pub start: Option<String>,
+    /// A fixed clock stands still until a test moves it; otherwise it ticks with real time.
+    pub fixed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantSpec {
+    pub id: String,
+    /// The initial `*.onmicrosoft.com` domain; also accepted as the tenant in token URLs.
+    pub domain: String,
+    pub apps: Vec<AppSpec>,
+    pub alerts: AlertPlan,
+    /// Graph list responses (`{"value": [...]}` of alerts or incidents) served verbatim.
+    pub seed_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppSpec {
+    pub client_id: String,
+    pub display_name: String,
+    pub secrets: Vec<SecretSpec>,
+    pub certificates: Vec<CertificateSpec>,
+    /// Application permissions granted with admin consent, per API:
+    /// `graph`, `mde`, `mdca`, `exchange`. An API missing here yields a token
+    /// without a `roles` claim, as Entra does without consent.
+    pub grants: BTreeMap<String, Vec<String>>,
+    /// Entra directory roles of the app's service principal (`wids` claim).
+    pub directory_roles: Vec<String>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    pub value: String,
+    /// RFC 3339; the secret is refused after it (AADSTS7000222).
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificateSpec {
+    /// The registered certificate (public part only), PEM.
+    pub pem: Option<String>,
+    pub pem_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertPlan {
+    pub count: usize,
+    pub incidents: usize,
+    /// Window of first `lastUpdateDateTime`s, relative to the clock start (`-24h`, `+2h`).
+    pub from: String,
+    pub to: String,
+    /// Ingestion latency: a version becomes visible this long after its `lastUpdateDateTime`.
+    pub latency_min_secs: i64,
+    pub latency_max_secs: i64,
+    /// Share of alerts updated later (status, classification, assignment, comments).
+    pub update_fraction: f64,
+    pub max_updates: usize,
+    /// Groups of alerts sharing one exact `lastUpdateDateTime`.
+    pub tie_groups: usize,
+    pub tie_size: usize,
+    /// Share of alerts with hundreds of evidence items.
+    pub big_evidence_fraction: f64,
+    /// Relative weights per kind; the built-in mix when empty.
+    pub mix: BTreeMap<AlertKind, u32>,
+    /// Users, devices and addresses the alerts draw from.
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphSpec {
+    /// Page size when `$top` is absent. Microsoft documents none for alerts_v2.
+    pub default_page_size: usize,
+    /// Leave `@odata.nextLink` out even when more items match, as Elastic saw
+    /// alerts_v2 do in production (elastic/integrations#20234).
+    pub omit_next_link: bool,
+    /// Largest `$top` on incidents; Elastic found 50 to be the maximum with `$expand=alerts`.
+    pub incidents_max_top: usize,
+    /// `$expand=alerts` fails with 500 when a page would embed more alerts than
+    /// this, as on large tenants (elastic/integrations#18144). 0 = never.
+    pub expand_alert_limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSpec {
+    /// `expires_in` of issued tokens; Entra issues 60–90 minute app tokens (3599 in the doc sample).
+    pub lifetime_secs: i64,
+}
+
+pub const DEFAULT_TENANT_ID: &str = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+pub const DEFAULT_CLIENT_ID: &str = "0e7c1d2a-3b4c-4d5e-9f60-718293a4b5c6";
+/// Not a credential: the simulator's built-in app registration, known to anyone who reads this file.
+pub const DEFAULT_CLIENT_SECRET: &str = "sim~DefaultAppSecret.0123456789";
+
+/// Every application permission in the project's permission table (issue "Test & Save").
+pub fn all_grants() -> BTreeMap<String, Vec<String>> {
+    let v = |xs: &[&str]| xs.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    BTreeMap::from([
+        (
+            "graph".to_owned(),
+            v(&[
+                "SecurityAlert.Read.All",
+                "SecurityIncident.Read.All",
+                "ThreatHunting.Read.All",
+                "ThreatSubmission.Read.All",
+                "Mail.Read",
+                "AuditLog.Read.All",
+                "Directory.Read.All",
+                "User.Read.All",
+                "Calendars.Read",
+                "Calendars.ReadBasic.All",
+                "MailboxSettings.Read",
+                "Presence.Read.All",
+                "User.RevokeSessions.All",
+                "User.EnableDisableAccount.All",
+            ]),
+        ),
+        ("mdca".to_owned(), v(&["investigation.read"])),
+        ("mde".to_owned(), v(&["File.Read.All", "Library.Manage", "Machine.LiveResponse", "Machine.Read.All"])),
+        ("exchange".to_owned(), v(&["Exchange.ManageAsApp"])),
+    ])
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            seed: 7,
+            clock: ClockSpec::default(),
+            tenants: vec![TenantSpec::default()],
+            graph: GraphSpec::default(),
+            tokens: TokenSpec::default(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+impl Default for TenantSpec {
+    fn default() -> Self {
+        TenantSpec {
+            id: DEFAULT_TENANT_ID.to_owned(),
+            domain: "contoso.onmicrosoft.com".to_owned(),
+            apps: vec![AppSpec::default()],
+            alerts: AlertPlan::default(),
+            seed_files: Vec::new(),
+        }
+    }
+}
+
+impl Default for AppSpec {
+    fn default() -> Self {
+        AppSpec {
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            display_name: "m365-ingest (simulated)".to_owned(),
+            secrets: vec![SecretSpec { value: DEFAULT_CLIENT_SECRET.to_owned(), expires: None }],
+            certificates: Vec::new(),
+            grants: all_grants(),
+            directory_roles: vec!["Security Reader".to_owned()],
+            disabled: false,
+        }
+    }
+}
+
+impl Default for AlertPlan {
+    fn default() -> Self {
+        AlertPlan {
+            count: 500,
+            incidents: 120,
+            from: "-24h".to_owned(),
+            to: "+2h".to_owned(),
+            latency_min_secs: 60,
+            latency_max_secs: 600,
+            update_fraction: 0.25,
+            max_updates: 3,
+            tie_groups: 5,
+            tie_size: 8,
+            big_evidence_fraction: 0.01,
+            mix: BTreeMap::new(),
+            pool_size: 40,
+        }
+    }
+}
+
+impl Default for GraphSpec {
+    fn default() -> Self {
+        GraphSpec { default_page_size: 100, omit_next_link: false, incidents_max_top: 50, expand_alert_limit: 0 }
+    }
+}
+
+impl Default for TokenSpec {
+    fn default() -> Self {
+        TokenSpec { lifetime_secs: 3599 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("scenario file {path} is not valid: {source} (see infra/tenant-sim/README.md for the fields)")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("scenario field `{field}` is invalid: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl Scenario {
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+        let mut s: Scenario = serde_json::from_str(&text).map_err(|source| ScenarioError::Parse { path: path.to_owned(), source })?;
+        // Seed files and certificate files are relative to the scenario file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for t in &mut s.tenants {
+            for f in &mut t.seed_files {
+                if f.is_relative() {
+                    *f = base.join(&*f);
+                }
+            }
+            for a in &mut t.apps {
+                for c in &mut a.certificates {
+                    if let Some(p) = c.pem_file.as_mut() {
+                        if p.is_relative() {
+                            *p = base.join(&*p);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(s)
+    }
+}

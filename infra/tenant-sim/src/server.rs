@@ -1,0 +1,205 @@
+//! Runs the simulator: binds, serves HTTPS, and hands tests a handle to steer it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::clock::SimClock;
+use crate::data::AlertChange;
+use crate::faults::FaultSpec;
+use crate::record::RequestLog;
+use crate::scenario::{GraphSpec, Scenario};
+use crate::state::{BuildError, Sim, SimState};
+use crate::time::Instant;
+use crate::{entra, graph, http, shaping, tls};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Scenario(#[from] BuildError),
+}
+
+/// Every API the simulator serves. A new API (MDCA, MDE live response,
+/// Exchange, mail) is one more module with a `routes()` listed here.
+fn router(sim: Sim) -> Router {
+    Router::new()
+        .merge(entra::routes())
+        .merge(graph::routes())
+        .fallback(|| async {
+            let body =
+                serde_json::json!({"error": {"code": "BadRequest", "message": "Resource not found for the segment of this request."}});
+            http::json(StatusCode::BAD_REQUEST, &body, http::PLAIN_JSON)
+        })
+        .layer(middleware::from_fn_with_state(sim.clone(), shaping::shape))
+        .with_state(sim)
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct Simulator {
+    state: Sim,
+    addr: SocketAddr,
+    ca_pem: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts on 127.0.0.1 with a port the OS chooses.
+    pub async fn start(scenario: Scenario) -> Result<Simulator, StartError> {
+        Self::start_on(scenario, SocketAddr::from(([127, 0, 0, 1], 0)), "127.0.0.1").await
+    }
+
+    /// Starts on `addr`; `host` is the name links and discovery documents use.
+    pub async fn start_on(scenario: Scenario, addr: SocketAddr, host: &str) -> Result<Simulator, StartError> {
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        let tls = tls::build(&[host.to_owned()])?;
+        let state = Arc::new(SimState::build(&scenario, format!("https://{host}:{}", addr.port()))?);
+        let app = router(state.clone());
+        let acceptor = TlsAcceptor::from(tls.config);
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let Ok((tcp, _)) = accepted else { continue };
+                        let acceptor = acceptor.clone();
+                        let service = TowerToHyperService::new(app.clone());
+                        tokio::spawn(async move {
+                            let tls = match acceptor.accept(tcp).await {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "tls handshake failed");
+                                    return;
+                                }
+                            };
+                            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Ok(Simulator { state, addr, ca_pem: tls.ca_pem, stop: Some(stop), task: Some(task) })
+    }
+
+    /// `https://127.0.0.1:PORT`: the login authority host and the Graph host alike.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// PEM of the CA that signed the server certificate: the one root a client must add.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    pub fn write_ca(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, &self.ca_pem)
+    }
+
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.state.base_url)
+    }
+
+    pub fn clock(&self) -> &SimClock {
+        &self.state.clock
+    }
+
+    pub fn requests(&self) -> &RequestLog {
+        &self.state.log
+    }
+
+    pub fn inject(&self, fault: FaultSpec) {
+        self.state.faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    pub fn graph_spec(&self) -> GraphSpec {
+        self.state.graph_spec()
+    }
+
+    pub fn set_graph_spec(&self, spec: GraphSpec) {
+        self.state.set_graph_spec(spec);
+    }
+
+    /// Updates an alert now (simulated time); visible after `latency_secs`.
+    pub fn update_alert(&self, tenant_id: &str, alert_id: &str, change: AlertChange, latency_secs: i64) -> Option<Instant> {
+        let now = self.state.clock.now();
+        let mut data = self.state.data_mut();
+        data.iter_mut().find(|t| t.tenant_id == tenant_id)?.update_alert(alert_id, change, now, latency_secs)
+    }
+
+    /// Raises `count` alerts sharing one `lastUpdateDateTime` (now), visible after `latency_secs`.
+    pub fn raise_alerts(&self, tenant_id: &str, count: usize, latency_secs: i64) -> Vec<String> {
+        let now = self.state.clock.now();
+        let seed = self.state.seed ^ now.0 as u64;
+        let mut data = self.state.data_mut();
+        data.iter_mut().find(|t| t.tenant_id == tenant_id).map(|t| t.raise_alerts(count, now, latency_secs, seed)).unwrap_or_default()
+    }
+
+    /// Ids and `lastUpdateDateTime` of every alert version visible now, the ground truth for tests.
+    pub fn visible_alert_versions(&self, tenant_id: &str) -> Vec<(String, Instant)> {
+        let now = self.state.clock.now();
+        let data = self.state.data();
+        data.iter()
+            .filter(|t| t.tenant_id == tenant_id)
+            .flat_map(|t| t.alerts.iter().filter_map(|a| a.visible(now).map(|v| (a.id.clone(), v.last_update))))
+            .collect()
+    }
+
+    /// Every version of every alert that will ever be visible, with when it becomes visible.
+    pub fn alert_timeline(&self, tenant_id: &str) -> Vec<(String, Instant, Instant)> {
+        let data = self.state.data();
+        data.iter()
+            .filter(|t| t.tenant_id == tenant_id)
+            .flat_map(|t| t.alerts.iter().flat_map(|a| a.versions.iter().map(|v| (a.id.clone(), v.last_update, v.visible_at))))
+            .collect()
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        self.stop_now();
+        if let Some(t) = self.task.take() {
+            if let Err(e) = t.await {
+                tracing::debug!(error = %e, "simulator task ended abnormally");
+            }
+        }
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(s) = self.stop.take() {
+            // The receiver is gone only if the loop already ended.
+            s.send(()).ok();
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

@@ -1,0 +1,126 @@
+//! Everything a running simulator knows, shared by every endpoint module.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::clock::SimClock;
+use crate::data::TenantData;
+use crate::entra::directory::Tenant;
+use crate::entra::jwt::TokenSigner;
+use crate::faults::FaultEngine;
+use crate::ids::{self, SimRng};
+use crate::record::RequestLog;
+use crate::scenario::{GraphSpec, Scenario};
+use crate::time::Instant;
+
+pub type Sim = Arc<SimState>;
+
+#[derive(Debug)]
+pub struct SimState {
+    pub seed: u64,
+    pub clock: SimClock,
+    /// `https://127.0.0.1:PORT`: what links and discovery documents point at.
+    pub base_url: String,
+    pub graph: RwLock<GraphSpec>,
+    pub token_lifetime_secs: i64,
+    pub directory: RwLock<Vec<Tenant>>,
+    pub data: RwLock<Vec<TenantData>>,
+    pub signer: TokenSigner,
+    /// `uti`s of access tokens expired early by a fault.
+    pub expired_tokens: Mutex<HashSet<String>>,
+    /// `jti`s of client assertions already redeemed.
+    pub used_assertions: Mutex<HashSet<String>>,
+    pub faults: FaultEngine,
+    pub log: RequestLog,
+    rng: Mutex<SimRng>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Directory(#[from] crate::entra::directory::DirectoryError),
+    #[error(transparent)]
+    Data(#[from] crate::data::store::LoadError),
+    #[error(transparent)]
+    Signer(#[from] crate::entra::jwt::SignerError),
+    #[error("scenario field `clock.start`: {0}")]
+    Clock(crate::time::InstantParseError),
+}
+
+impl SimState {
+    pub fn build(scenario: &Scenario, base_url: String) -> Result<Self, BuildError> {
+        let start = match &scenario.clock.start {
+            Some(s) => Instant::parse(s).map_err(BuildError::Clock)?,
+            None => Instant::now(),
+        };
+        let clock = if scenario.clock.fixed { SimClock::fixed(start) } else { SimClock::wall() };
+        if !scenario.clock.fixed {
+            clock.set(start);
+        }
+        let mut rng = ids::rng(scenario.seed, 0xD1);
+        let directory = scenario.tenants.iter().enumerate().map(|(i, t)| Tenant::build(i, t, &mut rng)).collect::<Result<Vec<_>, _>>()?;
+        let data = scenario
+            .tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TenantData::build(t, i, scenario.seed, start))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signer = TokenSigner::generate(&mut ids::rng(scenario.seed, 0x51))?;
+        Ok(SimState {
+            seed: scenario.seed,
+            clock,
+            base_url,
+            graph: RwLock::new(scenario.graph.clone()),
+            token_lifetime_secs: scenario.tokens.lifetime_secs,
+            directory: RwLock::new(directory),
+            data: RwLock::new(data),
+            signer,
+            expired_tokens: Mutex::new(HashSet::new()),
+            used_assertions: Mutex::new(HashSet::new()),
+            faults: FaultEngine::new(scenario.seed, &scenario.faults),
+            log: RequestLog::default(),
+            rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
+        })
+    }
+
+    pub fn guid(&self) -> String {
+        ids::guid(&mut *lock(&self.rng))
+    }
+
+    pub fn directory(&self) -> RwLockReadGuard<'_, Vec<Tenant>> {
+        self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn data(&self) -> RwLockReadGuard<'_, Vec<TenantData>> {
+        self.data.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn data_mut(&self) -> RwLockWriteGuard<'_, Vec<TenantData>> {
+        self.data.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn graph_spec(&self) -> GraphSpec {
+        self.graph.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_graph_spec(&self, g: GraphSpec) {
+        *self.graph.write().unwrap_or_else(|p| p.into_inner()) = g;
+    }
+
+    pub fn expire_token(&self, uti: &str) {
+        lock(&self.expired_tokens).insert(uti.to_owned());
+    }
+
+    pub fn is_expired_early(&self, uti: &str) -> bool {
+        lock(&self.expired_tokens).contains(uti)
+    }
+
+    /// True the first time a client assertion `jti` is seen.
+    pub fn redeem_assertion(&self, jti: &str) -> bool {
+        lock(&self.used_assertions).insert(jti.to_owned())
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
