@@ -65,15 +65,24 @@ pub async fn instance_discovery(State(sim): State<Sim>, RawQuery(q): RawQuery) -
     let pairs = query_pairs(q.as_deref());
     let auth = pairs.iter().find(|(k, _)| k == "authorization_endpoint").map(|(_, v)| v.clone()).unwrap_or_default();
     let b = &sim.base_url;
-    let Some(rest) = auth.strip_prefix(b.as_str()) else {
+    let host = b.trim_start_matches("https://");
+    let host_name = host.split(':').next().unwrap_or(host);
+    // MSAL sends the authority's host without its port.
+    let Some((auth_host, path)) = auth.strip_prefix("https://").and_then(|r| r.split_once('/')) else {
         return EntraError::bad("invalid_instance", 50049, "Unknown or invalid instance.").into_response_at(
             sim.clock.now(),
             &sim.guid(),
             &sim.guid(),
         );
     };
-    let tenant = rest.trim_start_matches('/').split('/').next().unwrap_or("common");
-    let host = b.trim_start_matches("https://");
+    if auth_host != host && auth_host != host_name {
+        return EntraError::bad("invalid_instance", 50049, "Unknown or invalid instance.").into_response_at(
+            sim.clock.now(),
+            &sim.guid(),
+            &sim.guid(),
+        );
+    }
+    let tenant = path.split('/').next().unwrap_or("common");
     let body = json!({
         "tenant_discovery_endpoint": format!("{b}/{tenant}/v2.0/.well-known/openid-configuration"),
         "api-version": "1.1",

@@ -96,12 +96,12 @@ fn issue(sim: &Sim, tenant_name: &str, headers: &HeaderMap, form: &Form, now: In
             format!("Application '{client_id}'({}) is disabled.", app.display_name),
         ));
     }
-    let resource = parse_scope(form.get("scope"), tenant)?;
+    let resource = parse_scope(form.get("scope"))?;
     let acr = authenticate(sim, tenant, tenant_name, app, &client_id, form, basic.map(|b| b.1), now)?;
     Ok(access_token(sim, tenant, app, resource, acr, now))
 }
 
-fn parse_scope(scope: Option<&str>, tenant: &Tenant) -> Result<Resource, EntraError> {
+fn parse_scope(scope: Option<&str>) -> Result<Resource, EntraError> {
     let scope = scope.filter(|s| !s.trim().is_empty()).ok_or_else(|| EntraError::missing("scope"))?;
     let items: Vec<&str> = scope.split_whitespace().collect();
     let mut found: Option<Resource> = None;
@@ -113,11 +113,12 @@ fn parse_scope(scope: Option<&str>, tenant: &Tenant) -> Result<Resource, EntraEr
                 format!("The provided value for scope {item} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
             ));
         };
+        // As the doc's error sample (entra_token_error_response.json) answers an unknown resource.
         let r = resources::by_identifier(id).ok_or_else(|| {
             EntraError::bad(
-                "invalid_resource",
-                500011,
-                format!("The resource principal named {id} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", tenant.domain),
+                "invalid_scope",
+                70011,
+                format!("The provided value for the input parameter 'scope' is not valid. The scope {item} is not valid."),
             )
         })?;
         if found.is_some_and(|f| f != r) {
