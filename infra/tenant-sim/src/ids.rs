@@ -31,6 +31,11 @@ pub fn pick<'a, T>(r: &mut impl RngCore, items: &'a [T]) -> &'a T {
     &items[r.gen_range(0..items.len())]
 }
 
+/// `pick` for string literals, whose element type inference otherwise trips over `str`.
+pub fn pick_str(r: &mut impl RngCore, items: &[&'static str]) -> &'static str {
+    items[r.gen_range(0..items.len())]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

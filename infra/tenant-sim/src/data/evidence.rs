@@ -6,7 +6,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::pool::{Device, File, Pool, User};
-use crate::ids::{self, pick, SimRng};
+use crate::ids::{self, pick, pick_str, SimRng};
 use crate::time::Instant;
 
 /// Base fields every evidence type shares, in the order the doc sample prints them.
@@ -62,12 +62,12 @@ pub fn device(at: Instant, d: &Device, users: &[&User], net_bios: &str, rng: &mu
             "osPlatform": d.os_platform,
             "osBuild": d.os_build,
             "version": if d.os_platform.starts_with("Windows") { "22H2" } else { "Other" },
-            "healthStatus": *pick(rng, &["active", "active", "active", "inactive", "impairedCommunication"]),
-            "riskScore": *pick(rng, &["none", "low", "medium", "high"]),
+            "healthStatus": pick_str(rng, &["active", "active", "active", "inactive", "impairedCommunication"]),
+            "riskScore": pick_str(rng, &["none", "low", "medium", "high"]),
             "rbacGroupId": d.rbac_group_id,
             "rbacGroupName": d.rbac_group_name,
             "onboardingStatus": "onboarded",
-            "defenderAvStatus": *pick(rng, &["updated", "updated", "notUpdated", "unknown"]),
+            "defenderAvStatus": pick_str(rng, &["updated", "updated", "notUpdated", "unknown"]),
             "ipInterfaces": [d.ip],
             "lastIpAddress": d.ip,
             "lastExternalIpAddress": null,
@@ -249,8 +249,8 @@ pub fn oauth_application(at: Instant, rng: &mut SimRng) -> Value {
         &mut m,
         json!({
             "appId": ids::guid(rng), "objectId": ids::guid(rng),
-            "displayName": *pick(rng, &["Mail Helper Pro", "PDF Sign Online", "Calendar Sync 365"]),
-            "publisher": *pick(rng, &["Unverified", "Fabrikam Apps"]),
+            "displayName": pick_str(rng, &["Mail Helper Pro", "PDF Sign Online", "Calendar Sync 365"]),
+            "publisher": pick_str(rng, &["Unverified", "Fabrikam Apps"]),
         }),
     );
     finish(m, &[], &[], &[])

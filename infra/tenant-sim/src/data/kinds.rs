@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::evidence::{self as ev, MessageArgs, ProcessArgs};
 use super::pool::{File, Pool};
-use crate::ids::{self, pick, SimRng};
+use crate::ids::{self, pick, pick_str, SimRng};
 use crate::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -82,8 +82,8 @@ impl AlertKind {
             CloudApps => ("microsoftDefenderForCloudApps", "cloudAppSecurity", "ca"),
             IdentityProtection => ("azureAdIdentityProtection", "azureAdIdentityProtection", "ad"),
             Dlp => ("dataLossPrevention", "microsoftDataLossPrevention", "dl"),
-            AppGovernance => ("microsoftAppGovernance", *pick(rng, &["appGovernancePolicy", "appGovernanceDetection"]), "ga"),
-            Sentinel => ("microsoftSentinel", *pick(rng, &["scheduledAlerts", "nrtAlerts", "builtInMl"]), "sn"),
+            AppGovernance => ("microsoftAppGovernance", pick_str(rng, &["appGovernancePolicy", "appGovernanceDetection"]), "ga"),
+            Sentinel => ("microsoftSentinel", pick_str(rng, &["scheduledAlerts", "nrtAlerts", "builtInMl"]), "sn"),
             DefenderForCloud => (
                 "microsoftDefenderForCloud",
                 *pick(
@@ -104,8 +104,8 @@ impl AlertKind {
         };
         let severity = match self {
             PreludeTest => "informational",
-            Dlp => *pick(rng, &["low", "medium", "high"]),
-            _ => *pick(rng, &["informational", "low", "low", "medium", "medium", "high"]),
+            Dlp => pick_str(rng, &["low", "medium", "high"]),
+            _ => pick_str(rng, &["informational", "low", "low", "medium", "medium", "high"]),
         };
         let id = if prefix == "da" {
             // MDE ids are ticks-based: "da637551227677560813_-961444813".
@@ -180,7 +180,7 @@ pub fn build(kind: AlertKind, rng: &mut SimRng, pool: &Pool, at: Instant, big_ev
             );
             b.threat_display_name = Some(threat.clone());
             b.threat_family_name = threat.split('/').nth(1).map(|s| s.split('.').next().unwrap_or(s).to_owned());
-            let remediation = *pick(rng, &["prevented", "remediated", "blocked"]);
+            let remediation = pick_str(rng, &["prevented", "remediated", "blocked"]);
             let explorer = system_file("explorer.exe", "C:\\Windows", rng);
             b.evidence.push(ev::device(at, &device, &[&user], nb, rng));
             b.evidence.push(ev::file(at, &f, &device.mde_id, "prevented", remediation));
@@ -264,7 +264,7 @@ pub fn build(kind: AlertKind, rng: &mut SimRng, pool: &Pool, at: Instant, big_ev
             );
             let mut b = body(title, "InitialAccess", &["T1566.001", "T1566.002"], "Microsoft Defender for Office 365", rng);
             let domain = pick(rng, &pool.sender_domains).clone();
-            let sender = format!("{}@{domain}", *pick(rng, &["billing", "no-reply", "it-support", "ceo.office"]));
+            let sender = format!("{}@{domain}", pick_str(rng, &["billing", "no-reply", "it-support", "ceo.office"]));
             let u = pick(rng, &pool.urls).clone();
             let subject = *pick(
                 rng,
@@ -280,7 +280,7 @@ pub fn build(kind: AlertKind, rng: &mut SimRng, pool: &Pool, at: Instant, big_ev
             let mut nmids = Vec::new();
             for i in 0..n {
                 let rcpt = if i == 0 { user.clone() } else { ev::any_user(pool, rng).clone() };
-                let location = *pick(rng, &["quarantine", "quarantine", "inbox", "junkFolder", "deletedFolder"]);
+                let location = pick_str(rng, &["quarantine", "quarantine", "inbox", "junkFolder", "deletedFolder"]);
                 let action = match location {
                     "quarantine" => "blocked",
                     "junkFolder" => "junked",
@@ -331,7 +331,7 @@ pub fn build(kind: AlertKind, rng: &mut SimRng, pool: &Pool, at: Instant, big_ev
         }
         CloudApps => {
             let mut b = body(
-                *pick(rng, &["Impossible travel activity", "Mass download by a single user", "Suspicious inbox forwarding"]),
+                pick_str(rng, &["Impossible travel activity", "Mass download by a single user", "Suspicious inbox forwarding"]),
                 "InitialAccess",
                 &["T1078"],
                 "Microsoft Defender for Cloud Apps",
@@ -347,7 +347,7 @@ pub fn build(kind: AlertKind, rng: &mut SimRng, pool: &Pool, at: Instant, big_ev
         }
         IdentityProtection => {
             let mut b = body(
-                *pick(rng, &["Unfamiliar sign-in properties", "Anonymous IP address", "Atypical travel", "Leaked credentials"]),
+                pick_str(rng, &["Unfamiliar sign-in properties", "Anonymous IP address", "Atypical travel", "Leaked credentials"]),
                 "InitialAccess",
                 &["T1078.004"],
                 "Microsoft Entra ID Protection",
@@ -430,7 +430,7 @@ fn dlp(rng: &mut SimRng, pool: &Pool, at: Instant, user: &super::pool::User) -> 
             ("Credit Card Numbers", "Teams"),
         ],
     );
-    let mode = *pick(rng, &["Enforce", "Enforce", "AuditAndNotify", "Audit"]);
+    let mode = pick_str(rng, &["Enforce", "Enforce", "AuditAndNotify", "Audit"]);
     let mut b = body(
         format!("DLP policy ({policy}) matched for content in {workload}"),
         "Exfiltration",
@@ -472,7 +472,7 @@ fn prelude(rng: &mut SimRng, at: Instant, device: &super::pool::Device, user: &s
         rng,
     );
     b.threat_display_name =
-        Some((*pick(rng, &["Virus:DOS/EICAR_Test_File", "Trojan:Win32/Ceprolad.A", "HackTool:Win32/Mimikatz.D"])).to_string());
+        Some((pick_str(rng, &["Virus:DOS/EICAR_Test_File", "Trojan:Win32/Ceprolad.A", "HackTool:Win32/Mimikatz.D"])).to_string());
     let vst = File {
         name: format!("{test_id}.exe"),
         path: "C:\\ProgramData\\Prelude\\.vst".into(),

@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use crate::ids::{self, pick, SimRng};
+use crate::ids::{self, pick, pick_str, SimRng};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -153,14 +153,14 @@ impl Pool {
                     dns_name: format!("{host_name}.{}", domain.replace(".onmicrosoft.com", ".local")),
                     host_name,
                     os_platform: if windows {
-                        *pick(rng, &["Windows10", "Windows11", "WindowsServer2022"])
+                        pick_str(rng, &["Windows10", "Windows11", "WindowsServer2022"])
                     } else {
-                        *pick(rng, &["Linux", "macOS"])
+                        pick_str(rng, &["Linux", "macOS"])
                     },
                     os_build: if windows { rng.gen_range(19_041..26_100) } else { 0 },
                     ip: format!("10.{}.{}.{}", rng.gen_range(0..255), rng.gen_range(0..255), rng.gen_range(2..254)),
                     rbac_group_id: rng.gen_range(70..80),
-                    rbac_group_name: *pick(rng, RBAC),
+                    rbac_group_name: pick_str(rng, RBAC),
                 }
             })
             .collect();

@@ -16,7 +16,7 @@ use crate::time::Instant;
 /// the total match count and whether more items follow.
 pub fn page<T>(mut items: Vec<T>, q: &CollectionQuery, time: impl Fn(&T, &str) -> Instant) -> (Vec<T>, usize, bool) {
     if q.order.is_empty() {
-        items.sort_by(|a, b| time(b, "createdDateTime").cmp(&time(a, "createdDateTime")));
+        items.sort_by_key(|b| std::cmp::Reverse(time(b, "createdDateTime")));
     } else {
         items.sort_by(|a, b| {
             for o in &q.order {
