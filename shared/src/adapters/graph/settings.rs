@@ -1,0 +1,59 @@
+//! Where Microsoft is, and how to reach it.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Microsoft's production endpoints, the defaults.
+pub const LOGIN_BASE_URL: &str = "https://login.microsoftonline.com";
+pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
+/// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub login_base_url: String,
+    pub graph_base_url: String,
+    /// Extra trusted roots (PEM), added to the system's: how the tenant simulator's CA is trusted.
+    pub extra_ca_pem: Option<String>,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Send `Prefer: include-unknown-enum-members` (ms-apis.md §2): newer enum members arrive as themselves.
+    pub include_unknown_enum_members: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            login_base_url: LOGIN_BASE_URL.into(),
+            graph_base_url: GRAPH_BASE_URL.into(),
+            extra_ca_pem: None,
+            request_timeout: REQUEST_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
+            include_unknown_enum_members: true,
+        }
+    }
+}
+
+/// rustls is built with ring only; install it as the process default once.
+pub fn install_crypto_provider() {
+    // Err means a provider is installed already, which serves as well.
+    rustls::crypto::ring::default_provider().install_default().ok();
+}
+
+impl HttpSettings {
+    pub fn client(&self) -> Result<reqwest::Client, ConfigError> {
+        install_crypto_provider();
+        let mut b = reqwest::Client::builder().timeout(self.request_timeout).connect_timeout(self.connect_timeout).https_only(true);
+        if let Some(pem) = &self.extra_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| ConfigError::Invalid {
+                name: "EXTRA_CA_BUNDLE".into(),
+                value: "(PEM)".into(),
+                hint: format!("not a PEM certificate bundle: {e}"),
+            })?;
+            b = b.tls_certs_merge(certs);
+        }
+        b.build().map_err(|e| ConfigError::Invalid { name: "HTTP client".into(), value: String::new(), hint: e.to_string() })
+    }
+}

@@ -1,0 +1,12 @@
+//! Local adapters: real implementations on memory and files that back the local program
+//! and serve as the tests' fakes.
+
+mod dir_artifacts;
+mod memory_cursor;
+mod memory_queue;
+mod static_config;
+
+pub use dir_artifacts::DirArtifactStore;
+pub use memory_cursor::MemoryCursorStore;
+pub use memory_queue::MemoryAlertQueue;
+pub use static_config::{StaticIntegrations, StaticSecretSource};

@@ -1,0 +1,4 @@
+//! Use cases, generic over the ports.
+
+pub mod deliver;
+pub mod poll;

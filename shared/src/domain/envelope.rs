@@ -1,0 +1,78 @@
+//! The intake message: one Microsoft object with what the poller knows about it,
+//! schema-versioned (DESIGN.md §4; the processor turns it into the output contract).
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::source::Source;
+use super::time::GraphTime;
+
+pub const INTAKE_SCHEMA: &str = "m365-ingest.intake.v1";
+
+/// Where a Microsoft object too large for a message was put (the claim check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub schema: String,
+    pub integration_id: String,
+    pub tenant_id: String,
+    pub source: Source,
+    /// The Microsoft id of the alert or incident.
+    pub id: String,
+    /// Its `lastUpdateDateTime`: one version of the object.
+    pub version: GraphTime,
+    /// Stable per (source, tenant, id, version): what the processor dedups on.
+    pub dedup_key: String,
+    pub polled_at: GraphTime,
+    /// The Microsoft object exactly as Graph returned it, or None when `object_ref` holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_ref: Option<ObjectRef>,
+}
+
+pub fn dedup_key(source: Source, tenant_id: &str, id: &str, version: GraphTime) -> String {
+    format!("{source}/{tenant_id}/{id}/{version}")
+}
+
+impl Envelope {
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings and a RawValue cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_object_is_embedded_byte_for_byte() {
+        let raw = RawValue::from_string(r#"{"id":"a","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z","x":[1,2]}"#.into()).ok();
+        let version = GraphTime::parse("2021-05-02T14:19:01.3266667Z").unwrap_or_default();
+        let e = Envelope {
+            schema: INTAKE_SCHEMA.into(),
+            integration_id: "i1".into(),
+            tenant_id: "t1".into(),
+            source: Source::DefenderAlerts,
+            id: "a".into(),
+            version,
+            dedup_key: dedup_key(Source::DefenderAlerts, "t1", "a", version),
+            polled_at: version,
+            object: raw,
+            object_ref: None,
+        };
+        let json = e.to_json();
+        assert!(json.contains(r#""object":{"id":"a","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z","x":[1,2]}"#), "{json}");
+        assert!(json.contains(r#""dedup_key":"defender_alerts/t1/a/2021-05-02T14:19:01.3266667Z""#));
+        let back: Result<Envelope, _> = serde_json::from_str(&json);
+        assert!(back.is_ok_and(|b| b.version == version && b.object_ref.is_none()));
+    }
+}

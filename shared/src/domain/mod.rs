@@ -1,0 +1,9 @@
+//! Pure domain logic: no I/O, no async.
+
+pub mod alert;
+pub mod cursor;
+pub mod envelope;
+pub mod integration;
+pub mod source;
+pub mod time;
+pub mod window;

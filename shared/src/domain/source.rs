@@ -1,0 +1,44 @@
+//! Alert sources, as named in EventBridge inputs, cursors and envelopes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Graph `security/alerts_v2`.
+    DefenderAlerts,
+    /// Graph `security/incidents` with their alerts.
+    DefenderIncidents,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::DefenderAlerts, Source::DefenderIncidents];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::DefenderAlerts => "defender_alerts",
+            Source::DefenderIncidents => "defender_incidents",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown source `{0}`: use defender_alerts or defender_incidents")]
+pub struct UnknownSource(pub String);
+
+impl FromStr for Source {
+    type Err = UnknownSource;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Source::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| UnknownSource(s.to_owned()))
+    }
+}

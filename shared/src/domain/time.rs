@@ -1,0 +1,141 @@
+//! Graph instants at full precision: 100 ns ticks, 7 fractional digits, always UTC with `Z`.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const TICKS_PER_SEC: i64 = 10_000_000;
+
+/// An instant as Graph writes `lastUpdateDateTime` (`2021-04-27T12:19:27.7211305Z`).
+///
+/// Kept in ticks so a cursor round-trips Graph's 7 digits exactly (PEERS.md §2.6: peers that
+/// stored 6 digits or seconds re-read or skipped boundary alerts).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GraphTime(i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a UTC instant like 2026-11-26T09:00:00.1234567Z")]
+pub struct TimeParseError(pub String);
+
+impl GraphTime {
+    pub const fn from_ticks(t: i64) -> Self {
+        GraphTime(t)
+    }
+
+    pub const fn ticks(self) -> i64 {
+        self.0
+    }
+
+    pub fn from_unix_seconds(s: i64) -> Self {
+        GraphTime(s.saturating_mul(TICKS_PER_SEC))
+    }
+
+    pub fn from_chrono(t: DateTime<Utc>) -> Self {
+        GraphTime(t.timestamp() * TICKS_PER_SEC + i64::from(t.timestamp_subsec_nanos()) / 100)
+    }
+
+    pub fn now() -> Self {
+        Self::from_chrono(Utc::now())
+    }
+
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(TICKS_PER_SEC)
+    }
+
+    pub fn plus(self, d: std::time::Duration) -> Self {
+        GraphTime(self.0.saturating_add(duration_ticks(d)))
+    }
+
+    pub fn minus(self, d: std::time::Duration) -> Self {
+        GraphTime(self.0.saturating_sub(duration_ticks(d)))
+    }
+
+    /// Parses `Z` or `+hh:mm` instants with 0–7 fractional digits.
+    pub fn parse(s: &str) -> Result<Self, TimeParseError> {
+        let err = || TimeParseError(s.to_owned());
+        let (body, offset) = if let Some(b) = s.strip_suffix('Z') {
+            (b, 0)
+        } else if s.len() > 6 && matches!(s.as_bytes()[s.len() - 6], b'+' | b'-') {
+            let (b, z) = s.split_at(s.len() - 6);
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let h: i64 = z[1..3].parse().map_err(|_| err())?;
+            let m: i64 = z[4..6].parse().map_err(|_| err())?;
+            (b, sign * (h * 3600 + m * 60))
+        } else {
+            return Err(err());
+        };
+        let (main, frac) = body.split_once('.').unwrap_or((body, ""));
+        if frac.len() > 7 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let naive = NaiveDateTime::parse_from_str(main, "%Y-%m-%dT%H:%M:%S").map_err(|_| err())?;
+        let mut frac_ticks = 0i64;
+        for (i, b) in frac.bytes().enumerate() {
+            frac_ticks += i64::from(b - b'0') * 10i64.pow(6 - i as u32);
+        }
+        Ok(GraphTime((naive.and_utc().timestamp() - offset) * TICKS_PER_SEC + frac_ticks))
+    }
+}
+
+fn duration_ticks(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos() / 100).unwrap_or(i64::MAX)
+}
+
+impl fmt::Display for GraphTime {
+    /// Always 7 digits and `Z`: the form filters are written in (DESIGN.md §3).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(TICKS_PER_SEC);
+        let frac = self.0.rem_euclid(TICKS_PER_SEC);
+        match DateTime::from_timestamp(secs, 0) {
+            Some(d) => write!(f, "{}.{frac:07}Z", d.format("%Y-%m-%dT%H:%M:%S")),
+            None => write!(f, "invalid-instant({})", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for GraphTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for GraphTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for GraphTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        GraphTime::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_precision_round_trips() {
+        for s in ["2021-04-27T12:19:27.7211305Z", "2026-05-05T08:30:00.0000000Z"] {
+            assert_eq!(GraphTime::parse(s).map(|t| t.to_string()), Ok(s.to_owned()));
+        }
+        assert_eq!(GraphTime::parse("2021-04-26T07:45:50.116Z").map(|t| t.to_string()), Ok("2021-04-26T07:45:50.1160000Z".into()));
+        assert_eq!(GraphTime::parse("2021-04-26T09:45:50+02:00").map(|t| t.to_string()), Ok("2021-04-26T07:45:50.0000000Z".into()));
+    }
+
+    #[test]
+    fn rejects_local_times_and_extra_digits() {
+        for bad in ["2021-04-27T12:19:27", "2021-04-27T12:19:27.12345678Z", "yesterday", ""] {
+            assert!(GraphTime::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arithmetic_keeps_ticks() {
+        let t = GraphTime::parse("2026-11-26T10:00:00.0000001Z").unwrap_or_default();
+        assert_eq!(t.minus(std::time::Duration::from_secs(900)).to_string(), "2026-11-26T09:45:00.0000001Z");
+    }
+}

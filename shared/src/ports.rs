@@ -1,0 +1,200 @@
+//! The boundary between the use cases and the outside world. Each port has an AWS adapter and
+//! a local one (`adapters/`); the local ones back the demo and double as test fakes.
+
+use std::future::Future;
+
+use crate::domain::alert::Item;
+use crate::domain::cursor::Cursor;
+use crate::domain::envelope::ObjectRef;
+use crate::domain::integration::{Credentials, Integration};
+use crate::domain::source::Source;
+use crate::domain::time::GraphTime;
+use crate::error::{ArtifactError, CursorError, GraphError, QueueError, SecretError};
+
+/// Identifies one cursor: (integration, source).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CursorKey {
+    pub integration_id: String,
+    pub source: Source,
+}
+
+impl std::fmt::Display for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.integration_id, self.source)
+    }
+}
+
+/// A cursor under a lease, with the store's version for conditional commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    pub cursor: Cursor,
+    pub version: u64,
+    /// When a run last finished on this cursor (for "is it due").
+    pub last_run: Option<GraphTime>,
+}
+
+/// Cursors and the leases that keep two runs off one cursor.
+///
+/// Contract: `acquire` succeeds when no lease exists, the lease expired before `now`, or
+/// `owner` already holds it; otherwise `LeaseHeld`. `commit` writes only if `owner` still
+/// holds the lease and the version is `expected_version` (else `LeaseLost`), and returns the
+/// new version. `release` drops the lease if `owner` holds it and, when given, records `ran_at`;
+/// it is idempotent. Store failures are `Store { retryable }`.
+pub trait CursorStore: Send + Sync {
+    fn acquire(
+        &self,
+        key: &CursorKey,
+        owner: &str,
+        now: GraphTime,
+        expires: GraphTime,
+    ) -> impl Future<Output = Result<Leased, CursorError>> + Send;
+    fn commit(
+        &self,
+        key: &CursorKey,
+        owner: &str,
+        expected_version: u64,
+        cursor: &Cursor,
+    ) -> impl Future<Output = Result<u64, CursorError>> + Send;
+    fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> impl Future<Output = Result<(), CursorError>> + Send;
+}
+
+/// One message for the intake queue; `id` is unique within a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub id: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEntry {
+    pub id: String,
+    pub retryable: bool,
+    pub reason: String,
+}
+
+/// Which entries of a batch were not accepted; the others were.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendReport {
+    pub failed: Vec<FailedEntry>,
+}
+
+/// The intake queue. `send_batch` takes at most [`MAX_BATCH_ENTRIES`] entries within the
+/// configured batch size; it reports per-entry failures instead of failing the call, and
+/// returns `Err` only when nothing could be attempted. Sending is at-least-once.
+pub trait AlertQueue: Send + Sync {
+    fn send_batch(&self, entries: &[QueueEntry]) -> impl Future<Output = Result<SendReport, QueueError>> + Send;
+}
+
+/// SQS SendMessageBatch takes at most 10 entries.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// Where objects too large for a message go. `put` is idempotent for the same key and bytes.
+pub trait ArtifactStore: Send + Sync {
+    fn put(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<ObjectRef, ArtifactError>> + Send;
+}
+
+/// Loads an integration's credentials by reference. Never logs what it loads.
+pub trait SecretSource: Send + Sync {
+    fn load(&self, secret_ref: &str) -> impl Future<Output = Result<Credentials, SecretError>> + Send;
+}
+
+/// What to read from Graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageRequest {
+    /// `ge from and lt to`, ascending, `$top`, `$skip` when > 0.
+    Query { source: Source, from: GraphTime, to: GraphTime, top: usize, skip: usize, expand_alerts: bool },
+    /// A `@odata.nextLink` Graph returned.
+    Link(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next_link: Option<String>,
+}
+
+/// Microsoft Graph as the poller uses it. Implementations keep tokens per tenant and audience,
+/// retry throttling and transient failures within bounds, and refresh a token once on 401.
+pub trait GraphApi: Send + Sync {
+    fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send;
+    /// The alerts of one incident (`/security/incidents/{id}/alerts`), every page.
+    fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send;
+}
+
+/// The configured integrations.
+pub trait IntegrationSource: Send + Sync {
+    fn integrations(&self) -> impl Future<Output = Result<Vec<Integration>, CursorError>> + Send;
+}
+
+/// "Now" on the window field's clock. Production reads the system clock; tests that drive the
+/// tenant simulator read its clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> GraphTime;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> GraphTime {
+        GraphTime::now()
+    }
+}
+
+/// A shared adapter is the adapter: lets one store or queue serve several use cases.
+mod shared_impls {
+    use std::sync::Arc;
+
+    use super::*;
+
+    impl<T: CursorStore> CursorStore for Arc<T> {
+        fn acquire(
+            &self,
+            key: &CursorKey,
+            owner: &str,
+            now: GraphTime,
+            expires: GraphTime,
+        ) -> impl Future<Output = Result<Leased, CursorError>> + Send {
+            (**self).acquire(key, owner, now, expires)
+        }
+        fn commit(
+            &self,
+            key: &CursorKey,
+            owner: &str,
+            expected_version: u64,
+            cursor: &Cursor,
+        ) -> impl Future<Output = Result<u64, CursorError>> + Send {
+            (**self).commit(key, owner, expected_version, cursor)
+        }
+        fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).release(key, owner, ran_at)
+        }
+    }
+
+    impl<T: AlertQueue> AlertQueue for Arc<T> {
+        fn send_batch(&self, entries: &[QueueEntry]) -> impl Future<Output = Result<SendReport, QueueError>> + Send {
+            (**self).send_batch(entries)
+        }
+    }
+
+    impl<T: ArtifactStore> ArtifactStore for Arc<T> {
+        fn put(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<ObjectRef, ArtifactError>> + Send {
+            (**self).put(key, bytes)
+        }
+    }
+
+    impl<T: SecretSource> SecretSource for Arc<T> {
+        fn load(&self, secret_ref: &str) -> impl Future<Output = Result<Credentials, SecretError>> + Send {
+            (**self).load(secret_ref)
+        }
+    }
+
+    impl<T: GraphApi> GraphApi for Arc<T> {
+        fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send {
+            (**self).page(creds, request)
+        }
+        fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
+            (**self).incident_alerts(creds, incident_id)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Test support: the tenant simulator wired to the poller with local adapters.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
+use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
+use m365_ingest::domain::envelope::Envelope;
+use m365_ingest::domain::integration::{Credential, Credentials, Integration};
+use m365_ingest::domain::window::WindowSettings;
+use m365_ingest::ports::Clock;
+use m365_ingest::secret::Secret;
+use m365_ingest::{GraphTime, Source};
+use tenant_sim::scenario::{ClockSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
+use tenant_sim::{Scenario, Simulator};
+
+pub const TENANT: &str = DEFAULT_TENANT_ID;
+pub const START: &str = "2026-11-26T12:00:00Z";
+
+/// The poller's clock is the simulator's.
+#[derive(Clone)]
+pub struct SimTime(pub Arc<Simulator>);
+
+impl Clock for SimTime {
+    fn now(&self) -> GraphTime {
+        GraphTime::from_ticks(self.0.clock().now().0)
+    }
+}
+
+pub type LocalPoller = Poller<HttpGraphApi, Arc<MemoryCursorStore>, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>;
+
+pub fn fixed(mut s: Scenario) -> Scenario {
+    s.clock = ClockSpec { start: Some(START.into()), fixed: true };
+    s
+}
+
+pub fn window() -> WindowSettings {
+    WindowSettings {
+        lookback: Duration::from_secs(48 * 3600),
+        ingestion_delay: Duration::from_secs(300),
+        overlap: Duration::from_secs(900),
+    }
+}
+
+pub fn integration() -> Integration {
+    let mut i = Integration::new("contoso", TENANT, DEFAULT_CLIENT_ID, "contoso-secret");
+    i.window = window();
+    i.poll_interval = Duration::ZERO;
+    i
+}
+
+pub fn secret_creds() -> Credentials {
+    Credentials {
+        tenant_id: TENANT.into(),
+        client_id: DEFAULT_CLIENT_ID.into(),
+        credential: Credential::ClientSecret(Secret::new(DEFAULT_CLIENT_SECRET)),
+    }
+}
+
+pub struct World {
+    pub sim: Arc<Simulator>,
+    pub poller: LocalPoller,
+    pub cursors: Arc<MemoryCursorStore>,
+    pub queue: Arc<MemoryAlertQueue>,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn world(scenario: Scenario, settings: PollSettings, creds: Credentials) -> World {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let sim = Arc::new(Simulator::start(scenario).await.expect("simulator"));
+    let http = HttpSettings {
+        login_base_url: sim.base_url().into(),
+        graph_base_url: sim.base_url().into(),
+        extra_ca_pem: Some(sim.ca_pem().into()),
+        ..HttpSettings::default()
+    };
+    let graph = HttpGraphApi::new(&http, RetryPolicy::quick()).expect("graph client");
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let queue = Arc::new(MemoryAlertQueue::new());
+    let dir = tempfile::tempdir().unwrap();
+    let poller = Poller {
+        graph,
+        cursors: cursors.clone(),
+        queue: queue.clone(),
+        artifacts: DirArtifactStore::new(dir.path().to_owned()),
+        secrets: StaticSecretSource::new().with("contoso-secret", creds),
+        clock: SimTime(sim.clone()),
+        settings,
+    };
+    World { sim, poller, cursors, queue, dir }
+}
+
+impl World {
+    pub async fn poll(&self, source: Source) -> RunSummary {
+        self.poller.poll_one(&integration_for(source), source, Instant::now() + Duration::from_secs(600)).await
+    }
+
+    /// (id, version) of every message delivered so far, in order.
+    pub fn delivered(&self) -> Vec<(String, GraphTime)> {
+        self.queue.messages().iter().map(|m| serde_json::from_str::<Envelope>(m).unwrap()).map(|e| (e.id, e.version)).collect()
+    }
+
+    pub fn now(&self) -> GraphTime {
+        GraphTime::from_ticks(self.sim.clock().now().0)
+    }
+
+    /// Alert versions the protocol must have delivered by now: visible at some poll and
+    /// older than the ingestion delay.
+    pub fn due_versions(&self, before: GraphTime) -> Vec<(String, GraphTime)> {
+        self.sim
+            .alert_timeline(TENANT)
+            .into_iter()
+            .map(|(id, v, vis)| (id, GraphTime::from_ticks(v.0), GraphTime::from_ticks(vis.0)))
+            .filter(|(_, v, vis)| *v < before && *vis <= self.now())
+            .map(|(id, v, _)| (id, v))
+            .collect()
+    }
+}
+
+pub fn integration_for(source: Source) -> Integration {
+    let mut i = integration();
+    if source == Source::DefenderIncidents {
+        i.defender_mode = m365_ingest::domain::integration::DefenderMode::Incidents;
+    }
+    i
+}
