@@ -126,3 +126,52 @@ pub fn integration_for(source: Source) -> Integration {
     }
     i
 }
+
+/// A cursor store whose commits fail after `ok_commits` successes: a crash between sending a
+/// page and committing the cursor.
+pub struct CrashingCommits<C> {
+    pub inner: C,
+    pub ok_commits: std::sync::atomic::AtomicI64,
+}
+
+impl<C> CrashingCommits<C> {
+    pub fn new(inner: C, ok_commits: i64) -> Self {
+        CrashingCommits { inner, ok_commits: std::sync::atomic::AtomicI64::new(ok_commits) }
+    }
+
+    pub fn arm(&self, ok_commits: i64) {
+        self.ok_commits.store(ok_commits, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl<C: m365_ingest::ports::CursorStore> m365_ingest::ports::CursorStore for CrashingCommits<C> {
+    async fn acquire(
+        &self,
+        key: &m365_ingest::ports::CursorKey,
+        owner: &str,
+        now: GraphTime,
+        expires: GraphTime,
+    ) -> Result<m365_ingest::ports::Leased, m365_ingest::error::CursorError> {
+        self.inner.acquire(key, owner, now, expires).await
+    }
+    async fn commit(
+        &self,
+        key: &m365_ingest::ports::CursorKey,
+        owner: &str,
+        v: u64,
+        c: &m365_ingest::domain::cursor::Cursor,
+    ) -> Result<u64, m365_ingest::error::CursorError> {
+        if self.ok_commits.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) <= 0 {
+            return Err(m365_ingest::error::CursorError::Store { detail: "simulated crash before commit".into(), retryable: true });
+        }
+        self.inner.commit(key, owner, v, c).await
+    }
+    async fn release(
+        &self,
+        key: &m365_ingest::ports::CursorKey,
+        owner: &str,
+        ran_at: Option<GraphTime>,
+    ) -> Result<(), m365_ingest::error::CursorError> {
+        self.inner.release(key, owner, ran_at).await
+    }
+}

@@ -6,7 +6,7 @@ mod memory_cursor;
 mod memory_queue;
 mod static_config;
 
-pub use dir_artifacts::DirArtifactStore;
+pub use dir_artifacts::{sha256_hex, DirArtifactStore};
 pub use memory_cursor::MemoryCursorStore;
 pub use memory_queue::MemoryAlertQueue;
 pub use static_config::{StaticIntegrations, StaticSecretSource};
