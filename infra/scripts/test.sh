@@ -12,6 +12,11 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
 export TENANT_SIM_PYTHON="$root/.venv/bin/python"
 
+# AWS side: moto's server on loopback, stopped whatever happens.
+eval "$(infra/scripts/moto.sh start)"
+trap 'infra/scripts/moto.sh stop' EXIT
+echo "== moto at $AWS_ENDPOINT_URL"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,6 +1,8 @@
 //! Test support: the tenant simulator wired to the poller with local adapters.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod moto;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,152 @@
+//! Cursors and leases in the DynamoDB state table: one item per (integration, source),
+//! `pk = integration#<id>`, `sk = cursor#<source>`; every write is conditional.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::Client;
+
+use super::sdk::{describe, sdk_retryable};
+use crate::domain::cursor::{Cursor, StoredCursor};
+use crate::domain::time::GraphTime;
+use crate::error::CursorError;
+use crate::ports::{CursorKey, CursorStore, Leased};
+
+#[derive(Debug, Clone)]
+pub struct DynamoCursorStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn integration_pk(id: &str) -> String {
+    format!("integration#{id}")
+}
+
+impl DynamoCursorStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        DynamoCursorStore { client, table: table.to_owned() }
+    }
+
+    fn key(&self, key: &CursorKey) -> [(String, AttributeValue); 2] {
+        [("pk".into(), s(integration_pk(&key.integration_id))), ("sk".into(), s(format!("cursor#{}", key.source)))]
+    }
+
+    fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> CursorError {
+        CursorError::Store { detail: describe(e), retryable: sdk_retryable(e) }
+    }
+}
+
+impl CursorStore for DynamoCursorStore {
+    async fn acquire(&self, key: &CursorKey, owner: &str, now: GraphTime, expires: GraphTime) -> Result<Leased, CursorError> {
+        let [pk, sk] = self.key(key);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression(
+                "SET lease_owner = :o, lease_expires = :e, lease_expires_ticks = :et, version = if_not_exists(version, :zero)",
+            )
+            .condition_expression("attribute_not_exists(lease_owner) OR lease_owner = :o OR lease_expires_ticks < :now")
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":e", s(expires.to_string()))
+            .expression_attribute_values(":et", n(expires.ticks()))
+            .expression_attribute_values(":now", n(now.ticks()))
+            .expression_attribute_values(":zero", n(0))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let item = match out {
+            Ok(o) => o.attributes.unwrap_or_default(),
+            Err(e) => {
+                if let Some(se) = e.as_service_error() {
+                    if se.is_conditional_check_failed_exception() {
+                        let until = match se {
+                            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c
+                                .item
+                                .as_ref()
+                                .and_then(|i| i.get("lease_expires"))
+                                .and_then(|v| v.as_s().ok())
+                                .cloned()
+                                .unwrap_or_default(),
+                            _ => String::new(),
+                        };
+                        return Err(CursorError::LeaseHeld { key: key.to_string(), until });
+                    }
+                }
+                return Err(Self::store_err(&e));
+            }
+        };
+        let version = item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let cursor = match item.get("cursor").and_then(|v| v.as_s().ok()) {
+            None => Cursor::default(),
+            Some(json) => serde_json::from_str::<StoredCursor>(json)
+                .map(Cursor::from)
+                .map_err(|e| CursorError::Corrupt { key: key.to_string(), detail: e.to_string() })?,
+        };
+        let last_run = item.get("last_run").and_then(|v| v.as_s().ok()).and_then(|v| GraphTime::parse(v).ok());
+        Ok(Leased { cursor, version, last_run })
+    }
+
+    async fn commit(&self, key: &CursorKey, owner: &str, expected_version: u64, cursor: &Cursor) -> Result<u64, CursorError> {
+        let [pk, sk] = self.key(key);
+        let json = serde_json::to_string(&StoredCursor::V1(cursor.clone()))
+            .map_err(|e| CursorError::Corrupt { key: key.to_string(), detail: e.to_string() })?;
+        let next = expected_version + 1;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression("SET #c = :c, version = :next, watermark = :w")
+            .condition_expression("lease_owner = :o AND version = :v")
+            .expression_attribute_names("#c", "cursor")
+            .expression_attribute_values(":c", s(json))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":v", n(expected_version))
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":w", s(cursor.watermark.map(|w| w.to_string()).unwrap_or_default()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(next),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Err(CursorError::LeaseLost { key: key.to_string() })
+            }
+            Err(e) => Err(Self::store_err(&e)),
+        }
+    }
+
+    async fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> Result<(), CursorError> {
+        let [pk, sk] = self.key(key);
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .condition_expression("lease_owner = :o")
+            .expression_attribute_values(":o", s(owner));
+        req = match ran_at {
+            Some(t) => req
+                .update_expression("REMOVE lease_owner, lease_expires, lease_expires_ticks SET last_run = :r")
+                .expression_attribute_values(":r", s(t.to_string())),
+            None => req.update_expression("REMOVE lease_owner, lease_expires, lease_expires_ticks"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            // Not ours (any more): releasing is idempotent.
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(Self::store_err(&e)),
+        }
+    }
+}

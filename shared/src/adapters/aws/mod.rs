@@ -1,0 +1,15 @@
+//! AWS adapters over the real SDK clients (DynamoDB, SQS, S3, Secrets Manager).
+
+mod dynamo_cursor;
+mod dynamo_integrations;
+mod s3_artifacts;
+mod sdk;
+mod secrets_manager;
+mod sqs_queue;
+
+pub use dynamo_cursor::DynamoCursorStore;
+pub use dynamo_integrations::DynamoIntegrations;
+pub use s3_artifacts::S3ArtifactStore;
+pub use sdk::{load_sdk_config, AwsClients};
+pub use secrets_manager::{parse_secret, SecretsManagerSource};
+pub use sqs_queue::SqsAlertQueue;

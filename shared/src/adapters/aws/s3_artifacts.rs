@@ -1,0 +1,42 @@
+//! Claim-check objects in the artifacts bucket.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+
+use super::sdk::describe;
+use crate::adapters::local::sha256_hex;
+use crate::domain::envelope::ObjectRef;
+use crate::error::ArtifactError;
+use crate::ports::ArtifactStore;
+
+#[derive(Debug, Clone)]
+pub struct S3ArtifactStore {
+    client: Client,
+    bucket: String,
+}
+
+impl S3ArtifactStore {
+    pub fn new(client: Client, bucket: &str) -> Self {
+        S3ArtifactStore { client, bucket: bucket.to_owned() }
+    }
+}
+
+impl ArtifactStore for S3ArtifactStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef, ArtifactError> {
+        let r = ObjectRef { bucket: self.bucket.clone(), key: key.to_owned(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) };
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| {
+                let retryable =
+                    !matches!(e, aws_sdk_s3::error::SdkError::ServiceError(_) | aws_sdk_s3::error::SdkError::ConstructionFailure(_));
+                ArtifactError::Put { detail: describe(&e), retryable }
+            })?;
+        Ok(r)
+    }
+}

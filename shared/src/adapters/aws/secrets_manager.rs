@@ -1,0 +1,120 @@
+//! Integration credentials from Secrets Manager: one JSON secret per integration.
+//!
+//! ```json
+//! {"tenant_id": "<GUID>", "client_id": "<GUID>", "client_secret": "<value>"}
+//! {"tenant_id": "<GUID>", "client_id": "<GUID>", "certificate_pem": "-----BEGIN CERTIFICATE-----…", "private_key_pem": "-----BEGIN PRIVATE KEY-----…"}
+//! ```
+
+use aws_sdk_secretsmanager::Client;
+use serde::Deserialize;
+
+use super::sdk::describe;
+use crate::domain::integration::{Credential, Credentials};
+use crate::error::SecretError;
+use crate::ports::SecretSource;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct SecretsManagerSource {
+    client: Client,
+}
+
+impl SecretsManagerSource {
+    pub fn new(client: Client) -> Self {
+        SecretsManagerSource { client }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretDoc {
+    tenant_id: String,
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<Secret>,
+    #[serde(default)]
+    certificate_pem: Option<String>,
+    #[serde(default)]
+    private_key_pem: Option<Secret>,
+}
+
+/// Reads the secret's JSON; every problem names the field and never echoes a value.
+pub fn parse_secret(secret_ref: &str, json: &str) -> Result<Credentials, SecretError> {
+    let bad = |problem: String| SecretError::Invalid { secret_ref: secret_ref.to_owned(), problem };
+    let doc: SecretDoc = serde_json::from_str(json).map_err(|e| {
+        // serde's message quotes unknown field names, not values; the position is dropped.
+        let msg = e.to_string();
+        bad(msg.split(" at line ").next().unwrap_or("not JSON").to_owned())
+    })?;
+    let credential = match (doc.client_secret, doc.certificate_pem, doc.private_key_pem) {
+        (Some(s), None, None) if !s.expose().is_empty() => Credential::ClientSecret(s),
+        (None, Some(c), Some(k)) => {
+            if !c.contains("BEGIN CERTIFICATE") {
+                return Err(bad("certificate_pem must be a PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
+            }
+            if !k.expose().contains("PRIVATE KEY") {
+                return Err(bad("private_key_pem must be a PEM private key (-----BEGIN PRIVATE KEY-----)".into()));
+            }
+            Credential::Certificate { certificate_pem: c, private_key_pem: k }
+        }
+        (None, Some(_), None) => return Err(bad("private_key_pem is missing: a certificate needs its private key".into())),
+        (None, None, Some(_)) => return Err(bad("certificate_pem is missing: a private key needs its certificate".into())),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(bad("give either client_secret or certificate_pem + private_key_pem, not both".into()))
+        }
+        _ => return Err(bad("client_secret is missing or empty (or give certificate_pem + private_key_pem)".into())),
+    };
+    if doc.tenant_id.is_empty() {
+        return Err(bad("tenant_id is empty".into()));
+    }
+    if doc.client_id.is_empty() {
+        return Err(bad("client_id is empty".into()));
+    }
+    Ok(Credentials { tenant_id: doc.tenant_id, client_id: doc.client_id, credential })
+}
+
+impl SecretSource for SecretsManagerSource {
+    async fn load(&self, secret_ref: &str) -> Result<Credentials, SecretError> {
+        let out = self.client.get_secret_value().secret_id(secret_ref).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) {
+                SecretError::NotFound { secret_ref: secret_ref.to_owned() }
+            } else {
+                let retryable = !matches!(e, aws_sdk_secretsmanager::error::SdkError::ServiceError(_));
+                SecretError::Store { detail: describe(&e), retryable }
+            }
+        })?;
+        let json = out.secret_string().ok_or_else(|| SecretError::Invalid {
+            secret_ref: secret_ref.to_owned(),
+            problem: "the secret has no SecretString (binary secrets are not supported)".into(),
+        })?;
+        parse_secret(secret_ref, json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_a_secret_or_a_certificate() {
+        let c = parse_secret("s", r#"{"tenant_id":"t","client_id":"c","client_secret":"v"}"#).unwrap();
+        assert!(matches!(c.credential, Credential::ClientSecret(ref s) if s.expose() == "v"));
+        let c = parse_secret("s", r#"{"tenant_id":"t","client_id":"c","certificate_pem":"-----BEGIN CERTIFICATE-----x","private_key_pem":"-----BEGIN PRIVATE KEY-----y"}"#).unwrap();
+        assert!(matches!(c.credential, Credential::Certificate { .. }));
+    }
+
+    #[test]
+    fn problems_name_the_field_and_hide_the_value() {
+        for (json, needle) in [
+            (r#"{"tenant_id":"t","client_id":"c"}"#, "client_secret is missing"),
+            (r#"{"tenant_id":"t","client_id":"c","client_secret":"hunter2","certificate_pem":"x"}"#, "either client_secret"),
+            (r#"{"tenant_id":"t","client_id":"c","certificate_pem":"-----BEGIN CERTIFICATE-----"}"#, "private_key_pem is missing"),
+            (r#"{"tenant_id":"t","client_id":"c","client_secrt":"hunter2"}"#, "unknown field `client_secrt`"),
+            (r#"{"tenant_id":"t","client_id":"c","client_secret":"hunter2""#, "EOF"),
+        ] {
+            let e = parse_secret("s", json).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The same contract suites against the local adapters and against the AWS adapters on
+//! moto's server, so the local ones stay faithful stand-ins; and the poll end to end on AWS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use m365_ingest::adapters::aws::{DynamoCursorStore, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue};
+use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryCursorStore};
+use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::domain::cursor::Cursor;
+use m365_ingest::domain::envelope::Envelope;
+use m365_ingest::domain::integration::IntegrationDoc;
+use m365_ingest::error::{CursorError, SecretError};
+use m365_ingest::ports::{AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, QueueEntry, SecretSource};
+use m365_ingest::{GraphTime, Source};
+use support::moto;
+use support::*;
+use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use tenant_sim::{Scenario, Simulator};
+
+fn t(s: i64) -> GraphTime {
+    GraphTime::from_unix_seconds(1_800_000_000 + s)
+}
+
+/// The CursorStore contract (ports.rs), for any implementation.
+async fn cursor_store_contract(store: &impl CursorStore, integration: &str) {
+    let key = CursorKey { integration_id: integration.into(), source: Source::DefenderAlerts };
+    let other = CursorKey { integration_id: integration.into(), source: Source::DefenderIncidents };
+    // A fresh cursor is empty, at version 0, never run.
+    let l = store.acquire(&key, "a", t(0), t(60)).await.unwrap();
+    assert_eq!((l.cursor, l.version, l.last_run), (Cursor::default(), 0, None));
+    // Held: another owner is refused until expiry; the holder may re-acquire.
+    assert!(matches!(store.acquire(&key, "b", t(30), t(90)).await, Err(CursorError::LeaseHeld { .. })));
+    assert!(store.acquire(&key, "a", t(30), t(90)).await.is_ok());
+    // The other source of the same integration is independent.
+    assert!(store.acquire(&other, "b", t(30), t(90)).await.is_ok());
+    // Commit is conditional on the lease and the version.
+    let mut c = Cursor::default();
+    c.record("x", t(5));
+    c.advance(t(10), Duration::from_secs(600), 100);
+    assert_eq!(store.commit(&key, "a", 0, &c).await.unwrap(), 1);
+    assert!(matches!(store.commit(&key, "a", 0, &c).await, Err(CursorError::LeaseLost { .. })), "stale version");
+    assert!(matches!(store.commit(&key, "b", 1, &c).await, Err(CursorError::LeaseLost { .. })), "not the holder");
+    // Release records the run and is idempotent; releasing someone else's lease does nothing.
+    store.release(&key, "b", Some(t(99))).await.unwrap();
+    assert!(matches!(store.acquire(&key, "b", t(40), t(100)).await, Err(CursorError::LeaseHeld { .. })));
+    store.release(&key, "a", Some(t(50))).await.unwrap();
+    store.release(&key, "a", Some(t(51))).await.unwrap();
+    let l = store.acquire(&key, "b", t(60), t(120)).await.unwrap();
+    assert_eq!((l.cursor, l.version, l.last_run), (c.clone(), 1, Some(t(50))));
+    // An expired lease can be taken over, and then the old holder cannot commit.
+    let l = store.acquire(&key, "c", t(121), t(200)).await.unwrap();
+    assert!(matches!(store.commit(&key, "b", l.version, &c).await, Err(CursorError::LeaseLost { .. })));
+    assert_eq!(store.commit(&key, "c", l.version, &c).await.unwrap(), 2);
+    // Release without a run time keeps the last one.
+    store.release(&key, "c", None).await.unwrap();
+    assert_eq!(store.acquire(&key, "d", t(300), t(400)).await.unwrap().last_run, Some(t(50)));
+}
+
+async fn queue_contract(queue: &impl AlertQueue) {
+    let entries: Vec<QueueEntry> = (0..10).map(|i| QueueEntry { id: i.to_string(), body: format!("{{\"n\":{i}}}") }).collect();
+    assert!(queue.send_batch(&entries).await.unwrap().failed.is_empty());
+    let eleven: Vec<QueueEntry> = (0..11).map(|i| QueueEntry { id: i.to_string(), body: "{}".into() }).collect();
+    assert!(queue.send_batch(&eleven).await.is_err(), "SendMessageBatch takes at most 10 entries");
+}
+
+#[tokio::test]
+async fn memory_cursor_store_keeps_the_contract() {
+    cursor_store_contract(&MemoryCursorStore::new(), "mem").await;
+}
+
+#[tokio::test]
+async fn dynamodb_cursor_store_keeps_the_contract() {
+    let c = moto::clients().await;
+    let table = moto::table(&c).await;
+    cursor_store_contract(&DynamoCursorStore::new(c.dynamodb.clone(), &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn queues_keep_the_contract() {
+    queue_contract(&MemoryAlertQueue::new()).await;
+    let c = moto::clients().await;
+    let url = moto::queue(&c).await;
+    queue_contract(&SqsAlertQueue::new(c.sqs.clone(), &url)).await;
+    let got = moto::drain(&c, &url).await;
+    assert_eq!(got.len(), 10);
+    assert_eq!(got.iter().collect::<BTreeSet<_>>().len(), 10);
+}
+
+#[tokio::test]
+async fn s3_keeps_claim_check_objects() {
+    let c = moto::clients().await;
+    let bucket = moto::bucket(&c).await;
+    let store = S3ArtifactStore::new(c.s3.clone(), &bucket);
+    let r = store.put("intake/x/defender_alerts/a/1.json", b"{\"id\":\"a\"}".to_vec()).await.unwrap();
+    assert_eq!((r.bucket.as_str(), r.size), (bucket.as_str(), 10));
+    let got = c.s3.get_object().bucket(&bucket).key(&r.key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    assert_eq!(&got[..], b"{\"id\":\"a\"}");
+}
+
+#[tokio::test]
+async fn secrets_manager_reads_credentials_and_says_what_is_wrong() {
+    let c = moto::clients().await;
+    let good = moto::unique("m365-ingest/good");
+    c.secrets
+        .create_secret()
+        .name(&good)
+        .secret_string(format!(r#"{{"tenant_id":"{TENANT}","client_id":"{DEFAULT_CLIENT_ID}","client_secret":"{DEFAULT_CLIENT_SECRET}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    let bad = moto::unique("m365-ingest/bad");
+    c.secrets.create_secret().name(&bad).secret_string(r#"{"tenant_id":"t","client_id":"c","clientsecret":"oops"}"#).send().await.unwrap();
+    let src = SecretsManagerSource::new(c.secrets.clone());
+    let creds = src.load(&good).await.unwrap();
+    assert_eq!(creds.client_id, DEFAULT_CLIENT_ID);
+    assert!(!format!("{creds:?}").contains(DEFAULT_CLIENT_SECRET));
+    let e = src.load(&bad).await.unwrap_err();
+    assert!(matches!(&e, SecretError::Invalid { problem, .. } if problem.contains("clientsecret")), "{e}");
+    assert!(!e.to_string().contains("oops"));
+    assert!(matches!(src.load("no-such-secret").await, Err(SecretError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn integrations_round_trip_through_dynamodb() {
+    let c = moto::clients().await;
+    let table = moto::table(&c).await;
+    let store = DynamoIntegrations::new(c.dynamodb.clone(), &table);
+    let doc: IntegrationDoc = serde_json::from_str(&format!(
+        r#"{{"id":"contoso","tenant_id":"{TENANT}","client_id":"{DEFAULT_CLIENT_ID}","secret_ref":"s","overlap_secs":600}}"#
+    ))
+    .unwrap();
+    store.put(&doc).await.unwrap();
+    store.put(&IntegrationDoc { id: "fabrikam".into(), enabled: false, ..doc.clone() }).await.unwrap();
+    let all = store.integrations().await.unwrap();
+    assert_eq!(all.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["contoso", "fabrikam"]);
+    assert_eq!(all[0].window.overlap, Duration::from_secs(600));
+    assert!(all[0].polls(Source::DefenderAlerts) && !all[1].polls(Source::DefenderAlerts));
+}
+
+#[tokio::test]
+async fn the_poll_runs_end_to_end_on_aws_adapters() {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].alerts.count = 120;
+    s.tenants[0].alerts.big_evidence_fraction = 0.05;
+    let sim = std::sync::Arc::new(Simulator::start(s).await.unwrap());
+    let c = moto::clients().await;
+    let (table, url, bucket) = (moto::table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let secret = moto::unique("m365-ingest/contoso");
+    c.secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(format!(r#"{{"tenant_id":"{TENANT}","client_id":"{DEFAULT_CLIENT_ID}","client_secret":"{DEFAULT_CLIENT_SECRET}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    let http = HttpSettings {
+        login_base_url: sim.base_url().into(),
+        graph_base_url: sim.base_url().into(),
+        extra_ca_pem: Some(sim.ca_pem().into()),
+        ..HttpSettings::default()
+    };
+    let mut settings = PollSettings { alert_page_size: 25, ..PollSettings::default() };
+    settings.delivery.max_message_bytes = 200 * 1024;
+    let poller = Poller {
+        graph: HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap(),
+        cursors: DynamoCursorStore::new(c.dynamodb.clone(), &table),
+        queue: SqsAlertQueue::new(c.sqs.clone(), &url),
+        artifacts: S3ArtifactStore::new(c.s3.clone(), &bucket),
+        secrets: SecretsManagerSource::new(c.secrets.clone()),
+        clock: SimTime(sim.clone()),
+        settings,
+    };
+    let mut integration = integration();
+    integration.secret_ref = secret;
+    let cut = GraphTime::from_ticks(sim.clock().now().0).minus(window().ingestion_delay);
+    let want: BTreeSet<(String, GraphTime)> =
+        sim.visible_alert_versions(TENANT).into_iter().map(|(id, v)| (id, GraphTime::from_ticks(v.0))).filter(|(_, v)| *v < cut).collect();
+    let summary = poller.poll_one(&integration, Source::DefenderAlerts, Instant::now() + Duration::from_secs(300)).await;
+    assert_eq!(summary.outcome, Outcome::Completed, "{summary:?}");
+    let msgs = moto::drain(&c, &url).await;
+    let got: Vec<Envelope> = msgs.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    assert_eq!(got.iter().map(|e| (e.id.clone(), e.version)).collect::<BTreeSet<_>>(), want);
+    assert_eq!(got.len(), want.len(), "each version once");
+    let refs: Vec<_> = got.iter().filter_map(|e| e.object_ref.clone()).collect();
+    assert!(!refs.is_empty(), "large alerts went by claim check");
+    for r in refs {
+        let obj = c.s3.get_object().bucket(&r.bucket).key(&r.key).send().await.unwrap();
+        assert_eq!(obj.content_length, Some(r.size as i64));
+    }
+    // The cursor is in DynamoDB: a second run re-reads the overlap and sends only what is new.
+    sim.clock().advance_secs(60);
+    let cut2 = GraphTime::from_ticks(sim.clock().now().0).minus(window().ingestion_delay);
+    let want2: BTreeSet<(String, GraphTime)> =
+        sim.visible_alert_versions(TENANT).into_iter().map(|(id, v)| (id, GraphTime::from_ticks(v.0))).filter(|(_, v)| *v < cut2).collect();
+    sim.requests().clear();
+    let again = poller.poll_one(&integration, Source::DefenderAlerts, Instant::now() + Duration::from_secs(300)).await;
+    assert_eq!(again.outcome, Outcome::Completed);
+    let first = sim.requests().matching("/v1.0/security/alerts_v2").into_iter().next().unwrap();
+    let filter = first.query_value("$filter").unwrap().to_owned();
+    assert!(
+        filter.starts_with(&format!("lastUpdateDateTime ge {}", cut.minus(window().overlap))),
+        "resumed from the stored watermark − overlap: {filter}"
+    );
+    let second: BTreeSet<(String, GraphTime)> =
+        moto::drain(&c, &url).await.iter().map(|m| serde_json::from_str::<Envelope>(m).unwrap()).map(|e| (e.id, e.version)).collect();
+    assert_eq!(second, want2.difference(&want).cloned().collect::<BTreeSet<_>>());
+    assert_eq!(again.delivered, second.len());
+}

@@ -1,0 +1,73 @@
+//! AWS through moto's server on loopback: clients, and fresh resources per test.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A name no other test (in any nextest process) uses.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Clients pointed at moto. Refuses to run against anything but loopback.
+pub async fn clients() -> AwsClients {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL is not set: run `bash infra/scripts/test.sh`, which starts moto on 127.0.0.1 and sets it")
+    });
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "tests reach only loopback, not {endpoint}"
+    );
+    AwsClients::new(&load_sdk_config().await)
+}
+
+/// The state table as template.yaml defines it: `pk`/`sk` strings.
+pub async fn table(c: &AwsClients) -> String {
+    let name = unique("state");
+    c.dynamodb
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap())
+        .attribute_definitions(AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::S).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+pub async fn queue(c: &AwsClients) -> String {
+    let name = unique("intake");
+    c.sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap()
+}
+
+pub async fn bucket(c: &AwsClients) -> String {
+    let name = unique("artifacts").to_lowercase();
+    c.s3.create_bucket().bucket(&name).send().await.unwrap();
+    name
+}
+
+/// Every message on the queue, deleted as read.
+pub async fn drain(c: &AwsClients, url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        let r = c.sqs.receive_message().queue_url(url).max_number_of_messages(10).wait_time_seconds(0).send().await.unwrap();
+        let msgs = r.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            out.push(m.body.unwrap_or_default());
+            c.sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
+        }
+    }
+    out
+}
