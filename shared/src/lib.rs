@@ -5,8 +5,10 @@
 
 pub mod adapters;
 pub mod app;
+pub mod config;
 pub mod domain;
 pub mod error;
+pub mod lambda;
 pub mod ports;
 pub mod secret;
 

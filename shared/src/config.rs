@@ -1,0 +1,133 @@
+//! The poller's configuration from its environment: names and URLs only, never secrets.
+
+use std::time::Duration;
+
+use crate::adapters::graph::settings::{GRAPH_BASE_URL, LOGIN_BASE_URL};
+use crate::adapters::graph::HttpSettings;
+use crate::app::deliver::DeliverySettings;
+use crate::app::poll::PollSettings;
+use crate::error::ConfigError;
+
+/// SQS rejects messages above 1 MiB (the AWS limit today; TOOLING.md §2).
+pub const SQS_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    pub state_table: String,
+    pub intake_queue_url: String,
+    pub artifact_bucket: String,
+    pub http: HttpSettings,
+    pub poll: PollSettings,
+}
+
+fn required(get: &impl Fn(&str) -> Option<String>, name: &str, hint: &str) -> Result<String, ConfigError> {
+    match get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => Err(ConfigError::Missing { name: name.into(), hint: hint.into() }),
+    }
+}
+
+fn number(get: &impl Fn(&str) -> Option<String>, name: &str, default: usize, min: usize, max: usize) -> Result<usize, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name: name.into(),
+                value: v,
+                hint: format!("use a whole number from {min} to {max} (default {default})"),
+            }),
+        },
+    }
+}
+
+fn https_url(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> Result<String, ConfigError> {
+    let v = get(name).unwrap_or_else(|| default.to_owned());
+    if !v.starts_with("https://") || v.len() <= "https://".len() {
+        return Err(ConfigError::Invalid { name: name.into(), value: v, hint: format!("use an https:// URL (default {default})") });
+    }
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+impl PollerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get`, so tests pass a map instead of the environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let state_table =
+            required(&get, "STATE_TABLE", "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)")?;
+        let intake_queue_url =
+            required(&get, "INTAKE_QUEUE_URL", "set it to the intake queue's URL (template.yaml sets it from IntakeQueue)")?;
+        let artifact_bucket =
+            required(&get, "ARTIFACT_BUCKET", "set it to the artifacts bucket's name (template.yaml sets it from ArtifactBucket)")?;
+        let extra_ca_pem = match get("EXTRA_CA_BUNDLE_FILE") {
+            None => None,
+            Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                name: "EXTRA_CA_BUNDLE_FILE".into(),
+                value: path.clone(),
+                hint: format!("cannot read it ({e}); point it at a PEM file of extra trusted CA certificates, or unset it"),
+            })?),
+        };
+        let http = HttpSettings {
+            login_base_url: https_url(&get, "LOGIN_BASE_URL", LOGIN_BASE_URL)?,
+            graph_base_url: https_url(&get, "GRAPH_BASE_URL", GRAPH_BASE_URL)?,
+            extra_ca_pem,
+            ..HttpSettings::default()
+        };
+        let d = PollSettings::default();
+        let max_message_bytes = number(&get, "MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES, 16 * 1024, SQS_MAX_MESSAGE_BYTES)?;
+        let poll = PollSettings {
+            alert_page_size: number(&get, "ALERT_PAGE_SIZE", d.alert_page_size, 1, 1000)?,
+            incident_page_size: number(&get, "INCIDENT_PAGE_SIZE", d.incident_page_size, 1, 50)?,
+            concurrency: number(&get, "POLL_CONCURRENCY", d.concurrency, 1, 64)?,
+            safety_margin: Duration::from_secs(number(&get, "SAFETY_MARGIN_SECS", d.safety_margin.as_secs() as usize, 5, 600)? as u64),
+            max_pages: number(&get, "MAX_PAGES_PER_RUN", d.max_pages, 1, 100_000)?,
+            delivery: DeliverySettings { max_message_bytes, max_batch_bytes: SQS_MAX_MESSAGE_BYTES, ..DeliverySettings::default() },
+            // The log stream names this execution environment: a distinct lease owner per instance.
+            owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("poller-{}", std::process::id())),
+            ..d
+        };
+        Ok(PollerConfig { state_table, intake_queue_url, artifact_bucket, http, poll })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[("STATE_TABLE", "t"), ("INTAKE_QUEUE_URL", "https://sqs/q"), ("ARTIFACT_BUCKET", "b")];
+
+    #[test]
+    fn defaults_are_microsofts_endpoints_and_sqs_limits() {
+        let c = PollerConfig::from_lookup(env(BASE)).unwrap();
+        assert_eq!(c.http.graph_base_url, "https://graph.microsoft.com");
+        assert_eq!(c.http.login_base_url, "https://login.microsoftonline.com");
+        assert_eq!(c.poll.delivery.max_message_bytes, 1 << 20);
+        assert_eq!(c.poll.alert_page_size, 1000);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_the_fix() {
+        let e = PollerConfig::from_lookup(env(&BASE[1..])).unwrap_err().to_string();
+        assert!(e.starts_with("STATE_TABLE is not set: set it to"), "{e}");
+        let mut bad = BASE.to_vec();
+        bad.push(("ALERT_PAGE_SIZE", "5000"));
+        let e = PollerConfig::from_lookup(env(&bad)).unwrap_err().to_string();
+        assert!(e.contains("ALERT_PAGE_SIZE = `5000` is invalid: use a whole number from 1 to 1000"), "{e}");
+        let mut bad = BASE.to_vec();
+        bad.push(("GRAPH_BASE_URL", "http://graph.local"));
+        assert!(PollerConfig::from_lookup(env(&bad)).unwrap_err().to_string().contains("https://"));
+        let mut bad = BASE.to_vec();
+        bad.push(("EXTRA_CA_BUNDLE_FILE", "/no/such.pem"));
+        assert!(PollerConfig::from_lookup(env(&bad)).unwrap_err().to_string().contains("EXTRA_CA_BUNDLE_FILE"));
+    }
+}

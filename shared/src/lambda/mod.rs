@@ -1,0 +1,4 @@
+//! What the Lambda functions share: event decoding and the assembled apps.
+
+pub mod events;
+pub mod poller;
