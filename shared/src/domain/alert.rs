@@ -26,9 +26,14 @@ pub struct Item {
 pub struct HeadError(#[from] serde_json::Error);
 
 impl Item {
+    /// Keeps the bytes as they came, except that line breaks become spaces: in valid JSON a
+    /// line break can only be whitespace (inside strings it is escaped), and one message per
+    /// line is what NDJSON outputs and line-oriented consumers need.
     pub fn from_raw(raw: &RawValue) -> Result<Item, HeadError> {
         let head: Head = serde_json::from_str(raw.get())?;
-        Ok(Item { head, raw: raw.to_owned() })
+        let text = raw.get();
+        let raw = if text.contains(['\n', '\r']) { RawValue::from_string(text.replace(['\n', '\r'], " "))? } else { raw.to_owned() };
+        Ok(Item { head, raw })
     }
 }
 
@@ -46,6 +51,17 @@ mod tests {
         assert_eq!(item.head.id, "da1");
         assert_eq!(item.head.version.to_string(), "2021-05-02T14:19:01.3266667Z");
         assert!(item.raw.get().contains(r#""evidence":[{"a":1}]"#));
+    }
+
+    #[test]
+    fn pretty_printed_objects_become_one_line() {
+        let raw = RawValue::from_string(
+            "{\n  \"id\": \"a\",\r\n  \"title\": \"x\\ny\",\n  \"lastUpdateDateTime\": \"2021-05-02T14:19:01Z\"\n}".into(),
+        );
+        let Ok(Ok(item)) = raw.as_deref().map(Item::from_raw) else { panic!("parse") };
+        assert!(!item.raw.get().contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(item.raw.get()).unwrap_or_default();
+        assert_eq!(v["title"], "x\ny", "escaped line breaks inside strings are kept");
     }
 
     #[test]

@@ -1,0 +1,150 @@
+//! `demo`: the poll path on embedded defaults: the tenant simulator in-process (two tenants,
+//! one polled for alerts and one for incidents, with some throttling and a token expiry), a
+//! local cursor store and a local queue written as NDJSON.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
+use m365_ingest::app::deliver::DeliverySettings;
+use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
+use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode, Integration};
+use m365_ingest::ports::Clock;
+use m365_ingest::secret::Secret;
+use m365_ingest::{GraphTime, Source};
+use tenant_sim::scenario::{AppSpec, SecretSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
+use tenant_sim::{FaultKind, FaultSpec, Scenario, Simulator};
+
+use crate::args::DemoOptions;
+use crate::Failure;
+
+const FABRIKAM: &str = "0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5";
+const FABRIKAM_CLIENT: &str = "7d6c5b4a-3928-4716-a5b4-c3d2e1f0a9b8";
+/// A simulator fixture, not a credential.
+const FABRIKAM_SECRET: &str = "sim~FabrikamSecret.5555555555";
+
+/// The poller reads the simulator's clock, so simulated time can pass between runs.
+struct SimClock(Arc<Simulator>);
+
+impl Clock for SimClock {
+    fn now(&self) -> GraphTime {
+        GraphTime::from_ticks(self.0.clock().now().0)
+    }
+}
+
+fn scenario(o: &DemoOptions) -> Scenario {
+    let mut s = Scenario { seed: o.seed, ..Scenario::default() };
+    s.tenants[0].alerts.count = o.alerts;
+    s.tenants[0].alerts.incidents = (o.alerts / 4).max(1);
+    s.tenants.push(TenantSpec {
+        id: FABRIKAM.into(),
+        domain: "fabrikam.onmicrosoft.com".into(),
+        apps: vec![AppSpec {
+            client_id: FABRIKAM_CLIENT.into(),
+            secrets: vec![SecretSpec { value: FABRIKAM_SECRET.into(), expires: None }],
+            ..AppSpec::default()
+        }],
+        ..TenantSpec::default()
+    });
+    s.tenants[1].alerts.count = (o.alerts / 2).max(1);
+    s.tenants[1].alerts.incidents = (o.alerts / 8).max(1);
+    // What a real tenant does now and then: throttle, fail once, expire a token mid-run.
+    s.faults = vec![
+        FaultSpec::new("/v1.0/security/", FaultKind::Throttle { retry_after_secs: 1 }).on(&[1]),
+        FaultSpec::new("/v1.0/security/", FaultKind::Status { status: 503, retry_after_secs: None }).on(&[4]),
+        FaultSpec::new("/v1.0/security/alerts_v2", FaultKind::ExpireToken).on(&[3]),
+    ];
+    s
+}
+
+fn creds(tenant: &str, client: &str, secret: &str) -> Credentials {
+    Credentials { tenant_id: tenant.into(), client_id: client.into(), credential: Credential::ClientSecret(Secret::new(secret)) }
+}
+
+pub async fn run(o: DemoOptions) -> Result<(), Failure> {
+    let run_err = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
+    std::fs::create_dir_all(&o.out).map_err(|e| Failure::Usage(format!("cannot create --out {}: {e}", o.out.display())))?;
+    let ndjson = o.out.join("intake.ndjson");
+    std::fs::write(&ndjson, b"").map_err(|e| Failure::Usage(format!("cannot write {}: {e}", ndjson.display())))?;
+    let sim = Arc::new(Simulator::start(scenario(&o)).await.map_err(|e| run_err("starting the tenant simulator", &e))?);
+    let http = HttpSettings {
+        login_base_url: sim.base_url().into(),
+        graph_base_url: sim.base_url().into(),
+        extra_ca_pem: Some(sim.ca_pem().into()),
+        ..HttpSettings::default()
+    };
+    let queue = Arc::new(MemoryAlertQueue::new().with_ndjson(&ndjson).map_err(|e| run_err("opening the NDJSON output", &e))?);
+    let poller = Poller {
+        graph: HttpGraphApi::new(&http, RetryPolicy::default()).map_err(|e| run_err("HTTP client", &e))?,
+        cursors: MemoryCursorStore::new(),
+        queue: queue.clone(),
+        artifacts: DirArtifactStore::new(o.out.join("artifacts")),
+        secrets: StaticSecretSource::new()
+            .with("contoso", creds(DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+            .with("fabrikam", creds(FABRIKAM, FABRIKAM_CLIENT, FABRIKAM_SECRET)),
+        clock: SimClock(sim.clone()),
+        settings: PollSettings {
+            owner: "demo".into(),
+            // 256 KiB messages (configurable below SQS's 1 MiB): the largest alerts go by claim check.
+            delivery: DeliverySettings { max_message_bytes: 256 * 1024, ..DeliverySettings::default() },
+            ..PollSettings::default()
+        },
+    };
+    let contoso = Integration::new("contoso", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, "contoso");
+    let mut fabrikam = Integration::new("fabrikam", FABRIKAM, FABRIKAM_CLIENT, "fabrikam");
+    fabrikam.defender_mode = DefenderMode::Incidents;
+    let integrations = [contoso, fabrikam];
+    println!("tenant simulator at {} (2 tenants), local cursor store, local queue -> {}", sim.base_url(), ndjson.display());
+    let mut failed = false;
+    for (label, advance) in [("first run (24 h lookback)", 0), ("second run, 10 simulated minutes later", 600)] {
+        sim.clock().advance_secs(advance);
+        println!("\n{label}");
+        for source in Source::ALL {
+            for s in poller.poll_all(source, &integrations, Instant::now() + Duration::from_secs(300)).await {
+                failed |= matches!(s.outcome, m365_ingest::app::poll::Outcome::Failed { .. });
+                print_summary(&s);
+            }
+        }
+    }
+    let log = sim.requests().all();
+    let graph = log.iter().filter(|r| r.path.starts_with("/v1.0/")).count();
+    let retried = log.iter().filter(|r| r.path.starts_with("/v1.0/") && r.status != 200).count();
+    let tokens = log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count();
+    println!(
+        "\nGraph requests {graph} ({retried} answered 429/503/401 and were retried), token requests {tokens}, SQS-style batches {}",
+        queue.calls()
+    );
+    println!(
+        "{} intake messages written to {}; claim-checked objects under {}",
+        queue.len(),
+        ndjson.display(),
+        o.out.join("artifacts").display()
+    );
+    if failed {
+        return Err(Failure::Run("a run failed; see the summary above".into()));
+    }
+    Ok(())
+}
+
+fn print_summary(s: &RunSummary) {
+    let outcome = serde_json::to_value(&s.outcome)
+        .ok()
+        .and_then(|v| v.get("outcome").and_then(|o| o.as_str().map(str::to_owned)))
+        .unwrap_or_default();
+    let detail = match &s.outcome {
+        m365_ingest::app::poll::Outcome::Partial { reason } | m365_ingest::app::poll::Outcome::Skipped { reason } => format!(" ({reason})"),
+        m365_ingest::app::poll::Outcome::Failed { error, .. } => format!(" ({error})"),
+        m365_ingest::app::poll::Outcome::Completed => String::new(),
+    };
+    println!(
+        "  {:<9} {:<18} {outcome}{detail}: {} pages, {} delivered, {} already delivered (overlap), {} claim checks, watermark {}",
+        s.integration_id,
+        s.source.as_str(),
+        s.pages,
+        s.delivered,
+        s.suppressed,
+        s.claim_checks,
+        s.watermark.map(|w| w.to_string()).unwrap_or_else(|| "-".into())
+    );
+}
