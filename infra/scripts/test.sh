@@ -17,6 +17,9 @@ eval "$(infra/scripts/moto.sh start)"
 trap 'infra/scripts/moto.sh stop' EXIT
 echo "== moto at $AWS_ENDPOINT_URL"
 
+echo "== cfn-lint template.yaml"
+AWS_DEFAULT_REGION=us-east-1 .venv/bin/cfn-lint template.yaml
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
