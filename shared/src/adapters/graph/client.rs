@@ -109,7 +109,7 @@ impl HttpGraphApi {
                     let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
                     match resp.bytes().await {
                         Err(e) => (GraphError::Transport { what: "Graph".into(), detail: without_url(&e) }, None),
-                        Ok(body) if status == 200 => match parse_page(&body) {
+                        Ok(body) if status == 200 => match decode_page(&body) {
                             Ok(p) => return Ok(p),
                             Err(e) => (e, None),
                         },
@@ -145,7 +145,8 @@ impl HttpGraphApi {
     }
 }
 
-fn parse_page(body: &[u8]) -> Result<Page, GraphError> {
+/// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
+pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
     let raw: RawPage<'_> =
         serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: "a Graph page".into(), detail: e.to_string() })?;
     let items = raw

@@ -10,6 +10,9 @@ use crate::ports::{AlertQueue, FailedEntry, QueueEntry, SendReport, MAX_BATCH_EN
 #[derive(Debug)]
 pub struct MemoryAlertQueue {
     messages: Mutex<Vec<String>>,
+    /// Messages accepted, kept or not.
+    accepted: Mutex<usize>,
+    retain: bool,
     calls: Mutex<usize>,
     ndjson: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
     max_message_bytes: usize,
@@ -21,6 +24,8 @@ impl MemoryAlertQueue {
     pub fn new() -> Self {
         MemoryAlertQueue {
             messages: Mutex::new(Vec::new()),
+            accepted: Mutex::new(0),
+            retain: true,
             calls: Mutex::new(0),
             ndjson: None,
             max_message_bytes: 1 << 20,
@@ -31,6 +36,12 @@ impl MemoryAlertQueue {
     pub fn with_limits(mut self, max_message_bytes: usize, max_batch_bytes: usize) -> Self {
         self.max_message_bytes = max_message_bytes;
         self.max_batch_bytes = max_batch_bytes;
+        self
+    }
+
+    /// Counts (and writes to NDJSON, if set) without keeping messages in memory: for volume runs.
+    pub fn without_retention(mut self) -> Self {
+        self.retain = false;
         self
     }
 
@@ -45,8 +56,9 @@ impl MemoryAlertQueue {
         self.messages.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Messages accepted so far (kept or not).
     pub fn len(&self) -> usize {
-        self.messages.lock().unwrap_or_else(|p| p.into_inner()).len()
+        *self.accepted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,7 +110,10 @@ impl AlertQueue for MemoryAlertQueue {
             }
             w.flush().map_err(|e| QueueError::Send { detail: e.to_string(), retryable: false })?;
         }
-        self.messages.lock().unwrap_or_else(|p| p.into_inner()).extend(accepted);
+        *self.accepted.lock().unwrap_or_else(|p| p.into_inner()) += accepted.len();
+        if self.retain {
+            self.messages.lock().unwrap_or_else(|p| p.into_inner()).extend(accepted);
+        }
         Ok(report)
     }
 }

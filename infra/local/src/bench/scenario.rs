@@ -1,0 +1,26 @@
+//! The simulated tenant the benchmark polls: N alerts already visible, realistic sizes.
+
+use std::path::PathBuf;
+
+use tenant_sim::data::kinds::{AlertKind, DEFAULT_MIX};
+use tenant_sim::{Scenario, Simulator};
+
+pub async fn start(n: usize) -> Result<(Simulator, PathBuf), String> {
+    let mut s = Scenario::default();
+    let plan = &mut s.tenants[0].alerts;
+    plan.count = n;
+    plan.incidents = (n / 4).max(1);
+    plan.from = "-24h".into();
+    plan.to = "-10m".into();
+    plan.latency_min_secs = 0;
+    plan.latency_max_secs = 60;
+    plan.update_fraction = 0.0;
+    // Typical alerts of a few KB; the campaign alerts of hundreds of messages would make the
+    // run measure those few giants rather than the path.
+    plan.big_evidence_fraction = 0.0;
+    plan.mix = DEFAULT_MIX.iter().filter(|(k, _)| *k != AlertKind::MdoCampaign).copied().collect();
+    let sim = Simulator::start(s).await.map_err(|e| e.to_string())?;
+    let ca = std::env::temp_dir().join(format!("poll-bench-ca-{}.pem", std::process::id()));
+    sim.write_ca(&ca).map_err(|e| e.to_string())?;
+    Ok((sim, ca))
+}
