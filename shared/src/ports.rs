@@ -189,6 +189,15 @@ mod shared_impls {
         }
     }
 
+    impl<T: GraphApi> GraphApi for &T {
+        fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send {
+            (**self).page(creds, request)
+        }
+        fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
+            (**self).incident_alerts(creds, incident_id)
+        }
+    }
+
     impl<T: GraphApi> GraphApi for Arc<T> {
         fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send {
             (**self).page(creds, request)

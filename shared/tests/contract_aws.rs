@@ -68,6 +68,68 @@ async fn queue_contract(queue: &impl AlertQueue) {
     assert!(queue.send_batch(&eleven).await.is_err(), "SendMessageBatch takes at most 10 entries");
 }
 
+/// The ArtifactStore contract: `put` returns a reference whose size and sha256 describe the
+/// bytes, and putting the same key again is harmless. `read` fetches what was stored.
+async fn artifact_store_contract<F, Fut>(store: &impl ArtifactStore, read: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Vec<u8>>,
+{
+    let bytes = br#"{"id":"a","evidence":[1,2,3]}"#.to_vec();
+    let r = store.put("intake/i/defender_alerts/a/1.json", bytes.clone()).await.unwrap();
+    assert_eq!(r.size, bytes.len() as u64);
+    assert_eq!(r.sha256, m365_ingest::adapters::local::sha256_hex(&bytes));
+    assert_eq!(read(r.key.clone()).await, bytes);
+    let again = store.put("intake/i/defender_alerts/a/1.json", bytes.clone()).await.unwrap();
+    assert_eq!(again, r);
+}
+
+/// The SecretSource contract: a stored secret loads as credentials, a missing one is NotFound.
+async fn secret_source_contract(src: &impl SecretSource, present: &str) {
+    let c = src.load(present).await.unwrap();
+    assert_eq!((c.tenant_id.as_str(), c.client_id.as_str()), (TENANT, DEFAULT_CLIENT_ID));
+    assert!(matches!(src.load("m365-ingest/absent").await, Err(SecretError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn artifact_stores_keep_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    artifact_store_contract(&m365_ingest::adapters::local::DirArtifactStore::new(root.clone()), |k| {
+        let p = root.join(k);
+        async move { std::fs::read(p).unwrap() }
+    })
+    .await;
+    let c = moto::clients().await;
+    let bucket = moto::bucket(&c).await;
+    let s3 = c.s3.clone();
+    let b = bucket.clone();
+    artifact_store_contract(&S3ArtifactStore::new(c.s3.clone(), &bucket), move |k| {
+        let (s3, b) = (s3.clone(), b.clone());
+        async move { s3.get_object().bucket(b).key(k).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec() }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn secret_sources_keep_the_contract() {
+    secret_source_contract(
+        &m365_ingest::adapters::local::StaticSecretSource::new().with("m365-ingest/here", secret_creds()),
+        "m365-ingest/here",
+    )
+    .await;
+    let c = moto::clients().await;
+    let name = moto::unique("m365-ingest/here");
+    c.secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(format!(r#"{{"tenant_id":"{TENANT}","client_id":"{DEFAULT_CLIENT_ID}","client_secret":"{DEFAULT_CLIENT_SECRET}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    secret_source_contract(&SecretsManagerSource::new(c.secrets.clone()), &name).await;
+}
+
 #[tokio::test]
 async fn memory_cursor_store_keeps_the_contract() {
     cursor_store_contract(&MemoryCursorStore::new(), "mem").await;

@@ -148,3 +148,22 @@ async fn incidents_mode_delivers_incidents_with_their_alerts_even_when_expand_fa
     }
     assert!(w.sim.requests().count("/v1.0/security/incidents/") > 0, "fell back to per-incident alerts");
 }
+
+#[tokio::test]
+async fn an_integration_is_polled_only_when_its_interval_has_passed() {
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    let mut i = integration();
+    i.poll_interval = Duration::from_secs(300);
+    let deadline = || std::time::Instant::now() + Duration::from_secs(60);
+    assert_eq!(w.poller.poll_one(&i, Source::DefenderAlerts, deadline()).await.outcome, Outcome::Completed);
+    w.sim.clock().advance_secs(120);
+    let s = w.poller.poll_one(&i, Source::DefenderAlerts, deadline()).await;
+    assert_eq!(s.outcome, Outcome::Skipped { reason: "not due yet".into() });
+    w.sim.clock().advance_secs(180);
+    assert_eq!(w.poller.poll_one(&i, Source::DefenderAlerts, deadline()).await.outcome, Outcome::Completed);
+    // A disabled integration, or one in the other mode, is not polled at all.
+    i.enabled = false;
+    assert!(w.poller.poll_all(Source::DefenderAlerts, &[i.clone()], deadline()).await.is_empty());
+    i.enabled = true;
+    assert!(w.poller.poll_all(Source::DefenderIncidents, &[i], deadline()).await.is_empty());
+}

@@ -151,21 +151,16 @@ where
         };
         summary.watermark = leased.cursor.watermark;
         let due = leased.last_run.is_none_or(|last| last.plus(integration.poll_interval) <= now);
-        let result = if due {
-            self.run(integration, source, &key, leased, now, deadline, &mut summary).await
-        } else {
-            Ok(Some("not due yet".into()))
-        };
-        let ran_at = match &result {
-            Ok(Some(_)) if !due => None,
-            _ => Some(now),
-        };
+        let result = if due { self.run(integration, source, &key, leased, now, deadline, &mut summary).await } else { Ok(RunEnd::NotDue) };
+        // A run that did not happen leaves the last run time as it was.
+        let ran_at = if matches!(result, Ok(RunEnd::NotDue)) { None } else { Some(now) };
         match result {
-            Ok(None) => {}
-            Ok(Some(reason)) if !due || summary.pages == 0 && reason.starts_with("nothing") => {
-                summary.outcome = Outcome::Skipped { reason }
+            Ok(RunEnd::Done) => {}
+            Ok(RunEnd::NotDue) => summary.outcome = Outcome::Skipped { reason: "not due yet".into() },
+            Ok(RunEnd::NothingToRead) => {
+                summary.outcome = Outcome::Skipped { reason: "nothing to read yet: the window is inside the ingestion delay".into() }
             }
-            Ok(Some(reason)) => summary.outcome = Outcome::Partial { reason },
+            Ok(RunEnd::Stopped(reason)) => summary.outcome = Outcome::Partial { reason },
             Err(e) => {
                 tracing::warn!(error = %e, pages = summary.pages, "poll failed");
                 summary.outcome = Outcome::Failed { retryable: e.is_retryable(), error: e.to_string() };
@@ -179,7 +174,7 @@ where
         summary
     }
 
-    /// Returns Ok(None) when the window was read to its end, Ok(Some(reason)) when it stopped early.
+    /// Reads the window page by page, committing after each.
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
@@ -190,11 +185,11 @@ where
         now: GraphTime,
         deadline: Instant,
         summary: &mut RunSummary,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<RunEnd, Error> {
         let mut cursor = leased.cursor;
         let mut version = leased.version;
         let Some(win) = window(&cursor, now, &integration.window) else {
-            return Ok(Some("nothing to read yet: the window is inside the ingestion delay".into()));
+            return Ok(RunEnd::NothingToRead);
         };
         let creds = self.secrets.load(&integration.secret_ref).await?;
         let incidents = source == Source::DefenderIncidents;
@@ -206,7 +201,7 @@ where
         let ctx = Context { integration_id: &integration.id, tenant_id: &integration.tenant_id, source, polled_at: now };
         for _ in 0..self.settings.max_pages {
             if Instant::now() + self.settings.safety_margin >= deadline {
-                return Ok(Some("stopped before the Lambda deadline".into()));
+                return Ok(RunEnd::Stopped("stopped before the Lambda deadline".into()));
             }
             let request = match link.take() {
                 Some(l) => PageRequest::Link(l),
@@ -254,7 +249,7 @@ where
             summary.watermark = cursor.watermark;
             tracing::debug!(items = total, delivered = d.messages, watermark = ?cursor.watermark, "page committed");
             match outcome.next {
-                NextPage::Done => return Ok(None),
+                NextPage::Done => return Ok(RunEnd::Done),
                 NextPage::Boundary { from: f, skip: s } => {
                     from = f;
                     skip = s;
@@ -268,8 +263,18 @@ where
                 }
             }
         }
-        Ok(Some(format!("page cap of {} reached", self.settings.max_pages)))
+        Ok(RunEnd::Stopped(format!("page cap of {} reached", self.settings.max_pages)))
     }
+}
+
+/// How a run that did not fail ended.
+enum RunEnd {
+    /// The window was read to its end.
+    Done,
+    /// Stopped early; the reason says why.
+    Stopped(String),
+    NotDue,
+    NothingToRead,
 }
 
 /// A refusal of `$expand` that the per-incident route can avoid: server errors and timeouts
