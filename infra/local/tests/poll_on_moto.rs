@@ -1,0 +1,90 @@
+//! `m365-ingest poll` against configured endpoints: the simulator as the tenant, moto as AWS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
+use m365_ingest::domain::integration::IntegrationDoc;
+use serde_json::Value;
+use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
+use tenant_sim::{Scenario, Simulator};
+
+const BIN: &str = env!("CARGO_BIN_EXE_m365-ingest");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: run `bash infra/scripts/test.sh`, which starts moto");
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "loopback only");
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let mut scenario = Scenario::default();
+    scenario.tenants[0].alerts.count = 40;
+    let sim = Simulator::start(scenario).await.unwrap();
+    let c = AwsClients::new(&load_sdk_config().await);
+    let suffix =
+        format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let table = format!("cli-state-{suffix}");
+    c.dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap())
+        .attribute_definitions(AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::S).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let queue = c.sqs.create_queue().queue_name(format!("cli-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    let bucket = format!("cli-artifacts-{suffix}");
+    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let secret = format!("m365-ingest/cli-{suffix}");
+    c.secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(format!(
+            r#"{{"tenant_id":"{DEFAULT_TENANT_ID}","client_id":"{DEFAULT_CLIENT_ID}","client_secret":"{DEFAULT_CLIENT_SECRET}"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let doc: IntegrationDoc = serde_json::from_str(&format!(
+        r#"{{"id":"contoso","tenant_id":"{DEFAULT_TENANT_ID}","client_id":"{DEFAULT_CLIENT_ID}","secret_ref":"{secret}"}}"#
+    ))
+    .unwrap();
+    DynamoIntegrations::new(c.dynamodb.clone(), &table).put(&doc).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    sim.write_ca(&ca).unwrap();
+    let base = sim.base_url().to_owned();
+    let (bin_table, bin_queue, bin_bucket, bin_ca) = (table.clone(), queue.clone(), bucket.clone(), ca.display().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["poll", "--source", "defender_alerts", "--seconds", "120"])
+            .env("STATE_TABLE", bin_table)
+            .env("INTAKE_QUEUE_URL", bin_queue)
+            .env("ARTIFACT_BUCKET", bin_bucket)
+            .env("LOGIN_BASE_URL", &base)
+            .env("GRAPH_BASE_URL", &base)
+            .env("EXTRA_CA_BUNDLE_FILE", bin_ca)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["source"], "defender_alerts");
+    assert_eq!(report["failed"], 0);
+    assert_eq!(report["integrations"][0]["integration_id"], "contoso");
+    assert_eq!(report["integrations"][0]["outcome"], "completed");
+    let delivered = report["delivered"].as_u64().unwrap();
+    assert!(delivered > 0);
+    let attrs = c.sqs.get_queue_attributes().queue_url(&queue).attribute_names(aws_sdk_sqs_attr()).send().await.unwrap();
+    let waiting: u64 = attrs.attributes().and_then(|a| a.values().next()).and_then(|v| v.parse().ok()).unwrap();
+    assert_eq!(waiting, delivered, "every reported message is on the queue");
+}
+
+fn aws_sdk_sqs_attr() -> aws_sdk_sqs::types::QueueAttributeName {
+    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages
+}
