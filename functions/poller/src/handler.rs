@@ -115,7 +115,6 @@ mod tests {
     /// the simulator throttling, failing and expiring tokens along the way.
     #[tokio::test]
     async fn end_to_end_on_moto_with_faults() {
-        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
         use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
         use m365_ingest::config::PollerConfig;
         use m365_ingest::domain::envelope::Envelope;
@@ -137,22 +136,7 @@ mod tests {
         let clients = AwsClients::new(&load_sdk_config().await);
         let suffix = format!("{}-{}", std::process::id(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos());
         let table = format!("state-{suffix}");
-        clients
-            .dynamodb
-            .create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::S).build().unwrap(),
-            )
-            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
-            .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
-            .send()
-            .await
-            .unwrap();
+        m365_ingest::adapters::aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
         let queue = clients.sqs.create_queue().queue_name(format!("intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
         let bucket = format!("artifacts-{suffix}");
         clients.s3.create_bucket().bucket(&bucket).send().await.unwrap();

@@ -3,7 +3,6 @@
 
 use std::process::Command;
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
 use m365_ingest::domain::integration::IntegrationDoc;
 use serde_json::Value;
@@ -24,17 +23,7 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let suffix =
         format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
     let table = format!("cli-state-{suffix}");
-    c.dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap())
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::S).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
     let queue = c.sqs.create_queue().queue_name(format!("cli-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
     let bucket = format!("cli-artifacts-{suffix}");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use super::deliver::{deliver, Context, DeliverySettings};
 use crate::domain::alert::Item;
-use crate::domain::integration::{Credentials, Integration};
+use crate::domain::integration::Integration;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::domain::window::{after_page, window, NextPage, PagingError};
@@ -307,9 +307,6 @@ fn with_alerts(incident: &RawValue, alerts: &[Item]) -> Result<Box<RawValue>, Er
     s.push_str("]}");
     RawValue::from_string(s).map_err(|e| GraphError::Decode { what: "an incident with its alerts".into(), detail: e.to_string() }.into())
 }
-
-/// Credentials are loaded per run; this keeps the type in the public API for callers.
-pub type Creds = Credentials;
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -30,17 +29,7 @@ pub async fn clients() -> AwsClients {
 /// The state table as template.yaml defines it: `pk`/`sk` strings.
 pub async fn table(c: &AwsClients) -> String {
     let name = unique("state");
-    c.dynamodb
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap())
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::S).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &name).await.unwrap();
     name
 }
 

@@ -2,6 +2,7 @@
 
 mod dynamo_cursor;
 mod dynamo_integrations;
+mod provision;
 mod s3_artifacts;
 mod sdk;
 mod secrets_manager;
@@ -9,6 +10,7 @@ mod sqs_queue;
 
 pub use dynamo_cursor::DynamoCursorStore;
 pub use dynamo_integrations::DynamoIntegrations;
+pub use provision::create_state_table;
 pub use s3_artifacts::S3ArtifactStore;
 pub use sdk::{load_sdk_config, AwsClients};
 pub use secrets_manager::{parse_secret, SecretsManagerSource};

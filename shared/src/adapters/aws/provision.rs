@@ -1,0 +1,26 @@
+//! Creates the state table the way template.yaml defines it, for local stacks (moto) and tests.
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::Client;
+
+use super::sdk::{describe, sdk_retryable};
+use crate::error::CursorError;
+
+/// `pk` (hash) and `sk` (range) strings, on demand: the shape every adapter here expects.
+pub async fn create_state_table(client: &Client, name: &str) -> Result<(), CursorError> {
+    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let invalid = |e: aws_sdk_dynamodb::error::BuildError| CursorError::Store { detail: e.to_string(), retryable: false };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk").map_err(invalid)?)
+        .attribute_definitions(attr("sk").map_err(invalid)?)
+        .key_schema(key("pk", KeyType::Hash).map_err(invalid)?)
+        .key_schema(key("sk", KeyType::Range).map_err(invalid)?)
+        .send()
+        .await
+        .map_err(|e| CursorError::Store { detail: describe(&e), retryable: sdk_retryable(&e) })?;
+    Ok(())
+}
