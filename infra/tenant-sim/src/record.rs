@@ -12,6 +12,7 @@ pub struct RecordedRequest {
     pub path: String,
     /// Decoded query pairs in request order.
     pub query: Vec<(String, String)>,
+    /// 0 while no response was sent: the client gave up first (timeouts) or it is still pending.
     pub status: u16,
     /// Simulated time at which it was served.
     pub at: Instant,
@@ -33,8 +34,19 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn push(&self, r: RecordedRequest) {
-        self.lock().push(r);
+    /// Records a request as it arrives; returns its index for [`RequestLog::answer`].
+    pub fn push(&self, r: RecordedRequest) -> usize {
+        let mut v = self.lock();
+        v.push(r);
+        v.len() - 1
+    }
+
+    /// Completes a record with the response sent.
+    pub fn answer(&self, index: usize, status: u16, client_id: Option<String>) {
+        if let Some(r) = self.lock().get_mut(index) {
+            r.status = status;
+            r.client_id = client_id;
+        }
     }
 
     pub fn all(&self) -> Vec<RecordedRequest> {
@@ -50,6 +62,7 @@ impl RequestLog {
         self.lock().iter().filter(|r| r.path.starts_with(prefix)).count()
     }
 
+    /// Forgets every record; requests still in flight then complete nothing.
     pub fn clear(&self) {
         self.lock().clear();
     }

@@ -24,12 +24,19 @@ use crate::state::Sim;
 const MAX_BUFFERED_BODY: usize = 256 * 1024 * 1024;
 
 pub async fn shape(State(sim): State<Sim>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
     let path = req.uri().path().to_owned();
-    let query = query_pairs(req.uri().query());
     let fault = sim.faults.decide(&path);
-    let fault_name = fault.as_ref().map(|f| f.name().to_owned());
     let is_entra = path.contains("/oauth2/");
+    // Recorded on arrival, so a request whose client gives up (a timeout) is in the log too.
+    let index = sim.log.push(RecordedRequest {
+        method: req.method().to_string(),
+        path,
+        query: query_pairs(req.uri().query()),
+        status: 0,
+        at: sim.clock.now(),
+        fault: fault.as_ref().map(|f| f.name().to_owned()),
+        client_id: None,
+    });
     let response = match fault {
         None => next.run(req).await,
         Some(FaultKind::Slow { delay_ms }) => {
@@ -46,15 +53,7 @@ pub async fn shape(State(sim): State<Sim>, req: Request, next: Next) -> Response
         }
         Some(FaultKind::Truncate) => truncate(next.run(req).await).await,
     };
-    sim.log.push(RecordedRequest {
-        method,
-        path,
-        query,
-        status: response.status().as_u16(),
-        at: sim.clock.now(),
-        fault: fault_name,
-        client_id: response.extensions().get::<Caller>().map(|c| c.0.clone()),
-    });
+    sim.log.answer(index, response.status().as_u16(), response.extensions().get::<Caller>().map(|c| c.0.clone()));
     response
 }
 

@@ -1,0 +1,122 @@
+//! The Graph client alone against the simulator: what it retries, how long it waits, what it
+//! refuses to retry, and what it sends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use m365_ingest::adapters::graph::{Audience, HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::error::GraphError;
+use m365_ingest::ports::{GraphApi, PageRequest};
+use m365_ingest::{GraphTime, Source};
+use support::*;
+use tenant_sim::{FaultKind, FaultSpec, Scenario, Simulator};
+
+const ALERTS: &str = "/v1.0/security/alerts_v2";
+
+async fn client(timeout: Duration) -> (Simulator, HttpGraphApi) {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
+    let http = HttpSettings {
+        login_base_url: sim.base_url().into(),
+        graph_base_url: sim.base_url().into(),
+        extra_ca_pem: Some(sim.ca_pem().into()),
+        request_timeout: timeout,
+        ..HttpSettings::default()
+    };
+    let api = HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap();
+    (sim, api)
+}
+
+fn query() -> PageRequest {
+    let to = GraphTime::parse(START).unwrap();
+    PageRequest::Query {
+        source: Source::DefenderAlerts,
+        from: to.minus(Duration::from_secs(86_400)),
+        to,
+        top: 10,
+        skip: 0,
+        expand_alerts: false,
+    }
+}
+
+#[tokio::test]
+async fn sends_the_window_filter_order_and_prefer_header() {
+    let (sim, api) = client(Duration::from_secs(30)).await;
+    let page = api.page(&secret_creds(), &query()).await.unwrap();
+    assert_eq!(page.items.len(), 10);
+    let r = &sim.requests().matching(ALERTS)[0];
+    assert_eq!(
+        r.query_value("$filter"),
+        Some("lastUpdateDateTime ge 2026-11-25T12:00:00.0000000Z and lastUpdateDateTime lt 2026-11-26T12:00:00.0000000Z")
+    );
+    assert_eq!(r.query_value("$orderby"), Some("lastUpdateDateTime asc"));
+    assert_eq!(r.query_value("$top"), Some("10"));
+    assert_eq!(r.query_value("$skip"), None);
+    // With the Prefer header, newer enum members arrive as themselves.
+    let PageRequest::Query { source, from, to, skip, expand_alerts, .. } = query() else { unreachable!() };
+    let all = api.page(&secret_creds(), &PageRequest::Query { source, from, to, top: 1000, skip, expand_alerts }).await.unwrap();
+    assert!(!all.items.iter().any(|i| i.raw.get().contains("\"serviceSource\":\"unknownFutureValue\"")));
+}
+
+#[tokio::test]
+async fn timeouts_and_cut_bodies_are_retried() {
+    let (sim, api) = client(Duration::from_millis(300)).await;
+    sim.inject(FaultSpec::new(ALERTS, FaultKind::Slow { delay_ms: 2_000 }).on(&[1]));
+    sim.inject(FaultSpec::new(ALERTS, FaultKind::Truncate).on(&[2]));
+    let page = api.page(&secret_creds(), &query()).await.unwrap();
+    assert_eq!(page.items.len(), 10);
+    // The simulator records the slow request when it finally answers, after the client gave up.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let mut faults: Vec<Option<String>> = sim.requests().matching(ALERTS).into_iter().map(|r| r.fault).collect();
+    faults.sort();
+    assert_eq!(faults, vec![None, Some("slow".into()), Some("truncate".into())]);
+}
+
+#[tokio::test]
+async fn a_401_refreshes_the_token_once_and_retries_the_same_page() {
+    let (sim, api) = client(Duration::from_secs(30)).await;
+    api.page(&secret_creds(), &query()).await.unwrap();
+    sim.inject(FaultSpec::new(ALERTS, FaultKind::ExpireToken).on(&[1]));
+    let token_calls = || sim.requests().count("/6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b/oauth2/v2.0/token");
+    assert_eq!(token_calls(), 1);
+    api.page(&secret_creds(), &query()).await.unwrap();
+    assert_eq!(token_calls(), 2, "one new token");
+    let log = sim.requests().matching(ALERTS);
+    assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), vec![200, 401, 200]);
+    assert_eq!(log[1].query, log[2].query, "the same page again");
+}
+
+#[tokio::test]
+async fn throttling_gives_up_within_its_bounds() {
+    let (sim, api) = client(Duration::from_secs(30)).await;
+    sim.inject(FaultSpec::new(ALERTS, FaultKind::Throttle { retry_after_secs: 1 }));
+    let e = api.page(&secret_creds(), &query()).await.unwrap_err();
+    assert!(matches!(e, GraphError::Throttled { attempts: 6, .. }), "{e:?}");
+    assert!(e.is_retryable());
+    assert_eq!(sim.requests().count(ALERTS), 6, "RetryPolicy::quick allows 6 attempts");
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let (sim, api) = client(Duration::from_secs(30)).await;
+    let bad = PageRequest::Link(format!("{}/v1.0/security/alerts_v2?$skip=501", sim.base_url()));
+    let e = api.page(&secret_creds(), &bad).await.unwrap_err();
+    assert!(matches!(&e, GraphError::Http { status: 400, code, .. } if code == "BadRequest"), "{e:?}");
+    assert!(!e.is_retryable());
+    assert_eq!(sim.requests().count(ALERTS), 1);
+}
+
+#[tokio::test]
+async fn tokens_are_cached_per_audience_and_their_roles_kept() {
+    let (sim, api) = client(Duration::from_secs(30)).await;
+    for _ in 0..3 {
+        api.page(&secret_creds(), &query()).await.unwrap();
+    }
+    assert_eq!(sim.requests().count("/6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b/oauth2/v2.0/token"), 1);
+    let roles = api.tokens().roles(&secret_creds(), Audience::Graph).await.unwrap().unwrap();
+    assert!(roles.contains(&"SecurityAlert.Read.All".to_owned()));
+    api.tokens().token(&secret_creds(), Audience::CloudApps).await.unwrap();
+    assert_eq!(sim.requests().count("/6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b/oauth2/v2.0/token"), 2, "another audience, another token");
+}
