@@ -209,6 +209,51 @@ mod tests {
         assert_eq!(e.to_json(), body, "Outgoing and Envelope serialise alike");
     }
 
+    /// Fails every entry whose body contains `marker` the first `times` attempts.
+    struct Flaky {
+        inner: MemoryAlertQueue,
+        marker: &'static str,
+        times: std::sync::Mutex<u32>,
+        retryable: bool,
+    }
+
+    impl AlertQueue for Flaky {
+        async fn send_batch(&self, entries: &[QueueEntry]) -> Result<crate::ports::SendReport, QueueError> {
+            let fail = {
+                let mut t = self.times.lock().unwrap();
+                let f = *t > 0;
+                *t = t.saturating_sub(1);
+                f
+            };
+            let (bad, good): (Vec<_>, Vec<_>) = entries.iter().cloned().partition(|e| fail && e.body.contains(self.marker));
+            self.inner.send_batch(&good).await?;
+            Ok(crate::ports::SendReport {
+                failed: bad
+                    .into_iter()
+                    .map(|e| crate::ports::FailedEntry { id: e.id, retryable: self.retryable, reason: "InternalError: try again".into() })
+                    .collect(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_entries_are_retried_until_accepted_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DeliverySettings { retry_delay: Duration::from_millis(1), ..DeliverySettings::default() };
+        let q = Flaky { inner: MemoryAlertQueue::new(), marker: "\"a3\"", times: std::sync::Mutex::new(2), retryable: true };
+        let d = deliver(&items(5, 10), &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap();
+        assert_eq!(d.messages, 5);
+        assert_eq!(q.inner.len(), 5, "each accepted once");
+        assert_eq!(q.inner.calls(), 3, "the failed entry alone was sent again, twice");
+        // Failing beyond the attempts, or for good, is an error: the page is not committed.
+        let q = Flaky { inner: MemoryAlertQueue::new(), marker: "\"a3\"", times: std::sync::Mutex::new(10), retryable: true };
+        let e = deliver(&items(5, 10), &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap_err();
+        assert!(matches!(e, Error::Queue(QueueError::Undelivered { failed: 1, attempts: 4, .. })), "{e:?}");
+        let q = Flaky { inner: MemoryAlertQueue::new(), marker: "\"a3\"", times: std::sync::Mutex::new(1), retryable: false };
+        let e = deliver(&items(5, 10), &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap_err();
+        assert!(matches!(e, Error::Queue(QueueError::Undelivered { attempts: 1, .. })), "{e:?}");
+    }
+
     #[test]
     fn keys_stay_inside_their_folder() {
         assert_eq!(safe_key("da637_-96"), "da637_-96");
