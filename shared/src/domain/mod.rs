@@ -3,6 +3,8 @@
 pub mod alert;
 pub mod cursor;
 pub mod envelope;
+pub mod filter;
+pub mod graph_alert;
 pub mod integration;
 pub mod source;
 pub mod time;
