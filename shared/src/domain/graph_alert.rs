@@ -88,6 +88,7 @@ pub struct Evidence {
     pub image_file: Option<FileDetails>,
     pub parent_process_image_file: Option<FileDetails>,
     pub process_command_line: Option<String>,
+    pub process_id: Option<i64>,
     pub user_account: Option<UserAccount>,
     // device
     pub mde_device_id: Option<String>,

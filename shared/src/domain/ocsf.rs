@@ -1,0 +1,254 @@
+//! The alert as an OCSF 1.8.0 Detection Finding (class_uid 2004), for Security Lake and SIEMs
+//! that take OCSF without a mapping of their own. The Microsoft object is kept in `raw_data`.
+
+use serde_json::{json, Map, Value};
+
+use super::graph_alert::{Evidence, FileDetails, GraphAlert};
+use super::time::GraphTime;
+
+pub const OCSF_VERSION: &str = "1.8.0";
+
+fn ms(s: Option<&str>) -> Option<i64> {
+    s.and_then(|s| GraphTime::parse(s).ok()).map(|t| t.ticks() / 10_000)
+}
+
+/// A JSON object that leaves out absent values (OCSF rejects nulls).
+struct Obj(Map<String, Value>);
+
+impl Obj {
+    fn new() -> Self {
+        Obj(Map::new())
+    }
+    fn set(mut self, k: &str, v: impl Into<Value>) -> Self {
+        self.0.insert(k.into(), v.into());
+        self
+    }
+    fn opt<T: Into<Value>>(mut self, k: &str, v: Option<T>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(k.into(), v.into());
+        }
+        self
+    }
+    fn done(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// Create when the alert is new (created = last updated), Close when resolved, Update otherwise.
+pub fn activity(a: &GraphAlert) -> (u8, &'static str) {
+    if a.status.as_deref() == Some("resolved") {
+        (3, "Close")
+    } else if a.created_date_time.is_some() && ms(a.created_date_time.as_deref()) == ms(a.last_update_date_time.as_deref()) {
+        (1, "Create")
+    } else {
+        (2, "Update")
+    }
+}
+
+fn severity(s: Option<&str>) -> (u8, &'static str) {
+    match s {
+        Some("informational") => (1, "Informational"),
+        Some("low") => (2, "Low"),
+        Some("medium") => (3, "Medium"),
+        Some("high") => (4, "High"),
+        _ => (0, "Unknown"),
+    }
+}
+
+fn status(s: Option<&str>) -> (u8, &'static str) {
+    match s {
+        Some("new") => (1, "New"),
+        Some("inProgress") => (2, "In Progress"),
+        Some("resolved") => (4, "Resolved"),
+        _ => (0, "Unknown"),
+    }
+}
+
+fn verdict(v: Option<&str>) -> (u8, &'static str) {
+    match v {
+        Some("falsePositive") => (1, "False Positive"),
+        Some("truePositive") | Some("malicious") => (2, "True Positive"),
+        Some("suspicious") => (4, "Suspicious"),
+        Some("informationalExpectedActivity") | Some("noThreatsFound") => (5, "Benign"),
+        _ => (0, "Unknown"),
+    }
+}
+
+fn product(service_source: Option<&str>) -> &'static str {
+    match service_source {
+        Some("microsoftDefenderForEndpoint") => "Microsoft Defender for Endpoint",
+        Some("microsoftDefenderForIdentity") => "Microsoft Defender for Identity",
+        Some("microsoftDefenderForCloudApps") => "Microsoft Defender for Cloud Apps",
+        Some("microsoftDefenderForOffice365") => "Microsoft Defender for Office 365",
+        Some("azureAdIdentityProtection") => "Microsoft Entra ID Protection",
+        Some("dataLossPrevention") => "Microsoft Purview Data Loss Prevention",
+        Some("microsoftSentinel") => "Microsoft Sentinel",
+        Some("microsoftDefenderForCloud") => "Microsoft Defender for Cloud",
+        Some("microsoftInsiderRiskManagement") => "Microsoft Purview Insider Risk Management",
+        Some("microsoftAppGovernance") => "App governance",
+        _ => "Microsoft Defender XDR",
+    }
+}
+
+fn file(f: &FileDetails) -> Option<Value> {
+    let name = f.file_name.clone()?;
+    let hashes: Vec<Value> = [(2, "SHA-1", &f.sha1), (3, "SHA-256", &f.sha256), (1, "MD5", &f.md5)]
+        .into_iter()
+        .filter_map(|(id, alg, v)| v.as_ref().map(|v| json!({"algorithm_id": id, "algorithm": alg, "value": v})))
+        .collect();
+    let path = f.file_path.as_ref().map(|p| format!("{}\\{name}", p.trim_end_matches(['\\', '/'])));
+    Some(
+        Obj::new()
+            .set("name", name)
+            .set("type_id", 1)
+            .set("type", "Regular File")
+            .opt("path", path)
+            .opt("parent_folder", f.file_path.clone())
+            .opt("size", f.file_size)
+            .opt("company_name", f.file_publisher.clone())
+            .opt("hashes", (!hashes.is_empty()).then_some(Value::Array(hashes)))
+            .done(),
+    )
+}
+
+fn evidence(e: &Evidence) -> Option<Value> {
+    let (vid, vname) = verdict(e.verdict.as_deref());
+    let base = Obj::new().set("verdict_id", vid).set("verdict", vname);
+    let artifact = match e.kind() {
+        "deviceEvidence" => {
+            if e.mde_device_id.is_none() && e.device_dns_name.is_none() {
+                return None;
+            }
+            let d = Obj::new()
+                .opt("uid", e.mde_device_id.clone())
+                .opt("hostname", e.device_dns_name.clone())
+                .set("type_id", 0)
+                .set("type", "Unknown");
+            ("device", d.done())
+        }
+        "fileEvidence" => ("file", file(e.file_details.as_ref()?)?),
+        "processEvidence" => {
+            let user = e.user_account.as_ref().and_then(|u| {
+                u.account_name
+                    .as_ref()
+                    .map(|n| Obj::new().set("name", n.clone()).opt("domain", u.domain_name.clone()).opt("uid", u.user_sid.clone()).done())
+            });
+            let p = Obj::new()
+                .set("pid", e.process_id.unwrap_or(0))
+                .opt("name", e.image_file.as_ref().and_then(|f| f.file_name.clone()))
+                .opt("cmd_line", e.process_command_line.clone())
+                .opt("file", e.image_file.as_ref().and_then(file))
+                .opt("user", user);
+            ("process", p.done())
+        }
+        "userEvidence" | "mailboxEvidence" => {
+            let u = e.user_account.as_ref();
+            let name =
+                u.and_then(|u| u.user_principal_name.clone().or_else(|| u.account_name.clone())).or_else(|| e.primary_address.clone())?;
+            let user = Obj::new()
+                .set("name", name)
+                .opt("uid", u.and_then(|u| u.azure_ad_user_id.clone().or_else(|| u.user_sid.clone())))
+                .opt("domain", u.and_then(|u| u.domain_name.clone()));
+            ("user", user.done())
+        }
+        "ipEvidence" => ("src_endpoint", json!({"ip": e.ip_address.clone()?})),
+        "urlEvidence" => ("url", json!({"url_string": e.url.clone()?})),
+        _ => return None,
+    };
+    Some(base.set(artifact.0, artifact.1).done())
+}
+
+/// MITRE ids like `T1564.001` as OCSF attacks (technique and sub-technique by id).
+fn attacks(techniques: &[String]) -> Vec<Value> {
+    techniques
+        .iter()
+        .map(|t| match t.split_once('.') {
+            Some((tech, _)) => json!({"technique": {"uid": tech}, "sub_technique": {"uid": t}}),
+            None => json!({"technique": {"uid": t}}),
+        })
+        .collect()
+}
+
+/// Renders a Detection Finding; `raw` is the Microsoft object as received.
+pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
+    let (activity_id, activity_name) = activity(a);
+    let (severity_id, severity_name) = severity(a.severity.as_deref());
+    let (status_id, status_name) = status(a.status.as_deref());
+    let (verdict_id, verdict_name) = verdict(a.classification.as_deref());
+    let updated = ms(a.last_update_date_time.as_deref());
+    let analytic = a.detector_id.as_ref().map(|d| json!({"uid": d, "type_id": 0, "type": "Unknown"}));
+    let finding = Obj::new()
+        .set("uid", a.id.clone())
+        .opt("uid_alt", a.provider_alert_id.clone())
+        .opt("title", a.title.clone())
+        .opt("desc", a.description.clone())
+        .opt("types", a.category.clone().map(|c| vec![c]))
+        .opt("src_url", a.alert_web_url.clone())
+        .opt("created_time", ms(a.created_date_time.as_deref()))
+        .opt("modified_time", updated)
+        .opt("first_seen_time", ms(a.first_activity_date_time.as_deref()))
+        .opt("last_seen_time", ms(a.last_activity_date_time.as_deref()))
+        .opt("analytic", analytic)
+        .opt("attacks", (!a.mitre_techniques.is_empty()).then(|| attacks(&a.mitre_techniques)));
+    let feature = a.detection_source.as_ref().map(|d| json!({"name": d}));
+    let metadata = Obj::new()
+        .set("version", OCSF_VERSION)
+        .set("profiles", vec!["security_control"])
+        .set(
+            "product",
+            Obj::new().set("name", product(a.service_source.as_deref())).set("vendor_name", "Microsoft").opt("feature", feature).done(),
+        )
+        .set("uid", a.id.clone())
+        .opt("correlation_uid", a.incident_id.clone())
+        .opt("tenant_uid", a.tenant_id.clone())
+        .opt("modified_time", updated);
+    let evidences: Vec<Value> = a.evidence.iter().filter_map(evidence).collect();
+    let resources: Vec<Value> = a
+        .evidence
+        .iter()
+        .filter(|e| e.kind() == "deviceEvidence")
+        .filter_map(|e| {
+            e.mde_device_id
+                .as_ref()
+                .map(|id| Obj::new().set("uid", id.clone()).opt("name", e.device_dns_name.clone()).set("type", "Device").done())
+        })
+        .collect();
+    let mut unmapped = Obj::new()
+        .opt("classification", a.classification.clone())
+        .opt("determination", a.determination.clone())
+        .opt("serviceSource", a.service_source.clone())
+        .opt("incidentWebUrl", a.incident_web_url.clone())
+        .opt("threatDisplayName", a.threat_display_name.clone());
+    let other: Vec<&str> = a.evidence.iter().filter(|e| evidence(e).is_none()).map(Evidence::kind).collect();
+    if !other.is_empty() {
+        unmapped = unmapped.set("unmappedEvidenceTypes", other);
+    }
+    Obj::new()
+        .set("activity_id", activity_id)
+        .set("activity_name", activity_name)
+        .set("category_uid", 2)
+        .set("category_name", "Findings")
+        .set("class_uid", 2004)
+        .set("class_name", "Detection Finding")
+        .set("type_uid", 200_400 + u32::from(activity_id))
+        .set("type_name", format!("Detection Finding: {activity_name}"))
+        .set("severity_id", severity_id)
+        .set("severity", severity_name)
+        .set("status_id", status_id)
+        .set("status", status_name)
+        .set("verdict_id", verdict_id)
+        .set("verdict", verdict_name)
+        .set("time", updated.or(ms(a.created_date_time.as_deref())).unwrap_or(0))
+        .opt("start_time", ms(a.first_activity_date_time.as_deref()))
+        .opt("end_time", ms(a.last_activity_date_time.as_deref()))
+        .opt("message", a.title.clone())
+        .set("is_alert", true)
+        .set("metadata", metadata.done())
+        .set("finding_info", finding.done())
+        .opt("evidences", (!evidences.is_empty()).then_some(evidences))
+        .opt("resources", (!resources.is_empty()).then_some(resources))
+        .opt("remediation", a.recommended_actions.clone().map(|d| json!({"desc": d})))
+        .set("raw_data", raw)
+        .set("unmapped", unmapped.done())
+        .done()
+}

@@ -1,0 +1,283 @@
+//! The output contract, `m365-ingest.alert.v1`: one alert per message, summarised for SOC
+//! tools, with what the processor did and the original Microsoft object (DESIGN.md §4). The
+//! JSON Schema is `shared/schemas/m365-ingest.alert.v1.schema.json`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::envelope::ObjectRef;
+use super::graph_alert::{FileDetails, GraphAlert};
+use super::source::Source;
+use super::time::GraphTime;
+
+pub const OUTPUT_SCHEMA: &str = "m365-ingest.alert.v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertMessage {
+    pub schema: String,
+    pub integration_id: String,
+    pub tenant_id: String,
+    pub source: Source,
+    pub id: String,
+    /// The alert's `lastUpdateDateTime`: this message describes that version.
+    pub version: GraphTime,
+    pub dedup_key: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: String,
+    pub status: String,
+    pub classification: Option<String>,
+    pub determination: Option<String>,
+    pub category: Option<String>,
+    pub service_source: Option<String>,
+    pub detection_source: Option<String>,
+    pub detector_id: Option<String>,
+    pub threat: Option<String>,
+    pub mitre_techniques: Vec<String>,
+    pub created_at: Option<String>,
+    pub first_activity_at: Option<String>,
+    pub last_activity_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub incident: Option<IncidentRef>,
+    pub links: Links,
+    pub entities: Entities,
+    pub processing: Processing,
+    /// The alert exactly as Graph returned it, or None when `original_ref` holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_ref: Option<ObjectRef>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IncidentRef {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub status: Option<String>,
+    pub web_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Links {
+    pub alert: Option<String>,
+    pub incident: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entities {
+    pub users: Vec<User>,
+    pub devices: Vec<Device>,
+    pub files: Vec<File>,
+    pub processes: Vec<Process>,
+    pub mailboxes: Vec<String>,
+    pub messages: Vec<Message>,
+    pub ips: Vec<String>,
+    pub urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub upn: Option<String>,
+    pub account_name: Option<String>,
+    pub domain: Option<String>,
+    pub sid: Option<String>,
+    pub aad_user_id: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Device {
+    pub mde_device_id: Option<String>,
+    pub aad_device_id: Option<String>,
+    pub dns_name: Option<String>,
+    pub os_platform: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct File {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub size: Option<i64>,
+    /// The device the file was seen on (MDE machine id): where live response can fetch it.
+    pub mde_device_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    pub image: Option<String>,
+    pub command_line: Option<String>,
+    pub parent_image: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Message {
+    pub network_message_id: Option<String>,
+    pub internet_message_id: Option<String>,
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub delivery_location: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Processing {
+    pub processor: String,
+    pub processed_at: GraphTime,
+    pub filters_passed: Vec<String>,
+    pub notes: Vec<String>,
+    pub evidence: EvidenceRetrieval,
+}
+
+/// Evidence retrieval (quarantined files and emails): what was fetched, or why not.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EvidenceRetrieval {
+    /// `not_requested` (retrieval off for the integration), `retrieved`, `failed`, `not_applicable`.
+    pub status: String,
+    pub artifacts: Vec<ObjectRef>,
+    pub reason: Option<String>,
+}
+
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
+    if !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+fn file(f: &FileDetails, device: Option<&String>) -> File {
+    File {
+        name: f.file_name.clone(),
+        path: f.file_path.clone(),
+        sha1: f.sha1.clone(),
+        sha256: f.sha256.clone(),
+        size: f.file_size,
+        mde_device_id: device.cloned(),
+    }
+}
+
+/// The entities of an alert, one entry each, in evidence order.
+pub fn entities(a: &GraphAlert) -> Entities {
+    let mut out = Entities::default();
+    for e in &a.evidence {
+        if let Some(u) = &e.user_account {
+            let user = User {
+                upn: u.user_principal_name.clone(),
+                account_name: u.account_name.clone(),
+                domain: u.domain_name.clone(),
+                sid: u.user_sid.clone(),
+                aad_user_id: u.azure_ad_user_id.clone(),
+                display_name: u.display_name.clone(),
+            };
+            if e.kind() == "userEvidence" || e.kind() == "processEvidence" {
+                push_unique(&mut out.users, user);
+            }
+        }
+        match e.kind() {
+            "deviceEvidence" => push_unique(
+                &mut out.devices,
+                Device {
+                    mde_device_id: e.mde_device_id.clone(),
+                    aad_device_id: e.azure_ad_device_id.clone(),
+                    dns_name: e.device_dns_name.clone(),
+                    os_platform: e.os_platform.clone(),
+                },
+            ),
+            "fileEvidence" => {
+                if let Some(f) = &e.file_details {
+                    push_unique(&mut out.files, file(f, e.mde_device_id.as_ref()));
+                }
+            }
+            "processEvidence" => {
+                if let Some(f) = &e.image_file {
+                    push_unique(&mut out.files, file(f, e.mde_device_id.as_ref()));
+                }
+                push_unique(
+                    &mut out.processes,
+                    Process {
+                        image: e.image_file.as_ref().and_then(|f| f.file_name.clone()),
+                        command_line: e.process_command_line.clone(),
+                        parent_image: e.parent_process_image_file.as_ref().and_then(|f| f.file_name.clone()),
+                    },
+                );
+            }
+            "mailboxEvidence" => {
+                if let Some(m) = e.primary_address.clone().or_else(|| e.upn.clone()) {
+                    push_unique(&mut out.mailboxes, m);
+                }
+            }
+            "analyzedMessageEvidence" => push_unique(
+                &mut out.messages,
+                Message {
+                    network_message_id: e.network_message_id.clone(),
+                    internet_message_id: e.internet_message_id.clone(),
+                    subject: e.subject.clone(),
+                    sender: e.p1_sender.as_ref().and_then(|s| s.email_address.clone()),
+                    recipient: e.recipient_email_address.clone(),
+                    delivery_location: e.delivery_location.clone(),
+                },
+            ),
+            "ipEvidence" => {
+                if let Some(ip) = e.ip_address.clone() {
+                    push_unique(&mut out.ips, ip);
+                }
+            }
+            "urlEvidence" => {
+                if let Some(u) = e.url.clone() {
+                    push_unique(&mut out.urls, u);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+pub struct MessageContext<'a> {
+    pub integration_id: &'a str,
+    pub tenant_id: &'a str,
+    pub source: Source,
+    pub dedup_key: String,
+    pub incident: Option<IncidentRef>,
+    pub processing: Processing,
+}
+
+impl AlertMessage {
+    pub fn build(a: &GraphAlert, version: GraphTime, raw: &RawValue, ctx: MessageContext<'_>) -> AlertMessage {
+        AlertMessage {
+            schema: OUTPUT_SCHEMA.into(),
+            integration_id: ctx.integration_id.into(),
+            tenant_id: ctx.tenant_id.into(),
+            source: ctx.source,
+            id: a.id.clone(),
+            version,
+            dedup_key: ctx.dedup_key,
+            title: a.title.clone().unwrap_or_default(),
+            description: a.description.clone(),
+            severity: a.severity.clone().unwrap_or_else(|| "unknown".into()),
+            status: a.status.clone().unwrap_or_else(|| "unknown".into()),
+            classification: a.classification.clone(),
+            determination: a.determination.clone(),
+            category: a.category.clone(),
+            service_source: a.service_source.clone(),
+            detection_source: a.detection_source.clone(),
+            detector_id: a.detector_id.clone(),
+            threat: a.threat_display_name.clone(),
+            mitre_techniques: a.mitre_techniques.clone(),
+            created_at: a.created_date_time.clone(),
+            first_activity_at: a.first_activity_date_time.clone(),
+            last_activity_at: a.last_activity_date_time.clone(),
+            resolved_at: a.resolved_date_time.clone(),
+            incident: ctx.incident,
+            links: Links { alert: a.alert_web_url.clone(), incident: a.incident_web_url.clone() },
+            entities: entities(a),
+            processing: ctx.processing,
+            original: Some(raw.to_owned()),
+            original_ref: None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,183 @@
+//! The output contract: every message validates against our JSON Schema, and every OCSF
+//! rendering against the official OCSF 1.8.0 Detection Finding schema.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use m365_ingest::domain::graph_alert::GraphAlert;
+use m365_ingest::domain::ocsf;
+use m365_ingest::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
+use m365_ingest::{GraphTime, Source};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use support::*;
+use tenant_sim::data::kinds::{AlertKind, DEFAULT_MIX};
+use tenant_sim::{Scenario, Simulator};
+
+fn schema(path: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    jsonschema::validator_for(&serde_json::from_str::<Value>(&text).unwrap()).unwrap()
+}
+
+fn v1() -> jsonschema::Validator {
+    schema("schemas/m365-ingest.alert.v1.schema.json")
+}
+
+fn ocsf_schema() -> jsonschema::Validator {
+    schema("tests/fixtures/ocsf/detection_finding.schema.json")
+}
+
+fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+fn message(raw: &str) -> (GraphAlert, Value) {
+    let a: GraphAlert = serde_json::from_str(raw).unwrap();
+    let version = GraphTime::parse(a.last_update_date_time.as_deref().unwrap()).unwrap();
+    let raw = RawValue::from_string(raw.to_owned()).unwrap();
+    let ctx = MessageContext {
+        integration_id: "contoso",
+        tenant_id: a.tenant_id.as_deref().unwrap_or("t"),
+        source: Source::DefenderAlerts,
+        dedup_key: format!("defender_alerts/t/{}/{version}", a.id),
+        incident: None,
+        processing: Processing {
+            processor: "m365-ingest/test".into(),
+            processed_at: GraphTime::from_unix_seconds(1_800_000_000),
+            filters_passed: vec!["severity".into()],
+            notes: vec![],
+            evidence: EvidenceRetrieval { status: "not_requested".into(), artifacts: vec![], reason: None },
+        },
+    };
+    let m = AlertMessage::build(&a, version, &raw, ctx);
+    (a, serde_json::from_str(&m.to_json()).unwrap())
+}
+
+/// Every alert kind the simulator makes, with the Prefer header (newer enum members included).
+async fn simulated_alerts() -> Vec<String> {
+    let mut s = Scenario::default();
+    s.tenants[0].alerts.count = 300;
+    s.tenants[0].alerts.update_fraction = 0.5;
+    s.tenants[0].alerts.to = "-1h".into();
+    s.tenants[0].alerts.mix =
+        DEFAULT_MIX.iter().filter(|(k, _)| *k != AlertKind::MdoCampaign).map(|(k, _)| (*k, 1)).collect::<BTreeMap<_, _>>();
+    let sim = Simulator::start(fixed(s)).await.unwrap();
+    sim.clock().advance_secs(48 * 3600); // every update visible, many resolved
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let http =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
+    let tok: Value = http
+        .post(sim.token_url(TENANT))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", tenant_sim::scenario::DEFAULT_CLIENT_ID),
+            ("client_secret", tenant_sim::scenario::DEFAULT_CLIENT_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body: Value = http
+        .get(format!("{}/v1.0/security/alerts_v2?$top=1000", sim.base_url()))
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .header("Prefer", "include-unknown-enum-members")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["value"].as_array().unwrap().iter().map(|a| a.to_string()).collect()
+}
+
+fn doc_samples() -> Vec<String> {
+    ["graph_alerts_v2_list.json", "graph_alerts_v2_list_sentinel.json"]
+        .iter()
+        .flat_map(|f| {
+            let v: Value = serde_json::from_str(
+                &std::fs::read_to_string(format!("{}/../infra/tenant-sim/tests/fixtures/microsoft-docs/{f}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap(),
+            )
+            .unwrap();
+            v["value"].as_array().unwrap().iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_validators_work_on_the_official_example() {
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/tests/fixtures/ocsf/example_detection_finding.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap();
+    assert!(errors(&ocsf_schema(), &example).is_empty());
+    let mut broken = example.clone();
+    broken["class_uid"] = json!(2001);
+    assert!(!errors(&ocsf_schema(), &broken).is_empty());
+}
+
+#[tokio::test]
+async fn every_message_validates_against_the_v1_schema() {
+    let v = v1();
+    let mut all = doc_samples();
+    all.extend(simulated_alerts().await);
+    assert!(all.len() > 250);
+    for raw in &all {
+        let (_, m) = message(raw);
+        let e = errors(&v, &m);
+        assert!(e.is_empty(), "{e:?}\n{}", serde_json::to_string_pretty(&m).unwrap());
+        assert_eq!(&m["original"], &serde_json::from_str::<Value>(raw).unwrap(), "the original travels untouched");
+    }
+    // The schema is strict where consumers rely on it.
+    let (_, mut m) = message(&all[0]);
+    m["surprise"] = json!(1);
+    assert!(!errors(&v, &m).is_empty(), "unknown fields are refused");
+    let (_, mut m) = message(&all[0]);
+    m.as_object_mut().unwrap().remove("original");
+    assert!(!errors(&v, &m).is_empty(), "original or original_ref is required");
+}
+
+#[tokio::test]
+async fn every_alert_renders_as_a_valid_ocsf_detection_finding() {
+    let schema = ocsf_schema();
+    let mut all = doc_samples();
+    all.extend(simulated_alerts().await);
+    let mut activities = BTreeMap::new();
+    for raw in &all {
+        let a: GraphAlert = serde_json::from_str(raw).unwrap();
+        let f = ocsf::detection_finding(&a, raw);
+        let e = errors(&schema, &f);
+        assert!(e.is_empty(), "{e:?}\n{}", serde_json::to_string_pretty(&f).unwrap());
+        assert_eq!(f["type_uid"], json!(200_400 + f["activity_id"].as_u64().unwrap()));
+        assert_eq!(f["raw_data"].as_str().unwrap(), raw, "the raw object kept");
+        *activities.entry(f["activity_name"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+    }
+    assert!(activities.contains_key("Create") && activities.contains_key("Update") && activities.contains_key("Close"), "{activities:?}");
+}
+
+#[test]
+fn ocsf_fields_follow_the_alert() {
+    let raw = &doc_samples()[0];
+    let a: GraphAlert = serde_json::from_str(raw).unwrap();
+    let f = ocsf::detection_finding(&a, raw);
+    assert_eq!((f["severity_id"].as_u64(), f["status_id"].as_u64()), (Some(2), Some(1)), "low, new");
+    assert_eq!(f["activity_name"], "Update", "created 2021-04-27, updated 2021-05-02");
+    assert_eq!(f["time"], json!(1_619_965_141_326_i64));
+    assert_eq!(f["finding_info"]["uid"], "da637551227677560813_-961444813");
+    assert_eq!(f["finding_info"]["attacks"][0]["sub_technique"]["uid"], "T1564.001");
+    assert_eq!(f["metadata"]["product"]["name"], "Microsoft Defender for Endpoint");
+    assert_eq!(f["metadata"]["correlation_uid"], "28282");
+    let kinds: Vec<&str> = f["evidences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_object().unwrap().keys().find(|k| !k.starts_with("verdict")).unwrap().as_str())
+        .collect();
+    assert_eq!(kinds, vec!["device", "file", "process"]);
+    assert_eq!(f["unmapped"]["unmappedEvidenceTypes"], json!(["registryKeyEvidence"]));
+}
