@@ -88,9 +88,43 @@ pub trait AlertQueue: Send + Sync {
 /// SQS SendMessageBatch takes at most 10 entries.
 pub const MAX_BATCH_ENTRIES: usize = 10;
 
-/// Where objects too large for a message go. `put` is idempotent for the same key and bytes.
+/// Where objects too large for a message go. `put` is idempotent for the same key and bytes;
+/// `get` returns what was put under `key`.
 pub trait ArtifactStore: Send + Sync {
     fn put(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<ObjectRef, ArtifactError>> + Send;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, ArtifactError>> + Send;
+}
+
+/// What a dedup claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to publish: nobody published it, and no live claim by another processor exists.
+    Fresh,
+    /// Published before: skip it.
+    Published,
+    /// Another processor holds a live claim: try again later.
+    InFlight,
+}
+
+/// The processor's dedup keys (DESIGN.md §3, last point).
+///
+/// Contract: `claim` returns `Fresh` and records a claim by `owner` until `claim_until` when the
+/// key is unknown, or claimed with an expired claim; `Published` when it was marked published;
+/// `InFlight` when another owner's claim is live. `published` marks the key published (kept
+/// until `expires_at`, longer than any overlap). `release` drops `owner`'s claim so a retry can
+/// claim at once. A crash between publishing and `published` leaves a claim that expires:
+/// the next delivery publishes again (a duplicate), never nothing.
+pub trait DedupStore: Send + Sync {
+    fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        now: GraphTime,
+        claim_until: GraphTime,
+        expires_at: GraphTime,
+    ) -> impl Future<Output = Result<Claim, CursorError>> + Send;
+    fn published(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send;
+    fn release(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send;
 }
 
 /// Loads an integration's credentials by reference. Never logs what it loads.
@@ -180,6 +214,28 @@ mod shared_impls {
     impl<T: ArtifactStore> ArtifactStore for Arc<T> {
         fn put(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<ObjectRef, ArtifactError>> + Send {
             (**self).put(key, bytes)
+        }
+        fn get(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, ArtifactError>> + Send {
+            (**self).get(key)
+        }
+    }
+
+    impl<T: DedupStore> DedupStore for Arc<T> {
+        fn claim(
+            &self,
+            key: &str,
+            owner: &str,
+            now: GraphTime,
+            claim_until: GraphTime,
+            expires_at: GraphTime,
+        ) -> impl Future<Output = Result<Claim, CursorError>> + Send {
+            (**self).claim(key, owner, now, claim_until, expires_at)
+        }
+        fn published(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).published(key, owner)
+        }
+        fn release(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).release(key, owner)
         }
     }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::graph_alert::{FileDetails, GraphAlert};
@@ -56,7 +56,7 @@ pub const SEVERITIES: &[&str] = &["informational", "low", "medium", "high", "unk
 
 /// DLP enforcement as the processor names it. alerts_v2 documents no such field (ms-apis.md
 /// §12); see [`dlp_mode`] for what is read and how it maps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DlpMode {
     /// Blocking rules: RuleMode `Enforce`, policy mode `Enable`, endpoint modes 2, 3, 4.
@@ -105,7 +105,7 @@ pub enum Decision {
 }
 
 /// The filter settings of one integration, as stored (JSON) and validated at save time.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterDoc {
     /// Severities to keep; empty = all.
@@ -128,7 +128,7 @@ pub struct FilterDoc {
 /// What identifies a Prelude Security test: Prelude's probe runs each Verified Security Test as
 /// a binary named by the test's UUID in its `.vst` working directory (docs.preludesecurity.com,
 /// "Probes", "Security tests").
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PreludeDoc {
     /// Folder names that hold the test binaries.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::filter::FilterDoc;
 use super::source::Source;
 use super::window::WindowSettings;
 use crate::secret::Secret;
@@ -37,6 +38,19 @@ impl DefenderMode {
     }
 }
 
+/// What the processor publishes for an integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// `m365-ingest.alert.v1` (the default).
+    #[default]
+    AlertV1,
+    /// An OCSF 1.8.0 Detection Finding.
+    Ocsf,
+    /// Both, as two messages.
+    Both,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Integration {
     pub id: String,
@@ -48,6 +62,9 @@ pub struct Integration {
     pub defender_mode: DefenderMode,
     pub window: WindowSettings,
     pub poll_interval: Duration,
+    /// Checked at save time; the processor compiles them once per invocation.
+    pub filters: FilterDoc,
+    pub output: OutputFormat,
 }
 
 impl Integration {
@@ -61,6 +78,8 @@ impl Integration {
             defender_mode: DefenderMode::Alerts,
             window: WindowSettings { lookback: defaults::LOOKBACK, ingestion_delay: defaults::INGESTION_DELAY, overlap: defaults::OVERLAP },
             poll_interval: defaults::POLL_INTERVAL,
+            filters: FilterDoc::default(),
+            output: OutputFormat::default(),
         }
     }
 
@@ -118,6 +137,10 @@ pub struct IntegrationDoc {
     pub overlap_secs: u64,
     #[serde(default = "d_interval")]
     pub poll_interval_secs: u64,
+    #[serde(default)]
+    pub filters: FilterDoc,
+    #[serde(default)]
+    pub output: OutputFormat,
 }
 
 fn yes() -> bool {
@@ -181,6 +204,9 @@ impl IntegrationDoc {
         if self.overlap_secs == 0 {
             return Err(err("overlap_secs", "must be at least 1; late alerts are caught only within delay + overlap"));
         }
+        if let Err(e) = self.filters.validate() {
+            return Err(IntegrationError { id: self.id.clone(), field: "filters", problem: e.to_string() });
+        }
         Ok(Integration {
             window: WindowSettings {
                 lookback: Duration::from_secs(self.lookback_secs),
@@ -194,6 +220,8 @@ impl IntegrationDoc {
             secret_ref: self.secret_ref,
             enabled: self.enabled,
             defender_mode: self.defender_mode,
+            filters: self.filters,
+            output: self.output,
         })
     }
 }

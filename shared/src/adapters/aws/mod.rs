@@ -1,6 +1,7 @@
 //! AWS adapters over the real SDK clients (DynamoDB, SQS, S3, Secrets Manager).
 
 mod dynamo_cursor;
+mod dynamo_dedup;
 mod dynamo_integrations;
 mod provision;
 mod s3_artifacts;
@@ -9,6 +10,7 @@ mod secrets_manager;
 mod sqs_queue;
 
 pub use dynamo_cursor::DynamoCursorStore;
+pub use dynamo_dedup::DynamoDedupStore;
 pub use dynamo_integrations::DynamoIntegrations;
 pub use provision::create_state_table;
 pub use s3_artifacts::S3ArtifactStore;

@@ -22,6 +22,16 @@ impl S3ArtifactStore {
 }
 
 impl ArtifactStore for S3ArtifactStore {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, ArtifactError> {
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            let retryable =
+                !matches!(e, aws_sdk_s3::error::SdkError::ServiceError(_) | aws_sdk_s3::error::SdkError::ConstructionFailure(_));
+            ArtifactError::Put { detail: describe(&e), retryable }
+        })?;
+        let bytes = out.body.collect().await.map_err(|e| ArtifactError::Put { detail: e.to_string(), retryable: true })?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef, ArtifactError> {
         let r = ObjectRef { bucket: self.bucket.clone(), key: key.to_owned(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) };
         self.client

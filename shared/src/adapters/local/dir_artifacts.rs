@@ -25,6 +25,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl ArtifactStore for DirArtifactStore {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, ArtifactError> {
+        if key.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Err(ArtifactError::Put { detail: format!("key `{key}` is not a relative path"), retryable: false });
+        }
+        let path = self.root.join(key);
+        tokio::fs::read(&path).await.map_err(|e| ArtifactError::Put { detail: format!("{}: {e}", path.display()), retryable: false })
+    }
+
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef, ArtifactError> {
         if key.split('/').any(|p| p == ".." || p.is_empty()) {
             return Err(ArtifactError::Put { detail: format!("key `{key}` is not a relative path"), retryable: false });

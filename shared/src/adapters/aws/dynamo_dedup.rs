@@ -1,0 +1,115 @@
+//! Processor dedup keys in the state table: `pk = dedup#<key>`, `sk = dedup`, with a TTL
+//! (`expires_at`, epoch seconds) longer than any overlap.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use super::sdk::{describe, sdk_retryable};
+use crate::domain::time::GraphTime;
+use crate::error::CursorError;
+use crate::ports::{Claim, DedupStore};
+
+#[derive(Debug, Clone)]
+pub struct DynamoDedupStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDedupStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        DynamoDedupStore { client, table: table.to_owned() }
+    }
+
+    fn key(key: &str) -> [(String, AttributeValue); 2] {
+        [("pk".into(), AttributeValue::S(format!("dedup#{key}"))), ("sk".into(), AttributeValue::S("dedup".into()))]
+    }
+}
+
+fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> CursorError {
+    CursorError::Store { detail: describe(e), retryable: sdk_retryable(e) }
+}
+
+impl DedupStore for DynamoDedupStore {
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        now: GraphTime,
+        claim_until: GraphTime,
+        expires_at: GraphTime,
+    ) -> Result<Claim, CursorError> {
+        let [pk, sk] = Self::key(key);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression("SET #s = :claimed, claim_owner = :o, claim_until = :u, expires_at = :x")
+            .condition_expression("attribute_not_exists(#s) OR (#s = :claimed AND (claim_owner = :o OR claim_until < :now))")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
+            .expression_attribute_values(":o", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":u", AttributeValue::N(claim_until.ticks().to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.ticks().to_string()))
+            .expression_attribute_values(":x", AttributeValue::N(expires_at.unix_seconds().to_string()))
+            .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(Claim::Fresh),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let state = c.item.as_ref().and_then(|i| i.get("state")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    Ok(if state == "published" { Claim::Published } else { Claim::InFlight })
+                }
+                _ => Err(store_err(&e)),
+            },
+        }
+    }
+
+    async fn published(&self, key: &str, owner: &str) -> Result<(), CursorError> {
+        let [pk, sk] = Self::key(key);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression("SET #s = :published REMOVE claim_owner, claim_until")
+            .condition_expression("claim_owner = :o OR #s = :published")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":published", AttributeValue::S("published".into()))
+            .expression_attribute_values(":o", AttributeValue::S(owner.into()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Err(CursorError::LeaseLost { key: key.to_owned() })
+            }
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<(), CursorError> {
+        let [pk, sk] = Self::key(key);
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .condition_expression("claim_owner = :o AND #s = :claimed")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":o", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+}

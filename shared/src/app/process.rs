@@ -1,0 +1,339 @@
+//! The process use case: an intake message in, filtered and deduplicated alerts out on the
+//! output queue in the integration's format (DESIGN.md §1, §3 last point, §4).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::value::RawValue;
+use tracing::Instrument;
+
+use super::deliver::DeliverySettings;
+use crate::adapters::local::sha256_hex;
+use crate::domain::envelope::{Envelope, INTAKE_SCHEMA};
+use crate::domain::filter::{Decision, Filters};
+use crate::domain::graph_alert::{GraphAlert, GraphIncident};
+use crate::domain::integration::{Integration, OutputFormat};
+use crate::domain::ocsf;
+use crate::domain::output::{AlertMessage, EvidenceRetrieval, IncidentRef, MessageContext, Processing};
+use crate::domain::source::Source;
+use crate::domain::time::GraphTime;
+use crate::error::{Error, QueueError};
+use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore, QueueEntry, MAX_BATCH_ENTRIES};
+
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// Messages of one SQS batch handled at once.
+    pub concurrency: usize,
+    /// A claim lives this long; a processor that died holding one is taken over after it.
+    pub claim_for: Duration,
+    /// Dedup keys live this long: longer than any overlap or redelivery (DynamoDB TTL).
+    pub dedup_ttl: Duration,
+    pub delivery: DeliverySettings,
+    /// Identifies this processor instance in claims.
+    pub owner: String,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        ProcessSettings {
+            concurrency: 8,
+            claim_for: Duration::from_secs(300),
+            dedup_ttl: Duration::from_secs(14 * 24 * 3600),
+            delivery: DeliverySettings::default(),
+            owner: "processor".into(),
+        }
+    }
+}
+
+/// What happened to one intake message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Every alert in it was published, dropped by a filter, or had been published before.
+    Done,
+    /// Not finished; SQS should deliver it again (and, after its redrive count, to the DLQ).
+    Retry(String),
+}
+
+/// Counts across a batch: published messages, duplicates, and drops per filter reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessCounts {
+    pub alerts: usize,
+    pub published: usize,
+    pub duplicates: usize,
+    pub dropped: BTreeMap<String, usize>,
+    pub failed_messages: usize,
+}
+
+pub struct Processor<D, Q, A, K> {
+    pub dedup: D,
+    pub output: Q,
+    pub artifacts: A,
+    pub clock: K,
+    pub settings: ProcessSettings,
+    /// Integrations by id, each with its compiled filters.
+    integrations: HashMap<String, (Integration, Filters)>,
+    counts: Mutex<ProcessCounts>,
+}
+
+/// One alert ready to filter: its typed view, its bytes, its version, and its incident.
+struct Unit {
+    alert: GraphAlert,
+    raw: Box<RawValue>,
+    version: GraphTime,
+    incident: Option<IncidentRef>,
+}
+
+impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A, K> {
+    /// Integrations whose filters do not compile are left out (they were checked at save time;
+    /// their messages fail and reach the DLQ rather than pass unfiltered).
+    pub fn new(dedup: D, output: Q, artifacts: A, clock: K, settings: ProcessSettings, integrations: Vec<Integration>) -> Self {
+        let integrations = integrations
+            .into_iter()
+            .filter_map(|i| match i.filters.validate() {
+                Ok(f) => Some((i.id.clone(), (i, f))),
+                Err(e) => {
+                    tracing::error!(integration = %i.id, problem = %e, "integration filters invalid; its messages will fail");
+                    None
+                }
+            })
+            .collect();
+        Processor { dedup, output, artifacts, clock, settings, integrations, counts: Mutex::new(ProcessCounts::default()) }
+    }
+
+    /// Counts since the last call, then reset.
+    pub fn take_counts(&self) -> ProcessCounts {
+        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ProcessCounts)) {
+        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Handles a batch of (message id, body); returns the ids to retry.
+    pub async fn process_batch(&self, messages: &[(String, String)]) -> Vec<String> {
+        let results: Vec<(String, MessageOutcome)> = stream::iter(messages)
+            .map(|(id, body)| async move {
+                (id.clone(), self.process_message(body).instrument(tracing::info_span!("message", message_id = %id)).await)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let mut failed = Vec::new();
+        for (id, outcome) in results {
+            if let MessageOutcome::Retry(reason) = outcome {
+                tracing::warn!(message_id = %id, %reason, "message not finished; SQS will deliver it again");
+                self.count(|c| c.failed_messages += 1);
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
+    pub async fn process_message(&self, body: &str) -> MessageOutcome {
+        match self.try_message(body).await {
+            Ok(()) => MessageOutcome::Done,
+            Err(reason) => MessageOutcome::Retry(reason),
+        }
+    }
+
+    async fn try_message(&self, body: &str) -> Result<(), String> {
+        let env: Envelope = serde_json::from_str(body).map_err(|e| format!("not an intake envelope: {e}"))?;
+        if env.schema != INTAKE_SCHEMA {
+            return Err(format!("unknown intake schema `{}`", env.schema));
+        }
+        let (integration, filters) = self
+            .integrations
+            .get(&env.integration_id)
+            .ok_or_else(|| format!("integration `{}` is not configured (removed?)", env.integration_id))?;
+        let object: Box<RawValue> = match (&env.object, &env.object_ref) {
+            (Some(o), _) => o.clone(),
+            (None, Some(r)) => {
+                let bytes = self.artifacts.get(&r.key).await.map_err(|e| e.to_string())?;
+                if sha256_hex(&bytes) != r.sha256 {
+                    return Err(format!("claim-check object {} does not match its sha256", r.key));
+                }
+                let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+                RawValue::from_string(text).map_err(|e| e.to_string())?
+            }
+            (None, None) => return Err("the envelope has neither object nor object_ref".into()),
+        };
+        for unit in units(&env, &object)? {
+            self.count(|c| c.alerts += 1);
+            match filters.decide(&unit.alert) {
+                Decision::Drop { reason, detail } => {
+                    tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
+                    self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
+                }
+                Decision::Pass { passed, notes } => self.publish(&env, integration, unit, passed, notes).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Claim the key, publish, mark published; a failed publish releases the claim so the
+    /// redelivery publishes (DESIGN.md §3: duplicates possible, losses not).
+    async fn publish(
+        &self,
+        env: &Envelope,
+        integration: &Integration,
+        unit: Unit,
+        passed: Vec<&'static str>,
+        notes: Vec<String>,
+    ) -> Result<(), String> {
+        let key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
+        let now = self.clock.now();
+        let o = &self.settings.owner;
+        match self
+            .dedup
+            .claim(&key, o, now, now.plus(self.settings.claim_for), now.plus(self.settings.dedup_ttl))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Claim::Published => {
+                self.count(|c| c.duplicates += 1);
+                return Ok(());
+            }
+            Claim::InFlight => return Err(format!("{key} is being published by another processor")),
+            Claim::Fresh => {}
+        }
+        let bodies = match self.render(env, integration, &unit, &key, passed, notes, now).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.dedup.release(&key, o).await.ok();
+                return Err(e.to_string());
+            }
+        };
+        let entries: Vec<QueueEntry> = bodies.into_iter().enumerate().map(|(i, body)| QueueEntry { id: i.to_string(), body }).collect();
+        for chunk in entries.chunks(MAX_BATCH_ENTRIES) {
+            let report = self.output.send_batch(chunk).await;
+            let failed = match report {
+                Ok(r) if r.failed.is_empty() => None,
+                Ok(r) => Some(r.failed.into_iter().map(|f| f.reason).collect::<Vec<_>>().join("; ")),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = failed {
+                // Nothing was confirmed: free the key so the redelivery publishes it.
+                if let Err(e) = self.dedup.release(&key, o).await {
+                    tracing::warn!(error = %e, "could not release the dedup claim; it expires on its own");
+                }
+                return Err(format!("publishing {key} failed: {reason}"));
+            }
+        }
+        self.dedup.published(&key, o).await.map_err(|e| e.to_string())?;
+        self.count(|c| c.published += 1);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn render(
+        &self,
+        env: &Envelope,
+        integration: &Integration,
+        unit: &Unit,
+        key: &str,
+        passed: Vec<&'static str>,
+        notes: Vec<String>,
+        now: GraphTime,
+    ) -> Result<Vec<String>, Error> {
+        let max = self.settings.delivery.max_message_bytes;
+        let mut out = Vec::new();
+        if matches!(integration.output, OutputFormat::AlertV1 | OutputFormat::Both) {
+            let ctx = MessageContext {
+                integration_id: &env.integration_id,
+                tenant_id: &env.tenant_id,
+                source: env.source,
+                dedup_key: key.to_owned(),
+                incident: unit.incident.clone(),
+                processing: Processing {
+                    processor: concat!("m365-ingest/", env!("CARGO_PKG_VERSION")).into(),
+                    processed_at: now,
+                    filters_passed: passed.iter().map(|s| (*s).to_owned()).collect(),
+                    notes,
+                    evidence: EvidenceRetrieval {
+                        status: "not_requested".into(),
+                        artifacts: vec![],
+                        reason: Some("evidence retrieval is not enabled for this integration".into()),
+                    },
+                },
+            };
+            let mut msg = AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx);
+            let mut body = msg.to_json();
+            if body.len() > max {
+                msg.original = None;
+                msg.original_ref = Some(
+                    self.artifacts
+                        .put(
+                            &format!("output/{}/{}.json", env.integration_id, sha256_hex(key.as_bytes())),
+                            unit.raw.get().as_bytes().to_vec(),
+                        )
+                        .await?,
+                );
+                body = msg.to_json();
+            }
+            if body.len() > max {
+                return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());
+            }
+            out.push(body);
+        }
+        if matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both) {
+            let mut finding = ocsf::detection_finding(&unit.alert, unit.raw.get());
+            let mut body = finding.to_string();
+            if body.len() > max {
+                let r = self
+                    .artifacts
+                    .put(&format!("output/{}/{}.json", env.integration_id, sha256_hex(key.as_bytes())), unit.raw.get().as_bytes().to_vec())
+                    .await?;
+                if let Some(o) = finding.as_object_mut() {
+                    o.remove("raw_data");
+                    if let Some(u) = o.get_mut("unmapped").and_then(|u| u.as_object_mut()) {
+                        u.insert(
+                            "original_ref".into(),
+                            serde_json::json!({"bucket": r.bucket, "key": r.key, "size": r.size, "sha256": r.sha256}),
+                        );
+                    }
+                }
+                body = finding.to_string();
+            }
+            if body.len() > max {
+                return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());
+            }
+            out.push(body);
+        }
+        Ok(out)
+    }
+}
+
+/// The alerts an envelope carries: one for an alert, each of an incident's alerts for an incident.
+fn units(env: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
+    match env.source {
+        Source::DefenderAlerts => {
+            let alert: GraphAlert = serde_json::from_str(object.get()).map_err(|e| format!("the alert does not parse: {e}"))?;
+            Ok(vec![Unit { alert, raw: object.to_owned(), version: env.version, incident: None }])
+        }
+        Source::DefenderIncidents => {
+            let inc: GraphIncident = serde_json::from_str(object.get()).map_err(|e| format!("the incident does not parse: {e}"))?;
+            let incident = IncidentRef {
+                id: inc.id.clone(),
+                display_name: inc.display_name.clone(),
+                status: inc.status.clone(),
+                web_url: inc.incident_web_url.clone(),
+            };
+            inc.alerts
+                .iter()
+                .map(|v| {
+                    let alert: GraphAlert =
+                        serde_json::from_value(v.clone()).map_err(|e| format!("an alert of incident {} does not parse: {e}", inc.id))?;
+                    let version = alert
+                        .last_update_date_time
+                        .as_deref()
+                        .and_then(|t| GraphTime::parse(t).ok())
+                        .ok_or_else(|| format!("alert {} has no lastUpdateDateTime", alert.id))?;
+                    let raw = RawValue::from_string(v.to_string()).map_err(|e| e.to_string())?;
+                    Ok(Unit { alert, raw, version, incident: Some(incident.clone()) })
+                })
+                .collect()
+        }
+    }
+}

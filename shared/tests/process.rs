@@ -1,0 +1,200 @@
+//! The process use case on the local adapters: poll → intake → process → output, filters with
+//! counts per reason, dedup under redelivery, and failures that never lose an alert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
+use m365_ingest::app::poll::PollSettings;
+use m365_ingest::app::process::{MessageOutcome, ProcessSettings, Processor};
+use m365_ingest::domain::filter::FilterDoc;
+use m365_ingest::domain::integration::{Integration, OutputFormat};
+use m365_ingest::error::QueueError;
+use m365_ingest::ports::{AlertQueue, QueueEntry, SendReport};
+use m365_ingest::Source;
+use serde_json::{json, Value};
+use support::*;
+use tenant_sim::Scenario;
+
+/// Intake messages from one poll of the default simulated tenant.
+async fn intake(source: Source) -> (World, Vec<(String, String)>) {
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    w.poll(source).await;
+    let msgs = w.queue.messages().into_iter().enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    (w, msgs)
+}
+
+fn integration_with(filters: Value, output: OutputFormat, source: Source) -> Integration {
+    let mut i = integration_for(source);
+    i.filters = serde_json::from_value::<FilterDoc>(filters).unwrap();
+    i.output = output;
+    i
+}
+
+type LocalProcessor<Q> = Processor<Arc<MemoryDedupStore>, Q, DirArtifactStore, SimTime>;
+
+fn processor<Q: AlertQueue>(w: &World, out: Q, i: Integration) -> LocalProcessor<Q> {
+    Processor::new(
+        Arc::new(MemoryDedupStore::new()),
+        out,
+        DirArtifactStore::new(w.dir.path().into()),
+        SimTime(w.sim.clone()),
+        ProcessSettings::default(),
+        vec![i],
+    )
+}
+
+fn v1() -> jsonschema::Validator {
+    let s: Value = serde_json::from_str(include_str!("../schemas/m365-ingest.alert.v1.schema.json")).unwrap();
+    jsonschema::validator_for(&s).unwrap()
+}
+
+#[tokio::test]
+async fn the_whole_path_publishes_every_passing_alert_once_with_reasons_for_the_rest() {
+    let (w, msgs) = intake(Source::DefenderAlerts).await;
+    let out = Arc::new(MemoryAlertQueue::new());
+    let filters = json!({"severities": ["medium", "high"], "exclude_prelude": true, "title_excludes": ["impossible travel"], "dlp_modes": ["enforce"]});
+    let p = processor(&w, out.clone(), integration_with(filters, OutputFormat::AlertV1, Source::DefenderAlerts));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let c = p.take_counts();
+    assert_eq!(c.alerts, msgs.len());
+    assert_eq!(c.published + c.dropped.values().sum::<usize>(), c.alerts, "{c:?}");
+    assert!(c.dropped["severity"] > 0, "{c:?}");
+    let schema = v1();
+    for m in out.messages() {
+        let v: Value = serde_json::from_str(&m).unwrap();
+        assert!(schema.is_valid(&v), "{v}");
+        assert!(["medium", "high"].contains(&v["severity"].as_str().unwrap()));
+        assert!(!v["title"].as_str().unwrap().to_lowercase().contains("impossible travel"));
+        assert_eq!(v["processing"]["filters_passed"][0], "severity");
+    }
+    assert_eq!(out.len(), c.published);
+    // Redelivery of the whole batch publishes nothing new.
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let again = p.take_counts();
+    assert_eq!((again.published, again.duplicates), (0, c.published));
+    assert_eq!(out.len(), c.published);
+}
+
+#[tokio::test]
+async fn ocsf_and_both_formats() {
+    let (w, msgs) = intake(Source::DefenderAlerts).await;
+    let msgs = &msgs[..20];
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({}), OutputFormat::Both, Source::DefenderAlerts));
+    assert!(p.process_batch(msgs).await.is_empty());
+    let all: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    assert_eq!(all.len(), 40);
+    assert_eq!(all.iter().filter(|m| m["class_uid"] == 2004).count(), 20);
+    assert_eq!(all.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").count(), 20);
+}
+
+#[tokio::test]
+async fn a_bad_message_is_reported_and_its_neighbours_are_published() {
+    let (w, mut msgs) = intake(Source::DefenderAlerts).await;
+    msgs.truncate(5);
+    msgs.insert(2, ("poison".into(), "{\"not\": \"an envelope\"}".into()));
+    let mut unknown: Value = serde_json::from_str(&msgs[0].1).unwrap();
+    unknown["integration_id"] = json!("removed-integration");
+    msgs.push(("orphan".into(), unknown.to_string()));
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({}), OutputFormat::AlertV1, Source::DefenderAlerts));
+    assert_eq!(
+        p.process_batch(&msgs).await.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        ["orphan".to_owned(), "poison".to_owned()].into()
+    );
+    assert_eq!(out.len(), 5);
+}
+
+/// An output queue that fails everything the first `n` calls.
+struct FailingFirst {
+    inner: MemoryAlertQueue,
+    left: AtomicUsize,
+}
+
+impl AlertQueue for FailingFirst {
+    async fn send_batch(&self, entries: &[QueueEntry]) -> Result<SendReport, QueueError> {
+        if self.left.load(Ordering::SeqCst) > 0 {
+            self.left.fetch_sub(1, Ordering::SeqCst);
+            return Err(QueueError::Send { detail: "ServiceUnavailable".into(), retryable: true });
+        }
+        self.inner.send_batch(entries).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_retried_by_redelivery_and_published_once() {
+    let (w, msgs) = intake(Source::DefenderAlerts).await;
+    let msgs = &msgs[..3];
+    let out = Arc::new(FailingFirst { inner: MemoryAlertQueue::new(), left: AtomicUsize::new(1) });
+    let settings = ProcessSettings { concurrency: 1, ..ProcessSettings::default() };
+    let p = Processor::new(
+        Arc::new(MemoryDedupStore::new()),
+        out.clone(),
+        DirArtifactStore::new(w.dir.path().into()),
+        SimTime(w.sim.clone()),
+        settings,
+        vec![integration_for(Source::DefenderAlerts)],
+    );
+    let failed = p.process_batch(msgs).await;
+    assert_eq!(failed.len(), 1, "the message whose publish failed is reported");
+    assert_eq!(out.inner.len(), 2);
+    // SQS delivers the failed one again: its key was released, so it is published now.
+    let retry: Vec<(String, String)> = msgs.iter().filter(|(id, _)| failed.contains(id)).cloned().collect();
+    assert!(p.process_batch(&retry).await.is_empty());
+    assert_eq!(out.inner.len(), 3);
+}
+
+#[tokio::test]
+async fn a_claim_held_by_a_live_processor_waits_and_a_dead_ones_expires() {
+    let (w, msgs) = intake(Source::DefenderAlerts).await;
+    let one = &msgs[..1];
+    let dedup = Arc::new(MemoryDedupStore::new());
+    let out = Arc::new(MemoryAlertQueue::new());
+    let make = |owner: &str| {
+        let settings = ProcessSettings { owner: owner.into(), ..ProcessSettings::default() };
+        Processor::new(
+            dedup.clone(),
+            out.clone(),
+            DirArtifactStore::new(w.dir.path().into()),
+            SimTime(w.sim.clone()),
+            settings,
+            vec![integration_for(Source::DefenderAlerts)],
+        )
+    };
+    // A processor claimed the key and died before publishing.
+    let e: m365_ingest::domain::envelope::Envelope = serde_json::from_str(&one[0].1).unwrap();
+    let key = format!("{}/{}/{}/{}", e.source, e.tenant_id, e.id, e.version);
+    let now = w.now();
+    use m365_ingest::ports::DedupStore;
+    dedup
+        .claim(&key, "dead", now, now.plus(std::time::Duration::from_secs(300)), now.plus(std::time::Duration::from_secs(86400)))
+        .await
+        .unwrap();
+    let p = make("alive");
+    assert!(matches!(p.process_message(&one[0].1).await, MessageOutcome::Retry(r) if r.contains("another processor")));
+    assert!(out.is_empty());
+    w.sim.clock().advance_secs(301);
+    assert_eq!(p.process_message(&one[0].1).await, MessageOutcome::Done);
+    assert_eq!(out.len(), 1);
+}
+
+#[tokio::test]
+async fn incidents_are_filtered_alert_by_alert() {
+    let (w, msgs) = intake(Source::DefenderIncidents).await;
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({"severities": ["high"]}), OutputFormat::AlertV1, Source::DefenderIncidents));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let c = p.take_counts();
+    assert!(c.alerts > msgs.len(), "incidents carry several alerts: {c:?}");
+    assert!(c.published > 0 && c.dropped["severity"] > 0);
+    for m in out.messages() {
+        let v: Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(v["severity"], "high");
+        assert_eq!(v["source"], "defender_incidents");
+        assert_eq!(v["incident"]["id"].as_str(), v["original"]["incidentId"].as_str());
+    }
+}
