@@ -93,6 +93,49 @@ impl PollerConfig {
     }
 }
 
+/// The processor's configuration from its environment.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub state_table: String,
+    pub output_queue_url: String,
+    pub artifact_bucket: String,
+    pub process: crate::app::process::ProcessSettings,
+}
+
+impl ProcessorConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = crate::app::process::ProcessSettings::default();
+        let max_message_bytes = number(&get, "MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES, 16 * 1024, SQS_MAX_MESSAGE_BYTES)?;
+        Ok(ProcessorConfig {
+            state_table: required(
+                &get,
+                "STATE_TABLE",
+                "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)",
+            )?,
+            output_queue_url: required(
+                &get,
+                "OUTPUT_QUEUE_URL",
+                "set it to the output queue's URL (template.yaml sets it from OutputQueue)",
+            )?,
+            artifact_bucket: required(
+                &get,
+                "ARTIFACT_BUCKET",
+                "set it to the artifacts bucket's name (template.yaml sets it from ArtifactBucket)",
+            )?,
+            process: crate::app::process::ProcessSettings {
+                concurrency: number(&get, "PROCESS_CONCURRENCY", d.concurrency, 1, 64)?,
+                delivery: DeliverySettings { max_message_bytes, max_batch_bytes: SQS_MAX_MESSAGE_BYTES, ..DeliverySettings::default() },
+                owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("processor-{}", std::process::id())),
+                ..d
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -110,7 +110,7 @@ pub enum Claim {
 ///
 /// Contract: `claim` returns `Fresh` and records a claim by `owner` until `claim_until` when the
 /// key is unknown, or claimed with an expired claim; `Published` when it was marked published;
-/// `InFlight` when another owner's claim is live. `published` marks the key published (kept
+/// `InFlight` while a claim is live, the caller's own included. `published` marks the key published (kept
 /// until `expires_at`, longer than any overlap). `release` drops `owner`'s claim so a retry can
 /// claim at once. A crash between publishing and `published` leaves a claim that expires:
 /// the next delivery publishes again (a duplicate), never nothing.
@@ -242,6 +242,46 @@ mod shared_impls {
     impl<T: SecretSource> SecretSource for Arc<T> {
         fn load(&self, secret_ref: &str) -> impl Future<Output = Result<Credentials, SecretError>> + Send {
             (**self).load(secret_ref)
+        }
+    }
+
+    impl<T: AlertQueue> AlertQueue for &T {
+        fn send_batch(&self, entries: &[QueueEntry]) -> impl Future<Output = Result<SendReport, QueueError>> + Send {
+            (**self).send_batch(entries)
+        }
+    }
+
+    impl<T: ArtifactStore> ArtifactStore for &T {
+        fn put(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<ObjectRef, ArtifactError>> + Send {
+            (**self).put(key, bytes)
+        }
+        fn get(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, ArtifactError>> + Send {
+            (**self).get(key)
+        }
+    }
+
+    impl<T: DedupStore> DedupStore for &T {
+        fn claim(
+            &self,
+            key: &str,
+            owner: &str,
+            now: GraphTime,
+            claim_until: GraphTime,
+            expires_at: GraphTime,
+        ) -> impl Future<Output = Result<Claim, CursorError>> + Send {
+            (**self).claim(key, owner, now, claim_until, expires_at)
+        }
+        fn published(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).published(key, owner)
+        }
+        fn release(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).release(key, owner)
+        }
+    }
+
+    impl<T: Clock> Clock for &T {
+        fn now(&self) -> GraphTime {
+            (**self).now()
         }
     }
 

@@ -46,7 +46,8 @@ impl DedupStore for DynamoDedupStore {
             .key(pk.0, pk.1)
             .key(sk.0, sk.1)
             .update_expression("SET #s = :claimed, claim_owner = :o, claim_until = :u, expires_at = :x")
-            .condition_expression("attribute_not_exists(#s) OR (#s = :claimed AND (claim_owner = :o OR claim_until < :now))")
+            // A live claim is in flight even when it is our own (two copies of one message in a batch).
+            .condition_expression("attribute_not_exists(#s) OR (#s = :claimed AND claim_until < :now)")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
             .expression_attribute_values(":o", AttributeValue::S(owner.into()))

@@ -44,7 +44,9 @@ impl DedupStore for MemoryDedupStore {
         let mut m = self.lock();
         match m.get(key) {
             Some(State::Published) => Ok(Claim::Published),
-            Some(State::Claimed { owner: o, until }) if o != owner && *until > now => Ok(Claim::InFlight),
+            // A live claim is in flight even when it is our own: two copies of one message in
+            // a batch must not both publish.
+            Some(State::Claimed { until, .. }) if *until > now => Ok(Claim::InFlight),
             _ => {
                 m.insert(key.to_owned(), State::Claimed { owner: owner.to_owned(), until: claim_until });
                 Ok(Claim::Fresh)

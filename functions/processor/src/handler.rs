@@ -1,0 +1,94 @@
+//! Decodes the SQS batch, processes it, reports the failed message ids.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use m365_ingest::lambda::processor::ProcessorApp;
+use m365_ingest::ports::{AlertQueue, ArtifactStore, Clock, DedupStore, IntegrationSource};
+
+pub async fn handle<D, Q, A, K, I>(app: &ProcessorApp<D, Q, A, K, I>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Diagnostic>
+where
+    D: DedupStore,
+    Q: AlertQueue,
+    A: ArtifactStore,
+    K: Clock,
+    I: IntegrationSource,
+{
+    match app.handle(event.payload).await {
+        Ok((response, _counts)) => Ok(response),
+        Err(e) => {
+            Err(Diagnostic { error_type: if e.is_retryable() { "Retryable" } else { "Permanent" }.into(), error_message: e.to_string() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use lambda_runtime::Context;
+    use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore, StaticIntegrations};
+    use m365_ingest::app::process::ProcessSettings;
+    use m365_ingest::domain::envelope::{dedup_key, Envelope, INTAKE_SCHEMA};
+    use m365_ingest::domain::integration::Integration;
+    use m365_ingest::ports::SystemClock;
+    use m365_ingest::{GraphTime, Source};
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    fn record(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m
+    }
+
+    fn envelope(alert: &serde_json::Value) -> String {
+        let version = GraphTime::parse(alert["lastUpdateDateTime"].as_str().unwrap()).unwrap();
+        let id = alert["id"].as_str().unwrap();
+        serde_json::to_string(&Envelope {
+            schema: INTAKE_SCHEMA.into(),
+            integration_id: "contoso".into(),
+            tenant_id: "t".into(),
+            source: Source::DefenderAlerts,
+            id: id.into(),
+            version,
+            dedup_key: dedup_key(Source::DefenderAlerts, "t", id, version),
+            polled_at: version,
+            object: Some(RawValue::from_string(alert.to_string()).unwrap()),
+            object_ref: None,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reports_only_the_failed_message_ids() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../infra/tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list.json"))
+                .unwrap();
+        let alert = &sample["value"][0];
+        let dir = std::env::temp_dir().join(format!("processor-handler-{}", std::process::id()));
+        let output = MemoryAlertQueue::new();
+        let app = ProcessorApp {
+            dedup: MemoryDedupStore::new(),
+            output,
+            artifacts: DirArtifactStore::new(dir),
+            clock: SystemClock,
+            // One at a time: the second copy then finds the first published.
+            settings: ProcessSettings { concurrency: 1, ..ProcessSettings::default() },
+            integrations: StaticIntegrations(vec![Integration::new(
+                "contoso",
+                "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b",
+                "0e7c1d2a-3b4c-4d5e-9f60-718293a4b5c6",
+                "s",
+            )]),
+        };
+        let mut event = SqsEvent::default();
+        event.records = vec![record("good", &envelope(alert)), record("bad", "not json"), record("again", &envelope(alert))];
+        let r = handle(&app, LambdaEvent::new(event, Context::default())).await.unwrap();
+        let failed: Vec<&str> = r.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, vec!["bad"]);
+        assert_eq!(app.output.len(), 1, "the same alert version twice in one batch is published once");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "bad");
+    }
+}

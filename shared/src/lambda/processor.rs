@@ -1,0 +1,61 @@
+//! The processor function's app: an SQS batch in, `batchItemFailures` out, so one bad message
+//! never blocks or re-runs the others.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+use crate::adapters::aws::{AwsClients, DynamoDedupStore, DynamoIntegrations, S3ArtifactStore, SqsAlertQueue};
+use crate::app::process::{ProcessCounts, ProcessSettings, Processor};
+use crate::config::ProcessorConfig;
+use crate::error::Error;
+use crate::ports::{AlertQueue, ArtifactStore, Clock, DedupStore, IntegrationSource, SystemClock};
+
+pub struct ProcessorApp<D, Q, A, K, I> {
+    pub dedup: D,
+    pub output: Q,
+    pub artifacts: A,
+    pub clock: K,
+    pub settings: ProcessSettings,
+    pub integrations: I,
+}
+
+pub type AwsProcessorApp = ProcessorApp<DynamoDedupStore, SqsAlertQueue, S3ArtifactStore, SystemClock, DynamoIntegrations>;
+
+pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> AwsProcessorApp {
+    ProcessorApp {
+        dedup: DynamoDedupStore::new(clients.dynamodb.clone(), &config.state_table),
+        output: SqsAlertQueue::new(clients.sqs.clone(), &config.output_queue_url),
+        artifacts: S3ArtifactStore::new(clients.s3.clone(), &config.artifact_bucket),
+        clock: SystemClock,
+        settings: config.process.clone(),
+        integrations: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
+    }
+}
+
+impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock, I: IntegrationSource> ProcessorApp<D, Q, A, K, I> {
+    /// Processes the batch; returns the ids SQS should deliver again. `Err` only when nothing
+    /// could be tried (the integrations could not be read): SQS then retries the whole batch.
+    pub async fn handle(&self, event: SqsEvent) -> Result<(SqsBatchResponse, ProcessCounts), Error> {
+        let integrations = self.integrations.integrations().await?;
+        let processor = Processor::new(&self.dedup, &self.output, &self.artifacts, &self.clock, self.settings.clone(), integrations);
+        let mut response = SqsBatchResponse::default();
+        let mut messages = Vec::with_capacity(event.records.len());
+        for r in event.records {
+            match (r.message_id, r.body) {
+                (Some(id), Some(body)) => messages.push((id, body)),
+                (Some(id), None) => {
+                    tracing::warn!(message_id = %id, "message without a body; reported as failed");
+                    response.add_failure(id);
+                }
+                (None, _) => {
+                    tracing::error!("an SQS record without a message id cannot be reported; SQS redelivers it after its visibility timeout")
+                }
+            }
+        }
+        for id in processor.process_batch(&messages).await {
+            response.add_failure(id);
+        }
+        let counts = processor.take_counts();
+        tracing::info!(alerts = counts.alerts, published = counts.published, duplicates = counts.duplicates, failed = counts.failed_messages, dropped = ?counts.dropped, "batch processed");
+        Ok((response, counts))
+    }
+}
