@@ -1,0 +1,191 @@
+//! The processor on AWS adapters over moto: the dedup contract on both stores, concurrent
+//! processors, and partial batch failures with SQS's own redrive to the DLQ.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use m365_ingest::adapters::aws::{DynamoDedupStore, S3ArtifactStore, SqsAlertQueue};
+use m365_ingest::adapters::local::{MemoryDedupStore, StaticIntegrations};
+use m365_ingest::app::poll::PollSettings;
+use m365_ingest::app::process::{ProcessSettings, Processor};
+use m365_ingest::lambda::processor::ProcessorApp;
+use m365_ingest::ports::{Claim, DedupStore, SystemClock};
+use m365_ingest::{GraphTime, Source};
+use serde_json::Value;
+use support::moto;
+use support::*;
+use tenant_sim::Scenario;
+
+fn t(s: i64) -> GraphTime {
+    GraphTime::from_unix_seconds(1_800_000_000 + s)
+}
+
+async fn dedup_contract(store: &impl DedupStore) {
+    let key = moto::unique("defender_alerts/t/a");
+    assert_eq!(store.claim(&key, "p1", t(0), t(60), t(86_400)).await.unwrap(), Claim::Fresh);
+    assert_eq!(store.claim(&key, "p2", t(10), t(70), t(86_400)).await.unwrap(), Claim::InFlight, "another's live claim");
+    assert_eq!(store.claim(&key, "p1", t(10), t(70), t(86_400)).await.unwrap(), Claim::InFlight, "our own live claim too");
+    store.release(&key, "p2").await.unwrap(); // not p2's: nothing happens
+    assert_eq!(store.claim(&key, "p2", t(20), t(80), t(86_400)).await.unwrap(), Claim::InFlight);
+    store.release(&key, "p1").await.unwrap();
+    assert_eq!(store.claim(&key, "p2", t(30), t(90), t(86_400)).await.unwrap(), Claim::Fresh, "released: claimable at once");
+    store.published(&key, "p2").await.unwrap();
+    assert_eq!(store.claim(&key, "p3", t(1000), t(1060), t(86_400)).await.unwrap(), Claim::Published);
+    store.published(&key, "p2").await.unwrap(); // idempotent
+                                                // A claim whose holder died expires.
+    let k2 = moto::unique("defender_alerts/t/b");
+    assert_eq!(store.claim(&k2, "dead", t(0), t(60), t(86_400)).await.unwrap(), Claim::Fresh);
+    assert_eq!(store.claim(&k2, "p1", t(61), t(120), t(86_400)).await.unwrap(), Claim::Fresh);
+    assert!(store.published(&k2, "dead").await.is_err(), "the dead holder lost it");
+}
+
+#[tokio::test]
+async fn dedup_stores_keep_the_contract() {
+    dedup_contract(&MemoryDedupStore::new()).await;
+    let c = moto::clients().await;
+    let table = moto::table(&c).await;
+    dedup_contract(&DynamoDedupStore::new(c.dynamodb.clone(), &table)).await;
+}
+
+fn sqs_event(msgs: &[(String, String)]) -> SqsEvent {
+    let mut e = SqsEvent::default();
+    e.records = msgs
+        .iter()
+        .map(|(id, body)| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(id.clone());
+            m.body = Some(body.clone());
+            m
+        })
+        .collect();
+    e
+}
+
+#[tokio::test]
+async fn concurrent_processors_publish_each_alert_version_once() {
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    w.poll(Source::DefenderAlerts).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(60).enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    let c = moto::clients().await;
+    let (table, out_url, bucket) = (moto::table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let make = |owner: &str| {
+        Processor::new(
+            DynamoDedupStore::new(c.dynamodb.clone(), &table),
+            SqsAlertQueue::new(c.sqs.clone(), &out_url),
+            S3ArtifactStore::new(c.s3.clone(), &bucket),
+            SimTime(w.sim.clone()),
+            ProcessSettings { owner: owner.into(), concurrency: 4, ..ProcessSettings::default() },
+            vec![integration()],
+        )
+    };
+    let (a, b) = (make("a"), make("b"));
+    // Both get every message (as after a redelivery overlapping a slow first attempt).
+    let mut pending_a = msgs.clone();
+    let mut pending_b = msgs.clone();
+    for _ in 0..20 {
+        if pending_a.is_empty() && pending_b.is_empty() {
+            break;
+        }
+        let (fa, fb) = tokio::join!(a.process_batch(&pending_a), b.process_batch(&pending_b));
+        pending_a.retain(|(id, _)| fa.contains(id));
+        pending_b.retain(|(id, _)| fb.contains(id));
+        // A claim held by the other processor frees up once it publishes or its claim expires.
+        w.sim.clock().advance_secs(301);
+    }
+    assert!(pending_a.is_empty() && pending_b.is_empty(), "every message eventually done");
+    let out = moto::drain(&c, &out_url).await;
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    for m in &out {
+        let v: Value = serde_json::from_str(m).unwrap();
+        *keys.entry(v["dedup_key"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(keys.len(), 60);
+    assert!(keys.values().all(|n| *n == 1), "published twice: {:?}", keys.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_poison_message_ends_in_the_dlq_and_its_neighbours_are_published_once() {
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    w.poll(Source::DefenderAlerts).await;
+    let c = moto::clients().await;
+    let (table, out_url, bucket) = (moto::table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let dlq_url = moto::queue(&c).await;
+    let dlq_arn = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    let intake = c
+        .sqs
+        .create_queue()
+        .queue_name(moto::unique("intake-redrive"))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"2"}}"#),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let good: Vec<String> = w.queue.messages().into_iter().take(5).collect();
+    for body in good.iter().chain(std::iter::once(&"{\"broken\": true}".to_owned())) {
+        c.sqs.send_message().queue_url(&intake).message_body(body).send().await.unwrap();
+    }
+    let app = ProcessorApp {
+        dedup: DynamoDedupStore::new(c.dynamodb.clone(), &table),
+        output: SqsAlertQueue::new(c.sqs.clone(), &out_url),
+        artifacts: S3ArtifactStore::new(c.s3.clone(), &bucket),
+        clock: SystemClock,
+        settings: ProcessSettings::default(),
+        integrations: StaticIntegrations(vec![integration()]),
+    };
+    // What Lambda's event source mapping does: receive, invoke, delete what succeeded,
+    // leave the failed for redelivery (made visible at once here instead of after the timeout).
+    for _ in 0..6 {
+        let got = c
+            .sqs
+            .receive_message()
+            .queue_url(&intake)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            break;
+        }
+        let batch: Vec<(String, String)> = got.iter().map(|m| (m.message_id.clone().unwrap(), m.body.clone().unwrap())).collect();
+        let (response, _) = app.handle(sqs_event(&batch)).await.unwrap();
+        let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        for m in &got {
+            let handle = m.receipt_handle.clone().unwrap();
+            if failed.contains(m.message_id.as_ref().unwrap()) {
+                c.sqs.change_message_visibility().queue_url(&intake).receipt_handle(handle).visibility_timeout(0).send().await.unwrap();
+            } else {
+                c.sqs.delete_message().queue_url(&intake).receipt_handle(handle).send().await.unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let published = moto::drain(&c, &out_url).await;
+    assert_eq!(published.len(), 5, "each neighbour once");
+    let dead = moto::drain(&c, &dlq_url).await;
+    assert_eq!(dead, vec!["{\"broken\": true}".to_owned()]);
+    assert!(moto::drain(&c, &intake).await.is_empty());
+}
