@@ -6,7 +6,8 @@ use m365_ingest::Source;
 
 pub const USAGE: &str = "usage: m365-ingest demo [--out DIR] [--seed N] [--alerts N]
        m365-ingest poll --source defender_alerts|defender_incidents [--seconds N]
-       m365-ingest replay --source defender_alerts|defender_incidents FILE [--tenant ID] [--integration ID]";
+       m365-ingest replay --source defender_alerts|defender_incidents FILE [--tenant ID] [--integration ID]
+       m365-ingest process FILE [--integrations FILE]";
 
 pub struct DemoOptions {
     pub out: PathBuf,
@@ -26,7 +27,13 @@ pub struct ReplayOptions {
     pub integration: String,
 }
 
+pub struct ProcessOptions {
+    pub file: PathBuf,
+    pub integrations: Option<PathBuf>,
+}
+
 pub enum Command {
+    Process(ProcessOptions),
     Demo(DemoOptions),
     Poll(PollOptions),
     Replay(ReplayOptions),
@@ -77,6 +84,14 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
                 tenant: take(&mut flags, "tenant"),
                 integration: take(&mut flags, "integration").unwrap_or_else(|| "replay".into()),
             })
+        }
+        "process" => {
+            let file = match positional.len() {
+                1 => PathBuf::from(positional.remove(0)),
+                0 => return Err(format!("process needs the FILE of intake envelopes (NDJSON)\n{USAGE}")),
+                _ => return Err(format!("process takes one FILE, got {}", positional.len())),
+            };
+            Command::Process(ProcessOptions { file, integrations: take(&mut flags, "integrations").map(PathBuf::from) })
         }
         "-h" | "--help" | "help" => return Err(USAGE.to_owned()),
         other => return Err(format!("unknown command `{other}`\n{USAGE}")),

@@ -6,9 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::local::MemoryDedupStore;
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::deliver::DeliverySettings;
 use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
+use m365_ingest::app::process::{ProcessSettings, Processor};
+use m365_ingest::domain::filter::FilterDoc;
+use m365_ingest::domain::integration::OutputFormat;
 use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode, Integration};
 use m365_ingest::ports::Clock;
 use m365_ingest::secret::Secret;
@@ -91,9 +95,16 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
             ..PollSettings::default()
         },
     };
-    let contoso = Integration::new("contoso", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, "contoso");
+    let mut contoso = Integration::new("contoso", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, "contoso");
+    // What a SOC typically asks for: no informational noise, no security-testing alerts,
+    // only DLP alerts of enforced policies.
+    contoso.filters = serde_json::from_value::<FilterDoc>(serde_json::json!({
+        "severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"],
+    }))
+    .map_err(|e| run_err("demo filters", &e))?;
     let mut fabrikam = Integration::new("fabrikam", FABRIKAM, FABRIKAM_CLIENT, "fabrikam");
     fabrikam.defender_mode = DefenderMode::Incidents;
+    fabrikam.output = OutputFormat::Ocsf;
     let integrations = [contoso, fabrikam];
     println!("tenant simulator at {} (2 tenants), local cursor store, local queue -> {}", sim.base_url(), ndjson.display());
     let mut failed = false;
@@ -107,6 +118,30 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
             }
         }
     }
+    // Intake → processor → output, as the processor Lambda does it on the intake queue.
+    let output_path = o.out.join("output.ndjson");
+    std::fs::write(&output_path, b"").map_err(|e| Failure::Usage(format!("cannot write {}: {e}", output_path.display())))?;
+    let output =
+        MemoryAlertQueue::new().without_retention().with_ndjson(&output_path).map_err(|e| run_err("opening the output NDJSON", &e))?;
+    let processor = Processor::new(
+        MemoryDedupStore::new(),
+        &output,
+        DirArtifactStore::new(o.out.join("artifacts")),
+        SimClock(sim.clone()),
+        ProcessSettings { owner: "demo".into(), ..ProcessSettings::default() },
+        integrations.to_vec(),
+    );
+    let intake: Vec<(String, String)> = queue.messages().into_iter().enumerate().map(|(i, m)| (format!("intake-{i}"), m)).collect();
+    let mut failed_messages = 0;
+    for batch in intake.chunks(10) {
+        failed_messages += processor.process_batch(batch).await.len();
+    }
+    let c = processor.take_counts();
+    println!("\nprocessor: {} intake messages carrying {} alerts -> {} published to {} (contoso as m365-ingest.alert.v1, fabrikam as OCSF), {} duplicates", intake.len(), c.alerts, c.published, output_path.display(), c.duplicates);
+    for (reason, n) in &c.dropped {
+        println!("  filtered out by {reason:<17} {n}");
+    }
+    failed |= failed_messages > 0;
     let log = sim.requests().all();
     let graph = log.iter().filter(|r| r.path.starts_with("/v1.0/")).count();
     let retried = log.iter().filter(|r| r.path.starts_with("/v1.0/") && r.status != 200).count();

@@ -4,11 +4,13 @@
 //! m365-ingest demo   [--out DIR] [--seed N] [--alerts N]
 //! m365-ingest poll   --source defender_alerts|defender_incidents [--seconds N]
 //! m365-ingest replay --source defender_alerts|defender_incidents FILE [--tenant ID] [--integration ID]
+//! m365-ingest process FILE [--integrations FILE]
 //! ```
 
 mod args;
 mod demo;
 mod poll;
+mod process;
 mod replay;
 
 use std::process::ExitCode;
@@ -34,6 +36,7 @@ async fn main() -> ExitCode {
         Ok(Command::Demo(o)) => demo::run(o).await,
         Ok(Command::Poll(o)) => poll::run(o).await,
         Ok(Command::Replay(o)) => replay::run(o).await,
+        Ok(Command::Process(o)) => process::run(o).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,4 +96,47 @@ fn demo_runs_the_slice_and_writes_ndjson() {
     assert!(envelopes.len() > 100);
     let keys: std::collections::HashSet<&str> = envelopes.iter().map(|e| e["dedup_key"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), envelopes.len(), "no alert version twice");
+    // The whole path: the processor's output, per integration format, with drop reasons shown.
+    assert!(stdout.contains("filtered out by severity"), "{stdout}");
+    let output: Vec<Value> =
+        std::fs::read_to_string(dir.path().join("output.ndjson")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(output.iter().any(|m| m["schema"] == "m365-ingest.alert.v1"));
+    assert!(output.iter().any(|m| m["class_uid"] == 2004));
+    assert!(
+        output.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").all(|m| m["severity"] != "informational"),
+        "contoso's filters applied"
+    );
+}
+
+#[test]
+fn process_turns_intake_envelopes_into_output_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let intake = dir.path().join("intake.ndjson");
+    let out = Command::new(BIN).args(["replay", "--source", "defender_alerts", &fixture("graph_alerts_v2_list.json")]).output().unwrap();
+    std::fs::write(&intake, &out.stdout).unwrap();
+    let out = Command::new(BIN).args(["process", intake.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let msgs: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["schema"], "m365-ingest.alert.v1");
+    assert_eq!(msgs[0]["entities"]["files"][0]["name"], "MsSense.exe");
+    // With an integration that filters it out, nothing is published and the reason is counted.
+    let integrations = dir.path().join("integrations.json");
+    std::fs::write(&integrations, r#"[{"id":"replay","tenant_id":"b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c","client_id":"0e7c1d2a-3b4c-4d5e-9f60-718293a4b5c6","secret_ref":"s","filters":{"severities":["high"]}}]"#).unwrap();
+    let out =
+        Command::new(BIN).args(["process", intake.to_str().unwrap(), "--integrations", integrations.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"severity\": 1"));
+    // Bad input: one line, exit 2.
+    std::fs::write(&intake, "{\"schema\": 5}\n").unwrap();
+    let out = Command::new(BIN).args(["process", intake.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1 is not an intake envelope"));
+    std::fs::write(&integrations, r#"[{"id":"x","tenant_id":"t","client_id":"c","secret_ref":"s"}]"#).unwrap();
+    let out = Command::new(BIN)
+        .args(["process", &fixture("graph_alerts_v2_list.json"), "--integrations", integrations.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
