@@ -126,26 +126,80 @@ impl AlertQueue for FailingFirst {
 }
 
 #[tokio::test]
-async fn a_failed_publish_is_retried_by_redelivery_and_published_once() {
+async fn the_output_queue_is_called_in_batches_and_failed_sends_are_retried() {
     let (w, msgs) = intake(Source::DefenderAlerts).await;
-    let msgs = &msgs[..3];
+    let msgs = &msgs[..25];
+    // One failed call is absorbed by retrying its entries.
     let out = Arc::new(FailingFirst { inner: MemoryAlertQueue::new(), left: AtomicUsize::new(1) });
-    let settings = ProcessSettings { concurrency: 1, ..ProcessSettings::default() };
     let p = Processor::new(
         Arc::new(MemoryDedupStore::new()),
         out.clone(),
         DirArtifactStore::new(w.dir.path().into()),
         SimTime(w.sim.clone()),
-        settings,
+        fast(),
+        vec![integration_for(Source::DefenderAlerts)],
+    );
+    assert!(p.process_batch(msgs).await.is_empty());
+    assert_eq!(out.inner.len(), 25);
+    assert_eq!(out.inner.calls(), 3, "25 messages in batches of 10, not one call each");
+}
+
+fn fast() -> ProcessSettings {
+    let mut s = ProcessSettings::default();
+    s.delivery.retry_delay = std::time::Duration::from_millis(1);
+    s
+}
+
+#[tokio::test]
+async fn a_publish_that_keeps_failing_is_retried_by_redelivery_and_published_once() {
+    let (w, msgs) = intake(Source::DefenderAlerts).await;
+    let msgs = &msgs[..3];
+    let out = Arc::new(FailingFirst { inner: MemoryAlertQueue::new(), left: AtomicUsize::new(4) });
+    let p = Processor::new(
+        Arc::new(MemoryDedupStore::new()),
+        out.clone(),
+        DirArtifactStore::new(w.dir.path().into()),
+        SimTime(w.sim.clone()),
+        fast(),
         vec![integration_for(Source::DefenderAlerts)],
     );
     let failed = p.process_batch(msgs).await;
-    assert_eq!(failed.len(), 1, "the message whose publish failed is reported");
-    assert_eq!(out.inner.len(), 2);
-    // SQS delivers the failed one again: its key was released, so it is published now.
-    let retry: Vec<(String, String)> = msgs.iter().filter(|(id, _)| failed.contains(id)).cloned().collect();
-    assert!(p.process_batch(&retry).await.is_empty());
+    assert_eq!(failed.len(), 3, "every attempt failed: all three are reported");
+    assert!(out.inner.is_empty());
+    // SQS delivers them again: their keys were released, so they are published now, once.
+    assert!(p.process_batch(msgs).await.is_empty());
     assert_eq!(out.inner.len(), 3);
+    assert!(p.process_batch(msgs).await.is_empty());
+    assert_eq!(out.inner.len(), 3);
+}
+
+#[tokio::test]
+async fn claim_checked_intake_objects_are_fetched_and_checked() {
+    let mut s = Scenario::default();
+    s.tenants[0].alerts.big_evidence_fraction = 0.05;
+    let settings = PollSettings {
+        delivery: m365_ingest::app::deliver::DeliverySettings { max_message_bytes: 64 * 1024, ..Default::default() },
+        ..PollSettings::default()
+    };
+    let w = world(fixed(s), settings, secret_creds()).await;
+    let sum = w.poll(Source::DefenderAlerts).await;
+    assert!(sum.claim_checks > 0);
+    let msgs: Vec<(String, String)> =
+        w.queue.messages().into_iter().filter(|m| m.contains("\"object_ref\"")).enumerate().map(|(i, m)| (format!("c{i}"), m)).collect();
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({}), OutputFormat::AlertV1, Source::DefenderAlerts));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    assert_eq!(out.len(), msgs.len());
+    for m in out.messages() {
+        let v: Value = serde_json::from_str(&m).unwrap();
+        assert!(v["original"]["evidence"].as_array().unwrap().len() >= 100 || v["original_ref"].is_object());
+    }
+    // A tampered object is refused, not published.
+    let e: m365_ingest::domain::envelope::Envelope = serde_json::from_str(&msgs[0].1).unwrap();
+    std::fs::write(w.dir.path().join(&e.object_ref.unwrap().key), b"{\"id\":\"x\",\"lastUpdateDateTime\":\"2026-01-01T00:00:00Z\"}")
+        .unwrap();
+    let p2 = processor(&w, Arc::new(MemoryAlertQueue::new()), integration_with(json!({}), OutputFormat::AlertV1, Source::DefenderAlerts));
+    assert!(matches!(p2.process_message(&msgs[0].1).await, MessageOutcome::Retry(r) if r.contains("sha256")));
 }
 
 #[tokio::test]

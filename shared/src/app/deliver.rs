@@ -162,6 +162,43 @@ async fn send_confirmed(queue: &impl AlertQueue, batch: &[String], s: &DeliveryS
     }
 }
 
+/// Sends every body in SendMessageBatch-sized batches (≤ 10 entries, ≤ `max_batch_bytes`),
+/// retrying entries that failed retryably, bounded; returns, per body, whether it was accepted.
+pub async fn send_tracked(queue: &impl AlertQueue, bodies: &[String], s: &DeliverySettings) -> Vec<bool> {
+    let mut sent = vec![false; bodies.len()];
+    let mut start = 0;
+    while start < bodies.len() {
+        let mut end = start;
+        let mut size = 0;
+        while end < bodies.len() && end - start < MAX_BATCH_ENTRIES && (end == start || size + bodies[end].len() <= s.max_batch_bytes) {
+            size += bodies[end].len();
+            end += 1;
+        }
+        let mut pending: Vec<QueueEntry> = (start..end).map(|i| QueueEntry { id: i.to_string(), body: bodies[i].clone() }).collect();
+        for attempt in 1..=s.send_attempts {
+            let failed: Vec<(String, bool)> = match queue.send_batch(&pending).await {
+                Ok(r) => r.failed.into_iter().map(|f| (f.id, f.retryable)).collect(),
+                Err(e) => pending.iter().map(|p| (p.id.clone(), e.is_retryable())).collect(),
+            };
+            for p in &pending {
+                if !failed.iter().any(|(id, _)| *id == p.id) {
+                    if let Ok(i) = p.id.parse::<usize>() {
+                        sent[i] = true;
+                    }
+                }
+            }
+            pending.retain(|p| failed.iter().any(|(id, retry)| *id == p.id && *retry));
+            if pending.is_empty() || attempt == s.send_attempts {
+                break;
+            }
+            tracing::warn!(failed = pending.len(), attempt, "some output messages were not accepted, retrying them");
+            tokio::time::sleep(s.retry_delay * attempt).await;
+        }
+        start = end;
+    }
+    sent
+}
+
 /// Alert ids are safe already; anything else becomes `_`, so a key never walks directories.
 fn safe_key(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()

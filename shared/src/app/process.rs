@@ -9,7 +9,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
-use super::deliver::DeliverySettings;
+use super::deliver::{send_tracked, DeliverySettings};
 use crate::adapters::local::sha256_hex;
 use crate::domain::envelope::{Envelope, INTAKE_SCHEMA};
 use crate::domain::filter::{Decision, Filters};
@@ -20,7 +20,7 @@ use crate::domain::output::{AlertMessage, EvidenceRetrieval, IncidentRef, Messag
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
-use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore, QueueEntry, MAX_BATCH_ENTRIES};
+use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore};
 
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {
@@ -75,6 +75,13 @@ pub struct Processor<D, Q, A, K> {
     /// Integrations by id, each with its compiled filters.
     integrations: HashMap<String, (Integration, Filters)>,
     counts: Mutex<ProcessCounts>,
+    last_failure: Mutex<Option<String>>,
+}
+
+/// The rendered messages of one claimed key.
+struct Ready {
+    key: String,
+    bodies: Vec<String>,
 }
 
 /// One alert ready to filter: its typed view, its bytes, its version, and its incident.
@@ -99,7 +106,16 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
                 }
             })
             .collect();
-        Processor { dedup, output, artifacts, clock, settings, integrations, counts: Mutex::new(ProcessCounts::default()) }
+        Processor {
+            dedup,
+            output,
+            artifacts,
+            clock,
+            settings,
+            integrations,
+            counts: Mutex::new(ProcessCounts::default()),
+            last_failure: Mutex::new(None),
+        }
     }
 
     /// Counts since the last call, then reset.
@@ -111,34 +127,74 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
         f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Handles a batch of (message id, body); returns the ids to retry.
+    /// Handles a batch of (message id, body); returns the ids SQS should deliver again.
+    ///
+    /// Three steps, so the output queue is called in full batches across messages: prepare
+    /// each message (decode, filter, claim, render); send every rendered message, retrying
+    /// failed entries; then mark each key published, or release its claim when any of its
+    /// messages was not accepted (that intake message is retried and publishes then).
     pub async fn process_batch(&self, messages: &[(String, String)]) -> Vec<String> {
-        let results: Vec<(String, MessageOutcome)> = stream::iter(messages)
-            .map(|(id, body)| async move {
-                (id.clone(), self.process_message(body).instrument(tracing::info_span!("message", message_id = %id)).await)
-            })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
+        let prepared: Vec<(String, Result<Vec<Ready>, String>)> =
+            stream::iter(messages)
+                .map(|(id, body)| async move {
+                    (id.clone(), self.prepare(body).instrument(tracing::info_span!("message", message_id = %id)).await)
+                })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+        let bodies: Vec<String> =
+            prepared.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().flat_map(|r| r.bodies.iter().cloned()).collect();
+        let sent = send_tracked(&self.output, &bodies, &self.settings.delivery).await;
+        let mut at = 0;
         let mut failed = Vec::new();
-        for (id, outcome) in results {
-            if let MessageOutcome::Retry(reason) = outcome {
+        for (id, result) in prepared {
+            let outcome = match result {
+                Err(reason) => Err(reason),
+                Ok(ready) => {
+                    let mut problem = None;
+                    for r in ready {
+                        let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
+                        at += r.bodies.len();
+                        if ok {
+                            match self.dedup.published(&r.key, &self.settings.owner).await {
+                                Ok(()) => self.count(|c| c.published += 1),
+                                // Published but not marked: the claim expires and a redelivery publishes again.
+                                Err(e) => problem = Some(format!("{} was published but not marked: {e}", r.key)),
+                            }
+                        } else {
+                            // Not confirmed: free the key so the redelivery publishes it.
+                            if let Err(e) = self.dedup.release(&r.key, &self.settings.owner).await {
+                                tracing::warn!(error = %e, "could not release the dedup claim; it expires on its own");
+                            }
+                            problem = Some(format!("publishing {} failed", r.key));
+                        }
+                    }
+                    problem.map_or(Ok(()), Err)
+                }
+            };
+            if let Err(reason) = outcome {
                 tracing::warn!(message_id = %id, %reason, "message not finished; SQS will deliver it again");
                 self.count(|c| c.failed_messages += 1);
+                *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
                 failed.push(id);
             }
         }
         failed
     }
 
+    /// One message on its own: the batch path with a batch of one.
     pub async fn process_message(&self, body: &str) -> MessageOutcome {
-        match self.try_message(body).await {
-            Ok(()) => MessageOutcome::Done,
-            Err(reason) => MessageOutcome::Retry(reason),
+        let batch = [("message".to_owned(), body.to_owned())];
+        if self.process_batch(&batch).await.is_empty() {
+            MessageOutcome::Done
+        } else {
+            MessageOutcome::Retry(self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default())
         }
     }
 
-    async fn try_message(&self, body: &str) -> Result<(), String> {
+    /// Decodes, filters, claims and renders; returns what to send. A message that fails here
+    /// releases the claims it took.
+    async fn prepare(&self, body: &str) -> Result<Vec<Ready>, String> {
         let env: Envelope = serde_json::from_str(body).map_err(|e| format!("not an intake envelope: {e}"))?;
         if env.schema != INTAKE_SCHEMA {
             return Err(format!("unknown intake schema `{}`", env.schema));
@@ -159,70 +215,61 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
             }
             (None, None) => return Err("the envelope has neither object nor object_ref".into()),
         };
-        for unit in units(&env, &object)? {
-            self.count(|c| c.alerts += 1);
-            match filters.decide(&unit.alert) {
-                Decision::Drop { reason, detail } => {
-                    tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
-                    self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
+        let mut ready: Vec<Ready> = Vec::new();
+        if let Err(reason) = self.prepare_units(&env, integration, filters, &object, &mut ready).await {
+            for r in &ready {
+                if let Err(e) = self.dedup.release(&r.key, &self.settings.owner).await {
+                    tracing::warn!(error = %e, "could not release a dedup claim; it expires on its own");
                 }
-                Decision::Pass { passed, notes } => self.publish(&env, integration, unit, passed, notes).await?,
             }
+            return Err(reason);
         }
-        Ok(())
+        Ok(ready)
     }
 
-    /// Claim the key, publish, mark published; a failed publish releases the claim so the
-    /// redelivery publishes (DESIGN.md §3: duplicates possible, losses not).
-    async fn publish(
+    async fn prepare_units(
         &self,
         env: &Envelope,
         integration: &Integration,
-        unit: Unit,
-        passed: Vec<&'static str>,
-        notes: Vec<String>,
+        filters: &Filters,
+        object: &RawValue,
+        ready: &mut Vec<Ready>,
     ) -> Result<(), String> {
-        let key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
-        let now = self.clock.now();
-        let o = &self.settings.owner;
-        match self
-            .dedup
-            .claim(&key, o, now, now.plus(self.settings.claim_for), now.plus(self.settings.dedup_ttl))
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Claim::Published => {
-                self.count(|c| c.duplicates += 1);
-                return Ok(());
-            }
-            Claim::InFlight => return Err(format!("{key} is being published by another processor")),
-            Claim::Fresh => {}
-        }
-        let bodies = match self.render(env, integration, &unit, &key, passed, notes, now).await {
-            Ok(b) => b,
-            Err(e) => {
-                self.dedup.release(&key, o).await.ok();
-                return Err(e.to_string());
-            }
-        };
-        let entries: Vec<QueueEntry> = bodies.into_iter().enumerate().map(|(i, body)| QueueEntry { id: i.to_string(), body }).collect();
-        for chunk in entries.chunks(MAX_BATCH_ENTRIES) {
-            let report = self.output.send_batch(chunk).await;
-            let failed = match report {
-                Ok(r) if r.failed.is_empty() => None,
-                Ok(r) => Some(r.failed.into_iter().map(|f| f.reason).collect::<Vec<_>>().join("; ")),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(reason) = failed {
-                // Nothing was confirmed: free the key so the redelivery publishes it.
-                if let Err(e) = self.dedup.release(&key, o).await {
-                    tracing::warn!(error = %e, "could not release the dedup claim; it expires on its own");
+        for unit in units(env, object)? {
+            self.count(|c| c.alerts += 1);
+            let (passed, notes) = match filters.decide(&unit.alert) {
+                Decision::Drop { reason, detail } => {
+                    tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
+                    self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
+                    continue;
                 }
-                return Err(format!("publishing {key} failed: {reason}"));
+                Decision::Pass { passed, notes } => (passed, notes),
+            };
+            let key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
+            let now = self.clock.now();
+            match self
+                .dedup
+                .claim(&key, &self.settings.owner, now, now.plus(self.settings.claim_for), now.plus(self.settings.dedup_ttl))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Claim::Published => {
+                    self.count(|c| c.duplicates += 1);
+                    continue;
+                }
+                Claim::InFlight => return Err(format!("{key} is being published by another processor")),
+                Claim::Fresh => {}
+            }
+            match self.render(env, integration, &unit, &key, passed, notes, now).await {
+                Ok(bodies) => ready.push(Ready { key, bodies }),
+                Err(e) => {
+                    if let Err(re) = self.dedup.release(&key, &self.settings.owner).await {
+                        tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
+                    }
+                    return Err(e.to_string());
+                }
             }
         }
-        self.dedup.published(&key, o).await.map_err(|e| e.to_string())?;
-        self.count(|c| c.published += 1);
         Ok(())
     }
 
