@@ -19,43 +19,7 @@ async fn alerts(kind: AlertKind, n: usize) -> Vec<GraphAlert> {
     s.tenants[0].alerts.mix = BTreeMap::from([(kind, 1)]);
     s.tenants[0].alerts.to = "-1h".into();
     let sim = Simulator::start(fixed(s)).await.unwrap();
-    support_http::all_alerts(&sim).await.into_iter().map(|v| serde_json::from_value(v).unwrap()).collect()
-}
-
-mod support_http {
-    use serde_json::Value;
-    use tenant_sim::Simulator;
-
-    pub async fn all_alerts(sim: &Simulator) -> Vec<Value> {
-        m365_ingest::adapters::graph::settings::install_crypto_provider();
-        let http =
-            reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
-        let tok: Value = http
-            .post(sim.token_url(super::TENANT))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", tenant_sim::scenario::DEFAULT_CLIENT_ID),
-                ("client_secret", tenant_sim::scenario::DEFAULT_CLIENT_SECRET),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let body: Value = http
-            .get(format!("{}/v1.0/security/alerts_v2?$top=1000", sim.base_url()))
-            .bearer_auth(tok["access_token"].as_str().unwrap())
-            .header("Prefer", "include-unknown-enum-members")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["value"].as_array().unwrap().clone()
-    }
+    fetch_alerts(&sim).await.into_iter().map(|v| serde_json::from_value(v).unwrap()).collect()
 }
 
 fn doc_sample() -> GraphAlert {

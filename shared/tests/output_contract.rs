@@ -65,34 +65,7 @@ async fn simulated_alerts() -> Vec<String> {
         DEFAULT_MIX.iter().filter(|(k, _)| *k != AlertKind::MdoCampaign).map(|(k, _)| (*k, 1)).collect::<BTreeMap<_, _>>();
     let sim = Simulator::start(fixed(s)).await.unwrap();
     sim.clock().advance_secs(48 * 3600); // every update visible, many resolved
-    m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let http =
-        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
-    let tok: Value = http
-        .post(sim.token_url(TENANT))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", tenant_sim::scenario::DEFAULT_CLIENT_ID),
-            ("client_secret", tenant_sim::scenario::DEFAULT_CLIENT_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let body: Value = http
-        .get(format!("{}/v1.0/security/alerts_v2?$top=1000", sim.base_url()))
-        .bearer_auth(tok["access_token"].as_str().unwrap())
-        .header("Prefer", "include-unknown-enum-members")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["value"].as_array().unwrap().iter().map(|a| a.to_string()).collect()
+    fetch_alerts(&sim).await.iter().map(|a| a.to_string()).collect()
 }
 
 fn doc_samples() -> Vec<String> {

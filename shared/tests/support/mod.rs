@@ -177,3 +177,35 @@ impl<C: m365_ingest::ports::CursorStore> m365_ingest::ports::CursorStore for Cra
         self.inner.release(key, owner, ran_at).await
     }
 }
+
+/// Every alert the simulator shows now (one page of up to 1000), with the Prefer header.
+pub async fn fetch_alerts(sim: &Simulator) -> Vec<serde_json::Value> {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let http =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
+    let tok: serde_json::Value = http
+        .post(sim.token_url(TENANT))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DEFAULT_CLIENT_ID),
+            ("client_secret", DEFAULT_CLIENT_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body: serde_json::Value = http
+        .get(format!("{}/v1.0/security/alerts_v2?$top=1000", sim.base_url()))
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .header("Prefer", "include-unknown-enum-members")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["value"].as_array().unwrap().clone()
+}
