@@ -153,6 +153,10 @@ pub trait GraphApi: Send + Sync {
     fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send;
     /// The alerts of one incident (`/security/incidents/{id}/alerts`), every page.
     fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send;
+    /// (429 answers, retries) so far, for metrics; adapters that do not count report zeros.
+    fn counters(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// The configured integrations.
@@ -292,6 +296,9 @@ mod shared_impls {
         fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
             (**self).incident_alerts(creds, incident_id)
         }
+        fn counters(&self) -> (u64, u64) {
+            (**self).counters()
+        }
     }
 
     impl<T: GraphApi> GraphApi for Arc<T> {
@@ -300,6 +307,9 @@ mod shared_impls {
         }
         fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
             (**self).incident_alerts(creds, incident_id)
+        }
+        fn counters(&self) -> (u64, u64) {
+            (**self).counters()
         }
     }
 }

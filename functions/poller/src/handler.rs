@@ -4,6 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use m365_ingest::lambda::poller::{PollResponse, PollerApp};
+use m365_ingest::lambda::telemetry;
 use m365_ingest::ports::{AlertQueue, ArtifactStore, Clock, CursorStore, GraphApi, IntegrationSource, SecretSource};
 use serde_json::Value;
 
@@ -27,10 +28,17 @@ where
     I: IntegrationSource,
 {
     let (payload, ctx) = event.into_parts();
-    app.handle(&payload, deadline(&ctx)).await.map_err(|e| Diagnostic {
+    let response = app.handle(&payload, deadline(&ctx)).await.map_err(|e| Diagnostic {
         error_type: if e.is_retryable() { "Retryable" } else { "Permanent" }.into(),
         error_message: e.to_string(),
-    })
+    })?;
+    telemetry::emit(&telemetry::poll_records(
+        &response.integrations,
+        app.poller.clock.now(),
+        response.graph_throttled,
+        response.graph_retried,
+    ));
+    Ok(response)
 }
 
 #[cfg(test)]

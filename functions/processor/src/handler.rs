@@ -3,6 +3,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use m365_ingest::lambda::processor::ProcessorApp;
+use m365_ingest::lambda::telemetry;
 use m365_ingest::ports::{AlertQueue, ArtifactStore, Clock, DedupStore, IntegrationSource};
 
 pub async fn handle<D, Q, A, K, I>(app: &ProcessorApp<D, Q, A, K, I>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Diagnostic>
@@ -14,7 +15,10 @@ where
     I: IntegrationSource,
 {
     match app.handle(event.payload).await {
-        Ok((response, _counts)) => Ok(response),
+        Ok((response, counts)) => {
+            telemetry::emit(&telemetry::process_records(&counts, app.clock.now()));
+            Ok(response)
+        }
         Err(e) => {
             Err(Diagnostic { error_type: if e.is_retryable() { "Retryable" } else { "Permanent" }.into(), error_message: e.to_string() })
         }

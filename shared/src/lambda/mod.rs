@@ -3,3 +3,4 @@
 pub mod events;
 pub mod poller;
 pub mod processor;
+pub mod telemetry;

@@ -31,6 +31,9 @@ pub struct PollResponse {
     pub integrations: Vec<RunSummary>,
     pub delivered: usize,
     pub failed: usize,
+    /// Graph answers of 429 and retries during this invocation.
+    pub graph_throttled: u64,
+    pub graph_retried: u64,
 }
 
 pub fn build_aws(config: &PollerConfig, clients: &AwsClients) -> Result<AwsPollerApp, Error> {
@@ -62,9 +65,11 @@ where
     pub async fn handle(&self, event: &Value, deadline: Instant) -> Result<PollResponse, Error> {
         let source = source_of(event)?;
         let integrations = self.integrations.integrations().await?;
+        let (t0, r0) = self.poller.graph.counters();
         let summaries = self.poller.poll_all(source, &integrations, deadline).await;
+        let (t1, r1) = self.poller.graph.counters();
         let delivered = summaries.iter().map(|s| s.delivered).sum();
         let failed = summaries.iter().filter(|s| matches!(s.outcome, Outcome::Failed { .. })).count();
-        Ok(PollResponse { source, integrations: summaries, delivered, failed })
+        Ok(PollResponse { source, integrations: summaries, delivered, failed, graph_throttled: t1 - t0, graph_retried: r1 - r0 })
     }
 }

@@ -20,6 +20,9 @@ use crate::ports::{GraphApi, Page, PageRequest};
 const MAX_INCIDENT_ALERT_PAGES: usize = 50;
 
 pub struct HttpGraphApi {
+    /// 429 answers and retries since start, for the throttling metrics.
+    throttled: std::sync::atomic::AtomicU64,
+    retried: std::sync::atomic::AtomicU64,
     http: reqwest::Client,
     graph_base: String,
     tokens: TokenProvider,
@@ -53,6 +56,8 @@ impl HttpGraphApi {
     pub fn new(settings: &HttpSettings, policy: RetryPolicy) -> Result<Self, ConfigError> {
         let http = settings.client()?;
         Ok(HttpGraphApi {
+            throttled: std::sync::atomic::AtomicU64::new(0),
+            retried: std::sync::atomic::AtomicU64::new(0),
             tokens: TokenProvider::new(http.clone(), &settings.login_base_url, policy),
             http,
             graph_base: settings.graph_base_url.trim_end_matches('/').to_owned(),
@@ -125,6 +130,7 @@ impl HttpGraphApi {
                             }
                             if status == 429 {
                                 throttles += 1;
+                                self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
                             if !err.is_retryable() {
                                 return Err(err);
@@ -139,6 +145,7 @@ impl HttpGraphApi {
             if !self.policy.allows(attempt, started.elapsed(), delay) {
                 return Err(if throttles > 1 { GraphError::Throttled { attempts: throttles, retry_after } } else { err });
             }
+            self.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "graph request failed, retrying");
             tokio::time::sleep(delay).await;
         }
@@ -159,6 +166,11 @@ pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
 }
 
 impl GraphApi for HttpGraphApi {
+    fn counters(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.throttled.load(Relaxed), self.retried.load(Relaxed))
+    }
+
     async fn page(&self, creds: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {
         self.get_page(creds, &self.query_url(request)).await
     }

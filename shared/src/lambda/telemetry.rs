@@ -1,0 +1,134 @@
+//! Operational metrics as CloudWatch Embedded Metric Format: one JSON line on stdout per
+//! record, which Lambda's log stream turns into metrics without an API call.
+
+use std::io::Write;
+
+use serde_json::{json, Map, Value};
+
+use crate::app::poll::{Outcome, RunSummary};
+use crate::app::process::ProcessCounts;
+use crate::domain::time::GraphTime;
+
+pub const NAMESPACE: &str = "m365-ingest";
+
+/// One EMF record: `dimensions` name the metric set, `metrics` are (name, value, unit),
+/// `properties` are searchable log fields that are not dimensions.
+pub fn record(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)], properties: &[(&str, Value)], now_ms: i64) -> String {
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": metrics.iter().map(|(n, _, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    for (k, v) in dimensions {
+        root.insert((*k).into(), Value::from(*v));
+    }
+    for (n, v, _) in metrics {
+        root.insert((*n).into(), json!(v));
+    }
+    for (k, v) in properties {
+        root.insert((*k).into(), v.clone());
+    }
+    Value::Object(root).to_string()
+}
+
+/// Writes records to stdout, one per line.
+pub fn emit(lines: &[String]) {
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        // Metrics are best effort: a closed stdout must not fail the invocation.
+        if let Err(e) = writeln!(out, "{l}") {
+            tracing::warn!(error = %e, "metrics not written");
+            return;
+        }
+    }
+}
+
+/// The poller's records: per integration run (dimension Source) and the Graph call totals.
+pub fn poll_records(summaries: &[RunSummary], now: GraphTime, throttled: u64, retried: u64) -> Vec<String> {
+    let now_ms = now.ticks() / 10_000;
+    let mut out: Vec<String> = summaries
+        .iter()
+        .map(|s| {
+            let lag = s.watermark.map(|w| (now.ticks() - w.ticks()) as f64 / 1e7);
+            let failed = f64::from(u8::from(matches!(s.outcome, Outcome::Failed { .. })));
+            let mut metrics = vec![
+                ("AlertsSent", s.delivered as f64, "Count"),
+                ("ClaimChecks", s.claim_checks as f64, "Count"),
+                ("GraphPages", s.pages as f64, "Count"),
+                ("PollFailed", failed, "Count"),
+            ];
+            if let Some(lag) = lag {
+                metrics.push(("CursorLagSeconds", lag, "Seconds"));
+            }
+            record(
+                &[("Source", s.source.as_str())],
+                &metrics,
+                &[("IntegrationId", json!(s.integration_id)), ("Outcome", serde_json::to_value(&s.outcome).unwrap_or_default())],
+                now_ms,
+            )
+        })
+        .collect();
+    out.push(record(&[("Api", "graph")], &[("Throttled", throttled as f64, "Count"), ("Retried", retried as f64, "Count")], &[], now_ms));
+    out
+}
+
+/// The processor's records: totals, and one per drop reason (dimension Reason).
+pub fn process_records(c: &ProcessCounts, now: GraphTime) -> Vec<String> {
+    let now_ms = now.ticks() / 10_000;
+    let mut out = vec![record(
+        &[("Function", "processor")],
+        &[
+            ("AlertsProcessed", c.alerts as f64, "Count"),
+            ("AlertsPublished", c.published as f64, "Count"),
+            ("Duplicates", c.duplicates as f64, "Count"),
+            ("MessagesFailed", c.failed_messages as f64, "Count"),
+        ],
+        &[],
+        now_ms,
+    )];
+    for (reason, n) in &c.dropped {
+        out.push(record(&[("Reason", reason.as_str())], &[("AlertsFiltered", *n as f64, "Count")], &[], now_ms));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_valid_emf() {
+        let line = record(
+            &[("Source", "defender_alerts")],
+            &[("AlertsSent", 3.0, "Count")],
+            &[("IntegrationId", json!("contoso"))],
+            1_700_000_000_000,
+        );
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "m365-ingest");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Source"]]));
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0], json!({"Name": "AlertsSent", "Unit": "Count"}));
+        assert_eq!(
+            (v["Source"].as_str(), v["AlertsSent"].as_f64(), v["IntegrationId"].as_str()),
+            (Some("defender_alerts"), Some(3.0), Some("contoso"))
+        );
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn drop_reasons_become_their_own_dimension() {
+        let mut c = ProcessCounts { alerts: 10, published: 7, ..ProcessCounts::default() };
+        c.dropped.insert("severity".into(), 3);
+        let r = process_records(&c, GraphTime::from_unix_seconds(1));
+        assert_eq!(r.len(), 2);
+        let v: Value = serde_json::from_str(&r[1]).unwrap();
+        assert_eq!((v["Reason"].as_str(), v["AlertsFiltered"].as_f64()), (Some("severity"), Some(3.0)));
+    }
+}
