@@ -50,6 +50,24 @@ fn https_url(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -
 }
 
 impl PollerConfig {
+    /// Every variable the poller reads, which template.yaml sets (a test holds both to this);
+    /// EXTRA_CA_BUNDLE_FILE is for local stand-ins only.
+    pub const VARIABLES: &'static [&'static str] = &[
+        "STATE_TABLE",
+        "INTAKE_QUEUE_URL",
+        "ARTIFACT_BUCKET",
+        "LOGIN_BASE_URL",
+        "GRAPH_BASE_URL",
+        "MAX_MESSAGE_BYTES",
+        "ALERT_PAGE_SIZE",
+        "INCIDENT_PAGE_SIZE",
+        "POLL_CONCURRENCY",
+        "SAFETY_MARGIN_SECS",
+        "MAX_PAGES_PER_RUN",
+    ];
+    /// Read but set by the Lambda service or only in local runs.
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &["EXTRA_CA_BUNDLE_FILE", "AWS_LAMBDA_LOG_STREAM_NAME"];
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -103,6 +121,11 @@ pub struct ProcessorConfig {
 }
 
 impl ProcessorConfig {
+    /// Every variable the processor reads, which template.yaml sets.
+    pub const VARIABLES: &'static [&'static str] =
+        &["STATE_TABLE", "OUTPUT_QUEUE_URL", "ARTIFACT_BUCKET", "MAX_MESSAGE_BYTES", "PROCESS_CONCURRENCY"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &["AWS_LAMBDA_LOG_STREAM_NAME"];
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -156,6 +179,33 @@ mod tests {
         assert_eq!(c.http.login_base_url, "https://login.microsoftonline.com");
         assert_eq!(c.poll.delivery.max_message_bytes, 1 << 20);
         assert_eq!(c.poll.alert_page_size, 1000);
+    }
+
+    /// Records the names a configuration asks for.
+    fn asked(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> std::collections::BTreeSet<String> {
+        let names = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let all: HashMap<&str, &str> = BASE.iter().copied().chain([("OUTPUT_QUEUE_URL", "https://sqs/o")]).collect();
+        read(&|k: &str| {
+            names.lock().unwrap().insert(k.to_owned());
+            all.get(k).map(|v| v.to_string())
+        });
+        names.into_inner().unwrap()
+    }
+
+    #[test]
+    fn the_variable_lists_are_what_the_code_reads() {
+        let poller = asked(|get| {
+            PollerConfig::from_lookup(get).unwrap();
+        });
+        let want: std::collections::BTreeSet<String> =
+            PollerConfig::VARIABLES.iter().chain(PollerConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
+        assert_eq!(poller, want);
+        let processor = asked(|get| {
+            ProcessorConfig::from_lookup(get).unwrap();
+        });
+        let want: std::collections::BTreeSet<String> =
+            ProcessorConfig::VARIABLES.iter().chain(ProcessorConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
+        assert_eq!(processor, want);
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Workspace-wide checks live in `tests/tests/`; this crate has no code of its own.

@@ -1,0 +1,91 @@
+//! template.yaml against the code: every function crate is deployed, with every variable its
+//! configuration reads, and the SQS wiring AWS advises.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use m365_ingest::config::{PollerConfig, ProcessorConfig};
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn template() -> String {
+    std::fs::read_to_string(root().join("template.yaml")).unwrap()
+}
+
+/// The lines of a top-level resource (two-space indent) up to the next one.
+fn resource<'a>(t: &'a str, name: &str) -> Vec<&'a str> {
+    let mut lines = t.lines().skip_while(|l| *l != format!("  {name}:"));
+    let Some(_) = lines.next() else { return Vec::new() };
+    lines.take_while(|l| l.is_empty() || l.starts_with("   ")).collect()
+}
+
+fn resource_with_code_uri<'a>(t: &'a str, crate_dir: &str) -> Option<(String, Vec<&'a str>)> {
+    let names: Vec<String> = t
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':').to_owned())
+        .collect();
+    names
+        .into_iter()
+        .map(|n| (n.clone(), resource(t, &n)))
+        .find(|(_, body)| body.iter().any(|l| l.trim() == format!("CodeUri: functions/{crate_dir}")))
+}
+
+fn number(body: &[&str], key: &str) -> u64 {
+    body.iter().find_map(|l| l.trim().strip_prefix(&format!("{key}: "))).unwrap_or_else(|| panic!("{key} missing")).trim().parse().unwrap()
+}
+
+#[test]
+fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
+    let t = template();
+    let mut crates: Vec<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    crates.sort();
+    assert_eq!(crates, vec!["poller", "processor"]);
+    for c in crates {
+        let (name, body) = resource_with_code_uri(&t, &c).unwrap_or_else(|| panic!("no resource with CodeUri: functions/{c}"));
+        assert!(body.iter().any(|l| l.trim() == "Type: AWS::Serverless::Function"), "{name}");
+        assert!(body.iter().any(|l| l.trim() == "BuildMethod: rust-cargolambda"), "{name}");
+    }
+}
+
+#[test]
+fn every_variable_a_function_reads_is_set_for_it() {
+    let t = template();
+    for (dir, vars) in [("poller", PollerConfig::VARIABLES), ("processor", ProcessorConfig::VARIABLES)] {
+        let (name, body) = resource_with_code_uri(&t, dir).unwrap();
+        for v in vars {
+            assert!(body.iter().any(|l| l.trim_start().starts_with(&format!("{v}:"))), "{name} does not set {v}");
+        }
+    }
+}
+
+#[test]
+fn the_processor_reports_partial_batches_and_the_queue_outlasts_it() {
+    let t = template();
+    let (_, processor) = resource_with_code_uri(&t, "processor").unwrap();
+    assert!(processor.iter().any(|l| l.contains("FunctionResponseTypes: [ReportBatchItemFailures]")));
+    assert!(processor.iter().any(|l| l.contains("Queue: !GetAtt IntakeQueue.Arn")));
+    let timeout = number(&processor, "Timeout");
+    let queue = resource(&t, "IntakeQueue");
+    assert!(number(&queue, "VisibilityTimeout") >= 6 * timeout, "AWS advises a visibility timeout of at least 6x the function timeout");
+    assert!(queue.iter().any(|l| l.contains("deadLetterTargetArn: !GetAtt IntakeDeadLetterQueue.Arn")));
+}
+
+#[test]
+fn no_policy_grants_a_wildcard_action() {
+    let t = template();
+    for l in t.lines().filter(|l| l.contains("Action:")) {
+        if l.contains("s3:*") {
+            assert!(t.contains("Effect: Deny"), "s3:* only in the TLS-only deny statement");
+            continue;
+        }
+        assert!(!l.contains('*'), "wildcard action: {l}");
+    }
+}
