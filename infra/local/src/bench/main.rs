@@ -8,9 +8,11 @@
 //!    HTTP, and Graph requests and queue calls against the minimum (⌈N/1000⌉, ⌈N/10⌉).
 //!
 //! `cargo run --release --bin poll-bench [-- --sizes 1000,10000,100000]`
+//! `cargo run --release --bin poll-bench -- --init target/release/poller target/release/processor`
 
 mod child;
 mod cpu;
+mod init;
 mod scenario;
 
 use std::process::{Command, ExitCode};
@@ -23,6 +25,19 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         return child::run(&args[1..]).await;
+    }
+    if args.first().map(String::as_str) == Some("--init") {
+        for binary in &args[1..] {
+            let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+            match init::measure(binary, 15) {
+                Ok(ms) => println!("{binary}: {:.1} MB, init {ms:.1} ms (median of 15 starts, no network)", size as f64 / 1e6),
+                Err(e) => {
+                    eprintln!("poll-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        return ExitCode::SUCCESS;
     }
     let sizes: Vec<usize> = match args.iter().position(|a| a == "--sizes").and_then(|i| args.get(i + 1)) {
         Some(list) => match list.split(',').map(str::parse).collect() {
