@@ -59,6 +59,7 @@ pub fn poll_records(summaries: &[RunSummary], now: GraphTime, throttled: u64, re
             let lag = s.watermark.map(|w| (now.ticks() - w.ticks()) as f64 / 1e7);
             let failed = f64::from(u8::from(matches!(s.outcome, Outcome::Failed { .. })));
             let mut metrics = vec![
+                ("AlertsPolled", (s.delivered + s.suppressed) as f64, "Count"),
                 ("AlertsSent", s.delivered as f64, "Count"),
                 ("ClaimChecks", s.claim_checks as f64, "Count"),
                 ("GraphPages", s.pages as f64, "Count"),
@@ -120,6 +121,30 @@ mod tests {
             (Some("defender_alerts"), Some(3.0), Some("contoso"))
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn poll_runs_report_volume_lag_and_graph_totals() {
+        let s = RunSummary {
+            integration_id: "contoso".into(),
+            source: crate::Source::DefenderAlerts,
+            outcome: Outcome::Completed,
+            pages: 2,
+            delivered: 5,
+            suppressed: 3,
+            claim_checks: 1,
+            batches: 1,
+            watermark: Some(GraphTime::from_unix_seconds(1_000)),
+        };
+        let r = poll_records(&[s], GraphTime::from_unix_seconds(1_300), 4, 6);
+        let run: Value = serde_json::from_str(&r[0]).unwrap();
+        assert_eq!(
+            (run["AlertsPolled"].as_f64(), run["AlertsSent"].as_f64(), run["CursorLagSeconds"].as_f64()),
+            (Some(8.0), Some(5.0), Some(300.0))
+        );
+        assert_eq!(run["Outcome"]["outcome"], "completed");
+        let graph: Value = serde_json::from_str(&r[1]).unwrap();
+        assert_eq!((graph["Api"].as_str(), graph["Throttled"].as_f64(), graph["Retried"].as_f64()), (Some("graph"), Some(4.0), Some(6.0)));
     }
 
     #[test]
