@@ -280,11 +280,7 @@ enum RunEnd {
 /// A refusal of `$expand` that the per-incident route can avoid: server errors and timeouts
 /// after retries, or a 400 about the expansion.
 fn expand_refused(e: &GraphError) -> bool {
-    match e {
-        GraphError::Http { status, .. } => *status >= 500 || *status == 400,
-        GraphError::Transport { .. } | GraphError::Decode { .. } | GraphError::Throttled { .. } => false,
-        _ => false,
-    }
+    matches!(e, GraphError::Http { status, .. } if *status >= 500 || *status == 400)
 }
 
 /// The incident object with an `alerts` array appended, as `$expand=alerts` would give it.
