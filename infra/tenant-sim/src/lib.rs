@@ -3,12 +3,15 @@
 //! deterministic scenario, a movable clock, fault injection and a request log.
 
 pub mod clock;
+pub mod cloudapps;
 pub mod data;
 pub mod entra;
+pub mod exchange;
 pub mod faults;
 pub mod graph;
 mod http;
 pub mod ids;
+pub mod mde;
 pub mod odata;
 pub mod record;
 pub mod scenario;

@@ -19,6 +19,8 @@ pub struct Scenario {
     pub graph: GraphSpec,
     pub tokens: TokenSpec,
     pub faults: Vec<FaultSpec>,
+    /// Defender for Cloud Apps API limits.
+    pub cloud_apps: CloudAppsSpec,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -40,6 +42,44 @@ pub struct TenantSpec {
     pub alerts: AlertPlan,
     /// Graph list responses (`{"value": [...]}` of alerts or incidents) served verbatim.
     pub seed_files: Vec<PathBuf>,
+    /// Defender for Cloud Apps alerts of this tenant.
+    pub cloud_apps: CloudAppsPlan,
+}
+
+/// A tenant's Cloud Apps alerts: spread over the alert plan's `from`..`to`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudAppsPlan {
+    pub count: usize,
+    /// Alerts sharing one millisecond `timestamp`, in groups of `tie_size`.
+    pub tie_groups: usize,
+    pub tie_size: usize,
+    /// An alert is listed this long after its `timestamp`.
+    pub latency_secs: i64,
+}
+
+impl Default for CloudAppsPlan {
+    fn default() -> Self {
+        CloudAppsPlan { count: 60, tie_groups: 2, tie_size: 4, latency_secs: 60 }
+    }
+}
+
+/// Defender for Cloud Apps' documented limits (api-introduction.md): 30 requests a minute per
+/// tenant, at most 100 items per response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudAppsSpec {
+    pub requests_per_window: usize,
+    pub window_secs: u64,
+    pub max_limit: usize,
+    /// Send `Retry-After` on 429. Microsoft documents none for this API, so off by default.
+    pub retry_after: bool,
+}
+
+impl Default for CloudAppsSpec {
+    fn default() -> Self {
+        CloudAppsSpec { requests_per_window: 30, window_secs: 60, max_limit: 100, retry_after: false }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +205,7 @@ impl Default for Scenario {
             graph: GraphSpec::default(),
             tokens: TokenSpec::default(),
             faults: Vec::new(),
+            cloud_apps: CloudAppsSpec::default(),
         }
     }
 }
@@ -177,6 +218,7 @@ impl Default for TenantSpec {
             apps: vec![AppSpec::default()],
             alerts: AlertPlan::default(),
             seed_files: Vec::new(),
+            cloud_apps: CloudAppsPlan::default(),
         }
     }
 }

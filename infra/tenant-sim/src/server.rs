@@ -39,6 +39,9 @@ fn router(sim: Sim) -> Router {
     Router::new()
         .merge(entra::routes())
         .merge(graph::routes())
+        .merge(crate::cloudapps::routes())
+        .merge(crate::mde::routes())
+        .merge(crate::exchange::routes())
         .fallback(|| async {
             let body =
                 serde_json::json!({"error": {"code": "BadRequest", "message": "Resource not found for the segment of this request."}});
@@ -178,6 +181,42 @@ impl Simulator {
             .filter(|t| t.tenant_id == tenant_id)
             .flat_map(|t| t.alerts.iter().flat_map(|a| a.versions.iter().map(|v| (a.id.clone(), v.last_update, v.visible_at))))
             .collect()
+    }
+
+    pub fn set_cloud_apps_spec(&self, spec: crate::scenario::CloudAppsSpec) {
+        *self.state.cloud_apps.spec.write().unwrap_or_else(|p| p.into_inner()) = spec;
+    }
+
+    /// Raises `count` Cloud Apps alerts with `timestamp` now (one millisecond), listed after `latency_secs`.
+    pub fn raise_cloud_apps_alerts(&self, tenant_id: &str, count: usize, latency_secs: i64) -> Vec<String> {
+        let now_ms = self.state.clock.now().0 / 10_000;
+        let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return Vec::new() };
+        let data = self.state.data();
+        let Some(tenant) = data.get(index) else { return Vec::new() };
+        let mut rng = crate::ids::rng(self.state.seed ^ now_ms as u64, 0xCB);
+        let portal = format!("https://{}.us2.portal.cloudappsecurity.com", tenant.domain.split('.').next().unwrap_or("tenant"));
+        let mut all = self.state.cloud_apps.alerts.write().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = all.get_mut(index) else { return Vec::new() };
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let v = crate::cloudapps::data::alert(&mut rng, &tenant.pool, &portal, now_ms);
+            if let Some(a) = crate::cloudapps::CloudAppsAlert::from_value(&v, v.to_string(), latency_secs * 1000) {
+                ids.push(a.id.clone());
+                list.push(a);
+            }
+        }
+        list.sort_by(|a, b| (a.timestamp_ms, &a.id).cmp(&(b.timestamp_ms, &b.id)));
+        ids
+    }
+
+    /// (`_id`, `timestamp` ms) of every Cloud Apps alert listed now: the ground truth for tests.
+    pub fn visible_cloud_apps_alerts(&self, tenant_id: &str) -> Vec<(String, i64)> {
+        let now_ms = self.state.clock.now().0 / 10_000;
+        let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return Vec::new() };
+        let all = self.state.cloud_apps.alerts.read().unwrap_or_else(|p| p.into_inner());
+        all.get(index)
+            .map(|v| v.iter().filter(|a| a.visible_ms <= now_ms).map(|a| (a.id.clone(), a.timestamp_ms)).collect())
+            .unwrap_or_default()
     }
 
     /// Stops accepting connections and waits for the accept loop to end.

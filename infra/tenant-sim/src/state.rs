@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::clock::SimClock;
+use crate::cloudapps::{data as cloud_apps_data, CloudAppsState};
 use crate::data::TenantData;
 use crate::entra::directory::Tenant;
 use crate::entra::jwt::TokenSigner;
@@ -31,6 +32,7 @@ pub struct SimState {
     /// `jti`s of client assertions already redeemed.
     pub used_assertions: Mutex<HashSet<String>>,
     pub faults: FaultEngine,
+    pub cloud_apps: CloudAppsState,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -65,6 +67,16 @@ impl SimState {
             .enumerate()
             .map(|(i, t)| TenantData::build(t, i, scenario.seed, start))
             .collect::<Result<Vec<_>, _>>()?;
+        let cloud_apps = scenario
+            .tenants
+            .iter()
+            .zip(&data)
+            .enumerate()
+            .map(|(i, (t, d))| {
+                let portal = format!("https://{}.us2.portal.cloudappsecurity.com", t.domain.split('.').next().unwrap_or("tenant"));
+                cloud_apps_data::generate(&t.cloud_apps, &t.alerts, &d.pool, &portal, scenario.seed ^ (i as u64) << 8, start)
+            })
+            .collect();
         let signer = TokenSigner::generate(&mut ids::rng(scenario.seed, 0x51))?;
         Ok(SimState {
             seed: scenario.seed,
@@ -78,6 +90,7 @@ impl SimState {
             expired_tokens: Mutex::new(HashSet::new()),
             used_assertions: Mutex::new(HashSet::new()),
             faults: FaultEngine::new(scenario.seed, &scenario.faults),
+            cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })

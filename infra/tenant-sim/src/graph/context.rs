@@ -75,6 +75,19 @@ pub struct Principal {
 /// Validates the bearer token for Graph and checks that it carries one of
 /// `required` (application permissions; the least-privileged one first).
 pub fn authorize(sim: &Sim, headers: &HeaderMap, ctx: &mut GraphCtx, required: &[&str]) -> Result<Principal, GraphError> {
+    authorize_for(sim, headers, ctx, resources::GRAPH, required)
+}
+
+/// The same checks for any resource API: the token's `aud` must be `resource`'s, and its
+/// `roles` must hold one of `required` (compared without case: MDCA documents
+/// `Investigation.read` while tokens carry `investigation.read`).
+pub fn authorize_for(
+    sim: &Sim,
+    headers: &HeaderMap,
+    ctx: &mut GraphCtx,
+    resource: resources::Resource,
+    required: &[&str],
+) -> Result<Principal, GraphError> {
     let auth = header_str(headers, "authorization").unwrap_or_default();
     let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).map(str::trim).unwrap_or_default();
     if token.is_empty() {
@@ -86,7 +99,7 @@ pub fn authorize(sim: &Sim, headers: &HeaderMap, ctx: &mut GraphCtx, required: &
     }
     let app = jws.claim_str("appid").or_else(|| jws.claim_str("azp")).unwrap_or_default().to_owned();
     ctx.caller = Some(app.clone());
-    if jws.claim_str("aud").and_then(resources::by_audience) != Some(resources::GRAPH) {
+    if jws.claim_str("aud").and_then(resources::by_audience) != Some(resource) {
         return Err(GraphError::unauthorized("Access token validation failure. Invalid audience."));
     }
     let now = ctx.now.unix_seconds();
@@ -109,7 +122,7 @@ pub fn authorize(sim: &Sim, headers: &HeaderMap, ctx: &mut GraphCtx, required: &
         .and_then(|r| r.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-    if !required.is_empty() && !required.iter().any(|r| roles.iter().any(|have| have == r)) {
+    if !required.is_empty() && !required.iter().any(|r| roles.iter().any(|have| have.eq_ignore_ascii_case(r))) {
         return Err(GraphError::new(
             axum::http::StatusCode::FORBIDDEN,
             "Forbidden",

@@ -5,6 +5,7 @@ pub mod collection;
 pub mod context;
 pub mod error;
 pub mod incidents;
+pub mod mail;
 
 use axum::routing::get;
 use axum::Router;
@@ -18,4 +19,6 @@ pub fn routes() -> Router<Sim> {
         .route("/v1.0/security/incidents", get(incidents::list))
         .route("/v1.0/security/incidents/{id}", get(incidents::get_one))
         .route("/v1.0/security/incidents/{id}/alerts", get(incidents::alerts_of))
+        .route("/v1.0/users/{id}/messages", get(mail::messages))
+        .route("/beta/security/threatSubmission/emailThreats", get(mail::submissions))
 }
