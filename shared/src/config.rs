@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::adapters::graph::settings::{GRAPH_BASE_URL, LOGIN_BASE_URL};
+use crate::adapters::graph::settings::{EXCHANGE_BASE_URL, GRAPH_BASE_URL, LOGIN_BASE_URL, MDE_BASE_URL};
 use crate::adapters::graph::HttpSettings;
 use crate::app::deliver::DeliverySettings;
 use crate::app::poll::PollSettings;
@@ -49,6 +49,34 @@ fn https_url(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -
     Ok(v.trim_end_matches('/').to_owned())
 }
 
+/// Where Microsoft is: production by default, the simulator in local runs.
+pub fn http_settings(get: &impl Fn(&str) -> Option<String>) -> Result<HttpSettings, ConfigError> {
+    let extra_ca_pem = match get("EXTRA_CA_BUNDLE_FILE") {
+        None => None,
+        Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+            name: "EXTRA_CA_BUNDLE_FILE".into(),
+            value: path.clone(),
+            hint: format!("cannot read it ({e}); point it at a PEM file of extra trusted CA certificates, or unset it"),
+        })?),
+    };
+    let cloud_apps_base_override = match get("CLOUD_APPS_BASE_URL") {
+        None => None,
+        Some(_) => Some(https_url(get, "CLOUD_APPS_BASE_URL", "")?),
+    };
+    Ok(HttpSettings {
+        login_base_url: https_url(get, "LOGIN_BASE_URL", LOGIN_BASE_URL)?,
+        graph_base_url: https_url(get, "GRAPH_BASE_URL", GRAPH_BASE_URL)?,
+        mde_base_url: https_url(get, "MDE_BASE_URL", MDE_BASE_URL)?,
+        exchange_base_url: https_url(get, "EXCHANGE_BASE_URL", EXCHANGE_BASE_URL)?,
+        cloud_apps_base_override,
+        extra_ca_pem,
+        ..HttpSettings::default()
+    })
+}
+
+/// Read only in local runs against the simulator: never set by template.yaml.
+const LOCAL_ONLY: [&str; 2] = ["EXTRA_CA_BUNDLE_FILE", "CLOUD_APPS_BASE_URL"];
+
 impl PollerConfig {
     /// Every variable the poller reads, which template.yaml sets (a test holds both to this);
     /// EXTRA_CA_BUNDLE_FILE is for local stand-ins only.
@@ -58,6 +86,8 @@ impl PollerConfig {
         "ARTIFACT_BUCKET",
         "LOGIN_BASE_URL",
         "GRAPH_BASE_URL",
+        "MDE_BASE_URL",
+        "EXCHANGE_BASE_URL",
         "MAX_MESSAGE_BYTES",
         "ALERT_PAGE_SIZE",
         "INCIDENT_PAGE_SIZE",
@@ -66,7 +96,7 @@ impl PollerConfig {
         "MAX_PAGES_PER_RUN",
     ];
     /// Read but set by the Lambda service or only in local runs.
-    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &["EXTRA_CA_BUNDLE_FILE", "AWS_LAMBDA_LOG_STREAM_NAME"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], "AWS_LAMBDA_LOG_STREAM_NAME"];
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -80,20 +110,7 @@ impl PollerConfig {
             required(&get, "INTAKE_QUEUE_URL", "set it to the intake queue's URL (template.yaml sets it from IntakeQueue)")?;
         let artifact_bucket =
             required(&get, "ARTIFACT_BUCKET", "set it to the artifacts bucket's name (template.yaml sets it from ArtifactBucket)")?;
-        let extra_ca_pem = match get("EXTRA_CA_BUNDLE_FILE") {
-            None => None,
-            Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
-                name: "EXTRA_CA_BUNDLE_FILE".into(),
-                value: path.clone(),
-                hint: format!("cannot read it ({e}); point it at a PEM file of extra trusted CA certificates, or unset it"),
-            })?),
-        };
-        let http = HttpSettings {
-            login_base_url: https_url(&get, "LOGIN_BASE_URL", LOGIN_BASE_URL)?,
-            graph_base_url: https_url(&get, "GRAPH_BASE_URL", GRAPH_BASE_URL)?,
-            extra_ca_pem,
-            ..HttpSettings::default()
-        };
+        let http = http_settings(&get)?;
         let d = PollSettings::default();
         let max_message_bytes = number(&get, "MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES, 16 * 1024, SQS_MAX_MESSAGE_BYTES)?;
         let poll = PollSettings {
@@ -108,6 +125,34 @@ impl PollerConfig {
             ..d
         };
         Ok(PollerConfig { state_table, intake_queue_url, artifact_bucket, http, poll })
+    }
+}
+
+/// The Test & Save function's configuration: where records go and where Microsoft is.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    pub state_table: String,
+    pub http: HttpSettings,
+}
+
+impl CheckConfig {
+    pub const VARIABLES: &'static [&'static str] =
+        &["STATE_TABLE", "LOGIN_BASE_URL", "GRAPH_BASE_URL", "MDE_BASE_URL", "EXCHANGE_BASE_URL"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &LOCAL_ONLY;
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(CheckConfig {
+            state_table: required(
+                &get,
+                "STATE_TABLE",
+                "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)",
+            )?,
+            http: http_settings(&get)?,
+        })
     }
 }
 
@@ -206,6 +251,12 @@ mod tests {
         let want: std::collections::BTreeSet<String> =
             ProcessorConfig::VARIABLES.iter().chain(ProcessorConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
         assert_eq!(processor, want);
+        let check = asked(|get| {
+            CheckConfig::from_lookup(get).unwrap();
+        });
+        let want: std::collections::BTreeSet<String> =
+            CheckConfig::VARIABLES.iter().chain(CheckConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
+        assert_eq!(check, want);
     }
 
     #[test]

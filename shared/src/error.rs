@@ -17,10 +17,10 @@ pub enum ConfigError {
 pub enum GraphError {
     #[error("Entra ID refused the token request ({code}): {description}")]
     Token { code: String, description: String, retryable: bool },
-    #[error("Graph answered {status} {code}: {message}")]
-    Http { status: u16, code: String, message: String },
-    #[error("Graph throttled the request {attempts} times in a row (last Retry-After {retry_after:?})")]
-    Throttled { attempts: u32, retry_after: Option<Duration> },
+    #[error("{api} answered {status} {code}: {message}")]
+    Http { api: &'static str, status: u16, code: String, message: String },
+    #[error("{api} throttled the request {attempts} times in a row (last Retry-After {retry_after:?})")]
+    Throttled { api: &'static str, attempts: u32, retry_after: Option<Duration> },
     #[error("network error calling {what}: {detail}")]
     Transport { what: String, detail: String },
     #[error("cannot read the response of {what}: {detail}")]
@@ -52,6 +52,8 @@ pub enum CursorError {
     Corrupt { key: String, detail: String },
     #[error("cursor store error: {detail}")]
     Store { detail: String, retryable: bool },
+    #[error("{key} was not saved: {detail}")]
+    Conflict { key: String, detail: String },
 }
 
 impl CursorError {

@@ -7,6 +7,8 @@ use crate::domain::alert::Item;
 use crate::domain::cursor::Cursor;
 use crate::domain::envelope::ObjectRef;
 use crate::domain::integration::{Credentials, Integration};
+use crate::domain::integration_doc::IntegrationDoc;
+use crate::domain::permissions::{Api, TokenClaims};
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::{ArtifactError, CursorError, GraphError, QueueError, SecretError};
@@ -139,12 +141,17 @@ pub enum PageRequest {
     Query { source: Source, from: GraphTime, to: GraphTime, top: usize, skip: usize, expand_alerts: bool },
     /// A `@odata.nextLink` Graph returned.
     Link(String),
+    /// Cloud Apps alerts at the tenant's portal: `date` from `from` (inclusive) to before `to`,
+    /// oldest first, `skip`/`limit` (≤ 100).
+    CloudApps { portal: String, from: GraphTime, to: GraphTime, skip: usize, limit: usize },
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub items: Vec<Item>,
     pub next_link: Option<String>,
+    /// What the API said about more items (Cloud Apps' `hasNext`); None when it says nothing.
+    pub has_more: Option<bool>,
 }
 
 /// Microsoft Graph as the poller uses it. Implementations keep tokens per tenant and audience,
@@ -162,6 +169,55 @@ pub trait GraphApi: Send + Sync {
 /// The configured integrations.
 pub trait IntegrationSource: Send + Sync {
     fn integrations(&self) -> impl Future<Output = Result<Vec<Integration>, CursorError>> + Send;
+}
+
+/// A saved integration document with its revision: 1 on the first save, one more each save.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IntegrationRecord {
+    pub doc: IntegrationDoc,
+    pub revision: u64,
+    pub saved_at: GraphTime,
+}
+
+/// Where integration documents are kept (the state table in AWS).
+///
+/// Contract: `save` writes `doc` as revision `expected + 1`, or as revision 1 when `expected`
+/// is None and no record exists; otherwise it writes nothing and returns `Conflict` (someone
+/// saved in between, or the id is taken). `remove` deletes the record and every item kept
+/// under the integration (its cursors), nothing of any other integration, and says whether a
+/// record existed. `list` is sorted by id.
+pub trait IntegrationStore: Send + Sync {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<IntegrationRecord>, CursorError>> + Send;
+    fn list(&self) -> impl Future<Output = Result<Vec<IntegrationRecord>, CursorError>> + Send;
+    fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> impl Future<Output = Result<u64, CursorError>> + Send;
+    fn remove(&self, id: &str) -> impl Future<Output = Result<bool, CursorError>> + Send;
+}
+
+/// Writes integration credentials (Secrets Manager in AWS). Never logs what it writes.
+pub trait SecretWriter: Send + Sync {
+    /// Creates the secret `name`, or stores a new value in it; returns its reference (ARN).
+    fn put(&self, name: &str, credentials: &Credentials) -> impl Future<Output = Result<String, SecretError>> + Send;
+    /// Deletes the secret; a secret that does not exist is not an error.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<(), SecretError>> + Send;
+}
+
+/// A single small call that proves an API answers this app (Test & Save).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    DefenderAlerts,
+    DefenderIncidents,
+    EmailSubmissions,
+    Mailbox { address: String, filter: Option<String> },
+    CloudApps { portal: String },
+    Machines,
+    Exchange { organization: String },
+}
+
+/// Microsoft as Test & Save sees it: tokens with their claims, and one call per API.
+pub trait MicrosoftProbe: Send + Sync {
+    fn claims(&self, creds: &Credentials, api: Api) -> impl Future<Output = Result<TokenClaims, GraphError>> + Send;
+    /// Makes the call; returns how many items came back.
+    fn probe(&self, creds: &Credentials, probe: &Probe) -> impl Future<Output = Result<usize, GraphError>> + Send;
 }
 
 /// "Now" on the window field's clock. Production reads the system clock; tests that drive the

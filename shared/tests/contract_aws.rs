@@ -12,8 +12,9 @@ use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryCursorStore};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::cursor::Cursor;
+use m365_ingest::domain::duration_text::DurationText;
 use m365_ingest::domain::envelope::Envelope;
-use m365_ingest::domain::integration::IntegrationDoc;
+use m365_ingest::domain::integration_doc::IntegrationDoc;
 use m365_ingest::error::{CursorError, SecretError};
 use m365_ingest::ports::{AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, QueueEntry, SecretSource};
 use m365_ingest::{GraphTime, Source};
@@ -192,10 +193,8 @@ async fn integrations_round_trip_through_dynamodb() {
     let c = moto::clients().await;
     let table = moto::table(&c).await;
     let store = DynamoIntegrations::new(c.dynamodb.clone(), &table);
-    let doc: IntegrationDoc = serde_json::from_str(&format!(
-        r#"{{"id":"contoso","tenant_id":"{TENANT}","client_id":"{DEFAULT_CLIENT_ID}","secret_ref":"s","overlap_secs":600}}"#
-    ))
-    .unwrap();
+    let mut doc = IntegrationDoc::new("contoso", TENANT, DEFAULT_CLIENT_ID, "s");
+    doc.polling.overlap = DurationText(Duration::from_secs(600));
     store.put(&doc).await.unwrap();
     store.put(&IntegrationDoc { id: "fabrikam".into(), enabled: false, ..doc.clone() }).await.unwrap();
     let all = store.integrations().await.unwrap();

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use m365_ingest::config::{PollerConfig, ProcessorConfig};
+use m365_ingest::config::{CheckConfig, PollerConfig, ProcessorConfig};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -47,7 +47,7 @@ fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     crates.sort();
-    assert_eq!(crates, vec!["poller", "processor"]);
+    assert_eq!(crates, vec!["check", "poller", "processor"]);
     for c in crates {
         let (name, body) = resource_with_code_uri(&t, &c).unwrap_or_else(|| panic!("no resource with CodeUri: functions/{c}"));
         assert!(body.iter().any(|l| l.trim() == "Type: AWS::Serverless::Function"), "{name}");
@@ -58,7 +58,7 @@ fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
 #[test]
 fn every_variable_a_function_reads_is_set_for_it() {
     let t = template();
-    for (dir, vars) in [("poller", PollerConfig::VARIABLES), ("processor", ProcessorConfig::VARIABLES)] {
+    for (dir, vars) in [("check", CheckConfig::VARIABLES), ("poller", PollerConfig::VARIABLES), ("processor", ProcessorConfig::VARIABLES)] {
         let (name, body) = resource_with_code_uri(&t, dir).unwrap();
         for v in vars {
             assert!(body.iter().any(|l| l.trim_start().starts_with(&format!("{v}:"))), "{name} does not set {v}");
@@ -87,5 +87,16 @@ fn no_policy_grants_a_wildcard_action() {
             continue;
         }
         assert!(!l.contains('*'), "wildcard action: {l}");
+    }
+}
+
+#[test]
+fn every_source_has_a_schedule_and_a_cursor_lag_alarm() {
+    let t = template();
+    let (_, poller) = resource_with_code_uri(&t, "poller").unwrap();
+    for source in m365_ingest::Source::ALL {
+        let input = format!("Input: '{{\"source\": \"{source}\"}}'");
+        assert!(poller.iter().any(|l| l.trim() == input), "no schedule for {source}");
+        assert!(t.contains(&format!("Dimensions: [{{ Name: Source, Value: {source} }}]")), "no cursor lag alarm for {source}");
     }
 }

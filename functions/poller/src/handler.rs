@@ -126,7 +126,7 @@ mod tests {
         use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
         use m365_ingest::config::PollerConfig;
         use m365_ingest::domain::envelope::Envelope;
-        use m365_ingest::domain::integration::IntegrationDoc;
+        use m365_ingest::domain::integration_doc::IntegrationDoc;
         use m365_ingest::lambda::poller::build_aws;
         use tenant_sim::{FaultKind, FaultSpec};
 
@@ -159,10 +159,8 @@ mod tests {
             .send()
             .await
             .unwrap();
-        let doc: IntegrationDoc = serde_json::from_str(&format!(
-            r#"{{"id":"contoso","tenant_id":"{DEFAULT_TENANT_ID}","client_id":"{DEFAULT_CLIENT_ID}","secret_ref":"{secret}","lookback_secs":172800}}"#
-        ))
-        .unwrap();
+        let mut doc = IntegrationDoc::new("contoso", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, &secret);
+        doc.polling.lookback = m365_ingest::domain::duration_text::DurationText(Duration::from_secs(172_800));
         DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
         let ca = std::env::temp_dir().join(format!("sim-ca-{suffix}.pem"));
         sim.write_ca(&ca).unwrap();

@@ -2,13 +2,17 @@
 //!
 //! ```text
 //! m365-ingest demo   [--out DIR] [--seed N] [--alerts N]
-//! m365-ingest poll   --source defender_alerts|defender_incidents [--seconds N]
+//! m365-ingest poll   --source defender_alerts|defender_incidents|cloud_apps [--seconds N]
 //! m365-ingest replay --source defender_alerts|defender_incidents FILE [--tenant ID] [--integration ID]
 //! m365-ingest process FILE [--integrations FILE]
+//! m365-ingest check CONFIG [CREDENTIALS] [--json]
+//! m365-ingest integration add|update|test|show|enable|disable|remove|list ...
 //! ```
 
 mod args;
 mod demo;
+mod docs;
+mod integration;
 mod poll;
 mod process;
 mod replay;
@@ -37,6 +41,8 @@ async fn main() -> ExitCode {
         Ok(Command::Poll(o)) => poll::run(o).await,
         Ok(Command::Replay(o)) => replay::run(o).await,
         Ok(Command::Process(o)) => process::run(o).await,
+        Ok(Command::Check(o)) => integration::check(o).await,
+        Ok(Command::Integration(c)) => integration::run(c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

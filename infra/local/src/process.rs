@@ -6,20 +6,19 @@ use std::collections::BTreeSet;
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
 use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::envelope::Envelope;
-use m365_ingest::domain::integration::{Integration, IntegrationDoc};
+use m365_ingest::domain::integration::Integration;
 use m365_ingest::ports::SystemClock;
 
 use crate::args::ProcessOptions;
 use crate::Failure;
 
-/// Integrations from a JSON array of integration documents, or, without one, every
+/// Integrations from integration documents (a TOML file, a JSON document or a JSON array of
+/// them), or, without one, every
 /// integration the envelopes name with no filters and the default output.
 fn integrations(o: &ProcessOptions, envelopes: &[Envelope]) -> Result<Vec<Integration>, Failure> {
     if let Some(path) = &o.integrations {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {p}: {e}")))?;
-        let docs: Vec<IntegrationDoc> =
-            serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{p} is not a JSON array of integrations: {e}")))?;
+        let docs = crate::docs::read_docs(path)?;
         return docs.into_iter().map(|d| d.validate().map_err(|e| Failure::Usage(format!("{p}: {e}")))).collect();
     }
     let ids: BTreeSet<(&str, &str)> = envelopes.iter().map(|e| (e.integration_id.as_str(), e.tenant_id.as_str())).collect();

@@ -57,7 +57,7 @@ fn bad_input_is_one_line_and_exit_2() {
         (vec![], "no command given"),
         (vec!["frobnicate"], "unknown command `frobnicate`"),
         (vec!["replay", "--source", "defender_alerts"], "needs the FILE"),
-        (vec!["replay", "--source", "alerts", "f.json"], "unknown source `alerts`: use defender_alerts or defender_incidents"),
+        (vec!["replay", "--source", "alerts", "f.json"], "unknown source `alerts`: use defender_alerts, defender_incidents or cloud_apps"),
         (vec!["replay", "--source", "defender_alerts", "/no/such.json"], "cannot read /no/such.json"),
         (vec!["replay", "--source", "defender_alerts", not_json.to_str().unwrap()], "is not a Graph list response"),
         (vec!["replay", "--source", "defender_alerts", no_version.to_str().unwrap()], "item 0 of `value`"),
@@ -122,7 +122,7 @@ fn process_turns_intake_envelopes_into_output_messages() {
     assert_eq!(msgs[0]["entities"]["files"][0]["name"], "MsSense.exe");
     // With an integration that filters it out, nothing is published and the reason is counted.
     let integrations = dir.path().join("integrations.json");
-    std::fs::write(&integrations, r#"[{"id":"replay","tenant_id":"b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c","client_id":"0e7c1d2a-3b4c-4d5e-9f60-718293a4b5c6","secret_ref":"s","filters":{"severities":["high"]}}]"#).unwrap();
+    std::fs::write(&integrations, r#"[{"version":1,"id":"replay","tenant_id":"b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c","client_id":"0e7c1d2a-3b4c-4d5e-9f60-718293a4b5c6","secret_ref":"s","filters":{"severities":["high"]}}]"#).unwrap();
     let out =
         Command::new(BIN).args(["process", intake.to_str().unwrap(), "--integrations", integrations.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success());

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
-use m365_ingest::domain::integration::IntegrationDoc;
+use m365_ingest::domain::integration_doc::IntegrationDoc;
 use serde_json::Value;
 use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
 use tenant_sim::{Scenario, Simulator};
@@ -37,10 +37,7 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
         .send()
         .await
         .unwrap();
-    let doc: IntegrationDoc = serde_json::from_str(&format!(
-        r#"{{"id":"contoso","tenant_id":"{DEFAULT_TENANT_ID}","client_id":"{DEFAULT_CLIENT_ID}","secret_ref":"{secret}"}}"#
-    ))
-    .unwrap();
+    let doc = IntegrationDoc::new("contoso", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, &secret);
     DynamoIntegrations::new(c.dynamodb.clone(), &table).put(&doc).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");

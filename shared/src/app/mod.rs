@@ -1,5 +1,7 @@
 //! Use cases, generic over the ports.
 
+pub mod advice;
+pub mod check;
 pub mod deliver;
 pub mod poll;
 pub mod process;

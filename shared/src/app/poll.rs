@@ -1,5 +1,6 @@
-//! The poll use case: for each integration due for a source, read the window from Graph page
-//! by page, deliver each page to the intake queue, then commit the cursor (DESIGN.md §3).
+//! The poll use case: for each integration due for a source, read the window from Graph (or
+//! Cloud Apps) page by page, deliver each page to the intake queue, then commit the cursor
+//! (DESIGN.md §3).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ pub struct PollSettings {
     pub alert_page_size: usize,
     /// `$top` of incident pages: 50 with `$expand=alerts` is the most Elastic found to work.
     pub incident_page_size: usize,
+    /// Cloud Apps answers at most 100 alerts per request (api-introduction.md).
+    pub cloud_apps_page_size: usize,
     /// `$skip` above 500 is refused by Graph.
     pub max_skip: usize,
     /// Pages per integration per run.
@@ -43,6 +46,7 @@ impl Default for PollSettings {
         PollSettings {
             alert_page_size: 1000,
             incident_page_size: 50,
+            cloud_apps_page_size: 100,
             max_skip: 500,
             max_pages: 500,
             safety_margin: Duration::from_secs(30),
@@ -193,7 +197,20 @@ where
         };
         let creds = self.secrets.load(&integration.secret_ref).await?;
         let incidents = source == Source::DefenderIncidents;
-        let top = if incidents { self.settings.incident_page_size } else { self.settings.alert_page_size };
+        let top = match source {
+            Source::DefenderIncidents => self.settings.incident_page_size,
+            Source::CloudApps => self.settings.cloud_apps_page_size,
+            Source::DefenderAlerts => self.settings.alert_page_size,
+        };
+        let portal = match (source, &integration.cloud_apps_base) {
+            (Source::CloudApps, None) => {
+                return Err(Error::Config(crate::error::ConfigError::Missing {
+                    name: format!("integration `{}` portal_url", integration.id),
+                    hint: "set portal_url to the Cloud Apps API URL (Defender portal → Settings → Cloud Apps → System → About)".into(),
+                }))
+            }
+            (_, p) => p.clone().unwrap_or_default(),
+        };
         let mut expand = incidents;
         let (mut from, mut skip) = (win.from, 0usize);
         let mut link: Option<String> = None;
@@ -205,6 +222,9 @@ where
             }
             let request = match link.take() {
                 Some(l) => PageRequest::Link(l),
+                None if source == Source::CloudApps => {
+                    PageRequest::CloudApps { portal: portal.clone(), from, to: win.to, skip, limit: top }
+                }
                 None => PageRequest::Query { source, from, to: win.to, top, skip, expand_alerts: expand },
             };
             let page = match self.graph.page(&creds, &request).await {
@@ -225,7 +245,10 @@ where
                 Err(e) => return Err(e.into()),
             };
             let versions: Vec<GraphTime> = page.items.iter().map(|i| i.head.version).collect();
-            let outcome = after_page(from, skip, &versions, top, page.next_link.as_deref(), &win, self.settings.max_skip)
+            // An API that says there is nothing more (Cloud Apps' hasNext) ends the window even
+            // when the page came back full.
+            let full_at = if page.has_more == Some(false) { usize::MAX } else { top };
+            let outcome = after_page(from, skip, &versions, full_at, page.next_link.as_deref(), &win, self.settings.max_skip)
                 .map_err(GraphError::from)?;
             let total = page.items.len();
             let mut fresh: Vec<Item> = page.items.into_iter().filter(|i| !cursor.already_delivered(&i.head.id, i.head.version)).collect();

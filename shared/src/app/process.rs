@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::deliver::{send_tracked, DeliverySettings};
 use crate::adapters::local::sha256_hex;
+use crate::domain::cloud_apps_alert;
 use crate::domain::envelope::{Envelope, INTAKE_SCHEMA};
 use crate::domain::filter::{Decision, Filters};
 use crate::domain::graph_alert::{GraphAlert, GraphIncident};
@@ -355,6 +356,10 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
 /// The alerts an envelope carries: one for an alert, each of an incident's alerts for an incident.
 fn units(env: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
     match env.source {
+        Source::CloudApps => {
+            let alert = cloud_apps_alert::to_alert(object.get()).map_err(|e| format!("the Cloud Apps alert does not parse: {e}"))?;
+            Ok(vec![Unit { alert, raw: object.to_owned(), version: env.version, incident: None }])
+        }
         Source::DefenderAlerts => {
             let alert: GraphAlert = serde_json::from_str(object.get()).map_err(|e| format!("the alert does not parse: {e}"))?;
             Ok(vec![Unit { alert, raw: object.to_owned(), version: env.version, incident: None }])

@@ -22,18 +22,36 @@ pub struct Item {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("a Graph item has no usable id/lastUpdateDateTime: {0}")]
+#[error("an item has no usable id and version (lastUpdateDateTime, or _id and timestamp): {0}")]
 pub struct HeadError(#[from] serde_json::Error);
 
+/// The head of a Cloud Apps alert: `_id` and `timestamp` in Unix milliseconds (api-alerts-list.md).
+#[derive(Deserialize)]
+struct CloudAppsHead {
+    #[serde(rename = "_id")]
+    id: String,
+    timestamp: i64,
+}
+
 impl Item {
+    /// A Cloud Apps alert: its `timestamp` (ms) is the version the window and cursor use.
+    pub fn from_cloud_apps(raw: &RawValue) -> Result<Item, HeadError> {
+        let h: CloudAppsHead = serde_json::from_str(raw.get())?;
+        Item::from_raw_with(raw, Head { id: h.id, version: GraphTime::from_unix_millis(h.timestamp) })
+    }
+
+    fn from_raw_with(raw: &RawValue, head: Head) -> Result<Item, HeadError> {
+        let text = raw.get();
+        let raw = if text.contains(['\n', '\r']) { RawValue::from_string(text.replace(['\n', '\r'], " "))? } else { raw.to_owned() };
+        Ok(Item { head, raw })
+    }
+
     /// Keeps the bytes as they came, except that line breaks become spaces: in valid JSON a
     /// line break can only be whitespace (inside strings it is escaped), and one message per
     /// line is what NDJSON outputs and line-oriented consumers need.
     pub fn from_raw(raw: &RawValue) -> Result<Item, HeadError> {
         let head: Head = serde_json::from_str(raw.get())?;
-        let text = raw.get();
-        let raw = if text.contains(['\n', '\r']) { RawValue::from_string(text.replace(['\n', '\r'], " "))? } else { raw.to_owned() };
-        Ok(Item { head, raw })
+        Item::from_raw_with(raw, head)
     }
 }
 

@@ -1,13 +1,17 @@
 //! Pure domain logic: no I/O, no async.
 
 pub mod alert;
+pub mod cloud_apps_alert;
 pub mod cursor;
+pub mod duration_text;
 pub mod envelope;
 pub mod filter;
 pub mod graph_alert;
 pub mod integration;
+pub mod integration_doc;
 pub mod ocsf;
 pub mod output;
+pub mod permissions;
 pub mod source;
 pub mod time;
 pub mod window;

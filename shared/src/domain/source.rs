@@ -12,15 +12,18 @@ pub enum Source {
     DefenderAlerts,
     /// Graph `security/incidents` with their alerts.
     DefenderIncidents,
+    /// Defender for Cloud Apps `POST /api/v1/alerts/` at the tenant's portal.
+    CloudApps,
 }
 
 impl Source {
-    pub const ALL: [Source; 2] = [Source::DefenderAlerts, Source::DefenderIncidents];
+    pub const ALL: [Source; 3] = [Source::DefenderAlerts, Source::DefenderIncidents, Source::CloudApps];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::DefenderAlerts => "defender_alerts",
             Source::DefenderIncidents => "defender_incidents",
+            Source::CloudApps => "cloud_apps",
         }
     }
 }
@@ -32,7 +35,7 @@ impl fmt::Display for Source {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown source `{0}`: use defender_alerts or defender_incidents")]
+#[error("unknown source `{0}`: use defender_alerts, defender_incidents or cloud_apps")]
 pub struct UnknownSource(pub String);
 
 impl FromStr for Source {

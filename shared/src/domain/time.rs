@@ -31,6 +31,15 @@ impl GraphTime {
         GraphTime(s.saturating_mul(TICKS_PER_SEC))
     }
 
+    pub fn from_unix_millis(ms: i64) -> Self {
+        GraphTime(ms.saturating_mul(10_000))
+    }
+
+    /// Whole milliseconds since the epoch, rounded down.
+    pub fn unix_millis(self) -> i64 {
+        self.0.div_euclid(10_000)
+    }
+
     pub fn from_chrono(t: DateTime<Utc>) -> Self {
         GraphTime(t.timestamp() * TICKS_PER_SEC + i64::from(t.timestamp_subsec_nanos()) / 100)
     }

@@ -1,5 +1,6 @@
 //! What the Lambda functions share: event decoding and the assembled apps.
 
+pub mod check;
 pub mod events;
 pub mod poller;
 pub mod processor;

@@ -1,17 +1,21 @@
 //! Integration records in the state table: `pk = integration#<id>`, `sk = config`, the
-//! document as JSON in `doc`.
+//! document as JSON in `doc`, its `revision` and `saved_at`. Saves are conditional on the
+//! revision; removing an integration deletes every item under its `pk` (its cursors too).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::dynamo_cursor::integration_pk;
 use super::sdk::{describe, sdk_retryable};
-use crate::domain::integration::{Integration, IntegrationDoc};
+use crate::domain::integration::Integration;
+use crate::domain::integration_doc::{self, IntegrationDoc};
+use crate::domain::time::GraphTime;
 use crate::error::CursorError;
-use crate::ports::IntegrationSource;
+use crate::ports::{IntegrationRecord, IntegrationSource, IntegrationStore};
 
-/// Scan pages read at most: one integration per item, so this bounds the loop, not the use.
-const MAX_SCAN_PAGES: usize = 100;
+/// Scan and query pages read at most: this bounds the loops, not the use.
+const MAX_PAGES: usize = 100;
+const CONFIG_SK: &str = "config";
 
 #[derive(Debug, Clone)]
 pub struct DynamoIntegrations {
@@ -19,62 +23,159 @@ pub struct DynamoIntegrations {
     table: String,
 }
 
+fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> CursorError {
+    CursorError::Store { detail: describe(e), retryable: sdk_retryable(e) }
+}
+
+fn record(item: &std::collections::HashMap<String, AttributeValue>) -> Result<IntegrationRecord, String> {
+    let json = item.get("doc").and_then(|v| v.as_s().ok()).ok_or("no doc attribute")?;
+    let doc = integration_doc::from_json(json).map_err(|e| e.to_string())?;
+    let revision = item.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(1);
+    let saved_at = item.get("saved_at").and_then(|v| v.as_s().ok()).and_then(|s| GraphTime::parse(s).ok()).unwrap_or_default();
+    Ok(IntegrationRecord { doc, revision, saved_at })
+}
+
 impl DynamoIntegrations {
     pub fn new(client: Client, table: &str) -> Self {
         DynamoIntegrations { client, table: table.to_owned() }
     }
 
-    /// Writes (or replaces) an integration record.
+    /// Writes a record without conditions (tests and seeding); `save` is what the product uses.
     pub async fn put(&self, doc: &IntegrationDoc) -> Result<(), CursorError> {
-        let json = serde_json::to_string(doc).map_err(|e| CursorError::Corrupt { key: doc.id.clone(), detail: e.to_string() })?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(integration_pk(&doc.id)))
-            .item("sk", AttributeValue::S("config".into()))
-            .item("doc", AttributeValue::S(json))
-            .send()
-            .await
-            .map_err(|e| CursorError::Store { detail: describe(&e), retryable: sdk_retryable(&e) })?;
-        Ok(())
+        let current = self.get(&doc.id).await?.map(|r| r.revision);
+        self.save(doc, current, GraphTime::now()).await.map(|_| ())
     }
 }
 
-impl IntegrationSource for DynamoIntegrations {
-    /// Every integration record; one that does not validate is logged and left out, so one
-    /// broken record never stops the others from being polled.
-    async fn integrations(&self) -> Result<Vec<Integration>, CursorError> {
+impl IntegrationStore for DynamoIntegrations {
+    async fn get(&self, id: &str) -> Result<Option<IntegrationRecord>, CursorError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(integration_pk(id)))
+            .key("sk", AttributeValue::S(CONFIG_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        out.item.map(|i| record(&i).map_err(|detail| CursorError::Corrupt { key: integration_pk(id), detail })).transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<IntegrationRecord>, CursorError> {
         let mut out = Vec::new();
         let mut start = None;
-        for _ in 0..MAX_SCAN_PAGES {
+        for _ in 0..MAX_PAGES {
             let page = self
                 .client
                 .scan()
                 .table_name(&self.table)
                 .filter_expression("sk = :c")
-                .expression_attribute_values(":c", AttributeValue::S("config".into()))
+                .expression_attribute_values(":c", AttributeValue::S(CONFIG_SK.into()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| CursorError::Store { detail: describe(&e), retryable: sdk_retryable(&e) })?;
+                .map_err(|e| store_err(&e))?;
             for item in page.items() {
-                let Some(json) = item.get("doc").and_then(|v| v.as_s().ok()) else { continue };
-                match serde_json::from_str::<IntegrationDoc>(json)
-                    .map_err(|e| e.to_string())
-                    .and_then(|d| d.validate().map_err(|e| e.to_string()))
-                {
-                    Ok(i) => out.push(i),
+                match record(item) {
+                    Ok(r) => out.push(r),
+                    // One unreadable record never stops the others.
                     Err(problem) => tracing::error!(%problem, "integration record skipped"),
                 }
             }
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => {
-                    out.sort_by(|a, b| a.id.cmp(&b.id));
+                    out.sort_by(|a, b| a.doc.id.cmp(&b.doc.id));
                     return Ok(out);
                 }
             }
         }
-        Err(CursorError::Store { detail: format!("more than {MAX_SCAN_PAGES} scan pages of integrations"), retryable: false })
+        Err(CursorError::Store { detail: format!("more than {MAX_PAGES} scan pages of integrations"), retryable: false })
+    }
+
+    async fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> Result<u64, CursorError> {
+        let json = serde_json::to_string(doc).map_err(|e| CursorError::Corrupt { key: doc.id.clone(), detail: e.to_string() })?;
+        let revision = expected.unwrap_or(0) + 1;
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(integration_pk(&doc.id)))
+            .item("sk", AttributeValue::S(CONFIG_SK.into()))
+            .item("doc", AttributeValue::S(json))
+            .item("revision", AttributeValue::N(revision.to_string()))
+            .item("saved_at", AttributeValue::S(at.to_string()));
+        req = match expected {
+            None => req.condition_expression("attribute_not_exists(pk)"),
+            Some(r) => req.condition_expression("revision = :r").expression_attribute_values(":r", AttributeValue::N(r.to_string())),
+        };
+        match req.send().await {
+            Ok(_) => Ok(revision),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Err(CursorError::Conflict {
+                key: format!("integration `{}`", doc.id),
+                detail: match expected {
+                    None => "an integration with this id exists already; use `integration show` and save it as a new revision".into(),
+                    Some(r) => format!("it changed since revision {r} was read; read it again and retry"),
+                },
+            }),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<bool, CursorError> {
+        let pk = integration_pk(id);
+        let mut existed = false;
+        let mut start = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_err(&e))?;
+            for item in page.items() {
+                let Some(sk) = item.get("sk").cloned() else { continue };
+                existed |= sk.as_s().is_ok_and(|s| s == CONFIG_SK);
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(pk.clone()))
+                    .key("sk", sk)
+                    .send()
+                    .await
+                    .map_err(|e| store_err(&e))?;
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(existed),
+            }
+        }
+        Err(CursorError::Store { detail: format!("more than {MAX_PAGES} pages of items under {pk}"), retryable: false })
+    }
+}
+
+impl IntegrationSource for DynamoIntegrations {
+    /// Every integration record that validates; one that does not is logged and left out, so
+    /// one broken record never stops the others from being polled.
+    async fn integrations(&self) -> Result<Vec<Integration>, CursorError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter_map(|r| match r.doc.validate() {
+                Ok(i) => Some(i),
+                Err(problem) => {
+                    tracing::error!(%problem, "integration record skipped");
+                    None
+                }
+            })
+            .collect())
     }
 }

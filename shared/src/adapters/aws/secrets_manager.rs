@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::sdk::describe;
 use crate::domain::integration::{Credential, Credentials};
 use crate::error::SecretError;
-use crate::ports::SecretSource;
+use crate::ports::{SecretSource, SecretWriter};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -91,9 +91,64 @@ impl SecretSource for SecretsManagerSource {
     }
 }
 
+/// The secret's JSON for `creds`, in the format `parse_secret` reads.
+pub fn secret_json(creds: &Credentials) -> Secret {
+    let mut v = serde_json::json!({"tenant_id": creds.tenant_id, "client_id": creds.client_id});
+    match &creds.credential {
+        Credential::ClientSecret(s) => v["client_secret"] = s.expose().into(),
+        Credential::Certificate { certificate_pem, private_key_pem } => {
+            v["certificate_pem"] = certificate_pem.as_str().into();
+            v["private_key_pem"] = private_key_pem.expose().into();
+        }
+    }
+    Secret::new(v.to_string())
+}
+
+/// Days a removed integration's secret can still be restored (Secrets Manager's minimum is 7).
+const RECOVERY_WINDOW_DAYS: i64 = 7;
+
+impl SecretWriter for SecretsManagerSource {
+    async fn put(&self, name: &str, credentials: &Credentials) -> Result<String, SecretError> {
+        let value = secret_json(credentials);
+        let store = |e: String, retryable: bool| SecretError::Store { detail: e, retryable };
+        match self.client.put_secret_value().secret_id(name).secret_string(value.expose()).send().await {
+            Ok(out) => Ok(out.arn().unwrap_or(name).to_owned()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => {
+                let out = self
+                    .client
+                    .create_secret()
+                    .name(name)
+                    .description("m365-ingest integration credentials (Entra ID app registration)")
+                    .secret_string(value.expose())
+                    .send()
+                    .await
+                    .map_err(|e| store(describe(&e), !matches!(e, aws_sdk_secretsmanager::error::SdkError::ServiceError(_))))?;
+                Ok(out.arn().unwrap_or(name).to_owned())
+            }
+            Err(e) => Err(store(describe(&e), !matches!(e, aws_sdk_secretsmanager::error::SdkError::ServiceError(_)))),
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), SecretError> {
+        match self.client.delete_secret().secret_id(name).recovery_window_in_days(RECOVERY_WINDOW_DAYS).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(()),
+            Err(e) => Err(SecretError::Store { detail: describe(&e), retryable: false }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_secrets_read_back() {
+        let creds = parse_secret("s", r#"{"tenant_id":"t","client_id":"c","client_secret":"v\"q"}"#).unwrap();
+        let back = parse_secret("s", secret_json(&creds).expose()).unwrap();
+        assert!(matches!(back.credential, Credential::ClientSecret(ref s) if s.expose() == "v\"q"));
+        assert_eq!((back.tenant_id.as_str(), back.client_id.as_str()), ("t", "c"));
+    }
 
     #[test]
     fn accepts_a_secret_or_a_certificate() {

@@ -19,25 +19,8 @@ use crate::domain::integration::{Credential, Credentials};
 use crate::error::GraphError;
 use crate::secret::Secret;
 
-/// The APIs tokens are asked for (ms-apis.md §1, audience table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Audience {
-    Graph,
-    DefenderForEndpoint,
-    CloudApps,
-    Exchange,
-}
-
-impl Audience {
-    pub fn scope(self) -> &'static str {
-        match self {
-            Audience::Graph => "https://graph.microsoft.com/.default",
-            Audience::DefenderForEndpoint => "https://api.securitycenter.microsoft.com/.default",
-            Audience::CloudApps => "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default",
-            Audience::Exchange => "https://outlook.office365.com/.default",
-        }
-    }
-}
+/// The APIs tokens are asked for; the domain names them, the token provider uses them.
+pub use crate::domain::permissions::{Api as Audience, TokenClaims};
 
 /// Tokens are renewed this long before `expires_in` runs out, so none expires mid-request.
 const RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
@@ -47,7 +30,7 @@ const ASSERTION_LIFETIME_SECS: i64 = 600;
 struct Cached {
     token: Secret,
     renew_at: Instant,
-    roles: Option<Vec<String>>,
+    claims: TokenClaims,
 }
 
 /// Acquires and caches tokens. Holds no secret beyond the cache; prints none.
@@ -97,9 +80,9 @@ impl TokenProvider {
             }
         }
         let (token, expires_in) = self.request(creds, aud).await?;
-        let roles = roles_claim(token.expose());
+        let claims = token_claims(token.expose());
         let lifetime = Duration::from_secs(expires_in).saturating_sub(RENEW_BEFORE).max(Duration::from_secs(expires_in / 2));
-        self.cache.lock().await.insert(key, Cached { token: token.clone(), renew_at: Instant::now() + lifetime, roles });
+        self.cache.lock().await.insert(key, Cached { token: token.clone(), renew_at: Instant::now() + lifetime, claims });
         Ok(token)
     }
 
@@ -111,7 +94,13 @@ impl TokenProvider {
     /// The `roles` claim of the cached token: the application permissions granted, or None when
     /// the token has no `roles` claim at all (no admin consent).
     pub async fn roles(&self, creds: &Credentials, aud: Audience) -> Option<Option<Vec<String>>> {
-        self.cache.lock().await.get(&Self::key(creds, aud)).map(|c| c.roles.clone())
+        self.cache.lock().await.get(&Self::key(creds, aud)).map(|c| c.claims.roles.clone())
+    }
+
+    /// A token for `aud` (fetched if needed) and what it says about the app's access.
+    pub async fn claims(&self, creds: &Credentials, aud: Audience) -> Result<TokenClaims, GraphError> {
+        self.token(creds, aud).await?;
+        Ok(self.cache.lock().await.get(&Self::key(creds, aud)).map(|c| c.claims.clone()).unwrap_or_default())
     }
 
     async fn request(&self, creds: &Credentials, aud: Audience) -> Result<(Secret, u64), GraphError> {
@@ -233,10 +222,17 @@ pub(crate) fn without_url(e: &reqwest::Error) -> String {
 
 /// The `roles` claim of an access token, decoded without verification (diagnostics only).
 pub fn roles_claim(jwt: &str) -> Option<Vec<String>> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).or_else(|_| STANDARD.decode(payload)).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    Some(v.get("roles")?.as_array()?.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+    token_claims(jwt).roles
+}
+
+/// The `roles` and `wids` claims of an access token, decoded without verification.
+pub fn token_claims(jwt: &str) -> TokenClaims {
+    let payload = jwt.split('.').nth(1).unwrap_or_default();
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).or_else(|_| STANDARD.decode(payload)).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let strings =
+        |k: &str| -> Option<Vec<String>> { Some(v.get(k)?.as_array()?.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect()) };
+    TokenClaims { roles: strings("roles"), wids: strings("wids").unwrap_or_default() }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! `GraphApi` over HTTPS: Graph's security collections, with bounded retries for throttling,
-//! server errors, timeouts and cut-off bodies, and one token refresh on 401 that retries the
-//! same page.
+//! `GraphApi` over HTTPS: Graph's security collections and Defender for Cloud Apps alerts,
+//! with bounded retries for throttling, server errors, timeouts and cut-off bodies, one token
+//! refresh on 401 that retries the same page, and Cloud Apps calls paced per tenant.
 
 use std::time::Instant;
 
@@ -8,11 +8,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::auth::{without_url, Audience, TokenProvider};
+use super::pacing::Pacer;
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::settings::HttpSettings;
 use crate::domain::alert::Item;
 use crate::domain::integration::Credentials;
 use crate::domain::source::Source;
+use crate::domain::time::GraphTime;
 use crate::error::{ConfigError, GraphError};
 use crate::ports::{GraphApi, Page, PageRequest};
 
@@ -28,6 +30,9 @@ pub struct HttpGraphApi {
     tokens: TokenProvider,
     policy: RetryPolicy,
     prefer_unknown: bool,
+    pub(crate) settings: HttpSettings,
+    cloud_apps_pacer: Pacer,
+    cloud_apps_rate: (usize, std::time::Duration),
 }
 
 #[derive(Deserialize)]
@@ -36,20 +41,6 @@ struct RawPage<'a> {
     value: Vec<&'a RawValue>,
     #[serde(rename = "@odata.nextLink", default)]
     next_link: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct ErrorBody {
-    #[serde(default)]
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize, Default)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
 }
 
 impl HttpGraphApi {
@@ -63,6 +54,9 @@ impl HttpGraphApi {
             graph_base: settings.graph_base_url.trim_end_matches('/').to_owned(),
             policy,
             prefer_unknown: settings.include_unknown_enum_members,
+            cloud_apps_pacer: Pacer::new(settings.cloud_apps_rate.0, settings.cloud_apps_rate.1),
+            cloud_apps_rate: settings.cloud_apps_rate,
+            settings: settings.clone(),
         })
     }
 
@@ -74,10 +68,11 @@ impl HttpGraphApi {
     pub fn query_url(&self, request: &PageRequest) -> String {
         match request {
             PageRequest::Link(l) => l.clone(),
+            PageRequest::CloudApps { portal, .. } => format!("{}/api/v1/alerts/", self.settings.cloud_apps_base(portal)),
             PageRequest::Query { source, from, to, top, skip, expand_alerts } => {
                 let collection = match source {
-                    Source::DefenderAlerts => "alerts_v2",
                     Source::DefenderIncidents => "incidents",
+                    Source::DefenderAlerts | Source::CloudApps => "alerts_v2",
                 };
                 let filter = format!("lastUpdateDateTime ge {from} and lastUpdateDateTime lt {to}");
                 let mut q = form_urlencoded::Serializer::new(String::new());
@@ -95,42 +90,58 @@ impl HttpGraphApi {
         }
     }
 
-    /// GETs one Graph page, retrying within the policy.
-    async fn get_page(&self, creds: &Credentials, url: &str) -> Result<Page, GraphError> {
+    /// One call with bounded retries: 429 (Retry-After, or paced backoff where the API sends
+    /// none), 5xx, timeouts and cut-off bodies; a 401 refreshes the token once. Returns the body
+    /// of a 2xx answer.
+    pub(crate) async fn send(&self, creds: &Credentials, call: &Call<'_>) -> Result<bytes::Bytes, GraphError> {
         let started = Instant::now();
         let mut attempt = 1u32;
         let mut refreshed = false;
         let mut throttles = 0u32;
         loop {
-            let token = self.tokens.token(creds, Audience::Graph).await?;
-            let mut req = self.http.get(url).bearer_auth(token.expose());
-            if self.prefer_unknown {
+            if call.paced {
+                self.cloud_apps_pacer.acquire(&creds.tenant_id).await;
+            }
+            let token = self.tokens.token(creds, call.audience).await?;
+            let mut req = match call.body {
+                Some(b) => self.http.post(call.url).json(b),
+                None => self.http.get(call.url),
+            }
+            .bearer_auth(token.expose());
+            if self.prefer_unknown && call.audience == Audience::Graph {
                 req = req.header("Prefer", "include-unknown-enum-members");
             }
+            for (k, v) in call.headers {
+                req = req.header(*k, v);
+            }
             let (err, retry_after) = match req.send().await {
-                Err(e) => (GraphError::Transport { what: "Graph".into(), detail: without_url(&e) }, None),
+                Err(e) => (GraphError::Transport { what: call.api.into(), detail: without_url(&e) }, None),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
                     match resp.bytes().await {
-                        Err(e) => (GraphError::Transport { what: "Graph".into(), detail: without_url(&e) }, None),
-                        Ok(body) if status == 200 => match decode_page(&body) {
-                            Ok(p) => return Ok(p),
-                            Err(e) => (e, None),
-                        },
+                        Err(e) => (GraphError::Transport { what: call.api.into(), detail: without_url(&e) }, None),
+                        Ok(body) if (200..300).contains(&status) => return Ok(body),
                         Ok(body) => {
-                            let detail: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-                            let err = GraphError::Http { status, code: detail.error.code, message: detail.error.message };
+                            let (code, message) = error_detail(&body);
+                            let err = GraphError::Http { api: call.api, status, code, message };
                             if status == 401 && !refreshed {
-                                // An expired or revoked token: one refresh, then the same page again.
+                                // An expired or revoked token: one refresh, then the same call again.
                                 refreshed = true;
-                                self.tokens.invalidate(creds, Audience::Graph).await;
-                                tracing::info!("graph token refused, refreshing once");
+                                self.tokens.invalidate(creds, call.audience).await;
+                                tracing::info!(api = call.api, "token refused, refreshing once");
                                 continue;
                             }
+                            let mut retry_after = retry_after;
                             if status == 429 {
                                 throttles += 1;
                                 self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                if retry_after.is_none() && call.paced {
+                                    // Cloud Apps documents no Retry-After: wait a pacing slot, doubling.
+                                    let (n, window) = self.cloud_apps_rate;
+                                    let slot = window / n.max(1) as u32;
+                                    retry_after = Some(slot.saturating_mul(1 << (throttles - 1).min(5)).min(window));
+                                }
                             }
                             if !err.is_retryable() {
                                 return Err(err);
@@ -143,13 +154,93 @@ impl HttpGraphApi {
             attempt += 1;
             let delay = self.policy.delay(attempt, retry_after);
             if !self.policy.allows(attempt, started.elapsed(), delay) {
-                return Err(if throttles > 1 { GraphError::Throttled { attempts: throttles, retry_after } } else { err });
+                return Err(if throttles > 1 { GraphError::Throttled { api: call.api, attempts: throttles, retry_after } } else { err });
             }
             self.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "graph request failed, retrying");
+            tracing::warn!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "request failed, retrying");
             tokio::time::sleep(delay).await;
         }
     }
+
+    /// GETs one Graph page, retrying within the policy.
+    async fn get_page(&self, creds: &Credentials, url: &str) -> Result<Page, GraphError> {
+        let body = self.send(creds, &Call::get("Graph", Audience::Graph, url)).await?;
+        decode_page(&body)
+    }
+
+    /// The Cloud Apps list request for a window (api-alerts-list.md, api-introduction.md):
+    /// `date` in Unix milliseconds, `gte` the first and `lte` the last millisecond before `to`.
+    pub fn cloud_apps_request(from: GraphTime, to: GraphTime, skip: usize, limit: usize) -> serde_json::Value {
+        let last_ms = (to.ticks() + 9_999).div_euclid(10_000) - 1;
+        serde_json::json!({
+            "filters": {"date": {"gte": from.unix_millis(), "lte": last_ms}},
+            "sortField": "date",
+            "sortDirection": "asc",
+            "skip": skip,
+            "limit": limit.min(CLOUD_APPS_MAX_LIMIT),
+        })
+    }
+
+    async fn cloud_apps_page(&self, creds: &Credentials, portal: &str, body: &serde_json::Value) -> Result<Page, GraphError> {
+        let url = format!("{}/api/v1/alerts/", self.settings.cloud_apps_base(portal));
+        let bytes = self.send(creds, &Call { body: Some(body), paced: true, ..Call::get("Cloud Apps", Audience::CloudApps, &url) }).await?;
+        decode_cloud_apps_page(&bytes)
+    }
+}
+
+/// What one call is: which API (for messages), which token, where, and with what body.
+pub(crate) struct Call<'a> {
+    pub api: &'static str,
+    pub audience: Audience,
+    pub url: &'a str,
+    /// POSTed as JSON when set; a GET otherwise.
+    pub body: Option<&'a serde_json::Value>,
+    pub headers: &'a [(&'static str, String)],
+    /// Counted against the tenant's Cloud Apps pace.
+    pub paced: bool,
+}
+
+impl<'a> Call<'a> {
+    pub fn get(api: &'static str, audience: Audience, url: &'a str) -> Self {
+        Call { api, audience, url, body: None, headers: &[], paced: false }
+    }
+}
+
+/// Cloud Apps returns at most 100 items per response (api-introduction.md).
+pub const CLOUD_APPS_MAX_LIMIT: usize = 100;
+
+/// The code and message of an error body: Graph's `{"error": {code, message}}`, or the
+/// `{"detail": ...}` other APIs answer with.
+fn error_detail(body: &[u8]) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
+    let code = text("/error/code").unwrap_or_default();
+    let message = text("/error/message").or_else(|| text("/detail")).or_else(|| text("/error")).unwrap_or_else(|| {
+        let raw = String::from_utf8_lossy(body);
+        raw.chars().take(200).collect()
+    });
+    (code, message)
+}
+
+#[derive(Deserialize)]
+struct RawCloudAppsPage<'a> {
+    #[serde(borrow)]
+    data: Vec<&'a RawValue>,
+    #[serde(rename = "hasNext", default)]
+    has_next: Option<bool>,
+}
+
+/// Decodes a Cloud Apps list answer: `{"data": [...], "hasNext": bool, ...}`.
+pub fn decode_cloud_apps_page(body: &[u8]) -> Result<Page, GraphError> {
+    let raw: RawCloudAppsPage<'_> =
+        serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: "a Cloud Apps page".into(), detail: e.to_string() })?;
+    let items = raw
+        .data
+        .iter()
+        .map(|r| Item::from_cloud_apps(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| GraphError::Decode { what: "a Cloud Apps page".into(), detail: e.to_string() })?;
+    Ok(Page { items, next_link: None, has_more: raw.has_next })
 }
 
 /// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
@@ -162,7 +253,7 @@ pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
         .map(|r| Item::from_raw(r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| GraphError::Decode { what: "a Graph page".into(), detail: e.to_string() })?;
-    Ok(Page { items, next_link: raw.next_link })
+    Ok(Page { items, next_link: raw.next_link, has_more: None })
 }
 
 impl GraphApi for HttpGraphApi {
@@ -172,7 +263,12 @@ impl GraphApi for HttpGraphApi {
     }
 
     async fn page(&self, creds: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {
-        self.get_page(creds, &self.query_url(request)).await
+        match request {
+            PageRequest::CloudApps { portal, from, to, skip, limit } => {
+                self.cloud_apps_page(creds, portal, &Self::cloud_apps_request(*from, *to, *skip, *limit)).await
+            }
+            _ => self.get_page(creds, &self.query_url(request)).await,
+        }
     }
 
     async fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> Result<Vec<Item>, GraphError> {

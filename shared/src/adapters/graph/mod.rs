@@ -2,10 +2,12 @@
 
 pub mod auth;
 pub mod client;
+pub mod pacing;
+pub mod probe;
 pub mod retry;
 pub mod settings;
 
-pub use auth::{Audience, TokenProvider};
+pub use auth::{Audience, TokenClaims, TokenProvider};
 pub use client::HttpGraphApi;
 pub use retry::RetryPolicy;
 pub use settings::HttpSettings;

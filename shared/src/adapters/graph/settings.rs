@@ -7,6 +7,13 @@ use crate::error::ConfigError;
 /// Microsoft's production endpoints, the defaults.
 pub const LOGIN_BASE_URL: &str = "https://login.microsoftonline.com";
 pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
+/// Defender for Endpoint (ms-apis.md §7); geo hosts such as `https://eu.api.security.microsoft.com` also work.
+pub const MDE_BASE_URL: &str = "https://api.securitycenter.microsoft.com";
+/// Exchange Online's admin API host (ms-apis.md §8).
+pub const EXCHANGE_BASE_URL: &str = "https://outlook.office365.com";
+/// Defender for Cloud Apps: 30 requests a minute per tenant (api-introduction.md).
+pub const CLOUD_APPS_REQUESTS_PER_WINDOW: usize = 30;
+pub const CLOUD_APPS_WINDOW: Duration = Duration::from_secs(60);
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -15,6 +22,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct HttpSettings {
     pub login_base_url: String,
     pub graph_base_url: String,
+    pub mde_base_url: String,
+    pub exchange_base_url: String,
+    /// Sends every Cloud Apps request here instead of the integration's portal (the tenant
+    /// simulator serves all tenants on one URL). None in production.
+    pub cloud_apps_base_override: Option<String>,
+    /// The client's own pacing of Cloud Apps calls per tenant: at most this many per window.
+    pub cloud_apps_rate: (usize, Duration),
     /// Extra trusted roots (PEM), added to the system's: how the tenant simulator's CA is trusted.
     pub extra_ca_pem: Option<String>,
     pub request_timeout: Duration,
@@ -28,6 +42,10 @@ impl Default for HttpSettings {
         HttpSettings {
             login_base_url: LOGIN_BASE_URL.into(),
             graph_base_url: GRAPH_BASE_URL.into(),
+            mde_base_url: MDE_BASE_URL.into(),
+            exchange_base_url: EXCHANGE_BASE_URL.into(),
+            cloud_apps_base_override: None,
+            cloud_apps_rate: (CLOUD_APPS_REQUESTS_PER_WINDOW, CLOUD_APPS_WINDOW),
             extra_ca_pem: None,
             request_timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
@@ -43,6 +61,24 @@ pub fn install_crypto_provider() {
 }
 
 impl HttpSettings {
+    /// Every Microsoft API at one base URL, trusting `ca_pem`: how the tenant simulator is reached.
+    pub fn simulator(base_url: &str, ca_pem: &str) -> Self {
+        HttpSettings {
+            login_base_url: base_url.into(),
+            graph_base_url: base_url.into(),
+            mde_base_url: base_url.into(),
+            exchange_base_url: base_url.into(),
+            cloud_apps_base_override: Some(base_url.into()),
+            extra_ca_pem: Some(ca_pem.into()),
+            ..HttpSettings::default()
+        }
+    }
+
+    /// Where Cloud Apps requests for the portal `portal_base` go.
+    pub fn cloud_apps_base<'a>(&'a self, portal_base: &'a str) -> &'a str {
+        self.cloud_apps_base_override.as_deref().unwrap_or(portal_base).trim_end_matches('/')
+    }
+
     pub fn client(&self) -> Result<reqwest::Client, ConfigError> {
         install_crypto_provider();
         let mut b = reqwest::Client::builder().timeout(self.request_timeout).connect_timeout(self.connect_timeout).https_only(true);

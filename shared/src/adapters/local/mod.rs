@@ -4,11 +4,13 @@
 mod dir_artifacts;
 mod memory_cursor;
 mod memory_dedup;
+mod memory_integrations;
 mod memory_queue;
 mod static_config;
 
 pub use dir_artifacts::{sha256_hex, DirArtifactStore};
 pub use memory_cursor::MemoryCursorStore;
 pub use memory_dedup::MemoryDedupStore;
+pub use memory_integrations::{MemoryIntegrationStore, MemorySecrets};
 pub use memory_queue::MemoryAlertQueue;
 pub use static_config::{StaticIntegrations, StaticSecretSource};

@@ -1,0 +1,195 @@
+//! `check` and `integration ...`: Test & Save and the management of saved integrations, on the
+//! same code as the `check` Lambda. Microsoft's endpoints come from the environment
+//! (LOGIN_BASE_URL, GRAPH_BASE_URL, MDE_BASE_URL, EXCHANGE_BASE_URL, CLOUD_APPS_BASE_URL,
+//! EXTRA_CA_BUNDLE_FILE: the simulator in local runs); records and secrets from AWS
+//! (STATE_TABLE and the SDK's usual variables: moto in local runs).
+
+use m365_ingest::adapters::aws::{load_sdk_config, parse_secret, AwsClients, DynamoIntegrations, SecretsManagerSource};
+use m365_ingest::adapters::graph::HttpGraphApi;
+use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
+use m365_ingest::app::check::{Checker, CredentialInput, Report, SaveMode};
+use m365_ingest::config::{http_settings, CheckConfig};
+use m365_ingest::domain::integration::Credentials;
+use m365_ingest::domain::integration_doc::IntegrationDoc;
+use m365_ingest::lambda::check::check_retry_policy;
+use m365_ingest::ports::{IntegrationStore, SecretWriter};
+use m365_ingest::GraphTime;
+use serde_json::json;
+
+use crate::args::{CheckOptions, CredentialOptions, IntegrationCommand};
+use crate::Failure;
+
+type AwsChecker = Checker<HttpGraphApi, SecretsManagerSource, DynamoIntegrations, SecretsManagerSource>;
+
+fn microsoft() -> Result<HttpGraphApi, Failure> {
+    let http = http_settings(&|k: &str| std::env::var(k).ok()).map_err(|e| Failure::Usage(e.to_string()))?;
+    HttpGraphApi::new(&http, check_retry_policy()).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+async fn aws_checker() -> Result<AwsChecker, Failure> {
+    let config = CheckConfig::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    m365_ingest::lambda::check::build_aws(&config, &clients).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+/// New credentials from the command line's options, for the document's tenant and app.
+fn new_credentials(o: &CredentialOptions, doc: &IntegrationDoc) -> Result<Option<Credentials>, Failure> {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", p.display())));
+    let mut v = json!({"tenant_id": doc.tenant_id, "client_id": doc.client_id});
+    match o {
+        CredentialOptions::Stored => return Ok(None),
+        CredentialOptions::SecretEnv(var) => {
+            let secret =
+                std::env::var(var).map_err(|_| Failure::Usage(format!("--client-secret-env {var}: the variable {var} is not set")))?;
+            v["client_secret"] = secret.into();
+        }
+        CredentialOptions::File(path) => {
+            let text = read(path)?;
+            let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(|_| {
+                Failure::Usage(format!("{} is not a JSON object with client_secret, or certificate_pem + private_key_pem", path.display()))
+            })?;
+            for (k, val) in given {
+                v[k] = val;
+            }
+        }
+        CredentialOptions::Certificate { certificate, private_key } => {
+            v["certificate_pem"] = read(certificate)?.into();
+            v["private_key_pem"] = read(private_key)?.into();
+        }
+    }
+    parse_secret("the credentials given", &v.to_string()).map(Some).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+fn print(report: &Report, json: bool) -> Result<(), Failure> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.passed && report.not_saved.is_none() {
+        Ok(())
+    } else {
+        Err(Failure::Run(if report.passed { "the configuration passed but was not saved".into() } else { "Test & Save failed".into() }))
+    }
+}
+
+/// `check CONFIG`: test only; nothing is written.
+pub async fn check(o: CheckOptions) -> Result<(), Failure> {
+    let doc = crate::docs::read_doc(&o.config)?;
+    let creds = new_credentials(&o.credentials, &doc)?;
+    let report = match creds {
+        Some(c) => {
+            let checker = Checker {
+                microsoft: microsoft()?,
+                secrets: MemorySecrets::new(),
+                store: MemoryIntegrationStore::new(),
+                writer: MemorySecrets::new(),
+            };
+            checker.test_and_save(&doc, CredentialInput::New(c), SaveMode::No, GraphTime::now()).await
+        }
+        None => {
+            let clients = AwsClients::new(&load_sdk_config().await);
+            let checker = Checker {
+                microsoft: microsoft()?,
+                secrets: SecretsManagerSource::new(clients.secrets.clone()),
+                store: MemoryIntegrationStore::new(),
+                writer: MemorySecrets::new(),
+            };
+            checker.test_and_save(&doc, CredentialInput::Stored, SaveMode::No, GraphTime::now()).await
+        }
+    };
+    print(&report, o.json)
+}
+
+pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
+    let app = aws_checker().await?;
+    let store_err = |e: m365_ingest::error::CursorError| Failure::Run(e.to_string());
+    let get = |id: &str| {
+        let id = id.to_owned();
+        let store = &app.store;
+        async move {
+            store
+                .get(&id)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| Failure::Usage(format!("no integration `{id}`; `integration list` shows them")))
+        }
+    };
+    match cmd {
+        IntegrationCommand::Add(o) => save(&app, o, SaveMode::Create).await,
+        IntegrationCommand::Update(o) => save(&app, o, SaveMode::Update).await,
+        IntegrationCommand::Test { id, json } => {
+            let record = get(&id).await?;
+            let report = app.test_and_save(&record.doc, CredentialInput::Stored, SaveMode::No, GraphTime::now()).await;
+            print(&report, json)
+        }
+        IntegrationCommand::Show { id } => {
+            let record = get(&id).await?;
+            println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+            Ok(())
+        }
+        IntegrationCommand::Enable { id, json } => {
+            // Re-enabling proves the integration still works before the poller picks it up.
+            let mut record = get(&id).await?;
+            record.doc.enabled = true;
+            let report = app.test_and_save(&record.doc, CredentialInput::Stored, SaveMode::Update, GraphTime::now()).await;
+            print(&report, json)
+        }
+        IntegrationCommand::Disable { id } => {
+            let mut record = get(&id).await?;
+            record.doc.enabled = false;
+            let revision = app.store.save(&record.doc, Some(record.revision), GraphTime::now()).await.map_err(store_err)?;
+            println!("integration `{id}` disabled (revision {revision}); its cursors and secret are kept");
+            Ok(())
+        }
+        IntegrationCommand::Remove { id, keep_secret } => {
+            let record = get(&id).await?;
+            let others = app.store.list().await.map_err(store_err)?;
+            let shared = others.iter().any(|r| r.doc.id != id && r.doc.secret_ref == record.doc.secret_ref);
+            app.store.remove(&id).await.map_err(store_err)?;
+            let secret = if keep_secret || shared {
+                format!("secret `{}` kept{}", record.doc.secret_ref, if shared { " (another integration uses it)" } else { "" })
+            } else {
+                app.writer.delete(&record.doc.secret_ref).await.map_err(|e| Failure::Run(e.to_string()))?;
+                format!("secret `{}` scheduled for deletion (recoverable for 7 days)", record.doc.secret_ref)
+            };
+            println!("integration `{id}` removed with its cursors; {secret}; other integrations are untouched");
+            Ok(())
+        }
+        IntegrationCommand::List { json } => {
+            let records = app.store.list().await.map_err(store_err)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+                return Ok(());
+            }
+            println!("{:<24} {:<8} {:>8}  {:<29} {:<36}  sources", "ID", "ENABLED", "REVISION", "SAVED", "TENANT");
+            for r in records {
+                let d = &r.doc;
+                let mut sources: Vec<String> = d.sources.defender.source().map(|s| s.to_string()).into_iter().collect();
+                if d.sources.cloud_apps {
+                    sources.push("cloud_apps".into());
+                }
+                println!(
+                    "{:<24} {:<8} {:>8}  {:<29} {:<36}  {}",
+                    d.id,
+                    d.enabled,
+                    r.revision,
+                    r.saved_at.to_string(),
+                    d.tenant_id,
+                    sources.join(",")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn save(app: &AwsChecker, o: CheckOptions, mode: SaveMode) -> Result<(), Failure> {
+    let doc = crate::docs::read_doc(&o.config)?;
+    let input = match new_credentials(&o.credentials, &doc)? {
+        Some(c) => CredentialInput::New(c),
+        None => CredentialInput::Stored,
+    };
+    let report = app.test_and_save(&doc, input, mode, GraphTime::now()).await;
+    print(&report, o.json)
+}

@@ -1,0 +1,73 @@
+//! The calls Test & Save makes: the smallest real request each API answers.
+
+use serde_json::{json, Value};
+
+use super::auth::Audience;
+use super::client::{Call, HttpGraphApi};
+use crate::domain::integration::Credentials;
+use crate::domain::permissions::{Api, TokenClaims};
+use crate::error::GraphError;
+use crate::ports::{MicrosoftProbe, Probe};
+
+fn count(body: &[u8], what: &str, key: &str) -> Result<usize, GraphError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: what.into(), detail: e.to_string() })?;
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .ok_or_else(|| GraphError::Decode { what: what.into(), detail: format!("no `{key}` array in the answer") })
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl MicrosoftProbe for HttpGraphApi {
+    async fn claims(&self, creds: &Credentials, api: Api) -> Result<TokenClaims, GraphError> {
+        self.tokens().claims(creds, api).await
+    }
+
+    async fn probe(&self, creds: &Credentials, probe: &Probe) -> Result<usize, GraphError> {
+        let s = &self.settings;
+        let graph = s.graph_base_url.trim_end_matches('/');
+        match probe {
+            Probe::DefenderAlerts | Probe::DefenderIncidents => {
+                let c = if *probe == Probe::DefenderAlerts { "alerts_v2" } else { "incidents" };
+                let url = format!("{graph}/v1.0/security/{c}?$top=1");
+                count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
+            }
+            Probe::EmailSubmissions => {
+                // Beta only (ms-apis.md §4).
+                let url = format!("{graph}/beta/security/threatSubmission/emailThreats?$top=1");
+                count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
+            }
+            Probe::Mailbox { address, filter } => {
+                let mut url = format!("{graph}/v1.0/users/{}/messages?$top=1&$select=id", enc(address));
+                if let Some(f) = filter {
+                    url.push_str(&format!("&$filter={}", enc(f)));
+                }
+                count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
+            }
+            Probe::CloudApps { portal } => {
+                let url = format!("{}/api/v1/alerts/", s.cloud_apps_base(portal));
+                let body = json!({"sortField": "date", "sortDirection": "desc", "limit": 1});
+                let call = Call { body: Some(&body), paced: true, ..Call::get("Cloud Apps", Audience::CloudApps, &url) };
+                count(&self.send(creds, &call).await?, "a Cloud Apps page", "data")
+            }
+            Probe::Machines => {
+                let url = format!("{}/api/machines?$top=1", s.mde_base_url.trim_end_matches('/'));
+                count(
+                    &self.send(creds, &Call::get("Defender for Endpoint", Audience::DefenderForEndpoint, &url)).await?,
+                    "machines",
+                    "value",
+                )
+            }
+            Probe::Exchange { organization } => {
+                let url = format!("{}/adminapi/beta/{}/InvokeCommand", s.exchange_base_url.trim_end_matches('/'), enc(organization));
+                let body = json!({"CmdletInput": {"CmdletName": "Get-QuarantineMessage", "Parameters": {"PageSize": 1}}});
+                let anchor = [("X-AnchorMailbox", format!("UPN:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{organization}"))];
+                let call = Call { body: Some(&body), headers: &anchor, ..Call::get("Exchange Online", Audience::Exchange, &url) };
+                count(&self.send(creds, &call).await?, "an Exchange answer", "value")
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Integration records and credentials in memory, with the same contracts as the AWS
+//! adapters (the contract tests run against both).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::domain::integration::{Credentials, Integration};
+use crate::domain::integration_doc::IntegrationDoc;
+use crate::domain::time::GraphTime;
+use crate::error::{CursorError, SecretError};
+use crate::ports::{IntegrationRecord, IntegrationSource, IntegrationStore, SecretSource, SecretWriter};
+
+#[derive(Debug, Default)]
+pub struct MemoryIntegrationStore {
+    records: Mutex<BTreeMap<String, IntegrationRecord>>,
+}
+
+impl MemoryIntegrationStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, IntegrationRecord>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl IntegrationStore for MemoryIntegrationStore {
+    async fn get(&self, id: &str) -> Result<Option<IntegrationRecord>, CursorError> {
+        Ok(self.records().get(id).cloned())
+    }
+
+    async fn list(&self) -> Result<Vec<IntegrationRecord>, CursorError> {
+        Ok(self.records().values().cloned().collect())
+    }
+
+    async fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> Result<u64, CursorError> {
+        let mut records = self.records();
+        let current = records.get(&doc.id).map(|r| r.revision);
+        if current != expected {
+            return Err(CursorError::Conflict {
+                key: format!("integration `{}`", doc.id),
+                detail: match (expected, current) {
+                    (None, Some(_)) => "an integration with this id exists already".into(),
+                    (Some(r), _) => format!("it changed since revision {r} was read; read it again and retry"),
+                    (None, None) => "unexpected".into(),
+                },
+            });
+        }
+        let revision = expected.unwrap_or(0) + 1;
+        records.insert(doc.id.clone(), IntegrationRecord { doc: doc.clone(), revision, saved_at: at });
+        Ok(revision)
+    }
+
+    async fn remove(&self, id: &str) -> Result<bool, CursorError> {
+        Ok(self.records().remove(id).is_some())
+    }
+}
+
+impl IntegrationSource for MemoryIntegrationStore {
+    async fn integrations(&self) -> Result<Vec<Integration>, CursorError> {
+        Ok(self.records().values().filter_map(|r| r.doc.validate().ok()).collect())
+    }
+}
+
+/// Credentials by name, readable and writable.
+#[derive(Debug, Default)]
+pub struct MemorySecrets {
+    secrets: Mutex<BTreeMap<String, Credentials>>,
+}
+
+impl MemorySecrets {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.secrets.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+}
+
+impl SecretSource for MemorySecrets {
+    async fn load(&self, secret_ref: &str) -> Result<Credentials, SecretError> {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(secret_ref)
+            .cloned()
+            .ok_or_else(|| SecretError::NotFound { secret_ref: secret_ref.to_owned() })
+    }
+}
+
+impl SecretWriter for MemorySecrets {
+    async fn put(&self, name: &str, credentials: &Credentials) -> Result<String, SecretError> {
+        self.secrets.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), credentials.clone());
+        Ok(format!("memory:{name}"))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), SecretError> {
+        self.secrets.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        Ok(())
+    }
+}

@@ -1,0 +1,323 @@
+//! Test & Save: prove an integration's credentials and permissions before anything is saved
+//! (DESIGN.md §6; ms-apis.md §1 on `roles`). For each API the enabled features need, get a
+//! token and read its `roles`; compare them with each feature's permissions; then make one
+//! small real call per feature that reads data. Only a passing configuration is saved.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::advice::{self, Ctx};
+use crate::domain::integration::{Credentials, Integration};
+use crate::domain::integration_doc::{FieldError, IntegrationDoc};
+use crate::domain::permissions::{self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES};
+use crate::domain::time::GraphTime;
+use crate::error::{GraphError, SecretError};
+use crate::ports::{IntegrationStore, MicrosoftProbe, Probe, SecretSource, SecretWriter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+/// One line of the report: a feature, and whether it works.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureResult {
+    pub feature: &'static str,
+    pub api: &'static str,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// What was saved, when the check passed and saving was asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Saved {
+    pub revision: u64,
+    /// The secret written to Secrets Manager, when new credentials were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub integration_id: String,
+    pub passed: bool,
+    /// Problems that stop every feature: the document, or the credentials as stored.
+    pub problems: Vec<FieldError>,
+    pub features: Vec<FeatureResult>,
+    /// Application permissions each API's token carries (None: no `roles` claim at all).
+    pub granted: BTreeMap<Api, Option<Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved: Option<Saved>,
+    /// Why nothing was saved although saving was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_saved: Option<String>,
+    pub checked_at: GraphTime,
+}
+
+impl Report {
+    pub fn failed_with(id: &str, problems: Vec<FieldError>, at: GraphTime) -> Self {
+        Self::failed(id, problems, at)
+    }
+
+    fn failed(id: &str, problems: Vec<FieldError>, at: GraphTime) -> Self {
+        Report {
+            integration_id: id.to_owned(),
+            passed: false,
+            problems,
+            features: Vec::new(),
+            granted: BTreeMap::new(),
+            saved: None,
+            not_saved: None,
+            checked_at: at,
+        }
+    }
+
+    /// The report for a terminal: one line per feature, each failure with its fix.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("Test & Save — integration `{}`\n", self.integration_id);
+        for p in &self.problems {
+            let _ = writeln!(s, "  FAIL  {:<22} {}", p.field, p.problem);
+        }
+        for f in &self.features {
+            let mark = if f.status == Status::Ok { "ok  " } else { "FAIL" };
+            let _ = writeln!(s, "  {mark}  {:<22} {}: {}", f.feature, f.api, f.detail);
+            if let Some(fix) = &f.fix {
+                let _ = writeln!(s, "        {:<22} fix: {fix}", "");
+            }
+        }
+        let failed = self.features.iter().filter(|f| f.status == Status::Failed).count() + self.problems.len();
+        let _ = match (&self.saved, &self.not_saved, self.passed) {
+            (Some(sv), _, _) => writeln!(
+                s,
+                "Passed; saved as revision {}{}.",
+                sv.revision,
+                sv.secret.as_ref().map(|x| format!(", credentials in {x}")).unwrap_or_default()
+            ),
+            (None, Some(why), _) => writeln!(s, "Not saved: {why}"),
+            (None, None, true) => writeln!(s, "Passed: every enabled feature works."),
+            (None, None, false) => writeln!(s, "Failed: {failed} problem(s); nothing was saved."),
+        };
+        s
+    }
+}
+
+/// The credentials to test: the ones stored under the document's `secret_ref`, or new ones
+/// (written to Secrets Manager only if the check passes).
+pub enum CredentialInput {
+    Stored,
+    New(Credentials),
+}
+
+/// How a passing configuration is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveMode {
+    /// Test only.
+    No,
+    /// A new integration: fails if the id exists.
+    Create,
+    /// A new revision of an existing integration (or the first).
+    Update,
+}
+
+pub struct Checker<M, S, I, W> {
+    pub microsoft: M,
+    pub secrets: S,
+    pub store: I,
+    pub writer: W,
+}
+
+impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> Checker<M, S, I, W> {
+    /// Tests `doc` with its credentials and, when it passes and `save` says so, saves it:
+    /// new credentials to the secret store first, then the record (so a saved record never
+    /// points at a secret that was not written).
+    pub async fn test_and_save(&self, doc: &IntegrationDoc, input: CredentialInput, save: SaveMode, now: GraphTime) -> Report {
+        let (creds, new) = match input {
+            CredentialInput::New(c) => (Ok(c), true),
+            CredentialInput::Stored => (self.secrets.load(&doc.secret_ref).await, false),
+        };
+        let mut report = check(&self.microsoft, doc, creds.clone(), now).await;
+        if !report.passed || save == SaveMode::No {
+            return report;
+        }
+        let current = match self.store.get(&doc.id).await {
+            Ok(r) => r.map(|r| r.revision),
+            Err(e) => {
+                report.not_saved = Some(format!("reading the current record failed: {e}"));
+                return report;
+            }
+        };
+        if save == SaveMode::Create && current.is_some() {
+            report.not_saved = Some(format!("integration `{}` exists already; use `integration update` to save a new revision", doc.id));
+            return report;
+        }
+        let mut secret = None;
+        if let (true, Ok(c)) = (new, &creds) {
+            match self.writer.put(&doc.secret_ref, c).await {
+                Ok(arn) => secret = Some(arn),
+                Err(e) => {
+                    report.not_saved = Some(format!("writing the credentials to `{}` failed: {e}", doc.secret_ref));
+                    return report;
+                }
+            }
+        }
+        match self.store.save(doc, current, now).await {
+            Ok(revision) => report.saved = Some(Saved { revision, secret }),
+            Err(e) => report.not_saved = Some(e.to_string()),
+        }
+        report
+    }
+}
+
+/// The check alone: nothing is written.
+pub async fn check<M: MicrosoftProbe>(
+    microsoft: &M,
+    doc: &IntegrationDoc,
+    creds: Result<Credentials, SecretError>,
+    now: GraphTime,
+) -> Report {
+    let integration = match doc.validate() {
+        Ok(i) => i,
+        Err(e) => return Report::failed(&doc.id, e.errors, now),
+    };
+    let creds = match creds {
+        Ok(c) => c,
+        Err(e) => return Report::failed(&doc.id, vec![FieldError { field: "secret_ref".into(), problem: e.to_string() }], now),
+    };
+    let mismatch = |field: &str, stored: &str, configured: &str| {
+        FieldError {
+        field: field.into(),
+        problem: format!(
+            "the credentials in `{}` are for {field} {stored}, the configuration says {configured}: store this app's credentials or fix {field}",
+            doc.secret_ref
+        ),
+    }
+    };
+    let mut problems = Vec::new();
+    if !creds.tenant_id.eq_ignore_ascii_case(&integration.tenant_id) {
+        problems.push(mismatch("tenant_id", &creds.tenant_id, &integration.tenant_id));
+    }
+    if !creds.client_id.eq_ignore_ascii_case(&integration.client_id) {
+        problems.push(mismatch("client_id", &creds.client_id, &integration.client_id));
+    }
+    if !problems.is_empty() {
+        return Report::failed(&doc.id, problems, now);
+    }
+    let features = permissions::enabled_features(&integration);
+    let mut claims: BTreeMap<Api, Result<TokenClaims, GraphError>> = BTreeMap::new();
+    for api in features.iter().map(|f| f.api()) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = claims.entry(api) {
+            slot.insert(microsoft.claims(&creds, api).await);
+        }
+    }
+    let ctx = Ctx { tenant_id: &integration.tenant_id, client_id: &integration.client_id, secret_ref: &integration.secret_ref };
+    let mut results = Vec::new();
+    for f in features {
+        let r = match claims.get(&f.api()) {
+            Some(c) => feature(microsoft, &creds, &integration, f, c, &ctx).await,
+            None => continue,
+        };
+        results.push(r);
+    }
+    let granted = claims.iter().filter_map(|(api, c)| c.as_ref().ok().map(|c| (*api, c.roles.clone()))).collect();
+    Report {
+        integration_id: doc.id.clone(),
+        passed: results.iter().all(|r| r.status == Status::Ok),
+        problems: Vec::new(),
+        features: results,
+        granted,
+        saved: None,
+        not_saved: None,
+        checked_at: now,
+    }
+}
+
+async fn feature<M: MicrosoftProbe>(
+    microsoft: &M,
+    creds: &Credentials,
+    i: &Integration,
+    f: Feature,
+    claims: &Result<TokenClaims, GraphError>,
+    ctx: &Ctx<'_>,
+) -> FeatureResult {
+    let api = f.api();
+    let fail =
+        |detail: String, fix: String| FeatureResult { feature: f.name(), api: api.owner(), status: Status::Failed, detail, fix: Some(fix) };
+    if let Some(p) = permissions::credential_problem(f, &creds.credential) {
+        return fail("a client secret is stored".into(), p.into());
+    }
+    let claims = match claims {
+        Ok(c) => c,
+        Err(e) => {
+            let (what, fix) = advice::token_failure(e, api, ctx);
+            return fail(what, fix);
+        }
+    };
+    let Some(roles) = &claims.roles else {
+        return fail(
+            format!("the token carries no roles claim: no application permission of {} has admin consent", api.owner()),
+            advice::consent_fix(api, ctx),
+        );
+    };
+    let missing = permissions::missing(f.required(), roles);
+    if !missing.is_empty() {
+        return fail(
+            format!("missing permission{} {}", if missing.len() > 1 { "s" } else { "" }, missing.join(", ")),
+            advice::missing_fix(api, &missing, ctx),
+        );
+    }
+    if f == Feature::QuarantinedEmail && !claims.wids.iter().any(|w| EXCHANGE_DIRECTORY_ROLES.iter().any(|(_, id)| id == w)) {
+        return fail("the app's service principal holds no Entra role Exchange Online accepts".into(), advice::exchange_role_fix(ctx));
+    }
+    let granted = f.required().join(", ");
+    let Some((probe, target)) = probe_of(f, i) else {
+        return FeatureResult {
+            feature: f.name(),
+            api: api.owner(),
+            status: Status::Ok,
+            detail: format!("{granted} granted (checked in the token; this feature reads nothing until it is used)"),
+            fix: None,
+        };
+    };
+    match microsoft.probe(creds, &probe).await {
+        Ok(n) => FeatureResult {
+            feature: f.name(),
+            api: api.owner(),
+            status: Status::Ok,
+            detail: format!("{granted} granted; a test call read {n} item{}", if n == 1 { "" } else { "s" }),
+            fix: None,
+        },
+        Err(e) => {
+            let (what, fix) = advice::call_failure(&e, api, &target);
+            fail(what, fix)
+        }
+    }
+}
+
+/// The call that proves a feature, and what it is about (for messages).
+fn probe_of(f: Feature, i: &Integration) -> Option<(Probe, String)> {
+    Some(match f {
+        Feature::DefenderAlerts => (Probe::DefenderAlerts, String::new()),
+        Feature::DefenderIncidents => (Probe::DefenderIncidents, String::new()),
+        Feature::EmailSubmissions => (Probe::EmailSubmissions, String::new()),
+        Feature::PhishingMailbox => {
+            let m = i.sources.phishing_mailbox.as_ref()?;
+            (Probe::Mailbox { address: m.address.clone(), filter: m.filter.clone() }, m.address.clone())
+        }
+        Feature::CloudApps => {
+            let portal = i.cloud_apps_base.clone()?;
+            (Probe::CloudApps { portal: portal.clone() }, portal)
+        }
+        Feature::LiveResponseFiles => (Probe::Machines, String::new()),
+        Feature::QuarantinedEmail => {
+            let org = i.organization_id.clone()?;
+            (Probe::Exchange { organization: org.clone() }, org)
+        }
+        Feature::Investigation | Feature::UserContext | Feature::Calendar | Feature::Remediation => return None,
+    })
+}

@@ -1,0 +1,213 @@
+//! Which Microsoft API each feature calls and which application permissions it needs
+//! (ms-apis.md §1 for audiences and owner apps; the permission table of issue 5), and how a
+//! token's `roles` claim is compared with them.
+
+use serde::Serialize;
+
+use super::integration::{Credential, DefenderMode, Integration};
+
+/// The APIs tokens are asked for (ms-apis.md §1, audience table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    Graph,
+    DefenderForEndpoint,
+    CloudApps,
+    Exchange,
+}
+
+impl Api {
+    pub fn scope(self) -> &'static str {
+        match self {
+            Api::Graph => "https://graph.microsoft.com/.default",
+            Api::DefenderForEndpoint => "https://api.securitycenter.microsoft.com/.default",
+            Api::CloudApps => "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default",
+            Api::Exchange => "https://outlook.office365.com/.default",
+        }
+    }
+
+    /// The name of the API in the portal's "Request API permissions" pane.
+    pub fn owner(self) -> &'static str {
+        match self {
+            Api::Graph => "Microsoft Graph",
+            Api::DefenderForEndpoint => "WindowsDefenderATP",
+            Api::CloudApps => "Microsoft Cloud App Security",
+            Api::Exchange => "Office 365 Exchange Online",
+        }
+    }
+
+    /// Where the owner app is found in "Request API permissions".
+    pub fn tab(self) -> &'static str {
+        match self {
+            Api::Graph => "Microsoft APIs",
+            Api::DefenderForEndpoint | Api::CloudApps | Api::Exchange => "APIs my organization uses",
+        }
+    }
+}
+
+/// What a token says about the app's access, read without verification (diagnostics only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// Application permissions; None when the token has no `roles` claim (no admin consent).
+    pub roles: Option<Vec<String>>,
+    /// Template ids of the Entra roles of the app's service principal.
+    pub wids: Vec<String>,
+}
+
+/// Something the integration does that needs its own permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    DefenderAlerts,
+    DefenderIncidents,
+    CloudApps,
+    EmailSubmissions,
+    PhishingMailbox,
+    LiveResponseFiles,
+    QuarantinedEmail,
+    Investigation,
+    UserContext,
+    Calendar,
+    Remediation,
+}
+
+impl Feature {
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::DefenderAlerts => "defender_alerts",
+            Feature::DefenderIncidents => "defender_incidents",
+            Feature::CloudApps => "cloud_apps",
+            Feature::EmailSubmissions => "email_submissions",
+            Feature::PhishingMailbox => "phishing_mailbox",
+            Feature::LiveResponseFiles => "live_response_files",
+            Feature::QuarantinedEmail => "quarantined_email",
+            Feature::Investigation => "investigation",
+            Feature::UserContext => "user_context",
+            Feature::Calendar => "calendar",
+            Feature::Remediation => "remediation",
+        }
+    }
+
+    pub fn api(self) -> Api {
+        match self {
+            Feature::CloudApps => Api::CloudApps,
+            Feature::LiveResponseFiles => Api::DefenderForEndpoint,
+            Feature::QuarantinedEmail => Api::Exchange,
+            _ => Api::Graph,
+        }
+    }
+
+    /// Application permissions the feature needs, every one of them.
+    pub fn required(self) -> &'static [&'static str] {
+        match self {
+            Feature::DefenderAlerts => &["SecurityAlert.Read.All"],
+            // Incidents with $expand=alerts, and each incident's alerts when the expansion fails.
+            Feature::DefenderIncidents => &["SecurityIncident.Read.All", "SecurityAlert.Read.All"],
+            Feature::CloudApps => &["investigation.read"],
+            Feature::EmailSubmissions => &["ThreatSubmission.Read.All"],
+            Feature::PhishingMailbox => &["Mail.Read"],
+            Feature::LiveResponseFiles => &["File.Read.All", "Library.Manage", "Machine.LiveResponse", "Machine.Read.All"],
+            Feature::QuarantinedEmail => &["Exchange.ManageAsApp"],
+            Feature::Investigation => &["ThreatHunting.Read.All"],
+            Feature::UserContext => &["AuditLog.Read.All", "Directory.Read.All", "User.Read.All"],
+            Feature::Calendar => &["Calendars.Read", "Calendars.ReadBasic.All", "MailboxSettings.Read", "Presence.Read.All"],
+            Feature::Remediation => &["User.RevokeSessions.All", "User.EnableDisableAccount.All"],
+        }
+    }
+
+    /// Whether this feature makes its own call in Test & Save (the others share their API's).
+    pub fn has_probe(self) -> bool {
+        !matches!(self, Feature::Investigation | Feature::UserContext | Feature::Calendar | Feature::Remediation)
+    }
+}
+
+/// The features an integration turns on, in report order.
+pub fn enabled_features(i: &Integration) -> Vec<Feature> {
+    let mut f = Vec::new();
+    match i.defender_mode {
+        DefenderMode::Alerts => f.push(Feature::DefenderAlerts),
+        DefenderMode::Incidents => f.push(Feature::DefenderIncidents),
+        DefenderMode::Off => {}
+    }
+    let s = &i.sources;
+    let flags = [
+        (s.cloud_apps, Feature::CloudApps),
+        (s.email_submissions.enabled, Feature::EmailSubmissions),
+        (s.phishing_mailbox.is_some(), Feature::PhishingMailbox),
+        (i.evidence.live_response_files, Feature::LiveResponseFiles),
+        (i.evidence.quarantined_email, Feature::QuarantinedEmail),
+        (i.features.investigation, Feature::Investigation),
+        (i.features.user_context, Feature::UserContext),
+        (i.features.calendar, Feature::Calendar),
+        (i.features.remediation, Feature::Remediation),
+    ];
+    f.extend(flags.into_iter().filter(|(on, _)| *on).map(|(_, feature)| feature));
+    f
+}
+
+/// Whether `granted` covers `needed`: names compare without case (Cloud Apps documents
+/// `Investigation.read`, tokens carry `investigation.read`), and a ReadWrite permission or a
+/// `.manage` one covers its read counterpart.
+pub fn covers(granted: &str, needed: &str) -> bool {
+    let g = granted.to_ascii_lowercase();
+    let n = needed.to_ascii_lowercase();
+    g == n || g == n.replace(".read.", ".readwrite.") || g == n.replace(".read", ".manage") || (n == "mail.read" && g == "mail.readwrite")
+}
+
+/// The permissions of `needed` that `roles` lacks.
+pub fn missing<'a>(needed: &[&'a str], roles: &[String]) -> Vec<&'a str> {
+    needed.iter().copied().filter(|n| !roles.iter().any(|g| covers(g, n))).collect()
+}
+
+/// Entra roles Exchange Online accepts on an app's service principal for app-only cmdlets
+/// (app-only-auth-powershell-v2.md), by template id as tokens carry them in `wids`.
+pub const EXCHANGE_DIRECTORY_ROLES: &[(&str, &str)] = &[
+    ("Compliance Administrator", "17315797-102d-40b4-93e0-432062caca18"),
+    ("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de"),
+    ("Exchange Recipient Administrator", "31392ffb-586c-42d1-9346-e59415a2cc4e"),
+    ("Global Administrator", "62e90394-69f5-4237-9190-012177145e10"),
+    ("Global Reader", "f2ef992c-3afb-46b9-b7cf-a126ee74c451"),
+    ("Helpdesk Administrator", "729827e3-9c14-49f7-bb1b-9608f156bbb8"),
+    ("Security Administrator", "194ae4cb-b126-40b2-bd5b-6091b380977d"),
+    ("Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509"),
+];
+
+/// Whether the credential suits the feature: Exchange app-only access is documented with
+/// certificates only (ms-apis.md §8).
+pub fn credential_problem(feature: Feature, credential: &Credential) -> Option<&'static str> {
+    match (feature, credential) {
+        (Feature::QuarantinedEmail, Credential::ClientSecret(_)) => Some(
+            "Exchange Online app-only access is documented with a certificate only: upload a certificate to the app registration \
+             (Certificates & secrets → Certificates) and store certificate_pem + private_key_pem in the secret instead of client_secret",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_write_and_manage_cover_read_and_case_is_ignored() {
+        assert!(covers("SecurityAlert.ReadWrite.All", "SecurityAlert.Read.All"));
+        assert!(covers("Investigation.read", "investigation.read"));
+        assert!(covers("investigation.manage", "investigation.read"));
+        assert!(covers("Mail.ReadWrite", "Mail.Read"));
+        assert!(!covers("Mail.ReadBasic.All", "Mail.Read"), "ReadBasic has no bodies or attachments");
+        assert!(!covers("SecurityIncident.Read.All", "SecurityAlert.Read.All"));
+        assert_eq!(missing(Feature::DefenderIncidents.required(), &["SecurityIncident.ReadWrite.All".into()]), ["SecurityAlert.Read.All"]);
+    }
+
+    #[test]
+    fn features_follow_the_configuration() {
+        let mut i = Integration::new("x", "t", "c", "s");
+        assert_eq!(enabled_features(&i), [Feature::DefenderAlerts]);
+        i.defender_mode = DefenderMode::Off;
+        i.sources.cloud_apps = true;
+        i.evidence.quarantined_email = true;
+        i.features.remediation = true;
+        assert_eq!(enabled_features(&i), [Feature::CloudApps, Feature::QuarantinedEmail, Feature::Remediation]);
+        assert_eq!(Feature::QuarantinedEmail.api().owner(), "Office 365 Exchange Online");
+    }
+}

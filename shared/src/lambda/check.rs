@@ -1,0 +1,112 @@
+//! The `check` function's app: Test & Save on its AWS adapters.
+//!
+//! Event (JSON): `{"config": <integration document>, "credentials": {...}?, "save": "test" | "create" | "upsert"}`.
+//! Without `credentials` the secret the document's `secret_ref` names is tested; with them
+//! (`client_secret`, or `certificate_pem` + `private_key_pem`), they are tested and, on a pass,
+//! written to that secret. `save` defaults to `upsert`: a passing configuration becomes the
+//! integration's next revision. The answer is the report; it never holds a credential.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::adapters::aws::{parse_secret, AwsClients, DynamoIntegrations, SecretsManagerSource};
+use crate::adapters::graph::{HttpGraphApi, RetryPolicy};
+use crate::app::check::{Checker, CredentialInput, Report, SaveMode};
+use crate::config::CheckConfig;
+use crate::domain::integration_doc::{self, FieldError};
+use crate::domain::time::GraphTime;
+use crate::error::Error;
+use crate::ports::{IntegrationStore, MicrosoftProbe, SecretSource, SecretWriter};
+use crate::secret::Secret;
+
+pub type AwsCheckApp = Checker<HttpGraphApi, SecretsManagerSource, DynamoIntegrations, SecretsManagerSource>;
+
+/// Test & Save answers while the admin waits: a short retry budget.
+pub fn check_retry_policy() -> RetryPolicy {
+    RetryPolicy { max_attempts: 3, budget: std::time::Duration::from_secs(20), ..RetryPolicy::default() }
+}
+
+pub fn build_aws(config: &CheckConfig, clients: &AwsClients) -> Result<AwsCheckApp, Error> {
+    Ok(Checker {
+        microsoft: HttpGraphApi::new(&config.http, check_retry_policy())?,
+        secrets: SecretsManagerSource::new(clients.secrets.clone()),
+        store: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
+        writer: SecretsManagerSource::new(clients.secrets.clone()),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Event {
+    config: Value,
+    #[serde(default)]
+    credentials: Option<NewCredentials>,
+    #[serde(default)]
+    save: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCredentials {
+    #[serde(default)]
+    client_secret: Option<Secret>,
+    #[serde(default)]
+    certificate_pem: Option<String>,
+    #[serde(default)]
+    private_key_pem: Option<Secret>,
+}
+
+fn problem(id: &str, field: &str, text: String, now: GraphTime) -> Report {
+    let mut r = Report::failed_with(id, vec![FieldError { field: field.into(), problem: text }], now);
+    r.not_saved = Some("the request was not valid".into());
+    r
+}
+
+/// Runs one Test & Save request; bad requests come back as a failed report naming the field.
+pub async fn handle<M, S, I, W>(app: &Checker<M, S, I, W>, event: &Value, now: GraphTime) -> Report
+where
+    M: MicrosoftProbe,
+    S: SecretSource,
+    I: IntegrationStore,
+    W: SecretWriter,
+{
+    let event: Event = match serde_path_to_error::deserialize(event) {
+        Ok(e) => e,
+        // serde names fields, never values: nothing secret is echoed.
+        Err(e) => return problem("?", &e.path().to_string(), e.into_inner().to_string(), now),
+    };
+    let doc = match integration_doc::from_json(&event.config.to_string()) {
+        Ok(d) => d,
+        Err(e) => {
+            let first = e.errors.into_iter().next().unwrap_or(FieldError { field: "config".into(), problem: "invalid".into() });
+            return problem("?", &format!("config.{}", first.field), first.problem, now);
+        }
+    };
+    let save = match event.save.as_deref().unwrap_or("upsert") {
+        "test" => SaveMode::No,
+        "create" => SaveMode::Create,
+        "upsert" => SaveMode::Update,
+        other => return problem(&doc.id, "save", format!("`{other}` is not a save mode: use test, create or upsert"), now),
+    };
+    let input = match event.credentials {
+        None => CredentialInput::Stored,
+        Some(c) => {
+            // Reuse the secret format's checks; tenant and client come from the document.
+            let mut v = serde_json::json!({"tenant_id": doc.tenant_id, "client_id": doc.client_id});
+            if let Some(s) = c.client_secret {
+                v["client_secret"] = s.expose().into();
+            }
+            if let Some(p) = c.certificate_pem {
+                v["certificate_pem"] = p.into();
+            }
+            if let Some(k) = c.private_key_pem {
+                v["private_key_pem"] = k.expose().into();
+            }
+            match parse_secret("credentials", &v.to_string()) {
+                Ok(creds) => CredentialInput::New(creds),
+                Err(e) => return problem(&doc.id, "credentials", e.to_string(), now),
+            }
+        }
+    };
+    app.test_and_save(&doc, input, save, now).await
+}

@@ -1,0 +1,321 @@
+//! Test & Save against the simulator: a report line per feature, each failure with its fix,
+//! one real call per feature, and only a passing configuration saved.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
+use m365_ingest::app::check::{check, Checker, CredentialInput, Report, SaveMode, Status};
+use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode};
+use m365_ingest::domain::integration_doc::{IntegrationDoc, MailboxDoc};
+use m365_ingest::error::SecretError;
+use m365_ingest::ports::{IntegrationStore, SecretSource};
+use m365_ingest::secret::Secret;
+use m365_ingest::GraphTime;
+use support::*;
+use tenant_sim::scenario::{AppSpec, CertificateSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use tenant_sim::testing::ClientCertificate;
+use tenant_sim::{Scenario, Simulator};
+
+const PORTAL: &str = "https://contoso.us2.portal.cloudappsecurity.com";
+
+async fn start(s: Scenario) -> (Simulator, HttpGraphApi) {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let sim = Simulator::start(s).await.unwrap();
+    let api = HttpGraphApi::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap();
+    (sim, api)
+}
+
+fn doc() -> IntegrationDoc {
+    IntegrationDoc::new("contoso", TENANT, DEFAULT_CLIENT_ID, "m365-ingest/contoso")
+}
+
+/// Every feature on.
+fn everything() -> IntegrationDoc {
+    let mut d = doc();
+    d.organization_id = Some("contoso.onmicrosoft.com".into());
+    d.portal_url = Some(PORTAL.into());
+    d.sources.cloud_apps = true;
+    d.sources.email_submissions.enabled = true;
+    d.sources.phishing_mailbox =
+        Some(MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: Some("isRead eq false".into()) });
+    d.evidence.live_response_files = true;
+    d.evidence.quarantined_email = true;
+    d.features.investigation = true;
+    d.features.user_context = true;
+    d.features.calendar = true;
+    d.features.remediation = true;
+    d
+}
+
+fn cert_creds(cert: &ClientCertificate) -> Credentials {
+    Credentials {
+        tenant_id: TENANT.into(),
+        client_id: DEFAULT_CLIENT_ID.into(),
+        credential: Credential::Certificate { certificate_pem: cert.cert_pem.clone(), private_key_pem: Secret::new(cert.key_pem.clone()) },
+    }
+}
+
+fn with_cert(cert: &ClientCertificate) -> Scenario {
+    let mut s = Scenario::default();
+    s.tenants[0].apps[0].certificates = vec![CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
+    s
+}
+
+fn line<'a>(r: &'a Report, feature: &str) -> &'a m365_ingest::app::check::FeatureResult {
+    r.features.iter().find(|f| f.feature == feature).unwrap_or_else(|| panic!("no line for {feature}:\n{}", r.to_text()))
+}
+
+fn now() -> GraphTime {
+    GraphTime::now()
+}
+
+#[tokio::test]
+async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
+    let cert = ClientCertificate::generate(31).unwrap();
+    let (sim, api) = start(with_cert(&cert)).await;
+    let r = check(&api, &everything(), Ok(cert_creds(&cert)), now()).await;
+    assert!(r.passed, "{}", r.to_text());
+    assert_eq!(r.features.len(), 10);
+    assert!(r.features.iter().all(|f| f.status == Status::Ok && f.fix.is_none()));
+    assert!(line(&r, "cloud_apps").detail.contains("investigation.read granted; a test call read 1 item"));
+    assert!(line(&r, "remediation").detail.contains("reads nothing until it is used"));
+    for (path, calls) in [
+        ("/v1.0/security/alerts_v2", 1),
+        ("/api/v1/alerts/", 1),
+        ("/api/machines", 1),
+        ("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand", 1),
+        ("/v1.0/users/phish%40contoso.onmicrosoft.com/messages", 1),
+        ("/beta/security/threatSubmission/emailThreats", 1),
+        (&format!("/{TENANT}/oauth2/v2.0/token"), 4),
+    ] {
+        assert_eq!(sim.requests().matching(path).len(), calls, "{path}");
+    }
+    let alerts = &sim.requests().matching("/v1.0/security/alerts_v2")[0];
+    assert_eq!(alerts.query_value("$top"), Some("1"), "a small call");
+    assert!(r.to_text().contains("Passed: every enabled feature works."));
+}
+
+#[tokio::test]
+async fn a_missing_role_names_the_permission_the_api_and_where_to_add_it() {
+    let mut s = fixed(Scenario::default());
+    let grants = &mut s.tenants[0].apps[0].grants;
+    grants.get_mut("graph").unwrap().retain(|r| r != "SecurityIncident.Read.All");
+    grants.get_mut("mde").unwrap().retain(|r| r != "Library.Manage" && r != "Machine.LiveResponse");
+    let (sim, api) = start(s).await;
+    let mut d = doc();
+    d.sources.defender = DefenderMode::Incidents;
+    d.evidence.live_response_files = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(!r.passed);
+    let inc = line(&r, "defender_incidents");
+    assert_eq!(inc.status, Status::Failed);
+    assert_eq!(inc.detail, "missing permission SecurityIncident.Read.All");
+    let fix = inc.fix.as_deref().unwrap();
+    assert!(fix.contains("SecurityIncident.Read.All of \"Microsoft Graph\"") && fix.contains("grant admin consent"), "{fix}");
+    let lr = line(&r, "live_response_files");
+    assert_eq!(lr.detail, "missing permissions Library.Manage, Machine.LiveResponse");
+    assert!(lr.fix.as_deref().unwrap().contains("APIs my organization uses → WindowsDefenderATP"));
+    assert!(sim.requests().matching("/v1.0/security/incidents").is_empty(), "no call without the permission");
+    assert!(r.to_text().contains("FAIL  defender_incidents"));
+}
+
+#[tokio::test]
+async fn no_admin_consent_is_a_token_without_roles() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].grants.remove("mdca");
+    let (_sim, api) = start(s).await;
+    let mut d = doc();
+    d.portal_url = Some(PORTAL.into());
+    d.sources.cloud_apps = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert_eq!(line(&r, "defender_alerts").status, Status::Ok, "Graph has consent");
+    let ca = line(&r, "cloud_apps");
+    assert_eq!(ca.status, Status::Failed);
+    assert!(ca.detail.contains("no roles claim"), "{}", ca.detail);
+    assert!(ca.fix.as_deref().unwrap().contains("Grant admin consent for <tenant>"));
+    assert_eq!(r.granted.get(&m365_ingest::domain::permissions::Api::CloudApps), Some(&None));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_says_to_copy_the_value_and_never_shows_it() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let creds = Credentials { credential: Credential::ClientSecret(Secret::new("Wr0ng~SecretValue.123")), ..secret_creds() };
+    let r = check(&api, &doc(), Ok(creds), now()).await;
+    let f = line(&r, "defender_alerts");
+    assert!(f.detail.contains("AADSTS7000215"), "{}", f.detail);
+    assert!(f.fix.as_deref().unwrap().contains("copy the secret's Value (not its Secret ID)"));
+    let json = serde_json::to_string(&r).unwrap();
+    for text in [json, r.to_text()] {
+        assert!(!text.contains("Wr0ng~SecretValue.123") && !text.contains(DEFAULT_CLIENT_SECRET));
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_tenant_is_named() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let other = "11111111-2222-4333-8444-555555555555";
+    let r = check(
+        &api,
+        &IntegrationDoc { tenant_id: other.into(), ..doc() },
+        Ok(Credentials { tenant_id: other.into(), ..secret_creds() }),
+        now(),
+    )
+    .await;
+    let f = line(&r, "defender_alerts");
+    assert!(f.detail.contains("AADSTS90002"), "{}", f.detail);
+    assert!(f.fix.as_deref().unwrap().starts_with(&format!("wrong tenant: `{other}`")));
+    // An app registered elsewhere: the client id is not in this tenant.
+    let r = check(
+        &api,
+        &IntegrationDoc { client_id: other.into(), ..doc() },
+        Ok(Credentials { client_id: other.into(), ..secret_creds() }),
+        now(),
+    )
+    .await;
+    assert!(line(&r, "defender_alerts").fix.as_deref().unwrap().contains("is not registered in tenant"));
+}
+
+#[tokio::test]
+async fn an_expired_certificate_or_secret_says_to_renew_it() {
+    let cert = ClientCertificate::generate_expired(32).unwrap();
+    let (_sim, api) = start(with_cert(&cert)).await;
+    let r = check(&api, &doc(), Ok(cert_creds(&cert)), now()).await;
+    let f = line(&r, "defender_alerts");
+    assert!(f.detail.contains("AADSTS700027"), "{}", f.detail);
+    assert!(f.fix.as_deref().unwrap().starts_with("the certificate expired: upload a new certificate"));
+
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].secrets[0].expires = Some("2026-01-01T00:00:00Z".into());
+    let (_sim, api) = start(s).await;
+    let r = check(&api, &doc(), Ok(secret_creds()), now()).await;
+    assert!(line(&r, "defender_alerts").fix.as_deref().unwrap().starts_with("the client secret expired"));
+}
+
+#[tokio::test]
+async fn an_unreachable_portal_url_is_reported_for_cloud_apps_alone() {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let settings = HttpSettings {
+        cloud_apps_base_override: Some(format!("https://127.0.0.1:{closed}")),
+        ..HttpSettings::simulator(sim.base_url(), sim.ca_pem())
+    };
+    let api = HttpGraphApi::new(&settings, RetryPolicy::quick()).unwrap();
+    let mut d = doc();
+    d.portal_url = Some(PORTAL.into());
+    d.sources.cloud_apps = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert_eq!(line(&r, "defender_alerts").status, Status::Ok);
+    let f = line(&r, "cloud_apps");
+    assert_eq!(f.status, Status::Failed);
+    assert!(f.fix.as_deref().unwrap().starts_with(&format!("cannot reach the Portal URL `{PORTAL}`")), "{:?}", f.fix);
+}
+
+#[tokio::test]
+async fn exchange_needs_a_certificate_and_a_directory_role() {
+    let cert = ClientCertificate::generate(33).unwrap();
+    let mut s = with_cert(&cert);
+    s.tenants[0].apps[0].directory_roles.clear();
+    let (_sim, api) = start(s).await;
+    let mut d = doc();
+    d.organization_id = Some("contoso.onmicrosoft.com".into());
+    d.evidence.quarantined_email = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(line(&r, "quarantined_email").fix.as_deref().unwrap().contains("certificate_pem + private_key_pem"));
+    let r = check(&api, &d, Ok(cert_creds(&cert)), now()).await;
+    let f = line(&r, "quarantined_email");
+    assert_eq!(f.detail, "the app's service principal holds no Entra role Exchange Online accepts");
+    assert!(f.fix.as_deref().unwrap().contains("Security Reader"));
+    let r = check(
+        &api,
+        &IntegrationDoc { organization_id: Some("fabrikam.onmicrosoft.com".into()), ..d.clone() },
+        Ok(cert_creds(&cert)),
+        now(),
+    )
+    .await;
+    assert!(r.features.iter().all(|f| f.feature != "quarantined_email" || f.status == Status::Failed));
+}
+
+#[tokio::test]
+async fn a_mailbox_outside_the_tenant_or_a_bad_filter_is_named() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let mut d = doc();
+    d.sources.defender = DefenderMode::Off;
+    d.sources.phishing_mailbox = Some(MailboxDoc { address: "phish@fabrikam.com".into(), filter: None });
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(line(&r, "phishing_mailbox").fix.as_deref().unwrap().contains("does not exist in this tenant"));
+    d.sources.phishing_mailbox = Some(MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: Some("isRead eq".into()) });
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(line(&r, "phishing_mailbox").fix.as_deref().unwrap().contains("fix sources.phishing_mailbox.filter"));
+}
+
+#[tokio::test]
+async fn an_invalid_document_or_mismatched_credentials_make_no_call() {
+    let (sim, api) = start(fixed(Scenario::default())).await;
+    let r = check(
+        &api,
+        &IntegrationDoc { tenant_id: "contoso".into(), organization_id: Some("contoso.com".into()), ..doc() },
+        Ok(secret_creds()),
+        now(),
+    )
+    .await;
+    let fields: Vec<&str> = r.problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["tenant_id", "organization_id"]);
+    assert!(r.to_text().contains("FAIL  organization_id"));
+    let r =
+        check(&api, &doc(), Ok(Credentials { client_id: "99999999-2222-4333-8444-555555555555".into(), ..secret_creds() }), now()).await;
+    assert_eq!(r.problems[0].field, "client_id");
+    let r = check(&api, &doc(), Err(SecretError::NotFound { secret_ref: "m365-ingest/contoso".into() }), now()).await;
+    assert_eq!(r.problems[0].field, "secret_ref");
+    assert!(sim.requests().all().is_empty(), "nothing was called");
+}
+
+#[tokio::test]
+async fn only_a_passing_configuration_is_saved_with_its_credentials() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let checker =
+        Checker { microsoft: api, secrets: MemorySecrets::new(), store: MemoryIntegrationStore::new(), writer: MemorySecrets::new() };
+    let bad = Credentials { credential: Credential::ClientSecret(Secret::new("nope")), ..secret_creds() };
+    let r = checker.test_and_save(&doc(), CredentialInput::New(bad), SaveMode::Create, now()).await;
+    assert!(!r.passed && r.saved.is_none());
+    assert!(checker.store.list().await.unwrap().is_empty());
+    assert!(checker.writer.names().is_empty(), "no secret written for a failing check");
+
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert!(r.passed, "{}", r.to_text());
+    assert_eq!(r.saved.as_ref().map(|s| s.revision), Some(1));
+    assert_eq!(checker.writer.names(), ["m365-ingest/contoso"]);
+    let stored = checker.writer.load("m365-ingest/contoso").await.unwrap();
+    assert!(matches!(stored.credential, Credential::ClientSecret(ref s) if s.expose() == DEFAULT_CLIENT_SECRET));
+    assert!(r.to_text().contains("saved as revision 1, credentials in memory:m365-ingest/contoso"));
+
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert!(r.not_saved.as_deref().unwrap().contains("exists already"));
+    let mut changed = doc();
+    changed.sources.defender = DefenderMode::Incidents;
+    let r = checker.test_and_save(&changed, CredentialInput::New(secret_creds()), SaveMode::Update, now()).await;
+    assert_eq!(r.saved.map(|s| s.revision), Some(2));
+    let rec = checker.store.get("contoso").await.unwrap().unwrap();
+    assert_eq!((rec.revision, rec.doc.sources.defender), (2, DefenderMode::Incidents));
+}
+
+#[tokio::test]
+async fn a_second_app_with_only_graph_consent_fails_only_its_other_features() {
+    let mut s = fixed(Scenario::default());
+    let id = "22222222-3333-4444-8555-666666666666";
+    s.tenants[0].apps.push(AppSpec {
+        client_id: id.into(),
+        grants: [("graph".to_owned(), vec!["SecurityAlert.ReadWrite.All".to_owned()])].into(),
+        ..AppSpec::default()
+    });
+    let (_sim, api) = start(s).await;
+    let mut d = IntegrationDoc { client_id: id.into(), ..doc() };
+    d.portal_url = Some(PORTAL.into());
+    d.sources.cloud_apps = true;
+    let r = check(&api, &d, Ok(Credentials { client_id: id.into(), ..secret_creds() }), now()).await;
+    assert_eq!(line(&r, "defender_alerts").status, Status::Ok, "ReadWrite covers Read");
+    assert_eq!(line(&r, "cloud_apps").status, Status::Failed);
+    assert!(!r.passed);
+}
