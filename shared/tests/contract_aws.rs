@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::aws::{DynamoCursorStore, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue};
 use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
-use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryCursorStore};
+use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryCursorStore, MemoryIntegrationStore};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::cursor::Cursor;
 use m365_ingest::domain::duration_text::DurationText;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration_doc::IntegrationDoc;
 use m365_ingest::error::{CursorError, SecretError};
-use m365_ingest::ports::{AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, QueueEntry, SecretSource};
+use m365_ingest::ports::{
+    AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, IntegrationStore, QueueEntry, SecretSource, SecretWriter,
+};
 use m365_ingest::{GraphTime, Source};
 use support::moto;
 use support::*;
@@ -186,6 +188,82 @@ async fn secrets_manager_reads_credentials_and_says_what_is_wrong() {
     assert!(matches!(&e, SecretError::Invalid { problem, .. } if problem.contains("clientsecret")), "{e}");
     assert!(!e.to_string().contains("oops"));
     assert!(matches!(src.load("no-such-secret").await, Err(SecretError::NotFound { .. })));
+}
+
+/// The IntegrationStore and SecretWriter contracts (ports.rs), for any implementation.
+async fn integration_store_contract(store: &(impl IntegrationStore + IntegrationSource), suffix: &str) {
+    let a = IntegrationDoc::new(&format!("a-{suffix}"), TENANT, DEFAULT_CLIENT_ID, "s");
+    let b = IntegrationDoc::new(&format!("b-{suffix}"), TENANT, DEFAULT_CLIENT_ID, "s");
+    assert_eq!(store.get(&a.id).await.unwrap(), None);
+    assert_eq!(store.save(&a, None, t(0)).await.unwrap(), 1);
+    assert!(matches!(store.save(&a, None, t(1)).await, Err(CursorError::Conflict { .. })), "create refuses an existing id");
+    assert_eq!(store.save(&b, None, t(1)).await.unwrap(), 1);
+    let mut changed = a.clone();
+    changed.enabled = false;
+    assert!(matches!(store.save(&changed, Some(7), t(2)).await, Err(CursorError::Conflict { .. })), "stale revision");
+    assert_eq!(store.save(&changed, Some(1), t(2)).await.unwrap(), 2);
+    let rec = store.get(&a.id).await.unwrap().unwrap();
+    assert_eq!((rec.revision, rec.saved_at, rec.doc.enabled), (2, t(2), false));
+    let ids: Vec<String> = store.list().await.unwrap().into_iter().map(|r| r.doc.id).filter(|i| i.ends_with(suffix)).collect();
+    assert_eq!(ids, [a.id.clone(), b.id.clone()]);
+    assert!(store.integrations().await.unwrap().iter().any(|i| i.id == a.id && !i.enabled));
+    assert!(store.remove(&a.id).await.unwrap());
+    assert!(!store.remove(&a.id).await.unwrap(), "a second remove finds nothing");
+    assert_eq!(store.get(&a.id).await.unwrap(), None);
+    assert!(store.get(&b.id).await.unwrap().is_some(), "the other integration is untouched");
+}
+
+#[tokio::test]
+async fn integration_stores_keep_the_contract() {
+    integration_store_contract(&MemoryIntegrationStore::new(), "mem").await;
+    let c = moto::clients().await;
+    let table = moto::table(&c).await;
+    integration_store_contract(&DynamoIntegrations::new(c.dynamodb.clone(), &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn removing_an_integration_in_dynamodb_deletes_its_cursors_and_no_one_elses() {
+    let c = moto::clients().await;
+    let table = moto::table(&c).await;
+    let store = DynamoIntegrations::new(c.dynamodb.clone(), &table);
+    let cursors = DynamoCursorStore::new(c.dynamodb.clone(), &table);
+    for id in ["contoso", "fabrikam"] {
+        store.save(&IntegrationDoc::new(id, TENANT, DEFAULT_CLIENT_ID, "s"), None, t(0)).await.unwrap();
+        for source in Source::ALL {
+            let key = CursorKey { integration_id: id.into(), source };
+            let l = cursors.acquire(&key, "poller", t(0), t(60)).await.unwrap();
+            let cursor = Cursor { watermark: Some(t(5)), ..Cursor::default() };
+            cursors.commit(&key, "poller", l.version, &cursor).await.unwrap();
+            cursors.release(&key, "poller", Some(t(5))).await.unwrap();
+        }
+    }
+    assert!(store.remove("contoso").await.unwrap());
+    for source in Source::ALL {
+        let gone = cursors.acquire(&CursorKey { integration_id: "contoso".into(), source }, "x", t(100), t(160)).await.unwrap();
+        assert_eq!((gone.cursor.watermark, gone.version), (None, 0), "contoso's {source} cursor is gone");
+        let kept = cursors.acquire(&CursorKey { integration_id: "fabrikam".into(), source }, "x", t(100), t(160)).await.unwrap();
+        assert_eq!(kept.cursor.watermark, Some(t(5)), "fabrikam's {source} cursor is kept");
+    }
+    assert_eq!(store.integrations().await.unwrap().iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["fabrikam"]);
+}
+
+#[tokio::test]
+async fn secrets_manager_writes_credentials_that_read_back() {
+    let c = moto::clients().await;
+    let sm = SecretsManagerSource::new(c.secrets.clone());
+    let name = format!("m365-ingest/written-{}", std::process::id());
+    let arn = sm.put(&name, &secret_creds()).await.unwrap();
+    assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
+    let other = m365_ingest::domain::integration::Credentials {
+        credential: m365_ingest::domain::integration::Credential::ClientSecret(m365_ingest::secret::Secret::new("second value")),
+        ..secret_creds()
+    };
+    sm.put(&name, &other).await.unwrap();
+    let back = sm.load(&name).await.unwrap();
+    assert!(matches!(back.credential, m365_ingest::domain::integration::Credential::ClientSecret(ref s) if s.expose() == "second value"));
+    sm.delete(&name).await.unwrap();
+    assert!(sm.load(&name).await.is_err(), "scheduled for deletion: no longer readable");
+    sm.delete("m365-ingest/never-existed").await.unwrap();
 }
 
 #[tokio::test]

@@ -252,3 +252,24 @@ async fn incidents_are_filtered_alert_by_alert() {
         assert_eq!(v["incident"]["id"].as_str(), v["original"]["incidentId"].as_str());
     }
 }
+
+#[tokio::test]
+async fn cloud_apps_alerts_are_filtered_and_published_in_both_formats() {
+    let (w, msgs) = intake(Source::CloudApps).await;
+    assert!(msgs.len() > 20, "{}", msgs.len());
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({"severities": ["medium", "high"]}), OutputFormat::Both, Source::CloudApps));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let c = p.take_counts();
+    assert!(c.published > 0 && c.dropped["severity"] > 0, "{c:?}");
+    let schema = v1();
+    let all: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    for v in all.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1") {
+        assert!(schema.is_valid(v), "{v}");
+        assert_eq!(v["source"], "cloud_apps");
+        assert_eq!(v["detection_source"], "cloudAppSecurity");
+        assert!(v["original"]["_id"].is_string(), "the Cloud Apps alert travels untouched");
+        assert!(!v["entities"]["users"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(all.iter().filter(|m| m["class_uid"] == 2004).count(), c.published);
+}

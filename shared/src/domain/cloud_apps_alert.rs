@@ -77,6 +77,7 @@ pub fn to_alert(object: &str) -> Result<GraphAlert, serde_json::Error> {
                     odata_type: "#microsoft.graph.security.deviceEvidence".into(),
                     roles,
                     host_name: text(e, "label"),
+                    device_dns_name: text(e, "label"),
                     azure_ad_device_id: text(e, "id"),
                     ..Evidence::default()
                 }),

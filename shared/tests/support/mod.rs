@@ -72,13 +72,19 @@ pub struct World {
 pub async fn world(scenario: Scenario, settings: PollSettings, creds: Credentials) -> World {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let sim = Arc::new(Simulator::start(scenario).await.expect("simulator"));
-    let http = HttpSettings {
-        login_base_url: sim.base_url().into(),
-        graph_base_url: sim.base_url().into(),
-        extra_ca_pem: Some(sim.ca_pem().into()),
-        ..HttpSettings::default()
-    };
-    let graph = HttpGraphApi::new(&http, RetryPolicy::quick()).expect("graph client");
+    world_with(sim, HttpSettings::simulator, RetryPolicy::quick(), settings, creds)
+}
+
+/// A world whose HTTP settings `http(base_url, ca_pem)` makes (to change the pacing, say).
+pub fn world_with(
+    sim: Arc<Simulator>,
+    http: impl Fn(&str, &str) -> HttpSettings,
+    policy: RetryPolicy,
+    settings: PollSettings,
+    creds: Credentials,
+) -> World {
+    let http = http(sim.base_url(), sim.ca_pem());
+    let graph = HttpGraphApi::new(&http, policy).expect("graph client");
     let cursors = Arc::new(MemoryCursorStore::new());
     let queue = Arc::new(MemoryAlertQueue::new());
     let dir = tempfile::tempdir().unwrap();
@@ -121,10 +127,18 @@ impl World {
     }
 }
 
+pub const PORTAL: &str = "https://contoso.us2.portal.cloudappsecurity.com";
+
 pub fn integration_for(source: Source) -> Integration {
     let mut i = integration();
-    if source == Source::DefenderIncidents {
-        i.defender_mode = m365_ingest::domain::integration::DefenderMode::Incidents;
+    match source {
+        Source::DefenderIncidents => i.defender_mode = m365_ingest::domain::integration::DefenderMode::Incidents,
+        Source::CloudApps => {
+            i.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
+            i.sources.cloud_apps = true;
+            i.cloud_apps_base = Some(PORTAL.into());
+        }
+        Source::DefenderAlerts => {}
     }
     i
 }

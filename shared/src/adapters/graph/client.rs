@@ -99,10 +99,10 @@ impl HttpGraphApi {
         let mut refreshed = false;
         let mut throttles = 0u32;
         loop {
+            let token = self.tokens.token(creds, call.audience).await?;
             if call.paced {
                 self.cloud_apps_pacer.acquire(&creds.tenant_id).await;
             }
-            let token = self.tokens.token(creds, call.audience).await?;
             let mut req = match call.body {
                 Some(b) => self.http.post(call.url).json(b),
                 None => self.http.get(call.url),
@@ -137,10 +137,10 @@ impl HttpGraphApi {
                                 throttles += 1;
                                 self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 if retry_after.is_none() && call.paced {
-                                    // Cloud Apps documents no Retry-After: wait a pacing slot, doubling.
-                                    let (n, window) = self.cloud_apps_rate;
-                                    let slot = window / n.max(1) as u32;
-                                    retry_after = Some(slot.saturating_mul(1 << (throttles - 1).min(5)).min(window));
+                                    // Cloud Apps documents no Retry-After. Our own pace keeps to the
+                                    // limit, so a 429 means others used the tenant's quota: wait one
+                                    // whole window, which clears it.
+                                    retry_after = Some(self.cloud_apps_rate.1);
                                 }
                             }
                             if !err.is_retryable() {
