@@ -1,0 +1,182 @@
+//! The operator's commands end to end: `check` and `integration add|list|show|test|update|
+//! disable|enable|remove` against the simulator as the tenants and moto as AWS, then a
+//! `poll --source cloud_apps` of what was saved.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
+use serde_json::Value;
+use tenant_sim::scenario::{TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
+use tenant_sim::{Scenario, Simulator};
+
+const BIN: &str = env!("CARGO_BIN_EXE_m365-ingest");
+const FABRIKAM: &str = "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c";
+
+struct Env {
+    vars: Vec<(&'static str, String)>,
+}
+
+impl Env {
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(BIN);
+        c.args(args).env("SIM_SECRET", DEFAULT_CLIENT_SECRET).env("WRONG_SECRET", "not-the-secret");
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_test_save_list_update_disable_and_remove_integrations() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: run `bash infra/scripts/test.sh`, which starts moto");
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "loopback only");
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let mut scenario = Scenario::default();
+    scenario.tenants[0].alerts.count = 30;
+    scenario.tenants.push(TenantSpec { id: FABRIKAM.into(), domain: "fabrikam.onmicrosoft.com".into(), ..TenantSpec::default() });
+    scenario.tenants[1].cloud_apps.count = 150;
+    let sim = Simulator::start(scenario).await.unwrap();
+    let c = AwsClients::new(&load_sdk_config().await);
+    let suffix =
+        format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let table = format!("ops-state-{suffix}");
+    m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
+    let queue = c.sqs.create_queue().queue_name(format!("ops-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    let bucket = format!("ops-artifacts-{suffix}");
+    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    sim.write_ca(&ca).unwrap();
+    let base = sim.base_url().to_owned();
+    let env = Env {
+        vars: vec![
+            ("STATE_TABLE", table.clone()),
+            ("INTAKE_QUEUE_URL", queue),
+            ("ARTIFACT_BUCKET", bucket),
+            ("LOGIN_BASE_URL", base.clone()),
+            ("GRAPH_BASE_URL", base.clone()),
+            ("MDE_BASE_URL", base.clone()),
+            ("EXCHANGE_BASE_URL", base.clone()),
+            ("CLOUD_APPS_BASE_URL", base.clone()),
+            ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+        ],
+    };
+    let contoso_secret = format!("m365-ingest/contoso-{suffix}");
+    let contoso = write(
+        dir.path(),
+        "contoso.toml",
+        &format!(
+            r#"version = 1
+id = "contoso"
+tenant_id = "{DEFAULT_TENANT_ID}"
+client_id = "{DEFAULT_CLIENT_ID}"
+secret_ref = "{contoso_secret}"
+
+[polling]
+interval = "5m"
+lookback = "2d"
+
+[filters]
+severities = ["medium", "high"]
+"#
+        ),
+    );
+    let fabrikam_secret = format!("m365-ingest/fabrikam-{suffix}");
+    let fabrikam = write(
+        dir.path(),
+        "fabrikam.json",
+        &format!(
+            r#"{{"version": 1, "id": "fabrikam", "tenant_id": "{FABRIKAM}", "client_id": "{DEFAULT_CLIENT_ID}", "secret_ref": "{fabrikam_secret}",
+               "portal_url": "https://fabrikam.eu2.portal.cloudappsecurity.com", "polling": {{"interval": "1m", "lookback": "2d"}},
+               "sources": {{"defender": "off", "cloud_apps": true}}}}"#
+        ),
+    );
+
+    // A failing check: exit 1, the report says why, nothing is written.
+    let out = env.run(&["integration", "add", &contoso, "--client-secret-env", "WRONG_SECRET"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL  defender_alerts") && text.contains("copy the secret's Value"), "{text}");
+    assert!(!text.contains("not-the-secret") && !String::from_utf8_lossy(&out.stderr).contains("not-the-secret"));
+    assert!(c.secrets.get_secret_value().secret_id(&contoso_secret).send().await.is_err(), "no secret written");
+
+    // `check` tests without saving; a bad document is a usage error naming the field.
+    let text = env.ok(&["check", &contoso, "--client-secret-env", "SIM_SECRET"]);
+    assert!(text.contains("ok    defender_alerts") && text.contains("Passed: every enabled feature works."), "{text}");
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "version = 1\nid = \"x\"\ntenant_id = \"t\"\nclient_id = \"c\"\nsecret_ref = \"s\"\ncolour = \"red\"\n",
+    );
+    let out = env.run(&["check", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour: unknown field `colour`"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Passing: saved with the credentials; JSON reports for machines.
+    let text = env.ok(&["integration", "add", &contoso, "--client-secret-env", "SIM_SECRET"]);
+    assert!(text.contains("Passed; saved as revision 1, credentials in arn:aws:secretsmanager:"), "{text}");
+    let creds = write(dir.path(), "creds.json", &format!(r#"{{"client_secret": "{DEFAULT_CLIENT_SECRET}"}}"#));
+    let report: Value = serde_json::from_str(&env.ok(&["integration", "add", &fabrikam, "--credentials", &creds, "--json"])).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["features"][0]["feature"], "cloud_apps");
+    let out = env.run(&["integration", "add", &contoso]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exists already"));
+
+    let list = env.ok(&["integration", "list"]);
+    assert!(list.contains("contoso") && list.contains("fabrikam") && list.contains("cloud_apps"), "{list}");
+    let shown: Value = serde_json::from_str(&env.ok(&["integration", "show", "fabrikam"])).unwrap();
+    assert_eq!(shown["revision"], 1);
+    assert_eq!(shown["doc"]["polling"]["interval"], "1m");
+    assert!(!shown.to_string().contains(DEFAULT_CLIENT_SECRET));
+    assert!(env.ok(&["integration", "test", "contoso"]).contains("ok    defender_alerts"));
+
+    // A new revision with the stored secret; disable and re-enable (which tests again).
+    assert!(env.ok(&["integration", "update", &contoso]).contains("saved as revision 2"));
+    assert!(env.ok(&["integration", "disable", "contoso"]).contains("disabled (revision 3)"));
+    let listed: Value = serde_json::from_str(&env.ok(&["integration", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["doc"]["enabled"], false);
+    assert!(env.ok(&["integration", "enable", "contoso"]).contains("saved as revision 4"));
+
+    // The poller polls the saved Cloud Apps integration through the same records and secrets.
+    let polled: Value = serde_json::from_str(&env.ok(&["poll", "--source", "cloud_apps", "--seconds", "120"])).unwrap();
+    assert_eq!(polled["integrations"].as_array().unwrap().len(), 1, "{polled}");
+    assert_eq!(polled["integrations"][0]["integration_id"], "fabrikam");
+    assert_eq!(polled["integrations"][0]["outcome"], "completed", "{polled}");
+    assert!(polled["delivered"].as_u64().unwrap() > 100);
+
+    // Removing one leaves the other, its record, cursor and secret.
+    let text = env.ok(&["integration", "remove", "fabrikam"]);
+    assert!(text.contains("scheduled for deletion"), "{text}");
+    assert!(c.secrets.get_secret_value().secret_id(&fabrikam_secret).send().await.is_err());
+    assert!(c.secrets.get_secret_value().secret_id(&contoso_secret).send().await.is_ok());
+    let list = env.ok(&["integration", "list"]);
+    assert!(list.contains("contoso") && !list.contains("fabrikam"), "{list}");
+    let out = env.run(&["integration", "show", "fabrikam"]);
+    assert_eq!(out.status.code(), Some(2));
+    let cursors = c
+        .dynamodb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S("integration#fabrikam".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cursors.count(), 0, "the removed integration's cursor is gone too");
+}
