@@ -46,7 +46,10 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
   exit 0
 fi
 sam build -t template.yaml
-for f in PollerFunction ProcessorFunction; do
+# Every function of the template (a resource line followed by its Serverless::Function type).
+functions=$(awk '/^  [A-Za-z]+:$/ {name=$1} /^    Type: AWS::Serverless::Function$/ {sub(":", "", name); print name}' template.yaml)
+[ -n "$functions" ] || { echo "no functions found in template.yaml"; exit 1; }
+for f in $functions; do
   test -x ".aws-sam/build/$f/bootstrap" || { echo "sam build produced no bootstrap for $f"; exit 1; }
   python3 -c 'import sys; h = open(sys.argv[1], "rb").read(20); sys.exit(0 if h[:4] == b"\x7fELF" and h[18] == 0xB7 else 1)' ".aws-sam/build/$f/bootstrap" \
     || { echo "$f's bootstrap is not an arm64 ELF binary"; exit 1; }

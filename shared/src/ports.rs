@@ -299,6 +299,15 @@ mod shared_impls {
         }
     }
 
+    impl<T: SecretWriter> SecretWriter for Arc<T> {
+        fn put(&self, name: &str, credentials: &Credentials) -> impl Future<Output = Result<String, SecretError>> + Send {
+            (**self).put(name, credentials)
+        }
+        fn delete(&self, name: &str) -> impl Future<Output = Result<(), SecretError>> + Send {
+            (**self).delete(name)
+        }
+    }
+
     impl<T: SecretSource> SecretSource for Arc<T> {
         fn load(&self, secret_ref: &str) -> impl Future<Output = Result<Credentials, SecretError>> + Send {
             (**self).load(secret_ref)

@@ -1,20 +1,22 @@
-//! `demo`: the poll path on embedded defaults: the tenant simulator in-process (two tenants,
-//! one polled for alerts and one for incidents, with some throttling and a token expiry), a
-//! local cursor store and a local queue written as NDJSON.
+//! `demo`: the whole path on embedded defaults: the tenant simulator in-process (two tenants,
+//! one polled for alerts, one for incidents and Cloud Apps alerts, with some throttling and a
+//! token expiry); Test & Save of both integrations into a local store; two poll passes into a
+//! local queue written as NDJSON; the processor's output.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
-use m365_ingest::adapters::local::MemoryDedupStore;
-use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
+use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore};
+use m365_ingest::adapters::local::{MemoryDedupStore, MemoryIntegrationStore, MemorySecrets};
+use m365_ingest::app::check::{Checker, CredentialInput, SaveMode};
 use m365_ingest::app::deliver::DeliverySettings;
 use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
 use m365_ingest::app::process::{ProcessSettings, Processor};
-use m365_ingest::domain::filter::FilterDoc;
-use m365_ingest::domain::integration::OutputFormat;
-use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode, Integration};
+use m365_ingest::domain::integration::{Credential, Credentials, Integration};
+use m365_ingest::domain::integration_doc::{self, IntegrationDoc};
 use m365_ingest::ports::Clock;
+use m365_ingest::ports::IntegrationSource;
 use m365_ingest::secret::Secret;
 use m365_ingest::{GraphTime, Source};
 use tenant_sim::scenario::{AppSpec, SecretSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
@@ -72,21 +74,15 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let ndjson = o.out.join("intake.ndjson");
     std::fs::write(&ndjson, b"").map_err(|e| Failure::Usage(format!("cannot write {}: {e}", ndjson.display())))?;
     let sim = Arc::new(Simulator::start(scenario(&o)).await.map_err(|e| run_err("starting the tenant simulator", &e))?);
-    let http = HttpSettings {
-        login_base_url: sim.base_url().into(),
-        graph_base_url: sim.base_url().into(),
-        extra_ca_pem: Some(sim.ca_pem().into()),
-        ..HttpSettings::default()
-    };
+    let http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
+    let (integrations, secrets) = test_and_save(&sim, &http).await?;
     let queue = Arc::new(MemoryAlertQueue::new().with_ndjson(&ndjson).map_err(|e| run_err("opening the NDJSON output", &e))?);
     let poller = Poller {
         graph: HttpGraphApi::new(&http, RetryPolicy::default()).map_err(|e| run_err("HTTP client", &e))?,
         cursors: MemoryCursorStore::new(),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(o.out.join("artifacts")),
-        secrets: StaticSecretSource::new()
-            .with("contoso", creds(DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
-            .with("fabrikam", creds(FABRIKAM, FABRIKAM_CLIENT, FABRIKAM_SECRET)),
+        secrets,
         clock: SimClock(sim.clone()),
         settings: PollSettings {
             owner: "demo".into(),
@@ -95,18 +91,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
             ..PollSettings::default()
         },
     };
-    let mut contoso = Integration::new("contoso", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, "contoso");
-    // What a SOC typically asks for: no informational noise, no security-testing alerts,
-    // only DLP alerts of enforced policies.
-    contoso.filters = serde_json::from_value::<FilterDoc>(serde_json::json!({
-        "severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"],
-    }))
-    .map_err(|e| run_err("demo filters", &e))?;
-    let mut fabrikam = Integration::new("fabrikam", FABRIKAM, FABRIKAM_CLIENT, "fabrikam");
-    fabrikam.defender_mode = DefenderMode::Incidents;
-    fabrikam.output = OutputFormat::Ocsf;
-    let integrations = [contoso, fabrikam];
-    println!("tenant simulator at {} (2 tenants), local cursor store, local queue -> {}", sim.base_url(), ndjson.display());
+    println!("\npolling with a local cursor store into a local queue -> {}", ndjson.display());
     let mut failed = false;
     for (label, advance) in [("first run (24 h lookback)", 0), ("second run, 10 simulated minutes later", 600)] {
         sim.clock().advance_secs(advance);
@@ -145,9 +130,10 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let log = sim.requests().all();
     let graph = log.iter().filter(|r| r.path.starts_with("/v1.0/")).count();
     let retried = log.iter().filter(|r| r.path.starts_with("/v1.0/") && r.status != 200).count();
+    let cloud_apps = log.iter().filter(|r| r.path.starts_with("/api/v1/alerts")).count();
     let tokens = log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count();
     println!(
-        "\nGraph requests {graph} ({retried} answered 429/503/401 and were retried), token requests {tokens}, SQS-style batches {}",
+        "\nGraph requests {graph} ({retried} answered 429/503/401 and were retried), Cloud Apps requests {cloud_apps}, token requests {tokens}, SQS-style batches {}",
         queue.calls()
     );
     println!(
@@ -160,6 +146,49 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         return Err(Failure::Run("a run failed; see the summary above".into()));
     }
     Ok(())
+}
+
+/// The demo's two integration documents, as an admin would write them.
+fn documents() -> Result<Vec<(IntegrationDoc, Credentials)>, Failure> {
+    let contoso = serde_json::json!({
+        "version": 1, "id": "contoso", "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID, "secret_ref": "m365-ingest/contoso",
+        // What a SOC typically asks for: no informational noise, no security-testing alerts,
+        // only DLP alerts of enforced policies.
+        "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},
+    });
+    let fabrikam = serde_json::json!({
+        "version": 1, "id": "fabrikam", "tenant_id": FABRIKAM, "client_id": FABRIKAM_CLIENT, "secret_ref": "m365-ingest/fabrikam",
+        "portal_url": "https://fabrikam.eu2.portal.cloudappsecurity.com",
+        "sources": {"defender": "incidents", "cloud_apps": true},
+        "output": "ocsf",
+    });
+    let doc = |v: serde_json::Value| integration_doc::from_json(&v.to_string()).map_err(|e| Failure::Run(format!("demo document: {e}")));
+    Ok(vec![
+        (doc(contoso)?, creds(DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)),
+        (doc(fabrikam)?, creds(FABRIKAM, FABRIKAM_CLIENT, FABRIKAM_SECRET)),
+    ])
+}
+
+/// Test & Save of each document against the simulator, as the `check` Lambda does it;
+/// the integrations polled are those saved.
+async fn test_and_save(sim: &Simulator, http: &HttpSettings) -> Result<(Vec<Integration>, Arc<MemorySecrets>), Failure> {
+    let secrets = Arc::new(MemorySecrets::new());
+    let checker = Checker {
+        microsoft: HttpGraphApi::new(http, RetryPolicy::default()).map_err(|e| Failure::Run(format!("HTTP client: {e}")))?,
+        secrets: secrets.clone(),
+        store: MemoryIntegrationStore::new(),
+        writer: secrets.clone(),
+    };
+    println!("tenant simulator at {} (2 tenants)\n", sim.base_url());
+    for (doc, creds) in documents()? {
+        let report = checker.test_and_save(&doc, CredentialInput::New(creds), SaveMode::Create, GraphTime::now()).await;
+        print!("{}", report.to_text());
+        if !report.passed {
+            return Err(Failure::Run(format!("Test & Save of `{}` failed", doc.id)));
+        }
+    }
+    let integrations = checker.store.integrations().await.map_err(|e| Failure::Run(e.to_string()))?;
+    Ok((integrations, secrets))
 }
 
 fn print_summary(s: &RunSummary) {
