@@ -29,3 +29,22 @@ pub fn read_docs(path: &Path) -> Result<Vec<IntegrationDoc>, Failure> {
     }
     integration_doc::from_json(&text).map(|d| vec![d]).map_err(named)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_example_document_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/integration.toml");
+        let doc = match read_doc(&path) {
+            Ok(d) => d,
+            Err(Failure::Usage(e) | Failure::Run(e)) => panic!("{e}"),
+        };
+        let i = doc.validate().unwrap();
+        assert!(i.sources.cloud_apps && i.cloud_apps_base.as_deref() == Some("https://contoso.us2.portal.cloudappsecurity.com"));
+        assert_eq!(i.poll_interval.as_secs(), 300);
+    }
+}

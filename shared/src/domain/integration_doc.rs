@@ -173,7 +173,7 @@ pub struct FieldError {
 
 /// Every problem of one document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("integration `{id}` is not valid:{}", .errors.iter().map(|e| format!("\n  {}: {}", e.field, e.problem)).collect::<String>())]
+#[error("{} is not valid:{}", if .id == "?" { "the integration document".to_owned() } else { format!("integration `{}`", .id) }, .errors.iter().map(|e| format!("\n  {}: {}", e.field, e.problem)).collect::<String>())]
 pub struct IntegrationError {
     pub id: String,
     pub errors: Vec<FieldError>,
@@ -191,6 +191,9 @@ impl IntegrationError {
 
 /// Reads a document from JSON, naming the path of a field that does not fit.
 pub fn from_json(text: &str) -> Result<IntegrationDoc, IntegrationError> {
+    if text.trim().is_empty() {
+        return Err(IntegrationError::single("?", "(document)", "is empty; start from infra/examples/integration.toml"));
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -202,6 +205,9 @@ pub fn from_json(text: &str) -> Result<IntegrationDoc, IntegrationError> {
 /// Reads a document from TOML (the local program's files).
 #[cfg(feature = "toml")]
 pub fn from_toml(text: &str) -> Result<IntegrationDoc, IntegrationError> {
+    if text.trim().is_empty() {
+        return Err(IntegrationError::single("?", "(document)", "is empty; start from infra/examples/integration.toml"));
+    }
     let de = toml::Deserializer::parse(text).map_err(|e| IntegrationError::single("?", "(document)", e.to_string()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -217,7 +223,7 @@ fn explain(msg: &str) -> String {
     if msg.starts_with("unknown field") {
         format!("{msg}; remove it or fix its spelling")
     } else if msg.starts_with("missing field") {
-        format!("{msg}; it is required (see docs/integration.example.toml)")
+        format!("{msg}; it is required (see infra/examples/integration.toml)")
     } else {
         msg
     }
