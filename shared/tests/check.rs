@@ -319,3 +319,62 @@ async fn a_second_app_with_only_graph_consent_fails_only_its_other_features() {
     assert_eq!(line(&r, "cloud_apps").status, Status::Failed);
     assert!(!r.passed);
 }
+
+/// A writer for a tracing subscriber that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn test_and_save_logs_and_reports_no_secret_token_or_key() {
+    let cert = ClientCertificate::generate(34).unwrap();
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || sink.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let reports = rt.block_on(async {
+        let mut s = with_cert(&cert);
+        s.faults = vec![tenant_sim::FaultSpec::new("/api/v1/alerts/", tenant_sim::FaultKind::Throttle { retry_after_secs: 1 }).on(&[1])];
+        let (_sim, api) = start(s).await;
+        let checker =
+            Checker { microsoft: api, secrets: MemorySecrets::new(), store: MemoryIntegrationStore::new(), writer: MemorySecrets::new() };
+        let mut reports = Vec::new();
+        for creds in [
+            cert_creds(&cert),
+            secret_creds(),
+            Credentials { credential: Credential::ClientSecret(Secret::new("Wr0ng~Value")), ..secret_creds() },
+        ] {
+            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds), SaveMode::Update, now()).await);
+        }
+        let token = checker.microsoft.tokens().token(&secret_creds(), m365_ingest::adapters::graph::Audience::Graph).await.unwrap();
+        (reports, token)
+    });
+    let (reports, token) = reports;
+    assert!(reports[0].passed, "{}", reports[0].to_text());
+    let mut text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("retrying"), "the capture holds the check's logs");
+    for r in &reports {
+        text.push_str(&r.to_text());
+        text.push_str(&serde_json::to_string(r).unwrap());
+    }
+    for (what, needle) in [
+        ("client secret", DEFAULT_CLIENT_SECRET),
+        ("wrong secret", "Wr0ng~Value"),
+        ("private key", cert.key_pem.lines().nth(3).unwrap()),
+        ("access token", &token.expose()[..40]),
+        ("JWT", "eyJ"),
+    ] {
+        assert!(!text.contains(needle), "{what} in the logs or reports");
+    }
+}
