@@ -33,6 +33,7 @@ where
         error_message: e.to_string(),
     })?;
     telemetry::emit(&telemetry::poll_records(
+        response.source,
         &response.integrations,
         app.poller.clock.now(),
         response.graph_throttled,

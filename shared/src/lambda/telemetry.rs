@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::app::poll::{Outcome, RunSummary};
 use crate::app::process::ProcessCounts;
+use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 
 pub const NAMESPACE: &str = "m365-ingest";
@@ -50,8 +51,17 @@ pub fn emit(lines: &[String]) {
     }
 }
 
-/// The poller's records: per integration run (dimension Source) and the Graph call totals.
-pub fn poll_records(summaries: &[RunSummary], now: GraphTime, throttled: u64, retried: u64) -> Vec<String> {
+/// The API a source is read from, as the `Api` dimension of the throttling metrics.
+pub fn api_of(source: Source) -> &'static str {
+    match source {
+        Source::DefenderAlerts | Source::DefenderIncidents => "graph",
+        Source::CloudApps => "cloud_apps",
+    }
+}
+
+/// The poller's records: per integration run (dimension Source) and the call totals of the
+/// invocation's API (dimension Api).
+pub fn poll_records(source: Source, summaries: &[RunSummary], now: GraphTime, throttled: u64, retried: u64) -> Vec<String> {
     let now_ms = now.ticks() / 10_000;
     let mut out: Vec<String> = summaries
         .iter()
@@ -76,7 +86,12 @@ pub fn poll_records(summaries: &[RunSummary], now: GraphTime, throttled: u64, re
             )
         })
         .collect();
-    out.push(record(&[("Api", "graph")], &[("Throttled", throttled as f64, "Count"), ("Retried", retried as f64, "Count")], &[], now_ms));
+    out.push(record(
+        &[("Api", api_of(source))],
+        &[("Throttled", throttled as f64, "Count"), ("Retried", retried as f64, "Count")],
+        &[],
+        now_ms,
+    ));
     out
 }
 
@@ -136,7 +151,7 @@ mod tests {
             batches: 1,
             watermark: Some(GraphTime::from_unix_seconds(1_000)),
         };
-        let r = poll_records(&[s], GraphTime::from_unix_seconds(1_300), 4, 6);
+        let r = poll_records(Source::DefenderAlerts, &[s], GraphTime::from_unix_seconds(1_300), 4, 6);
         let run: Value = serde_json::from_str(&r[0]).unwrap();
         assert_eq!(
             (run["AlertsPolled"].as_f64(), run["AlertsSent"].as_f64(), run["CursorLagSeconds"].as_f64()),
