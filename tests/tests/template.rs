@@ -98,5 +98,6 @@ fn every_source_has_a_schedule_and_a_cursor_lag_alarm() {
         let input = format!("Input: '{{\"source\": \"{source}\"}}'");
         assert!(poller.iter().any(|l| l.trim() == input), "no schedule for {source}");
         assert!(t.contains(&format!("Dimensions: [{{ Name: Source, Value: {source} }}]")), "no cursor lag alarm for {source}");
+        assert!(t.contains(&format!("[\"m365-ingest\", \"AlertsSent\", \"Source\", \"{source}\"]")), "{source} not on the dashboard");
     }
 }
