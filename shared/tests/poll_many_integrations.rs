@@ -50,7 +50,7 @@ async fn each_tenant_is_polled_on_its_own_interval_with_its_own_cursor() {
     };
     let mut cloud = with("fabrikam-cloud", FABRIKAM, "fabrikam", 0);
     cloud.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
-    cloud.sources.cloud_apps = true;
+    cloud.cloud_apps = true;
     cloud.cloud_apps_base = Some(PORTAL.into());
     let all = vec![
         with("contoso", TENANT, "contoso", 60),

@@ -44,7 +44,7 @@ mod tests {
             Err(Failure::Usage(e) | Failure::Run(e)) => panic!("{e}"),
         };
         let i = doc.validate().unwrap();
-        assert!(i.sources.cloud_apps && i.cloud_apps_base.as_deref() == Some("https://contoso.us2.portal.cloudappsecurity.com"));
+        assert!(i.cloud_apps && i.cloud_apps_base.as_deref() == Some("https://contoso.us2.portal.cloudappsecurity.com"));
         assert_eq!(i.poll_interval.as_secs(), 300);
     }
 }

@@ -61,11 +61,8 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn failed_with(id: &str, problems: Vec<FieldError>, at: GraphTime) -> Self {
-        Self::failed(id, problems, at)
-    }
-
-    fn failed(id: &str, problems: Vec<FieldError>, at: GraphTime) -> Self {
+    /// A report of problems found before any feature could be tried.
+    pub fn failed(id: &str, problems: Vec<FieldError>, at: GraphTime) -> Self {
         Report {
             integration_id: id.to_owned(),
             passed: false,
@@ -306,7 +303,7 @@ fn probe_of(f: Feature, i: &Integration) -> Option<(Probe, String)> {
         Feature::DefenderIncidents => (Probe::DefenderIncidents, String::new()),
         Feature::EmailSubmissions => (Probe::EmailSubmissions, String::new()),
         Feature::PhishingMailbox => {
-            let m = i.sources.phishing_mailbox.as_ref()?;
+            let m = i.phishing_mailbox.as_ref()?;
             (Probe::Mailbox { address: m.address.clone(), filter: m.filter.clone() }, m.address.clone())
         }
         Feature::CloudApps => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::filter::FilterDoc;
-use super::integration_doc::{EvidenceDoc, FeaturesDoc, SourcesDoc};
+use super::integration_doc::{EmailSubmissionsDoc, EvidenceDoc, FeaturesDoc, MailboxDoc};
 use super::source::Source;
 use super::window::WindowSettings;
 use crate::secret::Secret;
@@ -68,7 +68,10 @@ pub struct Integration {
     pub organization_id: Option<String>,
     /// The Cloud Apps portal, `https://<tenant>.<region>.portal.cloudappsecurity.com`.
     pub cloud_apps_base: Option<String>,
-    pub sources: SourcesDoc,
+    /// Defender for Cloud Apps alerts (with `cloud_apps_base`).
+    pub cloud_apps: bool,
+    pub email_submissions: EmailSubmissionsDoc,
+    pub phishing_mailbox: Option<MailboxDoc>,
     pub evidence: EvidenceDoc,
     pub features: FeaturesDoc,
     pub window: WindowSettings,
@@ -89,7 +92,9 @@ impl Integration {
             defender_mode: DefenderMode::Alerts,
             organization_id: None,
             cloud_apps_base: None,
-            sources: SourcesDoc::default(),
+            cloud_apps: false,
+            email_submissions: EmailSubmissionsDoc::default(),
+            phishing_mailbox: None,
             evidence: EvidenceDoc::default(),
             features: FeaturesDoc::default(),
             window: WindowSettings { lookback: defaults::LOOKBACK, ingestion_delay: defaults::INGESTION_DELAY, overlap: defaults::OVERLAP },
@@ -104,7 +109,7 @@ impl Integration {
         self.enabled
             && match source {
                 Source::DefenderAlerts | Source::DefenderIncidents => self.defender_mode.source() == Some(source),
-                Source::CloudApps => self.sources.cloud_apps && self.cloud_apps_base.is_some(),
+                Source::CloudApps => self.cloud_apps && self.cloud_apps_base.is_some(),
             }
     }
 }

@@ -410,7 +410,9 @@ impl IntegrationDoc {
             defender_mode: s.defender,
             organization_id: self.organization_id.clone(),
             cloud_apps_base: portal,
-            sources: self.sources.clone(),
+            cloud_apps: s.cloud_apps,
+            email_submissions: s.email_submissions.clone(),
+            phishing_mailbox: s.phishing_mailbox.clone(),
             evidence: self.evidence.clone(),
             features: self.features.clone(),
             window: WindowSettings { lookback: p.lookback.0, ingestion_delay: p.ingestion_delay.0, overlap: p.overlap.0 },
@@ -463,7 +465,7 @@ mod tests {
         let i = from_json(&json).and_then(|d| d.validate());
         let Ok(i) = i else { panic!("{i:?}") };
         assert_eq!(i.window.overlap, super::super::integration::defaults::OVERLAP);
-        assert!(i.enabled && i.defender_mode == DefenderMode::Alerts && !i.sources.cloud_apps);
+        assert!(i.enabled && i.defender_mode == DefenderMode::Alerts && !i.cloud_apps);
     }
 
     #[test]

@@ -129,11 +129,10 @@ pub fn enabled_features(i: &Integration) -> Vec<Feature> {
         DefenderMode::Incidents => f.push(Feature::DefenderIncidents),
         DefenderMode::Off => {}
     }
-    let s = &i.sources;
     let flags = [
-        (s.cloud_apps, Feature::CloudApps),
-        (s.email_submissions.enabled, Feature::EmailSubmissions),
-        (s.phishing_mailbox.is_some(), Feature::PhishingMailbox),
+        (i.cloud_apps, Feature::CloudApps),
+        (i.email_submissions.enabled, Feature::EmailSubmissions),
+        (i.phishing_mailbox.is_some(), Feature::PhishingMailbox),
         (i.evidence.live_response_files, Feature::LiveResponseFiles),
         (i.evidence.quarantined_email, Feature::QuarantinedEmail),
         (i.features.investigation, Feature::Investigation),
@@ -204,7 +203,7 @@ mod tests {
         let mut i = Integration::new("x", "t", "c", "s");
         assert_eq!(enabled_features(&i), [Feature::DefenderAlerts]);
         i.defender_mode = DefenderMode::Off;
-        i.sources.cloud_apps = true;
+        i.cloud_apps = true;
         i.evidence.quarantined_email = true;
         i.features.remediation = true;
         assert_eq!(enabled_features(&i), [Feature::CloudApps, Feature::QuarantinedEmail, Feature::Remediation]);

@@ -57,7 +57,7 @@ struct NewCredentials {
 }
 
 fn problem(id: &str, field: &str, text: String, now: GraphTime) -> Report {
-    let mut r = Report::failed_with(id, vec![FieldError { field: field.into(), problem: text }], now);
+    let mut r = Report::failed(id, vec![FieldError { field: field.into(), problem: text }], now);
     r.not_saved = Some("the request was not valid".into());
     r
 }

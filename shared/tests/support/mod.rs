@@ -135,7 +135,7 @@ pub fn integration_for(source: Source) -> Integration {
         Source::DefenderIncidents => i.defender_mode = m365_ingest::domain::integration::DefenderMode::Incidents,
         Source::CloudApps => {
             i.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
-            i.sources.cloud_apps = true;
+            i.cloud_apps = true;
             i.cloud_apps_base = Some(PORTAL.into());
         }
         Source::DefenderAlerts => {}
