@@ -66,6 +66,28 @@ pub async fn run(scenario: Scenario) -> Result<(), String> {
     let first_page = inc["value"].as_array().map_or(0, Vec::len);
     let embedded: usize = inc["value"].as_array().into_iter().flatten().map(|i| i["alerts"].as_array().map_or(0, Vec::len)).sum();
     println!("incidents: {} visible; first page of {first_page} embeds {embedded} alerts", inc["@odata.count"]);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", DEFAULT_CLIENT_ID),
+        ("client_secret", DEFAULT_CLIENT_SECRET),
+        ("scope", "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default"),
+    ];
+    let tok: Value = http.post(&token_url).form(&form).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let mdca = tok["access_token"].as_str().ok_or_else(|| format!("no Cloud Apps token: {tok}"))?.to_owned();
+    let (mut skip, mut listed, mut calls) = (0usize, 0usize, 0usize);
+    loop {
+        let body = serde_json::json!({"sortField": "date", "sortDirection": "asc", "skip": skip, "limit": 100});
+        let resp = http.post(format!("{base}/api/v1/alerts/")).bearer_auth(&mdca).json(&body).send().await.map_err(|e| e.to_string())?;
+        let page: Value = resp.json().await.map_err(|e| e.to_string())?;
+        calls += 1;
+        let n = page["data"].as_array().map_or(0, Vec::len);
+        listed += n;
+        skip += n;
+        if page["hasNext"] != Value::Bool(true) || n == 0 || calls >= MAX_PAGES {
+            break;
+        }
+    }
+    println!("cloud apps alerts: {listed} listed in {calls} calls of up to 100 (30 calls a minute per tenant are allowed)");
     println!("requests served: {}", sim.requests().all().len());
     sim.shutdown().await;
     Ok(())
