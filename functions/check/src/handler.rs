@@ -89,4 +89,66 @@ mod tests {
         }
         assert!(app.store.list().await.unwrap().is_empty());
     }
+
+    #[tokio::test]
+    async fn end_to_end_on_moto_the_aws_app_saves_only_a_passing_configuration() {
+        use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
+        use m365_ingest::config::CheckConfig;
+        use m365_ingest::lambda::check::build_aws;
+
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: run `bash infra/scripts/test.sh`, which starts moto");
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "loopback only");
+        m365_ingest::adapters::graph::settings::install_crypto_provider();
+        let mut scenario = Scenario::default();
+        scenario.tenants[0].apps[0].grants.remove("mdca");
+        let sim = Simulator::start(scenario).await.unwrap();
+        let clients = AwsClients::new(&load_sdk_config().await);
+        let suffix = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+        );
+        let table = format!("check-state-{suffix}");
+        m365_ingest::adapters::aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
+        let ca = std::env::temp_dir().join(format!("check-ca-{suffix}.pem"));
+        sim.write_ca(&ca).unwrap();
+        let env: std::collections::HashMap<&str, String> = [
+            ("STATE_TABLE", table.clone()),
+            ("LOGIN_BASE_URL", sim.base_url().to_owned()),
+            ("GRAPH_BASE_URL", sim.base_url().to_owned()),
+            ("MDE_BASE_URL", sim.base_url().to_owned()),
+            ("EXCHANGE_BASE_URL", sim.base_url().to_owned()),
+            ("CLOUD_APPS_BASE_URL", sim.base_url().to_owned()),
+            ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+        ]
+        .into();
+        let settings = CheckConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
+        let app = build_aws(&settings, &clients).unwrap();
+        let secret = format!("m365-ingest/check-{suffix}");
+        let mut doc = config();
+        doc["secret_ref"] = json!(secret);
+        let creds = json!({"client_secret": DEFAULT_CLIENT_SECRET});
+
+        // Cloud Apps without admin consent: the report says so and nothing is written.
+        let mut with_cloud_apps = doc.clone();
+        with_cloud_apps["portal_url"] = json!("https://contoso.us2.portal.cloudappsecurity.com");
+        with_cloud_apps["sources"] = json!({"cloud_apps": true});
+        let r = handle(&app, event(json!({"config": with_cloud_apps, "credentials": creds}))).await.unwrap();
+        assert!(!r.passed);
+        assert!(r.to_text().contains("Grant admin consent"), "{}", r.to_text());
+        assert!(clients.secrets.get_secret_value().secret_id(&secret).send().await.is_err(), "no secret written");
+        assert!(app.store.get("contoso").await.unwrap().is_none(), "no record written");
+
+        // Passing: the secret and revision 1; then the stored secret is tested and saved as revision 2.
+        let r = handle(&app, event(json!({"config": doc, "credentials": creds}))).await.unwrap();
+        assert!(r.passed, "{}", r.to_text());
+        assert!(r.saved.as_ref().and_then(|s| s.secret.as_deref()).is_some_and(|arn| arn.starts_with("arn:aws:secretsmanager:")));
+        let stored = clients.secrets.get_secret_value().secret_id(&secret).send().await.unwrap();
+        assert!(stored.secret_string().unwrap().contains(DEFAULT_CLIENT_SECRET));
+        let r = handle(&app, event(json!({"config": doc}))).await.unwrap();
+        assert_eq!(r.saved.map(|s| s.revision), Some(2));
+        let r = handle(&app, event(json!({"config": doc, "save": "test"}))).await.unwrap();
+        assert!(r.passed && r.saved.is_none());
+        assert_eq!(app.store.get("contoso").await.unwrap().map(|r| r.revision), Some(2));
+    }
 }

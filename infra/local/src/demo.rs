@@ -29,6 +29,9 @@ const FABRIKAM: &str = "0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5";
 const FABRIKAM_CLIENT: &str = "7d6c5b4a-3928-4716-a5b4-c3d2e1f0a9b8";
 /// A simulator fixture, not a credential.
 const FABRIKAM_SECRET: &str = "sim~FabrikamSecret.5555555555";
+/// A second app in contoso, registered with Graph's alert permission only.
+const CONTOSO_SOC_CLIENT: &str = "4a5b6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d";
+const CONTOSO_SOC_SECRET: &str = "sim~ContosoSocSecret.777777777";
 
 /// The poller reads the simulator's clock, so simulated time can pass between runs.
 struct SimClock(Arc<Simulator>);
@@ -43,6 +46,13 @@ fn scenario(o: &DemoOptions) -> Scenario {
     let mut s = Scenario { seed: o.seed, ..Scenario::default() };
     s.tenants[0].alerts.count = o.alerts;
     s.tenants[0].alerts.incidents = (o.alerts / 4).max(1);
+    s.tenants[0].apps.push(AppSpec {
+        client_id: CONTOSO_SOC_CLIENT.into(),
+        display_name: "contoso SOC (half configured)".into(),
+        secrets: vec![SecretSpec { value: CONTOSO_SOC_SECRET.into(), expires: None }],
+        grants: [("graph".to_owned(), vec!["SecurityAlert.Read.All".to_owned()])].into(),
+        ..AppSpec::default()
+    });
     s.tenants.push(TenantSpec {
         id: FABRIKAM.into(),
         domain: "fabrikam.onmicrosoft.com".into(),
@@ -149,7 +159,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
 }
 
 /// The demo's two integration documents, as an admin would write them.
-fn documents() -> Result<Vec<(IntegrationDoc, Credentials)>, Failure> {
+fn documents() -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
     let contoso = serde_json::json!({
         "version": 1, "id": "contoso", "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID, "secret_ref": "m365-ingest/contoso",
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
@@ -162,10 +172,17 @@ fn documents() -> Result<Vec<(IntegrationDoc, Credentials)>, Failure> {
         "sources": {"defender": "incidents", "cloud_apps": true},
         "output": "ocsf",
     });
+    // An app whose admin has not finished: Test & Save says what is missing and saves nothing.
+    let half = serde_json::json!({
+        "version": 1, "id": "contoso-soc", "tenant_id": DEFAULT_TENANT_ID, "client_id": CONTOSO_SOC_CLIENT, "secret_ref": "m365-ingest/contoso-soc",
+        "portal_url": "https://contoso.us2.portal.cloudappsecurity.com",
+        "sources": {"defender": "incidents", "cloud_apps": true},
+    });
     let doc = |v: serde_json::Value| integration_doc::from_json(&v.to_string()).map_err(|e| Failure::Run(format!("demo document: {e}")));
     Ok(vec![
-        (doc(contoso)?, creds(DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)),
-        (doc(fabrikam)?, creds(FABRIKAM, FABRIKAM_CLIENT, FABRIKAM_SECRET)),
+        (doc(contoso)?, creds(DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET), true),
+        (doc(fabrikam)?, creds(FABRIKAM, FABRIKAM_CLIENT, FABRIKAM_SECRET), true),
+        (doc(half)?, creds(DEFAULT_TENANT_ID, CONTOSO_SOC_CLIENT, CONTOSO_SOC_SECRET), false),
     ])
 }
 
@@ -180,11 +197,14 @@ async fn test_and_save(sim: &Simulator, http: &HttpSettings) -> Result<(Vec<Inte
         writer: secrets.clone(),
     };
     println!("tenant simulator at {} (2 tenants)\n", sim.base_url());
-    for (doc, creds) in documents()? {
+    for (doc, creds, should_pass) in documents()? {
+        if !should_pass {
+            println!("(the next one is meant to fail: its app has only SecurityAlert.Read.All and no consent for Cloud Apps)");
+        }
         let report = checker.test_and_save(&doc, CredentialInput::New(creds), SaveMode::Create, GraphTime::now()).await;
         print!("{}", report.to_text());
-        if !report.passed {
-            return Err(Failure::Run(format!("Test & Save of `{}` failed", doc.id)));
+        if report.passed != should_pass {
+            return Err(Failure::Run(format!("Test & Save of `{}` did not come out as expected", doc.id)));
         }
     }
     let integrations = checker.store.integrations().await.map_err(|e| Failure::Run(e.to_string()))?;
