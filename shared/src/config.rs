@@ -132,12 +132,14 @@ impl PollerConfig {
 #[derive(Debug, Clone)]
 pub struct CheckConfig {
     pub state_table: String,
+    /// Secrets under this name prefix only (the stack's SecretPrefix).
+    pub secret_prefix: String,
     pub http: HttpSettings,
 }
 
 impl CheckConfig {
     pub const VARIABLES: &'static [&'static str] =
-        &["STATE_TABLE", "LOGIN_BASE_URL", "GRAPH_BASE_URL", "MDE_BASE_URL", "EXCHANGE_BASE_URL"];
+        &["STATE_TABLE", "SECRET_PREFIX", "LOGIN_BASE_URL", "GRAPH_BASE_URL", "MDE_BASE_URL", "EXCHANGE_BASE_URL"];
     pub const NOT_IN_TEMPLATE: &'static [&'static str] = &LOCAL_ONLY;
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -151,6 +153,8 @@ impl CheckConfig {
                 "STATE_TABLE",
                 "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)",
             )?,
+            // Unset in local runs: any secret name.
+            secret_prefix: get("SECRET_PREFIX").unwrap_or_default(),
             http: http_settings(&get)?,
         })
     }

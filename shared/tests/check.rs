@@ -275,8 +275,13 @@ async fn an_invalid_document_or_mismatched_credentials_make_no_call() {
 #[tokio::test]
 async fn only_a_passing_configuration_is_saved_with_its_credentials() {
     let (_sim, api) = start(fixed(Scenario::default())).await;
-    let checker =
-        Checker { microsoft: api, secrets: MemorySecrets::new(), store: MemoryIntegrationStore::new(), writer: MemorySecrets::new() };
+    let checker = Checker {
+        microsoft: api,
+        secrets: MemorySecrets::new(),
+        store: MemoryIntegrationStore::new(),
+        writer: MemorySecrets::new(),
+        secret_prefix: String::new(),
+    };
     let bad = Credentials { credential: Credential::ClientSecret(Secret::new("nope")), ..secret_creds() };
     let r = checker.test_and_save(&doc(), CredentialInput::New(bad), SaveMode::Create, now()).await;
     assert!(!r.passed && r.saved.is_none());
@@ -347,8 +352,13 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
         let mut s = with_cert(&cert);
         s.faults = vec![tenant_sim::FaultSpec::new("/api/v1/alerts/", tenant_sim::FaultKind::Throttle { retry_after_secs: 1 }).on(&[1])];
         let (_sim, api) = start(s).await;
-        let checker =
-            Checker { microsoft: api, secrets: MemorySecrets::new(), store: MemoryIntegrationStore::new(), writer: MemorySecrets::new() };
+        let checker = Checker {
+            microsoft: api,
+            secrets: MemorySecrets::new(),
+            store: MemoryIntegrationStore::new(),
+            writer: MemorySecrets::new(),
+            secret_prefix: String::new(),
+        };
         let mut reports = Vec::new();
         for creds in [
             cert_creds(&cert),
@@ -377,4 +387,26 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
     ] {
         assert!(!text.contains(needle), "{what} in the logs or reports");
     }
+}
+
+#[tokio::test]
+async fn a_secret_outside_the_stacks_prefix_is_refused_before_any_call() {
+    let (sim, api) = start(fixed(Scenario::default())).await;
+    let checker = Checker {
+        microsoft: api,
+        secrets: MemorySecrets::new(),
+        store: MemoryIntegrationStore::new(),
+        writer: MemorySecrets::new(),
+        secret_prefix: "m365-ingest/".into(),
+    };
+    let outside = IntegrationDoc { secret_ref: "prod/contoso".into(), ..doc() };
+    let r = checker.test_and_save(&outside, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert_eq!(r.problems[0].field, "secret_ref");
+    assert!(r.problems[0].problem.contains("name it m365-ingest/<something>"), "{}", r.problems[0].problem);
+    assert!(sim.requests().all().is_empty());
+    assert!(checker.writer.names().is_empty());
+    let arn =
+        IntegrationDoc { secret_ref: "arn:aws:secretsmanager:us-east-1:123456789012:secret:m365-ingest/contoso-AbCdEf".into(), ..doc() };
+    let r = checker.test_and_save(&arn, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert!(r.passed, "an ARN under the prefix is fine: {}", r.to_text());
 }

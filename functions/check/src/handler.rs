@@ -43,6 +43,7 @@ mod tests {
             secrets: MemorySecrets::new(),
             store: MemoryIntegrationStore::new(),
             writer: MemorySecrets::new(),
+            secret_prefix: String::new(),
         }
     }
 

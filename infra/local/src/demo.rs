@@ -195,6 +195,8 @@ async fn test_and_save(sim: &Simulator, http: &HttpSettings) -> Result<(Vec<Inte
         secrets: secrets.clone(),
         store: MemoryIntegrationStore::new(),
         writer: secrets.clone(),
+        // As deployed: the functions read secrets under the stack's prefix only.
+        secret_prefix: "m365-ingest/".into(),
     };
     println!("tenant simulator at {} (2 tenants)\n", sim.base_url());
     for (doc, creds, should_pass) in documents()? {

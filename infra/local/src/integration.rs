@@ -84,6 +84,7 @@ pub async fn check(o: CheckOptions) -> Result<(), Failure> {
                 secrets: MemorySecrets::new(),
                 store: MemoryIntegrationStore::new(),
                 writer: MemorySecrets::new(),
+                secret_prefix: String::new(),
             };
             checker.test_and_save(&doc, CredentialInput::New(c), SaveMode::No, GraphTime::now()).await
         }
@@ -94,6 +95,7 @@ pub async fn check(o: CheckOptions) -> Result<(), Failure> {
                 secrets: SecretsManagerSource::new(clients.secrets.clone()),
                 store: MemoryIntegrationStore::new(),
                 writer: MemorySecrets::new(),
+                secret_prefix: String::new(),
             };
             checker.test_and_save(&doc, CredentialInput::Stored, SaveMode::No, GraphTime::now()).await
         }

@@ -127,6 +127,8 @@ pub struct Checker<M, S, I, W> {
     pub secrets: S,
     pub store: I,
     pub writer: W,
+    /// Secret names the functions may read (the stack's SecretPrefix); empty = any.
+    pub secret_prefix: String,
 }
 
 impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> Checker<M, S, I, W> {
@@ -138,6 +140,9 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
             CredentialInput::New(c) => (Ok(c), true),
             CredentialInput::Stored => (self.secrets.load(&doc.secret_ref).await, false),
         };
+        if let Some(problem) = secret_outside(&doc.secret_ref, &self.secret_prefix) {
+            return Report::failed(&doc.id, vec![FieldError { field: "secret_ref".into(), problem }], now);
+        }
         let mut report = check(&self.microsoft, doc, creds.clone(), now).await;
         if !report.passed || save == SaveMode::No {
             return report;
@@ -169,6 +174,18 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
         }
         report
     }
+}
+
+/// Why `secret_ref` is out of the functions' reach, if it is: their IAM policies allow the
+/// secrets under the stack's prefix only, by name or by ARN.
+fn secret_outside(secret_ref: &str, prefix: &str) -> Option<String> {
+    let name = match secret_ref.strip_prefix("arn:") {
+        Some(arn) => arn.split_once(":secret:").map_or(arn, |(_, n)| n),
+        None => secret_ref,
+    };
+    (!prefix.is_empty() && !name.starts_with(prefix)).then(|| {
+        format!("`{secret_ref}` is outside `{prefix}`, the only secrets the functions may read (the stack's SecretPrefix): name it {prefix}<something>")
+    })
 }
 
 /// The check alone: nothing is written.

@@ -32,6 +32,7 @@ pub fn build_aws(config: &CheckConfig, clients: &AwsClients) -> Result<AwsCheckA
         secrets: SecretsManagerSource::new(clients.secrets.clone()),
         store: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
         writer: SecretsManagerSource::new(clients.secrets.clone()),
+        secret_prefix: config.secret_prefix.clone(),
     })
 }
 
