@@ -49,14 +49,6 @@ fn everything() -> IntegrationDoc {
     d
 }
 
-fn cert_creds(cert: &ClientCertificate) -> Credentials {
-    Credentials {
-        tenant_id: TENANT.into(),
-        client_id: DEFAULT_CLIENT_ID.into(),
-        credential: Credential::Certificate { certificate_pem: cert.cert_pem.clone(), private_key_pem: Secret::new(cert.key_pem.clone()) },
-    }
-}
-
 fn with_cert(cert: &ClientCertificate) -> Scenario {
     let mut s = Scenario::default();
     s.tenants[0].apps[0].certificates = vec![CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
@@ -65,6 +57,19 @@ fn with_cert(cert: &ClientCertificate) -> Scenario {
 
 fn line<'a>(r: &'a Report, feature: &str) -> &'a m365_ingest::app::check::FeatureResult {
     r.features.iter().find(|f| f.feature == feature).unwrap_or_else(|| panic!("no line for {feature}:\n{}", r.to_text()))
+}
+
+type MemoryChecker = Checker<HttpGraphApi, MemorySecrets, MemoryIntegrationStore, MemorySecrets>;
+
+/// Test & Save on memory stores; `secret_prefix` as the stack would set it ("" = any).
+fn checker(api: HttpGraphApi, secret_prefix: &str) -> MemoryChecker {
+    Checker {
+        microsoft: api,
+        secrets: MemorySecrets::new(),
+        store: MemoryIntegrationStore::new(),
+        writer: MemorySecrets::new(),
+        secret_prefix: secret_prefix.into(),
+    }
 }
 
 fn now() -> GraphTime {
@@ -275,13 +280,7 @@ async fn an_invalid_document_or_mismatched_credentials_make_no_call() {
 #[tokio::test]
 async fn only_a_passing_configuration_is_saved_with_its_credentials() {
     let (_sim, api) = start(fixed(Scenario::default())).await;
-    let checker = Checker {
-        microsoft: api,
-        secrets: MemorySecrets::new(),
-        store: MemoryIntegrationStore::new(),
-        writer: MemorySecrets::new(),
-        secret_prefix: String::new(),
-    };
+    let checker = checker(api, "");
     let bad = Credentials { credential: Credential::ClientSecret(Secret::new("nope")), ..secret_creds() };
     let r = checker.test_and_save(&doc(), CredentialInput::New(bad), SaveMode::Create, now()).await;
     assert!(!r.passed && r.saved.is_none());
@@ -325,20 +324,6 @@ async fn a_second_app_with_only_graph_consent_fails_only_its_other_features() {
     assert!(!r.passed);
 }
 
-/// A writer for a tracing subscriber that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn test_and_save_logs_and_reports_no_secret_token_or_key() {
     let cert = ClientCertificate::generate(34).unwrap();
@@ -352,13 +337,7 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
         let mut s = with_cert(&cert);
         s.faults = vec![tenant_sim::FaultSpec::new("/api/v1/alerts/", tenant_sim::FaultKind::Throttle { retry_after_secs: 1 }).on(&[1])];
         let (_sim, api) = start(s).await;
-        let checker = Checker {
-            microsoft: api,
-            secrets: MemorySecrets::new(),
-            store: MemoryIntegrationStore::new(),
-            writer: MemorySecrets::new(),
-            secret_prefix: String::new(),
-        };
+        let checker = checker(api, "");
         let mut reports = Vec::new();
         for creds in [
             cert_creds(&cert),
@@ -372,7 +351,7 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
     });
     let (reports, token) = reports;
     assert!(reports[0].passed, "{}", reports[0].to_text());
-    let mut text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let mut text = captured.text();
     assert!(text.contains("retrying"), "the capture holds the check's logs");
     for r in &reports {
         text.push_str(&r.to_text());
@@ -392,13 +371,7 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
 #[tokio::test]
 async fn a_secret_outside_the_stacks_prefix_is_refused_before_any_call() {
     let (sim, api) = start(fixed(Scenario::default())).await;
-    let checker = Checker {
-        microsoft: api,
-        secrets: MemorySecrets::new(),
-        store: MemoryIntegrationStore::new(),
-        writer: MemorySecrets::new(),
-        secret_prefix: "m365-ingest/".into(),
-    };
+    let checker = checker(api, "m365-ingest/");
     let outside = IntegrationDoc { secret_ref: "prod/contoso".into(), ..doc() };
     let r = checker.test_and_save(&outside, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
     assert_eq!(r.problems[0].field, "secret_ref");

@@ -3,9 +3,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use m365_ingest::app::deliver::DeliverySettings;
 use m365_ingest::app::poll::{Outcome, PollSettings};
 use m365_ingest::domain::envelope::Envelope;
@@ -22,14 +19,6 @@ fn cert_scenario(cert: &ClientCertificate) -> Scenario {
     s.tenants[0].apps[0].certificates = vec![CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
     s.tenants[0].apps[0].secrets.clear();
     s
-}
-
-fn cert_creds(cert: &ClientCertificate) -> Credentials {
-    Credentials {
-        tenant_id: TENANT.into(),
-        client_id: DEFAULT_CLIENT_ID.into(),
-        credential: Credential::Certificate { certificate_pem: cert.cert_pem.clone(), private_key_pem: Secret::new(cert.key_pem.clone()) },
-    }
 }
 
 #[tokio::test]
@@ -95,20 +84,6 @@ async fn alerts_too_large_for_a_message_travel_by_claim_check() {
     assert!(w.queue.calls() >= sum.delivered.div_ceil(10));
 }
 
-/// A writer for a tracing subscriber that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_whole_poll_logs_no_secret_token_or_key() {
     let cert = ClientCertificate::generate(22).unwrap();
@@ -135,7 +110,7 @@ fn a_whole_poll_logs_no_secret_token_or_key() {
         (token, vec![a.outcome, b.outcome])
     });
     assert!(outcomes.iter().all(|o| *o == Outcome::Completed), "{outcomes:?}");
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(text.contains("retrying"), "the capture holds the run's logs");
     assert!(!text.contains(DEFAULT_CLIENT_SECRET), "client secret logged");
     assert!(!text.contains(token.expose()), "access token logged");

@@ -4,7 +4,7 @@
 //! EXTRA_CA_BUNDLE_FILE: the simulator in local runs); records and secrets from AWS
 //! (STATE_TABLE and the SDK's usual variables: moto in local runs).
 
-use m365_ingest::adapters::aws::{load_sdk_config, parse_secret, AwsClients, DynamoIntegrations, SecretsManagerSource};
+use m365_ingest::adapters::aws::{credentials_for, load_sdk_config, AwsClients, DynamoIntegrations, SecretsManagerSource};
 use m365_ingest::adapters::graph::HttpGraphApi;
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{Checker, CredentialInput, Report, SaveMode};
@@ -14,7 +14,6 @@ use m365_ingest::domain::integration_doc::IntegrationDoc;
 use m365_ingest::lambda::check::check_retry_policy;
 use m365_ingest::ports::{IntegrationStore, SecretWriter};
 use m365_ingest::GraphTime;
-use serde_json::json;
 
 use crate::args::{CheckOptions, CredentialOptions, IntegrationCommand};
 use crate::Failure;
@@ -35,29 +34,23 @@ async fn aws_checker() -> Result<AwsChecker, Failure> {
 /// New credentials from the command line's options, for the document's tenant and app.
 fn new_credentials(o: &CredentialOptions, doc: &IntegrationDoc) -> Result<Option<Credentials>, Failure> {
     let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", p.display())));
-    let mut v = json!({"tenant_id": doc.tenant_id, "client_id": doc.client_id});
-    match o {
+    let given: serde_json::Map<String, serde_json::Value> = match o {
         CredentialOptions::Stored => return Ok(None),
         CredentialOptions::SecretEnv(var) => {
             let secret =
                 std::env::var(var).map_err(|_| Failure::Usage(format!("--client-secret-env {var}: the variable {var} is not set")))?;
-            v["client_secret"] = secret.into();
+            [("client_secret".to_owned(), secret.into())].into_iter().collect()
         }
-        CredentialOptions::File(path) => {
-            let text = read(path)?;
-            let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(|_| {
-                Failure::Usage(format!("{} is not a JSON object with client_secret, or certificate_pem + private_key_pem", path.display()))
-            })?;
-            for (k, val) in given {
-                v[k] = val;
-            }
-        }
+        CredentialOptions::File(path) => serde_json::from_str(&read(path)?).map_err(|_| {
+            Failure::Usage(format!("{} is not a JSON object with client_secret, or certificate_pem + private_key_pem", path.display()))
+        })?,
         CredentialOptions::Certificate { certificate, private_key } => {
-            v["certificate_pem"] = read(certificate)?.into();
-            v["private_key_pem"] = read(private_key)?.into();
+            [("certificate_pem".to_owned(), read(certificate)?.into()), ("private_key_pem".to_owned(), read(private_key)?.into())]
+                .into_iter()
+                .collect()
         }
-    }
-    parse_secret("the credentials given", &v.to_string()).map(Some).map_err(|e| Failure::Usage(e.to_string()))
+    };
+    credentials_for("the credentials given", &doc.tenant_id, &doc.client_id, given).map(Some).map_err(|e| Failure::Usage(e.to_string()))
 }
 
 fn print(report: &Report, json: bool) -> Result<(), Failure> {

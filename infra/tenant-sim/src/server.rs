@@ -194,7 +194,7 @@ impl Simulator {
         let data = self.state.data();
         let Some(tenant) = data.get(index) else { return Vec::new() };
         let mut rng = crate::ids::rng(self.state.seed ^ now_ms as u64, 0xCB);
-        let portal = format!("https://{}.us2.portal.cloudappsecurity.com", tenant.domain.split('.').next().unwrap_or("tenant"));
+        let portal = crate::cloudapps::data::portal_of(&tenant.domain);
         let mut all = self.state.cloud_apps.alerts.write().unwrap_or_else(|p| p.into_inner());
         let Some(list) = all.get_mut(index) else { return Vec::new() };
         let mut ids = Vec::new();

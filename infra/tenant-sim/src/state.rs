@@ -73,8 +73,14 @@ impl SimState {
             .zip(&data)
             .enumerate()
             .map(|(i, (t, d))| {
-                let portal = format!("https://{}.us2.portal.cloudappsecurity.com", t.domain.split('.').next().unwrap_or("tenant"));
-                cloud_apps_data::generate(&t.cloud_apps, &t.alerts, &d.pool, &portal, scenario.seed ^ (i as u64) << 8, start)
+                cloud_apps_data::generate(
+                    &t.cloud_apps,
+                    &t.alerts,
+                    &d.pool,
+                    &cloud_apps_data::portal_of(&t.domain),
+                    scenario.seed ^ (i as u64) << 8,
+                    start,
+                )
             })
             .collect();
         let signer = TokenSigner::generate(&mut ids::rng(scenario.seed, 0x51))?;

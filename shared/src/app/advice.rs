@@ -1,7 +1,7 @@
 //! What to do about a failed token request or API call, in the words of the Entra admin center
 //! (AADSTS codes from Entra's error-code reference, as the simulator and Entra return them).
 
-use crate::domain::permissions::{Api, EXCHANGE_DIRECTORY_ROLES};
+use crate::domain::permissions::{Api, Feature, EXCHANGE_DIRECTORY_ROLES};
 use crate::error::GraphError;
 
 /// The context a fix is written for.
@@ -98,9 +98,12 @@ pub fn exchange_role_fix(c: &Ctx<'_>) -> String {
     )
 }
 
-/// (what went wrong, what to do) for a probe call that failed after a token was issued.
-pub fn call_failure(e: &GraphError, api: Api, probe_target: &str) -> (String, String) {
+/// (what went wrong, what to do) for the call of `feature` that failed after a token was
+/// issued; `probe_target` is what it was about (the portal, the mailbox, the organization).
+pub fn call_failure(e: &GraphError, feature: Feature, probe_target: &str) -> (String, String) {
     let what = e.to_string();
+    let api = feature.api();
+    let mailbox = feature == Feature::PhishingMailbox;
     let fix = match (e, api) {
         (GraphError::Transport { .. }, Api::CloudApps) => format!(
             "cannot reach the Portal URL `{probe_target}`: copy the API URL from Defender portal → Settings → Cloud Apps → System → About, and allow outbound HTTPS to it"
@@ -109,10 +112,10 @@ pub fn call_failure(e: &GraphError, api: Api, probe_target: &str) -> (String, St
         (GraphError::Http { status: 404, .. }, Api::CloudApps) => {
             format!("the Portal URL `{probe_target}` does not serve the Cloud Apps API: copy it again from Settings → Cloud Apps → System → About")
         }
-        (GraphError::Http { status: 404, code, .. }, Api::Graph) if code == "ErrorInvalidUser" || code == "ResourceNotFound" => {
+        (GraphError::Http { status: 404, code, .. }, Api::Graph) if mailbox && (code == "ErrorInvalidUser" || code == "ResourceNotFound") => {
             format!("the mailbox `{probe_target}` does not exist in this tenant: fix sources.phishing_mailbox.address")
         }
-        (GraphError::Http { status: 400, .. }, Api::Graph) if !probe_target.is_empty() => {
+        (GraphError::Http { status: 400, .. }, Api::Graph) if mailbox => {
             "Graph refused the mailbox filter: fix sources.phishing_mailbox.filter (OData $filter syntax on message properties)".into()
         }
         (GraphError::Http { status: 404, .. }, Api::Exchange) => {
@@ -122,7 +125,7 @@ pub fn call_failure(e: &GraphError, api: Api, probe_target: &str) -> (String, St
             "{} refused the token: check that the app is registered in this tenant and that the permission is an Application permission, not a Delegated one",
             api.owner()
         ),
-        (GraphError::Http { status: 403, message, .. }, Api::Graph) if message.contains("ErrorAccessDenied") || message.contains("Access to OData") => {
+        (GraphError::Http { status: 403, message, .. }, Api::Graph) if mailbox && (message.contains("ErrorAccessDenied") || message.contains("Access to OData")) => {
             "an Exchange application access policy or RBAC for Applications scope excludes this mailbox: add the mailbox to the app's scope".into()
         }
         (GraphError::Http { status: 403, .. }, Api::Exchange) => {

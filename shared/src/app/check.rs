@@ -307,7 +307,7 @@ async fn feature<M: MicrosoftProbe>(
             fix: None,
         },
         Err(e) => {
-            let (what, fix) = advice::call_failure(&e, api, &target);
+            let (what, fix) = advice::call_failure(&e, f, &target);
             fail(what, fix)
         }
     }

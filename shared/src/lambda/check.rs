@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::adapters::aws::{parse_secret, AwsClients, DynamoIntegrations, SecretsManagerSource};
+use crate::adapters::aws::{credentials_for, AwsClients, DynamoIntegrations, SecretsManagerSource};
 use crate::adapters::graph::{HttpGraphApi, RetryPolicy};
 use crate::app::check::{Checker, CredentialInput, Report, SaveMode};
 use crate::config::CheckConfig;
@@ -17,7 +17,6 @@ use crate::domain::integration_doc::{self, FieldError};
 use crate::domain::time::GraphTime;
 use crate::error::Error;
 use crate::ports::{IntegrationStore, MicrosoftProbe, SecretSource, SecretWriter};
-use crate::secret::Secret;
 
 pub type AwsCheckApp = Checker<HttpGraphApi, SecretsManagerSource, DynamoIntegrations, SecretsManagerSource>;
 
@@ -40,21 +39,11 @@ pub fn build_aws(config: &CheckConfig, clients: &AwsClients) -> Result<AwsCheckA
 #[serde(deny_unknown_fields)]
 struct Event {
     config: Value,
+    /// The secret's credential fields; checked by the secret format's own rules.
     #[serde(default)]
-    credentials: Option<NewCredentials>,
+    credentials: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     save: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewCredentials {
-    #[serde(default)]
-    client_secret: Option<Secret>,
-    #[serde(default)]
-    certificate_pem: Option<String>,
-    #[serde(default)]
-    private_key_pem: Option<Secret>,
 }
 
 fn problem(id: &str, field: &str, text: String, now: GraphTime) -> Report {
@@ -91,23 +80,10 @@ where
     };
     let input = match event.credentials {
         None => CredentialInput::Stored,
-        Some(c) => {
-            // Reuse the secret format's checks; tenant and client come from the document.
-            let mut v = serde_json::json!({"tenant_id": doc.tenant_id, "client_id": doc.client_id});
-            if let Some(s) = c.client_secret {
-                v["client_secret"] = s.expose().into();
-            }
-            if let Some(p) = c.certificate_pem {
-                v["certificate_pem"] = p.into();
-            }
-            if let Some(k) = c.private_key_pem {
-                v["private_key_pem"] = k.expose().into();
-            }
-            match parse_secret("credentials", &v.to_string()) {
-                Ok(creds) => CredentialInput::New(creds),
-                Err(e) => return problem(&doc.id, "credentials", e.to_string(), now),
-            }
-        }
+        Some(given) => match credentials_for("credentials", &doc.tenant_id, &doc.client_id, given) {
+            Ok(creds) => CredentialInput::New(creds),
+            Err(e) => return problem(&doc.id, "credentials", e.to_string(), now),
+        },
     };
     app.test_and_save(&doc, input, save, now).await
 }

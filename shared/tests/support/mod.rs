@@ -61,6 +61,35 @@ pub fn secret_creds() -> Credentials {
     }
 }
 
+/// Credentials with a certificate and its key, for the simulator's default app and tenant.
+pub fn cert_creds(cert: &tenant_sim::testing::ClientCertificate) -> Credentials {
+    Credentials {
+        tenant_id: TENANT.into(),
+        client_id: DEFAULT_CLIENT_ID.into(),
+        credential: Credential::Certificate { certificate_pem: cert.cert_pem.clone(), private_key_pem: Secret::new(cert.key_pem.clone()) },
+    }
+}
+
+/// A writer for a tracing subscriber that keeps everything in memory (to search logs).
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 pub struct World {
     pub sim: Arc<Simulator>,
     pub poller: LocalPoller,

@@ -55,6 +55,11 @@ const TITLES: &[&str] = &[
 
 const SERVICES: &[(i64, &str)] = &[(11161, "Office 365"), (20893, "Microsoft Exchange Online"), (15600, "Microsoft OneDrive for Business")];
 
+/// The Cloud Apps portal URL the alerts of a tenant link to (`<tenant>.<region>.portal…`).
+pub fn portal_of(domain: &str) -> String {
+    format!("https://{}.us2.portal.cloudappsecurity.com", domain.split('.').next().unwrap_or("tenant"))
+}
+
 /// The tenant's alerts: the doc sample first, then `plan.count` generated ones, sorted by time.
 pub fn generate(plan: &CloudAppsPlan, alerts: &AlertPlan, pool: &Pool, portal: &str, seed: u64, start: Instant) -> Vec<CloudAppsAlert> {
     let mut rng = ids::rng(seed, 0xCA);

@@ -15,5 +15,5 @@ pub use dynamo_integrations::DynamoIntegrations;
 pub use provision::create_state_table;
 pub use s3_artifacts::S3ArtifactStore;
 pub use sdk::{load_sdk_config, AwsClients};
-pub use secrets_manager::{parse_secret, secret_json, SecretsManagerSource};
+pub use secrets_manager::{credentials_for, parse_secret, secret_json, SecretsManagerSource};
 pub use sqs_queue::SqsAlertQueue;

@@ -91,6 +91,22 @@ impl SecretSource for SecretsManagerSource {
     }
 }
 
+/// Credentials given for a document rather than read from a secret: the secret's fields
+/// (`client_secret`, or `certificate_pem` + `private_key_pem`), with the tenant and client of
+/// the document unless `given` names others. `label` names them in errors.
+pub fn credentials_for(
+    label: &str,
+    tenant_id: &str,
+    client_id: &str,
+    given: serde_json::Map<String, serde_json::Value>,
+) -> Result<Credentials, SecretError> {
+    let mut v = serde_json::Map::new();
+    v.insert("tenant_id".into(), tenant_id.into());
+    v.insert("client_id".into(), client_id.into());
+    v.extend(given);
+    parse_secret(label, &serde_json::Value::Object(v).to_string())
+}
+
 /// The secret's JSON for `creds`, in the format `parse_secret` reads.
 pub fn secret_json(creds: &Credentials) -> Secret {
     let mut v = serde_json::json!({"tenant_id": creds.tenant_id, "client_id": creds.client_id});

@@ -32,7 +32,6 @@ pub struct HttpGraphApi {
     prefer_unknown: bool,
     pub(crate) settings: HttpSettings,
     cloud_apps_pacer: Pacer,
-    cloud_apps_rate: (usize, std::time::Duration),
 }
 
 #[derive(Deserialize)]
@@ -55,7 +54,6 @@ impl HttpGraphApi {
             policy,
             prefer_unknown: settings.include_unknown_enum_members,
             cloud_apps_pacer: Pacer::new(settings.cloud_apps_rate.0, settings.cloud_apps_rate.1),
-            cloud_apps_rate: settings.cloud_apps_rate,
             settings: settings.clone(),
         })
     }
@@ -140,7 +138,7 @@ impl HttpGraphApi {
                                     // Cloud Apps documents no Retry-After. Our own pace keeps to the
                                     // limit, so a 429 means others used the tenant's quota: wait one
                                     // whole window, which clears it.
-                                    retry_after = Some(self.cloud_apps_rate.1);
+                                    retry_after = Some(self.settings.cloud_apps_rate.1);
                                 }
                             }
                             if !err.is_retryable() {
@@ -230,29 +228,28 @@ struct RawCloudAppsPage<'a> {
     has_next: Option<bool>,
 }
 
+/// Decodes a page of `what` whose items `item` reads; `R` is the page's envelope.
+fn decode<'a, R: Deserialize<'a>>(
+    body: &'a [u8],
+    what: &str,
+    items: impl FnOnce(&R) -> &[&'a RawValue],
+    item: fn(&RawValue) -> Result<Item, crate::domain::alert::HeadError>,
+) -> Result<(R, Vec<Item>), GraphError> {
+    let decode_err = |detail: String| GraphError::Decode { what: what.into(), detail };
+    let raw: R = serde_json::from_slice(body).map_err(|e| decode_err(e.to_string()))?;
+    let decoded = items(&raw).iter().map(|r| item(r)).collect::<Result<Vec<_>, _>>().map_err(|e| decode_err(e.to_string()))?;
+    Ok((raw, decoded))
+}
+
 /// Decodes a Cloud Apps list answer: `{"data": [...], "hasNext": bool, ...}`.
 pub fn decode_cloud_apps_page(body: &[u8]) -> Result<Page, GraphError> {
-    let raw: RawCloudAppsPage<'_> =
-        serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: "a Cloud Apps page".into(), detail: e.to_string() })?;
-    let items = raw
-        .data
-        .iter()
-        .map(|r| Item::from_cloud_apps(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| GraphError::Decode { what: "a Cloud Apps page".into(), detail: e.to_string() })?;
+    let (raw, items) = decode(body, "a Cloud Apps page", |r: &RawCloudAppsPage<'_>| &r.data, Item::from_cloud_apps)?;
     Ok(Page { items, next_link: None, has_more: raw.has_next })
 }
 
 /// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
 pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
-    let raw: RawPage<'_> =
-        serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: "a Graph page".into(), detail: e.to_string() })?;
-    let items = raw
-        .value
-        .iter()
-        .map(|r| Item::from_raw(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| GraphError::Decode { what: "a Graph page".into(), detail: e.to_string() })?;
+    let (raw, items) = decode(body, "a Graph page", |r: &RawPage<'_>| &r.value, Item::from_raw)?;
     Ok(Page { items, next_link: raw.next_link, has_more: None })
 }
 
