@@ -137,7 +137,7 @@ pub trait SecretSource: Send + Sync {
 /// What to read from Graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageRequest {
-    /// `ge from and lt to`, ascending, `$top`, `$skip` when > 0.
+    /// `ge from and lt to`, ascending, `$top`, `$skip` when > 0, `$count=true`.
     Query { source: Source, from: GraphTime, to: GraphTime, top: usize, skip: usize, expand_alerts: bool },
     /// A `@odata.nextLink` Graph returned.
     Link(String),
@@ -152,6 +152,9 @@ pub struct Page {
     pub next_link: Option<String>,
     /// What the API said about more items (Cloud Apps' `hasNext`); None when it says nothing.
     pub has_more: Option<bool>,
+    /// How many items match the request's filter, as the API counts them (Graph's
+    /// `@odata.count`, Cloud Apps' `total` unless `moreThanTotal`); None when it did not say.
+    pub count: Option<usize>,
 }
 
 /// Microsoft Graph as the poller uses it. Implementations keep tokens per tenant and audience,

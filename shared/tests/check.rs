@@ -383,3 +383,21 @@ async fn a_secret_outside_the_stacks_prefix_is_refused_before_any_call() {
     let r = checker.test_and_save(&arn, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
     assert!(r.passed, "an ARN under the prefix is fine: {}", r.to_text());
 }
+
+/// A warm checker (the Lambda keeps its client between invocations) that passed a good secret
+/// must still fail a wrong one a minute later: no token from the cache answers for it.
+#[tokio::test]
+async fn a_warm_checker_never_passes_a_wrong_secret_from_its_token_cache() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let checker = checker(api, "");
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert!(r.passed, "{}", r.to_text());
+    let wrong = Credentials { credential: Credential::ClientSecret(Secret::new("Revoked~Secret.456")), ..secret_creds() };
+    let r = checker.test_and_save(&doc(), CredentialInput::New(wrong), SaveMode::Update, now()).await;
+    assert!(!r.passed && r.saved.is_none(), "{}", r.to_text());
+    assert!(line(&r, "defender_alerts").detail.contains("AADSTS7000215"));
+    let rec = checker.store.get("contoso").await.unwrap().unwrap();
+    assert_eq!(rec.revision, 1, "the record was not overwritten");
+    let stored = checker.writer.load("m365-ingest/contoso").await.unwrap();
+    assert!(matches!(stored.credential, Credential::ClientSecret(ref s) if s.expose() == DEFAULT_CLIENT_SECRET), "the good secret stays");
+}

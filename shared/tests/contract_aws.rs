@@ -232,7 +232,7 @@ async fn removing_an_integration_in_dynamodb_deletes_its_cursors_and_no_one_else
         for source in Source::ALL {
             let key = CursorKey { integration_id: id.into(), source };
             let l = cursors.acquire(&key, "poller", t(0), t(60)).await.unwrap();
-            let cursor = Cursor { watermark: Some(t(5)), ..Cursor::default() };
+            let cursor = Cursor::at(t(5));
             cursors.commit(&key, "poller", l.version, &cursor).await.unwrap();
             cursors.release(&key, "poller", Some(t(5))).await.unwrap();
         }

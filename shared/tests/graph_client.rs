@@ -120,3 +120,31 @@ async fn tokens_are_cached_per_audience_and_their_roles_kept() {
     api.tokens().token(&secret_creds(), Audience::CloudApps).await.unwrap();
     assert_eq!(sim.requests().count("/6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b/oauth2/v2.0/token"), 2, "another audience, another token");
 }
+
+/// A nextLink to any other origin (another host, port or scheme, or user info) is refused before
+/// a connection is made, so the bearer token never reaches it.
+#[tokio::test]
+async fn a_link_to_another_origin_is_refused_and_gets_no_token() {
+    let (sim, api) = client(Duration::from_secs(30)).await;
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let port = trap.local_addr().unwrap().port();
+    let base = sim.base_url().trim_end_matches('/').to_owned();
+    let hostile = [
+        format!("https://127.0.0.1:{port}/v1.0/security/alerts_v2?$skiptoken=x"),
+        format!("https://localhost:{port}/v1.0/security/alerts_v2"),
+        format!("{}/v1.0/security/alerts_v2", base.replacen("https://", "http://", 1)),
+        format!("{}/v1.0/security/alerts_v2", base.replacen("https://", "https://evil@", 1)),
+        "not a url".to_owned(),
+    ];
+    for link in hostile {
+        let e = api.page(&secret_creds(), &PageRequest::Link(link.clone())).await.unwrap_err();
+        assert!(matches!(e, GraphError::Paging(m365_ingest::domain::window::PagingError::ForeignLink { .. })), "{link}: {e:?}");
+        assert!(!e.is_retryable());
+    }
+    assert!(trap.accept().is_err(), "nothing connected to the hostile origin");
+    assert!(sim.requests().matching(ALERTS).is_empty());
+    // The configured origin is followed.
+    let own = format!("{base}/v1.0/security/alerts_v2?$top=5");
+    assert_eq!(api.page(&secret_creds(), &PageRequest::Link(own)).await.unwrap().items.len(), 5);
+}

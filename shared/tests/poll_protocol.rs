@@ -117,7 +117,7 @@ async fn a_crash_between_send_and_commit_resends_and_loses_nothing() {
     r.store.arm(3);
     let s = r.poll().await;
     assert!(matches!(s.outcome, Outcome::Failed { retryable: true, .. }), "{s:?}");
-    assert_eq!(s.pages, 3);
+    assert!(s.delivered > 0 && s.watermark.is_some(), "spans were committed before the crash: {s:?}");
     let sent_before_crash = r.queue.len();
     r.store.arm(i64::MAX);
     assert_eq!(r.poll().await.outcome, Outcome::Completed);
@@ -125,19 +125,19 @@ async fn a_crash_between_send_and_commit_resends_and_loses_nothing() {
     assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), owed, "nothing lost");
     let dups: usize = counts(&got).values().map(|n| n - 1).sum();
     assert!(
-        dups > 0 && dups <= 50,
-        "only the uncommitted page is sent again ({dups} duplicates, {sent_before_crash} sent before the crash)"
+        dups > 0 && dups <= 100,
+        "only the uncommitted span (at most 2 pages) is sent again ({dups} duplicates, {sent_before_crash} sent before the crash)"
     );
 }
 
 #[tokio::test]
 async fn a_run_stopped_early_resumes_where_it_committed() {
-    let r = rig(fixed(Scenario::default()), PollSettings { alert_page_size: 50, max_pages: 2, ..PollSettings::default() }).await;
+    let r = rig(fixed(Scenario::default()), PollSettings { alert_page_size: 50, max_pages: 4, ..PollSettings::default() }).await;
     let owed = r.owed();
     let first = r.poll().await;
-    assert!(matches!(first.outcome, Outcome::Partial { ref reason } if reason.contains("page cap")), "{first:?}");
+    assert!(matches!(first.outcome, Outcome::Partial { ref reason } if reason.contains("request cap")), "{first:?}");
     assert_eq!(r.queue.len(), first.delivered);
-    assert!(first.delivered > 90, "two pages of 50, less the boundary item read twice");
+    assert!(first.watermark.is_some(), "the spans read whole were committed: {first:?}");
     for _ in 0..20 {
         if r.poll().await.outcome == Outcome::Completed {
             break;
@@ -158,11 +158,17 @@ async fn no_paging_starts_inside_the_safety_margin() {
 }
 
 /// Random interleavings of the world's events and polls; after the world goes quiet, every
-/// version the protocol owed was delivered, and duplicates came only from crashes.
+/// version the protocol owed was delivered, and duplicates came only from crashes. Each seed
+/// also runs Graph at its least friendly within what Microsoft documents: `$orderby` ignored,
+/// ties shuffled between requests, pages capped below `$top` without a nextLink, no nextLinks.
 #[tokio::test]
 async fn model_random_interleavings_lose_no_alert_version() {
-    for seed in 0..6u64 {
+    for seed in 0..12u64 {
         let mut s = Scenario { seed: 100 + seed, ..Scenario::default() };
+        s.graph.ignore_orderby = seed % 2 == 1;
+        s.graph.shuffle_ties = seed % 3 != 0;
+        s.graph.page_cap = if seed % 4 >= 2 { 7 } else { 0 };
+        s.graph.omit_next_link = seed % 5 == 4;
         s.tenants[0].alerts.count = 150;
         s.tenants[0].alerts.incidents = 40;
         s.tenants[0].alerts.from = "-3h".into();
@@ -257,7 +263,7 @@ async fn model_random_interleavings_lose_no_alert_version() {
                 eprintln!("{l}");
             }
         }
-        assert!(missing.is_empty(), "seed {seed}: {} versions lost, e.g. {:?}", missing.len(), missing.first());
+        assert!(missing.is_empty(), "seed {seed} ({:?}): {} versions lost, e.g. {:?}", r.sim.graph_spec(), missing.len(), missing.first());
         let dups: usize = counts(&got).values().map(|n| n - 1).sum();
         if crashes == 0 {
             assert_eq!(dups, 0, "seed {seed}: duplicates without a crash");

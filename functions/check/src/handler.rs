@@ -91,6 +91,26 @@ mod tests {
         assert!(app.store.list().await.unwrap().is_empty());
     }
 
+    /// A credential of the wrong type (a bare string, a number) is named, never echoed.
+    #[tokio::test]
+    async fn credentials_of_the_wrong_type_are_not_echoed() {
+        let sim = Simulator::start(Scenario::default()).await.unwrap();
+        let app = app(&sim).await;
+        for (payload, field) in [
+            (json!({"config": config(), "credentials": "Sup3r~Secret.Value"}), "credentials"),
+            (json!({"config": config(), "credentials": {"client_secret": 8675309123_u64}}), "credentials"),
+            (json!({"config": config(), "credentials": ["Sup3r~Secret.Value"]}), "credentials"),
+        ] {
+            let r = handle(&app, event(payload.clone())).await.unwrap();
+            let text = serde_json::to_string(&r).unwrap() + &r.to_text();
+            assert!(!r.passed);
+            assert_eq!(r.problems[0].field, field, "{payload}");
+            assert!(r.problems[0].problem.contains("given, expected"), "{}", r.problems[0].problem);
+            assert!(!text.contains("Sup3r~Secret.Value") && !text.contains("8675309123"), "{text}");
+        }
+        assert!(sim.requests().all().is_empty(), "nothing was called");
+    }
+
     #[tokio::test]
     async fn end_to_end_on_moto_the_aws_app_saves_only_a_passing_configuration() {
         use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};

@@ -153,6 +153,16 @@ pub struct GraphSpec {
     /// `$expand=alerts` fails with 500 when a page would embed more alerts than
     /// this, as on large tenants (elastic/integrations#18144). 0 = never.
     pub expand_alert_limit: usize,
+    /// Serve lists in the documented default order (newest `createdDateTime` first) whatever
+    /// `$orderby` says: `$orderby` is not documented for alerts_v2 (ms-apis.md §2), so nothing
+    /// promises that it is honoured.
+    pub ignore_orderby: bool,
+    /// Items that sort equal come back in a different order on every request: no document
+    /// promises a stable order of ties between requests.
+    pub shuffle_ties: bool,
+    /// Return at most this many items per response, fewer than `$top`, and no nextLink when the
+    /// cap cut the page: a short page is not the end (no document promises it is). 0 = off.
+    pub page_cap: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,7 +269,15 @@ impl Default for AlertPlan {
 
 impl Default for GraphSpec {
     fn default() -> Self {
-        GraphSpec { default_page_size: 100, omit_next_link: false, incidents_max_top: 50, expand_alert_limit: 0 }
+        GraphSpec {
+            default_page_size: 100,
+            omit_next_link: false,
+            incidents_max_top: 50,
+            expand_alert_limit: 0,
+            ignore_orderby: false,
+            shuffle_ties: false,
+            page_cap: 0,
+        }
     }
 }
 

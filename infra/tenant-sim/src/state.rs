@@ -102,6 +102,11 @@ impl SimState {
         })
     }
 
+    /// A seeded random number (the list shaping's shuffles).
+    pub fn random(&self) -> u64 {
+        rand::Rng::gen(&mut *lock(&self.rng))
+    }
+
     pub fn guid(&self) -> String {
         ids::guid(&mut *lock(&self.rng))
     }

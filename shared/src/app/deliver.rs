@@ -7,11 +7,13 @@ use crate::domain::alert::Item;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::adapters::local::sha256_hex;
+use crate::domain::backoff;
 use crate::domain::envelope::{dedup_key, ObjectRef, INTAKE_SCHEMA};
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
-use crate::ports::{AlertQueue, ArtifactStore, QueueEntry, MAX_BATCH_ENTRIES};
+use crate::ports::{AlertQueue, ArtifactStore, FailedEntry, QueueEntry, MAX_BATCH_ENTRIES};
 
 #[derive(Debug, Clone, Copy)]
 pub struct DeliverySettings {
@@ -127,8 +129,11 @@ async fn envelope_body(
     if body.len() <= s.max_message_bytes {
         return Ok(body);
     }
-    let key = format!("intake/{}/{}/{}/{}.json", ctx.integration_id, ctx.source, safe_key(&item.head.id), item.head.version.ticks());
-    let r = artifacts.put(&key, item.raw.get().as_bytes().to_vec()).await?;
+    // Named by content: a re-send with other bytes gets another object, so no message ever
+    // points at an object that was overwritten after it was sent.
+    let bytes = item.raw.get().as_bytes();
+    let key = format!("intake/{}/{}/{}/{}.json", safe_key(ctx.integration_id), ctx.source, safe_key(&item.head.id), sha256_hex(bytes));
+    let r = artifacts.put(&key, bytes.to_vec()).await?;
     env.object = None;
     env.object_ref = Some(&r);
     let body = env.to_json();
@@ -144,22 +149,40 @@ async fn send_confirmed(queue: &impl AlertQueue, batch: &[String], s: &DeliveryS
     let total = pending.len();
     let mut attempt = 1;
     loop {
-        let report = queue.send_batch(&pending).await?;
-        if report.failed.is_empty() {
-            return Ok(());
-        }
-        if let Some(f) = report.failed.iter().find(|f| !f.retryable) {
-            return Err(QueueError::Undelivered { failed: report.failed.len(), total, attempts: attempt, reason: f.reason.clone() }.into());
-        }
+        let failed = match queue.send_batch(&pending).await {
+            Ok(report) if report.failed.is_empty() => return Ok(()),
+            Ok(report) => {
+                if let Some(f) = report.failed.iter().find(|f| !f.retryable) {
+                    return Err(QueueError::Undelivered {
+                        failed: report.failed.len(),
+                        total,
+                        attempts: attempt,
+                        reason: f.reason.clone(),
+                    }
+                    .into());
+                }
+                report.failed
+            }
+            // The call failed as a whole (throttled, timed out): every entry is sent again.
+            Err(e) if e.is_retryable() => {
+                pending.iter().map(|p| FailedEntry { id: p.id.clone(), retryable: true, reason: e.to_string() }).collect()
+            }
+            Err(e) => return Err(e.into()),
+        };
         if attempt >= s.send_attempts {
-            let reason = report.failed.first().map(|f| f.reason.clone()).unwrap_or_default();
-            return Err(QueueError::Undelivered { failed: report.failed.len(), total, attempts: attempt, reason }.into());
+            let reason = failed.first().map(|f| f.reason.clone()).unwrap_or_default();
+            return Err(QueueError::Undelivered { failed: failed.len(), total, attempts: attempt, reason }.into());
         }
-        tracing::warn!(failed = report.failed.len(), attempt, "some intake messages were not accepted, retrying them");
-        pending.retain(|e| report.failed.iter().any(|f| f.id == e.id));
+        tracing::warn!(failed = failed.len(), attempt, "some intake messages were not accepted, retrying them");
+        pending.retain(|e| failed.iter().any(|f| f.id == e.id));
+        tokio::time::sleep(retry_wait(s, attempt)).await;
         attempt += 1;
-        tokio::time::sleep(s.retry_delay * attempt).await;
     }
+}
+
+/// The wait before retry `attempt` (1 = the first retry): doubling, capped, jittered.
+fn retry_wait(s: &DeliverySettings, attempt: u32) -> std::time::Duration {
+    backoff::jittered(s.retry_delay, attempt, s.retry_delay * 16, backoff::random_u32())
 }
 
 /// Sends every body in SendMessageBatch-sized batches (≤ 10 entries, ≤ `max_batch_bytes`),
@@ -177,6 +200,7 @@ pub async fn send_tracked(queue: &impl AlertQueue, bodies: &[String], s: &Delive
         let mut pending: Vec<QueueEntry> = (start..end).map(|i| QueueEntry { id: i.to_string(), body: bodies[i].clone() }).collect();
         for attempt in 1..=s.send_attempts {
             let failed: Vec<(String, bool)> = match queue.send_batch(&pending).await {
+                // A call that failed as a whole fails every entry, retryably when the error is.
                 Ok(r) => r.failed.into_iter().map(|f| (f.id, f.retryable)).collect(),
                 Err(e) => pending.iter().map(|p| (p.id.clone(), e.is_retryable())).collect(),
             };
@@ -192,7 +216,7 @@ pub async fn send_tracked(queue: &impl AlertQueue, bodies: &[String], s: &Delive
                 break;
             }
             tracing::warn!(failed = pending.len(), attempt, "some output messages were not accepted, retrying them");
-            tokio::time::sleep(s.retry_delay * attempt).await;
+            tokio::time::sleep(retry_wait(s, attempt)).await;
         }
         start = end;
     }

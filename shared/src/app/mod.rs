@@ -5,3 +5,4 @@ pub mod check;
 pub mod deliver;
 pub mod poll;
 pub mod process;
+pub mod span;

@@ -2,7 +2,6 @@
 //! Cloud Apps) page by page, deliver each page to the intake queue, then commit the cursor
 //! (DESIGN.md §3).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
@@ -10,13 +9,14 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::deliver::{deliver, Context, DeliverySettings};
+use super::span::{read_span, SpanSpec};
 use crate::domain::alert::Item;
 use crate::domain::integration::Integration;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
-use crate::domain::window::{after_page, window, NextPage, PagingError};
+use crate::domain::window::{next_span_end, split_point, window, PagingError, Window};
 use crate::error::{CursorError, Error, GraphError};
-use crate::ports::{AlertQueue, ArtifactStore, Clock, CursorKey, CursorStore, GraphApi, PageRequest, SecretSource};
+use crate::ports::{AlertQueue, ArtifactStore, Clock, CursorKey, CursorStore, GraphApi, SecretSource};
 
 #[derive(Debug, Clone)]
 pub struct PollSettings {
@@ -28,11 +28,17 @@ pub struct PollSettings {
     pub cloud_apps_page_size: usize,
     /// `$skip` above 500 is refused by Graph.
     pub max_skip: usize,
-    /// Pages per integration per run.
+    /// Requests per integration per run.
     pub max_pages: usize,
+    /// A span is read whole before delivery; it holds at most this many pages of items
+    /// (bounds memory: 2 × 1000 alerts of a few KB).
+    pub max_span_pages: usize,
+    /// Re-reads of a tie (items sharing one timestamp) whose order the API does not keep.
+    pub tie_passes: usize,
     /// Paging stops while this much of the run's time is left, to commit and release.
     pub safety_margin: Duration,
-    /// Ids remembered for the overlap; beyond it duplicates are allowed, never gaps.
+    /// Versions remembered for the overlap (capped by the cursor's byte bound); beyond it
+    /// duplicates are allowed, never gaps.
     pub max_recent: usize,
     /// Integrations polled at once.
     pub concurrency: usize,
@@ -49,8 +55,10 @@ impl Default for PollSettings {
             cloud_apps_page_size: 100,
             max_skip: 500,
             max_pages: 500,
+            max_span_pages: 2,
+            tie_passes: 20,
             safety_margin: Duration::from_secs(30),
-            max_recent: 20_000,
+            max_recent: crate::domain::cursor::MAX_RECENT,
             concurrency: 4,
             delivery: DeliverySettings::default(),
             owner: "poller".into(),
@@ -178,7 +186,8 @@ where
         summary
     }
 
-    /// Reads the window page by page, committing after each.
+    /// Reads the window span by span (window.rs), delivering and committing each span once it
+    /// is proven complete.
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
@@ -201,7 +210,8 @@ where
             Source::DefenderIncidents => self.settings.incident_page_size,
             Source::CloudApps => self.settings.cloud_apps_page_size,
             Source::DefenderAlerts => self.settings.alert_page_size,
-        };
+        }
+        .max(1);
         let portal = match (source, &integration.cloud_apps_base) {
             (Source::CloudApps, None) => {
                 return Err(Error::Config(crate::error::ConfigError::Missing {
@@ -211,48 +221,59 @@ where
             }
             (_, p) => p.clone().unwrap_or_default(),
         };
+        // The window field's smallest step: Cloud Apps counts milliseconds, Graph 100 ns ticks.
+        let granularity: i64 = if source == Source::CloudApps { 10_000 } else { 1 };
+        let spec = SpanSpec {
+            source,
+            portal: &portal,
+            top,
+            max_skip: self.settings.max_skip,
+            max_items: top.saturating_mul(self.settings.max_span_pages.max(1)),
+            tie_passes: self.settings.tie_passes,
+        };
         let mut expand = incidents;
-        let (mut from, mut skip) = (win.from, 0usize);
-        let mut link: Option<String> = None;
-        let mut seen_links = HashSet::new();
+        // What a span should hold: several pages while the API pages honestly, one page (less a
+        // margin for late arrivals) once it showed that only a single response can be trusted.
+        let mut target = spec.max_items * 3 / 4;
+        let mut span = win;
+        let mut requests = 0usize;
         let ctx = Context { integration_id: &integration.id, tenant_id: &integration.tenant_id, source, polled_at: now };
-        for _ in 0..self.settings.max_pages {
+        loop {
             if Instant::now() + self.settings.safety_margin >= deadline {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline".into()));
             }
-            let request = match link.take() {
-                Some(l) => PageRequest::Link(l),
-                None if source == Source::CloudApps => {
-                    PageRequest::CloudApps { portal: portal.clone(), from, to: win.to, skip, limit: top }
+            if requests >= self.settings.max_pages {
+                return Ok(RunEnd::Stopped(format!("request cap of {} reached", self.settings.max_pages)));
+            }
+            let single_step = span.to.ticks() - span.from.ticks() <= granularity;
+            let read = read_span(&self.graph, &creds, &spec, span, single_step, expand, self.settings.max_pages - requests).await?;
+            requests += read.requests;
+            summary.pages += read.requests;
+            expand &= !read.expand_dropped;
+            if !read.complete {
+                if read.requests == 0 || requests >= self.settings.max_pages {
+                    return Ok(RunEnd::Stopped(format!("request cap of {} reached", self.settings.max_pages)));
                 }
-                None => PageRequest::Query { source, from, to: win.to, top, skip, expand_alerts: expand },
-            };
-            let page = match self.graph.page(&creds, &request).await {
-                Ok(p) => p,
-                Err(e) if expand && expand_refused(&e) => {
-                    // Large tenants fail `$expand=alerts` (elastic/integrations#18144): list the
-                    // incidents alone and fetch each one's alerts.
-                    tracing::warn!(error = %e, "incidents with $expand=alerts failed; fetching alerts per incident");
-                    expand = false;
-                    let plain = match request {
-                        PageRequest::Query { source, from, to, top, skip, .. } => {
-                            PageRequest::Query { source, from, to, top, skip, expand_alerts: false }
-                        }
-                        link => link,
-                    };
-                    self.graph.page(&creds, &plain).await?
+                if single_step {
+                    let limit = read.count.unwrap_or(read.items.len());
+                    return Err(GraphError::from(PagingError::TieTooLarge { at: span.from, limit }).into());
                 }
-                Err(e) => return Err(e.into()),
-            };
-            let versions: Vec<GraphTime> = page.items.iter().map(|i| i.head.version).collect();
-            // An API that says there is nothing more (Cloud Apps' hasNext) ends the window even
-            // when the page came back full.
-            let full_at = if page.has_more == Some(false) { usize::MAX } else { top };
-            let outcome = after_page(from, skip, &versions, full_at, page.next_link.as_deref(), &win, self.settings.max_skip)
-                .map_err(GraphError::from)?;
-            let total = page.items.len();
-            let mut fresh: Vec<Item> = page.items.into_iter().filter(|i| !cursor.already_delivered(&i.head.id, i.head.version)).collect();
-            summary.suppressed += total - fresh.len();
+                if read.count.is_none_or(|c| c <= spec.max_items) {
+                    // Within what paging should reach, yet incomplete: this API's pages cannot be
+                    // chained here (no link, `$skip` capped, order not kept). One response per span.
+                    let one_page = read.largest_page.max(1);
+                    target = target.min((one_page * 9 / 10).max(1));
+                }
+                let cut = split_point(span.from, span.to, &read.sample, read.count, target, granularity);
+                tracing::debug!(count = ?read.count, got = read.items.len(), from = %span.from, cut = %cut, "span too large, split");
+                span = Window { from: span.from, to: cut };
+                continue;
+            }
+            let received = read.items.len();
+            let mut fresh: Vec<Item> = read.items.into_iter().filter(|i| !cursor.already_delivered(&i.head.id, i.head.version)).collect();
+            summary.suppressed += received - fresh.len();
+            // Nobody promised an order: deliver oldest first by our own sort.
+            fresh.sort_by(|a, b| (a.head.version, &a.head.id).cmp(&(b.head.version, &b.head.id)));
             if incidents && !expand {
                 for item in &mut fresh {
                     let alerts = self.graph.incident_alerts(&creds, &item.head.id).await?;
@@ -263,30 +284,19 @@ where
             for item in &fresh {
                 cursor.record(&item.head.id, item.head.version);
             }
-            cursor.advance(outcome.safe_watermark, integration.window.overlap, self.settings.max_recent);
+            cursor.advance(span.to, integration.window.overlap, self.settings.max_recent);
             version = self.cursors.commit(key, &self.settings.owner, version, &cursor).await?;
-            summary.pages += 1;
             summary.delivered += d.messages;
             summary.claim_checks += d.claim_checks;
             summary.batches += d.batches;
             summary.watermark = cursor.watermark;
-            tracing::debug!(items = total, delivered = d.messages, watermark = ?cursor.watermark, "page committed");
-            match outcome.next {
-                NextPage::Done => return Ok(RunEnd::Done),
-                NextPage::Boundary { from: f, skip: s } => {
-                    from = f;
-                    skip = s;
-                }
-                NextPage::Link(l) => {
-                    if !seen_links.insert(l.clone()) {
-                        return Err(GraphError::from(PagingError::RepeatedLink).into());
-                    }
-                    skip += total;
-                    link = Some(l);
-                }
+            tracing::debug!(items = fresh.len(), delivered = d.messages, watermark = ?cursor.watermark, "span committed");
+            if span.to >= win.to {
+                return Ok(RunEnd::Done);
             }
+            let next_to = next_span_end(span, fresh.len(), win.to, target, granularity);
+            span = Window { from: span.to, to: next_to };
         }
-        Ok(RunEnd::Stopped(format!("page cap of {} reached", self.settings.max_pages)))
     }
 }
 
@@ -298,12 +308,6 @@ enum RunEnd {
     Stopped(String),
     NotDue,
     NothingToRead,
-}
-
-/// A refusal of `$expand` that the per-incident route can avoid: server errors and timeouts
-/// after retries, or a 400 about the expansion.
-fn expand_refused(e: &GraphError) -> bool {
-    matches!(e, GraphError::Http { status, .. } if *status >= 500 || *status == 400)
 }
 
 /// The incident object with an `alerts` array appended, as `$expand=alerts` would give it.

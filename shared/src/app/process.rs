@@ -310,14 +310,8 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
             let mut body = msg.to_json();
             if body.len() > max {
                 msg.original = None;
-                msg.original_ref = Some(
-                    self.artifacts
-                        .put(
-                            &format!("output/{}/{}.json", env.integration_id, sha256_hex(key.as_bytes())),
-                            unit.raw.get().as_bytes().to_vec(),
-                        )
-                        .await?,
-                );
+                msg.original_ref =
+                    Some(self.artifacts.put(&content_key(&env.integration_id, unit.raw.get()), unit.raw.get().as_bytes().to_vec()).await?);
                 body = msg.to_json();
             }
             if body.len() > max {
@@ -329,10 +323,7 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
             let mut finding = ocsf::detection_finding(&unit.alert, unit.raw.get());
             let mut body = finding.to_string();
             if body.len() > max {
-                let r = self
-                    .artifacts
-                    .put(&format!("output/{}/{}.json", env.integration_id, sha256_hex(key.as_bytes())), unit.raw.get().as_bytes().to_vec())
-                    .await?;
+                let r = self.artifacts.put(&content_key(&env.integration_id, unit.raw.get()), unit.raw.get().as_bytes().to_vec()).await?;
                 if let Some(o) = finding.as_object_mut() {
                     o.remove("raw_data");
                     if let Some(u) = o.get_mut("unmapped").and_then(|u| u.as_object_mut()) {
@@ -354,6 +345,14 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
 }
 
 /// The alerts an envelope carries: one for an alert, each of an incident's alerts for an incident.
+/// Where an original too large for its output message goes: named by its content, so a later
+/// publish never overwrites an object an earlier message points to.
+fn content_key(integration_id: &str, raw: &str) -> String {
+    let safe: String =
+        integration_id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    format!("output/{safe}/{}.json", sha256_hex(raw.as_bytes()))
+}
+
 fn units(env: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
     match env.source {
         Source::CloudApps => {

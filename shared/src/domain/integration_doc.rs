@@ -347,6 +347,15 @@ impl IntegrationDoc {
         }
         if p.overlap.0.is_zero() || p.overlap.0 > Duration::from_secs(86_400) {
             bad("polling.overlap", format!("{} is outside 1s..24h; late alerts are caught only within delay + overlap", p.overlap));
+        } else if p.ingestion_delay.0 + p.overlap.0 < MIN_LATE_ARRIVAL_COVER {
+            bad(
+                "polling.overlap",
+                format!(
+                    "ingestion_delay + overlap is {}, below 10m: Microsoft shows alerts minutes after their timestamp, so later ones would be skipped; raise overlap to at least {}",
+                    DurationText(p.ingestion_delay.0 + p.overlap.0),
+                    DurationText(MIN_LATE_ARRIVAL_COVER.saturating_sub(p.ingestion_delay.0)),
+                ),
+            );
         }
         let s = &self.sources;
         if s.cloud_apps && self.portal_url.is_none() {
@@ -444,6 +453,10 @@ impl IntegrationDoc {
     }
 }
 
+/// Microsoft shows alerts minutes after their timestamp (PEERS.md §2.1); a window that ends
+/// less than this far behind, counting the overlap re-read, lets late ones fall through.
+pub const MIN_LATE_ARRIVAL_COVER: Duration = Duration::from_secs(10 * 60);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +539,18 @@ mod tests {
         d.polling.ingestion_delay = DurationText(Duration::from_secs(3600));
         d.polling.lookback = DurationText(Duration::from_secs(1800));
         assert_eq!(fields(&d), ["polling.ingestion_delay"]);
+    }
+
+    #[test]
+    fn a_delay_and_overlap_that_let_late_alerts_through_are_refused() {
+        let mut d = doc();
+        d.polling.ingestion_delay = DurationText(Duration::from_secs(60));
+        d.polling.overlap = DurationText(Duration::from_secs(5 * 60));
+        let e = d.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("polling.overlap: ingestion_delay + overlap is 6m, below 10m"), "{e}");
+        assert!(e.contains("raise overlap to at least 9m"), "{e}");
+        d.polling.overlap = DurationText(Duration::from_secs(9 * 60));
+        assert!(d.validate().is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure domain logic: no I/O, no async.
 
 pub mod alert;
+pub mod backoff;
 pub mod cloud_apps_alert;
 pub mod cursor;
 pub mod duration_text;

@@ -41,7 +41,7 @@ impl GraphTime {
     }
 
     pub fn from_chrono(t: DateTime<Utc>) -> Self {
-        GraphTime(t.timestamp() * TICKS_PER_SEC + i64::from(t.timestamp_subsec_nanos()) / 100)
+        GraphTime(t.timestamp().saturating_mul(TICKS_PER_SEC).saturating_add(i64::from(t.timestamp_subsec_nanos()) / 100))
     }
 
     pub fn now() -> Self {
@@ -60,16 +60,25 @@ impl GraphTime {
         GraphTime(self.0.saturating_sub(duration_ticks(d)))
     }
 
-    /// Parses `Z` or `+hh:mm` instants with 0–7 fractional digits.
+    /// Parses `Z` or `+hh:mm` instants with 0–7 fractional digits. Any other input, however
+    /// malformed (non-ASCII, out-of-range years), is an error, never a panic.
     pub fn parse(s: &str) -> Result<Self, TimeParseError> {
-        let err = || TimeParseError(s.to_owned());
+        let err = || TimeParseError(s.chars().take(64).collect());
+        // Every valid instant is ASCII; checking first makes every byte offset below a char boundary.
+        if !s.is_ascii() {
+            return Err(err());
+        }
         let (body, offset) = if let Some(b) = s.strip_suffix('Z') {
             (b, 0)
         } else if s.len() > 6 && matches!(s.as_bytes()[s.len() - 6], b'+' | b'-') {
             let (b, z) = s.split_at(s.len() - 6);
             let sign = if z.starts_with('-') { -1 } else { 1 };
-            let h: i64 = z[1..3].parse().map_err(|_| err())?;
-            let m: i64 = z[4..6].parse().map_err(|_| err())?;
+            let digits =
+                |r: std::ops::Range<usize>| z.get(r).filter(|d| d.bytes().all(|c| c.is_ascii_digit())).and_then(|d| d.parse::<i64>().ok());
+            let (Some(h), Some(m)) = (digits(1..3), digits(4..6)) else { return Err(err()) };
+            if z.as_bytes()[3] != b':' || h > 23 || m > 59 {
+                return Err(err());
+            }
             (b, sign * (h * 3600 + m * 60))
         } else {
             return Err(err());
@@ -83,7 +92,14 @@ impl GraphTime {
         for (i, b) in frac.bytes().enumerate() {
             frac_ticks += i64::from(b - b'0') * 10i64.pow(6 - i as u32);
         }
-        Ok(GraphTime((naive.and_utc().timestamp() - offset) * TICKS_PER_SEC + frac_ticks))
+        naive
+            .and_utc()
+            .timestamp()
+            .checked_sub(offset)
+            .and_then(|secs| secs.checked_mul(TICKS_PER_SEC))
+            .and_then(|t| t.checked_add(frac_ticks))
+            .map(GraphTime)
+            .ok_or_else(err)
     }
 }
 
@@ -137,7 +153,18 @@ mod tests {
 
     #[test]
     fn rejects_local_times_and_extra_digits() {
-        for bad in ["2021-04-27T12:19:27", "2021-04-27T12:19:27.12345678Z", "yesterday", ""] {
+        for bad in [
+            "2021-04-27T12:19:27",
+            "2021-04-27T12:19:27.12345678Z",
+            "yesterday",
+            "",
+            "2021-04-27T12:19:27+0é:00",
+            "é2021-04-27T12:19:27+01:00",
+            "2021-04-27T12:19:27+ab:cd",
+            "2021-04-27T12:19:27+01-00",
+            "+262143-12-31T23:59:59Z",
+            "2021-04-27T12:19:27.\u{0663}Z",
+        ] {
             assert!(GraphTime::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,4 +1,11 @@
-//! The read window of one poll, and how paging moves through it.
+//! The read window of one poll, and how it is cut into spans that can be read completely.
+//!
+//! Microsoft promises neither an order for `alerts_v2` (`$orderby` is undocumented there) nor a
+//! stable order of equal timestamps between requests, and a page shorter than `$top` does not
+//! prove the end. What it does document is `$count`: the number of items that match the
+//! filter. So a span `[from, to)` counts as read only when the distinct items received reach
+//! that count; a span that holds more than can be read is split by time, never paged past with
+//! offsets whose order nobody promised. Items are ordered client-side before delivery.
 
 use std::time::Duration;
 
@@ -33,73 +40,106 @@ pub fn window(cursor: &Cursor, now: GraphTime, s: &WindowSettings) -> Option<Win
     (from < to).then_some(Window { from, to })
 }
 
-/// Where the next page comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NextPage {
-    /// Query again from this boundary (`ge`), skipping `skip` items that share it.
-    Boundary { from: GraphTime, skip: usize },
-    /// Follow Graph's link: only to page through a block of equal timestamps.
-    Link(String),
-    /// The window is read to its end.
-    Done,
-}
-
-/// What paging learned from one page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageOutcome {
-    pub next: NextPage,
-    /// Everything before this was delivered (given the page's items were).
-    pub safe_watermark: GraphTime,
-}
-
 /// Why paging cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PagingError {
-    #[error("more than {limit} alerts share lastUpdateDateTime {at} and Graph gave no nextLink to page through them")]
+    #[error(
+        "more than {limit} items share the timestamp {at}; they cannot be read completely (split by time is impossible, paging is capped)"
+    )]
     TieTooLarge { at: GraphTime, limit: usize },
-    #[error("Graph returned the same nextLink twice; stopping instead of looping")]
+    #[error("the API returned the same next link twice; stopping instead of looping")]
     RepeatedLink,
-    #[error("Graph returned items out of order (ascending lastUpdateDateTime was asked)")]
-    OutOfOrder,
+    #[error("a response linked to {origin}, not to the configured {expected}; the link was not followed and no token was sent there")]
+    ForeignLink { origin: String, expected: String },
+    #[error("{api} did not say how many items match (no {field} although it was asked for), so no page can prove a window complete")]
+    NoCount { api: &'static str, field: &'static str },
 }
 
-/// Decides the next page after a page read from `current` (its boundary and skip).
-///
-/// Paging moves the `ge` boundary to the last timestamp seen, rather than following offset
-/// links: an alert updated while paging leaves its old place and offsets shift, which can
-/// skip an unseen alert (Elastic moved the same way, elastic/integrations#20348). A link is
-/// followed only when a whole page shares one timestamp, where the boundary cannot move.
-pub fn after_page(
-    current_from: GraphTime,
-    current_skip: usize,
-    versions: &[GraphTime],
-    top: usize,
-    next_link: Option<&str>,
-    window: &Window,
-    max_skip: usize,
-) -> Result<PageOutcome, PagingError> {
-    if versions.windows(2).any(|w| w[0] > w[1]) {
-        return Err(PagingError::OutOfOrder);
-    }
-    let full = versions.len() >= top || next_link.is_some();
-    let Some(&last) = versions.last() else {
-        return Ok(PageOutcome { next: NextPage::Done, safe_watermark: window.to });
+/// Whether a span was read completely: the distinct items received reach the number the API
+/// said match. Without a count nothing is proven.
+pub fn is_complete(distinct: usize, count: Option<usize>) -> bool {
+    count.is_some_and(|n| distinct >= n)
+}
+
+/// Where to cut the span `[from, to)` that held `count` items, more than one read returns,
+/// so that `[from, cut)` holds about `target`. `sample` is what a response returned, in the
+/// order it came; `granularity` is the smallest step of the window field (1 tick for Graph,
+/// 1 ms for Cloud Apps). The result is strictly inside the span and at least one step past
+/// `from`; correctness never depends on it, only the number of requests does.
+pub fn split_point(
+    from: GraphTime,
+    to: GraphTime,
+    sample: &[GraphTime],
+    count: Option<usize>,
+    target: usize,
+    granularity: i64,
+) -> GraphTime {
+    let min_cut = GraphTime::from_ticks(from.ticks().saturating_add(granularity));
+    let mut sorted: Vec<GraphTime> = sample.iter().copied().filter(|v| *v >= from && *v < to).collect();
+    let returned_ascending = sample.windows(2).all(|w| w[0] <= w[1]);
+    sorted.sort_unstable();
+    let target = target.max(1);
+    let guess = if sorted.is_empty() {
+        None
+    } else if returned_ascending && target < sorted.len() {
+        // Asked order honoured: the sample is most likely the span's first items.
+        Some(sorted[target])
+    } else if returned_ascending {
+        // The first items cover [from, last]; a span of the same density holding `target`.
+        let last = sorted[sorted.len() - 1];
+        let width = i128::from(last.ticks() - from.ticks()) * target as i128 / sorted.len() as i128;
+        Some(GraphTime::from_ticks(from.ticks().saturating_add(i64::try_from(width).unwrap_or(i64::MAX / 2))))
+    } else {
+        // Any other order: the sample stands for the whole span; take the quantile.
+        let n = count.unwrap_or(sorted.len()).max(sorted.len());
+        let j = (sorted.len() as u128 * target as u128 / n as u128) as usize;
+        Some(sorted[j.min(sorted.len() - 1)])
     };
-    if !full {
-        return Ok(PageOutcome { next: NextPage::Done, safe_watermark: window.to });
+    let midpoint = GraphTime::from_ticks(from.ticks() + (to.ticks() - from.ticks()) / 2);
+    // Whole steps past `from`, rounded down: a cut never lands on or past `to`, so every split
+    // shrinks the span.
+    let inside = |t: GraphTime| {
+        let c = align_down(t, from, granularity).max(min_cut);
+        (c < to).then_some(c)
+    };
+    let cut = match guess {
+        // The sample sits on `from` (a tie there): isolate it.
+        Some(g) if g <= from => Some(min_cut),
+        Some(g) => inside(g),
+        None => None,
+    };
+    cut.or_else(|| inside(midpoint)).unwrap_or(min_cut).min(to)
+}
+
+/// The end of the next span to try after `[from, to)` was read with `items` items: a span of
+/// the same density holding about `target`, within `end`. An empty span doubles.
+pub fn next_span_end(read: Window, items: usize, end: GraphTime, target: usize, granularity: i64) -> GraphTime {
+    let width = (read.to.ticks() - read.from.ticks()).max(granularity) as i128;
+    let next = if items == 0 { width * 2 } else { width * target.max(1) as i128 / items as i128 };
+    let next = next.clamp(i128::from(granularity), i128::from(i64::MAX / 2)) as i64;
+    let from = read.to;
+    if end.ticks() - from.ticks() <= next {
+        return end;
     }
-    if last > current_from {
-        return Ok(PageOutcome { next: NextPage::Boundary { from: last, skip: 0 }, safe_watermark: last });
+    align(GraphTime::from_ticks(from.ticks() + next), from, granularity).min(end)
+}
+
+/// Rounds `t` down to a whole number of `granularity` steps past `from`.
+fn align_down(t: GraphTime, from: GraphTime, granularity: i64) -> GraphTime {
+    if granularity <= 1 {
+        return t;
     }
-    // The whole page sits on `current_from`.
-    if let Some(link) = next_link {
-        return Ok(PageOutcome { next: NextPage::Link(link.to_owned()), safe_watermark: last });
+    let steps = (t.ticks() - from.ticks()).div_euclid(granularity);
+    GraphTime::from_ticks(from.ticks() + steps * granularity)
+}
+
+/// Rounds `t` up to a whole number of `granularity` steps past `from`.
+fn align(t: GraphTime, from: GraphTime, granularity: i64) -> GraphTime {
+    if granularity <= 1 {
+        return t;
     }
-    let skip = current_skip + versions.len();
-    if skip > max_skip {
-        return Err(PagingError::TieTooLarge { at: last, limit: max_skip + top });
-    }
-    Ok(PageOutcome { next: NextPage::Boundary { from: last, skip }, safe_watermark: last })
+    let steps = (t.ticks() - from.ticks() + granularity - 1).div_euclid(granularity);
+    GraphTime::from_ticks(from.ticks() + steps.max(1) * granularity)
 }
 
 #[cfg(test)]
@@ -120,44 +160,73 @@ mod tests {
     fn first_run_looks_back_then_overlaps_the_watermark() {
         let now = t(100_000);
         assert_eq!(window(&Cursor::default(), now, &S), Some(Window { from: t(100_000 - 86_400), to: t(99_700) }));
-        let c = Cursor { watermark: Some(t(99_000)), ..Cursor::default() };
+        let c = Cursor::at(t(99_000));
         assert_eq!(window(&c, now, &S), Some(Window { from: t(98_100), to: t(99_700) }));
     }
 
     #[test]
     fn nothing_to_read_inside_the_delay() {
-        let c = Cursor { watermark: Some(t(100_000)), ..Cursor::default() };
+        let c = Cursor::at(t(100_000));
         assert_eq!(window(&c, t(100_100), &WindowSettings { overlap: Duration::ZERO, ..S }), None);
     }
 
-    const W: Window = Window { from: GraphTime::from_ticks(0), to: GraphTime::from_ticks(1_000_000_000) };
-
     #[test]
-    fn a_short_page_ends_the_window() {
-        let o = after_page(t(0), 0, &[t(1), t(2)], 3, None, &W, 500);
-        assert_eq!(o, Ok(PageOutcome { next: NextPage::Done, safe_watermark: W.to }));
-        let o = after_page(t(0), 0, &[], 3, None, &W, 500);
-        assert_eq!(o.map(|o| o.next), Ok(NextPage::Done));
+    fn only_a_count_proves_a_span_complete() {
+        assert!(is_complete(3, Some(3)));
+        assert!(is_complete(4, Some(3)), "an item that left the span while it was read");
+        assert!(!is_complete(2, Some(3)), "a short page is not the end");
+        assert!(!is_complete(1000, None));
     }
 
     #[test]
-    fn a_full_page_moves_the_boundary_to_its_last_timestamp() {
-        let o = after_page(t(0), 0, &[t(1), t(2), t(2)], 3, Some("https://x/next"), &W, 500);
-        assert_eq!(o, Ok(PageOutcome { next: NextPage::Boundary { from: t(2), skip: 0 }, safe_watermark: t(2) }));
+    fn an_ascending_sample_is_cut_after_the_target() {
+        let sample: Vec<GraphTime> = (0..10).map(|i| t(100 + i)).collect();
+        assert_eq!(split_point(t(100), t(1000), &sample, Some(50), 8, 1), t(108));
     }
 
     #[test]
-    fn a_page_of_one_timestamp_follows_the_link_or_skips() {
-        let o = after_page(t(2), 0, &[t(2), t(2), t(2)], 3, Some("https://x/next"), &W, 500);
-        assert_eq!(o.map(|o| o.next), Ok(NextPage::Link("https://x/next".into())));
-        let o = after_page(t(2), 3, &[t(2), t(2), t(2)], 3, None, &W, 500);
-        assert_eq!(o.map(|o| o.next), Ok(NextPage::Boundary { from: t(2), skip: 6 }));
-        let o = after_page(t(2), 498, &[t(2), t(2), t(2)], 3, None, &W, 500);
-        assert!(matches!(o, Err(PagingError::TieTooLarge { .. })));
+    fn an_ascending_sample_smaller_than_the_target_is_extrapolated() {
+        let sample: Vec<GraphTime> = (1..=10).map(|i| t(i * 10)).collect();
+        assert_eq!(split_point(t(0), t(1000), &sample, Some(500), 15, 1), t(150));
     }
 
     #[test]
-    fn out_of_order_pages_are_refused() {
-        assert_eq!(after_page(t(0), 0, &[t(2), t(1)], 3, None, &W, 500), Err(PagingError::OutOfOrder));
+    fn an_unordered_sample_is_cut_at_its_quantile() {
+        // 10 of 100 items, spread over the span: a target of 20 is about the 2nd sample item.
+        let sample: Vec<GraphTime> = [900, 100, 500, 300, 700, 200, 800, 400, 600, 150].iter().map(|s| t(*s)).collect();
+        assert_eq!(split_point(t(0), t(1000), &sample, Some(100), 20, 1), t(200));
+    }
+
+    #[test]
+    fn a_cut_is_always_inside_the_span_and_past_its_start() {
+        // The whole sample at `from` (a tie): one step past it.
+        let c = split_point(t(5), t(10), &[t(5), t(5)], Some(9), 1, 1);
+        assert_eq!(c, GraphTime::from_ticks(t(5).ticks() + 1));
+        // Nothing usable: the midpoint.
+        assert_eq!(split_point(t(0), t(10), &[], None, 5, 1), t(5));
+        // Milliseconds for Cloud Apps.
+        let c = split_point(t(0), t(10), &[t(0)], Some(9), 1, 10_000);
+        assert_eq!(c.ticks(), 10_000);
+    }
+
+    /// A guess a fraction of a step below `to` must not round back up to `to`.
+    #[test]
+    fn every_split_shrinks_the_span() {
+        let to = GraphTime::from_ticks(1_000_000);
+        let sample = [GraphTime::from_ticks(0), GraphTime::from_ticks(600_000)];
+        let c = split_point(GraphTime::from_ticks(0), to, &sample, Some(9), 3, 10_000);
+        assert!(c < to && c.ticks() % 10_000 == 0, "{c:?}");
+        for to in [20_001, 30_000, 1_000_000] {
+            let c = split_point(GraphTime::from_ticks(0), GraphTime::from_ticks(to), &[GraphTime::from_ticks(to - 1)], Some(5), 1, 10_000);
+            assert!(c.ticks() > 0 && c.ticks() < to, "{to}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn the_next_span_follows_the_density_read() {
+        let read = Window { from: t(0), to: t(100) };
+        assert_eq!(next_span_end(read, 50, t(10_000), 100, 1), t(300));
+        assert_eq!(next_span_end(read, 0, t(10_000), 100, 1), t(300), "an empty span doubles");
+        assert_eq!(next_span_end(read, 1, t(150), 100, 1), t(150), "never past the window");
     }
 }

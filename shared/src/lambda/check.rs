@@ -62,8 +62,11 @@ where
 {
     let event: Event = match serde_path_to_error::deserialize(event) {
         Ok(e) => e,
-        // serde names fields, never values: nothing secret is echoed.
-        Err(e) => return problem("?", &e.path().to_string(), e.into_inner().to_string(), now),
+        // `credentials` may be a secret of the wrong type: name the field, never the value.
+        Err(e) => {
+            let field = e.path().to_string();
+            return problem("?", &field, crate::secret::serde_message_without_values(e.inner()), now);
+        }
     };
     let doc = match integration_doc::from_json(&event.config.to_string()) {
         Ok(d) => d,

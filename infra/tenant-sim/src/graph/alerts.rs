@@ -54,7 +54,7 @@ fn list_inner(sim: &Sim, uri: &axum::http::Uri, headers: &HeaderMap, ctx: &mut G
         .filter_map(|a| a.visible(now).map(|v| a.view(v)))
         .filter(|v| q.filter.as_ref().is_none_or(|f| f.matches(v)))
         .collect();
-    let (page, total, more) = collection::page(matching, &q, |v, p| v.time(p));
+    let (page, total, more) = collection::page(matching, &q, |v, p| v.time(p), collection::Shaping::of(sim, &spec));
     let items: Vec<Value> = page.iter().map(|v| Value::Object(v.render(&tenant.pool, ctx.include_unknown))).collect();
     let env = Envelope { base_url: &sim.base_url, path: uri.path(), context: "security/alerts_v2", omit_next_link: spec.omit_next_link };
     Ok(collection::respond(ctx, &env, &q, items, total, more))

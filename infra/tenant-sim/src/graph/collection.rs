@@ -11,11 +11,36 @@ use crate::odata::query::encode_skiptoken;
 use crate::odata::CollectionQuery;
 use crate::time::Instant;
 
+/// How a list answer departs from the friendliest reading of the query, within what Microsoft
+/// documents (scenario.rs `GraphSpec`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shaping {
+    pub ignore_orderby: bool,
+    pub shuffle_ties: bool,
+    pub page_cap: usize,
+    /// Seeds this request's shuffle of ties.
+    pub salt: u64,
+}
+
+impl Shaping {
+    pub fn of(sim: &crate::state::SimState, spec: &crate::scenario::GraphSpec) -> Self {
+        Shaping { ignore_orderby: spec.ignore_orderby, shuffle_ties: spec.shuffle_ties, page_cap: spec.page_cap, salt: sim.random() }
+    }
+}
+
 /// Sorts `items` by the query's `$orderby` (default: newest `createdDateTime`
 /// first, as the list pages say) and cuts the requested page. Returns the page,
-/// the total match count and whether more items follow.
-pub fn page<T>(mut items: Vec<T>, q: &CollectionQuery, time: impl Fn(&T, &str) -> Instant) -> (Vec<T>, usize, bool) {
-    if q.order.is_empty() {
+/// the total match count and whether a nextLink should follow.
+pub fn page<T>(mut items: Vec<T>, q: &CollectionQuery, time: impl Fn(&T, &str) -> Instant, shape: Shaping) -> (Vec<T>, usize, bool) {
+    if shape.shuffle_ties {
+        // A fresh order for equal keys on every request: the stable sort below keeps it.
+        let mut rng = crate::ids::rng(shape.salt, 0x5A);
+        for i in (1..items.len()).rev() {
+            let j = rand::Rng::gen_range(&mut rng, 0..=i);
+            items.swap(i, j);
+        }
+    }
+    if q.order.is_empty() || shape.ignore_orderby {
         items.sort_by_key(|b| std::cmp::Reverse(time(b, "createdDateTime")));
     } else {
         items.sort_by(|a, b| {
@@ -31,8 +56,12 @@ pub fn page<T>(mut items: Vec<T>, q: &CollectionQuery, time: impl Fn(&T, &str) -
     }
     let total = items.len();
     let start = q.offset.min(total);
-    let end = start.saturating_add(q.top).min(total);
-    let more = end < total;
+    let mut end = start.saturating_add(q.top).min(total);
+    let mut more = end < total;
+    if shape.page_cap > 0 && end - start > shape.page_cap {
+        end = start + shape.page_cap;
+        more = false;
+    }
     let page: Vec<T> = items.into_iter().skip(start).take(end - start).collect();
     (page, total, more)
 }

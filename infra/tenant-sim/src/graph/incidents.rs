@@ -58,7 +58,7 @@ pub async fn list(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderM
             .filter_map(|i| i.state(&tenant.alerts, now).map(|state| IncidentView { rec: i, state }))
             .filter(|v| q.filter.as_ref().is_none_or(|f| f.matches(v)))
             .collect();
-        let (page, total, more) = collection::page(matching, &q, |v, p| v.time(p));
+        let (page, total, more) = collection::page(matching, &q, |v, p| v.time(p), collection::Shaping::of(&sim, &spec));
         let expand = q.expand.contains(&"alerts");
         if expand && spec.expand_alert_limit > 0 {
             let embedded: usize = page.iter().map(|v| v.state.alerts.len()).sum();
@@ -110,7 +110,7 @@ pub async fn alerts_of(State(sim): State<Sim>, Path(id): Path<String>, uri: axum
         let state = inc.state(&tenant.alerts, ctx.now).ok_or_else(missing)?;
         let views: Vec<_> =
             state.alerts.iter().map(|(a, v)| a.view(v)).filter(|v| q.filter.as_ref().is_none_or(|f| f.matches(v))).collect();
-        let (page, total, more) = collection::page(views, &q, |v, p| v.time(p));
+        let (page, total, more) = collection::page(views, &q, |v, p| v.time(p), collection::Shaping::of(&sim, &spec));
         let items: Vec<Value> = page.iter().map(|v| Value::Object(v.render(&tenant.pool, ctx.include_unknown))).collect();
         let context = format!("security/incidents('{id}')/alerts");
         let env = Envelope { base_url: &sim.base_url, path: uri.path(), context: &context, omit_next_link: spec.omit_next_link };

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
-use super::sdk::{describe, sdk_retryable};
+use super::sdk::store_err;
 use crate::domain::cursor::{Cursor, StoredCursor};
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
@@ -35,10 +35,6 @@ impl DynamoCursorStore {
 
     fn key(&self, key: &CursorKey) -> [(String, AttributeValue); 2] {
         [("pk".into(), s(integration_pk(&key.integration_id))), ("sk".into(), s(format!("cursor#{}", key.source)))]
-    }
-
-    fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> CursorError {
-        CursorError::Store { detail: describe(e), retryable: sdk_retryable(e) }
     }
 }
 
@@ -82,15 +78,16 @@ impl CursorStore for DynamoCursorStore {
                         return Err(CursorError::LeaseHeld { key: key.to_string(), until });
                     }
                 }
-                return Err(Self::store_err(&e));
+                return Err(store_err(&e));
             }
         };
         let version = item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
         let cursor = match item.get("cursor").and_then(|v| v.as_s().ok()) {
             None => Cursor::default(),
             Some(json) => serde_json::from_str::<StoredCursor>(json)
-                .map(Cursor::from)
-                .map_err(|e| CursorError::Corrupt { key: key.to_string(), detail: e.to_string() })?,
+                .map_err(|e| e.to_string())
+                .and_then(|s| Cursor::try_from(s).map_err(|e| e.to_string()))
+                .map_err(|detail| CursorError::Corrupt { key: key.to_string(), detail })?,
         };
         let last_run = item.get("last_run").and_then(|v| v.as_s().ok()).and_then(|v| GraphTime::parse(v).ok());
         Ok(Leased { cursor, version, last_run })
@@ -98,8 +95,8 @@ impl CursorStore for DynamoCursorStore {
 
     async fn commit(&self, key: &CursorKey, owner: &str, expected_version: u64, cursor: &Cursor) -> Result<u64, CursorError> {
         let [pk, sk] = self.key(key);
-        let json = serde_json::to_string(&StoredCursor::V1(cursor.clone()))
-            .map_err(|e| CursorError::Corrupt { key: key.to_string(), detail: e.to_string() })?;
+        let json =
+            serde_json::to_string(&cursor.to_stored()).map_err(|e| CursorError::Corrupt { key: key.to_string(), detail: e.to_string() })?;
         let next = expected_version + 1;
         let out = self
             .client
@@ -122,7 +119,7 @@ impl CursorStore for DynamoCursorStore {
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 Err(CursorError::LeaseLost { key: key.to_string() })
             }
-            Err(e) => Err(Self::store_err(&e)),
+            Err(e) => Err(store_err(&e)),
         }
     }
 
@@ -146,7 +143,7 @@ impl CursorStore for DynamoCursorStore {
             Ok(_) => Ok(()),
             // Not ours (any more): releasing is idempotent.
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(Self::store_err(&e)),
+            Err(e) => Err(store_err(&e)),
         }
     }
 }

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::sdk::{describe, sdk_retryable};
+use super::sdk::store_err;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
 use crate::ports::{Claim, DedupStore};
@@ -23,10 +23,6 @@ impl DynamoDedupStore {
     fn key(key: &str) -> [(String, AttributeValue); 2] {
         [("pk".into(), AttributeValue::S(format!("dedup#{key}"))), ("sk".into(), AttributeValue::S("dedup".into()))]
     }
-}
-
-fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> CursorError {
-    CursorError::Store { detail: describe(e), retryable: sdk_retryable(e) }
 }
 
 impl DedupStore for DynamoDedupStore {

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::dynamo_cursor::integration_pk;
-use super::sdk::{describe, sdk_retryable};
+use super::sdk::store_err;
 use crate::domain::integration::Integration;
 use crate::domain::integration_doc::{self, IntegrationDoc};
 use crate::domain::time::GraphTime;
@@ -21,10 +21,6 @@ const CONFIG_SK: &str = "config";
 pub struct DynamoIntegrations {
     client: Client,
     table: String,
-}
-
-fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> CursorError {
-    CursorError::Store { detail: describe(e), retryable: sdk_retryable(e) }
 }
 
 fn record(item: &std::collections::HashMap<String, AttributeValue>) -> Result<IntegrationRecord, String> {

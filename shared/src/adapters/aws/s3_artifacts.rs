@@ -43,8 +43,7 @@ impl ArtifactStore for S3ArtifactStore {
             .send()
             .await
             .map_err(|e| {
-                let retryable =
-                    !matches!(e, aws_sdk_s3::error::SdkError::ServiceError(_) | aws_sdk_s3::error::SdkError::ConstructionFailure(_));
+                let retryable = super::sdk::sdk_retryable(&e);
                 ArtifactError::Put { detail: describe(&e), retryable }
             })?;
         Ok(r)

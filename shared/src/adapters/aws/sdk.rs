@@ -1,14 +1,19 @@
 //! One SDK configuration and one client per service, built once per process.
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
+
+type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;
 
 /// Loads region, credentials and endpoints the standard way (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL[_<SERVICE>]`, ...) with rustls on ring as the TLS stack.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     let http =
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http).timeout_config(timeouts()).load().await
 }
 
 #[derive(Debug, Clone)]
@@ -33,14 +38,44 @@ impl AwsClients {
     }
 }
 
-/// Whether an SDK error is worth retrying: throttling, timeouts, dispatch failures and 5xx.
-pub(crate) fn sdk_retryable<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool {
-    use aws_sdk_dynamodb::error::SdkError;
+/// Error codes AWS services answer when a caller should slow down and try again. The SDK
+/// retries these itself a few times; one that still comes back is retryable for our callers
+/// too (the next attempt, or the next run), never a permanent failure.
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+    "TransactionInProgressException",
+    "LimitExceededException",
+];
+
+/// Whether an SDK error is worth retrying: throttling (by code), timeouts, dispatch failures,
+/// unreadable responses and 5xx answers.
+pub(crate) fn sdk_retryable<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
     match e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(ctx) => {
+            ctx.raw().status().as_u16() >= 500 || ctx.err().code().is_some_and(|c| THROTTLING_CODES.contains(&c))
+        }
         _ => false,
     }
+}
+
+/// Operation timeouts for every AWS call: a hung connection must not eat the Lambda's time.
+/// An attempt gets 10 s (a 1 MiB SendMessageBatch or claim-check put takes well under one);
+/// the whole operation, the SDK's own retries included, 25 s.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(25))
+        .build()
 }
 
 /// The error text without the SDK's debug noise.
@@ -53,4 +88,9 @@ pub(crate) fn describe<E: std::error::Error>(e: &E) -> String {
         source = s.source();
     }
     out
+}
+
+/// A state-table failure as the ports report it.
+pub(crate) fn store_err<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> crate::error::CursorError {
+    crate::error::CursorError::Store { detail: describe(e), retryable: sdk_retryable(e) }
 }

@@ -41,11 +41,7 @@ struct SecretDoc {
 /// Reads the secret's JSON; every problem names the field and never echoes a value.
 pub fn parse_secret(secret_ref: &str, json: &str) -> Result<Credentials, SecretError> {
     let bad = |problem: String| SecretError::Invalid { secret_ref: secret_ref.to_owned(), problem };
-    let doc: SecretDoc = serde_json::from_str(json).map_err(|e| {
-        // serde's message quotes unknown field names, not values; the position is dropped.
-        let msg = e.to_string();
-        bad(msg.split(" at line ").next().unwrap_or("not JSON").to_owned())
-    })?;
+    let doc: SecretDoc = serde_json::from_str(json).map_err(|e| bad(crate::secret::serde_message_without_values(&e)))?;
     let credential = match (doc.client_secret, doc.certificate_pem, doc.private_key_pem) {
         (Some(s), None, None) if !s.expose().is_empty() => Credential::ClientSecret(s),
         (None, Some(c), Some(k)) => {
@@ -79,8 +75,7 @@ impl SecretSource for SecretsManagerSource {
             if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) {
                 SecretError::NotFound { secret_ref: secret_ref.to_owned() }
             } else {
-                let retryable = !matches!(e, aws_sdk_secretsmanager::error::SdkError::ServiceError(_));
-                SecretError::Store { detail: describe(&e), retryable }
+                SecretError::Store { detail: describe(&e), retryable: super::sdk::sdk_retryable(&e) }
             }
         })?;
         let json = out.secret_string().ok_or_else(|| SecretError::Invalid {
@@ -181,11 +176,15 @@ mod tests {
             (r#"{"tenant_id":"t","client_id":"c","client_secret":"hunter2","certificate_pem":"x"}"#, "either client_secret"),
             (r#"{"tenant_id":"t","client_id":"c","certificate_pem":"-----BEGIN CERTIFICATE-----"}"#, "private_key_pem is missing"),
             (r#"{"tenant_id":"t","client_id":"c","client_secrt":"hunter2"}"#, "unknown field `client_secrt`"),
-            (r#"{"tenant_id":"t","client_id":"c","client_secret":"hunter2""#, "EOF"),
+            (r#"{"tenant_id":"t","client_id":"c","client_secret":"hunter2""#, "not valid JSON"),
+            // A secret stored as a bare string, or a value of the wrong type, is not echoed.
+            (r#""hunter2""#, "invalid type: string given"),
+            (r#"{"tenant_id":"t","client_id":"c","client_secret":["hunter2"]}"#, "invalid type: sequence given"),
+            (r#"{"tenant_id":"t","client_id":"c","client_secret":7654321}"#, "invalid type: integer given"),
         ] {
             let e = parse_secret("s", json).unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
-            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.contains("hunter2") && !e.contains("7654321"), "{e}");
         }
     }
 }

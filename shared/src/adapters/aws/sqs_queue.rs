@@ -3,7 +3,7 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 
-use super::sdk::describe;
+use super::sdk::{describe, sdk_retryable};
 use crate::error::QueueError;
 use crate::ports::{AlertQueue, FailedEntry, QueueEntry, SendReport, MAX_BATCH_ENTRIES};
 
@@ -32,11 +32,14 @@ impl AlertQueue for SqsAlertQueue {
             .map(|e| SendMessageBatchRequestEntry::builder().id(&e.id).message_body(&e.body).build())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| QueueError::Send { detail: e.to_string(), retryable: false })?;
-        let out = self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(batch)).send().await.map_err(|e| {
-            let retryable =
-                !matches!(e, aws_sdk_sqs::error::SdkError::ServiceError(_) | aws_sdk_sqs::error::SdkError::ConstructionFailure(_));
-            QueueError::Send { detail: describe(&e), retryable }
-        })?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(batch))
+            .send()
+            .await
+            .map_err(|e| QueueError::Send { detail: describe(&e), retryable: sdk_retryable(&e) })?;
         Ok(SendReport {
             failed: out
                 .failed()

@@ -27,6 +27,35 @@ const RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// Assertions live 10 minutes (the doc suggests 5–10).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 
+/// What a cached token was issued for: tenant, app, API and the credential that proved the app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    tenant: String,
+    client: String,
+    audience: Audience,
+    credential: [u8; 32],
+}
+
+/// SHA-256 over the credential: tells two secrets (or certificates) apart without keeping either.
+fn fingerprint(creds: &Credentials) -> [u8; 32] {
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    match &creds.credential {
+        Credential::ClientSecret(s) => {
+            h.update(b"secret\0");
+            h.update(s.expose().as_bytes());
+        }
+        Credential::Certificate { certificate_pem, private_key_pem } => {
+            h.update(b"certificate\0");
+            h.update(certificate_pem.as_bytes());
+            h.update(b"\0");
+            h.update(private_key_pem.expose().as_bytes());
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(h.finish().as_ref());
+    out
+}
+
 struct Cached {
     token: Secret,
     renew_at: Instant,
@@ -38,7 +67,7 @@ pub struct TokenProvider {
     http: reqwest::Client,
     login_base: String,
     policy: RetryPolicy,
-    cache: Mutex<HashMap<(String, String, Audience), Cached>>,
+    cache: Mutex<HashMap<CacheKey, Cached>>,
     rng: SystemRandom,
 }
 
@@ -67,11 +96,12 @@ impl TokenProvider {
         }
     }
 
-    fn key(creds: &Credentials, aud: Audience) -> (String, String, Audience) {
-        (creds.tenant_id.clone(), creds.client_id.clone(), aud)
+    fn key(creds: &Credentials, aud: Audience) -> CacheKey {
+        CacheKey { tenant: creds.tenant_id.clone(), client: creds.client_id.clone(), audience: aud, credential: fingerprint(creds) }
     }
 
-    /// A valid token for `aud`, from the cache or from Entra ID.
+    /// A valid token for `aud`, from the cache or from Entra ID. The cache is keyed by the
+    /// credential itself too, so a token got with one secret never answers for another.
     pub async fn token(&self, creds: &Credentials, aud: Audience) -> Result<Secret, GraphError> {
         let key = Self::key(creds, aud);
         if let Some(c) = self.cache.lock().await.get(&key) {
@@ -79,6 +109,16 @@ impl TokenProvider {
                 return Ok(c.token.clone());
             }
         }
+        self.fetch(creds, aud, key).await
+    }
+
+    /// A token straight from Entra ID, whatever the cache holds: Test & Save proves the
+    /// credential it was given, never one that worked an hour ago.
+    pub async fn fresh_token(&self, creds: &Credentials, aud: Audience) -> Result<Secret, GraphError> {
+        self.fetch(creds, aud, Self::key(creds, aud)).await
+    }
+
+    async fn fetch(&self, creds: &Credentials, aud: Audience, key: CacheKey) -> Result<Secret, GraphError> {
         let (token, expires_in) = self.request(creds, aud).await?;
         let claims = token_claims(token.expose());
         let lifetime = Duration::from_secs(expires_in).saturating_sub(RENEW_BEFORE).max(Duration::from_secs(expires_in / 2));
@@ -97,10 +137,10 @@ impl TokenProvider {
         self.cache.lock().await.get(&Self::key(creds, aud)).map(|c| c.claims.roles.clone())
     }
 
-    /// A token for `aud` (fetched if needed) and what it says about the app's access.
+    /// A token for `aud` freshly issued by Entra ID, and what it says about the app's access.
     pub async fn claims(&self, creds: &Credentials, aud: Audience) -> Result<TokenClaims, GraphError> {
-        self.token(creds, aud).await?;
-        Ok(self.cache.lock().await.get(&Self::key(creds, aud)).map(|c| c.claims.clone()).unwrap_or_default())
+        let token = self.fresh_token(creds, aud).await?;
+        Ok(token_claims(token.expose()))
     }
 
     async fn request(&self, creds: &Credentials, aud: Audience) -> Result<(Secret, u64), GraphError> {

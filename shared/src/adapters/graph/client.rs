@@ -40,6 +40,8 @@ struct RawPage<'a> {
     value: Vec<&'a RawValue>,
     #[serde(rename = "@odata.nextLink", default)]
     next_link: Option<String>,
+    #[serde(rename = "@odata.count", default)]
+    count: Option<u64>,
 }
 
 impl HttpGraphApi {
@@ -77,6 +79,8 @@ impl HttpGraphApi {
                 q.append_pair("$filter", &filter);
                 q.append_pair("$orderby", "lastUpdateDateTime asc");
                 q.append_pair("$top", &top.to_string());
+                // The count is what proves a window read completely (window.rs).
+                q.append_pair("$count", "true");
                 if *skip > 0 {
                     q.append_pair("$skip", &skip.to_string());
                 }
@@ -160,6 +164,15 @@ impl HttpGraphApi {
         }
     }
 
+    /// Refuses a URL from a response unless it is at Graph's configured origin.
+    fn check_link(&self, url: &str) -> Result<(), GraphError> {
+        if HttpSettings::same_origin(url, &self.graph_base) {
+            return Ok(());
+        }
+        let origin = reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "an unparsable URL".into());
+        Err(GraphError::Paging(crate::domain::window::PagingError::ForeignLink { origin, expected: self.graph_base.clone() }))
+    }
+
     /// GETs one Graph page, retrying within the policy.
     async fn get_page(&self, creds: &Credentials, url: &str) -> Result<Page, GraphError> {
         let body = self.send(creds, &Call::get("Graph", Audience::Graph, url)).await?;
@@ -226,6 +239,11 @@ struct RawCloudAppsPage<'a> {
     data: Vec<&'a RawValue>,
     #[serde(rename = "hasNext", default)]
     has_next: Option<bool>,
+    #[serde(default)]
+    total: Option<u64>,
+    /// `total` is only a lower bound when this is true (api-alerts-list.md response sample).
+    #[serde(rename = "moreThanTotal", default)]
+    more_than_total: Option<bool>,
 }
 
 /// Decodes a page of `what` whose items `item` reads; `R` is the page's envelope.
@@ -244,13 +262,14 @@ fn decode<'a, R: Deserialize<'a>>(
 /// Decodes a Cloud Apps list answer: `{"data": [...], "hasNext": bool, ...}`.
 pub fn decode_cloud_apps_page(body: &[u8]) -> Result<Page, GraphError> {
     let (raw, items) = decode(body, "a Cloud Apps page", |r: &RawCloudAppsPage<'_>| &r.data, Item::from_cloud_apps)?;
-    Ok(Page { items, next_link: None, has_more: raw.has_next })
+    let count = if raw.more_than_total == Some(true) { None } else { raw.total.and_then(|t| usize::try_from(t).ok()) };
+    Ok(Page { items, next_link: None, has_more: raw.has_next, count })
 }
 
 /// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
 pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
     let (raw, items) = decode(body, "a Graph page", |r: &RawPage<'_>| &r.value, Item::from_raw)?;
-    Ok(Page { items, next_link: raw.next_link, has_more: None })
+    Ok(Page { items, next_link: raw.next_link, has_more: None, count: raw.count.and_then(|c| usize::try_from(c).ok()) })
 }
 
 impl GraphApi for HttpGraphApi {
@@ -263,6 +282,10 @@ impl GraphApi for HttpGraphApi {
         match request {
             PageRequest::CloudApps { portal, from, to, skip, limit } => {
                 self.cloud_apps_page(creds, portal, &Self::cloud_apps_request(*from, *to, *skip, *limit)).await
+            }
+            PageRequest::Link(link) => {
+                self.check_link(link)?;
+                self.get_page(creds, link).await
             }
             _ => self.get_page(creds, &self.query_url(request)).await,
         }
@@ -277,7 +300,10 @@ impl GraphApi for HttpGraphApi {
             let page = self.get_page(creds, &url).await?;
             out.extend(page.items);
             match page.next_link {
-                Some(next) if seen.insert(next.clone()) => url = next,
+                Some(next) if seen.insert(next.clone()) => {
+                    self.check_link(&next)?;
+                    url = next
+                }
                 Some(_) => return Err(GraphError::Paging(crate::domain::window::PagingError::RepeatedLink)),
                 None => return Ok(out),
             }

@@ -79,9 +79,24 @@ impl HttpSettings {
         self.cloud_apps_base_override.as_deref().unwrap_or(portal_base).trim_end_matches('/')
     }
 
+    /// Whether `url` may be requested with a token: only at the origin (scheme, host, port) of
+    /// `configured`. A link from a response that points elsewhere is refused, so the bearer token
+    /// never leaves for another host.
+    pub fn same_origin(url: &str, configured: &str) -> bool {
+        match (reqwest::Url::parse(url), reqwest::Url::parse(configured)) {
+            (Ok(u), Ok(c)) => u.origin() == c.origin() && u.username().is_empty() && u.password().is_none(),
+            _ => false,
+        }
+    }
+
     pub fn client(&self) -> Result<reqwest::Client, ConfigError> {
         install_crypto_provider();
-        let mut b = reqwest::Client::builder().timeout(self.request_timeout).connect_timeout(self.connect_timeout).https_only(true);
+        let mut b = reqwest::Client::builder()
+            .timeout(self.request_timeout)
+            .connect_timeout(self.connect_timeout)
+            .https_only(true)
+            // A redirect would carry the bearer token wherever a response points: follow none.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &self.extra_ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| ConfigError::Invalid {
                 name: "EXTRA_CA_BUNDLE".into(),

@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::domain::cursor::Cursor;
+
+/// DynamoDB's item size limit.
+const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
 use crate::ports::{CursorKey, CursorStore, Leased};
@@ -50,6 +53,14 @@ impl CursorStore for MemoryCursorStore {
     }
 
     async fn commit(&self, key: &CursorKey, owner: &str, expected_version: u64, cursor: &Cursor) -> Result<u64, CursorError> {
+        // DynamoDB refuses an item over 400 KB; so does this store, to stay as strict.
+        let size = serde_json::to_string(&cursor.to_stored()).map(|j| j.len()).unwrap_or(usize::MAX);
+        if size > DYNAMODB_ITEM_LIMIT {
+            return Err(CursorError::Store {
+                detail: format!("ValidationException: Item size has exceeded the maximum allowed size ({size} bytes)"),
+                retryable: false,
+            });
+        }
         let mut map = self.lock();
         let lost = || CursorError::LeaseLost { key: key.to_string() };
         let rec = map.get_mut(key).ok_or_else(lost)?;
