@@ -29,6 +29,8 @@ pub enum GraphError {
     Paging(#[from] PagingError),
     #[error("credential problem: {0}")]
     Credential(String),
+    #[error("{api} answered with more than {limit} bytes{}; the answer was not read (fewer items per request would fit)", size.map(|s| format!(" ({s} announced)")).unwrap_or_default())]
+    TooLarge { api: &'static str, size: Option<u64>, limit: usize },
 }
 
 impl GraphError {
@@ -37,7 +39,7 @@ impl GraphError {
             GraphError::Token { retryable, .. } => *retryable,
             GraphError::Http { status, .. } => *status == 429 || *status >= 500,
             GraphError::Throttled { .. } | GraphError::Transport { .. } | GraphError::Decode { .. } => true,
-            GraphError::Paging(_) | GraphError::Credential(_) => false,
+            GraphError::Paging(_) | GraphError::Credential(_) | GraphError::TooLarge { .. } => false,
         }
     }
 }

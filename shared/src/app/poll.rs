@@ -35,7 +35,8 @@ pub struct PollSettings {
     pub max_span_pages: usize,
     /// Re-reads of a tie (items sharing one timestamp) whose order the API does not keep.
     pub tie_passes: usize,
-    /// Paging stops while this much of the run's time is left, to commit and release.
+    /// Reading stops while this much of the run's time is left, sending at half of it: the
+    /// rest commits and releases (AWS calls time out in 15 s, sdk.rs).
     pub safety_margin: Duration,
     /// Versions remembered for the overlap (capped by the cursor's byte bound); beyond it
     /// duplicates are allowed, never gaps.
@@ -57,7 +58,7 @@ impl Default for PollSettings {
             max_pages: 500,
             max_span_pages: 2,
             tie_passes: 20,
-            safety_margin: Duration::from_secs(30),
+            safety_margin: Duration::from_secs(40),
             max_recent: crate::domain::cursor::MAX_RECENT,
             concurrency: 4,
             delivery: DeliverySettings::default(),
@@ -223,7 +224,7 @@ where
         };
         // The window field's smallest step: Cloud Apps counts milliseconds, Graph 100 ns ticks.
         let granularity: i64 = if source == Source::CloudApps { 10_000 } else { 1 };
-        let spec = SpanSpec {
+        let mut spec = SpanSpec {
             source,
             portal: &portal,
             top,
@@ -237,6 +238,12 @@ where
         let mut target = spec.max_items * 3 / 4;
         let mut span = win;
         let mut requests = 0usize;
+        // The last too-large span's start and count: a cut that removed nothing is stuck on a tie.
+        let mut last_split: Option<(GraphTime, Option<usize>)> = None;
+        // No read runs into the safety margin; no send into the part of it kept for the commit
+        // and the lease release (each bounded by the SDK's operation timeout).
+        let read_by = deadline.checked_sub(self.settings.safety_margin).unwrap_or_else(Instant::now);
+        let send_by = deadline.checked_sub(self.settings.safety_margin / 2).unwrap_or_else(Instant::now);
         let ctx = Context { integration_id: &integration.id, tenant_id: &integration.tenant_id, source, polled_at: now };
         loop {
             if Instant::now() + self.settings.safety_margin >= deadline {
@@ -246,10 +253,27 @@ where
                 return Ok(RunEnd::Stopped(format!("request cap of {} reached", self.settings.max_pages)));
             }
             let single_step = span.to.ticks() - span.from.ticks() <= granularity;
-            let read = read_span(&self.graph, &creds, &spec, span, single_step, expand, self.settings.max_pages - requests).await?;
+            // Reading stops at the margin, whatever a request or a retry's wait is doing then;
+            // what was committed before stays committed.
+            let reading = read_span(&self.graph, &creds, &spec, span, single_step, expand, self.settings.max_pages - requests);
+            let Ok(read) = tokio::time::timeout_at(read_by.into(), reading).await else {
+                return Ok(RunEnd::Stopped("stopped before the Lambda deadline (a read was under way)".into()));
+            };
+            let read = read?;
             requests += read.requests;
             summary.pages += read.requests;
             expand &= !read.expand_dropped;
+            if let Some(e) = read.too_large {
+                if spec.top == 1 {
+                    return Err(e.into());
+                }
+                // Items this large (hundreds of evidence each): half as many per request.
+                spec.top = (spec.top / 2).max(1);
+                spec.max_items = spec.top.saturating_mul(self.settings.max_span_pages.max(1));
+                target = target.min(spec.max_items * 3 / 4).max(1);
+                tracing::warn!(top = spec.top, "a page was larger than the body limit; asking for fewer items");
+                continue;
+            }
             if !read.complete {
                 if read.requests == 0 || requests >= self.settings.max_pages {
                     return Ok(RunEnd::Stopped(format!("request cap of {} reached", self.settings.max_pages)));
@@ -264,7 +288,9 @@ where
                     let one_page = read.largest_page.max(1);
                     target = target.min((one_page * 9 / 10).max(1));
                 }
-                let cut = split_point(span.from, span.to, &read.sample, read.count, target, granularity);
+                let stuck = last_split == Some((span.from, read.count));
+                last_split = Some((span.from, read.count));
+                let cut = split_point(span.from, span.to, &read.sample, read.count, target, granularity, stuck);
                 tracing::debug!(count = ?read.count, got = read.items.len(), from = %span.from, cut = %cut, "span too large, split");
                 span = Window { from: span.from, to: cut };
                 continue;
@@ -274,13 +300,21 @@ where
             summary.suppressed += received - fresh.len();
             // Nobody promised an order: deliver oldest first by our own sort.
             fresh.sort_by(|a, b| (a.head.version, &a.head.id).cmp(&(b.head.version, &b.head.id)));
-            if incidents && !expand {
-                for item in &mut fresh {
-                    let alerts = self.graph.incident_alerts(&creds, &item.head.id).await?;
-                    item.raw = with_alerts(&item.raw, &alerts)?;
+            // Fetching alerts and sending end by the commit reserve; a span cut short is not
+            // committed and is sent again by the next run (duplicates, never a gap).
+            let sending = async {
+                if incidents && !expand {
+                    for item in &mut fresh {
+                        let alerts = self.graph.incident_alerts(&creds, &item.head.id).await?;
+                        item.raw = with_alerts(&item.raw, &alerts)?;
+                    }
                 }
-            }
-            let d = deliver(&fresh, &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await?;
+                deliver(&fresh, &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await
+            };
+            let Ok(d) = tokio::time::timeout_at(send_by.into(), sending).await else {
+                return Ok(RunEnd::Stopped("stopped before the Lambda deadline (a span was being sent; it is sent again next run)".into()));
+            };
+            let d = d?;
             for item in &fresh {
                 cursor.record(&item.head.id, item.head.version);
             }
@@ -294,7 +328,7 @@ where
             if span.to >= win.to {
                 return Ok(RunEnd::Done);
             }
-            let next_to = next_span_end(span, fresh.len(), win.to, target, granularity);
+            let next_to = next_span_end(span, received, win.to, target, granularity);
             span = Window { from: span.to, to: next_to };
         }
     }

@@ -41,6 +41,8 @@ pub struct SpanRead {
     pub requests: usize,
     /// `$expand=alerts` was refused and dropped (incidents).
     pub expand_dropped: bool,
+    /// A page was larger than the client reads: ask for fewer items.
+    pub too_large: Option<GraphError>,
 }
 
 /// Reads `span` with at most `budget` requests: the first page, then the API's continuation
@@ -64,13 +66,18 @@ pub async fn read_span<G: GraphApi>(
         largest_page: 0,
         requests: 0,
         expand_dropped: false,
+        too_large: None,
     };
     let mut seen: HashSet<String> = HashSet::new();
     let passes = if single_step { spec.tie_passes.max(1) } else { 1 };
     // Set once a re-read finds what the first read did not: the order is not stable here.
     let mut unstable = false;
+    // The ids of the first response, in order: a re-read that answers otherwise shows the order
+    // is not kept between requests.
+    let mut first_ids: Option<Vec<String>> = None;
     for pass in 0..passes {
         let before = seen.len();
+        let mut first_of_pass = true;
         let mut skip = 0usize;
         let mut links = HashSet::new();
         let mut request = first_request(spec, span, 0, expand);
@@ -80,7 +87,12 @@ pub async fn read_span<G: GraphApi>(
             }
             let page = match graph.page(creds, &request).await {
                 Ok(p) => p,
-                Err(e) if expand && expand_refused(&e) => {
+                Err(e @ GraphError::TooLarge { .. }) if !expand => {
+                    // The caller asks for fewer items per page.
+                    read.too_large = Some(e);
+                    return Ok(read);
+                }
+                Err(e) if expand && (expand_refused(&e) || matches!(e, GraphError::TooLarge { .. })) => {
                     // Large tenants fail `$expand=alerts` (elastic/integrations#18144): list the
                     // incidents alone; the caller fetches each one's alerts.
                     tracing::warn!(error = %e, "incidents with $expand=alerts failed; fetching alerts per incident");
@@ -108,6 +120,13 @@ pub async fn read_span<G: GraphApi>(
             };
             read.largest_page = read.largest_page.max(page.items.len());
             let got = page.items.len();
+            if std::mem::take(&mut first_of_pass) {
+                let ids: Vec<String> = page.items.iter().map(|i| i.head.id.clone()).collect();
+                match &first_ids {
+                    None => first_ids = Some(ids),
+                    Some(f) => unstable |= *f != ids,
+                }
+            }
             // Cloud Apps sorts as asked (api-alerts-list.md): where its total is only a lower
             // bound, `hasNext: false` at the end of an unbroken chain is its word for the end.
             let cloud_apps_end = spec.source == Source::CloudApps && read.count.is_none() && page.has_more == Some(false);
@@ -147,6 +166,7 @@ pub async fn read_span<G: GraphApi>(
         // where it was not stable, every pass is a fresh sample, up to the bound.
         if pass > 0 {
             unstable |= seen.len() > before;
+            // Stable answers repeat themselves: re-reading cannot find more.
             if !unstable {
                 break;
             }

@@ -65,7 +65,9 @@ pub fn is_complete(distinct: usize, count: Option<usize>) -> bool {
 /// so that `[from, cut)` holds about `target`. `sample` is what a response returned, in the
 /// order it came; `granularity` is the smallest step of the window field (1 tick for Graph,
 /// 1 ms for Cloud Apps). The result is strictly inside the span and at least one step past
-/// `from`; correctness never depends on it, only the number of requests does.
+/// `from`; correctness never depends on it, only the number of requests does. `stuck` says
+/// the last cut at this `from` left the count as it was (the items sit together, a tie): then
+/// the cut closes in on the sample itself.
 pub fn split_point(
     from: GraphTime,
     to: GraphTime,
@@ -73,6 +75,7 @@ pub fn split_point(
     count: Option<usize>,
     target: usize,
     granularity: i64,
+    stuck: bool,
 ) -> GraphTime {
     let min_cut = GraphTime::from_ticks(from.ticks().saturating_add(granularity));
     let mut sorted: Vec<GraphTime> = sample.iter().copied().filter(|v| *v >= from && *v < to).collect();
@@ -81,14 +84,21 @@ pub fn split_point(
     let target = target.max(1);
     let guess = if sorted.is_empty() {
         None
+    } else if stuck {
+        // Before the sample's last timestamp (so a tie there is left to a span of its own),
+        // or, where the whole sample sits on `from`, one step: the tie alone.
+        let last = sorted[sorted.len() - 1];
+        Some(if last > from { last } else { from })
     } else if returned_ascending && target < sorted.len() {
         // Asked order honoured: the sample is most likely the span's first items.
         Some(sorted[target])
     } else if returned_ascending {
-        // The first items cover [from, last]; a span of the same density holding `target`.
+        // The first items end at `last`; the count says how many lie between it and `to`.
+        // Spread evenly there, `target` is reached this far past `last`.
         let last = sorted[sorted.len() - 1];
-        let width = i128::from(last.ticks() - from.ticks()) * target as i128 / sorted.len() as i128;
-        Some(GraphTime::from_ticks(from.ticks().saturating_add(i64::try_from(width).unwrap_or(i64::MAX / 2))))
+        let rest = count.unwrap_or(sorted.len() * 2).saturating_sub(sorted.len()).max(1) as i128;
+        let more = i128::from(to.ticks() - last.ticks()) * (target - sorted.len()) as i128 / rest;
+        Some(GraphTime::from_ticks(last.ticks().saturating_add(i64::try_from(more).unwrap_or(i64::MAX / 2)).saturating_add(granularity)))
     } else {
         // Any other order: the sample stands for the whole span; take the quantile.
         let n = count.unwrap_or(sorted.len()).max(sorted.len());
@@ -181,32 +191,44 @@ mod tests {
     #[test]
     fn an_ascending_sample_is_cut_after_the_target() {
         let sample: Vec<GraphTime> = (0..10).map(|i| t(100 + i)).collect();
-        assert_eq!(split_point(t(100), t(1000), &sample, Some(50), 8, 1), t(108));
+        assert_eq!(split_point(t(100), t(1000), &sample, Some(50), 8, 1, false), t(108));
     }
 
     #[test]
     fn an_ascending_sample_smaller_than_the_target_is_extrapolated() {
-        let sample: Vec<GraphTime> = (1..=10).map(|i| t(i * 10)).collect();
-        assert_eq!(split_point(t(0), t(1000), &sample, Some(500), 15, 1), t(150));
+        // The first ten of 110 end at 600 s; the other 100 lie in the 400 s after: five more
+        // reach 20 s past the last.
+        let sample: Vec<GraphTime> = (1..=10).map(|i| t(500 + i * 10)).collect();
+        assert_eq!(split_point(t(0), t(1000), &sample, Some(110), 15, 1, false), GraphTime::from_ticks(t(620).ticks() + 1));
     }
 
     #[test]
     fn an_unordered_sample_is_cut_at_its_quantile() {
         // 10 of 100 items, spread over the span: a target of 20 is about the 2nd sample item.
         let sample: Vec<GraphTime> = [900, 100, 500, 300, 700, 200, 800, 400, 600, 150].iter().map(|s| t(*s)).collect();
-        assert_eq!(split_point(t(0), t(1000), &sample, Some(100), 20, 1), t(200));
+        assert_eq!(split_point(t(0), t(1000), &sample, Some(100), 20, 1, false), t(200));
     }
 
     #[test]
     fn a_cut_is_always_inside_the_span_and_past_its_start() {
         // The whole sample at `from` (a tie): one step past it.
-        let c = split_point(t(5), t(10), &[t(5), t(5)], Some(9), 1, 1);
+        let c = split_point(t(5), t(10), &[t(5), t(5)], Some(9), 1, 1, false);
         assert_eq!(c, GraphTime::from_ticks(t(5).ticks() + 1));
         // Nothing usable: the midpoint.
-        assert_eq!(split_point(t(0), t(10), &[], None, 5, 1), t(5));
+        assert_eq!(split_point(t(0), t(10), &[], None, 5, 1, false), t(5));
         // Milliseconds for Cloud Apps.
-        let c = split_point(t(0), t(10), &[t(0)], Some(9), 1, 10_000);
+        let c = split_point(t(0), t(10), &[t(0)], Some(9), 1, 10_000, false);
         assert_eq!(c.ticks(), 10_000);
+    }
+
+    /// A tie bigger than a span may hold, at the end of the span: cuts that left the count as it
+    /// was close in on it, and then isolate it.
+    #[test]
+    fn a_stuck_split_isolates_the_tie() {
+        let tie = t(500);
+        let sample = vec![tie; 5];
+        assert_eq!(split_point(t(0), t(1000), &sample, Some(20), 8, 1, true), tie, "the span before the tie");
+        assert_eq!(split_point(tie, t(1000), &sample, Some(20), 8, 1, true), GraphTime::from_ticks(tie.ticks() + 1), "the tie alone");
     }
 
     /// A guess a fraction of a step below `to` must not round back up to `to`.
@@ -214,10 +236,18 @@ mod tests {
     fn every_split_shrinks_the_span() {
         let to = GraphTime::from_ticks(1_000_000);
         let sample = [GraphTime::from_ticks(0), GraphTime::from_ticks(600_000)];
-        let c = split_point(GraphTime::from_ticks(0), to, &sample, Some(9), 3, 10_000);
+        let c = split_point(GraphTime::from_ticks(0), to, &sample, Some(9), 3, 10_000, false);
         assert!(c < to && c.ticks() % 10_000 == 0, "{c:?}");
         for to in [20_001, 30_000, 1_000_000] {
-            let c = split_point(GraphTime::from_ticks(0), GraphTime::from_ticks(to), &[GraphTime::from_ticks(to - 1)], Some(5), 1, 10_000);
+            let c = split_point(
+                GraphTime::from_ticks(0),
+                GraphTime::from_ticks(to),
+                &[GraphTime::from_ticks(to - 1)],
+                Some(5),
+                1,
+                10_000,
+                false,
+            );
             assert!(c.ticks() > 0 && c.ticks() < to, "{to}: {c:?}");
         }
     }

@@ -68,13 +68,14 @@ pub(crate) fn sdk_retryable<E: ProvideErrorMetadata>(e: &SdkError<E, HttpRespons
 }
 
 /// Operation timeouts for every AWS call: a hung connection must not eat the Lambda's time.
-/// An attempt gets 10 s (a 1 MiB SendMessageBatch or claim-check put takes well under one);
-/// the whole operation, the SDK's own retries included, 25 s.
+/// An attempt gets 6 s (a 1 MiB SendMessageBatch or claim-check put takes well under one);
+/// the whole operation, the SDK's own retries included, 15 s: a cursor commit started at the
+/// poller's send cut-off still ends before the Lambda does (poll.rs `safety_margin`).
 pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(10))
-        .operation_timeout(Duration::from_secs(25))
+        .operation_attempt_timeout(Duration::from_secs(6))
+        .operation_timeout(Duration::from_secs(15))
         .build()
 }
 

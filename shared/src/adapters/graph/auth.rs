@@ -24,6 +24,8 @@ pub use crate::domain::permissions::{Api as Audience, TokenClaims};
 
 /// Tokens are renewed this long before `expires_in` runs out, so none expires mid-request.
 const RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
+/// A token response is a few KB; anything near this is not one.
+const TOKEN_BODY_LIMIT: usize = 1 << 20;
 /// Assertions live 10 minutes (the doc suggests 5–10).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 
@@ -164,8 +166,9 @@ impl TokenProvider {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-                        match resp.bytes().await {
-                            Err(e) => {
+                        match super::body::read_capped(resp, "the token endpoint", TOKEN_BODY_LIMIT).await {
+                            Err(super::body::BodyError::TooLarge(e)) => return Err(e),
+                            Err(super::body::BodyError::Transport(e)) => {
                                 Err((GraphError::Transport { what: "the token endpoint".into(), detail: without_url(&e) }, retry_after))
                             }
                             Ok(body) if status == 200 => match serde_json::from_slice::<TokenResponse>(&body) {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::auth::{without_url, Audience, TokenProvider};
+use super::body::{read_capped, BodyError};
 use super::pacing::Pacer;
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::settings::HttpSettings;
@@ -121,8 +122,12 @@ impl HttpGraphApi {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-                    match resp.bytes().await {
-                        Err(e) => (GraphError::Transport { what: call.api.into(), detail: without_url(&e) }, None),
+                    match read_capped(resp, call.api, self.settings.max_body_bytes).await.map_err(|e| match e {
+                        BodyError::TooLarge(e) => e,
+                        BodyError::Transport(e) => GraphError::Transport { what: call.api.into(), detail: without_url(&e) },
+                    }) {
+                        Err(e @ GraphError::TooLarge { .. }) => return Err(e),
+                        Err(e) => (e, None),
                         Ok(body) if (200..300).contains(&status) => return Ok(body),
                         Ok(body) => {
                             let (code, message) = error_detail(&body);

@@ -1,6 +1,7 @@
 //! Microsoft Graph and Entra ID over HTTPS (reqwest + rustls, ring).
 
 pub mod auth;
+pub mod body;
 pub mod client;
 pub mod pacing;
 pub mod probe;

@@ -17,6 +17,8 @@ pub const CLOUD_APPS_WINDOW: Duration = Duration::from_secs(60);
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// 32 MiB: ten times a typical full page, a quarter of a 128 MB Lambda.
+pub const MAX_BODY_BYTES: usize = 32 << 20;
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -33,6 +35,10 @@ pub struct HttpSettings {
     pub extra_ca_pem: Option<String>,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// The largest response body read. A Graph page of 1000 alerts is a few MB; alerts with
+    /// hundreds of evidence items make it tens of MB. Larger answers are refused, and the poller
+    /// asks for fewer items instead.
+    pub max_body_bytes: usize,
     /// Send `Prefer: include-unknown-enum-members` (ms-apis.md §2): newer enum members arrive as themselves.
     pub include_unknown_enum_members: bool,
 }
@@ -50,6 +56,7 @@ impl Default for HttpSettings {
             request_timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
             include_unknown_enum_members: true,
+            max_body_bytes: MAX_BODY_BYTES,
         }
     }
 }
