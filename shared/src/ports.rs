@@ -152,6 +152,9 @@ pub struct Page {
     pub next_link: Option<String>,
     /// What the API said about more items (Cloud Apps' `hasNext`); None when it says nothing.
     pub has_more: Option<bool>,
+    /// Items that could not be decoded (no usable id or version), with why: kept to be
+    /// quarantined, never silently dropped, and counted towards the page's items.
+    pub rejects: Vec<crate::domain::alert::Rejected>,
     /// How many items match the request's filter, as the API counts them (Graph's
     /// `@odata.count`, Cloud Apps' `total` unless `moreThanTotal`); None when it did not say.
     pub count: Option<usize>,

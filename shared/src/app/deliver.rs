@@ -7,10 +7,12 @@ use crate::domain::alert::Item;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::quarantine::quarantine;
 use crate::adapters::local::sha256_hex;
 use crate::domain::backoff;
 use crate::domain::envelope::{dedup_key, ObjectRef, INTAKE_SCHEMA};
 use crate::domain::source::Source;
+use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
 use crate::ports::{AlertQueue, ArtifactStore, FailedEntry, QueueEntry, MAX_BATCH_ENTRIES};
@@ -45,11 +47,13 @@ pub struct Delivered {
     pub messages: usize,
     pub claim_checks: usize,
     pub batches: usize,
+    /// Items the queue refused for good, set aside in the artifact store instead.
+    pub quarantined: usize,
 }
 
 /// Builds one message body per item (claim-checking the large ones) and sends them in
 /// SendMessageBatch-sized batches as they fill, so at most one batch of bodies is in memory.
-/// Returns only when every message was accepted by the queue.
+/// Returns when every message was accepted by the queue, or refused for good and quarantined.
 pub async fn deliver(
     items: &[Item],
     ctx: &Context<'_>,
@@ -58,26 +62,45 @@ pub async fn deliver(
     s: &DeliverySettings,
 ) -> Result<Delivered, Error> {
     let mut out = Delivered::default();
-    let mut batch: Vec<String> = Vec::with_capacity(MAX_BATCH_ENTRIES);
+    let mut batch: Vec<(usize, String)> = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut batch_bytes = 0;
-    for item in items {
-        let body = envelope_body(item, ctx, artifacts, s, &mut out).await?;
+    for (index, item) in items.iter().enumerate() {
+        let body = escape_for_sqs(envelope_body(item, ctx, artifacts, s, &mut out).await?);
         if !batch.is_empty() && (batch.len() == MAX_BATCH_ENTRIES || batch_bytes + body.len() > s.max_batch_bytes) {
-            send_confirmed(queue, &batch, s).await?;
-            out.batches += 1;
-            out.messages += batch.len();
+            flush(items, &batch, ctx, queue, artifacts, s, &mut out).await?;
             batch.clear();
             batch_bytes = 0;
         }
         batch_bytes += body.len();
-        batch.push(body);
+        batch.push((index, body));
     }
     if !batch.is_empty() {
-        send_confirmed(queue, &batch, s).await?;
-        out.batches += 1;
-        out.messages += batch.len();
+        flush(items, &batch, ctx, queue, artifacts, s, &mut out).await?;
     }
     Ok(out)
+}
+
+/// Sends one batch; what the queue refuses for good is quarantined, with the queue's reason.
+async fn flush(
+    items: &[Item],
+    batch: &[(usize, String)],
+    ctx: &Context<'_>,
+    queue: &impl AlertQueue,
+    artifacts: &impl ArtifactStore,
+    s: &DeliverySettings,
+    out: &mut Delivered,
+) -> Result<(), Error> {
+    let bodies: Vec<String> = batch.iter().map(|(_, b)| b.clone()).collect();
+    let refused = send_confirmed(queue, &bodies, s).await?;
+    for (position, reason) in &refused {
+        if let Some((index, _)) = batch.get(*position) {
+            quarantine(artifacts, ctx, items[*index].raw.get(), &format!("the intake queue refused it: {reason}")).await?;
+        }
+    }
+    out.batches += 1;
+    out.messages += batch.len() - refused.len();
+    out.quarantined += refused.len();
+    Ok(())
 }
 
 /// The envelope as written: `Envelope`'s fields, borrowing the alert's bytes instead of
@@ -144,37 +167,38 @@ async fn envelope_body(
     Ok(body)
 }
 
-async fn send_confirmed(queue: &impl AlertQueue, batch: &[String], s: &DeliverySettings) -> Result<(), Error> {
+/// Sends `batch` until every entry is accepted or refused for good (returned, by position,
+/// with the queue's reason); retryable failures are retried within the attempts.
+async fn send_confirmed(queue: &impl AlertQueue, batch: &[String], s: &DeliverySettings) -> Result<Vec<(usize, String)>, Error> {
     let mut pending: Vec<QueueEntry> = batch.iter().enumerate().map(|(i, b)| QueueEntry { id: i.to_string(), body: b.clone() }).collect();
     let total = pending.len();
+    let mut refused = Vec::new();
     let mut attempt = 1;
     loop {
         let failed = match queue.send_batch(&pending).await {
-            Ok(report) if report.failed.is_empty() => return Ok(()),
-            Ok(report) => {
-                if let Some(f) = report.failed.iter().find(|f| !f.retryable) {
-                    return Err(QueueError::Undelivered {
-                        failed: report.failed.len(),
-                        total,
-                        attempts: attempt,
-                        reason: f.reason.clone(),
-                    }
-                    .into());
-                }
-                report.failed
-            }
+            Ok(report) => report.failed,
             // The call failed as a whole (throttled, timed out): every entry is sent again.
             Err(e) if e.is_retryable() => {
                 pending.iter().map(|p| FailedEntry { id: p.id.clone(), retryable: true, reason: e.to_string() }).collect()
             }
             Err(e) => return Err(e.into()),
         };
-        if attempt >= s.send_attempts {
-            let reason = failed.first().map(|f| f.reason.clone()).unwrap_or_default();
-            return Err(QueueError::Undelivered { failed: failed.len(), total, attempts: attempt, reason }.into());
+        // Refused for good (the sender's fault): no retry will change that.
+        for f in failed.iter().filter(|f| !f.retryable) {
+            if let Ok(i) = f.id.parse::<usize>() {
+                refused.push((i, f.reason.clone()));
+            }
         }
-        tracing::warn!(failed = failed.len(), attempt, "some intake messages were not accepted, retrying them");
-        pending.retain(|e| failed.iter().any(|f| f.id == e.id));
+        let retry: Vec<&FailedEntry> = failed.iter().filter(|f| f.retryable).collect();
+        if retry.is_empty() {
+            return Ok(refused);
+        }
+        if attempt >= s.send_attempts {
+            let reason = retry.first().map(|f| f.reason.clone()).unwrap_or_default();
+            return Err(QueueError::Undelivered { failed: retry.len(), total, attempts: attempt, reason }.into());
+        }
+        tracing::warn!(failed = retry.len(), attempt, "some intake messages were not accepted, retrying them");
+        pending.retain(|e| retry.iter().any(|f| f.id == e.id));
         tokio::time::sleep(retry_wait(s, attempt)).await;
         attempt += 1;
     }
@@ -197,7 +221,8 @@ pub async fn send_tracked(queue: &impl AlertQueue, bodies: &[String], s: &Delive
             size += bodies[end].len();
             end += 1;
         }
-        let mut pending: Vec<QueueEntry> = (start..end).map(|i| QueueEntry { id: i.to_string(), body: bodies[i].clone() }).collect();
+        let mut pending: Vec<QueueEntry> =
+            (start..end).map(|i| QueueEntry { id: i.to_string(), body: escape_for_sqs(bodies[i].clone()) }).collect();
         for attempt in 1..=s.send_attempts {
             let failed: Vec<(String, bool)> = match queue.send_batch(&pending).await {
                 // A call that failed as a whole fails every entry, retryably when the error is.
@@ -310,9 +335,12 @@ mod tests {
         let q = Flaky { inner: MemoryAlertQueue::new(), marker: "\"a3\"", times: std::sync::Mutex::new(10), retryable: true };
         let e = deliver(&items(5, 10), &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap_err();
         assert!(matches!(e, Error::Queue(QueueError::Undelivered { failed: 1, attempts: 4, .. })), "{e:?}");
+        // Refused for good: set aside with the queue's reason, and the others delivered.
         let q = Flaky { inner: MemoryAlertQueue::new(), marker: "\"a3\"", times: std::sync::Mutex::new(1), retryable: false };
-        let e = deliver(&items(5, 10), &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap_err();
-        assert!(matches!(e, Error::Queue(QueueError::Undelivered { attempts: 1, .. })), "{e:?}");
+        let d = deliver(&items(5, 10), &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap();
+        assert_eq!((d.messages, d.quarantined, q.inner.len()), (4, 1, 4));
+        let quarantined: Vec<_> = std::fs::read_dir(dir.path().join("quarantine/i/defender_alerts")).unwrap().collect();
+        assert_eq!(quarantined.len(), 1);
     }
 
     #[test]

@@ -5,4 +5,5 @@ pub mod check;
 pub mod deliver;
 pub mod poll;
 pub mod process;
+pub mod quarantine;
 pub mod span;

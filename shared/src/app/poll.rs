@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::deliver::{deliver, Context, DeliverySettings};
+use super::quarantine::quarantine;
 use super::span::{read_span, SpanSpec};
 use crate::domain::alert::Item;
 use crate::domain::integration::Integration;
@@ -99,6 +100,8 @@ pub struct RunSummary {
     pub suppressed: usize,
     pub claim_checks: usize,
     pub batches: usize,
+    /// Items set aside in the artifact store (undecodable, or refused by the queue for good).
+    pub quarantined: usize,
     pub watermark: Option<GraphTime>,
 }
 
@@ -113,6 +116,7 @@ impl RunSummary {
             suppressed: 0,
             claim_checks: 0,
             batches: 0,
+            quarantined: 0,
             watermark: None,
         }
     }
@@ -295,9 +299,14 @@ where
                 span = Window { from: span.from, to: cut };
                 continue;
             }
-            let received = read.items.len();
+            for r in &read.rejects {
+                quarantine(&self.artifacts, &ctx, &r.raw, &r.reason).await?;
+            }
+            summary.quarantined += read.rejects.len();
+            let received = read.items.len() + read.rejects.len();
+            let decoded = read.items.len();
             let mut fresh: Vec<Item> = read.items.into_iter().filter(|i| !cursor.already_delivered(&i.head.id, i.head.version)).collect();
-            summary.suppressed += received - fresh.len();
+            summary.suppressed += decoded - fresh.len();
             // Nobody promised an order: deliver oldest first by our own sort.
             fresh.sort_by(|a, b| (a.head.version, &a.head.id).cmp(&(b.head.version, &b.head.id)));
             // Fetching alerts and sending end by the commit reserve; a span cut short is not
@@ -323,6 +332,7 @@ where
             summary.delivered += d.messages;
             summary.claim_checks += d.claim_checks;
             summary.batches += d.batches;
+            summary.quarantined += d.quarantined;
             summary.watermark = cursor.watermark;
             tracing::debug!(items = fresh.len(), delivered = d.messages, watermark = ?cursor.watermark, "span committed");
             if span.to >= win.to {

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::domain::alert::Item;
+use crate::domain::alert::{Item, Rejected};
 use crate::domain::integration::Credentials;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
@@ -29,6 +29,8 @@ pub struct SpanSpec<'a> {
 pub struct SpanRead {
     /// Every distinct item received, in the order they came.
     pub items: Vec<Item>,
+    /// Items that did not decode (each once), to be quarantined.
+    pub rejects: Vec<Rejected>,
     /// The items add up to the count the API gave: nothing of the span is missing.
     pub complete: bool,
     /// The first response's versions, in the order they came (where to split).
@@ -60,6 +62,7 @@ pub async fn read_span<G: GraphApi>(
 ) -> Result<SpanRead, Error> {
     let mut read = SpanRead {
         items: Vec::new(),
+        rejects: Vec::new(),
         complete: false,
         sample: Vec::new(),
         count: None,
@@ -133,6 +136,13 @@ pub async fn read_span<G: GraphApi>(
             for item in page.items {
                 if seen.insert(item.head.id.clone()) {
                     read.items.push(item);
+                }
+            }
+            // An undecodable item counts among the items the API counted; it is named by its
+            // bytes (ids never contain the prefix's `\0`).
+            for r in page.rejects {
+                if seen.insert(format!("\0{}", r.key())) {
+                    read.rejects.push(r);
                 }
             }
             if is_complete(seen.len(), read.count) || cloud_apps_end {

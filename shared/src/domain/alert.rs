@@ -21,6 +21,21 @@ pub struct Item {
     pub raw: Box<RawValue>,
 }
 
+/// An item of a page that could not be decoded: its bytes as they came, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub raw: String,
+    pub reason: String,
+}
+
+impl Rejected {
+    /// Names the item by its bytes (it has no usable id).
+    pub fn key(&self) -> String {
+        let d = ring::digest::digest(&ring::digest::SHA256, self.raw.as_bytes());
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("an item has no usable id and version (lastUpdateDateTime, or _id and timestamp): {0}")]
 pub struct HeadError(#[from] serde_json::Error);

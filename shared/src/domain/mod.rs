@@ -14,5 +14,6 @@ pub mod ocsf;
 pub mod output;
 pub mod permissions;
 pub mod source;
+pub mod sqs_text;
 pub mod time;
 pub mod window;

@@ -12,7 +12,7 @@ use super::body::{read_capped, BodyError};
 use super::pacing::Pacer;
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::settings::HttpSettings;
-use crate::domain::alert::Item;
+use crate::domain::alert::{Item, Rejected};
 use crate::domain::integration::Credentials;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
@@ -251,30 +251,37 @@ struct RawCloudAppsPage<'a> {
     more_than_total: Option<bool>,
 }
 
-/// Decodes a page of `what` whose items `item` reads; `R` is the page's envelope.
+/// Decodes a page of `what` whose items `item` reads; `R` is the page's envelope. An item that
+/// does not decode is set aside with its reason rather than failing the page.
 fn decode<'a, R: Deserialize<'a>>(
     body: &'a [u8],
     what: &str,
     items: impl FnOnce(&R) -> &[&'a RawValue],
     item: fn(&RawValue) -> Result<Item, crate::domain::alert::HeadError>,
-) -> Result<(R, Vec<Item>), GraphError> {
-    let decode_err = |detail: String| GraphError::Decode { what: what.into(), detail };
-    let raw: R = serde_json::from_slice(body).map_err(|e| decode_err(e.to_string()))?;
-    let decoded = items(&raw).iter().map(|r| item(r)).collect::<Result<Vec<_>, _>>().map_err(|e| decode_err(e.to_string()))?;
-    Ok((raw, decoded))
+) -> Result<(R, Vec<Item>, Vec<Rejected>), GraphError> {
+    let raw: R = serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: what.into(), detail: e.to_string() })?;
+    let mut decoded = Vec::new();
+    let mut rejects = Vec::new();
+    for r in items(&raw) {
+        match item(r) {
+            Ok(i) => decoded.push(i),
+            Err(e) => rejects.push(Rejected { raw: r.get().to_owned(), reason: e.to_string() }),
+        }
+    }
+    Ok((raw, decoded, rejects))
 }
 
 /// Decodes a Cloud Apps list answer: `{"data": [...], "hasNext": bool, ...}`.
 pub fn decode_cloud_apps_page(body: &[u8]) -> Result<Page, GraphError> {
-    let (raw, items) = decode(body, "a Cloud Apps page", |r: &RawCloudAppsPage<'_>| &r.data, Item::from_cloud_apps)?;
+    let (raw, items, rejects) = decode(body, "a Cloud Apps page", |r: &RawCloudAppsPage<'_>| &r.data, Item::from_cloud_apps)?;
     let count = if raw.more_than_total == Some(true) { None } else { raw.total.and_then(|t| usize::try_from(t).ok()) };
-    Ok(Page { items, next_link: None, has_more: raw.has_next, count })
+    Ok(Page { items, next_link: None, has_more: raw.has_next, count, rejects })
 }
 
 /// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
 pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
-    let (raw, items) = decode(body, "a Graph page", |r: &RawPage<'_>| &r.value, Item::from_raw)?;
-    Ok(Page { items, next_link: raw.next_link, has_more: None, count: raw.count.and_then(|c| usize::try_from(c).ok()) })
+    let (raw, items, rejects) = decode(body, "a Graph page", |r: &RawPage<'_>| &r.value, Item::from_raw)?;
+    Ok(Page { items, next_link: raw.next_link, has_more: None, count: raw.count.and_then(|c| usize::try_from(c).ok()), rejects })
 }
 
 impl GraphApi for HttpGraphApi {
@@ -304,6 +311,13 @@ impl GraphApi for HttpGraphApi {
         for _ in 0..MAX_INCIDENT_ALERT_PAGES {
             let page = self.get_page(creds, &url).await?;
             out.extend(page.items);
+            // An alert of the incident that does not decode still belongs to it: passed on as
+            // it came, for the processor to judge.
+            for r in page.rejects {
+                if let Ok(raw) = RawValue::from_string(r.raw) {
+                    out.push(Item { head: crate::domain::alert::Head { id: String::new(), version: GraphTime::default() }, raw });
+                }
+            }
             match page.next_link {
                 Some(next) if seen.insert(next.clone()) => {
                     self.check_link(&next)?;

@@ -99,6 +99,13 @@ impl AlertQueue for MemoryAlertQueue {
                     retryable: false,
                     reason: format!("message of {} bytes exceeds {}", e.body.len(), self.max_message_bytes),
                 });
+            } else if let Some(c) = e.body.chars().find(|c| !crate::domain::sqs_text::sqs_accepts(*c)) {
+                // As strict as SQS, which refuses the entry as the sender's fault.
+                report.failed.push(FailedEntry {
+                    id: e.id.clone(),
+                    retryable: false,
+                    reason: format!("InvalidMessageContents: Invalid characters found. Code point {:#x} is not allowed", c as u32),
+                });
             } else {
                 accepted.push(e.body.clone());
             }
