@@ -10,6 +10,8 @@ pub enum ConfigError {
     Missing { name: String, hint: String },
     #[error("{name} = `{value}` is invalid: {hint}")]
     Invalid { name: String, value: String, hint: String },
+    #[error("integration `{integration}`: the secret `{secret_ref}` holds credentials for tenant {tenant_id} / app {client_id}, not this integration's; it was not used (point secret_ref at this integration's own secret)")]
+    CrossedSecret { integration: String, secret_ref: String, tenant_id: String, client_id: String },
 }
 
 /// Failures talking to Entra ID or Graph. Never carries a token or a secret.

@@ -401,3 +401,30 @@ async fn a_warm_checker_never_passes_a_wrong_secret_from_its_token_cache() {
     let stored = checker.writer.load("m365-ingest/contoso").await.unwrap();
     assert!(matches!(stored.credential, Credential::ClientSecret(ref s) if s.expose() == DEFAULT_CLIENT_SECRET), "the good secret stays");
 }
+
+/// A save never writes new credentials into a secret another integration names, unless the
+/// document says the secret is shared.
+#[tokio::test]
+async fn a_save_does_not_overwrite_another_integrations_secret_unless_shared() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let checker = checker(api, "");
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert!(r.passed && r.saved.is_some(), "{}", r.to_text());
+    let mut second = doc();
+    second.id = "contoso-incidents".into();
+    second.sources.defender = DefenderMode::Incidents;
+    let r = checker.test_and_save(&second, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert!(r.passed && r.saved.is_none(), "{}", r.to_text());
+    let why = r.not_saved.unwrap();
+    assert!(why.contains("holds the credentials of integration(s) contoso") && why.contains("shared_secret = true"), "{why}");
+    assert!(checker.store.get("contoso-incidents").await.unwrap().is_none());
+    // Said explicitly: saved.
+    second.shared_secret = true;
+    let r = checker.test_and_save(&second, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert_eq!(r.saved.map(|s| s.revision), Some(1));
+    // Testing with the stored secret writes no secret, so it needs no flag.
+    let mut third = doc();
+    third.id = "contoso-third".into();
+    let r = checker.test_and_save(&third, CredentialInput::Stored, SaveMode::No, now()).await;
+    assert!(r.not_saved.is_none());
+}

@@ -119,3 +119,23 @@ fn a_whole_poll_logs_no_secret_token_or_key() {
     assert!(!text.contains(key_line), "private key logged");
     assert!(!text.contains("eyJ"), "something JWT-like was logged");
 }
+
+/// A secret_ref that names another tenant's or app's credentials is refused before any call,
+/// and counted for the crossed-credentials alarm.
+#[tokio::test]
+async fn a_secret_of_another_app_is_refused_and_counted() {
+    let crossed = Credentials { client_id: "11111111-2222-4333-8444-555555555555".into(), ..secret_creds() };
+    let w = world(fixed(Scenario::default()), PollSettings::default(), crossed).await;
+    let s = w.poll(Source::DefenderAlerts).await;
+    match &s.outcome {
+        Outcome::Failed { error, retryable } => {
+            assert!(!retryable);
+            assert!(error.contains("holds credentials for tenant") && error.contains("11111111-2222-4333-8444-555555555555"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.credentials_refused);
+    assert!(w.sim.requests().all().is_empty(), "no token was asked for, no alert read");
+    let records = m365_ingest::lambda::telemetry::poll_records(Source::DefenderAlerts, &[s], w.now(), 0, 0);
+    assert!(records.iter().any(|r| r.contains("\"CredentialsRefused\":1.0")), "{records:?}");
+}

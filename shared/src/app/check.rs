@@ -159,6 +159,29 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
             return report;
         }
         let mut secret = None;
+        if new && !doc.shared_secret {
+            match self.store.list().await {
+                Ok(records) => {
+                    let owners: Vec<String> = records
+                        .into_iter()
+                        .filter(|r| r.doc.id != doc.id && r.doc.secret_ref == doc.secret_ref)
+                        .map(|r| r.doc.id)
+                        .collect();
+                    if !owners.is_empty() {
+                        report.not_saved = Some(format!(
+                            "`{}` holds the credentials of integration(s) {} as well; writing it would change theirs: give this integration a secret_ref of its own, or set shared_secret = true if they share one app registration",
+                            doc.secret_ref,
+                            owners.join(", ")
+                        ));
+                        return report;
+                    }
+                }
+                Err(e) => {
+                    report.not_saved = Some(format!("reading the integrations that use `{}` failed: {e}", doc.secret_ref));
+                    return report;
+                }
+            }
+        }
         if let (true, Ok(c)) = (new, &creds) {
             match self.writer.put(&doc.secret_ref, c).await {
                 Ok(arn) => secret = Some(arn),

@@ -102,6 +102,8 @@ pub struct RunSummary {
     pub batches: usize,
     /// Items set aside in the artifact store (undecodable, or refused by the queue for good).
     pub quarantined: usize,
+    /// The secret named another tenant's or app's credentials, and was not used.
+    pub credentials_refused: bool,
     pub watermark: Option<GraphTime>,
 }
 
@@ -117,6 +119,7 @@ impl RunSummary {
             claim_checks: 0,
             batches: 0,
             quarantined: 0,
+            credentials_refused: false,
             watermark: None,
         }
     }
@@ -180,6 +183,7 @@ where
             Ok(RunEnd::Stopped(reason)) => summary.outcome = Outcome::Partial { reason },
             Err(e) => {
                 tracing::warn!(error = %e, pages = summary.pages, "poll failed");
+                summary.credentials_refused = matches!(e, Error::Config(crate::error::ConfigError::CrossedSecret { .. }));
                 summary.outcome = Outcome::Failed { retryable: e.is_retryable(), error: e.to_string() };
             }
         }
@@ -210,6 +214,16 @@ where
             return Ok(RunEnd::NothingToRead);
         };
         let creds = self.secrets.load(&integration.secret_ref).await?;
+        if creds.tenant_id != integration.tenant_id || creds.client_id != integration.client_id {
+            // Another integration's secret (a crossed secret_ref): polling with it would read
+            // another tenant's alerts under this integration's name.
+            return Err(Error::Config(crate::error::ConfigError::CrossedSecret {
+                integration: integration.id.clone(),
+                secret_ref: integration.secret_ref.clone(),
+                tenant_id: creds.tenant_id.clone(),
+                client_id: creds.client_id.clone(),
+            }));
+        }
         let incidents = source == Source::DefenderIncidents;
         let top = match source {
             Source::DefenderIncidents => self.settings.incident_page_size,

@@ -63,6 +63,11 @@ pub struct IntegrationDoc {
     pub client_id: String,
     /// The Secrets Manager secret (name or ARN) with the client secret or certificate.
     pub secret_ref: String,
+    /// Other integrations use the same secret (one app registration polled several ways), and
+    /// a save of this one may write new credentials into it for all of them. Without it, a
+    /// save refuses to write a secret another integration names.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared_secret: bool,
     /// The tenant's initial domain, `<name>.onmicrosoft.com` (Exchange Online calls need it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<String>,
@@ -83,6 +88,10 @@ pub struct IntegrationDoc {
     pub filters: FilterDoc,
     #[serde(default)]
     pub output: OutputFormat,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn yes() -> bool {
@@ -440,6 +449,7 @@ impl IntegrationDoc {
             tenant_id: tenant_id.into(),
             client_id: client_id.into(),
             secret_ref: secret_ref.into(),
+            shared_secret: false,
             organization_id: None,
             portal_url: None,
             enabled: true,

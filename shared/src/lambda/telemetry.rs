@@ -94,7 +94,13 @@ pub fn poll_records(source: Source, summaries: &[RunSummary], now: GraphTime, th
     ));
     // One metric for the whole deployment, so one alarm sees any source set an item aside.
     let quarantined: usize = summaries.iter().map(|s| s.quarantined).sum();
-    out.push(record(&[], &[("ItemsQuarantined", quarantined as f64, "Count")], &[("Source", json!(source.as_str()))], now_ms));
+    let refused = summaries.iter().filter(|s| s.credentials_refused).count();
+    out.push(record(
+        &[],
+        &[("ItemsQuarantined", quarantined as f64, "Count"), ("CredentialsRefused", refused as f64, "Count")],
+        &[("Source", json!(source.as_str()))],
+        now_ms,
+    ));
     out
 }
 
@@ -153,6 +159,7 @@ mod tests {
             claim_checks: 1,
             batches: 1,
             quarantined: 2,
+            credentials_refused: false,
             watermark: Some(GraphTime::from_unix_seconds(1_000)),
         };
         let r = poll_records(Source::DefenderAlerts, &[s], GraphTime::from_unix_seconds(1_300), 4, 6);
