@@ -43,8 +43,12 @@ pub async fn shape(State(sim): State<Sim>, req: Request, next: Next) -> Response
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             next.run(req).await
         }
-        Some(FaultKind::Throttle { retry_after_secs }) => error_response(&sim, is_entra, 429, Some(retry_after_secs), req.headers()),
-        Some(FaultKind::Status { status, retry_after_secs }) => error_response(&sim, is_entra, status, retry_after_secs, req.headers()),
+        Some(FaultKind::Throttle { retry_after_secs }) => {
+            error_response(&sim, &path_of(&req), is_entra, 429, Some(retry_after_secs), req.headers())
+        }
+        Some(FaultKind::Status { status, retry_after_secs }) => {
+            error_response(&sim, &path_of(&req), is_entra, status, retry_after_secs, req.headers())
+        }
         Some(FaultKind::ExpireToken) => {
             if let Some(uti) = bearer_uti(req.headers()) {
                 sim.expire_token(&uti);
@@ -57,7 +61,14 @@ pub async fn shape(State(sim): State<Sim>, req: Request, next: Next) -> Response
     response
 }
 
-fn error_response(sim: &Sim, is_entra: bool, status: u16, retry_after: Option<u64>, headers: &HeaderMap) -> Response {
+fn path_of(req: &Request) -> String {
+    req.uri().path().to_owned()
+}
+
+/// A fault's answer in the shape of the API it stands in for: Entra's, Cloud Apps'
+/// `{"detail"}` (its error bodies are undocumented: README), Defender for Endpoint's
+/// `{"error": {code, message, target}}` (common-errors.md), or Graph's.
+fn error_response(sim: &Sim, path: &str, is_entra: bool, status: u16, retry_after: Option<u64>, headers: &HeaderMap) -> Response {
     if is_entra {
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let (error, aadsts) = if status == 429 { ("temporarily_unavailable", 90033) } else { ("server_error", 90033) };
@@ -72,7 +83,18 @@ fn error_response(sim: &Sim, is_entra: bool, status: u16, retry_after: Option<u6
         return r;
     }
     let ctx = GraphCtx::new(sim, headers);
-    GraphError::for_status(status, retry_after).into_response(&ctx)
+    let graph = GraphError::for_status(status, retry_after);
+    let mut r = if path.starts_with("/api/v1/") {
+        ctx.stamp(crate::http::json(graph.status, &serde_json::json!({"detail": graph.message}), crate::http::PLAIN_JSON))
+    } else if path.starts_with("/api/") {
+        crate::mde::error(&ctx, graph.status, graph.code, &graph.message)
+    } else {
+        return graph.into_response(&ctx);
+    };
+    if let Some(s) = retry_after {
+        r.headers_mut().insert("retry-after", HeaderValue::from(s));
+    }
+    r
 }
 
 /// Keeps the announced `Content-Length` but sends only the first half of the

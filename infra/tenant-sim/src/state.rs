@@ -29,8 +29,6 @@ pub struct SimState {
     pub signer: TokenSigner,
     /// `uti`s of access tokens expired early by a fault.
     pub expired_tokens: Mutex<HashSet<String>>,
-    /// `jti`s of client assertions already redeemed.
-    pub used_assertions: Mutex<HashSet<String>>,
     pub faults: FaultEngine,
     pub cloud_apps: CloudAppsState,
     pub log: RequestLog,
@@ -94,7 +92,6 @@ impl SimState {
             data: RwLock::new(data),
             signer,
             expired_tokens: Mutex::new(HashSet::new()),
-            used_assertions: Mutex::new(HashSet::new()),
             faults: FaultEngine::new(scenario.seed, &scenario.faults),
             cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
             log: RequestLog::default(),
@@ -137,11 +134,6 @@ impl SimState {
 
     pub fn is_expired_early(&self, uti: &str) -> bool {
         lock(&self.expired_tokens).contains(uti)
-    }
-
-    /// True the first time a client assertion `jti` is seen.
-    pub fn redeem_assertion(&self, jti: &str) -> bool {
-        lock(&self.used_assertions).insert(jti.to_owned())
     }
 }
 

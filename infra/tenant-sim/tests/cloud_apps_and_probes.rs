@@ -139,3 +139,57 @@ async fn probes_of_mde_exchange_and_mail_answer_with_the_doc_samples() {
     let (status, _, body) = h.get("/beta/security/threatSubmission/emailThreats?$top=1", &graph, false).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// `range` takes a list of `{start, end}` and matches any of them; GET takes the JSON body the
+/// docs' curl example sends (api-introduction.md, Filters and Operators).
+#[tokio::test]
+async fn range_is_a_list_and_get_takes_a_json_body() {
+    let mut s = fixed_scenario();
+    s.tenants[0].cloud_apps.count = 40;
+    let h = Harness::start(s).await;
+    let token = h.token_for(MDCA_SCOPE).await;
+    let truth = h.sim.visible_cloud_apps_alerts(TENANT);
+    let (a, b) = (truth[2].1, truth[30].1);
+    let ranges = json!({"filters": {"date": {"range": [{"start": a, "end": a}, {"start": b, "end": b}]}}, "limit": 100});
+    let (status, body) = post(&h, &token, ranges.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let got: Vec<i64> = body["data"].as_array().unwrap().iter().map(|x| x["timestamp"].as_i64().unwrap()).collect();
+    assert!(!got.is_empty() && got.iter().all(|t| *t == a || *t == b), "{got:?}");
+    let (status, body) = post(&h, &token, json!({"filters": {"date": {"range": {"start": a, "end": b}}}})).await;
+    assert_eq!(status, 400, "a single object is not the documented form: {body}");
+    assert!(body["detail"].as_str().unwrap().contains("list of"));
+    let r = h.http.get(h.url("/api/v1/alerts/")).bearer_auth(&token).json(&ranges).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let via_get: Value = r.json().await.unwrap();
+    assert_eq!(via_get["total"], body_total(&h, &token, ranges).await);
+}
+
+async fn body_total(h: &Harness, token: &str, body: Value) -> Value {
+    post(h, token, body).await.1["total"].clone()
+}
+
+/// Faults answer in the shape of the API they stand in for: Cloud Apps `{"detail"}`, Defender
+/// for Endpoint `{"error": {code, message, target}}` (common-errors.md), Graph's own.
+#[tokio::test]
+async fn faults_and_errors_come_in_each_apis_own_shape() {
+    let mut s = fixed_scenario();
+    s.faults = vec![
+        tenant_sim::FaultSpec::new("/api/v1/alerts", tenant_sim::FaultKind::Status { status: 503, retry_after_secs: Some(2) }).on(&[1]),
+        tenant_sim::FaultSpec::new("/api/machines", tenant_sim::FaultKind::Throttle { retry_after_secs: 3 }).on(&[1]),
+    ];
+    let h = Harness::start(s).await;
+    let token = h.token_for(MDCA_SCOPE).await;
+    let (status, body) = post(&h, &token, json!({"limit": 1})).await;
+    assert_eq!(status, 503);
+    assert!(body["detail"].is_string() && body.get("error").is_none(), "{body}");
+    let mde = h.token_for("https://api.securitycenter.microsoft.com/.default").await;
+    let (status, headers, body) = h.get("/api/machines", &mde, false).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers.get("retry-after").unwrap(), "3");
+    assert!(
+        body["error"]["code"].is_string() && body["error"]["target"].is_string() && body["error"].get("innerError").is_none(),
+        "{body}"
+    );
+    let (status, _, body) = h.get("/api/machines/no-such-machine", &mde, false).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ResourceNotFound")), "{body}");
+}

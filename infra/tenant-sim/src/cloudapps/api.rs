@@ -132,7 +132,12 @@ pub async fn list_post(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) 
     respond(&sim, &headers, &mut ctx, req)
 }
 
-pub async fn list_get(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+/// GET takes the same JSON body as POST: the docs' own example is `curl -XGET ... -d '{...}'`
+/// (api-introduction.md, Filters); without a body, the query string.
+pub async fn list_get(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if !body.is_empty() {
+        return list_post(State(sim), headers, body).await;
+    }
     let mut ctx = GraphCtx::new(&sim, &headers);
     let req = ListRequest::from_pairs(&query_pairs(uri.query()));
     respond(&sim, &headers, &mut ctx, req)
@@ -223,11 +228,19 @@ fn predicate(field: &str, ops: &Value) -> Result<Pred, ApiError> {
                 Box::new(move |x| x <= t)
             }
             "range" => {
-                let (s, e) = (v.get("start").and_then(Value::as_i64), v.get("end").and_then(Value::as_i64));
-                let (Some(s), Some(e)) = (s, e) else {
-                    return Err(ApiError::bad(format!("filters.{field}.range: must be {{\"start\": n, \"end\": n}}")));
-                };
-                Box::new(move |x| x >= s && x <= e)
+                // "list of objects containing start and end fields; returns all records within
+                // one of the provided ranges" (api-introduction.md, Operators).
+                let bad = || ApiError::bad(format!("filters.{field}.range: must be a list of {{\"start\": n, \"end\": n}}"));
+                let ranges = v
+                    .as_array()
+                    .ok_or_else(bad)?
+                    .iter()
+                    .map(|r| match (r.get("start").and_then(Value::as_i64), r.get("end").and_then(Value::as_i64)) {
+                        (Some(s), Some(e)) => Ok((s, e)),
+                        _ => Err(bad()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Box::new(move |x| ranges.iter().any(|(s, e)| x >= *s && x <= *e))
             }
             other => return Err(ApiError::bad(format!("filters.{field}: operator `{other}` is not supported here"))),
         });

@@ -1,7 +1,9 @@
 //! Verifies a client assertion as Entra does (certificate-credentials.md, both
 //! stored versions): RS256 with `x5t` (SHA-1) or PS256 with `x5t#S256`
 //! (SHA-256), signed by a certificate registered on the app; `aud` the token
-//! endpoint; `iss` = `sub` = client id; `exp`, `nbf` when present; `jti` once.
+//! endpoint; `iss` = `sub` = client id; `exp`, `nbf` when present; a `jti`. An assertion may be
+//! used again while it is valid: Entra accepts it, and MSAL relies on that (it reuses one
+//! signed assertion for minutes). Nothing documents a one-time `jti` check on Entra's side.
 
 use super::directory::{App, RegisteredCert};
 use super::error::EntraError;
@@ -32,11 +34,7 @@ pub struct AssertionContext<'a> {
 }
 
 /// Checks the assertion and returns the registered certificate that signed it.
-pub fn verify<'a>(
-    assertion: &str,
-    ctx: &AssertionContext<'a>,
-    redeem: impl FnOnce(&str) -> bool,
-) -> Result<&'a RegisteredCert, EntraError> {
+pub fn verify<'a>(assertion: &str, ctx: &AssertionContext<'a>) -> Result<&'a RegisteredCert, EntraError> {
     let jws = Jws::parse(assertion).ok_or_else(|| malformed("the client_assertion is not a compact JWS"))?;
     let alg = jws.header_str("alg").unwrap_or_default();
     let (thumb, by_sha256) = match (jws.header_str("x5t#S256"), jws.header_str("x5t")) {
@@ -113,9 +111,6 @@ pub fn verify<'a>(
             ),
         ));
     }
-    let jti = jws.claim_str("jti").ok_or_else(|| malformed("the claim 'jti' is missing"))?;
-    if !redeem(jti) {
-        return Err(malformed("the assertion's jti was used before; sign a new assertion with a unique jti for every token request"));
-    }
+    jws.claim_str("jti").ok_or_else(|| malformed("the claim 'jti' is missing"))?;
     Ok(cert)
 }

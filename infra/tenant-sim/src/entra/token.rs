@@ -155,7 +155,7 @@ fn authenticate(
             .flat_map(|t| [format!("{base}/{t}/oauth2/v2.0/token"), format!("{base}/{t}/oauth2/token"), format!("{base}/{t}/v2.0")])
             .collect();
         let ctx = AssertionContext { app, client_id, audiences, now };
-        assertion::verify(assertion, &ctx, |jti| sim.redeem_assertion(jti))?;
+        assertion::verify(assertion, &ctx)?;
         return Ok("2");
     }
     let secret = form.get("client_secret").map(str::to_owned).or(basic_secret).ok_or_else(|| {

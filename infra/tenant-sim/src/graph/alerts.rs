@@ -29,6 +29,7 @@ pub fn limits(default_top: usize) -> QueryLimits {
         // Not documented; Elastic's production connector orders by lastUpdateDateTime.
         orderable: &["lastUpdateDateTime", "createdDateTime"],
         expandable: &[],
+        include_unknown: false,
     }
 }
 
@@ -43,8 +44,11 @@ pub async fn list(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderM
 fn list_inner(sim: &Sim, uri: &axum::http::Uri, headers: &HeaderMap, ctx: &mut GraphCtx) -> Result<Response, GraphError> {
     let who = authorize(sim, headers, ctx, ALERT_ROLES)?;
     let spec = sim.graph_spec();
-    let q = CollectionQuery::parse(&query_pairs(uri.query()), &limits(spec.default_page_size))
-        .map_err(|e| GraphError::bad_request(e.message))?;
+    let q = CollectionQuery::parse(
+        &query_pairs(uri.query()),
+        &QueryLimits { include_unknown: ctx.include_unknown, ..limits(spec.default_page_size) },
+    )
+    .map_err(|e| GraphError::bad_request(e.message))?;
     let data = sim.data();
     let tenant = data.get(who.tenant_index).ok_or_else(|| GraphError::unauthorized("Access token validation failure. Invalid tenant."))?;
     let now = ctx.now;

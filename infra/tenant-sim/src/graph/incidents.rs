@@ -28,6 +28,7 @@ fn limits(default_top: usize, max_top: usize) -> QueryLimits {
         max_skip: 500,
         orderable: &["lastUpdateDateTime", "createdDateTime"],
         expandable: &["alerts"],
+        include_unknown: false,
     }
 }
 
@@ -46,8 +47,11 @@ pub async fn list(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderM
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, INCIDENT_ROLES)?;
         let spec = sim.graph_spec();
-        let q = CollectionQuery::parse(&query_pairs(uri.query()), &limits(spec.default_page_size, spec.incidents_max_top))
-            .map_err(|e| GraphError::bad_request(e.message))?;
+        let q = CollectionQuery::parse(
+            &query_pairs(uri.query()),
+            &QueryLimits { include_unknown: ctx.include_unknown, ..limits(spec.default_page_size, spec.incidents_max_top) },
+        )
+        .map_err(|e| GraphError::bad_request(e.message))?;
         let data = sim.data();
         let tenant =
             data.get(who.tenant_index).ok_or_else(|| GraphError::unauthorized("Access token validation failure. Invalid tenant."))?;
@@ -101,8 +105,11 @@ pub async fn alerts_of(State(sim): State<Sim>, Path(id): Path<String>, uri: axum
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, INCIDENT_ROLES)?;
         let spec = sim.graph_spec();
-        let q = CollectionQuery::parse(&query_pairs(uri.query()), &alerts::limits(spec.default_page_size))
-            .map_err(|e| GraphError::bad_request(e.message))?;
+        let q = CollectionQuery::parse(
+            &query_pairs(uri.query()),
+            &QueryLimits { include_unknown: ctx.include_unknown, ..alerts::limits(spec.default_page_size) },
+        )
+        .map_err(|e| GraphError::bad_request(e.message))?;
         let data = sim.data();
         let tenant = data.get(who.tenant_index).ok_or_else(|| GraphError::not_found("Tenant not found."))?;
         let missing = || GraphError::not_found(format!("Incident with id '{id}' was not found."));

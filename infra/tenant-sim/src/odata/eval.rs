@@ -62,6 +62,21 @@ pub struct FilterBindError(pub String);
 pub struct BoundFilter {
     expr: Expr,
     props: Vec<Prop>,
+    /// The caller opted into enum members after `unknownFutureValue`; without it they are
+    /// masked, in answers and in filters alike.
+    include_unknown: bool,
+}
+
+const SENTINEL: &str = "unknownFutureValue";
+
+/// Where `member` stands after the evolvable enum's sentinel, if it does (Graph's evolvable
+/// enums: members added after `unknownFutureValue` exist for a caller only with
+/// `Prefer: include-unknown-enum-members`; best-practices-concept.md "Handling future members
+/// in evolvable enumerations").
+fn beyond_sentinel(members: &[&str], member: &str) -> bool {
+    let sentinel = members.iter().position(|m| *m == SENTINEL);
+    let at = members.iter().position(|m| m.eq_ignore_ascii_case(member));
+    matches!((sentinel, at), (Some(s), Some(a)) if a > s)
 }
 
 impl FilterSchema {
@@ -69,29 +84,29 @@ impl FilterSchema {
         self.props.iter().find(|p| p.name == name)
     }
 
-    pub fn bind(&self, expr: Expr) -> Result<BoundFilter, FilterBindError> {
+    pub fn bind(&self, expr: Expr, include_unknown: bool) -> Result<BoundFilter, FilterBindError> {
         let mut props = Vec::new();
-        self.check(&expr, &mut props)?;
-        Ok(BoundFilter { expr, props })
+        self.check(&expr, &mut props, include_unknown)?;
+        Ok(BoundFilter { expr, props, include_unknown })
     }
 
-    fn check(&self, e: &Expr, used: &mut Vec<Prop>) -> Result<(), FilterBindError> {
+    fn check(&self, e: &Expr, used: &mut Vec<Prop>, include_unknown: bool) -> Result<(), FilterBindError> {
         match e {
             Expr::And(a, b) | Expr::Or(a, b) => {
-                self.check(a, used)?;
-                self.check(b, used)
+                self.check(a, used, include_unknown)?;
+                self.check(b, used, include_unknown)
             }
-            Expr::Not(a) => self.check(a, used),
+            Expr::Not(a) => self.check(a, used, include_unknown),
             Expr::Cmp { property, op, value } => {
                 let p = self.lookup(property)?;
-                check_literal(p, value, *op)?;
+                check_literal(p, value, *op, include_unknown)?;
                 used.push(*p);
                 Ok(())
             }
             Expr::In { property, values } => {
                 let p = self.lookup(property)?;
                 for v in values {
-                    check_literal(p, v, CmpOp::Eq)?;
+                    check_literal(p, v, CmpOp::Eq, include_unknown)?;
                 }
                 used.push(*p);
                 Ok(())
@@ -111,7 +126,7 @@ impl FilterSchema {
     }
 }
 
-fn check_literal(p: &Prop, v: &Literal, op: CmpOp) -> Result<(), FilterBindError> {
+fn check_literal(p: &Prop, v: &Literal, op: CmpOp, include_unknown: bool) -> Result<(), FilterBindError> {
     let ordered = !matches!(op, CmpOp::Eq | CmpOp::Ne);
     match (p.kind, v) {
         (_, Literal::Null) if !ordered => Ok(()),
@@ -122,7 +137,8 @@ fn check_literal(p: &Prop, v: &Literal, op: CmpOp) -> Result<(), FilterBindError
         ))),
         (PropKind::String, Literal::Str(_)) if !ordered => Ok(()),
         (PropKind::Enum(members), Literal::Str(s)) if !ordered => {
-            if members.iter().any(|m| m.eq_ignore_ascii_case(s)) {
+            // Without the opt-in, a member after the sentinel does not exist for this caller.
+            if members.iter().any(|m| m.eq_ignore_ascii_case(s)) && (include_unknown || !beyond_sentinel(members, s)) {
                 Ok(())
             } else {
                 Err(FilterBindError(format!(
@@ -140,26 +156,36 @@ fn check_literal(p: &Prop, v: &Literal, op: CmpOp) -> Result<(), FilterBindError
 
 impl BoundFilter {
     pub fn matches(&self, r: &impl Filterable) -> bool {
-        eval(&self.expr, &self.props, r)
+        self.eval(&self.expr, r)
     }
-}
 
-fn eval(e: &Expr, props: &[Prop], r: &impl Filterable) -> bool {
-    match e {
-        Expr::And(a, b) => eval(a, props, r) && eval(b, props, r),
-        Expr::Or(a, b) => eval(a, props, r) || eval(b, props, r),
-        Expr::Not(a) => !eval(a, props, r),
-        Expr::Cmp { property, op, value } => match props.iter().find(|p| p.name == property) {
-            Some(p) => compare(&r.field(p), *op, value),
-            None => false,
-        },
-        Expr::In { property, values } => match props.iter().find(|p| p.name == property) {
-            Some(p) => {
-                let f = r.field(p);
-                values.iter().any(|v| compare(&f, CmpOp::Eq, v))
+    /// A property's value as this caller sees it: a masked member reads `unknownFutureValue`.
+    fn seen<'a>(&self, p: &Prop, r: &'a impl Filterable) -> Field<'a> {
+        match (r.field(p), p.kind) {
+            (Field::Str(s), PropKind::Enum(members)) if !self.include_unknown && beyond_sentinel(members, &s) => {
+                Field::Str(Cow::Borrowed(SENTINEL))
             }
-            None => false,
-        },
+            (f, _) => f,
+        }
+    }
+
+    fn eval(&self, e: &Expr, r: &impl Filterable) -> bool {
+        match e {
+            Expr::And(a, b) => self.eval(a, r) && self.eval(b, r),
+            Expr::Or(a, b) => self.eval(a, r) || self.eval(b, r),
+            Expr::Not(a) => !self.eval(a, r),
+            Expr::Cmp { property, op, value } => match self.props.iter().find(|p| p.name == property) {
+                Some(p) => compare(&self.seen(p, r), *op, value),
+                None => false,
+            },
+            Expr::In { property, values } => match self.props.iter().find(|p| p.name == property) {
+                Some(p) => {
+                    let f = self.seen(p, r);
+                    values.iter().any(|v| compare(&f, CmpOp::Eq, v))
+                }
+                None => false,
+            },
+        }
     }
 }
 
@@ -191,10 +217,12 @@ mod tests {
     use serde_json::json;
 
     const SEV: &[&str] = &["unknown", "informational", "low", "medium", "high", "unknownFutureValue"];
+    const SERVICE: &[&str] = &["unknown", "dataLossPrevention", "unknownFutureValue", "microsoftSentinel"];
     const SCHEMA: FilterSchema = FilterSchema {
         entity: "alert",
         props: &[
             Prop { name: "severity", kind: PropKind::Enum(SEV) },
+            Prop { name: "serviceSource", kind: PropKind::Enum(SERVICE) },
             Prop { name: "assignedTo", kind: PropKind::String },
             Prop { name: "lastUpdateDateTime", kind: PropKind::DateTime },
         ],
@@ -205,9 +233,28 @@ mod tests {
     }
 
     fn check(filter: &str, v: serde_json::Value) -> Result<bool, String> {
+        check_as(filter, v, false)
+    }
+
+    fn check_as(filter: &str, v: serde_json::Value, include_unknown: bool) -> Result<bool, String> {
         let e = parse(filter).map_err(|e| e.to_string())?;
-        let b = SCHEMA.bind(e).map_err(|e| e.to_string())?;
+        let b = SCHEMA.bind(e, include_unknown).map_err(|e| e.to_string())?;
         Ok(b.matches(&obj(v)))
+    }
+
+    /// Evolvable enums: without the Prefer opt-in a member after `unknownFutureValue` is no
+    /// valid constant (a 400), and `unknownFutureValue` matches what is masked.
+    #[test]
+    fn members_after_the_sentinel_exist_only_for_callers_who_opt_in() {
+        let a = json!({"serviceSource": "microsoftSentinel"});
+        assert!(check("serviceSource eq 'microsoftSentinel'", a.clone()).is_err_and(|e| e.contains("not a valid enumeration")));
+        assert_eq!(check("serviceSource eq 'unknownFutureValue'", a.clone()), Ok(true));
+        assert_eq!(check("serviceSource eq 'dataLossPrevention'", a.clone()), Ok(false));
+        assert_eq!(check_as("serviceSource eq 'microsoftSentinel'", a.clone(), true), Ok(true));
+        assert_eq!(check_as("serviceSource eq 'unknownFutureValue'", a, true), Ok(false));
+        let b = json!({"serviceSource": "dataLossPrevention"});
+        assert_eq!(check("serviceSource eq 'unknownFutureValue'", b.clone()), Ok(false));
+        assert_eq!(check("serviceSource eq 'dataLossPrevention'", b), Ok(true));
     }
 
     #[test]

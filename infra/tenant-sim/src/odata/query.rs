@@ -20,6 +20,8 @@ pub struct QueryLimits {
     pub max_skip: usize,
     pub orderable: &'static [&'static str],
     pub expandable: &'static [&'static str],
+    /// The caller sent `Prefer: include-unknown-enum-members` (evolvable enums, below).
+    pub include_unknown: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +84,7 @@ impl CollectionQuery {
             match k.as_str() {
                 "$filter" => {
                     let e = filter::parse(v).map_err(|e| bad(e.to_string()))?;
-                    q.filter = Some(limits.schema.bind(e).map_err(|e| bad(e.0))?);
+                    q.filter = Some(limits.schema.bind(e, limits.include_unknown).map_err(|e| bad(e.0))?);
                 }
                 "$top" => {
                     let n: usize = v.parse().map_err(|_| {
@@ -181,6 +183,7 @@ mod tests {
         max_skip: 500,
         orderable: &["lastUpdateDateTime", "createdDateTime"],
         expandable: &[],
+        include_unknown: false,
     };
 
     fn q(pairs: &[(&str, &str)]) -> Result<CollectionQuery, QueryError> {
