@@ -40,6 +40,9 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+echo "== fuzz (a short run: 3 s per decoder; README 'Fuzzing' has the long one)"
+cargo run -q --bin fuzz -- --seconds 3
+
 echo "== sam build (cargo-lambda, arm64, release)"
 if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
   echo "SKIPPED sam build: the aarch64-unknown-linux-gnu standard library is not installed and could not be added"

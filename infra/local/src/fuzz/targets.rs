@@ -1,0 +1,162 @@
+//! What is fuzzed: each decoder of Microsoft data on the poll path, the processor on an intake
+//! message (it decodes the alert, filters it and renders both output formats), the token and
+//! secret parsers, and the integration document in both formats.
+
+use std::sync::{Arc, OnceLock};
+
+use m365_ingest::adapters::aws::parse_secret;
+use m365_ingest::adapters::graph::auth::token_claims;
+use m365_ingest::adapters::graph::client::{decode_cloud_apps_page, decode_page};
+use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
+use m365_ingest::app::process::{ProcessSettings, Processor};
+use m365_ingest::domain::alert::Item;
+use m365_ingest::domain::integration::Integration;
+use m365_ingest::domain::integration_doc;
+use m365_ingest::ports::SystemClock;
+use m365_ingest::GraphTime;
+
+pub struct Target {
+    pub name: &'static str,
+    pub corpus: Vec<&'static [u8]>,
+    pub run: fn(&[u8]),
+}
+
+const ALERTS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list.json");
+const SENTINEL: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list_sentinel.json");
+const INCIDENTS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_incidents_list_expand_alerts.json");
+const MDCA: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/mdca_alerts_list.json");
+const TOKEN: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/entra_token_response_client_credentials.json");
+const DOC_TOML: &str = include_str!("../../../examples/integration.toml");
+
+fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// Intake messages as the poller writes them, around the doc samples.
+fn envelopes() -> &'static [Vec<u8>] {
+    static E: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    E.get_or_init(|| {
+        let mut out = Vec::new();
+        for (source, page) in [("defender_alerts", ALERTS), ("defender_alerts", SENTINEL), ("defender_incidents", INCIDENTS)] {
+            let v: serde_json::Value = serde_json::from_str(page).unwrap_or_default();
+            for item in v["value"].as_array().into_iter().flatten() {
+                out.push(envelope(source, item).into_bytes());
+            }
+        }
+        let v: serde_json::Value = serde_json::from_str(MDCA).unwrap_or_default();
+        for item in v["data"].as_array().into_iter().flatten() {
+            out.push(envelope("cloud_apps", item).into_bytes());
+        }
+        out
+    })
+}
+
+fn envelope(source: &str, object: &serde_json::Value) -> String {
+    serde_json::json!({
+        "schema": m365_ingest::domain::envelope::INTAKE_SCHEMA, "integration_id": "contoso", "tenant_id": "t",
+        "source": source, "id": object["id"].as_str().unwrap_or("x"), "version": "2026-11-26T10:00:00.0000000Z",
+        "dedup_key": "k", "polled_at": "2026-11-26T10:00:00.0000000Z", "object": object,
+    })
+    .to_string()
+}
+
+fn items(page: &[Item]) {
+    for i in page {
+        // What the processor decodes of each item.
+        let _ = serde_json::from_str::<m365_ingest::domain::graph_alert::GraphAlert>(i.raw.get());
+        let _ = m365_ingest::domain::cloud_apps_alert::to_alert(i.raw.get());
+    }
+}
+
+type LocalProcessor = Processor<Arc<MemoryDedupStore>, MemoryAlertQueue, DirArtifactStore, SystemClock>;
+
+fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
+    static P: OnceLock<(tokio::runtime::Runtime, LocalProcessor)> = OnceLock::new();
+    P.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("runtime: {e}"));
+        let dir = std::env::temp_dir().join(format!("m365-ingest-fuzz-{}", std::process::id()));
+        let mut i = Integration::new("contoso", "t", "c", "s");
+        i.output = m365_ingest::domain::integration::OutputFormat::Both;
+        let p = Processor::new(
+            Arc::new(MemoryDedupStore::new()),
+            MemoryAlertQueue::new(),
+            DirArtifactStore::new(dir),
+            SystemClock,
+            ProcessSettings::default(),
+            vec![i],
+        );
+        (rt, p)
+    })
+}
+
+pub fn all() -> Vec<Target> {
+    let envelope_corpus: Vec<&'static [u8]> = envelopes().iter().map(|e| e.as_slice()).collect();
+    vec![
+        Target {
+            name: "graph_time",
+            corpus: vec![b"2021-04-27T12:19:27.7211305Z", b"2021-04-26T09:45:50+02:00", b"2026-11-26T00:00:00Z"],
+            run: |b| {
+                let _ = GraphTime::parse(&text(b)).map(|t| t.to_string());
+            },
+        },
+        Target {
+            name: "graph_page",
+            corpus: vec![ALERTS.as_bytes(), SENTINEL.as_bytes(), INCIDENTS.as_bytes()],
+            run: |b| {
+                if let Ok(p) = decode_page(b) {
+                    items(&p.items);
+                }
+            },
+        },
+        Target {
+            name: "cloud_apps_page",
+            corpus: vec![MDCA.as_bytes()],
+            run: |b| {
+                if let Ok(p) = decode_cloud_apps_page(b) {
+                    items(&p.items);
+                }
+            },
+        },
+        Target {
+            name: "processor",
+            corpus: envelope_corpus,
+            run: |b| {
+                let (rt, p) = processor();
+                let body = text(b);
+                let _ = rt.block_on(p.process_message(&body));
+            },
+        },
+        Target {
+            name: "token",
+            corpus: vec![TOKEN.as_bytes(), b"eyJhbGciOiJSUzI1NiJ9.eyJyb2xlcyI6WyJhIl0sIndpZHMiOlsiYiJdfQ.sig"],
+            run: |b| {
+                let _ = token_claims(&text(b));
+            },
+        },
+        Target {
+            name: "secret",
+            corpus: vec![br#"{"tenant_id":"t","client_id":"c","client_secret":"s"}"#, br#"{"tenant_id":"t","client_id":"c","certificate_pem":"-----BEGIN CERTIFICATE-----","private_key_pem":"-----BEGIN PRIVATE KEY-----"}"#],
+            run: |b| {
+                let _ = parse_secret("fuzz", &text(b));
+            },
+        },
+        Target {
+            name: "integration_toml",
+            corpus: vec![DOC_TOML.as_bytes()],
+            run: |b| {
+                if let Ok(d) = integration_doc::from_toml(&text(b)) {
+                    let _ = d.validate();
+                }
+            },
+        },
+        Target {
+            name: "integration_json",
+            corpus: vec![br#"{"version":1,"id":"contoso","tenant_id":"6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b","client_id":"0e7c1d2a-3b4c-4d5e-9f60-718293a4b5c6","secret_ref":"m365-ingest/contoso","polling":{"overlap":"15m"},"sources":{"phishing_mailbox":{"address":"p@contoso.com","filter":"isRead eq false and (importance eq 'high')"}},"filters":{"severities":["high"],"title_patterns":["re:^x(y|z)$"]}}"#],
+            run: |b| {
+                if let Ok(d) = integration_doc::from_json(&text(b)) {
+                    let _ = d.validate();
+                }
+            },
+        },
+    ]
+}
