@@ -224,7 +224,7 @@ fn print_summary(s: &RunSummary) {
         m365_ingest::app::poll::Outcome::Completed => String::new(),
     };
     println!(
-        "  {:<9} {:<18} {outcome}{detail}: {} pages, {} delivered, {} already delivered (overlap), {} claim checks, watermark {}",
+        "  {:<9} {:<18} {outcome}{detail}: {} requests, {} delivered, {} already delivered (overlap), {} claim checks, watermark {}",
         s.integration_id,
         s.source.as_str(),
         s.pages,

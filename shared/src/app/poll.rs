@@ -94,6 +94,7 @@ pub struct RunSummary {
     pub source: Source,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Requests made for pages (the `GraphPages` metric).
     pub pages: usize,
     pub delivered: usize,
     /// Items the overlap re-read that had been delivered before.
