@@ -126,6 +126,9 @@ async fn an_item_that_does_not_decode_is_quarantined_and_the_cursor_moves_past_i
         .all(|r| r["schema"] == "m365-ingest.quarantine.v1" && r["reason"].as_str().unwrap().contains("no usable id and version")));
     assert!(q.iter().any(|r| r["object"]["id"] == "broken"), "the item is kept as it came");
     assert!(s.watermark.is_some_and(|w| w > GraphTime::parse("2026-11-26T11:02:00Z").unwrap()), "{s:?}");
+    // The overlap's re-read neither delivers nor quarantines them again.
+    let again = p.poll_one(&integration(), Source::DefenderAlerts, deadline).await;
+    assert_eq!((again.outcome.clone(), again.delivered, again.quarantined), (Outcome::Completed, 0, 0), "{again:?}");
 }
 
 #[tokio::test]

@@ -315,9 +315,15 @@ where
                 continue;
             }
             for r in &read.rejects {
-                quarantine(&self.artifacts, &ctx, &r.raw, &r.reason).await?;
+                // Remembered by its bytes like a delivered version, so the overlap's re-read
+                // does not set it aside (and alarm) again.
+                let key = format!("\0{}", r.key());
+                if !cursor.already_delivered(&key, GraphTime::default()) {
+                    quarantine(&self.artifacts, &ctx, &r.raw, &r.reason).await?;
+                    summary.quarantined += 1;
+                }
+                cursor.record(&key, span.to);
             }
-            summary.quarantined += read.rejects.len();
             let received = read.items.len() + read.rejects.len();
             let decoded = read.items.len();
             let mut fresh: Vec<Item> = read.items.into_iter().filter(|i| !cursor.already_delivered(&i.head.id, i.head.version)).collect();
