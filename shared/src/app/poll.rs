@@ -281,7 +281,10 @@ where
             let read = read?;
             requests += read.requests;
             summary.pages += read.requests;
-            expand &= !read.expand_dropped;
+            if read.expand_dropped {
+                expand = false;
+                continue;
+            }
             if let Some(e) = read.too_large {
                 if spec.top == 1 {
                     return Err(e.into());

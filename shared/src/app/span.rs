@@ -41,7 +41,7 @@ pub struct SpanRead {
     pub largest_page: usize,
     /// Requests made.
     pub requests: usize,
-    /// `$expand=alerts` was refused and dropped (incidents).
+    /// `$expand=alerts` was refused (incidents): read the span again without it.
     pub expand_dropped: bool,
     /// A page was larger than the client reads: ask for fewer items.
     pub too_large: Option<GraphError>,
@@ -57,7 +57,7 @@ pub async fn read_span<G: GraphApi>(
     spec: &SpanSpec<'_>,
     span: Window,
     single_step: bool,
-    mut expand: bool,
+    expand: bool,
     budget: usize,
 ) -> Result<SpanRead, Error> {
     let mut read = SpanRead {
@@ -98,17 +98,12 @@ pub async fn read_span<G: GraphApi>(
                 Err(e) if expand && (expand_refused(&e) || matches!(e, GraphError::TooLarge { .. })) => {
                     // Large tenants fail `$expand=alerts` (elastic/integrations#18144): list the
                     // incidents alone; the caller fetches each one's alerts.
+                    // The span is read again from its start without it, so that no incident
+                    // carries its alerts twice.
                     tracing::warn!(error = %e, "incidents with $expand=alerts failed; fetching alerts per incident");
-                    expand = false;
                     read.expand_dropped = true;
-                    request = match request {
-                        PageRequest::Query { source, from, to, top, skip, .. } => {
-                            PageRequest::Query { source, from, to, top, skip, expand_alerts: false }
-                        }
-                        other => other,
-                    };
                     read.requests += 1;
-                    continue;
+                    return Ok(read);
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -121,8 +116,9 @@ pub async fn read_span<G: GraphApi>(
                 (None, Source::CloudApps) => None,
                 (None, _) => return Err(GraphError::from(PagingError::NoCount { api: "Graph", field: "@odata.count" }).into()),
             };
-            read.largest_page = read.largest_page.max(page.items.len());
-            let got = page.items.len();
+            // Offsets count every item the page held, decodable or not.
+            let got = page.items.len() + page.rejects.len();
+            read.largest_page = read.largest_page.max(got);
             if std::mem::take(&mut first_of_pass) {
                 let ids: Vec<String> = page.items.iter().map(|i| i.head.id.clone()).collect();
                 match &first_ids {
