@@ -32,7 +32,7 @@ pub struct PollSettings {
     /// Requests per integration per run.
     pub max_pages: usize,
     /// A span is read whole before delivery; it holds at most this many pages of items
-    /// (bounds memory: 2 × 1000 alerts of a few KB).
+    /// (bounds memory: 3 × 1000 alerts of a few KB).
     pub max_span_pages: usize,
     /// Re-reads of a tie (items sharing one timestamp) whose order the API does not keep.
     pub tie_passes: usize,
@@ -57,7 +57,7 @@ impl Default for PollSettings {
             cloud_apps_page_size: 100,
             max_skip: 500,
             max_pages: 500,
-            max_span_pages: 2,
+            max_span_pages: 3,
             tie_passes: 20,
             safety_margin: Duration::from_secs(40),
             max_recent: crate::domain::cursor::MAX_RECENT,
@@ -252,9 +252,10 @@ where
             tie_passes: self.settings.tie_passes,
         };
         let mut expand = incidents;
-        // What a span should hold: several pages while the API pages honestly, one page (less a
-        // margin for late arrivals) once it showed that only a single response can be trusted.
-        let mut target = spec.max_items * 3 / 4;
+        // What a span should hold: whole pages, as many as fit in the span's limit with room to
+        // spare for estimates that miss (so a span costs ⌈items / top⌉ requests, not one more for
+        // a sliver), or one page once the API showed that only a single response can be trusted.
+        let mut target = span_target(&spec);
         let mut span = win;
         let mut requests = 0usize;
         // The last too-large span's start and count: a cut that removed nothing is stuck on a tie.
@@ -292,7 +293,7 @@ where
                 // Items this large (hundreds of evidence each): half as many per request.
                 spec.top = (spec.top / 2).max(1);
                 spec.max_items = spec.top.saturating_mul(self.settings.max_span_pages.max(1));
-                target = target.min(spec.max_items * 3 / 4).max(1);
+                target = target.min(span_target(&spec));
                 tracing::warn!(top = spec.top, "a page was larger than the body limit; asking for fewer items");
                 continue;
             }
@@ -366,6 +367,12 @@ where
             span = Window { from: span.to, to: next_to };
         }
     }
+}
+
+/// Items a span aims at: the whole pages that fit in 90% of its limit, less 3% for late arrivals.
+fn span_target(spec: &SpanSpec<'_>) -> usize {
+    let pages = (spec.max_items * 9 / 10 / spec.top.max(1)).max(1);
+    (pages * spec.top * 97 / 100).max(1)
 }
 
 /// How a run that did not fail ended.
