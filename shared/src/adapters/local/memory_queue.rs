@@ -99,7 +99,10 @@ impl AlertQueue for MemoryAlertQueue {
                     retryable: false,
                     reason: format!("message of {} bytes exceeds {}", e.body.len(), self.max_message_bytes),
                 });
-            } else if let Some(c) = e.body.chars().find(|c| !crate::domain::sqs_text::sqs_accepts(*c)) {
+            } else if let Some(c) = (!crate::domain::sqs_text::sqs_safe(&e.body))
+                .then(|| e.body.chars().find(|c| !crate::domain::sqs_text::sqs_accepts(*c)))
+                .flatten()
+            {
                 // As strict as SQS, which refuses the entry as the sender's fault.
                 report.failed.push(FailedEntry {
                     id: e.id.clone(),
