@@ -249,7 +249,7 @@ pub async fn send_tracked(queue: &impl AlertQueue, bodies: &[String], s: &Delive
 }
 
 /// Alert ids are safe already; anything else becomes `_`, so a key never walks directories.
-fn safe_key(id: &str) -> String {
+pub(crate) fn safe_key(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
 }
 

@@ -348,9 +348,7 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
 /// Where an original too large for its output message goes: named by its content, so a later
 /// publish never overwrites an object an earlier message points to.
 fn content_key(integration_id: &str, raw: &str) -> String {
-    let safe: String =
-        integration_id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
-    format!("output/{safe}/{}.json", sha256_hex(raw.as_bytes()))
+    format!("output/{}/{}.json", super::deliver::safe_key(integration_id), sha256_hex(raw.as_bytes()))
 }
 
 fn units(env: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::deliver::Context;
+use super::deliver::{safe_key, Context};
 use crate::adapters::local::sha256_hex;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
@@ -46,9 +46,7 @@ pub async fn quarantine(artifacts: &impl ArtifactStore, ctx: &Context<'_>, raw: 
     };
     // Plain strings and a RawValue cannot fail to serialise.
     let bytes = serde_json::to_vec(&record).unwrap_or_default();
-    let safe: String =
-        ctx.integration_id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
-    let key = format!("quarantine/{safe}/{}/{}.json", ctx.source, sha256_hex(raw.as_bytes()));
+    let key = format!("quarantine/{}/{}/{}.json", safe_key(ctx.integration_id), ctx.source, sha256_hex(raw.as_bytes()));
     artifacts.put(&key, bytes).await?;
     tracing::warn!(key = %key, reason, "item quarantined");
     Ok(key)
