@@ -40,6 +40,9 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+echo "== soak (a short run on the moto above: README 'Reliability' has the long one)"
+SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
+
 echo "== fuzz (a short run: 3 s per decoder; README 'Fuzzing' has the long one)"
 cargo run -q --bin fuzz -- --seconds 3
 

@@ -164,6 +164,9 @@ impl CheckConfig {
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
     pub state_table: String,
+    pub dedup_table: String,
+    /// How long a warm processor keeps an integration record it read.
+    pub integration_cache: Duration,
     pub output_queue_url: String,
     pub artifact_bucket: String,
     pub process: crate::app::process::ProcessSettings,
@@ -171,8 +174,16 @@ pub struct ProcessorConfig {
 
 impl ProcessorConfig {
     /// Every variable the processor reads, which template.yaml sets.
-    pub const VARIABLES: &'static [&'static str] =
-        &["STATE_TABLE", "OUTPUT_QUEUE_URL", "ARTIFACT_BUCKET", "MAX_MESSAGE_BYTES", "PROCESS_CONCURRENCY"];
+    pub const VARIABLES: &'static [&'static str] = &[
+        "STATE_TABLE",
+        "DEDUP_TABLE",
+        "OUTPUT_QUEUE_URL",
+        "ARTIFACT_BUCKET",
+        "MAX_MESSAGE_BYTES",
+        "PROCESS_CONCURRENCY",
+        "DEDUP_CLAIM_SECS",
+        "INTEGRATION_CACHE_SECS",
+    ];
     pub const NOT_IN_TEMPLATE: &'static [&'static str] = &["AWS_LAMBDA_LOG_STREAM_NAME"];
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -188,6 +199,12 @@ impl ProcessorConfig {
                 "STATE_TABLE",
                 "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)",
             )?,
+            dedup_table: required(
+                &get,
+                "DEDUP_TABLE",
+                "set it to the DynamoDB dedup table's name (template.yaml sets it from DedupTable)",
+            )?,
+            integration_cache: Duration::from_secs(number(&get, "INTEGRATION_CACHE_SECS", 60, 0, 3_600)? as u64),
             output_queue_url: required(
                 &get,
                 "OUTPUT_QUEUE_URL",
@@ -200,6 +217,8 @@ impl ProcessorConfig {
             )?,
             process: crate::app::process::ProcessSettings {
                 concurrency: number(&get, "PROCESS_CONCURRENCY", d.concurrency, 1, 64)?,
+                // A claim must outlive the processor's timeout, or a slow live processor loses it.
+                claim_for: Duration::from_secs(number(&get, "DEDUP_CLAIM_SECS", d.claim_for.as_secs() as usize, 10, 3_600)? as u64),
                 delivery: DeliverySettings { max_message_bytes, max_batch_bytes: SQS_MAX_MESSAGE_BYTES, ..DeliverySettings::default() },
                 owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("processor-{}", std::process::id())),
                 ..d
@@ -233,7 +252,7 @@ mod tests {
     /// Records the names a configuration asks for.
     fn asked(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> std::collections::BTreeSet<String> {
         let names = std::sync::Mutex::new(std::collections::BTreeSet::new());
-        let all: HashMap<&str, &str> = BASE.iter().copied().chain([("OUTPUT_QUEUE_URL", "https://sqs/o")]).collect();
+        let all: HashMap<&str, &str> = BASE.iter().copied().chain([("OUTPUT_QUEUE_URL", "https://sqs/o"), ("DEDUP_TABLE", "d")]).collect();
         read(&|k: &str| {
             names.lock().unwrap().insert(k.to_owned());
             all.get(k).map(|v| v.to_string())
@@ -277,5 +296,18 @@ mod tests {
         let mut bad = BASE.to_vec();
         bad.push(("EXTRA_CA_BUNDLE_FILE", "/no/such.pem"));
         assert!(PollerConfig::from_lookup(env(&bad)).unwrap_err().to_string().contains("EXTRA_CA_BUNDLE_FILE"));
+    }
+
+    #[test]
+    fn the_dedup_claim_is_configurable_within_bounds() {
+        let base = [("STATE_TABLE", "t"), ("DEDUP_TABLE", "d"), ("OUTPUT_QUEUE_URL", "https://sqs/o"), ("ARTIFACT_BUCKET", "b")];
+        assert_eq!(ProcessorConfig::from_lookup(env(&base)).unwrap().process.claim_for, Duration::from_secs(300));
+        let mut short = base.to_vec();
+        short.push(("DEDUP_CLAIM_SECS", "25"));
+        assert_eq!(ProcessorConfig::from_lookup(env(&short)).unwrap().process.claim_for, Duration::from_secs(25));
+        let mut bad = base.to_vec();
+        bad.push(("DEDUP_CLAIM_SECS", "1"));
+        let e = ProcessorConfig::from_lookup(env(&bad)).unwrap_err().to_string();
+        assert!(e.contains("DEDUP_CLAIM_SECS = `1` is invalid: use a whole number from 10 to 3600"), "{e}");
     }
 }

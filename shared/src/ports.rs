@@ -175,6 +175,9 @@ pub trait GraphApi: Send + Sync {
 /// The configured integrations.
 pub trait IntegrationSource: Send + Sync {
     fn integrations(&self) -> impl Future<Output = Result<Vec<Integration>, CursorError>> + Send;
+    /// One integration by its id: a read by key, never a listing. None when there is no record
+    /// or it no longer validates (logged).
+    fn integration(&self, id: &str) -> impl Future<Output = Result<Option<Integration>, CursorError>> + Send;
 }
 
 /// A saved integration document with its revision: 1 on the first save, one more each save.

@@ -47,7 +47,7 @@ async fn dedup_contract(store: &impl DedupStore) {
 async fn dedup_stores_keep_the_contract() {
     dedup_contract(&MemoryDedupStore::new()).await;
     let c = moto::clients().await;
-    let table = moto::table(&c).await;
+    let table = moto::dedup_table(&c).await;
     dedup_contract(&DynamoDedupStore::new(c.dynamodb.clone(), &table)).await;
 }
 
@@ -97,7 +97,7 @@ async fn concurrent_processors_publish_each_alert_version_once() {
     w.poll(Source::DefenderAlerts).await;
     let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(60).enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
     let c = moto::clients().await;
-    let (table, out_url, bucket) = (moto::table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let (table, out_url, bucket) = (moto::dedup_table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
     let claims = std::sync::Arc::new(AtomicClaims(DynamoDedupStore::new(c.dynamodb.clone(), &table), tokio::sync::Mutex::new(())));
     let make = |owner: &str| {
         Processor::new(
@@ -139,7 +139,7 @@ async fn a_poison_message_ends_in_the_dlq_and_its_neighbours_are_published_once(
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
     w.poll(Source::DefenderAlerts).await;
     let c = moto::clients().await;
-    let (table, out_url, bucket) = (moto::table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let (table, out_url, bucket) = (moto::dedup_table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
     let dlq_url = moto::queue(&c).await;
     let dlq_arn = c
         .sqs
@@ -179,6 +179,7 @@ async fn a_poison_message_ends_in_the_dlq_and_its_neighbours_are_published_once(
         clock: SystemClock,
         settings: ProcessSettings::default(),
         integrations: StaticIntegrations(vec![integration()]),
+        cache: m365_ingest::app::integration_cache::IntegrationCache::new(Duration::from_secs(60)),
     };
     // What Lambda's event source mapping does: receive, invoke, delete what succeeded,
     // leave the failed for redelivery (made visible at once here instead of after the timeout).

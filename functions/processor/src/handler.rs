@@ -84,6 +84,7 @@ mod tests {
                 "0e7c1d2a-3b4c-4d5e-9f60-718293a4b5c6",
                 "s",
             )]),
+            cache: m365_ingest::app::integration_cache::IntegrationCache::new(std::time::Duration::from_secs(60)),
         };
         let mut event = SqsEvent::default();
         event.records = vec![record("good", &envelope(alert)), record("bad", "not json"), record("again", &envelope(alert))];

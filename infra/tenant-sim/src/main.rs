@@ -1,9 +1,13 @@
 //! `tenant-sim`: runs the simulator as its own process.
 //!
 //! ```text
-//! tenant-sim [--port N] [--host NAME] [--seed N] [--scenario FILE] [--ca-out FILE] [--print-scenario]
+//! tenant-sim [--port N] [--host NAME] [--seed N] [--scenario FILE] [--ca-out FILE] [--record-out FILE] [--print-scenario]
 //! tenant-sim tour [--seed N] [--scenario FILE]
 //! ```
+//!
+//! `--record-out` writes the simulator's record when it stops (Ctrl-C or SIGTERM): the requests
+//! it served by status and by fault injected, and every alert version of every tenant with when
+//! it became visible. The soak program compares its output queue with this.
 
 mod tour;
 
@@ -13,7 +17,8 @@ use std::process::ExitCode;
 
 use tenant_sim::{Scenario, Simulator};
 
-const USAGE: &str = "usage: tenant-sim [tour] [--port N] [--host NAME] [--seed N] [--scenario FILE] [--ca-out FILE] [--print-scenario]";
+const USAGE: &str =
+    "usage: tenant-sim [tour] [--port N] [--host NAME] [--seed N] [--scenario FILE] [--ca-out FILE] [--record-out FILE] [--print-scenario]";
 
 struct Args {
     port: u16,
@@ -21,6 +26,7 @@ struct Args {
     seed: Option<u64>,
     scenario: Option<PathBuf>,
     ca_out: PathBuf,
+    record_out: Option<PathBuf>,
     print_scenario: bool,
     tour: bool,
 }
@@ -32,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         seed: None,
         scenario: None,
         ca_out: PathBuf::from("tenant-sim-ca.pem"),
+        record_out: None,
         print_scenario: false,
         tour: false,
     };
@@ -44,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => a.seed = Some(value("--seed")?.parse().map_err(|_| "--seed takes a whole number".to_owned())?),
             "--scenario" => a.scenario = Some(PathBuf::from(value("--scenario")?)),
             "--ca-out" => a.ca_out = PathBuf::from(value("--ca-out")?),
+            "--record-out" => a.record_out = Some(PathBuf::from(value("--record-out")?)),
             "--print-scenario" => a.print_scenario = true,
             "tour" => a.tour = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -116,11 +124,60 @@ async fn main() -> ExitCode {
     }
     println!("  Graph: {}/v1.0/security/alerts_v2, {}/v1.0/security/incidents", sim.base_url(), sim.base_url());
     println!("Ctrl-C stops it.");
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("tenant-sim: cannot wait for Ctrl-C: {e}");
+    // Whoever started us reads the address from stdout, possibly through a pipe.
+    std::io::Write::flush(&mut std::io::stdout()).ok();
+    wait_for_stop().await;
+    let mut code = ExitCode::SUCCESS;
+    if let Some(path) = &args.record_out {
+        let ids: Vec<String> = scenario.tenants.iter().map(|t| t.id.clone()).collect();
+        if let Err(e) = std::fs::write(path, record(&sim, &ids).to_string()) {
+            eprintln!("tenant-sim: cannot write the record to {}: {e}", path.display());
+            code = ExitCode::FAILURE;
+        }
     }
     sim.shutdown().await;
-    ExitCode::SUCCESS
+    code
+}
+
+/// Ctrl-C, or SIGTERM as a process supervisor sends.
+async fn wait_for_stop() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tenant-sim: cannot wait for SIGTERM ({e}); Ctrl-C still stops it");
+            tokio::signal::ctrl_c().await.ok();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// What the simulator served and what its tenants hold, for a comparison after a run.
+fn record(sim: &Simulator, tenants: &[String]) -> serde_json::Value {
+    use std::collections::BTreeMap;
+    let requests = sim.requests().all();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &requests {
+        *statuses.entry(r.status.to_string()).or_default() += 1;
+        if let Some(f) = &r.fault {
+            *faults.entry(f.clone()).or_default() += 1;
+        }
+    }
+    let alerts: BTreeMap<&str, Vec<(String, String, String)>> = tenants
+        .iter()
+        .map(|t| (t.as_str(), sim.alert_timeline(t).into_iter().map(|(id, at, visible)| (id, at.graph7(), visible.graph7())).collect()))
+        .collect();
+    serde_json::json!({
+        "requests": requests.len(),
+        "statuses": statuses,
+        "faults": faults,
+        "stopped_at": sim.clock().now().graph7(),
+        "alert_versions": alerts,
+    })
 }
 
 /// reqwest is built without a default crypto provider (ring only, no aws-lc).

@@ -129,6 +129,9 @@ pub struct AlertPlan {
     /// Share of alerts updated later (status, classification, assignment, comments).
     pub update_fraction: f64,
     pub max_updates: usize,
+    /// Each update comes this long after the version before it (a range, seconds).
+    pub update_gap_min_secs: i64,
+    pub update_gap_max_secs: i64,
     /// Groups of alerts sharing one exact `lastUpdateDateTime`.
     pub tie_groups: usize,
     pub tie_size: usize,
@@ -258,6 +261,8 @@ impl Default for AlertPlan {
             latency_max_secs: 600,
             update_fraction: 0.25,
             max_updates: 3,
+            update_gap_min_secs: 300,
+            update_gap_max_secs: 6 * 3_600,
             tie_groups: 5,
             tie_size: 8,
             big_evidence_fraction: 0.01,

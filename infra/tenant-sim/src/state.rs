@@ -54,7 +54,8 @@ impl SimState {
             None => Instant::now(),
         };
         let clock = if scenario.clock.fixed { SimClock::fixed(start) } else { SimClock::wall() };
-        if !scenario.clock.fixed {
+        // Without a start, a wall clock is the real time (not the time this build began).
+        if !scenario.clock.fixed && scenario.clock.start.is_some() {
             clock.set(start);
         }
         let mut rng = ids::rng(scenario.seed, 0xD1);

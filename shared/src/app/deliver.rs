@@ -65,7 +65,7 @@ pub async fn deliver(
     let mut batch: Vec<(usize, String)> = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut batch_bytes = 0;
     for (index, item) in items.iter().enumerate() {
-        let body = escape_for_sqs(envelope_body(item, ctx, artifacts, s, &mut out).await?);
+        let body = envelope_body(item, ctx, artifacts, s, &mut out).await?;
         if !batch.is_empty() && (batch.len() == MAX_BATCH_ENTRIES || batch_bytes + body.len() > s.max_batch_bytes) {
             flush(items, &batch, ctx, queue, artifacts, s, &mut out).await?;
             batch.clear();
@@ -148,7 +148,8 @@ async fn envelope_body(
         object: Some(&item.raw),
         object_ref: None,
     };
-    let body = env.to_json();
+    // Escaped before measuring: an escape is six bytes where the character was up to three.
+    let body = escape_for_sqs(env.to_json());
     if body.len() <= s.max_message_bytes {
         return Ok(body);
     }
@@ -159,7 +160,7 @@ async fn envelope_body(
     let r = artifacts.put(&key, bytes.to_vec()).await?;
     env.object = None;
     env.object_ref = Some(&r);
-    let body = env.to_json();
+    let body = escape_for_sqs(env.to_json());
     if body.len() > s.max_message_bytes {
         return Err(QueueError::TooLarge { size: body.len(), limit: s.max_message_bytes }.into());
     }
@@ -293,6 +294,19 @@ mod tests {
         let body = q.messages().remove(0);
         let e: Envelope = serde_json::from_str(&body).unwrap();
         assert_eq!(e.to_json(), body, "Outgoing and Envelope serialise alike");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_escaping_makes_too_large_is_claim_checked_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // 3,000 bytes of U+FFFF (1,000 characters SQS refuses) become 6,000 bytes of escapes.
+        let raw = format!(r#"{{"id":"a","lastUpdateDateTime":"2026-01-01T00:00:00.0000001Z","subject":"{}"}}"#, "\u{FFFF}".repeat(1_000));
+        let item = Item::from_raw(&RawValue::from_string(raw).unwrap()).unwrap();
+        let s = DeliverySettings { max_message_bytes: 4_000, ..DeliverySettings::default() };
+        let q = MemoryAlertQueue::new();
+        let d = deliver(&[item], &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap();
+        assert_eq!((d.messages, d.claim_checks, d.quarantined), (1, 1, 0), "{d:?}");
+        assert!(q.messages()[0].len() <= 4_000);
     }
 
     /// Fails every entry whose body contains `marker` the first `times` attempts.

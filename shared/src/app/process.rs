@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use serde_json::value::RawValue;
 use tracing::Instrument;
@@ -19,6 +20,7 @@ use crate::domain::integration::{Integration, OutputFormat};
 use crate::domain::ocsf;
 use crate::domain::output::{AlertMessage, EvidenceRetrieval, IncidentRef, MessageContext, Processing};
 use crate::domain::source::Source;
+use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
 use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore};
@@ -78,6 +80,9 @@ pub struct Processor<D, Q, A, K> {
     counts: Mutex<ProcessCounts>,
     last_failure: Mutex<Option<String>>,
 }
+
+/// A claimed key and whether every message rendered for it was accepted by the output queue.
+type SentKey = (String, bool);
 
 /// The rendered messages of one claimed key.
 struct Ready {
@@ -146,33 +151,42 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
         let bodies: Vec<String> =
             prepared.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().flat_map(|r| r.bodies.iter().cloned()).collect();
         let sent = send_tracked(&self.output, &bodies, &self.settings.delivery).await;
+        // Which keys went out in full, message by message.
         let mut at = 0;
-        let mut failed = Vec::new();
-        for (id, result) in prepared {
-            let outcome = match result {
-                Err(reason) => Err(reason),
-                Ok(ready) => {
-                    let mut problem = None;
-                    for r in ready {
-                        let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
-                        at += r.bodies.len();
-                        if ok {
-                            match self.dedup.published(&r.key, &self.settings.owner).await {
-                                Ok(()) => self.count(|c| c.published += 1),
-                                // Published but not marked: the claim expires and a redelivery publishes again.
-                                Err(e) => problem = Some(format!("{} was published but not marked: {e}", r.key)),
-                            }
-                        } else {
-                            // Not confirmed: free the key so the redelivery publishes it.
-                            if let Err(e) = self.dedup.release(&r.key, &self.settings.owner).await {
-                                tracing::warn!(error = %e, "could not release the dedup claim; it expires on its own");
-                            }
-                            problem = Some(format!("publishing {} failed", r.key));
-                        }
+        let settled: Vec<(String, Result<Vec<SentKey>, String>)> = prepared
+            .into_iter()
+            .map(|(id, result)| {
+                let keys = result.map(|ready| {
+                    ready
+                        .into_iter()
+                        .map(|r| {
+                            let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
+                            at += r.bodies.len();
+                            (r.key, ok)
+                        })
+                        .collect()
+                });
+                (id, keys)
+            })
+            .collect();
+        // All marks at once: a crash between the send and its mark publishes that key again on
+        // redelivery, so the time between the two is kept to one round trip.
+        let outcomes: Vec<(String, Result<(), String>)> = stream::iter(settled)
+            .map(|(id, keys)| async move {
+                let outcome = match keys {
+                    Err(reason) => Err(reason),
+                    Ok(keys) => {
+                        let results: Vec<Result<(), String>> = join_all(keys.iter().map(|(key, ok)| self.settle(key, *ok))).await;
+                        results.into_iter().filter_map(Result::err).next_back().map_or(Ok(()), Err)
                     }
-                    problem.map_or(Ok(()), Err)
-                }
-            };
+                };
+                (id, outcome)
+            })
+            .buffer_unordered(messages.len().max(1))
+            .collect()
+            .await;
+        let mut failed = Vec::new();
+        for (id, outcome) in outcomes {
             if let Err(reason) = outcome {
                 tracing::warn!(message_id = %id, %reason, "message not finished; SQS will deliver it again");
                 self.count(|c| c.failed_messages += 1);
@@ -181,6 +195,26 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
             }
         }
         failed
+    }
+
+    /// Marks a sent key published, or frees the claim of one that was not confirmed so the
+    /// redelivery publishes it.
+    async fn settle(&self, key: &str, sent: bool) -> Result<(), String> {
+        if sent {
+            match self.dedup.published(key, &self.settings.owner).await {
+                Ok(()) => {
+                    self.count(|c| c.published += 1);
+                    Ok(())
+                }
+                // Published but not marked: the claim expires and a redelivery publishes again.
+                Err(e) => Err(format!("{key} was published but not marked: {e}")),
+            }
+        } else {
+            if let Err(e) = self.dedup.release(key, &self.settings.owner).await {
+                tracing::warn!(error = %e, "could not release the dedup claim; it expires on its own");
+            }
+            Err(format!("publishing {key} failed"))
+        }
     }
 
     /// One message on its own: the batch path with a batch of one.
@@ -307,12 +341,13 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
                 },
             };
             let mut msg = AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx);
-            let mut body = msg.to_json();
+            // Escaped before measuring: an escape is six bytes where the character was up to three.
+            let mut body = escape_for_sqs(msg.to_json());
             if body.len() > max {
                 msg.original = None;
                 msg.original_ref =
                     Some(self.artifacts.put(&content_key(&env.integration_id, unit.raw.get()), unit.raw.get().as_bytes().to_vec()).await?);
-                body = msg.to_json();
+                body = escape_for_sqs(msg.to_json());
             }
             if body.len() > max {
                 return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());
@@ -321,7 +356,7 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
         }
         if matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both) {
             let mut finding = ocsf::detection_finding(&unit.alert, unit.raw.get());
-            let mut body = finding.to_string();
+            let mut body = escape_for_sqs(finding.to_string());
             if body.len() > max {
                 let r = self.artifacts.put(&content_key(&env.integration_id, unit.raw.get()), unit.raw.get().as_bytes().to_vec()).await?;
                 if let Some(o) = finding.as_object_mut() {
@@ -333,7 +368,7 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
                         );
                     }
                 }
-                body = finding.to_string();
+                body = escape_for_sqs(finding.to_string());
             }
             if body.len() > max {
                 return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());

@@ -4,6 +4,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use crate::adapters::aws::{AwsClients, DynamoDedupStore, DynamoIntegrations, S3ArtifactStore, SqsAlertQueue};
+use crate::app::integration_cache::IntegrationCache;
 use crate::app::process::{ProcessCounts, ProcessSettings, Processor};
 use crate::config::ProcessorConfig;
 use crate::error::Error;
@@ -16,26 +17,42 @@ pub struct ProcessorApp<D, Q, A, K, I> {
     pub clock: K,
     pub settings: ProcessSettings,
     pub integrations: I,
+    /// The integrations batches named, read by key and kept briefly.
+    pub cache: IntegrationCache,
 }
 
 pub type AwsProcessorApp = ProcessorApp<DynamoDedupStore, SqsAlertQueue, S3ArtifactStore, SystemClock, DynamoIntegrations>;
 
 pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> AwsProcessorApp {
     ProcessorApp {
-        dedup: DynamoDedupStore::new(clients.dynamodb.clone(), &config.state_table),
+        dedup: DynamoDedupStore::new(clients.dynamodb.clone(), &config.dedup_table),
         output: SqsAlertQueue::new(clients.sqs.clone(), &config.output_queue_url),
         artifacts: S3ArtifactStore::new(clients.s3.clone(), &config.artifact_bucket),
         clock: SystemClock,
         settings: config.process.clone(),
         integrations: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
+        cache: IntegrationCache::new(config.integration_cache),
     }
+}
+
+/// Only the integration id of an intake envelope: which records a batch needs.
+#[derive(serde::Deserialize)]
+struct Named<'a> {
+    #[serde(borrow)]
+    integration_id: std::borrow::Cow<'a, str>,
 }
 
 impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock, I: IntegrationSource> ProcessorApp<D, Q, A, K, I> {
     /// Processes the batch; returns the ids SQS should deliver again. `Err` only when nothing
     /// could be tried (the integrations could not be read): SQS then retries the whole batch.
     pub async fn handle(&self, event: SqsEvent) -> Result<(SqsBatchResponse, ProcessCounts), Error> {
-        let integrations = self.integrations.integrations().await?;
+        // Only the integrations this batch names, by key: a message naming none (or one that
+        // does not decode) fails on its own in the processor.
+        let named: Vec<Named<'_>> =
+            event.records.iter().filter_map(|r| r.body.as_deref()).filter_map(|b| serde_json::from_str(b).ok()).collect();
+        let ids: Vec<&str> = named.iter().map(|n| n.integration_id.as_ref()).collect();
+        let integrations = self.cache.lookup(&self.integrations, &ids).await?;
+        drop(named);
         let processor = Processor::new(&self.dedup, &self.output, &self.artifacts, &self.clock, self.settings.clone(), integrations);
         let mut response = SqsBatchResponse::default();
         let mut messages = Vec::with_capacity(event.records.len());

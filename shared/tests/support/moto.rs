@@ -33,6 +33,13 @@ pub async fn table(c: &AwsClients) -> String {
     name
 }
 
+/// The dedup table as template.yaml defines it: `pk` string only.
+pub async fn dedup_table(c: &AwsClients) -> String {
+    let name = unique("dedup");
+    m365_ingest::adapters::aws::create_dedup_table(&c.dynamodb, &name).await.unwrap();
+    name
+}
+
 pub async fn queue(c: &AwsClients) -> String {
     let name = unique("intake");
     c.sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap()

@@ -26,6 +26,7 @@ pub fn measure(binary: &str, runs: usize) -> Result<f64, String> {
             .env("AWS_ACCESS_KEY_ID", "probe")
             .env("AWS_SECRET_ACCESS_KEY", "probe")
             .env("STATE_TABLE", "t")
+            .env("DEDUP_TABLE", "d")
             .env("INTAKE_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/q")
             .env("OUTPUT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/o")
             .env("ARTIFACT_BUCKET", "b")

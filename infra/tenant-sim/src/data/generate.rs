@@ -160,7 +160,9 @@ pub fn add_updates(rng: &mut SimRng, plan: &AlertPlan, pool: &Pool, a: &mut Aler
         if prev.status == "resolved" {
             return;
         }
-        let at = prev.last_update.plus_ticks(rng.gen_range(300 * 10_000_000..6 * 3_600 * 10_000_000));
+        let lo = plan.update_gap_min_secs.max(1) * 10_000_000;
+        let hi = (plan.update_gap_max_secs * 10_000_000).max(lo + 1);
+        let at = prev.last_update.plus_ticks(rng.gen_range(lo..hi));
         let analyst = pick(rng, &pool.users).upn.clone();
         let mut v = prev.clone();
         v.last_update = at;

@@ -1,5 +1,6 @@
-//! Processor dedup keys in the state table: `pk = dedup#<key>`, `sk = dedup`, with a TTL
-//! (`expires_at`, epoch seconds) longer than any overlap.
+//! Processor dedup keys in a table of their own (`pk` = the key, nothing else shares it), with a
+//! TTL (`expires_at`, epoch seconds) longer than any overlap: the state table stays small
+//! however many alert versions are published.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -20,8 +21,8 @@ impl DynamoDedupStore {
         DynamoDedupStore { client, table: table.to_owned() }
     }
 
-    fn key(key: &str) -> [(String, AttributeValue); 2] {
-        [("pk".into(), AttributeValue::S(format!("dedup#{key}"))), ("sk".into(), AttributeValue::S("dedup".into()))]
+    fn key(key: &str) -> AttributeValue {
+        AttributeValue::S(key.to_owned())
     }
 }
 
@@ -34,13 +35,11 @@ impl DedupStore for DynamoDedupStore {
         claim_until: GraphTime,
         expires_at: GraphTime,
     ) -> Result<Claim, CursorError> {
-        let [pk, sk] = Self::key(key);
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
+            .key("pk", Self::key(key))
             .update_expression("SET #s = :claimed, claim_owner = :o, claim_until = :u, expires_at = :x")
             // A live claim is in flight even when it is our own (two copies of one message in a batch).
             .condition_expression("attribute_not_exists(#s) OR (#s = :claimed AND claim_until < :now)")
@@ -66,13 +65,11 @@ impl DedupStore for DynamoDedupStore {
     }
 
     async fn published(&self, key: &str, owner: &str) -> Result<(), CursorError> {
-        let [pk, sk] = Self::key(key);
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
+            .key("pk", Self::key(key))
             .update_expression("SET #s = :published REMOVE claim_owner, claim_until")
             .condition_expression("claim_owner = :o OR #s = :published")
             .expression_attribute_names("#s", "state")
@@ -90,13 +87,11 @@ impl DedupStore for DynamoDedupStore {
     }
 
     async fn release(&self, key: &str, owner: &str) -> Result<(), CursorError> {
-        let [pk, sk] = Self::key(key);
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
+            .key("pk", Self::key(key))
             .condition_expression("claim_owner = :o AND #s = :claimed")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":o", AttributeValue::S(owner.into()))

@@ -174,4 +174,14 @@ impl IntegrationSource for DynamoIntegrations {
             })
             .collect())
     }
+
+    async fn integration(&self, id: &str) -> Result<Option<Integration>, CursorError> {
+        Ok(self.get(id).await?.and_then(|r| match r.doc.validate() {
+            Ok(i) => Some(i),
+            Err(problem) => {
+                tracing::error!(%problem, "integration record does not validate");
+                None
+            }
+        }))
+    }
 }

@@ -12,7 +12,7 @@ mod sqs_queue;
 pub use dynamo_cursor::DynamoCursorStore;
 pub use dynamo_dedup::DynamoDedupStore;
 pub use dynamo_integrations::DynamoIntegrations;
-pub use provision::create_state_table;
+pub use provision::{create_dedup_table, create_state_table};
 pub use s3_artifacts::S3ArtifactStore;
 pub use sdk::{load_sdk_config, AwsClients};
 pub use secrets_manager::{credentials_for, parse_secret, secret_json, SecretsManagerSource};

@@ -1,4 +1,4 @@
-//! Creates the state table the way template.yaml defines it, for local stacks (moto) and tests.
+//! Creates the tables the way template.yaml defines them, for local stacks (moto) and tests.
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_dynamodb::Client;
@@ -19,6 +19,23 @@ pub async fn create_state_table(client: &Client, name: &str) -> Result<(), Curso
         .attribute_definitions(attr("sk").map_err(invalid)?)
         .key_schema(key("pk", KeyType::Hash).map_err(invalid)?)
         .key_schema(key("sk", KeyType::Range).map_err(invalid)?)
+        .send()
+        .await
+        .map_err(|e| CursorError::Store { detail: describe(&e), retryable: sdk_retryable(&e) })?;
+    Ok(())
+}
+
+/// `pk` (hash) string, on demand: the dedup table.
+pub async fn create_dedup_table(client: &Client, name: &str) -> Result<(), CursorError> {
+    let invalid = |e: aws_sdk_dynamodb::error::BuildError| CursorError::Store { detail: e.to_string(), retryable: false };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().map_err(invalid)?,
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().map_err(invalid)?)
         .send()
         .await
         .map_err(|e| CursorError::Store { detail: describe(&e), retryable: sdk_retryable(&e) })?;

@@ -61,6 +61,10 @@ impl IntegrationSource for MemoryIntegrationStore {
     async fn integrations(&self) -> Result<Vec<Integration>, CursorError> {
         Ok(self.records().values().filter_map(|r| r.doc.validate().ok()).collect())
     }
+
+    async fn integration(&self, id: &str) -> Result<Option<Integration>, CursorError> {
+        Ok(self.records().get(id).and_then(|r| r.doc.validate().ok()))
+    }
 }
 
 /// Credentials by name, readable and writable.

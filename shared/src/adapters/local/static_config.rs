@@ -35,4 +35,8 @@ impl IntegrationSource for StaticIntegrations {
     async fn integrations(&self) -> Result<Vec<Integration>, CursorError> {
         Ok(self.0.clone())
     }
+
+    async fn integration(&self, id: &str) -> Result<Option<Integration>, CursorError> {
+        Ok(self.0.iter().find(|i| i.id == id).cloned())
+    }
 }

@@ -1,0 +1,259 @@
+//! `soak`: the poller and the processor as Lambda runs them (their release bootstraps, separate
+//! processes, fed through the Lambda Runtime API), against the tenant simulator as a process
+//! with every fault on and AWS on moto; pollers overlap and every process is SIGKILLed at random
+//! moments. At the end the output queue is compared with the simulator's record.
+//!
+//! ```text
+//! soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--out DIR]
+//! ```
+//! Needs moto (AWS_ENDPOINT_URL on loopback) and the binaries beside this one (`poller`,
+//! `processor`, `tenant-sim`): `infra/scripts/soak.sh` builds and starts everything.
+
+mod drive;
+mod lambda;
+mod verdict;
+mod world;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drive::{Chaos, Pool, Tally};
+use lambda::Function;
+
+const USAGE: &str = "usage: soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--out DIR]";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long faults and kills go on; then the soak settles (no kills) until everything owed
+    /// has had its chance.
+    pub seconds: u64,
+    pub alerts: usize,
+    pub tenants: usize,
+    pub seed: u64,
+    /// Share of invocations killed (SIGKILL) at a random moment.
+    pub kill_rate: f64,
+    pub out: PathBuf,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut o = Options { seconds: 600, alerts: 12_000, tenants: 4, seed: 1, kill_rate: 0.2, out: PathBuf::from("out/soak") };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        let number = |name: &str, v: String| v.parse::<u64>().map_err(|_| format!("{name} takes a whole number, not `{v}`"));
+        match flag.as_str() {
+            "--seconds" => o.seconds = number("--seconds", value("--seconds")?)?.clamp(30, 86_400),
+            "--alerts" => o.alerts = number("--alerts", value("--alerts")?)? as usize,
+            "--tenants" => o.tenants = (number("--tenants", value("--tenants")?)? as usize).clamp(1, 100),
+            "--seed" => o.seed = number("--seed", value("--seed")?)?,
+            "--kill-rate" => {
+                let v = value("--kill-rate")?;
+                o.kill_rate =
+                    v.parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)).ok_or(format!("--kill-rate takes 0 to 1, not `{v}`"))?;
+            }
+            "--out" => o.out = PathBuf::from(value("--out")?),
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let o = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&o).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name(name);
+    if !path.exists() {
+        return Err(format!("{} is missing: build it beside soak (cargo build --release --bin {name})", path.display()));
+    }
+    Ok(path)
+}
+
+async fn run(o: &Options) -> Result<bool, String> {
+    let run_id = format!("{}-{}", o.seed, std::process::id());
+    let dir = o.out.join(&run_id);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let res = Arc::new(world::resources(&run_id).await?);
+    let scenario = world::scenario(o);
+    let sim = world::SimProcess::start(&sibling("tenant-sim")?, &scenario, &dir).await?;
+    println!(
+        "soak {run_id}: {} tenants, {} alerts planned, {} s of faults and kills; logs in {}",
+        o.tenants,
+        o.alerts,
+        o.seconds,
+        dir.display()
+    );
+
+    let common = vec![
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "soak".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "soak".to_owned()),
+        ("AWS_ENDPOINT_URL".to_owned(), res.endpoint.clone()),
+        ("STATE_TABLE".to_owned(), res.table.clone()),
+        ("ARTIFACT_BUCKET".to_owned(), res.bucket.clone()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "info".to_owned()),
+        ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
+    ];
+    let mut poller_env = common.clone();
+    poller_env.extend([
+        ("INTAKE_QUEUE_URL".to_owned(), res.intake.clone()),
+        ("LOGIN_BASE_URL".to_owned(), sim.base_url.clone()),
+        ("GRAPH_BASE_URL".to_owned(), sim.base_url.clone()),
+        ("MDE_BASE_URL".to_owned(), sim.base_url.clone()),
+        ("EXCHANGE_BASE_URL".to_owned(), sim.base_url.clone()),
+        ("EXTRA_CA_BUNDLE_FILE".to_owned(), sim.ca_file.display().to_string()),
+        ("SAFETY_MARGIN_SECS".to_owned(), "5".to_owned()),
+        // Small pages: many requests per run, so faults land mid-window.
+        ("ALERT_PAGE_SIZE".to_owned(), world::PAGE_SIZE.to_string()),
+    ]);
+    let mut processor_env = common;
+    processor_env.extend([
+        ("OUTPUT_QUEUE_URL".to_owned(), res.output.clone()),
+        ("DEDUP_TABLE".to_owned(), res.dedup_table.clone()),
+        ("DEDUP_CLAIM_SECS".to_owned(), world::DEDUP_CLAIM_SECS.to_string()),
+    ]);
+    let pollers = Arc::new(Pool::new(Function { name: "poller".into(), binary: sibling("poller")?, env: poller_env, logs: dir.clone() }));
+    let processors =
+        Arc::new(Pool::new(Function { name: "processor".into(), binary: sibling("processor")?, env: processor_env, logs: dir.clone() }));
+    let chaos = Arc::new(Chaos { killing: AtomicBool::new(true), kill_rate: o.kill_rate });
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let started = Instant::now();
+    let active_until = started + Duration::from_secs(o.seconds);
+    let mut workers = tokio::task::JoinSet::new();
+    // Two processors at a time, as the event source mapping scales out.
+    for _ in 0..2 {
+        workers.spawn(drive::feed_processors(res.clone(), processors.clone(), chaos.clone(), tally.clone(), stop.clone()));
+    }
+    workers.spawn(drive::consume_output(res.clone(), tally.clone(), stop.clone()));
+    let progress = {
+        let tally = tally.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                println!(
+                    "  {:>5} s: {} poll invocations, {} runs, {} kills, {} delivered to intake, {} output messages",
+                    started.elapsed().as_secs(),
+                    tally.poll_invocations.load(Ordering::Relaxed),
+                    tally.integration_runs.load(Ordering::Relaxed),
+                    tally.poller_kills.load(Ordering::Relaxed) + tally.processor_kills.load(Ordering::Relaxed),
+                    tally.delivered_to_intake.load(Ordering::Relaxed),
+                    tally.output_messages.load(Ordering::Relaxed),
+                );
+            }
+        })
+    };
+    let schedule = tokio::spawn(drive::schedule(pollers.clone(), chaos.clone(), tally.clone(), Duration::from_secs(15), active_until));
+    let stagger = Duration::from_secs(60 / o.tenants as u64);
+    let integrations = world::save_integrations(&res, &sim, &scenario, stagger).await?;
+    let tenant_of: BTreeMap<String, String> = integrations.iter().cloned().zip(scenario.tenants.iter().map(|t| t.id.clone())).collect();
+    schedule.await.map_err(|e| format!("the schedule stopped: {e}"))?;
+
+    // Settle: no more kills; two more poll intervals so every tenant has a complete run after
+    // the last kill, then the intake queue drains (a killed processor's messages come back
+    // after the visibility timeout).
+    chaos.killing.store(false, Ordering::Relaxed);
+    println!("  {:>5} s: kills off, settling", started.elapsed().as_secs());
+    drive::schedule(pollers.clone(), chaos.clone(), tally.clone(), Duration::from_secs(15), Instant::now() + Duration::from_secs(150))
+        .await;
+    let drain_by = Instant::now() + Duration::from_secs(300);
+    while drive::depth(&res, &res.intake).await > 0 && Instant::now() < drain_by {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    while workers.join_next().await.is_some() {}
+    progress.abort();
+    while drive::drain_once(&res, &tally).await > 0 {}
+    let intake_left = drive::depth(&res, &res.intake).await;
+    let intake_dlq = drive::depth(&res, &res.intake_dlq).await;
+    let record = sim.stop().await?;
+
+    let runs = tally.completed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let published = tally.published.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let at_risk = tally.in_killed_batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let v = verdict::judge(&record, &tenant_of, &runs, &published, &at_risk)?;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let report = serde_json::json!({
+        "seconds_with_faults": o.seconds,
+        "seconds_total": started.elapsed().as_secs(),
+        "tenants": o.tenants,
+        "seed": o.seed,
+        "alerts": v.alerts,
+        "versions_owed_or_not_in_simulator": v.versions_in_simulator,
+        "versions_published": v.versions_published,
+        "poll_invocations": load(&tally.poll_invocations),
+        "poll_invocations_that_read": load(&tally.invocations_that_read),
+        "poll_cycles": runs.len() as u64 + load(&tally.runs_partial),
+        "overlapping_poll_pairs": load(&tally.overlapping_polls),
+        "integration_runs": load(&tally.integration_runs),
+        "completed_runs": runs.len(),
+        "partial_runs": load(&tally.runs_partial),
+        "failed_runs": load(&tally.runs_failed),
+        "failed_run_examples": tally.failures.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        "runs_skipped_for_a_lease": load(&tally.runs_skipped_lease),
+        "kills": {"poller": load(&tally.poller_kills), "processor": load(&tally.processor_kills)},
+        "processes_started": {"poller": pollers.started(), "processor": processors.started()},
+        "crashes": load(&tally.crashes),
+        "handler_errors": {"poller": load(&tally.poller_errors), "processor": load(&tally.processor_errors)},
+        "processor_invocations": load(&tally.processor_invocations),
+        "processor_item_failures": load(&tally.processor_item_failures),
+        "delivered_to_intake": load(&tally.delivered_to_intake),
+        "quarantined": load(&tally.quarantined),
+        "output_messages": load(&tally.output_messages),
+        "simulator": {"requests": record["requests"], "faults_injected": record["faults"], "statuses": record["statuses"]},
+        "intake_left": intake_left,
+        "intake_dlq": intake_dlq,
+        "lost": v.lost,
+        "duplicated_versions": v.duplicated_versions,
+        "extra_copies": v.extra_copies,
+        "duplicates_after_a_processor_kill": v.duplicates_after_a_processor_kill,
+        "unexplained_duplicates": v.unexplained_duplicates,
+        "phantoms": v.phantoms,
+        "lost_examples": v.lost_examples,
+        "duplicate_examples": v.duplicate_examples,
+        "phantom_examples": v.phantom_examples,
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    std::fs::write(dir.join("report.json"), &text).map_err(|e| format!("cannot write the report: {e}"))?;
+    println!("{text}");
+    let faults: u64 = record["faults"].as_object().map(|m| m.values().filter_map(|x| x.as_u64()).sum()).unwrap_or(0);
+    println!(
+        "soak: {} alerts ({} versions published) over {} poll cycles, {} kills, {} faults injected: {} lost, {} duplicated ({} after a processor kill between send and mark, {} unexplained), {} phantom, {} in the intake DLQ",
+        v.alerts,
+        v.versions_published,
+        runs.len() as u64 + load(&tally.runs_partial),
+        load(&tally.poller_kills) + load(&tally.processor_kills),
+        faults,
+        v.lost,
+        v.duplicated_versions,
+        v.duplicates_after_a_processor_kill,
+        v.unexplained_duplicates,
+        v.phantoms,
+        intake_dlq
+    );
+    Ok(v.lost == 0 && v.unexplained_duplicates == 0 && v.phantoms == 0 && intake_dlq == 0 && intake_left == 0)
+}

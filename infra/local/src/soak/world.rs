@@ -1,0 +1,290 @@
+//! What a soak runs against: AWS on moto (the stack's table, queues with their redrive, bucket),
+//! the tenant simulator as its own process with every fault switched on, and integrations saved
+//! through Test & Save as an operator would.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients};
+use m365_ingest::app::check::{CredentialInput, SaveMode};
+use m365_ingest::config::{http_settings, CheckConfig};
+use m365_ingest::domain::integration::{Credential, Credentials};
+use m365_ingest::domain::integration_doc;
+use m365_ingest::secret::Secret;
+use m365_ingest::GraphTime;
+use rand::{Rng, SeedableRng};
+use tenant_sim::scenario::{AppSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use tenant_sim::{FaultKind, FaultSpec, Scenario};
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
+
+use super::Options;
+
+/// The integrations' window: the smallest cover the product accepts (delay + overlap = 10 min).
+pub const INGESTION_DELAY_SECS: i64 = 300;
+pub const OVERLAP_SECS: i64 = 300;
+/// The intake queue's visibility and the processor's claims, scaled down from the template's
+/// (900 s and 300 s) in the same order: timeout < claim < visibility.
+pub const PROCESSOR_TIMEOUT: Duration = Duration::from_secs(20);
+pub const DEDUP_CLAIM_SECS: u64 = 25;
+pub const INTAKE_VISIBILITY_SECS: u64 = 40;
+pub const POLLER_TIMEOUT: Duration = Duration::from_secs(40);
+/// `$top` of the pollers; the simulator cuts pages shorter still, without a nextLink.
+pub const PAGE_SIZE: usize = 50;
+const PAGE_CAP: usize = 37;
+
+pub struct Resources {
+    pub aws: AwsClients,
+    pub endpoint: String,
+    pub table: String,
+    pub dedup_table: String,
+    pub intake: String,
+    pub intake_dlq: String,
+    pub output: String,
+    pub bucket: String,
+}
+
+pub async fn resources(run: &str) -> Result<Resources, String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| {
+        "AWS_ENDPOINT_URL is not set: start moto first (`eval \"$(infra/scripts/moto.sh start)\"`), or use infra/scripts/soak.sh".to_owned()
+    })?;
+    if !(endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:")) {
+        return Err(format!("the soak runs against moto on loopback only, not {endpoint}"));
+    }
+    let aws = AwsClients::new(&load_sdk_config().await);
+    let e = |what: &str| {
+        let what = what.to_owned();
+        move |err: String| format!("cannot create the {what} on moto: {err}")
+    };
+    let table = format!("soak-{run}");
+    create_state_table(&aws.dynamodb, &table).await.map_err(|x| e("state table")(x.to_string()))?;
+    let dedup_table = format!("soak-{run}-dedup");
+    create_dedup_table(&aws.dynamodb, &dedup_table).await.map_err(|x| e("dedup table")(x.to_string()))?;
+    let queue = |name: String, attrs: Vec<(QueueAttributeName, String)>| {
+        let sqs = aws.sqs.clone();
+        async move {
+            let mut req = sqs.create_queue().queue_name(name);
+            for (k, v) in attrs {
+                req = req.attributes(k, v);
+            }
+            req.send().await.map_err(|x| format!("{x:?}")).and_then(|o| o.queue_url.ok_or_else(|| "no queue URL".to_owned()))
+        }
+    };
+    let intake_dlq = queue(format!("soak-{run}-intake-dlq"), vec![]).await.map_err(e("intake DLQ"))?;
+    let dlq_arn = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&intake_dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|x| format!("{x:?}"))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or("the intake DLQ has no ARN")?;
+    // As template.yaml: five receives, then the DLQ.
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
+    let intake = queue(
+        format!("soak-{run}-intake"),
+        vec![(QueueAttributeName::VisibilityTimeout, INTAKE_VISIBILITY_SECS.to_string()), (QueueAttributeName::RedrivePolicy, redrive)],
+    )
+    .await
+    .map_err(e("intake queue"))?;
+    let output = queue(format!("soak-{run}-output"), vec![]).await.map_err(e("output queue"))?;
+    let bucket = format!("soak-{run}-artifacts");
+    aws.s3.create_bucket().bucket(&bucket).send().await.map_err(|x| e("bucket")(format!("{x:?}")))?;
+    Ok(Resources { aws, endpoint, table, dedup_table, intake, intake_dlq, output, bucket })
+}
+
+pub fn tenant_id(seed: u64, i: usize) -> String {
+    format!("{:08x}-5a0c-4000-8000-{:012x}", seed as u32, i)
+}
+
+/// Every fault the simulator has, at rates a bad day on Microsoft's side could show, plus
+/// storms of 429s on consecutive requests.
+pub fn scenario(o: &Options) -> Scenario {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(o.seed);
+    let mut s = Scenario { seed: o.seed, ..Scenario::default() };
+    let per_tenant = o.alerts.div_ceil(o.tenants);
+    s.tenants = (0..o.tenants)
+        .map(|i| {
+            let mut t = TenantSpec {
+                id: tenant_id(o.seed, i),
+                domain: format!("soak{i:03}.onmicrosoft.com"),
+                apps: vec![AppSpec::default()],
+                ..TenantSpec::default()
+            };
+            let a = &mut t.alerts;
+            a.count = per_tenant;
+            a.incidents = (per_tenant / 4).max(1);
+            // First versions from one full cover before the start to the last moment the
+            // window can reach while the soak is active.
+            a.from = format!("-{}s", INGESTION_DELAY_SECS + OVERLAP_SECS);
+            a.to = format!("{}s", o.seconds as i64 - INGESTION_DELAY_SECS);
+            // Late arrivals: up to 9 of the 10 minutes the window covers.
+            a.latency_min_secs = 5;
+            a.latency_max_secs = INGESTION_DELAY_SECS + OVERLAP_SECS - 60;
+            a.update_fraction = 0.3;
+            a.max_updates = 3;
+            a.update_gap_min_secs = 30;
+            a.update_gap_max_secs = 600;
+            t.cloud_apps.count = 0;
+            t
+        })
+        .collect();
+    s.graph.ignore_orderby = true;
+    s.graph.shuffle_ties = true;
+    s.graph.page_cap = PAGE_CAP;
+    s.tokens.lifetime_secs = 600;
+    let graph = "/v1.0/security";
+    s.faults = vec![
+        FaultSpec::new(graph, FaultKind::Throttle { retry_after_secs: 1 }).at_rate(0.03),
+        FaultSpec::new(graph, FaultKind::Status { status: 503, retry_after_secs: Some(1) }).at_rate(0.02),
+        FaultSpec::new(graph, FaultKind::Status { status: 500, retry_after_secs: None }).at_rate(0.01),
+        FaultSpec::new(graph, FaultKind::Status { status: 504, retry_after_secs: None }).at_rate(0.005),
+        FaultSpec::new(graph, FaultKind::Truncate).at_rate(0.02),
+        FaultSpec::new(graph, FaultKind::Slow { delay_ms: 1_500 }).at_rate(0.01),
+        FaultSpec::new(graph, FaultKind::ExpireToken).at_rate(0.01),
+    ];
+    // Storms: every ~150 Graph requests, 8–20 consecutive ones are throttled.
+    let mut storm = Vec::new();
+    let mut at = 0u64;
+    for _ in 0..(o.seconds / 10).max(3) {
+        at += rng.gen_range(100..200);
+        let len = rng.gen_range(8..=20);
+        storm.extend(at..at + len);
+        at += len;
+    }
+    s.faults.insert(0, FaultSpec::new(graph, FaultKind::Throttle { retry_after_secs: 2 }).on(&storm));
+    for t in &s.tenants {
+        s.faults
+            .push(FaultSpec::new(&format!("/{}/oauth2", t.id), FaultKind::Status { status: 503, retry_after_secs: None }).at_rate(0.05));
+    }
+    s
+}
+
+/// The simulator as its own process on a port the OS picks.
+pub struct SimProcess {
+    child: Child,
+    pub base_url: String,
+    pub ca_file: PathBuf,
+    record_file: PathBuf,
+}
+
+impl SimProcess {
+    pub async fn start(binary: &Path, scenario: &Scenario, dir: &Path) -> Result<Self, String> {
+        let scenario_file = dir.join("scenario.json");
+        let text = serde_json::to_string_pretty(scenario).map_err(|e| e.to_string())?;
+        std::fs::write(&scenario_file, text).map_err(|e| format!("cannot write {}: {e}", scenario_file.display()))?;
+        let ca_file = dir.join("tenant-sim-ca.pem");
+        let record_file = dir.join("tenant-sim-record.json");
+        let log = std::fs::File::create(dir.join("tenant-sim.log")).map_err(|e| e.to_string())?;
+        let mut child = Command::new(binary)
+            .args(["--port", "0", "--scenario"])
+            .arg(&scenario_file)
+            .arg("--ca-out")
+            .arg(&ca_file)
+            .arg("--record-out")
+            .arg(&record_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e} (build it: cargo build --release --bin tenant-sim)", binary.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout from tenant-sim")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .map_err(|_| "tenant-sim did not start within 60 s".to_owned())?
+            .map_err(|e| e.to_string())?
+            .ok_or("tenant-sim exited before listening (see tenant-sim.log)")?;
+        let base_url = first
+            .strip_prefix("tenant simulator listening on ")
+            .ok_or_else(|| format!("unexpected first line from tenant-sim: {first}"))?
+            .trim()
+            .to_owned();
+        // Keep reading so the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(SimProcess { child, base_url, ca_file, record_file })
+    }
+
+    /// Stops it (SIGTERM) and reads the record it writes on the way out.
+    pub async fn stop(mut self) -> Result<serde_json::Value, String> {
+        let pid = self.child.id().ok_or("tenant-sim already exited")?;
+        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("cannot signal tenant-sim".into());
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .map_err(|_| "tenant-sim did not stop within 60 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&self.record_file).map_err(|e| format!("cannot read {}: {e}", self.record_file.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("the simulator's record is not JSON: {e}"))
+    }
+}
+
+/// Test & Save of one integration per tenant, through the check function's code against the
+/// simulator process and moto (faults and all: a failed check is tried again, as an operator
+/// would), one every `stagger`: tenants added over time fall due at different moments.
+pub async fn save_integrations(res: &Resources, sim: &SimProcess, scenario: &Scenario, stagger: Duration) -> Result<Vec<String>, String> {
+    let env = |k: &str| match k {
+        "STATE_TABLE" => Some(res.table.clone()),
+        "LOGIN_BASE_URL" | "GRAPH_BASE_URL" | "MDE_BASE_URL" | "EXCHANGE_BASE_URL" => Some(sim.base_url.clone()),
+        "EXTRA_CA_BUNDLE_FILE" => Some(sim.ca_file.display().to_string()),
+        _ => None,
+    };
+    let config =
+        CheckConfig { state_table: res.table.clone(), secret_prefix: String::new(), http: http_settings(&env).map_err(|e| e.to_string())? };
+    let checker = m365_ingest::lambda::check::build_aws(&config, &res.aws).map_err(|e| e.to_string())?;
+    let mut ids = Vec::new();
+    for (i, t) in scenario.tenants.iter().enumerate() {
+        let id = format!("soak-{i:03}");
+        let doc = integration_doc::from_toml(&format!(
+            r#"version = 1
+id = "{id}"
+tenant_id = "{tenant}"
+client_id = "{DEFAULT_CLIENT_ID}"
+secret_ref = "m365-ingest/{id}"
+organization_id = "{domain}"
+[polling]
+interval = "1m"
+lookback = "1h"
+ingestion_delay = "{INGESTION_DELAY_SECS}s"
+overlap = "{OVERLAP_SECS}s"
+[sources]
+defender = "alerts"
+"#,
+            tenant = t.id,
+            domain = t.domain
+        ))
+        .map_err(|e| format!("the soak's integration document: {e}"))?;
+        let creds = Credentials {
+            tenant_id: t.id.clone(),
+            client_id: DEFAULT_CLIENT_ID.into(),
+            credential: Credential::ClientSecret(Secret::new(DEFAULT_CLIENT_SECRET)),
+        };
+        let mut last = String::new();
+        let mut saved = false;
+        for _ in 0..5 {
+            let report = checker.test_and_save(&doc, CredentialInput::New(creds.clone()), SaveMode::Create, GraphTime::now()).await;
+            if report.passed && report.not_saved.is_none() {
+                saved = true;
+                break;
+            }
+            last = report.to_text();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if !saved {
+            return Err(format!("Test & Save of {id} failed five times:\n{last}"));
+        }
+        ids.push(id);
+        if i + 1 < scenario.tenants.len() {
+            tokio::time::sleep(stagger).await;
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The soak (README "Reliability"): builds the functions' bootstraps, the simulator and the soak
+# program, starts moto on loopback, and runs the soak with the options given, e.g.
+#   bash infra/scripts/soak.sh --seconds 900 --alerts 12000 --tenants 6
+# SOAK_PROFILE=dev uses debug builds (CI's short run reuses the test build's dependencies).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ ! -x .venv/bin/moto_server ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
+fi
+profile=${SOAK_PROFILE:-release}
+case "$profile" in dev) dir=debug ;; *) dir=$profile ;; esac
+cargo build --quiet --profile "$profile" --bin soak --bin tenant-sim --bin poller --bin processor
+started_moto=
+if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+  eval "$(infra/scripts/moto.sh start)"
+  started_moto=1
+fi
+trap '[ -z "$started_moto" ] || infra/scripts/moto.sh stop' EXIT
+"target/$dir/soak" "$@"
