@@ -11,6 +11,7 @@
 
 mod drive;
 mod lambda;
+mod sqs;
 mod verdict;
 mod world;
 
@@ -112,6 +113,7 @@ async fn run(o: &Options) -> Result<bool, String> {
         ("AWS_ACCESS_KEY_ID".to_owned(), "soak".to_owned()),
         ("AWS_SECRET_ACCESS_KEY".to_owned(), "soak".to_owned()),
         ("AWS_ENDPOINT_URL".to_owned(), res.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_SQS".to_owned(), res.sqs_endpoint.clone()),
         ("STATE_TABLE".to_owned(), res.table.clone()),
         ("ARTIFACT_BUCKET".to_owned(), res.bucket.clone()),
         ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "info".to_owned()),

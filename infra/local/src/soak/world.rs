@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients};
 use m365_ingest::app::check::{CredentialInput, SaveMode};
 use m365_ingest::config::{http_settings, CheckConfig};
@@ -20,6 +19,7 @@ use tenant_sim::{FaultKind, FaultSpec, Scenario};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
+use super::sqs::Sqs;
 use super::Options;
 
 /// The integrations' window: the smallest cover the product accepts (delay + overlap = 10 min).
@@ -36,8 +36,11 @@ pub const PAGE_SIZE: usize = 50;
 const PAGE_CAP: usize = 37;
 
 pub struct Resources {
+    /// DynamoDB, S3 and Secrets Manager on moto; SQS on the soak's own (`sqs.rs` says why).
     pub aws: AwsClients,
     pub endpoint: String,
+    pub sqs_endpoint: String,
+    _sqs: std::sync::Arc<Sqs>,
     pub table: String,
     pub dedup_table: String,
     pub intake: String,
@@ -53,7 +56,8 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
     if !(endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:")) {
         return Err(format!("the soak runs against moto on loopback only, not {endpoint}"));
     }
-    let aws = AwsClients::new(&load_sdk_config().await);
+    let sdk = load_sdk_config().await;
+    let mut aws = AwsClients::new(&sdk);
     let e = |what: &str| {
         let what = what.to_owned();
         move |err: String| format!("cannot create the {what} on moto: {err}")
@@ -62,40 +66,19 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
     create_state_table(&aws.dynamodb, &table).await.map_err(|x| e("state table")(x.to_string()))?;
     let dedup_table = format!("soak-{run}-dedup");
     create_dedup_table(&aws.dynamodb, &dedup_table).await.map_err(|x| e("dedup table")(x.to_string()))?;
-    let queue = |name: String, attrs: Vec<(QueueAttributeName, String)>| {
-        let sqs = aws.sqs.clone();
-        async move {
-            let mut req = sqs.create_queue().queue_name(name);
-            for (k, v) in attrs {
-                req = req.attributes(k, v);
-            }
-            req.send().await.map_err(|x| format!("{x:?}")).and_then(|o| o.queue_url.ok_or_else(|| "no queue URL".to_owned()))
-        }
-    };
-    let intake_dlq = queue(format!("soak-{run}-intake-dlq"), vec![]).await.map_err(e("intake DLQ"))?;
-    let dlq_arn = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&intake_dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|x| format!("{x:?}"))?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or("the intake DLQ has no ARN")?;
+    let (sqs, sqs_endpoint) = Sqs::start().await?;
+    let intake_dlq = sqs.create(&format!("soak-{run}-intake-dlq"), Duration::from_secs(30), None);
     // As template.yaml: five receives, then the DLQ.
-    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
-    let intake = queue(
-        format!("soak-{run}-intake"),
-        vec![(QueueAttributeName::VisibilityTimeout, INTAKE_VISIBILITY_SECS.to_string()), (QueueAttributeName::RedrivePolicy, redrive)],
-    )
-    .await
-    .map_err(e("intake queue"))?;
-    let output = queue(format!("soak-{run}-output"), vec![]).await.map_err(e("output queue"))?;
+    let intake = sqs.create(
+        &format!("soak-{run}-intake"),
+        Duration::from_secs(INTAKE_VISIBILITY_SECS),
+        Some((&format!("soak-{run}-intake-dlq"), 5)),
+    );
+    let output = sqs.create(&format!("soak-{run}-output"), Duration::from_secs(30), None);
+    aws.sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(&sqs_endpoint).build());
     let bucket = format!("soak-{run}-artifacts");
     aws.s3.create_bucket().bucket(&bucket).send().await.map_err(|x| e("bucket")(format!("{x:?}")))?;
-    Ok(Resources { aws, endpoint, table, dedup_table, intake, intake_dlq, output, bucket })
+    Ok(Resources { aws, endpoint, sqs_endpoint, _sqs: sqs, table, dedup_table, intake, intake_dlq, output, bucket })
 }
 
 pub fn tenant_id(seed: u64, i: usize) -> String {

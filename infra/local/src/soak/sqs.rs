@@ -1,0 +1,275 @@
+//! The soak's SQS: the five actions the functions and the soak call, in the AWS JSON 1.0
+//! protocol the SDK speaks, with SQS's semantics. moto's SQS cannot take the soak's depth: its
+//! ReceiveMessage asks for the queue's attributes once per message it looks at, and those count
+//! every message (py-spy on moto 5: 86 % of its time in `Queue.attributes` at 1,400 messages),
+//! so each call took seconds and the whole moto server stalled.
+//!
+//! Reference: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/ (actions
+//! SendMessageBatch, ReceiveMessage, DeleteMessageBatch, GetQueueAttributes; quotas in
+//! sqs-quotas.html: 10 entries a batch, 1 MiB a message and a batch, the XML 1.0 character set).
+//! Behaviour kept: visibility timeouts and receive counts, redrive to a DLQ after
+//! `maxReceiveCount` receives, long polling, a new receipt handle on every receive (a delete
+//! with an older one succeeds but deletes nothing, as the API reference warns it may), batch
+//! and size limits, and refusing characters outside SQS's set per entry (`SenderFault`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use m365_ingest::domain::sqs_text::sqs_accepts;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+const MAX_ENTRIES: usize = 10;
+const MAX_BYTES: usize = 1 << 20;
+const ACCOUNT: &str = "123456789012";
+
+struct Message {
+    id: String,
+    body: String,
+    sent_ms: u128,
+    first_receive_ms: Option<u128>,
+    receive_count: u32,
+    visible_at: Instant,
+    receipt: Option<String>,
+}
+
+struct Queue {
+    visibility: Duration,
+    /// (dead-letter queue name, maxReceiveCount)
+    redrive: Option<(String, u32)>,
+    /// By send order: receives favour older messages, as a standard queue roughly does.
+    messages: BTreeMap<u64, Message>,
+}
+
+pub struct Sqs {
+    base: String,
+    queues: Mutex<HashMap<String, Queue>>,
+    arrived: Notify,
+    seq: AtomicU64,
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
+fn error(code: &str, message: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("AWS.SimpleQueueService.{code};Sender").parse() {
+        headers.insert("x-amzn-query-error", v);
+    }
+    let body = json!({"__type": format!("com.amazonaws.sqs#{code}"), "message": message}).to_string();
+    (StatusCode::BAD_REQUEST, headers, body).into_response()
+}
+
+impl Sqs {
+    /// Serves on a loopback port; returns it and the endpoint URL for `AWS_ENDPOINT_URL_SQS`.
+    pub async fn start() -> Result<(Arc<Sqs>, String), String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("SQS stand-in: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let base = format!("http://{addr}");
+        let sqs = Arc::new(Sqs { base: base.clone(), queues: Mutex::new(HashMap::new()), arrived: Notify::new(), seq: AtomicU64::new(0) });
+        let app = Router::new().route("/", post(dispatch)).with_state(sqs.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("soak: the SQS stand-in stopped: {e}");
+            }
+        });
+        Ok((sqs, base))
+    }
+
+    /// Creates a queue; returns its URL.
+    pub fn create(&self, name: &str, visibility: Duration, redrive: Option<(&str, u32)>) -> String {
+        let q = Queue { visibility, redrive: redrive.map(|(d, n)| (d.to_owned(), n)), messages: BTreeMap::new() };
+        self.lock().insert(name.to_owned(), q);
+        format!("{}/{ACCOUNT}/{name}", self.base)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Queue>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send_batch(&self, input: &Value) -> Response {
+        let Some(name) = queue_name(input) else { return error("QueueDoesNotExist", "no QueueUrl") };
+        let entries = input["Entries"].as_array().cloned().unwrap_or_default();
+        if entries.is_empty() {
+            return error("EmptyBatchRequest", "the batch has no entries");
+        }
+        if entries.len() > MAX_ENTRIES {
+            return error("TooManyEntriesInBatchRequest", &format!("{} entries; at most {MAX_ENTRIES}", entries.len()));
+        }
+        let ids: Vec<&str> = entries.iter().map(|e| e["Id"].as_str().unwrap_or("")).collect();
+        if (1..ids.len()).any(|i| ids[..i].contains(&ids[i])) {
+            return error("BatchEntryIdsNotDistinct", "two entries share an Id");
+        }
+        let total: usize = entries.iter().map(|e| e["MessageBody"].as_str().map_or(0, str::len)).sum();
+        if total > MAX_BYTES {
+            return error("BatchRequestTooLong", &format!("the batch is {total} bytes; at most {MAX_BYTES}"));
+        }
+        let mut queues = self.lock();
+        let Some(q) = queues.get_mut(&name) else { return error("QueueDoesNotExist", &name) };
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for e in &entries {
+            let id = e["Id"].as_str().unwrap_or("").to_owned();
+            let body = e["MessageBody"].as_str().unwrap_or("");
+            if body.is_empty() || body.len() > MAX_BYTES {
+                failed.push(json!({"Id": id, "Code": "InvalidParameterValue", "Message": "body empty or above 1 MiB", "SenderFault": true}));
+                continue;
+            }
+            if !body.chars().all(sqs_accepts) {
+                failed.push(json!({"Id": id, "Code": "InvalidMessageContents", "Message": "Invalid characters found", "SenderFault": true}));
+                continue;
+            }
+            let n = self.seq.fetch_add(1, Ordering::Relaxed);
+            let message_id = format!("{:08x}-0000-4000-8000-{n:012x}", std::process::id());
+            q.messages.insert(
+                n,
+                Message {
+                    id: message_id.clone(),
+                    body: body.to_owned(),
+                    sent_ms: now_ms(),
+                    first_receive_ms: None,
+                    receive_count: 0,
+                    visible_at: Instant::now(),
+                    receipt: None,
+                },
+            );
+            ok.push(json!({"Id": id, "MessageId": message_id}));
+        }
+        drop(queues);
+        self.arrived.notify_waiters();
+        json!({"Successful": ok, "Failed": failed}).to_string().into_response()
+    }
+
+    /// One pass over the queue: up to `max` visible messages, marked received.
+    fn take(&self, name: &str, max: usize, visibility: Option<Duration>) -> Result<Vec<Value>, Response> {
+        let mut queues = self.lock();
+        let q = queues.get_mut(name).ok_or_else(|| error("QueueDoesNotExist", name))?;
+        let now = Instant::now();
+        let hide = visibility.unwrap_or(q.visibility);
+        let redrive = q.redrive.clone();
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        for (seq, m) in q.messages.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if m.visible_at > now {
+                continue;
+            }
+            if let Some((_, limit)) = &redrive {
+                if m.receive_count >= *limit {
+                    dead.push(*seq);
+                    continue;
+                }
+            }
+            m.receive_count += 1;
+            let at = now_ms();
+            m.first_receive_ms.get_or_insert(at);
+            m.visible_at = now + hide;
+            let receipt = format!("{}#{}#{}", m.id, m.receive_count, self.seq.fetch_add(1, Ordering::Relaxed));
+            m.receipt = Some(receipt.clone());
+            out.push(json!({
+                "MessageId": m.id,
+                "ReceiptHandle": receipt,
+                "Body": m.body,
+                "Attributes": {
+                    "ApproximateReceiveCount": m.receive_count.to_string(),
+                    "SentTimestamp": m.sent_ms.to_string(),
+                    "ApproximateFirstReceiveTimestamp": m.first_receive_ms.unwrap_or(at).to_string(),
+                    "SenderId": "AIDASOAK",
+                }
+            }));
+        }
+        if let Some((dlq, _)) = redrive {
+            let moved: Vec<Message> = dead.iter().filter_map(|s| q.messages.remove(s)).collect();
+            if let Some(d) = queues.get_mut(&dlq) {
+                for mut m in moved {
+                    m.visible_at = now;
+                    m.receipt = None;
+                    d.messages.insert(self.seq.fetch_add(1, Ordering::Relaxed), m);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn receive(&self, input: &Value) -> Response {
+        let Some(name) = queue_name(input) else { return error("QueueDoesNotExist", "no QueueUrl") };
+        let max = input["MaxNumberOfMessages"].as_u64().unwrap_or(1);
+        if !(1..=10).contains(&max) {
+            return error("InvalidParameterValue", "MaxNumberOfMessages must be 1 to 10");
+        }
+        let wait = Duration::from_secs(input["WaitTimeSeconds"].as_u64().unwrap_or(0).min(20));
+        let visibility = input["VisibilityTimeout"].as_u64().map(Duration::from_secs);
+        let until = Instant::now() + wait;
+        loop {
+            let notified = self.arrived.notified();
+            match self.take(&name, max as usize, visibility) {
+                Err(e) => return e,
+                Ok(m) if !m.is_empty() || Instant::now() >= until => return json!({"Messages": m}).to_string().into_response(),
+                Ok(_) => {}
+            }
+            // Woken by a send, or every 100 ms for messages whose visibility ran out.
+            let _ = tokio::time::timeout(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)), notified).await;
+        }
+    }
+
+    fn delete_batch(&self, input: &Value) -> Response {
+        let Some(name) = queue_name(input) else { return error("QueueDoesNotExist", "no QueueUrl") };
+        let entries = input["Entries"].as_array().cloned().unwrap_or_default();
+        if entries.len() > MAX_ENTRIES {
+            return error("TooManyEntriesInBatchRequest", "at most 10 entries");
+        }
+        let mut queues = self.lock();
+        let Some(q) = queues.get_mut(&name) else { return error("QueueDoesNotExist", &name) };
+        let mut ok = Vec::new();
+        for e in &entries {
+            let receipt = e["ReceiptHandle"].as_str().unwrap_or("");
+            let current = q.messages.iter().find(|(_, m)| m.receipt.as_deref() == Some(receipt)).map(|(s, _)| *s);
+            if let Some(s) = current {
+                q.messages.remove(&s);
+            }
+            ok.push(json!({"Id": e["Id"]}));
+        }
+        json!({"Successful": ok, "Failed": []}).to_string().into_response()
+    }
+
+    fn attributes(&self, input: &Value) -> Response {
+        let Some(name) = queue_name(input) else { return error("QueueDoesNotExist", "no QueueUrl") };
+        let queues = self.lock();
+        let Some(q) = queues.get(&name) else { return error("QueueDoesNotExist", &name) };
+        let now = Instant::now();
+        let visible = q.messages.values().filter(|m| m.visible_at <= now).count();
+        let attrs = json!({
+            "ApproximateNumberOfMessages": visible.to_string(),
+            "ApproximateNumberOfMessagesNotVisible": (q.messages.len() - visible).to_string(),
+            "QueueArn": format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"),
+            "VisibilityTimeout": q.visibility.as_secs().to_string(),
+        });
+        json!({"Attributes": attrs}).to_string().into_response()
+    }
+}
+
+fn queue_name(input: &Value) -> Option<String> {
+    input["QueueUrl"].as_str().and_then(|u| u.rsplit('/').next()).map(str::to_owned)
+}
+
+async fn dispatch(State(sqs): State<Arc<Sqs>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Ok(input) = serde_json::from_slice::<Value>(&body) else { return error("InvalidParameterValue", "the body is not JSON") };
+    match target {
+        "AmazonSQS.SendMessageBatch" => sqs.send_batch(&input),
+        "AmazonSQS.ReceiveMessage" => sqs.receive(&input).await,
+        "AmazonSQS.DeleteMessageBatch" => sqs.delete_batch(&input),
+        "AmazonSQS.GetQueueAttributes" => sqs.attributes(&input),
+        other => error("UnsupportedOperation", &format!("the soak's SQS does not serve {other}")),
+    }
+}
