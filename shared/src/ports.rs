@@ -60,6 +60,26 @@ pub trait CursorStore: Send + Sync {
     fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> impl Future<Output = Result<(), CursorError>> + Send;
 }
 
+/// When one (integration, source) pair is next due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEntry {
+    pub key: CursorKey,
+    pub at: GraphTime,
+}
+
+/// The schedule: when each (integration, source) pair is next due, found by a query on a key
+/// (oldest first), never by listing integrations.
+///
+/// Contract: `set` creates or moves a pair's entry; `due` returns entries at or before `now`,
+/// oldest first, at most `limit`; `reserve` moves an entry to `until` only if it is still at
+/// `entry.at` (false: another dispatcher moved it first); `remove` deletes it (idempotent).
+pub trait ScheduleStore: Send + Sync {
+    fn set(&self, key: &CursorKey, at: GraphTime) -> impl Future<Output = Result<(), CursorError>> + Send;
+    fn due(&self, source: Source, now: GraphTime, limit: usize) -> impl Future<Output = Result<Vec<DueEntry>, CursorError>> + Send;
+    fn reserve(&self, entry: &DueEntry, until: GraphTime) -> impl Future<Output = Result<bool, CursorError>> + Send;
+    fn remove(&self, key: &CursorKey) -> impl Future<Output = Result<(), CursorError>> + Send;
+}
+
 /// One message for the intake queue; `id` is unique within a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {

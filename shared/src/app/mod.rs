@@ -3,6 +3,7 @@
 pub mod advice;
 pub mod check;
 pub mod deliver;
+pub mod dispatch;
 pub mod integration_cache;
 pub mod poll;
 pub mod process;

@@ -120,11 +120,13 @@ impl Sqs {
             let id = e["Id"].as_str().unwrap_or("").to_owned();
             let body = e["MessageBody"].as_str().unwrap_or("");
             if body.is_empty() || body.len() > MAX_BYTES {
-                failed.push(json!({"Id": id, "Code": "InvalidParameterValue", "Message": "body empty or above 1 MiB", "SenderFault": true}));
+                failed
+                    .push(json!({"Id": id, "Code": "InvalidParameterValue", "Message": "body empty or above 1 MiB", "SenderFault": true}));
                 continue;
             }
             if !body.chars().all(sqs_accepts) {
-                failed.push(json!({"Id": id, "Code": "InvalidMessageContents", "Message": "Invalid characters found", "SenderFault": true}));
+                failed
+                    .push(json!({"Id": id, "Code": "InvalidMessageContents", "Message": "Invalid characters found", "SenderFault": true}));
                 continue;
             }
             let n = self.seq.fetch_add(1, Ordering::Relaxed);

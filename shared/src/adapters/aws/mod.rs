@@ -3,6 +3,7 @@
 mod dynamo_cursor;
 mod dynamo_dedup;
 mod dynamo_integrations;
+mod dynamo_schedule;
 mod provision;
 mod s3_artifacts;
 mod sdk;
@@ -12,6 +13,7 @@ mod sqs_queue;
 pub use dynamo_cursor::DynamoCursorStore;
 pub use dynamo_dedup::DynamoDedupStore;
 pub use dynamo_integrations::DynamoIntegrations;
+pub use dynamo_schedule::{DynamoSchedule, DUE_INDEX};
 pub use provision::{create_dedup_table, create_state_table};
 pub use s3_artifacts::S3ArtifactStore;
 pub use sdk::{load_sdk_config, AwsClients};

@@ -6,6 +6,7 @@ mod memory_cursor;
 mod memory_dedup;
 mod memory_integrations;
 mod memory_queue;
+mod memory_schedule;
 mod static_config;
 
 pub use dir_artifacts::{sha256_hex, DirArtifactStore};
@@ -13,4 +14,5 @@ pub use memory_cursor::MemoryCursorStore;
 pub use memory_dedup::MemoryDedupStore;
 pub use memory_integrations::{MemoryIntegrationStore, MemorySecrets};
 pub use memory_queue::MemoryAlertQueue;
+pub use memory_schedule::MemorySchedule;
 pub use static_config::{StaticIntegrations, StaticSecretSource};

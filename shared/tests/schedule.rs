@@ -1,0 +1,52 @@
+//! The schedule's contract on both stores: due pairs oldest first by a query (the sparse index
+//! on moto), reservation by one dispatcher only, removal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use m365_ingest::adapters::aws::DynamoSchedule;
+use m365_ingest::adapters::local::MemorySchedule;
+use m365_ingest::ports::{CursorKey, DueEntry, ScheduleStore};
+use m365_ingest::{GraphTime, Source};
+use support::moto;
+
+fn t(s: i64) -> GraphTime {
+    GraphTime::from_unix_seconds(1_800_000_000 + s)
+}
+
+fn k(id: &str, source: Source) -> CursorKey {
+    CursorKey { integration_id: id.into(), source }
+}
+
+async fn contract(store: &impl ScheduleStore) {
+    // 40 integrations spread over every shard, due one second apart, newest first in write order.
+    for i in (0..40).rev() {
+        store.set(&k(&format!("i{i:02}"), Source::DefenderAlerts), t(i)).await.unwrap();
+    }
+    store.set(&k("i00", Source::CloudApps), t(0)).await.unwrap();
+    let due = store.due(Source::DefenderAlerts, t(9), 100).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|e| e.key.integration_id.as_str()).collect();
+    assert_eq!(ids, (0..10).map(|i| format!("i{i:02}")).collect::<Vec<_>>(), "due ones only, oldest first, this source only");
+    assert_eq!(store.due(Source::DefenderAlerts, t(39), 5).await.unwrap().len(), 5, "limit");
+
+    let first = due[0].clone();
+    assert!(store.reserve(&first, t(100)).await.unwrap());
+    assert!(!store.reserve(&first, t(200)).await.unwrap(), "a second dispatcher does not get it");
+    let again = store.due(Source::DefenderAlerts, t(9), 100).await.unwrap();
+    assert!(!again.iter().any(|e| e.key == first.key), "a reserved pair is not due until its guard ends");
+    assert_eq!(
+        store.due(Source::DefenderAlerts, t(100), 100).await.unwrap().iter().find(|e| e.key == first.key),
+        Some(&DueEntry { key: first.key.clone(), at: t(100) })
+    );
+    store.remove(&first.key).await.unwrap();
+    store.remove(&first.key).await.unwrap();
+    assert!(!store.due(Source::DefenderAlerts, t(1_000), 100).await.unwrap().iter().any(|e| e.key == first.key));
+}
+
+#[tokio::test]
+async fn both_schedules_keep_the_contract() {
+    contract(&MemorySchedule::new()).await;
+    let c = moto::clients().await;
+    let table = moto::table(&c).await;
+    contract(&DynamoSchedule::new(c.dynamodb.clone(), &table)).await;
+}
