@@ -50,3 +50,36 @@ async fn both_schedules_keep_the_contract() {
     let table = moto::table(&c).await;
     contract(&DynamoSchedule::new(c.dynamodb.clone(), &table)).await;
 }
+
+#[tokio::test]
+async fn saving_an_integration_schedules_what_it_polls_and_nothing_else() {
+    use m365_ingest::adapters::aws::DynamoIntegrations;
+    use m365_ingest::domain::integration_doc::IntegrationDoc;
+    use m365_ingest::ports::IntegrationStore;
+    let c = moto::clients().await;
+    let table = moto::table(&c).await;
+    let store = DynamoIntegrations::new(c.dynamodb.clone(), &table);
+    let schedule = DynamoSchedule::new(c.dynamodb.clone(), &table);
+    let mut doc = IntegrationDoc::new("contoso", support::TENANT, tenant_sim::scenario::DEFAULT_CLIENT_ID, "s");
+    let r1 = store.save(&doc, None, t(0)).await.unwrap();
+    let due = |at| {
+        let schedule = schedule.clone();
+        async move {
+            let mut all = Vec::new();
+            for s in Source::ALL {
+                all.extend(schedule.due(s, at, 10).await.unwrap().into_iter().map(|e| e.key.source));
+            }
+            all
+        }
+    };
+    assert_eq!(due(t(0)).await, vec![Source::DefenderAlerts], "the default document polls Defender alerts, due at once");
+    assert!(store.save(&doc, None, t(1)).await.is_err(), "a second create conflicts");
+    doc.enabled = false;
+    store.save(&doc, Some(r1), t(5)).await.unwrap();
+    assert!(due(t(10)).await.is_empty(), "a disabled integration has no schedule");
+    doc.enabled = true;
+    store.save(&doc, Some(r1 + 1), t(20)).await.unwrap();
+    assert_eq!(due(t(20)).await, vec![Source::DefenderAlerts]);
+    store.remove("contoso").await.unwrap();
+    assert!(due(t(30)).await.is_empty(), "removed with the integration");
+}

@@ -5,13 +5,18 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+
 use super::dynamo_cursor::integration_pk;
+use super::dynamo_schedule::DynamoSchedule;
 use super::sdk::store_err;
 use crate::domain::integration::Integration;
 use crate::domain::integration_doc::{self, IntegrationDoc};
+use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
-use crate::ports::{IntegrationRecord, IntegrationSource, IntegrationStore};
+use crate::ports::{CursorKey, IntegrationRecord, IntegrationSource, IntegrationStore};
 
 /// Scan and query pages read at most: this bounds the loops, not the use.
 const MAX_PAGES: usize = 100;
@@ -29,6 +34,16 @@ fn record(item: &std::collections::HashMap<String, AttributeValue>) -> Result<In
     let revision = item.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(1);
     let saved_at = item.get("saved_at").and_then(|v| v.as_s().ok()).and_then(|s| GraphTime::parse(s).ok()).unwrap_or_default();
     Ok(IntegrationRecord { doc, revision, saved_at })
+}
+
+/// The transaction was cancelled because the record's condition failed (its first item).
+fn conflict(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>) -> bool {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+        }
+        _ => false,
+    }
 }
 
 impl DynamoIntegrations {
@@ -90,25 +105,42 @@ impl IntegrationStore for DynamoIntegrations {
         Err(CursorError::Store { detail: format!("more than {MAX_PAGES} scan pages of integrations"), retryable: false })
     }
 
+    /// The record and its schedule in one transaction: every source the document polls is due
+    /// at once (a saved change is polled at the next dispatch), every other has no entry.
     async fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> Result<u64, CursorError> {
         let json = serde_json::to_string(doc).map_err(|e| CursorError::Corrupt { key: doc.id.clone(), detail: e.to_string() })?;
         let revision = expected.unwrap_or(0) + 1;
-        let mut req = self
-            .client
-            .put_item()
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| CursorError::Store { detail: e.to_string(), retryable: false };
+        let mut put = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(integration_pk(&doc.id)))
             .item("sk", AttributeValue::S(CONFIG_SK.into()))
             .item("doc", AttributeValue::S(json))
             .item("revision", AttributeValue::N(revision.to_string()))
             .item("saved_at", AttributeValue::S(at.to_string()));
-        req = match expected {
-            None => req.condition_expression("attribute_not_exists(pk)"),
-            Some(r) => req.condition_expression("revision = :r").expression_attribute_values(":r", AttributeValue::N(r.to_string())),
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(r) => put.condition_expression("revision = :r").expression_attribute_values(":r", AttributeValue::N(r.to_string())),
         };
-        match req.send().await {
+        let mut writes = vec![TransactWriteItem::builder().put(put.build().map_err(invalid)?).build()];
+        let polled = doc.validate().ok();
+        for source in Source::ALL {
+            let key = CursorKey { integration_id: doc.id.clone(), source };
+            let [(pk_name, pk), (sk_name, sk)] = DynamoSchedule::key(&key);
+            let w = if polled.as_ref().is_some_and(|i| i.polls(source)) {
+                let (shard_name, shard, due_name, due) = DynamoSchedule::index_values(&key, at);
+                let p =
+                    Put::builder().table_name(&self.table).item(pk_name, pk).item(sk_name, sk).item(shard_name, shard).item(due_name, due);
+                TransactWriteItem::builder().put(p.build().map_err(invalid)?).build()
+            } else {
+                let d = Delete::builder().table_name(&self.table).key(pk_name, pk).key(sk_name, sk);
+                TransactWriteItem::builder().delete(d.build().map_err(invalid)?).build()
+            };
+            writes.push(w);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(revision),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Err(CursorError::Conflict {
+            Err(e) if conflict(&e) => Err(CursorError::Conflict {
                 key: format!("integration `{}`", doc.id),
                 detail: match expected {
                     None => "an integration with this id exists already; use `integration show` and save it as a new revision".into(),

@@ -48,8 +48,13 @@ impl DynamoSchedule {
         DynamoSchedule { client, table: table.to_owned() }
     }
 
-    fn key(key: &CursorKey) -> [(&'static str, AttributeValue); 2] {
+    pub(crate) fn key(key: &CursorKey) -> [(&'static str, AttributeValue); 2] {
         [("pk", s(integration_pk(&key.integration_id))), ("sk", s(format!("due#{}", key.source)))]
+    }
+
+    /// The index's attributes of a pair due at `at`.
+    pub(crate) fn index_values(key: &CursorKey, at: GraphTime) -> (&'static str, AttributeValue, &'static str, AttributeValue) {
+        ("due_shard", s(format!("{}#{}", key.source, shard(&key.integration_id))), "due_at", n(at))
     }
 }
 
@@ -62,13 +67,14 @@ fn entry(item: &std::collections::HashMap<String, AttributeValue>, source: Sourc
 impl ScheduleStore for DynamoSchedule {
     async fn set(&self, key: &CursorKey, at: GraphTime) -> Result<(), CursorError> {
         let [pk, sk] = Self::key(key);
+        let (shard_name, shard, due_name, due) = Self::index_values(key, at);
         self.client
             .put_item()
             .table_name(&self.table)
             .item(pk.0, pk.1)
             .item(sk.0, sk.1)
-            .item("due_shard", s(format!("{}#{}", key.source, shard(&key.integration_id))))
-            .item("due_at", n(at))
+            .item(shard_name, shard)
+            .item(due_name, due)
             .send()
             .await
             .map_err(|e| store_err(&e))?;
