@@ -151,9 +151,10 @@ impl Sqs {
     }
 
     /// One pass over the queue: up to `max` visible messages, marked received.
-    fn take(&self, name: &str, max: usize, visibility: Option<Duration>) -> Result<Vec<Value>, Response> {
+    /// None when there is no such queue.
+    fn take(&self, name: &str, max: usize, visibility: Option<Duration>) -> Option<Vec<Value>> {
         let mut queues = self.lock();
-        let q = queues.get_mut(name).ok_or_else(|| error("QueueDoesNotExist", name))?;
+        let q = queues.get_mut(name)?;
         let now = Instant::now();
         let hide = visibility.unwrap_or(q.visibility);
         let redrive = q.redrive.clone();
@@ -200,7 +201,7 @@ impl Sqs {
                 }
             }
         }
-        Ok(out)
+        Some(out)
     }
 
     async fn receive(&self, input: &Value) -> Response {
@@ -215,9 +216,9 @@ impl Sqs {
         loop {
             let notified = self.arrived.notified();
             match self.take(&name, max as usize, visibility) {
-                Err(e) => return e,
-                Ok(m) if !m.is_empty() || Instant::now() >= until => return json!({"Messages": m}).to_string().into_response(),
-                Ok(_) => {}
+                None => return error("QueueDoesNotExist", &name),
+                Some(m) if !m.is_empty() || Instant::now() >= until => return json!({"Messages": m}).to_string().into_response(),
+                Some(_) => {}
             }
             // Woken by a send, or every 100 ms for messages whose visibility ran out.
             let _ = tokio::time::timeout(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)), notified).await;
@@ -273,5 +274,60 @@ async fn dispatch(State(sqs): State<Arc<Sqs>>, headers: HeaderMap, body: Bytes) 
         "AmazonSQS.DeleteMessageBatch" => sqs.delete_batch(&input),
         "AmazonSQS.GetQueueAttributes" => sqs.attributes(&input),
         other => error("UnsupportedOperation", &format!("the soak's SQS does not serve {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn stand_in() -> Sqs {
+        Sqs { base: "http://sqs".into(), queues: Mutex::new(HashMap::new()), arrived: Notify::new(), seq: AtomicU64::new(0) }
+    }
+
+    fn send(sqs: &Sqs, queue: &str, bodies: &[&str]) -> Response {
+        let entries: Vec<Value> = bodies.iter().enumerate().map(|(i, b)| json!({"Id": i.to_string(), "MessageBody": b})).collect();
+        sqs.send_batch(&json!({"QueueUrl": format!("http://sqs/{ACCOUNT}/{queue}"), "Entries": entries}))
+    }
+
+    #[test]
+    fn receives_count_until_the_redrive_moves_a_message_to_its_dlq() {
+        let sqs = stand_in();
+        sqs.create("dlq", Duration::from_secs(30), None);
+        sqs.create("q", Duration::ZERO, Some(("dlq", 2)));
+        send(&sqs, "q", &["one"]);
+        let first = sqs.take("q", 10, None).unwrap();
+        assert_eq!(first[0]["Attributes"]["ApproximateReceiveCount"], "1");
+        let second = sqs.take("q", 10, None).unwrap();
+        assert_eq!(second[0]["Attributes"]["ApproximateReceiveCount"], "2");
+        assert_ne!(first[0]["ReceiptHandle"], second[0]["ReceiptHandle"], "a new receipt handle per receive");
+        assert!(sqs.take("q", 10, None).unwrap().is_empty(), "the third receive finds it moved");
+        assert_eq!(sqs.take("dlq", 10, None).unwrap()[0]["Body"], "one");
+    }
+
+    #[test]
+    fn a_received_message_stays_hidden_and_only_its_latest_receipt_deletes_it() {
+        let sqs = stand_in();
+        let url = sqs.create("q", Duration::from_secs(30), None);
+        send(&sqs, "q", &["one"]);
+        let got = sqs.take("q", 10, Some(Duration::ZERO)).unwrap();
+        let stale = got[0]["ReceiptHandle"].clone();
+        let again = sqs.take("q", 10, None).unwrap();
+        assert!(sqs.take("q", 10, None).unwrap().is_empty(), "hidden for its visibility timeout");
+        sqs.delete_batch(&json!({"QueueUrl": url, "Entries": [{"Id": "0", "ReceiptHandle": stale}]}));
+        assert_eq!(sqs.lock()["q"].messages.len(), 1, "an older receipt deletes nothing");
+        sqs.delete_batch(&json!({"QueueUrl": url, "Entries": [{"Id": "0", "ReceiptHandle": again[0]["ReceiptHandle"]}]}));
+        assert!(sqs.lock()["q"].messages.is_empty());
+    }
+
+    #[test]
+    fn batches_and_bodies_outside_the_limits_are_refused() {
+        let sqs = stand_in();
+        sqs.create("q", Duration::from_secs(30), None);
+        assert_eq!(send(&sqs, "q", &["x"; 11]).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(send(&sqs, "q", &["ok", "bad\u{FFFF}"]).status(), StatusCode::OK);
+        assert_eq!(sqs.lock()["q"].messages.len(), 1, "the entry with a refused character failed alone");
     }
 }
