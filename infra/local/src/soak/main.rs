@@ -205,7 +205,7 @@ async fn run(o: &Options) -> Result<bool, String> {
         "tenants": o.tenants,
         "seed": o.seed,
         "alerts": v.alerts,
-        "versions_owed_or_not_in_simulator": v.versions_in_simulator,
+        "versions_in_simulator": v.versions_in_simulator,
         "versions_published": v.versions_published,
         "poll_invocations": load(&tally.poll_invocations),
         "poll_invocations_that_read": load(&tally.invocations_that_read),

@@ -60,7 +60,7 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
     let mut aws = AwsClients::new(&sdk);
     let e = |what: &str| {
         let what = what.to_owned();
-        move |err: String| format!("cannot create the {what} on moto: {err}")
+        move |err: String| format!("cannot create the {what}: {err}")
     };
     let table = format!("soak-{run}");
     create_state_table(&aws.dynamodb, &table).await.map_err(|x| e("state table")(x.to_string()))?;
