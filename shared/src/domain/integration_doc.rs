@@ -13,6 +13,10 @@ use super::window::WindowSettings;
 
 pub const DOC_VERSION: u32 = 1;
 
+/// A saved document is one DynamoDB item (400 KB at most, with the record's other attributes);
+/// documents stay far below that, so a save never fails on the item's size.
+pub const MAX_DOC_BYTES: usize = 64 * 1024;
+
 /// Cloud Apps portal hosts (api-introduction.md: `<tenant>.<region>.portal.cloudappsecurity.com`;
 /// US Government tenants use `cloudappsecurity.us`).
 pub const CLOUD_APPS_HOST_SUFFIXES: &[&str] = &[".portal.cloudappsecurity.com", ".portal.cloudappsecurity.us"];
@@ -300,6 +304,15 @@ impl IntegrationDoc {
     pub fn validate(&self) -> Result<Integration, IntegrationError> {
         let mut errors: Vec<FieldError> = Vec::new();
         let mut bad = |field: &str, problem: String| errors.push(FieldError { field: field.to_owned(), problem });
+        let size = serde_json::to_string(self).map_or(0, |j| j.len());
+        if size > MAX_DOC_BYTES {
+            bad(
+                "document",
+                format!(
+                    "is {size} bytes as JSON; at most {MAX_DOC_BYTES} (it is stored as one DynamoDB item): shorten the filter lists, e.g. one title_exclude_patterns entry instead of many title_excludes"
+                ),
+            );
+        }
         if self.version != DOC_VERSION {
             bad("version", format!("{} is not a known document version; this release reads version = {DOC_VERSION}", self.version));
         }
@@ -480,6 +493,17 @@ mod tests {
 
     fn fields(d: &IntegrationDoc) -> Vec<String> {
         d.validate().err().map(|e| e.errors.into_iter().map(|f| f.field).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_document_too_large_for_one_item_is_refused_with_the_fix() {
+        let mut d = doc();
+        d.filters.title_excludes = (0..5_000).map(|i| format!("a title to exclude, number {i}")).collect();
+        let e = d.validate().unwrap_err();
+        assert_eq!(e.errors[0].field, "document");
+        assert!(e.errors[0].problem.contains("at most 65536") && e.errors[0].problem.contains("title_exclude_patterns"), "{e}");
+        d.filters.title_excludes.truncate(100);
+        assert!(d.validate().is_ok());
     }
 
     #[test]
