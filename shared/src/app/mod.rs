@@ -6,6 +6,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod integration_cache;
 pub mod poll;
+pub mod poll_job;
 pub mod process;
 pub mod quarantine;
 pub mod span;

@@ -1,0 +1,54 @@
+//! A poll job end to end against the simulator: the pair is polled and scheduled for its next
+//! interval; a run cut short by its request cap enqueues its continuation; a job for an
+//! integration that is gone removes its schedule entry.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use m365_ingest::adapters::local::{MemoryAlertQueue, MemorySchedule, StaticIntegrations};
+use m365_ingest::app::dispatch::PollJob;
+use m365_ingest::app::integration_cache::IntegrationCache;
+use m365_ingest::app::poll::{Outcome, PollSettings};
+use m365_ingest::app::poll_job::JobEnd;
+use m365_ingest::ports::{CursorKey, ScheduleStore};
+use m365_ingest::Source;
+use support::*;
+use tenant_sim::Scenario;
+
+fn key(id: &str) -> CursorKey {
+    CursorKey { integration_id: id.into(), source: Source::DefenderAlerts }
+}
+
+#[tokio::test]
+async fn a_job_polls_schedules_continues_or_drops() {
+    let mut contoso = integration();
+    contoso.poll_interval = Duration::from_secs(300);
+    let integrations = StaticIntegrations(vec![contoso]);
+    let cache = IntegrationCache::new(Duration::ZERO);
+    let schedule = MemorySchedule::new();
+    let jobs = MemoryAlertQueue::new();
+    let deadline = || Instant::now() + Duration::from_secs(120);
+
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    let start = m365_ingest::ports::Clock::now(&w.poller.clock);
+    let (end, summary) = w.poller.run_job(&PollJob::new(&key("contoso"), start), &integrations, &cache, &schedule, &jobs, deadline()).await;
+    let summary = summary.unwrap();
+    assert_eq!((end, &summary.outcome), (JobEnd::Done, &Outcome::Completed), "{summary:?}");
+    assert!(summary.delivered > 0);
+    assert_eq!(schedule.when(&key("contoso")), Some(start.plus(Duration::from_secs(300))), "due again one interval after it started");
+
+    // One request per run and small pages: the window is not done, so the job continues itself.
+    let settings = PollSettings { alert_page_size: 20, max_pages: 1, ..PollSettings::default() };
+    let w = world(fixed(Scenario::default()), settings, secret_creds()).await;
+    let (end, summary) = w.poller.run_job(&PollJob::new(&key("contoso"), start), &integrations, &cache, &schedule, &jobs, deadline()).await;
+    assert_eq!(end, JobEnd::Continued, "{summary:?}");
+    let next: PollJob = serde_json::from_str(&jobs.messages()[0]).unwrap();
+    assert_eq!(next.key(), key("contoso"));
+
+    schedule.set(&key("gone"), start).await.unwrap();
+    let (end, summary) = w.poller.run_job(&PollJob::new(&key("gone"), start), &integrations, &cache, &schedule, &jobs, deadline()).await;
+    assert!(matches!(end, JobEnd::Dropped(_)) && summary.is_none(), "{end:?}");
+    assert_eq!(schedule.when(&key("gone")), None, "its schedule entry is removed");
+}
