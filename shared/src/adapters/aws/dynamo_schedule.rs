@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::dynamo_cursor::integration_pk;
+use super::dynamo_cursor::{integration_pk, n, s};
 use super::sdk::store_err;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
@@ -35,12 +35,9 @@ fn shard(id: &str) -> u64 {
     h % SHARDS
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(t: GraphTime) -> AttributeValue {
-    AttributeValue::N(t.ticks().to_string())
+/// A time as the index's number: its ticks.
+fn ticks(t: GraphTime) -> AttributeValue {
+    n(t.ticks())
 }
 
 impl DynamoSchedule {
@@ -54,7 +51,7 @@ impl DynamoSchedule {
 
     /// The index's attributes of a pair due at `at`.
     pub(crate) fn index_values(key: &CursorKey, at: GraphTime) -> (&'static str, AttributeValue, &'static str, AttributeValue) {
-        ("due_shard", s(format!("{}#{}", key.source, shard(&key.integration_id))), "due_at", n(at))
+        ("due_shard", s(format!("{}#{}", key.source, shard(&key.integration_id))), "due_at", ticks(at))
     }
 }
 
@@ -94,7 +91,7 @@ impl ScheduleStore for DynamoSchedule {
                     .index_name(DUE_INDEX)
                     .key_condition_expression("due_shard = :s AND due_at <= :now")
                     .expression_attribute_values(":s", s(format!("{source}#{shard}")))
-                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":now", ticks(now))
                     .limit(i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000))
                     .set_exclusive_start_key(start)
                     .send()
@@ -128,8 +125,8 @@ impl ScheduleStore for DynamoSchedule {
             .key(sk.0, sk.1)
             .update_expression("SET due_at = :until")
             .condition_expression("due_at = :at")
-            .expression_attribute_values(":until", n(until))
-            .expression_attribute_values(":at", n(entry.at))
+            .expression_attribute_values(":until", ticks(until))
+            .expression_attribute_values(":at", ticks(entry.at))
             .send()
             .await;
         match out {
