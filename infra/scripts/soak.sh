@@ -18,4 +18,4 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   started_moto=1
 fi
 trap '[ -z "$started_moto" ] || infra/scripts/moto.sh stop' EXIT
-"target/$dir/soak" "$@"
+"${CARGO_TARGET_DIR:-target}/$dir/soak" "$@"
