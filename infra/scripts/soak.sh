@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/moto_server ]; then
 fi
 profile=${SOAK_PROFILE:-release}
 case "$profile" in dev) dir=debug ;; *) dir=$profile ;; esac
-cargo build --quiet --profile "$profile" --bin soak --bin tenant-sim --bin poller --bin processor
+cargo build --quiet --profile "$profile" --bin soak --bin tenant-sim --bin dispatch --bin poller --bin processor
 started_moto=
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   eval "$(infra/scripts/moto.sh start)"

@@ -15,6 +15,12 @@ pub const SQS_MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub struct PollerConfig {
     pub state_table: String,
     pub intake_queue_url: String,
+    /// Where a job that ran out of its slice puts its continuation.
+    pub poll_jobs_queue_url: String,
+    /// How long one job polls before its continuation takes over (others get their turn).
+    pub job_slice: Duration,
+    /// How long a warm poller keeps an integration record it read.
+    pub integration_cache: Duration,
     pub artifact_bucket: String,
     pub http: HttpSettings,
     pub poll: PollSettings,
@@ -83,6 +89,9 @@ impl PollerConfig {
     pub const VARIABLES: &'static [&'static str] = &[
         "STATE_TABLE",
         "INTAKE_QUEUE_URL",
+        "POLL_JOBS_QUEUE_URL",
+        "JOB_SLICE_SECS",
+        "INTEGRATION_CACHE_SECS",
         "ARTIFACT_BUCKET",
         "LOGIN_BASE_URL",
         "GRAPH_BASE_URL",
@@ -108,6 +117,10 @@ impl PollerConfig {
             required(&get, "STATE_TABLE", "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)")?;
         let intake_queue_url =
             required(&get, "INTAKE_QUEUE_URL", "set it to the intake queue's URL (template.yaml sets it from IntakeQueue)")?;
+        let poll_jobs_queue_url =
+            required(&get, "POLL_JOBS_QUEUE_URL", "set it to the poll-jobs queue's URL (template.yaml sets it from PollJobsQueue)")?;
+        let job_slice = Duration::from_secs(number(&get, "JOB_SLICE_SECS", 120, 10, 840)? as u64);
+        let integration_cache = Duration::from_secs(number(&get, "INTEGRATION_CACHE_SECS", 60, 0, 3_600)? as u64);
         let artifact_bucket =
             required(&get, "ARTIFACT_BUCKET", "set it to the artifacts bucket's name (template.yaml sets it from ArtifactBucket)")?;
         let http = http_settings(&get)?;
@@ -124,7 +137,45 @@ impl PollerConfig {
             owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("poller-{}", std::process::id())),
             ..d
         };
-        Ok(PollerConfig { state_table, intake_queue_url, artifact_bucket, http, poll })
+        Ok(PollerConfig { state_table, intake_queue_url, poll_jobs_queue_url, job_slice, integration_cache, artifact_bucket, http, poll })
+    }
+}
+
+/// The dispatch function's configuration: where the schedule is and where jobs go.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    pub state_table: String,
+    pub poll_jobs_queue_url: String,
+    pub dispatch: crate::app::dispatch::DispatchSettings,
+}
+
+impl DispatchConfig {
+    pub const VARIABLES: &'static [&'static str] = &["STATE_TABLE", "POLL_JOBS_QUEUE_URL", "DISPATCH_GUARD_SECS", "MAX_JOBS_PER_DISPATCH"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[];
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = crate::app::dispatch::DispatchSettings::default();
+        Ok(DispatchConfig {
+            state_table: required(
+                &get,
+                "STATE_TABLE",
+                "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)",
+            )?,
+            poll_jobs_queue_url: required(
+                &get,
+                "POLL_JOBS_QUEUE_URL",
+                "set it to the poll-jobs queue's URL (template.yaml sets it from PollJobsQueue)",
+            )?,
+            dispatch: crate::app::dispatch::DispatchSettings {
+                // Longer than a job can run (the poller's timeout), or a running pair is enqueued again.
+                guard: Duration::from_secs(number(&get, "DISPATCH_GUARD_SECS", d.guard.as_secs() as usize, 60, 86_400)? as u64),
+                max_jobs: number(&get, "MAX_JOBS_PER_DISPATCH", d.max_jobs, 1, 100_000)?,
+            },
+        })
     }
 }
 
@@ -238,7 +289,8 @@ mod tests {
         move |k| m.get(k).cloned()
     }
 
-    const BASE: &[(&str, &str)] = &[("STATE_TABLE", "t"), ("INTAKE_QUEUE_URL", "https://sqs/q"), ("ARTIFACT_BUCKET", "b")];
+    const BASE: &[(&str, &str)] =
+        &[("STATE_TABLE", "t"), ("INTAKE_QUEUE_URL", "https://sqs/q"), ("POLL_JOBS_QUEUE_URL", "https://sqs/j"), ("ARTIFACT_BUCKET", "b")];
 
     #[test]
     fn defaults_are_microsofts_endpoints_and_sqs_limits() {
@@ -280,6 +332,12 @@ mod tests {
         let want: std::collections::BTreeSet<String> =
             CheckConfig::VARIABLES.iter().chain(CheckConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
         assert_eq!(check, want);
+        let dispatch = asked(|get| {
+            DispatchConfig::from_lookup(get).unwrap();
+        });
+        let want: std::collections::BTreeSet<String> =
+            DispatchConfig::VARIABLES.iter().chain(DispatchConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
+        assert_eq!(dispatch, want);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration_doc::IntegrationDoc;
 use m365_ingest::error::{CursorError, SecretError};
 use m365_ingest::ports::{
-    AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, IntegrationStore, QueueEntry, SecretSource, SecretWriter,
+    AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, IntegrationStore, PollWith, QueueEntry, SecretSource,
+    SecretWriter,
 };
 use m365_ingest::{GraphTime, Source};
 use support::moto;
@@ -306,7 +307,7 @@ async fn the_poll_runs_end_to_end_on_aws_adapters() {
     };
     let mut settings = PollSettings { alert_page_size: 25, ..PollSettings::default() };
     settings.delivery.max_message_bytes = 200 * 1024;
-    let poller = Poller {
+    let poller = Poller::<PollWith<_, _, _, _, _, _>> {
         graph: HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap(),
         cursors: DynamoCursorStore::new(c.dynamodb.clone(), &table),
         queue: SqsAlertQueue::new(c.sqs.clone(), &url),

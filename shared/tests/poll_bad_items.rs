@@ -15,7 +15,7 @@ use m365_ingest::domain::alert::Item;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::Credentials;
 use m365_ingest::error::{GraphError, QueueError};
-use m365_ingest::ports::{AlertQueue, Clock, FailedEntry, GraphApi, Page, PageRequest, QueueEntry, SendReport};
+use m365_ingest::ports::{AlertQueue, Clock, FailedEntry, GraphApi, Page, PageRequest, PollWith, QueueEntry, SendReport};
 use m365_ingest::{GraphTime, Source};
 use support::*;
 
@@ -83,11 +83,11 @@ fn alert(id: &str, at: &str, title: &str) -> String {
     serde_json::json!({"id": id, "lastUpdateDateTime": at, "title": title}).to_string()
 }
 
-fn poller<Q: AlertQueue>(
+fn poller<Q: AlertQueue + 'static>(
     items: Vec<String>,
     queue: Q,
     dir: &std::path::Path,
-) -> Poller<OnePage, Arc<MemoryCursorStore>, Q, DirArtifactStore, StaticSecretSource, Fixed> {
+) -> Poller<PollWith<OnePage, Arc<MemoryCursorStore>, Q, DirArtifactStore, StaticSecretSource, Fixed>> {
     Poller {
         graph: OnePage { items },
         cursors: Arc::new(MemoryCursorStore::new()),

@@ -14,6 +14,7 @@ use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::envelope::Envelope;
+use m365_ingest::ports::PollWith;
 use m365_ingest::{GraphTime, Source};
 use support::*;
 use tenant_sim::{Scenario, Simulator};
@@ -40,7 +41,7 @@ async fn an_8k_version_burst_inside_one_overlap_fits_the_cursor_and_is_not_repea
     let table = moto::table(&aws).await;
     let queue = Arc::new(MemoryAlertQueue::new());
     let dir = tempfile::tempdir().unwrap();
-    let poller = Poller {
+    let poller = Poller::<PollWith<_, _, _, _, _, _>> {
         graph: HttpGraphApi::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
         cursors: DynamoCursorStore::new(aws.dynamodb.clone(), &table),
         queue: queue.clone(),

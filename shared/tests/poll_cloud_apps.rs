@@ -94,7 +94,7 @@ async fn the_client_keeps_to_the_tenants_pace_without_a_single_429() {
     let calls = w.sim.requests().matching(ALERTS);
     assert!(calls.len() >= 3);
     assert!(calls.iter().all(|c| c.status == 200), "{:?}", calls.iter().map(|c| c.status).collect::<Vec<_>>());
-    assert_eq!(w.poller.graph.counters().0, 0);
+    assert_eq!(w.poller.graph.counters(m365_ingest::domain::permissions::Api::CloudApps).0, 0);
     assert_eq!(delivered(&w).len(), due(&w.sim, w.now()).len());
 }
 
@@ -112,7 +112,7 @@ async fn a_429_without_retry_after_waits_a_window_and_the_run_completes() {
     assert_eq!(s.outcome, Outcome::Completed, "{s:?}");
     let statuses: Vec<u16> = w.sim.requests().matching(ALERTS).iter().map(|c| c.status).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
-    assert!(w.poller.graph.counters().0 > 0, "throttling is counted for the metric");
+    assert!(w.poller.graph.counters(m365_ingest::domain::permissions::Api::CloudApps).0 > 0, "throttling is counted for the metric");
     let ids: BTreeSet<String> = delivered(&w).iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids, due(&w.sim, w.now()));
 }

@@ -136,6 +136,6 @@ async fn a_secret_of_another_app_is_refused_and_counted() {
     }
     assert!(s.credentials_refused);
     assert!(w.sim.requests().all().is_empty(), "no token was asked for, no alert read");
-    let records = m365_ingest::lambda::telemetry::poll_records(Source::DefenderAlerts, &[s], w.now(), 0, 0);
+    let records = m365_ingest::lambda::telemetry::poll_records(&[s], w.now(), &[]);
     assert!(records.iter().any(|r| r.contains("\"CredentialsRefused\":1.0")), "{records:?}");
 }

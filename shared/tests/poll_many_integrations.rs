@@ -13,6 +13,7 @@ use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCur
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
+use m365_ingest::ports::PollWith;
 use m365_ingest::secret::Secret;
 use m365_ingest::Source;
 use support::*;
@@ -33,7 +34,7 @@ async fn each_tenant_is_polled_on_its_own_interval_with_its_own_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let fabrikam_creds = Credentials { tenant_id: FABRIKAM.into(), ..secret_creds() };
     let wrong = Credentials { credential: Credential::ClientSecret(Secret::new("revoked")), ..secret_creds() };
-    let poller = Poller {
+    let poller = Poller::<PollWith<_, _, _, _, _, _>> {
         graph: HttpGraphApi::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
         cursors: Arc::new(MemoryCursorStore::new()),
         queue: queue.clone(),

@@ -12,14 +12,22 @@ use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::envelope::Envelope;
-use m365_ingest::ports::{CursorKey, CursorStore};
+use m365_ingest::ports::{CursorKey, CursorStore, PollWith};
 use m365_ingest::{GraphTime, Source};
 use rand::{Rng, SeedableRng};
 use support::*;
 use tenant_sim::{AlertChange, Scenario, Simulator};
 
-type CrashPoller =
-    Poller<HttpGraphApi, Arc<CrashingCommits<MemoryCursorStore>>, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>;
+type CrashPoller = Poller<
+    PollWith<
+        Arc<HttpGraphApi>,
+        Arc<CrashingCommits<MemoryCursorStore>>,
+        Arc<MemoryAlertQueue>,
+        DirArtifactStore,
+        StaticSecretSource,
+        SimTime,
+    >,
+>;
 
 struct Rig {
     sim: Arc<Simulator>,
@@ -42,7 +50,7 @@ async fn rig(scenario: Scenario, settings: PollSettings) -> Rig {
     let queue = Arc::new(MemoryAlertQueue::new());
     let dir = tempfile::tempdir().unwrap();
     let poller = Poller {
-        graph: HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap(),
+        graph: Arc::new(HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap()),
         cursors: store.clone(),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(dir.path().to_owned()),
@@ -60,8 +68,8 @@ trait Capped {
 impl Capped for CrashPoller {
     /// The same poller with a page cap: a stand-in for a deadline that falls mid-window.
     async fn poll_one_capped(&self, max_pages: usize) -> m365_ingest::app::poll::RunSummary {
-        let capped = Poller {
-            graph: &self.graph,
+        let capped: CrashPoller = Poller {
+            graph: self.graph.clone(),
             cursors: self.cursors.clone(),
             queue: self.queue.clone(),
             artifacts: self.artifacts.clone(),

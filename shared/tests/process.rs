@@ -5,15 +5,15 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
 use m365_ingest::app::poll::PollSettings;
-use m365_ingest::app::process::{MessageOutcome, ProcessSettings, Processor};
+use m365_ingest::app::process::{MessageOutcome, ProcessCounts, ProcessSettings, Processor};
 use m365_ingest::domain::filter::FilterDoc;
 use m365_ingest::domain::integration::{Integration, OutputFormat};
 use m365_ingest::error::QueueError;
-use m365_ingest::ports::{AlertQueue, QueueEntry, SendReport};
+use m365_ingest::ports::{AlertQueue, ProcessWith, QueueEntry, SendReport};
 use m365_ingest::Source;
 use serde_json::{json, Value};
 use support::*;
@@ -34,17 +34,44 @@ fn integration_with(filters: Value, output: OutputFormat, source: Source) -> Int
     i
 }
 
-type LocalProcessor<Q> = Processor<Arc<MemoryDedupStore>, Q, DirArtifactStore, SimTime>;
+/// A processor and the integrations its batches name, with the counts of every batch so far.
+struct Local<Q: AlertQueue + 'static> {
+    p: Processor<ProcessWith<Arc<MemoryDedupStore>, Q, DirArtifactStore, SimTime>>,
+    integrations: Vec<Integration>,
+    counts: Mutex<ProcessCounts>,
+}
 
-fn processor<Q: AlertQueue>(w: &World, out: Q, i: Integration) -> LocalProcessor<Q> {
-    Processor::new(
-        Arc::new(MemoryDedupStore::new()),
-        out,
-        DirArtifactStore::new(w.dir.path().into()),
-        SimTime(w.sim.clone()),
-        ProcessSettings::default(),
-        vec![i],
-    )
+impl<Q: AlertQueue + 'static> Local<Q> {
+    fn new(dedup: Arc<MemoryDedupStore>, out: Q, w: &World, settings: ProcessSettings, integrations: Vec<Integration>) -> Self {
+        let p = Processor::new(dedup, out, DirArtifactStore::new(w.dir.path().into()), SimTime(w.sim.clone()), settings);
+        Local { p, integrations, counts: Mutex::new(ProcessCounts::default()) }
+    }
+
+    async fn process_batch(&self, msgs: &[(String, String)]) -> Vec<String> {
+        let run = self.p.batch(self.integrations.clone());
+        let failed = run.process_batch(msgs).await;
+        self.add(run.take_counts());
+        failed
+    }
+
+    async fn process_message(&self, body: &str) -> MessageOutcome {
+        let run = self.p.batch(self.integrations.clone());
+        let outcome = run.process_message(body).await;
+        self.add(run.take_counts());
+        outcome
+    }
+
+    fn add(&self, c: ProcessCounts) {
+        self.counts.lock().unwrap().add(c);
+    }
+
+    fn take_counts(&self) -> ProcessCounts {
+        std::mem::take(&mut self.counts.lock().unwrap())
+    }
+}
+
+fn processor<Q: AlertQueue + 'static>(w: &World, out: Q, i: Integration) -> Local<Q> {
+    Local::new(Arc::new(MemoryDedupStore::new()), out, w, ProcessSettings::default(), vec![i])
 }
 
 fn v1() -> jsonschema::Validator {
@@ -131,14 +158,7 @@ async fn the_output_queue_is_called_in_batches_and_failed_sends_are_retried() {
     let msgs = &msgs[..25];
     // One failed call is absorbed by retrying its entries.
     let out = Arc::new(FailingFirst { inner: MemoryAlertQueue::new(), left: AtomicUsize::new(1) });
-    let p = Processor::new(
-        Arc::new(MemoryDedupStore::new()),
-        out.clone(),
-        DirArtifactStore::new(w.dir.path().into()),
-        SimTime(w.sim.clone()),
-        fast(),
-        vec![integration_for(Source::DefenderAlerts)],
-    );
+    let p = Local::new(Arc::new(MemoryDedupStore::new()), out.clone(), &w, fast(), vec![integration_for(Source::DefenderAlerts)]);
     assert!(p.process_batch(msgs).await.is_empty());
     assert_eq!(out.inner.len(), 25);
     assert_eq!(out.inner.calls(), 3, "25 messages in batches of 10, not one call each");
@@ -155,14 +175,7 @@ async fn a_publish_that_keeps_failing_is_retried_by_redelivery_and_published_onc
     let (w, msgs) = intake(Source::DefenderAlerts).await;
     let msgs = &msgs[..3];
     let out = Arc::new(FailingFirst { inner: MemoryAlertQueue::new(), left: AtomicUsize::new(4) });
-    let p = Processor::new(
-        Arc::new(MemoryDedupStore::new()),
-        out.clone(),
-        DirArtifactStore::new(w.dir.path().into()),
-        SimTime(w.sim.clone()),
-        fast(),
-        vec![integration_for(Source::DefenderAlerts)],
-    );
+    let p = Local::new(Arc::new(MemoryDedupStore::new()), out.clone(), &w, fast(), vec![integration_for(Source::DefenderAlerts)]);
     let failed = p.process_batch(msgs).await;
     assert_eq!(failed.len(), 3, "every attempt failed: all three are reported");
     assert!(out.inner.is_empty());
@@ -210,14 +223,7 @@ async fn a_claim_held_by_a_live_processor_waits_and_a_dead_ones_expires() {
     let out = Arc::new(MemoryAlertQueue::new());
     let make = |owner: &str| {
         let settings = ProcessSettings { owner: owner.into(), ..ProcessSettings::default() };
-        Processor::new(
-            dedup.clone(),
-            out.clone(),
-            DirArtifactStore::new(w.dir.path().into()),
-            SimTime(w.sim.clone()),
-            settings,
-            vec![integration_for(Source::DefenderAlerts)],
-        )
+        Local::new(dedup.clone(), out.clone(), &w, settings, vec![integration_for(Source::DefenderAlerts)])
     };
     // A processor claimed the key and died before publishing.
     let e: m365_ingest::domain::envelope::Envelope = serde_json::from_str(&one[0].1).unwrap();

@@ -106,10 +106,10 @@ async fn concurrent_processors_publish_each_alert_version_once() {
             S3ArtifactStore::new(c.s3.clone(), &bucket),
             SimTime(w.sim.clone()),
             ProcessSettings { owner: owner.into(), concurrency: 4, ..ProcessSettings::default() },
-            vec![integration()],
         )
     };
     let (a, b) = (make("a"), make("b"));
+    let (a, b) = (a.batch(vec![integration()]), b.batch(vec![integration()]));
     // Both get every message (as after a redelivery overlapping a slow first attempt).
     let mut pending_a = msgs.clone();
     let mut pending_b = msgs.clone();
@@ -173,11 +173,13 @@ async fn a_poison_message_ends_in_the_dlq_and_its_neighbours_are_published_once(
         c.sqs.send_message().queue_url(&intake).message_body(body).send().await.unwrap();
     }
     let app = ProcessorApp {
-        dedup: DynamoDedupStore::new(c.dynamodb.clone(), &table),
-        output: SqsAlertQueue::new(c.sqs.clone(), &out_url),
-        artifacts: S3ArtifactStore::new(c.s3.clone(), &bucket),
-        clock: SystemClock,
-        settings: ProcessSettings::default(),
+        processor: Processor::new(
+            DynamoDedupStore::new(c.dynamodb.clone(), &table),
+            SqsAlertQueue::new(c.sqs.clone(), &out_url),
+            S3ArtifactStore::new(c.s3.clone(), &bucket),
+            SystemClock,
+            ProcessSettings::default(),
+        ),
         integrations: StaticIntegrations(vec![integration()]),
         cache: m365_ingest::app::integration_cache::IntegrationCache::new(Duration::from_secs(60)),
     };

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use m365_ingest::config::{CheckConfig, PollerConfig, ProcessorConfig};
+use m365_ingest::config::{CheckConfig, DispatchConfig, PollerConfig, ProcessorConfig};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -47,7 +47,7 @@ fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     crates.sort();
-    assert_eq!(crates, vec!["check", "poller", "processor"]);
+    assert_eq!(crates, vec!["check", "dispatch", "poller", "processor"]);
     for c in crates {
         let (name, body) = resource_with_code_uri(&t, &c).unwrap_or_else(|| panic!("no resource with CodeUri: functions/{c}"));
         assert!(body.iter().any(|l| l.trim() == "Type: AWS::Serverless::Function"), "{name}");
@@ -58,7 +58,12 @@ fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
 #[test]
 fn every_variable_a_function_reads_is_set_for_it() {
     let t = template();
-    for (dir, vars) in [("check", CheckConfig::VARIABLES), ("poller", PollerConfig::VARIABLES), ("processor", ProcessorConfig::VARIABLES)] {
+    for (dir, vars) in [
+        ("check", CheckConfig::VARIABLES),
+        ("dispatch", DispatchConfig::VARIABLES),
+        ("poller", PollerConfig::VARIABLES),
+        ("processor", ProcessorConfig::VARIABLES),
+    ] {
         let (name, body) = resource_with_code_uri(&t, dir).unwrap();
         for v in vars {
             assert!(body.iter().any(|l| l.trim_start().starts_with(&format!("{v}:"))), "{name} does not set {v}");
@@ -79,6 +84,40 @@ fn the_processor_reports_partial_batches_and_the_queue_outlasts_it() {
 }
 
 #[test]
+fn poll_jobs_fan_out_through_a_queue_that_outlasts_the_poller() {
+    let t = template();
+    let (_, poller) = resource_with_code_uri(&t, "poller").unwrap();
+    assert!(poller.iter().any(|l| l.contains("FunctionResponseTypes: [ReportBatchItemFailures]")));
+    assert!(poller.iter().any(|l| l.contains("Queue: !GetAtt PollJobsQueue.Arn")));
+    assert!(poller.iter().any(|l| l.contains("MaximumConcurrency: !Ref PollerMaxConcurrency")));
+    let timeout = number(&poller, "Timeout");
+    let queue = resource(&t, "PollJobsQueue");
+    assert!(number(&queue, "VisibilityTimeout") >= 6 * timeout, "AWS advises a visibility timeout of at least 6x the function timeout");
+    assert!(queue.iter().any(|l| l.contains("deadLetterTargetArn: !GetAtt PollJobsDeadLetterQueue.Arn")));
+    let (_, dispatch) = resource_with_code_uri(&t, "dispatch").unwrap();
+    let guard: u64 = dispatch
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("DISPATCH_GUARD_SECS: "))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .expect("DISPATCH_GUARD_SECS");
+    assert!(guard > timeout, "a dispatched pair must not be enqueued again while its job can still run");
+    for alarm in ["PollJobsDeadLetterAlarm", "PollJobAgeAlarm"] {
+        assert!(!resource(&t, alarm).is_empty(), "no {alarm}");
+    }
+}
+
+#[test]
+fn no_function_scans_the_state_table() {
+    let t = template();
+    assert!(!t.contains("dynamodb:Scan"), "every access path is by key or by the Due index");
+    let (_, dispatch) = resource_with_code_uri(&t, "dispatch").unwrap();
+    assert!(
+        dispatch.iter().any(|l| l.contains("Resource: !Sub \"${StateTable.Arn}/index/Due\"")),
+        "the dispatcher queries the Due index only"
+    );
+}
+
+#[test]
 fn no_policy_grants_a_wildcard_action() {
     let t = template();
     for l in t.lines().filter(|l| l.contains("Action:")) {
@@ -93,10 +132,10 @@ fn no_policy_grants_a_wildcard_action() {
 #[test]
 fn every_source_has_a_schedule_and_a_cursor_lag_alarm() {
     let t = template();
-    let (_, poller) = resource_with_code_uri(&t, "poller").unwrap();
+    let (_, dispatch) = resource_with_code_uri(&t, "dispatch").unwrap();
     for source in m365_ingest::Source::ALL {
         let input = format!("Input: '{{\"source\": \"{source}\"}}'");
-        assert!(poller.iter().any(|l| l.trim() == input), "no schedule for {source}");
+        assert!(dispatch.iter().any(|l| l.trim() == input), "no schedule for {source}");
         assert!(t.contains(&format!("Dimensions: [{{ Name: Source, Value: {source} }}]")), "no cursor lag alarm for {source}");
         assert!(t.contains(&format!("[\"m365-ingest\", \"AlertsSent\", \"Source\", \"{source}\"]")), "{source} not on the dashboard");
     }

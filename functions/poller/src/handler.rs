@@ -1,12 +1,13 @@
-//! Decodes the invocation, runs one poll pass until shortly before the deadline, reports.
+//! Runs the batch's poll jobs until shortly before the deadline; reports the jobs SQS should
+//! deliver again.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use m365_ingest::lambda::poller::{PollResponse, PollerApp};
+use m365_ingest::lambda::poller::PollerApp;
 use m365_ingest::lambda::telemetry;
-use m365_ingest::ports::{AlertQueue, ArtifactStore, Clock, CursorStore, GraphApi, IntegrationSource, SecretSource};
-use serde_json::Value;
+use m365_ingest::ports::{Clock, JobPorts};
 
 /// The invocation deadline as an `Instant` (the runtime gives epoch milliseconds).
 fn deadline(ctx: &lambda_runtime::Context) -> Instant {
@@ -14,45 +15,32 @@ fn deadline(ctx: &lambda_runtime::Context) -> Instant {
     Instant::now() + Duration::from_millis(ctx.deadline.saturating_sub(now_ms))
 }
 
-pub async fn handle<G, C, Q, A, S, K, I>(
-    app: &PollerApp<G, C, Q, A, S, K, I>,
-    event: LambdaEvent<Value>,
-) -> Result<PollResponse, Diagnostic>
-where
-    G: GraphApi,
-    C: CursorStore,
-    Q: AlertQueue,
-    A: ArtifactStore,
-    S: SecretSource,
-    K: Clock,
-    I: IntegrationSource,
-{
+pub async fn handle<P: JobPorts>(app: &PollerApp<P>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Diagnostic> {
     let (payload, ctx) = event.into_parts();
-    let response = app.handle(&payload, deadline(&ctx)).await.map_err(|e| Diagnostic {
-        error_type: if e.is_retryable() { "Retryable" } else { "Permanent" }.into(),
-        error_message: e.to_string(),
-    })?;
-    telemetry::emit(&telemetry::poll_records(
-        response.source,
-        &response.integrations,
-        app.poller.clock.now(),
-        response.graph_throttled,
-        response.graph_retried,
-    ));
-    Ok(response)
+    let r = app.handle(payload, deadline(&ctx)).await;
+    let runs: Vec<_> = r.runs().cloned().collect();
+    telemetry::emit(&telemetry::poll_records(&runs, app.poller.clock.now(), &r.calls));
+    Ok(r.response)
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use aws_lambda_events::event::sqs::SqsMessage;
     use lambda_runtime::Context;
     use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
-    use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticIntegrations, StaticSecretSource};
-    use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+    use m365_ingest::adapters::local::{
+        DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, MemorySchedule, StaticIntegrations, StaticSecretSource,
+    };
+    use m365_ingest::app::dispatch::PollJob;
+    use m365_ingest::app::integration_cache::IntegrationCache;
+    use m365_ingest::app::poll::{PollSettings, Poller};
     use m365_ingest::domain::integration::{Credential, Credentials, Integration};
+    use m365_ingest::ports::{CursorKey, JobsWith, PollWith};
     use m365_ingest::secret::Secret;
     use m365_ingest::GraphTime;
+    use m365_ingest::Source;
     use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
     use tenant_sim::{Scenario, Simulator};
 
@@ -72,8 +60,26 @@ mod tests {
         ctx
     }
 
+    fn job_record(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m
+    }
+
+    fn job(integration: &str, source: Source, at: GraphTime) -> String {
+        serde_json::to_string(&PollJob::new(&CursorKey { integration_id: integration.into(), source }, at)).unwrap()
+    }
+
+    type LocalJobs = JobsWith<
+        PollWith<HttpGraphApi, MemoryCursorStore, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>,
+        StaticIntegrations,
+        MemorySchedule,
+        MemoryAlertQueue,
+    >;
+
     #[tokio::test]
-    async fn a_scheduled_event_polls_every_integration_of_its_source() {
+    async fn a_batch_of_jobs_polls_each_pair_and_reports_only_what_failed() {
         m365_ingest::adapters::graph::settings::install_crypto_provider();
         let mut scenario = Scenario::default();
         scenario.tenants[0].alerts.count = 60;
@@ -93,7 +99,7 @@ mod tests {
         let queue = Arc::new(MemoryAlertQueue::new());
         let mut incidents_one = Integration::new("second", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, "s");
         incidents_one.defender_mode = m365_ingest::domain::integration::DefenderMode::Incidents;
-        let app = PollerApp {
+        let app: PollerApp<LocalJobs> = PollerApp {
             poller: Poller {
                 graph: HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap(),
                 cursors: MemoryCursorStore::new(),
@@ -104,24 +110,44 @@ mod tests {
                 settings: PollSettings::default(),
             },
             integrations: StaticIntegrations(vec![Integration::new("first", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, "s"), incidents_one]),
+            cache: IntegrationCache::new(Duration::from_secs(60)),
+            schedule: MemorySchedule::new(),
+            jobs: MemoryAlertQueue::new(),
+            slice: Duration::from_secs(60),
         };
-        let event = serde_json::from_str(r#"{"source": "defender_alerts"}"#).unwrap();
+        let now = app.poller.clock.now();
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            job_record("a", &job("first", Source::DefenderAlerts, now)),
+            job_record("i", &job("second", Source::DefenderIncidents, now)),
+            job_record("garbage", "{\"source\": \"defender_alerts\"}"),
+            job_record("gone", &job("removed", Source::DefenderAlerts, now)),
+        ];
         let r = handle(&app, LambdaEvent::new(event, context(60_000))).await.unwrap();
-        assert_eq!(r.integrations.len(), 1, "only the alerts-mode integration");
-        assert_eq!(r.integrations[0].outcome, Outcome::Completed);
-        assert!(r.delivered > 0 && r.delivered == queue.len());
-        assert_eq!(r.failed, 0);
-        let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["integrations"][0]["outcome"], "completed");
-
-        let bad = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-        let e = handle(&app, LambdaEvent::new(bad, context(60_000))).await.unwrap_err();
-        assert_eq!(e.error_type, "Permanent");
-        assert!(e.error_message.contains("Input of"));
+        let failed: Vec<&str> = r.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["garbage"], "a message that is not a poll job goes back to SQS (and on to the DLQ)");
+        assert!(!queue.is_empty());
+        for (id, source) in [("first", Source::DefenderAlerts), ("second", Source::DefenderIncidents)] {
+            let key = CursorKey { integration_id: id.into(), source };
+            // One interval after the run started (a moment after `now`: the simulator's clock runs).
+            let next = app.schedule.when(&key).unwrap();
+            assert!(
+                next >= now.plus(Duration::from_secs(300)) && next < now.plus(Duration::from_secs(310)),
+                "{key} due again one interval on"
+            );
+        }
+        // The same jobs delivered again (SQS is at-least-once) find the pairs polled since.
+        let before = queue.len();
+        let mut event = SqsEvent::default();
+        event.records = vec![job_record("a", &job("first", Source::DefenderAlerts, now))];
+        let r = handle(&app, LambdaEvent::new(event, context(60_000))).await.unwrap();
+        assert!(r.batch_item_failures.is_empty());
+        assert_eq!(queue.len(), before, "a job delivered twice polls once");
     }
 
-    /// The handler as deployed: AWS adapters on moto, integrations and secrets from their stores,
-    /// the simulator throttling, failing and expiring tokens along the way.
+    /// As deployed: a saved integration is due at once; the dispatcher turns it into a job on
+    /// the poll-jobs queue; the poller runs the job with every adapter on moto, the simulator
+    /// throttling, failing and expiring tokens along the way; the pair is then due an interval on.
     #[tokio::test]
     async fn end_to_end_on_moto_with_faults() {
         use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
@@ -147,6 +173,7 @@ mod tests {
         let table = format!("state-{suffix}");
         m365_ingest::adapters::aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
         let queue = clients.sqs.create_queue().queue_name(format!("intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+        let jobs = clients.sqs.create_queue().queue_name(format!("jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
         let bucket = format!("artifacts-{suffix}");
         clients.s3.create_bucket().bucket(&bucket).send().await.unwrap();
         let secret = format!("m365-ingest/contoso-{suffix}");
@@ -168,6 +195,7 @@ mod tests {
         let env: std::collections::HashMap<&str, String> = [
             ("STATE_TABLE", table.clone()),
             ("INTAKE_QUEUE_URL", queue.clone()),
+            ("POLL_JOBS_QUEUE_URL", jobs.clone()),
             ("ARTIFACT_BUCKET", bucket),
             ("LOGIN_BASE_URL", sim.base_url().to_owned()),
             ("GRAPH_BASE_URL", sim.base_url().to_owned()),
@@ -180,10 +208,21 @@ mod tests {
         // Real Retry-After values would make this test wait; the production policy's shape is kept.
         config.poll.safety_margin = Duration::from_secs(5);
         let app = build_aws(&config, &clients).unwrap();
-        let event = serde_json::json!({"source": "defender_alerts"});
+        let dispatcher = m365_ingest::lambda::dispatch::build_aws(
+            &m365_ingest::config::DispatchConfig::from_lookup(|k| env.get(k).cloned()).unwrap(),
+            &clients,
+        );
+        let tick = serde_json::json!({"source": "defender_alerts"});
+        let d = m365_ingest::lambda::dispatch::handle(&dispatcher, &tick).await.unwrap();
+        assert_eq!((d.due, d.enqueued), (1, 1), "{d:?}");
+        let received = clients.sqs.receive_message().queue_url(&jobs).max_number_of_messages(10).send().await.unwrap();
+        let mut event = SqsEvent::default();
+        event.records = received.messages().iter().map(|m| job_record(m.message_id().unwrap(), m.body().unwrap())).collect();
+        assert_eq!(event.records.len(), 1);
         let r = handle(&app, LambdaEvent::new(event, context(120_000))).await.unwrap();
-        assert_eq!(r.failed, 0, "{r:?}");
-        assert_eq!(r.integrations[0].outcome, Outcome::Completed, "{r:?}");
+        assert!(r.batch_item_failures.is_empty(), "{r:?}");
+        let again = m365_ingest::lambda::dispatch::handle(&dispatcher, &tick).await.unwrap();
+        assert_eq!((again.due, again.enqueued), (0, 0), "polled: due again one interval on, {again:?}");
         let cut = GraphTime::from_ticks(sim.clock().now().0).minus(Duration::from_secs(300));
         let want: std::collections::BTreeSet<(String, String)> = sim
             .visible_alert_versions(DEFAULT_TENANT_ID)

@@ -1,4 +1,4 @@
-//! The `poller` Lambda: one binary for every source; the schedule's input names the source.
+//! The `poller` Lambda: consumes poll jobs (one integration's source each) from the poll-jobs queue.
 
 mod handler;
 

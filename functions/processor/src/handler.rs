@@ -4,19 +4,15 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use m365_ingest::lambda::processor::ProcessorApp;
 use m365_ingest::lambda::telemetry;
-use m365_ingest::ports::{AlertQueue, ArtifactStore, Clock, DedupStore, IntegrationSource};
+use m365_ingest::ports::{Clock, IntegrationSource, ProcessPorts};
 
-pub async fn handle<D, Q, A, K, I>(app: &ProcessorApp<D, Q, A, K, I>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Diagnostic>
-where
-    D: DedupStore,
-    Q: AlertQueue,
-    A: ArtifactStore,
-    K: Clock,
-    I: IntegrationSource,
-{
+pub async fn handle<P: ProcessPorts, I: IntegrationSource>(
+    app: &ProcessorApp<P, I>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Diagnostic> {
     match app.handle(event.payload).await {
         Ok((response, counts)) => {
-            telemetry::emit(&telemetry::process_records(&counts, app.clock.now()));
+            telemetry::emit(&telemetry::process_records(&counts, app.processor.clock.now()));
             Ok(response)
         }
         Err(e) => {
@@ -30,7 +26,7 @@ mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
     use lambda_runtime::Context;
     use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore, StaticIntegrations};
-    use m365_ingest::app::process::ProcessSettings;
+    use m365_ingest::app::process::{ProcessSettings, Processor};
     use m365_ingest::domain::envelope::{dedup_key, Envelope, INTAKE_SCHEMA};
     use m365_ingest::domain::integration::Integration;
     use m365_ingest::ports::SystemClock;
@@ -73,11 +69,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("processor-handler-{}", std::process::id()));
         let output = MemoryAlertQueue::new();
         let app = ProcessorApp {
-            dedup: MemoryDedupStore::new(),
-            output,
-            artifacts: DirArtifactStore::new(dir),
-            clock: SystemClock,
-            settings: ProcessSettings::default(),
+            processor: Processor::new(MemoryDedupStore::new(), output, DirArtifactStore::new(dir), SystemClock, ProcessSettings::default()),
             integrations: StaticIntegrations(vec![Integration::new(
                 "contoso",
                 "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b",
@@ -93,7 +85,7 @@ mod tests {
         failed.sort_unstable();
         // The second copy of one alert version waits on the first's claim instead of publishing it twice.
         assert_eq!(failed, vec!["again", "bad"]);
-        assert_eq!(app.output.len(), 1);
+        assert_eq!(app.processor.output.len(), 1);
         let json = serde_json::to_value(&r).unwrap();
         assert!(json["batchItemFailures"].as_array().unwrap().iter().any(|f| f["itemIdentifier"] == "bad"));
         // Redelivered, it finds the version published and is done.
@@ -101,6 +93,6 @@ mod tests {
         event.records = vec![record("again", &envelope(alert))];
         let r = handle(&app, LambdaEvent::new(event, Context::default())).await.unwrap();
         assert!(r.batch_item_failures.is_empty());
-        assert_eq!(app.output.len(), 1);
+        assert_eq!(app.processor.output.len(), 1);
     }
 }

@@ -15,8 +15,8 @@ use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
 use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
 use m365_ingest::domain::integration_doc::{self, IntegrationDoc};
-use m365_ingest::ports::Clock;
 use m365_ingest::ports::IntegrationSource;
+use m365_ingest::ports::{Clock, PollWith};
 use m365_ingest::secret::Secret;
 use m365_ingest::{GraphTime, Source};
 use tenant_sim::scenario::{AppSpec, SecretSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
@@ -87,7 +87,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
     let (integrations, secrets) = test_and_save(&sim, &http).await?;
     let queue = Arc::new(MemoryAlertQueue::new().with_ndjson(&ndjson).map_err(|e| run_err("opening the NDJSON output", &e))?);
-    let poller = Poller {
+    let poller = Poller::<PollWith<_, _, _, _, _, _>> {
         graph: HttpGraphApi::new(&http, RetryPolicy::default()).map_err(|e| run_err("HTTP client", &e))?,
         cursors: MemoryCursorStore::new(),
         queue: queue.clone(),
@@ -120,18 +120,20 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         MemoryAlertQueue::new().without_retention().with_ndjson(&output_path).map_err(|e| run_err("opening the output NDJSON", &e))?;
     let processor = Processor::new(
         MemoryDedupStore::new(),
-        &output,
+        output,
         DirArtifactStore::new(o.out.join("artifacts")),
         SimClock(sim.clone()),
         ProcessSettings { owner: "demo".into(), ..ProcessSettings::default() },
-        integrations.to_vec(),
     );
     let intake: Vec<(String, String)> = queue.messages().into_iter().enumerate().map(|(i, m)| (format!("intake-{i}"), m)).collect();
     let mut failed_messages = 0;
+    // Built once, a run per batch: as the processor function does on the intake queue.
+    let mut c = m365_ingest::app::process::ProcessCounts::default();
     for batch in intake.chunks(10) {
-        failed_messages += processor.process_batch(batch).await.len();
+        let run = processor.batch(integrations.to_vec());
+        failed_messages += run.process_batch(batch).await.len();
+        c.add(run.take_counts());
     }
-    let c = processor.take_counts();
     println!("\nprocessor: {} intake messages carrying {} alerts -> {} published to {} (contoso as m365-ingest.alert.v1, fabrikam as OCSF), {} duplicates", intake.len(), c.alerts, c.published, output_path.display(), c.duplicates);
     for (reason, n) in &c.dropped {
         println!("  filtered out by {reason:<17} {n}");

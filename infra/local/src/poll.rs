@@ -1,25 +1,92 @@
-//! `poll`: one pass of the poller's own code against configured endpoints: a real tenant and
-//! real AWS, or the simulator and moto. Configured through the same environment variables as
-//! the Lambda (STATE_TABLE, INTAKE_QUEUE_URL, ARTIFACT_BUCKET, LOGIN_BASE_URL, ...).
+//! `poll`: the deployment's path for one source, run from here against configured endpoints
+//! (a real tenant and real AWS, or the simulator and moto): the dispatcher enqueues a job per
+//! due pair, then jobs are taken off the poll-jobs queue and run by the poller's own code,
+//! continuations included, as Lambda's event source mapping would, until none is left or the
+//! time is up. Configured through the functions' environment variables (STATE_TABLE,
+//! INTAKE_QUEUE_URL, POLL_JOBS_QUEUE_URL, ARTIFACT_BUCKET, LOGIN_BASE_URL, ...).
 
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
-use m365_ingest::config::PollerConfig;
-use m365_ingest::lambda::poller::build_aws;
+use m365_ingest::config::{DispatchConfig, PollerConfig};
+use m365_ingest::lambda::{dispatch, poller};
 
 use crate::args::PollOptions;
 use crate::Failure;
 
+/// Empty receives in a row that end the run (the jobs' continuations are sent before their
+/// job is deleted, so an empty queue after a batch means no job is left).
+const EMPTY_RECEIVES: usize = 2;
+
 pub async fn run(o: PollOptions) -> Result<(), Failure> {
-    let config = PollerConfig::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
+    let usage = |e: m365_ingest::error::ConfigError| Failure::Usage(e.to_string());
+    let config = PollerConfig::from_env().map_err(usage)?;
+    let dispatch_config = DispatchConfig::from_env().map_err(usage)?;
     let clients = AwsClients::new(&load_sdk_config().await);
-    let app = build_aws(&config, &clients).map_err(|e| Failure::Usage(e.to_string()))?;
+    let app = poller::build_aws(&config, &clients).map_err(|e| Failure::Usage(e.to_string()))?;
+    let dispatcher = dispatch::build_aws(&dispatch_config, &clients);
     let event = serde_json::json!({"source": o.source.as_str()});
-    let response = app.handle(&event, Instant::now() + Duration::from_secs(o.seconds)).await.map_err(|e| Failure::Run(e.to_string()))?;
-    println!("{}", serde_json::to_string_pretty(&response).unwrap_or_default());
-    if response.failed > 0 {
-        return Err(Failure::Run(format!("{} integration(s) failed", response.failed)));
+    let dispatched = dispatch::handle(&dispatcher, &event).await.map_err(|e| Failure::Run(e.to_string()))?;
+    let mut jobs = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let (mut failed, mut empty) = (0usize, 0usize);
+    while empty < EMPTY_RECEIVES && Instant::now() < deadline {
+        let got = clients
+            .sqs
+            .receive_message()
+            .queue_url(&config.poll_jobs_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| Failure::Run(format!("receiving poll jobs: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        let mut batch = SqsEvent::default();
+        batch.records = messages
+            .iter()
+            .map(|m| {
+                let mut r = SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.body = m.body.clone();
+                r
+            })
+            .collect();
+        let r = app.handle(batch, deadline).await;
+        jobs.extend(r.jobs.iter().cloned());
+        let retry: Vec<&str> = r.response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        failed += retry.len();
+        // What the event source mapping does: delete what succeeded, leave the rest to SQS.
+        for m in messages.iter().filter(|m| !retry.contains(&m.message_id().unwrap_or_default())) {
+            if let Some(handle) = m.receipt_handle() {
+                clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(&config.poll_jobs_queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::Run(format!("deleting a poll job: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
+            }
+        }
+    }
+    let runs: Vec<_> = jobs.iter().filter_map(|j| j.run.clone()).collect();
+    let report = serde_json::json!({
+        "source": o.source,
+        "dispatch": dispatched,
+        "jobs": jobs,
+        "integrations": runs,
+        "delivered": runs.iter().map(|r| r.delivered).sum::<usize>(),
+        "failed": failed,
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    if failed > 0 {
+        return Err(Failure::Run(format!("{failed} poll job(s) failed; SQS delivers them again after the queue's visibility timeout")));
     }
     Ok(())
 }

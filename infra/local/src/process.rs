@@ -41,17 +41,17 @@ pub async fn run(o: ProcessOptions) -> Result<(), Failure> {
     let artifacts = DirArtifactStore::new(std::env::temp_dir().join("m365-ingest-process"));
     let processor = Processor::new(
         MemoryDedupStore::new(),
-        &out,
+        out,
         artifacts,
         SystemClock,
         ProcessSettings { owner: "local".into(), ..ProcessSettings::default() },
-        integrations,
     );
-    let failed = processor.process_batch(&messages).await;
-    for m in out.messages() {
+    let run = processor.batch(integrations);
+    let failed = run.process_batch(&messages).await;
+    for m in processor.output.messages() {
         println!("{m}");
     }
-    let c = processor.take_counts();
+    let c = run.take_counts();
     eprintln!(
         "{} alerts: {} published, {} duplicates, dropped {:?}, {} messages failed",
         c.alerts, c.published, c.duplicates, c.dropped, c.failed_messages

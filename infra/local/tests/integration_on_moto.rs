@@ -57,6 +57,7 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
     let table = format!("ops-state-{suffix}");
     m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
     let queue = c.sqs.create_queue().queue_name(format!("ops-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    let jobs = c.sqs.create_queue().queue_name(format!("ops-jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
     let bucket = format!("ops-artifacts-{suffix}");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -67,6 +68,7 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
         vars: vec![
             ("STATE_TABLE", table.clone()),
             ("INTAKE_QUEUE_URL", queue),
+            ("POLL_JOBS_QUEUE_URL", jobs),
             ("ARTIFACT_BUCKET", bucket),
             ("LOGIN_BASE_URL", base.clone()),
             ("GRAPH_BASE_URL", base.clone()),

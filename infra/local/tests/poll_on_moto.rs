@@ -25,6 +25,7 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let table = format!("cli-state-{suffix}");
     m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
     let queue = c.sqs.create_queue().queue_name(format!("cli-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    let jobs = c.sqs.create_queue().queue_name(format!("cli-jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
     let bucket = format!("cli-artifacts-{suffix}");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let secret = format!("m365-ingest/cli-{suffix}");
@@ -43,12 +44,14 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let ca = dir.path().join("ca.pem");
     sim.write_ca(&ca).unwrap();
     let base = sim.base_url().to_owned();
-    let (bin_table, bin_queue, bin_bucket, bin_ca) = (table.clone(), queue.clone(), bucket.clone(), ca.display().to_string());
+    let (bin_table, bin_queue, bin_jobs, bin_bucket, bin_ca) =
+        (table.clone(), queue.clone(), jobs.clone(), bucket.clone(), ca.display().to_string());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(BIN)
             .args(["poll", "--source", "defender_alerts", "--seconds", "120"])
             .env("STATE_TABLE", bin_table)
             .env("INTAKE_QUEUE_URL", bin_queue)
+            .env("POLL_JOBS_QUEUE_URL", bin_jobs)
             .env("ARTIFACT_BUCKET", bin_bucket)
             .env("LOGIN_BASE_URL", &base)
             .env("GRAPH_BASE_URL", &base)
@@ -62,6 +65,8 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["source"], "defender_alerts");
     assert_eq!(report["failed"], 0);
+    assert_eq!((report["dispatch"]["due"].as_u64(), report["dispatch"]["enqueued"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(report["jobs"][0]["end"], "done", "{report}");
     assert_eq!(report["integrations"][0]["integration_id"], "contoso");
     assert_eq!(report["integrations"][0]["outcome"], "completed");
     let delivered = report["delivered"].as_u64().unwrap();

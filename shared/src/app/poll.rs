@@ -17,7 +17,7 @@ use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::domain::window::{next_span_end, split_point, window, PagingError, Window};
 use crate::error::{CursorError, Error, GraphError};
-use crate::ports::{AlertQueue, ArtifactStore, Clock, CursorKey, CursorStore, GraphApi, SecretSource};
+use crate::ports::{Clock, CursorKey, CursorStore, GraphApi, PollPorts, SecretSource};
 
 #[derive(Debug, Clone)]
 pub struct PollSettings {
@@ -68,6 +68,20 @@ impl Default for PollSettings {
     }
 }
 
+/// When a run is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// The integration's poll interval has passed since its last run (a scheduled sweep).
+    AfterInterval,
+    /// No run has started since this time (a poll job enqueued then): a job delivered twice, or
+    /// overtaken by another, does not poll again.
+    NotRunSince(GraphTime),
+}
+
+/// The skip reasons a poll job acts on.
+pub(crate) const LEASE_HELD: &str = "another run holds the lease";
+pub(crate) const RAN_SINCE_ENQUEUED: &str = "a run started after this job was enqueued";
+
 /// How one integration's run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -106,6 +120,8 @@ pub struct RunSummary {
     /// The secret named another tenant's or app's credentials, and was not used.
     pub credentials_refused: bool,
     pub watermark: Option<GraphTime>,
+    /// When the run began, on the window field's clock.
+    pub started_at: GraphTime,
 }
 
 impl RunSummary {
@@ -122,47 +138,45 @@ impl RunSummary {
             quarantined: 0,
             credentials_refused: false,
             watermark: None,
+            started_at: GraphTime::default(),
         }
     }
 }
 
-pub struct Poller<G, C, Q, A, S, K> {
-    pub graph: G,
-    pub cursors: C,
-    pub queue: Q,
-    pub artifacts: A,
-    pub secrets: S,
-    pub clock: K,
+pub struct Poller<P: PollPorts> {
+    pub graph: P::Graph,
+    pub cursors: P::Cursors,
+    pub queue: P::Queue,
+    pub artifacts: P::Artifacts,
+    pub secrets: P::Secrets,
+    pub clock: P::Clock,
     pub settings: PollSettings,
 }
 
-impl<G, C, Q, A, S, K> Poller<G, C, Q, A, S, K>
-where
-    G: GraphApi,
-    C: CursorStore,
-    Q: AlertQueue,
-    A: ArtifactStore,
-    S: SecretSource,
-    K: Clock,
-{
+impl<P: PollPorts> Poller<P> {
     /// Polls every enabled integration that reads `source` and is due, a few at a time.
     pub async fn poll_all(&self, source: Source, integrations: &[Integration], deadline: Instant) -> Vec<RunSummary> {
         let todo: Vec<&Integration> = integrations.iter().filter(|i| i.polls(source)).collect();
         stream::iter(todo).map(|i| self.poll_one(i, source, deadline)).buffer_unordered(self.settings.concurrency.max(1)).collect().await
     }
 
-    /// One integration: lease, read, deliver, commit, release. Never panics; errors end up
-    /// in the summary.
-    #[tracing::instrument(skip_all, fields(integration = %integration.id, source = %source))]
+    /// One integration if its poll interval has passed since its last run: lease, read,
+    /// deliver, commit, release. Never panics; errors end up in the summary.
     pub async fn poll_one(&self, integration: &Integration, source: Source, deadline: Instant) -> RunSummary {
+        self.poll(integration, source, deadline, Due::AfterInterval).await
+    }
+
+    #[tracing::instrument(skip_all, fields(integration = %integration.id, source = %source))]
+    pub(crate) async fn poll(&self, integration: &Integration, source: Source, deadline: Instant, when: Due) -> RunSummary {
         let mut summary = RunSummary::new(integration, source);
         let key = CursorKey { integration_id: integration.id.clone(), source };
         let now = self.clock.now();
+        summary.started_at = now;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let leased = match self.cursors.acquire(&key, &self.settings.owner, now, now.plus(remaining)).await {
             Ok(l) => l,
             Err(CursorError::LeaseHeld { until, .. }) => {
-                summary.outcome = Outcome::Skipped { reason: format!("another run holds the lease until {until}") };
+                summary.outcome = Outcome::Skipped { reason: format!("{LEASE_HELD} until {until}") };
                 return summary;
             }
             Err(e) => {
@@ -171,13 +185,22 @@ where
             }
         };
         summary.watermark = leased.cursor.watermark;
-        let due = leased.last_run.is_none_or(|last| last.plus(integration.poll_interval) <= now);
+        let due = match when {
+            Due::AfterInterval => leased.last_run.is_none_or(|last| last.plus(integration.poll_interval) <= now),
+            Due::NotRunSince(enqueued) => leased.last_run.is_none_or(|last| last < enqueued),
+        };
         let result = if due { self.run(integration, source, &key, leased, now, deadline, &mut summary).await } else { Ok(RunEnd::NotDue) };
         // A run that did not happen leaves the last run time as it was.
         let ran_at = if matches!(result, Ok(RunEnd::NotDue)) { None } else { Some(now) };
         match result {
             Ok(RunEnd::Done) => {}
-            Ok(RunEnd::NotDue) => summary.outcome = Outcome::Skipped { reason: "not due yet".into() },
+            Ok(RunEnd::NotDue) => {
+                let reason = match when {
+                    Due::AfterInterval => "not due yet".into(),
+                    Due::NotRunSince(_) => RAN_SINCE_ENQUEUED.into(),
+                };
+                summary.outcome = Outcome::Skipped { reason };
+            }
             Ok(RunEnd::NothingToRead) => {
                 summary.outcome = Outcome::Skipped { reason: "nothing to read yet: the window is inside the ingestion delay".into() }
             }

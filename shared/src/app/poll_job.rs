@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::deliver::{send_tracked, DeliverySettings};
 use super::dispatch::PollJob;
 use super::integration_cache::IntegrationCache;
-use super::poll::{Outcome, Poller, RunSummary};
-use crate::ports::{AlertQueue, ArtifactStore, Clock, CursorStore, GraphApi, IntegrationSource, ScheduleStore, SecretSource};
+use super::poll::{Due, Outcome, Poller, RunSummary, LEASE_HELD, RAN_SINCE_ENQUEUED};
+use crate::ports::{AlertQueue, Clock, IntegrationSource, PollPorts, ScheduleStore};
 
 /// What became of a job, for the event source mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +23,7 @@ pub enum JobEnd {
     Dropped(String),
 }
 
-impl<G, C, Q, A, S, K> Poller<G, C, Q, A, S, K>
-where
-    G: GraphApi,
-    C: CursorStore,
-    Q: AlertQueue,
-    A: ArtifactStore,
-    S: SecretSource,
-    K: Clock,
-{
+impl<P: PollPorts> Poller<P> {
     #[allow(clippy::too_many_arguments)]
     pub async fn run_job<I: IntegrationSource, D: ScheduleStore, J: AlertQueue>(
         &self,
@@ -55,12 +47,12 @@ where
             return (JobEnd::Dropped(why), None);
         };
         let started = self.clock.now();
-        let summary = self.poll_one(&integration, job.source, deadline).await;
+        let summary = self.poll(&integration, job.source, deadline, Due::NotRunSince(job.enqueued_at)).await;
         let next = started.plus(integration.poll_interval);
         let end = match &summary.outcome {
             Outcome::Completed => schedule.set(&key, next).await.map(|()| JobEnd::Done),
-            // Another run holds the lease: its job reschedules the pair.
-            Outcome::Skipped { reason } if reason.starts_with("another run holds the lease") => Ok(JobEnd::Done),
+            // Another run holds the lease, or ran since: that run reschedules the pair.
+            Outcome::Skipped { reason } if reason.starts_with(LEASE_HELD) || reason == RAN_SINCE_ENQUEUED => Ok(JobEnd::Done),
             Outcome::Skipped { .. } => schedule.set(&key, next).await.map(|()| JobEnd::Done),
             Outcome::Partial { .. } => {
                 let body = serde_json::to_string(&PollJob::new(&key, self.clock.now())).unwrap_or_default();

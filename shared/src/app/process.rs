@@ -23,7 +23,7 @@ use crate::domain::source::Source;
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
-use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore};
+use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore, ProcessPorts, ProcessWith};
 
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {
@@ -69,13 +69,31 @@ pub struct ProcessCounts {
     pub failed_messages: usize,
 }
 
-pub struct Processor<D, Q, A, K> {
-    pub dedup: D,
-    pub output: Q,
-    pub artifacts: A,
-    pub clock: K,
+impl ProcessCounts {
+    /// Adds another batch's counts to these.
+    pub fn add(&mut self, other: ProcessCounts) {
+        self.alerts += other.alerts;
+        self.published += other.published;
+        self.duplicates += other.duplicates;
+        self.failed_messages += other.failed_messages;
+        for (reason, n) in other.dropped {
+            *self.dropped.entry(reason).or_default() += n;
+        }
+    }
+}
+
+/// Built once per warm function; each batch runs with the integrations it names.
+pub struct Processor<P: ProcessPorts> {
+    pub dedup: P::Dedup,
+    pub output: P::Output,
+    pub artifacts: P::Artifacts,
+    pub clock: P::Clock,
     pub settings: ProcessSettings,
-    /// Integrations by id, each with its compiled filters.
+}
+
+/// One batch's run: the integrations it names, each with its compiled filters, and its counts.
+pub struct BatchRun<'a, P: ProcessPorts> {
+    p: &'a Processor<P>,
     integrations: HashMap<String, (Integration, Filters)>,
     counts: Mutex<ProcessCounts>,
     last_failure: Mutex<Option<String>>,
@@ -98,10 +116,16 @@ struct Unit {
     incident: Option<IncidentRef>,
 }
 
-impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A, K> {
-    /// Integrations whose filters do not compile are left out (they were checked at save time;
-    /// their messages fail and reach the DLQ rather than pass unfiltered).
-    pub fn new(dedup: D, output: Q, artifacts: A, clock: K, settings: ProcessSettings, integrations: Vec<Integration>) -> Self {
+impl<D: DedupStore + 'static, Q: AlertQueue + 'static, A: ArtifactStore + 'static, K: Clock + 'static> Processor<ProcessWith<D, Q, A, K>> {
+    pub fn new(dedup: D, output: Q, artifacts: A, clock: K, settings: ProcessSettings) -> Self {
+        Processor { dedup, output, artifacts, clock, settings }
+    }
+}
+
+impl<P: ProcessPorts> Processor<P> {
+    /// A run for one batch. Integrations whose filters do not compile are left out (they were
+    /// checked at save time; their messages fail and reach the DLQ rather than pass unfiltered).
+    pub fn batch(&self, integrations: Vec<Integration>) -> BatchRun<'_, P> {
         let integrations = integrations
             .into_iter()
             .filter_map(|i| match i.filters.validate() {
@@ -112,200 +136,7 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
                 }
             })
             .collect();
-        Processor {
-            dedup,
-            output,
-            artifacts,
-            clock,
-            settings,
-            integrations,
-            counts: Mutex::new(ProcessCounts::default()),
-            last_failure: Mutex::new(None),
-        }
-    }
-
-    /// Counts since the last call, then reset.
-    pub fn take_counts(&self) -> ProcessCounts {
-        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    fn count(&self, f: impl FnOnce(&mut ProcessCounts)) {
-        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-
-    /// Handles a batch of (message id, body); returns the ids SQS should deliver again.
-    ///
-    /// Three steps, so the output queue is called in full batches across messages: prepare
-    /// each message (decode, filter, claim, render); send every rendered message, retrying
-    /// failed entries; then mark each key published, or release its claim when any of its
-    /// messages was not accepted (that intake message is retried and publishes then).
-    pub async fn process_batch(&self, messages: &[(String, String)]) -> Vec<String> {
-        let prepared: Vec<(String, Result<Vec<Ready>, String>)> =
-            stream::iter(messages)
-                .map(|(id, body)| async move {
-                    (id.clone(), self.prepare(body).instrument(tracing::info_span!("message", message_id = %id)).await)
-                })
-                .buffer_unordered(self.settings.concurrency.max(1))
-                .collect()
-                .await;
-        let bodies: Vec<String> =
-            prepared.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().flat_map(|r| r.bodies.iter().cloned()).collect();
-        let sent = send_tracked(&self.output, &bodies, &self.settings.delivery).await;
-        // Which keys went out in full, message by message.
-        let mut at = 0;
-        let settled: Vec<(String, Result<Vec<SentKey>, String>)> = prepared
-            .into_iter()
-            .map(|(id, result)| {
-                let keys = result.map(|ready| {
-                    ready
-                        .into_iter()
-                        .map(|r| {
-                            let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
-                            at += r.bodies.len();
-                            (r.key, ok)
-                        })
-                        .collect()
-                });
-                (id, keys)
-            })
-            .collect();
-        // All marks at once: a crash between the send and its mark publishes that key again on
-        // redelivery, so the time between the two is kept to one round trip.
-        let outcomes: Vec<(String, Result<(), String>)> = stream::iter(settled)
-            .map(|(id, keys)| async move {
-                let outcome = match keys {
-                    Err(reason) => Err(reason),
-                    Ok(keys) => {
-                        let results: Vec<Result<(), String>> = join_all(keys.iter().map(|(key, ok)| self.settle(key, *ok))).await;
-                        results.into_iter().filter_map(Result::err).next_back().map_or(Ok(()), Err)
-                    }
-                };
-                (id, outcome)
-            })
-            .buffer_unordered(messages.len().max(1))
-            .collect()
-            .await;
-        let mut failed = Vec::new();
-        for (id, outcome) in outcomes {
-            if let Err(reason) = outcome {
-                tracing::warn!(message_id = %id, %reason, "message not finished; SQS will deliver it again");
-                self.count(|c| c.failed_messages += 1);
-                *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-                failed.push(id);
-            }
-        }
-        failed
-    }
-
-    /// Marks a sent key published, or frees the claim of one that was not confirmed so the
-    /// redelivery publishes it.
-    async fn settle(&self, key: &str, sent: bool) -> Result<(), String> {
-        if sent {
-            match self.dedup.published(key, &self.settings.owner).await {
-                Ok(()) => {
-                    self.count(|c| c.published += 1);
-                    Ok(())
-                }
-                // Published but not marked: the claim expires and a redelivery publishes again.
-                Err(e) => Err(format!("{key} was published but not marked: {e}")),
-            }
-        } else {
-            if let Err(e) = self.dedup.release(key, &self.settings.owner).await {
-                tracing::warn!(error = %e, "could not release the dedup claim; it expires on its own");
-            }
-            Err(format!("publishing {key} failed"))
-        }
-    }
-
-    /// One message on its own: the batch path with a batch of one.
-    pub async fn process_message(&self, body: &str) -> MessageOutcome {
-        let batch = [("message".to_owned(), body.to_owned())];
-        if self.process_batch(&batch).await.is_empty() {
-            MessageOutcome::Done
-        } else {
-            MessageOutcome::Retry(self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default())
-        }
-    }
-
-    /// Decodes, filters, claims and renders; returns what to send. A message that fails here
-    /// releases the claims it took.
-    async fn prepare(&self, body: &str) -> Result<Vec<Ready>, String> {
-        let env: Envelope = serde_json::from_str(body).map_err(|e| format!("not an intake envelope: {e}"))?;
-        if env.schema != INTAKE_SCHEMA {
-            return Err(format!("unknown intake schema `{}`", env.schema));
-        }
-        let (integration, filters) = self
-            .integrations
-            .get(&env.integration_id)
-            .ok_or_else(|| format!("integration `{}` is not configured (removed?)", env.integration_id))?;
-        let object: Box<RawValue> = match (&env.object, &env.object_ref) {
-            (Some(o), _) => o.clone(),
-            (None, Some(r)) => {
-                let bytes = self.artifacts.get(&r.key).await.map_err(|e| e.to_string())?;
-                if sha256_hex(&bytes) != r.sha256 {
-                    return Err(format!("claim-check object {} does not match its sha256", r.key));
-                }
-                let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-                RawValue::from_string(text).map_err(|e| e.to_string())?
-            }
-            (None, None) => return Err("the envelope has neither object nor object_ref".into()),
-        };
-        let mut ready: Vec<Ready> = Vec::new();
-        if let Err(reason) = self.prepare_units(&env, integration, filters, &object, &mut ready).await {
-            for r in &ready {
-                if let Err(e) = self.dedup.release(&r.key, &self.settings.owner).await {
-                    tracing::warn!(error = %e, "could not release a dedup claim; it expires on its own");
-                }
-            }
-            return Err(reason);
-        }
-        Ok(ready)
-    }
-
-    async fn prepare_units(
-        &self,
-        env: &Envelope,
-        integration: &Integration,
-        filters: &Filters,
-        object: &RawValue,
-        ready: &mut Vec<Ready>,
-    ) -> Result<(), String> {
-        for unit in units(env, object)? {
-            self.count(|c| c.alerts += 1);
-            let (passed, notes) = match filters.decide(&unit.alert) {
-                Decision::Drop { reason, detail } => {
-                    tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
-                    self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
-                    continue;
-                }
-                Decision::Pass { passed, notes } => (passed, notes),
-            };
-            let key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
-            let now = self.clock.now();
-            match self
-                .dedup
-                .claim(&key, &self.settings.owner, now, now.plus(self.settings.claim_for), now.plus(self.settings.dedup_ttl))
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Claim::Published => {
-                    self.count(|c| c.duplicates += 1);
-                    continue;
-                }
-                Claim::InFlight => return Err(format!("{key} is being published by another processor")),
-                Claim::Fresh => {}
-            }
-            match self.render(env, integration, &unit, &key, passed, notes, now).await {
-                Ok(bodies) => ready.push(Ready { key, bodies }),
-                Err(e) => {
-                    if let Err(re) = self.dedup.release(&key, &self.settings.owner).await {
-                        tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
-                    }
-                    return Err(e.to_string());
-                }
-            }
-        }
-        Ok(())
+        BatchRun { p: self, integrations, counts: Mutex::new(ProcessCounts::default()), last_failure: Mutex::new(None) }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -376,6 +207,193 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock> Processor<D, Q, A
             out.push(body);
         }
         Ok(out)
+    }
+}
+
+impl<P: ProcessPorts> BatchRun<'_, P> {
+    /// Counts since the last call, then reset.
+    pub fn take_counts(&self) -> ProcessCounts {
+        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ProcessCounts)) {
+        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Handles a batch of (message id, body); returns the ids SQS should deliver again.
+    ///
+    /// Three steps, so the output queue is called in full batches across messages: prepare
+    /// each message (decode, filter, claim, render); send every rendered message, retrying
+    /// failed entries; then mark each key published, or release its claim when any of its
+    /// messages was not accepted (that intake message is retried and publishes then).
+    pub async fn process_batch(&self, messages: &[(String, String)]) -> Vec<String> {
+        let prepared: Vec<(String, Result<Vec<Ready>, String>)> =
+            stream::iter(messages)
+                .map(|(id, body)| async move {
+                    (id.clone(), self.prepare(body).instrument(tracing::info_span!("message", message_id = %id)).await)
+                })
+                .buffer_unordered(self.p.settings.concurrency.max(1))
+                .collect()
+                .await;
+        let bodies: Vec<String> =
+            prepared.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().flat_map(|r| r.bodies.iter().cloned()).collect();
+        let sent = send_tracked(&self.p.output, &bodies, &self.p.settings.delivery).await;
+        // Which keys went out in full, message by message.
+        let mut at = 0;
+        let settled: Vec<(String, Result<Vec<SentKey>, String>)> = prepared
+            .into_iter()
+            .map(|(id, result)| {
+                let keys = result.map(|ready| {
+                    ready
+                        .into_iter()
+                        .map(|r| {
+                            let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
+                            at += r.bodies.len();
+                            (r.key, ok)
+                        })
+                        .collect()
+                });
+                (id, keys)
+            })
+            .collect();
+        // All marks at once: a crash between the send and its mark publishes that key again on
+        // redelivery, so the time between the two is kept to one round trip.
+        let outcomes: Vec<(String, Result<(), String>)> = stream::iter(settled)
+            .map(|(id, keys)| async move {
+                let outcome = match keys {
+                    Err(reason) => Err(reason),
+                    Ok(keys) => {
+                        let results: Vec<Result<(), String>> = join_all(keys.iter().map(|(key, ok)| self.settle(key, *ok))).await;
+                        results.into_iter().filter_map(Result::err).next_back().map_or(Ok(()), Err)
+                    }
+                };
+                (id, outcome)
+            })
+            .buffer_unordered(messages.len().max(1))
+            .collect()
+            .await;
+        let mut failed = Vec::new();
+        for (id, outcome) in outcomes {
+            if let Err(reason) = outcome {
+                tracing::warn!(message_id = %id, %reason, "message not finished; SQS will deliver it again");
+                self.count(|c| c.failed_messages += 1);
+                *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
+    /// Marks a sent key published, or frees the claim of one that was not confirmed so the
+    /// redelivery publishes it.
+    async fn settle(&self, key: &str, sent: bool) -> Result<(), String> {
+        if sent {
+            match self.p.dedup.published(key, &self.p.settings.owner).await {
+                Ok(()) => {
+                    self.count(|c| c.published += 1);
+                    Ok(())
+                }
+                // Published but not marked: the claim expires and a redelivery publishes again.
+                Err(e) => Err(format!("{key} was published but not marked: {e}")),
+            }
+        } else {
+            if let Err(e) = self.p.dedup.release(key, &self.p.settings.owner).await {
+                tracing::warn!(error = %e, "could not release the dedup claim; it expires on its own");
+            }
+            Err(format!("publishing {key} failed"))
+        }
+    }
+
+    /// One message on its own: the batch path with a batch of one.
+    pub async fn process_message(&self, body: &str) -> MessageOutcome {
+        let batch = [("message".to_owned(), body.to_owned())];
+        if self.process_batch(&batch).await.is_empty() {
+            MessageOutcome::Done
+        } else {
+            MessageOutcome::Retry(self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default())
+        }
+    }
+
+    /// Decodes, filters, claims and renders; returns what to send. A message that fails here
+    /// releases the claims it took.
+    async fn prepare(&self, body: &str) -> Result<Vec<Ready>, String> {
+        let env: Envelope = serde_json::from_str(body).map_err(|e| format!("not an intake envelope: {e}"))?;
+        if env.schema != INTAKE_SCHEMA {
+            return Err(format!("unknown intake schema `{}`", env.schema));
+        }
+        let (integration, filters) = self
+            .integrations
+            .get(&env.integration_id)
+            .ok_or_else(|| format!("integration `{}` is not configured (removed?)", env.integration_id))?;
+        let object: Box<RawValue> = match (&env.object, &env.object_ref) {
+            (Some(o), _) => o.clone(),
+            (None, Some(r)) => {
+                let bytes = self.p.artifacts.get(&r.key).await.map_err(|e| e.to_string())?;
+                if sha256_hex(&bytes) != r.sha256 {
+                    return Err(format!("claim-check object {} does not match its sha256", r.key));
+                }
+                let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+                RawValue::from_string(text).map_err(|e| e.to_string())?
+            }
+            (None, None) => return Err("the envelope has neither object nor object_ref".into()),
+        };
+        let mut ready: Vec<Ready> = Vec::new();
+        if let Err(reason) = self.prepare_units(&env, integration, filters, &object, &mut ready).await {
+            for r in &ready {
+                if let Err(e) = self.p.dedup.release(&r.key, &self.p.settings.owner).await {
+                    tracing::warn!(error = %e, "could not release a dedup claim; it expires on its own");
+                }
+            }
+            return Err(reason);
+        }
+        Ok(ready)
+    }
+
+    async fn prepare_units(
+        &self,
+        env: &Envelope,
+        integration: &Integration,
+        filters: &Filters,
+        object: &RawValue,
+        ready: &mut Vec<Ready>,
+    ) -> Result<(), String> {
+        for unit in units(env, object)? {
+            self.count(|c| c.alerts += 1);
+            let (passed, notes) = match filters.decide(&unit.alert) {
+                Decision::Drop { reason, detail } => {
+                    tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
+                    self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
+                    continue;
+                }
+                Decision::Pass { passed, notes } => (passed, notes),
+            };
+            let key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
+            let now = self.p.clock.now();
+            match self
+                .p
+                .dedup
+                .claim(&key, &self.p.settings.owner, now, now.plus(self.p.settings.claim_for), now.plus(self.p.settings.dedup_ttl))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Claim::Published => {
+                    self.count(|c| c.duplicates += 1);
+                    continue;
+                }
+                Claim::InFlight => return Err(format!("{key} is being published by another processor")),
+                Claim::Fresh => {}
+            }
+            match self.p.render(env, integration, &unit, &key, passed, notes, now).await {
+                Ok(bodies) => ready.push(Ready { key, bodies }),
+                Err(e) => {
+                    if let Err(re) = self.p.dedup.release(&key, &self.p.settings.owner).await {
+                        tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
+                    }
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the Lambda functions share: event decoding and the assembled apps.
 
 pub mod check;
+pub mod dispatch;
 pub mod events;
 pub mod poller;
 pub mod processor;

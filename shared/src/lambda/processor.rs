@@ -3,33 +3,32 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use crate::adapters::aws::{AwsClients, DynamoDedupStore, DynamoIntegrations, S3ArtifactStore, SqsAlertQueue};
+use crate::adapters::aws::{Aws, AwsClients, DynamoDedupStore, DynamoIntegrations, S3ArtifactStore, SqsAlertQueue};
 use crate::app::integration_cache::IntegrationCache;
-use crate::app::process::{ProcessCounts, ProcessSettings, Processor};
+use crate::app::process::{ProcessCounts, Processor};
 use crate::config::ProcessorConfig;
 use crate::error::Error;
-use crate::ports::{AlertQueue, ArtifactStore, Clock, DedupStore, IntegrationSource, SystemClock};
+use crate::ports::{IntegrationSource, ProcessPorts, SystemClock};
 
-pub struct ProcessorApp<D, Q, A, K, I> {
-    pub dedup: D,
-    pub output: Q,
-    pub artifacts: A,
-    pub clock: K,
-    pub settings: ProcessSettings,
+/// Built once per warm function: the processor and where its batches' integrations come from.
+pub struct ProcessorApp<P: ProcessPorts, I> {
+    pub processor: Processor<P>,
     pub integrations: I,
     /// The integrations batches named, read by key and kept briefly.
     pub cache: IntegrationCache,
 }
 
-pub type AwsProcessorApp = ProcessorApp<DynamoDedupStore, SqsAlertQueue, S3ArtifactStore, SystemClock, DynamoIntegrations>;
+pub type AwsProcessorApp = ProcessorApp<Aws, DynamoIntegrations>;
 
 pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> AwsProcessorApp {
     ProcessorApp {
-        dedup: DynamoDedupStore::new(clients.dynamodb.clone(), &config.dedup_table),
-        output: SqsAlertQueue::new(clients.sqs.clone(), &config.output_queue_url),
-        artifacts: S3ArtifactStore::new(clients.s3.clone(), &config.artifact_bucket),
-        clock: SystemClock,
-        settings: config.process.clone(),
+        processor: Processor {
+            dedup: DynamoDedupStore::new(clients.dynamodb.clone(), &config.dedup_table),
+            output: SqsAlertQueue::new(clients.sqs.clone(), &config.output_queue_url),
+            artifacts: S3ArtifactStore::new(clients.s3.clone(), &config.artifact_bucket),
+            clock: SystemClock,
+            settings: config.process.clone(),
+        },
         integrations: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
         cache: IntegrationCache::new(config.integration_cache),
     }
@@ -42,7 +41,7 @@ struct Named<'a> {
     integration_id: std::borrow::Cow<'a, str>,
 }
 
-impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock, I: IntegrationSource> ProcessorApp<D, Q, A, K, I> {
+impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
     /// Processes the batch; returns the ids SQS should deliver again. `Err` only when nothing
     /// could be tried (the integrations could not be read): SQS then retries the whole batch.
     pub async fn handle(&self, event: SqsEvent) -> Result<(SqsBatchResponse, ProcessCounts), Error> {
@@ -53,7 +52,7 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock, I: IntegrationSou
         let ids: Vec<&str> = named.iter().map(|n| n.integration_id.as_ref()).collect();
         let integrations = self.cache.lookup(&self.integrations, &ids).await?;
         drop(named);
-        let processor = Processor::new(&self.dedup, &self.output, &self.artifacts, &self.clock, self.settings.clone(), integrations);
+        let run = self.processor.batch(integrations);
         let mut response = SqsBatchResponse::default();
         let mut messages = Vec::with_capacity(event.records.len());
         for r in event.records {
@@ -68,10 +67,10 @@ impl<D: DedupStore, Q: AlertQueue, A: ArtifactStore, K: Clock, I: IntegrationSou
                 }
             }
         }
-        for id in processor.process_batch(&messages).await {
+        for id in run.process_batch(&messages).await {
             response.add_failure(id);
         }
-        let counts = processor.take_counts();
+        let counts = run.take_counts();
         tracing::info!(alerts = counts.alerts, published = counts.published, duplicates = counts.duplicates, failed = counts.failed_messages, dropped = ?counts.dropped, "batch processed");
         Ok((response, counts))
     }

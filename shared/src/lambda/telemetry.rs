@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde_json::{json, Map, Value};
 
+use crate::app::dispatch::DispatchSummary;
 use crate::app::poll::{Outcome, RunSummary};
 use crate::app::process::ProcessCounts;
 use crate::domain::source::Source;
@@ -51,17 +52,9 @@ pub fn emit(lines: &[String]) {
     }
 }
 
-/// The API a source is read from, as the `Api` dimension of the throttling metrics.
-pub fn api_of(source: Source) -> &'static str {
-    match source {
-        Source::DefenderAlerts | Source::DefenderIncidents => "graph",
-        Source::CloudApps => "cloud_apps",
-    }
-}
-
-/// The poller's records: per integration run (dimension Source) and the call totals of the
-/// invocation's API (dimension Api).
-pub fn poll_records(source: Source, summaries: &[RunSummary], now: GraphTime, throttled: u64, retried: u64) -> Vec<String> {
+/// The poller's records: per integration run (dimension Source), and the 429 answers and
+/// retries of the invocation per API (dimension Api).
+pub fn poll_records(summaries: &[RunSummary], now: GraphTime, calls: &[(&str, u64, u64)]) -> Vec<String> {
     let now_ms = now.ticks() / 10_000;
     let mut out: Vec<String> = summaries
         .iter()
@@ -81,27 +74,40 @@ pub fn poll_records(source: Source, summaries: &[RunSummary], now: GraphTime, th
             record(
                 &[("Source", s.source.as_str())],
                 &metrics,
-                &[("IntegrationId", json!(s.integration_id)), ("Outcome", serde_json::to_value(&s.outcome).unwrap_or_default())],
+                &[
+                    ("IntegrationId", json!(s.integration_id)),
+                    ("Outcome", serde_json::to_value(&s.outcome).unwrap_or_default()),
+                    ("StartedAt", json!(s.started_at)),
+                    ("Watermark", json!(s.watermark)),
+                ],
                 now_ms,
             )
         })
         .collect();
-    out.push(record(
-        &[("Api", api_of(source))],
-        &[("Throttled", throttled as f64, "Count"), ("Retried", retried as f64, "Count")],
-        &[],
-        now_ms,
-    ));
+    for (api, throttled, retried) in calls {
+        out.push(record(&[("Api", api)], &[("Throttled", *throttled as f64, "Count"), ("Retried", *retried as f64, "Count")], &[], now_ms));
+    }
     // One metric for the whole deployment, so one alarm sees any source set an item aside.
     let quarantined: usize = summaries.iter().map(|s| s.quarantined).sum();
     let refused = summaries.iter().filter(|s| s.credentials_refused).count();
     out.push(record(
         &[],
         &[("ItemsQuarantined", quarantined as f64, "Count"), ("CredentialsRefused", refused as f64, "Count")],
-        &[("Source", json!(source.as_str()))],
+        &[],
         now_ms,
     ));
     out
+}
+
+/// The dispatcher's record per source: pairs due, jobs enqueued, and jobs the queue refused.
+pub fn dispatch_records(s: &DispatchSummary, now: GraphTime) -> Vec<String> {
+    let source = s.source.map_or("", Source::as_str);
+    vec![record(
+        &[("Source", source)],
+        &[("JobsDue", s.due as f64, "Count"), ("JobsEnqueued", s.enqueued as f64, "Count"), ("JobsNotSent", s.not_sent as f64, "Count")],
+        &[],
+        now.ticks() / 10_000,
+    )]
 }
 
 /// The processor's records: totals, and one per drop reason (dimension Reason).
@@ -161,16 +167,24 @@ mod tests {
             quarantined: 2,
             credentials_refused: false,
             watermark: Some(GraphTime::from_unix_seconds(1_000)),
+            started_at: GraphTime::from_unix_seconds(1_290),
         };
-        let r = poll_records(Source::DefenderAlerts, &[s], GraphTime::from_unix_seconds(1_300), 4, 6);
+        let r = poll_records(&[s], GraphTime::from_unix_seconds(1_300), &[("graph", 4, 6), ("cloud_apps", 0, 0)]);
         let run: Value = serde_json::from_str(&r[0]).unwrap();
         assert_eq!(
             (run["AlertsPolled"].as_f64(), run["AlertsSent"].as_f64(), run["CursorLagSeconds"].as_f64()),
             (Some(8.0), Some(5.0), Some(300.0))
         );
         assert_eq!(run["Outcome"]["outcome"], "completed");
+        let at = |k: &str| run[k].as_str().and_then(|t| GraphTime::parse(t).ok());
+        assert_eq!(
+            (at("StartedAt"), at("Watermark")),
+            (Some(GraphTime::from_unix_seconds(1_290)), Some(GraphTime::from_unix_seconds(1_000)))
+        );
         let graph: Value = serde_json::from_str(&r[1]).unwrap();
         assert_eq!((graph["Api"].as_str(), graph["Throttled"].as_f64(), graph["Retried"].as_f64()), (Some("graph"), Some(4.0), Some(6.0)));
+        let cloud_apps: Value = serde_json::from_str(&r[2]).unwrap();
+        assert_eq!(cloud_apps["Api"].as_str(), Some("cloud_apps"));
     }
 
     #[test]

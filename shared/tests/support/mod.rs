@@ -12,7 +12,7 @@ use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
 use m365_ingest::domain::window::WindowSettings;
-use m365_ingest::ports::Clock;
+use m365_ingest::ports::{Clock, PollWith};
 use m365_ingest::secret::Secret;
 use m365_ingest::{GraphTime, Source};
 use tenant_sim::scenario::{ClockSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
@@ -31,7 +31,8 @@ impl Clock for SimTime {
     }
 }
 
-pub type LocalPoller = Poller<HttpGraphApi, Arc<MemoryCursorStore>, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>;
+pub type LocalPoller =
+    Poller<PollWith<HttpGraphApi, Arc<MemoryCursorStore>, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>>;
 
 pub fn fixed(mut s: Scenario) -> Scenario {
     s.clock = ClockSpec { start: Some(START.into()), fixed: true };

@@ -8,7 +8,7 @@ use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
-use m365_ingest::ports::SystemClock;
+use m365_ingest::ports::{PollWith, SystemClock};
 use m365_ingest::secret::Secret;
 use m365_ingest::Source;
 use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
@@ -59,7 +59,7 @@ pub async fn run(args: &[String]) -> ExitCode {
         client_id: DEFAULT_CLIENT_ID.into(),
         credential: Credential::ClientSecret(Secret::new(DEFAULT_CLIENT_SECRET)),
     };
-    let poller = Poller {
+    let poller = Poller::<PollWith<_, _, _, _, _, _>> {
         graph,
         cursors: MemoryCursorStore::new(),
         queue: queue.clone(),

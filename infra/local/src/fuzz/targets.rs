@@ -12,7 +12,7 @@ use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::alert::Item;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::domain::integration_doc;
-use m365_ingest::ports::SystemClock;
+use m365_ingest::ports::{ProcessWith, SystemClock};
 use m365_ingest::GraphTime;
 
 pub struct Target {
@@ -68,7 +68,7 @@ fn items(page: &[Item]) {
     }
 }
 
-type LocalProcessor = Processor<Arc<MemoryDedupStore>, MemoryAlertQueue, DirArtifactStore, SystemClock>;
+type LocalProcessor = (Processor<ProcessWith<Arc<MemoryDedupStore>, MemoryAlertQueue, DirArtifactStore, SystemClock>>, Integration);
 
 fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
     static P: OnceLock<(tokio::runtime::Runtime, LocalProcessor)> = OnceLock::new();
@@ -83,9 +83,8 @@ fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
             DirArtifactStore::new(dir),
             SystemClock,
             ProcessSettings::default(),
-            vec![i],
         );
-        (rt, p)
+        (rt, (p, i))
     })
 }
 
@@ -121,9 +120,9 @@ pub fn all() -> Vec<Target> {
             name: "processor",
             corpus: envelope_corpus,
             run: |b| {
-                let (rt, p) = processor();
+                let (rt, (p, i)) = processor();
                 let body = text(b);
-                let _ = rt.block_on(p.process_message(&body));
+                let _ = rt.block_on(p.batch(vec![i.clone()]).process_message(&body));
             },
         },
         Target {

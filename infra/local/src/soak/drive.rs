@@ -1,6 +1,6 @@
-//! The soak's Lambda service: a schedule that invokes pollers (sometimes two at once), an SQS
-//! event source mapping that feeds the intake queue to processors, a consumer of the output
-//! queue, and random SIGKILLs of any of those processes.
+//! The soak's Lambda service: a schedule that invokes the dispatcher (sometimes two at once),
+//! SQS event source mappings that feed poll jobs to pollers and the intake queue to processors,
+//! a consumer of the output queue, and random SIGKILLs of any of those processes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::lambda::{Function, Instance, Outcome};
-use super::world::{Resources, POLLER_TIMEOUT, PROCESSOR_TIMEOUT};
+use super::world::{Resources, DISPATCH_TIMEOUT, POLLER_TIMEOUT, PROCESSOR_TIMEOUT};
 
 /// One integration run the poller reported as completed: its window was read to `watermark`.
 #[derive(Debug, Clone)]
@@ -26,18 +26,13 @@ pub struct CompletedRun {
 
 #[derive(Default)]
 pub struct Tally {
+    pub dispatch_invocations: AtomicU64,
+    pub overlapping_dispatches: AtomicU64,
+    pub jobs_enqueued: AtomicU64,
+    pub dispatcher_kills: AtomicU64,
+    pub dispatcher_errors: AtomicU64,
     pub poll_invocations: AtomicU64,
-    /// Invocations in which at least one integration's window was read (completed or partial).
-    pub invocations_that_read: AtomicU64,
-    /// Why runs failed (the first few).
-    pub failures: Mutex<Vec<String>>,
-    pub overlapping_polls: AtomicU64,
-    pub integration_runs: AtomicU64,
-    pub runs_failed: AtomicU64,
-    pub runs_partial: AtomicU64,
-    pub runs_skipped_lease: AtomicU64,
-    pub delivered_to_intake: AtomicU64,
-    pub quarantined: AtomicU64,
+    pub job_item_failures: AtomicU64,
     pub poller_kills: AtomicU64,
     pub poller_errors: AtomicU64,
     pub processor_invocations: AtomicU64,
@@ -46,11 +41,64 @@ pub struct Tally {
     pub processor_item_failures: AtomicU64,
     pub crashes: AtomicU64,
     pub output_messages: AtomicU64,
-    pub completed: Mutex<Vec<CompletedRun>>,
     /// (tenant, alert id, version) → times published.
     pub published: Mutex<HashMap<(String, String, GraphTime), u32>>,
     /// Versions in a batch whose processor died: published, perhaps, but never marked.
     pub in_killed_batches: Mutex<HashSet<(String, String, GraphTime)>>,
+}
+
+/// What the pollers' run records (their metric lines) say, read from their logs at the end.
+#[derive(Debug, Default)]
+pub struct Runs {
+    pub completed: Vec<CompletedRun>,
+    pub partial: u64,
+    pub failed: u64,
+    pub skipped_for_a_lease: u64,
+    pub delivered_to_intake: u64,
+    pub quarantined: u64,
+    /// Why runs failed (the first few).
+    pub failures: Vec<String>,
+}
+
+/// Reads every poller log in `dir`: one metric line per run (telemetry.rs) names the
+/// integration, its outcome, when it started, its watermark, and when it was written.
+pub fn runs_from_logs(dir: &std::path::Path) -> Result<Runs, String> {
+    let mut runs = Runs::default();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("poller-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).map_err(|e| format!("cannot read {name}: {e}"))?;
+        for line in text.lines().filter(|l| l.contains("\"CloudWatchMetrics\"")) {
+            let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+            runs.quarantined += v["ItemsQuarantined"].as_f64().unwrap_or(0.0) as u64;
+            let Some(integration) = v["IntegrationId"].as_str() else { continue };
+            runs.delivered_to_intake += v["AlertsSent"].as_f64().unwrap_or(0.0) as u64;
+            let at = |k: &str| v[k].as_str().and_then(|t| GraphTime::parse(t).ok());
+            let ended = v["_aws"]["Timestamp"].as_i64().map(|ms| GraphTime::from_ticks(ms * 10_000));
+            match v["Outcome"]["outcome"].as_str().unwrap_or("") {
+                "completed" => {
+                    if let (Some(started), Some(ended), Some(watermark)) = (at("StartedAt"), ended, at("Watermark")) {
+                        runs.completed.push(CompletedRun { integration: integration.to_owned(), started, ended, watermark });
+                    }
+                }
+                "partial" => runs.partial += 1,
+                "failed" => {
+                    runs.failed += 1;
+                    if runs.failures.len() < 10 {
+                        runs.failures.push(format!("{integration}: {}", v["Outcome"]["error"].as_str().unwrap_or("?")));
+                    }
+                }
+                _ if v["Outcome"]["reason"].as_str().is_some_and(|r| r.starts_with("another run holds the lease")) => {
+                    runs.skipped_for_a_lease += 1
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// (tenant, alert id, version) of an intake envelope or an output message.
@@ -121,70 +169,27 @@ impl Pool {
     }
 }
 
-/// One scheduled invocation of the poller; its report goes into the tally.
-pub async fn poll_once(pollers: &Pool, chaos: &Chaos, tally: &Tally) -> Result<(), String> {
+/// One scheduled invocation of the dispatcher.
+pub async fn dispatch_once(dispatchers: &Pool, chaos: &Chaos, tally: &Tally) -> Result<(), String> {
     let event = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {"source": "defender_alerts"}});
-    add(&tally.poll_invocations, 1);
-    let started = GraphTime::now();
-    // A run of a few hundred alerts takes about a second: kills land inside runs.
-    let kill = chaos.kill_after(Duration::from_millis(1_500));
-    let outcome = pollers.invoke(&event, POLLER_TIMEOUT, kill, tally).await?;
-    let ended = GraphTime::now();
-    match outcome {
-        Outcome::Response(r) => record_poll(&r, started, ended, tally),
-        Outcome::Killed => add(&tally.poller_kills, 1),
+    add(&tally.dispatch_invocations, 1);
+    // A dispatch takes a few hundred milliseconds: kills land between reserving and sending.
+    let kill = chaos.kill_after(Duration::from_millis(400));
+    match dispatchers.invoke(&event, DISPATCH_TIMEOUT, kill, tally).await? {
+        Outcome::Response(r) => add(&tally.jobs_enqueued, r["enqueued"].as_u64().unwrap_or(0)),
+        Outcome::Killed => add(&tally.dispatcher_kills, 1),
         Outcome::Error(e) => {
-            add(&tally.poller_errors, 1);
-            eprintln!("soak: poller error: {e}");
+            add(&tally.dispatcher_errors, 1);
+            eprintln!("soak: dispatcher error: {e}");
         }
         Outcome::Crashed(_) => {}
     }
     Ok(())
 }
 
-fn record_poll(r: &Value, started: GraphTime, ended: GraphTime, tally: &Tally) {
-    let runs = r["integrations"].as_array().cloned().unwrap_or_default();
-    let mut read_any = false;
-    for run in runs {
-        let outcome = run["outcome"].as_str().unwrap_or("");
-        let reason = run["reason"].as_str().unwrap_or("");
-        add(&tally.delivered_to_intake, run["delivered"].as_u64().unwrap_or(0));
-        add(&tally.quarantined, run["quarantined"].as_u64().unwrap_or(0));
-        match outcome {
-            "completed" => {
-                read_any = true;
-                add(&tally.integration_runs, 1);
-                let watermark = run["watermark"].as_str().and_then(|w| GraphTime::parse(w).ok());
-                let integration = run["integration_id"].as_str().unwrap_or("").to_owned();
-                if let Some(watermark) = watermark {
-                    tally.completed.lock().unwrap_or_else(|p| p.into_inner()).push(CompletedRun { integration, started, ended, watermark });
-                }
-            }
-            "partial" => {
-                read_any = true;
-                add(&tally.integration_runs, 1);
-                add(&tally.runs_partial, 1);
-            }
-            "failed" => {
-                add(&tally.integration_runs, 1);
-                add(&tally.runs_failed, 1);
-                let mut f = tally.failures.lock().unwrap_or_else(|p| p.into_inner());
-                if f.len() < 10 {
-                    f.push(format!("{}: {}", run["integration_id"].as_str().unwrap_or("?"), run["error"].as_str().unwrap_or("?")));
-                }
-            }
-            _ if reason.starts_with("another run holds the lease") => add(&tally.runs_skipped_lease, 1),
-            _ => {}
-        }
-    }
-    if read_any {
-        add(&tally.invocations_that_read, 1);
-    }
-}
-
-/// The schedule: an invocation every `every`, now and then a second one at once (two
-/// schedules firing together, or a retry overlapping a slow run).
-pub async fn schedule(pollers: Arc<Pool>, chaos: Arc<Chaos>, tally: Arc<Tally>, every: Duration, until: Instant) {
+/// The schedule: a dispatch every `every`, now and then a second one at once (two schedules
+/// firing together, or a retry overlapping a slow run).
+pub async fn schedule(dispatchers: Arc<Pool>, chaos: Arc<Chaos>, tally: Arc<Tally>, every: Duration, until: Instant) {
     let mut tasks = tokio::task::JoinSet::new();
     while Instant::now() < until {
         let (overlap, pause) = {
@@ -192,67 +197,132 @@ pub async fn schedule(pollers: Arc<Pool>, chaos: Arc<Chaos>, tally: Arc<Tally>, 
             (rng.gen_bool(0.3), every.mul_f64(rng.gen_range(0.5..1.5)))
         };
         for _ in 0..if overlap { 2 } else { 1 } {
-            let (p, c, t) = (pollers.clone(), chaos.clone(), tally.clone());
+            let (p, c, t) = (dispatchers.clone(), chaos.clone(), tally.clone());
             tasks.spawn(async move {
-                if let Err(e) = poll_once(&p, &c, &t).await {
+                if let Err(e) = dispatch_once(&p, &c, &t).await {
                     eprintln!("soak: {e}");
                 }
             });
         }
         if overlap {
-            add(&tally.overlapping_polls, 1);
+            add(&tally.overlapping_dispatches, 1);
         }
         tokio::time::sleep(pause).await;
     }
     while tasks.join_next().await.is_some() {}
 }
 
+/// Up to 10 messages of `queue` as Lambda's SQS event records; none when the queue is empty.
+async fn receive(res: &Resources, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let received = res
+        .aws
+        .sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await;
+    match received {
+        Ok(r) => r.messages.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("soak: receive from {queue} failed: {e:?}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Vec::new()
+        }
+    }
+}
+
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attrs: serde_json::Map<String, Value> =
+                m.attributes.iter().flatten().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect();
+            json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": attrs,
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+fn reported_failures(r: &Value) -> Vec<String> {
+    r["batchItemFailures"].as_array().into_iter().flatten().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect()
+}
+
+/// What the event source mapping does after a response: delete what did not fail.
+async fn delete_done(res: &Resources, queue: &str, messages: &[aws_sdk_sqs::types::Message], failed: &[String]) {
+    let done: Vec<DeleteMessageBatchRequestEntry> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.message_id.as_deref().is_some_and(|id| !failed.iter().any(|f| f == id)))
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder().id(i.to_string()).set_receipt_handle(m.receipt_handle.clone()).build().ok()
+        })
+        .collect();
+    if !done.is_empty() {
+        if let Err(e) = res.aws.sqs.delete_message_batch().queue_url(queue).set_entries(Some(done)).send().await {
+            eprintln!("soak: delete from {queue} failed (the messages come back): {e:?}");
+        }
+    }
+}
+
+/// The pollers' event source mapping: poll jobs in batches of up to 10; what a poller reports
+/// as failed (or everything, when it dies) comes back after the visibility timeout.
+pub async fn feed_pollers(res: Arc<Resources>, pollers: Arc<Pool>, chaos: Arc<Chaos>, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let messages = receive(&res, &res.poll_jobs).await;
+        if messages.is_empty() {
+            continue;
+        }
+        add(&tally.poll_invocations, 1);
+        // A job of a few hundred alerts takes about a second: kills land inside runs.
+        let kill = chaos.kill_after(Duration::from_millis(1_500));
+        let event = sqs_event(&messages, "arn:aws:sqs:us-east-1:123456789012:soak-poll-jobs");
+        let failed = match pollers.invoke(&event, POLLER_TIMEOUT, kill, &tally).await {
+            Ok(Outcome::Response(r)) => reported_failures(&r),
+            Ok(Outcome::Killed) => {
+                add(&tally.poller_kills, 1);
+                continue;
+            }
+            Ok(Outcome::Crashed(_)) => continue,
+            Ok(Outcome::Error(e)) => {
+                add(&tally.poller_errors, 1);
+                eprintln!("soak: poller error: {e}");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("soak: {e}");
+                continue;
+            }
+        };
+        add(&tally.job_item_failures, failed.len() as u64);
+        delete_done(&res, &res.poll_jobs, &messages, &failed).await;
+    }
+}
+
 /// The event source mapping: batches of up to 10 from the intake queue to a processor; what it
 /// reports as failed (or everything, when it dies) comes back after the visibility timeout.
 pub async fn feed_processors(res: Arc<Resources>, processors: Arc<Pool>, chaos: Arc<Chaos>, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
-        let received = res
-            .aws
-            .sqs
-            .receive_message()
-            .queue_url(&res.intake)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(r) => r.messages.unwrap_or_default(),
-            Err(e) => {
-                eprintln!("soak: intake receive failed: {e:?}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+        let messages = receive(&res, &res.intake).await;
         if messages.is_empty() {
             continue;
         }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attrs: serde_json::Map<String, Value> =
-                    m.attributes.iter().flatten().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect();
-                json!({
-                    "messageId": m.message_id,
-                    "receiptHandle": m.receipt_handle,
-                    "body": m.body,
-                    "attributes": attrs,
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body,
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:soak-intake",
-                    "awsRegion": "us-east-1"
-                })
-            })
-            .collect();
         add(&tally.processor_invocations, 1);
         let kill = chaos.kill_after(Duration::from_millis(800));
-        let outcome = match processors.invoke(&json!({"Records": records}), PROCESSOR_TIMEOUT, kill, &tally).await {
+        let event = sqs_event(&messages, "arn:aws:sqs:us-east-1:123456789012:soak-intake");
+        let outcome = match processors.invoke(&event, PROCESSOR_TIMEOUT, kill, &tally).await {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("soak: {e}");
@@ -260,12 +330,7 @@ pub async fn feed_processors(res: Arc<Resources>, processors: Arc<Pool>, chaos: 
             }
         };
         let failed: Vec<String> = match outcome {
-            Outcome::Response(r) => r["batchItemFailures"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-                .collect(),
+            Outcome::Response(r) => reported_failures(&r),
             Outcome::Killed | Outcome::Crashed(_) => {
                 if matches!(outcome, Outcome::Killed) {
                     add(&tally.processor_kills, 1);
@@ -281,19 +346,7 @@ pub async fn feed_processors(res: Arc<Resources>, processors: Arc<Pool>, chaos: 
             }
         };
         add(&tally.processor_item_failures, failed.len() as u64);
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.message_id.as_deref().is_some_and(|id| !failed.iter().any(|f| f == id)))
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).set_receipt_handle(m.receipt_handle.clone()).build().ok()
-            })
-            .collect();
-        if !done.is_empty() {
-            if let Err(e) = res.aws.sqs.delete_message_batch().queue_url(&res.intake).set_entries(Some(done)).send().await {
-                eprintln!("soak: intake delete failed (the messages come back): {e:?}");
-            }
-        }
+        delete_done(&res, &res.intake, &messages, &failed).await;
     }
 }
 

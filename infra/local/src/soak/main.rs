@@ -1,13 +1,14 @@
-//! `soak`: the poller and the processor as Lambda runs them (their release bootstraps, separate
-//! processes, fed through the Lambda Runtime API), against the tenant simulator as a process
-//! with every fault on and AWS on moto; pollers overlap and every process is SIGKILLed at random
-//! moments. At the end the output queue is compared with the simulator's record.
+//! `soak`: the dispatcher, the poller and the processor as Lambda runs them (their bootstraps,
+//! separate processes, fed through the Lambda Runtime API, the pollers and processors by event
+//! source mappings), against the tenant simulator as a process with every fault on and AWS on
+//! moto; dispatches overlap and every process is SIGKILLed at random moments. At the end the
+//! output queue is compared with the simulator's record.
 //!
 //! ```text
 //! soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--out DIR]
 //! ```
-//! Needs moto (AWS_ENDPOINT_URL on loopback) and the binaries beside this one (`poller`,
-//! `processor`, `tenant-sim`): `infra/scripts/soak.sh` builds and starts everything.
+//! Needs moto (AWS_ENDPOINT_URL on loopback) and the binaries beside this one (`dispatch`,
+//! `poller`, `processor`, `tenant-sim`): `infra/scripts/soak.sh` builds and starts everything.
 
 mod drive;
 mod lambda;
@@ -119,9 +120,16 @@ async fn run(o: &Options) -> Result<bool, String> {
         ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "info".to_owned()),
         ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
     ];
+    let mut dispatch_env = common.clone();
+    dispatch_env.extend([
+        ("POLL_JOBS_QUEUE_URL".to_owned(), res.poll_jobs.clone()),
+        ("DISPATCH_GUARD_SECS".to_owned(), world::DISPATCH_GUARD_SECS.to_string()),
+    ]);
     let mut poller_env = common.clone();
     poller_env.extend([
         ("INTAKE_QUEUE_URL".to_owned(), res.intake.clone()),
+        ("POLL_JOBS_QUEUE_URL".to_owned(), res.poll_jobs.clone()),
+        ("JOB_SLICE_SECS".to_owned(), world::JOB_SLICE_SECS.to_string()),
         ("LOGIN_BASE_URL".to_owned(), sim.base_url.clone()),
         ("GRAPH_BASE_URL".to_owned(), sim.base_url.clone()),
         ("MDE_BASE_URL".to_owned(), sim.base_url.clone()),
@@ -137,9 +145,12 @@ async fn run(o: &Options) -> Result<bool, String> {
         ("DEDUP_TABLE".to_owned(), res.dedup_table.clone()),
         ("DEDUP_CLAIM_SECS".to_owned(), world::DEDUP_CLAIM_SECS.to_string()),
     ]);
-    let pollers = Arc::new(Pool::new(Function { name: "poller".into(), binary: sibling("poller")?, env: poller_env, logs: dir.clone() }));
-    let processors =
-        Arc::new(Pool::new(Function { name: "processor".into(), binary: sibling("processor")?, env: processor_env, logs: dir.clone() }));
+    let function = |name: &str, env: Vec<(String, String)>| -> Result<Arc<Pool>, String> {
+        Ok(Arc::new(Pool::new(Function { name: name.into(), binary: sibling(name)?, env, logs: dir.clone() })))
+    };
+    let dispatchers = function("dispatch", dispatch_env)?;
+    let pollers = function("poller", poller_env)?;
+    let processors = function("processor", processor_env)?;
     let chaos = Arc::new(Chaos { killing: AtomicBool::new(true), kill_rate: o.kill_rate });
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -147,8 +158,9 @@ async fn run(o: &Options) -> Result<bool, String> {
     let started = Instant::now();
     let active_until = started + Duration::from_secs(o.seconds);
     let mut workers = tokio::task::JoinSet::new();
-    // Two processors at a time, as the event source mapping scales out.
+    // Two pollers and two processors at a time, as the event source mappings scale out.
     for _ in 0..2 {
+        workers.spawn(drive::feed_pollers(res.clone(), pollers.clone(), chaos.clone(), tally.clone(), stop.clone()));
         workers.spawn(drive::feed_processors(res.clone(), processors.clone(), chaos.clone(), tally.clone(), stop.clone()));
     }
     workers.spawn(drive::consume_output(res.clone(), tally.clone(), stop.clone()));
@@ -158,32 +170,34 @@ async fn run(o: &Options) -> Result<bool, String> {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 println!(
-                    "  {:>5} s: {} poll invocations, {} runs, {} kills, {} delivered to intake, {} output messages",
+                    "  {:>5} s: {} dispatches, {} jobs enqueued, {} poller invocations, {} kills, {} output messages",
                     started.elapsed().as_secs(),
+                    tally.dispatch_invocations.load(Ordering::Relaxed),
+                    tally.jobs_enqueued.load(Ordering::Relaxed),
                     tally.poll_invocations.load(Ordering::Relaxed),
-                    tally.integration_runs.load(Ordering::Relaxed),
-                    tally.poller_kills.load(Ordering::Relaxed) + tally.processor_kills.load(Ordering::Relaxed),
-                    tally.delivered_to_intake.load(Ordering::Relaxed),
+                    tally.dispatcher_kills.load(Ordering::Relaxed)
+                        + tally.poller_kills.load(Ordering::Relaxed)
+                        + tally.processor_kills.load(Ordering::Relaxed),
                     tally.output_messages.load(Ordering::Relaxed),
                 );
             }
         })
     };
-    let schedule = tokio::spawn(drive::schedule(pollers.clone(), chaos.clone(), tally.clone(), Duration::from_secs(15), active_until));
+    let schedule = tokio::spawn(drive::schedule(dispatchers.clone(), chaos.clone(), tally.clone(), Duration::from_secs(15), active_until));
     let stagger = Duration::from_secs(60 / o.tenants as u64);
     let integrations = world::save_integrations(&res, &sim, &scenario, stagger).await?;
     let tenant_of: BTreeMap<String, String> = integrations.iter().cloned().zip(scenario.tenants.iter().map(|t| t.id.clone())).collect();
     schedule.await.map_err(|e| format!("the schedule stopped: {e}"))?;
 
-    // Settle: no more kills; two more poll intervals so every tenant has a complete run after
-    // the last kill, then the intake queue drains (a killed processor's messages come back
-    // after the visibility timeout).
+    // Settle: no more kills; more dispatches until every tenant has a complete run after the
+    // last kill (a killed poller's job comes back after the visibility timeout, a killed
+    // dispatcher's pair after the guard), then the queues drain.
     chaos.killing.store(false, Ordering::Relaxed);
     println!("  {:>5} s: kills off, settling", started.elapsed().as_secs());
-    drive::schedule(pollers.clone(), chaos.clone(), tally.clone(), Duration::from_secs(15), Instant::now() + Duration::from_secs(150))
+    drive::schedule(dispatchers.clone(), chaos.clone(), tally.clone(), Duration::from_secs(15), Instant::now() + Duration::from_secs(150))
         .await;
     let drain_by = Instant::now() + Duration::from_secs(300);
-    while drive::depth(&res, &res.intake).await > 0 && Instant::now() < drain_by {
+    while (drive::depth(&res, &res.poll_jobs).await > 0 || drive::depth(&res, &res.intake).await > 0) && Instant::now() < drain_by {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -192,9 +206,12 @@ async fn run(o: &Options) -> Result<bool, String> {
     while drive::drain_once(&res, &tally).await > 0 {}
     let intake_left = drive::depth(&res, &res.intake).await;
     let intake_dlq = drive::depth(&res, &res.intake_dlq).await;
+    let jobs_left = drive::depth(&res, &res.poll_jobs).await;
+    let jobs_dlq = drive::depth(&res, &res.poll_jobs_dlq).await;
     let record = sim.stop().await?;
 
-    let runs = tally.completed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let polled = drive::runs_from_logs(&dir)?;
+    let runs = polled.completed.clone();
     let published = tally.published.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let at_risk = tally.in_killed_batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let v = verdict::judge(&record, &tenant_of, &runs, &published, &at_risk)?;
@@ -207,28 +224,31 @@ async fn run(o: &Options) -> Result<bool, String> {
         "alerts": v.alerts,
         "versions_in_simulator": v.versions_in_simulator,
         "versions_published": v.versions_published,
-        "poll_invocations": load(&tally.poll_invocations),
-        "poll_invocations_that_read": load(&tally.invocations_that_read),
-        "poll_cycles": runs.len() as u64 + load(&tally.runs_partial),
-        "overlapping_poll_pairs": load(&tally.overlapping_polls),
-        "integration_runs": load(&tally.integration_runs),
+        "dispatch_invocations": load(&tally.dispatch_invocations),
+        "overlapping_dispatch_pairs": load(&tally.overlapping_dispatches),
+        "jobs_enqueued_by_dispatch": load(&tally.jobs_enqueued),
+        "poller_invocations": load(&tally.poll_invocations),
+        "job_item_failures": load(&tally.job_item_failures),
+        "poll_cycles": runs.len() as u64 + polled.partial,
         "completed_runs": runs.len(),
-        "partial_runs": load(&tally.runs_partial),
-        "failed_runs": load(&tally.runs_failed),
-        "failed_run_examples": tally.failures.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        "runs_skipped_for_a_lease": load(&tally.runs_skipped_lease),
-        "kills": {"poller": load(&tally.poller_kills), "processor": load(&tally.processor_kills)},
-        "processes_started": {"poller": pollers.started(), "processor": processors.started()},
+        "partial_runs": polled.partial,
+        "failed_runs": polled.failed,
+        "failed_run_examples": polled.failures,
+        "runs_skipped_for_a_lease": polled.skipped_for_a_lease,
+        "kills": {"dispatch": load(&tally.dispatcher_kills), "poller": load(&tally.poller_kills), "processor": load(&tally.processor_kills)},
+        "processes_started": {"dispatch": dispatchers.started(), "poller": pollers.started(), "processor": processors.started()},
         "crashes": load(&tally.crashes),
-        "handler_errors": {"poller": load(&tally.poller_errors), "processor": load(&tally.processor_errors)},
+        "handler_errors": {"dispatch": load(&tally.dispatcher_errors), "poller": load(&tally.poller_errors), "processor": load(&tally.processor_errors)},
         "processor_invocations": load(&tally.processor_invocations),
         "processor_item_failures": load(&tally.processor_item_failures),
-        "delivered_to_intake": load(&tally.delivered_to_intake),
-        "quarantined": load(&tally.quarantined),
+        "delivered_to_intake": polled.delivered_to_intake,
+        "quarantined": polled.quarantined,
         "output_messages": load(&tally.output_messages),
         "simulator": {"requests": record["requests"], "faults_injected": record["faults"], "statuses": record["statuses"]},
         "intake_left": intake_left,
         "intake_dlq": intake_dlq,
+        "poll_jobs_left": jobs_left,
+        "poll_jobs_dlq": jobs_dlq,
         "lost": v.lost,
         "duplicated_versions": v.duplicated_versions,
         "extra_copies": v.extra_copies,
@@ -244,18 +264,19 @@ async fn run(o: &Options) -> Result<bool, String> {
     println!("{text}");
     let faults: u64 = record["faults"].as_object().map(|m| m.values().filter_map(|x| x.as_u64()).sum()).unwrap_or(0);
     println!(
-        "soak: {} alerts ({} versions published) over {} poll cycles, {} kills, {} faults injected: {} lost, {} duplicated ({} after a processor kill between send and mark, {} unexplained), {} phantom, {} in the intake DLQ",
+        "soak: {} alerts ({} versions published) over {} poll cycles, {} kills, {} faults injected: {} lost, {} duplicated ({} after a processor kill between send and mark, {} unexplained), {} phantom, {} in the intake DLQ, {} in the poll-jobs DLQ",
         v.alerts,
         v.versions_published,
-        runs.len() as u64 + load(&tally.runs_partial),
-        load(&tally.poller_kills) + load(&tally.processor_kills),
+        runs.len() as u64 + polled.partial,
+        load(&tally.dispatcher_kills) + load(&tally.poller_kills) + load(&tally.processor_kills),
         faults,
         v.lost,
         v.duplicated_versions,
         v.duplicates_after_a_processor_kill,
         v.unexplained_duplicates,
         v.phantoms,
-        intake_dlq
+        intake_dlq,
+        jobs_dlq
     );
-    Ok(v.lost == 0 && v.unexplained_duplicates == 0 && v.phantoms == 0 && intake_dlq == 0 && intake_left == 0)
+    Ok(v.lost == 0 && v.unexplained_duplicates == 0 && v.phantoms == 0 && intake_dlq == 0 && intake_left == 0 && jobs_dlq == 0)
 }

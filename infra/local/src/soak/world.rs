@@ -31,6 +31,13 @@ pub const PROCESSOR_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEDUP_CLAIM_SECS: u64 = 25;
 pub const INTAKE_VISIBILITY_SECS: u64 = 40;
 pub const POLLER_TIMEOUT: Duration = Duration::from_secs(40);
+/// The poll-jobs queue's visibility and the dispatcher's guard, scaled from the template's
+/// (1,800 s and 1,200 s): both longer than a poller runs.
+pub const POLL_JOBS_VISIBILITY_SECS: u64 = 60;
+pub const DISPATCH_GUARD_SECS: u64 = 60;
+pub const DISPATCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// A job polls this long before its continuation takes over.
+pub const JOB_SLICE_SECS: u64 = 10;
 /// `$top` of the pollers; the simulator cuts pages shorter still, without a nextLink.
 pub const PAGE_SIZE: usize = 50;
 const PAGE_CAP: usize = 37;
@@ -45,6 +52,8 @@ pub struct Resources {
     pub dedup_table: String,
     pub intake: String,
     pub intake_dlq: String,
+    pub poll_jobs: String,
+    pub poll_jobs_dlq: String,
     pub output: String,
     pub bucket: String,
 }
@@ -75,10 +84,30 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
         Some((&format!("soak-{run}-intake-dlq"), 5)),
     );
     let output = sqs.create(&format!("soak-{run}-output"), Duration::from_secs(30), None);
+    let poll_jobs_dlq = sqs.create(&format!("soak-{run}-poll-jobs-dlq"), Duration::from_secs(30), None);
+    // As template.yaml: three receives, then the DLQ.
+    let poll_jobs = sqs.create(
+        &format!("soak-{run}-poll-jobs"),
+        Duration::from_secs(POLL_JOBS_VISIBILITY_SECS),
+        Some((&format!("soak-{run}-poll-jobs-dlq"), 3)),
+    );
     aws.sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(&sqs_endpoint).build());
     let bucket = format!("soak-{run}-artifacts");
     aws.s3.create_bucket().bucket(&bucket).send().await.map_err(|x| e("bucket")(format!("{x:?}")))?;
-    Ok(Resources { aws, endpoint, sqs_endpoint, _sqs: sqs, table, dedup_table, intake, intake_dlq, output, bucket })
+    Ok(Resources {
+        aws,
+        endpoint,
+        sqs_endpoint,
+        _sqs: sqs,
+        table,
+        dedup_table,
+        intake,
+        intake_dlq,
+        poll_jobs,
+        poll_jobs_dlq,
+        output,
+        bucket,
+    })
 }
 
 pub fn tenant_id(seed: u64, i: usize) -> String {

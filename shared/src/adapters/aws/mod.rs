@@ -1,5 +1,6 @@
 //! AWS adapters over the real SDK clients (DynamoDB, SQS, S3, Secrets Manager).
 
+mod bundle;
 mod dynamo_cursor;
 mod dynamo_dedup;
 mod dynamo_integrations;
@@ -10,6 +11,7 @@ mod sdk;
 mod secrets_manager;
 mod sqs_queue;
 
+pub use bundle::Aws;
 pub use dynamo_cursor::DynamoCursorStore;
 pub use dynamo_dedup::DynamoDedupStore;
 pub use dynamo_integrations::DynamoIntegrations;

@@ -23,9 +23,9 @@ use crate::ports::{GraphApi, Page, PageRequest};
 const MAX_INCIDENT_ALERT_PAGES: usize = 50;
 
 pub struct HttpGraphApi {
-    /// 429 answers and retries since start, for the throttling metrics.
-    throttled: std::sync::atomic::AtomicU64,
-    retried: std::sync::atomic::AtomicU64,
+    /// 429 answers and retries since start per API (Graph, Cloud Apps), for the throttling metrics.
+    throttled: [std::sync::atomic::AtomicU64; 2],
+    retried: [std::sync::atomic::AtomicU64; 2],
     http: reqwest::Client,
     graph_base: String,
     tokens: TokenProvider,
@@ -49,8 +49,8 @@ impl HttpGraphApi {
     pub fn new(settings: &HttpSettings, policy: RetryPolicy) -> Result<Self, ConfigError> {
         let http = settings.client()?;
         Ok(HttpGraphApi {
-            throttled: std::sync::atomic::AtomicU64::new(0),
-            retried: std::sync::atomic::AtomicU64::new(0),
+            throttled: Default::default(),
+            retried: Default::default(),
             tokens: TokenProvider::new(http.clone(), &settings.login_base_url, policy),
             http,
             graph_base: settings.graph_base_url.trim_end_matches('/').to_owned(),
@@ -142,7 +142,7 @@ impl HttpGraphApi {
                             let mut retry_after = retry_after;
                             if status == 429 {
                                 throttles += 1;
-                                self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                self.throttled[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 if retry_after.is_none() && call.paced {
                                     // Cloud Apps documents no Retry-After. Our own pace keeps to the
                                     // limit, so a 429 means others used the tenant's quota: wait one
@@ -163,7 +163,7 @@ impl HttpGraphApi {
             if !self.policy.allows(attempt, started.elapsed(), delay) {
                 return Err(if throttles > 1 { GraphError::Throttled { api: call.api, attempts: throttles, retry_after } } else { err });
             }
-            self.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.retried[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "request failed, retrying");
             tokio::time::sleep(delay).await;
         }
@@ -278,6 +278,11 @@ pub fn decode_cloud_apps_page(body: &[u8]) -> Result<Page, GraphError> {
     Ok(Page { items, next_link: None, has_more: raw.has_next, count, rejects })
 }
 
+/// Which counters a call counts in: Cloud Apps', or Graph's (every other audience the poller uses).
+fn counter_slot(api: Audience) -> usize {
+    usize::from(api == Audience::CloudApps)
+}
+
 /// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
 pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
     let (raw, items, rejects) = decode(body, "a Graph page", |r: &RawPage<'_>| &r.value, Item::from_raw)?;
@@ -285,9 +290,9 @@ pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
 }
 
 impl GraphApi for HttpGraphApi {
-    fn counters(&self) -> (u64, u64) {
+    fn counters(&self, api: Audience) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        (self.throttled.load(Relaxed), self.retried.load(Relaxed))
+        (self.throttled[counter_slot(api)].load(Relaxed), self.retried[counter_slot(api)].load(Relaxed))
     }
 
     async fn page(&self, creds: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {

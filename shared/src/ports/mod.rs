@@ -1,7 +1,11 @@
 //! The boundary between the use cases and the outside world. Each port has an AWS adapter and
 //! a local one (`adapters/`); the local ones back the demo and double as test fakes.
 
+mod bundle;
+
 use std::future::Future;
+
+pub use bundle::{JobPorts, JobsWith, PollPorts, PollWith, ProcessPorts, ProcessWith};
 
 use crate::domain::alert::Item;
 use crate::domain::cursor::Cursor;
@@ -186,8 +190,9 @@ pub trait GraphApi: Send + Sync {
     fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send;
     /// The alerts of one incident (`/security/incidents/{id}/alerts`), every page.
     fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send;
-    /// (429 answers, retries) so far, for metrics; adapters that do not count report zeros.
-    fn counters(&self) -> (u64, u64) {
+    /// (429 answers, retries) of one API so far, for metrics; adapters that do not count
+    /// report zeros.
+    fn counters(&self, _api: Api) -> (u64, u64) {
         (0, 0)
     }
 }
@@ -343,58 +348,6 @@ mod shared_impls {
         }
     }
 
-    impl<T: AlertQueue> AlertQueue for &T {
-        fn send_batch(&self, entries: &[QueueEntry]) -> impl Future<Output = Result<SendReport, QueueError>> + Send {
-            (**self).send_batch(entries)
-        }
-    }
-
-    impl<T: ArtifactStore> ArtifactStore for &T {
-        fn put(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<ObjectRef, ArtifactError>> + Send {
-            (**self).put(key, bytes)
-        }
-        fn get(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, ArtifactError>> + Send {
-            (**self).get(key)
-        }
-    }
-
-    impl<T: DedupStore> DedupStore for &T {
-        fn claim(
-            &self,
-            key: &str,
-            owner: &str,
-            now: GraphTime,
-            claim_until: GraphTime,
-            expires_at: GraphTime,
-        ) -> impl Future<Output = Result<Claim, CursorError>> + Send {
-            (**self).claim(key, owner, now, claim_until, expires_at)
-        }
-        fn published(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send {
-            (**self).published(key, owner)
-        }
-        fn release(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), CursorError>> + Send {
-            (**self).release(key, owner)
-        }
-    }
-
-    impl<T: Clock> Clock for &T {
-        fn now(&self) -> GraphTime {
-            (**self).now()
-        }
-    }
-
-    impl<T: GraphApi> GraphApi for &T {
-        fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send {
-            (**self).page(creds, request)
-        }
-        fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
-            (**self).incident_alerts(creds, incident_id)
-        }
-        fn counters(&self) -> (u64, u64) {
-            (**self).counters()
-        }
-    }
-
     impl<T: GraphApi> GraphApi for Arc<T> {
         fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send {
             (**self).page(creds, request)
@@ -402,8 +355,8 @@ mod shared_impls {
         fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
             (**self).incident_alerts(creds, incident_id)
         }
-        fn counters(&self) -> (u64, u64) {
-            (**self).counters()
+        fn counters(&self, api: Api) -> (u64, u64) {
+            (**self).counters(api)
         }
     }
 }
