@@ -32,8 +32,8 @@ fn t(s: i64) -> GraphTime {
 
 /// The CursorStore contract (ports.rs), for any implementation.
 async fn cursor_store_contract(store: &impl CursorStore, integration: &str) {
-    let key = CursorKey { integration_id: integration.into(), source: Source::DefenderAlerts };
-    let other = CursorKey { integration_id: integration.into(), source: Source::DefenderIncidents };
+    let key = CursorKey::live(integration, Source::DefenderAlerts);
+    let other = CursorKey::live(integration, Source::DefenderIncidents);
     // A fresh cursor is empty, at version 0, never run.
     let l = store.acquire(&key, "a", t(0), t(60)).await.unwrap();
     assert_eq!((l.cursor, l.version, l.last_run), (Cursor::default(), 0, None));
@@ -50,10 +50,21 @@ async fn cursor_store_contract(store: &impl CursorStore, integration: &str) {
     assert!(matches!(store.commit(&key, "a", 0, &c).await, Err(CursorError::LeaseLost { .. })), "stale version");
     assert!(matches!(store.commit(&key, "b", 1, &c).await, Err(CursorError::LeaseLost { .. })), "not the holder");
     // Release records the run and is idempotent; releasing someone else's lease does nothing.
-    store.release(&key, "b", Some(t(99))).await.unwrap();
+    let ran = |at: i64, outcome: &str| m365_ingest::ports::Ran { at: t(at), outcome: outcome.into() };
+    store.release(&key, "b", Some(&ran(99, "completed"))).await.unwrap();
     assert!(matches!(store.acquire(&key, "b", t(40), t(100)).await, Err(CursorError::LeaseHeld { .. })));
-    store.release(&key, "a", Some(t(50))).await.unwrap();
-    store.release(&key, "a", Some(t(51))).await.unwrap();
+    assert!(store.status(&key).await.unwrap().unwrap().leased_until.is_some(), "an operator sees the lease");
+    store.release(&key, "a", Some(&ran(50, "partial: request cap of 500 reached"))).await.unwrap();
+    store.release(&key, "a", Some(&ran(51, "completed"))).await.unwrap();
+    let status = store.status(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (status.watermark, status.last_run, status.last_outcome.as_deref(), status.leased_until),
+        (Some(t(10)), Some(t(50)), Some("partial: request cap of 500 reached"), None)
+    );
+    assert_eq!(store.status(&CursorKey::live("never-polled", Source::DefenderAlerts)).await.unwrap(), None);
+    // A backfill's cursor is its own: its lease and commits never touch the live one.
+    let backfill = CursorKey::backfill(integration, Source::DefenderAlerts, t(0), t(5));
+    assert_eq!(store.acquire(&backfill, "z", t(55), t(56)).await.unwrap().version, 0);
     let l = store.acquire(&key, "b", t(60), t(120)).await.unwrap();
     assert_eq!((l.cursor, l.version, l.last_run), (c.clone(), 1, Some(t(50))));
     // An expired lease can be taken over, and then the old holder cannot commit.
@@ -231,18 +242,18 @@ async fn removing_an_integration_in_dynamodb_deletes_its_cursors_and_no_one_else
     for id in ["contoso", "fabrikam"] {
         store.save(&IntegrationDoc::new(id, TENANT, DEFAULT_CLIENT_ID, "s"), None, t(0)).await.unwrap();
         for source in Source::ALL {
-            let key = CursorKey { integration_id: id.into(), source };
+            let key = CursorKey::live(id, source);
             let l = cursors.acquire(&key, "poller", t(0), t(60)).await.unwrap();
             let cursor = Cursor::at(t(5));
             cursors.commit(&key, "poller", l.version, &cursor).await.unwrap();
-            cursors.release(&key, "poller", Some(t(5))).await.unwrap();
+            cursors.release(&key, "poller", Some(&m365_ingest::ports::Ran { at: t(5), outcome: "completed".into() })).await.unwrap();
         }
     }
     assert!(store.remove("contoso").await.unwrap());
     for source in Source::ALL {
-        let gone = cursors.acquire(&CursorKey { integration_id: "contoso".into(), source }, "x", t(100), t(160)).await.unwrap();
+        let gone = cursors.acquire(&CursorKey::live("contoso", source), "x", t(100), t(160)).await.unwrap();
         assert_eq!((gone.cursor.watermark, gone.version), (None, 0), "contoso's {source} cursor is gone");
-        let kept = cursors.acquire(&CursorKey { integration_id: "fabrikam".into(), source }, "x", t(100), t(160)).await.unwrap();
+        let kept = cursors.acquire(&CursorKey::live("fabrikam", source), "x", t(100), t(160)).await.unwrap();
         assert_eq!(kept.cursor.watermark, Some(t(5)), "fabrikam's {source} cursor is kept");
     }
     assert_eq!(store.integrations().await.unwrap().iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["fabrikam"]);

@@ -18,7 +18,7 @@ use support::*;
 use tenant_sim::Scenario;
 
 fn key(id: &str) -> CursorKey {
-    CursorKey { integration_id: id.into(), source: Source::DefenderAlerts }
+    CursorKey::live(id, Source::DefenderAlerts)
 }
 
 #[tokio::test]

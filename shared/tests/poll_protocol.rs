@@ -220,7 +220,7 @@ async fn model_random_interleavings_lose_no_alert_version() {
                 6 => {
                     // Another run holds the lease for a while; this one must skip, not fight.
                     let now = r.now();
-                    let key = CursorKey { integration_id: "contoso".into(), source: Source::DefenderAlerts };
+                    let key = CursorKey::live("contoso", Source::DefenderAlerts);
                     if r.store.inner.acquire(&key, "other", now, now.plus(Duration::from_secs(120))).await.is_ok() {
                         let s = r.poll().await;
                         assert!(matches!(s.outcome, Outcome::Skipped { .. }), "seed {seed}: {s:?}");

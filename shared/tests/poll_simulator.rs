@@ -50,7 +50,7 @@ async fn first_poll_delivers_every_visible_alert_in_the_lookback_once() {
     assert_eq!(obj["id"], e.id.as_str());
     assert_eq!(obj["lastUpdateDateTime"], e.version.to_string());
     // The cursor sits at the window's end: now − delay.
-    let c = w.cursors.peek(&CursorKey { integration_id: "contoso".into(), source: Source::DefenderAlerts }).unwrap();
+    let c = w.cursors.peek(&CursorKey::live("contoso", Source::DefenderAlerts)).unwrap();
     assert_eq!(c.watermark, Some(w.now().minus(window().ingestion_delay)));
 }
 
@@ -120,7 +120,7 @@ async fn paging_needs_no_next_link() {
 async fn a_second_run_waits_for_the_lease() {
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
     use m365_ingest::ports::CursorStore;
-    let key = CursorKey { integration_id: "contoso".into(), source: Source::DefenderAlerts };
+    let key = CursorKey::live("contoso", Source::DefenderAlerts);
     let now = w.now();
     w.cursors.acquire(&key, "someone-else", now, now.plus(Duration::from_secs(60))).await.unwrap();
     let s = w.poll(Source::DefenderAlerts).await;

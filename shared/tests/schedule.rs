@@ -15,7 +15,7 @@ fn t(s: i64) -> GraphTime {
 }
 
 fn k(id: &str, source: Source) -> CursorKey {
-    CursorKey { integration_id: id.into(), source }
+    CursorKey::live(id, source)
 }
 
 async fn contract(store: &impl ScheduleStore) {

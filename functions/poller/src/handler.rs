@@ -68,7 +68,7 @@ mod tests {
     }
 
     fn job(integration: &str, source: Source, at: GraphTime) -> String {
-        serde_json::to_string(&PollJob::new(&CursorKey { integration_id: integration.into(), source }, at)).unwrap()
+        serde_json::to_string(&PollJob::new(&CursorKey::live(integration, source), at)).unwrap()
     }
 
     type LocalJobs = JobsWith<
@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(failed, ["garbage"], "a message that is not a poll job goes back to SQS (and on to the DLQ)");
         assert!(!queue.is_empty());
         for (id, source) in [("first", Source::DefenderAlerts), ("second", Source::DefenderIncidents)] {
-            let key = CursorKey { integration_id: id.into(), source };
+            let key = CursorKey::live(id, source);
             // One interval after the run started (a moment after `now`: the simulator's clock runs).
             let next = app.schedule.when(&key).unwrap();
             assert!(

@@ -1,42 +1,135 @@
-//! Command-line arguments, with errors that say what to type instead.
+//! Command-line arguments (clap, derive): `--help` on every command, usage errors that say
+//! what to type instead, shell completions.
 
 use std::path::PathBuf;
 
-use m365_ingest::Source;
+use clap::{Args, Parser, Subcommand};
+use m365_ingest::{GraphTime, Source};
 
-pub const USAGE: &str = "usage: m365-ingest demo [--out DIR] [--seed N] [--alerts N]
-       m365-ingest poll --source defender_alerts|defender_incidents|cloud_apps [--seconds N]
-       m365-ingest replay --source defender_alerts|defender_incidents|cloud_apps FILE [--tenant ID] [--integration ID]
-       m365-ingest process FILE [--integrations FILE]
-       m365-ingest check CONFIG [CREDENTIALS] [--json]
-       m365-ingest integration add|update CONFIG [CREDENTIALS] [--json]
-       m365-ingest integration test|show|enable|disable ID [--json]
-       m365-ingest integration remove ID [--keep-secret]
-       m365-ingest integration list [--json]
-CONFIG: an integration document (.toml or .json). CREDENTIALS: --client-secret-env VAR,
-  --credentials FILE (JSON: client_secret, or certificate_pem + private_key_pem), or
-  --certificate FILE --private-key FILE; without them the secret named by secret_ref is used.";
+#[derive(Parser)]
+#[command(
+    name = "m365-ingest",
+    version,
+    about = "m365-ingest's local program: the product on embedded defaults, and the operator's commands"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
+#[derive(Subcommand)]
+pub enum Command {
+    /// Runs the whole product on embedded defaults: Test & Save against simulated tenants,
+    /// polling, the processor; writes NDJSON under --out.
+    Demo(DemoOptions),
+    /// The deployment's path for one source: dispatches the due integrations, then runs their
+    /// poll jobs with the poller's code until none is left (the functions' environment).
+    Poll(PollOptions),
+    /// Polls a time range again for one integration on its own cursor (resumable; the live
+    /// cursor is not touched); the processor's dedup drops what was published before.
+    Backfill(BackfillOptions),
+    /// Moves messages from a dead-letter queue back to the queue they came from.
+    Redrive(RedriveOptions),
+    /// Turns a saved Graph list response into intake envelopes (NDJSON on stdout).
+    Replay(ReplayOptions),
+    /// Runs intake envelopes (NDJSON) through the processor; output messages on stdout.
+    Process(ProcessOptions),
+    /// Test & Save without saving: proves an integration document's credentials and permissions.
+    Check(CheckOptions),
+    /// Manages saved integrations (STATE_TABLE) and their secrets (Secrets Manager).
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+    /// Prints a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+}
+
+fn source(s: &str) -> Result<Source, String> {
+    s.parse::<Source>().map_err(|e| e.to_string())
+}
+
+fn time(s: &str) -> Result<GraphTime, String> {
+    GraphTime::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args)]
 pub struct DemoOptions {
+    /// Where intake.ndjson and output.ndjson go.
+    #[arg(long, default_value = "out")]
     pub out: PathBuf,
+    /// The simulated tenants' seed.
+    #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Alerts in the first simulated tenant.
+    #[arg(long, default_value_t = 500)]
     pub alerts: usize,
 }
 
+#[derive(Args)]
 pub struct PollOptions {
+    /// defender_alerts, defender_incidents or cloud_apps.
+    #[arg(long, value_parser = source)]
     pub source: Source,
+    /// Stop taking jobs after this long.
+    #[arg(long, default_value_t = 840)]
     pub seconds: u64,
 }
 
-pub struct ReplayOptions {
+#[derive(Args)]
+pub struct BackfillOptions {
+    /// The integration's id.
+    #[arg(long)]
+    pub integration: String,
+    /// defender_alerts, defender_incidents or cloud_apps.
+    #[arg(long, value_parser = source)]
     pub source: Source,
+    /// Start of the range (inclusive), UTC.
+    #[arg(long, value_parser = time)]
+    pub from: GraphTime,
+    /// End of the range (exclusive), UTC; capped at now minus the integration's ingestion delay.
+    #[arg(long, value_parser = time)]
+    pub to: GraphTime,
+    /// Stop after this long; the same command resumes where it stopped.
+    #[arg(long, default_value_t = 3_600)]
+    pub seconds: u64,
+}
+
+#[derive(Args)]
+pub struct RedriveOptions {
+    /// The dead-letter queue's URL (stack outputs IntakeDeadLetterQueueUrl, PollJobsDeadLetterQueueUrl).
+    #[arg(long)]
+    pub from: String,
+    /// The queue to move them to (IntakeQueueUrl, PollJobsQueueUrl).
+    #[arg(long)]
+    pub to: String,
+    /// Move at most this many.
+    #[arg(long)]
+    pub max: Option<usize>,
+    /// Count and show what would move; move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args)]
+pub struct ReplayOptions {
+    /// defender_alerts, defender_incidents or cloud_apps.
+    #[arg(long, value_parser = source)]
+    pub source: Source,
+    /// A saved Graph list response: {"value": [...]}.
     pub file: PathBuf,
+    /// The tenant, when the items do not carry tenantId.
+    #[arg(long)]
     pub tenant: Option<String>,
+    /// The integration id the envelopes name.
+    #[arg(long, default_value = "replay")]
     pub integration: String,
 }
 
+#[derive(Args)]
 pub struct ProcessOptions {
+    /// Intake envelopes, one JSON object per line.
     pub file: PathBuf,
+    /// Integration documents (a JSON array, or TOML) whose filters and outputs apply.
+    #[arg(long)]
     pub integrations: Option<PathBuf>,
 }
 
@@ -49,164 +142,83 @@ pub enum CredentialOptions {
     Certificate { certificate: PathBuf, private_key: PathBuf },
 }
 
+#[derive(Args)]
+pub struct CredentialArgs {
+    /// The client secret, read from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["credentials", "certificate"])]
+    pub client_secret_env: Option<String>,
+    /// A JSON file: client_secret, or certificate_pem + private_key_pem.
+    #[arg(long, value_name = "FILE", conflicts_with = "certificate")]
+    pub credentials: Option<PathBuf>,
+    /// The app's certificate (PEM); needs --private-key.
+    #[arg(long, value_name = "FILE", requires = "private_key")]
+    pub certificate: Option<PathBuf>,
+    /// The certificate's private key (PEM); needs --certificate.
+    #[arg(long, value_name = "FILE", requires = "certificate")]
+    pub private_key: Option<PathBuf>,
+}
+
+impl CredentialArgs {
+    pub fn options(&self) -> CredentialOptions {
+        match (&self.client_secret_env, &self.credentials, &self.certificate, &self.private_key) {
+            (Some(v), _, _, _) => CredentialOptions::SecretEnv(v.clone()),
+            (_, Some(f), _, _) => CredentialOptions::File(f.clone()),
+            (_, _, Some(c), Some(k)) => CredentialOptions::Certificate { certificate: c.clone(), private_key: k.clone() },
+            _ => CredentialOptions::Stored,
+        }
+    }
+}
+
+#[derive(Args)]
 pub struct CheckOptions {
+    /// An integration document (.toml or .json).
     pub config: PathBuf,
-    pub credentials: CredentialOptions,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+    /// The report as JSON.
+    #[arg(long)]
     pub json: bool,
 }
 
+#[derive(Subcommand)]
 pub enum IntegrationCommand {
+    /// Test & Save a new integration.
     Add(CheckOptions),
+    /// Test & Save a new revision of an integration.
     Update(CheckOptions),
-    Test { id: String, json: bool },
+    /// Test & Save the saved record with its stored secret; nothing is written.
+    Test {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints the saved record.
     Show { id: String },
-    Enable { id: String, json: bool },
+    /// Enables an integration (tested first).
+    Enable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disables an integration; its cursors and secret are kept.
     Disable { id: String },
-    Remove { id: String, keep_secret: bool },
-    List { json: bool },
-}
-
-pub enum Command {
-    Check(CheckOptions),
-    Integration(IntegrationCommand),
-    Process(ProcessOptions),
-    Demo(DemoOptions),
-    Poll(PollOptions),
-    Replay(ReplayOptions),
-}
-
-/// Flags that take no value.
-const SWITCHES: &[&str] = &["json", "keep-secret"];
-
-fn one_path(positional: &mut Vec<String>, missing: &str) -> Result<PathBuf, String> {
-    match positional.len() {
-        0 => Err(format!("{missing}\n{USAGE}")),
-        _ => Ok(PathBuf::from(positional.remove(0))),
-    }
-}
-
-fn credentials(flags: &mut Vec<(String, String)>) -> Result<CredentialOptions, String> {
-    let mut take = |name: &str| flags.iter().position(|(n, _)| n == name).map(|i| flags.remove(i).1);
-    let (env, file, cert, key) = (take("client-secret-env"), take("credentials"), take("certificate"), take("private-key"));
-    match (env, file, cert, key) {
-        (None, None, None, None) => Ok(CredentialOptions::Stored),
-        (Some(v), None, None, None) => Ok(CredentialOptions::SecretEnv(v)),
-        (None, Some(f), None, None) => Ok(CredentialOptions::File(PathBuf::from(f))),
-        (None, None, Some(c), Some(k)) => {
-            Ok(CredentialOptions::Certificate { certificate: PathBuf::from(c), private_key: PathBuf::from(k) })
-        }
-        (None, None, Some(_), None) => Err("--certificate needs --private-key FILE too".into()),
-        (None, None, None, Some(_)) => Err("--private-key needs --certificate FILE too".into()),
-        _ => Err("give one of --client-secret-env, --credentials, or --certificate with --private-key".into()),
-    }
-}
-
-pub fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
-    let mut args = args.peekable();
-    let command = args.next().ok_or_else(|| format!("no command given\n{USAGE}"))?;
-    let mut flags: Vec<(String, String)> = Vec::new();
-    let mut positional: Vec<String> = Vec::new();
-    while let Some(a) = args.next() {
-        if let Some(name) = a.strip_prefix("--") {
-            if SWITCHES.contains(&name) {
-                flags.push((name.to_owned(), String::new()));
-                continue;
-            }
-            let value = args.next().ok_or_else(|| format!("--{name} needs a value\n{USAGE}"))?;
-            flags.push((name.to_owned(), value));
-        } else {
-            positional.push(a);
-        }
-    }
-    let take = |flags: &mut Vec<(String, String)>, name: &str| flags.iter().position(|(n, _)| n == name).map(|i| flags.remove(i).1);
-    let number = |v: Option<String>, name: &str, default: u64| -> Result<u64, String> {
-        v.map_or(Ok(default), |s| s.parse().map_err(|_| format!("--{name} takes a whole number, not `{s}`")))
-    };
-    let source = |v: Option<String>| -> Result<Source, String> {
-        v.ok_or_else(|| "--source is required: defender_alerts, defender_incidents or cloud_apps".to_owned())?
-            .parse::<Source>()
-            .map_err(|e| e.to_string())
-    };
-    let cmd = match command.as_str() {
-        "demo" => Command::Demo(DemoOptions {
-            out: PathBuf::from(take(&mut flags, "out").unwrap_or_else(|| "out".into())),
-            seed: number(take(&mut flags, "seed"), "seed", 7)?,
-            alerts: number(take(&mut flags, "alerts"), "alerts", 500)? as usize,
-        }),
-        "poll" => Command::Poll(PollOptions {
-            source: source(take(&mut flags, "source"))?,
-            seconds: number(take(&mut flags, "seconds"), "seconds", 840)?,
-        }),
-        "replay" => {
-            let source = source(take(&mut flags, "source"))?;
-            let file = match positional.len() {
-                1 => PathBuf::from(positional.remove(0)),
-                0 => return Err(format!("replay needs the FILE of a saved Graph response\n{USAGE}")),
-                _ => return Err(format!("replay takes one FILE, got {}", positional.len())),
-            };
-            Command::Replay(ReplayOptions {
-                source,
-                file,
-                tenant: take(&mut flags, "tenant"),
-                integration: take(&mut flags, "integration").unwrap_or_else(|| "replay".into()),
-            })
-        }
-        "process" => {
-            let file = match positional.len() {
-                1 => PathBuf::from(positional.remove(0)),
-                0 => return Err(format!("process needs the FILE of intake envelopes (NDJSON)\n{USAGE}")),
-                _ => return Err(format!("process takes one FILE, got {}", positional.len())),
-            };
-            Command::Process(ProcessOptions { file, integrations: take(&mut flags, "integrations").map(PathBuf::from) })
-        }
-        "check" => {
-            let config = one_path(&mut positional, "check needs the CONFIG file of an integration document")?;
-            Command::Check(CheckOptions { config, credentials: credentials(&mut flags)?, json: take(&mut flags, "json").is_some() })
-        }
-        "integration" => {
-            if positional.is_empty() {
-                return Err(format!("integration needs a subcommand: add, update, test, show, enable, disable, remove or list\n{USAGE}"));
-            }
-            let sub = positional.remove(0);
-            let json = take(&mut flags, "json").is_some();
-            let id = |positional: &mut Vec<String>| -> Result<String, String> {
-                match positional.len() {
-                    1 => Ok(positional.remove(0)),
-                    _ => Err(format!("integration {sub} needs the integration's ID\n{USAGE}")),
-                }
-            };
-            let cmd = match sub.as_str() {
-                "add" | "update" => {
-                    let config = one_path(&mut positional, &format!("integration {sub} needs the CONFIG file of an integration document"))?;
-                    let o = CheckOptions { config, credentials: credentials(&mut flags)?, json };
-                    if sub == "add" {
-                        IntegrationCommand::Add(o)
-                    } else {
-                        IntegrationCommand::Update(o)
-                    }
-                }
-                "test" => IntegrationCommand::Test { id: id(&mut positional)?, json },
-                "show" => IntegrationCommand::Show { id: id(&mut positional)? },
-                "enable" => IntegrationCommand::Enable { id: id(&mut positional)?, json },
-                "disable" => IntegrationCommand::Disable { id: id(&mut positional)? },
-                "remove" => IntegrationCommand::Remove { id: id(&mut positional)?, keep_secret: take(&mut flags, "keep-secret").is_some() },
-                "list" => IntegrationCommand::List { json },
-                other => {
-                    return Err(format!(
-                        "unknown integration subcommand `{other}`: use add, update, test, show, enable, disable, remove or list"
-                    ))
-                }
-            };
-            Command::Integration(cmd)
-        }
-        "-h" | "--help" | "help" => return Err(USAGE.to_owned()),
-        other => return Err(format!("unknown command `{other}`\n{USAGE}")),
-    };
-    if let Some((name, _)) = flags.first() {
-        return Err(format!("unknown option --{name} for `{command}`\n{USAGE}"));
-    }
-    if !positional.is_empty() {
-        return Err(format!("unexpected argument `{}`\n{USAGE}", positional[0]));
-    }
-    Ok(cmd)
+    /// Removes an integration with its cursors; schedules its secret for deletion.
+    Remove {
+        id: String,
+        /// Keep the secret.
+        #[arg(long)]
+        keep_secret: bool,
+    },
+    /// Lists integrations page by page, with each source's lag and last outcome.
+    List {
+        /// JSON lines, one integration each.
+        #[arg(long)]
+        json: bool,
+        /// Integrations per page (the rest: pass the printed --page-token).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        /// Where the previous page stopped.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
 }

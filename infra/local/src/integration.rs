@@ -4,7 +4,10 @@
 //! EXTRA_CA_BUNDLE_FILE: the simulator in local runs); records and secrets from AWS
 //! (STATE_TABLE and the SDK's usual variables: moto in local runs).
 
-use m365_ingest::adapters::aws::{credentials_for, load_sdk_config, AwsClients, DynamoIntegrations, SecretsManagerSource};
+use futures_util::future::join_all;
+use m365_ingest::adapters::aws::{
+    credentials_for, load_sdk_config, AwsClients, DynamoCursorStore, DynamoIntegrations, SecretsManagerSource,
+};
 use m365_ingest::adapters::graph::HttpGraphApi;
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{Checker, CredentialInput, Report, SaveMode};
@@ -12,8 +15,9 @@ use m365_ingest::config::{http_settings, CheckConfig};
 use m365_ingest::domain::integration::Credentials;
 use m365_ingest::domain::integration_doc::IntegrationDoc;
 use m365_ingest::lambda::check::check_retry_policy;
-use m365_ingest::ports::{IntegrationStore, SecretWriter};
+use m365_ingest::ports::{CursorKey, CursorStore, IntegrationStore, SecretWriter};
 use m365_ingest::GraphTime;
+use m365_ingest::Source;
 
 use crate::args::{CheckOptions, CredentialOptions, IntegrationCommand};
 use crate::Failure;
@@ -69,7 +73,7 @@ fn print(report: &Report, json: bool) -> Result<(), Failure> {
 /// `check CONFIG`: test only; nothing is written.
 pub async fn check(o: CheckOptions) -> Result<(), Failure> {
     let doc = crate::docs::read_doc(&o.config)?;
-    let creds = new_credentials(&o.credentials, &doc)?;
+    let creds = new_credentials(&o.credentials.options(), &doc)?;
     let report = match creds {
         Some(c) => {
             let checker = Checker {
@@ -151,37 +155,102 @@ pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
             println!("integration `{id}` removed with its cursors; {secret}; other integrations are untouched");
             Ok(())
         }
-        IntegrationCommand::List { json } => {
-            let records = app.store.list().await.map_err(store_err)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
-                return Ok(());
-            }
-            println!("{:<24} {:<8} {:>8}  {:<29} {:<36}  sources", "ID", "ENABLED", "REVISION", "SAVED", "TENANT");
-            for r in records {
-                let d = &r.doc;
-                let mut sources: Vec<String> = d.sources.defender.source().map(|s| s.to_string()).into_iter().collect();
-                if d.sources.cloud_apps {
-                    sources.push("cloud_apps".into());
-                }
-                println!(
-                    "{:<24} {:<8} {:>8}  {:<29} {:<36}  {}",
-                    d.id,
-                    d.enabled,
-                    r.revision,
-                    r.saved_at.to_string(),
-                    d.tenant_id,
-                    sources.join(",")
-                );
-            }
-            Ok(())
+        IntegrationCommand::List { json, limit, page_token } => list(&app, usize::from(limit), page_token.as_deref(), json).await,
+    }
+}
+
+/// One page of integrations, each source with its cursor's lag and last outcome.
+async fn list(app: &AwsChecker, limit: usize, token: Option<&str>, json: bool) -> Result<(), Failure> {
+    let store_err = |e: m365_ingest::error::CursorError| Failure::Run(e.to_string());
+    let (records, next) = app.store.page(limit, token).await.map_err(|e| match e {
+        m365_ingest::error::CursorError::Store { retryable: false, detail } if detail.contains("page token") => Failure::Usage(detail),
+        e => store_err(e),
+    })?;
+    let config = CheckConfig::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let cursors = DynamoCursorStore::new(clients.dynamodb.clone(), &config.state_table);
+    let now = GraphTime::now();
+    let mut rows = Vec::new();
+    for r in records {
+        let sources: Vec<Source> = Source::ALL.into_iter().filter(|s| polls(&r.doc, *s)).collect();
+        let keys: Vec<CursorKey> = sources.iter().map(|s| CursorKey::live(r.doc.id.clone(), *s)).collect();
+        let statuses = join_all(keys.iter().map(|k| cursors.status(k))).await;
+        let mut per_source = serde_json::Map::new();
+        for (source, status) in sources.iter().zip(statuses) {
+            let status = status.map_err(store_err)?.unwrap_or_default();
+            let lag = status.watermark.map(|w| (now.ticks() - w.ticks()) / 10_000_000);
+            per_source.insert(
+                source.to_string(),
+                serde_json::json!({"lag_seconds": lag, "watermark": status.watermark, "last_run": status.last_run,
+                    "last_outcome": status.last_outcome, "leased_until": status.leased_until}),
+            );
         }
+        rows.push((r, per_source));
+    }
+    if json {
+        let integrations: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(r, sources)| serde_json::json!({"doc": r.doc, "revision": r.revision, "saved_at": r.saved_at, "sources": sources}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"integrations": integrations, "next_page_token": next})).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<7} {:>4}  {:<36}  {:<18} {:>9}  {:<20}  LAST OUTCOME",
+        "ID", "ENABLED", "REV", "TENANT", "SOURCE", "LAG", "LAST RUN"
+    );
+    for (r, sources) in &rows {
+        let d = &r.doc;
+        if sources.is_empty() {
+            println!("{:<24} {:<7} {:>4}  {:<36}  (no source)", d.id, d.enabled, r.revision, d.tenant_id);
+        }
+        for (source, st) in sources {
+            let lag = st["lag_seconds"].as_i64().map_or_else(|| "-".to_owned(), human);
+            let last_run = st["last_run"].as_str().map_or("never", |t| t.get(..19).unwrap_or(t));
+            println!(
+                "{:<24} {:<7} {:>4}  {:<36}  {:<18} {:>9}  {:<20}  {}",
+                d.id,
+                d.enabled,
+                r.revision,
+                d.tenant_id,
+                source,
+                lag,
+                last_run,
+                st["last_outcome"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    if let Some(next) = next {
+        println!("more: integration list --limit {limit} --page-token {next}");
+    }
+    Ok(())
+}
+
+/// The sources a document polls, whether or not it is enabled (a disabled one still has cursors).
+fn polls(doc: &IntegrationDoc, source: Source) -> bool {
+    match source {
+        Source::CloudApps => doc.sources.cloud_apps,
+        s => doc.sources.defender.source() == Some(s),
+    }
+}
+
+/// Seconds as `3d 4h`, `2h 5m`, `7m 12s` or `40s`.
+fn human(secs: i64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
     }
 }
 
 async fn save(app: &AwsChecker, o: CheckOptions, mode: SaveMode) -> Result<(), Failure> {
     let doc = crate::docs::read_doc(&o.config)?;
-    let input = match new_credentials(&o.credentials, &doc)? {
+    let input = match new_credentials(&o.credentials.options(), &doc)? {
         Some(c) => CredentialInput::New(c),
         None => CredentialInput::Stored,
     };

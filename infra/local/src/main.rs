@@ -1,25 +1,20 @@
-//! `m365-ingest`: the local program.
-//!
-//! ```text
-//! m365-ingest demo   [--out DIR] [--seed N] [--alerts N]
-//! m365-ingest poll   --source defender_alerts|defender_incidents|cloud_apps [--seconds N]
-//! m365-ingest replay --source defender_alerts|defender_incidents FILE [--tenant ID] [--integration ID]
-//! m365-ingest process FILE [--integrations FILE]
-//! m365-ingest check CONFIG [CREDENTIALS] [--json]
-//! m365-ingest integration add|update|test|show|enable|disable|remove|list ...
-//! ```
+//! `m365-ingest`: the local program. `m365-ingest --help` lists its commands, and
+//! `m365-ingest COMMAND --help` explains each.
 
 mod args;
+mod backfill;
 mod demo;
 mod docs;
 mod integration;
 mod poll;
 mod process;
+mod redrive;
 mod replay;
 
 use std::process::ExitCode;
 
-use args::Command;
+use args::{Cli, Command};
+use clap::{CommandFactory, Parser};
 
 /// Every failure the program reports: bad input (exit 2) or a run that failed (exit 1).
 pub enum Failure {
@@ -35,14 +30,23 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let result = match args::parse(std::env::args().skip(1)) {
-        Err(e) => Err(Failure::Usage(e)),
-        Ok(Command::Demo(o)) => demo::run(o).await,
-        Ok(Command::Poll(o)) => poll::run(o).await,
-        Ok(Command::Replay(o)) => replay::run(o).await,
-        Ok(Command::Process(o)) => process::run(o).await,
-        Ok(Command::Check(o)) => integration::check(o).await,
-        Ok(Command::Integration(c)) => integration::run(c).await,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    let result = match cli.command {
+        Command::Demo(o) => demo::run(o).await,
+        Command::Poll(o) => poll::run(o).await,
+        Command::Backfill(o) => backfill::run(o).await,
+        Command::Redrive(o) => redrive::run(o).await,
+        Command::Replay(o) => replay::run(o).await,
+        Command::Process(o) => process::run(o).await,
+        Command::Check(o) => integration::check(o).await,
+        Command::Integration(c) => integration::run(c).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "m365-ingest", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,4 +59,22 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and the version go to stdout with status 0; a usage error is clap's message, prefixed
+/// like every other error, with status 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // Nothing to do when stdout is closed.
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    let text = e.render().to_string();
+    eprint!("m365-ingest: {}", text.strip_prefix("error: ").unwrap_or(&text));
+    ExitCode::from(2)
 }

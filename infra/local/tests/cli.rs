@@ -54,17 +54,38 @@ fn bad_input_is_one_line_and_exit_2() {
     let no_tenant = dir.path().join("z.json");
     std::fs::write(&no_tenant, r#"{"value": [{"id": "a", "lastUpdateDateTime": "2026-01-01T00:00:00Z"}]}"#).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec![], "no command given"),
-        (vec!["frobnicate"], "unknown command `frobnicate`"),
-        (vec!["replay", "--source", "defender_alerts"], "needs the FILE"),
+        (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (vec!["replay", "--source", "defender_alerts"], "the following required arguments were not provided:\n  <FILE>"),
         (vec!["replay", "--source", "alerts", "f.json"], "unknown source `alerts`: use defender_alerts, defender_incidents or cloud_apps"),
         (vec!["replay", "--source", "defender_alerts", "/no/such.json"], "cannot read /no/such.json"),
         (vec!["replay", "--source", "defender_alerts", not_json.to_str().unwrap()], "is not a Graph list response"),
         (vec!["replay", "--source", "defender_alerts", no_version.to_str().unwrap()], "item 0 of `value`"),
         (vec!["replay", "--source", "defender_alerts", no_tenant.to_str().unwrap()], "pass --tenant ID"),
-        (vec!["demo", "--alerts", "many"], "--alerts takes a whole number"),
-        (vec!["demo", "--colour", "red"], "unknown option --colour"),
-        (vec!["poll"], "--source is required"),
+        (vec!["demo", "--alerts", "many"], "invalid value 'many' for '--alerts <ALERTS>'"),
+        (vec!["demo", "--colour", "red"], "unexpected argument '--colour' found"),
+        (vec!["poll"], "the following required arguments were not provided:\n  --source <SOURCE>"),
+        (vec!["check", "c.toml", "--certificate", "c.pem"], "--private-key <FILE>"),
+        (vec!["check", "c.toml", "--client-secret-env", "V", "--credentials", "f.json"], "cannot be used with"),
+        (
+            vec!["backfill", "--integration", "x", "--source", "defender_alerts", "--from", "2026-11-01", "--to", "2026-11-02T00:00:00Z"],
+            "invalid value '2026-11-01' for '--from <FROM>'",
+        ),
+        (
+            vec![
+                "backfill",
+                "--integration",
+                "x",
+                "--source",
+                "defender_alerts",
+                "--from",
+                "2026-11-02T00:00:00Z",
+                "--to",
+                "2026-11-01T00:00:00Z",
+            ],
+            "--from (2026-11-02T00:00:00.0000000Z) must be before --to",
+        ),
+        (vec!["integration", "list", "--limit", "0"], "invalid value '0' for '--limit <LIMIT>'"),
+        (vec!["redrive", "--from", "https://q", "--to", "https://q"], "--from and --to are the same queue"),
     ];
     for (args, needle) in cases {
         let out = Command::new(BIN).args(&args).env_remove("STATE_TABLE").output().unwrap();
@@ -73,6 +94,36 @@ fn bad_input_is_one_line_and_exit_2() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(err.starts_with("m365-ingest: "), "{err}");
     }
+}
+
+#[test]
+fn every_command_has_help_and_completions_are_generated() {
+    let out = Command::new(BIN).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "no command is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: m365-ingest <COMMAND>"));
+    for cmd in [
+        vec!["--help"],
+        vec!["demo", "--help"],
+        vec!["poll", "--help"],
+        vec!["backfill", "--help"],
+        vec!["redrive", "--help"],
+        vec!["replay", "--help"],
+        vec!["process", "--help"],
+        vec!["check", "--help"],
+        vec!["integration", "--help"],
+        vec!["integration", "list", "--help"],
+        vec!["completions", "--help"],
+    ] {
+        let out = Command::new(BIN).args(&cmd).output().unwrap();
+        assert!(out.status.success(), "{cmd:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: m365-ingest"), "{cmd:?}: {text}");
+    }
+    let help = String::from_utf8_lossy(&Command::new(BIN).args(["backfill", "--help"]).output().unwrap().stdout).into_owned();
+    assert!(help.contains("--from <FROM>") && help.contains("resumes"), "{help}");
+    let out = Command::new(BIN).args(["completions", "bash"]).output().unwrap();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && script.contains("complete -F") && script.contains("backfill"), "{script}");
 }
 
 #[test]

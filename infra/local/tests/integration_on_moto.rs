@@ -152,7 +152,17 @@ severities = ["medium", "high"]
     assert!(env.ok(&["integration", "update", &contoso]).contains("saved as revision 2"));
     assert!(env.ok(&["integration", "disable", "contoso"]).contains("disabled (revision 3)"));
     let listed: Value = serde_json::from_str(&env.ok(&["integration", "list", "--json"])).unwrap();
-    assert_eq!(listed[0]["doc"]["enabled"], false);
+    let contoso_listed = listed["integrations"].as_array().unwrap().iter().find(|i| i["doc"]["id"] == "contoso").unwrap();
+    assert_eq!(contoso_listed["doc"]["enabled"], false);
+    // Pages: one integration each, the token leads to the other.
+    let first: Value = serde_json::from_str(&env.ok(&["integration", "list", "--json", "--limit", "1"])).unwrap();
+    let token = first["next_page_token"].as_str().expect("a second page").to_owned();
+    let second: Value = serde_json::from_str(&env.ok(&["integration", "list", "--json", "--limit", "1", "--page-token", &token])).unwrap();
+    let ids: std::collections::BTreeSet<&str> =
+        [&first, &second].iter().map(|p| p["integrations"][0]["doc"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["contoso", "fabrikam"].into_iter().collect());
+    let out = env.run(&["integration", "list", "--page-token", "garbage"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(env.ok(&["integration", "enable", "contoso"]).contains("saved as revision 4"));
 
     // The poller polls the saved Cloud Apps integration through the same records and secrets.
@@ -160,7 +170,28 @@ severities = ["medium", "high"]
     assert_eq!(polled["integrations"].as_array().unwrap().len(), 1, "{polled}");
     assert_eq!(polled["integrations"][0]["integration_id"], "fabrikam");
     assert_eq!(polled["integrations"][0]["outcome"], "completed", "{polled}");
-    assert!(polled["delivered"].as_u64().unwrap() > 100);
+    let delivered = polled["delivered"].as_u64().unwrap();
+    assert!(delivered > 100);
+    // The listing shows each source's lag and last outcome.
+    let text = env.ok(&["integration", "list"]);
+    let row = text.lines().find(|l| l.starts_with("fabrikam")).unwrap();
+    assert!(row.contains("cloud_apps") && row.ends_with("completed") && row.contains('m'), "{text}");
+    let live_before = list_source(&env, "fabrikam", "cloud_apps");
+
+    // A backfill reads a range again on its own cursor; the live cursor does not move, and
+    // the same command run again has nothing left to do.
+    let now = m365_ingest::GraphTime::now();
+    let (from, to) =
+        (now.minus(std::time::Duration::from_secs(40 * 3600)).to_string(), now.minus(std::time::Duration::from_secs(3600)).to_string());
+    let args = ["backfill", "--integration", "fabrikam", "--source", "cloud_apps", "--from", &from, "--to", &to];
+    let text = env.ok(&args);
+    let sent: u64 = text.split("done, ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).expect(&text);
+    assert!(sent > 0, "{text}");
+    assert!(env.ok(&args).contains("done, 0 alert versions sent"), "resumed: nothing left");
+    assert_eq!(list_source(&env, "fabrikam", "cloud_apps"), live_before, "the live cursor is untouched");
+    let out = env.run(&["backfill", "--integration", "nobody", "--source", "cloud_apps", "--from", &from, "--to", &to]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no integration `nobody`"));
 
     // Removing one leaves the other, its record, cursor and secret.
     let text = env.ok(&["integration", "remove", "fabrikam"]);
@@ -181,4 +212,13 @@ severities = ["medium", "high"]
         .await
         .unwrap();
     assert_eq!(cursors.count(), 0, "the removed integration's cursor is gone too");
+}
+
+/// An integration's source as `integration list --json` shows it.
+fn list_source(env: &Env, id: &str, source: &str) -> Value {
+    let listed: Value = serde_json::from_str(&env.ok(&["integration", "list", "--json"])).unwrap();
+    let mut status = listed["integrations"].as_array().unwrap().iter().find(|i| i["doc"]["id"] == id).unwrap()["sources"][source].clone();
+    // The lag grows by itself; the rest is the cursor's.
+    status.as_object_mut().unwrap().remove("lag_seconds");
+    status
 }

@@ -31,7 +31,7 @@ impl PollJob {
     }
 
     pub fn key(&self) -> CursorKey {
-        CursorKey { integration_id: self.integration_id.clone(), source: self.source }
+        CursorKey::live(self.integration_id.clone(), self.source)
     }
 }
 
@@ -129,7 +129,7 @@ mod tests {
     }
 
     fn key(id: &str) -> CursorKey {
-        CursorKey { integration_id: id.into(), source: Source::DefenderAlerts }
+        CursorKey::live(id, Source::DefenderAlerts)
     }
 
     #[tokio::test]

@@ -15,9 +15,9 @@ use crate::domain::alert::Item;
 use crate::domain::integration::Integration;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
-use crate::domain::window::{next_span_end, split_point, window, PagingError, Window};
+use crate::domain::window::{backfill_window, next_span_end, split_point, window, PagingError, Window};
 use crate::error::{CursorError, Error, GraphError};
-use crate::ports::{Clock, CursorKey, CursorStore, GraphApi, PollPorts, SecretSource};
+use crate::ports::{Clock, CursorKey, CursorStore, GraphApi, Lane, PollPorts, Ran, SecretSource};
 
 #[derive(Debug, Clone)]
 pub struct PollSettings {
@@ -76,6 +76,8 @@ pub(crate) enum Due {
     /// No run has started since this time (a poll job enqueued then): a job delivered twice, or
     /// overtaken by another, does not poll again.
     NotRunSince(GraphTime),
+    /// Whenever asked (a backfill an operator runs).
+    Now,
 }
 
 /// The skip reasons a poll job acts on.
@@ -101,6 +103,32 @@ pub enum Outcome {
         retryable: bool,
     },
 }
+
+impl Outcome {
+    /// One line for operators, bounded so a cursor item stays small: `completed`,
+    /// `partial: <why>`, `skipped: <why>`, `failed: <error>`.
+    pub fn brief(&self) -> String {
+        let (kind, why) = match self {
+            Outcome::Completed => return "completed".into(),
+            Outcome::Partial { reason } => ("partial", reason),
+            Outcome::Skipped { reason } => ("skipped", reason),
+            Outcome::Failed { error, .. } => ("failed", error),
+        };
+        let mut text = format!("{kind}: {why}");
+        if text.len() > MAX_OUTCOME_BYTES {
+            let mut cut = MAX_OUTCOME_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        text
+    }
+}
+
+/// The longest outcome line a cursor keeps.
+const MAX_OUTCOME_BYTES: usize = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunSummary {
@@ -166,10 +194,28 @@ impl<P: PollPorts> Poller<P> {
         self.poll(integration, source, deadline, Due::AfterInterval).await
     }
 
-    #[tracing::instrument(skip_all, fields(integration = %integration.id, source = %source))]
+    /// One run of a backfill of `[from, to)` on its own cursor and lease (the live cursor is
+    /// not touched); repeated, it resumes where the last run stopped. Done once a run reports
+    /// nothing to read.
+    pub async fn backfill(
+        &self,
+        integration: &Integration,
+        source: Source,
+        from: GraphTime,
+        to: GraphTime,
+        deadline: Instant,
+    ) -> RunSummary {
+        self.poll_key(integration, CursorKey::backfill(integration.id.clone(), source, from, to), deadline, Due::Now).await
+    }
+
     pub(crate) async fn poll(&self, integration: &Integration, source: Source, deadline: Instant, when: Due) -> RunSummary {
+        self.poll_key(integration, CursorKey::live(integration.id.clone(), source), deadline, when).await
+    }
+
+    #[tracing::instrument(skip_all, fields(integration = %integration.id, source = %key.source))]
+    async fn poll_key(&self, integration: &Integration, key: CursorKey, deadline: Instant, when: Due) -> RunSummary {
+        let source = key.source;
         let mut summary = RunSummary::new(integration, source);
-        let key = CursorKey { integration_id: integration.id.clone(), source };
         let now = self.clock.now();
         summary.started_at = now;
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -188,16 +234,17 @@ impl<P: PollPorts> Poller<P> {
         let due = match when {
             Due::AfterInterval => leased.last_run.is_none_or(|last| last.plus(integration.poll_interval) <= now),
             Due::NotRunSince(enqueued) => leased.last_run.is_none_or(|last| last < enqueued),
+            Due::Now => true,
         };
         let result = if due { self.run(integration, source, &key, leased, now, deadline, &mut summary).await } else { Ok(RunEnd::NotDue) };
-        // A run that did not happen leaves the last run time as it was.
-        let ran_at = if matches!(result, Ok(RunEnd::NotDue)) { None } else { Some(now) };
+        // A run that did not happen leaves the last run as it was.
+        let ran = !matches!(result, Ok(RunEnd::NotDue));
         match result {
             Ok(RunEnd::Done) => {}
             Ok(RunEnd::NotDue) => {
                 let reason = match when {
-                    Due::AfterInterval => "not due yet".into(),
                     Due::NotRunSince(_) => RAN_SINCE_ENQUEUED.into(),
+                    Due::AfterInterval | Due::Now => "not due yet".into(),
                 };
                 summary.outcome = Outcome::Skipped { reason };
             }
@@ -211,7 +258,8 @@ impl<P: PollPorts> Poller<P> {
                 summary.outcome = Outcome::Failed { retryable: e.is_retryable(), error: e.to_string() };
             }
         }
-        if let Err(e) = self.cursors.release(&key, &self.settings.owner, ran_at).await {
+        let ran = ran.then(|| Ran { at: now, outcome: summary.outcome.brief() });
+        if let Err(e) = self.cursors.release(&key, &self.settings.owner, ran.as_ref()).await {
             // The lease expires on its own; the next run waits at most until then.
             tracing::warn!(error = %e, "could not release the lease");
         }
@@ -234,7 +282,11 @@ impl<P: PollPorts> Poller<P> {
     ) -> Result<RunEnd, Error> {
         let mut cursor = leased.cursor;
         let mut version = leased.version;
-        let Some(win) = window(&cursor, now, &integration.window) else {
+        let win = match key.lane {
+            Lane::Live => window(&cursor, now, &integration.window),
+            Lane::Backfill { from, to } => backfill_window(&cursor, now, &integration.window, from, to),
+        };
+        let Some(win) = win else {
             return Ok(RunEnd::NothingToRead);
         };
         let creds = self.secrets.load(&integration.secret_ref).await?;

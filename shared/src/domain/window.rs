@@ -40,6 +40,15 @@ pub fn window(cursor: &Cursor, now: GraphTime, s: &WindowSettings) -> Option<Win
     (from < to).then_some(Window { from, to })
 }
 
+/// A backfill's next window: from where it stopped (or its start) to its end, and never past
+/// now minus the ingestion delay. No overlap: the range is history, and what changes later is
+/// the live cursor's.
+pub fn backfill_window(cursor: &Cursor, now: GraphTime, s: &WindowSettings, from: GraphTime, to: GraphTime) -> Option<Window> {
+    let start = cursor.watermark.map_or(from, |w| w.max(from));
+    let end = to.min(now.minus(s.ingestion_delay));
+    (start < end).then_some(Window { from: start, to: end })
+}
+
 /// Why paging cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PagingError {
@@ -172,6 +181,16 @@ mod tests {
         assert_eq!(window(&Cursor::default(), now, &S), Some(Window { from: t(100_000 - 86_400), to: t(99_700) }));
         let c = Cursor::at(t(99_000));
         assert_eq!(window(&c, now, &S), Some(Window { from: t(98_100), to: t(99_700) }));
+    }
+
+    #[test]
+    fn a_backfill_walks_its_range_without_overlap_and_stops_at_its_end() {
+        let now = t(100_000);
+        assert_eq!(backfill_window(&Cursor::default(), now, &S, t(10_000), t(20_000)), Some(Window { from: t(10_000), to: t(20_000) }));
+        assert_eq!(backfill_window(&Cursor::at(t(15_000)), now, &S, t(10_000), t(20_000)), Some(Window { from: t(15_000), to: t(20_000) }));
+        assert_eq!(backfill_window(&Cursor::at(t(20_000)), now, &S, t(10_000), t(20_000)), None, "done");
+        // An end in the future is held to the ingestion delay, as the live window is.
+        assert_eq!(backfill_window(&Cursor::default(), now, &S, t(90_000), t(200_000)), Some(Window { from: t(90_000), to: t(99_700) }));
     }
 
     #[test]

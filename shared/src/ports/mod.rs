@@ -17,17 +17,61 @@ use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::{ArtifactError, CursorError, GraphError, QueueError, SecretError};
 
-/// Identifies one cursor: (integration, source).
+/// Identifies one cursor: (integration, source) and its lane.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CursorKey {
     pub integration_id: String,
     pub source: Source,
+    pub lane: Lane,
+}
+
+/// Which cursor of a pair: the live one the schedule moves, or a backfill of a fixed range
+/// with its own cursor and lease, which never touches the live one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    #[default]
+    Live,
+    Backfill {
+        from: GraphTime,
+        to: GraphTime,
+    },
+}
+
+impl CursorKey {
+    pub fn live(integration_id: impl Into<String>, source: Source) -> Self {
+        CursorKey { integration_id: integration_id.into(), source, lane: Lane::Live }
+    }
+
+    pub fn backfill(integration_id: impl Into<String>, source: Source, from: GraphTime, to: GraphTime) -> Self {
+        CursorKey { integration_id: integration_id.into(), source, lane: Lane::Backfill { from, to } }
+    }
 }
 
 impl std::fmt::Display for CursorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.integration_id, self.source)
+        match self.lane {
+            Lane::Live => write!(f, "{}/{}", self.integration_id, self.source),
+            Lane::Backfill { from, to } => write!(f, "{}/{} backfill {from}..{to}", self.integration_id, self.source),
+        }
     }
+}
+
+/// How a run ended, as its cursor remembers it for operators (`integration list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub at: GraphTime,
+    /// `completed`, `partial: <why>`, `failed: <error>`, `skipped: <why>`; bounded in length.
+    pub outcome: String,
+}
+
+/// What an operator sees of a cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CursorStatus {
+    pub watermark: Option<GraphTime>,
+    pub last_run: Option<GraphTime>,
+    pub last_outcome: Option<String>,
+    /// Until when a run holds it, when one does.
+    pub leased_until: Option<String>,
 }
 
 /// A cursor under a lease, with the store's version for conditional commits.
@@ -44,8 +88,9 @@ pub struct Leased {
 /// Contract: `acquire` succeeds when no lease exists, the lease expired before `now`, or
 /// `owner` already holds it; otherwise `LeaseHeld`. `commit` writes only if `owner` still
 /// holds the lease and the version is `expected_version` (else `LeaseLost`), and returns the
-/// new version. `release` drops the lease if `owner` holds it and, when given, records `ran_at`;
-/// it is idempotent. Store failures are `Store { retryable }`.
+/// new version. `release` drops the lease if `owner` holds it and, when given, records when the
+/// run started and how it ended; it is idempotent. `status` reads what an operator sees (None:
+/// no cursor yet). Store failures are `Store { retryable }`.
 pub trait CursorStore: Send + Sync {
     fn acquire(
         &self,
@@ -61,7 +106,8 @@ pub trait CursorStore: Send + Sync {
         expected_version: u64,
         cursor: &Cursor,
     ) -> impl Future<Output = Result<u64, CursorError>> + Send;
-    fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> impl Future<Output = Result<(), CursorError>> + Send;
+    fn release(&self, key: &CursorKey, owner: &str, ran: Option<&Ran>) -> impl Future<Output = Result<(), CursorError>> + Send;
+    fn status(&self, key: &CursorKey) -> impl Future<Output = Result<Option<CursorStatus>, CursorError>> + Send;
 }
 
 /// When one (integration, source) pair is next due.
@@ -294,8 +340,11 @@ mod shared_impls {
         ) -> impl Future<Output = Result<u64, CursorError>> + Send {
             (**self).commit(key, owner, expected_version, cursor)
         }
-        fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> impl Future<Output = Result<(), CursorError>> + Send {
-            (**self).release(key, owner, ran_at)
+        fn release(&self, key: &CursorKey, owner: &str, ran: Option<&Ran>) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).release(key, owner, ran)
+        }
+        fn status(&self, key: &CursorKey) -> impl Future<Output = Result<Option<CursorStatus>, CursorError>> + Send {
+            (**self).status(key)
         }
     }
 

@@ -216,9 +216,15 @@ impl<C: m365_ingest::ports::CursorStore> m365_ingest::ports::CursorStore for Cra
         &self,
         key: &m365_ingest::ports::CursorKey,
         owner: &str,
-        ran_at: Option<GraphTime>,
+        ran: Option<&m365_ingest::ports::Ran>,
     ) -> Result<(), m365_ingest::error::CursorError> {
-        self.inner.release(key, owner, ran_at).await
+        self.inner.release(key, owner, ran).await
+    }
+    async fn status(
+        &self,
+        key: &m365_ingest::ports::CursorKey,
+    ) -> Result<Option<m365_ingest::ports::CursorStatus>, m365_ingest::error::CursorError> {
+        self.inner.status(key).await
     }
 }
 

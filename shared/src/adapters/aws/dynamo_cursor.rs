@@ -8,7 +8,7 @@ use super::sdk::store_err;
 use crate::domain::cursor::{Cursor, StoredCursor};
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
-use crate::ports::{CursorKey, CursorStore, Leased};
+use crate::ports::{CursorKey, CursorStatus, CursorStore, Lane, Leased, Ran};
 
 #[derive(Debug, Clone)]
 pub struct DynamoCursorStore {
@@ -34,7 +34,12 @@ impl DynamoCursorStore {
     }
 
     fn key(&self, key: &CursorKey) -> [(String, AttributeValue); 2] {
-        [("pk".into(), s(integration_pk(&key.integration_id))), ("sk".into(), s(format!("cursor#{}", key.source)))]
+        let sk = match key.lane {
+            Lane::Live => format!("cursor#{}", key.source),
+            // Under the integration's key: removing the integration removes its backfills too.
+            Lane::Backfill { from, to } => format!("backfill#{}#{}#{}", key.source, from.ticks(), to.ticks()),
+        };
+        [("pk".into(), s(integration_pk(&key.integration_id))), ("sk".into(), s(sk))]
     }
 }
 
@@ -123,7 +128,7 @@ impl CursorStore for DynamoCursorStore {
         }
     }
 
-    async fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> Result<(), CursorError> {
+    async fn release(&self, key: &CursorKey, owner: &str, ran: Option<&Ran>) -> Result<(), CursorError> {
         let [pk, sk] = self.key(key);
         let mut req = self
             .client
@@ -133,10 +138,11 @@ impl CursorStore for DynamoCursorStore {
             .key(sk.0, sk.1)
             .condition_expression("lease_owner = :o")
             .expression_attribute_values(":o", s(owner));
-        req = match ran_at {
-            Some(t) => req
-                .update_expression("REMOVE lease_owner, lease_expires, lease_expires_ticks SET last_run = :r")
-                .expression_attribute_values(":r", s(t.to_string())),
+        req = match ran {
+            Some(ran) => req
+                .update_expression("REMOVE lease_owner, lease_expires, lease_expires_ticks SET last_run = :r, last_outcome = :out")
+                .expression_attribute_values(":r", s(ran.at.to_string()))
+                .expression_attribute_values(":out", s(ran.outcome.clone())),
             None => req.update_expression("REMOVE lease_owner, lease_expires, lease_expires_ticks"),
         };
         match req.send().await {
@@ -145,5 +151,29 @@ impl CursorStore for DynamoCursorStore {
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(store_err(&e)),
         }
+    }
+
+    async fn status(&self, key: &CursorKey) -> Result<Option<CursorStatus>, CursorError> {
+        let [pk, sk] = self.key(key);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .projection_expression("watermark, last_run, last_outcome, lease_expires")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(out.item.map(|item| {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).filter(|v| !v.is_empty()).cloned();
+            CursorStatus {
+                watermark: text("watermark").and_then(|w| GraphTime::parse(&w).ok()),
+                last_run: text("last_run").and_then(|w| GraphTime::parse(&w).ok()),
+                last_outcome: text("last_outcome"),
+                leased_until: text("lease_expires"),
+            }
+        }))
     }
 }

@@ -58,6 +58,58 @@ impl DynamoIntegrations {
     }
 }
 
+/// Where a listing page stopped: the scan's last key, as text an operator can pass back.
+fn page_token(key: &std::collections::HashMap<String, AttributeValue>) -> Option<String> {
+    let part = |k: &str| key.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let json = serde_json::to_string(&[part("pk")?, part("sk")?]).ok()?;
+    Some(base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, json))
+}
+
+fn start_key(token: &str) -> Result<std::collections::HashMap<String, AttributeValue>, CursorError> {
+    let bad = || CursorError::Store { detail: format!("`{token}` is not a page token this listing printed"), retryable: false };
+    let bytes = base64::engine::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token).map_err(|_| bad())?;
+    let [pk, sk]: [String; 2] = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk))].into_iter().collect())
+}
+
+impl DynamoIntegrations {
+    /// Up to `limit` records from where `token` stopped, and the token of the next page (None:
+    /// the last). An operator's listing (a Scan, paged, in DynamoDB's order); the functions
+    /// never list.
+    pub async fn page(&self, limit: usize, token: Option<&str>) -> Result<(Vec<IntegrationRecord>, Option<String>), CursorError> {
+        let mut start = token.map(start_key).transpose()?;
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES * 10 {
+            // Limit counts the items read, so a page never holds more records than are wanted.
+            let want = i32::try_from(limit.saturating_sub(out.len())).unwrap_or(i32::MAX).max(1);
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :c")
+                .expression_attribute_values(":c", AttributeValue::S(CONFIG_SK.into()))
+                .limit(want)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_err(&e))?;
+            for item in page.items() {
+                match record(item) {
+                    Ok(r) => out.push(r),
+                    Err(problem) => tracing::error!(%problem, "integration record skipped"),
+                }
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            match &start {
+                None => return Ok((out, None)),
+                Some(k) if out.len() >= limit => return Ok((out, page_token(k))),
+                Some(_) => {}
+            }
+        }
+        Ok((out, start.as_ref().and_then(page_token)))
+    }
+}
+
 impl IntegrationStore for DynamoIntegrations {
     async fn get(&self, id: &str) -> Result<Option<IntegrationRecord>, CursorError> {
         let out = self
@@ -125,7 +177,7 @@ impl IntegrationStore for DynamoIntegrations {
         let mut writes = vec![TransactWriteItem::builder().put(put.build().map_err(invalid)?).build()];
         let polled = doc.validate().ok();
         for source in Source::ALL {
-            let key = CursorKey { integration_id: doc.id.clone(), source };
+            let key = CursorKey::live(doc.id.clone(), source);
             let [(pk_name, pk), (sk_name, sk)] = DynamoSchedule::key(&key);
             let w = if polled.as_ref().is_some_and(|i| i.polls(source)) {
                 let (shard_name, shard, due_name, due) = DynamoSchedule::index_values(&key, at);

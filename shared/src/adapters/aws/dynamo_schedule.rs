@@ -58,7 +58,7 @@ impl DynamoSchedule {
 fn entry(item: &std::collections::HashMap<String, AttributeValue>, source: Source) -> Option<DueEntry> {
     let id = item.get("pk")?.as_s().ok()?.strip_prefix("integration#")?.to_owned();
     let at = item.get("due_at")?.as_n().ok()?.parse::<i64>().ok()?;
-    Some(DueEntry { key: CursorKey { integration_id: id, source }, at: GraphTime::from_ticks(at) })
+    Some(DueEntry { key: CursorKey::live(id, source), at: GraphTime::from_ticks(at) })
 }
 
 impl ScheduleStore for DynamoSchedule {

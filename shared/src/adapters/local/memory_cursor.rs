@@ -9,7 +9,7 @@ use crate::domain::cursor::Cursor;
 const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
-use crate::ports::{CursorKey, CursorStore, Leased};
+use crate::ports::{CursorKey, CursorStatus, CursorStore, Leased, Ran};
 
 #[derive(Debug, Clone, Default)]
 struct Record {
@@ -17,6 +17,7 @@ struct Record {
     version: u64,
     lease: Option<(String, GraphTime)>,
     last_run: Option<GraphTime>,
+    last_outcome: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -74,16 +75,26 @@ impl CursorStore for MemoryCursorStore {
         }
     }
 
-    async fn release(&self, key: &CursorKey, owner: &str, ran_at: Option<GraphTime>) -> Result<(), CursorError> {
+    async fn release(&self, key: &CursorKey, owner: &str, ran: Option<&Ran>) -> Result<(), CursorError> {
         let mut map = self.lock();
         if let Some(rec) = map.get_mut(key) {
             if rec.lease.as_ref().is_some_and(|(h, _)| h == owner) {
                 rec.lease = None;
-                if ran_at.is_some() {
-                    rec.last_run = ran_at;
+                if let Some(ran) = ran {
+                    rec.last_run = Some(ran.at);
+                    rec.last_outcome = Some(ran.outcome.clone());
                 }
             }
         }
         Ok(())
+    }
+
+    async fn status(&self, key: &CursorKey) -> Result<Option<CursorStatus>, CursorError> {
+        Ok(self.lock().get(key).map(|r| CursorStatus {
+            watermark: r.cursor.watermark,
+            last_run: r.last_run,
+            last_outcome: r.last_outcome.clone(),
+            leased_until: r.lease.as_ref().map(|(_, until)| until.to_string()),
+        }))
     }
 }
