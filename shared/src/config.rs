@@ -103,6 +103,7 @@ impl PollerConfig {
         "POLL_CONCURRENCY",
         "SAFETY_MARGIN_SECS",
         "MAX_PAGES_PER_RUN",
+        "GRAPH_REQUESTS_PER_MINUTE",
     ];
     /// Read but set by the Lambda service or only in local runs.
     pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], "AWS_LAMBDA_LOG_STREAM_NAME"];
@@ -123,7 +124,12 @@ impl PollerConfig {
         let integration_cache = Duration::from_secs(number(&get, "INTEGRATION_CACHE_SECS", 60, 0, 3_600)? as u64);
         let artifact_bucket =
             required(&get, "ARTIFACT_BUCKET", "set it to the artifacts bucket's name (template.yaml sets it from ArtifactBucket)")?;
-        let http = http_settings(&get)?;
+        let mut http = http_settings(&get)?;
+        // Per app per tenant, shared by every poller (0: not paced; 429s alone hold it back).
+        http.graph_rate = match number(&get, "GRAPH_REQUESTS_PER_MINUTE", 150, 0, 100_000)? {
+            0 => None,
+            n => Some(crate::ports::Rate { requests: n as u32, window: Duration::from_secs(60) }),
+        };
         let d = PollSettings::default();
         let max_message_bytes = number(&get, "MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES, 16 * 1024, SQS_MAX_MESSAGE_BYTES)?;
         let poll = PollSettings {

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod backoff;
+pub mod budget;
 pub mod cloud_apps_alert;
 pub mod cursor;
 pub mod duration_text;

@@ -9,7 +9,8 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::adapters::aws::{
-    Aws, AwsClients, DynamoCursorStore, DynamoIntegrations, DynamoSchedule, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue,
+    Aws, AwsClients, DynamoBudget, DynamoCursorStore, DynamoIntegrations, DynamoSchedule, S3ArtifactStore, SecretsManagerSource,
+    SqsAlertQueue,
 };
 use crate::adapters::graph::{HttpGraphApi, RetryPolicy};
 use crate::app::dispatch::{PollJob, JOB_SCHEMA};
@@ -71,7 +72,8 @@ pub type AwsPollerApp = PollerApp<Aws>;
 pub fn build_aws(config: &PollerConfig, clients: &AwsClients) -> Result<AwsPollerApp, Error> {
     Ok(PollerApp {
         poller: Poller {
-            graph: HttpGraphApi::new(&config.http, RetryPolicy::default())?,
+            graph: HttpGraphApi::new(&config.http, RetryPolicy::default())?
+                .with_budget(std::sync::Arc::new(DynamoBudget::new(clients.dynamodb.clone(), &config.state_table))),
             cursors: DynamoCursorStore::new(clients.dynamodb.clone(), &config.state_table),
             queue: SqsAlertQueue::new(clients.sqs.clone(), &config.intake_queue_url),
             artifacts: S3ArtifactStore::new(clients.s3.clone(), &config.artifact_bucket),

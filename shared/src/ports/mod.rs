@@ -7,7 +7,10 @@ use std::future::Future;
 
 pub use bundle::{JobPorts, JobsWith, PollPorts, PollWith, ProcessPorts, ProcessWith};
 
+use std::time::Duration;
+
 use crate::domain::alert::Item;
+pub use crate::domain::budget::Rate;
 use crate::domain::cursor::Cursor;
 use crate::domain::envelope::ObjectRef;
 use crate::domain::integration::{Credentials, Integration};
@@ -241,6 +244,26 @@ pub trait GraphApi: Send + Sync {
     fn counters(&self, _api: Api) -> (u64, u64) {
         (0, 0)
     }
+}
+
+/// Which budget a request counts against: a tenant's API, per app where Microsoft counts per app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BudgetKey {
+    pub tenant_id: String,
+    /// Some when the limit is per app per tenant (Graph), None when per tenant (Cloud Apps).
+    pub client_id: Option<String>,
+    pub api: Api,
+}
+
+/// The requests a tenant's API allows, shared by every function instance that calls on its
+/// behalf (DynamoDB in AWS: pollers on many instances share one budget per tenant).
+///
+/// Contract: `admit` returns once one request may go under `rate`, having waited as long as the
+/// budget says, and tells how long that was; requests admitted for one key never exceed the
+/// rate in any window. A budget whose store fails still paces (within this instance) and never
+/// fails the call: Microsoft's 429 stays the backstop.
+pub trait RequestBudget: Send + Sync {
+    fn admit<'a>(&'a self, key: &'a BudgetKey, rate: Rate) -> futures_util::future::BoxFuture<'a, Duration>;
 }
 
 /// The configured integrations.

@@ -9,7 +9,9 @@
 //!
 //! `cargo run --release --bin poll-bench [-- --sizes 1000,10000,100000]`
 //! `cargo run --release --bin poll-bench -- --init target/release/poller target/release/processor`
+//! `cargo run --release --bin poll-bench -- --budget` (moto running): per-tenant request budgets.
 
+mod budget;
 mod child;
 mod cpu;
 mod init;
@@ -25,6 +27,15 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         return child::run(&args[1..]).await;
+    }
+    if args.first().map(String::as_str) == Some("--budget") {
+        return match budget::run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("poll-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.first().map(String::as_str) == Some("--init") {
         for binary in &args[1..] {

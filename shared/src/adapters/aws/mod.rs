@@ -1,6 +1,7 @@
 //! AWS adapters over the real SDK clients (DynamoDB, SQS, S3, Secrets Manager).
 
 mod bundle;
+mod dynamo_budget;
 mod dynamo_cursor;
 mod dynamo_dedup;
 mod dynamo_integrations;
@@ -12,6 +13,7 @@ mod secrets_manager;
 mod sqs_queue;
 
 pub use bundle::Aws;
+pub use dynamo_budget::DynamoBudget;
 pub use dynamo_cursor::DynamoCursorStore;
 pub use dynamo_dedup::DynamoDedupStore;
 pub use dynamo_integrations::DynamoIntegrations;

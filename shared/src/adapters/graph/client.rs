@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::auth::{without_url, Audience, TokenProvider};
 use super::body::{read_capped, BodyError};
-use super::pacing::Pacer;
+use super::pacing::LocalBudget;
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::settings::HttpSettings;
 use crate::domain::alert::{Item, Rejected};
@@ -17,7 +17,7 @@ use crate::domain::integration::Credentials;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::{ConfigError, GraphError};
-use crate::ports::{GraphApi, Page, PageRequest};
+use crate::ports::{BudgetKey, GraphApi, Page, PageRequest, Rate, RequestBudget};
 
 /// Pages of an incident's alerts fetched at most (the navigation is small; this bounds a loop).
 const MAX_INCIDENT_ALERT_PAGES: usize = 50;
@@ -32,7 +32,9 @@ pub struct HttpGraphApi {
     policy: RetryPolicy,
     prefer_unknown: bool,
     pub(crate) settings: HttpSettings,
-    cloud_apps_pacer: Pacer,
+    /// Requests per tenant (and app, for Graph), as Microsoft limits them: this instance's own
+    /// by default, the deployment's shared one with [`HttpGraphApi::with_budget`].
+    budget: std::sync::Arc<dyn RequestBudget>,
 }
 
 #[derive(Deserialize)]
@@ -56,7 +58,7 @@ impl HttpGraphApi {
             graph_base: settings.graph_base_url.trim_end_matches('/').to_owned(),
             policy,
             prefer_unknown: settings.include_unknown_enum_members,
-            cloud_apps_pacer: Pacer::new(settings.cloud_apps_rate.0, settings.cloud_apps_rate.1),
+            budget: std::sync::Arc::new(LocalBudget::default()),
             settings: settings.clone(),
         })
     }
@@ -103,8 +105,8 @@ impl HttpGraphApi {
         let mut throttles = 0u32;
         loop {
             let token = self.tokens.token(creds, call.audience).await?;
-            if call.paced {
-                self.cloud_apps_pacer.acquire(&creds.tenant_id).await;
+            if let Some((key, rate)) = self.budget_for(creds, call) {
+                self.budget.admit(&key, rate).await;
             }
             let mut req = match call.body {
                 Some(b) => self.http.post(call.url).json(b),
@@ -167,6 +169,26 @@ impl HttpGraphApi {
             tracing::warn!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "request failed, retrying");
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Shares the budget of requests per tenant with other instances (the deployment's DynamoDB one).
+    pub fn with_budget(mut self, budget: std::sync::Arc<dyn RequestBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Which budget a call counts against, if its API has a limit we keep to.
+    fn budget_for(&self, creds: &Credentials, call: &Call<'_>) -> Option<(BudgetKey, Rate)> {
+        let (client_id, rate) = match call.audience {
+            // Per tenant (api-introduction.md).
+            Audience::CloudApps if call.paced => {
+                (None, Rate { requests: self.settings.cloud_apps_rate.0 as u32, window: self.settings.cloud_apps_rate.1 })
+            }
+            // Per app per tenant (throttling-limits.md).
+            Audience::Graph => (Some(creds.client_id.clone()), self.settings.graph_rate?),
+            _ => return None,
+        };
+        Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience }, rate))
     }
 
     /// Refuses a URL from a response unless it is at Graph's configured origin.

@@ -1,10 +1,35 @@
 //! Client-side pacing per tenant: at most N calls in any sliding window, so a busy run stays
 //! under a documented limit (Cloud Apps: 30 a minute per tenant) instead of collecting 429s.
+//! [`LocalBudget`] is this instance's budget; the deployment shares one in DynamoDB.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::Mutex;
+
+use crate::ports::{BudgetKey, Rate, RequestBudget};
+
+/// Budgets kept in this process: right for one instance, and the fallback of a shared budget
+/// whose store fails.
+#[derive(Debug, Default)]
+pub struct LocalBudget {
+    pacers: std::sync::Mutex<HashMap<(BudgetKey, Rate), Arc<Pacer>>>,
+}
+
+impl RequestBudget for LocalBudget {
+    fn admit<'a>(&'a self, key: &'a BudgetKey, rate: Rate) -> BoxFuture<'a, Duration> {
+        let pacer = self
+            .pacers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((key.clone(), rate))
+            .or_insert_with(|| Arc::new(Pacer::new(rate.requests as usize, rate.window)))
+            .clone();
+        Box::pin(async move { pacer.acquire("").await })
+    }
+}
 
 #[derive(Debug)]
 pub struct Pacer {

@@ -14,6 +14,9 @@ pub const EXCHANGE_BASE_URL: &str = "https://outlook.office365.com";
 /// Defender for Cloud Apps: 30 requests a minute per tenant (api-introduction.md).
 pub const CLOUD_APPS_REQUESTS_PER_WINDOW: usize = 30;
 pub const CLOUD_APPS_WINDOW: Duration = Duration::from_secs(60);
+/// Graph `/security`: 150 requests a minute per app per tenant (throttling-limits.md; whether the
+/// table covers alerts_v2 and incidents is not said, ms-apis.md §11).
+pub const GRAPH_SECURITY_RATE: crate::ports::Rate = crate::ports::Rate { requests: 150, window: Duration::from_secs(60) };
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +34,9 @@ pub struct HttpSettings {
     pub cloud_apps_base_override: Option<String>,
     /// The client's own pacing of Cloud Apps calls per tenant: at most this many per window.
     pub cloud_apps_rate: (usize, Duration),
+    /// Graph security calls per app per tenant (throttling-limits.md: 150 a minute for
+    /// `/security`); None: not paced, 429s alone hold it back.
+    pub graph_rate: Option<crate::ports::Rate>,
     /// Extra trusted roots (PEM), added to the system's: how the tenant simulator's CA is trusted.
     pub extra_ca_pem: Option<String>,
     pub request_timeout: Duration,
@@ -52,6 +58,7 @@ impl Default for HttpSettings {
             exchange_base_url: EXCHANGE_BASE_URL.into(),
             cloud_apps_base_override: None,
             cloud_apps_rate: (CLOUD_APPS_REQUESTS_PER_WINDOW, CLOUD_APPS_WINDOW),
+            graph_rate: Some(GRAPH_SECURITY_RATE),
             extra_ca_pem: None,
             request_timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
@@ -77,6 +84,9 @@ impl HttpSettings {
             exchange_base_url: base_url.into(),
             cloud_apps_base_override: Some(base_url.into()),
             extra_ca_pem: Some(ca_pem.into()),
+            // The simulator does not model Graph's limit (ms-apis.md §11 leaves its scope open);
+            // tests that pace Graph set it.
+            graph_rate: None,
             ..HttpSettings::default()
         }
     }

@@ -1,0 +1,117 @@
+//! Per-tenant request budgets in the state table, shared by every poller instance:
+//! `pk = budget#<tenant>`, `sk = <api>` or `<api>#<client id>`, `next` = when the next request
+//! may go (epoch milliseconds; domain/budget.rs). A request takes its slot with one conditional
+//! write: `next` moves one interval on if it lies ahead (busy), or is set from now (idle).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::Client;
+use futures_util::future::BoxFuture;
+
+use super::dynamo_cursor::{n, s};
+use crate::adapters::graph::pacing::LocalBudget;
+use crate::domain::budget::take_slot;
+use crate::ports::{BudgetKey, Rate, RequestBudget};
+
+/// Conditional writes that lost a race before the budget falls back to local pacing.
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Debug)]
+pub struct DynamoBudget {
+    client: Client,
+    table: String,
+    fallback: LocalBudget,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl DynamoBudget {
+    pub fn new(client: Client, table: &str) -> Self {
+        DynamoBudget { client, table: table.to_owned(), fallback: LocalBudget::default() }
+    }
+
+    fn item_key(key: &BudgetKey) -> (String, String) {
+        let api = serde_json::to_value(key.api).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let sk = match &key.client_id {
+            Some(c) => format!("{api}#{c}"),
+            None => api,
+        };
+        (format!("budget#{}", key.tenant_id), sk)
+    }
+
+    /// Takes a slot; returns when it may go (epoch ms). Err: the store failed or kept losing races.
+    async fn slot(&self, key: &BudgetKey, rate: Rate) -> Result<i64, String> {
+        let (pk, sk) = Self::item_key(key);
+        let interval = rate.interval_ms();
+        for _ in 0..MAX_ATTEMPTS {
+            let now = now_ms();
+            // Busy: the next slot lies ahead; take it.
+            let busy = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(sk.clone()))
+                .update_expression("SET #n = #n + :i")
+                .condition_expression("#n > :now")
+                .expression_attribute_names("#n", "next")
+                .expression_attribute_values(":i", n(interval))
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::UpdatedOld)
+                .send()
+                .await;
+            match busy {
+                Ok(out) => {
+                    let old = out.attributes().and_then(|a| a.get("next")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+                    return Ok(take_slot(old, now, interval).0);
+                }
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
+            }
+            // Idle: start from now, unless another instance got there first.
+            let (go, next) = take_slot(None, now, interval);
+            let idle = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(sk.clone()))
+                .update_expression("SET #n = :next")
+                .condition_expression("attribute_not_exists(#n) OR #n <= :now")
+                .expression_attribute_names("#n", "next")
+                .expression_attribute_values(":next", n(next))
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await;
+            match idle {
+                Ok(_) => return Ok(go),
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
+            }
+        }
+        Err(format!("{MAX_ATTEMPTS} conditional writes lost to other instances"))
+    }
+}
+
+impl RequestBudget for DynamoBudget {
+    fn admit<'a>(&'a self, key: &'a BudgetKey, rate: Rate) -> BoxFuture<'a, Duration> {
+        Box::pin(async move {
+            match self.slot(key, rate).await {
+                Ok(go) => {
+                    let wait = Duration::from_millis(go.saturating_sub(now_ms()).max(0) as u64);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    wait
+                }
+                Err(problem) => {
+                    tracing::warn!(%problem, tenant = %key.tenant_id, "the shared request budget is unavailable; pacing within this instance");
+                    self.fallback.admit(key, rate).await
+                }
+            }
+        })
+    }
+}
