@@ -1,0 +1,370 @@
+//! `scale`: one deployment's fan-out at a thousand tenants, run locally. The simulator serves
+//! every tenant in this process; DynamoDB, Secrets Manager and S3 are on moto; SQS is the
+//! soak's stand-in (moto's ReceiveMessage slows with queue depth, soak/sqs.rs). The dispatcher
+//! enqueues a job per due integration, `--workers` poller instances take jobs in batches as the
+//! event source mapping would, then processors drain the intake queue. Every AWS call is
+//! counted by operation (an SDK interceptor), every Microsoft request by the simulator. Prints
+//! the figures and a cost model per tenant and month (cost.rs).
+//!
+//! ```text
+//! scale [--tenants 1000] [--busy 20] [--alerts 50] [--workers 10] [--batch 4]
+//! ```
+//! Needs moto (AWS_ENDPOINT_URL on loopback): `infra/scripts/moto.sh start`.
+
+mod calls;
+mod cost;
+#[path = "../soak/sqs.rs"]
+mod sqs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use calls::Calls;
+use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients, DynamoIntegrations};
+use m365_ingest::config::{DispatchConfig, PollerConfig, ProcessorConfig};
+use m365_ingest::domain::integration_doc::IntegrationDoc;
+use m365_ingest::lambda::{dispatch, poller, processor};
+use serde_json::json;
+use tenant_sim::scenario::{AppSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use tenant_sim::{Scenario, Simulator};
+
+/// Polls a month at the default interval of 5 minutes.
+const POLLS_PER_MONTH: f64 = 30.0 * 24.0 * 12.0;
+/// The functions' memory (template.yaml).
+const MEMORY_GB: f64 = 0.25;
+
+struct Options {
+    tenants: usize,
+    busy: usize,
+    alerts: usize,
+    workers: usize,
+    batch: usize,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut o = Options { tenants: 1_000, busy: 20, alerts: 50, workers: 10, batch: 4 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let n: usize = value.parse().map_err(|_| format!("{flag} takes a whole number, not `{value}`"))?;
+        match flag.as_str() {
+            "--tenants" => o.tenants = n.clamp(1, 100_000),
+            "--busy" => o.busy = n,
+            "--alerts" => o.alerts = n,
+            "--workers" => o.workers = n.clamp(1, 1_000),
+            "--batch" => o.batch = n.clamp(1, 10),
+            _ => return Err(format!("unknown option {flag}: scale [--tenants N] [--busy N] [--alerts N] [--workers N] [--batch N]")),
+        }
+    }
+    o.busy = o.busy.min(o.tenants);
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let o = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("scale: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&o).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scale: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tenant_id(i: usize) -> String {
+    format!("5ca1e000-0000-4000-8000-{i:012x}")
+}
+
+/// AWS clients whose every call is counted; SQS pointed at the stand-in.
+async fn clients(calls: &Calls, sqs_endpoint: &str) -> AwsClients {
+    let sdk = load_sdk_config().await;
+    let mut c = AwsClients::new(&sdk);
+    c.dynamodb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build());
+    c.secrets =
+        aws_sdk_secretsmanager::Client::from_conf(aws_sdk_secretsmanager::config::Builder::from(&sdk).interceptor(calls.clone()).build());
+    c.s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).interceptor(calls.clone()).build());
+    c.sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(sqs_endpoint).interceptor(calls.clone()).build(),
+    );
+    c
+}
+
+/// Lambda's event source mapping in miniature: batches off `queue` into `handle` until the
+/// queue stays empty; returns (invocations, seconds spent inside the handler).
+async fn consume<F, Fut>(c: &AwsClients, queue: &str, batch: usize, handle: F) -> Result<(u64, f64), String>
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let (mut invocations, mut busy, mut empty) = (0u64, 0.0f64, 0);
+    while empty < 3 {
+        let got = c
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(batch as i32)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| format!("receive: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        let mut event = SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(|m| {
+                let mut r = SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.body = m.body.clone();
+                r
+            })
+            .collect();
+        let started = Instant::now();
+        let failed = handle(event).await;
+        busy += started.elapsed().as_secs_f64();
+        invocations += 1;
+        // As the event source mapping does: one batch delete of what succeeded.
+        let done: Vec<aws_sdk_sqs::types::DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !failed.iter().any(|f| Some(f.as_str()) == m.message_id.as_deref()))
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !done.is_empty() {
+            c.sqs.delete_message_batch().queue_url(queue).set_entries(Some(done)).send().await.map_err(|e| format!("delete: {e:?}"))?;
+        }
+    }
+    Ok((invocations, busy))
+}
+
+fn per(calls: &BTreeMap<String, u64>, n: f64) -> BTreeMap<String, f64> {
+    calls.iter().map(|(k, v)| (k.clone(), *v as f64 / n)).collect()
+}
+
+async fn run(o: &Options) -> Result<(), String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .map_err(|_| "AWS_ENDPOINT_URL is not set: start moto (infra/scripts/moto.sh start)".to_owned())?;
+    if !endpoint.starts_with("http://127.0.0.1:") {
+        return Err(format!("scale runs against moto on loopback only, not {endpoint}"));
+    }
+    // The tenants: idle ones (nothing new), and a few busy ones with alerts in their window.
+    let setup = Instant::now();
+    let mut scenario = Scenario { seed: 11, ..Scenario::default() };
+    scenario.tenants = (0..o.tenants)
+        .map(|i| {
+            let mut t = TenantSpec {
+                id: tenant_id(i),
+                domain: format!("scale{i:05}.onmicrosoft.com"),
+                apps: vec![AppSpec::default()],
+                ..TenantSpec::default()
+            };
+            let busy = i < o.busy;
+            t.alerts.count = if busy { o.alerts } else { 0 };
+            t.alerts.incidents = if busy { (o.alerts / 5).max(1) } else { 0 };
+            t.alerts.from = "-2h".into();
+            t.alerts.to = "-30m".into();
+            t.alerts.latency_min_secs = 5;
+            t.alerts.latency_max_secs = 60;
+            t.alerts.update_fraction = 0.0;
+            t.cloud_apps.count = 0;
+            t
+        })
+        .collect();
+    let sim = Simulator::start(scenario).await.map_err(|e| e.to_string())?;
+    let sim_started = setup.elapsed().as_secs_f64();
+    let ca = std::env::temp_dir().join(format!("scale-ca-{}.pem", std::process::id()));
+    sim.write_ca(&ca).map_err(|e| e.to_string())?;
+    let (stand_in, sqs_endpoint) = sqs::Sqs::start().await?;
+    let calls = Calls::default();
+    let c = clients(&calls, &sqs_endpoint).await;
+    let run = std::process::id();
+    let (table, dedup) = (format!("scale-{run}"), format!("scale-{run}-dedup"));
+    create_state_table(&c.dynamodb, &table).await.map_err(|e| e.to_string())?;
+    create_dedup_table(&c.dynamodb, &dedup).await.map_err(|e| e.to_string())?;
+    let bucket = format!("scale-{run}");
+    c.s3.create_bucket().bucket(&bucket).send().await.map_err(|e| format!("{e:?}"))?;
+    let jobs = stand_in.create("scale-jobs", Duration::from_secs(300), None);
+    let intake = stand_in.create("scale-intake", Duration::from_secs(300), None);
+    let output = stand_in.create("scale-output", Duration::from_secs(300), None);
+    let integrations = DynamoIntegrations::new(c.dynamodb.clone(), &table);
+    for i in 0..o.tenants {
+        let secret = format!("m365-ingest/scale-{run}-{i}");
+        c.secrets
+            .create_secret()
+            .name(&secret)
+            .secret_string(
+                json!({"tenant_id": tenant_id(i), "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}).to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let mut doc = IntegrationDoc::new(&format!("tenant-{i:05}"), &tenant_id(i), DEFAULT_CLIENT_ID, &secret);
+        doc.polling.lookback = m365_ingest::domain::duration_text::DurationText(Duration::from_secs(3 * 3600));
+        if let Err(e) = integrations.put(&doc).await {
+            // moto ignores the transaction's idempotency token, so a retried save that had
+            // succeeded reports a conflict (DynamoDB would not); what counts is the record.
+            let saved = m365_ingest::ports::IntegrationStore::get(&integrations, &doc.id).await.map_err(|e| e.to_string())?;
+            if saved.map(|r| r.doc) != Some(doc) {
+                return Err(e.to_string());
+            }
+        }
+    }
+    let base = sim.base_url().to_owned();
+    let env: HashMap<&str, String> = [
+        ("STATE_TABLE", table.clone()),
+        ("DEDUP_TABLE", dedup.clone()),
+        ("INTAKE_QUEUE_URL", intake.clone()),
+        ("POLL_JOBS_QUEUE_URL", jobs.clone()),
+        ("OUTPUT_QUEUE_URL", output.clone()),
+        ("ARTIFACT_BUCKET", bucket.clone()),
+        ("LOGIN_BASE_URL", base.clone()),
+        ("GRAPH_BASE_URL", base.clone()),
+        ("MDE_BASE_URL", base.clone()),
+        ("EXCHANGE_BASE_URL", base.clone()),
+        ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let get = |k: &str| env.get(k).cloned();
+    let setup_secs = setup.elapsed().as_secs_f64();
+    println!(
+        "scale: {} tenants ({} with {} alerts each), set up in {setup_secs:.0} s (simulator {sim_started:.1} s)",
+        o.tenants, o.busy, o.alerts
+    );
+    calls.take();
+    let ms_requests_before = sim.requests().all().len();
+
+    // Dispatch, then the pollers.
+    let started = Instant::now();
+    let dispatcher = dispatch::build_aws(&DispatchConfig::from_lookup(get).map_err(|e| e.to_string())?, &c);
+    let d = dispatch::handle(&dispatcher, &json!({"source": "defender_alerts"})).await.map_err(|e| e.to_string())?;
+    let dispatch_secs = started.elapsed().as_secs_f64();
+    let poller_config = PollerConfig::from_lookup(get).map_err(|e| e.to_string())?;
+    let done = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..o.workers {
+        // Each worker is one poller instance: its own clients, caches and token cache.
+        let app = Arc::new(poller::build_aws(&poller_config, &c).map_err(|e| e.to_string())?);
+        let (c, jobs, done, batch) = (c.clone(), jobs.clone(), done.clone(), o.batch);
+        workers.spawn(async move {
+            consume(&c, &jobs, batch, |event| {
+                let (app, done) = (app.clone(), done.clone());
+                async move {
+                    let r = app.handle(event, Instant::now() + Duration::from_secs(300)).await;
+                    done.fetch_add(r.jobs.iter().filter(|j| j.end == "done").count() as u64, Ordering::Relaxed);
+                    r.response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+                }
+            })
+            .await
+        });
+    }
+    let (mut poll_invocations, mut poll_busy) = (0u64, 0.0f64);
+    while let Some(r) = workers.join_next().await {
+        let (n, busy) = r.map_err(|e| e.to_string())??;
+        poll_invocations += n;
+        poll_busy += busy;
+    }
+    let poll_secs = started.elapsed().as_secs_f64();
+    let poll_calls = calls.take();
+    let requests = sim.requests().all();
+    let ms = &requests[ms_requests_before..];
+    let graph_pages = ms.iter().filter(|r| r.path.contains("/security/")).count();
+    let tokens = ms.iter().filter(|r| r.path.contains("/oauth2/")).count();
+    let again = dispatch::handle(&dispatcher, &json!({"source": "defender_alerts"})).await.map_err(|e| e.to_string())?;
+    let redispatch_calls = calls.take();
+
+    // The processors on the intake queue, batches of 10 as the template's event source maps them.
+    let processed = Instant::now();
+    let papp = Arc::new(processor::build_aws(&ProcessorConfig::from_lookup(get).map_err(|e| e.to_string())?, &c));
+    let published = Arc::new(AtomicU64::new(0));
+    let (process_invocations, process_busy) = consume(&c, &intake, 10, |event| {
+        let (papp, published) = (papp.clone(), published.clone());
+        async move {
+            match papp.handle(event).await {
+                Ok((resp, counts)) => {
+                    published.fetch_add(counts.published as u64, Ordering::Relaxed);
+                    resp.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+                }
+                Err(e) => vec![e.to_string()],
+            }
+        }
+    })
+    .await?;
+    let process_secs = processed.elapsed().as_secs_f64();
+    let process_calls = calls.take();
+    let published = published.load(Ordering::Relaxed);
+
+    // Per tenant and poll (every tenant, busy ones included: their alerts' costs are per alert below).
+    let n = o.tenants as f64;
+    let poll_unit = cost::Unit {
+        calls: per(&poll_calls, n),
+        lambda_gb_s: (poll_busy + dispatch_secs) * MEMORY_GB / n,
+        lambda_invocations: (poll_invocations + 1) as f64 / n,
+    };
+    let alerts = published.max(1) as f64;
+    let alert_unit = cost::Unit {
+        calls: per(&process_calls, alerts),
+        lambda_gb_s: process_busy * MEMORY_GB / alerts,
+        lambda_invocations: process_invocations as f64 / alerts,
+    };
+    let poll_price = cost::price(&poll_unit);
+    let alert_price = cost::price(&alert_unit);
+    let poll_usd: f64 = poll_price.values().sum();
+    let alert_usd: f64 = alert_price.values().sum();
+    let secret_month = cost::PRICES.secret_month;
+    let idle_month = poll_usd * POLLS_PER_MONTH + secret_month;
+    let busy_month = idle_month + alert_usd * 1_000.0 * 30.0;
+    let scans: u64 = poll_calls.iter().chain(process_calls.iter()).filter(|(k, _)| k.ends_with(".Scan")).map(|(_, v)| v).sum();
+    let get_items_per_batch = process_calls.get("DynamoDB.GetItem").copied().unwrap_or(0) as f64 / process_invocations.max(1) as f64;
+    let report = json!({
+        "tenants": o.tenants, "busy_tenants": o.busy, "alerts_per_busy_tenant": o.alerts, "workers": o.workers, "batch": o.batch,
+        "dispatch": {"due": d.due, "enqueued": d.enqueued, "seconds": dispatch_secs},
+        "poll_all_seconds": poll_secs, "poll_interval_seconds": 300, "jobs_done": done.load(Ordering::Relaxed),
+        "poller_invocations": poll_invocations, "poller_busy_seconds": poll_busy,
+        "graph_requests": graph_pages, "token_requests": tokens,
+        "redispatch": {"due": again.due, "enqueued": again.enqueued, "calls": redispatch_calls},
+        "poll_calls": poll_calls,
+        "process": {"seconds": process_secs, "invocations": process_invocations, "published": published, "calls": process_calls,
+                     "state_table_get_items_per_batch": get_items_per_batch, "scans": scans},
+        "cost_per_tenant_poll_usd": poll_price, "cost_per_alert_usd": alert_price,
+        "month": {"idle_tenant_usd": idle_month, "tenant_with_1000_alerts_a_day_usd": busy_month,
+                  "deployment_1000_idle_usd": idle_month * 1_000.0, "deployment_100000_idle_usd": idle_month * 100_000.0,
+                  "deployment_1000_busy_usd": busy_month * 1_000.0, "deployment_100000_busy_usd": busy_month * 100_000.0},
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    println!(
+        "scale: {} tenants polled once in {poll_secs:.1} s (interval 300 s) by {} pollers; {graph_pages} Graph requests ({:.2} per tenant; minimum 1), {tokens} tokens; {scans} scans; {get_items_per_batch:.2} state-table reads per processor batch; ${idle_month:.4} per idle tenant-month, ${busy_month:.4} with 1,000 alerts a day",
+        o.tenants,
+        o.workers,
+        graph_pages as f64 / n
+    );
+    if d.enqueued != o.tenants || again.enqueued != 0 || scans != 0 {
+        return Err(format!(
+            "expected {} jobs, none on the second dispatch and no scan: {} / {} / {scans}",
+            o.tenants, d.enqueued, again.enqueued
+        ));
+    }
+    Ok(())
+}
