@@ -23,6 +23,8 @@ async fn client(timeout: Duration) -> (Simulator, HttpGraphApi) {
         graph_base_url: sim.base_url().into(),
         extra_ca_pem: Some(sim.ca_pem().into()),
         request_timeout: timeout,
+        // Graph's pace (150 a minute) is not what this test is about; budget.rs tests it.
+        graph_rate: None,
         ..HttpSettings::default()
     };
     let api = HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap();

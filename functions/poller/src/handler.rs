@@ -88,6 +88,8 @@ mod tests {
             login_base_url: sim.base_url().into(),
             graph_base_url: sim.base_url().into(),
             extra_ca_pem: Some(sim.ca_pem().into()),
+            // Graph's pace (150 a minute) is not what this test is about; budget.rs tests it.
+            graph_rate: None,
             ..HttpSettings::default()
         };
         let creds = Credentials {
