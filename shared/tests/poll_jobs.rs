@@ -33,7 +33,8 @@ async fn a_job_polls_schedules_continues_or_drops() {
 
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
     let start = m365_ingest::ports::Clock::now(&w.poller.clock);
-    let (end, summary) = w.poller.run_job(&PollJob::new(&key("contoso"), start), &integrations, &cache, &schedule, &jobs, deadline()).await;
+    let (end, summary) =
+        w.poller.run_job(&PollJob::new(&key("contoso"), start), &integrations, &cache, &schedule, &jobs, deadline(), deadline()).await;
     let summary = summary.unwrap();
     assert_eq!((end, &summary.outcome), (JobEnd::Done, &Outcome::Completed), "{summary:?}");
     assert!(summary.delivered > 0);
@@ -42,13 +43,37 @@ async fn a_job_polls_schedules_continues_or_drops() {
     // One request per run and small pages: the window is not done, so the job continues itself.
     let settings = PollSettings { alert_page_size: 20, max_pages: 1, ..PollSettings::default() };
     let w = world(fixed(Scenario::default()), settings, secret_creds()).await;
-    let (end, summary) = w.poller.run_job(&PollJob::new(&key("contoso"), start), &integrations, &cache, &schedule, &jobs, deadline()).await;
+    let (end, summary) =
+        w.poller.run_job(&PollJob::new(&key("contoso"), start), &integrations, &cache, &schedule, &jobs, deadline(), deadline()).await;
     assert_eq!(end, JobEnd::Continued, "{summary:?}");
     let next: PollJob = serde_json::from_str(&jobs.messages()[0]).unwrap();
     assert_eq!(next.key(), key("contoso"));
 
+    // A slice that is over before the job starts still lets its first span finish and commit,
+    // so a slice shorter than a span (throttling, slow pages) never stalls a tenant; the
+    // continuation goes on from the committed cursor and nothing is read twice.
+    let settings = PollSettings { alert_page_size: 20, ..PollSettings::default() };
+    let w = world(fixed(Scenario::default()), settings, secret_creds()).await;
+    let queued = MemoryAlertQueue::new();
+    let (end, summary) = w
+        .poller
+        .run_job(&PollJob::new(&key("contoso"), start), &integrations, &cache, &schedule, &queued, deadline(), Instant::now())
+        .await;
+    let summary = summary.unwrap();
+    assert_eq!(end, JobEnd::Continued, "{summary:?}");
+    assert_eq!(summary.outcome, Outcome::Partial { reason: m365_ingest::app::poll::SLICE_ENDED.into() });
+    assert!(summary.delivered > 0 && summary.watermark.is_some(), "{summary:?}");
+    let next: PollJob = serde_json::from_str(&queued.messages()[0]).unwrap();
+    let (end, rest) = w.poller.run_job(&next, &integrations, &cache, &schedule, &queued, deadline(), deadline()).await;
+    assert_eq!(end, JobEnd::Done, "{rest:?}");
+    let got = w.delivered();
+    let distinct: std::collections::BTreeSet<_> = got.iter().collect();
+    assert_eq!(distinct.len(), got.len(), "the continuation reads on from the committed span");
+    assert_eq!(got.len(), summary.delivered + rest.unwrap().delivered);
+
     schedule.set(&key("gone"), start).await.unwrap();
-    let (end, summary) = w.poller.run_job(&PollJob::new(&key("gone"), start), &integrations, &cache, &schedule, &jobs, deadline()).await;
+    let (end, summary) =
+        w.poller.run_job(&PollJob::new(&key("gone"), start), &integrations, &cache, &schedule, &jobs, deadline(), deadline()).await;
     assert!(matches!(end, JobEnd::Dropped(_)) && summary.is_none(), "{end:?}");
     assert_eq!(schedule.when(&key("gone")), None, "its schedule entry is removed");
 }

@@ -83,6 +83,8 @@ pub(crate) enum Due {
 /// The skip reasons a poll job acts on.
 pub(crate) const LEASE_HELD: &str = "another run holds the lease";
 pub(crate) const RAN_SINCE_ENQUEUED: &str = "a run started after this job was enqueued";
+/// A job's time slice ended after a committed span; its continuation goes on from there.
+pub const SLICE_ENDED: &str = "the time slice ended after a committed span";
 
 /// How one integration's run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -191,7 +193,7 @@ impl<P: PollPorts> Poller<P> {
     /// One integration if its poll interval has passed since its last run: lease, read,
     /// deliver, commit, release. Never panics; errors end up in the summary.
     pub async fn poll_one(&self, integration: &Integration, source: Source, deadline: Instant) -> RunSummary {
-        self.poll(integration, source, deadline, Due::AfterInterval).await
+        self.poll(integration, source, deadline, Due::AfterInterval, None).await
     }
 
     /// One run of a backfill of `[from, to)` on its own cursor and lease (the live cursor is
@@ -204,16 +206,35 @@ impl<P: PollPorts> Poller<P> {
         from: GraphTime,
         to: GraphTime,
         deadline: Instant,
+        slice_end: Instant,
     ) -> RunSummary {
-        self.poll_key(integration, CursorKey::backfill(integration.id.clone(), source, from, to), deadline, Due::Now).await
+        let key = CursorKey::backfill(integration.id.clone(), source, from, to);
+        self.poll_key(integration, key, deadline, Due::Now, Some(slice_end)).await
     }
 
-    pub(crate) async fn poll(&self, integration: &Integration, source: Source, deadline: Instant, when: Due) -> RunSummary {
-        self.poll_key(integration, CursorKey::live(integration.id.clone(), source), deadline, when).await
+    /// `deadline` ends reading whatever it is doing (the Lambda's end, less the safety margin);
+    /// after `slice_end` no new span starts, but one under way is finished and committed, so a
+    /// slice shorter than a span under throttling still makes progress.
+    pub(crate) async fn poll(
+        &self,
+        integration: &Integration,
+        source: Source,
+        deadline: Instant,
+        when: Due,
+        slice_end: Option<Instant>,
+    ) -> RunSummary {
+        self.poll_key(integration, CursorKey::live(integration.id.clone(), source), deadline, when, slice_end).await
     }
 
     #[tracing::instrument(skip_all, fields(integration = %integration.id, source = %key.source))]
-    async fn poll_key(&self, integration: &Integration, key: CursorKey, deadline: Instant, when: Due) -> RunSummary {
+    async fn poll_key(
+        &self,
+        integration: &Integration,
+        key: CursorKey,
+        deadline: Instant,
+        when: Due,
+        slice_end: Option<Instant>,
+    ) -> RunSummary {
         let source = key.source;
         let mut summary = RunSummary::new(integration, source);
         let now = self.clock.now();
@@ -236,7 +257,11 @@ impl<P: PollPorts> Poller<P> {
             Due::NotRunSince(enqueued) => leased.last_run.is_none_or(|last| last < enqueued),
             Due::Now => true,
         };
-        let result = if due { self.run(integration, source, &key, leased, now, deadline, &mut summary).await } else { Ok(RunEnd::NotDue) };
+        let result = if due {
+            self.run(integration, source, &key, leased, now, (deadline, slice_end), &mut summary).await
+        } else {
+            Ok(RunEnd::NotDue)
+        };
         // A run that did not happen leaves the last run as it was.
         let ran = !matches!(result, Ok(RunEnd::NotDue));
         match result {
@@ -277,7 +302,7 @@ impl<P: PollPorts> Poller<P> {
         key: &CursorKey,
         leased: crate::ports::Leased,
         now: GraphTime,
-        deadline: Instant,
+        (deadline, slice_end): (Instant, Option<Instant>),
         summary: &mut RunSummary,
     ) -> Result<RunEnd, Error> {
         let mut cursor = leased.cursor;
@@ -437,6 +462,9 @@ impl<P: PollPorts> Poller<P> {
             tracing::debug!(items = fresh.len(), delivered = d.messages, watermark = ?cursor.watermark, "span committed");
             if span.to >= win.to {
                 return Ok(RunEnd::Done);
+            }
+            if slice_end.is_some_and(|end| Instant::now() >= end) {
+                return Ok(RunEnd::Stopped(SLICE_ENDED.into()));
             }
             let next_to = next_span_end(span, received, win.to, target, granularity);
             span = Window { from: span.to, to: next_to };

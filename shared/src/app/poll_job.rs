@@ -33,6 +33,7 @@ impl<P: PollPorts> Poller<P> {
         schedule: &D,
         jobs: &J,
         deadline: Instant,
+        slice_end: Instant,
     ) -> (JobEnd, Option<RunSummary>) {
         let key = job.key();
         let integration = match cache.lookup(integrations, &[job.integration_id.as_str()]).await {
@@ -47,7 +48,7 @@ impl<P: PollPorts> Poller<P> {
             return (JobEnd::Dropped(why), None);
         };
         let started = self.clock.now();
-        let summary = self.poll(&integration, job.source, deadline, Due::NotRunSince(job.enqueued_at)).await;
+        let summary = self.poll(&integration, job.source, deadline, Due::NotRunSince(job.enqueued_at), Some(slice_end)).await;
         let next = started.plus(integration.poll_interval);
         let end = match &summary.outcome {
             Outcome::Completed => schedule.set(&key, next).await.map(|()| JobEnd::Done),

@@ -142,10 +142,9 @@ impl<P: JobPorts> PollerApp<P> {
         };
         report.integration_id = Some(job.integration_id.clone());
         report.source = Some(job.source);
-        // The slice bounds reading; the safety margin still applies to the invocation's end.
-        let slice_end = Instant::now() + self.slice + self.poller.settings.safety_margin;
-        let (end, run) =
-            self.poller.run_job(&job, &self.integrations, &self.cache, &self.schedule, &self.jobs, deadline.min(slice_end)).await;
+        // After the slice no new span starts; only the invocation's deadline cuts a read short.
+        let slice_end = Instant::now() + self.slice;
+        let (end, run) = self.poller.run_job(&job, &self.integrations, &self.cache, &self.schedule, &self.jobs, deadline, slice_end).await;
         report.run = run;
         (report.end, report.reason) = match end {
             JobEnd::Done => ("done", None),
