@@ -58,6 +58,8 @@ impl DynamoIntegrations {
     }
 }
 
+type ScanKey = std::collections::HashMap<String, AttributeValue>;
+
 /// Where a listing page stopped: the scan's last key, as text an operator can pass back.
 fn page_token(key: &std::collections::HashMap<String, AttributeValue>) -> Option<String> {
     let part = |k: &str| key.get(k).and_then(|v| v.as_s().ok()).cloned();
@@ -73,6 +75,32 @@ fn start_key(token: &str) -> Result<std::collections::HashMap<String, AttributeV
 }
 
 impl DynamoIntegrations {
+    /// One scan page of integration records (at most `limit` items read) and where it stopped
+    /// (None: the table's end). An unreadable record is logged and skipped, never stops the others.
+    async fn scan_page(
+        &self,
+        start: Option<ScanKey>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<IntegrationRecord>, Option<ScanKey>), CursorError> {
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :c")
+            .expression_attribute_values(":c", AttributeValue::S(CONFIG_SK.into()))
+            .set_limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        let records = page
+            .items()
+            .iter()
+            .filter_map(|item| record(item).map_err(|problem| tracing::error!(%problem, "integration record skipped")).ok())
+            .collect();
+        Ok((records, page.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
     /// Up to `limit` records from where `token` stopped, and the token of the next page (None:
     /// the last). An operator's listing (a Scan, paged, in DynamoDB's order); the functions
     /// never list.
@@ -82,24 +110,9 @@ impl DynamoIntegrations {
         for _ in 0..MAX_PAGES * 10 {
             // Limit counts the items read, so a page never holds more records than are wanted.
             let want = i32::try_from(limit.saturating_sub(out.len())).unwrap_or(i32::MAX).max(1);
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :c")
-                .expression_attribute_values(":c", AttributeValue::S(CONFIG_SK.into()))
-                .limit(want)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_err(&e))?;
-            for item in page.items() {
-                match record(item) {
-                    Ok(r) => out.push(r),
-                    Err(problem) => tracing::error!(%problem, "integration record skipped"),
-                }
-            }
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            let (records, last) = self.scan_page(start, Some(want)).await?;
+            out.extend(records);
+            start = last;
             match &start {
                 None => return Ok((out, None)),
                 Some(k) if out.len() >= limit => return Ok((out, page_token(k))),
@@ -129,26 +142,11 @@ impl IntegrationStore for DynamoIntegrations {
         let mut out = Vec::new();
         let mut start = None;
         for _ in 0..MAX_PAGES {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :c")
-                .expression_attribute_values(":c", AttributeValue::S(CONFIG_SK.into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_err(&e))?;
-            for item in page.items() {
-                match record(item) {
-                    Ok(r) => out.push(r),
-                    // One unreadable record never stops the others.
-                    Err(problem) => tracing::error!(%problem, "integration record skipped"),
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => {
+            let (records, last) = self.scan_page(start, None).await?;
+            out.extend(records);
+            match last {
+                Some(k) => start = Some(k),
+                None => {
                     out.sort_by(|a, b| a.doc.id.cmp(&b.doc.id));
                     return Ok(out);
                 }
