@@ -10,12 +10,20 @@
 //! `cargo run --release --bin poll-bench [-- --sizes 1000,10000,100000]`
 //! `cargo run --release --bin poll-bench -- --init target/release/poller target/release/processor`
 //! `cargo run --release --bin poll-bench -- --budget` (moto running): per-tenant request budgets.
+//! `cargo run --release --bin poll-bench -- --e2e [--sizes 20000,100000]` (moto running): whole
+//! processes on a deployment's path beside the Python peer (`infra/scripts/bench.sh` does all).
 
 mod budget;
 mod child;
 mod cpu;
+mod e2e;
 mod init;
+mod measure;
 mod scenario;
+#[path = "../soak/sim_process.rs"]
+mod sim_process;
+#[path = "../soak/sqs.rs"]
+mod sqs;
 
 use std::process::{Command, ExitCode};
 
@@ -27,6 +35,9 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         return child::run(&args[1..]).await;
+    }
+    if args.first().map(String::as_str) == Some("--measure") {
+        return measure::run(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("--budget") {
         return match budget::run().await {
@@ -58,8 +69,21 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        None if args.iter().any(|a| a == "--e2e") => vec![20_000, 100_000],
         None => vec![1_000, 10_000, 100_000],
     };
+    if args.iter().any(|a| a == "--e2e") {
+        return match e2e::run(&sizes).await {
+            Ok(rows) => {
+                e2e::print(&rows);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("poll-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&sizes).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tenant_sim::data::kinds::{AlertKind, DEFAULT_MIX};
 use tenant_sim::{Scenario, Simulator};
 
-pub async fn start(n: usize) -> Result<(Simulator, PathBuf), String> {
+pub fn scenario(n: usize) -> Scenario {
     let mut s = Scenario::default();
     let plan = &mut s.tenants[0].alerts;
     plan.count = n;
@@ -19,7 +19,11 @@ pub async fn start(n: usize) -> Result<(Simulator, PathBuf), String> {
     // run measure those few giants rather than the path.
     plan.big_evidence_fraction = 0.0;
     plan.mix = DEFAULT_MIX.iter().filter(|(k, _)| *k != AlertKind::MdoCampaign).copied().collect();
-    let sim = Simulator::start(s).await.map_err(|e| e.to_string())?;
+    s
+}
+
+pub async fn start(n: usize) -> Result<(Simulator, PathBuf), String> {
+    let sim = Simulator::start(scenario(n)).await.map_err(|e| e.to_string())?;
     let ca = std::env::temp_dir().join(format!("poll-bench-ca-{}.pem", std::process::id()));
     sim.write_ca(&ca).map_err(|e| e.to_string())?;
     Ok((sim, ca))

@@ -12,6 +12,7 @@
 
 mod drive;
 mod lambda;
+mod sim_process;
 mod sqs;
 mod verdict;
 mod world;

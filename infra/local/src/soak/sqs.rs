@@ -47,6 +47,12 @@ struct Queue {
     redrive: Option<(String, u32)>,
     /// By send order: receives favour older messages, as a standard queue roughly does.
     messages: BTreeMap<u64, Message>,
+    /// A sink checks and counts what is sent but keeps nothing (a benchmark's intake queue of
+    /// 100k alerts would otherwise hold half a gigabyte).
+    sink: bool,
+    /// Messages accepted and their body bytes, since the queue was created.
+    accepted: u64,
+    accepted_bytes: u64,
 }
 
 pub struct Sqs {
@@ -87,9 +93,32 @@ impl Sqs {
 
     /// Creates a queue; returns its URL.
     pub fn create(&self, name: &str, visibility: Duration, redrive: Option<(&str, u32)>) -> String {
-        let q = Queue { visibility, redrive: redrive.map(|(d, n)| (d.to_owned(), n)), messages: BTreeMap::new() };
+        let q = Queue {
+            visibility,
+            redrive: redrive.map(|(d, n)| (d.to_owned(), n)),
+            messages: BTreeMap::new(),
+            sink: false,
+            accepted: 0,
+            accepted_bytes: 0,
+        };
         self.lock().insert(name.to_owned(), q);
         format!("{}/{ACCOUNT}/{name}", self.base)
+    }
+
+    /// Creates a queue that answers sends as SQS does but keeps no message; returns its URL.
+    #[allow(dead_code, reason = "poll-bench's sink; the soak and scale read their queues")]
+    pub fn create_sink(&self, name: &str) -> String {
+        let url = self.create(name, Duration::from_secs(30), None);
+        if let Some(q) = self.lock().get_mut(name) {
+            q.sink = true;
+        }
+        url
+    }
+
+    /// Messages a queue accepted since it was created, and their body bytes.
+    #[allow(dead_code, reason = "poll-bench's sink; the soak and scale read their queues")]
+    pub fn accepted(&self, name: &str) -> (u64, u64) {
+        self.lock().get(name).map_or((0, 0), |q| (q.accepted, q.accepted_bytes))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Queue>> {
@@ -131,6 +160,12 @@ impl Sqs {
             }
             let n = self.seq.fetch_add(1, Ordering::Relaxed);
             let message_id = format!("{:08x}-0000-4000-8000-{n:012x}", std::process::id());
+            q.accepted += 1;
+            q.accepted_bytes += body.len() as u64;
+            ok.push(json!({"Id": id, "MessageId": message_id, "MD5OfMessageBody": md5_hex(body.as_bytes())}));
+            if q.sink {
+                continue;
+            }
             q.messages.insert(
                 n,
                 Message {
@@ -143,7 +178,6 @@ impl Sqs {
                     receipt: None,
                 },
             );
-            ok.push(json!({"Id": id, "MessageId": message_id}));
         }
         drop(queues);
         self.arrived.notify_waiters();
@@ -245,6 +279,17 @@ impl Sqs {
         json!({"Successful": ok, "Failed": []}).to_string().into_response()
     }
 
+    /// DeleteMessage: as one entry of a batch (an unknown or stale receipt deletes nothing).
+    fn delete_one(&self, input: &Value) -> Response {
+        let Some(url) = input["QueueUrl"].as_str() else { return error("QueueDoesNotExist", "no QueueUrl") };
+        let batch = json!({"QueueUrl": url, "Entries": [{"Id": "0", "ReceiptHandle": input["ReceiptHandle"]}]});
+        let r = self.delete_batch(&batch);
+        if r.status() != StatusCode::OK {
+            return r;
+        }
+        "{}".into_response()
+    }
+
     fn attributes(&self, input: &Value) -> Response {
         let Some(name) = queue_name(input) else { return error("QueueDoesNotExist", "no QueueUrl") };
         let queues = self.lock();
@@ -261,6 +306,12 @@ impl Sqs {
     }
 }
 
+/// SQS answers each accepted message with the MD5 of its body (hex), which SDKs may verify.
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn queue_name(input: &Value) -> Option<String> {
     input["QueueUrl"].as_str().and_then(|u| u.rsplit('/').next()).map(str::to_owned)
 }
@@ -272,6 +323,7 @@ async fn dispatch(State(sqs): State<Arc<Sqs>>, headers: HeaderMap, body: Bytes) 
         "AmazonSQS.SendMessageBatch" => sqs.send_batch(&input),
         "AmazonSQS.ReceiveMessage" => sqs.receive(&input).await,
         "AmazonSQS.DeleteMessageBatch" => sqs.delete_batch(&input),
+        "AmazonSQS.DeleteMessage" => sqs.delete_one(&input),
         "AmazonSQS.GetQueueAttributes" => sqs.attributes(&input),
         other => error("UnsupportedOperation", &format!("the soak's SQS does not serve {other}")),
     }
