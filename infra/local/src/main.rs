@@ -22,7 +22,8 @@ pub enum Failure {
     Run(String),
 }
 
-#[tokio::main]
+// One thread, as in the functions whose code the commands run (functions/*/src/main.rs say why).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOG").unwrap_or_else(|_| "warn".into()))

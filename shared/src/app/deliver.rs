@@ -67,15 +67,14 @@ pub async fn deliver(
     for (index, item) in items.iter().enumerate() {
         let body = envelope_body(item, ctx, artifacts, s, &mut out).await?;
         if !batch.is_empty() && (batch.len() == MAX_BATCH_ENTRIES || batch_bytes + body.len() > s.max_batch_bytes) {
-            flush(items, &batch, ctx, queue, artifacts, s, &mut out).await?;
-            batch.clear();
+            flush(items, std::mem::take(&mut batch), ctx, queue, artifacts, s, &mut out).await?;
             batch_bytes = 0;
         }
         batch_bytes += body.len();
         batch.push((index, body));
     }
     if !batch.is_empty() {
-        flush(items, &batch, ctx, queue, artifacts, s, &mut out).await?;
+        flush(items, batch, ctx, queue, artifacts, s, &mut out).await?;
     }
     Ok(out)
 }
@@ -83,22 +82,23 @@ pub async fn deliver(
 /// Sends one batch; what the queue refuses for good is quarantined, with the queue's reason.
 async fn flush(
     items: &[Item],
-    batch: &[(usize, String)],
+    batch: Vec<(usize, String)>,
     ctx: &Context<'_>,
     queue: &impl AlertQueue,
     artifacts: &impl ArtifactStore,
     s: &DeliverySettings,
     out: &mut Delivered,
 ) -> Result<(), Error> {
-    let bodies: Vec<String> = batch.iter().map(|(_, b)| b.clone()).collect();
-    let refused = send_confirmed(queue, &bodies, s).await?;
+    let size = batch.len();
+    let (indices, bodies): (Vec<usize>, Vec<String>) = batch.into_iter().unzip();
+    let refused = send_confirmed(queue, bodies, s).await?;
     for (position, reason) in &refused {
-        if let Some((index, _)) = batch.get(*position) {
+        if let Some(index) = indices.get(*position) {
             quarantine(artifacts, ctx, items[*index].raw.get(), &format!("the intake queue refused it: {reason}")).await?;
         }
     }
     out.batches += 1;
-    out.messages += batch.len() - refused.len();
+    out.messages += size - refused.len();
     out.quarantined += refused.len();
     Ok(())
 }
@@ -170,8 +170,8 @@ async fn envelope_body(
 
 /// Sends `batch` until every entry is accepted or refused for good (returned, by position,
 /// with the queue's reason); retryable failures are retried within the attempts.
-async fn send_confirmed(queue: &impl AlertQueue, batch: &[String], s: &DeliverySettings) -> Result<Vec<(usize, String)>, Error> {
-    let mut pending: Vec<QueueEntry> = batch.iter().enumerate().map(|(i, b)| QueueEntry { id: i.to_string(), body: b.clone() }).collect();
+async fn send_confirmed(queue: &impl AlertQueue, batch: Vec<String>, s: &DeliverySettings) -> Result<Vec<(usize, String)>, Error> {
+    let mut pending: Vec<QueueEntry> = batch.into_iter().enumerate().map(|(i, body)| QueueEntry { id: i.to_string(), body }).collect();
     let total = pending.len();
     let mut refused = Vec::new();
     let mut attempt = 1;

@@ -57,7 +57,13 @@ impl Item {
 
     fn from_raw_with(raw: &RawValue, head: Head) -> Result<Item, HeadError> {
         let text = raw.get();
-        let raw = if text.contains(['\n', '\r']) { RawValue::from_string(text.replace(['\n', '\r'], " "))? } else { raw.to_owned() };
+        // memchr: `str::contains` with a char set walks the object char by char (7 % of the
+        // poll process's CPU at 4 KB an alert).
+        let raw = if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+            RawValue::from_string(text.replace(['\n', '\r'], " "))?
+        } else {
+            raw.to_owned()
+        };
         Ok(Item { head, raw })
     }
 

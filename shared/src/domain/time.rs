@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const TICKS_PER_SEC: i64 = 10_000_000;
@@ -87,7 +87,10 @@ impl GraphTime {
         if frac.len() > 7 || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err());
         }
-        let naive = NaiveDateTime::parse_from_str(main, "%Y-%m-%dT%H:%M:%S").map_err(|_| err())?;
+        let naive = match fixed_width(main) {
+            Some(t) => t,
+            None => NaiveDateTime::parse_from_str(main, "%Y-%m-%dT%H:%M:%S").map_err(|_| err())?,
+        };
         let mut frac_ticks = 0i64;
         for (i, b) in frac.bytes().enumerate() {
             frac_ticks += i64::from(b - b'0') * 10i64.pow(6 - i as u32);
@@ -103,6 +106,20 @@ impl GraphTime {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS`, the form every Graph instant has, without a strftime parser (it was
+/// on the hot path: one parse per alert). Anything else is left to `parse_from_str`.
+fn fixed_width(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(n(0..4)? as i32, n(5..7)?, n(8..10)?)?;
+    date.and_hms_opt(n(11..13)?, n(14..16)?, n(17..19)?)
+}
+
 fn duration_ticks(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos() / 100).unwrap_or(i64::MAX)
 }
@@ -113,7 +130,10 @@ impl fmt::Display for GraphTime {
         let secs = self.0.div_euclid(TICKS_PER_SEC);
         let frac = self.0.rem_euclid(TICKS_PER_SEC);
         match DateTime::from_timestamp(secs, 0) {
-            Some(d) => write!(f, "{}.{frac:07}Z", d.format("%Y-%m-%dT%H:%M:%S")),
+            // Fields, not `format("%Y-...")`: a strftime string is parsed on every call.
+            Some(d) => {
+                write!(f, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{frac:07}Z", d.year(), d.month(), d.day(), d.hour(), d.minute(), d.second())
+            }
             None => write!(f, "invalid-instant({})", self.0),
         }
     }
@@ -167,6 +187,18 @@ mod tests {
         ] {
             assert!(GraphTime::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_fixed_width_parse_agrees_with_strftime() {
+        for s in ["2021-04-27T12:19:27", "0001-01-01T00:00:00", "9999-12-31T23:59:59", "2024-02-29T00:00:00"] {
+            assert_eq!(fixed_width(s), NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok(), "{s}");
+        }
+        for s in ["2023-02-29T00:00:00", "2021-13-01T00:00:00", "2021-04-27T24:00:00", "2021-04-27T12:19:2x", "2021-04-27 12:19:27"] {
+            assert_eq!(fixed_width(s), None, "{s}");
+            assert!(GraphTime::parse(&format!("{s}Z")).is_err(), "{s}");
+        }
+        assert_eq!(GraphTime::parse("0001-01-01T00:00:00Z").map(|t| t.to_string()), Ok("0001-01-01T00:00:00.0000000Z".into()));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Usage {
 
 pub struct Row {
     pub alerts: usize,
+    /// Intake message bytes per alert (the Rust poller's; the peer's are within a few percent).
+    pub message_bytes: f64,
     pub rust: Usage,
     pub python: Usage,
 }
@@ -157,8 +159,13 @@ async fn measure_pair(p: &Pair<'_>) -> Result<Row, String> {
         ));
     }
     let m365 = p.m365.display().to_string();
-    let rust = measured(p.dir, "rust", &[&m365, "poll", "--source", "defender_alerts"], &env).await?;
-    let (delivered, _) = p.sqs.accepted(&intake_name);
+    // A profiler in front of the Rust run, e.g. POLL_BENCH_PROFILER="perf record -g -o perf.data --"
+    // (its own overhead is then in the figures).
+    let profiler = std::env::var("POLL_BENCH_PROFILER").unwrap_or_default();
+    let mut cmd: Vec<&str> = profiler.split_whitespace().collect();
+    cmd.extend([m365.as_str(), "poll", "--source", "defender_alerts"]);
+    let rust = measured(p.dir, "rust", &cmd, &env).await?;
+    let (delivered, message_bytes) = p.sqs.accepted(&intake_name);
     check_delivered("m365-ingest poll", delivered, p.n, &rust.1)?;
 
     let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/src/bench/python_peer.py");
@@ -176,7 +183,7 @@ async fn measure_pair(p: &Pair<'_>) -> Result<Row, String> {
     let python = measured(p.dir, "python", &[&py, peer], &peer_env).await?;
     let (delivered, _) = p.sqs.accepted(&peer_name);
     check_delivered("the Python peer", delivered, p.n, &python.1)?;
-    Ok(Row { alerts: p.n, rust: rust.0, python: python.0 })
+    Ok(Row { alerts: p.n, message_bytes: message_bytes as f64 / p.n as f64, rust: rust.0, python: python.0 })
 }
 
 /// Runs one command under `--measure`; returns what the kernel counted and what it printed.
@@ -213,15 +220,16 @@ fn check_delivered(who: &str, delivered: u64, n: usize, printed: &str) -> Result
 pub fn print(rows: &[Row]) {
     println!("whole processes on a deployment's path: `m365-ingest poll` (AWS SDK; SQS stand-in, moto) vs the Python peer (MSAL + requests + boto3)");
     println!(
-        "{:>8} {:>13} {:>9} {:>10} {:>13} {:>9} {:>10} {:>11}",
-        "alerts", "Rust µs/alert", "of it sys", "Rust RSS", "Py µs/alert", "of it sys", "Py RSS", "Py / Rust"
+        "{:>8} {:>9} {:>13} {:>9} {:>10} {:>13} {:>9} {:>10} {:>11}",
+        "alerts", "B/message", "Rust µs/alert", "of it sys", "Rust RSS", "Py µs/alert", "of it sys", "Py RSS", "Py / Rust"
     );
     for r in rows {
         let per = |u: &Usage| u.cpu_secs * 1e6 / r.alerts as f64;
         let sys = |u: &Usage| u.sys_secs * 1e6 / r.alerts as f64;
         println!(
-            "{:>8} {:>13.1} {:>9.1} {:>6.1} MiB {:>13.1} {:>9.1} {:>6.1} MiB {:>10.1}×",
+            "{:>8} {:>9.0} {:>13.1} {:>9.1} {:>6.1} MiB {:>13.1} {:>9.1} {:>6.1} MiB {:>10.1}×",
             r.alerts,
+            r.message_bytes,
             per(&r.rust),
             sys(&r.rust),
             r.rust.peak_rss_mib,
