@@ -43,6 +43,10 @@ fi
 echo "== soak (a short run on the moto above: README 'Reliability' has the long one)"
 SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
 
+echo "== poll-bench --e2e (a small run: the harness works; README 'Cost per alert' has the figures)"
+cargo build -q --bin poll-bench --bin m365-ingest --bin tenant-sim
+BENCH_PYTHON="$root/.venv/bin/python" "${CARGO_TARGET_DIR:-target}/debug/poll-bench" --e2e --sizes 1000
+
 echo "== fuzz (a short run: 3 s per decoder; README 'Fuzzing' has the long one)"
 cargo run -q --bin fuzz -- --seconds 3
 

@@ -123,8 +123,13 @@ struct Outgoing<'a> {
 
 impl Outgoing<'_> {
     fn to_json(&self) -> String {
-        // Plain strings and a RawValue cannot fail to serialise.
-        serde_json::to_string(self).unwrap_or_default()
+        // Sized up front: grown from serde_json's default, the object was copied six times.
+        let mut out = Vec::with_capacity(self.object.map_or(0, |o| o.get().len()) + 512);
+        // Plain strings and a RawValue cannot fail to serialise, and serde_json writes UTF-8.
+        if serde_json::to_writer(&mut out, self).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
