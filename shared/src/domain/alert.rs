@@ -7,10 +7,10 @@ use serde_json::value::RawValue;
 use super::time::GraphTime;
 
 /// The fields of an alert or incident that paging and the cursor need.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub id: String,
-    #[serde(rename = "lastUpdateDateTime")]
+    /// `lastUpdateDateTime`.
     pub version: GraphTime,
 }
 
@@ -71,8 +71,88 @@ impl Item {
     /// line break can only be whitespace (inside strings it is escaped), and one message per
     /// line is what NDJSON outputs and line-oriented consumers need.
     pub fn from_raw(raw: &RawValue) -> Result<Item, HeadError> {
-        let head: Head = serde_json::from_str(raw.get())?;
+        let head = Head::decode(raw.get())?;
         Item::from_raw_with(raw, head)
+    }
+}
+
+impl Head {
+    /// Reads the object's members until it has both `id` and `lastUpdateDateTime`, in whatever
+    /// order they come (none is documented), and skips the rest: the evidence that follows them
+    /// in Graph's answers is most of an alert's bytes, and the page decode has already proven
+    /// the whole object well-formed. Decoding the whole object instead was a second full pass
+    /// over every page.
+    fn decode(object: &str) -> Result<Head, serde_json::Error> {
+        use serde::de::{Deserializer as _, Error as _};
+        let mut head = None;
+        let mut de = serde_json::Deserializer::from_str(object);
+        let read = de.deserialize_map(HeadVisitor(&mut head));
+        match (head, read) {
+            // Stopping early leaves members unread, which serde_json reports once the visitor
+            // returns; the head was found by then.
+            (Some(head), _) => Ok(head),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Err(serde_json::Error::custom("no head was read")),
+        }
+    }
+}
+
+/// The members the head needs; every other key is skipped unread.
+enum HeadKey {
+    Id,
+    Version,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for HeadKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = HeadKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<HeadKey, E> {
+                Ok(match key {
+                    "id" => HeadKey::Id,
+                    "lastUpdateDateTime" => HeadKey::Version,
+                    _ => HeadKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct HeadVisitor<'a>(&'a mut Option<Head>);
+
+impl<'de> serde::de::Visitor<'de> for HeadVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with id and lastUpdateDateTime")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::Error;
+        let (mut id, mut version) = (None, None);
+        while let Some(key) = map.next_key::<HeadKey>()? {
+            match key {
+                HeadKey::Id if id.is_some() => return Err(A::Error::duplicate_field("id")),
+                HeadKey::Id => id = Some(map.next_value::<String>()?),
+                HeadKey::Version if version.is_some() => return Err(A::Error::duplicate_field("lastUpdateDateTime")),
+                HeadKey::Version => version = Some(map.next_value::<GraphTime>()?),
+                HeadKey::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            if let (Some(_), Some(_)) = (&id, &version) {
+                *self.0 = id.take().zip(version.take()).map(|(id, version)| Head { id, version });
+                return Ok(());
+            }
+        }
+        Err(match id {
+            None => A::Error::missing_field("id"),
+            Some(_) => A::Error::missing_field("lastUpdateDateTime"),
+        })
     }
 }
 
@@ -101,6 +181,31 @@ mod tests {
         assert!(!item.raw.get().contains('\n'));
         let v: serde_json::Value = serde_json::from_str(item.raw.get()).unwrap_or_default();
         assert_eq!(v["title"], "x\ny", "escaped line breaks inside strings are kept");
+    }
+
+    #[test]
+    fn the_head_is_found_in_any_member_order_and_with_escapes() {
+        let version = GraphTime::parse("2021-05-02T14:19:01.3266667Z").unwrap_or_default();
+        for object in [
+            r#"{"lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z","evidence":[{"id":"no"}],"id":"da1"}"#,
+            r#"{"id":"da1","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z","evidence":[{"id":"no"}],"x":{"lastUpdateDateTime":1}}"#,
+            r#"{"nested":{"id":"no","lastUpdateDateTime":"2020-01-01T00:00:00Z"},"id":"da1","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z"}"#,
+        ] {
+            assert_eq!(Head::decode(object).ok(), Some(Head { id: "da1".into(), version }), "{object}");
+        }
+    }
+
+    #[test]
+    fn a_head_that_is_repeated_or_not_a_string_is_refused() {
+        for object in [
+            r#"{"id":"a","id":"b","lastUpdateDateTime":"2021-05-02T14:19:01Z"}"#,
+            r#"{"lastUpdateDateTime":"2021-05-02T14:19:01Z","lastUpdateDateTime":"2021-05-02T14:19:02Z","id":"a"}"#,
+            r#"{"id":7,"lastUpdateDateTime":"2021-05-02T14:19:01Z"}"#,
+            r#"{"id":"a","lastUpdateDateTime":"yesterday"}"#,
+            r#"["id","a"]"#,
+        ] {
+            assert!(Head::decode(object).is_err(), "{object}");
+        }
     }
 
     #[test]
