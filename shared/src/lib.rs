@@ -11,6 +11,7 @@ pub mod error;
 pub mod lambda;
 pub mod ports;
 pub mod secret;
+pub mod sources;
 
 pub use domain::source::Source;
 pub use domain::time::GraphTime;

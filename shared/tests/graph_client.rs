@@ -9,6 +9,7 @@ use std::time::Duration;
 use m365_ingest::adapters::graph::{Audience, HttpGraphApi, HttpSettings, RetryPolicy};
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::{GraphApi, PageRequest};
+use m365_ingest::sources::{spec, SpanQuery, GRAPH_SECURITY_HEAD};
 use m365_ingest::{GraphTime, Source};
 use support::*;
 use tenant_sim::{FaultKind, FaultSpec, Scenario, Simulator};
@@ -33,14 +34,12 @@ async fn client(timeout: Duration) -> (Simulator, HttpGraphApi) {
 
 fn query() -> PageRequest {
     let to = GraphTime::parse(START).unwrap();
-    PageRequest::Query {
-        source: Source::DefenderAlerts,
-        from: to.minus(Duration::from_secs(86_400)),
-        to,
-        top: 10,
-        skip: 0,
-        expand_alerts: false,
-    }
+    alerts_query(to.minus(Duration::from_secs(86_400)), to, 10)
+}
+
+/// The request the Defender alerts source makes for `[from, to)`.
+fn alerts_query(from: GraphTime, to: GraphTime, top: usize) -> PageRequest {
+    spec(Source::DefenderAlerts).request(&SpanQuery { from, to, top, skip: 0, expand: false, portal: "" })
 }
 
 #[tokio::test]
@@ -57,8 +56,8 @@ async fn sends_the_window_filter_order_and_prefer_header() {
     assert_eq!(r.query_value("$top"), Some("10"));
     assert_eq!(r.query_value("$skip"), None);
     // With the Prefer header, newer enum members arrive as themselves.
-    let PageRequest::Query { source, from, to, skip, expand_alerts, .. } = query() else { unreachable!() };
-    let all = api.page(&secret_creds(), &PageRequest::Query { source, from, to, top: 1000, skip, expand_alerts }).await.unwrap();
+    let to = GraphTime::parse(START).unwrap();
+    let all = api.page(&secret_creds(), &alerts_query(to.minus(Duration::from_secs(86_400)), to, 1000)).await.unwrap();
     assert!(!all.items.iter().any(|i| i.raw.get().contains("\"serviceSource\":\"unknownFutureValue\"")));
 }
 
@@ -103,7 +102,7 @@ async fn throttling_gives_up_within_its_bounds() {
 #[tokio::test]
 async fn client_errors_are_not_retried() {
     let (sim, api) = client(Duration::from_secs(30)).await;
-    let bad = PageRequest::Link(format!("{}/v1.0/security/alerts_v2?$skip=501", sim.base_url()));
+    let bad = PageRequest::Link { url: format!("{}/v1.0/security/alerts_v2?$skip=501", sim.base_url()), head: GRAPH_SECURITY_HEAD };
     let e = api.page(&secret_creds(), &bad).await.unwrap_err();
     assert!(matches!(&e, GraphError::Http { status: 400, code, .. } if code == "BadRequest"), "{e:?}");
     assert!(!e.is_retryable());
@@ -140,7 +139,7 @@ async fn a_link_to_another_origin_is_refused_and_gets_no_token() {
         "not a url".to_owned(),
     ];
     for link in hostile {
-        let e = api.page(&secret_creds(), &PageRequest::Link(link.clone())).await.unwrap_err();
+        let e = api.page(&secret_creds(), &PageRequest::Link { url: link.clone(), head: GRAPH_SECURITY_HEAD }).await.unwrap_err();
         assert!(matches!(e, GraphError::Paging(m365_ingest::domain::window::PagingError::ForeignLink { .. })), "{link}: {e:?}");
         assert!(!e.is_retryable());
     }
@@ -148,5 +147,5 @@ async fn a_link_to_another_origin_is_refused_and_gets_no_token() {
     assert!(sim.requests().matching(ALERTS).is_empty());
     // The configured origin is followed.
     let own = format!("{base}/v1.0/security/alerts_v2?$top=5");
-    assert_eq!(api.page(&secret_creds(), &PageRequest::Link(own)).await.unwrap().items.len(), 5);
+    assert_eq!(api.page(&secret_creds(), &PageRequest::Link { url: own, head: GRAPH_SECURITY_HEAD }).await.unwrap().items.len(), 5);
 }

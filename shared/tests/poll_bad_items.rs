@@ -8,14 +8,14 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::client::decode_page;
+use m365_ingest::adapters::graph::collections::decode_page;
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
-use m365_ingest::domain::alert::Item;
+use m365_ingest::domain::alert::{HeadSpec, Item};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::Credentials;
 use m365_ingest::error::{GraphError, QueueError};
-use m365_ingest::ports::{AlertQueue, Clock, FailedEntry, GraphApi, Page, PageRequest, PollWith, QueueEntry, SendReport};
+use m365_ingest::ports::{AlertQueue, Clock, FailedEntry, GraphApi, GraphQuery, Page, PageRequest, PollWith, QueueEntry, SendReport};
 use m365_ingest::{GraphTime, Source};
 use support::*;
 
@@ -28,7 +28,7 @@ struct OnePage {
 
 impl GraphApi for OnePage {
     async fn page(&self, _: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {
-        let PageRequest::Query { from, to, .. } = request else { panic!("{request:?}") };
+        let PageRequest::Graph(GraphQuery { from, to, .. }) = request else { panic!("{request:?}") };
         let matching: Vec<&String> = self
             .items
             .iter()
@@ -45,10 +45,10 @@ impl GraphApi for OnePage {
             matching.len(),
             matching.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
         );
-        decode_page(body.as_bytes())
+        decode_page(body.as_bytes(), m365_ingest::sources::GRAPH_SECURITY_HEAD)
     }
 
-    async fn incident_alerts(&self, _: &Credentials, _: &str) -> Result<Vec<Item>, GraphError> {
+    async fn collection(&self, _: &Credentials, _: &str, _: HeadSpec) -> Result<Vec<Item>, GraphError> {
         Ok(Vec::new())
     }
 }

@@ -12,7 +12,7 @@ use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
 use m365_ingest::app::poll::{Outcome, PollSettings};
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::GraphApi;
-use m365_ingest::ports::PageRequest;
+use m365_ingest::sources::{spec, SpanQuery};
 use m365_ingest::{GraphTime, Source};
 use support::*;
 use tenant_sim::{FaultKind, FaultSpec, Scenario, Simulator};
@@ -71,14 +71,14 @@ async fn the_body_limit_error_names_the_api_and_the_limit() {
     let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
     let api = HttpGraphApi::new(&capped(10_000)(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap();
     let to = GraphTime::parse(START).unwrap();
-    let q = PageRequest::Query {
-        source: Source::DefenderAlerts,
+    let q = spec(Source::DefenderAlerts).request(&SpanQuery {
         from: to.minus(Duration::from_secs(86_400)),
         to,
         top: 100,
         skip: 0,
-        expand_alerts: false,
-    };
+        expand: false,
+        portal: "",
+    });
     let e = api.page(&secret_creds(), &q).await.unwrap_err();
     assert!(matches!(e, GraphError::TooLarge { api: "Graph", limit: 10_000, .. }), "{e:?}");
     assert!(e.to_string().contains("more than 10000 bytes") && e.to_string().contains("fewer items"), "{e}");

@@ -32,7 +32,8 @@ pub async fn run(o: ReplayOptions) -> Result<(), Failure> {
     let mut items = Vec::with_capacity(list.value.len());
     let mut tenant = o.tenant.clone();
     for (n, raw) in list.value.iter().enumerate() {
-        let item = Item::from_raw(raw).map_err(|e| Failure::Usage(format!("{path}: item {n} of `value`: {e}")))?;
+        let item = Item::decode(raw, &m365_ingest::sources::GRAPH_SECURITY_HEAD)
+            .map_err(|e| Failure::Usage(format!("{path}: item {n} of `value`: {e}")))?;
         if tenant.is_none() {
             tenant = serde_json::from_str::<Tenant>(raw.get()).ok().and_then(|t| t.tenant_id);
         }

@@ -269,7 +269,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let raw = format!(r#"{{"id":"a{i}","lastUpdateDateTime":"2026-01-01T00:00:00.0000001Z","pad":"{}"}}"#, "x".repeat(size));
-                Item::from_raw(&RawValue::from_string(raw).unwrap()).unwrap()
+                Item::decode(&RawValue::from_string(raw).unwrap(), &crate::sources::GRAPH_SECURITY_HEAD).unwrap()
             })
             .collect()
     }
@@ -306,7 +306,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // 3,000 bytes of U+FFFF (1,000 characters SQS refuses) become 6,000 bytes of escapes.
         let raw = format!(r#"{{"id":"a","lastUpdateDateTime":"2026-01-01T00:00:00.0000001Z","subject":"{}"}}"#, "\u{FFFF}".repeat(1_000));
-        let item = Item::from_raw(&RawValue::from_string(raw).unwrap()).unwrap();
+        let item = Item::decode(&RawValue::from_string(raw).unwrap(), &crate::sources::GRAPH_SECURITY_HEAD).unwrap();
         let s = DeliverySettings { max_message_bytes: 4_000, ..DeliverySettings::default() };
         let q = MemoryAlertQueue::new();
         let d = deliver(&[item], &ctx(), &q, &DirArtifactStore::new(dir.path().into()), &s).await.unwrap();

@@ -325,33 +325,21 @@ impl<P: PollPorts> Poller<P> {
                 client_id: creds.client_id.clone(),
             }));
         }
-        let incidents = source == Source::DefenderIncidents;
-        let top = match source {
-            Source::DefenderIncidents => self.settings.incident_page_size,
-            Source::CloudApps => self.settings.cloud_apps_page_size,
-            Source::DefenderAlerts => self.settings.alert_page_size,
-        }
-        .max(1);
-        let portal = match (source, &integration.cloud_apps_base) {
-            (Source::CloudApps, None) => {
-                return Err(Error::Config(crate::error::ConfigError::Missing {
-                    name: format!("integration `{}` portal_url", integration.id),
-                    hint: "set portal_url to the Cloud Apps API URL (Defender portal → Settings → Cloud Apps → System → About)".into(),
-                }))
-            }
-            (_, p) => p.clone().unwrap_or_default(),
-        };
-        // The window field's smallest step: Cloud Apps counts milliseconds, Graph 100 ns ticks.
-        let granularity: i64 = if source == Source::CloudApps { 10_000 } else { 1 };
+        let kind = crate::sources::spec(source);
+        kind.ready(integration)?;
+        let top = kind.page_size(&self.settings).max(1);
+        let portal = integration.cloud_apps_base.clone().unwrap_or_default();
+        // The window field's smallest step (Cloud Apps counts milliseconds, Graph 100 ns ticks).
+        let granularity = kind.granularity();
         let mut spec = SpanSpec {
-            source,
+            source: kind,
             portal: &portal,
             top,
-            max_skip: self.settings.max_skip,
+            max_skip: kind.max_skip(&self.settings),
             max_items: top.saturating_mul(self.settings.max_span_pages.max(1)),
             tie_passes: self.settings.tie_passes,
         };
-        let mut expand = incidents;
+        let mut expand = kind.expands();
         // What a span should hold: whole pages, as many as fit in the span's limit with room to
         // spare for estimates that miss (so a span costs ⌈items / top⌉ requests, not one more for
         // a sliver), or one page once the API showed that only a single response can be trusted.
@@ -437,10 +425,12 @@ impl<P: PollPorts> Poller<P> {
             // Fetching alerts and sending end by the commit reserve; a span cut short is not
             // committed and is sent again by the next run (duplicates, never a gap).
             let sending = async {
-                if incidents && !expand {
+                if !expand {
                     for item in &mut fresh {
-                        let alerts = self.graph.incident_alerts(&creds, &item.head.id).await?;
-                        item.raw = with_alerts(&item.raw, &alerts)?;
+                        if let Some(children) = kind.children(item) {
+                            let found = self.graph.collection(&creds, &children.path, children.head).await?;
+                            item.raw = with_member(&item.raw, children.member, &found)?;
+                        }
                     }
                 }
                 deliver(&fresh, &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await
@@ -488,25 +478,26 @@ enum RunEnd {
     NothingToRead,
 }
 
-/// The incident object with an `alerts` array appended, as `$expand=alerts` would give it.
-fn with_alerts(incident: &RawValue, alerts: &[Item]) -> Result<Box<RawValue>, Error> {
-    let body = incident.get().trim_end();
-    let open =
-        body.strip_suffix('}').ok_or_else(|| GraphError::Decode { what: "an incident".into(), detail: "not a JSON object".into() })?;
-    let mut s = String::with_capacity(body.len() + alerts.iter().map(|a| a.raw.get().len() + 1).sum::<usize>() + 16);
+/// The object with its children appended as an array `member`, as `$expand` would give it.
+fn with_member(object: &RawValue, member: &str, children: &[Item]) -> Result<Box<RawValue>, Error> {
+    let body = object.get().trim_end();
+    let open = body.strip_suffix('}').ok_or_else(|| GraphError::Decode { what: "an item".into(), detail: "not a JSON object".into() })?;
+    let mut s = String::with_capacity(body.len() + member.len() + children.iter().map(|a| a.raw.get().len() + 1).sum::<usize>() + 16);
     s.push_str(open.trim_end());
     if !open.trim_end().ends_with('{') {
         s.push(',');
     }
-    s.push_str("\"alerts\":[");
-    for (i, a) in alerts.iter().enumerate() {
+    s.push('"');
+    s.push_str(member);
+    s.push_str("\":[");
+    for (i, a) in children.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
         s.push_str(a.raw.get());
     }
     s.push_str("]}");
-    RawValue::from_string(s).map_err(|e| GraphError::Decode { what: "an incident with its alerts".into(), detail: e.to_string() }.into())
+    RawValue::from_string(s).map_err(|e| GraphError::Decode { what: format!("an item with its {member}"), detail: e.to_string() }.into())
 }
 
 #[cfg(test)]
@@ -518,16 +509,17 @@ mod tests {
         let inc = RawValue::from_string(r#"{"id":"1","lastUpdateDateTime":"2021-01-01T00:00:00Z"}"#.into());
         let a = RawValue::from_string(r#"{"id":"a","lastUpdateDateTime":"2021-01-01T00:00:00Z"}"#.into());
         let (Ok(inc), Ok(a)) = (inc, a) else { panic!("json") };
-        let item = Item::from_raw(&a).map_err(|e| e.to_string());
+        let item = Item::decode(&a, &crate::sources::GRAPH_SECURITY_HEAD).map_err(|e| e.to_string());
         let Ok(item) = item else { panic!("item") };
-        let out = with_alerts(&inc, &[item.clone(), item]).map(|r| r.get().to_owned()).map_err(|e| e.to_string());
+        let out = with_member(&inc, "alerts", &[item.clone(), item]).map(|r| r.get().to_owned()).map_err(|e| e.to_string());
         assert_eq!(
             out.as_deref(),
             Ok(
                 r#"{"id":"1","lastUpdateDateTime":"2021-01-01T00:00:00Z","alerts":[{"id":"a","lastUpdateDateTime":"2021-01-01T00:00:00Z"},{"id":"a","lastUpdateDateTime":"2021-01-01T00:00:00Z"}]}"#
             )
         );
-        let empty = RawValue::from_string("{}".into()).map(|e| with_alerts(&e, &[]).map(|r| r.get().to_owned()).unwrap_or_default());
+        let empty =
+            RawValue::from_string("{}".into()).map(|e| with_member(&e, "alerts", &[]).map(|r| r.get().to_owned()).unwrap_or_default());
         assert_eq!(empty.ok().as_deref(), Some(r#"{"alerts":[]}"#));
     }
 }

@@ -12,18 +12,16 @@ use tracing::Instrument;
 
 use super::deliver::{send_tracked, DeliverySettings};
 use crate::adapters::local::sha256_hex;
-use crate::domain::cloud_apps_alert;
 use crate::domain::envelope::{Envelope, INTAKE_SCHEMA};
 use crate::domain::filter::{Decision, Filters};
-use crate::domain::graph_alert::{GraphAlert, GraphIncident};
 use crate::domain::integration::{Integration, OutputFormat};
 use crate::domain::ocsf;
-use crate::domain::output::{AlertMessage, EvidenceRetrieval, IncidentRef, MessageContext, Processing};
-use crate::domain::source::Source;
+use crate::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
 use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore, ProcessPorts, ProcessWith};
+use crate::sources::Unit;
 
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {
@@ -109,13 +107,6 @@ struct Ready {
 }
 
 /// One alert ready to filter: its typed view, its bytes, its version, and its incident.
-struct Unit {
-    alert: GraphAlert,
-    raw: Box<RawValue>,
-    version: GraphTime,
-    incident: Option<IncidentRef>,
-}
-
 impl<D: DedupStore + 'static, Q: AlertQueue + 'static, A: ArtifactStore + 'static, K: Clock + 'static> Processor<ProcessWith<D, Q, A, K>> {
     pub fn new(dedup: D, output: Q, artifacts: A, clock: K, settings: ProcessSettings) -> Self {
         Processor { dedup, output, artifacts, clock, settings }
@@ -357,7 +348,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
         object: &RawValue,
         ready: &mut Vec<Ready>,
     ) -> Result<(), String> {
-        for unit in units(env, object)? {
+        for unit in crate::sources::spec(env.source).units(env, object)? {
             self.count(|c| c.alerts += 1);
             let (passed, notes) = match filters.decide(&unit.alert) {
                 Decision::Drop { reason, detail } => {
@@ -397,45 +388,8 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
     }
 }
 
-/// The alerts an envelope carries: one for an alert, each of an incident's alerts for an incident.
 /// Where an original too large for its output message goes: named by its content, so a later
 /// publish never overwrites an object an earlier message points to.
 fn content_key(integration_id: &str, raw: &str) -> String {
     format!("output/{}/{}.json", super::deliver::safe_key(integration_id), sha256_hex(raw.as_bytes()))
-}
-
-fn units(env: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
-    match env.source {
-        Source::CloudApps => {
-            let alert = cloud_apps_alert::to_alert(object.get()).map_err(|e| format!("the Cloud Apps alert does not parse: {e}"))?;
-            Ok(vec![Unit { alert, raw: object.to_owned(), version: env.version, incident: None }])
-        }
-        Source::DefenderAlerts => {
-            let alert: GraphAlert = serde_json::from_str(object.get()).map_err(|e| format!("the alert does not parse: {e}"))?;
-            Ok(vec![Unit { alert, raw: object.to_owned(), version: env.version, incident: None }])
-        }
-        Source::DefenderIncidents => {
-            let inc: GraphIncident = serde_json::from_str(object.get()).map_err(|e| format!("the incident does not parse: {e}"))?;
-            let incident = IncidentRef {
-                id: inc.id.clone(),
-                display_name: inc.display_name.clone(),
-                status: inc.status.clone(),
-                web_url: inc.incident_web_url.clone(),
-            };
-            inc.alerts
-                .iter()
-                .map(|v| {
-                    let alert: GraphAlert =
-                        serde_json::from_value(v.clone()).map_err(|e| format!("an alert of incident {} does not parse: {e}", inc.id))?;
-                    let version = alert
-                        .last_update_date_time
-                        .as_deref()
-                        .and_then(|t| GraphTime::parse(t).ok())
-                        .ok_or_else(|| format!("alert {} has no lastUpdateDateTime", alert.id))?;
-                    let raw = RawValue::from_string(v.to_string()).map_err(|e| e.to_string())?;
-                    Ok(Unit { alert, raw, version, incident: Some(incident.clone()) })
-                })
-                .collect()
-        }
-    }
 }

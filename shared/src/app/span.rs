@@ -5,20 +5,20 @@ use std::collections::HashSet;
 
 use crate::domain::alert::{Item, Rejected};
 use crate::domain::integration::Credentials;
-use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::domain::window::{is_complete, PagingError, Window};
 use crate::error::{Error, GraphError};
 use crate::ports::{GraphApi, PageRequest};
+use crate::sources::{SourceSpec, SpanQuery};
 
 /// What the span reader needs to know about the source and the run.
 pub struct SpanSpec<'a> {
-    pub source: Source,
+    pub source: &'static dyn SourceSpec,
     /// The Cloud Apps portal (Cloud Apps only).
     pub portal: &'a str,
     pub top: usize,
-    /// `$skip` above this is refused (Graph: 500).
-    pub max_skip: usize,
+    /// Offsets above this are refused (Graph: `$skip` 500); None: no cap.
+    pub max_skip: Option<usize>,
     /// More items than this are not held at once: such a span is split instead.
     pub max_items: usize,
     /// Whole re-reads of a span that cannot be split (a tie), while each finds new items.
@@ -111,10 +111,10 @@ pub async fn read_span<G: GraphApi>(
             if read.sample.is_empty() {
                 read.sample = page.items.iter().map(|i| i.head.version).collect();
             }
-            read.count = match (page.count, spec.source) {
-                (Some(c), _) => Some(c),
-                (None, Source::CloudApps) => None,
-                (None, _) => return Err(GraphError::from(PagingError::NoCount { api: "Graph", field: "@odata.count" }).into()),
+            read.count = match page.count {
+                Some(c) => Some(c),
+                None if spec.source.count_optional() => None,
+                None => return Err(GraphError::from(PagingError::NoCount { api: "Graph", field: "@odata.count" }).into()),
             };
             // Offsets count every item the page held, decodable or not.
             let got = page.items.len() + page.rejects.len();
@@ -128,7 +128,7 @@ pub async fn read_span<G: GraphApi>(
             }
             // Cloud Apps sorts as asked (api-alerts-list.md): where its total is only a lower
             // bound, `hasNext: false` at the end of an unbroken chain is its word for the end.
-            let cloud_apps_end = spec.source == Source::CloudApps && read.count.is_none() && page.has_more == Some(false);
+            let said_end = spec.source.count_optional() && read.count.is_none() && page.has_more == Some(false);
             for item in page.items {
                 if seen.insert(item.head.id.clone()) {
                     read.items.push(item);
@@ -141,7 +141,7 @@ pub async fn read_span<G: GraphApi>(
                     read.rejects.push(r);
                 }
             }
-            if is_complete(seen.len(), read.count) || cloud_apps_end {
+            if is_complete(seen.len(), read.count) || said_end {
                 read.complete = true;
                 return Ok(read);
             }
@@ -157,11 +157,11 @@ pub async fn read_span<G: GraphApi>(
                     if !links.insert(link.clone()) {
                         return Err(GraphError::from(PagingError::RepeatedLink).into());
                     }
-                    PageRequest::Link(link)
+                    PageRequest::Link { url: link, head: spec.source.head() }
                 }
                 None => {
                     skip += got;
-                    if spec.source != Source::CloudApps && skip > spec.max_skip {
+                    if spec.max_skip.is_some_and(|max| skip > max) {
                         break;
                     }
                     first_request(spec, span, skip, expand)
@@ -182,17 +182,14 @@ pub async fn read_span<G: GraphApi>(
 }
 
 fn first_request(spec: &SpanSpec<'_>, span: Window, skip: usize, expand: bool) -> PageRequest {
-    match spec.source {
-        Source::CloudApps => PageRequest::CloudApps { portal: spec.portal.to_owned(), from: span.from, to: span.to, skip, limit: spec.top },
-        source => PageRequest::Query {
-            source,
-            from: span.from,
-            to: span.to,
-            top: spec.top,
-            skip,
-            expand_alerts: expand && source == Source::DefenderIncidents,
-        },
-    }
+    spec.source.request(&SpanQuery {
+        from: span.from,
+        to: span.to,
+        top: spec.top,
+        skip,
+        expand: expand && spec.source.expands(),
+        portal: spec.portal,
+    })
 }
 
 /// A refusal of `$expand` that the per-incident route can avoid: server errors and timeouts

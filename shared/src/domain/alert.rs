@@ -1,7 +1,6 @@
 //! A Microsoft object as the poller sees it: the few fields the protocol needs, decoded, and
 //! the original bytes, passed through untouched (DESIGN.md §8).
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::time::GraphTime;
@@ -37,24 +36,26 @@ impl Rejected {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("an item has no usable id and version (lastUpdateDateTime, or _id and timestamp): {0}")]
+#[error("an item has no usable id and version: {0}")]
 pub struct HeadError(#[from] serde_json::Error);
 
-/// The head of a Cloud Apps alert: `_id` and `timestamp` in Unix milliseconds (api-alerts-list.md).
-#[derive(Deserialize)]
-struct CloudAppsHead {
-    #[serde(rename = "_id")]
-    id: String,
-    timestamp: i64,
+/// Which members of a source's objects are its id and version, and how the version is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadSpec {
+    pub id: &'static str,
+    pub version: &'static str,
+    pub version_format: VersionFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionFormat {
+    /// An ISO 8601 date-time string, as Graph writes them.
+    IsoTime,
+    /// A number of milliseconds since the Unix epoch (Cloud Apps' `timestamp`).
+    UnixMillis,
 }
 
 impl Item {
-    /// A Cloud Apps alert: its `timestamp` (ms) is the version the window and cursor use.
-    pub fn from_cloud_apps(raw: &RawValue) -> Result<Item, HeadError> {
-        let h: CloudAppsHead = serde_json::from_str(raw.get())?;
-        Item::from_raw_with(raw, Head { id: h.id, version: GraphTime::from_unix_millis(h.timestamp) })
-    }
-
     fn from_raw_with(raw: &RawValue, head: Head) -> Result<Item, HeadError> {
         let text = raw.get();
         // memchr: `str::contains` with a char set walks the object char by char (7 % of the
@@ -70,23 +71,23 @@ impl Item {
     /// Keeps the bytes as they came, except that line breaks become spaces: in valid JSON a
     /// line break can only be whitespace (inside strings it is escaped), and one message per
     /// line is what NDJSON outputs and line-oriented consumers need.
-    pub fn from_raw(raw: &RawValue) -> Result<Item, HeadError> {
-        let head = Head::decode(raw.get())?;
+    pub fn decode(raw: &RawValue, spec: &HeadSpec) -> Result<Item, HeadError> {
+        let head = Head::decode(raw.get(), spec)?;
         Item::from_raw_with(raw, head)
     }
 }
 
 impl Head {
-    /// Reads the object's members until it has both `id` and `lastUpdateDateTime`, in whatever
+    /// Reads the object's members until it has both its id and its version, in whatever
     /// order they come (none is documented), and skips the rest: the evidence that follows them
     /// in Graph's answers is most of an alert's bytes, and the page decode has already proven
     /// the whole object well-formed. Decoding the whole object instead was a second full pass
     /// over every page.
-    fn decode(object: &str) -> Result<Head, serde_json::Error> {
+    fn decode(object: &str, spec: &HeadSpec) -> Result<Head, serde_json::Error> {
         use serde::de::{Deserializer as _, Error as _};
         let mut head = None;
         let mut de = serde_json::Deserializer::from_str(object);
-        let read = de.deserialize_map(HeadVisitor(&mut head));
+        let read = de.deserialize_map(HeadVisitor { spec, out: &mut head });
         match (head, read) {
             // Stopping early leaves members unread, which serde_json reports once the visitor
             // returns; the head was found by then.
@@ -104,54 +105,68 @@ enum HeadKey {
     Other,
 }
 
-impl<'de> Deserialize<'de> for HeadKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl serde::de::Visitor<'_> for KeyVisitor {
-            type Value = HeadKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<HeadKey, E> {
-                Ok(match key {
-                    "id" => HeadKey::Id,
-                    "lastUpdateDateTime" => HeadKey::Version,
-                    _ => HeadKey::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(KeyVisitor)
+/// Reads a member name as one of the head's keys.
+struct KeyOf<'s>(&'s HeadSpec);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyOf<'_> {
+    type Value = HeadKey;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<HeadKey, D::Error> {
+        d.deserialize_identifier(self)
     }
 }
 
-struct HeadVisitor<'a>(&'a mut Option<Head>);
+impl serde::de::Visitor<'_> for KeyOf<'_> {
+    type Value = HeadKey;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<HeadKey, E> {
+        Ok(if key == self.0.id {
+            HeadKey::Id
+        } else if key == self.0.version {
+            HeadKey::Version
+        } else {
+            HeadKey::Other
+        })
+    }
+}
+
+struct HeadVisitor<'a> {
+    spec: &'a HeadSpec,
+    out: &'a mut Option<Head>,
+}
 
 impl<'de> serde::de::Visitor<'de> for HeadVisitor<'_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object with id and lastUpdateDateTime")
+        write!(f, "an object with {} and {}", self.spec.id, self.spec.version)
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         use serde::de::Error;
         let (mut id, mut version) = (None, None);
-        while let Some(key) = map.next_key::<HeadKey>()? {
+        while let Some(key) = map.next_key_seed(KeyOf(self.spec))? {
             match key {
-                HeadKey::Id if id.is_some() => return Err(A::Error::duplicate_field("id")),
+                HeadKey::Id if id.is_some() => return Err(A::Error::duplicate_field(self.spec.id)),
                 HeadKey::Id => id = Some(map.next_value::<String>()?),
-                HeadKey::Version if version.is_some() => return Err(A::Error::duplicate_field("lastUpdateDateTime")),
-                HeadKey::Version => version = Some(map.next_value::<GraphTime>()?),
+                HeadKey::Version if version.is_some() => return Err(A::Error::duplicate_field(self.spec.version)),
+                HeadKey::Version => {
+                    version = Some(match self.spec.version_format {
+                        VersionFormat::IsoTime => map.next_value::<GraphTime>()?,
+                        VersionFormat::UnixMillis => GraphTime::from_unix_millis(map.next_value::<i64>()?),
+                    })
+                }
                 HeadKey::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
             if let (Some(_), Some(_)) = (&id, &version) {
-                *self.0 = id.take().zip(version.take()).map(|(id, version)| Head { id, version });
+                *self.out = id.take().zip(version.take()).map(|(id, version)| Head { id, version });
                 return Ok(());
             }
         }
         Err(match id {
-            None => A::Error::missing_field("id"),
-            Some(_) => A::Error::missing_field("lastUpdateDateTime"),
+            None => A::Error::missing_field(self.spec.id),
+            Some(_) => A::Error::missing_field(self.spec.version),
         })
     }
 }
@@ -160,12 +175,14 @@ impl<'de> serde::de::Visitor<'de> for HeadVisitor<'_> {
 mod tests {
     use super::*;
 
+    const GRAPH_HEAD: HeadSpec = HeadSpec { id: "id", version: "lastUpdateDateTime", version_format: VersionFormat::IsoTime };
+
     #[test]
     fn decodes_only_the_head_and_keeps_the_bytes() {
         let raw = RawValue::from_string(
             r#"{"id":"da1","title":"x","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z","evidence":[{"a":1}]}"#.into(),
         );
-        let item = raw.as_deref().map(Item::from_raw);
+        let item = raw.as_deref().map(|r| Item::decode(r, &GRAPH_HEAD));
         let Ok(Ok(item)) = item else { panic!("parse") };
         assert_eq!(item.head.id, "da1");
         assert_eq!(item.head.version.to_string(), "2021-05-02T14:19:01.3266667Z");
@@ -177,7 +194,7 @@ mod tests {
         let raw = RawValue::from_string(
             "{\n  \"id\": \"a\",\r\n  \"title\": \"x\\ny\",\n  \"lastUpdateDateTime\": \"2021-05-02T14:19:01Z\"\n}".into(),
         );
-        let Ok(Ok(item)) = raw.as_deref().map(Item::from_raw) else { panic!("parse") };
+        let Ok(Ok(item)) = raw.as_deref().map(|r| Item::decode(r, &GRAPH_HEAD)) else { panic!("parse") };
         assert!(!item.raw.get().contains('\n'));
         let v: serde_json::Value = serde_json::from_str(item.raw.get()).unwrap_or_default();
         assert_eq!(v["title"], "x\ny", "escaped line breaks inside strings are kept");
@@ -191,7 +208,7 @@ mod tests {
             r#"{"id":"da1","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z","evidence":[{"id":"no"}],"x":{"lastUpdateDateTime":1}}"#,
             r#"{"nested":{"id":"no","lastUpdateDateTime":"2020-01-01T00:00:00Z"},"id":"da1","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z"}"#,
         ] {
-            assert_eq!(Head::decode(object).ok(), Some(Head { id: "da1".into(), version }), "{object}");
+            assert_eq!(Head::decode(object, &GRAPH_HEAD).ok(), Some(Head { id: "da1".into(), version }), "{object}");
         }
     }
 
@@ -204,13 +221,21 @@ mod tests {
             r#"{"id":"a","lastUpdateDateTime":"yesterday"}"#,
             r#"["id","a"]"#,
         ] {
-            assert!(Head::decode(object).is_err(), "{object}");
+            assert!(Head::decode(object, &GRAPH_HEAD).is_err(), "{object}");
         }
+    }
+
+    #[test]
+    fn a_version_in_unix_milliseconds_is_read_as_a_time() {
+        let spec = HeadSpec { id: "_id", version: "timestamp", version_format: VersionFormat::UnixMillis };
+        let head = Head::decode(r#"{"_id":"ca1","title":"x","timestamp":1620000000123,"id":"other"}"#, &spec);
+        assert_eq!(head.ok(), Some(Head { id: "ca1".into(), version: GraphTime::from_unix_millis(1_620_000_000_123) }));
+        assert!(Head::decode(r#"{"_id":"ca1","timestamp":"yesterday"}"#, &spec).is_err());
     }
 
     #[test]
     fn an_item_without_a_version_is_an_error() {
         let raw = RawValue::from_string(r#"{"id":"x"}"#.into());
-        assert!(raw.as_deref().map(Item::from_raw).is_ok_and(|r| r.is_err()));
+        assert!(raw.as_deref().map(|r| Item::decode(r, &GRAPH_HEAD)).is_ok_and(|r| r.is_err()));
     }
 }

@@ -5,27 +5,35 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// Graph `security/alerts_v2`.
-    DefenderAlerts,
-    /// Graph `security/incidents` with their alerts.
-    DefenderIncidents,
-    /// Defender for Cloud Apps `POST /api/v1/alerts/` at the tenant's portal.
-    CloudApps,
+/// Declares the sources: each line is a variant and its name in inputs, cursors and envelopes.
+/// Its module is in `crate::sources` (the registry there says which serves which).
+macro_rules! sources {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Source {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl Source {
+            pub const ALL: [Source; [$($name),+].len()] = [$(Source::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Source::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl Source {
-    pub const ALL: [Source; 3] = [Source::DefenderAlerts, Source::DefenderIncidents, Source::CloudApps];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::DefenderAlerts => "defender_alerts",
-            Source::DefenderIncidents => "defender_incidents",
-            Source::CloudApps => "cloud_apps",
-        }
-    }
+sources! {
+    /// Graph `security/alerts_v2`.
+    DefenderAlerts => "defender_alerts",
+    /// Graph `security/incidents` with their alerts.
+    DefenderIncidents => "defender_incidents",
+    /// Defender for Cloud Apps `POST /api/v1/alerts/` at the tenant's portal.
+    CloudApps => "cloud_apps",
 }
 
 impl fmt::Display for Source {
@@ -35,7 +43,7 @@ impl fmt::Display for Source {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown source `{0}`: use defender_alerts, defender_incidents or cloud_apps")]
+#[error("unknown source `{0}`: use one of {names}", names = Source::ALL.map(Source::as_str).join(", "))]
 pub struct UnknownSource(pub String);
 
 impl FromStr for Source {

@@ -9,7 +9,7 @@ pub use bundle::{JobPorts, JobsWith, PollPorts, PollWith, ProcessPorts, ProcessW
 
 use std::time::Duration;
 
-use crate::domain::alert::Item;
+use crate::domain::alert::{HeadSpec, Item};
 pub use crate::domain::budget::Rate;
 use crate::domain::cursor::Cursor;
 use crate::domain::envelope::ObjectRef;
@@ -207,16 +207,43 @@ pub trait SecretSource: Send + Sync {
     fn load(&self, secret_ref: &str) -> impl Future<Output = Result<Credentials, SecretError>> + Send;
 }
 
-/// What to read from Graph.
+/// A windowed query of a Graph collection, as a source module builds it: `field ge from and
+/// field lt to`, ordered by `field` ascending (the order Graph needs to accept the filter on
+/// mailboxes, though not one it promises to keep), `$top`, `$skip` when > 0, `$count=true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphQuery {
+    /// The collection's path under Graph's origin, e.g. `/v1.0/security/alerts_v2`.
+    pub collection: String,
+    /// The property the window is on, e.g. `lastUpdateDateTime`.
+    pub field: &'static str,
+    pub from: GraphTime,
+    pub to: GraphTime,
+    pub top: usize,
+    pub skip: usize,
+    /// `$expand`, when asked for.
+    pub expand: Option<&'static str>,
+    /// Which members of the items are their id and version.
+    pub head: HeadSpec,
+}
+
+/// What to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageRequest {
-    /// `ge from and lt to`, ascending, `$top`, `$skip` when > 0, `$count=true`.
-    Query { source: Source, from: GraphTime, to: GraphTime, top: usize, skip: usize, expand_alerts: bool },
-    /// A `@odata.nextLink` Graph returned.
-    Link(String),
+    Graph(GraphQuery),
+    /// A `@odata.nextLink` Graph returned, for items read with `head`.
+    Link {
+        url: String,
+        head: HeadSpec,
+    },
     /// Cloud Apps alerts at the tenant's portal: `date` from `from` (inclusive) to before `to`,
     /// oldest first, `skip`/`limit` (≤ 100).
-    CloudApps { portal: String, from: GraphTime, to: GraphTime, skip: usize, limit: usize },
+    CloudApps {
+        portal: String,
+        from: GraphTime,
+        to: GraphTime,
+        skip: usize,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -237,8 +264,9 @@ pub struct Page {
 /// retry throttling and transient failures within bounds, and refresh a token once on 401.
 pub trait GraphApi: Send + Sync {
     fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send;
-    /// The alerts of one incident (`/security/incidents/{id}/alerts`), every page.
-    fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send;
+    /// Every item of a Graph collection (`path` under Graph's origin, e.g. an incident's
+    /// alerts), every page; items whose head does not decode are kept with an empty head.
+    fn collection(&self, creds: &Credentials, path: &str, head: HeadSpec) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send;
     /// (429 answers, retries) of one API so far, for metrics; adapters that do not count
     /// report zeros.
     fn counters(&self, _api: Api) -> (u64, u64) {
@@ -424,8 +452,13 @@ mod shared_impls {
         fn page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send {
             (**self).page(creds, request)
         }
-        fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
-            (**self).incident_alerts(creds, incident_id)
+        fn collection(
+            &self,
+            creds: &Credentials,
+            path: &str,
+            head: HeadSpec,
+        ) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
+            (**self).collection(creds, path, head)
         }
         fn counters(&self, api: Api) -> (u64, u64) {
             (**self).counters(api)

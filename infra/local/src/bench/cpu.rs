@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::client::decode_page;
+use m365_ingest::adapters::graph::collections::decode_page;
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue};
 use m365_ingest::app::deliver::{deliver, Context, DeliverySettings};
 use m365_ingest::domain::cursor::Cursor;
@@ -80,7 +80,7 @@ pub async fn measure(n: usize) -> Result<CpuResult, String> {
         let mut cursor = Cursor::default();
         let mut alerts = 0usize;
         for p in &pages {
-            let page = decode_page(p).map_err(|e| e.to_string())?;
+            let page = decode_page(p, m365_ingest::sources::GRAPH_SECURITY_HEAD).map_err(|e| e.to_string())?;
             let fresh: Vec<_> = page.items.into_iter().filter(|i| !cursor.already_delivered(&i.head.id, i.head.version)).collect();
             alerts += fresh.len();
             deliver(&fresh, &ctx, &queue, &artifacts, &settings).await.map_err(|e| e.to_string())?;

@@ -5,14 +5,16 @@
 use std::sync::{Arc, OnceLock};
 
 use m365_ingest::adapters::aws::parse_secret;
+use m365_ingest::adapters::cloud_apps::decode_cloud_apps_page;
 use m365_ingest::adapters::graph::auth::token_claims;
-use m365_ingest::adapters::graph::client::{decode_cloud_apps_page, decode_page};
+use m365_ingest::adapters::graph::collections::decode_page;
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
 use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::alert::Item;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::domain::integration_doc;
 use m365_ingest::ports::{ProcessWith, SystemClock};
+use m365_ingest::sources::GRAPH_SECURITY_HEAD;
 use m365_ingest::GraphTime;
 
 pub struct Target {
@@ -102,7 +104,7 @@ pub fn all() -> Vec<Target> {
             name: "graph_page",
             corpus: vec![ALERTS.as_bytes(), SENTINEL.as_bytes(), INCIDENTS.as_bytes()],
             run: |b| {
-                if let Ok(p) = decode_page(b) {
+                if let Ok(p) = decode_page(b, GRAPH_SECURITY_HEAD) {
                     items(&p.items);
                 }
             },

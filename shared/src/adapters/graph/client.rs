@@ -4,23 +4,17 @@
 
 use std::time::Instant;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::auth::{without_url, Audience, TokenProvider};
 use super::body::{read_capped, BodyError};
+use super::collections::GraphCollections;
 use super::pacing::LocalBudget;
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::settings::HttpSettings;
-use crate::domain::alert::{Item, Rejected};
+use crate::adapters::cloud_apps::CloudAppsAlerts;
+use crate::domain::alert::{HeadSpec, Item};
 use crate::domain::integration::Credentials;
-use crate::domain::source::Source;
-use crate::domain::time::GraphTime;
 use crate::error::{ConfigError, GraphError};
 use crate::ports::{BudgetKey, GraphApi, Page, PageRequest, Rate, RequestBudget};
-
-/// Pages of an incident's alerts fetched at most (the navigation is small; this bounds a loop).
-const MAX_INCIDENT_ALERT_PAGES: usize = 50;
 
 pub struct HttpGraphApi {
     /// 429 answers and retries since start per API (Graph, Cloud Apps), for the throttling metrics.
@@ -35,16 +29,6 @@ pub struct HttpGraphApi {
     /// Requests per tenant (and app, for Graph), as Microsoft limits them: this instance's own
     /// by default, the deployment's shared one with [`HttpGraphApi::with_budget`].
     budget: std::sync::Arc<dyn RequestBudget>,
-}
-
-#[derive(Deserialize)]
-struct RawPage<'a> {
-    #[serde(borrow)]
-    value: Vec<&'a RawValue>,
-    #[serde(rename = "@odata.nextLink", default)]
-    next_link: Option<String>,
-    #[serde(rename = "@odata.count", default)]
-    count: Option<u64>,
 }
 
 impl HttpGraphApi {
@@ -65,34 +49,6 @@ impl HttpGraphApi {
 
     pub fn tokens(&self) -> &TokenProvider {
         &self.tokens
-    }
-
-    /// The URL of a query, with the filter in UTC and 7 digits.
-    pub fn query_url(&self, request: &PageRequest) -> String {
-        match request {
-            PageRequest::Link(l) => l.clone(),
-            PageRequest::CloudApps { portal, .. } => format!("{}/api/v1/alerts/", self.settings.cloud_apps_base(portal)),
-            PageRequest::Query { source, from, to, top, skip, expand_alerts } => {
-                let collection = match source {
-                    Source::DefenderIncidents => "incidents",
-                    Source::DefenderAlerts | Source::CloudApps => "alerts_v2",
-                };
-                let filter = format!("lastUpdateDateTime ge {from} and lastUpdateDateTime lt {to}");
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                q.append_pair("$filter", &filter);
-                q.append_pair("$orderby", "lastUpdateDateTime asc");
-                q.append_pair("$top", &top.to_string());
-                // The count is what proves a window read completely (window.rs).
-                q.append_pair("$count", "true");
-                if *skip > 0 {
-                    q.append_pair("$skip", &skip.to_string());
-                }
-                if *expand_alerts {
-                    q.append_pair("$expand", "alerts");
-                }
-                format!("{}/v1.0/security/{collection}?{}", self.graph_base, q.finish())
-            }
-        }
     }
 
     /// One call with bounded retries: 429 (Retry-After, or paced backoff where the API sends
@@ -191,38 +147,14 @@ impl HttpGraphApi {
         Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience }, rate))
     }
 
-    /// Refuses a URL from a response unless it is at Graph's configured origin.
-    fn check_link(&self, url: &str) -> Result<(), GraphError> {
-        if HttpSettings::same_origin(url, &self.graph_base) {
-            return Ok(());
-        }
-        let origin = reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "an unparsable URL".into());
-        Err(GraphError::Paging(crate::domain::window::PagingError::ForeignLink { origin, expected: self.graph_base.clone() }))
+    /// Graph's collections, read through this client.
+    pub fn graph(&self) -> GraphCollections<'_> {
+        GraphCollections::new(self, &self.graph_base)
     }
 
-    /// GETs one Graph page, retrying within the policy.
-    async fn get_page(&self, creds: &Credentials, url: &str) -> Result<Page, GraphError> {
-        let body = self.send(creds, &Call::get("Graph", Audience::Graph, url)).await?;
-        decode_page(&body)
-    }
-
-    /// The Cloud Apps list request for a window (api-alerts-list.md, api-introduction.md):
-    /// `date` in Unix milliseconds, `gte` the first and `lte` the last millisecond before `to`.
-    pub fn cloud_apps_request(from: GraphTime, to: GraphTime, skip: usize, limit: usize) -> serde_json::Value {
-        let last_ms = (to.ticks() + 9_999).div_euclid(10_000) - 1;
-        serde_json::json!({
-            "filters": {"date": {"gte": from.unix_millis(), "lte": last_ms}},
-            "sortField": "date",
-            "sortDirection": "asc",
-            "skip": skip,
-            "limit": limit.min(CLOUD_APPS_MAX_LIMIT),
-        })
-    }
-
-    async fn cloud_apps_page(&self, creds: &Credentials, portal: &str, body: &serde_json::Value) -> Result<Page, GraphError> {
-        let url = format!("{}/api/v1/alerts/", self.settings.cloud_apps_base(portal));
-        let bytes = self.send(creds, &Call { body: Some(body), paced: true, ..Call::get("Cloud Apps", Audience::CloudApps, &url) }).await?;
-        decode_cloud_apps_page(&bytes)
+    /// Cloud Apps alerts, read through this client.
+    pub fn cloud_apps(&self) -> CloudAppsAlerts<'_> {
+        CloudAppsAlerts::new(self)
     }
 }
 
@@ -244,9 +176,6 @@ impl<'a> Call<'a> {
     }
 }
 
-/// Cloud Apps returns at most 100 items per response (api-introduction.md).
-pub const CLOUD_APPS_MAX_LIMIT: usize = 100;
-
 /// The code and message of an error body: Graph's `{"error": {code, message}}`, or the
 /// `{"detail": ...}` other APIs answer with.
 fn error_detail(body: &[u8]) -> (String, String) {
@@ -260,55 +189,9 @@ fn error_detail(body: &[u8]) -> (String, String) {
     (code, message)
 }
 
-#[derive(Deserialize)]
-struct RawCloudAppsPage<'a> {
-    #[serde(borrow)]
-    data: Vec<&'a RawValue>,
-    #[serde(rename = "hasNext", default)]
-    has_next: Option<bool>,
-    #[serde(default)]
-    total: Option<u64>,
-    /// `total` is only a lower bound when this is true (api-alerts-list.md response sample).
-    #[serde(rename = "moreThanTotal", default)]
-    more_than_total: Option<bool>,
-}
-
-/// Decodes a page of `what` whose items `item` reads; `R` is the page's envelope. An item that
-/// does not decode is set aside with its reason rather than failing the page.
-fn decode<'a, R: Deserialize<'a>>(
-    body: &'a [u8],
-    what: &str,
-    items: impl FnOnce(&R) -> &[&'a RawValue],
-    item: fn(&RawValue) -> Result<Item, crate::domain::alert::HeadError>,
-) -> Result<(R, Vec<Item>, Vec<Rejected>), GraphError> {
-    let raw: R = serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: what.into(), detail: e.to_string() })?;
-    let mut decoded = Vec::new();
-    let mut rejects = Vec::new();
-    for r in items(&raw) {
-        match item(r) {
-            Ok(i) => decoded.push(i),
-            Err(e) => rejects.push(Rejected { raw: r.get().to_owned(), reason: e.to_string() }),
-        }
-    }
-    Ok((raw, decoded, rejects))
-}
-
-/// Decodes a Cloud Apps list answer: `{"data": [...], "hasNext": bool, ...}`.
-pub fn decode_cloud_apps_page(body: &[u8]) -> Result<Page, GraphError> {
-    let (raw, items, rejects) = decode(body, "a Cloud Apps page", |r: &RawCloudAppsPage<'_>| &r.data, Item::from_cloud_apps)?;
-    let count = if raw.more_than_total == Some(true) { None } else { raw.total.and_then(|t| usize::try_from(t).ok()) };
-    Ok(Page { items, next_link: None, has_more: raw.has_next, count, rejects })
-}
-
 /// Which counters a call counts in: Cloud Apps', or Graph's (every other audience the poller uses).
 fn counter_slot(api: Audience) -> usize {
     usize::from(api == Audience::CloudApps)
-}
-
-/// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
-pub fn decode_page(body: &[u8]) -> Result<Page, GraphError> {
-    let (raw, items, rejects) = decode(body, "a Graph page", |r: &RawPage<'_>| &r.value, Item::from_raw)?;
-    Ok(Page { items, next_link: raw.next_link, has_more: None, count: raw.count.and_then(|c| usize::try_from(c).ok()), rejects })
 }
 
 impl GraphApi for HttpGraphApi {
@@ -319,44 +202,15 @@ impl GraphApi for HttpGraphApi {
 
     async fn page(&self, creds: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {
         match request {
+            PageRequest::Graph(query) => self.graph().query(creds, query).await,
+            PageRequest::Link { url, head } => self.graph().link(creds, url, *head).await,
             PageRequest::CloudApps { portal, from, to, skip, limit } => {
-                self.cloud_apps_page(creds, portal, &Self::cloud_apps_request(*from, *to, *skip, *limit)).await
+                self.cloud_apps().page(creds, portal, &CloudAppsAlerts::request(*from, *to, *skip, *limit)).await
             }
-            PageRequest::Link(link) => {
-                self.check_link(link)?;
-                self.get_page(creds, link).await
-            }
-            _ => self.get_page(creds, &self.query_url(request)).await,
         }
     }
 
-    async fn incident_alerts(&self, creds: &Credentials, incident_id: &str) -> Result<Vec<Item>, GraphError> {
-        let id: String = form_urlencoded::byte_serialize(incident_id.as_bytes()).collect();
-        let mut url = format!("{}/v1.0/security/incidents/{id}/alerts", self.graph_base);
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..MAX_INCIDENT_ALERT_PAGES {
-            let page = self.get_page(creds, &url).await?;
-            out.extend(page.items);
-            // An alert of the incident that does not decode still belongs to it: passed on as
-            // it came, for the processor to judge.
-            for r in page.rejects {
-                if let Ok(raw) = RawValue::from_string(r.raw) {
-                    out.push(Item { head: crate::domain::alert::Head { id: String::new(), version: GraphTime::default() }, raw });
-                }
-            }
-            match page.next_link {
-                Some(next) if seen.insert(next.clone()) => {
-                    self.check_link(&next)?;
-                    url = next
-                }
-                Some(_) => return Err(GraphError::Paging(crate::domain::window::PagingError::RepeatedLink)),
-                None => return Ok(out),
-            }
-        }
-        Err(GraphError::Decode {
-            what: format!("the alerts of incident {incident_id}"),
-            detail: format!("more than {MAX_INCIDENT_ALERT_PAGES} pages"),
-        })
+    async fn collection(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Vec<Item>, GraphError> {
+        self.graph().collection(creds, path, head).await
     }
 }

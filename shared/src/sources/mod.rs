@@ -1,0 +1,136 @@
+//! The alert sources, one module each, behind one small interface: how to query a window, which
+//! members are an item's id and version, what an integration needs for the source, and the
+//! processor's normalized view of an item. The poll loop (app/poll.rs, app/span.rs), the cursor
+//! protocol and delivery are written once and know no source by name.
+//!
+//! Adding a source: write a module here that implements [`SourceSpec`], add its variant to
+//! `Source` (domain/source.rs) and its line to [`spec`].
+
+mod cloud_apps;
+mod defender_alerts;
+mod defender_incidents;
+
+use serde_json::value::RawValue;
+
+use crate::app::poll::PollSettings;
+use crate::domain::alert::{HeadSpec, Item, VersionFormat};
+use crate::domain::envelope::Envelope;
+use crate::domain::graph_alert::GraphAlert;
+use crate::domain::integration::Integration;
+use crate::domain::output::IncidentRef;
+use crate::domain::source::Source;
+use crate::domain::time::GraphTime;
+use crate::error::ConfigError;
+use crate::ports::PageRequest;
+
+pub use cloud_apps::CLOUD_APPS_MAX_LIMIT;
+
+/// The registry: each source's module.
+pub fn spec(source: Source) -> &'static dyn SourceSpec {
+    match source {
+        Source::DefenderAlerts => &defender_alerts::DefenderAlerts,
+        Source::DefenderIncidents => &defender_incidents::DefenderIncidents,
+        Source::CloudApps => &cloud_apps::CloudApps,
+    }
+}
+
+/// One span's request as the poll loop asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanQuery<'a> {
+    pub from: GraphTime,
+    pub to: GraphTime,
+    /// Items per request.
+    pub top: usize,
+    /// Items of the span already read by offset.
+    pub skip: usize,
+    /// Children asked for in the same request (incidents' alerts), while the API allows it.
+    pub expand: bool,
+    /// The integration's Cloud Apps API URL, where the source is read there.
+    pub portal: &'a str,
+}
+
+/// A source's children fetched per item when they could not come expanded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Children {
+    /// The Graph collection under the item, e.g. `/v1.0/security/incidents/7/alerts`.
+    pub path: String,
+    /// The member they are appended as, as `$expand` would have put them.
+    pub member: &'static str,
+    pub head: HeadSpec,
+}
+
+/// One alert the processor filters and publishes, with the incident that carried it if any.
+pub struct Unit {
+    pub alert: GraphAlert,
+    pub raw: Box<RawValue>,
+    pub version: GraphTime,
+    pub incident: Option<IncidentRef>,
+}
+
+/// What the poll loop and the processor need to know about a source.
+pub trait SourceSpec: Sync {
+    fn source(&self) -> Source;
+    /// Which members of an item are its id and its version (the window's field).
+    fn head(&self) -> HeadSpec;
+    /// Items asked for per request.
+    fn page_size(&self, settings: &PollSettings) -> usize;
+    /// The window field's smallest step, in 100 ns ticks.
+    fn granularity(&self) -> i64 {
+        1
+    }
+    /// What the integration must have before this source can be polled; the error names the
+    /// field and the fix.
+    fn ready(&self, _integration: &Integration) -> Result<(), ConfigError> {
+        Ok(())
+    }
+    /// The request for `[from, to)` from offset `skip`.
+    fn request(&self, query: &SpanQuery<'_>) -> PageRequest;
+    /// The highest offset the API accepts when it gives no link; None: no cap.
+    fn max_skip(&self, settings: &PollSettings) -> Option<usize> {
+        Some(settings.max_skip)
+    }
+    /// Whether an answer may come without a count, its end then marked by the API's own "no
+    /// more" at the end of an unbroken chain (Cloud Apps' `hasNext: false`).
+    fn count_optional(&self) -> bool {
+        false
+    }
+    /// Whether the first read asks for children expanded (`$expand`).
+    fn expands(&self) -> bool {
+        false
+    }
+    /// An item's children to fetch when they did not come expanded; None: it has none.
+    fn children(&self, _item: &Item) -> Option<Children> {
+        None
+    }
+    /// The processor's view: the alerts one delivered object carries.
+    fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String>;
+}
+
+/// Graph's alerts and incidents: `id` and `lastUpdateDateTime` (security-alert.md, security-incident.md).
+pub const GRAPH_SECURITY_HEAD: HeadSpec = HeadSpec { id: "id", version: "lastUpdateDateTime", version_format: VersionFormat::IsoTime };
+
+/// A Graph collection windowed on `head.version`.
+fn graph_query(collection: &str, head: HeadSpec, q: &SpanQuery<'_>, expand: Option<&'static str>) -> PageRequest {
+    PageRequest::Graph(crate::ports::GraphQuery {
+        collection: collection.to_owned(),
+        field: head.version,
+        from: q.from,
+        to: q.to,
+        top: q.top,
+        skip: q.skip,
+        expand,
+        head,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_names_every_source_once() {
+        for source in Source::ALL {
+            assert_eq!(spec(source).source(), source);
+        }
+    }
+}
