@@ -4,7 +4,7 @@
 
 mod support;
 
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{check, Checker, CredentialInput, Report, SaveMode, Status};
 use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode};
@@ -20,10 +20,10 @@ use tenant_sim::{Scenario, Simulator};
 
 const PORTAL: &str = "https://contoso.us2.portal.cloudappsecurity.com";
 
-async fn start(s: Scenario) -> (Simulator, HttpGraphApi) {
+async fn start(s: Scenario) -> (Simulator, MicrosoftHttp) {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let sim = Simulator::start(s).await.unwrap();
-    let api = HttpGraphApi::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap();
+    let api = MicrosoftHttp::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap();
     (sim, api)
 }
 
@@ -49,6 +49,14 @@ fn everything() -> IntegrationDoc {
     d
 }
 
+/// Every feature on, of the sources this version polls.
+fn polled_everything() -> IntegrationDoc {
+    let mut d = everything();
+    d.sources.email_submissions.enabled = false;
+    d.sources.phishing_mailbox = None;
+    d
+}
+
 fn with_cert(cert: &ClientCertificate) -> Scenario {
     let mut s = Scenario::default();
     s.tenants[0].apps[0].certificates = vec![CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
@@ -59,10 +67,10 @@ fn line<'a>(r: &'a Report, feature: &str) -> &'a m365_ingest::app::check::Featur
     r.features.iter().find(|f| f.feature == feature).unwrap_or_else(|| panic!("no line for {feature}:\n{}", r.to_text()))
 }
 
-type MemoryChecker = Checker<HttpGraphApi, MemorySecrets, MemoryIntegrationStore, MemorySecrets>;
+type MemoryChecker = Checker<MicrosoftHttp, MemorySecrets, MemoryIntegrationStore, MemorySecrets>;
 
 /// Test & Save on memory stores; `secret_prefix` as the stack would set it ("" = any).
-fn checker(api: HttpGraphApi, secret_prefix: &str) -> MemoryChecker {
+fn checker(api: MicrosoftHttp, secret_prefix: &str) -> MemoryChecker {
     Checker {
         microsoft: api,
         secrets: MemorySecrets::new(),
@@ -207,7 +215,7 @@ async fn an_unreachable_portal_url_is_reported_for_cloud_apps_alone() {
         cloud_apps_base_override: Some(format!("https://127.0.0.1:{closed}")),
         ..HttpSettings::simulator(sim.base_url(), sim.ca_pem())
     };
-    let api = HttpGraphApi::new(&settings, RetryPolicy::quick()).unwrap();
+    let api = MicrosoftHttp::new(&settings, RetryPolicy::quick()).unwrap();
     let mut d = doc();
     d.portal_url = Some(PORTAL.into());
     d.sources.cloud_apps = true;
@@ -344,13 +352,16 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
             secret_creds(),
             Credentials { credential: Credential::ClientSecret(Secret::new("Wr0ng~Value")), ..secret_creds() },
         ] {
-            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds), SaveMode::Update, now()).await);
+            // Every probe, then a save (which writes the credentials) of what this version polls.
+            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds.clone()), SaveMode::No, now()).await);
+            reports.push(checker.test_and_save(&polled_everything(), CredentialInput::New(creds), SaveMode::Update, now()).await);
         }
         let token = checker.microsoft.tokens().token(&secret_creds(), m365_ingest::adapters::graph::Audience::Graph).await.unwrap();
         (reports, token)
     });
     let (reports, token) = reports;
     assert!(reports[0].passed, "{}", reports[0].to_text());
+    assert!(reports[1].saved.is_some(), "{}", reports[1].to_text());
     let mut text = captured.text();
     assert!(text.contains("retrying"), "the capture holds the check's logs");
     for r in &reports {
@@ -427,4 +438,21 @@ async fn a_save_does_not_overwrite_another_integrations_secret_unless_shared() {
     third.id = "contoso-third".into();
     let r = checker.test_and_save(&third, CredentialInput::Stored, SaveMode::No, now()).await;
     assert!(r.not_saved.is_none());
+}
+
+#[tokio::test]
+async fn a_source_this_version_does_not_poll_is_checked_but_never_saved() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let checker = checker(api, "");
+    let mut email = doc();
+    email.sources.email_submissions.enabled = true;
+    email.sources.phishing_mailbox = everything().sources.phishing_mailbox;
+    let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::No, now()).await;
+    assert!(r.passed, "the permissions are still proven: {}", r.to_text());
+    let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let fields: Vec<&str> = r.problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["sources.email_submissions.enabled", "sources.phishing_mailbox"], "{}", r.to_text());
+    assert!(!r.passed && r.saved.is_none() && r.not_saved.is_some());
+    assert!(r.to_text().contains("is not polled by this version") && r.to_text().contains("turn it off"), "{}", r.to_text());
+    assert!(checker.store.list().await.unwrap().is_empty() && checker.writer.names().is_empty(), "nothing written");
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::aws::{DynamoCursorStore, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue};
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryCursorStore, MemoryIntegrationStore};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::cursor::Cursor;
@@ -321,7 +321,7 @@ async fn the_poll_runs_end_to_end_on_aws_adapters() {
     let mut settings = PollSettings { alert_page_size: 25, ..PollSettings::default() };
     settings.delivery.max_message_bytes = 200 * 1024;
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {
-        graph: HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap(),
+        graph: MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap(),
         cursors: DynamoCursorStore::new(c.dynamodb.clone(), &table),
         queue: SqsAlertQueue::new(c.sqs.clone(), &url),
         artifacts: S3ArtifactStore::new(c.s3.clone(), &bucket),

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use m365_ingest::adapters::graph::{Audience, HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{Audience, HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::{GraphApi, PageRequest};
 use m365_ingest::sources::{spec, SpanQuery, GRAPH_SECURITY_HEAD};
@@ -16,7 +16,7 @@ use tenant_sim::{FaultKind, FaultSpec, Scenario, Simulator};
 
 const ALERTS: &str = "/v1.0/security/alerts_v2";
 
-async fn client(timeout: Duration) -> (Simulator, HttpGraphApi) {
+async fn client(timeout: Duration) -> (Simulator, MicrosoftHttp) {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
     let http = HttpSettings {
@@ -28,7 +28,7 @@ async fn client(timeout: Duration) -> (Simulator, HttpGraphApi) {
         graph_rate: None,
         ..HttpSettings::default()
     };
-    let api = HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap();
+    let api = MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap();
     (sim, api)
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::aws::DynamoCursorStore;
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::envelope::Envelope;
@@ -42,7 +42,7 @@ async fn an_8k_version_burst_inside_one_overlap_fits_the_cursor_and_is_not_repea
     let queue = Arc::new(MemoryAlertQueue::new());
     let dir = tempfile::tempdir().unwrap();
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {
-        graph: HttpGraphApi::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
+        graph: MicrosoftHttp::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
         cursors: DynamoCursorStore::new(aws.dynamodb.clone(), &table),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(dir.path().to_owned()),

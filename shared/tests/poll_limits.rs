@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::app::poll::{Outcome, PollSettings};
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::GraphApi;
@@ -69,7 +69,7 @@ async fn an_oversized_incidents_page_falls_back_to_alerts_per_incident() {
 async fn the_body_limit_error_names_the_api_and_the_limit() {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
-    let api = HttpGraphApi::new(&capped(10_000)(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap();
+    let api = MicrosoftHttp::new(&capped(10_000)(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap();
     let to = GraphTime::parse(START).unwrap();
     let q = spec(Source::DefenderAlerts).request(&SpanQuery {
         from: to.minus(Duration::from_secs(86_400)),

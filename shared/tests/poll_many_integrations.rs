@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::envelope::Envelope;
@@ -35,7 +35,7 @@ async fn each_tenant_is_polled_on_its_own_interval_with_its_own_cursor() {
     let fabrikam_creds = Credentials { tenant_id: FABRIKAM.into(), ..secret_creds() };
     let wrong = Credentials { credential: Credential::ClientSecret(Secret::new("revoked")), ..secret_creds() };
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {
-        graph: HttpGraphApi::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
+        graph: MicrosoftHttp::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
         cursors: Arc::new(MemoryCursorStore::new()),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(dir.path().to_owned()),

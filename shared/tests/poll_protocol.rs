@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::envelope::Envelope;
@@ -20,7 +20,7 @@ use tenant_sim::{AlertChange, Scenario, Simulator};
 
 type CrashPoller = Poller<
     PollWith<
-        Arc<HttpGraphApi>,
+        Arc<MicrosoftHttp>,
         Arc<CrashingCommits<MemoryCursorStore>>,
         Arc<MemoryAlertQueue>,
         DirArtifactStore,
@@ -52,7 +52,7 @@ async fn rig(scenario: Scenario, settings: PollSettings) -> Rig {
     let queue = Arc::new(MemoryAlertQueue::new());
     let dir = tempfile::tempdir().unwrap();
     let poller = Poller {
-        graph: Arc::new(HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap()),
+        graph: Arc::new(MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap()),
         cursors: store.clone(),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(dir.path().to_owned()),

@@ -29,17 +29,17 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+    use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
     use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
     use m365_ingest::ports::IntegrationStore;
     use serde_json::json;
     use tenant_sim::scenario::{ClockSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
     use tenant_sim::{Scenario, Simulator};
 
-    async fn app(sim: &Simulator) -> Checker<HttpGraphApi, MemorySecrets, MemoryIntegrationStore, MemorySecrets> {
+    async fn app(sim: &Simulator) -> Checker<MicrosoftHttp, MemorySecrets, MemoryIntegrationStore, MemorySecrets> {
         m365_ingest::adapters::graph::settings::install_crypto_provider();
         Checker {
-            microsoft: HttpGraphApi::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
+            microsoft: MicrosoftHttp::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
             secrets: MemorySecrets::new(),
             store: MemoryIntegrationStore::new(),
             writer: MemorySecrets::new(),

@@ -29,7 +29,7 @@ mod tests {
 
     use aws_lambda_events::event::sqs::SqsMessage;
     use lambda_runtime::Context;
-    use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+    use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
     use m365_ingest::adapters::local::{
         DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, MemorySchedule, StaticIntegrations, StaticSecretSource,
     };
@@ -72,7 +72,7 @@ mod tests {
     }
 
     type LocalJobs = JobsWith<
-        PollWith<HttpGraphApi, MemoryCursorStore, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>,
+        PollWith<MicrosoftHttp, MemoryCursorStore, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>,
         StaticIntegrations,
         MemorySchedule,
         MemoryAlertQueue,
@@ -103,7 +103,7 @@ mod tests {
         incidents_one.defender_mode = m365_ingest::domain::integration::DefenderMode::Incidents;
         let app: PollerApp<LocalJobs> = PollerApp {
             poller: Poller {
-                graph: HttpGraphApi::new(&http, RetryPolicy::quick()).unwrap(),
+                graph: MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap(),
                 cursors: MemoryCursorStore::new(),
                 queue: queue.clone(),
                 artifacts: DirArtifactStore::new(dir),

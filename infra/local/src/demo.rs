@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore};
 use m365_ingest::adapters::local::{MemoryDedupStore, MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{Checker, CredentialInput, SaveMode};
@@ -88,7 +88,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let (integrations, secrets) = test_and_save(&sim, &http).await?;
     let queue = Arc::new(MemoryAlertQueue::new().with_ndjson(&ndjson).map_err(|e| run_err("opening the NDJSON output", &e))?);
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {
-        graph: HttpGraphApi::new(&http, RetryPolicy::default()).map_err(|e| run_err("HTTP client", &e))?,
+        graph: MicrosoftHttp::new(&http, RetryPolicy::default()).map_err(|e| run_err("HTTP client", &e))?,
         cursors: MemoryCursorStore::new(),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(o.out.join("artifacts")),
@@ -193,7 +193,7 @@ fn documents() -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
 async fn test_and_save(sim: &Simulator, http: &HttpSettings) -> Result<(Vec<Integration>, Arc<MemorySecrets>), Failure> {
     let secrets = Arc::new(MemorySecrets::new());
     let checker = Checker {
-        microsoft: HttpGraphApi::new(http, RetryPolicy::default()).map_err(|e| Failure::Run(format!("HTTP client: {e}")))?,
+        microsoft: MicrosoftHttp::new(http, RetryPolicy::default()).map_err(|e| Failure::Run(format!("HTTP client: {e}")))?,
         secrets: secrets.clone(),
         store: MemoryIntegrationStore::new(),
         writer: secrets.clone(),

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use m365_ingest::adapters::aws::{
     credentials_for, load_sdk_config, AwsClients, DynamoCursorStore, DynamoIntegrations, SecretsManagerSource,
 };
-use m365_ingest::adapters::graph::HttpGraphApi;
+use m365_ingest::adapters::graph::MicrosoftHttp;
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{Checker, CredentialInput, Report, SaveMode};
 use m365_ingest::config::{http_settings, CheckConfig};
@@ -22,11 +22,11 @@ use m365_ingest::Source;
 use crate::args::{CheckOptions, CredentialOptions, IntegrationCommand};
 use crate::Failure;
 
-type AwsChecker = Checker<HttpGraphApi, SecretsManagerSource, DynamoIntegrations, SecretsManagerSource>;
+type AwsChecker = Checker<MicrosoftHttp, SecretsManagerSource, DynamoIntegrations, SecretsManagerSource>;
 
-fn microsoft() -> Result<HttpGraphApi, Failure> {
+fn microsoft() -> Result<MicrosoftHttp, Failure> {
     let http = http_settings(&|k: &str| std::env::var(k).ok()).map_err(|e| Failure::Usage(e.to_string()))?;
-    HttpGraphApi::new(&http, check_retry_policy()).map_err(|e| Failure::Usage(e.to_string()))
+    MicrosoftHttp::new(&http, check_retry_policy()).map_err(|e| Failure::Usage(e.to_string()))
 }
 
 async fn aws_checker() -> Result<AwsChecker, Failure> {

@@ -56,7 +56,10 @@ fn bad_input_is_one_line_and_exit_2() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'"),
         (vec!["replay", "--source", "defender_alerts"], "the following required arguments were not provided:\n  <FILE>"),
-        (vec!["replay", "--source", "alerts", "f.json"], "unknown source `alerts`: use one of defender_alerts, defender_incidents, cloud_apps"),
+        (
+            vec!["replay", "--source", "alerts", "f.json"],
+            "unknown source `alerts`: use one of defender_alerts, defender_incidents, cloud_apps",
+        ),
         (vec!["replay", "--source", "defender_alerts", "/no/such.json"], "cannot read /no/such.json"),
         (vec!["replay", "--source", "defender_alerts", not_json.to_str().unwrap()], "is not a Graph list response"),
         (vec!["replay", "--source", "defender_alerts", no_version.to_str().unwrap()], "item 0 of `value`"),

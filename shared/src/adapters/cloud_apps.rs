@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::graph::auth::Audience;
-use super::graph::client::{Call, HttpGraphApi};
+use super::graph::client::{Call, MicrosoftHttp};
 use super::graph::collections::decode_items;
 use crate::domain::integration::Credentials;
 use crate::domain::time::GraphTime;
@@ -16,7 +16,7 @@ use crate::sources::{spec, CLOUD_APPS_MAX_LIMIT};
 use crate::Source;
 
 pub struct CloudAppsAlerts<'a> {
-    http: &'a HttpGraphApi,
+    http: &'a MicrosoftHttp,
 }
 
 #[derive(Deserialize)]
@@ -33,7 +33,7 @@ struct RawCloudAppsPage<'a> {
 }
 
 impl<'a> CloudAppsAlerts<'a> {
-    pub(crate) fn new(http: &'a HttpGraphApi) -> Self {
+    pub(crate) fn new(http: &'a MicrosoftHttp) -> Self {
         CloudAppsAlerts { http }
     }
 

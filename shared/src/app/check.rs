@@ -147,6 +147,13 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
         if !report.passed || save == SaveMode::No {
             return report;
         }
+        let unpolled = unpolled_sources(doc);
+        if !unpolled.is_empty() {
+            report.passed = false;
+            report.not_saved = Some("a source it enables is not polled by this version (see above)".into());
+            report.problems = unpolled;
+            return report;
+        }
         let current = match self.store.get(&doc.id).await {
             Ok(r) => r.map(|r| r.revision),
             Err(e) => {
@@ -209,6 +216,20 @@ fn secret_outside(secret_ref: &str, prefix: &str) -> Option<String> {
     (!prefix.is_empty() && !name.starts_with(prefix)).then(|| {
         format!("`{secret_ref}` is outside `{prefix}`, the only secrets the functions may read (the stack's SecretPrefix): name it {prefix}<something>")
     })
+}
+
+/// Enabled sources that this version has no module for (sources/mod.rs): saved, they would
+/// pass the check and then silently poll nothing, so they are refused with the way out.
+fn unpolled_sources(doc: &IntegrationDoc) -> Vec<FieldError> {
+    let s = &doc.sources;
+    [("email_submissions", "sources.email_submissions.enabled", s.email_submissions.enabled), ("phishing_mailbox", "sources.phishing_mailbox", s.phishing_mailbox.is_some())]
+        .into_iter()
+        .filter(|(name, _, on)| *on && name.parse::<crate::Source>().is_err())
+        .map(|(name, field, _)| FieldError {
+            field: field.into(),
+            problem: format!("the `{name}` source is not polled by this version of m365-ingest yet; saved, it would read nothing: turn it off (remove it) and save again"),
+        })
+        .collect()
 }
 
 /// The check alone: nothing is written.

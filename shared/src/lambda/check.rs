@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::adapters::aws::{credentials_for, AwsClients, DynamoIntegrations, SecretsManagerSource};
-use crate::adapters::graph::{HttpGraphApi, RetryPolicy};
+use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
 use crate::app::check::{Checker, CredentialInput, Report, SaveMode};
 use crate::config::CheckConfig;
 use crate::domain::integration_doc::{self, FieldError};
@@ -18,7 +18,7 @@ use crate::domain::time::GraphTime;
 use crate::error::Error;
 use crate::ports::{IntegrationStore, MicrosoftProbe, SecretSource, SecretWriter};
 
-pub type AwsCheckApp = Checker<HttpGraphApi, SecretsManagerSource, DynamoIntegrations, SecretsManagerSource>;
+pub type AwsCheckApp = Checker<MicrosoftHttp, SecretsManagerSource, DynamoIntegrations, SecretsManagerSource>;
 
 /// Test & Save answers while the admin waits: a short retry budget.
 pub fn check_retry_policy() -> RetryPolicy {
@@ -27,7 +27,7 @@ pub fn check_retry_policy() -> RetryPolicy {
 
 pub fn build_aws(config: &CheckConfig, clients: &AwsClients) -> Result<AwsCheckApp, Error> {
     Ok(Checker {
-        microsoft: HttpGraphApi::new(&config.http, check_retry_policy())?,
+        microsoft: MicrosoftHttp::new(&config.http, check_retry_policy())?,
         secrets: SecretsManagerSource::new(clients.secrets.clone()),
         store: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
         writer: SecretsManagerSource::new(clients.secrets.clone()),

@@ -12,7 +12,7 @@ use crate::adapters::aws::{
     Aws, AwsClients, DynamoBudget, DynamoCursorStore, DynamoIntegrations, DynamoSchedule, S3ArtifactStore, SecretsManagerSource,
     SqsAlertQueue,
 };
-use crate::adapters::graph::{HttpGraphApi, RetryPolicy};
+use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
 use crate::app::dispatch::{PollJob, JOB_SCHEMA};
 use crate::app::integration_cache::IntegrationCache;
 use crate::app::poll::{Poller, RunSummary};
@@ -72,7 +72,7 @@ pub type AwsPollerApp = PollerApp<Aws>;
 pub fn build_aws(config: &PollerConfig, clients: &AwsClients) -> Result<AwsPollerApp, Error> {
     Ok(PollerApp {
         poller: Poller {
-            graph: HttpGraphApi::new(&config.http, RetryPolicy::default())?
+            graph: MicrosoftHttp::new(&config.http, RetryPolicy::default())?
                 .with_budget(std::sync::Arc::new(DynamoBudget::new(clients.dynamodb.clone(), &config.state_table))),
             cursors: DynamoCursorStore::new(clients.dynamodb.clone(), &config.state_table),
             queue: SqsAlertQueue::new(clients.sqs.clone(), &config.intake_queue_url),

@@ -6,7 +6,7 @@ pub mod moto;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
 use m365_ingest::domain::envelope::Envelope;
@@ -32,7 +32,7 @@ impl Clock for SimTime {
 }
 
 pub type LocalPoller =
-    Poller<PollWith<HttpGraphApi, Arc<MemoryCursorStore>, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>>;
+    Poller<PollWith<MicrosoftHttp, Arc<MemoryCursorStore>, Arc<MemoryAlertQueue>, DirArtifactStore, StaticSecretSource, SimTime>>;
 
 pub fn fixed(mut s: Scenario) -> Scenario {
     s.clock = ClockSpec { start: Some(START.into()), fixed: true };
@@ -114,7 +114,7 @@ pub fn world_with(
     creds: Credentials,
 ) -> World {
     let http = http(sim.base_url(), sim.ca_pem());
-    let graph = HttpGraphApi::new(&http, policy).expect("graph client");
+    let graph = MicrosoftHttp::new(&http, policy).expect("graph client");
     let cursors = Arc::new(MemoryCursorStore::new());
     let queue = Arc::new(MemoryAlertQueue::new());
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::aws::{create_state_table, load_sdk_config, AwsClients, DynamoBudget};
 use m365_ingest::adapters::graph::pacing::LocalBudget;
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode, Integration};
@@ -58,7 +58,7 @@ async fn drain(shared: Option<Arc<dyn RequestBudget>>) -> Result<Drain, String> 
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..POLLERS {
         // Each poller is its own instance: its own HTTP client, token cache and local pacing.
-        let mut graph = HttpGraphApi::new(&http, RetryPolicy::default()).map_err(|e| e.to_string())?;
+        let mut graph = MicrosoftHttp::new(&http, RetryPolicy::default()).map_err(|e| e.to_string())?;
         if let Some(b) = &shared {
             graph = graph.with_budget(b.clone());
         }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use m365_ingest::adapters::graph::{HttpGraphApi, HttpSettings, RetryPolicy};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
 use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
@@ -52,7 +52,7 @@ pub async fn run(args: &[String]) -> ExitCode {
         graph_rate: None,
         ..HttpSettings::default()
     };
-    let graph = match HttpGraphApi::new(&http, RetryPolicy::default()) {
+    let graph = match MicrosoftHttp::new(&http, RetryPolicy::default()) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("{e}");

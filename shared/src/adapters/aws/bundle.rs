@@ -3,14 +3,14 @@
 use super::{
     DynamoCursorStore, DynamoDedupStore, DynamoIntegrations, DynamoSchedule, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue,
 };
-use crate::adapters::graph::HttpGraphApi;
+use crate::adapters::graph::MicrosoftHttp;
 use crate::ports::{JobPorts, PollPorts, ProcessPorts, SystemClock};
 
 /// Every port on its AWS adapter (Microsoft over HTTPS).
 pub struct Aws;
 
 impl PollPorts for Aws {
-    type Graph = HttpGraphApi;
+    type Graph = MicrosoftHttp;
     type Cursors = DynamoCursorStore;
     type Queue = SqsAlertQueue;
     type Artifacts = S3ArtifactStore;

@@ -1,6 +1,8 @@
-//! `GraphApi` over HTTPS: Graph's security collections and Defender for Cloud Apps alerts,
-//! with bounded retries for throttling, server errors, timeouts and cut-off bodies, one token
-//! refresh on 401 that retries the same page, and Cloud Apps calls paced per tenant.
+//! The HTTPS transport to Microsoft's APIs (Graph, Cloud Apps, Defender for Endpoint, Exchange
+//! Online): tokens per tenant and audience, bounded retries for throttling, server errors,
+//! timeouts and cut-off bodies, one token refresh on 401 that retries the same call, and
+//! requests paced per tenant. The `GraphApi` port routes each request to the client of its API
+//! (collections.rs for Graph, ../cloud_apps.rs for Cloud Apps), which share this transport.
 
 use std::time::Instant;
 
@@ -16,7 +18,7 @@ use crate::domain::integration::Credentials;
 use crate::error::{ConfigError, GraphError};
 use crate::ports::{BudgetKey, GraphApi, Page, PageRequest, Rate, RequestBudget};
 
-pub struct HttpGraphApi {
+pub struct MicrosoftHttp {
     /// 429 answers and retries since start per API (Graph, Cloud Apps), for the throttling metrics.
     throttled: [std::sync::atomic::AtomicU64; 2],
     retried: [std::sync::atomic::AtomicU64; 2],
@@ -27,14 +29,14 @@ pub struct HttpGraphApi {
     prefer_unknown: bool,
     pub(crate) settings: HttpSettings,
     /// Requests per tenant (and app, for Graph), as Microsoft limits them: this instance's own
-    /// by default, the deployment's shared one with [`HttpGraphApi::with_budget`].
+    /// by default, the deployment's shared one with [`MicrosoftHttp::with_budget`].
     budget: std::sync::Arc<dyn RequestBudget>,
 }
 
-impl HttpGraphApi {
+impl MicrosoftHttp {
     pub fn new(settings: &HttpSettings, policy: RetryPolicy) -> Result<Self, ConfigError> {
         let http = settings.client()?;
-        Ok(HttpGraphApi {
+        Ok(MicrosoftHttp {
             throttled: Default::default(),
             retried: Default::default(),
             tokens: TokenProvider::new(http.clone(), &settings.login_base_url, policy),
@@ -194,7 +196,7 @@ fn counter_slot(api: Audience) -> usize {
     usize::from(api == Audience::CloudApps)
 }
 
-impl GraphApi for HttpGraphApi {
+impl GraphApi for MicrosoftHttp {
     fn counters(&self, api: Audience) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.throttled[counter_slot(api)].load(Relaxed), self.retried[counter_slot(api)].load(Relaxed))

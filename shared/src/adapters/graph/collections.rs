@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::auth::Audience;
-use super::client::{Call, HttpGraphApi};
+use super::client::{Call, MicrosoftHttp};
 use super::settings::HttpSettings;
 use crate::domain::alert::{Head, HeadSpec, Item, Rejected};
 use crate::domain::integration::Credentials;
@@ -22,7 +22,7 @@ use crate::ports::{GraphQuery, Page};
 const MAX_COLLECTION_PAGES: usize = 50;
 
 pub struct GraphCollections<'a> {
-    http: &'a HttpGraphApi,
+    http: &'a MicrosoftHttp,
     /// Graph's origin, without a trailing slash.
     base: &'a str,
 }
@@ -38,7 +38,7 @@ struct RawPage<'a> {
 }
 
 impl<'a> GraphCollections<'a> {
-    pub(crate) fn new(http: &'a HttpGraphApi, base: &'a str) -> Self {
+    pub(crate) fn new(http: &'a MicrosoftHttp, base: &'a str) -> Self {
         GraphCollections { http, base }
     }
 

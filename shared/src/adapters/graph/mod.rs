@@ -10,6 +10,6 @@ pub mod retry;
 pub mod settings;
 
 pub use auth::{Audience, TokenClaims, TokenProvider};
-pub use client::HttpGraphApi;
+pub use client::MicrosoftHttp;
 pub use retry::RetryPolicy;
 pub use settings::HttpSettings;

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::auth::Audience;
-use super::client::{Call, HttpGraphApi};
+use super::client::{Call, MicrosoftHttp};
 use crate::domain::integration::Credentials;
 use crate::domain::permissions::{Api, TokenClaims};
 use crate::error::GraphError;
@@ -21,7 +21,7 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-impl MicrosoftProbe for HttpGraphApi {
+impl MicrosoftProbe for MicrosoftHttp {
     async fn claims(&self, creds: &Credentials, api: Api) -> Result<TokenClaims, GraphError> {
         self.tokens().claims(creds, api).await
     }
