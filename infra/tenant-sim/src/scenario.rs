@@ -44,6 +44,39 @@ pub struct TenantSpec {
     pub seed_files: Vec<PathBuf>,
     /// Defender for Cloud Apps alerts of this tenant.
     pub cloud_apps: CloudAppsPlan,
+    /// Email threat submissions of this tenant.
+    pub submissions: SubmissionsPlan,
+}
+
+/// A tenant's email threat submissions: created over the alert plan's `from`..`to`, each
+/// waiting, then analysed. Microsoft documents no timings; these are the simulator's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmissionsPlan {
+    pub count: usize,
+    /// A submission is listed this long after its `createdDateTime`.
+    pub latency_secs: i64,
+    /// `notStarted` for this long (a range, seconds), then `running` for the analysis.
+    pub queued_min_secs: i64,
+    pub queued_max_secs: i64,
+    pub analysis_min_secs: i64,
+    pub analysis_max_secs: i64,
+    /// Share of analyses that end `failed` (no result).
+    pub failed_fraction: f64,
+}
+
+impl Default for SubmissionsPlan {
+    fn default() -> Self {
+        SubmissionsPlan {
+            count: 40,
+            latency_secs: 30,
+            queued_min_secs: 30,
+            queued_max_secs: 600,
+            analysis_min_secs: 300,
+            analysis_max_secs: 6 * 3600,
+            failed_fraction: 0.03,
+        }
+    }
 }
 
 /// A tenant's Cloud Apps alerts: spread over the alert plan's `from`..`to`.
@@ -232,6 +265,7 @@ impl Default for TenantSpec {
             alerts: AlertPlan::default(),
             seed_files: Vec::new(),
             cloud_apps: CloudAppsPlan::default(),
+            submissions: SubmissionsPlan::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use crate::clock::SimClock;
 use crate::cloudapps::{data as cloud_apps_data, CloudAppsState};
+use crate::data::submission::{self, Submission};
 use crate::data::TenantData;
 use crate::entra::directory::Tenant;
 use crate::entra::jwt::TokenSigner;
@@ -31,6 +32,8 @@ pub struct SimState {
     pub expired_tokens: Mutex<HashSet<String>>,
     pub faults: FaultEngine,
     pub cloud_apps: CloudAppsState,
+    /// Each tenant's email threat submissions.
+    pub submissions: Vec<Vec<Submission>>,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -82,6 +85,13 @@ impl SimState {
                 )
             })
             .collect();
+        let submissions = scenario
+            .tenants
+            .iter()
+            .zip(&data)
+            .enumerate()
+            .map(|(i, (t, d))| submission::generate(&t.submissions, &t.alerts, &d.pool, &t.id, scenario.seed ^ (i as u64) << 8, start))
+            .collect();
         let signer = TokenSigner::generate(&mut ids::rng(scenario.seed, 0x51))?;
         Ok(SimState {
             seed: scenario.seed,
@@ -95,6 +105,7 @@ impl SimState {
             expired_tokens: Mutex::new(HashSet::new()),
             faults: FaultEngine::new(scenario.seed, &scenario.faults),
             cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
+            submissions,
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })

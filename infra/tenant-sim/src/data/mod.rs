@@ -8,6 +8,7 @@ pub mod incident;
 pub mod kinds;
 pub mod pool;
 pub mod store;
+pub mod submission;
 
 pub use alert::{AlertRecord, AlertVersion};
 pub use incident::IncidentRecord;

@@ -1,22 +1,23 @@
-//! Graph collections the Test & Save probes read once: a mailbox's messages
-//! (`GET /v1.0/users/{id}/messages`, api-reference/v1.0/api/user-list-messages.md, fixture
-//! `graph_user_messages_list.json`) and email threat submissions
-//! (`GET /beta/security/threatSubmission/emailThreats`,
-//! api-reference/beta/api/security-emailthreatsubmission-list.md, fixture
-//! `graph_email_threat_submissions_list.json`). The doc samples are served as the data.
+//! Graph's mail collections: a mailbox's messages (`GET /v1.0/users/{id}/messages`,
+//! api-reference/v1.0/api/user-list-messages.md; the doc sample `graph_user_messages_list.json`
+//! is served as the data, for the Test & Save probe) and email threat submissions
+//! (`GET /beta/security/threatSubmission/emailThreats` and `/{id}`,
+//! api-reference/beta/api/security-emailthreatsubmission-list.md and -get.md): the tenant's
+//! generated submissions with their lifecycle (data/submission.rs).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::collection::{self, Envelope};
 use super::context::{authorize, GraphCtx};
 use super::error::GraphError;
 use crate::http::{self, query_pairs};
+use crate::odata::{CollectionQuery, FilterSchema, Prop, PropKind, QueryLimits};
 use crate::state::Sim;
 
 const MESSAGES: &str = include_str!("../../tests/fixtures/microsoft-docs/graph_user_messages_list.json");
-const SUBMISSIONS: &str = include_str!("../../tests/fixtures/microsoft-docs/graph_email_threat_submissions_list.json");
 
 /// user-list-messages-permissions.md (application).
 pub const MAIL_ROLES: &[&str] = &["Mail.ReadBasic.All", "Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"];
@@ -57,10 +58,76 @@ pub async fn messages(State(sim): State<Sim>, Path(user): Path<String>, uri: axu
     }
 }
 
+/// What callers may filter submissions on. security-emailthreatsubmission-list.md says `$filter`
+/// is supported but names no property; `createdDateTime` (what a poller windows on) is the one
+/// served, anything else is Graph's 400 (sim README: undocumented behaviour).
+pub static SUBMISSION_FILTER: FilterSchema =
+    FilterSchema { entity: "emailThreatSubmission", props: &[Prop { name: "createdDateTime", kind: PropKind::DateTime }] };
+
+/// `$filter`, `$top`, `$skipToken` and `$count` are the documented options; `$skip` and
+/// `$orderby` are not, so they are refused (the order is Graph's default, newest first, and
+/// nobody promises it). The page size is not documented either: 100 here, larger `$top`s cut
+/// to it, so a client has to page.
+fn submission_limits(include_unknown: bool) -> QueryLimits {
+    QueryLimits {
+        schema: &SUBMISSION_FILTER,
+        default_top: 100,
+        max_top: 100,
+        clamp_top: true,
+        max_skip: 0,
+        orderable: &[],
+        expandable: &[],
+        include_unknown,
+    }
+}
+
+/// `GET /beta/security/threatSubmission/emailThreats` (security-emailthreatsubmission-list.md).
 pub async fn submissions(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let mut ctx = GraphCtx::new(&sim, &headers);
-    match authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES).and_then(|_| top_of(SUBMISSIONS, uri.query())) {
-        Ok(v) => ctx.stamp(http::json(StatusCode::OK, &v, http::ODATA_JSON)),
-        Err(e) => e.into_response(&ctx),
-    }
+    let result = (|| {
+        let who = authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES)?;
+        let q = CollectionQuery::parse(&query_pairs(uri.query()), &submission_limits(ctx.include_unknown))
+            .map_err(|e| GraphError::bad_request(e.message))?;
+        let now = ctx.now;
+        let matching: Vec<Map<String, Value>> = sim
+            .submissions
+            .get(who.tenant_index)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.visible <= now)
+            .map(|s| s.render(now, ctx.include_unknown))
+            .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
+            .collect();
+        let created = |m: &Map<String, Value>, _: &str| {
+            m.get("createdDateTime").and_then(Value::as_str).and_then(|t| crate::time::Instant::parse(t).ok()).unwrap_or_default()
+        };
+        let spec = sim.graph_spec();
+        let (page, total, more) = collection::page(matching, &q, created, collection::Shaping::of(&sim, &spec));
+        let env = Envelope {
+            base_url: &sim.base_url,
+            path: uri.path(),
+            context: "security/threatSubmission/emailThreats",
+            omit_next_link: spec.omit_next_link,
+        };
+        Ok(collection::respond(&ctx, &env, &q, page.into_iter().map(Value::Object).collect(), total, more))
+    })();
+    result.unwrap_or_else(|e: GraphError| e.into_response(&ctx))
+}
+
+/// `GET /beta/security/threatSubmission/emailThreats/{id}` (security-emailthreatsubmission-get.md).
+pub async fn submission(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    let result = (|| {
+        let who = authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES)?;
+        let found = sim.submissions.get(who.tenant_index).into_iter().flatten().find(|s| s.id == id && s.visible <= ctx.now);
+        let s = found.ok_or_else(|| GraphError::not_found(format!("Submission with id '{id}' was not found.")))?;
+        let mut m = Map::new();
+        m.insert(
+            "@odata.context".into(),
+            Value::String(format!("{}/beta/$metadata#security/threatSubmission/emailThreats/$entity", sim.base_url)),
+        );
+        m.extend(s.render(ctx.now, ctx.include_unknown));
+        Ok(ctx.stamp(http::json(StatusCode::OK, &Value::Object(m), http::ODATA_JSON)))
+    })();
+    result.unwrap_or_else(|e: GraphError| e.into_response(&ctx))
 }

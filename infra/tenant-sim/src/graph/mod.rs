@@ -21,4 +21,5 @@ pub fn routes() -> Router<Sim> {
         .route("/v1.0/security/incidents/{id}/alerts", get(incidents::alerts_of))
         .route("/v1.0/users/{id}/messages", get(mail::messages))
         .route("/beta/security/threatSubmission/emailThreats", get(mail::submissions))
+        .route("/beta/security/threatSubmission/emailThreats/{id}", get(mail::submission))
 }
