@@ -6,6 +6,7 @@ pub mod budget;
 pub mod cloud_apps_alert;
 pub mod cursor;
 pub mod duration_text;
+pub mod email_submission;
 pub mod envelope;
 pub mod filter;
 pub mod graph_alert;
