@@ -20,9 +20,19 @@ pub const MAX_STORED_BYTES: usize = 300_000;
 /// One remembered version: an 8-byte id hash and the version's 8-byte ticks.
 const ENTRY_BYTES: usize = 16;
 
-/// Remembered versions that fit in [`MAX_STORED_BYTES`] once base64-encoded, with 4 KB left for
-/// the JSON around them.
-pub const MAX_RECENT: usize = (MAX_STORED_BYTES - 4096) / 4 * 3 / ENTRY_BYTES;
+/// What the unsettled items may take of it (see [`Cursor::add_pending`]).
+const PENDING_BYTES: usize = 60_000;
+
+/// Unsettled items remembered at most, each a JSON pair of its id and version.
+pub const MAX_PENDING: usize = 600;
+
+/// The longest id (as a JSON string, quotes and escapes included) kept as unsettled:
+/// `MAX_PENDING` pairs of it fit in [`PENDING_BYTES`]. Graph's submission ids are GUIDs (38).
+const MAX_PENDING_ID_JSON: usize = PENDING_BYTES / MAX_PENDING - 28;
+
+/// Remembered versions that fit in what [`MAX_STORED_BYTES`] leaves beside the unsettled items
+/// once base64-encoded, with 4 KB left for the JSON around them.
+pub const MAX_RECENT: usize = (MAX_STORED_BYTES - PENDING_BYTES - 4096) / 4 * 3 / ENTRY_BYTES;
 
 /// What a cursor promises: every alert version with a window-field value `< watermark` that was
 /// visible when it was read has been delivered; `recent` names the delivered versions at or
@@ -35,6 +45,18 @@ pub struct Cursor {
     /// Set when `recent` had to be trimmed: some overlap re-reads may be delivered twice
     /// (the processor's dedup removes them); never a gap.
     pub trimmed: bool,
+    /// Items delivered before they settled (a submission still under analysis): re-read by id
+    /// until they do, oldest first; id → its version (the window field's value).
+    pending: BTreeMap<String, GraphTime>,
+}
+
+/// Why an unsettled item could not be remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingRefused {
+    /// [`MAX_PENDING`] are remembered already.
+    Full,
+    /// Its id is longer than the stored form allows.
+    LongId,
 }
 
 /// The first 8 bytes of SHA-256 of the id. A collision would suppress an unseen alert, so the
@@ -92,13 +114,47 @@ impl Cursor {
         }
     }
 
+    /// Remembers an item delivered before it settled, so later runs re-read it. Bounded: the
+    /// caller counts a refusal (that item's later verdict is then not delivered).
+    pub fn add_pending(&mut self, id: &str, version: GraphTime) -> Result<(), PendingRefused> {
+        if serde_json::to_string(id).map_or(usize::MAX, |j| j.len()) > MAX_PENDING_ID_JSON {
+            return Err(PendingRefused::LongId);
+        }
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(id) {
+            return Err(PendingRefused::Full);
+        }
+        self.pending.insert(id.to_owned(), version);
+        Ok(())
+    }
+
+    /// Forgets an item once it settled (or no longer exists).
+    pub fn settle(&mut self, id: &str) {
+        self.pending.remove(id);
+    }
+
+    /// The unsettled items, oldest version first.
+    pub fn pending(&self) -> Vec<(&str, GraphTime)> {
+        let mut v: Vec<(&str, GraphTime)> = self.pending.iter().map(|(id, t)| (id.as_str(), *t)).collect();
+        v.sort_by_key(|(id, t)| (*t, *id));
+        v
+    }
+
+    /// Forgets unsettled items whose version is before `oldest` (Microsoft gave no verdict in
+    /// time); returns how many.
+    pub fn expire_pending(&mut self, oldest: GraphTime) -> usize {
+        let before = self.pending.len();
+        self.pending.retain(|_, t| *t >= oldest);
+        before - self.pending.len()
+    }
+
     pub fn to_stored(&self) -> StoredCursor {
         let mut packed = Vec::with_capacity(self.recent.len() * ENTRY_BYTES);
         for (h, v) in &self.recent {
             packed.extend_from_slice(&h.to_le_bytes());
             packed.extend_from_slice(&v.ticks().to_le_bytes());
         }
-        StoredCursor::V2 { watermark: self.watermark, recent: STANDARD.encode(packed), trimmed: self.trimmed }
+        let pending = self.pending.iter().map(|(id, t)| (id.clone(), t.ticks())).collect();
+        StoredCursor::V2 { watermark: self.watermark, recent: STANDARD.encode(packed), trimmed: self.trimmed, pending }
     }
 }
 
@@ -114,13 +170,16 @@ pub enum StoredCursor {
         #[serde(default)]
         trimmed: bool,
     },
-    /// `recent` is base64 of 16-byte entries (id hash, version ticks; little-endian), sorted.
+    /// `recent` is base64 of 16-byte entries (id hash, version ticks; little-endian), sorted;
+    /// `pending` the unsettled items as `[id, version ticks]` pairs (absent when none).
     #[serde(rename = "2")]
     V2 {
         watermark: Option<GraphTime>,
         recent: String,
         #[serde(default)]
         trimmed: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pending: Vec<(String, i64)>,
     },
 }
 
@@ -134,13 +193,13 @@ impl TryFrom<StoredCursor> for Cursor {
     fn try_from(s: StoredCursor) -> Result<Self, Self::Error> {
         match s {
             StoredCursor::V1 { watermark, recent, trimmed } => {
-                let mut c = Cursor { watermark, recent: BTreeMap::new(), trimmed };
+                let mut c = Cursor { watermark, recent: BTreeMap::new(), trimmed, pending: BTreeMap::new() };
                 for (id, v) in recent {
                     c.record(&id, v);
                 }
                 Ok(c)
             }
-            StoredCursor::V2 { watermark, recent, trimmed } => {
+            StoredCursor::V2 { watermark, recent, trimmed, pending } => {
                 let bytes = STANDARD.decode(recent).map_err(|_| StoredCursorError)?;
                 if bytes.len() % ENTRY_BYTES != 0 {
                     return Err(StoredCursorError);
@@ -152,7 +211,8 @@ impl TryFrom<StoredCursor> for Cursor {
                     let v = i64::from_le_bytes(v.try_into().map_err(|_| StoredCursorError)?);
                     map.insert(h, GraphTime::from_ticks(v));
                 }
-                Ok(Cursor { watermark, recent: map, trimmed })
+                let pending = pending.into_iter().map(|(id, t)| (id, GraphTime::from_ticks(t))).collect();
+                Ok(Cursor { watermark, recent: map, trimmed, pending })
             }
         }
     }
@@ -207,8 +267,12 @@ mod tests {
         c.advance(t(5), Duration::from_secs(1), 10);
         let json = serde_json::to_string(&c.to_stored()).unwrap_or_default();
         assert!(json.starts_with(r#"{"schema_version":"2","watermark":"1970-01-01T00:00:05.0000000Z""#), "{json}");
-        let back: StoredCursor =
-            serde_json::from_str(&json).unwrap_or(StoredCursor::V2 { watermark: None, recent: String::new(), trimmed: false });
+        let back: StoredCursor = serde_json::from_str(&json).unwrap_or(StoredCursor::V2 {
+            watermark: None,
+            recent: String::new(),
+            trimmed: false,
+            pending: Vec::new(),
+        });
         assert_eq!(Cursor::try_from(back), Ok(c));
     }
 
@@ -222,8 +286,33 @@ mod tests {
         assert!(c.already_delivered("x", t(5)) && !c.already_delivered("y", t(5)));
     }
 
-    /// The worst burst: every remembered slot full of long ids. The stored form stays under the
-    /// bound because its size does not depend on the ids.
+    #[test]
+    fn unsettled_items_are_kept_oldest_first_until_settled_or_expired() {
+        let mut c = Cursor::default();
+        assert_eq!(c.add_pending("b", t(20)), Ok(()));
+        assert_eq!(c.add_pending("a", t(30)), Ok(()));
+        assert_eq!(c.add_pending("c", t(10)), Ok(()));
+        assert_eq!(c.pending(), [("c", t(10)), ("b", t(20)), ("a", t(30))]);
+        c.settle("b");
+        assert_eq!(c.expire_pending(t(15)), 1, "c is older than the oldest kept");
+        assert_eq!(c.pending(), [("a", t(30))]);
+        let json = serde_json::to_string(&c.to_stored()).unwrap_or_default();
+        assert!(json.contains(r#""pending":[["a",300000000]]"#), "{json}");
+        let back = serde_json::from_str::<StoredCursor>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|s| Cursor::try_from(s).map_err(|e| e.to_string()));
+        assert_eq!(back, Ok(c));
+        let mut c = Cursor::default();
+        assert_eq!(c.add_pending(&"\u{0}".repeat(40), t(1)), Err(PendingRefused::LongId), "escapes count");
+        for i in 0..MAX_PENDING {
+            assert_eq!(c.add_pending(&format!("id{i}"), t(1)), Ok(()));
+        }
+        assert_eq!(c.add_pending("one more", t(1)), Err(PendingRefused::Full));
+        assert_eq!(c.add_pending("id7", t(2)), Ok(()), "one already kept is updated");
+    }
+
+    /// The worst burst: every remembered slot full of long ids, and every unsettled slot full
+    /// of the longest ids it keeps, escapes and all. The stored form stays under the bound.
     #[test]
     fn the_stored_form_is_bounded_in_bytes_at_any_burst() {
         let mut c = Cursor::default();
@@ -231,6 +320,13 @@ mod tests {
         for i in 0..(MAX_RECENT as i64 + 5000) {
             c.record(&format!("{id}{i}"), t(10_000 + i % 60));
         }
+        let mut kept = 0;
+        for i in 0..(MAX_PENDING * 2) {
+            // `\u{1}` is written `\u0001`: 6 bytes of JSON for one of id.
+            let long = format!("{}{i:05}", "\u{1}".repeat((MAX_PENDING_ID_JSON - 7) / 6));
+            kept += usize::from(c.add_pending(&long, t(i64::MAX / 20_000_000 - i as i64)).is_ok());
+        }
+        assert_eq!(kept, MAX_PENDING);
         c.advance(t(10_060), Duration::from_secs(900), usize::MAX);
         assert_eq!(c.remembered(), MAX_RECENT);
         assert!(c.trimmed);
@@ -240,9 +336,9 @@ mod tests {
 
     #[test]
     fn a_damaged_stored_form_is_an_error() {
-        let bad = StoredCursor::V2 { watermark: None, recent: STANDARD.encode([1u8; 15]), trimmed: false };
+        let bad = StoredCursor::V2 { watermark: None, recent: STANDARD.encode([1u8; 15]), trimmed: false, pending: Vec::new() };
         assert_eq!(Cursor::try_from(bad), Err(StoredCursorError));
-        let bad = StoredCursor::V2 { watermark: None, recent: "***".into(), trimmed: false };
+        let bad = StoredCursor::V2 { watermark: None, recent: "***".into(), trimmed: false, pending: Vec::new() };
         assert_eq!(Cursor::try_from(bad), Err(StoredCursorError));
     }
 }
