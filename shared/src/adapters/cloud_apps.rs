@@ -12,8 +12,7 @@ use crate::domain::integration::Credentials;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
 use crate::ports::Page;
-use crate::sources::{spec, CLOUD_APPS_MAX_LIMIT};
-use crate::Source;
+use crate::sources::{CLOUD_APPS_HEAD, CLOUD_APPS_MAX_LIMIT};
 
 pub struct CloudAppsAlerts<'a> {
     http: &'a MicrosoftHttp,
@@ -60,8 +59,7 @@ impl<'a> CloudAppsAlerts<'a> {
 
 /// Decodes a Cloud Apps list answer: `{"data": [...], "hasNext": bool, ...}`.
 pub fn decode_cloud_apps_page(body: &[u8]) -> Result<Page, GraphError> {
-    let head = spec(Source::CloudApps).head();
-    let (raw, items, rejects) = decode_items(body, "a Cloud Apps page", |r: &RawCloudAppsPage<'_>| &r.data, head)?;
+    let (raw, items, rejects) = decode_items(body, "a Cloud Apps page", |r: &RawCloudAppsPage<'_>| &r.data, CLOUD_APPS_HEAD)?;
     let count = if raw.more_than_total == Some(true) { None } else { raw.total.and_then(|t| usize::try_from(t).ok()) };
     Ok(Page { items, next_link: None, has_more: raw.has_next, count, rejects })
 }

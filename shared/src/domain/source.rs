@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 macro_rules! sources {
     ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)+) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
         pub enum Source {
-            $($(#[doc = $doc])* $variant,)+
+            $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)+
         }
 
         impl Source {
@@ -51,5 +50,20 @@ impl FromStr for Source {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Source::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| UnknownSource(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_is_written_and_read_by_its_one_name() {
+        for source in Source::ALL {
+            let json = serde_json::to_string(&source).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", source.as_str()));
+            assert_eq!(serde_json::from_str::<Source>(&json).ok(), Some(source));
+            assert_eq!(source.as_str().parse::<Source>().ok(), Some(source));
+        }
     }
 }

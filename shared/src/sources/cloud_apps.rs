@@ -18,7 +18,7 @@ use crate::ports::PageRequest;
 pub const CLOUD_APPS_MAX_LIMIT: usize = 100;
 
 /// `_id` and `timestamp` in Unix milliseconds (api-alerts-list.md).
-const HEAD: HeadSpec = HeadSpec { id: "_id", version: "timestamp", version_format: VersionFormat::UnixMillis };
+pub const CLOUD_APPS_HEAD: HeadSpec = HeadSpec { id: "_id", version: "timestamp", version_format: VersionFormat::UnixMillis };
 
 pub struct CloudApps;
 
@@ -27,7 +27,7 @@ impl SourceSpec for CloudApps {
         Source::CloudApps
     }
     fn head(&self) -> HeadSpec {
-        HEAD
+        CLOUD_APPS_HEAD
     }
     fn page_size(&self, settings: &PollSettings) -> usize {
         settings.cloud_apps_page_size.min(CLOUD_APPS_MAX_LIMIT)

@@ -23,7 +23,7 @@ use crate::domain::time::GraphTime;
 use crate::error::ConfigError;
 use crate::ports::PageRequest;
 
-pub use cloud_apps::CLOUD_APPS_MAX_LIMIT;
+pub use cloud_apps::{CLOUD_APPS_HEAD, CLOUD_APPS_MAX_LIMIT};
 
 /// The registry: each source's module.
 pub fn spec(source: Source) -> &'static dyn SourceSpec {
