@@ -451,8 +451,12 @@ async fn a_source_this_version_does_not_poll_is_checked_but_never_saved() {
     assert!(r.passed, "the permissions are still proven: {}", r.to_text());
     let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
     let fields: Vec<&str> = r.problems.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, ["sources.email_submissions.enabled", "sources.phishing_mailbox"], "{}", r.to_text());
+    assert_eq!(fields, ["sources.phishing_mailbox"], "email submissions are polled now: {}", r.to_text());
     assert!(!r.passed && r.saved.is_none() && r.not_saved.is_some());
     assert!(r.to_text().contains("is not polled by this version") && r.to_text().contains("turn it off"), "{}", r.to_text());
     assert!(checker.store.list().await.unwrap().is_empty() && checker.writer.names().is_empty(), "nothing written");
+    // Without the mailbox, the submissions integration is saved.
+    email.sources.phishing_mailbox = None;
+    let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    assert!(r.passed && r.saved.is_some(), "{}", r.to_text());
 }

@@ -51,6 +51,11 @@ impl GraphApi for OnePage {
     async fn collection(&self, _: &Credentials, _: &str, _: HeadSpec) -> Result<Vec<Item>, GraphError> {
         Ok(Vec::new())
     }
+
+    /// Alerts settle at once: nothing here is read by id.
+    async fn item(&self, _: &Credentials, path: &str, _: HeadSpec) -> Result<Option<Item>, GraphError> {
+        panic!("no source of this test reads items by id: {path}")
+    }
 }
 
 struct Fixed(GraphTime);

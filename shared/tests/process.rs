@@ -279,3 +279,52 @@ async fn cloud_apps_alerts_are_filtered_and_published_in_both_formats() {
     }
     assert_eq!(all.iter().filter(|m| m["class_uid"] == 2004).count(), c.published);
 }
+
+#[tokio::test]
+async fn submissions_are_published_pending_then_final_and_excluded_verdicts_dropped() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].submissions.count = 120;
+    s.tenants[0].submissions.analysis_min_secs = 1800;
+    s.tenants[0].submissions.analysis_max_secs = 3600;
+    let w = world(s, PollSettings::default(), secret_creds()).await;
+    w.poll(Source::EmailSubmissions).await;
+    w.sim.clock().advance_secs(3 * 3600);
+    w.poll(Source::EmailSubmissions).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    let out = Arc::new(MemoryAlertQueue::new());
+    let mut i = integration_with(json!({}), OutputFormat::Both, Source::EmailSubmissions);
+    i.email_submissions.excluded_result_categories = vec!["notJunk".into(), "unknownFutureValue".into()];
+    let p = processor(&w, out.clone(), i);
+    assert!(p.process_batch(&msgs).await.is_empty());
+    // Redelivered, nothing is published twice.
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let c = p.take_counts();
+    let excluded = c.dropped.get("email_result_category").copied().unwrap_or_default();
+    assert!(excluded > 0, "{c:?}");
+    let schema = v1();
+    let all: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let v1s: Vec<&Value> = all.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").collect();
+    let keys: std::collections::BTreeSet<&str> = v1s.iter().map(|v| v["dedup_key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), v1s.len(), "each key once");
+    for v in &v1s {
+        assert!(schema.is_valid(v), "{v}");
+        assert_eq!(v["source"], "email_submissions");
+        let key = v["dedup_key"].as_str().unwrap();
+        let status = v["original"]["status"].as_str().unwrap_or_default();
+        let category = v["original"]["result"]["category"].as_str();
+        if key.ends_with("/pending") {
+            assert!(!matches!(status, "succeeded" | "failed"), "{v}");
+        } else {
+            assert!(key.ends_with("/final"), "{key}");
+            assert!(!matches!(category, Some("notJunk" | "unknownFutureValue")), "excluded verdicts are dropped: {v}");
+        }
+    }
+    // A submission first seen pending comes out twice: the same id and version, two revisions.
+    let pending: Vec<&str> =
+        v1s.iter().filter(|v| v["dedup_key"].as_str().unwrap().ends_with("/pending")).map(|v| v["id"].as_str().unwrap()).collect();
+    assert!(!pending.is_empty());
+    let finals: std::collections::BTreeSet<&str> =
+        v1s.iter().filter(|v| v["dedup_key"].as_str().unwrap().ends_with("/final")).map(|v| v["id"].as_str().unwrap()).collect();
+    assert!(pending.iter().any(|id| finals.contains(id)), "a pending one's verdict followed");
+    assert_eq!((v1s.len(), all.iter().filter(|m| m["class_uid"] == 2004).count()), (c.published, c.published), "both formats: {c:?}");
+}

@@ -233,7 +233,8 @@ async fn list(app: &AwsChecker, limit: usize, token: Option<&str>, json: bool) -
 fn polls(doc: &IntegrationDoc, source: Source) -> bool {
     match source {
         Source::CloudApps => doc.sources.cloud_apps,
-        s => doc.sources.defender.source() == Some(s),
+        Source::EmailSubmissions => doc.sources.email_submissions.enabled,
+        Source::DefenderAlerts | Source::DefenderIncidents => doc.sources.defender.source() == Some(source),
     }
 }
 

@@ -219,6 +219,13 @@ impl Simulator {
             .unwrap_or_default()
     }
 
+    /// (id, `createdDateTime`, listed from, analysis ended) of every submission of a tenant: the
+    /// ground truth for tests. The docs sample's analysis ended when it was created.
+    pub fn submission_timeline(&self, tenant_id: &str) -> Vec<(String, Instant, Instant, Instant)> {
+        let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return Vec::new() };
+        self.state.submissions.get(index).into_iter().flatten().map(|s| (s.id.clone(), s.created, s.visible, s.done)).collect()
+    }
+
     /// Stops accepting connections and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
         self.stop_now();

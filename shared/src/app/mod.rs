@@ -9,4 +9,5 @@ pub mod poll;
 pub mod poll_job;
 pub mod process;
 pub mod quarantine;
+pub mod settle;
 pub mod span;

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use super::deliver::{deliver, Context, DeliverySettings};
 use super::quarantine::quarantine;
+use super::settle::{remember_unsettled, settle_pending, SettleSpec};
 use super::span::{read_span, SpanSpec};
 use crate::domain::alert::Item;
 use crate::domain::integration::Integration;
@@ -27,6 +28,14 @@ pub struct PollSettings {
     pub incident_page_size: usize,
     /// Cloud Apps answers at most 100 alerts per request (api-introduction.md).
     pub cloud_apps_page_size: usize,
+    /// `$top` of submission pages: the list documents no maximum; 100 is what Graph's
+    /// security lists commonly take.
+    pub submission_page_size: usize,
+    /// Unsettled items (submissions awaiting a verdict) re-read by id per run, in turn.
+    pub settle_per_run: usize,
+    /// An unsettled item older than this (by its version) is no longer re-read: Microsoft
+    /// gave no verdict in time.
+    pub settle_within: Duration,
     /// `$skip` above 500 is refused by Graph.
     pub max_skip: usize,
     /// Requests per integration per run.
@@ -55,6 +64,9 @@ impl Default for PollSettings {
             alert_page_size: 1000,
             incident_page_size: 50,
             cloud_apps_page_size: 100,
+            submission_page_size: 100,
+            settle_per_run: 50,
+            settle_within: Duration::from_secs(7 * 24 * 3600),
             max_skip: 500,
             max_pages: 500,
             max_span_pages: 3,
@@ -149,6 +161,11 @@ pub struct RunSummary {
     pub quarantined: usize,
     /// The secret named another tenant's or app's credentials, and was not used.
     pub credentials_refused: bool,
+    /// Items delivered again once settled (submissions' verdicts).
+    pub verdicts: usize,
+    /// Unsettled items whose later state will not be delivered: the cursor could not keep
+    /// them, or they did not settle in time (each logged with why).
+    pub unsettled_dropped: usize,
     pub watermark: Option<GraphTime>,
     /// When the run began, on the window field's clock.
     pub started_at: GraphTime,
@@ -167,6 +184,8 @@ impl RunSummary {
             batches: 0,
             quarantined: 0,
             credentials_refused: false,
+            verdicts: 0,
+            unsettled_dropped: 0,
             watermark: None,
             started_at: GraphTime::default(),
         }
@@ -311,9 +330,12 @@ impl<P: PollPorts> Poller<P> {
             Lane::Live => window(&cursor, now, &integration.window),
             Lane::Backfill { from, to } => backfill_window(&cursor, now, &integration.window, from, to),
         };
-        let Some(win) = win else {
+        let kind = crate::sources::spec(source);
+        // Only the live cursor follows unsettled items; a backfill delivers what it reads.
+        let settling = key.lane == Lane::Live && cursor.pending_len() > 0;
+        if win.is_none() && !settling {
             return Ok(RunEnd::NothingToRead);
-        };
+        }
         let creds = self.secrets.load(&integration.secret_ref).await?;
         if creds.tenant_id != integration.tenant_id || creds.client_id != integration.client_id {
             // Another integration's secret (a crossed secret_ref): polling with it would read
@@ -325,7 +347,6 @@ impl<P: PollPorts> Poller<P> {
                 client_id: creds.client_id.clone(),
             }));
         }
-        let kind = crate::sources::spec(source);
         kind.ready(integration)?;
         let top = kind.page_size(&self.settings).max(1);
         let portal = integration.cloud_apps_base.clone().unwrap_or_default();
@@ -344,15 +365,40 @@ impl<P: PollPorts> Poller<P> {
         // spare for estimates that miss (so a span costs ⌈items / top⌉ requests, not one more for
         // a sliver), or one page once the API showed that only a single response can be trusted.
         let mut target = span_target(&spec);
-        let mut span = win;
-        let mut requests = 0usize;
-        // The last too-large span's start and count: a cut that removed nothing is stuck on a tie.
-        let mut last_split: Option<(GraphTime, Option<usize>)> = None;
         // No read runs into the safety margin; no send into the part of it kept for the commit
         // and the lease release (each bounded by the SDK's operation timeout).
         let read_by = deadline.checked_sub(self.settings.safety_margin).unwrap_or_else(Instant::now);
         let send_by = deadline.checked_sub(self.settings.safety_margin / 2).unwrap_or_else(Instant::now);
         let ctx = Context { integration_id: &integration.id, tenant_id: &integration.tenant_id, source, polled_at: now };
+        if settling {
+            let spec = SettleSpec {
+                source: kind,
+                per_run: self.settings.settle_per_run,
+                within: self.settings.settle_within,
+                delivery: &self.settings.delivery,
+            };
+            let settling = settle_pending(&self.graph, &creds, &spec, &mut cursor, &ctx, &self.queue, &self.artifacts);
+            let Ok(settled) = tokio::time::timeout_at(read_by.into(), settling).await else {
+                return Ok(RunEnd::Stopped("stopped before the Lambda deadline (unsettled items were being re-read)".into()));
+            };
+            let settled = settled?;
+            version = self.cursors.commit(key, &self.settings.owner, version, &cursor).await?;
+            summary.pages += settled.requests;
+            summary.verdicts += settled.settled;
+            summary.unsettled_dropped += settled.expired;
+            summary.delivered += settled.delivered.messages;
+            summary.claim_checks += settled.delivered.claim_checks;
+            summary.batches += settled.delivered.batches;
+            summary.quarantined += settled.delivered.quarantined;
+            tracing::debug!(settled = settled.settled, gone = settled.gone, expired = settled.expired, "unsettled items re-read");
+        }
+        let Some(win) = win else {
+            return Ok(RunEnd::Done);
+        };
+        let mut span = win;
+        let mut requests = 0usize;
+        // The last too-large span's start and count: a cut that removed nothing is stuck on a tie.
+        let mut last_split: Option<(GraphTime, Option<usize>)> = None;
         loop {
             if Instant::now() + self.settings.safety_margin >= deadline {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline".into()));
@@ -441,6 +487,9 @@ impl<P: PollPorts> Poller<P> {
             let d = d?;
             for item in &fresh {
                 cursor.record(&item.head.id, item.head.version);
+            }
+            if key.lane == Lane::Live {
+                summary.unsettled_dropped += remember_unsettled(kind, &mut cursor, &fresh);
             }
             cursor.advance(span.to, integration.window.overlap, self.settings.max_recent);
             version = self.cursors.commit(key, &self.settings.owner, version, &cursor).await?;

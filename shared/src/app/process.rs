@@ -348,8 +348,14 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
         object: &RawValue,
         ready: &mut Vec<Ready>,
     ) -> Result<(), String> {
-        for unit in crate::sources::spec(env.source).units(env, object)? {
+        let source = crate::sources::spec(env.source);
+        for unit in source.units(env, object)? {
             self.count(|c| c.alerts += 1);
+            if let Some((reason, detail)) = source.excluded(integration, &unit) {
+                tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert excluded by its source's settings");
+                self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
+                continue;
+            }
             let (passed, notes) = match filters.decide(&unit.alert) {
                 Decision::Drop { reason, detail } => {
                     tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
@@ -358,7 +364,11 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 }
                 Decision::Pass { passed, notes } => (passed, notes),
             };
-            let key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
+            let mut key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
+            if let Some(revision) = unit.revision {
+                key.push('/');
+                key.push_str(revision);
+            }
             let now = self.p.clock.now();
             match self
                 .p

@@ -48,6 +48,9 @@ pub struct Cursor {
     /// Items delivered before they settled (a submission still under analysis): re-read by id
     /// until they do, oldest first; id → its version (the window field's value).
     pending: BTreeMap<String, GraphTime>,
+    /// The last unsettled item re-read: the next round starts after it, so every unsettled
+    /// item is re-read in turn however many there are.
+    settle_after: Option<String>,
 }
 
 /// Why an unsettled item could not be remembered.
@@ -132,6 +135,22 @@ impl Cursor {
         self.pending.remove(id);
     }
 
+    /// The next `n` unsettled items to re-read, in turn after the last round's (by id, wrapping
+    /// around), each at most once; remembers where this round ended.
+    pub fn pending_round(&mut self, n: usize) -> Vec<(String, GraphTime)> {
+        let after = self.settle_after.take();
+        let later = self.pending.iter().filter(|(id, _)| after.as_ref().is_none_or(|a| *id > a));
+        let earlier = self.pending.iter().filter(|(id, _)| after.as_ref().is_some_and(|a| *id <= a));
+        let round: Vec<(String, GraphTime)> = later.chain(earlier).take(n).map(|(id, t)| (id.clone(), *t)).collect();
+        self.settle_after = round.last().map(|(id, _)| id.clone());
+        round
+    }
+
+    /// How many unsettled items are remembered.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The unsettled items, oldest version first.
     pub fn pending(&self) -> Vec<(&str, GraphTime)> {
         let mut v: Vec<(&str, GraphTime)> = self.pending.iter().map(|(id, t)| (id.as_str(), *t)).collect();
@@ -154,7 +173,9 @@ impl Cursor {
             packed.extend_from_slice(&v.ticks().to_le_bytes());
         }
         let pending = self.pending.iter().map(|(id, t)| (id.clone(), t.ticks())).collect();
-        StoredCursor::V2 { watermark: self.watermark, recent: STANDARD.encode(packed), trimmed: self.trimmed, pending }
+        // Only an id that is still unsettled is kept (so it is bounded like one).
+        let settle_after = self.settle_after.clone().filter(|a| self.pending.contains_key(a));
+        StoredCursor::V2 { watermark: self.watermark, recent: STANDARD.encode(packed), trimmed: self.trimmed, pending, settle_after }
     }
 }
 
@@ -171,7 +192,8 @@ pub enum StoredCursor {
         trimmed: bool,
     },
     /// `recent` is base64 of 16-byte entries (id hash, version ticks; little-endian), sorted;
-    /// `pending` the unsettled items as `[id, version ticks]` pairs (absent when none).
+    /// `pending` the unsettled items as `[id, version ticks]` pairs (absent when none), and
+    /// `settle_after` the last of them re-read.
     #[serde(rename = "2")]
     V2 {
         watermark: Option<GraphTime>,
@@ -180,6 +202,8 @@ pub enum StoredCursor {
         trimmed: bool,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pending: Vec<(String, i64)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settle_after: Option<String>,
     },
 }
 
@@ -193,13 +217,13 @@ impl TryFrom<StoredCursor> for Cursor {
     fn try_from(s: StoredCursor) -> Result<Self, Self::Error> {
         match s {
             StoredCursor::V1 { watermark, recent, trimmed } => {
-                let mut c = Cursor { watermark, recent: BTreeMap::new(), trimmed, pending: BTreeMap::new() };
+                let mut c = Cursor { watermark, recent: BTreeMap::new(), trimmed, ..Cursor::default() };
                 for (id, v) in recent {
                     c.record(&id, v);
                 }
                 Ok(c)
             }
-            StoredCursor::V2 { watermark, recent, trimmed, pending } => {
+            StoredCursor::V2 { watermark, recent, trimmed, pending, settle_after } => {
                 let bytes = STANDARD.decode(recent).map_err(|_| StoredCursorError)?;
                 if bytes.len() % ENTRY_BYTES != 0 {
                     return Err(StoredCursorError);
@@ -212,7 +236,7 @@ impl TryFrom<StoredCursor> for Cursor {
                     map.insert(h, GraphTime::from_ticks(v));
                 }
                 let pending = pending.into_iter().map(|(id, t)| (id, GraphTime::from_ticks(t))).collect();
-                Ok(Cursor { watermark, recent: map, trimmed, pending })
+                Ok(Cursor { watermark, recent: map, trimmed, pending, settle_after })
             }
         }
     }
@@ -272,6 +296,7 @@ mod tests {
             recent: String::new(),
             trimmed: false,
             pending: Vec::new(),
+            settle_after: None,
         });
         assert_eq!(Cursor::try_from(back), Ok(c));
     }
@@ -311,6 +336,28 @@ mod tests {
         assert_eq!(c.add_pending("id7", t(2)), Ok(()), "one already kept is updated");
     }
 
+    #[test]
+    fn rounds_reach_every_unsettled_item_in_turn_and_survive_storage() {
+        let mut c = Cursor::default();
+        for id in ["a", "b", "c", "d", "e"] {
+            assert_eq!(c.add_pending(id, t(1)), Ok(()));
+        }
+        let ids = |r: Vec<(String, GraphTime)>| r.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(ids(c.pending_round(2)), ["a", "b"]);
+        let mut c = Cursor::try_from(c.to_stored()).unwrap_or_default();
+        assert_eq!(ids(c.pending_round(2)), ["c", "d"]);
+        assert_eq!(ids(c.pending_round(2)), ["e", "a"], "wraps around");
+        c.settle("a");
+        assert_eq!(
+            ids(c.pending_round(10)),
+            ["b", "c", "d", "e"],
+            "each at most once per round; the marker that settled restarts from the first"
+        );
+        c.settle("e");
+        let json = serde_json::to_string(&c.to_stored()).unwrap_or_default();
+        assert!(!json.contains("settle_after"), "a settled marker is not kept: {json}");
+    }
+
     /// The worst burst: every remembered slot full of long ids, and every unsettled slot full
     /// of the longest ids it keeps, escapes and all. The stored form stays under the bound.
     #[test]
@@ -327,6 +374,8 @@ mod tests {
             kept += usize::from(c.add_pending(&long, t(i64::MAX / 20_000_000 - i as i64)).is_ok());
         }
         assert_eq!(kept, MAX_PENDING);
+        // The round marker names one of them too.
+        assert_eq!(c.pending_round(MAX_PENDING - 1).len(), MAX_PENDING - 1);
         c.advance(t(10_060), Duration::from_secs(900), usize::MAX);
         assert_eq!(c.remembered(), MAX_RECENT);
         assert!(c.trimmed);
@@ -336,9 +385,15 @@ mod tests {
 
     #[test]
     fn a_damaged_stored_form_is_an_error() {
-        let bad = StoredCursor::V2 { watermark: None, recent: STANDARD.encode([1u8; 15]), trimmed: false, pending: Vec::new() };
+        let bad = StoredCursor::V2 {
+            watermark: None,
+            recent: STANDARD.encode([1u8; 15]),
+            trimmed: false,
+            pending: Vec::new(),
+            settle_after: None,
+        };
         assert_eq!(Cursor::try_from(bad), Err(StoredCursorError));
-        let bad = StoredCursor::V2 { watermark: None, recent: "***".into(), trimmed: false, pending: Vec::new() };
+        let bad = StoredCursor::V2 { watermark: None, recent: "***".into(), trimmed: false, pending: Vec::new(), settle_after: None };
         assert_eq!(Cursor::try_from(bad), Err(StoredCursorError));
     }
 }

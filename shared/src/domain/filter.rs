@@ -76,6 +76,8 @@ pub enum DropReason {
     File,
     PreludeTest,
     DlpMode,
+    /// A submission's verdict is one of the integration's excluded result categories.
+    EmailResultCategory,
 }
 
 impl DropReason {
@@ -87,6 +89,7 @@ impl DropReason {
             DropReason::File => "file_exclusion",
             DropReason::PreludeTest => "prelude_test",
             DropReason::DlpMode => "dlp_mode",
+            DropReason::EmailResultCategory => "email_result_category",
         }
     }
 }

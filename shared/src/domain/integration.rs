@@ -110,6 +110,7 @@ impl Integration {
             && match source {
                 Source::DefenderAlerts | Source::DefenderIncidents => self.defender_mode.source() == Some(source),
                 Source::CloudApps => self.cloud_apps && self.cloud_apps_base.is_some(),
+                Source::EmailSubmissions => self.email_submissions.enabled,
             }
     }
 }

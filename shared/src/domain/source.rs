@@ -33,6 +33,8 @@ sources! {
     DefenderIncidents => "defender_incidents",
     /// Defender for Cloud Apps `POST /api/v1/alerts/` at the tenant's portal.
     CloudApps => "cloud_apps",
+    /// Graph beta `security/threatSubmission/emailThreats`.
+    EmailSubmissions => "email_submissions",
 }
 
 impl fmt::Display for Source {

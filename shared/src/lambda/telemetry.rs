@@ -71,6 +71,11 @@ pub fn poll_records(summaries: &[RunSummary], now: GraphTime, calls: &[(&str, u6
             if let Some(lag) = lag {
                 metrics.push(("CursorLagSeconds", lag, "Seconds"));
             }
+            // Only sources that follow items until they settle have these; absent is zero.
+            if s.verdicts + s.unsettled_dropped > 0 {
+                metrics.push(("VerdictsSent", s.verdicts as f64, "Count"));
+                metrics.push(("UnsettledDropped", s.unsettled_dropped as f64, "Count"));
+            }
             record(
                 &[("Source", s.source.as_str())],
                 &metrics,
@@ -166,10 +171,12 @@ mod tests {
             batches: 1,
             quarantined: 2,
             credentials_refused: false,
+            verdicts: 0,
+            unsettled_dropped: 0,
             watermark: Some(GraphTime::from_unix_seconds(1_000)),
             started_at: GraphTime::from_unix_seconds(1_290),
         };
-        let r = poll_records(&[s], GraphTime::from_unix_seconds(1_300), &[("graph", 4, 6), ("cloud_apps", 0, 0)]);
+        let r = poll_records(std::slice::from_ref(&s), GraphTime::from_unix_seconds(1_300), &[("graph", 4, 6), ("cloud_apps", 0, 0)]);
         let run: Value = serde_json::from_str(&r[0]).unwrap();
         assert_eq!(
             (run["AlertsPolled"].as_f64(), run["AlertsSent"].as_f64(), run["CursorLagSeconds"].as_f64()),
@@ -185,6 +192,11 @@ mod tests {
         assert_eq!((graph["Api"].as_str(), graph["Throttled"].as_f64(), graph["Retried"].as_f64()), (Some("graph"), Some(4.0), Some(6.0)));
         let cloud_apps: Value = serde_json::from_str(&r[2]).unwrap();
         assert_eq!(cloud_apps["Api"].as_str(), Some("cloud_apps"));
+        assert!(run.get("VerdictsSent").is_none(), "absent where nothing settles");
+        let s = RunSummary { source: crate::Source::EmailSubmissions, verdicts: 2, unsettled_dropped: 1, ..s };
+        let r = poll_records(&[s], GraphTime::from_unix_seconds(1_300), &[]);
+        let run: Value = serde_json::from_str(&r[0]).unwrap();
+        assert_eq!((run["VerdictsSent"].as_f64(), run["UnsettledDropped"].as_f64()), (Some(2.0), Some(1.0)));
     }
 
     #[test]

@@ -208,8 +208,9 @@ pub trait SecretSource: Send + Sync {
 }
 
 /// A windowed query of a Graph collection, as a source module builds it: `field ge from and
-/// field lt to`, ordered by `field` ascending (the order Graph needs to accept the filter on
-/// mailboxes, though not one it promises to keep), `$top`, `$skip` when > 0, `$count=true`.
+/// field lt to`, ordered by `field` ascending where the collection accepts `$orderby` (the
+/// order Graph needs to accept the filter on mailboxes, though not one it promises to keep),
+/// `$top`, `$skip` when > 0, `$count=true`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphQuery {
     /// The collection's path under Graph's origin, e.g. `/v1.0/security/alerts_v2`.
@@ -222,6 +223,8 @@ pub struct GraphQuery {
     pub skip: usize,
     /// `$expand`, when asked for.
     pub expand: Option<&'static str>,
+    /// Send `$orderby=field asc` (submissions refuse any `$orderby`).
+    pub ordered: bool,
     /// Which members of the items are their id and version.
     pub head: HeadSpec,
 }
@@ -267,6 +270,10 @@ pub trait GraphApi: Send + Sync {
     /// Every item of a Graph collection (`path` under Graph's origin, e.g. an incident's
     /// alerts), every page; items whose head does not decode are kept with an empty head.
     fn collection(&self, creds: &Credentials, path: &str, head: HeadSpec) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send;
+    /// One entity of Graph (`path` under Graph's origin), without the response's own
+    /// `@odata.*` annotations so that it reads as it does in a collection; None when Graph
+    /// answers 404 (it no longer exists).
+    fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> impl Future<Output = Result<Option<Item>, GraphError>> + Send;
     /// (429 answers, retries) of one API so far, for metrics; adapters that do not count
     /// report zeros.
     fn counters(&self, _api: Api) -> (u64, u64) {
@@ -459,6 +466,9 @@ mod shared_impls {
             head: HeadSpec,
         ) -> impl Future<Output = Result<Vec<Item>, GraphError>> + Send {
             (**self).collection(creds, path, head)
+        }
+        fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> impl Future<Output = Result<Option<Item>, GraphError>> + Send {
+            (**self).item(creds, path, head)
         }
         fn counters(&self, api: Api) -> (u64, u64) {
             (**self).counters(api)

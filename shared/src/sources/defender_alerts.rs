@@ -24,10 +24,10 @@ impl SourceSpec for DefenderAlerts {
         settings.alert_page_size
     }
     fn request(&self, q: &SpanQuery<'_>) -> PageRequest {
-        graph_query("/v1.0/security/alerts_v2", GRAPH_SECURITY_HEAD, q, None)
+        graph_query("/v1.0/security/alerts_v2", GRAPH_SECURITY_HEAD, q, None, true)
     }
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
         let alert: GraphAlert = serde_json::from_str(object.get()).map_err(|e| format!("the alert does not parse: {e}"))?;
-        Ok(vec![Unit { alert, raw: object.to_owned(), version: envelope.version, incident: None }])
+        Ok(vec![Unit { alert, raw: object.to_owned(), version: envelope.version, incident: None, revision: None }])
     }
 }

@@ -27,13 +27,13 @@ impl SourceSpec for DefenderIncidents {
         settings.incident_page_size
     }
     fn request(&self, q: &SpanQuery<'_>) -> PageRequest {
-        graph_query("/v1.0/security/incidents", GRAPH_SECURITY_HEAD, q, q.expand.then_some("alerts"))
+        graph_query("/v1.0/security/incidents", GRAPH_SECURITY_HEAD, q, q.expand.then_some("alerts"), true)
     }
     fn expands(&self) -> bool {
         true
     }
     fn children(&self, item: &Item) -> Option<Children> {
-        let id: String = form_urlencoded::byte_serialize(item.head.id.as_bytes()).collect();
+        let id = super::path_segment(&item.head.id);
         Some(Children { path: format!("/v1.0/security/incidents/{id}/alerts"), member: "alerts", head: GRAPH_SECURITY_HEAD })
     }
     fn units(&self, _envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
@@ -55,7 +55,7 @@ impl SourceSpec for DefenderIncidents {
                     .and_then(|t| GraphTime::parse(t).ok())
                     .ok_or_else(|| format!("alert {} has no lastUpdateDateTime", alert.id))?;
                 let raw = RawValue::from_string(v.to_string()).map_err(|e| e.to_string())?;
-                Ok(Unit { alert, raw, version, incident: Some(incident.clone()) })
+                Ok(Unit { alert, raw, version, incident: Some(incident.clone()), revision: None })
             })
             .collect()
     }

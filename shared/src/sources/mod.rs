@@ -9,12 +9,14 @@
 mod cloud_apps;
 mod defender_alerts;
 mod defender_incidents;
+mod email_submissions;
 
 use serde_json::value::RawValue;
 
 use crate::app::poll::PollSettings;
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
 use crate::domain::envelope::Envelope;
+use crate::domain::filter::DropReason;
 use crate::domain::graph_alert::GraphAlert;
 use crate::domain::integration::Integration;
 use crate::domain::output::IncidentRef;
@@ -31,6 +33,7 @@ pub fn spec(source: Source) -> &'static dyn SourceSpec {
         Source::DefenderAlerts => &defender_alerts::DefenderAlerts,
         Source::DefenderIncidents => &defender_incidents::DefenderIncidents,
         Source::CloudApps => &cloud_apps::CloudApps,
+        Source::EmailSubmissions => &email_submissions::EmailSubmissions,
     }
 }
 
@@ -65,6 +68,9 @@ pub struct Unit {
     pub raw: Box<RawValue>,
     pub version: GraphTime,
     pub incident: Option<IncidentRef>,
+    /// Which state of a version this is, where one version is delivered twice (a submission
+    /// `pending` its verdict, then `final`): part of the dedup key, so each is published once.
+    pub revision: Option<&'static str>,
 }
 
 /// What the poll loop and the processor need to know about a source.
@@ -104,13 +110,43 @@ pub trait SourceSpec: Sync {
     }
     /// The processor's view: the alerts one delivered object carries.
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String>;
+    /// Whether a delivered item will still change in a way its consumer waits for (a
+    /// submission under analysis): the poll loop re-reads it by id ([`Self::item_path`]) until
+    /// it settles, and delivers it once more then.
+    fn unsettled(&self, _item: &Item) -> bool {
+        false
+    }
+    /// Where one item is read by its id; None: the source's items are never re-read.
+    fn item_path(&self, _id: &str) -> Option<String> {
+        None
+    }
+    /// Why the integration does not want `unit` from this source, if it does not (the
+    /// source's own settings; the common filters apply to every source).
+    fn excluded(&self, _integration: &Integration, _unit: &Unit) -> Option<(DropReason, String)> {
+        None
+    }
 }
 
 /// Graph's alerts and incidents: `id` and `lastUpdateDateTime` (security-alert.md, security-incident.md).
 pub const GRAPH_SECURITY_HEAD: HeadSpec = HeadSpec { id: "id", version: "lastUpdateDateTime", version_format: VersionFormat::IsoTime };
 
-/// A Graph collection windowed on `head.version`.
-fn graph_query(collection: &str, head: HeadSpec, q: &SpanQuery<'_>, expand: Option<&'static str>) -> PageRequest {
+/// An id as one URL path segment: unreserved characters as they are, every other byte
+/// percent-encoded (RFC 3986 §2.3), so an id can neither add a segment nor a query.
+pub(crate) fn path_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A Graph collection windowed on `head.version`, ordered on it where the collection takes
+/// `$orderby`.
+fn graph_query(collection: &str, head: HeadSpec, q: &SpanQuery<'_>, expand: Option<&'static str>, ordered: bool) -> PageRequest {
     PageRequest::Graph(crate::ports::GraphQuery {
         collection: collection.to_owned(),
         field: head.version,
@@ -119,6 +155,7 @@ fn graph_query(collection: &str, head: HeadSpec, q: &SpanQuery<'_>, expand: Opti
         top: q.top,
         skip: q.skip,
         expand,
+        ordered,
         head,
     })
 }
@@ -126,6 +163,12 @@ fn graph_query(collection: &str, head: HeadSpec, q: &SpanQuery<'_>, expand: Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_stays_one_path_segment() {
+        assert_eq!(path_segment("a/b c?d=é"), "a%2Fb%20c%3Fd%3D%C3%A9");
+        assert_eq!(path_segment("49b1f9f4-67a1.X_~"), "49b1f9f4-67a1.X_~");
+    }
 
     #[test]
     fn the_registry_names_every_source_once() {

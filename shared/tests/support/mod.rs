@@ -168,6 +168,10 @@ pub fn integration_for(source: Source) -> Integration {
             i.cloud_apps = true;
             i.cloud_apps_base = Some(PORTAL.into());
         }
+        Source::EmailSubmissions => {
+            i.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
+            i.email_submissions.enabled = true;
+        }
         Source::DefenderAlerts => {}
     }
     i

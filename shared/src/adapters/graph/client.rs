@@ -215,4 +215,8 @@ impl GraphApi for MicrosoftHttp {
     async fn collection(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Vec<Item>, GraphError> {
         self.graph().collection(creds, path, head).await
     }
+
+    async fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Option<Item>, GraphError> {
+        self.graph().item(creds, path, head).await
+    }
 }

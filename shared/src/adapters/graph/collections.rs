@@ -47,7 +47,9 @@ impl<'a> GraphCollections<'a> {
         let filter = format!("{field} ge {from} and {field} lt {to}", field = q.field, from = q.from, to = q.to);
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("$filter", &filter);
-        query.append_pair("$orderby", &format!("{} asc", q.field));
+        if q.ordered {
+            query.append_pair("$orderby", &format!("{} asc", q.field));
+        }
         query.append_pair("$top", &q.top.to_string());
         // The count is what proves a window read completely (window.rs).
         query.append_pair("$count", "true");
@@ -96,6 +98,18 @@ impl<'a> GraphCollections<'a> {
         Err(GraphError::Decode { what: format!("the collection {path}"), detail: format!("more than {MAX_COLLECTION_PAGES} pages") })
     }
 
+    /// One entity at `path`; None on 404. The response's own annotations (`@odata.context`)
+    /// are dropped so that the item's bytes read as they do in a collection.
+    pub async fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Option<Item>, GraphError> {
+        let url = format!("{}{path}", self.base);
+        let body = match self.http.send(creds, &Call::get("Graph", Audience::Graph, &url)).await {
+            Ok(b) => b,
+            Err(GraphError::Http { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        decode_entity(&body, head).map(Some)
+    }
+
     /// Refuses a URL from a response unless it is at Graph's configured origin.
     fn check_link(&self, url: &str) -> Result<(), GraphError> {
         if HttpSettings::same_origin(url, self.base) {
@@ -116,6 +130,17 @@ impl<'a> GraphCollections<'a> {
 pub fn decode_page(body: &[u8], head: HeadSpec) -> Result<Page, GraphError> {
     let (raw, items, rejects) = decode_items(body, "a Graph page", |r: &RawPage<'_>| &r.value, head)?;
     Ok(Page { items, next_link: raw.next_link, has_more: None, count: raw.count.and_then(|c| usize::try_from(c).ok()), rejects })
+}
+
+/// Decodes one entity as Graph returns it by id: its members, less the response's top-level
+/// `@odata.context` (an item's own annotations such as `@odata.type` stay).
+pub fn decode_entity(body: &[u8], head: HeadSpec) -> Result<Item, GraphError> {
+    let bad = |detail: String| GraphError::Decode { what: "a Graph entity".into(), detail };
+    let members: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let kept: serde_json::Map<String, serde_json::Value> = members.into_iter().filter(|(k, _)| k != "@odata.context").collect();
+    let text = serde_json::to_string(&kept).map_err(|e| bad(e.to_string()))?;
+    let raw = RawValue::from_string(text).map_err(|e| bad(e.to_string()))?;
+    Item::decode(&raw, &head).map_err(|e| bad(e.to_string()))
 }
 
 /// Decodes a page of `what` whose items `items` finds; `R` is the page's envelope. An item
