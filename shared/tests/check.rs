@@ -107,6 +107,11 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
     }
     let alerts = &sim.requests().matching("/v1.0/security/alerts_v2")[0];
     assert_eq!(alerts.query_value("$top"), Some("1"), "a small call");
+    // Submissions are proven by the poller's own first request of the window.
+    let submissions = &sim.requests().matching("/beta/security/threatSubmission/emailThreats")[0];
+    let filter = submissions.query_value("$filter").unwrap_or_default();
+    assert!(filter.starts_with("createdDateTime ge ") && filter.contains(" and createdDateTime lt "), "{filter}");
+    assert_eq!((submissions.query_value("$count"), submissions.query_value("$orderby")), (Some("true"), None));
     assert!(r.to_text().contains("Passed: every enabled feature works."));
 }
 

@@ -43,6 +43,7 @@ fn message(raw: &str) -> (GraphAlert, Value) {
         source: Source::DefenderAlerts,
         dedup_key: format!("defender_alerts/t/{}/{version}", a.id),
         incident: None,
+        email: None,
         processing: Processing {
             processor: "m365-ingest/test".into(),
             processed_at: GraphTime::from_unix_seconds(1_800_000_000),
@@ -106,6 +107,16 @@ async fn every_message_validates_against_the_v1_schema() {
         assert!(e.is_empty(), "{e:?}\n{}", serde_json::to_string_pretty(&m).unwrap());
         assert_eq!(&m["original"], &serde_json::from_str::<Value>(raw).unwrap(), "the original travels untouched");
     }
+    // A user-reported email's alert names its submission, for correlation downstream.
+    let reported: Vec<Value> = all.iter().map(|raw| message(raw).1).filter(|m| !m["email"]["submission"].is_null()).collect();
+    assert!(!reported.is_empty(), "the simulator raises alerts on user-reported email");
+    for m in &reported {
+        let evidence = m["original"]["evidence"].as_array().unwrap();
+        let e = evidence.iter().find(|e| e["@odata.type"] == "#microsoft.graph.security.submissionMailEvidence").unwrap();
+        assert_eq!(m["email"]["submission"]["id"], e["submissionId"]);
+        assert_eq!(m["email"]["network_message_id"], e["networkMessageId"]);
+        assert_eq!(m["email"]["recipient"], e["recipient"]);
+    }
     // The schema is strict where consumers rely on it.
     let (_, mut m) = message(&all[0]);
     m["surprise"] = json!(1);
@@ -153,4 +164,78 @@ fn ocsf_fields_follow_the_alert() {
         .collect();
     assert_eq!(kinds, vec!["device", "file", "process"]);
     assert_eq!(f["unmapped"]["unmappedEvidenceTypes"], json!(["registryKeyEvidence"]));
+}
+
+/// Submissions (the docs sample's shape and the simulator's, pending and final) through their
+/// source module: valid v1 messages with the email section, valid OCSF with the email evidence.
+#[tokio::test]
+async fn submissions_validate_in_both_formats_with_their_email() {
+    use m365_ingest::domain::envelope::{dedup_key, Envelope, INTAKE_SCHEMA};
+    let mut s = Scenario::default();
+    s.tenants[0].submissions.count = 60;
+    let sim = Simulator::start(fixed(s)).await.unwrap();
+    let mut all: Vec<Value> = {
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/../infra/tenant-sim/tests/fixtures/microsoft-docs/graph_email_threat_submissions_list.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        v["value"].as_array().unwrap().clone()
+    };
+    all.extend(fetch_json(&sim, "/beta/security/threatSubmission/emailThreats").await);
+    assert!(all.len() > 40);
+    let (v1s, ocsf_schema) = (v1(), ocsf_schema());
+    let spec = m365_ingest::sources::spec(Source::EmailSubmissions);
+    let mut revisions = BTreeMap::new();
+    let mut emails = 0;
+    for raw in &all {
+        let object = RawValue::from_string(raw.to_string()).unwrap();
+        let version = GraphTime::parse(raw["createdDateTime"].as_str().unwrap()).unwrap();
+        let id = raw["id"].as_str().unwrap();
+        let env = Envelope {
+            schema: INTAKE_SCHEMA.into(),
+            integration_id: "contoso".into(),
+            tenant_id: TENANT.into(),
+            source: Source::EmailSubmissions,
+            id: id.into(),
+            version,
+            dedup_key: dedup_key(Source::EmailSubmissions, TENANT, id, version),
+            polled_at: version,
+            object: None,
+            object_ref: None,
+        };
+        let unit = spec.units(&env, &object).unwrap().pop().unwrap();
+        let ctx = MessageContext {
+            integration_id: "contoso",
+            tenant_id: TENANT,
+            source: Source::EmailSubmissions,
+            dedup_key: format!("{}/{}", env.dedup_key, unit.revision.unwrap()),
+            incident: None,
+            email: unit.email.clone(),
+            processing: Processing {
+                processor: "m365-ingest/test".into(),
+                processed_at: version,
+                filters_passed: vec![],
+                notes: vec![],
+                evidence: EvidenceRetrieval { status: "not_requested".into(), artifacts: vec![], reason: None },
+            },
+        };
+        let m: Value = serde_json::from_str(&AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx).to_json()).unwrap();
+        let e = errors(&v1s, &m);
+        assert!(e.is_empty(), "{e:?}\n{}", serde_json::to_string_pretty(&m).unwrap());
+        let sub = &m["email"]["submission"];
+        assert_eq!((&sub["id"], &m["email"]["recipient"]), (&raw["id"], &raw["recipientEmailAddress"]));
+        assert_eq!(m["email"]["internet_message_id"], raw["internetMessageId"]);
+        assert_eq!(sub["status"], raw["status"]);
+        *revisions.entry(sub["revision"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        let f = ocsf::detection_finding(&unit.alert, unit.raw.get());
+        let e = errors(&ocsf_schema, &f);
+        assert!(e.is_empty(), "{e:?}\n{}", serde_json::to_string_pretty(&f).unwrap());
+        emails += f["evidences"].as_array().map_or(0, |v| v.iter().filter(|e| e["email"].is_object()).count());
+    }
+    assert!(revisions.len() == 2, "pending and final both seen: {revisions:?}");
+    assert!(emails >= all.len() - 1, "the reported email is an OCSF email evidence: {emails}");
 }

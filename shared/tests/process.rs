@@ -310,6 +310,8 @@ async fn submissions_are_published_pending_then_final_and_excluded_verdicts_drop
         assert!(schema.is_valid(v), "{v}");
         assert_eq!(v["source"], "email_submissions");
         let key = v["dedup_key"].as_str().unwrap();
+        let revision = v["email"]["submission"]["revision"].as_str().unwrap();
+        assert!(key.ends_with(&format!("/{revision}")), "the email section says which revision: {key}");
         let status = v["original"]["status"].as_str().unwrap_or_default();
         let category = v["original"]["result"]["category"].as_str();
         if key.ends_with("/pending") {

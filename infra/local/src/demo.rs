@@ -103,7 +103,11 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     };
     println!("\npolling with a local cursor store into a local queue -> {}", ndjson.display());
     let mut failed = false;
-    for (label, advance) in [("first run (24 h lookback)", 0), ("second run, 10 simulated minutes later", 600)] {
+    for (label, advance) in [
+        ("first run (24 h lookback)", 0),
+        ("second run, 10 simulated minutes later", 600),
+        ("third run, 6 simulated hours later (submissions under analysis then have their verdicts)", 6 * 3600),
+    ] {
         sim.clock().advance_secs(advance);
         println!("\n{label}");
         for source in Source::ALL {
@@ -136,12 +140,13 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     }
     println!("\nprocessor: {} intake messages carrying {} alerts -> {} published to {} (contoso as m365-ingest.alert.v1, fabrikam as OCSF), {} duplicates", intake.len(), c.alerts, c.published, output_path.display(), c.duplicates);
     for (reason, n) in &c.dropped {
-        println!("  filtered out by {reason:<17} {n}");
+        println!("  filtered out by {reason:<21} {n}");
     }
     failed |= failed_messages > 0;
     let log = sim.requests().all();
-    let graph = log.iter().filter(|r| r.path.starts_with("/v1.0/")).count();
-    let retried = log.iter().filter(|r| r.path.starts_with("/v1.0/") && r.status != 200).count();
+    let is_graph = |p: &str| p.starts_with("/v1.0/") || p.starts_with("/beta/");
+    let graph = log.iter().filter(|r| is_graph(&r.path)).count();
+    let retried = log.iter().filter(|r| is_graph(&r.path) && r.status != 200).count();
     let cloud_apps = log.iter().filter(|r| r.path.starts_with("/api/v1/alerts")).count();
     let tokens = log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count();
     println!(
@@ -167,6 +172,8 @@ fn documents() -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
         // only DLP alerts of enforced policies.
         "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},
+        // User-reported mail too, less what Microsoft found allowed by the tenant's own policy.
+        "sources": {"defender": "alerts", "email_submissions": {"enabled": true, "excluded_result_categories": ["allowedByPolicy", "allowedDueToOrganizationOverride"]}},
     });
     let fabrikam = serde_json::json!({
         "version": 1, "id": "fabrikam", "tenant_id": FABRIKAM, "client_id": FABRIKAM_CLIENT, "secret_ref": "m365-ingest/fabrikam",
@@ -225,8 +232,9 @@ fn print_summary(s: &RunSummary) {
         m365_ingest::app::poll::Outcome::Failed { error, .. } => format!(" ({error})"),
         m365_ingest::app::poll::Outcome::Completed => String::new(),
     };
+    let verdicts = if s.verdicts > 0 { format!(" ({} of them with a verdict that was pending)", s.verdicts) } else { String::new() };
     println!(
-        "  {:<9} {:<18} {outcome}{detail}: {} requests, {} delivered, {} already delivered (overlap), {} claim checks, watermark {}",
+        "  {:<9} {:<18} {outcome}{detail}: {} requests, {} delivered{verdicts}, {} already delivered (overlap), {} claim checks, watermark {}",
         s.integration_id,
         s.source.as_str(),
         s.pages,

@@ -277,7 +277,7 @@ pub async fn check<M: MicrosoftProbe>(
     let mut results = Vec::new();
     for f in features {
         let r = match claims.get(&f.api()) {
-            Some(c) => feature(microsoft, &creds, &integration, f, c, &ctx).await,
+            Some(c) => feature(microsoft, &creds, &integration, f, c, &ctx, now).await,
             None => continue,
         };
         results.push(r);
@@ -302,6 +302,7 @@ async fn feature<M: MicrosoftProbe>(
     f: Feature,
     claims: &Result<TokenClaims, GraphError>,
     ctx: &Ctx<'_>,
+    now: GraphTime,
 ) -> FeatureResult {
     let api = f.api();
     let fail =
@@ -333,7 +334,7 @@ async fn feature<M: MicrosoftProbe>(
         return fail("the app's service principal holds no Entra role Exchange Online accepts".into(), advice::exchange_role_fix(ctx));
     }
     let granted = f.required().join(", ");
-    let Some((probe, target)) = probe_of(f, i) else {
+    let Some((probe, target)) = probe_of(f, i, now) else {
         return FeatureResult {
             feature: f.name(),
             api: api.owner(),
@@ -357,12 +358,25 @@ async fn feature<M: MicrosoftProbe>(
     }
 }
 
-/// The call that proves a feature, and what it is about (for messages).
-fn probe_of(f: Feature, i: &Integration) -> Option<(Probe, String)> {
+/// The call that proves a feature, and what it is about (for messages). A source with its
+/// own module is proven by the poller's own first request for the integration's window.
+fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, String)> {
+    let first_page = |source: crate::Source| {
+        let spec = crate::sources::spec(source);
+        let portal = i.cloud_apps_base.clone().unwrap_or_default();
+        Probe::FirstPage(spec.request(&crate::sources::SpanQuery {
+            from: now.minus(i.window.lookback),
+            to: now.minus(i.window.ingestion_delay),
+            top: spec.page_size(&crate::app::poll::PollSettings::default()),
+            skip: 0,
+            expand: false,
+            portal: &portal,
+        }))
+    };
     Some(match f {
         Feature::DefenderAlerts => (Probe::DefenderAlerts, String::new()),
         Feature::DefenderIncidents => (Probe::DefenderIncidents, String::new()),
-        Feature::EmailSubmissions => (Probe::EmailSubmissions, String::new()),
+        Feature::EmailSubmissions => (first_page(crate::Source::EmailSubmissions), String::new()),
         Feature::PhishingMailbox => {
             let m = i.phishing_mailbox.as_ref()?;
             (Probe::Mailbox { address: m.address.clone(), filter: m.filter.clone() }, m.address.clone())

@@ -150,6 +150,7 @@ impl<P: ProcessPorts> Processor<P> {
                 source: env.source,
                 dedup_key: key.to_owned(),
                 incident: unit.incident.clone(),
+                email: unit.email.clone(),
                 processing: Processing {
                     processor: concat!("m365-ingest/", env!("CARGO_PKG_VERSION")).into(),
                     processed_at: now,

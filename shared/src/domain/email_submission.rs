@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use super::graph_alert::{Evidence, GraphAlert, Sender};
+use super::output::{EmailSection, SubmissionInfo};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -30,6 +31,7 @@ struct Raw {
     sender: Option<String>,
     #[serde(rename = "senderIP")]
     sender_ip: Option<String>,
+    received_date_time: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +113,43 @@ pub fn excluded_by<'a>(object: &str, excluded: &'a [String]) -> Result<Option<&'
         Verdict::Result(c) => excluded.iter().find(|e| **e == c).map(String::as_str),
         Verdict::Pending | Verdict::None => None,
     })
+}
+
+/// The reported email and its submission, for the output's `email` section: the keys to find
+/// the message by (`internetMessageId` with `recipientEmailAddress`; submissions have no
+/// networkMessageId, ms-apis.md §4) and Microsoft's verdict as far as it goes.
+pub fn email_section(object: &str) -> Result<EmailSection, serde_json::Error> {
+    let raw: Raw = serde_json::from_str(object)?;
+    let verdict = verdict_of(&raw);
+    let result = raw.result.as_ref().filter(|_| matches!(verdict, Verdict::Result(_)));
+    Ok(EmailSection {
+        internet_message_id: raw.internet_message_id.clone(),
+        network_message_id: None,
+        recipient: raw.recipient_email_address.clone(),
+        sender: raw.sender.clone(),
+        sender_ip: raw.sender_ip.clone(),
+        subject: raw.subject.clone().or_else(|| raw.email_subject.clone()),
+        received_at: raw.received_date_time.clone(),
+        submission: Some(SubmissionInfo {
+            id: Some(raw.id.clone()),
+            submitted_via: raw.source.clone(),
+            reported_as: raw.category.clone(),
+            submitted_by: raw.created_by.as_ref().and_then(|c| c.user.as_ref()).and_then(|u| u.email.clone()),
+            submitted_at: raw.created_date_time.clone(),
+            status: raw.status.clone(),
+            verdict: result.and_then(|r| r.category.clone()),
+            verdict_detail: result.and_then(|r| r.detail.clone()),
+            revision: Some(revision(&verdict).into()),
+        }),
+    })
+}
+
+/// `pending` while Microsoft's analysis may still give a verdict, `final` once it cannot.
+pub fn revision(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pending => "pending",
+        Verdict::Result(_) | Verdict::None => "final",
+    }
 }
 
 /// The submission as the processor's alert view: the reported message and the reporter as

@@ -109,6 +109,15 @@ pub struct Evidence {
     pub delivery_location: Option<String>,
     pub delivery_action: Option<String>,
     pub received_date_time: Option<String>,
+    #[serde(rename = "senderIp")]
+    pub sender_ip: Option<String>,
+    // submission mail (security-submissionmailevidence.md)
+    pub recipient: Option<String>,
+    pub sender: Option<String>,
+    pub submission_id: Option<String>,
+    pub report_type: Option<String>,
+    pub submitter: Option<String>,
+    pub submission_date_time: Option<String>,
     // ip, url
     pub ip_address: Option<String>,
     pub country_letter_code: Option<String>,

@@ -151,11 +151,38 @@ fn evidence(e: &Evidence) -> Option<Value> {
                 .opt("domain", u.and_then(|u| u.domain_name.clone()));
             ("user", user.done())
         }
+        "analyzedMessageEvidence" | "submissionMailEvidence" => {
+            let from = e.p1_sender.as_ref().and_then(|s| s.email_address.as_deref()).or(e.sender.as_deref()).and_then(address);
+            let to = e.recipient_email_address.as_deref().or(e.recipient.as_deref()).and_then(address);
+            if from.is_none() && to.is_none() {
+                // The class requires one of them, as an address.
+                return None;
+            }
+            let ip = e.sender_ip.as_deref().filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+            let email = Obj::new()
+                .opt("from", from)
+                .opt("to", to.map(|t| vec![t]))
+                .opt("message_uid", e.internet_message_id.clone())
+                .opt("uid", e.network_message_id.clone())
+                .opt("subject", e.subject.clone())
+                .opt("x_originating_ip", ip.map(|ip| vec![ip.to_owned()]));
+            ("email", email.done())
+        }
         "ipEvidence" => ("src_endpoint", json!({"ip": e.ip_address.clone()?})),
         "urlEvidence" => ("url", json!({"url_string": e.url.clone()?})),
         _ => return None,
     };
     Some(base.set(artifact.0, artifact.1).done())
+}
+
+/// An address as OCSF's email_t takes it (local part of the allowed characters, `@`, a
+/// dotted domain); anything else is left out rather than failing the finding.
+fn address(s: &str) -> Option<String> {
+    let (local, domain) = s.split_once('@')?;
+    let local_ok = !local.is_empty() && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+,-./=?^_`{|}~".contains(&b));
+    let (first, rest) = domain.split_once('.')?;
+    let label = |t: &str, dots: bool| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || (dots && b == b'.'));
+    (local_ok && label(first, false) && label(rest, true)).then(|| s.to_owned())
 }
 
 /// MITRE ids like `T1564.001` as OCSF attacks (technique and sub-technique by id).

@@ -344,11 +344,19 @@ pub trait SecretWriter: Send + Sync {
 pub enum Probe {
     DefenderAlerts,
     DefenderIncidents,
-    EmailSubmissions,
-    Mailbox { address: String, filter: Option<String> },
-    CloudApps { portal: String },
+    /// The first request the poller makes for a source's window, as it makes it.
+    FirstPage(PageRequest),
+    Mailbox {
+        address: String,
+        filter: Option<String>,
+    },
+    CloudApps {
+        portal: String,
+    },
     Machines,
-    Exchange { organization: String },
+    Exchange {
+        organization: String,
+    },
 }
 
 /// Microsoft as Test & Save sees it: tokens with their claims, and one call per API.

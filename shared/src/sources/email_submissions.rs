@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::{graph_query, SourceSpec, SpanQuery, Unit};
 use crate::app::poll::PollSettings;
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
-use crate::domain::email_submission::{excluded_by, to_alert, verdict, Verdict};
+use crate::domain::email_submission::{email_section, excluded_by, revision, to_alert, verdict, Verdict};
 use crate::domain::envelope::Envelope;
 use crate::domain::filter::DropReason;
 use crate::domain::integration::Integration;
@@ -46,12 +46,18 @@ impl SourceSpec for EmailSubmissions {
         Some(0)
     }
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
-        let alert = to_alert(object.get()).map_err(|e| format!("the submission does not parse: {e}"))?;
-        let revision = match verdict(object.get()).map_err(|e| format!("the submission does not parse: {e}"))? {
-            Verdict::Pending => "pending",
-            Verdict::Result(_) | Verdict::None => "final",
-        };
-        Ok(vec![Unit { alert, raw: object.to_owned(), version: envelope.version, incident: None, revision: Some(revision) }])
+        let bad = |e: serde_json::Error| format!("the submission does not parse: {e}");
+        let alert = to_alert(object.get()).map_err(bad)?;
+        let revision = revision(&verdict(object.get()).map_err(bad)?);
+        let email = email_section(object.get()).map_err(bad)?;
+        Ok(vec![Unit {
+            alert,
+            raw: object.to_owned(),
+            version: envelope.version,
+            incident: None,
+            revision: Some(revision),
+            email: Some(email),
+        }])
     }
     fn unsettled(&self, item: &Item) -> bool {
         matches!(verdict(item.raw.get()), Ok(Verdict::Pending))

@@ -19,7 +19,7 @@ use crate::domain::envelope::Envelope;
 use crate::domain::filter::DropReason;
 use crate::domain::graph_alert::GraphAlert;
 use crate::domain::integration::Integration;
-use crate::domain::output::IncidentRef;
+use crate::domain::output::{EmailSection, IncidentRef};
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::ConfigError;
@@ -71,6 +71,8 @@ pub struct Unit {
     /// Which state of a version this is, where one version is delivered twice (a submission
     /// `pending` its verdict, then `final`): part of the dedup key, so each is published once.
     pub revision: Option<&'static str>,
+    /// The email, where the source knows it better than the alert view's evidence says.
+    pub email: Option<EmailSection>,
 }
 
 /// What the poll loop and the processor need to know about a source.

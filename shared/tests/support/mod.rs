@@ -234,6 +234,11 @@ impl<C: m365_ingest::ports::CursorStore> m365_ingest::ports::CursorStore for Cra
 
 /// Every alert the simulator shows now (one page of up to 1000), with the Prefer header.
 pub async fn fetch_alerts(sim: &Simulator) -> Vec<serde_json::Value> {
+    fetch_json(sim, "/v1.0/security/alerts_v2?$top=1000").await
+}
+
+/// The first page of a Graph collection at `path` (with its query), as the default app sees it.
+pub async fn fetch_json(sim: &Simulator, path: &str) -> Vec<serde_json::Value> {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let http =
         reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
@@ -252,7 +257,7 @@ pub async fn fetch_alerts(sim: &Simulator) -> Vec<serde_json::Value> {
         .await
         .unwrap();
     let body: serde_json::Value = http
-        .get(format!("{}/v1.0/security/alerts_v2?$top=1000", sim.base_url()))
+        .get(format!("{}{path}", sim.base_url()))
         .bearer_auth(tok["access_token"].as_str().unwrap())
         .header("Prefer", "include-unknown-enum-members")
         .send()

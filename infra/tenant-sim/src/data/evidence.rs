@@ -199,6 +199,31 @@ pub fn analyzed_message(at: Instant, a: &MessageArgs<'_>, rng: &mut SimRng) -> V
     finish(m, &[], &[], &[])
 }
 
+/// A user's report of a delivered message (security-submissionmailevidence.md): the evidence an
+/// alert raised on a user-reported email carries, naming the submission. Its ids come from a
+/// stream of their own, so adding it leaves every other generated value as it was.
+pub fn submission_mail(at: Instant, message: &Value, reporter: &User) -> Value {
+    let mut m = base("submissionMailEvidence", at, "suspicious", "none");
+    let nmid = message.get("networkMessageId").and_then(Value::as_str).unwrap_or_default();
+    let seed = nmid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut rng = ids::rng(seed, 0x5E);
+    extend(
+        &mut m,
+        json!({
+            "networkMessageId": nmid,
+            "recipient": message.get("recipientEmailAddress"),
+            "sender": message.pointer("/p1Sender/emailAddress"),
+            "senderIp": message.get("senderIp"),
+            "subject": message.get("subject"),
+            "reportType": "Phish",
+            "submissionDateTime": at.graph7(),
+            "submissionId": ids::guid(&mut rng),
+            "submitter": reporter.upn,
+        }),
+    );
+    finish(m, &[], &[], &[])
+}
+
 pub fn mail_cluster(at: Instant, by: &str, value: &str, ids_in: &[String], rng: &mut SimRng) -> Value {
     let mut m = base("mailClusterEvidence", at, "malicious", "prevented");
     extend(

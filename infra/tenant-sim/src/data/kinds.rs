@@ -304,7 +304,11 @@ pub fn build(kind: AlertKind, rng: &mut SimRng, pool: &Pool, at: Instant, big_ev
                 if let Some(id) = m.get("networkMessageId").and_then(Value::as_str) {
                     nmids.push(id.to_owned());
                 }
+                // A lone phish delivered to the inbox is what users report (the alert
+                // "Email reported by user as malware or phish" carries the report).
+                let reported = (n == 1 && location == "inbox").then(|| ev::submission_mail(at, &m, &rcpt));
                 b.evidence.push(m);
+                b.evidence.extend(reported);
             }
             if n > 1 {
                 b.evidence.push(ev::mail_cluster(at, "Sender", &sender, &nmids, rng));

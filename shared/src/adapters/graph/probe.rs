@@ -7,7 +7,7 @@ use super::client::{Call, MicrosoftHttp};
 use crate::domain::integration::Credentials;
 use crate::domain::permissions::{Api, TokenClaims};
 use crate::error::GraphError;
-use crate::ports::{MicrosoftProbe, Probe};
+use crate::ports::{GraphApi, MicrosoftProbe, Probe};
 
 fn count(body: &[u8], what: &str, key: &str) -> Result<usize, GraphError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: what.into(), detail: e.to_string() })?;
@@ -35,11 +35,7 @@ impl MicrosoftProbe for MicrosoftHttp {
                 let url = format!("{graph}/v1.0/security/{c}?$top=1");
                 count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
             }
-            Probe::EmailSubmissions => {
-                // Beta only (ms-apis.md §4).
-                let url = format!("{graph}/beta/security/threatSubmission/emailThreats?$top=1");
-                count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
-            }
+            Probe::FirstPage(request) => self.page(creds, request).await.map(|p| p.items.len() + p.rejects.len()),
             Probe::Mailbox { address, filter } => {
                 let mut url = format!("{graph}/v1.0/users/{}/messages?$top=1&$select=id", enc(address));
                 if let Some(f) = filter {
