@@ -223,7 +223,26 @@ impl Simulator {
     /// ground truth for tests. The docs sample's analysis ended when it was created.
     pub fn submission_timeline(&self, tenant_id: &str) -> Vec<(String, Instant, Instant, Instant)> {
         let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return Vec::new() };
-        self.state.submissions.get(index).into_iter().flatten().map(|s| (s.id.clone(), s.created, s.visible, s.done)).collect()
+        self.state.submissions().get(index).into_iter().flatten().map(|s| (s.id.clone(), s.created, s.visible, s.done)).collect()
+    }
+
+    /// Submits `count` emails now (their `createdDateTime`), listed after `latency_secs`, each
+    /// analysed as the tenant's submissions plan says; returns their ids.
+    pub fn raise_submissions(&self, tenant_id: &str, count: usize, latency_secs: i64) -> Vec<String> {
+        let now = self.state.clock.now();
+        let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return Vec::new() };
+        let Some(plan) = self.state.submission_plans.get(index) else { return Vec::new() };
+        let plan = crate::scenario::SubmissionsPlan { latency_secs, ..plan.clone() };
+        let data = self.state.data();
+        let Some(tenant) = data.get(index) else { return Vec::new() };
+        let mut all = self.state.submissions.write().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = all.get_mut(index) else { return Vec::new() };
+        // Seeded by how many there are, so two raises at one instant make different ones.
+        let mut rng = crate::ids::rng(self.state.seed ^ now.0 as u64 ^ (list.len() as u64).rotate_left(32), 0x5C);
+        let new = crate::data::submission::raise(&mut rng, &plan, &tenant.pool, tenant_id, now, count);
+        let ids = new.iter().map(|s| s.id.clone()).collect();
+        list.extend(new);
+        ids
     }
 
     /// Stops accepting connections and waits for the accept loop to end.

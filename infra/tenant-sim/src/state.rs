@@ -32,8 +32,9 @@ pub struct SimState {
     pub expired_tokens: Mutex<HashSet<String>>,
     pub faults: FaultEngine,
     pub cloud_apps: CloudAppsState,
-    /// Each tenant's email threat submissions.
-    pub submissions: Vec<Vec<Submission>>,
+    /// Each tenant's email threat submissions, and the plan new ones follow.
+    pub submissions: RwLock<Vec<Vec<Submission>>>,
+    pub submission_plans: Vec<crate::scenario::SubmissionsPlan>,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -105,7 +106,8 @@ impl SimState {
             expired_tokens: Mutex::new(HashSet::new()),
             faults: FaultEngine::new(scenario.seed, &scenario.faults),
             cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
-            submissions,
+            submissions: RwLock::new(submissions),
+            submission_plans: scenario.tenants.iter().map(|t| t.submissions.clone()).collect(),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })
@@ -122,6 +124,10 @@ impl SimState {
 
     pub fn directory(&self) -> RwLockReadGuard<'_, Vec<Tenant>> {
         self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn submissions(&self) -> RwLockReadGuard<'_, Vec<Vec<Submission>>> {
+        self.submissions.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn data(&self) -> RwLockReadGuard<'_, Vec<TenantData>> {

@@ -126,6 +126,11 @@ pub fn generate(plan: &SubmissionsPlan, alerts: &AlertPlan, pool: &Pool, tenant_
     out
 }
 
+/// `count` submissions made at `now`, as `plan` says they are listed and analysed.
+pub fn raise(rng: &mut SimRng, plan: &SubmissionsPlan, pool: &Pool, tenant_id: &str, now: Instant, count: usize) -> Vec<Submission> {
+    (0..count).map(|_| one(rng, plan, pool, tenant_id, now)).collect()
+}
+
 fn one(rng: &mut SimRng, plan: &SubmissionsPlan, pool: &Pool, tenant_id: &str, created: Instant) -> Submission {
     let id = ids::guid(rng);
     let recipient = pick(rng, &pool.users).upn.clone();

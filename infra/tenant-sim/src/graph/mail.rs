@@ -90,7 +90,7 @@ pub async fn submissions(State(sim): State<Sim>, uri: axum::http::Uri, headers: 
             .map_err(|e| GraphError::bad_request(e.message))?;
         let now = ctx.now;
         let matching: Vec<Map<String, Value>> = sim
-            .submissions
+            .submissions()
             .get(who.tenant_index)
             .into_iter()
             .flatten()
@@ -119,7 +119,8 @@ pub async fn submission(State(sim): State<Sim>, Path(id): Path<String>, headers:
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES)?;
-        let found = sim.submissions.get(who.tenant_index).into_iter().flatten().find(|s| s.id == id && s.visible <= ctx.now);
+        let all = sim.submissions();
+        let found = all.get(who.tenant_index).into_iter().flatten().find(|s| s.id == id && s.visible <= ctx.now);
         let s = found.ok_or_else(|| GraphError::not_found(format!("Submission with id '{id}' was not found.")))?;
         let mut m = Map::new();
         m.insert(
