@@ -77,3 +77,47 @@ async fn a_job_polls_schedules_continues_or_drops() {
     assert!(matches!(end, JobEnd::Dropped(_)) && summary.is_none(), "{end:?}");
     assert_eq!(schedule.when(&key("gone")), None, "its schedule entry is removed");
 }
+
+/// A save that enables a source, seen by a warm poller whose cache still holds the revision
+/// before it: the job polls (the record is read again by key), it does not drop the new pair.
+#[tokio::test]
+async fn a_source_enabled_since_the_cached_revision_is_polled_not_dropped() {
+    struct Saved(std::sync::Mutex<m365_ingest::domain::integration::Integration>);
+    impl m365_ingest::ports::IntegrationSource for Saved {
+        async fn integrations(&self) -> Result<Vec<m365_ingest::domain::integration::Integration>, m365_ingest::error::CursorError> {
+            panic!("a job never lists")
+        }
+        async fn integration(
+            &self,
+            _: &str,
+        ) -> Result<Option<m365_ingest::domain::integration::Integration>, m365_ingest::error::CursorError> {
+            Ok(Some(self.0.lock().unwrap().clone()))
+        }
+    }
+    let before = integration();
+    let saved = Saved(std::sync::Mutex::new(before.clone()));
+    let cache = IntegrationCache::new(Duration::from_secs(3600));
+    let schedule = MemorySchedule::new();
+    let jobs = MemoryAlertQueue::new();
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    let start = m365_ingest::ports::Clock::now(&w.poller.clock);
+    let deadline = || Instant::now() + Duration::from_secs(120);
+    // Warm: the revision without submissions is cached by a first job.
+    let (end, _) = w.poller.run_job(&PollJob::new(&key("contoso"), start), &saved, &cache, &schedule, &jobs, deadline(), deadline()).await;
+    assert_eq!(end, JobEnd::Done);
+    // Saved with submissions on; its entry is due and a job for it arrives.
+    saved.0.lock().unwrap().email_submissions.enabled = true;
+    let pair = CursorKey::live("contoso", Source::EmailSubmissions);
+    schedule.set(&pair, start).await.unwrap();
+    let (end, summary) = w.poller.run_job(&PollJob::new(&pair, start), &saved, &cache, &schedule, &jobs, deadline(), deadline()).await;
+    assert_eq!(end, JobEnd::Done, "{summary:?}");
+    assert!(summary.is_some_and(|s| s.delivered > 0));
+    assert!(schedule.when(&pair).is_some(), "rescheduled, not removed");
+    // Turned off again: once the cached revision has expired (a fresh instance here), the job
+    // drops the pair for good.
+    saved.0.lock().unwrap().email_submissions.enabled = false;
+    let cache = IntegrationCache::new(Duration::from_secs(3600));
+    let (end, _) = w.poller.run_job(&PollJob::new(&pair, start), &saved, &cache, &schedule, &jobs, deadline(), deadline()).await;
+    assert!(matches!(end, JobEnd::Dropped(_)), "{end:?}");
+    assert_eq!(schedule.when(&pair), None);
+}

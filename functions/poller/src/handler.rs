@@ -190,6 +190,7 @@ mod tests {
             .await
             .unwrap();
         let mut doc = IntegrationDoc::new("contoso", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, &secret);
+        doc.polling.interval = m365_ingest::domain::duration_text::DurationText(Duration::from_secs(60));
         doc.polling.lookback = m365_ingest::domain::duration_text::DurationText(Duration::from_secs(172_800));
         DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
         let ca = std::env::temp_dir().join(format!("sim-ca-{suffix}.pem"));
@@ -257,5 +258,80 @@ mod tests {
         assert_eq!(got.into_iter().collect::<std::collections::BTreeSet<_>>(), want);
         let log = sim.requests().matching("/v1.0/security/alerts_v2");
         assert!(log.iter().any(|r| r.status == 429) && log.iter().any(|r| r.status == 503) && log.iter().any(|r| r.status == 401));
+
+        // The same integration with email submissions on: saved, dispatched and polled the same
+        // way; hours later the ones under analysis come again with their verdict.
+        doc.sources.email_submissions.enabled = true;
+        DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
+        // A fresh instance: a warm one keeps the record it read for INTEGRATION_CACHE_SECS.
+        let app = build_aws(&config, &clients).unwrap();
+        let submissions = || async {
+            let tick = serde_json::json!({"source": "email_submissions"});
+            let d = m365_ingest::lambda::dispatch::handle(&dispatcher, &tick).await.unwrap();
+            assert_eq!((d.due, d.enqueued), (1, 1), "{d:?}");
+            let received = clients.sqs.receive_message().queue_url(&jobs).max_number_of_messages(10).send().await.unwrap();
+            let mut event = SqsEvent::default();
+            event.records = received.messages().iter().map(|m| job_record(m.message_id().unwrap(), m.body().unwrap())).collect();
+            let r = handle(&app, LambdaEvent::new(event, context(120_000))).await.unwrap();
+            assert!(r.batch_item_failures.is_empty(), "{r:?}");
+            for m in received.messages() {
+                clients.sqs.delete_message().queue_url(&jobs).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            }
+            let mut got: Vec<(String, String)> = Vec::new();
+            loop {
+                let msgs = clients
+                    .sqs
+                    .receive_message()
+                    .queue_url(&queue)
+                    .max_number_of_messages(10)
+                    .send()
+                    .await
+                    .unwrap()
+                    .messages
+                    .unwrap_or_default();
+                if msgs.is_empty() {
+                    return got;
+                }
+                for m in msgs {
+                    let e: Envelope = serde_json::from_str(m.body().unwrap()).unwrap();
+                    assert_eq!(e.source, Source::EmailSubmissions);
+                    let o: serde_json::Value = serde_json::from_str(e.object.unwrap().get()).unwrap();
+                    got.push((e.id, o["status"].as_str().unwrap_or_default().to_owned()));
+                    clients.sqs.delete_message().queue_url(&queue).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+                }
+            }
+        };
+        let first = submissions().await;
+        let cut = GraphTime::from_ticks(sim.clock().now().0);
+        let due: std::collections::BTreeSet<String> = sim
+            .submission_timeline(DEFAULT_TENANT_ID)
+            .into_iter()
+            .filter(|(_, c, v, _)| {
+                GraphTime::from_ticks(c.0) >= cut.minus(Duration::from_secs(172_800))
+                    && GraphTime::from_ticks(c.0) < cut.minus(Duration::from_secs(300))
+                    && v.0 <= sim.clock().now().0
+            })
+            .map(|(id, ..)| id)
+            .collect();
+        assert_eq!(first.iter().map(|(id, _)| id.clone()).collect::<std::collections::BTreeSet<_>>(), due, "every due submission once");
+        assert_eq!(first.len(), due.len());
+        let pending: std::collections::BTreeSet<String> =
+            first.iter().filter(|(_, s)| !matches!(s.as_str(), "succeeded" | "failed")).map(|(id, _)| id.clone()).collect();
+        assert!(!pending.is_empty(), "some are still under analysis");
+        // Seven hours on (Microsoft's clock; the schedule's is the wall clock, so the pair is
+        // made due as its interval would have).
+        sim.clock().advance_secs(7 * 3600);
+        {
+            use m365_ingest::ports::{CursorKey, ScheduleStore};
+            let schedule = m365_ingest::adapters::aws::DynamoSchedule::new(clients.dynamodb.clone(), &table);
+            schedule.set(&CursorKey::live("contoso", Source::EmailSubmissions), GraphTime::now()).await.unwrap();
+        }
+        let later = submissions().await;
+        let verdicts: std::collections::BTreeSet<String> = later
+            .iter()
+            .filter(|(id, s)| pending.contains(id) && matches!(s.as_str(), "succeeded" | "failed"))
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(verdicts, pending, "each pending one again, with its verdict");
     }
 }

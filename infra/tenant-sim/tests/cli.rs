@@ -60,7 +60,9 @@ fn the_binary_serves_on_the_port_it_prints_and_writes_its_ca() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // Kept open until the end: closed, the simulator's next banner line would hit a broken pipe.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut first).unwrap();
     let base = first.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(base.starts_with("https://127.0.0.1:"), "{first}");
     let pem = std::fs::read(&ca).unwrap();
@@ -71,5 +73,6 @@ fn the_binary_serves_on_the_port_it_prints_and_writes_its_ca() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    drop(out);
     assert_eq!(status, 200);
 }

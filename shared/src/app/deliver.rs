@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::quarantine::quarantine;
 use crate::adapters::local::sha256_hex;
 use crate::domain::backoff;
-use crate::domain::envelope::{dedup_key, ObjectRef, INTAKE_SCHEMA};
+use crate::domain::envelope::{revision_key, ObjectRef, INTAKE_SCHEMA};
 use crate::domain::source::Source;
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
@@ -140,7 +140,8 @@ async fn envelope_body(
     s: &DeliverySettings,
     out: &mut Delivered,
 ) -> Result<String, Error> {
-    let dedup = dedup_key(ctx.source, ctx.tenant_id, &item.head.id, item.head.version);
+    let revision = crate::sources::spec(ctx.source).revision(item);
+    let dedup = revision_key(ctx.source, ctx.tenant_id, &item.head.id, item.head.version, revision);
     let mut env = Outgoing {
         schema: INTAKE_SCHEMA,
         integration_id: ctx.integration_id,

@@ -60,6 +60,20 @@ impl IntegrationCache {
         Ok(found)
     }
 
+    /// Reads one record by key whatever the cache holds, and keeps what it read.
+    pub async fn refresh<I: IntegrationSource>(&self, source: &I, id: &str) -> Result<Option<Integration>, CursorError> {
+        let now = Instant::now();
+        let found = source.integration(id).await?;
+        if !self.ttl.is_zero() {
+            let mut entries = self.lock();
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(id.to_owned(), (now, found.clone()));
+        }
+        Ok(found)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Integration>)>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

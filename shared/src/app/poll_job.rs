@@ -40,7 +40,16 @@ impl<P: PollPorts> Poller<P> {
             Ok(mut found) => found.pop(),
             Err(e) => return (JobEnd::Retry(format!("the integration could not be read: {e}")), None),
         };
-        let Some(integration) = integration.filter(|i| i.polls(job.source)) else {
+        let integration = match integration.filter(|i| i.polls(job.source)) {
+            Some(i) => Some(i),
+            // Before the entry goes: the cached revision may predate the save that enabled this
+            // source (and wrote the entry), so the record is read again by key.
+            None => match cache.refresh(integrations, &job.integration_id).await {
+                Ok(fresh) => fresh.filter(|i| i.polls(job.source)),
+                Err(e) => return (JobEnd::Retry(format!("the integration could not be read: {e}")), None),
+            },
+        };
+        let Some(integration) = integration else {
             let why = format!("integration `{}` does not poll {} (removed, disabled or changed)", job.integration_id, job.source);
             if let Err(e) = schedule.remove(&key).await {
                 return (JobEnd::Retry(format!("{why}; its schedule entry could not be removed: {e}")), None);

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::deliver::{send_tracked, DeliverySettings};
 use crate::adapters::local::sha256_hex;
-use crate::domain::envelope::{Envelope, INTAKE_SCHEMA};
+use crate::domain::envelope::{revision_key, Envelope, INTAKE_SCHEMA};
 use crate::domain::filter::{Decision, Filters};
 use crate::domain::integration::{Integration, OutputFormat};
 use crate::domain::ocsf;
@@ -365,11 +365,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 }
                 Decision::Pass { passed, notes } => (passed, notes),
             };
-            let mut key = format!("{}/{}/{}/{}", env.source, env.tenant_id, unit.alert.id, unit.version);
-            if let Some(revision) = unit.revision {
-                key.push('/');
-                key.push_str(revision);
-            }
+            let key = revision_key(env.source, &env.tenant_id, &unit.alert.id, unit.version, unit.revision);
             let now = self.p.clock.now();
             match self
                 .p

@@ -97,3 +97,80 @@ pub fn remember_unsettled<'a>(
     }
     refused
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::adapters::local::{DirArtifactStore, MemoryAlertQueue};
+    use crate::domain::alert::{HeadSpec, Item};
+    use crate::domain::integration::Credential;
+    use crate::domain::time::GraphTime;
+    use crate::error::GraphError;
+    use crate::ports::{Page, PageRequest};
+    use crate::secret::Secret;
+    use crate::sources::spec;
+    use crate::Source;
+
+    /// Graph by id: `gone` is 404, `wait` still running, `done` analysed.
+    struct ById;
+
+    impl GraphApi for ById {
+        async fn page(&self, _: &Credentials, r: &PageRequest) -> Result<Page, GraphError> {
+            panic!("only items are read here: {r:?}")
+        }
+        async fn collection(&self, _: &Credentials, path: &str, _: HeadSpec) -> Result<Vec<Item>, GraphError> {
+            panic!("only items are read here: {path}")
+        }
+        async fn item(&self, _: &Credentials, path: &str, head: HeadSpec) -> Result<Option<Item>, GraphError> {
+            let id = path.rsplit('/').next().unwrap_or_default();
+            let status = match id {
+                "gone" => return Ok(None),
+                "wait" => "running",
+                _ => "succeeded",
+            };
+            let json = format!(
+                r#"{{"id":"{id}","createdDateTime":"2026-11-26T10:00:00Z","status":"{status}","result":{{"category":"phishing"}}}}"#
+            );
+            let raw = RawValue::from_string(json).map_err(|e| GraphError::Decode { what: "test".into(), detail: e.to_string() })?;
+            Item::decode(&raw, &head).map(Some).map_err(|e| GraphError::Decode { what: "test".into(), detail: e.to_string() })
+        }
+    }
+
+    #[tokio::test]
+    async fn settled_items_are_sent_gone_ones_forgotten_and_waiting_ones_kept() {
+        let created = GraphTime::parse("2026-11-26T10:00:00Z").unwrap_or_default();
+        let mut cursor = Cursor::default();
+        for id in ["done", "gone", "wait"] {
+            assert_eq!(cursor.add_pending(id, created), Ok(()));
+        }
+        assert_eq!(cursor.add_pending("stale", created.minus(Duration::from_secs(8 * 86_400))), Ok(()));
+        let creds = Credentials { tenant_id: "t".into(), client_id: "c".into(), credential: Credential::ClientSecret(Secret::new("s")) };
+        let queue = MemoryAlertQueue::new();
+        let dir = std::env::temp_dir().join(format!("settle-test-{}", std::process::id()));
+        let artifacts = DirArtifactStore::new(dir);
+        let delivery = DeliverySettings::default();
+        let settle = SettleSpec {
+            source: spec(Source::EmailSubmissions),
+            per_run: 10,
+            within: Duration::from_secs(7 * 86_400),
+            delivery: &delivery,
+        };
+        let ctx = Context {
+            integration_id: "i",
+            tenant_id: "t",
+            source: Source::EmailSubmissions,
+            polled_at: created.plus(Duration::from_secs(3600)),
+        };
+        let out = settle_pending(&ById, &creds, &settle, &mut cursor, &ctx, &queue, &artifacts).await.map_err(|e| e.to_string());
+        let out = out.unwrap_or_default();
+        assert_eq!((out.settled, out.gone, out.expired, out.requests, out.delivered.messages), (1, 1, 1, 3, 1));
+        assert_eq!(cursor.pending(), [("wait", created)]);
+        assert!(cursor.already_delivered("done", created), "the settled one is remembered as delivered");
+        let sent = queue.messages();
+        assert!(sent.len() == 1 && sent[0].contains(r#""id":"done""#) && sent[0].contains("succeeded"), "{sent:?}");
+    }
+}

@@ -28,7 +28,7 @@ pub struct Envelope {
     pub id: String,
     /// Its `lastUpdateDateTime`: one version of the object.
     pub version: GraphTime,
-    /// Stable per (source, tenant, id, version): what the processor dedups on.
+    /// Stable per (source, tenant, id, version) and revision where the source has one.
     pub dedup_key: String,
     pub polled_at: GraphTime,
     /// The Microsoft object exactly as Graph returned it, or None when `object_ref` holds it.
@@ -40,6 +40,17 @@ pub struct Envelope {
 
 pub fn dedup_key(source: Source, tenant_id: &str, id: &str, version: GraphTime) -> String {
     format!("{source}/{tenant_id}/{id}/{version}")
+}
+
+/// The key of one revision of a version, where a source delivers a version more than once
+/// (a submission's `pending`, then `final`).
+pub fn revision_key(source: Source, tenant_id: &str, id: &str, version: GraphTime, revision: Option<&str>) -> String {
+    let mut key = dedup_key(source, tenant_id, id, version);
+    if let Some(r) = revision {
+        key.push('/');
+        key.push_str(r);
+    }
+    key
 }
 
 impl Envelope {

@@ -62,6 +62,10 @@ impl SourceSpec for EmailSubmissions {
     fn unsettled(&self, item: &Item) -> bool {
         matches!(verdict(item.raw.get()), Ok(Verdict::Pending))
     }
+    fn revision(&self, item: &Item) -> Option<&'static str> {
+        // An object that does not parse is the processor's to refuse; its key says final.
+        Some(verdict(item.raw.get()).map_or("final", |v| revision(&v)))
+    }
     fn item_path(&self, id: &str) -> Option<String> {
         Some(format!("{COLLECTION}/{}", super::path_segment(id)))
     }

@@ -26,6 +26,7 @@ use crate::error::ConfigError;
 use crate::ports::PageRequest;
 
 pub use cloud_apps::{CLOUD_APPS_HEAD, CLOUD_APPS_MAX_LIMIT};
+pub use email_submissions::SUBMISSION_HEAD;
 
 /// The registry: each source's module.
 pub fn spec(source: Source) -> &'static dyn SourceSpec {
@@ -117,6 +118,11 @@ pub trait SourceSpec: Sync {
     /// it settles, and delivers it once more then.
     fn unsettled(&self, _item: &Item) -> bool {
         false
+    }
+    /// Which state of its version a delivered item is in, where one version is delivered more
+    /// than once (a submission `pending`, then `final`); part of its dedup keys.
+    fn revision(&self, _item: &Item) -> Option<&'static str> {
+        None
     }
     /// Where one item is read by its id; None: the source's items are never re-read.
     fn item_path(&self, _id: &str) -> Option<String> {

@@ -7,14 +7,14 @@ use std::sync::{Arc, OnceLock};
 use m365_ingest::adapters::aws::parse_secret;
 use m365_ingest::adapters::cloud_apps::decode_cloud_apps_page;
 use m365_ingest::adapters::graph::auth::token_claims;
-use m365_ingest::adapters::graph::collections::decode_page;
+use m365_ingest::adapters::graph::collections::{decode_entity, decode_page};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
 use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::alert::Item;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::domain::integration_doc;
 use m365_ingest::ports::{ProcessWith, SystemClock};
-use m365_ingest::sources::GRAPH_SECURITY_HEAD;
+use m365_ingest::sources::{GRAPH_SECURITY_HEAD, SUBMISSION_HEAD};
 use m365_ingest::GraphTime;
 
 pub struct Target {
@@ -26,6 +26,7 @@ pub struct Target {
 const ALERTS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list.json");
 const SENTINEL: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list_sentinel.json");
 const INCIDENTS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_incidents_list_expand_alerts.json");
+const SUBMISSIONS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_email_threat_submissions_list.json");
 const MDCA: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/mdca_alerts_list.json");
 const TOKEN: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/entra_token_response_client_credentials.json");
 const DOC_TOML: &str = include_str!("../../../examples/integration.toml");
@@ -39,7 +40,12 @@ fn envelopes() -> &'static [Vec<u8>] {
     static E: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     E.get_or_init(|| {
         let mut out = Vec::new();
-        for (source, page) in [("defender_alerts", ALERTS), ("defender_alerts", SENTINEL), ("defender_incidents", INCIDENTS)] {
+        for (source, page) in [
+            ("defender_alerts", ALERTS),
+            ("defender_alerts", SENTINEL),
+            ("defender_incidents", INCIDENTS),
+            ("email_submissions", SUBMISSIONS),
+        ] {
             let v: serde_json::Value = serde_json::from_str(page).unwrap_or_default();
             for item in v["value"].as_array().into_iter().flatten() {
                 out.push(envelope(source, item).into_bytes());
@@ -67,6 +73,8 @@ fn items(page: &[Item]) {
         // What the processor decodes of each item.
         let _ = serde_json::from_str::<m365_ingest::domain::graph_alert::GraphAlert>(i.raw.get());
         let _ = m365_ingest::domain::cloud_apps_alert::to_alert(i.raw.get());
+        let _ = m365_ingest::domain::email_submission::to_alert(i.raw.get());
+        let _ = m365_ingest::domain::email_submission::email_section(i.raw.get());
     }
 }
 
@@ -79,6 +87,8 @@ fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
         let dir = std::env::temp_dir().join(format!("m365-ingest-fuzz-{}", std::process::id()));
         let mut i = Integration::new("contoso", "t", "c", "s");
         i.output = m365_ingest::domain::integration::OutputFormat::Both;
+        i.email_submissions.enabled = true;
+        i.email_submissions.excluded_result_categories = vec!["notJunk".into(), "allowedByPolicy".into()];
         let p = Processor::new(
             Arc::new(MemoryDedupStore::new()),
             MemoryAlertQueue::new(),
@@ -106,6 +116,19 @@ pub fn all() -> Vec<Target> {
             run: |b| {
                 if let Ok(p) = decode_page(b, GRAPH_SECURITY_HEAD) {
                     items(&p.items);
+                }
+            },
+        },
+        Target {
+            name: "submission_page",
+            corpus: vec![SUBMISSIONS.as_bytes()],
+            run: |b| {
+                if let Ok(p) = decode_page(b, SUBMISSION_HEAD) {
+                    items(&p.items);
+                }
+                // A submission read by id.
+                if let Ok(i) = decode_entity(b, SUBMISSION_HEAD) {
+                    items(std::slice::from_ref(&i));
                 }
             },
         },
