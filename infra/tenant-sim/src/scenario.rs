@@ -46,6 +46,30 @@ pub struct TenantSpec {
     pub cloud_apps: CloudAppsPlan,
     /// Email threat submissions of this tenant.
     pub submissions: SubmissionsPlan,
+    /// The mailbox users report phishing to.
+    pub mailbox: MailboxPlan,
+}
+
+/// A reporting mailbox (ms-apis.md §5): reports arrive over the alert plan's `from`..`to`, each
+/// carrying the reported email as an attached item (the Report button's way), as an attached
+/// `.eml` file, or being the reported email itself (forwarded as is).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailboxPlan {
+    /// Local part of the mailbox's address at the tenant's domain.
+    pub local_part: String,
+    pub count: usize,
+    /// A message is listed this long after its `receivedDateTime`.
+    pub latency_secs: i64,
+    /// Shares of reports carrying the reported email as an item attachment and as a file.
+    pub item_fraction: f64,
+    pub file_fraction: f64,
+}
+
+impl Default for MailboxPlan {
+    fn default() -> Self {
+        MailboxPlan { local_part: "phish".into(), count: 30, latency_secs: 20, item_fraction: 0.6, file_fraction: 0.2 }
+    }
 }
 
 /// A tenant's email threat submissions: created over the alert plan's `from`..`to`, each
@@ -129,6 +153,9 @@ pub struct AppSpec {
     /// Entra directory roles of the app's service principal (`wids` claim).
     pub directory_roles: Vec<String>,
     pub disabled: bool,
+    /// The mailboxes an Exchange application access policy (or RBAC for Applications scope)
+    /// lets the app's Mail permissions reach; None: no policy, every mailbox.
+    pub mailbox_scope: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +226,9 @@ pub struct GraphSpec {
     /// Return at most this many items per response, fewer than `$top`, and no nextLink when the
     /// cap cut the page: a short page is not the end (no document promises it is). 0 = off.
     pub page_cap: usize,
+    /// How long a mailbox request is held before it is answered (milliseconds): with it,
+    /// concurrent requests to one mailbox overlap, and Outlook's limit of 4 shows.
+    pub mailbox_latency_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -266,6 +296,7 @@ impl Default for TenantSpec {
             seed_files: Vec::new(),
             cloud_apps: CloudAppsPlan::default(),
             submissions: SubmissionsPlan::default(),
+            mailbox: MailboxPlan::default(),
         }
     }
 }
@@ -280,6 +311,7 @@ impl Default for AppSpec {
             grants: all_grants(),
             directory_roles: vec!["Security Reader".to_owned()],
             disabled: false,
+            mailbox_scope: None,
         }
     }
 }
@@ -316,6 +348,7 @@ impl Default for GraphSpec {
             ignore_orderby: false,
             shuffle_ties: false,
             page_cap: 0,
+            mailbox_latency_ms: 0,
         }
     }
 }

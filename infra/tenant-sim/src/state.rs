@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use crate::clock::SimClock;
 use crate::cloudapps::{data as cloud_apps_data, CloudAppsState};
+use crate::data::mailbox::{self, MailMessage};
 use crate::data::submission::{self, Submission};
 use crate::data::TenantData;
 use crate::entra::directory::Tenant;
@@ -35,6 +36,12 @@ pub struct SimState {
     /// Each tenant's email threat submissions, and the plan new ones follow.
     pub submissions: RwLock<Vec<Vec<Submission>>>,
     pub submission_plans: Vec<crate::scenario::SubmissionsPlan>,
+    /// Each tenant's reporting mailbox (its address, its messages), and the plan new ones follow.
+    pub mailboxes: RwLock<Vec<(String, Vec<MailMessage>)>>,
+    pub mailbox_plans: Vec<crate::scenario::MailboxPlan>,
+    /// Outlook's per app, per mailbox limits (graph-throttling-limits.md "Outlook service
+    /// limits"): requests in flight, and requests in the current 10-minute window.
+    pub mail_gates: Mutex<std::collections::HashMap<(String, String), MailGate>>,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -93,6 +100,16 @@ impl SimState {
             .enumerate()
             .map(|(i, (t, d))| submission::generate(&t.submissions, &t.alerts, &d.pool, &t.id, scenario.seed ^ (i as u64) << 8, start))
             .collect();
+        let mailboxes = scenario
+            .tenants
+            .iter()
+            .zip(&data)
+            .enumerate()
+            .map(|(i, (t, d))| {
+                let address = mailbox::address(&t.mailbox, &t.domain);
+                (address, mailbox::generate(&t.mailbox, &t.alerts, &d.pool, scenario.seed ^ (i as u64) << 8, start))
+            })
+            .collect();
         let signer = TokenSigner::generate(&mut ids::rng(scenario.seed, 0x51))?;
         Ok(SimState {
             seed: scenario.seed,
@@ -108,6 +125,9 @@ impl SimState {
             cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
             submissions: RwLock::new(submissions),
             submission_plans: scenario.tenants.iter().map(|t| t.submissions.clone()).collect(),
+            mailboxes: RwLock::new(mailboxes),
+            mailbox_plans: scenario.tenants.iter().map(|t| t.mailbox.clone()).collect(),
+            mail_gates: Mutex::new(std::collections::HashMap::new()),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })
@@ -124,6 +144,10 @@ impl SimState {
 
     pub fn directory(&self) -> RwLockReadGuard<'_, Vec<Tenant>> {
         self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn mailboxes(&self) -> RwLockReadGuard<'_, Vec<(String, Vec<MailMessage>)>> {
+        self.mailboxes.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn submissions(&self) -> RwLockReadGuard<'_, Vec<Vec<Submission>>> {
@@ -157,4 +181,12 @@ impl SimState {
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One app's use of one mailbox.
+#[derive(Debug, Default)]
+pub struct MailGate {
+    pub in_flight: usize,
+    pub window_start: Instant,
+    pub in_window: usize,
 }

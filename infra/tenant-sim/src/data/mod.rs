@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod generate;
 pub mod incident;
 pub mod kinds;
+pub mod mailbox;
 pub mod pool;
 pub mod store;
 pub mod submission;

@@ -39,6 +39,8 @@ pub struct App {
     pub grants: BTreeMap<String, Vec<String>>,
     pub directory_roles: Vec<String>,
     pub disabled: bool,
+    /// Mailboxes the app's Mail permissions reach (an application access policy); None: all.
+    pub mailbox_scope: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +107,7 @@ impl App {
             grants: spec.grants.clone(),
             directory_roles: spec.directory_roles.clone(),
             disabled: spec.disabled,
+            mailbox_scope: spec.mailbox_scope.clone(),
         })
     }
 }

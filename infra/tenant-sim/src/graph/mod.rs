@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 pub mod incidents;
 pub mod mail;
+pub mod mailbox;
 
 use axum::routing::get;
 use axum::Router;
@@ -20,6 +21,11 @@ pub fn routes() -> Router<Sim> {
         .route("/v1.0/security/incidents/{id}", get(incidents::get_one))
         .route("/v1.0/security/incidents/{id}/alerts", get(incidents::alerts_of))
         .route("/v1.0/users/{id}/messages", get(mail::messages))
+        .route("/v1.0/users/{id}/mailFolders/{folder}/messages", get(mailbox::folder_messages))
+        .route("/v1.0/users/{id}/messages/{message}/$value", get(mailbox::message_mime))
+        .route("/v1.0/users/{id}/messages/{message}/attachments", get(mailbox::attachments))
+        .route("/v1.0/users/{id}/messages/{message}/attachments/{attachment}", get(mailbox::attachment))
+        .route("/v1.0/users/{id}/messages/{message}/attachments/{attachment}/$value", get(mailbox::attachment_raw))
         .route("/beta/security/threatSubmission/emailThreats", get(mail::submissions))
         .route("/beta/security/threatSubmission/emailThreats/{id}", get(mail::submission))
 }

@@ -10,6 +10,7 @@ use crate::time::Instant;
 pub enum PropKind {
     DateTime,
     String,
+    Bool,
     /// An evolvable enum: its members, compared case-insensitively as Graph does.
     Enum(&'static [&'static str]),
 }
@@ -34,6 +35,7 @@ pub enum Field<'a> {
     Null,
     Str(Cow<'a, str>),
     Time(Instant),
+    Bool(bool),
 }
 
 /// Anything that can be filtered: a generated alert or a verbatim JSON object.
@@ -43,11 +45,18 @@ pub trait Filterable {
 
 impl Filterable for serde_json::Map<String, serde_json::Value> {
     fn field(&self, prop: &Prop) -> Field<'_> {
-        match self.get(prop.name) {
+        // A path (`from/emailAddress/address`) walks into nested objects.
+        let mut parts = prop.name.split('/');
+        let mut v = parts.next().and_then(|first| self.get(first));
+        for part in parts {
+            v = v.and_then(|x| x.get(part));
+        }
+        match v {
             Some(serde_json::Value::String(s)) => match prop.kind {
                 PropKind::DateTime => Instant::parse(s).map_or(Field::Null, Field::Time),
                 _ => Field::Str(Cow::Borrowed(s)),
             },
+            Some(serde_json::Value::Bool(b)) => Field::Bool(*b),
             _ => Field::Null,
         }
     }
@@ -136,6 +145,7 @@ fn check_literal(p: &Prop, v: &Literal, op: CmpOp, include_unknown: bool) -> Res
             p.name
         ))),
         (PropKind::String, Literal::Str(_)) if !ordered => Ok(()),
+        (PropKind::Bool, Literal::Bool(_)) if !ordered => Ok(()),
         (PropKind::Enum(members), Literal::Str(s)) if !ordered => {
             // Without the opt-in, a member after the sentinel does not exist for this caller.
             if members.iter().any(|m| m.eq_ignore_ascii_case(s)) && (include_unknown || !beyond_sentinel(members, s)) {
@@ -155,6 +165,17 @@ fn check_literal(p: &Prop, v: &Literal, op: CmpOp, include_unknown: bool) -> Res
 }
 
 impl BoundFilter {
+    /// The properties the filter names, each once, in the order they first appear.
+    pub fn properties(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for p in &self.props {
+            if !out.contains(&p.name) {
+                out.push(p.name);
+            }
+        }
+        out
+    }
+
     pub fn matches(&self, r: &impl Filterable) -> bool {
         self.eval(&self.expr, r)
     }
@@ -195,6 +216,7 @@ fn compare(f: &Field<'_>, op: CmpOp, v: &Literal) -> bool {
         (Field::Null, _) | (_, Literal::Null) => None,
         (Field::Time(a), Literal::DateTime(b)) => Some(a.cmp(b)),
         (Field::Str(a), Literal::Str(b)) => Some(if a.eq_ignore_ascii_case(b) { Ordering::Equal } else { a.as_ref().cmp(b.as_str()) }),
+        (Field::Bool(a), Literal::Bool(b)) => Some(a.cmp(b)),
         _ => None,
     };
     match (op, ord) {
