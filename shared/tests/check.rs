@@ -99,7 +99,7 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
         ("/api/v1/alerts/", 1),
         ("/api/machines", 1),
         ("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand", 1),
-        ("/v1.0/users/phish%40contoso.onmicrosoft.com/messages", 1),
+        ("/v1.0/users/phish%40contoso.onmicrosoft.com/mailFolders/inbox/messages", 1),
         ("/beta/security/threatSubmission/emailThreats", 1),
         (&format!("/{TENANT}/oauth2/v2.0/token"), 4),
     ] {
@@ -107,6 +107,13 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
     }
     let alerts = &sim.requests().matching("/v1.0/security/alerts_v2")[0];
     assert_eq!(alerts.query_value("$top"), Some("1"), "a small call");
+    // The mailbox is proven by the poller's own listing: the window leads, sorted on it, the
+    // user's filter after it.
+    let mailbox = &sim.requests().matching("/v1.0/users/phish%40contoso.onmicrosoft.com/mailFolders/inbox/messages")[0];
+    let filter = mailbox.query_value("$filter").unwrap_or_default();
+    assert!(filter.starts_with("receivedDateTime ge ") && filter.ends_with(" and (isRead eq false)"), "{filter}");
+    assert_eq!(mailbox.query_value("$orderby"), Some("receivedDateTime asc"));
+    assert!(mailbox.query_value("$select").is_some_and(|s| s.contains("internetMessageId")));
     // Submissions are proven by the poller's own first request of the window.
     let submissions = &sim.requests().matching("/beta/security/threatSubmission/emailThreats")[0];
     let filter = submissions.query_value("$filter").unwrap_or_default();
@@ -267,6 +274,30 @@ async fn a_mailbox_outside_the_tenant_or_a_bad_filter_is_named() {
     d.sources.phishing_mailbox = Some(MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: Some("isRead eq".into()) });
     let r = check(&api, &d, Ok(secret_creds()), now()).await;
     assert!(line(&r, "phishing_mailbox").fix.as_deref().unwrap().contains("fix sources.phishing_mailbox.filter"));
+    // Well-formed, but on a property Graph does not filter messages by: refused as Graph would.
+    d.sources.phishing_mailbox =
+        Some(MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: Some("bodyPreview eq 'x'".into()) });
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(line(&r, "phishing_mailbox").fix.as_deref().unwrap().contains("fix sources.phishing_mailbox.filter"));
+    d.sources.phishing_mailbox = Some(MailboxDoc {
+        address: "phish@contoso.onmicrosoft.com".into(),
+        filter: Some("from/emailAddress/address ne 'noreply@contoso.com'".into()),
+    });
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert_eq!(line(&r, "phishing_mailbox").status, Status::Ok, "{}", r.to_text());
+}
+
+#[tokio::test]
+async fn a_mailbox_outside_the_apps_access_policy_is_named_with_the_fix() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].mailbox_scope = Some(vec!["soc@contoso.onmicrosoft.com".into()]);
+    let (_sim, api) = start(s).await;
+    let mut d = doc();
+    d.sources.defender = DefenderMode::Off;
+    d.sources.phishing_mailbox = Some(MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: None });
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    let fix = line(&r, "phishing_mailbox").fix.as_deref().unwrap_or_default().to_owned();
+    assert!(fix.contains("application access policy") && fix.contains("RBAC for Applications"), "{}", r.to_text());
 }
 
 #[tokio::test]

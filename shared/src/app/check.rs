@@ -378,8 +378,18 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
         Feature::DefenderIncidents => (Probe::DefenderIncidents, String::new()),
         Feature::EmailSubmissions => (first_page(crate::Source::EmailSubmissions), String::new()),
         Feature::PhishingMailbox => {
+            // The poller's listing of the window, with the user's filter AND-ed after it.
             let m = i.phishing_mailbox.as_ref()?;
-            (Probe::Mailbox { address: m.address.clone(), filter: m.filter.clone() }, m.address.clone())
+            let (from, to) = (now.minus(i.window.lookback), now.minus(i.window.ingestion_delay));
+            (
+                Probe::FirstPage(crate::sources::phishing_mailbox::request(
+                    m,
+                    from,
+                    to,
+                    crate::sources::phishing_mailbox::MAILBOX_PAGE_SIZE,
+                )),
+                m.address.clone(),
+            )
         }
         Feature::CloudApps => {
             let portal = i.cloud_apps_base.clone()?;

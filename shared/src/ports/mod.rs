@@ -225,6 +225,13 @@ pub struct GraphQuery {
     pub expand: Option<&'static str>,
     /// Send `$orderby=field asc` (submissions refuse any `$orderby`).
     pub ordered: bool,
+    /// Send `$count=true` (where Microsoft documents it: the count proves a span complete).
+    pub counted: bool,
+    /// The integration's own OData filter, AND-ed after the window (the window leads: Outlook
+    /// needs the sorted property first).
+    pub and_filter: Option<String>,
+    /// `$select`: the members to return.
+    pub select: Option<&'static str>,
     /// Which members of the items are their id and version.
     pub head: HeadSpec,
 }
@@ -346,10 +353,6 @@ pub enum Probe {
     DefenderIncidents,
     /// The first request the poller makes for a source's window, as it makes it.
     FirstPage(PageRequest),
-    Mailbox {
-        address: String,
-        filter: Option<String>,
-    },
     CloudApps {
         portal: String,
     },

@@ -10,6 +10,7 @@ mod cloud_apps;
 mod defender_alerts;
 mod defender_incidents;
 mod email_submissions;
+pub mod phishing_mailbox;
 
 use serde_json::value::RawValue;
 
@@ -164,6 +165,9 @@ fn graph_query(collection: &str, head: HeadSpec, q: &SpanQuery<'_>, expand: Opti
         skip: q.skip,
         expand,
         ordered,
+        counted: true,
+        and_filter: None,
+        select: None,
         head,
     })
 }

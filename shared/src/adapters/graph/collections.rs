@@ -44,15 +44,23 @@ impl<'a> GraphCollections<'a> {
 
     /// The URL of a query, with the filter in UTC and 7 digits.
     pub fn query_url(&self, q: &GraphQuery) -> String {
-        let filter = format!("{field} ge {from} and {field} lt {to}", field = q.field, from = q.from, to = q.to);
+        let mut filter = format!("{field} ge {from} and {field} lt {to}", field = q.field, from = q.from, to = q.to);
+        if let Some(more) = &q.and_filter {
+            filter.push_str(&format!(" and ({more})"));
+        }
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("$filter", &filter);
         if q.ordered {
             query.append_pair("$orderby", &format!("{} asc", q.field));
         }
+        if let Some(select) = q.select {
+            query.append_pair("$select", select);
+        }
         query.append_pair("$top", &q.top.to_string());
-        // The count is what proves a window read completely (window.rs).
-        query.append_pair("$count", "true");
+        if q.counted {
+            // The count is what proves a window read completely (window.rs).
+            query.append_pair("$count", "true");
+        }
         if q.skip > 0 {
             query.append_pair("$skip", &q.skip.to_string());
         }

@@ -36,13 +36,6 @@ impl MicrosoftProbe for MicrosoftHttp {
                 count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
             }
             Probe::FirstPage(request) => self.page(creds, request).await.map(|p| p.items.len() + p.rejects.len()),
-            Probe::Mailbox { address, filter } => {
-                let mut url = format!("{graph}/v1.0/users/{}/messages?$top=1&$select=id", enc(address));
-                if let Some(f) = filter {
-                    url.push_str(&format!("&$filter={}", enc(f)));
-                }
-                count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
-            }
             Probe::CloudApps { portal } => {
                 let url = format!("{}/api/v1/alerts/", s.cloud_apps_base(portal));
                 let body = json!({"sortField": "date", "sortDirection": "desc", "limit": 1});
