@@ -27,6 +27,7 @@ const ALERTS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-
 const SENTINEL: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list_sentinel.json");
 const INCIDENTS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_incidents_list_expand_alerts.json");
 const SUBMISSIONS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_email_threat_submissions_list.json");
+const PHISH_EML: &[u8] = include_bytes!("../../../../shared/tests/fixtures/mime/phish.eml");
 const MDCA: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/mdca_alerts_list.json");
 const TOKEN: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/entra_token_response_client_credentials.json");
 const DOC_TOML: &str = include_str!("../../../examples/integration.toml");
@@ -130,6 +131,14 @@ pub fn all() -> Vec<Target> {
                 if let Ok(i) = decode_entity(b, SUBMISSION_HEAD) {
                     items(std::slice::from_ref(&i));
                 }
+            },
+        },
+        Target {
+            // A reported email: hostile headers, broken MIME structure, endless URLs.
+            name: "mime",
+            corpus: vec![PHISH_EML],
+            run: |b| {
+                let _ = m365_ingest::domain::mime::parse(b);
             },
         },
         Target {

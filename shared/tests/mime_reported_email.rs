@@ -1,0 +1,73 @@
+//! The reported emails of the simulator's phishing mailbox (item attachments, `.eml` files and
+//! forwarded messages, fetched as Graph serves their MIME) read by the MIME reader: the keys
+//! and indicators it gives match what Graph says of the same email.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use m365_ingest::domain::mime;
+use support::*;
+use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use tenant_sim::{Scenario, Simulator};
+
+const MAILBOX: &str = "phish@contoso.onmicrosoft.com";
+
+#[tokio::test]
+async fn every_reported_email_of_the_mailbox_reads_with_its_keys_and_indicators() {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].mailbox.count = 30;
+    s.tenants[0].alerts.to = "-1h".into();
+    let sim = Simulator::start(s).await.unwrap();
+    let http =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
+    let tok: serde_json::Value = http
+        .post(sim.token_url(TENANT))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DEFAULT_CLIENT_ID),
+            ("client_secret", DEFAULT_CLIENT_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tok["access_token"].as_str().unwrap().to_owned();
+    let get = |path: String| {
+        let (http, token, base) = (http.clone(), token.clone(), sim.base_url().to_owned());
+        async move { http.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap().bytes().await.unwrap().to_vec() }
+    };
+    let list: serde_json::Value =
+        serde_json::from_slice(&get(format!("/v1.0/users/{MAILBOX}/mailFolders/inbox/messages?$top=100")).await).unwrap();
+    let messages = list["value"].as_array().unwrap();
+    assert_eq!(messages.len(), 30);
+    let mut read = 0;
+    for m in messages {
+        let id = m["id"].as_str().unwrap();
+        let atts: serde_json::Value =
+            serde_json::from_slice(&get(format!("/v1.0/users/{MAILBOX}/messages/{id}/attachments")).await).unwrap();
+        let reported = match atts["value"].as_array().unwrap().first() {
+            Some(a) => get(format!("/v1.0/users/{MAILBOX}/messages/{id}/attachments/{}/$value", a["id"].as_str().unwrap())).await,
+            None => get(format!("/v1.0/users/{MAILBOX}/messages/{id}/$value")).await,
+        };
+        let p = mime::parse(&reported).unwrap();
+        let mid = p.message_id.clone().unwrap();
+        assert!(!mid.starts_with('<') && mid.contains('@'), "{mid}");
+        assert_eq!(p.from.len(), 1);
+        assert!(p.spf.is_some() && p.dkim.is_some() && p.dmarc.is_some(), "{p:?}");
+        assert_eq!(p.received.len(), 1);
+        assert!(!p.urls.is_empty() && p.urls.iter().all(|u| u.starts_with("https://")), "{:?}", p.urls);
+        assert_eq!(p.attachments.len(), 1);
+        assert_eq!(p.attachments[0].name.as_deref(), Some("document.html"));
+        assert_eq!(p.attachments[0].sha256.len(), 64);
+        if atts["value"].as_array().unwrap().is_empty() {
+            // Forwarded as is: the listed message is the reported email.
+            assert_eq!(m["internetMessageId"].as_str(), Some(format!("<{mid}>").as_str()));
+        }
+        read += 1;
+    }
+    assert_eq!(read, 30);
+}
