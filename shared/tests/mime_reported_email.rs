@@ -71,3 +71,30 @@ async fn every_reported_email_of_the_mailbox_reads_with_its_keys_and_indicators(
     }
     assert_eq!(read, 30);
 }
+
+/// Through the product's Graph client: each report gives its reported email, by the way the
+/// report carries it, and a message Graph no longer has gives none.
+#[tokio::test]
+async fn each_report_gives_its_reported_email_whichever_way_it_carries_it() {
+    use m365_ingest::app::poll::PollSettings;
+    use m365_ingest::app::reported_email::{fetch_reported_email, ReportedVia};
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].mailbox.count = 30;
+    s.tenants[0].alerts.to = "-1h".into();
+    let w = world(s, PollSettings::default(), secret_creds()).await;
+    let listed = fetch_json(&w.sim, &format!("/v1.0/users/{MAILBOX}/mailFolders/inbox/messages?$top=100")).await;
+    let creds = secret_creds();
+    let mut seen = std::collections::BTreeMap::new();
+    for m in &listed {
+        let id = m["id"].as_str().unwrap();
+        let r = fetch_reported_email(&w.poller.graph, &creds, MAILBOX, id).await.unwrap().unwrap();
+        *seen.entry(format!("{:?}", r.via)).or_insert(0) += 1;
+        assert_eq!(r.via == ReportedVia::Message, m["hasAttachments"] == false, "{m}");
+        assert_eq!(r.attachment_id.is_some(), r.via != ReportedVia::Message);
+        let p = mime::parse(&r.mime).unwrap();
+        assert!(p.spf.is_some() && !p.urls.is_empty(), "the phish itself, not the report around it: {p:?}");
+    }
+    assert_eq!(seen.len(), 3, "item, file and forwarded reports: {seen:?}");
+    let gone = fetch_reported_email(&w.poller.graph, &creds, MAILBOX, "AAMkAgone=").await;
+    assert!(matches!(gone, Ok(None)), "{gone:?}");
+}

@@ -56,6 +56,10 @@ impl GraphApi for OnePage {
     async fn item(&self, _: &Credentials, path: &str, _: HeadSpec) -> Result<Option<Item>, GraphError> {
         panic!("no source of this test reads items by id: {path}")
     }
+
+    async fn content(&self, _: &Credentials, path: &str) -> Result<Option<Vec<u8>>, GraphError> {
+        panic!("no source of this test reads content: {path}")
+    }
 }
 
 struct Fixed(GraphTime);

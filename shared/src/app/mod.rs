@@ -9,5 +9,6 @@ pub mod poll;
 pub mod poll_job;
 pub mod process;
 pub mod quarantine;
+pub mod reported_email;
 pub mod settle;
 pub mod span;

@@ -125,6 +125,9 @@ mod tests {
         async fn collection(&self, _: &Credentials, path: &str, _: HeadSpec) -> Result<Vec<Item>, GraphError> {
             panic!("only items are read here: {path}")
         }
+        async fn content(&self, _: &Credentials, path: &str) -> Result<Option<Vec<u8>>, GraphError> {
+            panic!("only items are read here: {path}")
+        }
         async fn item(&self, _: &Credentials, path: &str, head: HeadSpec) -> Result<Option<Item>, GraphError> {
             let id = path.rsplit('/').next().unwrap_or_default();
             let status = match id {

@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The largest MIME read (Exchange Online's largest message is 150 MB only with an admin's
-/// opt-in; the default limit is 35 MB, and base64 adds a third).
-pub const MAX_MIME_BYTES: usize = 48 * 1024 * 1024;
+/// The largest MIME read: the Graph client's body cap (Exchange Online's default message limit
+/// is 35 MB; a larger reported email is refused as too large, with its size).
+pub const MAX_MIME_BYTES: usize = 32 * 1024 * 1024;
 /// Bounds of what is kept from one message.
 pub const MAX_ADDRESSES: usize = 50;
 pub const MAX_URLS: usize = 200;

@@ -281,6 +281,9 @@ pub trait GraphApi: Send + Sync {
     /// `@odata.*` annotations so that it reads as it does in a collection; None when Graph
     /// answers 404 (it no longer exists).
     fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> impl Future<Output = Result<Option<Item>, GraphError>> + Send;
+    /// The raw bytes at `path` under Graph's origin (a message's or an attachment's `$value`),
+    /// at most the client's body cap (`TooLarge` beyond); None when Graph answers 404.
+    fn content(&self, creds: &Credentials, path: &str) -> impl Future<Output = Result<Option<Vec<u8>>, GraphError>> + Send;
     /// (429 answers, retries) of one API so far, for metrics; adapters that do not count
     /// report zeros.
     fn counters(&self, _api: Api) -> (u64, u64) {
@@ -480,6 +483,9 @@ mod shared_impls {
         }
         fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> impl Future<Output = Result<Option<Item>, GraphError>> + Send {
             (**self).item(creds, path, head)
+        }
+        fn content(&self, creds: &Credentials, path: &str) -> impl Future<Output = Result<Option<Vec<u8>>, GraphError>> + Send {
+            (**self).content(creds, path)
         }
         fn counters(&self, api: Api) -> (u64, u64) {
             (**self).counters(api)

@@ -219,4 +219,13 @@ impl GraphApi for MicrosoftHttp {
     async fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Option<Item>, GraphError> {
         self.graph().item(creds, path, head).await
     }
+
+    async fn content(&self, creds: &Credentials, path: &str) -> Result<Option<Vec<u8>>, GraphError> {
+        let url = format!("{}{path}", self.settings.graph_base_url.trim_end_matches('/'));
+        match self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(GraphError::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
