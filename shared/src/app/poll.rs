@@ -385,7 +385,7 @@ impl<P: PollPorts> Poller<P> {
             version = self.cursors.commit(key, &self.settings.owner, version, &cursor).await?;
             summary.pages += settled.requests;
             summary.verdicts += settled.settled;
-            summary.unsettled_dropped += settled.expired;
+            summary.unsettled_dropped += settled.expired + settled.refused;
             summary.delivered += settled.delivered.messages;
             summary.claim_checks += settled.delivered.claim_checks;
             summary.batches += settled.delivered.batches;

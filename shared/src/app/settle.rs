@@ -20,6 +20,8 @@ pub struct Settled {
     pub gone: usize,
     /// Items that had not settled within the settle time: forgotten, their verdict never sent.
     pub expired: usize,
+    /// Items Graph refused to give for good (not a 404, not retryable): forgotten, logged.
+    pub refused: usize,
     /// Requests made.
     pub requests: usize,
     pub delivered: Delivered,
@@ -56,15 +58,27 @@ pub async fn settle_pending<G: GraphApi>(
             continue;
         };
         out.requests += 1;
-        match graph.item(creds, &path, head).await? {
-            None => gone.push(id),
-            Some(item) if spec.source.unsettled(&item) => {}
-            Some(item) => ready.push(item),
+        match graph.item(creds, &path, head).await {
+            Ok(None) => gone.push(id),
+            Ok(Some(item)) if spec.source.unsettled(&item) => {}
+            Ok(Some(item)) => ready.push(item),
+            // Throttled or down past the client's retries: the rest wait for the next run, and
+            // the window is still read.
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "re-reading unsettled items stopped for this run");
+                break;
+            }
+            // One item Graph will not give (a 400, a 403) must not hold up the others forever.
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "an unsettled item could not be re-read; it is no longer followed");
+                out.refused += 1;
+                gone.push(id);
+            }
         }
     }
     out.delivered = deliver(&ready, ctx, queue, artifacts, spec.delivery).await?;
     out.settled = ready.len();
-    out.gone = gone.len();
+    out.gone = gone.len() - out.refused;
     for item in &ready {
         cursor.settle(&item.head.id);
         cursor.record(&item.head.id, item.head.version);
@@ -132,6 +146,10 @@ mod tests {
             let id = path.rsplit('/').next().unwrap_or_default();
             let status = match id {
                 "gone" => return Ok(None),
+                "bad" => return Err(GraphError::Http { api: "Graph", status: 400, code: "BadRequest".into(), message: "no".into() }),
+                "busy" => {
+                    return Err(GraphError::Http { api: "Graph", status: 429, code: "TooManyRequests".into(), message: "slow down".into() })
+                }
                 "wait" => "running",
                 _ => "succeeded",
             };
@@ -172,6 +190,15 @@ mod tests {
         let out = out.unwrap_or_default();
         assert_eq!((out.settled, out.gone, out.expired, out.requests, out.delivered.messages), (1, 1, 1, 3, 1));
         assert_eq!(cursor.pending(), [("wait", created)]);
+        // One Graph refuses for good is forgotten and counted; throttling ends the round early.
+        for id in ["bad", "busy", "done2"] {
+            assert_eq!(cursor.add_pending(id, created), Ok(()));
+        }
+        let out = settle_pending(&ById, &creds, &settle, &mut cursor, &ctx, &queue, &artifacts).await.map_err(|e| e.to_string());
+        let out = out.unwrap_or_default();
+        assert_eq!((out.refused, out.gone, out.settled), (1, 0, 0), "{out:?}");
+        let left: Vec<&str> = cursor.pending().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(left, ["busy", "done2", "wait"], "after the 429 the round stopped; they wait for the next run");
         assert!(cursor.already_delivered("done", created), "the settled one is remembered as delivered");
         let sent = queue.messages();
         assert!(sent.len() == 1 && sent[0].contains(r#""id":"done""#) && sent[0].contains("succeeded"), "{sent:?}");
