@@ -98,3 +98,68 @@ async fn each_report_gives_its_reported_email_whichever_way_it_carries_it() {
     let gone = fetch_reported_email(&w.poller.graph, &creds, MAILBOX, "AAMkAgone=").await;
     assert!(matches!(gone, Ok(None)), "{gone:?}");
 }
+
+/// Each report as the processor will publish it: a valid v1 message whose email section holds
+/// the reported email's headers and indicators, and a valid OCSF finding with its evidence.
+#[tokio::test]
+async fn each_report_renders_as_a_valid_alert_with_the_reported_emails_headers() {
+    use m365_ingest::app::poll::PollSettings;
+    use m365_ingest::app::reported_email::{fetch_reported_email, ReportedVia};
+    use m365_ingest::domain::mailbox_report;
+    use m365_ingest::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
+    use m365_ingest::{GraphTime, Source};
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].mailbox.count = 20;
+    s.tenants[0].alerts.to = "-1h".into();
+    let w = world(s, PollSettings::default(), secret_creds()).await;
+    let listed = fetch_json(&w.sim, &format!("/v1.0/users/{MAILBOX}/mailFolders/inbox/messages?$top=100")).await;
+    let schema = |p: &str| {
+        let text = std::fs::read_to_string(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        jsonschema::validator_for(&serde_json::from_str::<serde_json::Value>(&text).unwrap()).unwrap()
+    };
+    let (v1, ocsf) = (schema("schemas/m365-ingest.alert.v1.schema.json"), schema("tests/fixtures/ocsf/detection_finding.schema.json"));
+    let mut high = 0;
+    for m in &listed {
+        let r = fetch_reported_email(&w.poller.graph, &secret_creds(), MAILBOX, m["id"].as_str().unwrap()).await.unwrap().unwrap();
+        let parsed = mime::parse(&r.mime).unwrap();
+        let forwarded = r.via == ReportedVia::Message;
+        let raw = m.to_string();
+        let alert = mailbox_report::to_alert(&raw, Some(&parsed), forwarded).unwrap();
+        let email = mailbox_report::email_section(&raw, Some(&parsed), forwarded).unwrap();
+        let version = GraphTime::parse(m["receivedDateTime"].as_str().unwrap()).unwrap();
+        let ctx = MessageContext {
+            integration_id: "contoso",
+            tenant_id: TENANT,
+            source: Source::DefenderAlerts,
+            dedup_key: format!("phishing_mailbox/{TENANT}/{}/{version}", alert.id),
+            incident: None,
+            email: Some(email),
+            processing: Processing {
+                processor: "m365-ingest/test".into(),
+                processed_at: version,
+                filters_passed: vec![],
+                notes: vec![],
+                evidence: EvidenceRetrieval { status: "not_requested".into(), artifacts: vec![], reason: None },
+            },
+        };
+        let object = serde_json::value::RawValue::from_string(raw.clone()).unwrap();
+        let msg: serde_json::Value = serde_json::from_str(&AlertMessage::build(&alert, version, &object, ctx).to_json()).unwrap();
+        let errors: Vec<String> = v1.iter_errors(&msg).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{msg}");
+        let h = &msg["email"]["headers"];
+        assert_eq!(msg["email"]["internet_message_id"], format!("<{}>", h["message_id"].as_str().unwrap()));
+        assert_eq!(msg["entities"]["files"][0]["sha256"], h["attachments"][0]["sha256"]);
+        assert!(!msg["entities"]["urls"].as_array().unwrap().is_empty());
+        assert_eq!(
+            !forwarded,
+            !msg["entities"]["mailboxes"].as_array().unwrap().is_empty(),
+            "the reporter, when the report wraps the email"
+        );
+        high += usize::from(msg["severity"] == "high");
+        assert_eq!(msg["severity"] == "high", h["dmarc"] == "fail");
+        let f = m365_ingest::domain::ocsf::detection_finding(&alert, &raw);
+        let errors: Vec<String> = ocsf.iter_errors(&f).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{f}");
+    }
+    assert!(high > 0 && high < listed.len(), "DMARC failures raise severity: {high} of {}", listed.len());
+}

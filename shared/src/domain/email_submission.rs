@@ -141,6 +141,7 @@ pub fn email_section(object: &str) -> Result<EmailSection, serde_json::Error> {
             verdict_detail: result.and_then(|r| r.detail.clone()),
             revision: Some(revision(&verdict).into()),
         }),
+        headers: None,
     })
 }
 

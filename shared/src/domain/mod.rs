@@ -12,6 +12,7 @@ pub mod filter;
 pub mod graph_alert;
 pub mod integration;
 pub mod integration_doc;
+pub mod mailbox_report;
 pub mod mime;
 pub mod ocsf;
 pub mod output;

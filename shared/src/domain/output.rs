@@ -137,7 +137,13 @@ pub struct EmailSection {
     pub subject: Option<String>,
     pub received_at: Option<String>,
     pub submission: Option<SubmissionInfo>,
+    /// What the email's own MIME says (a phishing-mailbox report): present only there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<EmailHeaders>,
 }
+
+/// A reported email's headers and indicators, read from its MIME (domain/mime.rs).
+pub type EmailHeaders = super::mime::ParsedEmail;
 
 /// A report of an email to Microsoft (an email threat submission, or an alert's
 /// `submissionMailEvidence`).
@@ -316,6 +322,7 @@ pub fn email_of(a: &GraphAlert) -> Option<EmailSection> {
         subject: e.subject.clone(),
         received_at: e.received_date_time.clone(),
         submission: None,
+        headers: None,
     })
 }
 
