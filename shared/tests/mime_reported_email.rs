@@ -7,35 +7,17 @@ mod support;
 
 use m365_ingest::domain::mime;
 use support::*;
-use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use tenant_sim::{Scenario, Simulator};
 
 const MAILBOX: &str = "phish@contoso.onmicrosoft.com";
 
 #[tokio::test]
 async fn every_reported_email_of_the_mailbox_reads_with_its_keys_and_indicators() {
-    m365_ingest::adapters::graph::settings::install_crypto_provider();
     let mut s = fixed(Scenario::default());
     s.tenants[0].mailbox.count = 30;
     s.tenants[0].alerts.to = "-1h".into();
     let sim = Simulator::start(s).await.unwrap();
-    let http =
-        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
-    let tok: serde_json::Value = http
-        .post(sim.token_url(TENANT))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", DEFAULT_CLIENT_ID),
-            ("client_secret", DEFAULT_CLIENT_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tok["access_token"].as_str().unwrap().to_owned();
+    let (http, token) = graph_client(&sim).await;
     let get = |path: String| {
         let (http, token, base) = (http.clone(), token.clone(), sim.base_url().to_owned());
         async move { http.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap().bytes().await.unwrap().to_vec() }

@@ -237,8 +237,8 @@ pub async fn fetch_alerts(sim: &Simulator) -> Vec<serde_json::Value> {
     fetch_json(sim, "/v1.0/security/alerts_v2?$top=1000").await
 }
 
-/// The first page of a Graph collection at `path` (with its query), as the default app sees it.
-pub async fn fetch_json(sim: &Simulator, path: &str) -> Vec<serde_json::Value> {
+/// An HTTP client that trusts the simulator, and a Graph token of the default app.
+pub async fn graph_client(sim: &Simulator) -> (reqwest::Client, String) {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let http =
         reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
@@ -256,9 +256,16 @@ pub async fn fetch_json(sim: &Simulator, path: &str) -> Vec<serde_json::Value> {
         .json()
         .await
         .unwrap();
+    let token = tok["access_token"].as_str().unwrap().to_owned();
+    (http, token)
+}
+
+/// The first page of a Graph collection at `path` (with its query), as the default app sees it.
+pub async fn fetch_json(sim: &Simulator, path: &str) -> Vec<serde_json::Value> {
+    let (http, token) = graph_client(sim).await;
     let body: serde_json::Value = http
         .get(format!("{}{path}", sim.base_url()))
-        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .header("Prefer", "include-unknown-enum-members")
         .send()
         .await

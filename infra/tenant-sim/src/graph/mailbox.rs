@@ -218,10 +218,15 @@ fn list(sim: &Sim, ctx: &GraphCtx, mailbox: Option<usize>, path: &str, query: Op
 }
 
 fn message(sim: &Sim, ctx: &GraphCtx, mailbox: Option<usize>, id: &str) -> Result<MailMessage, GraphError> {
-    visible(sim, mailbox, ctx)
-        .into_iter()
-        .find(|m| m.id == id)
-        .ok_or_else(|| GraphError::new(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store."))
+    visible(sim, mailbox, ctx).into_iter().find(|m| m.id == id).ok_or_else(not_in_store)
+}
+
+fn not_in_store() -> GraphError {
+    GraphError::new(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
+}
+
+fn attachment_of<'a>(m: &'a MailMessage, id: &str) -> Result<&'a crate::data::mailbox::MailAttachment, GraphError> {
+    m.attachments.iter().find(|a| a.id == id).ok_or_else(not_in_store)
 }
 
 fn raw(content_type: &str, bytes: Vec<u8>) -> Response {
@@ -290,9 +295,7 @@ pub async fn attachment(
 ) -> Response {
     serve(sim, &headers, &user, CONTENT_ROLES, |sim, ctx, mailbox| {
         let m = message(sim, ctx, mailbox, &id)?;
-        let a = m.attachments.iter().find(|a| a.id == attachment).ok_or_else(|| {
-            GraphError::new(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
-        })?;
+        let a = attachment_of(&m, &attachment)?;
         let mut v = a.resource(m.received);
         let expand = query_pairs(uri.query())
             .into_iter()
@@ -313,9 +316,7 @@ pub async fn attachment_raw(
 ) -> Response {
     serve(sim, &headers, &user, CONTENT_ROLES, |sim, ctx, mailbox| {
         let m = message(sim, ctx, mailbox, &id)?;
-        let a = m.attachments.iter().find(|a| a.id == attachment).ok_or_else(|| {
-            GraphError::new(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
-        })?;
+        let a = attachment_of(&m, &attachment)?;
         let (content_type, bytes) = a.raw();
         Ok(raw(content_type, bytes))
     })
