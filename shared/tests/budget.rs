@@ -15,7 +15,7 @@ use m365_ingest::ports::{BudgetKey, Rate, RequestBudget};
 use support::moto;
 
 fn key(tenant: &str) -> BudgetKey {
-    BudgetKey { tenant_id: tenant.into(), client_id: None, api: Api::CloudApps }
+    BudgetKey { tenant_id: tenant.into(), client_id: None, api: Api::CloudApps, scope: None }
 }
 
 const RATE: Rate = Rate { requests: 10, window: Duration::from_secs(1) };

@@ -12,7 +12,7 @@ use m365_ingest::domain::integration_doc::{IntegrationDoc, MailboxDoc};
 use m365_ingest::error::SecretError;
 use m365_ingest::ports::{IntegrationStore, SecretSource};
 use m365_ingest::secret::Secret;
-use m365_ingest::GraphTime;
+use m365_ingest::{GraphTime, Source};
 use support::*;
 use tenant_sim::scenario::{AppSpec, CertificateSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use tenant_sim::testing::ClientCertificate;
@@ -46,14 +46,6 @@ fn everything() -> IntegrationDoc {
     d.features.user_context = true;
     d.features.calendar = true;
     d.features.remediation = true;
-    d
-}
-
-/// Every feature on, of the sources this version polls.
-fn polled_everything() -> IntegrationDoc {
-    let mut d = everything();
-    d.sources.email_submissions.enabled = false;
-    d.sources.phishing_mailbox = None;
     d
 }
 
@@ -390,7 +382,7 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
         ] {
             // Every probe, then a save (which writes the credentials) of what this version polls.
             reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds.clone()), SaveMode::No, now()).await);
-            reports.push(checker.test_and_save(&polled_everything(), CredentialInput::New(creds), SaveMode::Update, now()).await);
+            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds), SaveMode::Update, now()).await);
         }
         let token = checker.microsoft.tokens().token(&secret_creds(), m365_ingest::adapters::graph::Audience::Graph).await.unwrap();
         (reports, token)
@@ -477,22 +469,20 @@ async fn a_save_does_not_overwrite_another_integrations_secret_unless_shared() {
 }
 
 #[tokio::test]
-async fn a_source_this_version_does_not_poll_is_checked_but_never_saved() {
+async fn every_source_the_document_enables_is_saved_and_polled() {
     let (_sim, api) = start(fixed(Scenario::default())).await;
     let checker = checker(api, "");
     let mut email = doc();
     email.sources.email_submissions.enabled = true;
     email.sources.phishing_mailbox = everything().sources.phishing_mailbox;
-    let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::No, now()).await;
-    assert!(r.passed, "the permissions are still proven: {}", r.to_text());
-    let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
-    let fields: Vec<&str> = r.problems.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, ["sources.phishing_mailbox"], "email submissions are polled now: {}", r.to_text());
-    assert!(!r.passed && r.saved.is_none() && r.not_saved.is_some());
-    assert!(r.to_text().contains("is not polled by this version") && r.to_text().contains("turn it off"), "{}", r.to_text());
-    assert!(checker.store.list().await.unwrap().is_empty() && checker.writer.names().is_empty(), "nothing written");
-    // Without the mailbox, the submissions integration is saved.
-    email.sources.phishing_mailbox = None;
     let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
     assert!(r.passed && r.saved.is_some(), "{}", r.to_text());
+    let saved = checker.store.get(&email.id).await.unwrap().unwrap().doc.validate().unwrap();
+    for source in [Source::DefenderAlerts, Source::EmailSubmissions, Source::PhishingMailbox] {
+        assert!(saved.polls(source), "{source} is enabled, so it is polled");
+    }
+    // Each source the document can enable has its module: none passes the check to poll nothing.
+    let all = everything().validate().unwrap();
+    let polled: Vec<Source> = Source::ALL.into_iter().filter(|s| all.polls(*s)).collect();
+    assert_eq!(polled.len(), Source::ALL.len() - 1, "every source but the other Defender mode: {polled:?}");
 }

@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use m365_ingest::adapters::graph::{Audience, HttpSettings, MicrosoftHttp, RetryPolicy};
+use m365_ingest::domain::integration::Integration;
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::{GraphApi, PageRequest};
 use m365_ingest::sources::{spec, SpanQuery, GRAPH_SECURITY_HEAD};
@@ -39,7 +40,14 @@ fn query() -> PageRequest {
 
 /// The request the Defender alerts source makes for `[from, to)`.
 fn alerts_query(from: GraphTime, to: GraphTime, top: usize) -> PageRequest {
-    spec(Source::DefenderAlerts).request(&SpanQuery { from, to, top, skip: 0, expand: false, portal: "" })
+    spec(Source::DefenderAlerts).request(&SpanQuery {
+        from,
+        to,
+        top,
+        skip: 0,
+        expand: false,
+        integration: &Integration::new("i", "t", "c", "s"),
+    })
 }
 
 #[tokio::test]

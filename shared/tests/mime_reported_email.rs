@@ -9,8 +9,6 @@ use m365_ingest::domain::mime;
 use support::*;
 use tenant_sim::{Scenario, Simulator};
 
-const MAILBOX: &str = "phish@contoso.onmicrosoft.com";
-
 #[tokio::test]
 async fn every_reported_email_of_the_mailbox_reads_with_its_keys_and_indicators() {
     let mut s = fixed(Scenario::default());

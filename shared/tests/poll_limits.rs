@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::app::poll::{Outcome, PollSettings};
+use m365_ingest::domain::integration::Integration;
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::GraphApi;
 use m365_ingest::sources::{spec, SpanQuery};
@@ -77,7 +78,7 @@ async fn the_body_limit_error_names_the_api_and_the_limit() {
         top: 100,
         skip: 0,
         expand: false,
-        portal: "",
+        integration: &Integration::new("i", "t", "c", "s"),
     });
     let e = api.page(&secret_creds(), &q).await.unwrap_err();
     assert!(matches!(e, GraphError::TooLarge { api: "Graph", limit: 10_000, .. }), "{e:?}");

@@ -234,6 +234,7 @@ fn polls(doc: &IntegrationDoc, source: Source) -> bool {
     match source {
         Source::CloudApps => doc.sources.cloud_apps,
         Source::EmailSubmissions => doc.sources.email_submissions.enabled,
+        Source::PhishingMailbox => doc.sources.phishing_mailbox.is_some(),
         Source::DefenderAlerts | Source::DefenderIncidents => doc.sources.defender.source() == Some(source),
     }
 }

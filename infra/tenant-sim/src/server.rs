@@ -245,6 +245,44 @@ impl Simulator {
         ids
     }
 
+    /// (id, `receivedDateTime`, listed from, how the email is carried: `item`, `file` or
+    /// `message`) of every message of a tenant's reporting mailbox: the ground truth for tests.
+    pub fn mailbox_timeline(&self, tenant_id: &str) -> Vec<(String, Instant, Instant, &'static str)> {
+        let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return Vec::new() };
+        let all = self.state.mailboxes();
+        let Some((_, messages)) = all.get(index) else { return Vec::new() };
+        messages.iter().map(|m| (m.id.clone(), m.received, m.visible, m.carried_as())).collect()
+    }
+
+    /// `count` reports received now, listed after `latency_secs`; returns their ids.
+    pub fn raise_reports(&self, tenant_id: &str, count: usize, latency_secs: i64) -> Vec<String> {
+        let now = self.state.clock.now();
+        let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return Vec::new() };
+        let Some(plan) = self.state.mailbox_plans.get(index) else { return Vec::new() };
+        let plan = crate::scenario::MailboxPlan { latency_secs, ..plan.clone() };
+        let data = self.state.data();
+        let Some(tenant) = data.get(index) else { return Vec::new() };
+        let mut all = self.state.mailboxes.write().unwrap_or_else(|p| p.into_inner());
+        let Some((_, list)) = all.get_mut(index) else { return Vec::new() };
+        // Seeded by how many there are, so two raises at one instant make different ones.
+        let mut rng = crate::ids::rng(self.state.seed ^ now.0 as u64 ^ (list.len() as u64).rotate_left(32), 0x3B);
+        let new = crate::data::mailbox::raise(&mut rng, &plan, &tenant.pool, now, count);
+        let ids = new.iter().map(|m| m.id.clone()).collect();
+        list.extend(new);
+        ids
+    }
+
+    /// Deletes a message from the reporting mailbox (an analyst cleaning it up); false when
+    /// there was none.
+    pub fn delete_report(&self, tenant_id: &str, id: &str) -> bool {
+        let Some(index) = self.state.directory().iter().position(|t| t.id == tenant_id) else { return false };
+        let mut all = self.state.mailboxes.write().unwrap_or_else(|p| p.into_inner());
+        let Some((_, list)) = all.get_mut(index) else { return false };
+        let before = list.len();
+        list.retain(|m| m.id != id);
+        list.len() < before
+    }
+
     /// Stops accepting connections and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
         self.stop_now();

@@ -147,13 +147,6 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
         if !report.passed || save == SaveMode::No {
             return report;
         }
-        let unpolled = unpolled_sources(doc);
-        if !unpolled.is_empty() {
-            report.passed = false;
-            report.not_saved = Some("a source it enables is not polled by this version (see above)".into());
-            report.problems = unpolled;
-            return report;
-        }
         let current = match self.store.get(&doc.id).await {
             Ok(r) => r.map(|r| r.revision),
             Err(e) => {
@@ -216,20 +209,6 @@ fn secret_outside(secret_ref: &str, prefix: &str) -> Option<String> {
     (!prefix.is_empty() && !name.starts_with(prefix)).then(|| {
         format!("`{secret_ref}` is outside `{prefix}`, the only secrets the functions may read (the stack's SecretPrefix): name it {prefix}<something>")
     })
-}
-
-/// Enabled sources that this version has no module for (sources/mod.rs): saved, they would
-/// pass the check and then silently poll nothing, so they are refused with the way out.
-fn unpolled_sources(doc: &IntegrationDoc) -> Vec<FieldError> {
-    let s = &doc.sources;
-    [("email_submissions", "sources.email_submissions.enabled", s.email_submissions.enabled), ("phishing_mailbox", "sources.phishing_mailbox", s.phishing_mailbox.is_some())]
-        .into_iter()
-        .filter(|(name, _, on)| *on && name.parse::<crate::Source>().is_err())
-        .map(|(name, field, _)| FieldError {
-            field: field.into(),
-            problem: format!("the `{name}` source is not polled by this version of m365-ingest yet; saved, it would read nothing: turn it off (remove it) and save again"),
-        })
-        .collect()
 }
 
 /// The check alone: nothing is written.
@@ -363,34 +342,21 @@ async fn feature<M: MicrosoftProbe>(
 fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, String)> {
     let first_page = |source: crate::Source| {
         let spec = crate::sources::spec(source);
-        let portal = i.cloud_apps_base.clone().unwrap_or_default();
         Probe::FirstPage(spec.request(&crate::sources::SpanQuery {
             from: now.minus(i.window.lookback),
             to: now.minus(i.window.ingestion_delay),
             top: spec.page_size(&crate::app::poll::PollSettings::default()),
             skip: 0,
             expand: false,
-            portal: &portal,
+            integration: i,
         }))
     };
     Some(match f {
         Feature::DefenderAlerts => (Probe::DefenderAlerts, String::new()),
         Feature::DefenderIncidents => (Probe::DefenderIncidents, String::new()),
         Feature::EmailSubmissions => (first_page(crate::Source::EmailSubmissions), String::new()),
-        Feature::PhishingMailbox => {
-            // The poller's listing of the window, with the user's filter AND-ed after it.
-            let m = i.phishing_mailbox.as_ref()?;
-            let (from, to) = (now.minus(i.window.lookback), now.minus(i.window.ingestion_delay));
-            (
-                Probe::FirstPage(crate::sources::phishing_mailbox::request(
-                    m,
-                    from,
-                    to,
-                    crate::sources::phishing_mailbox::MAILBOX_PAGE_SIZE,
-                )),
-                m.address.clone(),
-            )
-        }
+        // The poller's listing of the window, with the user's filter AND-ed after it.
+        Feature::PhishingMailbox => (first_page(crate::Source::PhishingMailbox), i.phishing_mailbox.as_ref()?.address.clone()),
         Feature::CloudApps => {
             let portal = i.cloud_apps_base.clone()?;
             (Probe::CloudApps { portal: portal.clone() }, portal)

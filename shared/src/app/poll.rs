@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use super::deliver::{deliver, Context, DeliverySettings};
 use super::quarantine::quarantine;
+use super::reported_email::annotate;
 use super::settle::{remember_unsettled, settle_pending, SettleSpec};
 use super::span::{read_span, SpanSpec};
 use crate::domain::alert::Item;
@@ -31,6 +32,13 @@ pub struct PollSettings {
     /// `$top` of submission pages: the list documents no maximum; 100 is what Graph's
     /// security lists commonly take.
     pub submission_page_size: usize,
+    /// `$top` of the phishing mailbox's listing: with `$select` a page is small, and a span of
+    /// three pages (with each report's email fetched) stays within one run's request cap.
+    pub mailbox_page_size: usize,
+    /// Requests per run of a mailbox (listing and reported emails): Outlook allows an app
+    /// 10,000 per mailbox per 10 minutes (ms-apis.md §11); a run every 5 minutes at this cap
+    /// uses at most 40% of that.
+    pub mailbox_requests_per_run: usize,
     /// Unsettled items (submissions awaiting a verdict) re-read by id per run, in turn.
     pub settle_per_run: usize,
     /// An unsettled item older than this (by its version) is no longer re-read: Microsoft
@@ -65,6 +73,8 @@ impl Default for PollSettings {
             incident_page_size: 50,
             cloud_apps_page_size: 100,
             submission_page_size: 100,
+            mailbox_page_size: crate::sources::phishing_mailbox::MAILBOX_PAGE_SIZE,
+            mailbox_requests_per_run: 2_000,
             settle_per_run: 50,
             settle_within: Duration::from_secs(7 * 24 * 3600),
             max_skip: 500,
@@ -150,7 +160,8 @@ pub struct RunSummary {
     pub source: Source,
     #[serde(flatten)]
     pub outcome: Outcome,
-    /// Requests made for pages (the `GraphPages` metric).
+    /// Requests made: pages, and what items fetched with them (a report's email); the
+    /// `GraphPages` metric.
     pub pages: usize,
     pub delivered: usize,
     /// Items the overlap re-read that had been delivered before.
@@ -349,12 +360,11 @@ impl<P: PollPorts> Poller<P> {
         }
         kind.ready(integration)?;
         let top = kind.page_size(&self.settings).max(1);
-        let portal = integration.cloud_apps_base.clone().unwrap_or_default();
         // The window field's smallest step (Cloud Apps counts milliseconds, Graph 100 ns ticks).
         let granularity = kind.granularity();
         let mut spec = SpanSpec {
             source: kind,
-            portal: &portal,
+            integration,
             top,
             max_skip: kind.max_skip(&self.settings),
             max_items: top.saturating_mul(self.settings.max_span_pages.max(1)),
@@ -397,19 +407,21 @@ impl<P: PollPorts> Poller<P> {
         };
         let mut span = win;
         let mut requests = 0usize;
+        let cap = kind.request_cap(&self.settings);
+        let mut committed = 0usize;
         // The last too-large span's start and count: a cut that removed nothing is stuck on a tie.
         let mut last_split: Option<(GraphTime, Option<usize>)> = None;
         loop {
             if Instant::now() + self.settings.safety_margin >= deadline {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline".into()));
             }
-            if requests >= self.settings.max_pages {
-                return Ok(RunEnd::Stopped(format!("request cap of {} reached", self.settings.max_pages)));
+            if requests >= cap {
+                return Ok(RunEnd::Stopped(format!("request cap of {cap} reached")));
             }
             let single_step = span.to.ticks() - span.from.ticks() <= granularity;
             // Reading stops at the margin, whatever a request or a retry's wait is doing then;
             // what was committed before stays committed.
-            let reading = read_span(&self.graph, &creds, &spec, span, single_step, expand, self.settings.max_pages - requests);
+            let reading = read_span(&self.graph, &creds, &spec, span, single_step, expand, cap - requests);
             let Ok(read) = tokio::time::timeout_at(read_by.into(), reading).await else {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline (a read was under way)".into()));
             };
@@ -432,8 +444,8 @@ impl<P: PollPorts> Poller<P> {
                 continue;
             }
             if !read.complete {
-                if read.requests == 0 || requests >= self.settings.max_pages {
-                    return Ok(RunEnd::Stopped(format!("request cap of {} reached", self.settings.max_pages)));
+                if read.requests == 0 || requests >= cap {
+                    return Ok(RunEnd::Stopped(format!("request cap of {cap} reached")));
                 }
                 if single_step {
                     let limit = read.count.unwrap_or(read.items.len());
@@ -468,15 +480,22 @@ impl<P: PollPorts> Poller<P> {
             summary.suppressed += decoded - fresh.len();
             // Nobody promised an order: deliver oldest first by our own sort.
             fresh.sort_by(|a, b| (a.head.version, &a.head.id).cmp(&(b.head.version, &b.head.id)));
+            // What the items' own retrievals will cost: a span that would pass the cap waits for
+            // the next run, unless it is the run's first (a span always fits in a whole run).
+            let extra = fresh.len() * kind.requests_per_item();
+            if committed > 0 && requests + extra > cap {
+                return Ok(RunEnd::Stopped(format!("request cap of {cap} reached")));
+            }
             // Fetching alerts and sending end by the commit reserve; a span cut short is not
             // committed and is sent again by the next run (duplicates, never a gap).
             let sending = async {
-                if !expand {
-                    for item in &mut fresh {
-                        if let Some(children) = kind.children(item) {
-                            let found = self.graph.collection(&creds, &children.path, children.head).await?;
-                            item.raw = with_member(&item.raw, children.member, &found)?;
-                        }
+                for item in &mut fresh {
+                    if let Some(children) = kind.children(item).filter(|_| !expand) {
+                        let found = self.graph.collection(&creds, &children.path, children.head).await?;
+                        item.raw = with_children(&item.raw, children.member, &found)?;
+                    }
+                    if let Some(at) = kind.reported_email(integration, item) {
+                        annotate(&self.graph, &creds, &self.artifacts, &ctx, &at, item).await?;
                     }
                 }
                 deliver(&fresh, &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await
@@ -485,6 +504,8 @@ impl<P: PollPorts> Poller<P> {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline (a span was being sent; it is sent again next run)".into()));
             };
             let d = d?;
+            requests += extra;
+            summary.pages += extra;
             for item in &fresh {
                 cursor.record(&item.head.id, item.head.version);
             }
@@ -498,6 +519,7 @@ impl<P: PollPorts> Poller<P> {
             summary.batches += d.batches;
             summary.quarantined += d.quarantined;
             summary.watermark = cursor.watermark;
+            committed += 1;
             tracing::debug!(items = fresh.len(), delivered = d.messages, watermark = ?cursor.watermark, "span committed");
             if span.to >= win.to {
                 return Ok(RunEnd::Done);
@@ -528,24 +550,35 @@ enum RunEnd {
 }
 
 /// The object with its children appended as an array `member`, as `$expand` would give it.
-fn with_member(object: &RawValue, member: &str, children: &[Item]) -> Result<Box<RawValue>, Error> {
+fn with_children(object: &RawValue, member: &str, children: &[Item]) -> Result<Box<RawValue>, Error> {
+    let mut array = String::with_capacity(children.iter().map(|a| a.raw.get().len() + 1).sum::<usize>() + 2);
+    array.push('[');
+    for (i, a) in children.iter().enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push_str(a.raw.get());
+    }
+    array.push(']');
+    with_member(object, member, &array)
+}
+
+/// The object with the JSON `value` appended as `member`; the object's own bytes are kept as
+/// Microsoft sent them.
+pub(crate) fn with_member(object: &RawValue, member: &str, value: &str) -> Result<Box<RawValue>, Error> {
     let body = object.get().trim_end();
     let open = body.strip_suffix('}').ok_or_else(|| GraphError::Decode { what: "an item".into(), detail: "not a JSON object".into() })?;
-    let mut s = String::with_capacity(body.len() + member.len() + children.iter().map(|a| a.raw.get().len() + 1).sum::<usize>() + 16);
+    let mut s = String::with_capacity(body.len() + member.len() + value.len() + 8);
     s.push_str(open.trim_end());
     if !open.trim_end().ends_with('{') {
         s.push(',');
     }
+    // A member name is ours (a constant), never Microsoft's text: no escaping needed.
     s.push('"');
     s.push_str(member);
-    s.push_str("\":[");
-    for (i, a) in children.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(a.raw.get());
-    }
-    s.push_str("]}");
+    s.push_str("\":");
+    s.push_str(value);
+    s.push('}');
     RawValue::from_string(s).map_err(|e| GraphError::Decode { what: format!("an item with its {member}"), detail: e.to_string() }.into())
 }
 
@@ -560,7 +593,7 @@ mod tests {
         let (Ok(inc), Ok(a)) = (inc, a) else { panic!("json") };
         let item = Item::decode(&a, &crate::sources::GRAPH_SECURITY_HEAD).map_err(|e| e.to_string());
         let Ok(item) = item else { panic!("item") };
-        let out = with_member(&inc, "alerts", &[item.clone(), item]).map(|r| r.get().to_owned()).map_err(|e| e.to_string());
+        let out = with_children(&inc, "alerts", &[item.clone(), item]).map(|r| r.get().to_owned()).map_err(|e| e.to_string());
         assert_eq!(
             out.as_deref(),
             Ok(
@@ -568,7 +601,7 @@ mod tests {
             )
         );
         let empty =
-            RawValue::from_string("{}".into()).map(|e| with_member(&e, "alerts", &[]).map(|r| r.get().to_owned()).unwrap_or_default());
+            RawValue::from_string("{}".into()).map(|e| with_children(&e, "alerts", &[]).map(|r| r.get().to_owned()).unwrap_or_default());
         assert_eq!(empty.ok().as_deref(), Some(r#"{"alerts":[]}"#));
     }
 }

@@ -156,11 +156,11 @@ impl<P: ProcessPorts> Processor<P> {
                     processed_at: now,
                     filters_passed: passed.iter().map(|s| (*s).to_owned()).collect(),
                     notes,
-                    evidence: EvidenceRetrieval {
+                    evidence: unit.evidence.clone().unwrap_or_else(|| EvidenceRetrieval {
                         status: "not_requested".into(),
                         artifacts: vec![],
                         reason: Some("evidence retrieval is not enabled for this integration".into()),
-                    },
+                    }),
                 },
             };
             let mut msg = AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx);

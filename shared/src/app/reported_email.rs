@@ -4,24 +4,20 @@
 //! message itself, forwarded as is (its MIME through `/messages/{id}/$value`). The listing of
 //! attachments asks for no `contentBytes`, so a large file never rides along.
 
-use serde::Serialize;
-
-use crate::domain::alert::{HeadSpec, VersionFormat};
+use super::deliver::{safe_key, Context};
+use super::poll::with_member;
+use crate::adapters::local::sha256_hex;
+use crate::domain::alert::{HeadSpec, Item, VersionFormat};
 use crate::domain::integration::Credentials;
-use crate::error::GraphError;
-use crate::ports::GraphApi;
-use crate::sources::path_segment;
+pub use crate::domain::mailbox_report::ReportedVia;
+use crate::domain::mailbox_report::{ReportedEmailNote, REPORTED_EMAIL_MEMBER};
+use crate::domain::mime;
+use crate::error::{Error, GraphError};
+use crate::ports::{ArtifactStore, GraphApi};
+use crate::sources::{path_segment, ReportedEmailAt};
 
 /// Attachments by `id` and `lastModifiedDateTime` (attachment.md).
 const ATTACHMENT_HEAD: HeadSpec = HeadSpec { id: "id", version: "lastModifiedDateTime", version_format: VersionFormat::IsoTime };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportedVia {
-    ItemAttachment,
-    FileAttachment,
-    Message,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportedEmail {
@@ -61,4 +57,46 @@ pub async fn fetch_reported_email<G: GraphApi>(
         None => (format!("{message}/$value"), ReportedVia::Message, None),
     };
     Ok(graph.content(creds, &path).await?.map(|mime| ReportedEmail { mime, via, attachment_id }))
+}
+
+/// Retrieves the email `item` (a report listed from the mailbox) is about, stores its MIME as
+/// `reported-email/<integration>/<sha256>.eml` (the same email reported twice is one object),
+/// parses it, and adds what was found to the item as [`REPORTED_EMAIL_MEMBER`]. A report whose
+/// email is gone, too large or not MIME is still delivered, with the problem named; throttling,
+/// outages and a refused permission fail the run (the span is read and sent again).
+pub async fn annotate<G: GraphApi, A: ArtifactStore>(
+    graph: &G,
+    creds: &Credentials,
+    artifacts: &A,
+    ctx: &Context<'_>,
+    at: &ReportedEmailAt,
+    item: &mut Item,
+) -> Result<(), Error> {
+    let mut note = ReportedEmailNote::default();
+    match fetch_reported_email(graph, creds, &at.mailbox, &at.message_id).await {
+        Ok(Some(email)) => {
+            let key = format!("reported-email/{}/{}.eml", safe_key(ctx.integration_id), sha256_hex(&email.mime));
+            let parsed = mime::parse(&email.mime);
+            note.mime = Some(artifacts.put(&key, email.mime).await?);
+            note.via = Some(email.via);
+            note.attachment_id = email.attachment_id;
+            match parsed {
+                Ok(p) => note.parsed = Some(p),
+                Err(e) => note.problem = Some(e.to_string()),
+            }
+        }
+        Ok(None) => note.problem = Some("the report was deleted or moved before its email was read".into()),
+        Err(e @ GraphError::TooLarge { .. }) => note.problem = Some(format!("the reported email was not stored: {e}")),
+        Err(e) if e.is_retryable() || matches!(e, GraphError::Http { status: 401 | 403, .. }) => return Err(e.into()),
+        // This one message is refused (a 400 about it): delivered without its email, never
+        // holding the mailbox back.
+        Err(e) => note.problem = Some(format!("Graph refused the reported email: {e}")),
+    }
+    if let Some(p) = &note.problem {
+        tracing::warn!(message = %at.message_id, problem = %p, "a report is delivered without its parsed email");
+    }
+    // A note of strings, numbers and a bounded parse always serialises.
+    let value = serde_json::to_string(&note).unwrap_or_else(|_| "{}".into());
+    item.raw = with_member(&item.raw, REPORTED_EMAIL_MEMBER, &value)?;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::domain::alert::{Item, Rejected};
-use crate::domain::integration::Credentials;
+use crate::domain::integration::{Credentials, Integration};
 use crate::domain::time::GraphTime;
 use crate::domain::window::{is_complete, PagingError, Window};
 use crate::error::{Error, GraphError};
@@ -14,8 +14,8 @@ use crate::sources::{SourceSpec, SpanQuery};
 /// What the span reader needs to know about the source and the run.
 pub struct SpanSpec<'a> {
     pub source: &'static dyn SourceSpec,
-    /// The Cloud Apps portal (Cloud Apps only).
-    pub portal: &'a str,
+    /// Whose window is read.
+    pub integration: &'a Integration,
     pub top: usize,
     /// Offsets above this are refused (Graph: `$skip` 500); None: no cap.
     pub max_skip: Option<usize>,
@@ -188,7 +188,7 @@ fn first_request(spec: &SpanSpec<'_>, span: Window, skip: usize, expand: bool) -
         top: spec.top,
         skip,
         expand: expand && spec.source.expands(),
-        portal: spec.portal,
+        integration: spec.integration,
     })
 }
 

@@ -16,6 +16,19 @@ pub struct ObjectRef {
     pub key: String,
     pub size: u64,
     pub sha256: String,
+    /// The object's media type, as the store was told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// The media type of an artifact, by its key's extension: the store writes JSON records and
+/// reported emails' MIME.
+pub fn content_type_of(key: &str) -> &'static str {
+    match key.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("json") => "application/json",
+        Some("eml") => "message/rfc822",
+        _ => "application/octet-stream",
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

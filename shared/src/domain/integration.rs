@@ -111,6 +111,7 @@ impl Integration {
                 Source::DefenderAlerts | Source::DefenderIncidents => self.defender_mode.source() == Some(source),
                 Source::CloudApps => self.cloud_apps && self.cloud_apps_base.is_some(),
                 Source::EmailSubmissions => self.email_submissions.enabled,
+                Source::PhishingMailbox => self.phishing_mailbox.is_some(),
             }
     }
 }

@@ -5,11 +5,64 @@
 //! severity for a user's report: medium, and high when the receiving server's
 //! Authentication-Results say the sender failed DMARC.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::envelope::ObjectRef;
 use super::graph_alert::{Evidence, FileDetails, GraphAlert, Sender};
 use super::mime::ParsedEmail;
 use super::output::EmailSection;
+
+/// The member the poller adds to a report before delivery, as an OData instance annotation in
+/// our own namespace (Graph's members never start with `@m365ingest.`): what it retrieved of the
+/// reported email, so that the processor reads the report without calling Microsoft.
+pub const REPORTED_EMAIL_MEMBER: &str = "@m365ingest.reportedEmail";
+
+/// Where the reported email was found in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedVia {
+    /// An attached message (`itemAttachment`): what Outlook's Report button sends.
+    ItemAttachment,
+    /// An attached `.eml` (`message/rfc822` file).
+    FileAttachment,
+    /// The report is the email itself, forwarded or redirected to the mailbox.
+    Message,
+}
+
+/// What the poller retrieved of a report's email: its MIME in the artifact store and the parse
+/// of its headers, or why there is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedEmailNote {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<ReportedVia>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<ObjectRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parsed: Option<ParsedEmail>,
+    /// Why the email or its parse is missing (deleted before it was read, too large, not MIME).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl ReportedEmailNote {
+    /// Whether the report is the email itself (then its sender is not the reporter).
+    pub fn forwarded(&self) -> bool {
+        self.via == Some(ReportedVia::Message)
+    }
+}
+
+/// The poller's note in a delivered report; None when it carries none (delivered by a version
+/// that did not retrieve emails, or replayed from elsewhere).
+pub fn note_of(message: &str) -> Result<Option<ReportedEmailNote>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Annotated {
+        #[serde(rename = "@m365ingest.reportedEmail", default)]
+        note: Option<ReportedEmailNote>,
+    }
+    Ok(serde_json::from_str::<Annotated>(message)?.note)
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -35,6 +35,8 @@ sources! {
     CloudApps => "cloud_apps",
     /// Graph beta `security/threatSubmission/emailThreats`.
     EmailSubmissions => "email_submissions",
+    /// Graph messages of the phishing-report mailbox's inbox, with the reported email's MIME.
+    PhishingMailbox => "phishing_mailbox",
 }
 
 impl fmt::Display for Source {

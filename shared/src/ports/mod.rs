@@ -298,6 +298,8 @@ pub struct BudgetKey {
     /// Some when the limit is per app per tenant (Graph), None when per tenant (Cloud Apps).
     pub client_id: Option<String>,
     pub api: Api,
+    /// The resource a limit is kept per, under the app: a mailbox for Outlook's limits.
+    pub scope: Option<String>,
 }
 
 /// The requests a tenant's API allows, shared by every function instance that calls on its

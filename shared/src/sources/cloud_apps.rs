@@ -46,7 +46,13 @@ impl SourceSpec for CloudApps {
         }
     }
     fn request(&self, q: &SpanQuery<'_>) -> PageRequest {
-        PageRequest::CloudApps { portal: q.portal.to_owned(), from: q.from, to: q.to, skip: q.skip, limit: q.top }
+        PageRequest::CloudApps {
+            portal: q.integration.cloud_apps_base.clone().unwrap_or_default(),
+            from: q.from,
+            to: q.to,
+            skip: q.skip,
+            limit: q.top,
+        }
     }
     fn max_skip(&self, _settings: &PollSettings) -> Option<usize> {
         None
@@ -56,6 +62,14 @@ impl SourceSpec for CloudApps {
     }
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
         let alert = cloud_apps_alert::to_alert(object.get()).map_err(|e| format!("the Cloud Apps alert does not parse: {e}"))?;
-        Ok(vec![Unit { alert, raw: object.to_owned(), version: envelope.version, incident: None, revision: None, email: None }])
+        Ok(vec![Unit {
+            alert,
+            raw: object.to_owned(),
+            version: envelope.version,
+            incident: None,
+            revision: None,
+            email: None,
+            evidence: None,
+        }])
     }
 }

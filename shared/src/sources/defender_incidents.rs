@@ -55,7 +55,7 @@ impl SourceSpec for DefenderIncidents {
                     .and_then(|t| GraphTime::parse(t).ok())
                     .ok_or_else(|| format!("alert {} has no lastUpdateDateTime", alert.id))?;
                 let raw = RawValue::from_string(v.to_string()).map_err(|e| e.to_string())?;
-                Ok(Unit { alert, raw, version, incident: Some(incident.clone()), revision: None, email: None })
+                Ok(Unit { alert, raw, version, incident: Some(incident.clone()), revision: None, email: None, evidence: None })
             })
             .collect()
     }

@@ -57,6 +57,7 @@ impl SourceSpec for EmailSubmissions {
             incident: None,
             revision: Some(revision),
             email: Some(email),
+            evidence: None,
         }])
     }
     fn unsettled(&self, item: &Item) -> bool {
@@ -137,7 +138,8 @@ mod tests {
     fn the_list_is_neither_ordered_nor_skipped_and_items_are_read_by_escaped_id() {
         let s = EmailSubmissions;
         let t = GraphTime::default();
-        let q = SpanQuery { from: t, to: t, top: 100, skip: 0, expand: false, portal: "" };
+        let i = Integration::new("i", "t", "c", "s");
+        let q = SpanQuery { from: t, to: t, top: 100, skip: 0, expand: false, integration: &i };
         assert!(matches!(s.request(&q), PageRequest::Graph(g) if !g.ordered && g.collection == COLLECTION));
         assert_eq!(s.max_skip(&PollSettings::default()), Some(0));
         assert_eq!(s.item_path("a/b c").as_deref(), Some("/beta/security/threatSubmission/emailThreats/a%2Fb%20c"));

@@ -20,7 +20,7 @@ use crate::domain::envelope::Envelope;
 use crate::domain::filter::DropReason;
 use crate::domain::graph_alert::GraphAlert;
 use crate::domain::integration::Integration;
-use crate::domain::output::{EmailSection, IncidentRef};
+use crate::domain::output::{EmailSection, EvidenceRetrieval, IncidentRef};
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::ConfigError;
@@ -36,6 +36,7 @@ pub fn spec(source: Source) -> &'static dyn SourceSpec {
         Source::DefenderIncidents => &defender_incidents::DefenderIncidents,
         Source::CloudApps => &cloud_apps::CloudApps,
         Source::EmailSubmissions => &email_submissions::EmailSubmissions,
+        Source::PhishingMailbox => &phishing_mailbox::PhishingMailbox,
     }
 }
 
@@ -50,8 +51,8 @@ pub struct SpanQuery<'a> {
     pub skip: usize,
     /// Children asked for in the same request (incidents' alerts), while the API allows it.
     pub expand: bool,
-    /// The integration's Cloud Apps API URL, where the source is read there.
-    pub portal: &'a str,
+    /// Whose window: where the source reads (the Cloud Apps portal, the mailbox and its filter).
+    pub integration: &'a Integration,
 }
 
 /// A source's children fetched per item when they could not come expanded with it.
@@ -75,6 +76,16 @@ pub struct Unit {
     pub revision: Option<&'static str>,
     /// The email, where the source knows it better than the alert view's evidence says.
     pub email: Option<EmailSection>,
+    /// What the poller retrieved with the item (a reported email's MIME), where it did.
+    pub evidence: Option<EvidenceRetrieval>,
+}
+
+/// A message whose reported email the poll loop retrieves before delivery: it stores the MIME
+/// in the artifact store and adds what it found to the item (domain/mailbox_report.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedEmailAt {
+    pub mailbox: String,
+    pub message_id: String,
 }
 
 /// What the poll loop and the processor need to know about a source.
@@ -112,6 +123,19 @@ pub trait SourceSpec: Sync {
     fn children(&self, _item: &Item) -> Option<Children> {
         None
     }
+    /// The reported email to retrieve with an item; None: the source has none.
+    fn reported_email(&self, _integration: &Integration, _item: &Item) -> Option<ReportedEmailAt> {
+        None
+    }
+    /// Requests one delivered item costs beyond its page (its reported email's), counted
+    /// against the run's cap before its span is sent.
+    fn requests_per_item(&self) -> usize {
+        0
+    }
+    /// Requests per run.
+    fn request_cap(&self, settings: &PollSettings) -> usize {
+        settings.max_pages
+    }
     /// The processor's view: the alerts one delivered object carries.
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String>;
     /// Whether a delivered item will still change in a way its consumer waits for (a
@@ -141,7 +165,7 @@ pub const GRAPH_SECURITY_HEAD: HeadSpec = HeadSpec { id: "id", version: "lastUpd
 
 /// An id as one URL path segment: unreserved characters as they are, every other byte
 /// percent-encoded (RFC 3986 §2.3), so an id can neither add a segment nor a query.
-pub(crate) fn path_segment(id: &str) -> String {
+pub fn path_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -2,17 +2,31 @@
 //! (user-list-messages.md, mailfolder-list-messages.md; ms-apis.md §5), windowed on
 //! `receivedDateTime`.
 //!
-//! What is here so far is the request, shared by Test & Save (which makes the poller's own
-//! call) and, once the source is registered, the poll loop: the window leads the `$filter` and
-//! `$orderby` sorts on it (Outlook answers `InefficientFilter` otherwise), the integration's
-//! own filter is AND-ed after it in parentheses, `$select` keeps pages small, and no `$count`
-//! is asked for (the documented end of a listing is the end of its nextLink chain). The source
-//! is not in the registry yet: reading the reported email's MIME is still to come, and until
-//! then Test & Save refuses to save an integration that enables it.
+//! The window leads the `$filter` and `$orderby` sorts on it (Outlook answers
+//! `InefficientFilter` otherwise), the integration's own filter is AND-ed after it in
+//! parentheses, and `$select` keeps pages small. Outlook documents no `$count` for messages
+//! here, so none is asked for: a listing's end is the end of its `@odata.nextLink` chain,
+//! followed whole from the first request (never rebuilt with `$skip`). Test & Save makes the
+//! same first request.
+//!
+//! Each new report's email is retrieved before delivery (app/reported_email.rs): the attached
+//! message's MIME, an attached `.eml`, or the report's own MIME; it is stored in the artifact
+//! store and its parse travels with the report (domain/mailbox_report.rs).
 
+use serde_json::value::RawValue;
+
+use super::{ReportedEmailAt, SourceSpec, SpanQuery, Unit};
+use crate::app::poll::PollSettings;
+use crate::domain::alert::Item;
 use crate::domain::alert::{HeadSpec, VersionFormat};
+use crate::domain::envelope::Envelope;
+use crate::domain::integration::Integration;
 use crate::domain::integration_doc::MailboxDoc;
+use crate::domain::mailbox_report::{email_section, note_of, to_alert};
+use crate::domain::output::EvidenceRetrieval;
+use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
+use crate::error::ConfigError;
 use crate::ports::{GraphQuery, PageRequest};
 
 /// `id` and `receivedDateTime` (message.md).
@@ -24,7 +38,85 @@ pub const MESSAGE_SELECT: &str =
 
 /// Messages per request: Outlook's default is 10; pages of full messages risk a 504
 /// (user-list-messages.md), and `$select` keeps these small.
-pub const MAILBOX_PAGE_SIZE: usize = 100;
+pub const MAILBOX_PAGE_SIZE: usize = 50;
+
+/// Requests a report's email costs: its attachments' listing and one MIME download.
+const REQUESTS_PER_REPORT: usize = 2;
+
+pub struct PhishingMailbox;
+
+impl SourceSpec for PhishingMailbox {
+    fn source(&self) -> Source {
+        Source::PhishingMailbox
+    }
+    fn head(&self) -> HeadSpec {
+        MESSAGE_HEAD
+    }
+    fn page_size(&self, settings: &PollSettings) -> usize {
+        settings.mailbox_page_size
+    }
+    fn ready(&self, integration: &Integration) -> Result<(), ConfigError> {
+        match integration.phishing_mailbox {
+            Some(_) => Ok(()),
+            None => Err(ConfigError::Missing {
+                name: format!("integration `{}` sources.phishing_mailbox", integration.id),
+                hint: "set sources.phishing_mailbox.address to the mailbox users report phishing to".into(),
+            }),
+        }
+    }
+    fn request(&self, q: &SpanQuery<'_>) -> PageRequest {
+        // `ready` refused an integration without a mailbox before any request.
+        let none = MailboxDoc { address: String::new(), filter: None };
+        request(q.integration.phishing_mailbox.as_ref().unwrap_or(&none), q.from, q.to, q.top)
+    }
+    /// Links only: a chain that ends is the listing's end; one that is cut is never resumed by
+    /// an offset (Outlook's `$skip` in its links is not the page size, user-list-messages.md).
+    fn max_skip(&self, _settings: &PollSettings) -> Option<usize> {
+        Some(0)
+    }
+    fn count_optional(&self) -> bool {
+        true
+    }
+    fn reported_email(&self, integration: &Integration, item: &Item) -> Option<ReportedEmailAt> {
+        let mailbox = integration.phishing_mailbox.as_ref()?;
+        Some(ReportedEmailAt { mailbox: mailbox.address.clone(), message_id: item.head.id.clone() })
+    }
+    fn requests_per_item(&self) -> usize {
+        REQUESTS_PER_REPORT
+    }
+    fn request_cap(&self, settings: &PollSettings) -> usize {
+        settings.mailbox_requests_per_run
+    }
+    fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
+        let bad = |e: serde_json::Error| format!("the reported message does not parse: {e}");
+        let note = note_of(object.get()).map_err(bad)?;
+        let parsed = note.as_ref().and_then(|n| n.parsed.as_ref());
+        let forwarded = note.as_ref().is_some_and(|n| n.forwarded());
+        let alert = to_alert(object.get(), parsed, forwarded).map_err(bad)?;
+        let email = email_section(object.get(), parsed, forwarded).map_err(bad)?;
+        let evidence = match &note {
+            None => EvidenceRetrieval {
+                status: "failed".into(),
+                artifacts: vec![],
+                reason: Some("the report carries no retrieved email (it was not delivered by the poller)".into()),
+            },
+            Some(n) => EvidenceRetrieval {
+                status: if n.mime.is_some() { "retrieved" } else { "failed" }.into(),
+                artifacts: n.mime.iter().cloned().collect(),
+                reason: n.problem.clone(),
+            },
+        };
+        Ok(vec![Unit {
+            alert,
+            raw: object.to_owned(),
+            version: envelope.version,
+            incident: None,
+            revision: None,
+            email: Some(email),
+            evidence: Some(evidence),
+        }])
+    }
+}
 
 /// The listing of `[from, to)` of `mailbox`'s inbox.
 pub fn request(mailbox: &MailboxDoc, from: GraphTime, to: GraphTime, top: usize) -> PageRequest {

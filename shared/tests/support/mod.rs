@@ -172,10 +172,17 @@ pub fn integration_for(source: Source) -> Integration {
             i.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
             i.email_submissions.enabled = true;
         }
+        Source::PhishingMailbox => {
+            i.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
+            i.phishing_mailbox = Some(m365_ingest::domain::integration_doc::MailboxDoc { address: MAILBOX.into(), filter: None });
+        }
         Source::DefenderAlerts => {}
     }
     i
 }
+
+/// The simulated tenant's phishing-report mailbox.
+pub const MAILBOX: &str = "phish@contoso.onmicrosoft.com";
 
 /// A cursor store whose commits fail after `ok_commits` successes: a crash between sending a
 /// page and committing the cursor.

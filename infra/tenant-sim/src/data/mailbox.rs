@@ -29,6 +29,18 @@ pub struct MailMessage {
     pub attachments: Vec<MailAttachment>,
 }
 
+impl MailMessage {
+    /// How the reported email is carried: `item` (an attached message), `file` (an `.eml`), or
+    /// `message` (the report is the email).
+    pub fn carried_as(&self) -> &'static str {
+        match self.attachments.first().map(|a| &a.kind) {
+            Some(AttachmentKind::Item { .. }) => "item",
+            Some(AttachmentKind::File { .. }) => "file",
+            None => "message",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MailAttachment {
     pub id: String,

@@ -35,10 +35,14 @@ impl DynamoBudget {
 
     fn item_key(key: &BudgetKey) -> (String, String) {
         let api = serde_json::to_value(key.api).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let sk = match &key.client_id {
+        let mut sk = match &key.client_id {
             Some(c) => format!("{api}#{c}"),
             None => api,
         };
+        if let Some(scope) = &key.scope {
+            sk.push('#');
+            sk.push_str(scope);
+        }
         (format!("budget#{}", key.tenant_id), sk)
     }
 

@@ -5,7 +5,7 @@ use aws_sdk_s3::Client;
 
 use super::sdk::describe;
 use crate::adapters::local::sha256_hex;
-use crate::domain::envelope::ObjectRef;
+use crate::domain::envelope::{content_type_of, ObjectRef};
 use crate::error::ArtifactError;
 use crate::ports::ArtifactStore;
 
@@ -33,12 +33,18 @@ impl ArtifactStore for S3ArtifactStore {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef, ArtifactError> {
-        let r = ObjectRef { bucket: self.bucket.clone(), key: key.to_owned(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) };
+        let r = ObjectRef {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            content_type: Some(content_type_of(key).to_owned()),
+        };
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(content_type_of(key))
             .body(ByteStream::from(bytes))
             .send()
             .await

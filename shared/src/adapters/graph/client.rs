@@ -136,17 +136,20 @@ impl MicrosoftHttp {
     }
 
     /// Which budget a call counts against, if its API has a limit we keep to.
-    fn budget_for(&self, creds: &Credentials, call: &Call<'_>) -> Option<(BudgetKey, Rate)> {
-        let (client_id, rate) = match call.audience {
+    pub(crate) fn budget_for(&self, creds: &Credentials, call: &Call<'_>) -> Option<(BudgetKey, Rate)> {
+        let (client_id, rate, scope) = match call.audience {
             // Per tenant (api-introduction.md).
             Audience::CloudApps if call.paced => {
-                (None, Rate { requests: self.settings.cloud_apps_rate.0 as u32, window: self.settings.cloud_apps_rate.1 })
+                (None, Rate { requests: self.settings.cloud_apps_rate.0 as u32, window: self.settings.cloud_apps_rate.1 }, None)
             }
-            // Per app per tenant (throttling-limits.md).
-            Audience::Graph => (Some(creds.client_id.clone()), self.settings.graph_rate?),
+            // Per app per tenant (throttling-limits.md), and a mailbox's per app per mailbox.
+            Audience::Graph => match mailbox_of(call.url, &self.graph_base) {
+                Some(mailbox) => (Some(creds.client_id.clone()), self.settings.mailbox_rate?, Some(mailbox)),
+                None => (Some(creds.client_id.clone()), self.settings.graph_rate?, None),
+            },
             _ => return None,
         };
-        Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience }, rate))
+        Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience, scope }, rate))
     }
 
     /// Graph's collections, read through this client.
@@ -176,6 +179,15 @@ impl<'a> Call<'a> {
     pub fn get(api: &'static str, audience: Audience, url: &'a str) -> Self {
         Call { api, audience, url, body: None, headers: &[], paced: false }
     }
+}
+
+/// The mailbox a Graph URL is about (`/v1.0/users/{mailbox}/…`, as sent: one encoded segment,
+/// lower-cased, since addresses are not case-sensitive); None for any other resource.
+fn mailbox_of(url: &str, graph_base: &str) -> Option<String> {
+    let path = url.strip_prefix(graph_base)?;
+    let mut parts = path.trim_start_matches('/').split(['/', '?']);
+    let (version, users, mailbox) = (parts.next()?, parts.next()?, parts.next()?);
+    (matches!(version, "v1.0" | "beta") && users == "users" && !mailbox.is_empty()).then(|| mailbox.to_ascii_lowercase())
 }
 
 /// The code and message of an error body: Graph's `{"error": {code, message}}`, or the
@@ -227,5 +239,33 @@ impl GraphApi for MicrosoftHttp {
             Err(GraphError::Http { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn mailbox_calls_are_paced_per_mailbox_apart_from_the_security_budget() {
+        let http = MicrosoftHttp::new(&HttpSettings::default(), RetryPolicy::quick());
+        let Ok(http) = http else { panic!("client") };
+        let credential = crate::domain::integration::Credential::ClientSecret(Secret::new("s"));
+        let creds = Credentials { tenant_id: "t".into(), client_id: "c".into(), credential };
+        let budget = |url: &str| http.budget_for(&creds, &Call::get("Graph", Audience::Graph, url));
+        let base = super::super::settings::GRAPH_BASE_URL;
+        let listing = budget(&format!("{base}/v1.0/users/Phish%40contoso.com/mailFolders/inbox/messages?$top=50"));
+        let mime = budget(&format!("{base}/v1.0/users/phish%40contoso.com/messages/AAMk%3D/$value"));
+        let alerts = budget(&format!("{base}/v1.0/security/alerts_v2?$top=1000"));
+        let Some((lk, lr)) = listing else { panic!("paced") };
+        assert_eq!(lk.scope.as_deref(), Some("phish%40contoso.com"));
+        assert_eq!(lr, super::super::settings::MAILBOX_RATE);
+        assert_eq!(mime.map(|(k, _)| k), Some(lk.clone()), "one budget for the mailbox's every call");
+        let Some((ak, ar)) = alerts else { panic!("paced") };
+        assert_eq!((ak.scope, ar), (None, super::super::settings::GRAPH_SECURITY_RATE));
+        assert_ne!(ak.client_id, None);
+        // Another origin is never a mailbox of ours.
+        assert_eq!(mailbox_of("https://evil.example/v1.0/users/x/messages", base), None);
     }
 }

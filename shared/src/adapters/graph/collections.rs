@@ -137,7 +137,9 @@ impl<'a> GraphCollections<'a> {
 /// Decodes a Graph collection page: the items' heads, their raw bytes, and the next link.
 pub fn decode_page(body: &[u8], head: HeadSpec) -> Result<Page, GraphError> {
     let (raw, items, rejects) = decode_items(body, "a Graph page", |r: &RawPage<'_>| &r.value, head)?;
-    Ok(Page { items, next_link: raw.next_link, has_more: None, count: raw.count.and_then(|c| usize::try_from(c).ok()), rejects })
+    // Graph's word for more is a nextLink (paging.md): its absence ends a chain.
+    let has_more = Some(raw.next_link.is_some());
+    Ok(Page { items, next_link: raw.next_link, has_more, count: raw.count.and_then(|c| usize::try_from(c).ok()), rejects })
 }
 
 /// Decodes one entity as Graph returns it by id: its members, less the response's top-level

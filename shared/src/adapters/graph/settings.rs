@@ -17,6 +17,9 @@ pub const CLOUD_APPS_WINDOW: Duration = Duration::from_secs(60);
 /// Graph `/security`: 150 requests a minute per app per tenant (throttling-limits.md; whether the
 /// table covers alerts_v2 and incidents is not said, ms-apis.md §11).
 pub const GRAPH_SECURITY_RATE: crate::ports::Rate = crate::ports::Rate { requests: 150, window: Duration::from_secs(60) };
+/// Outlook (mail, attachments): 10,000 requests per 10 minutes per app per mailbox
+/// (throttling-limits.md "Outlook service limits"; ms-apis.md §11).
+pub const MAILBOX_RATE: crate::ports::Rate = crate::ports::Rate { requests: 10_000, window: Duration::from_secs(600) };
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +40,9 @@ pub struct HttpSettings {
     /// Graph security calls per app per tenant (throttling-limits.md: 150 a minute for
     /// `/security`); None: not paced, 429s alone hold it back.
     pub graph_rate: Option<crate::ports::Rate>,
+    /// Graph calls to a mailbox (`/users/{mailbox}/…`), per app per mailbox, apart from the
+    /// security budget (Outlook's limits are its own); None: not paced.
+    pub mailbox_rate: Option<crate::ports::Rate>,
     /// Extra trusted roots (PEM), added to the system's: how the tenant simulator's CA is trusted.
     pub extra_ca_pem: Option<String>,
     pub request_timeout: Duration,
@@ -59,6 +65,7 @@ impl Default for HttpSettings {
             cloud_apps_base_override: None,
             cloud_apps_rate: (CLOUD_APPS_REQUESTS_PER_WINDOW, CLOUD_APPS_WINDOW),
             graph_rate: Some(GRAPH_SECURITY_RATE),
+            mailbox_rate: Some(MAILBOX_RATE),
             extra_ca_pem: None,
             request_timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
@@ -87,6 +94,9 @@ impl HttpSettings {
             // The simulator does not model Graph's limit (ms-apis.md §11 leaves its scope open);
             // tests that pace Graph set it.
             graph_rate: None,
+            // The simulator answers Outlook's limit with 429 and Retry-After, as Graph does; a
+            // pace of one request per 61 ms would only slow the tests.
+            mailbox_rate: None,
             ..HttpSettings::default()
         }
     }

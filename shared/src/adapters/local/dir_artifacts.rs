@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::domain::envelope::ObjectRef;
+use crate::domain::envelope::{content_type_of, ObjectRef};
 use crate::error::ArtifactError;
 use crate::ports::ArtifactStore;
 
@@ -42,7 +42,13 @@ impl ArtifactStore for DirArtifactStore {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(err)?;
         }
-        let r = ObjectRef { bucket: self.bucket.clone(), key: key.to_owned(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) };
+        let r = ObjectRef {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            content_type: Some(content_type_of(key).to_owned()),
+        };
         tokio::fs::write(&path, bytes).await.map_err(err)?;
         Ok(r)
     }
