@@ -330,3 +330,55 @@ async fn submissions_are_published_pending_then_final_and_excluded_verdicts_drop
     assert!(pending.iter().any(|id| finals.contains(id)), "a pending one's verdict followed");
     assert_eq!((v1s.len(), all.iter().filter(|m| m["class_uid"] == 2004).count()), (c.published, c.published), "both formats: {c:?}");
 }
+
+#[tokio::test]
+async fn mailbox_reports_are_published_with_their_email_and_its_stored_mime() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].mailbox.count = 60;
+    let w = world(s, PollSettings::default(), secret_creds()).await;
+    w.poll(Source::PhishingMailbox).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    assert!(msgs.len() > 30, "{}", msgs.len());
+    let out = Arc::new(MemoryAlertQueue::new());
+    // High: the receiving server saw the sender fail DMARC.
+    let p = processor(&w, out.clone(), integration_with(json!({"severities": ["high"]}), OutputFormat::Both, Source::PhishingMailbox));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    assert!(p.process_batch(&msgs).await.is_empty(), "redelivered");
+    let c = p.take_counts();
+    assert!(c.published > 0 && c.dropped["severity"] > 0, "{c:?}");
+    let (schema, ocsf) = (v1(), {
+        let s: Value = serde_json::from_str(include_str!("fixtures/ocsf/detection_finding.schema.json")).unwrap();
+        jsonschema::validator_for(&s).unwrap()
+    });
+    let all: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let v1s: Vec<&Value> = all.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").collect();
+    assert_eq!(v1s.len(), c.published, "each once");
+    for v in &v1s {
+        let e: Vec<String> = schema.iter_errors(v).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!((v["source"].as_str(), v["severity"].as_str()), (Some("phishing_mailbox"), Some("high")));
+        let headers = &v["email"]["headers"];
+        assert_eq!(headers["dmarc"], "fail");
+        assert!(v["email"]["internet_message_id"].as_str().unwrap().starts_with('<'));
+        assert!(!headers["urls"].as_array().unwrap().is_empty());
+        let evidence = &v["processing"]["evidence"];
+        assert_eq!(evidence["status"], "retrieved");
+        let mime = &evidence["artifacts"][0];
+        assert_eq!(mime["content_type"], "message/rfc822");
+        let bytes = std::fs::read(w.dir.path().join(mime["key"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            m365_ingest::domain::mime::parse(&bytes).unwrap().message_id.map(|m| format!("<{m}>")),
+            v["email"]["internet_message_id"].as_str().map(str::to_owned)
+        );
+    }
+    let findings: Vec<&Value> = all.iter().filter(|m| m["class_uid"] == 2004).collect();
+    assert_eq!(findings.len(), c.published);
+    for f in findings {
+        let e: Vec<String> = ocsf.iter_errors(f).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(e.is_empty(), "{e:?}");
+        assert!(
+            f["evidences"].as_array().unwrap().iter().any(|e| e["email"].is_object()),
+            "the reported email is an OCSF email evidence: {f}"
+        );
+    }
+}

@@ -62,6 +62,15 @@ impl Instant {
         }
     }
 
+    /// `2026-11-26T09:00:00Z`: the shape of a message's `receivedDateTime` (message.md's
+    /// examples: Outlook keeps whole seconds).
+    pub fn seconds_z(self) -> String {
+        match self.parts() {
+            Some((d, _)) => format!("{}Z", d.format("%Y-%m-%dT%H:%M:%S")),
+            None => "0001-01-01T00:00:00Z".to_owned(),
+        }
+    }
+
     /// `2026-11-26T09:00:00.123Z`: the shape of `firstActivityDateTime`.
     pub fn graph3(self) -> String {
         match self.parts() {

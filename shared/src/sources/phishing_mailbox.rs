@@ -55,6 +55,10 @@ impl SourceSpec for PhishingMailbox {
     fn page_size(&self, settings: &PollSettings) -> usize {
         settings.mailbox_page_size
     }
+    /// Outlook's times are whole seconds (message.md): a span is never cut inside one.
+    fn granularity(&self) -> i64 {
+        10_000_000
+    }
     fn ready(&self, integration: &Integration) -> Result<(), ConfigError> {
         match integration.phishing_mailbox {
             Some(_) => Ok(()),

@@ -167,6 +167,8 @@ Content-Transfer-Encoding: base64\r\n\
 }
 
 fn report(rng: &mut SimRng, plan: &MailboxPlan, pool: &Pool, received: Instant) -> MailMessage {
+    // Outlook's times are whole seconds (message.md): reports of one burst tie.
+    let received = Instant::from_unix_seconds(received.unix_seconds());
     let reporter = pick(rng, &pool.users).clone();
     let p = phish(rng, &reporter, pool, received);
     let mailbox = address(plan, &pool.domain);
@@ -175,7 +177,7 @@ fn report(rng: &mut SimRng, plan: &MailboxPlan, pool: &Pool, received: Instant) 
     let (kind, attachments) = if roll < plan.item_fraction {
         let item = json!({
             "@odata.type": "#microsoft.graph.message", "id": "", "internetMessageId": p.message_id, "subject": p.subject,
-            "receivedDateTime": p.sent.plus_secs(5).graph7(), "sentDateTime": p.sent.graph7(),
+            "receivedDateTime": p.sent.plus_secs(5).seconds_z(), "sentDateTime": p.sent.seconds_z(),
             "from": {"emailAddress": {"name": "Accounts", "address": p.sender}},
             "toRecipients": [{"emailAddress": {"name": reporter.display_name, "address": reporter.upn}}],
         });
@@ -211,10 +213,10 @@ fn report(rng: &mut SimRng, plan: &MailboxPlan, pool: &Pool, received: Instant) 
     };
     let body = json!({
         "id": id,
-        "createdDateTime": received.graph7(),
-        "lastModifiedDateTime": received.graph7(),
-        "receivedDateTime": received.graph7(),
-        "sentDateTime": received.plus_secs(-2).graph7(),
+        "createdDateTime": received.seconds_z(),
+        "lastModifiedDateTime": received.seconds_z(),
+        "receivedDateTime": received.seconds_z(),
+        "sentDateTime": received.plus_secs(-2).seconds_z(),
         "hasAttachments": !attachments.is_empty(),
         "internetMessageId": internet_id,
         "subject": subject,
