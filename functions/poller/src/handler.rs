@@ -265,41 +265,53 @@ mod tests {
         DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
         // A fresh instance: a warm one keeps the record it read for INTEGRATION_CACHE_SECS.
         let app = build_aws(&config, &clients).unwrap();
+        // One scheduled tick of `source`: dispatched, its job run, its intake drained.
+        let run_source = |source: Source| {
+            let (dispatcher, clients, app, jobs, queue) = (&dispatcher, &clients, &app, &jobs, &queue);
+            async move {
+                let tick = serde_json::json!({ "source": source });
+                let d = m365_ingest::lambda::dispatch::handle(dispatcher, &tick).await.unwrap();
+                assert_eq!((d.due, d.enqueued), (1, 1), "{d:?}");
+                let received = clients.sqs.receive_message().queue_url(jobs).max_number_of_messages(10).send().await.unwrap();
+                let mut event = SqsEvent::default();
+                event.records = received.messages().iter().map(|m| job_record(m.message_id().unwrap(), m.body().unwrap())).collect();
+                let r = handle(app, LambdaEvent::new(event, context(120_000))).await.unwrap();
+                assert!(r.batch_item_failures.is_empty(), "{r:?}");
+                for m in received.messages() {
+                    clients.sqs.delete_message().queue_url(jobs).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+                }
+                let mut got: Vec<Envelope> = Vec::new();
+                loop {
+                    let msgs = clients
+                        .sqs
+                        .receive_message()
+                        .queue_url(queue)
+                        .max_number_of_messages(10)
+                        .send()
+                        .await
+                        .unwrap()
+                        .messages
+                        .unwrap_or_default();
+                    if msgs.is_empty() {
+                        return got;
+                    }
+                    for m in msgs {
+                        let e: Envelope = serde_json::from_str(m.body().unwrap()).unwrap();
+                        assert_eq!(e.source, source);
+                        got.push(e);
+                        clients.sqs.delete_message().queue_url(queue).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+                    }
+                }
+            }
+        };
         let submissions = || async {
-            let tick = serde_json::json!({"source": "email_submissions"});
-            let d = m365_ingest::lambda::dispatch::handle(&dispatcher, &tick).await.unwrap();
-            assert_eq!((d.due, d.enqueued), (1, 1), "{d:?}");
-            let received = clients.sqs.receive_message().queue_url(&jobs).max_number_of_messages(10).send().await.unwrap();
-            let mut event = SqsEvent::default();
-            event.records = received.messages().iter().map(|m| job_record(m.message_id().unwrap(), m.body().unwrap())).collect();
-            let r = handle(&app, LambdaEvent::new(event, context(120_000))).await.unwrap();
-            assert!(r.batch_item_failures.is_empty(), "{r:?}");
-            for m in received.messages() {
-                clients.sqs.delete_message().queue_url(&jobs).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
-            }
-            let mut got: Vec<(String, String)> = Vec::new();
-            loop {
-                let msgs = clients
-                    .sqs
-                    .receive_message()
-                    .queue_url(&queue)
-                    .max_number_of_messages(10)
-                    .send()
-                    .await
-                    .unwrap()
-                    .messages
-                    .unwrap_or_default();
-                if msgs.is_empty() {
-                    return got;
-                }
-                for m in msgs {
-                    let e: Envelope = serde_json::from_str(m.body().unwrap()).unwrap();
-                    assert_eq!(e.source, Source::EmailSubmissions);
+            let got = run_source(Source::EmailSubmissions).await;
+            got.into_iter()
+                .map(|e| {
                     let o: serde_json::Value = serde_json::from_str(e.object.unwrap().get()).unwrap();
-                    got.push((e.id, o["status"].as_str().unwrap_or_default().to_owned()));
-                    clients.sqs.delete_message().queue_url(&queue).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
-                }
-            }
+                    (e.id, o["status"].as_str().unwrap_or_default().to_owned())
+                })
+                .collect::<Vec<(String, String)>>()
         };
         let first = submissions().await;
         let cut = GraphTime::from_ticks(sim.clock().now().0);
@@ -333,5 +345,42 @@ mod tests {
             .map(|(id, _)| id.clone())
             .collect();
         assert_eq!(verdicts, pending, "each pending one again, with its verdict");
+
+        // And with the phishing mailbox: each report delivered once, its reported email's MIME
+        // in the artifact bucket (S3 on moto) under its SHA-256, as message/rfc822.
+        doc.sources.email_submissions.enabled = false;
+        doc.sources.phishing_mailbox =
+            Some(m365_ingest::domain::integration_doc::MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: None });
+        DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
+        // The warm instance's cached record polls no mailbox: it is read again by its key.
+        // The window is on the poller's clock (the wall clock); what is listed, on Microsoft's.
+        let before = GraphTime::now();
+        let reports = run_source(Source::PhishingMailbox).await;
+        let after = GraphTime::now();
+        let listed = |from: GraphTime, to: GraphTime| -> std::collections::BTreeSet<String> {
+            sim.mailbox_timeline(DEFAULT_TENANT_ID)
+                .into_iter()
+                .filter(|(_, r, v, _)| {
+                    let r = GraphTime::from_ticks(r.0);
+                    r >= from.minus(Duration::from_secs(172_800)) && r < to.minus(Duration::from_secs(300)) && v.0 <= sim.clock().now().0
+                })
+                .map(|(id, ..)| id)
+                .collect()
+        };
+        // Inside the run's window whenever it started, and nothing outside it.
+        let (must, may) = (listed(after, before), listed(before, after));
+        let got: std::collections::BTreeSet<String> = reports.iter().map(|e| e.id.clone()).collect();
+        assert!(must.len() > 10, "{}", must.len());
+        assert!(must.is_subset(&got) && got.is_subset(&may), "every due report: {must:?} {got:?}");
+        assert_eq!(reports.len(), got.len(), "each once");
+        for e in &reports {
+            let note = m365_ingest::domain::mailbox_report::note_of(e.object.as_ref().unwrap().get()).unwrap().unwrap();
+            let mime = note.mime.expect("stored");
+            let object = clients.s3.get_object().bucket(&mime.bucket).key(&mime.key).send().await.unwrap();
+            assert_eq!(object.content_type(), Some("message/rfc822"));
+            let bytes = object.body.collect().await.unwrap().into_bytes();
+            assert_eq!(m365_ingest::adapters::local::sha256_hex(&bytes), mime.sha256);
+            assert_eq!(note.parsed, Some(m365_ingest::domain::mime::parse(&bytes).unwrap()));
+        }
     }
 }
