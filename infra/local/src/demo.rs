@@ -103,11 +103,12 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     };
     println!("\npolling with a local cursor store into a local queue -> {}", ndjson.display());
     let mut failed = false;
-    for (label, advance) in [
-        ("first run (24 h lookback)", 0),
-        ("second run, 10 simulated minutes later", 600),
-        ("third run, 6 simulated hours later (submissions under analysis then have their verdicts)", 6 * 3600),
+    for (label, advance, reports) in [
+        ("first run (24 h lookback)", 0, 0),
+        ("second run, 10 simulated minutes later (a phishing campaign: 12 users report it within a second)", 600, 12),
+        ("third run, 6 simulated hours later (submissions under analysis then have their verdicts)", 6 * 3600, 0),
     ] {
+        sim.raise_reports(DEFAULT_TENANT_ID, reports, 20);
         sim.clock().advance_secs(advance);
         println!("\n{label}");
         for source in Source::ALL {
@@ -148,13 +149,15 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let graph = log.iter().filter(|r| is_graph(&r.path)).count();
     let retried = log.iter().filter(|r| is_graph(&r.path) && r.status != 200).count();
     let cloud_apps = log.iter().filter(|r| r.path.starts_with("/api/v1/alerts")).count();
+    let mailbox = log.iter().filter(|r| r.path.starts_with("/v1.0/users/")).count();
+    let mime = log.iter().filter(|r| r.path.starts_with("/v1.0/users/") && r.path.ends_with("/$value")).count();
     let tokens = log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count();
     println!(
-        "\nGraph requests {graph} ({retried} answered 429/503/401 and were retried), Cloud Apps requests {cloud_apps}, token requests {tokens}, SQS-style batches {}",
+        "\nGraph requests {graph} ({retried} answered 429/503/401 and were retried; {mailbox} to the phishing mailbox, {mime} of them reported emails' MIME), Cloud Apps requests {cloud_apps}, token requests {tokens}, SQS-style batches {}",
         queue.calls()
     );
     println!(
-        "{} intake messages written to {}; claim-checked objects under {}",
+        "{} intake messages written to {}; claim-checked objects and reported emails (reported-email/*.eml) under {}",
         queue.len(),
         ndjson.display(),
         o.out.join("artifacts").display()
@@ -172,8 +175,14 @@ fn documents() -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
         // only DLP alerts of enforced policies.
         "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},
-        // User-reported mail too, less what Microsoft found allowed by the tenant's own policy.
-        "sources": {"defender": "alerts", "email_submissions": {"enabled": true, "excluded_result_categories": ["allowedByPolicy", "allowedDueToOrganizationOverride"]}},
+        // User-reported mail too, less what Microsoft found allowed by the tenant's own policy,
+        // and the reports users send to the phishing mailbox (each reported email's MIME read,
+        // stored and parsed), unread ones only.
+        "sources": {
+            "defender": "alerts",
+            "email_submissions": {"enabled": true, "excluded_result_categories": ["allowedByPolicy", "allowedDueToOrganizationOverride"]},
+            "phishing_mailbox": {"address": "phish@contoso.onmicrosoft.com", "filter": "isRead eq false"},
+        },
     });
     let fabrikam = serde_json::json!({
         "version": 1, "id": "fabrikam", "tenant_id": FABRIKAM, "client_id": FABRIKAM_CLIENT, "secret_ref": "m365-ingest/fabrikam",

@@ -14,6 +14,7 @@ use m365_ingest::domain::alert::Item;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::domain::integration_doc;
 use m365_ingest::ports::{ProcessWith, SystemClock};
+use m365_ingest::sources::phishing_mailbox::MESSAGE_HEAD;
 use m365_ingest::sources::{GRAPH_SECURITY_HEAD, SUBMISSION_HEAD};
 use m365_ingest::GraphTime;
 
@@ -28,6 +29,7 @@ const SENTINEL: &str = include_str!("../../../tenant-sim/tests/fixtures/microsof
 const INCIDENTS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_incidents_list_expand_alerts.json");
 const SUBMISSIONS: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_email_threat_submissions_list.json");
 const PHISH_EML: &[u8] = include_bytes!("../../../../shared/tests/fixtures/mime/phish.eml");
+const MESSAGES: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_user_messages_list.json");
 const MDCA: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/mdca_alerts_list.json");
 const TOKEN: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/entra_token_response_client_credentials.json");
 const DOC_TOML: &str = include_str!("../../../examples/integration.toml");
@@ -56,6 +58,16 @@ fn envelopes() -> &'static [Vec<u8>] {
         for item in v["data"].as_array().into_iter().flatten() {
             out.push(envelope("cloud_apps", item).into_bytes());
         }
+        // Reports as the poller delivers them: with the reported email's parse, and without.
+        let v: serde_json::Value = serde_json::from_str(MESSAGES).unwrap_or_default();
+        let parsed = m365_ingest::domain::mime::parse(PHISH_EML).ok();
+        for item in v["value"].as_array().into_iter().flatten() {
+            out.push(envelope("phishing_mailbox", item).into_bytes());
+            let mut annotated = item.clone();
+            annotated[m365_ingest::domain::mailbox_report::REPORTED_EMAIL_MEMBER] =
+                serde_json::json!({"via": "item_attachment", "attachment_id": "a", "parsed": parsed});
+            out.push(envelope("phishing_mailbox", &annotated).into_bytes());
+        }
         out
     })
 }
@@ -76,6 +88,11 @@ fn items(page: &[Item]) {
         let _ = m365_ingest::domain::cloud_apps_alert::to_alert(i.raw.get());
         let _ = m365_ingest::domain::email_submission::to_alert(i.raw.get());
         let _ = m365_ingest::domain::email_submission::email_section(i.raw.get());
+        if let Ok(note) = m365_ingest::domain::mailbox_report::note_of(i.raw.get()) {
+            let parsed = note.as_ref().and_then(|n| n.parsed.as_ref());
+            let _ = m365_ingest::domain::mailbox_report::to_alert(i.raw.get(), parsed, false);
+            let _ = m365_ingest::domain::mailbox_report::email_section(i.raw.get(), parsed, true);
+        }
     }
 }
 
@@ -90,6 +107,7 @@ fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
         i.output = m365_ingest::domain::integration::OutputFormat::Both;
         i.email_submissions.enabled = true;
         i.email_submissions.excluded_result_categories = vec!["notJunk".into(), "allowedByPolicy".into()];
+        i.phishing_mailbox = Some(m365_ingest::domain::integration_doc::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
         let p = Processor::new(
             Arc::new(MemoryDedupStore::new()),
             MemoryAlertQueue::new(),
@@ -130,6 +148,16 @@ pub fn all() -> Vec<Target> {
                 // A submission read by id.
                 if let Ok(i) = decode_entity(b, SUBMISSION_HEAD) {
                     items(std::slice::from_ref(&i));
+                }
+            },
+        },
+        Target {
+            // The phishing mailbox's listing.
+            name: "mailbox_page",
+            corpus: vec![MESSAGES.as_bytes()],
+            run: |b| {
+                if let Ok(p) = decode_page(b, MESSAGE_HEAD) {
+                    items(&p.items);
                 }
             },
         },
