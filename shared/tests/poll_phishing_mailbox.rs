@@ -181,3 +181,25 @@ async fn a_mailbox_outside_the_apps_access_policy_fails_the_run_with_the_fix() {
     assert!(error.contains("ErrorAccessDenied") || error.contains("Access to OData is disabled"), "{error}");
     assert!(w.queue.messages().is_empty());
 }
+
+#[tokio::test]
+async fn a_reported_email_larger_than_the_body_cap_is_named_and_the_report_still_delivered() {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let sim = std::sync::Arc::new(tenant_sim::Simulator::start(scenario(6)).await.unwrap());
+    // A page of one message (about 1.4 KB) fits; some reported emails' MIME does not.
+    let capped = |base: &str, ca: &str| m365_ingest::adapters::graph::HttpSettings {
+        max_body_bytes: 1_450,
+        ..m365_ingest::adapters::graph::HttpSettings::simulator(base, ca)
+    };
+    let settings = PollSettings { mailbox_page_size: 1, ..PollSettings::default() };
+    let w = world_with(sim, capped, m365_ingest::adapters::graph::RetryPolicy::quick(), settings, secret_creds());
+    let s = w.poll(Source::PhishingMailbox).await;
+    assert_eq!(s.outcome, Outcome::Completed, "{s:?}");
+    let got = envelopes(&w);
+    assert_eq!(got.len(), due(&w, w.now()).len());
+    let problems: Vec<String> = got.iter().filter_map(|e| note(e).problem).collect();
+    assert!(!problems.is_empty(), "some emails are over the cap");
+    for p in &problems {
+        assert!(p.contains("not stored") && p.contains("1450"), "{p}");
+    }
+}
