@@ -203,3 +203,31 @@ async fn a_reported_email_larger_than_the_body_cap_is_named_and_the_report_still
         assert!(p.contains("not stored") && p.contains("1450"), "{p}");
     }
 }
+
+#[tokio::test]
+async fn a_campaign_reported_in_one_second_is_sent_across_runs_each_report_once() {
+    // 400 reports received in the same second: one tie, more than a span and than one run's cap.
+    let settings = PollSettings { mailbox_requests_per_run: 300, ..PollSettings::default() };
+    let w = world(scenario(0), settings, secret_creds()).await;
+    let raised = w.sim.raise_reports(TENANT, 400, 20);
+    w.sim.clock().advance_secs(600);
+    let mut runs = 0;
+    loop {
+        let s = w.poll(Source::PhishingMailbox).await;
+        runs += 1;
+        assert!(!matches!(s.outcome, Outcome::Failed { .. }), "{s:?}");
+        assert!(s.pages <= 300, "within the cap: {s:?}");
+        if s.outcome == Outcome::Completed || runs > 20 {
+            break;
+        }
+        let Outcome::Partial { reason } = &s.outcome else { panic!("{s:?}") };
+        assert!(reason.contains("the next run sends the rest") || reason.contains("request cap"), "{reason}");
+    }
+    assert!(runs > 2, "the campaign took several runs: {runs}");
+    let got = envelopes(&w);
+    let ids: std::collections::BTreeSet<String> = got.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), got.len(), "each once");
+    let raised: std::collections::BTreeSet<String> = raised.into_iter().collect();
+    assert_eq!((ids.len(), raised.len()), (400, 400));
+    assert!(ids == raised, "every report of the campaign");
+}

@@ -32,8 +32,8 @@ pub struct PollSettings {
     /// `$top` of submission pages: the list documents no maximum; 100 is what Graph's
     /// security lists commonly take.
     pub submission_page_size: usize,
-    /// `$top` of the phishing mailbox's listing: with `$select` a page is small, and a span of
-    /// three pages (with each report's email fetched) stays within one run's request cap.
+    /// `$top` of the phishing mailbox's listing: with `$select` a page is small; a span is three
+    /// pages, whose reports' emails a run fetches as far as its request cap allows.
     pub mailbox_page_size: usize,
     /// Requests per run of a mailbox (listing and reported emails): Outlook allows an app
     /// 10,000 per mailbox per 10 minutes (ms-apis.md §11); a run every 5 minutes at this cap
@@ -408,7 +408,8 @@ impl<P: PollPorts> Poller<P> {
         let mut span = win;
         let mut requests = 0usize;
         let cap = kind.request_cap(&self.settings);
-        let mut committed = 0usize;
+        // Requests this run spent on items' own retrievals.
+        let mut fetched = 0usize;
         // The last too-large span's start and count: a cut that removed nothing is stuck on a tie.
         let mut last_split: Option<(GraphTime, Option<usize>)> = None;
         loop {
@@ -480,16 +481,26 @@ impl<P: PollPorts> Poller<P> {
             summary.suppressed += decoded - fresh.len();
             // Nobody promised an order: deliver oldest first by our own sort.
             fresh.sort_by(|a, b| (a.head.version, &a.head.id).cmp(&(b.head.version, &b.head.id)));
-            // What the items' own retrievals will cost: a span that would pass the cap waits for
-            // the next run, unless it is the run's first (a span always fits in a whole run).
-            let extra = fresh.len() * kind.requests_per_item();
-            if committed > 0 && requests + extra > cap {
+            // What the items' own retrievals cost (a report's email): as many items as the cap
+            // and the time allow are fetched and sent, oldest first (at least one per run); the
+            // span is committed that far with its watermark unmoved (the sent ones remembered),
+            // and the next run sends the rest, so a span of any size makes progress.
+            let per_item = kind.requests_per_item();
+            let take = match per_item {
+                0 => fresh.len(),
+                n => fresh.len().min((cap.saturating_sub(requests) / n).max(usize::from(fetched == 0))),
+            };
+            if take == 0 && !fresh.is_empty() {
                 return Ok(RunEnd::Stopped(format!("request cap of {cap} reached")));
             }
             // Fetching alerts and sending end by the commit reserve; a span cut short is not
             // committed and is sent again by the next run (duplicates, never a gap).
             let sending = async {
-                for item in &mut fresh {
+                let mut ready = 0;
+                for item in &mut fresh[..take] {
+                    if ready > 0 && per_item > 0 && Instant::now() >= read_by {
+                        break;
+                    }
                     if let Some(children) = kind.children(item).filter(|_| !expand) {
                         let found = self.graph.collection(&creds, &children.path, children.head).await?;
                         item.raw = with_children(&item.raw, children.member, &found)?;
@@ -497,29 +508,40 @@ impl<P: PollPorts> Poller<P> {
                     if let Some(at) = kind.reported_email(integration, item) {
                         annotate(&self.graph, &creds, &self.artifacts, &ctx, &at, item).await?;
                     }
+                    ready += 1;
                 }
-                deliver(&fresh, &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await
+                deliver(&fresh[..ready], &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await.map(|d| (ready, d))
             };
             let Ok(d) = tokio::time::timeout_at(send_by.into(), sending).await else {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline (a span was being sent; it is sent again next run)".into()));
             };
-            let d = d?;
-            requests += extra;
-            summary.pages += extra;
-            for item in &fresh {
+            let (ready, d) = d?;
+            let sent = &fresh[..ready];
+            requests += ready * per_item;
+            summary.pages += ready * per_item;
+            fetched += ready * per_item;
+            for item in sent {
                 cursor.record(&item.head.id, item.head.version);
             }
             if key.lane == Lane::Live {
-                summary.unsettled_dropped += remember_unsettled(kind, &mut cursor, &fresh);
+                summary.unsettled_dropped += remember_unsettled(kind, &mut cursor, sent);
             }
-            cursor.advance(span.to, integration.window.overlap, self.settings.max_recent);
+            // Everything before the span was delivered; of the span, what was sent.
+            let whole = ready == fresh.len();
+            cursor.advance(if whole { span.to } else { span.from }, integration.window.overlap, self.settings.max_recent);
             version = self.cursors.commit(key, &self.settings.owner, version, &cursor).await?;
             summary.delivered += d.messages;
             summary.claim_checks += d.claim_checks;
             summary.batches += d.batches;
             summary.quarantined += d.quarantined;
+            if !whole {
+                summary.watermark = cursor.watermark;
+                return Ok(RunEnd::Stopped(format!(
+                    "{ready} of a span's {} items sent before the request cap of {cap} or the deadline; the next run sends the rest",
+                    fresh.len()
+                )));
+            }
             summary.watermark = cursor.watermark;
-            committed += 1;
             tracing::debug!(items = fresh.len(), delivered = d.messages, watermark = ?cursor.watermark, "span committed");
             if span.to >= win.to {
                 return Ok(RunEnd::Done);

@@ -170,7 +170,10 @@ pub async fn read_span<G: GraphApi>(
                 // Too much to hold: the caller splits the span by time.
                 return Ok(read);
             }
-            if got == 0 || seen.len() > spec.max_items.max(spec.top) * 2 {
+            // Held at once: twice a span's limit, or a source's own bound for a tie (items sharing
+            // one instant cannot be split by time).
+            let limit = if single_step { spec.source.max_tie_items().max(spec.max_items) } else { spec.max_items };
+            if got == 0 || seen.len() > limit.max(spec.top) * 2 {
                 break;
             }
             request = match page.next_link {

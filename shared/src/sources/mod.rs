@@ -136,6 +136,11 @@ pub trait SourceSpec: Sync {
     fn request_cap(&self, settings: &PollSettings) -> usize {
         settings.max_pages
     }
+    /// Items sharing one instant read at most (half the bound held at once); a larger tie fails
+    /// the run, naming it. 0: the span's own limit.
+    fn max_tie_items(&self) -> usize {
+        0
+    }
     /// The processor's view: the alerts one delivered object carries.
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String>;
     /// Whether a delivered item will still change in a way its consumer waits for (a

@@ -91,6 +91,11 @@ impl SourceSpec for PhishingMailbox {
     fn request_cap(&self, settings: &PollSettings) -> usize {
         settings.mailbox_requests_per_run
     }
+    /// Outlook's times are whole seconds: a campaign reported by thousands in one second is one
+    /// tie. Listed with `$select` a report is under a kilobyte, so 5,000 of them are a few MB.
+    fn max_tie_items(&self) -> usize {
+        5_000
+    }
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
         let bad = |e: serde_json::Error| format!("the reported message does not parse: {e}");
         let note = note_of(object.get()).map_err(bad)?;
