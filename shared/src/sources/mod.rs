@@ -136,8 +136,8 @@ pub trait SourceSpec: Sync {
     fn request_cap(&self, settings: &PollSettings) -> usize {
         settings.max_pages
     }
-    /// Items sharing one instant read at most (half the bound held at once); a larger tie fails
-    /// the run, naming it. 0: the span's own limit.
+    /// A tie (items sharing one instant, which time cannot split) is read while it holds at
+    /// most twice this many items; a larger one fails the run, naming it. 0: the span's limit.
     fn max_tie_items(&self) -> usize {
         0
     }

@@ -92,7 +92,7 @@ impl SourceSpec for PhishingMailbox {
         settings.mailbox_requests_per_run
     }
     /// Outlook's times are whole seconds: a campaign reported by thousands in one second is one
-    /// tie. Listed with `$select` a report is under a kilobyte, so 5,000 of them are a few MB.
+    /// tie. Listed with `$select` a report is under a kilobyte: 10,000 of them are a few MB.
     fn max_tie_items(&self) -> usize {
         5_000
     }
