@@ -1,0 +1,281 @@
+//! Which evidence of an alert can be retrieved, and the names of how a retrieval ends (issue 13,
+//! its first step: the processor's decision, before any job exists).
+//!
+//! - A **file** on a device: a `fileEvidence` with a name and a folder, on the device its own
+//!   `mdeDeviceId` names or, failing that, the alert's only `deviceEvidence` (ms-apis.md §7,
+//!   "Locating a quarantined file from an alert"). When antivirus acted on it (the alert's
+//!   `detectionSource` is `antivirus`, or the file's `detectionStatus` is blocked/prevented, or
+//!   its `remediationStatus` remediated/prevented/blocked) the file is no longer at its path: it
+//!   is in quarantine, and only the opt-in restore path can collect it.
+//! - An **email** in quarantine: an `analyzedMessageEvidence` whose `deliveryLocation` is
+//!   `quarantine`, by its `internetMessageId` and `recipientEmailAddress` (Get-QuarantineMessage
+//!   is never called without an identity, §8); and the email a submission or a mailbox report
+//!   names (whether it is in quarantine only Exchange can say: `not_found` otherwise).
+//!
+//! One job per alert version and evidence item: the job's key is the alert's dedup key and the
+//! item's own key, so a redelivered alert finds its job instead of starting another.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::graph_alert::GraphAlert;
+use super::integration_doc::EvidenceDoc;
+use super::output::EmailSection;
+
+/// One piece of evidence to retrieve.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EvidenceTarget {
+    File {
+        /// The Defender for Endpoint machine id.
+        device_id: String,
+        /// The folder, as the evidence gives it.
+        folder: String,
+        name: String,
+        sha1: Option<String>,
+        sha256: Option<String>,
+        /// Antivirus acted on it: it is in quarantine, not at its path.
+        quarantined_by_antivirus: bool,
+    },
+    Email {
+        /// With its angle brackets, as Get-QuarantineMessage's `-MessageId` wants it.
+        internet_message_id: String,
+        recipient: String,
+    },
+}
+
+impl EvidenceTarget {
+    /// Whether the integration retrieves this kind of evidence.
+    pub fn enabled(&self, settings: &EvidenceDoc) -> bool {
+        match self {
+            EvidenceTarget::File { .. } => settings.live_response_files,
+            EvidenceTarget::Email { .. } => settings.quarantined_email,
+        }
+    }
+
+    /// The item's part of its job key: stable for the same evidence, whatever the alert's
+    /// other members (ids are case-folded where Microsoft's are case-insensitive).
+    pub fn key(&self) -> String {
+        let text = match self {
+            EvidenceTarget::File { device_id, folder, name, .. } => {
+                format!("file\n{}\n{}\n{}", device_id.to_ascii_lowercase(), folder.to_lowercase(), name.to_lowercase())
+            }
+            EvidenceTarget::Email { internet_message_id, recipient } => {
+                format!("email\n{internet_message_id}\n{}", recipient.to_ascii_lowercase())
+            }
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        digest.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The full path of a file (the folder and the name, joined as the device's platform does).
+    pub fn path(&self) -> Option<String> {
+        let EvidenceTarget::File { folder, name, .. } = self else { return None };
+        let sep = if folder.contains('\\') || folder.chars().nth(1) == Some(':') { '\\' } else { '/' };
+        Some(if folder.ends_with(sep) { format!("{folder}{name}") } else { format!("{folder}{sep}{name}") })
+    }
+}
+
+/// The key of the job that retrieves `target` for the alert version `dedup_key`.
+pub fn job_key(dedup_key: &str, target: &EvidenceTarget) -> String {
+    format!("{dedup_key}/evidence/{}", target.key())
+}
+
+/// How a retrieval ended: the `status` of an evidence item in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceOutcome {
+    Retrieved,
+    NotFound,
+    DeviceOffline,
+    TimedOut,
+    /// Microsoft refused (a missing role, a device group without Live Response); the reason is kept.
+    Refused,
+    TooLarge,
+    /// The integration does not retrieve this kind of evidence.
+    Disabled,
+}
+
+impl EvidenceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceOutcome::Retrieved => "retrieved",
+            EvidenceOutcome::NotFound => "not_found",
+            EvidenceOutcome::DeviceOffline => "device_offline",
+            EvidenceOutcome::TimedOut => "timed_out",
+            EvidenceOutcome::Refused => "refused",
+            EvidenceOutcome::TooLarge => "too_large",
+            EvidenceOutcome::Disabled => "disabled",
+        }
+    }
+}
+
+/// The most evidence items one alert version asks for: an alert naming hundreds of files gets
+/// the first of them, never hundreds of Live Response sessions.
+pub const MAX_TARGETS: usize = 10;
+
+/// The evidence of one alert (and, for a submission or a mailbox report, its email), each once,
+/// in the alert's order, at most [`MAX_TARGETS`].
+pub fn plan(alert: &GraphAlert, email: Option<&EmailSection>) -> Vec<EvidenceTarget> {
+    let antivirus_alert = alert.detection_source.as_deref() == Some("antivirus");
+    let devices: BTreeSet<&str> = alert
+        .evidence
+        .iter()
+        .filter(|e| e.kind() == "deviceEvidence")
+        .filter_map(|e| e.mde_device_id.as_deref())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let only_device = (devices.len() == 1).then(|| devices.iter().next().copied()).flatten();
+    let mut out: Vec<EvidenceTarget> = Vec::new();
+    let mut push = |t: EvidenceTarget| {
+        if !out.contains(&t) && out.len() < MAX_TARGETS {
+            out.push(t);
+        }
+    };
+    for e in &alert.evidence {
+        match e.kind() {
+            "fileEvidence" => {
+                let Some(f) = &e.file_details else { continue };
+                let (Some(name), Some(folder)) = (nonempty(&f.file_name), nonempty(&f.file_path)) else { continue };
+                let Some(device) = nonempty(&e.mde_device_id).or(only_device) else { continue };
+                let acted = antivirus_alert
+                    || matches!(e.detection_status.as_deref(), Some("blocked" | "prevented"))
+                    || matches!(e.remediation_status.as_deref(), Some("remediated" | "prevented" | "blocked"));
+                push(EvidenceTarget::File {
+                    device_id: device.to_owned(),
+                    folder: folder.to_owned(),
+                    name: name.to_owned(),
+                    sha1: nonempty(&f.sha1).map(str::to_ascii_lowercase),
+                    sha256: nonempty(&f.sha256).map(str::to_ascii_lowercase),
+                    quarantined_by_antivirus: acted,
+                });
+            }
+            "analyzedMessageEvidence" if e.delivery_location.as_deref().is_some_and(|l| l.eq_ignore_ascii_case("quarantine")) => {
+                if let Some(t) = email_target(e.internet_message_id.as_deref(), e.recipient_email_address.as_deref()) {
+                    push(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(t) = email.and_then(|m| email_target(m.internet_message_id.as_deref(), m.recipient.as_deref())) {
+        push(t);
+    }
+    out
+}
+
+fn nonempty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// An email by its `Message-ID` (bracketed as the header has it) and recipient.
+fn email_target(message_id: Option<&str>, recipient: Option<&str>) -> Option<EvidenceTarget> {
+    let id = message_id.map(str::trim).filter(|s| !s.is_empty())?;
+    let recipient = recipient.map(str::trim).filter(|s| s.contains('@'))?;
+    let bracketed = if id.starts_with('<') && id.ends_with('>') { id.to_owned() } else { format!("<{}>", id.trim_matches(['<', '>'])) };
+    Some(EvidenceTarget::Email { internet_message_id: bracketed, recipient: recipient.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::graph_alert::{Evidence, FileDetails};
+
+    fn file(device: Option<&str>, folder: &str, name: &str, status: Option<&str>) -> Evidence {
+        Evidence {
+            odata_type: "#microsoft.graph.security.fileEvidence".into(),
+            mde_device_id: device.map(str::to_owned),
+            detection_status: status.map(str::to_owned),
+            file_details: Some(FileDetails {
+                file_name: Some(name.into()),
+                file_path: Some(folder.into()),
+                sha1: Some("AB12".into()),
+                sha256: None,
+                ..FileDetails::default()
+            }),
+            ..Evidence::default()
+        }
+    }
+
+    fn device(id: &str) -> Evidence {
+        Evidence { odata_type: "#microsoft.graph.security.deviceEvidence".into(), mde_device_id: Some(id.into()), ..Evidence::default() }
+    }
+
+    fn message(location: &str, id: &str, to: &str) -> Evidence {
+        Evidence {
+            odata_type: "#microsoft.graph.security.analyzedMessageEvidence".into(),
+            delivery_location: Some(location.into()),
+            internet_message_id: Some(id.into()),
+            recipient_email_address: Some(to.into()),
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn a_file_is_found_on_its_own_device_or_the_alerts_only_one() {
+        let mut a = GraphAlert { detection_source: Some("microsoftDefenderForEndpoint".into()), ..GraphAlert::default() };
+        a.evidence =
+            vec![device("dev1"), file(None, "C:\\Users\\x\\Downloads", "a.exe", None), file(Some("dev2"), "/tmp", "b.sh", Some("blocked"))];
+        let p = plan(&a, None);
+        assert_eq!(p.len(), 2);
+        assert!(
+            matches!(&p[0], EvidenceTarget::File { device_id, quarantined_by_antivirus: false, sha1: Some(s), .. } if device_id == "dev1" && s == "ab12")
+        );
+        assert_eq!(p[0].path().as_deref(), Some("C:\\Users\\x\\Downloads\\a.exe"));
+        assert!(matches!(&p[1], EvidenceTarget::File { device_id, quarantined_by_antivirus: true, .. } if device_id == "dev2"));
+        assert_eq!(p[1].path().as_deref(), Some("/tmp/b.sh"));
+        // Two devices and a file that names none: which one is not known, so none is asked.
+        a.evidence = vec![device("dev1"), device("dev2"), file(None, "C:\\x", "a.exe", None)];
+        assert!(plan(&a, None).is_empty());
+    }
+
+    #[test]
+    fn antivirus_detections_are_in_quarantine_and_duplicates_are_asked_once() {
+        let mut a = GraphAlert { detection_source: Some("antivirus".into()), ..GraphAlert::default() };
+        a.evidence = vec![device("d"), file(None, "C:\\x", "a.exe", None), file(Some("d"), "C:\\x", "a.exe", None)];
+        let p = plan(&a, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(matches!(&p[0], EvidenceTarget::File { quarantined_by_antivirus: true, .. }));
+        a.evidence = (0..40).map(|i| file(Some("d"), "C:\\x", &format!("{i}.exe"), None)).collect();
+        assert_eq!(plan(&a, None).len(), MAX_TARGETS);
+    }
+
+    #[test]
+    fn only_quarantined_messages_and_reported_emails_are_asked_for_by_id_and_recipient() {
+        let a = GraphAlert {
+            evidence: vec![
+                message("inbox", "<in@x>", "u@contoso.com"),
+                message("quarantine", "q@x", "U@contoso.com"),
+                message("quarantine", "<no-recipient@x>", ""),
+            ],
+            ..GraphAlert::default()
+        };
+        let email =
+            EmailSection { internet_message_id: Some("<q@x>".into()), recipient: Some("U@contoso.com".into()), ..EmailSection::default() };
+        let p = plan(&a, Some(&email));
+        assert_eq!(
+            p,
+            vec![EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "U@contoso.com".into() }],
+            "bracketed, once"
+        );
+        let off = EvidenceDoc::default();
+        assert!(!p[0].enabled(&off));
+        assert!(p[0].enabled(&EvidenceDoc { quarantined_email: true, ..off }));
+    }
+
+    #[test]
+    fn a_job_key_names_the_alert_version_and_the_item_whatever_the_case() {
+        let t = |id: &str, to: &str| EvidenceTarget::Email { internet_message_id: id.into(), recipient: to.into() };
+        let k = job_key("defender_alerts/t/a1/2026-11-26T10:00:00.0000000Z", &t("<q@x>", "U@contoso.com"));
+        assert!(k.starts_with("defender_alerts/t/a1/2026-11-26T10:00:00.0000000Z/evidence/"), "{k}");
+        assert_eq!(k, job_key("defender_alerts/t/a1/2026-11-26T10:00:00.0000000Z", &t("<q@x>", "u@contoso.com")));
+        assert_ne!(
+            k,
+            job_key("defender_alerts/t/a1/2026-11-26T10:00:00.0000000Z", &t("<Q@x>", "u@contoso.com")),
+            "Message-IDs are case-sensitive"
+        );
+        assert_eq!(EvidenceOutcome::DeviceOffline.as_str(), "device_offline");
+        assert_eq!(serde_json::to_string(&EvidenceOutcome::TooLarge).ok().as_deref(), Some("\"too_large\""));
+    }
+}
