@@ -1,0 +1,370 @@
+//! An evidence job's life, as a state machine the processor drives one step at a time (issue 13;
+//! DESIGN.md: a durable job, a DynamoDB record moved on by delayed SQS messages, never a sleep in
+//! a batch). Each step is: look at what the job needs next ([`EvidenceJob::next`]), make that one
+//! call, and feed what Microsoft answered back in ([`EvidenceJob::observe`]). Everything here is
+//! pure, so every path (busy device, offline device, failed action, expired link, refusal, size,
+//! hash mismatch) is decided in one place and tested without a network.
+//!
+//! A file: `runliveresponse` with GetFile (ms-apis.md §7) → the machine action polled until it
+//! ends → its result link → the file streamed to the artifact store. An email: Get-QuarantineMessage
+//! by Message-ID and recipient (§8) → Export-QuarantineMessage → the `.eml` stored.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::envelope::ObjectRef;
+use super::evidence_plan::{EvidenceOutcome, EvidenceTarget};
+use super::time::GraphTime;
+
+/// The bounds of every job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// From creation to the end, whatever happens: Microsoft queues a live response for an
+    /// offline device up to 3 days (§7); the integration may want its answer sooner.
+    pub max_wait: Duration,
+    /// Calls that failed for a passing reason (busy device, throttling, an outage), in all.
+    pub max_attempts: u32,
+    /// How long after a check a running action is checked again.
+    pub check_every: Duration,
+    /// How long a busy device (`ActiveRequestAlreadyExists`) or a throttled start waits.
+    pub busy_wait: Duration,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits {
+            max_wait: Duration::from_secs(24 * 3600),
+            max_attempts: 20,
+            check_every: Duration::from_secs(60),
+            busy_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A Live Response machine action's `status` (machineaction.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionStatus {
+    Pending,
+    InProgress,
+    Succeeded,
+    Failed,
+    TimeOut,
+    Cancelled,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// The first call is to be made (again, after `not_before`).
+    Start {
+        not_before: GraphTime,
+    },
+    /// A live response runs on the device; `last` is the status it last had.
+    Running {
+        action_id: String,
+        last: ActionStatus,
+        next_check: GraphTime,
+    },
+    /// A message was found in quarantine by its identity; it is to be exported.
+    Export {
+        identity: String,
+    },
+    /// The result is ready: its link (re-requested whenever it expired) and the download.
+    Download {
+        action_id: String,
+    },
+    Done {
+        outcome: EvidenceOutcome,
+        detail: Option<String>,
+        artifact: Option<ObjectRef>,
+    },
+}
+
+/// The one call a job needs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// `runliveresponse` with GetFile, or Get-QuarantineMessage.
+    Start,
+    /// `GET machineactions/{id}`.
+    CheckAction(String),
+    /// Export-QuarantineMessage of this identity.
+    Export(String),
+    /// The result link of this action, then the file to the artifact store.
+    Download(String),
+    /// Nothing before this time: the job's message comes back then.
+    WaitUntil(GraphTime),
+    Finished,
+}
+
+/// What a call answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The live response was accepted: its machine action.
+    Started {
+        action_id: String,
+    },
+    /// The device already runs a session, or the API throttled: try again later.
+    Busy,
+    /// A call failed for a passing reason (an outage, a timeout): try again later.
+    Transient(String),
+    Action(ActionStatus),
+    /// Get-QuarantineMessage found the message.
+    Found {
+        identity: String,
+    },
+    /// The file or the message is not there (a GetFile that failed on a missing path, no
+    /// quarantined message with that id and recipient).
+    NotFound(String),
+    /// Microsoft refused for good (a missing role or permission, a device group without Live
+    /// Response): its reason.
+    Refused(String),
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
+    /// The stored bytes are not the file the alert names.
+    HashMismatch {
+        expected: String,
+        got: String,
+    },
+    Stored(ObjectRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceJob {
+    pub key: String,
+    pub target: EvidenceTarget,
+    pub created_at: GraphTime,
+    /// Passing failures so far (busy, throttled, transient).
+    pub attempts: u32,
+    pub phase: Phase,
+}
+
+impl EvidenceJob {
+    pub fn new(key: String, target: EvidenceTarget, now: GraphTime) -> Self {
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase: Phase::Start { not_before: now } }
+    }
+
+    /// A job for evidence the integration does not retrieve: done at once, saying so.
+    pub fn disabled(key: String, target: EvidenceTarget, now: GraphTime) -> Self {
+        let phase = Phase::Done {
+            outcome: EvidenceOutcome::Disabled,
+            detail: Some("evidence retrieval of this kind is not enabled for this integration".into()),
+            artifact: None,
+        };
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase }
+    }
+
+    pub fn outcome(&self) -> Option<EvidenceOutcome> {
+        match &self.phase {
+            Phase::Done { outcome, .. } => Some(*outcome),
+            _ => None,
+        }
+    }
+
+    /// The call to make now, or when to come back. A job past its wait ends here, named by
+    /// what it was waiting for: a device that never picked the action up is offline.
+    pub fn next(&mut self, now: GraphTime, limits: &JobLimits) -> Next {
+        if !matches!(self.phase, Phase::Done { .. }) && now >= self.created_at.plus(limits.max_wait) {
+            let offline = matches!(self.phase, Phase::Running { last: ActionStatus::Pending, .. });
+            let (outcome, why) = if offline {
+                (EvidenceOutcome::DeviceOffline, "the device did not pick the live response up within the job's maximum wait")
+            } else {
+                (EvidenceOutcome::TimedOut, "the evidence was not retrieved within the job's maximum wait")
+            };
+            self.finish(outcome, Some(why.into()), None);
+        }
+        match &self.phase {
+            Phase::Start { not_before } if *not_before > now => Next::WaitUntil(*not_before),
+            Phase::Start { .. } => Next::Start,
+            Phase::Running { next_check, .. } if *next_check > now => Next::WaitUntil(*next_check),
+            Phase::Running { action_id, .. } => Next::CheckAction(action_id.clone()),
+            Phase::Export { identity } => Next::Export(identity.clone()),
+            Phase::Download { action_id } => Next::Download(action_id.clone()),
+            Phase::Done { .. } => Next::Finished,
+        }
+    }
+
+    /// Moves the job on by what the call of [`Self::next`] answered.
+    pub fn observe(&mut self, observation: Observation, now: GraphTime, limits: &JobLimits) {
+        let retry_at = now.plus(limits.busy_wait);
+        match observation {
+            Observation::Started { action_id } => {
+                self.phase = Phase::Running { action_id, last: ActionStatus::Pending, next_check: now.plus(limits.check_every) }
+            }
+            Observation::Busy | Observation::Transient(_) => {
+                self.attempts += 1;
+                if self.attempts > limits.max_attempts {
+                    let detail = match observation {
+                        Observation::Transient(why) => format!("gave up after {} attempts: {why}", self.attempts),
+                        _ => format!("gave up after {} attempts: the device or the API stayed busy", self.attempts),
+                    };
+                    self.finish(EvidenceOutcome::TimedOut, Some(detail), None);
+                    return;
+                }
+                // Where the job was, it waits: a start starts again, a check checks again.
+                match &mut self.phase {
+                    Phase::Start { not_before } => *not_before = retry_at,
+                    Phase::Running { next_check, .. } => *next_check = retry_at,
+                    // An export or a download is simply made again by the next message.
+                    Phase::Export { .. } | Phase::Download { .. } | Phase::Done { .. } => {}
+                }
+            }
+            Observation::Action(status) => {
+                let Phase::Running { action_id, .. } = &self.phase else { return };
+                let action_id = action_id.clone();
+                self.phase = match status {
+                    ActionStatus::Pending | ActionStatus::InProgress => {
+                        Phase::Running { action_id, last: status, next_check: now.plus(limits.check_every) }
+                    }
+                    ActionStatus::Succeeded => Phase::Download { action_id },
+                    ActionStatus::Failed => {
+                        self.finish(
+                            EvidenceOutcome::NotFound,
+                            Some("the live response failed on the device (GetFile found no file at the path)".into()),
+                            None,
+                        );
+                        return;
+                    }
+                    ActionStatus::TimeOut | ActionStatus::Cancelled => {
+                        let why = format!("Defender for Endpoint ended the live response: {status:?}");
+                        self.finish(EvidenceOutcome::TimedOut, Some(why), None);
+                        return;
+                    }
+                };
+            }
+            Observation::Found { identity } => self.phase = Phase::Export { identity },
+            Observation::NotFound(why) => self.finish(EvidenceOutcome::NotFound, Some(why), None),
+            Observation::Refused(why) => self.finish(EvidenceOutcome::Refused, Some(why), None),
+            Observation::TooLarge { size, limit } => {
+                self.finish(EvidenceOutcome::TooLarge, Some(format!("{size} bytes, more than the {limit} kept")), None)
+            }
+            Observation::HashMismatch { expected, got } => self.finish(
+                EvidenceOutcome::Refused,
+                Some(format!("the retrieved file's hash {got} is not the alert's {expected}: not kept")),
+                None,
+            ),
+            Observation::Stored(r) => self.finish(EvidenceOutcome::Retrieved, None, Some(r)),
+        }
+    }
+
+    fn finish(&mut self, outcome: EvidenceOutcome, detail: Option<String>, artifact: Option<ObjectRef>) {
+        self.phase = Phase::Done { outcome, detail, artifact };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> EvidenceTarget {
+        EvidenceTarget::File {
+            device_id: "d".into(),
+            folder: "C:\\x".into(),
+            name: "a.exe".into(),
+            sha1: None,
+            sha256: None,
+            quarantined_by_antivirus: false,
+        }
+    }
+
+    fn t0() -> GraphTime {
+        GraphTime::from_unix_seconds(1_800_000_000)
+    }
+
+    fn stored() -> ObjectRef {
+        ObjectRef { bucket: "b".into(), key: "k".into(), size: 3, sha256: "0".repeat(64), content_type: None }
+    }
+
+    #[test]
+    fn a_file_is_started_checked_until_it_succeeds_downloaded_and_stored() {
+        let l = JobLimits::default();
+        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        assert_eq!(j.next(t0(), &l), Next::Start);
+        j.observe(Observation::Started { action_id: "ma1".into() }, t0(), &l);
+        let check = t0().plus(l.check_every);
+        assert_eq!(j.next(t0(), &l), Next::WaitUntil(check), "no check before its time");
+        assert_eq!(j.next(check, &l), Next::CheckAction("ma1".into()));
+        j.observe(Observation::Action(ActionStatus::InProgress), check, &l);
+        let later = check.plus(l.check_every);
+        assert_eq!(j.next(later, &l), Next::CheckAction("ma1".into()));
+        j.observe(Observation::Action(ActionStatus::Succeeded), later, &l);
+        assert_eq!(j.next(later, &l), Next::Download("ma1".into()));
+        // An expired link is a passing failure: the download is made again.
+        j.observe(Observation::Transient("the link expired".into()), later, &l);
+        assert_eq!(j.next(later, &l), Next::Download("ma1".into()));
+        j.observe(Observation::Stored(stored()), later, &l);
+        assert_eq!((j.outcome(), j.next(later, &l)), (Some(EvidenceOutcome::Retrieved), Next::Finished));
+    }
+
+    #[test]
+    fn a_busy_device_waits_and_an_offline_one_ends_the_job_at_its_maximum_wait() {
+        let l = JobLimits { max_wait: Duration::from_secs(3600), ..JobLimits::default() };
+        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        j.observe(Observation::Busy, t0(), &l);
+        assert_eq!(j.next(t0(), &l), Next::WaitUntil(t0().plus(l.busy_wait)));
+        let t = t0().plus(l.busy_wait);
+        j.observe(Observation::Started { action_id: "ma".into() }, t, &l);
+        // Queued by Microsoft for a device that never comes online.
+        let mut now = t;
+        while j.outcome().is_none() {
+            now = now.plus(l.check_every);
+            if j.next(now, &l) == Next::CheckAction("ma".into()) {
+                j.observe(Observation::Action(ActionStatus::Pending), now, &l);
+            }
+        }
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::DeviceOffline));
+        assert!(now >= t0().plus(l.max_wait) && now <= t0().plus(l.max_wait).plus(l.check_every));
+        // One that started on the device and never finished timed out.
+        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        j.observe(Observation::Started { action_id: "ma".into() }, t0(), &l);
+        j.observe(Observation::Action(ActionStatus::InProgress), t0(), &l);
+        assert_eq!(j.next(t0().plus(l.max_wait), &l), Next::Finished);
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::TimedOut));
+    }
+
+    #[test]
+    fn attempts_are_bounded_and_every_end_is_named() {
+        let l = JobLimits { max_attempts: 3, ..JobLimits::default() };
+        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        for _ in 0..4 {
+            j.observe(Observation::Transient("503".into()), t0(), &l);
+        }
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::TimedOut));
+        assert!(matches!(&j.phase, Phase::Done { detail: Some(d), .. } if d.contains("4 attempts") && d.contains("503")));
+        for (obs, want) in [
+            (Observation::Action(ActionStatus::Failed), EvidenceOutcome::NotFound),
+            (Observation::Action(ActionStatus::Cancelled), EvidenceOutcome::TimedOut),
+            (Observation::Refused("no Machine.LiveResponse".into()), EvidenceOutcome::Refused),
+            (Observation::TooLarge { size: 9, limit: 8 }, EvidenceOutcome::TooLarge),
+            (Observation::HashMismatch { expected: "a".into(), got: "b".into() }, EvidenceOutcome::Refused),
+        ] {
+            let mut j = EvidenceJob::new("k".into(), file(), t0());
+            j.observe(Observation::Started { action_id: "ma".into() }, t0(), &l);
+            j.observe(obs.clone(), t0(), &l);
+            assert_eq!(j.outcome(), Some(want), "{obs:?}");
+        }
+        let off = EvidenceJob::disabled("k".into(), file(), t0());
+        assert_eq!(off.outcome(), Some(EvidenceOutcome::Disabled));
+    }
+
+    #[test]
+    fn an_email_is_found_by_id_then_exported_and_a_missing_one_is_not_found() {
+        let l = JobLimits::default();
+        let email = EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "u@contoso.com".into() };
+        let mut j = EvidenceJob::new("k".into(), email.clone(), t0());
+        assert_eq!(j.next(t0(), &l), Next::Start);
+        j.observe(Observation::Found { identity: "g1\\g2".into() }, t0(), &l);
+        assert_eq!(j.next(t0(), &l), Next::Export("g1\\g2".into()));
+        j.observe(Observation::Stored(stored()), t0(), &l);
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::Retrieved));
+        let mut j = EvidenceJob::new("k".into(), email, t0());
+        j.observe(Observation::NotFound("no quarantined message with that id for that recipient".into()), t0(), &l);
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::NotFound));
+        // The record round-trips: it is what DynamoDB keeps between steps.
+        let text = serde_json::to_string(&j).unwrap_or_default();
+        assert_eq!(serde_json::from_str::<EvidenceJob>(&text).ok(), Some(j));
+    }
+}
