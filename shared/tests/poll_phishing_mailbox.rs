@@ -168,6 +168,7 @@ async fn a_report_whose_email_is_gone_is_still_delivered_with_the_problem_named(
     assert_eq!(evidence.status, "failed");
     assert!(evidence.reason.unwrap().contains("deleted or moved"));
     assert!(got.iter().filter(|e| e.id != gone).all(|e| note(e).mime.is_some()), "the others have their email");
+    assert_eq!(s.reported_emails_missing, 1, "{s:?}");
 }
 
 #[tokio::test]
@@ -199,6 +200,7 @@ async fn a_reported_email_larger_than_the_body_cap_is_named_and_the_report_still
     assert_eq!(got.len(), due(&w, w.now()).len());
     let problems: Vec<String> = got.iter().filter_map(|e| note(e).problem).collect();
     assert!(!problems.is_empty(), "some emails are over the cap");
+    assert_eq!(s.reported_emails_missing, problems.len(), "counted");
     for p in &problems {
         assert!(p.contains("not stored") && p.contains("1450"), "{p}");
     }

@@ -177,6 +177,9 @@ pub struct RunSummary {
     /// Unsettled items whose later state will not be delivered: the cursor could not keep
     /// them, or they did not settle in time (each logged with why).
     pub unsettled_dropped: usize,
+    /// Reports delivered without their reported email (gone, too large, not MIME; each logged
+    /// with why, and named in the report's evidence).
+    pub reported_emails_missing: usize,
     pub watermark: Option<GraphTime>,
     /// When the run began, on the window field's clock.
     pub started_at: GraphTime,
@@ -197,6 +200,7 @@ impl RunSummary {
             credentials_refused: false,
             verdicts: 0,
             unsettled_dropped: 0,
+            reported_emails_missing: 0,
             watermark: None,
             started_at: GraphTime::default(),
         }
@@ -496,7 +500,7 @@ impl<P: PollPorts> Poller<P> {
             // Fetching alerts and sending end by the commit reserve; a span cut short is not
             // committed and is sent again by the next run (duplicates, never a gap).
             let sending = async {
-                let mut ready = 0;
+                let (mut ready, mut missing) = (0, 0);
                 for item in &mut fresh[..take] {
                     if ready > 0 && per_item > 0 && Instant::now() >= read_by {
                         break;
@@ -506,16 +510,16 @@ impl<P: PollPorts> Poller<P> {
                         item.raw = with_children(&item.raw, children.member, &found)?;
                     }
                     if let Some(at) = kind.reported_email(integration, item) {
-                        annotate(&self.graph, &creds, &self.artifacts, &ctx, &at, item).await?;
+                        missing += usize::from(!annotate(&self.graph, &creds, &self.artifacts, &ctx, &at, item).await?);
                     }
                     ready += 1;
                 }
-                deliver(&fresh[..ready], &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await.map(|d| (ready, d))
+                deliver(&fresh[..ready], &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await.map(|d| (ready, missing, d))
             };
             let Ok(d) = tokio::time::timeout_at(send_by.into(), sending).await else {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline (a span was being sent; it is sent again next run)".into()));
             };
-            let (ready, d) = d?;
+            let (ready, missing, d) = d?;
             let sent = &fresh[..ready];
             requests += ready * per_item;
             summary.pages += ready * per_item;
@@ -534,6 +538,7 @@ impl<P: PollPorts> Poller<P> {
             summary.claim_checks += d.claim_checks;
             summary.batches += d.batches;
             summary.quarantined += d.quarantined;
+            summary.reported_emails_missing += missing;
             if !whole {
                 summary.watermark = cursor.watermark;
                 return Ok(RunEnd::Stopped(format!(

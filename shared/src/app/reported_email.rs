@@ -63,7 +63,8 @@ pub async fn fetch_reported_email<G: GraphApi>(
 /// `reported-email/<integration>/<sha256>.eml` (the same email reported twice is one object),
 /// parses it, and adds what was found to the item as [`REPORTED_EMAIL_MEMBER`]. A report whose
 /// email is gone, too large or not MIME is still delivered, with the problem named; throttling,
-/// outages and a refused permission fail the run (the span is read and sent again).
+/// outages and a refused permission fail the run (the span is read and sent again). True when
+/// the email was stored.
 pub async fn annotate<G: GraphApi, A: ArtifactStore>(
     graph: &G,
     creds: &Credentials,
@@ -71,7 +72,7 @@ pub async fn annotate<G: GraphApi, A: ArtifactStore>(
     ctx: &Context<'_>,
     at: &ReportedEmailAt,
     item: &mut Item,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let mut note = ReportedEmailNote::default();
     match fetch_reported_email(graph, creds, &at.mailbox, &at.message_id).await {
         Ok(Some(email)) => {
@@ -98,5 +99,5 @@ pub async fn annotate<G: GraphApi, A: ArtifactStore>(
     // A note of strings, numbers and a bounded parse always serialises.
     let value = serde_json::to_string(&note).unwrap_or_else(|_| "{}".into());
     item.raw = with_member(&item.raw, REPORTED_EMAIL_MEMBER, &value)?;
-    Ok(())
+    Ok(note.mime.is_some())
 }

@@ -76,6 +76,9 @@ pub fn poll_records(summaries: &[RunSummary], now: GraphTime, calls: &[(&str, u6
                 metrics.push(("VerdictsSent", s.verdicts as f64, "Count"));
                 metrics.push(("UnsettledDropped", s.unsettled_dropped as f64, "Count"));
             }
+            if s.source == crate::Source::PhishingMailbox {
+                metrics.push(("ReportedEmailsMissing", s.reported_emails_missing as f64, "Count"));
+            }
             record(
                 &[("Source", s.source.as_str())],
                 &metrics,
@@ -173,6 +176,7 @@ mod tests {
             credentials_refused: false,
             verdicts: 0,
             unsettled_dropped: 0,
+            reported_emails_missing: 0,
             watermark: Some(GraphTime::from_unix_seconds(1_000)),
             started_at: GraphTime::from_unix_seconds(1_290),
         };
@@ -194,9 +198,14 @@ mod tests {
         assert_eq!(cloud_apps["Api"].as_str(), Some("cloud_apps"));
         assert!(run.get("VerdictsSent").is_none(), "absent where nothing settles");
         let s = RunSummary { source: crate::Source::EmailSubmissions, verdicts: 2, unsettled_dropped: 1, ..s };
-        let r = poll_records(&[s], GraphTime::from_unix_seconds(1_300), &[]);
+        let r = poll_records(std::slice::from_ref(&s), GraphTime::from_unix_seconds(1_300), &[]);
         let run: Value = serde_json::from_str(&r[0]).unwrap();
         assert_eq!((run["VerdictsSent"].as_f64(), run["UnsettledDropped"].as_f64()), (Some(2.0), Some(1.0)));
+        assert!(run.get("ReportedEmailsMissing").is_none(), "a mailbox's only");
+        let s = RunSummary { source: crate::Source::PhishingMailbox, reported_emails_missing: 1, ..s };
+        let r = poll_records(&[s], GraphTime::from_unix_seconds(1_300), &[]);
+        let run: Value = serde_json::from_str(&r[0]).unwrap();
+        assert_eq!(run["ReportedEmailsMissing"].as_f64(), Some(1.0));
     }
 
     #[test]
