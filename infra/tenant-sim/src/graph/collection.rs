@@ -28,17 +28,23 @@ impl Shaping {
     }
 }
 
+/// Puts `items` in an order drawn from `salt` (Fisher–Yates): before a stable sort, items that
+/// sort equal come out in a new order on every request.
+pub fn shuffle<T>(items: &mut [T], salt: u64) {
+    let mut rng = crate::ids::rng(salt, 0x5A);
+    for i in (1..items.len()).rev() {
+        let j = rand::Rng::gen_range(&mut rng, 0..=i);
+        items.swap(i, j);
+    }
+}
+
 /// Sorts `items` by the query's `$orderby` (default: newest `createdDateTime`
 /// first, as the list pages say) and cuts the requested page. Returns the page,
 /// the total match count and whether a nextLink should follow.
 pub fn page<T>(mut items: Vec<T>, q: &CollectionQuery, time: impl Fn(&T, &str) -> Instant, shape: Shaping) -> (Vec<T>, usize, bool) {
     if shape.shuffle_ties {
         // A fresh order for equal keys on every request: the stable sort below keeps it.
-        let mut rng = crate::ids::rng(shape.salt, 0x5A);
-        for i in (1..items.len()).rev() {
-            let j = rand::Rng::gen_range(&mut rng, 0..=i);
-            items.swap(i, j);
-        }
+        shuffle(&mut items, shape.salt);
     }
     if q.order.is_empty() || shape.ignore_orderby {
         items.sort_by_key(|b| std::cmp::Reverse(time(b, "createdDateTime")));

@@ -181,11 +181,7 @@ fn list(sim: &Sim, ctx: &GraphCtx, mailbox: Option<usize>, path: &str, query: Op
     if sim.graph_spec().shuffle_ties {
         // No document promises an order of messages received in the same second: a fresh one
         // on every request, which the stable sorts below keep.
-        let mut rng = crate::ids::rng(sim.random(), 0x5B);
-        for i in (1..items.len()).rev() {
-            let j = rand::Rng::gen_range(&mut rng, 0..=i);
-            items.swap(i, j);
-        }
+        super::collection::shuffle(&mut items, sim.random());
     }
     // Newest first unless asked otherwise (the documented default for messages).
     let key = |m: &Map<String, Value>, p: &str| m.get(p).and_then(Value::as_str).unwrap_or_default().to_owned();
