@@ -21,6 +21,24 @@ pub struct ObjectRef {
     pub content_type: Option<String>,
 }
 
+impl ObjectRef {
+    /// The reference to `bytes` stored under `key` in `bucket`, typed by the key's extension.
+    pub fn of(bucket: &str, key: &str, bytes: &[u8]) -> Self {
+        ObjectRef {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+            content_type: Some(content_type_of(key).to_owned()),
+        }
+    }
+}
+
+/// SHA-256 of `bytes`, lower-case hex: how stored objects are named and checked.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The media type of an artifact, by its key's extension: the store writes JSON records and
 /// reported emails' MIME.
 pub fn content_type_of(key: &str) -> &'static str {

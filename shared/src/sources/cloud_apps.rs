@@ -62,14 +62,6 @@ impl SourceSpec for CloudApps {
     }
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
         let alert = cloud_apps_alert::to_alert(object.get()).map_err(|e| format!("the Cloud Apps alert does not parse: {e}"))?;
-        Ok(vec![Unit {
-            alert,
-            raw: object.to_owned(),
-            version: envelope.version,
-            incident: None,
-            revision: None,
-            email: None,
-            evidence: None,
-        }])
+        Ok(vec![Unit::plain(alert, object, envelope.version)])
     }
 }

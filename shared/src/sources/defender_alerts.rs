@@ -28,14 +28,6 @@ impl SourceSpec for DefenderAlerts {
     }
     fn units(&self, envelope: &Envelope, object: &RawValue) -> Result<Vec<Unit>, String> {
         let alert: GraphAlert = serde_json::from_str(object.get()).map_err(|e| format!("the alert does not parse: {e}"))?;
-        Ok(vec![Unit {
-            alert,
-            raw: object.to_owned(),
-            version: envelope.version,
-            incident: None,
-            revision: None,
-            email: None,
-            evidence: None,
-        }])
+        Ok(vec![Unit::plain(alert, object, envelope.version)])
     }
 }

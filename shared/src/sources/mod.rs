@@ -80,6 +80,13 @@ pub struct Unit {
     pub evidence: Option<EvidenceRetrieval>,
 }
 
+impl Unit {
+    /// The alert an object is, at the envelope's version, with nothing more known of it.
+    pub fn plain(alert: GraphAlert, object: &RawValue, version: GraphTime) -> Self {
+        Unit { alert, raw: object.to_owned(), version, incident: None, revision: None, email: None, evidence: None }
+    }
+}
+
 /// A message whose reported email the poll loop retrieves before delivery: it stores the MIME
 /// in the artifact store and adds what it found to the item (domain/mailbox_report.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]

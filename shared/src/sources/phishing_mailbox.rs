@@ -115,15 +115,7 @@ impl SourceSpec for PhishingMailbox {
                 reason: n.problem.clone(),
             },
         };
-        Ok(vec![Unit {
-            alert,
-            raw: object.to_owned(),
-            version: envelope.version,
-            incident: None,
-            revision: None,
-            email: Some(email),
-            evidence: Some(evidence),
-        }])
+        Ok(vec![Unit { email: Some(email), evidence: Some(evidence), ..Unit::plain(alert, object, envelope.version) }])
     }
 }
 

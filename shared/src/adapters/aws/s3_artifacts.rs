@@ -4,7 +4,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
 use super::sdk::describe;
-use crate::adapters::local::sha256_hex;
 use crate::domain::envelope::{content_type_of, ObjectRef};
 use crate::error::ArtifactError;
 use crate::ports::ArtifactStore;
@@ -33,13 +32,7 @@ impl ArtifactStore for S3ArtifactStore {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef, ArtifactError> {
-        let r = ObjectRef {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            size: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
-            content_type: Some(content_type_of(key).to_owned()),
-        };
+        let r = ObjectRef::of(&self.bucket, key, &bytes);
         self.client
             .put_object()
             .bucket(&self.bucket)

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::domain::envelope::{content_type_of, ObjectRef};
+pub use crate::domain::envelope::sha256_hex;
+use crate::domain::envelope::ObjectRef;
 use crate::error::ArtifactError;
 use crate::ports::ArtifactStore;
 
@@ -18,10 +19,6 @@ impl DirArtifactStore {
         let bucket = format!("file://{}", root.display());
         DirArtifactStore { root, bucket }
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ArtifactStore for DirArtifactStore {
@@ -42,13 +39,7 @@ impl ArtifactStore for DirArtifactStore {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(err)?;
         }
-        let r = ObjectRef {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            size: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
-            content_type: Some(content_type_of(key).to_owned()),
-        };
+        let r = ObjectRef::of(&self.bucket, key, &bytes);
         tokio::fs::write(&path, bytes).await.map_err(err)?;
         Ok(r)
     }
