@@ -21,6 +21,42 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// Defender for Cloud Apps API limits.
     pub cloud_apps: CloudAppsSpec,
+    /// Defender for Endpoint live response: its limits and how long devices take.
+    pub mde: MdeSpec,
+}
+
+/// Defender for Endpoint live response (ms-apis.md §7).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MdeSpec {
+    /// `runliveresponse` calls per minute per tenant (run-live-response.md: 10).
+    pub runs_per_minute: usize,
+    /// Live response sessions running at once per tenant (live-response.md: 25).
+    pub max_sessions: usize,
+    /// Seconds an online device takes to pick an action up, then to run it (not documented:
+    /// the simulator's choice).
+    pub pickup_secs: i64,
+    pub run_secs: i64,
+    /// An offline device's action waits this long, then times out (live-response.md: up to 3 days).
+    pub offline_timeout_secs: i64,
+    /// A result link's lifetime (get-live-response-result.md: 30 minutes).
+    pub link_lifetime_secs: i64,
+    /// Machines (MDE ids) offline at the start.
+    pub offline: Vec<String>,
+}
+
+impl Default for MdeSpec {
+    fn default() -> Self {
+        MdeSpec {
+            runs_per_minute: 10,
+            max_sessions: 25,
+            pickup_secs: 5,
+            run_secs: 20,
+            offline_timeout_secs: 3 * 86_400,
+            link_lifetime_secs: 1_800,
+            offline: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -282,6 +318,7 @@ impl Default for Scenario {
             tokens: TokenSpec::default(),
             faults: Vec::new(),
             cloud_apps: CloudAppsSpec::default(),
+            mde: MdeSpec::default(),
         }
     }
 }

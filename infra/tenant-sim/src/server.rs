@@ -70,7 +70,7 @@ impl Simulator {
     pub async fn start_on(scenario: Scenario, addr: SocketAddr, host: &str) -> Result<Simulator, StartError> {
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
-        let tls = tls::build(&[host.to_owned()])?;
+        let tls = tls::build(&[host.to_owned(), crate::mde::blob::BLOB_HOST.to_owned()])?;
         let state = Arc::new(SimState::build(&scenario, format!("https://{host}:{}", addr.port()))?);
         let app = router(state.clone());
         let acceptor = TlsAcceptor::from(tls.config);
@@ -181,6 +181,39 @@ impl Simulator {
             .filter(|t| t.tenant_id == tenant_id)
             .flat_map(|t| t.alerts.iter().flat_map(|a| a.versions.iter().map(|v| (a.id.clone(), v.last_update, v.visible_at))))
             .collect()
+    }
+
+    /// The host live response results download from (its own name, resolved to [`Self::addr`]).
+    pub fn blob_host(&self) -> &'static str {
+        crate::mde::blob::BLOB_HOST
+    }
+
+    fn tenant_index(&self, tenant_id: &str) -> Option<usize> {
+        self.state.directory().iter().position(|t| t.id == tenant_id)
+    }
+
+    /// Brings a device online or takes it offline (its pending live responses wait for it).
+    pub fn set_machine_online(&self, tenant_id: &str, machine_id: &str, online: bool) {
+        if let Some(t) = self.tenant_index(tenant_id) {
+            self.state.mde.set_online(t, machine_id, online, self.state.clock.now());
+        }
+    }
+
+    /// The next `n` result links are handed out already expired.
+    pub fn expire_next_result_links(&self, n: usize) {
+        self.state.mde.expire_next_links(n);
+    }
+
+    /// Downloads serve a changed byte (a file that is not the one the alert names).
+    pub fn tamper_downloads(&self, on: bool) {
+        self.state.mde.tamper_downloads(on);
+    }
+
+    /// Live response machine actions of a tenant: (id, machine, status now), oldest first.
+    pub fn machine_actions(&self, tenant_id: &str) -> Vec<(String, String, &'static str)> {
+        let Some(t) = self.tenant_index(tenant_id) else { return Vec::new() };
+        let (now, spec) = (self.state.clock.now(), self.state.mde.spec());
+        self.state.mde.actions(t).into_iter().map(|a| (a.id.clone(), a.machine_id.clone(), a.status(now, &spec).as_str())).collect()
     }
 
     pub fn set_cloud_apps_spec(&self, spec: crate::scenario::CloudAppsSpec) {

@@ -42,6 +42,8 @@ pub struct SimState {
     /// Outlook's per app, per mailbox limits (graph-throttling-limits.md "Outlook service
     /// limits"): requests in flight, and requests in the current 10-minute window.
     pub mail_gates: Mutex<std::collections::HashMap<(String, String), MailGate>>,
+    /// Defender for Endpoint: devices online, live response actions, result links.
+    pub mde: crate::mde::MdeState,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -128,6 +130,7 @@ impl SimState {
             mailboxes: RwLock::new(mailboxes),
             mailbox_plans: scenario.tenants.iter().map(|t| t.mailbox.clone()).collect(),
             mail_gates: Mutex::new(std::collections::HashMap::new()),
+            mde: crate::mde::MdeState::new(&scenario.mde, scenario.tenants.len()),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })

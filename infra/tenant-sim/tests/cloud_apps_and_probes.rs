@@ -123,9 +123,12 @@ async fn probes_of_mde_exchange_and_mail_answer_with_the_doc_samples() {
 
     let exo = h.token_for("https://outlook.office365.com/.default").await;
     let cmd = json!({"CmdletInput": {"CmdletName": "Get-QuarantineMessage", "Parameters": {"PageSize": 1}}});
-    let r = h.http.post(h.url("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand")).bearer_auth(&exo).json(&cmd).send().await.unwrap();
+    let anchor = "UPN:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@contoso.onmicrosoft.com";
+    let post = |org: &str| h.http.post(h.url(&format!("/adminapi/beta/{org}/InvokeCommand"))).bearer_auth(&exo).json(&cmd);
+    assert_eq!(post("contoso.onmicrosoft.com").send().await.unwrap().status().as_u16(), 400, "no X-AnchorMailbox");
+    let r = post("contoso.onmicrosoft.com").header("X-AnchorMailbox", anchor).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = h.http.post(h.url("/adminapi/beta/fabrikam.onmicrosoft.com/InvokeCommand")).bearer_auth(&exo).json(&cmd).send().await.unwrap();
+    let r = post("fabrikam.onmicrosoft.com").header("X-AnchorMailbox", anchor).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404, "another organization");
 
     let graph = h.graph_token().await;

@@ -407,15 +407,8 @@ pub fn build(kind: AlertKind, rng: &mut SimRng, pool: &Pool, at: Instant, big_ev
 }
 
 fn system_file(name: &str, path: &str, rng: &mut SimRng) -> File {
-    File {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        sha1: ids::hex(rng, 20),
-        sha256: ids::hex(rng, 32),
-        md5: ids::hex(rng, 16),
-        size: rng.gen_range(50_000..700_000),
-        publisher: Some("Microsoft Corporation"),
-    }
+    let f = File::sample(name.to_owned(), path.to_owned(), rng, |r| r.gen_range(50_000..700_000));
+    File { publisher: Some("Microsoft Corporation"), ..f }
 }
 
 /// Purview DLP alert. alerts_v2 documents no enforcement-mode field
@@ -477,24 +470,9 @@ fn prelude(rng: &mut SimRng, at: Instant, device: &super::pool::Device, user: &s
     );
     b.threat_display_name =
         Some((pick_str(rng, &["Virus:DOS/EICAR_Test_File", "Trojan:Win32/Ceprolad.A", "HackTool:Win32/Mimikatz.D"])).to_string());
-    let vst = File {
-        name: format!("{test_id}.exe"),
-        path: "C:\\ProgramData\\Prelude\\.vst".into(),
-        sha1: ids::hex(rng, 20),
-        sha256: ids::hex(rng, 32),
-        md5: ids::hex(rng, 16),
-        size: rng.gen_range(200_000..2_000_000),
-        publisher: None,
-    };
-    let probe = File {
-        name: "prelude-probe.exe".into(),
-        path: "C:\\Program Files\\Prelude".into(),
-        sha1: ids::hex(rng, 20),
-        sha256: ids::hex(rng, 32),
-        md5: ids::hex(rng, 16),
-        size: 1_900,
-        publisher: Some("Prelude Research, Inc."),
-    };
+    let vst = File::sample(format!("{test_id}.exe"), "C:\\ProgramData\\Prelude\\.vst".into(), rng, |r| r.gen_range(200_000..2_000_000));
+    let probe = File::sample("prelude-probe.exe".into(), "C:\\Program Files\\Prelude".into(), rng, |_| 1_900);
+    let probe = File { publisher: Some("Prelude Research, Inc."), ..probe };
     b.evidence.push(ev::device(at, device, &[user], nb, rng));
     b.evidence.push(ev::file(at, &vst, &device.mde_id, "prevented", "prevented"));
     b.evidence.push(ev::process(

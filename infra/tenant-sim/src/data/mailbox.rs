@@ -248,7 +248,7 @@ fn report(rng: &mut SimRng, plan: &MailboxPlan, pool: &Pool, received: Instant) 
 }
 
 /// RFC 5322 date, e.g. `Thu, 26 Nov 2026 10:00:00 +0000`.
-fn rfc2822(t: Instant) -> String {
+pub(crate) fn rfc2822(t: Instant) -> String {
     let secs = t.unix_seconds();
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

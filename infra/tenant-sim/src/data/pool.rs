@@ -38,6 +38,31 @@ pub struct File {
     pub publisher: Option<&'static str>,
 }
 
+/// The bytes of a simulated file: cheap, deterministic from its name and size.
+pub fn sample_bytes(name: &str, size: usize) -> Vec<u8> {
+    let line = format!("tenant-sim sample file {name}; not malware, a stand-in for the file an alert names\n");
+    line.bytes().cycle().take(size).collect()
+}
+
+/// Sample files are kept small: a live response hands the whole file back, and a scale run
+/// builds thousands of tenants.
+const MAX_SAMPLE_BYTES: i64 = 262_144;
+
+impl File {
+    /// A file whose hashes are those of its bytes ([`sample_bytes`]), so that a live response
+    /// hands back exactly the file the alerts name. The random draws the hashes once were are
+    /// still made, so everything generated after a file stays as it was.
+    pub fn sample(name: String, path: String, rng: &mut SimRng, draw_size: impl FnOnce(&mut SimRng) -> i64) -> File {
+        let (_sha1, _sha256, md5) = (ids::hex(rng, 20), ids::hex(rng, 32), ids::hex(rng, 16));
+        let drawn = draw_size(rng);
+        let size = if drawn > MAX_SAMPLE_BYTES { 1_024 + drawn % MAX_SAMPLE_BYTES } else { drawn.max(1) };
+        let bytes = sample_bytes(&name, size as usize);
+        let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        use sha2::Digest;
+        File { sha1: hex(&sha1::Sha1::digest(&bytes)), sha256: hex(&sha2::Sha256::digest(&bytes)), md5, size, name, path, publisher: None }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Pool {
     pub domain: String,
@@ -166,14 +191,11 @@ impl Pool {
             .collect();
         let files = MALWARE_FILES
             .iter()
-            .map(|(name, path)| File {
-                name: (*name).to_owned(),
-                path: path.replace("{u}", &pick(rng, &users).account_name),
-                sha1: ids::hex(rng, 20),
-                sha256: ids::hex(rng, 32),
-                md5: ids::hex(rng, 16),
-                size: rng.gen_range(2_000..9_000_000),
-                publisher: if rng.gen_bool(0.2) { Some("Microsoft Corporation") } else { None },
+            .map(|(name, path)| {
+                let path = path.replace("{u}", &pick(rng, &users).account_name);
+                let mut f = File::sample((*name).to_owned(), path, rng, |r| r.gen_range(2_000..9_000_000));
+                f.publisher = if rng.gen_bool(0.2) { Some("Microsoft Corporation") } else { None };
+                f
             })
             .collect();
         let external_ips = (0..size)

@@ -1,0 +1,62 @@
+//! What is on a device: the files the tenant's alerts name there. A file antivirus acted on
+//! (its evidence says blocked, prevented or remediated) is in quarantine, not at its path, as
+//! on a real device (ms-apis.md §7, "Locating a quarantined file from an alert").
+
+use serde_json::Value;
+
+use crate::data::pool::sample_bytes;
+use crate::state::Sim;
+
+/// A file found at a path on a device.
+#[derive(Debug, Clone)]
+pub struct OnDevice {
+    pub bytes: Vec<u8>,
+}
+
+/// The file at `path` on `machine` of tenant `tenant`, if an alert saw it there untouched by
+/// antivirus.
+pub fn at_path(sim: &Sim, tenant: usize, machine: &str, path: &str) -> Option<OnDevice> {
+    let now = sim.clock.now();
+    let data = sim.data();
+    let t = data.get(tenant)?;
+    let want = path.to_lowercase();
+    for a in &t.alerts {
+        let Some(v) = a.visible(now) else { continue };
+        let rendered = a.view(v).render(&t.pool, true);
+        let Some(Value::Array(evidence)) = rendered.get("evidence") else { continue };
+        let devices: Vec<&str> = evidence
+            .iter()
+            .filter(|e| e.get("@odata.type").and_then(Value::as_str) == Some("#microsoft.graph.security.deviceEvidence"))
+            .filter_map(|e| e.get("mdeDeviceId").and_then(Value::as_str))
+            .collect();
+        for e in evidence {
+            if e.get("@odata.type").and_then(Value::as_str) != Some("#microsoft.graph.security.fileEvidence") {
+                continue;
+            }
+            let device = e.get("mdeDeviceId").and_then(Value::as_str).filter(|d| !d.is_empty());
+            let on_machine = match device {
+                Some(d) => d.eq_ignore_ascii_case(machine),
+                None => devices.len() == 1 && devices[0].eq_ignore_ascii_case(machine),
+            };
+            let details = e.get("fileDetails");
+            let text = |k: &str| details.and_then(|d| d.get(k)).and_then(Value::as_str).unwrap_or_default();
+            let (folder, name) = (text("filePath"), text("fileName"));
+            let sep = if folder.contains('\\') { "\\" } else { "/" };
+            let full = format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']));
+            if !on_machine || full.to_lowercase() != want {
+                continue;
+            }
+            let status = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let acted = a.detection_source == "antivirus"
+                || matches!(status("detectionStatus").as_str(), "blocked" | "prevented")
+                || matches!(status("remediationStatus").as_str(), "remediated" | "prevented" | "blocked");
+            if acted {
+                // This alert saw antivirus take it; another may still see it at its path.
+                continue;
+            }
+            let size = details.and_then(|d| d.get("fileSize")).and_then(Value::as_u64).unwrap_or(0) as usize;
+            return Some(OnDevice { bytes: sample_bytes(name, size) });
+        }
+    }
+    None
+}

@@ -1,0 +1,243 @@
+//! Live response (ms-apis.md §7):
+//! - `POST /api/machines/{id}/runliveresponse` (run-live-response.md): 201 with the machine
+//!   action; 10 calls a minute and 25 running sessions per tenant (429 beyond); one session per
+//!   device (400 `ActiveRequestAlreadyExists`); commands in the order PutFile, RunScript, GetFile.
+//! - `GET /api/machineactions/{id}` (get-machineaction-object.md): Pending while the device has
+//!   not picked it up (an offline device's for up to 3 days, then TimeOut), InProgress while it
+//!   runs, then Succeeded or Failed (GetFile of a path where nothing is).
+//! - `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={i})`
+//!   (get-live-response-result.md): `{"value": <blob URL>}`, valid 30 minutes.
+//!
+//! Not documented, so the simulator's choice (README): how long a device takes, the message of a
+//! failed command, and the answer for a result that does not exist (400 `InvalidRequest`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::blob;
+use super::files;
+use super::state::{Action, Status};
+use super::{error, refused, LIVE_RESPONSE_ROLES, MACHINE_ROLES};
+use crate::entra::resources;
+use crate::graph::context::{authorize_for, GraphCtx};
+use crate::http;
+use crate::state::Sim;
+
+pub fn routes() -> Router<Sim> {
+    Router::new()
+        .route("/api/machines/{id}/runliveresponse", post(run))
+        .route("/api/machineactions/{id}", get(action))
+        .route("/api/machineactions/{id}/{operation}", get(result_link))
+}
+
+const ORDER: &[&str] = &["PutFile", "RunScript", "GetFile"];
+
+/// A command as requested: its type and its (key, value) parameters.
+type Command = (String, Vec<(String, String)>);
+
+/// The request's commands and comment, or why they are refused.
+fn commands(body: &[u8]) -> Result<(Vec<Command>, String), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("The request body is not valid JSON: {e}"))?;
+    let list = v.get("Commands").and_then(Value::as_array).filter(|c| !c.is_empty()).ok_or("Commands is required")?;
+    let mut out = Vec::new();
+    let mut last = 0;
+    for c in list {
+        let kind = c.get("type").and_then(Value::as_str).unwrap_or_default();
+        let rank = ORDER.iter().position(|k| *k == kind).ok_or_else(|| format!("Unknown command type '{kind}'"))?;
+        if rank < last {
+            return Err("Commands must be ordered PutFile, RunScript, GetFile".into());
+        }
+        last = rank;
+        let params: Vec<(String, String)> = c
+            .get("params")
+            .and_then(Value::as_array)
+            .map(|p| p.iter().filter_map(|kv| Some((kv.get("key")?.as_str()?.to_owned(), kv.get("value")?.as_str()?.to_owned()))).collect())
+            .unwrap_or_default();
+        let needs = match kind {
+            "GetFile" => "Path",
+            "PutFile" => "FileName",
+            _ => "ScriptName",
+        };
+        if !params.iter().any(|(k, v)| k == needs && !v.is_empty()) {
+            return Err(format!("{kind} requires the parameter {needs}"));
+        }
+        out.push((kind.to_owned(), params));
+    }
+    Ok((out, v.get("Comment").and_then(Value::as_str).unwrap_or_default().to_owned()))
+}
+
+async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    let who = match authorize_for(&sim, &headers, &mut ctx, resources::MDE, LIVE_RESPONSE_ROLES) {
+        Ok(w) => w,
+        Err(e) => return refused(&ctx, e),
+    };
+    let tenant = who.tenant_index;
+    let device = sim.data().get(tenant).and_then(|t| t.pool.devices.iter().find(|d| d.mde_id.eq_ignore_ascii_case(&machine)).cloned());
+    let Some(device) = device else {
+        return error(&ctx, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("Machine {machine} was not found"));
+    };
+    let (commands, comment) = match commands(&body) {
+        Ok(c) => c,
+        Err(why) => return error(&ctx, StatusCode::BAD_REQUEST, "InvalidRequestBody", &why),
+    };
+    let spec = sim.mde.spec();
+    let now = ctx.now;
+    let (sessions, busy) = sim.mde.running(tenant, &device.mde_id, now, &spec);
+    if busy {
+        return error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "ActiveRequestAlreadyExists",
+            "Action is already in progress on this device; wait for it to complete or cancel it",
+        );
+    }
+    if sessions >= spec.max_sessions {
+        return error(
+            &ctx,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "The number of concurrent live response sessions reached its limit",
+        );
+    }
+    if !sim.mde.admit_run(tenant, now, spec.runs_per_minute) {
+        return error(
+            &ctx,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests: runliveresponse allows 10 calls per minute",
+        );
+    }
+    let online = sim.mde.online(tenant, &device.mde_id);
+    let a = Action {
+        id: sim.guid(),
+        tenant,
+        machine_id: device.mde_id.clone(),
+        requestor: who.client_id,
+        comment,
+        commands,
+        created: now,
+        picked_up: online.then(|| now.plus_secs(spec.pickup_secs)),
+        result: None,
+    };
+    let body = render(&a, &device.dns_name, Status::Pending);
+    sim.mde.insert(a);
+    ctx.stamp(http::json(StatusCode::CREATED, &body, http::PLAIN_JSON))
+}
+
+/// Decides what the device's GetFile collected, once it has run.
+fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, String>> {
+    if status != Status::Succeeded && status != Status::Failed || a.result.is_some() {
+        return a.result.clone();
+    }
+    let path =
+        a.commands.iter().rev().find(|(k, _)| k == "GetFile").and_then(|(_, p)| p.iter().find(|(k, _)| k == "Path")).map(|(_, v)| v)?;
+    let r = match files::at_path(sim, a.tenant, &a.machine_id, path) {
+        Some(f) => Ok(Arc::new(f.bytes)),
+        None => Err(format!("File {path} was not found on the device")),
+    };
+    sim.mde.set_result(&a.id, r.clone());
+    Some(r)
+}
+
+fn render(a: &Action, dns_name: &str, status: Status) -> Value {
+    let result = a.result.clone();
+    let last = a.commands.len().saturating_sub(1);
+    let commands: Vec<Value> = a
+        .commands
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, params))| {
+            let (command_status, errors) = match (status, &result) {
+                (Status::Pending, _) => ("Created", vec![]),
+                (Status::InProgress, _) => (if i == 0 { "InProgress" } else { "Created" }, vec![]),
+                (Status::Failed, Some(Err(why))) if i == last => ("Failed", vec![why.clone()]),
+                (Status::TimeOut, _) => ("Created", vec![]),
+                _ => ("Completed", vec![]),
+            };
+            json!({
+                "index": i, "startTime": null, "endTime": null, "commandStatus": command_status, "errors": errors,
+                "command": {"type": kind, "params": params.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()},
+            })
+        })
+        .collect();
+    json!({
+        "@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#MachineActions/$entity",
+        "id": a.id, "type": "LiveResponse", "requestor": a.requestor, "requestorComment": a.comment,
+        "status": status.as_str(), "machineId": a.machine_id, "computerDnsName": dns_name,
+        "creationDateTimeUtc": a.created.graph7(), "lastUpdateDateTimeUtc": a.created.graph7(),
+        "errorHResult": if status == Status::Failed { -2_147_024_894 } else { 0 },
+        "commands": commands,
+    })
+}
+
+fn dns_name(sim: &Sim, a: &Action) -> String {
+    sim.data()
+        .get(a.tenant)
+        .and_then(|t| t.pool.devices.iter().find(|d| d.mde_id == a.machine_id).map(|d| d.dns_name.clone()))
+        .unwrap_or_default()
+}
+
+/// The action as its tenant may see it, moved on to now.
+fn find(sim: &Sim, headers: &HeaderMap, ctx: &mut GraphCtx, id: &str) -> Result<(Action, Status), Box<Response>> {
+    let who = authorize_for(sim, headers, ctx, resources::MDE, MACHINE_ROLES).map_err(|e| Box::new(refused(ctx, e)))?;
+    let Some(mut a) = sim.mde.action(id).filter(|a| a.tenant == who.tenant_index) else {
+        return Err(Box::new(error(ctx, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("Machine action {id} was not found"))));
+    };
+    let spec = sim.mde.spec();
+    a.result = settle(sim, &a, a.status(ctx.now, &spec));
+    let status = a.status(ctx.now, &spec);
+    Ok((a, status))
+}
+
+async fn action(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    match find(&sim, &headers, &mut ctx, &id) {
+        Ok((a, status)) => {
+            let body = render(&a, &dns_name(&sim, &a), status);
+            ctx.stamp(http::json(StatusCode::OK, &body, http::PLAIN_JSON))
+        }
+        Err(r) => *r,
+    }
+}
+
+async fn result_link(State(sim): State<Sim>, Path((id, operation)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    let Some(index) = operation
+        .strip_prefix("GetLiveResponseResultDownloadLink(index=")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|i| i.parse::<usize>().ok())
+    else {
+        return error(&ctx, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("No operation {operation} on machine actions"));
+    };
+    let (a, status) = match find(&sim, &headers, &mut ctx, &id) {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    let is_get_file = a.commands.get(index).is_some_and(|(k, _)| k == "GetFile");
+    let bytes = match (&a.result, status) {
+        (Some(Ok(b)), Status::Succeeded) if is_get_file => b.clone(),
+        _ => {
+            return error(
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                &format!("Command {index} of action {id} has no result to download"),
+            )
+        }
+    };
+    let token = crate::ids::hex(&mut crate::ids::rng(sim.random(), 0xB1), 16);
+    let expires = sim.mde.link(token.clone(), bytes, ctx.now);
+    let body = json!({
+        "@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#Edm.String",
+        "value": blob::url(&sim, &a.id, &token, expires),
+    });
+    ctx.stamp(http::json(StatusCode::OK, &body, http::PLAIN_JSON))
+}

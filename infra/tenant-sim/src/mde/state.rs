@@ -1,0 +1,204 @@
+//! Defender for Endpoint's state in the simulator: which devices are online, the live response
+//! machine actions and how they move on over simulated time, the calls counted against the
+//! tenant's limits, and the result links handed out.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use crate::scenario::MdeSpec;
+use crate::state::lock;
+use crate::time::Instant;
+
+/// A live response machine action (machineaction.md).
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub id: String,
+    pub tenant: usize,
+    pub machine_id: String,
+    pub requestor: String,
+    pub comment: String,
+    /// (type, params) as requested: PutFile/RunScript/GetFile.
+    pub commands: Vec<(String, Vec<(String, String)>)>,
+    pub created: Instant,
+    /// When the device picked it up (at once plus `pickup_secs` when online, else when it
+    /// next comes online).
+    pub picked_up: Option<Instant>,
+    /// What GetFile collected, or why it failed; decided when the device runs it.
+    pub result: Option<Result<Arc<Vec<u8>>, String>>,
+}
+
+/// A machine action's status (machineaction.md): Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    InProgress,
+    Succeeded,
+    Failed,
+    TimeOut,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "Pending",
+            Status::InProgress => "InProgress",
+            Status::Succeeded => "Succeeded",
+            Status::Failed => "Failed",
+            Status::TimeOut => "TimeOut",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Pending | Status::InProgress)
+    }
+}
+
+impl Action {
+    /// Where the action is at `now`.
+    pub fn status(&self, now: Instant, spec: &MdeSpec) -> Status {
+        match self.picked_up {
+            None if now >= self.created.plus_secs(spec.offline_timeout_secs) => Status::TimeOut,
+            None => Status::Pending,
+            Some(p) if now < p => Status::Pending,
+            Some(p) if now < p.plus_secs(spec.run_secs) => Status::InProgress,
+            Some(_) => match &self.result {
+                Some(Ok(_)) => Status::Succeeded,
+                _ => Status::Failed,
+            },
+        }
+    }
+}
+
+/// A result link: what it downloads and until when.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub bytes: Arc<Vec<u8>>,
+    pub expires: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// (tenant, lower-case machine id) of devices that are offline.
+    offline: HashSet<(usize, String)>,
+    actions: HashMap<String, Action>,
+    /// When each tenant's recent `runliveresponse` calls came, for the per-minute limit.
+    runs: HashMap<usize, VecDeque<Instant>>,
+    links: HashMap<String, Link>,
+    /// Links handed out already expired, for tests of the re-request.
+    expire_next_links: usize,
+    /// Serve downloads with a byte changed, for tests of the hash check.
+    tamper: bool,
+}
+
+#[derive(Debug)]
+pub struct MdeState {
+    pub spec: Mutex<MdeSpec>,
+    inner: Mutex<Inner>,
+}
+
+impl MdeState {
+    pub fn new(spec: &MdeSpec, tenants: usize) -> Self {
+        let offline = (0..tenants).flat_map(|t| spec.offline.iter().map(move |m| (t, m.to_ascii_lowercase()))).collect();
+        MdeState { spec: Mutex::new(spec.clone()), inner: Mutex::new(Inner { offline, ..Inner::default() }) }
+    }
+
+    pub fn spec(&self) -> MdeSpec {
+        lock(&self.spec).clone()
+    }
+
+    pub fn online(&self, tenant: usize, machine: &str) -> bool {
+        !lock(&self.inner).offline.contains(&(tenant, machine.to_ascii_lowercase()))
+    }
+
+    /// Brings a device online or takes it offline; pending actions are picked up once it is online.
+    pub fn set_online(&self, tenant: usize, machine: &str, online: bool, now: Instant) {
+        let spec = self.spec();
+        let mut inner = lock(&self.inner);
+        let key = (tenant, machine.to_ascii_lowercase());
+        if online {
+            inner.offline.remove(&key);
+            for a in inner.actions.values_mut() {
+                if a.tenant == tenant
+                    && a.machine_id.eq_ignore_ascii_case(machine)
+                    && a.status(now, &spec) == Status::Pending
+                    && a.picked_up.is_none()
+                {
+                    a.picked_up = Some(now);
+                }
+            }
+        } else {
+            inner.offline.insert(key);
+        }
+    }
+
+    /// Counts a `runliveresponse` call; false when the tenant made `runs_per_minute` in the last minute.
+    pub fn admit_run(&self, tenant: usize, now: Instant, per_minute: usize) -> bool {
+        let mut inner = lock(&self.inner);
+        let runs = inner.runs.entry(tenant).or_default();
+        while runs.front().is_some_and(|t| now.0 - t.0 >= 60 * 10_000_000) {
+            runs.pop_front();
+        }
+        if runs.len() >= per_minute {
+            return false;
+        }
+        runs.push_back(now);
+        true
+    }
+
+    /// The tenant's sessions still running, and whether one runs on `machine`.
+    pub fn running(&self, tenant: usize, machine: &str, now: Instant, spec: &MdeSpec) -> (usize, bool) {
+        let inner = lock(&self.inner);
+        let live: Vec<&Action> = inner.actions.values().filter(|a| a.tenant == tenant && !a.status(now, spec).is_terminal()).collect();
+        (live.len(), live.iter().any(|a| a.machine_id.eq_ignore_ascii_case(machine)))
+    }
+
+    pub fn insert(&self, a: Action) {
+        lock(&self.inner).actions.insert(a.id.clone(), a);
+    }
+
+    pub fn action(&self, id: &str) -> Option<Action> {
+        lock(&self.inner).actions.get(&id.to_ascii_lowercase()).cloned()
+    }
+
+    /// Every action of a tenant (tests' ground truth).
+    pub fn actions(&self, tenant: usize) -> Vec<Action> {
+        let mut v: Vec<Action> = lock(&self.inner).actions.values().filter(|a| a.tenant == tenant).cloned().collect();
+        v.sort_by_key(|a| a.created);
+        v
+    }
+
+    /// Records the result GetFile collected (decided once, when the device ran it).
+    pub fn set_result(&self, id: &str, result: Result<Arc<Vec<u8>>, String>) {
+        if let Some(a) = lock(&self.inner).actions.get_mut(id) {
+            a.result.get_or_insert(result);
+        }
+    }
+
+    /// A new result link for `bytes`, valid for the configured lifetime (or already expired
+    /// when a test asked for that).
+    pub fn link(&self, token: String, bytes: Arc<Vec<u8>>, now: Instant) -> Instant {
+        let lifetime = self.spec().link_lifetime_secs;
+        let mut inner = lock(&self.inner);
+        let expires = if inner.expire_next_links > 0 {
+            inner.expire_next_links -= 1;
+            now.plus_secs(-1)
+        } else {
+            now.plus_secs(lifetime)
+        };
+        inner.links.insert(token, Link { bytes, expires });
+        expires
+    }
+
+    pub fn download(&self, token: &str) -> Option<(Link, bool)> {
+        let inner = lock(&self.inner);
+        inner.links.get(token).cloned().map(|l| (l, inner.tamper))
+    }
+
+    pub fn expire_next_links(&self, n: usize) {
+        lock(&self.inner).expire_next_links = n;
+    }
+
+    pub fn tamper_downloads(&self, on: bool) {
+        lock(&self.inner).tamper = on;
+    }
+}

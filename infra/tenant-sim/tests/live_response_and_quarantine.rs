@@ -1,0 +1,201 @@
+//! Defender for Endpoint live response and the Exchange quarantine, as a client meets them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::{json, Value};
+use sha2::Digest;
+
+const MDE_SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
+const EXO_SCOPE: &str = "https://outlook.office365.com/.default";
+const ANCHOR: &str = "UPN:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@contoso.onmicrosoft.com";
+
+/// A file the tenant's alerts name on one device, not touched by antivirus: (machine, path, sha256).
+async fn file_on_a_device(h: &Harness) -> (String, String, String) {
+    let token = h.graph_token().await;
+    let (alerts, _) = h.get_all("/v1.0/security/alerts_v2?$top=500", &token, true).await;
+    for a in alerts.iter().filter(|a| a["detectionSource"] != "antivirus") {
+        let ev = a["evidence"].as_array().unwrap();
+        let devices: Vec<&str> = ev
+            .iter()
+            .filter(|e| e["@odata.type"] == "#microsoft.graph.security.deviceEvidence")
+            .filter_map(|e| e["mdeDeviceId"].as_str())
+            .collect();
+        for e in ev.iter().filter(|e| e["@odata.type"] == "#microsoft.graph.security.fileEvidence") {
+            let acted = ["blocked", "prevented"].contains(&e["detectionStatus"].as_str().unwrap_or_default())
+                || ["remediated", "prevented", "blocked"].contains(&e["remediationStatus"].as_str().unwrap_or_default());
+            let device = e["mdeDeviceId"].as_str().filter(|d| !d.is_empty()).or((devices.len() == 1).then(|| devices[0]));
+            if let (false, Some(d)) = (acted, device) {
+                let f = &e["fileDetails"];
+                let path = format!("{}\\{}", f["filePath"].as_str().unwrap(), f["fileName"].as_str().unwrap());
+                return (d.to_owned(), path, f["sha256"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    panic!("no file on a device in the scenario");
+}
+
+fn get_file(path: &str) -> Value {
+    json!({"Commands": [{"type": "GetFile", "params": [{"key": "Path", "value": path}]}], "Comment": "m365-ingest evidence"})
+}
+
+async fn post(h: &Harness, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let r = h.http.post(h.url(path)).bearer_auth(token).json(body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_getfile_runs_on_the_device_and_its_result_downloads_from_the_blob_host_until_the_link_expires() {
+    let h = Harness::start(fixed_scenario()).await;
+    let (machine, path, sha256) = file_on_a_device(&h).await;
+    let token = h.token_for(MDE_SCOPE).await;
+    let (status, action) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
+    assert_eq!(status, 201, "{action}");
+    assert_eq!((action["status"].as_str(), action["type"].as_str()), (Some("Pending"), Some("LiveResponse")));
+    let id = action["id"].as_str().unwrap().to_owned();
+    // One session per device.
+    let (status, body) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("ActiveRequestAlreadyExists")), "{body}");
+    let link_path = format!("/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index=0)");
+    assert_eq!(h.get(&link_path, &token, false).await.0, 400, "no result before it ran");
+    h.sim.clock().advance_secs(10);
+    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "InProgress");
+    h.sim.clock().advance_secs(30);
+    let (_, _, done) = h.get(&format!("/api/machineactions/{id}"), &token, false).await;
+    assert_eq!((done["status"].as_str(), done["commands"][0]["commandStatus"].as_str()), (Some("Succeeded"), Some("Completed")), "{done}");
+    let (status, _, link) = h.get(&link_path, &token, false).await;
+    assert_eq!(status, 200, "{link}");
+    let url = link["value"].as_str().unwrap();
+    assert!(url.starts_with(&format!("https://{}:", h.sim.blob_host())), "{url}");
+    // The blob host is a host of its own: reached by its name only.
+    let blob = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(h.sim.ca_pem().as_bytes()).unwrap()])
+        .resolve(h.sim.blob_host(), h.sim.addr())
+        .build()
+        .unwrap();
+    let r = blob.get(url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let bytes = r.bytes().await.unwrap();
+    let got: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, sha256, "the file the alert names");
+    let on_api_host = url.replace(&format!("{}:", h.sim.blob_host()), "127.0.0.1:");
+    assert_eq!(h.http.get(on_api_host).send().await.unwrap().status().as_u16(), 400, "not served on the API host");
+    h.sim.clock().advance_secs(31 * 60);
+    let r = blob.get(url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403, "the link lives 30 minutes");
+    assert!(r.text().await.unwrap().contains("<Code>AuthenticationFailed</Code>"));
+    let (status, _, fresh) = h.get(&link_path, &token, false).await;
+    assert_eq!(status, 200);
+    assert_eq!(blob.get(fresh["value"].as_str().unwrap()).send().await.unwrap().status().as_u16(), 200, "a new link works");
+}
+
+#[tokio::test]
+async fn offline_devices_hold_actions_pending_missing_files_fail_and_the_tenant_limits_hold() {
+    let h = Harness::start(fixed_scenario()).await;
+    let (machine, path, _) = file_on_a_device(&h).await;
+    let token = h.token_for(MDE_SCOPE).await;
+    h.sim.set_machine_online(TENANT, &machine, false);
+    let (_, action) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    h.sim.clock().advance_secs(3_000);
+    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "Pending", "waits for the device");
+    h.sim.clock().advance_secs(3 * 86_400);
+    let token = h.token_for(MDE_SCOPE).await;
+    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "TimeOut", "queued up to 3 days");
+    h.sim.set_machine_online(TENANT, &machine, true);
+    let (status, missing) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file("C:\\nothing\\here.exe")).await;
+    assert_eq!(status, 201, "{missing}");
+    h.sim.clock().advance_secs(60);
+    let (_, _, failed) = h.get(&format!("/api/machineactions/{}", missing["id"].as_str().unwrap()), &token, false).await;
+    assert_eq!((failed["status"].as_str(), failed["commands"][0]["commandStatus"].as_str()), (Some("Failed"), Some("Failed")), "{failed}");
+    assert!(failed["commands"][0]["errors"][0].as_str().unwrap().contains("not found"));
+    let (status, body) = post(&h, &token, "/api/machines/no-such-machine/runliveresponse", &get_file(&path)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ResourceNotFound")));
+    // Ten calls a minute per tenant: eight so far this minute would be too few to tell, so spend the rest.
+    let machines: Vec<String> = h.get("/api/machines", &token, false).await.2["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut codes = Vec::new();
+    for m in machines.iter().take(12) {
+        codes.push(post(&h, &token, &format!("/api/machines/{m}/runliveresponse"), &get_file("C:\\x.exe")).await.0);
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 10, "{codes:?}");
+    assert!(codes.ends_with(&[429, 429]), "{codes:?}");
+    let (status, body) =
+        post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &json!({"Commands": [{"type": "GetFile", "params": []}]}))
+            .await;
+    assert_eq!(status, 400, "{body}");
+}
+
+async fn invoke(h: &Harness, token: &str, cmdlet: &str, params: Value) -> (u16, Value) {
+    let body = json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": params}});
+    let r = h
+        .http
+        .post(h.url("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand"))
+        .bearer_auth(token)
+        .header("X-AnchorMailbox", ANCHOR)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn with_role(role: &str) -> tenant_sim::Scenario {
+    let mut s = fixed_scenario();
+    s.tenants[0].apps[0].directory_roles = vec![role.to_owned()];
+    s
+}
+
+#[tokio::test]
+async fn quarantined_messages_are_found_by_id_and_recipient_and_exported_as_mime_with_the_right_role() {
+    let h = Harness::start(with_role("Security Administrator")).await;
+    let graph = h.graph_token().await;
+    let (alerts, _) = h.get_all("/v1.0/security/alerts_v2?$top=500", &graph, true).await;
+    let q = alerts
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().unwrap().iter())
+        .find(|e| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence" && e["deliveryLocation"] == "quarantine")
+        .expect("a quarantined message")
+        .clone();
+    let token = h.token_for(EXO_SCOPE).await;
+    let (id, to) = (q["internetMessageId"].as_str().unwrap(), q["recipientEmailAddress"].as_str().unwrap());
+    let (status, found) = invoke(&h, &token, "Get-QuarantineMessage", json!({"MessageId": id, "RecipientAddress": [to]})).await;
+    assert_eq!(status, 200, "{found}");
+    let rows = found["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{found}");
+    let identity = rows[0]["Identity"].as_str().unwrap();
+    assert!(identity.contains('\\'));
+    let (status, exported) = invoke(&h, &token, "Export-QuarantineMessage", json!({"Identity": identity})).await;
+    assert_eq!(status, 200, "{exported}");
+    assert_eq!(exported["value"][0]["BodyEncoding"], "Base64");
+    let eml = base64::engine::general_purpose::STANDARD.decode(exported["value"][0]["Eml"].as_str().unwrap()).unwrap();
+    let text = String::from_utf8(eml).unwrap();
+    assert!(text.contains(&format!("Message-ID: {id}")) && text.contains(&format!("To: <{to}>")), "{text}");
+    // Not there: nothing found; an identity that matches nothing returns everything, as documented.
+    let (_, none) = invoke(&h, &token, "Get-QuarantineMessage", json!({"MessageId": "<nope@x>", "RecipientAddress": [to]})).await;
+    assert_eq!(none["value"].as_array().unwrap().len(), 0);
+    let (_, all) = invoke(&h, &token, "Get-QuarantineMessage", json!({"Identity": "0\\0"})).await;
+    assert!(all["value"].as_array().unwrap().len() > 1, "{all}");
+    let (status, missing) = invoke(&h, &token, "Export-QuarantineMessage", json!({"Identity": "0\\0"})).await;
+    assert_eq!(status, 400);
+    assert!(missing["error"]["details"][0]["message"].as_str().unwrap().contains("couldn't be found"), "{missing}");
+}
+
+#[tokio::test]
+async fn a_reader_role_finds_but_cannot_export() {
+    let h = Harness::start(with_role("Security Reader")).await;
+    let token = h.token_for(EXO_SCOPE).await;
+    let (status, all) = invoke(&h, &token, "Get-QuarantineMessage", json!({"PageSize": 1000})).await;
+    assert_eq!(status, 200);
+    let identity = all["value"][0]["Identity"].as_str().expect("something in quarantine").to_owned();
+    let (status, refused) = invoke(&h, &token, "Export-QuarantineMessage", json!({"Identity": identity})).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"]["details"][0]["message"].as_str().unwrap().contains("is not recognized"), "{refused}");
+}
