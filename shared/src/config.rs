@@ -227,6 +227,11 @@ pub struct ProcessorConfig {
     pub output_queue_url: String,
     pub artifact_bucket: String,
     pub process: crate::app::process::ProcessSettings,
+    /// The evidence-jobs queue: its messages move evidence jobs on.
+    pub evidence_queue_url: String,
+    /// Where Defender for Endpoint and Exchange Online are, for evidence retrieval.
+    pub http: HttpSettings,
+    pub evidence: crate::app::evidence::EvidenceSettings,
 }
 
 impl ProcessorConfig {
@@ -240,8 +245,15 @@ impl ProcessorConfig {
         "PROCESS_CONCURRENCY",
         "DEDUP_CLAIM_SECS",
         "INTEGRATION_CACHE_SECS",
+        "EVIDENCE_QUEUE_URL",
+        "EVIDENCE_MAX_WAIT_SECS",
+        "EVIDENCE_MAX_FILE_BYTES",
+        "LOGIN_BASE_URL",
+        "GRAPH_BASE_URL",
+        "MDE_BASE_URL",
+        "EXCHANGE_BASE_URL",
     ];
-    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &["AWS_LAMBDA_LOG_STREAM_NAME"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], "AWS_LAMBDA_LOG_STREAM_NAME"];
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -280,6 +292,31 @@ impl ProcessorConfig {
                 owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("processor-{}", std::process::id())),
                 ..d
             },
+            evidence_queue_url: required(
+                &get,
+                "EVIDENCE_QUEUE_URL",
+                "set it to the evidence-jobs queue's URL (template.yaml sets it from EvidenceJobsQueue)",
+            )?,
+            http: http_settings(&get)?,
+            evidence: {
+                let e = crate::app::evidence::EvidenceSettings::default();
+                crate::app::evidence::EvidenceSettings {
+                    limits: crate::domain::evidence_job::JobLimits {
+                        // Microsoft keeps a live response for an offline device up to 3 days (ms-apis.md §7).
+                        max_wait: Duration::from_secs(number(
+                            &get,
+                            "EVIDENCE_MAX_WAIT_SECS",
+                            e.limits.max_wait.as_secs() as usize,
+                            600,
+                            3 * 86_400,
+                        )? as u64),
+                        ..e.limits
+                    },
+                    // GetFile returns at most 3 GB (ms-apis.md §7).
+                    max_file_bytes: number(&get, "EVIDENCE_MAX_FILE_BYTES", e.max_file_bytes as usize, 1 << 20, 3 << 30)? as u64,
+                    ..e
+                }
+            },
         })
     }
 }
@@ -310,7 +347,11 @@ mod tests {
     /// Records the names a configuration asks for.
     fn asked(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> std::collections::BTreeSet<String> {
         let names = std::sync::Mutex::new(std::collections::BTreeSet::new());
-        let all: HashMap<&str, &str> = BASE.iter().copied().chain([("OUTPUT_QUEUE_URL", "https://sqs/o"), ("DEDUP_TABLE", "d")]).collect();
+        let all: HashMap<&str, &str> = BASE
+            .iter()
+            .copied()
+            .chain([("OUTPUT_QUEUE_URL", "https://sqs/o"), ("DEDUP_TABLE", "d"), ("EVIDENCE_QUEUE_URL", "https://sqs/e")])
+            .collect();
         read(&|k: &str| {
             names.lock().unwrap().insert(k.to_owned());
             all.get(k).map(|v| v.to_string())
@@ -364,7 +405,13 @@ mod tests {
 
     #[test]
     fn the_dedup_claim_is_configurable_within_bounds() {
-        let base = [("STATE_TABLE", "t"), ("DEDUP_TABLE", "d"), ("OUTPUT_QUEUE_URL", "https://sqs/o"), ("ARTIFACT_BUCKET", "b")];
+        let base = [
+            ("STATE_TABLE", "t"),
+            ("DEDUP_TABLE", "d"),
+            ("OUTPUT_QUEUE_URL", "https://sqs/o"),
+            ("ARTIFACT_BUCKET", "b"),
+            ("EVIDENCE_QUEUE_URL", "https://sqs/e"),
+        ];
         assert_eq!(ProcessorConfig::from_lookup(env(&base)).unwrap().process.claim_for, Duration::from_secs(300));
         let mut short = base.to_vec();
         short.push(("DEDUP_CLAIM_SECS", "25"));

@@ -119,7 +119,7 @@ async fn each_report_renders_as_a_valid_alert_with_the_reported_emails_headers()
                 processed_at: version,
                 filters_passed: vec![],
                 notes: vec![],
-                evidence: EvidenceRetrieval { status: "not_requested".into(), artifacts: vec![], reason: None },
+                evidence: EvidenceRetrieval { status: "not_requested".into(), ..EvidenceRetrieval::default() },
             },
         };
         let object = serde_json::value::RawValue::from_string(raw.clone()).unwrap();

@@ -49,7 +49,7 @@ fn message(raw: &str) -> (GraphAlert, Value) {
             processed_at: GraphTime::from_unix_seconds(1_800_000_000),
             filters_passed: vec!["severity".into()],
             notes: vec![],
-            evidence: EvidenceRetrieval { status: "not_requested".into(), artifacts: vec![], reason: None },
+            evidence: EvidenceRetrieval { status: "not_requested".into(), ..EvidenceRetrieval::default() },
         },
     };
     let m = AlertMessage::build(&a, version, &raw, ctx);
@@ -220,7 +220,7 @@ async fn submissions_validate_in_both_formats_with_their_email() {
                 processed_at: version,
                 filters_passed: vec![],
                 notes: vec![],
-                evidence: EvidenceRetrieval { status: "not_requested".into(), artifacts: vec![], reason: None },
+                evidence: EvidenceRetrieval { status: "not_requested".into(), ..EvidenceRetrieval::default() },
             },
         };
         let m: Value = serde_json::from_str(&AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx).to_json()).unwrap();

@@ -14,6 +14,6 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = ProcessorConfig::from_env()?;
     let clients = AwsClients::new(&load_sdk_config().await);
-    let app = build_aws(&config, &clients);
+    let app = build_aws(&config, &clients)?;
     run(service_fn(|event| handler::handle(&app, event))).await
 }

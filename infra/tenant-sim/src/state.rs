@@ -18,6 +18,9 @@ use crate::time::Instant;
 
 pub type Sim = Arc<SimState>;
 
+/// (tenant, alert id, `lastUpdateDateTime` ticks): one version of one alert.
+type AlertVersionKey = (usize, String, i64);
+
 #[derive(Debug)]
 pub struct SimState {
     pub seed: u64,
@@ -44,6 +47,9 @@ pub struct SimState {
     pub mail_gates: Mutex<std::collections::HashMap<(String, String), MailGate>>,
     /// Defender for Endpoint: devices online, live response actions, result links.
     pub mde: crate::mde::MdeState,
+    /// Rendered evidence per (tenant, alert, version): what live response and the quarantine
+    /// search on every call, rendered once.
+    evidence_cache: Mutex<std::collections::HashMap<AlertVersionKey, Arc<Vec<serde_json::Value>>>>,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -131,6 +137,7 @@ impl SimState {
             mailbox_plans: scenario.tenants.iter().map(|t| t.mailbox.clone()).collect(),
             mail_gates: Mutex::new(std::collections::HashMap::new()),
             mde: crate::mde::MdeState::new(&scenario.mde, scenario.tenants.len()),
+            evidence_cache: Mutex::new(std::collections::HashMap::new()),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })
@@ -163,6 +170,28 @@ impl SimState {
 
     pub fn data_mut(&self) -> RwLockWriteGuard<'_, Vec<TenantData>> {
         self.data.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The evidence of every alert of `tenant` visible now: (detection source, created, evidence).
+    pub fn visible_evidence(&self, tenant: usize) -> Vec<(&'static str, Instant, Arc<Vec<serde_json::Value>>)> {
+        let now = self.clock.now();
+        let data = self.data();
+        let Some(t) = data.get(tenant) else { return Vec::new() };
+        let mut cache = lock(&self.evidence_cache);
+        t.alerts
+            .iter()
+            .filter_map(|a| {
+                let v = a.visible(now)?;
+                let evidence = cache
+                    .entry((tenant, a.id.clone(), v.last_update.0))
+                    .or_insert_with(|| match a.view(v).render(&t.pool, true).remove("evidence") {
+                        Some(serde_json::Value::Array(e)) => Arc::new(e),
+                        _ => Arc::new(Vec::new()),
+                    })
+                    .clone();
+                Some((a.detection_source, a.created, evidence))
+            })
+            .collect()
     }
 
     pub fn graph_spec(&self) -> GraphSpec {

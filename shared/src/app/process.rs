@@ -11,8 +11,10 @@ use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::deliver::{send_tracked, DeliverySettings};
+use super::evidence::StepOutcome;
 use crate::adapters::local::sha256_hex;
 use crate::domain::envelope::{revision_key, Envelope, INTAKE_SCHEMA};
+use crate::domain::evidence_job::JobMessage;
 use crate::domain::filter::{Decision, Filters};
 use crate::domain::integration::{Integration, OutputFormat};
 use crate::domain::ocsf;
@@ -20,7 +22,7 @@ use crate::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Pro
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
-use crate::ports::{AlertQueue, ArtifactStore, Claim, Clock, DedupStore, ProcessPorts, ProcessWith};
+use crate::ports::{AlertQueue, ArtifactStore, ArtifactUploads, Claim, Clock, DedupStore, EvidencePorts, ProcessPorts, ProcessWith};
 use crate::sources::Unit;
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,11 @@ pub struct ProcessCounts {
     pub duplicates: usize,
     pub dropped: BTreeMap<String, usize>,
     pub failed_messages: usize,
+    /// Evidence jobs' steps taken, and how the jobs that ended ended (by outcome name).
+    pub evidence_steps: usize,
+    pub evidence_outcomes: BTreeMap<String, usize>,
+    /// The oldest job that ended, from its creation to its end.
+    pub evidence_max_age_secs: u64,
 }
 
 impl ProcessCounts {
@@ -74,8 +81,13 @@ impl ProcessCounts {
         self.published += other.published;
         self.duplicates += other.duplicates;
         self.failed_messages += other.failed_messages;
+        self.evidence_steps += other.evidence_steps;
+        self.evidence_max_age_secs = self.evidence_max_age_secs.max(other.evidence_max_age_secs);
         for (reason, n) in other.dropped {
             *self.dropped.entry(reason).or_default() += n;
+        }
+        for (outcome, n) in other.evidence_outcomes {
+            *self.evidence_outcomes.entry(outcome).or_default() += n;
         }
     }
 }
@@ -87,6 +99,8 @@ pub struct Processor<P: ProcessPorts> {
     pub artifacts: P::Artifacts,
     pub clock: P::Clock,
     pub settings: ProcessSettings,
+    /// Evidence retrieval, where this processor has its queue and Microsoft's APIs.
+    pub evidence: Option<super::evidence::Evidence<P::Evidence>>,
 }
 
 /// One batch's run: the integrations it names, each with its compiled filters, and its counts.
@@ -97,19 +111,32 @@ pub struct BatchRun<'a, P: ProcessPorts> {
     last_failure: Mutex<Option<String>>,
 }
 
-/// A claimed key and whether every message rendered for it was accepted by the output queue.
-type SentKey = (String, bool);
+/// A claimed key, whether every message rendered for it was accepted by the output queue, and
+/// the evidence jobs to start once it was.
+type SentKey = (String, bool, Vec<String>);
 
-/// The rendered messages of one claimed key.
+/// The rendered messages of one claimed key, and its evidence jobs' first messages.
 struct Ready {
     key: String,
     bodies: Vec<String>,
+    starts: Vec<String>,
 }
 
-/// One alert ready to filter: its typed view, its bytes, its version, and its incident.
-impl<D: DedupStore + 'static, Q: AlertQueue + 'static, A: ArtifactStore + 'static, K: Clock + 'static> Processor<ProcessWith<D, Q, A, K>> {
+impl<D, Q, A, K> Processor<ProcessWith<D, Q, A, K>>
+where
+    D: DedupStore + 'static,
+    Q: AlertQueue + 'static,
+    A: ArtifactStore + ArtifactUploads + 'static,
+    K: Clock + 'static,
+{
     pub fn new(dedup: D, output: Q, artifacts: A, clock: K, settings: ProcessSettings) -> Self {
-        Processor { dedup, output, artifacts, clock, settings }
+        Processor { dedup, output, artifacts, clock, settings, evidence: None }
+    }
+
+    /// The same processor with evidence retrieval on these adapters.
+    pub fn with_evidence<E: EvidencePorts>(self, evidence: super::evidence::Evidence<E>) -> Processor<ProcessWith<D, Q, A, K, E>> {
+        let Processor { dedup, output, artifacts, clock, settings, .. } = self;
+        Processor { dedup, output, artifacts, clock, settings, evidence: Some(evidence) }
     }
 }
 
@@ -139,6 +166,7 @@ impl<P: ProcessPorts> Processor<P> {
         key: &str,
         passed: Vec<&'static str>,
         notes: Vec<String>,
+        evidence: Option<EvidenceRetrieval>,
         now: GraphTime,
     ) -> Result<Vec<String>, Error> {
         let max = self.settings.delivery.max_message_bytes;
@@ -156,10 +184,10 @@ impl<P: ProcessPorts> Processor<P> {
                     processed_at: now,
                     filters_passed: passed.iter().map(|s| (*s).to_owned()).collect(),
                     notes,
-                    evidence: unit.evidence.clone().unwrap_or_else(|| EvidenceRetrieval {
+                    evidence: evidence.or_else(|| unit.evidence.clone()).unwrap_or_else(|| EvidenceRetrieval {
                         status: "not_requested".into(),
-                        artifacts: vec![],
                         reason: Some("evidence retrieval is not enabled for this integration".into()),
+                        ..EvidenceRetrieval::default()
                     }),
                 },
             };
@@ -241,7 +269,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                         .map(|r| {
                             let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
                             at += r.bodies.len();
-                            (r.key, ok)
+                            (r.key, ok, r.starts)
                         })
                         .collect()
                 });
@@ -255,7 +283,8 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 let outcome = match keys {
                     Err(reason) => Err(reason),
                     Ok(keys) => {
-                        let results: Vec<Result<(), String>> = join_all(keys.iter().map(|(key, ok)| self.settle(key, *ok))).await;
+                        let results: Vec<Result<(), String>> =
+                            join_all(keys.iter().map(|(key, ok, starts)| self.settle(key, *ok, starts))).await;
                         results.into_iter().filter_map(Result::err).next_back().map_or(Ok(()), Err)
                     }
                 };
@@ -278,8 +307,10 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
 
     /// Marks a sent key published, or frees the claim of one that was not confirmed so the
     /// redelivery publishes it.
-    async fn settle(&self, key: &str, sent: bool) -> Result<(), String> {
+    async fn settle(&self, key: &str, sent: bool, starts: &[String]) -> Result<(), String> {
         if sent {
+            // Not marked until its jobs are queued: a redelivery publishes again and queues them.
+            self.p.start_jobs(starts).await?;
             match self.p.dedup.published(key, &self.p.settings.owner).await {
                 Ok(()) => {
                     self.count(|c| c.published += 1);
@@ -294,6 +325,46 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             }
             Err(format!("publishing {key} failed"))
         }
+    }
+
+    /// Moves on the evidence job of each evidence-jobs message; returns the ids SQS should
+    /// deliver again. One job's failure never holds back another's.
+    pub async fn step_batch(&self, messages: &[(String, String)]) -> Vec<String> {
+        let results: Vec<(String, Result<StepOutcome, String>)> = stream::iter(messages)
+            .map(|(id, body)| async move {
+                let outcome = async {
+                    let m: JobMessage = serde_json::from_str(body).map_err(|e| format!("not an evidence-job message: {e}"))?;
+                    let Some((integration, _)) = self.integrations.get(&m.integration_id) else {
+                        tracing::warn!(integration = %m.integration_id, job = %m.job, "the job's integration is gone; its job stops here");
+                        return Ok(StepOutcome::Nothing);
+                    };
+                    self.p.step_evidence(integration, &m).await
+                }
+                .instrument(tracing::info_span!("evidence_job", message_id = %id))
+                .await;
+                (id.clone(), outcome)
+            })
+            .buffer_unordered(self.p.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let mut failed = Vec::new();
+        for (id, r) in results {
+            match r {
+                Ok(o) => self.count(|c| {
+                    c.evidence_steps += 1;
+                    if let StepOutcome::Reported(outcome, age) = o {
+                        *c.evidence_outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
+                        c.evidence_max_age_secs = c.evidence_max_age_secs.max(age.as_secs());
+                    }
+                }),
+                Err(reason) => {
+                    tracing::warn!(message_id = %id, %reason, "evidence step not finished; SQS will deliver it again");
+                    self.count(|c| c.failed_messages += 1);
+                    failed.push(id);
+                }
+            }
+        }
+        failed
     }
 
     /// One message on its own: the batch path with a batch of one.
@@ -381,8 +452,17 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 Claim::InFlight => return Err(format!("{key} is being published by another processor")),
                 Claim::Fresh => {}
             }
-            match self.p.render(env, integration, &unit, &key, passed, notes, now).await {
-                Ok(bodies) => ready.push(Ready { key, bodies }),
+            let planned = match self.p.plan_evidence(integration, &unit, &key, env.source, now).await {
+                Ok(p) => p,
+                Err(e) => {
+                    if let Err(re) = self.p.dedup.release(&key, &self.p.settings.owner).await {
+                        tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
+                    }
+                    return Err(e);
+                }
+            };
+            match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, now).await {
+                Ok(bodies) => ready.push(Ready { key, bodies, starts: planned.starts }),
                 Err(e) => {
                     if let Err(re) = self.p.dedup.release(&key, &self.p.settings.owner).await {
                         tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");

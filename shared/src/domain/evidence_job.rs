@@ -255,6 +255,43 @@ impl EvidenceJob {
     }
 }
 
+/// The schema of a message on the evidence-jobs queue.
+pub const JOB_MESSAGE_SCHEMA: &str = "m365-ingest.evidence-job.v1";
+
+/// A message on the evidence-jobs queue: "move this job on". It names the integration so that a
+/// batch reads only the integrations it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub schema: String,
+    pub integration_id: String,
+    pub job: String,
+}
+
+impl JobMessage {
+    pub fn new(integration_id: &str, job: &str) -> Self {
+        JobMessage { schema: JOB_MESSAGE_SCHEMA.into(), integration_id: integration_id.into(), job: job.into() }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A job as it is stored: the job and the alert version it belongs to, which its evidence
+/// update names. Bounded: a target's strings are capped by the plan, so a record stays a few KB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job: EvidenceJob,
+    pub integration_id: String,
+    pub tenant_id: String,
+    pub source: super::source::Source,
+    pub alert_id: String,
+    pub alert_version: GraphTime,
+    pub dedup_key: String,
+    /// The evidence update went out.
+    pub reported: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

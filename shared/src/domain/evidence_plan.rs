@@ -77,6 +77,22 @@ impl EvidenceTarget {
     }
 }
 
+/// The most bytes a target's strings take: a job record stays a few KB, whatever an alert
+/// carries (a Windows path is at most 32,767 characters; real ones are far shorter).
+pub const MAX_TARGET_BYTES: usize = 4_096;
+
+impl EvidenceTarget {
+    fn fits(&self) -> bool {
+        let size = match self {
+            EvidenceTarget::File { device_id, folder, name, sha1, sha256, .. } => {
+                device_id.len() + folder.len() + name.len() + sha1.as_ref().map_or(0, String::len) + sha256.as_ref().map_or(0, String::len)
+            }
+            EvidenceTarget::Email { internet_message_id, recipient } => internet_message_id.len() + recipient.len(),
+        };
+        size <= MAX_TARGET_BYTES
+    }
+}
+
 /// The key of the job that retrieves `target` for the alert version `dedup_key`.
 pub fn job_key(dedup_key: &str, target: &EvidenceTarget) -> String {
     format!("{dedup_key}/evidence/{}", target.key())
@@ -129,7 +145,7 @@ pub fn plan(alert: &GraphAlert, email: Option<&EmailSection>) -> Vec<EvidenceTar
     let only_device = (devices.len() == 1).then(|| devices.iter().next().copied()).flatten();
     let mut out: Vec<EvidenceTarget> = Vec::new();
     let mut push = |t: EvidenceTarget| {
-        if !out.contains(&t) && out.len() < MAX_TARGETS {
+        if t.fits() && !out.contains(&t) && out.len() < MAX_TARGETS {
             out.push(t);
         }
     };

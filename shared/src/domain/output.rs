@@ -179,10 +179,110 @@ pub struct Processing {
 /// Evidence retrieval (quarantined files and emails): what was fetched, or why not.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EvidenceRetrieval {
-    /// `not_requested` (retrieval off for the integration), `retrieved`, `failed`, `not_applicable`.
+    /// `not_requested` (retrieval off for the integration), `not_applicable` (the alert names
+    /// nothing to retrieve), `pending` (jobs run: their results follow as evidence updates),
+    /// `retrieved` (every item ended retrieved), `failed` (every item ended, some not retrieved).
     pub status: String,
     pub artifacts: Vec<ObjectRef>,
     pub reason: Option<String>,
+    /// Each piece of evidence the alert names, with its job's id and state (v1, additive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<EvidenceItem>,
+}
+
+/// One piece of evidence and its retrieval. `id` is the job's key: an evidence update names the
+/// same id, so a consumer matches an update to this alert version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EvidenceItem {
+    pub id: String,
+    /// `file` or `email`.
+    pub kind: String,
+    /// `pending`, or how the job ended: `retrieved`, `not_found`, `device_offline`,
+    /// `timed_out`, `refused`, `too_large`, `disabled`.
+    pub status: String,
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    pub artifact: Option<ObjectRef>,
+    /// A retrieved email's headers and indicators, as for a phishing-mailbox report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<EmailHeaders>,
+}
+
+impl EvidenceItem {
+    /// The item as its job stands.
+    pub fn of(job: &super::evidence_job::EvidenceJob) -> Self {
+        use super::evidence_job::Phase;
+        use super::evidence_plan::EvidenceTarget;
+        let (status, detail, artifact) = match &job.phase {
+            Phase::Done { outcome, detail, artifact } => (outcome.as_str().to_owned(), detail.clone(), artifact.clone()),
+            _ => ("pending".to_owned(), None, None),
+        };
+        let mut item = EvidenceItem { id: job.key.clone(), status, detail, artifact, ..EvidenceItem::default() };
+        match &job.target {
+            t @ EvidenceTarget::File { device_id, sha1, sha256, .. } => {
+                item.kind = "file".into();
+                item.device_id = Some(device_id.clone());
+                item.path = t.path();
+                item.sha1.clone_from(sha1);
+                item.sha256.clone_from(sha256);
+            }
+            EvidenceTarget::Email { internet_message_id, recipient } => {
+                item.kind = "email".into();
+                item.internet_message_id = Some(internet_message_id.clone());
+                item.recipient = Some(recipient.clone());
+            }
+        }
+        item
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.status != "pending"
+    }
+}
+
+impl EvidenceRetrieval {
+    /// The section for these items: pending while any is, else retrieved or failed.
+    pub fn of_items(items: Vec<EvidenceItem>) -> Self {
+        let status = if items.iter().any(|i| !i.is_final()) {
+            "pending"
+        } else if items.iter().all(|i| i.status == "retrieved") {
+            "retrieved"
+        } else {
+            "failed"
+        };
+        let artifacts = items.iter().filter_map(|i| i.artifact.clone()).collect();
+        let reason =
+            (status == "pending").then(|| "evidence jobs are running: each item's result follows as an evidence update".to_owned());
+        EvidenceRetrieval { status: status.into(), artifacts, reason, items }
+    }
+}
+
+pub const EVIDENCE_UPDATE_SCHEMA: &str = "m365-ingest.evidence.v1";
+
+/// An evidence update: one item's final state, for the alert version it belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EvidenceUpdate {
+    pub schema: String,
+    pub integration_id: String,
+    pub tenant_id: String,
+    pub source: Source,
+    /// The alert and the version (`lastUpdateDateTime`) whose message listed this item.
+    pub alert_id: String,
+    pub alert_version: GraphTime,
+    pub dedup_key: String,
+    pub processed_at: GraphTime,
+    pub item: EvidenceItem,
 }
 
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {

@@ -60,6 +60,12 @@ impl GraphTime {
         GraphTime(self.0.saturating_sub(duration_ticks(d)))
     }
 
+    /// How long after `earlier` this is (zero when it is not after it).
+    pub fn since(self, earlier: GraphTime) -> std::time::Duration {
+        let ticks = self.0.saturating_sub(earlier.0).max(0) as u64;
+        std::time::Duration::from_nanos(ticks.saturating_mul(100))
+    }
+
     /// Parses `Z` or `+hh:mm` instants with 0–7 fractional digits. Any other input, however
     /// malformed (non-ASCII, out-of-range years), is an error, never a panic.
     pub fn parse(s: &str) -> Result<Self, TimeParseError> {

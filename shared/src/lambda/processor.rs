@@ -3,10 +3,15 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use crate::adapters::aws::{Aws, AwsClients, DynamoDedupStore, DynamoIntegrations, S3ArtifactStore, SqsAlertQueue};
+use crate::adapters::aws::{
+    Aws, AwsClients, DynamoDedupStore, DynamoEvidenceJobs, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue,
+};
+use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
+use crate::app::evidence::Evidence;
 use crate::app::integration_cache::IntegrationCache;
 use crate::app::process::{ProcessCounts, Processor};
 use crate::config::ProcessorConfig;
+use crate::domain::evidence_job::JOB_MESSAGE_SCHEMA;
 use crate::error::Error;
 use crate::ports::{IntegrationSource, ProcessPorts, SystemClock};
 
@@ -20,25 +25,39 @@ pub struct ProcessorApp<P: ProcessPorts, I> {
 
 pub type AwsProcessorApp = ProcessorApp<Aws, DynamoIntegrations>;
 
-pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> AwsProcessorApp {
-    ProcessorApp {
+pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> Result<AwsProcessorApp, Error> {
+    Ok(ProcessorApp {
         processor: Processor {
             dedup: DynamoDedupStore::new(clients.dynamodb.clone(), &config.dedup_table),
             output: SqsAlertQueue::new(clients.sqs.clone(), &config.output_queue_url),
             artifacts: S3ArtifactStore::new(clients.s3.clone(), &config.artifact_bucket),
             clock: SystemClock,
             settings: config.process.clone(),
+            evidence: Some(Evidence {
+                jobs: DynamoEvidenceJobs::new(clients.dynamodb.clone(), &config.dedup_table),
+                steps: SqsAlertQueue::new(clients.sqs.clone(), &config.evidence_queue_url),
+                // A step is one call: throttling waits for the job's next message, not in the batch.
+                api: MicrosoftHttp::new(&config.http, RetryPolicy::quick())?,
+                secrets: SecretsManagerSource::new(clients.secrets.clone()),
+                settings: config.evidence.clone(),
+            }),
         },
         integrations: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
         cache: IntegrationCache::new(config.integration_cache),
-    }
+    })
 }
 
-/// Only the integration id of an intake envelope: which records a batch needs.
+/// Only the integration id of an intake envelope or an evidence-job message: which records a
+/// batch needs, and which kind of message it is.
 #[derive(serde::Deserialize)]
 struct Named<'a> {
     #[serde(borrow)]
     integration_id: std::borrow::Cow<'a, str>,
+}
+
+fn is_job_message(body: &str) -> bool {
+    // A job message is small and starts with its schema; an envelope never names this schema.
+    body.len() < 4_096 && body.contains(JOB_MESSAGE_SCHEMA)
 }
 
 impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
@@ -55,8 +74,10 @@ impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
         let run = self.processor.batch(integrations);
         let mut response = SqsBatchResponse::default();
         let mut messages = Vec::with_capacity(event.records.len());
+        let mut steps = Vec::new();
         for r in event.records {
             match (r.message_id, r.body) {
+                (Some(id), Some(body)) if is_job_message(&body) => steps.push((id, body)),
                 (Some(id), Some(body)) => messages.push((id, body)),
                 (Some(id), None) => {
                     tracing::warn!(message_id = %id, "message without a body; reported as failed");
@@ -68,6 +89,9 @@ impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
             }
         }
         for id in run.process_batch(&messages).await {
+            response.add_failure(id);
+        }
+        for id in run.step_batch(&steps).await {
             response.add_failure(id);
         }
         let counts = run.take_counts();

@@ -128,12 +128,18 @@ pub fn process_records(c: &ProcessCounts, now: GraphTime) -> Vec<String> {
             ("AlertsPublished", c.published as f64, "Count"),
             ("Duplicates", c.duplicates as f64, "Count"),
             ("MessagesFailed", c.failed_messages as f64, "Count"),
+            ("EvidenceSteps", c.evidence_steps as f64, "Count"),
+            ("EvidenceJobMaxAge", c.evidence_max_age_secs as f64, "Seconds"),
         ],
         &[],
         now_ms,
     )];
     for (reason, n) in &c.dropped {
         out.push(record(&[("Reason", reason.as_str())], &[("AlertsFiltered", *n as f64, "Count")], &[], now_ms));
+    }
+    // One per outcome: how evidence jobs end (retrieved, not_found, device_offline, ...).
+    for (outcome, n) in &c.evidence_outcomes {
+        out.push(record(&[("Outcome", outcome.as_str())], &[("EvidenceJobsEnded", *n as f64, "Count")], &[], now_ms));
     }
     out
 }

@@ -5,6 +5,7 @@
 
 use std::marker::PhantomData;
 
+use super::evidence::{ArtifactUploads, EvidencePorts, NoEvidence};
 use super::{AlertQueue, ArtifactStore, Clock, CursorStore, DedupStore, GraphApi, IntegrationSource, ScheduleStore, SecretSource};
 
 /// What polling one integration's source needs.
@@ -31,8 +32,10 @@ pub trait ProcessPorts: Send + Sync + 'static {
     type Dedup: DedupStore;
     /// The output queue.
     type Output: AlertQueue;
-    type Artifacts: ArtifactStore;
+    type Artifacts: ArtifactStore + ArtifactUploads;
     type Clock: Clock;
+    /// Evidence retrieval's own ports ([`NoEvidence`] where a processor only renders).
+    type Evidence: EvidencePorts;
 }
 
 /// Poll ports chosen one by one.
@@ -80,17 +83,19 @@ where
 }
 
 /// Process ports chosen one by one.
-pub struct ProcessWith<D, Q, A, K>(PhantomData<(D, Q, A, K)>);
+pub struct ProcessWith<D, Q, A, K, E = NoEvidence>(PhantomData<(D, Q, A, K, E)>);
 
-impl<D, Q, A, K> ProcessPorts for ProcessWith<D, Q, A, K>
+impl<D, Q, A, K, E> ProcessPorts for ProcessWith<D, Q, A, K, E>
 where
     D: DedupStore + 'static,
     Q: AlertQueue + 'static,
-    A: ArtifactStore + 'static,
+    A: ArtifactStore + ArtifactUploads + 'static,
     K: Clock + 'static,
+    E: EvidencePorts,
 {
     type Dedup = D;
     type Output = Q;
     type Artifacts = A;
     type Clock = K;
+    type Evidence = E;
 }

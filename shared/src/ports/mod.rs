@@ -2,10 +2,12 @@
 //! a local one (`adapters/`); the local ones back the demo and double as test fakes.
 
 mod bundle;
+pub mod evidence;
 
 use std::future::Future;
 
 pub use bundle::{JobPorts, JobsWith, PollPorts, PollWith, ProcessPorts, ProcessWith};
+pub use evidence::{ArtifactUpload, ArtifactUploads, DelayQueue, EvidenceApi, EvidenceJobStore, EvidencePorts, EvidenceWith, NoEvidence};
 
 use std::time::Duration;
 

@@ -30,6 +30,7 @@ pub fn measure(binary: &str, runs: usize) -> Result<f64, String> {
             .env("INTAKE_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/q")
             .env("POLL_JOBS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/j")
             .env("OUTPUT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/o")
+            .env("EVIDENCE_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/e")
             .env("ARTIFACT_BUCKET", "b")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -208,6 +208,8 @@ async fn run(o: &Options) -> Result<(), String> {
     let jobs = stand_in.create("scale-jobs", Duration::from_secs(300), None);
     let intake = stand_in.create("scale-intake", Duration::from_secs(300), None);
     let output = stand_in.create("scale-output", Duration::from_secs(300), None);
+    // No scale tenant retrieves evidence; the processor needs its queue all the same.
+    let evidence = stand_in.create("scale-evidence", Duration::from_secs(900), None);
     let integrations = DynamoIntegrations::new(c.dynamodb.clone(), &table);
     for i in 0..o.tenants {
         let secret = format!("m365-ingest/scale-{run}-{i}");
@@ -238,6 +240,7 @@ async fn run(o: &Options) -> Result<(), String> {
         ("INTAKE_QUEUE_URL", intake.clone()),
         ("POLL_JOBS_QUEUE_URL", jobs.clone()),
         ("OUTPUT_QUEUE_URL", output.clone()),
+        ("EVIDENCE_QUEUE_URL", evidence.clone()),
         ("ARTIFACT_BUCKET", bucket.clone()),
         ("LOGIN_BASE_URL", base.clone()),
         ("GRAPH_BASE_URL", base.clone()),
@@ -297,7 +300,8 @@ async fn run(o: &Options) -> Result<(), String> {
 
     // The processors on the intake queue, batches of 10 as the template's event source maps them.
     let processed = Instant::now();
-    let papp = Arc::new(processor::build_aws(&ProcessorConfig::from_lookup(get).map_err(|e| e.to_string())?, &c));
+    let papp =
+        Arc::new(processor::build_aws(&ProcessorConfig::from_lookup(get).map_err(|e| e.to_string())?, &c).map_err(|e| e.to_string())?);
     let published = Arc::new(AtomicU64::new(0));
     let (process_invocations, process_busy) = consume(&c, &intake, 10, |event| {
         let (papp, published) = (papp.clone(), published.clone());

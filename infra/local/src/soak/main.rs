@@ -143,6 +143,7 @@ async fn run(o: &Options) -> Result<bool, String> {
     let mut processor_env = common;
     processor_env.extend([
         ("OUTPUT_QUEUE_URL".to_owned(), res.output.clone()),
+        ("EVIDENCE_QUEUE_URL".to_owned(), res.evidence.clone()),
         ("DEDUP_TABLE".to_owned(), res.dedup_table.clone()),
         ("DEDUP_CLAIM_SECS".to_owned(), world::DEDUP_CLAIM_SECS.to_string()),
     ]);

@@ -52,6 +52,7 @@ pub struct Resources {
     pub poll_jobs: String,
     pub poll_jobs_dlq: String,
     pub output: String,
+    pub evidence: String,
     pub bucket: String,
 }
 
@@ -81,6 +82,8 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
         Some((&format!("soak-{run}-intake-dlq"), 5)),
     );
     let output = sqs.create(&format!("soak-{run}-output"), Duration::from_secs(30), None);
+    // The soak's integrations retrieve no evidence; the processor needs its queue all the same.
+    let evidence = sqs.create(&format!("soak-{run}-evidence"), Duration::from_secs(900), None);
     let poll_jobs_dlq = sqs.create(&format!("soak-{run}-poll-jobs-dlq"), Duration::from_secs(30), None);
     // As template.yaml: three receives, then the DLQ.
     let poll_jobs = sqs.create(
@@ -103,6 +106,7 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
         poll_jobs,
         poll_jobs_dlq,
         output,
+        evidence,
         bucket,
     })
 }

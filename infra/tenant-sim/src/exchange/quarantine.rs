@@ -38,15 +38,9 @@ fn guid_of(text: &str) -> String {
 
 /// Every quarantined message of tenant `tenant` now, oldest first.
 pub fn messages(sim: &Sim, tenant: usize) -> Vec<Quarantined> {
-    let now = sim.clock.now();
-    let data = sim.data();
-    let Some(t) = data.get(tenant) else { return Vec::new() };
     let mut out: Vec<Quarantined> = Vec::new();
-    for a in &t.alerts {
-        let Some(v) = a.visible(now) else { continue };
-        let rendered = a.view(v).render(&t.pool, true);
-        let Some(Value::Array(evidence)) = rendered.get("evidence") else { continue };
-        for e in evidence {
+    for (_, created, evidence) in sim.visible_evidence(tenant) {
+        for e in evidence.iter() {
             let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
             if text("@odata.type") != "#microsoft.graph.security.analyzedMessageEvidence"
                 || !text("deliveryLocation").eq_ignore_ascii_case("quarantine")
@@ -72,7 +66,7 @@ pub fn messages(sim: &Sim, tenant: usize) -> Vec<Quarantined> {
                 recipient,
                 sender: e.pointer("/p1Sender/emailAddress").and_then(Value::as_str).unwrap_or_default().to_owned(),
                 subject: text("subject"),
-                received: crate::time::Instant::parse(&text("receivedDateTime")).unwrap_or(a.created),
+                received: Instant::parse(&text("receivedDateTime")).unwrap_or(created),
                 quarantine_type,
                 sender_ip: text("senderIp"),
                 urls: e

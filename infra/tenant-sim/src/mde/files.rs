@@ -16,20 +16,14 @@ pub struct OnDevice {
 /// The file at `path` on `machine` of tenant `tenant`, if an alert saw it there untouched by
 /// antivirus.
 pub fn at_path(sim: &Sim, tenant: usize, machine: &str, path: &str) -> Option<OnDevice> {
-    let now = sim.clock.now();
-    let data = sim.data();
-    let t = data.get(tenant)?;
     let want = path.to_lowercase();
-    for a in &t.alerts {
-        let Some(v) = a.visible(now) else { continue };
-        let rendered = a.view(v).render(&t.pool, true);
-        let Some(Value::Array(evidence)) = rendered.get("evidence") else { continue };
+    for (detection_source, _, evidence) in sim.visible_evidence(tenant) {
         let devices: Vec<&str> = evidence
             .iter()
             .filter(|e| e.get("@odata.type").and_then(Value::as_str) == Some("#microsoft.graph.security.deviceEvidence"))
             .filter_map(|e| e.get("mdeDeviceId").and_then(Value::as_str))
             .collect();
-        for e in evidence {
+        for e in evidence.iter() {
             if e.get("@odata.type").and_then(Value::as_str) != Some("#microsoft.graph.security.fileEvidence") {
                 continue;
             }
@@ -47,7 +41,7 @@ pub fn at_path(sim: &Sim, tenant: usize, machine: &str, path: &str) -> Option<On
                 continue;
             }
             let status = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-            let acted = a.detection_source == "antivirus"
+            let acted = detection_source == "antivirus"
                 || matches!(status("detectionStatus").as_str(), "blocked" | "prevented")
                 || matches!(status("remediationStatus").as_str(), "remediated" | "prevented" | "blocked");
             if acted {

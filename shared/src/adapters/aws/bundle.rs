@@ -1,10 +1,11 @@
 //! The deployed adapters as one bundle for every use case.
 
 use super::{
-    DynamoCursorStore, DynamoDedupStore, DynamoIntegrations, DynamoSchedule, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue,
+    DynamoCursorStore, DynamoDedupStore, DynamoEvidenceJobs, DynamoIntegrations, DynamoSchedule, S3ArtifactStore, SecretsManagerSource,
+    SqsAlertQueue,
 };
 use crate::adapters::graph::MicrosoftHttp;
-use crate::ports::{JobPorts, PollPorts, ProcessPorts, SystemClock};
+use crate::ports::{EvidencePorts, JobPorts, PollPorts, ProcessPorts, SystemClock};
 
 /// Every port on its AWS adapter (Microsoft over HTTPS).
 pub struct Aws;
@@ -29,4 +30,13 @@ impl ProcessPorts for Aws {
     type Output = SqsAlertQueue;
     type Artifacts = S3ArtifactStore;
     type Clock = SystemClock;
+    type Evidence = Aws;
+}
+
+impl EvidencePorts for Aws {
+    type Jobs = DynamoEvidenceJobs;
+    /// The evidence-jobs queue.
+    type Steps = SqsAlertQueue;
+    type Api = MicrosoftHttp;
+    type Secrets = SecretsManagerSource;
 }

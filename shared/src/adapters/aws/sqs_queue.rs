@@ -112,6 +112,22 @@ impl SqsAlertQueue {
     }
 }
 
+/// The evidence-jobs queue: one message, held back up to SQS's 15 minutes.
+impl crate::ports::DelayQueue for SqsAlertQueue {
+    async fn send_delayed(&self, body: &str, delay: std::time::Duration) -> Result<(), QueueError> {
+        let seconds = delay.min(crate::ports::evidence::MAX_DELAY).as_secs() as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError::Send { detail: describe(&e), retryable: sdk_retryable(&e) })
+    }
+}
+
 impl AlertQueue for SqsAlertQueue {
     async fn send_batch(&self, entries: &[QueueEntry]) -> Result<SendReport, QueueError> {
         if entries.len() > MAX_BATCH_ENTRIES {

@@ -53,6 +53,10 @@ impl MicrosoftHttp {
         &self.tokens
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// One call with bounded retries: 429 (Retry-After, or paced backoff where the API sends
     /// none), 5xx, timeouts and cut-off bodies; a 401 refreshes the token once. Returns the body
     /// of a 2xx answer.
@@ -71,6 +75,9 @@ impl MicrosoftHttp {
                 None => self.http.get(call.url),
             }
             .bearer_auth(token.expose());
+            if let Some(t) = call.timeout {
+                req = req.timeout(t);
+            }
             if self.prefer_unknown && call.audience == Audience::Graph {
                 req = req.header("Prefer", "include-unknown-enum-members");
             }
@@ -173,11 +180,13 @@ pub(crate) struct Call<'a> {
     pub headers: &'a [(&'static str, String)],
     /// Counted against the tenant's Cloud Apps pace.
     pub paced: bool,
+    /// This call's own time limit, instead of the client's.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl<'a> Call<'a> {
     pub fn get(api: &'static str, audience: Audience, url: &'a str) -> Self {
-        Call { api, audience, url, body: None, headers: &[], paced: false }
+        Call { api, audience, url, body: None, headers: &[], paced: false, timeout: None }
     }
 }
 
@@ -196,10 +205,16 @@ fn error_detail(body: &[u8]) -> (String, String) {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
     let code = text("/error/code").unwrap_or_default();
-    let message = text("/error/message").or_else(|| text("/detail")).or_else(|| text("/error")).unwrap_or_else(|| {
-        let raw = String::from_utf8_lossy(body);
-        raw.chars().take(200).collect()
-    });
+    // Exchange's cmdlets put their own message in `details` (ms-apis.md §8); Graph's detail is
+    // more specific than its summary where it gives one.
+    let message = text("/error/details/0/message")
+        .or_else(|| text("/error/message"))
+        .or_else(|| text("/detail"))
+        .or_else(|| text("/error"))
+        .unwrap_or_else(|| {
+            let raw = String::from_utf8_lossy(body);
+            raw.chars().take(200).collect()
+        });
     (code, message)
 }
 

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod client;
 pub mod collections;
+pub mod evidence;
 pub mod pacing;
 pub mod probe;
 pub mod retry;

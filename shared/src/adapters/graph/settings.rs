@@ -53,7 +53,25 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Send `Prefer: include-unknown-enum-members` (ms-apis.md §2): newer enum members arrive as themselves.
     pub include_unknown_enum_members: bool,
+    /// Hosts a live response result may be downloaded from: Azure Blob Storage's, by suffix
+    /// (get-live-response-result.md: an Azure blob SAS URL). A returned link elsewhere is never
+    /// requested.
+    pub blob_host_suffixes: Vec<String>,
+    /// A whole download of a live response result, inside the processor's 150 s timeout (the
+    /// file streams; 512 MB at 10 MB/s is under a minute). One cut short is a passing failure:
+    /// the job tries again.
+    pub download_timeout: Duration,
+    /// An Exchange cmdlet call: Exchange ends REST cmdlets at 15 minutes (exchange-online-powershell-v2.md),
+    /// more than the processor's 150 s; a lookup by Message-ID takes seconds, and one that runs
+    /// past this is a passing failure the job's next step tries again.
+    pub exchange_timeout: Duration,
+    /// Host names resolved to these addresses instead of DNS: how a test reaches the
+    /// simulator's blob host by its own name. Empty in production.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
+
+/// Azure Blob Storage in the commercial, US Government and China clouds.
+pub const BLOB_HOST_SUFFIXES: &[&str] = &[".blob.core.windows.net", ".blob.core.usgovcloudapi.net", ".blob.core.chinacloudapi.cn"];
 
 impl Default for HttpSettings {
     fn default() -> Self {
@@ -71,6 +89,10 @@ impl Default for HttpSettings {
             connect_timeout: CONNECT_TIMEOUT,
             include_unknown_enum_members: true,
             max_body_bytes: MAX_BODY_BYTES,
+            blob_host_suffixes: BLOB_HOST_SUFFIXES.iter().map(|s| (*s).to_owned()).collect(),
+            download_timeout: Duration::from_secs(110),
+            exchange_timeout: Duration::from_secs(100),
+            resolve: Vec::new(),
         }
     }
 }
@@ -101,6 +123,17 @@ impl HttpSettings {
         }
     }
 
+    /// Whether a live response result link may be followed: HTTPS, no credentials in it, and a
+    /// host under one of the blob suffixes.
+    pub fn allowed_download(&self, url: &str) -> bool {
+        let Ok(u) = reqwest::Url::parse(url) else { return false };
+        let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
+        u.scheme() == "https"
+            && u.username().is_empty()
+            && u.password().is_none()
+            && self.blob_host_suffixes.iter().any(|s| host.ends_with(&s.to_ascii_lowercase()) && host.len() > s.len())
+    }
+
     /// Where Cloud Apps requests for the portal `portal_base` go.
     pub fn cloud_apps_base<'a>(&'a self, portal_base: &'a str) -> &'a str {
         self.cloud_apps_base_override.as_deref().unwrap_or(portal_base).trim_end_matches('/')
@@ -124,6 +157,9 @@ impl HttpSettings {
             .https_only(true)
             // A redirect would carry the bearer token wherever a response points: follow none.
             .redirect(reqwest::redirect::Policy::none());
+        for (host, addr) in &self.resolve {
+            b = b.resolve(host, *addr);
+        }
         if let Some(pem) = &self.extra_ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| ConfigError::Invalid {
                 name: "EXTRA_CA_BUNDLE".into(),

@@ -1,0 +1,185 @@
+//! Evidence retrieval's calls (ms-apis.md §7, §8): Defender for Endpoint live response with its
+//! machine actions and result links, the result download from Azure Blob Storage (no token, only
+//! to an allowed blob host), and Exchange Online's quarantine cmdlets through `InvokeCommand`.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::auth::{without_url, Audience};
+use super::client::{Call, MicrosoftHttp};
+use crate::domain::evidence_job::ActionStatus;
+use crate::domain::integration::Credentials;
+use crate::error::GraphError;
+use crate::ports::evidence::{ActionReport, Download};
+use crate::ports::EvidenceApi;
+
+const MDE: &str = "Defender for Endpoint";
+const EXCHANGE: &str = "Exchange Online";
+/// The system mailbox the Exchange module anchors every call to (OSS-CIPP; ms-apis.md §8).
+const ANCHOR: &str = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}";
+/// The most pages of one cmdlet's answer followed.
+const MAX_PAGES: usize = 50;
+
+fn decode(what: &str, body: &[u8]) -> Result<Value, GraphError> {
+    serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: what.into(), detail: e.to_string() })
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn action_status(s: &str) -> Result<ActionStatus, GraphError> {
+    Ok(match s {
+        "Pending" => ActionStatus::Pending,
+        "InProgress" => ActionStatus::InProgress,
+        "Succeeded" => ActionStatus::Succeeded,
+        "Failed" => ActionStatus::Failed,
+        "TimeOut" => ActionStatus::TimeOut,
+        "Cancelled" => ActionStatus::Cancelled,
+        other => return Err(GraphError::Decode { what: "a machine action".into(), detail: format!("unknown status `{other}`") }),
+    })
+}
+
+impl MicrosoftHttp {
+    fn mde_url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.mde_base_url.trim_end_matches('/'))
+    }
+
+    /// One cmdlet through InvokeCommand, every page of its answer (the nextLink is followed with
+    /// the same body, and only at Exchange's own origin).
+    async fn invoke(&self, creds: &Credentials, organization: &str, cmdlet: &str, parameters: Value) -> Result<Vec<Value>, GraphError> {
+        let base = self.settings.exchange_base_url.trim_end_matches('/').to_owned();
+        let mut url = format!("{base}/adminapi/beta/{}/InvokeCommand", enc(organization));
+        let body = json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}});
+        let headers = [("X-AnchorMailbox", format!("UPN:{ANCHOR}@{organization}")), ("Prefer", "odata.maxpagesize=1000".to_owned())];
+        let mut rows = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let call = Call {
+                body: Some(&body),
+                headers: &headers,
+                timeout: Some(self.settings.exchange_timeout),
+                ..Call::get(EXCHANGE, Audience::Exchange, &url)
+            };
+            let page = decode("an Exchange answer", &self.send(creds, &call).await?)?;
+            rows.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
+            match page.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) if super::settings::HttpSettings::same_origin(next, &base) => url = next.to_owned(),
+                Some(_) => {
+                    return Err(GraphError::Decode {
+                        what: "an Exchange answer".into(),
+                        detail: "its nextLink points to another host".into(),
+                    })
+                }
+                None => return Ok(rows),
+            }
+        }
+        Err(GraphError::Decode { what: "an Exchange answer".into(), detail: format!("more than {MAX_PAGES} pages") })
+    }
+}
+
+impl EvidenceApi for MicrosoftHttp {
+    async fn run_get_file(&self, creds: &Credentials, device_id: &str, path: &str) -> Result<String, GraphError> {
+        let url = self.mde_url(&format!("/api/machines/{}/runliveresponse", enc(device_id)));
+        let body = json!({
+            "Commands": [{"type": "GetFile", "params": [{"key": "Path", "value": path}]}],
+            "Comment": "m365-ingest: evidence of a Defender alert",
+        });
+        let call = Call { body: Some(&body), ..Call::get(MDE, Audience::DefenderForEndpoint, &url) };
+        let v = decode("a machine action", &self.send(creds, &call).await?)?;
+        v.get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| GraphError::Decode { what: "a machine action".into(), detail: "no `id`".into() })
+    }
+
+    async fn machine_action(&self, creds: &Credentials, action_id: &str) -> Result<ActionReport, GraphError> {
+        let url = self.mde_url(&format!("/api/machineactions/{}", enc(action_id)));
+        let v = decode("a machine action", &self.send(creds, &Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?)?;
+        let status = action_status(v.get("status").and_then(Value::as_str).unwrap_or_default())?;
+        let errors = v
+            .get("commands")
+            .and_then(Value::as_array)
+            .map(|c| c.iter().flat_map(|c| c.get("errors").and_then(Value::as_array).cloned().unwrap_or_default()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.as_str().map(|s| s.chars().take(500).collect()))
+            .take(5)
+            .collect();
+        Ok(ActionReport { status, errors })
+    }
+
+    async fn result_link(&self, creds: &Credentials, action_id: &str) -> Result<String, GraphError> {
+        let url = self.mde_url(&format!("/api/machineactions/{}/GetLiveResponseResultDownloadLink(index=0)", enc(action_id)));
+        let v = decode("a result link", &self.send(creds, &Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?)?;
+        v.get("value")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| GraphError::Decode { what: "a result link".into(), detail: "no `value`".into() })
+    }
+
+    async fn download(&self, url: &str) -> Result<Download, GraphError> {
+        if !self.settings.allowed_download(url) {
+            return Err(GraphError::Decode {
+                what: "a result link".into(),
+                detail: "it does not point to an Azure Blob Storage host over HTTPS; not followed".into(),
+            });
+        }
+        let resp = self
+            .http()
+            .get(url)
+            .timeout(self.settings.download_timeout)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport { what: "a result download".into(), detail: without_url(&e) })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let code = resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            return Err(GraphError::Http { api: "Azure Blob Storage", status, code, message: "the result download was refused".into() });
+        }
+        let length = resp.content_length();
+        let chunks = futures_util::stream::unfold(Some(resp), |state| async move {
+            let mut resp = state?;
+            match resp.chunk().await {
+                Ok(Some(c)) => Some((Ok(c), Some(resp))),
+                Ok(None) => None,
+                Err(e) => Some((Err(GraphError::Transport { what: "a result download".into(), detail: without_url(&e) }), None)),
+            }
+        });
+        Ok(Download { length, chunks: Box::pin(chunks) })
+    }
+
+    async fn find_quarantined(
+        &self,
+        creds: &Credentials,
+        organization: &str,
+        message_id: &str,
+        recipient: &str,
+    ) -> Result<Vec<String>, GraphError> {
+        // Never without an identity of the message: an empty filter returns the whole quarantine.
+        if message_id.trim().is_empty() || recipient.trim().is_empty() {
+            return Err(GraphError::Decode { what: "a quarantine lookup".into(), detail: "no Message-ID or recipient".into() });
+        }
+        let params = json!({"MessageId": message_id, "RecipientAddress": [recipient], "PageSize": 100});
+        let rows = self.invoke(creds, organization, "Get-QuarantineMessage", params).await?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.get("MessageId").and_then(Value::as_str).is_none_or(|m| m == message_id))
+            .filter_map(|r| r.get("Identity").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    async fn export_quarantined(&self, creds: &Credentials, organization: &str, identity: &str) -> Result<Vec<u8>, GraphError> {
+        let rows = self.invoke(creds, organization, "Export-QuarantineMessage", json!({"Identity": identity})).await?;
+        let row = rows.first().ok_or_else(|| GraphError::Decode { what: "an export".into(), detail: "no message in the answer".into() })?;
+        let eml = row
+            .get("Eml")
+            .and_then(Value::as_str)
+            .ok_or_else(|| GraphError::Decode { what: "an export".into(), detail: "no `Eml`".into() })?;
+        if row.get("BodyEncoding").and_then(Value::as_str).is_some_and(|e| !e.eq_ignore_ascii_case("Base64")) {
+            return Err(GraphError::Decode { what: "an export".into(), detail: "an `Eml` not in Base64".into() });
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(eml.trim())
+            .map_err(|e| GraphError::Decode { what: "an export".into(), detail: format!("`Eml` is not Base64: {e}") })
+    }
+}

@@ -1,0 +1,210 @@
+//! The ports evidence retrieval adds (issue 13): Defender for Endpoint's live response and
+//! Exchange Online's quarantine, the job records, the queue that moves jobs on later, and
+//! uploads streamed to the artifact store.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+
+use crate::domain::envelope::ObjectRef;
+use crate::domain::evidence_job::{ActionStatus, JobRecord};
+use crate::domain::integration::Credentials;
+use crate::domain::time::GraphTime;
+use crate::error::{ArtifactError, CursorError, GraphError, QueueError, SecretError};
+
+/// A live response machine action as its `GET` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionReport {
+    pub status: ActionStatus,
+    /// The commands' `errors`, for a failed one.
+    pub errors: Vec<String>,
+}
+
+/// A download under way: its announced length and its bytes as they come.
+pub struct Download {
+    pub length: Option<u64>,
+    pub chunks: BoxStream<'static, Result<bytes::Bytes, GraphError>>,
+}
+
+/// Defender for Endpoint and Exchange Online as evidence retrieval calls them. Errors are the
+/// API's own (`GraphError::Http` with status and code), for the job to tell passing from final.
+pub trait EvidenceApi: Send + Sync {
+    /// `runliveresponse` with one GetFile of `path`; returns the machine action's id.
+    fn run_get_file(&self, creds: &Credentials, device_id: &str, path: &str) -> impl Future<Output = Result<String, GraphError>> + Send;
+    fn machine_action(&self, creds: &Credentials, action_id: &str) -> impl Future<Output = Result<ActionReport, GraphError>> + Send;
+    /// `GetLiveResponseResultDownloadLink(index=0)`: a fresh link every call.
+    fn result_link(&self, creds: &Credentials, action_id: &str) -> impl Future<Output = Result<String, GraphError>> + Send;
+    /// Starts downloading a result link, only from an allowed blob host (`Decode` otherwise:
+    /// the URL is never requested).
+    fn download(&self, url: &str) -> impl Future<Output = Result<Download, GraphError>> + Send;
+    /// The identities of the quarantined messages with this `Message-ID` for this recipient.
+    fn find_quarantined(
+        &self,
+        creds: &Credentials,
+        organization: &str,
+        message_id: &str,
+        recipient: &str,
+    ) -> impl Future<Output = Result<Vec<String>, GraphError>> + Send;
+    /// Export-QuarantineMessage of one identity: the message's MIME, at most `limit` bytes.
+    fn export_quarantined(
+        &self,
+        creds: &Credentials,
+        organization: &str,
+        identity: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, GraphError>> + Send;
+}
+
+/// Evidence jobs (a DynamoDB item each, with TTL).
+///
+/// Contract: `create` stores the record unless one exists under its key and returns the stored
+/// one with its version (a redelivered alert finds its job); `get` reads it; `save` writes only
+/// if the stored version is still `expected` (`LeaseLost` otherwise: another step moved it on)
+/// and returns the new version.
+pub trait EvidenceJobStore: Send + Sync {
+    fn create(&self, record: &JobRecord, expires_at: GraphTime) -> impl Future<Output = Result<(JobRecord, u64), CursorError>> + Send;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<(JobRecord, u64)>, CursorError>> + Send;
+    fn save(&self, record: &JobRecord, expected: u64, expires_at: GraphTime) -> impl Future<Output = Result<u64, CursorError>> + Send;
+}
+
+/// The most SQS delays a message (DelaySeconds).
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// A queue whose messages can be held back (the evidence-jobs queue: SQS DelaySeconds, at most
+/// [`MAX_DELAY`]).
+pub trait DelayQueue: Send + Sync {
+    fn send_delayed(&self, body: &str, delay: Duration) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// An object written as its bytes arrive; nothing is stored until `finish`.
+pub trait ArtifactUpload: Send {
+    fn write(&mut self, chunk: &[u8]) -> impl Future<Output = Result<(), ArtifactError>> + Send;
+    /// Stores the object; `sha256` and `size` are the caller's count of what it wrote.
+    fn finish(self, sha256: String, size: u64) -> impl Future<Output = Result<ObjectRef, ArtifactError>> + Send;
+    /// Drops what was written.
+    fn abort(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Uploads of objects too large to hold in memory (S3 multipart in AWS).
+pub trait ArtifactUploads: Send + Sync {
+    type Upload: ArtifactUpload;
+    fn begin(&self, key: &str, content_type: &str) -> impl Future<Output = Result<Self::Upload, ArtifactError>> + Send;
+}
+
+/// Loads credentials (re-exported for the evidence bundle).
+pub use super::SecretSource;
+
+/// What evidence retrieval runs on.
+pub trait EvidencePorts: Send + Sync + 'static {
+    type Jobs: EvidenceJobStore;
+    /// The evidence-jobs queue.
+    type Steps: DelayQueue;
+    type Api: EvidenceApi;
+    type Secrets: SecretSource;
+}
+
+/// Evidence ports chosen one by one.
+pub struct EvidenceWith<J, S, M, C>(std::marker::PhantomData<(J, S, M, C)>);
+
+impl<J, S, M, C> EvidencePorts for EvidenceWith<J, S, M, C>
+where
+    J: EvidenceJobStore + 'static,
+    S: DelayQueue + 'static,
+    M: EvidenceApi + 'static,
+    C: SecretSource + 'static,
+{
+    type Jobs = J;
+    type Steps = S;
+    type Api = M;
+    type Secrets = C;
+}
+
+/// A processor without evidence retrieval (tools that only render): nothing of this type exists.
+#[derive(Debug)]
+pub enum Unavailable {}
+
+/// The ports of a processor without evidence retrieval.
+pub struct NoEvidence;
+
+impl EvidencePorts for NoEvidence {
+    type Jobs = Unavailable;
+    type Steps = Unavailable;
+    type Api = Unavailable;
+    type Secrets = Unavailable;
+}
+
+impl EvidenceJobStore for Unavailable {
+    async fn create(&self, _: &JobRecord, _: GraphTime) -> Result<(JobRecord, u64), CursorError> {
+        match *self {}
+    }
+    async fn get(&self, _: &str) -> Result<Option<(JobRecord, u64)>, CursorError> {
+        match *self {}
+    }
+    async fn save(&self, _: &JobRecord, _: u64, _: GraphTime) -> Result<u64, CursorError> {
+        match *self {}
+    }
+}
+
+impl DelayQueue for Unavailable {
+    async fn send_delayed(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+        match *self {}
+    }
+}
+
+impl SecretSource for Unavailable {
+    async fn load(&self, _: &str) -> Result<Credentials, SecretError> {
+        match *self {}
+    }
+}
+
+impl EvidenceApi for Unavailable {
+    async fn run_get_file(&self, _: &Credentials, _: &str, _: &str) -> Result<String, GraphError> {
+        match *self {}
+    }
+    async fn machine_action(&self, _: &Credentials, _: &str) -> Result<ActionReport, GraphError> {
+        match *self {}
+    }
+    async fn result_link(&self, _: &Credentials, _: &str) -> Result<String, GraphError> {
+        match *self {}
+    }
+    async fn download(&self, _: &str) -> Result<Download, GraphError> {
+        match *self {}
+    }
+    async fn find_quarantined(&self, _: &Credentials, _: &str, _: &str, _: &str) -> Result<Vec<String>, GraphError> {
+        match *self {}
+    }
+    async fn export_quarantined(&self, _: &Credentials, _: &str, _: &str) -> Result<Vec<u8>, GraphError> {
+        match *self {}
+    }
+}
+
+mod shared_impls {
+    use std::sync::Arc;
+
+    use super::*;
+
+    impl<T: EvidenceJobStore> EvidenceJobStore for Arc<T> {
+        fn create(&self, record: &JobRecord, expires_at: GraphTime) -> impl Future<Output = Result<(JobRecord, u64), CursorError>> + Send {
+            (**self).create(record, expires_at)
+        }
+        fn get(&self, key: &str) -> impl Future<Output = Result<Option<(JobRecord, u64)>, CursorError>> + Send {
+            (**self).get(key)
+        }
+        fn save(&self, record: &JobRecord, expected: u64, expires_at: GraphTime) -> impl Future<Output = Result<u64, CursorError>> + Send {
+            (**self).save(record, expected, expires_at)
+        }
+    }
+
+    impl<T: DelayQueue> DelayQueue for Arc<T> {
+        fn send_delayed(&self, body: &str, delay: Duration) -> impl Future<Output = Result<(), QueueError>> + Send {
+            (**self).send_delayed(body, delay)
+        }
+    }
+
+    impl<T: ArtifactUploads> ArtifactUploads for Arc<T> {
+        type Upload = T::Upload;
+        fn begin(&self, key: &str, content_type: &str) -> impl Future<Output = Result<Self::Upload, ArtifactError>> + Send {
+            (**self).begin(key, content_type)
+        }
+    }
+}

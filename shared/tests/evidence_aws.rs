@@ -1,0 +1,432 @@
+//! Evidence retrieval end to end: the processor on moto (jobs in DynamoDB, artifacts in S3, the
+//! output on SQS) against the tenant simulator's Defender for Endpoint and Exchange Online. The
+//! evidence-jobs queue's delays are simulated time here (a step's message is taken when the
+//! simulator's clock reaches it); the SQS adapter's delay is tested on moto on its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use m365_ingest::adapters::aws::{DynamoEvidenceJobs, S3ArtifactStore, SqsAlertQueue};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
+use m365_ingest::adapters::local::{MemoryDedupStore, MemoryDelayQueue, StaticSecretSource};
+use m365_ingest::app::evidence::{Evidence, EvidenceSettings};
+use m365_ingest::app::poll::PollSettings;
+use m365_ingest::app::process::{ProcessSettings, Processor};
+use m365_ingest::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord};
+use m365_ingest::domain::evidence_plan::{job_key, EvidenceTarget};
+use m365_ingest::domain::integration::Integration;
+use m365_ingest::error::CursorError;
+use m365_ingest::ports::{DelayQueue, EvidenceJobStore, EvidenceWith, ProcessWith};
+use m365_ingest::{GraphTime, Source};
+use serde_json::Value;
+use support::moto;
+use support::*;
+use tenant_sim::Scenario;
+
+/// A job store whose saves fail while armed: the processor dying after a call, before its save.
+struct CrashingSaves<J> {
+    inner: J,
+    armed: AtomicBool,
+}
+
+impl<J: EvidenceJobStore> EvidenceJobStore for CrashingSaves<J> {
+    async fn create(&self, r: &JobRecord, x: GraphTime) -> Result<(JobRecord, u64), CursorError> {
+        self.inner.create(r, x).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<(JobRecord, u64)>, CursorError> {
+        self.inner.get(key).await
+    }
+    async fn save(&self, r: &JobRecord, v: u64, x: GraphTime) -> Result<u64, CursorError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            return Err(CursorError::Store { detail: "simulated crash before the save".into(), retryable: true });
+        }
+        self.inner.save(r, v, x).await
+    }
+}
+
+type Steps = Arc<MemoryDelayQueue>;
+type Jobs = Arc<CrashingSaves<DynamoEvidenceJobs>>;
+type TestProcessor = Processor<
+    ProcessWith<
+        Arc<MemoryDedupStore>,
+        SqsAlertQueue,
+        S3ArtifactStore,
+        SimTime,
+        EvidenceWith<Jobs, Steps, MicrosoftHttp, StaticSecretSource>,
+    >,
+>;
+
+struct Rig {
+    sim: Arc<tenant_sim::Simulator>,
+    c: m365_ingest::adapters::aws::AwsClients,
+    out_url: String,
+    bucket: String,
+    steps: Steps,
+    jobs: Jobs,
+    p: TestProcessor,
+    integration: Integration,
+}
+
+fn scenario(role: &str) -> Scenario {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].directory_roles = vec![role.to_owned()];
+    // Enough alerts for every kind of evidence; each one's files and emails are fetched.
+    s.tenants[0].alerts.count = 120;
+    s.tenants[0].alerts.incidents = 30;
+    s
+}
+
+fn evidence_integration() -> Integration {
+    let mut i = integration();
+    i.evidence.live_response_files = true;
+    i.evidence.quarantined_email = true;
+    i.organization_id = Some("contoso.onmicrosoft.com".into());
+    i
+}
+
+async fn rig(scenario: Scenario, settings: EvidenceSettings) -> Rig {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let sim = Arc::new(tenant_sim::Simulator::start(scenario).await.unwrap());
+    let c = moto::clients().await;
+    let (table, out_url, bucket) = (moto::dedup_table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let mut http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
+    http.resolve = vec![(sim.blob_host().to_owned(), sim.addr())];
+    let steps = Arc::new(MemoryDelayQueue::new());
+    let jobs = Arc::new(CrashingSaves { inner: DynamoEvidenceJobs::new(c.dynamodb.clone(), &table), armed: AtomicBool::new(false) });
+    let p = Processor::new(
+        Arc::new(MemoryDedupStore::new()),
+        SqsAlertQueue::new(c.sqs.clone(), &out_url),
+        S3ArtifactStore::new(c.s3.clone(), &bucket),
+        SimTime(sim.clone()),
+        ProcessSettings { owner: "test".into(), ..ProcessSettings::default() },
+    )
+    .with_evidence(Evidence {
+        jobs: jobs.clone(),
+        steps: steps.clone(),
+        api: MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap(),
+        secrets: StaticSecretSource::new().with("contoso-secret", secret_creds()),
+        settings,
+    });
+    Rig { sim, c, out_url, bucket, steps, jobs, p, integration: evidence_integration() }
+}
+
+impl Rig {
+    /// Runs every queued step whose time has come, moving the simulator's clock to the next
+    /// one when none has; returns the steps taken.
+    async fn drive(&self) -> usize {
+        let run = self.p.batch(vec![self.integration.clone()]);
+        let mut taken = 0;
+        let mut pending: Vec<(Duration, String)> = Vec::new();
+        for _ in 0..2_000 {
+            pending.extend(self.steps.take());
+            if pending.is_empty() {
+                return taken;
+            }
+            // SQS shows each message after its delay: the soonest first, the clock moved to it.
+            pending.sort_by_key(|(d, _)| *d);
+            let (delay, _) = pending[0];
+            self.sim.clock().advance_secs(delay.as_secs() as i64);
+            let due: Vec<(String, String)> =
+                pending.iter().filter(|(d, _)| *d <= delay).enumerate().map(|(i, (_, b))| (format!("s{taken}-{i}"), b.clone())).collect();
+            pending = pending.into_iter().filter(|(d, _)| *d > delay).map(|(d, b)| (d - delay, b)).collect();
+            taken += due.len();
+            let failed = run.step_batch(&due).await;
+            // SQS delivers a failed message again.
+            pending.extend(due.into_iter().filter(|(id, _)| failed.contains(id)).map(|(_, b)| (Duration::ZERO, b)));
+        }
+        panic!("jobs did not settle");
+    }
+
+    async fn output(&self) -> Vec<Value> {
+        moto::drain(&self.c, &self.out_url).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect()
+    }
+
+    async fn objects(&self, prefix: &str) -> Vec<String> {
+        let out = self.c.s3.list_objects_v2().bucket(&self.bucket).prefix(prefix).send().await.unwrap();
+        out.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).collect()
+    }
+
+    async fn bytes(&self, key: &str) -> Vec<u8> {
+        let o = self.c.s3.get_object().bucket(&self.bucket).key(key).send().await.unwrap();
+        o.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    /// Creates a job for `target` and queues its first step, as the processor does for an alert.
+    async fn job(&self, target: EvidenceTarget) -> String {
+        let now = GraphTime::from_ticks(self.sim.clock().now().0);
+        let key = job_key(&moto::unique("defender_alerts/t/a1/2026-11-26T10:00:00Z"), &target);
+        let record = JobRecord {
+            job: EvidenceJob::new(key.clone(), target, now),
+            integration_id: self.integration.id.clone(),
+            tenant_id: TENANT.into(),
+            source: Source::DefenderAlerts,
+            alert_id: "a1".into(),
+            alert_version: now,
+            dedup_key: "defender_alerts/t/a1".into(),
+            reported: false,
+        };
+        self.jobs.create(&record, now.plus(Duration::from_secs(86_400))).await.unwrap();
+        self.steps.send_delayed(&JobMessage::new(&self.integration.id, &key).to_json(), Duration::ZERO).await.unwrap();
+        key
+    }
+}
+
+fn sha256(b: &[u8]) -> String {
+    m365_ingest::domain::envelope::sha256_hex(b)
+}
+
+/// A file the tenant's alerts name on one device, untouched by antivirus.
+async fn file_target(sim: &tenant_sim::Simulator) -> EvidenceTarget {
+    for a in fetch_alerts(sim).await.iter().filter(|a| a["detectionSource"] != "antivirus") {
+        let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a.clone()).unwrap();
+        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+            if matches!(t, EvidenceTarget::File { quarantined_by_antivirus: false, .. }) {
+                return t;
+            }
+        }
+    }
+    panic!("no file on a device in the scenario");
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(format!("{}/schemas/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    jsonschema::validator_for(&serde_json::from_str::<Value>(&text).unwrap()).unwrap()
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &Value) {
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{doc}");
+}
+
+fn updates(out: &[Value]) -> Vec<&Value> {
+    out.iter().filter(|m| m["schema"] == "m365-ingest.evidence.v1").collect()
+}
+
+#[tokio::test]
+async fn alerts_go_out_at_once_and_their_files_and_emails_follow_as_updates() {
+    let r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    let w = world_with(r.sim.clone(), HttpSettings::simulator, RetryPolicy::quick(), PollSettings::default(), secret_creds());
+    w.poll(Source::DefenderAlerts).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    let run = r.p.batch(vec![r.integration.clone()]);
+    assert!(run.process_batch(&msgs).await.is_empty(), "every alert published before any evidence is fetched");
+    let alerts = r.output().await;
+    let v1 = schema("m365-ingest.alert.v1.schema.json");
+    alerts.iter().for_each(|a| assert_valid(&v1, a));
+    let pending: HashMap<String, (String, Value)> = alerts
+        .iter()
+        .flat_map(|a| {
+            a["processing"]["evidence"]["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| (i["id"].as_str().unwrap().to_owned(), (a["dedup_key"].as_str().unwrap().to_owned(), i)))
+        })
+        .collect();
+    let kinds = |status: &str, kind: &str| pending.values().filter(|(_, i)| i["status"] == status && i["kind"] == kind).count();
+    assert!(kinds("pending", "file") > 0 && kinds("pending", "email") > 0, "files and emails to fetch");
+    assert!(kinds("disabled", "file") > 0, "antivirus-quarantined files are named, and why they are not fetched");
+    assert!(alerts.iter().any(|a| a["processing"]["evidence"]["status"] == "pending"));
+    let steps = r.drive().await;
+    let out = r.output().await;
+    let ups = updates(&out);
+    let update_schema = schema("m365-ingest.evidence.v1.schema.json");
+    ups.iter().for_each(|u| assert_valid(&update_schema, u));
+    assert_eq!(ups.len(), kinds("pending", "file") + kinds("pending", "email"), "one update per job, after {steps} steps");
+    let mut retrieved = (0, 0);
+    for u in &ups {
+        let item = &u["item"];
+        let (dedup_key, listed) = &pending[item["id"].as_str().unwrap()];
+        assert_eq!(u["dedup_key"].as_str(), Some(dedup_key.as_str()), "the update names the alert version that listed it");
+        assert_eq!(listed["kind"], item["kind"]);
+        if item["status"] != "retrieved" {
+            continue;
+        }
+        let key = item["artifact"]["key"].as_str().unwrap();
+        let bytes = r.bytes(key).await;
+        assert_eq!(item["artifact"]["sha256"].as_str(), Some(sha256(&bytes).as_str()));
+        if item["kind"] == "file" {
+            assert_eq!(item["sha256"].as_str(), Some(sha256(&bytes).as_str()), "the file the alert names");
+            retrieved.0 += 1;
+        } else {
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(text.contains(&format!("Message-ID: {}", item["internet_message_id"].as_str().unwrap())));
+            assert_eq!(
+                item["headers"]["message_id"].as_str().map(|m| m.trim_matches(['<', '>'])),
+                item["internet_message_id"].as_str().map(|m| m.trim_matches(['<', '>']))
+            );
+            retrieved.1 += 1;
+        }
+    }
+    assert!(retrieved.0 > 0 && retrieved.1 > 0, "files and emails retrieved: {retrieved:?}");
+    // Jobs are idempotent: the same intake again creates nothing new and starts nothing.
+    assert!(run.process_batch(&msgs).await.is_empty());
+    assert_eq!(r.drive().await, 0);
+}
+
+#[tokio::test]
+async fn a_busy_device_is_waited_for_and_an_expired_link_is_asked_for_again() {
+    let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    let target = file_target(&r.sim).await;
+    let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
+    // Someone else's session holds the device.
+    let (http, _) = graph_client(&r.sim).await;
+    let tok: Value = http
+        .post(r.sim.token_url(TENANT))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", tenant_sim::scenario::DEFAULT_CLIENT_ID),
+            ("client_secret", tenant_sim::scenario::DEFAULT_CLIENT_SECRET),
+            ("scope", "https://api.securitycenter.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = serde_json::json!({"Commands": [{"type": "GetFile", "params": [{"key": "Path", "value": "C:\\other.txt"}]}]});
+    let started = http
+        .post(format!("{}/api/machines/{device_id}/runliveresponse", r.sim.base_url()))
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 201);
+    r.sim.expire_next_result_links(1);
+    let key = r.job(target.clone()).await;
+    r.drive().await;
+    let out = r.output().await;
+    let u = updates(&out);
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0]["item"]["id"].as_str(), Some(key.as_str()));
+    assert_eq!(u[0]["item"]["status"], "retrieved", "{}", u[0]);
+    let actions = r.sim.machine_actions(TENANT);
+    assert_eq!(actions.iter().filter(|(_, m, _)| m == device_id).count(), 2, "the other session, then ours once it ended: {actions:?}");
+}
+
+#[tokio::test]
+async fn an_offline_device_ends_the_job_at_its_maximum_wait_and_a_missing_file_is_not_found() {
+    let limits = JobLimits { max_wait: Duration::from_secs(3_600), ..JobLimits::default() };
+    let r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
+    let target = file_target(&r.sim).await;
+    let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
+    r.sim.set_machine_online(TENANT, device_id, false);
+    r.job(target.clone()).await;
+    let missing = match target.clone() {
+        EvidenceTarget::File { device_id, sha1, sha256, .. } => EvidenceTarget::File {
+            device_id,
+            folder: "C:\\gone".into(),
+            name: "x.exe".into(),
+            sha1,
+            sha256,
+            quarantined_by_antivirus: false,
+        },
+        t => t,
+    };
+    r.drive().await;
+    let out = r.output().await;
+    let u = updates(&out);
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0]["item"]["status"], "device_offline", "{}", u[0]);
+    r.sim.set_machine_online(TENANT, device_id, true);
+    r.job(missing).await;
+    r.drive().await;
+    let out = r.output().await;
+    assert_eq!(updates(&out)[0]["item"]["status"], "not_found", "{}", updates(&out)[0]);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_the_alerts_or_too_large_is_never_kept() {
+    let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    let target = file_target(&r.sim).await;
+    r.sim.tamper_downloads(true);
+    r.job(target.clone()).await;
+    r.drive().await;
+    let out = r.output().await;
+    let item = &updates(&out)[0]["item"];
+    assert_eq!(item["status"], "refused");
+    assert!(item["detail"].as_str().unwrap().contains("hash"), "{item}");
+    assert!(item["artifact"].is_null());
+    assert!(r.objects("evidence/").await.is_empty(), "nothing stored");
+
+    let r = rig(scenario("Security Reader"), EvidenceSettings { max_file_bytes: 100, ..EvidenceSettings::default() }).await;
+    r.job(file_target(&r.sim).await).await;
+    r.drive().await;
+    let out = r.output().await;
+    assert_eq!(updates(&out)[0]["item"]["status"], "too_large");
+    assert!(r.objects("evidence/").await.is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn an_export_without_the_role_is_refused_by_name_and_an_unknown_message_is_not_found() {
+    let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    let alerts = fetch_alerts(&r.sim).await;
+    let q = alerts
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence" && e["deliveryLocation"] == "quarantine")
+        .unwrap();
+    let email =
+        |id: &str| EvidenceTarget::Email { internet_message_id: id.into(), recipient: q["recipientEmailAddress"].as_str().unwrap().into() };
+    r.job(email(q["internetMessageId"].as_str().unwrap())).await;
+    r.job(email("<not-in-quarantine@example.com>")).await;
+    r.drive().await;
+    let out = r.output().await;
+    let by_status: HashMap<String, String> = updates(&out)
+        .iter()
+        .map(|u| (u["item"]["status"].as_str().unwrap().to_owned(), u["item"]["detail"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert!(by_status["refused"].contains("Security Administrator"), "{by_status:?}");
+    assert!(by_status.contains_key("not_found"), "{by_status:?}");
+}
+
+#[tokio::test]
+async fn a_processor_that_dies_mid_job_is_resumed_and_the_file_is_stored_once() {
+    let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    let key = r.job(file_target(&r.sim).await).await;
+    let run = r.p.batch(vec![r.integration.clone()]);
+    // Steps up to the download: start, then checks until the action succeeded.
+    for _ in 0..20 {
+        let (rec, _) = r.jobs.get(&key).await.unwrap().unwrap();
+        if matches!(rec.job.phase, m365_ingest::domain::evidence_job::Phase::Download { .. }) {
+            break;
+        }
+        let msgs = r.steps.take();
+        let delay = msgs.iter().map(|(d, _)| *d).max().unwrap_or_default();
+        r.sim.clock().advance_secs(delay.as_secs() as i64);
+        let batch: Vec<(String, String)> = msgs.into_iter().enumerate().map(|(i, (_, b))| (format!("x{i}"), b)).collect();
+        assert!(run.step_batch(&batch).await.is_empty());
+    }
+    let msgs = r.steps.take();
+    assert_eq!(msgs.len(), 1);
+    // The download is stored, then the processor dies before saving the job.
+    r.jobs.armed.store(true, Ordering::SeqCst);
+    let batch = vec![("dies".to_owned(), msgs[0].1.clone())];
+    assert_eq!(run.step_batch(&batch).await, vec!["dies".to_owned()], "not finished: SQS delivers it again");
+    assert_eq!(r.objects("evidence/").await.len(), 1);
+    // SQS's redelivery, to another processor instance.
+    r.steps.send_delayed(&msgs[0].1, Duration::ZERO).await.unwrap();
+    r.drive().await;
+    let out = r.output().await;
+    assert_eq!(updates(&out).len(), 1);
+    assert_eq!(updates(&out)[0]["item"]["status"], "retrieved");
+    assert_eq!(r.objects("evidence/").await.len(), 1, "stored once, under the job's own key");
+}
+
+#[tokio::test]
+async fn the_evidence_queue_holds_a_step_back_on_sqs() {
+    let c = moto::clients().await;
+    let url = moto::queue(&c).await;
+    let q = SqsAlertQueue::new(c.sqs.clone(), &url);
+    q.send_delayed("later", Duration::from_secs(30)).await.unwrap();
+    q.send_delayed("now", Duration::ZERO).await.unwrap();
+    assert_eq!(moto::drain(&c, &url).await, vec!["now".to_owned()], "the delayed one is not visible yet");
+}
