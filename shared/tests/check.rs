@@ -119,7 +119,7 @@ async fn a_missing_role_names_the_permission_the_api_and_where_to_add_it() {
     let mut s = fixed(Scenario::default());
     let grants = &mut s.tenants[0].apps[0].grants;
     grants.get_mut("graph").unwrap().retain(|r| r != "SecurityIncident.Read.All");
-    grants.get_mut("mde").unwrap().retain(|r| r != "Library.Manage" && r != "Machine.LiveResponse");
+    grants.get_mut("mde").unwrap().retain(|r| r != "Machine.Read.All" && r != "Machine.LiveResponse");
     let (sim, api) = start(s).await;
     let mut d = doc();
     d.sources.defender = DefenderMode::Incidents;
@@ -132,7 +132,7 @@ async fn a_missing_role_names_the_permission_the_api_and_where_to_add_it() {
     let fix = inc.fix.as_deref().unwrap();
     assert!(fix.contains("SecurityIncident.Read.All of \"Microsoft Graph\"") && fix.contains("grant admin consent"), "{fix}");
     let lr = line(&r, "live_response_files");
-    assert_eq!(lr.detail, "missing permissions Library.Manage, Machine.LiveResponse");
+    assert_eq!(lr.detail, "missing permissions Machine.LiveResponse, Machine.Read.All");
     assert!(lr.fix.as_deref().unwrap().contains("APIs my organization uses → WindowsDefenderATP"));
     assert!(sim.requests().matching("/v1.0/security/incidents").is_empty(), "no call without the permission");
     assert!(r.to_text().contains("FAIL  defender_incidents"));
@@ -245,6 +245,13 @@ async fn exchange_needs_a_certificate_and_a_directory_role() {
     let f = line(&r, "quarantined_email");
     assert_eq!(f.detail, "the app's service principal holds no Entra role Exchange Online accepts");
     assert!(f.fix.as_deref().unwrap().contains("Security Reader"));
+    let mut reader = with_cert(&cert);
+    reader.tenants[0].apps[0].directory_roles = vec!["Security Reader".into()];
+    let (_reader_sim, reader_api) = start(reader).await;
+    let r = check(&reader_api, &d, Ok(cert_creds(&cert)), now()).await;
+    let f = line(&r, "quarantined_email");
+    assert!(f.detail.contains("not export them"), "{}", f.detail);
+    assert!(f.fix.as_deref().unwrap().contains("Security Administrator"), "{:?}", f.fix);
     let r = check(
         &api,
         &IntegrationDoc { organization_id: Some("fabrikam.onmicrosoft.com".into()), ..d.clone() },

@@ -168,6 +168,8 @@ impl Rig {
             alert_id: "a1".into(),
             alert_version: now,
             dedup_key: "defender_alerts/t/a1".into(),
+            title: "a test alert".into(),
+            severity: Some("high".into()),
             reported: false,
         };
         self.jobs.create(&record, now.plus(Duration::from_secs(86_400))).await.unwrap();
@@ -429,4 +431,24 @@ async fn the_evidence_queue_holds_a_step_back_on_sqs() {
     q.send_delayed("later", Duration::from_secs(30)).await.unwrap();
     q.send_delayed("now", Duration::ZERO).await.unwrap();
     assert_eq!(moto::drain(&c, &url).await, vec!["now".to_owned()], "the delayed one is not visible yet");
+}
+
+#[tokio::test]
+async fn an_ocsf_integration_gets_each_update_as_a_detection_finding_too() {
+    let mut r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    r.integration.output = m365_ingest::domain::integration::OutputFormat::Both;
+    r.job(file_target(&r.sim).await).await;
+    r.drive().await;
+    let out = r.output().await;
+    assert_eq!(out.len(), 2, "{out:?}");
+    let text =
+        std::fs::read_to_string(format!("{}/tests/fixtures/ocsf/detection_finding.schema.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let ocsf = jsonschema::validator_for(&serde_json::from_str::<Value>(&text).unwrap()).unwrap();
+    let finding = out.iter().find(|m| m["class_uid"] == 2004).expect("an OCSF finding");
+    assert_valid(&ocsf, finding);
+    assert_eq!((finding["activity_id"].as_i64(), finding["finding_info"]["uid"].as_str()), (Some(2), Some("a1")));
+    let file = &finding["evidences"][0]["file"];
+    assert!(file["uri"].as_str().unwrap().starts_with(&format!("s3://{}/evidence/", r.bucket)), "{finding}");
+    assert_eq!(finding["unmapped"]["m365ingest_evidence"]["status"], "retrieved");
+    assert_eq!(updates(&out)[0]["item"]["id"], finding["evidences"][0]["uid"], "one item, both renderings");
 }

@@ -1,25 +1,28 @@
 //! `demo`: the whole path on embedded defaults: the tenant simulator in-process (two tenants,
 //! one polled for alerts, one for incidents and Cloud Apps alerts, with some throttling and a
 //! token expiry); Test & Save of both integrations into a local store; two poll passes into a
-//! local queue written as NDJSON; the processor's output.
+//! local queue written as NDJSON; the processor's output, and the evidence its alerts name
+//! (files through live response, quarantined emails through Exchange Online).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore};
-use m365_ingest::adapters::local::{MemoryDedupStore, MemoryIntegrationStore, MemorySecrets};
+use m365_ingest::adapters::local::{MemoryDedupStore, MemoryDelayQueue, MemoryEvidenceJobs, MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{Checker, CredentialInput, SaveMode};
 use m365_ingest::app::deliver::DeliverySettings;
+use m365_ingest::app::evidence::{Evidence, EvidenceSettings};
 use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
 use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
 use m365_ingest::domain::integration_doc::{self, IntegrationDoc};
 use m365_ingest::ports::IntegrationSource;
-use m365_ingest::ports::{Clock, PollWith};
+use m365_ingest::ports::{Clock, EvidenceWith, PollWith};
 use m365_ingest::secret::Secret;
 use m365_ingest::{GraphTime, Source};
-use tenant_sim::scenario::{AppSpec, SecretSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
+use tenant_sim::scenario::{AppSpec, CertificateSpec, SecretSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID};
+use tenant_sim::testing::ClientCertificate;
 use tenant_sim::{FaultKind, FaultSpec, Scenario, Simulator};
 
 use crate::args::DemoOptions;
@@ -42,8 +45,17 @@ impl Clock for SimClock {
     }
 }
 
-fn scenario(o: &DemoOptions) -> Scenario {
+/// The simulator's clock in Unix seconds: the demo moves simulated time on by hours, and a
+/// client assertion must be valid at the simulator's "now", as it would be at Entra's.
+fn sim_seconds(sim: &Arc<Simulator>) -> m365_ingest::adapters::graph::auth::AssertionClock {
+    let sim = sim.clone();
+    Arc::new(move || sim.clock().now().unix_seconds())
+}
+
+fn scenario(o: &DemoOptions, cert: &ClientCertificate) -> Scenario {
     let mut s = Scenario { seed: o.seed, ..Scenario::default() };
+    // Exchange Online's app-only access is documented with a certificate (ms-apis.md §8).
+    s.tenants[0].apps[0].certificates = vec![CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
     s.tenants[0].alerts.count = o.alerts;
     s.tenants[0].alerts.incidents = (o.alerts / 4).max(1);
     s.tenants[0].apps.push(AppSpec {
@@ -83,16 +95,21 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     std::fs::create_dir_all(&o.out).map_err(|e| Failure::Usage(format!("cannot create --out {}: {e}", o.out.display())))?;
     let ndjson = o.out.join("intake.ndjson");
     std::fs::write(&ndjson, b"").map_err(|e| Failure::Usage(format!("cannot write {}: {e}", ndjson.display())))?;
-    let sim = Arc::new(Simulator::start(scenario(&o)).await.map_err(|e| run_err("starting the tenant simulator", &e))?);
-    let http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
-    let (integrations, secrets) = test_and_save(&sim, &http).await?;
+    let cert = ClientCertificate::generate(o.seed).map_err(|e| run_err("making contoso's app certificate", &e))?;
+    let sim = Arc::new(Simulator::start(scenario(&o, &cert)).await.map_err(|e| run_err("starting the tenant simulator", &e))?);
+    let mut http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
+    // Live response results download from the simulator's blob host, by its own name.
+    http.resolve = vec![(sim.blob_host().to_owned(), sim.addr())];
+    let (integrations, secrets) = test_and_save(&sim, &http, &cert).await?;
     let queue = Arc::new(MemoryAlertQueue::new().with_ndjson(&ndjson).map_err(|e| run_err("opening the NDJSON output", &e))?);
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {
-        graph: MicrosoftHttp::new(&http, RetryPolicy::default()).map_err(|e| run_err("HTTP client", &e))?,
+        graph: MicrosoftHttp::new(&http, RetryPolicy::default())
+            .map_err(|e| run_err("HTTP client", &e))?
+            .with_assertion_clock(sim_seconds(&sim)),
         cursors: MemoryCursorStore::new(),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(o.out.join("artifacts")),
-        secrets,
+        secrets: secrets.clone(),
         clock: SimClock(sim.clone()),
         settings: PollSettings {
             owner: "demo".into(),
@@ -123,13 +140,23 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     std::fs::write(&output_path, b"").map_err(|e| Failure::Usage(format!("cannot write {}: {e}", output_path.display())))?;
     let output =
         MemoryAlertQueue::new().without_retention().with_ndjson(&output_path).map_err(|e| run_err("opening the output NDJSON", &e))?;
+    let steps = Arc::new(MemoryDelayQueue::new());
     let processor = Processor::new(
         MemoryDedupStore::new(),
         output,
         DirArtifactStore::new(o.out.join("artifacts")),
         SimClock(sim.clone()),
         ProcessSettings { owner: "demo".into(), ..ProcessSettings::default() },
-    );
+    )
+    .with_evidence(Evidence::<EvidenceWith<_, _, _, _>> {
+        jobs: MemoryEvidenceJobs::new(),
+        steps: steps.clone(),
+        api: MicrosoftHttp::new(&http, RetryPolicy::one_step())
+            .map_err(|e| run_err("HTTP client", &e))?
+            .with_assertion_clock(sim_seconds(&sim)),
+        secrets: secrets.clone(),
+        settings: EvidenceSettings::default(),
+    });
     let intake: Vec<(String, String)> = queue.messages().into_iter().enumerate().map(|(i, m)| (format!("intake-{i}"), m)).collect();
     let mut failed_messages = 0;
     // Built once, a run per batch: as the processor function does on the intake queue.
@@ -143,7 +170,38 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     for (reason, n) in &c.dropped {
         println!("  filtered out by {reason:<21} {n}");
     }
-    failed |= failed_messages > 0;
+    // Evidence jobs, as the processor does them on the evidence-jobs queue: each message one
+    // step, a waiting job's message delayed (here: simulated time moves to it).
+    let mut pending: Vec<(Duration, String)> = Vec::new();
+    let mut steps_taken = 0;
+    for round in 0..500 {
+        pending.extend(steps.take());
+        let Some(soonest) = pending.iter().map(|(d, _)| *d).min() else { break };
+        sim.clock().advance_secs(soonest.as_secs() as i64);
+        let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(d, _)| *d <= soonest);
+        pending = later.into_iter().map(|(d, b)| (d - soonest, b)).collect();
+        let batch: Vec<(String, String)> = due.into_iter().enumerate().map(|(i, (_, b))| (format!("step-{round}-{i}"), b)).collect();
+        steps_taken += batch.len();
+        let run = processor.batch(integrations.to_vec());
+        let again = run.step_batch(&batch).await;
+        pending.extend(batch.into_iter().filter(|(id, _)| again.contains(id)).map(|(_, b)| (Duration::ZERO, b)));
+        c.add(run.take_counts());
+    }
+    println!("evidence jobs: {steps_taken} steps (each one call; a device at work is checked again a minute later), ended as:");
+    for (outcome, n) in &c.evidence_outcomes {
+        println!("  {outcome:<15} {n}");
+    }
+    println!(
+        "  retrieved files under {}, quarantined emails under {} (each announced on the output as an m365-ingest.evidence.v1 update)",
+        o.out.join("artifacts/evidence").display(),
+        o.out.join("artifacts/quarantined-email").display()
+    );
+    failed |= failed_messages > 0 || !pending.is_empty();
+    // The demo shows both kinds retrieved: a file from a device and an email from quarantine.
+    let stored = |dir: &str| std::fs::read_dir(o.out.join("artifacts").join(dir).join("contoso")).map(|d| d.count()).unwrap_or(0);
+    let (files, emails) = (stored("evidence"), stored("quarantined-email"));
+    println!("  {files} files and {emails} emails stored");
+    failed |= files == 0 || emails == 0;
     let log = sim.requests().all();
     let is_graph = |p: &str| p.starts_with("/v1.0/") || p.starts_with("/beta/");
     let graph = log.iter().filter(|r| is_graph(&r.path)).count();
@@ -169,9 +227,12 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
 }
 
 /// The demo's two integration documents, as an admin would write them.
-fn documents() -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
+fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
     let contoso = serde_json::json!({
         "version": 1, "id": "contoso", "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID, "secret_ref": "m365-ingest/contoso",
+        "organization_id": "contoso.onmicrosoft.com",
+        // The files on devices and the quarantined emails its alerts name, as evidence.
+        "evidence": {"live_response_files": true, "quarantined_email": true},
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
         // only DLP alerts of enforced policies.
         "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},
@@ -198,7 +259,18 @@ fn documents() -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
     });
     let doc = |v: serde_json::Value| integration_doc::from_json(&v.to_string()).map_err(|e| Failure::Run(format!("demo document: {e}")));
     Ok(vec![
-        (doc(contoso)?, creds(DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET), true),
+        (
+            doc(contoso)?,
+            Credentials {
+                tenant_id: DEFAULT_TENANT_ID.into(),
+                client_id: DEFAULT_CLIENT_ID.into(),
+                credential: Credential::Certificate {
+                    certificate_pem: cert.cert_pem.clone(),
+                    private_key_pem: Secret::new(cert.key_pem.clone()),
+                },
+            },
+            true,
+        ),
         (doc(fabrikam)?, creds(FABRIKAM, FABRIKAM_CLIENT, FABRIKAM_SECRET), true),
         (doc(half)?, creds(DEFAULT_TENANT_ID, CONTOSO_SOC_CLIENT, CONTOSO_SOC_SECRET), false),
     ])
@@ -206,7 +278,11 @@ fn documents() -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
 
 /// Test & Save of each document against the simulator, as the `check` Lambda does it;
 /// the integrations polled are those saved.
-async fn test_and_save(sim: &Simulator, http: &HttpSettings) -> Result<(Vec<Integration>, Arc<MemorySecrets>), Failure> {
+async fn test_and_save(
+    sim: &Simulator,
+    http: &HttpSettings,
+    cert: &ClientCertificate,
+) -> Result<(Vec<Integration>, Arc<MemorySecrets>), Failure> {
     let secrets = Arc::new(MemorySecrets::new());
     let checker = Checker {
         microsoft: MicrosoftHttp::new(http, RetryPolicy::default()).map_err(|e| Failure::Run(format!("HTTP client: {e}")))?,
@@ -217,7 +293,7 @@ async fn test_and_save(sim: &Simulator, http: &HttpSettings) -> Result<(Vec<Inte
         secret_prefix: "m365-ingest/".into(),
     };
     println!("tenant simulator at {} (2 tenants)\n", sim.base_url());
-    for (doc, creds, should_pass) in documents()? {
+    for (doc, creds, should_pass) in documents(cert)? {
         if !should_pass {
             println!("(the next one is meant to fail: its app has only SecurityAlert.Read.All and no consent for Cloud Apps)");
         }

@@ -346,7 +346,8 @@ impl Default for AppSpec {
             secrets: vec![SecretSpec { value: DEFAULT_CLIENT_SECRET.to_owned(), expires: None }],
             certificates: Vec::new(),
             grants: all_grants(),
-            directory_roles: vec!["Security Reader".to_owned()],
+            // Export-QuarantineMessage needs a role that acts on quarantine (ms-apis.md §8).
+            directory_roles: vec!["Security Administrator".to_owned()],
             disabled: false,
             mailbox_scope: None,
         }

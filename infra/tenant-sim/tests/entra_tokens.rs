@@ -82,7 +82,7 @@ async fn secret_grants_a_graph_token_listing_the_consented_roles() {
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 3599);
     let roles: Vec<&str> = c["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     assert!(roles.contains(&"SecurityAlert.Read.All") && roles.contains(&"SecurityIncident.Read.All"), "{roles:?}");
-    assert!(c["wids"].as_array().unwrap().contains(&json!("5d6b6bb7-de71-4623-b4af-96380a352509")), "Security Reader role id");
+    assert!(c["wids"].as_array().unwrap().contains(&json!("194ae4cb-b126-40b2-bd5b-6091b380977d")), "Security Administrator role id");
 }
 
 #[tokio::test]

@@ -98,6 +98,14 @@ pub fn exchange_role_fix(c: &Ctx<'_>) -> String {
     )
 }
 
+pub fn quarantine_export_fix(c: &Ctx<'_>) -> String {
+    format!(
+        "assign the Entra role Security Administrator to the app's service principal (Entra admin center → Roles and administrators → \
+         Security Administrator → Add assignments → app {}), or turn evidence.quarantined_email off",
+        c.client_id
+    )
+}
+
 /// (what went wrong, what to do) for the call of `feature` that failed after a token was
 /// issued; `probe_target` is what it was about (the portal, the mailbox, the organization).
 pub fn call_failure(e: &GraphError, feature: Feature, probe_target: &str) -> (String, String) {

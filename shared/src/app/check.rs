@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::advice::{self, Ctx};
 use crate::domain::integration::{Credentials, Integration};
 use crate::domain::integration_doc::{FieldError, IntegrationDoc};
-use crate::domain::permissions::{self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES};
+use crate::domain::permissions::{self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES, QUARANTINE_EXPORT_ROLES};
 use crate::domain::time::GraphTime;
 use crate::error::{GraphError, SecretError};
 use crate::ports::{IntegrationStore, MicrosoftProbe, Probe, SecretSource, SecretWriter};
@@ -311,6 +311,12 @@ async fn feature<M: MicrosoftProbe>(
     }
     if f == Feature::QuarantinedEmail && !claims.wids.iter().any(|w| EXCHANGE_DIRECTORY_ROLES.iter().any(|(_, id)| id == w)) {
         return fail("the app's service principal holds no Entra role Exchange Online accepts".into(), advice::exchange_role_fix(ctx));
+    }
+    if f == Feature::QuarantinedEmail && !claims.wids.iter().any(|w| QUARANTINE_EXPORT_ROLES.iter().any(|(_, id)| id == w)) {
+        return fail(
+            "the app's Entra role may find quarantined messages but not export them (Export-QuarantineMessage)".into(),
+            advice::quarantine_export_fix(ctx),
+        );
     }
     let granted = f.required().join(", ");
     let Some((probe, target)) = probe_of(f, i, now) else {

@@ -19,7 +19,8 @@ use super::process::Processor;
 use crate::domain::envelope::ObjectRef;
 use crate::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord, Next, Observation};
 use crate::domain::evidence_plan::{self, job_key, EvidenceOutcome, EvidenceTarget};
-use crate::domain::integration::{Credentials, Integration};
+use crate::domain::integration::{Credentials, Integration, OutputFormat};
+use crate::domain::ocsf;
 use crate::domain::output::{EmailSection, EvidenceItem, EvidenceRetrieval, EvidenceUpdate, EVIDENCE_UPDATE_SCHEMA};
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
@@ -121,7 +122,13 @@ impl<P: ProcessPorts> Processor<P> {
             return Ok(Planned { retrieval: Some(retrieval), starts: Vec::new() });
         }
         let Some(ev) = &self.evidence else {
-            return Err("evidence retrieval is enabled for the integration but this processor has no evidence queue".into());
+            // A local tool's processor (`process`): the deployed one retrieves.
+            let retrieval = EvidenceRetrieval {
+                status: "not_requested".into(),
+                reason: Some("this processor runs without evidence retrieval (no evidence-jobs queue); the deployed one retrieves".into()),
+                ..EvidenceRetrieval::default()
+            };
+            return Ok(Planned { retrieval: Some(retrieval), starts: Vec::new() });
         };
         let mut items = Vec::new();
         let mut starts = Vec::new();
@@ -154,6 +161,8 @@ impl<P: ProcessPorts> Processor<P> {
                 alert_id: unit.alert.id.clone(),
                 alert_version: unit.version,
                 dedup_key: dedup_key.to_owned(),
+                title: unit.alert.title.as_deref().unwrap_or_default().chars().take(512).collect(),
+                severity: unit.alert.severity.clone(),
                 reported: false,
             };
             let (stored, _) = ev.jobs.create(&record, now.plus(ev.settings.job_ttl)).await.map_err(|e| e.to_string())?;
@@ -214,7 +223,7 @@ impl<P: ProcessPorts> Processor<P> {
             return Ok(StepOutcome::Nothing);
         }
         let outcome = record.job.outcome().unwrap_or(EvidenceOutcome::TimedOut);
-        self.publish_update(&record, now).await?;
+        self.publish_update(integration, &record, now).await?;
         record.reported = true;
         match ev.jobs.save(&record, version, expires).await {
             // Published twice at worst: the update carries its item's id.
@@ -376,7 +385,7 @@ impl<P: ProcessPorts> Processor<P> {
     }
 
     /// Publishes a job's end on the output queue, for the alert version it belongs to.
-    async fn publish_update(&self, record: &JobRecord, now: GraphTime) -> Result<(), String> {
+    async fn publish_update(&self, integration: &Integration, record: &JobRecord, now: GraphTime) -> Result<(), String> {
         let mut item = EvidenceItem::of(&record.job);
         if let (Some(r), "email") = (&item.artifact, item.kind.as_str()) {
             item.headers = self.email_headers(r).await;
@@ -392,9 +401,16 @@ impl<P: ProcessPorts> Processor<P> {
             processed_at: now,
             item,
         };
-        let body = escape_for_sqs(serde_json::to_string(&update).map_err(|e| e.to_string())?);
+        // In the integration's format, as its alerts are.
+        let mut bodies = Vec::new();
+        if matches!(integration.output, OutputFormat::AlertV1 | OutputFormat::Both) {
+            bodies.push(escape_for_sqs(serde_json::to_string(&update).map_err(|e| e.to_string())?));
+        }
+        if matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both) {
+            bodies.push(escape_for_sqs(ocsf::evidence_update(&update, &record.title, record.severity.as_deref()).to_string()));
+        }
         let delivery: &DeliverySettings = &self.settings.delivery;
-        if send_tracked(&self.output, &[body], delivery).await.first().copied().unwrap_or(false) {
+        if send_tracked(&self.output, &bodies, delivery).await.iter().all(|s| *s) {
             Ok(())
         } else {
             Err(format!("the evidence update of {} was not accepted by the output queue", record.job.key))

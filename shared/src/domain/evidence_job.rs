@@ -288,6 +288,11 @@ pub struct JobRecord {
     pub alert_id: String,
     pub alert_version: GraphTime,
     pub dedup_key: String,
+    /// The alert's title (at most 512 characters) and severity, for an OCSF update.
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub severity: Option<String>,
     /// The evidence update went out.
     pub reported: bool,
 }

@@ -279,3 +279,86 @@ pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
         .set("unmapped", unmapped.done())
         .done()
 }
+
+/// An evidence update as a Detection Finding of activity Update: the same finding (`uid` = the
+/// alert id), with the retrieved file or email as its evidence (`file.uri` = where it is stored)
+/// and how the job ended in `unmapped.m365ingest_evidence`.
+pub fn evidence_update(u: &super::output::EvidenceUpdate, title: &str, alert_severity: Option<&str>) -> Value {
+    let (severity_id, severity_name) = severity(alert_severity);
+    let item = &u.item;
+    let time = u.processed_at.ticks() / 10_000;
+    let stored = item.artifact.as_ref().map(|r| {
+        let name = r.key.rsplit('/').next().unwrap_or(&r.key).to_owned();
+        Obj::new()
+            .set("name", name)
+            .set("type_id", 1)
+            .set("type", "Regular File")
+            .set("uri", format!("s3://{}/{}", r.bucket, r.key))
+            .set("size", r.size)
+            .opt("mime_type", r.content_type.clone())
+            .set("hashes", vec![json!({"algorithm_id": 3, "algorithm": "SHA-256", "value": r.sha256})])
+            .done()
+    });
+    let mut evidence = Obj::new().set("name", format!("{} evidence: {}", item.kind, item.status)).set("uid", item.id.clone());
+    match item.kind.as_str() {
+        "file" => {
+            let hashes: Vec<Value> = [(2, "SHA-1", &item.sha1), (3, "SHA-256", &item.sha256)]
+                .into_iter()
+                .filter_map(|(id, alg, v)| v.as_ref().map(|v| json!({"algorithm_id": id, "algorithm": alg, "value": v})))
+                .collect();
+            let name = item.path.as_deref().and_then(|p| p.rsplit(['\\', '/']).next()).unwrap_or("file").to_owned();
+            let file = stored.unwrap_or_else(|| Obj::new().set("name", name).set("type_id", 1).set("type", "Regular File").done());
+            let mut file = file;
+            if let Some(o) = file.as_object_mut() {
+                if let Some(p) = &item.path {
+                    o.insert("path".into(), json!(p));
+                }
+                if !hashes.is_empty() {
+                    o.insert("hashes".into(), Value::Array(hashes));
+                }
+            }
+            evidence = evidence.set("file", file);
+            if let Some(d) = &item.device_id {
+                evidence = evidence.set("device", json!({"uid": d, "type_id": 0, "type": "Unknown"}));
+            }
+        }
+        _ => {
+            let mut email = Obj::new().opt("message_uid", item.internet_message_id.clone());
+            if let Some(to) = item.recipient.as_deref().and_then(address) {
+                email = email.set("to", vec![to]);
+            }
+            if let Some(h) = &item.headers {
+                email = email.opt("subject", h.subject.clone());
+            }
+            evidence = evidence.set("email", email.done()).opt("file", stored);
+        }
+    }
+    let unmapped = json!({"m365ingest_evidence": {
+        "status": item.status, "detail": item.detail, "dedup_key": u.dedup_key, "alert_version": u.alert_version.to_string(),
+        "integration_id": u.integration_id,
+    }});
+    Obj::new()
+        .set("activity_id", 2)
+        .set("activity_name", "Update")
+        .set("category_uid", 2)
+        .set("category_name", "Findings")
+        .set("class_uid", 2004)
+        .set("class_name", "Detection Finding")
+        .set("type_uid", 200_402)
+        .set("type_name", "Detection Finding: Update")
+        .set("severity_id", severity_id)
+        .set("severity", severity_name)
+        .set("time", time)
+        .set("message", format!("{} evidence {}: {title}", item.kind, item.status))
+        .set("is_alert", true)
+        .set(
+            "metadata",
+            json!({"version": OCSF_VERSION, "profiles": ["security_control"], "uid": item.id,
+                   "product": {"name": "m365-ingest evidence retrieval", "vendor_name": "m365-ingest"},
+                   "tenant_uid": u.tenant_id, "modified_time": time}),
+        )
+        .set("finding_info", json!({"uid": u.alert_id, "title": title, "modified_time": time}))
+        .set("evidences", vec![evidence.done()])
+        .set("unmapped", unmapped)
+        .done()
+}

@@ -106,7 +106,8 @@ impl Feature {
             Feature::CloudApps => &["investigation.read"],
             Feature::EmailSubmissions => &["ThreatSubmission.Read.All"],
             Feature::PhishingMailbox => &["Mail.Read"],
-            Feature::LiveResponseFiles => &["File.Read.All", "Library.Manage", "Machine.LiveResponse", "Machine.Read.All"],
+            // runliveresponse, then the machine action and its result link (ms-apis.md §7).
+            Feature::LiveResponseFiles => &["Machine.LiveResponse", "Machine.Read.All"],
             Feature::QuarantinedEmail => &["Exchange.ManageAsApp"],
             Feature::Investigation => &["ThreatHunting.Read.All"],
             Feature::UserContext => &["AuditLog.Read.All", "Directory.Read.All", "User.Read.All"],
@@ -170,6 +171,13 @@ pub const EXCHANGE_DIRECTORY_ROLES: &[(&str, &str)] = &[
     ("Security Administrator", "194ae4cb-b126-40b2-bd5b-6091b380977d"),
     ("Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509"),
 ];
+
+/// Entra roles that act on every user's quarantine, as Export-QuarantineMessage needs
+/// (quarantine permissions, ms-apis.md §8): the readers above may find messages but not export
+/// them. (Exchange's Quarantine Administrator role group also grants it; it does not show in a
+/// token, so Test & Save asks for an Entra role.)
+pub const QUARANTINE_EXPORT_ROLES: &[(&str, &str)] =
+    &[("Security Administrator", "194ae4cb-b126-40b2-bd5b-6091b380977d"), ("Global Administrator", "62e90394-69f5-4237-9190-012177145e10")];
 
 /// Whether the credential suits the feature: Exchange app-only access is documented with
 /// certificates only (ms-apis.md §8).

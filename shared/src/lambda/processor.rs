@@ -37,7 +37,7 @@ pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> Result<AwsPr
                 jobs: DynamoEvidenceJobs::new(clients.dynamodb.clone(), &config.dedup_table),
                 steps: SqsAlertQueue::new(clients.sqs.clone(), &config.evidence_queue_url),
                 // A step is one call: throttling waits for the job's next message, not in the batch.
-                api: MicrosoftHttp::new(&config.http, RetryPolicy::quick())?,
+                api: MicrosoftHttp::new(&config.http, RetryPolicy::one_step())?,
                 secrets: SecretsManagerSource::new(clients.secrets.clone()),
                 settings: config.evidence.clone(),
             }),
@@ -56,8 +56,9 @@ struct Named<'a> {
 }
 
 fn is_job_message(body: &str) -> bool {
-    // A job message is small and starts with its schema; an envelope never names this schema.
-    body.len() < 4_096 && body.contains(JOB_MESSAGE_SCHEMA)
+    // A job message starts with its schema (serde writes fields in order); an envelope starts
+    // with its own, so no alert's content can make it look like a job.
+    body.strip_prefix("{\"schema\":\"").is_some_and(|rest| rest.starts_with(JOB_MESSAGE_SCHEMA))
 }
 
 impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
@@ -97,5 +98,20 @@ impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
         let counts = run.take_counts();
         tracing::info!(alerts = counts.alerts, published = counts.published, duplicates = counts.duplicates, failed = counts.failed_messages, dropped = ?counts.dropped, "batch processed");
         Ok((response, counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_job_message_is_taken_for_one_whatever_an_alert_says() {
+        let job = crate::domain::evidence_job::JobMessage::new("contoso", "k").to_json();
+        assert!(is_job_message(&job));
+        let envelope =
+            format!(r#"{{"schema":"m365-ingest.intake.v1","integration_id":"contoso","object":{{"title":"{JOB_MESSAGE_SCHEMA}"}}}}"#);
+        assert!(!is_job_message(&envelope));
+        assert!(!is_job_message(&format!(" {job}")), "exactly as the processor writes it");
     }
 }

@@ -71,7 +71,13 @@ pub struct TokenProvider {
     policy: RetryPolicy,
     cache: Mutex<HashMap<CacheKey, Cached>>,
     rng: SystemRandom,
+    /// Unix seconds for a client assertion's `nbf`/`exp`: the system's clock, or a simulated
+    /// one where the identity platform is the simulator on a clock of its own.
+    clock: Option<AssertionClock>,
 }
+
+/// "Now" in Unix seconds, for client assertions.
+pub type AssertionClock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -95,7 +101,13 @@ impl TokenProvider {
             policy,
             cache: Mutex::new(HashMap::new()),
             rng: SystemRandom::new(),
+            clock: None,
         }
+    }
+
+    /// Client assertions dated by `clock` rather than the system's.
+    pub fn set_assertion_clock(&mut self, clock: AssertionClock) {
+        self.clock = Some(clock);
     }
 
     fn key(creds: &Credentials, aud: Audience) -> CacheKey {
@@ -217,7 +229,7 @@ impl TokenProvider {
         .map_err(|_| GraphError::Credential("private_key_pem is not a usable RSA key".into()))?;
         let thumb = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
         let header = serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": URL_SAFE_NO_PAD.encode(thumb.as_ref())});
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.as_ref().map_or_else(|| chrono::Utc::now().timestamp(), |c| c());
         let mut jti = [0u8; 16];
         self.rng.fill(&mut jti).map_err(|_| GraphError::Credential("no randomness for the assertion id".into()))?;
         let claims = serde_json::json!({

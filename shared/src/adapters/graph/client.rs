@@ -53,6 +53,12 @@ impl MicrosoftHttp {
         &self.tokens
     }
 
+    /// Dates client assertions by `clock` (a simulator's), not the system's.
+    pub fn with_assertion_clock(mut self, clock: super::auth::AssertionClock) -> Self {
+        self.tokens.set_assertion_clock(clock);
+        self
+    }
+
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -40,6 +40,19 @@ impl RetryPolicy {
         }
     }
 
+    /// For evidence jobs, whose every call is one step of a job that comes back later: one
+    /// quick retry for a blip, then the answer goes to the job (throttling and busy devices wait
+    /// for the job's next message, never in a batch).
+    pub fn one_step() -> Self {
+        RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_millis(500),
+            floor: Duration::from_secs(1),
+            cap: Duration::from_secs(5),
+            budget: Duration::from_secs(15),
+        }
+    }
+
     /// The wait before attempt `next` (2 = first retry).
     pub fn delay(&self, next: u32, retry_after: Option<Duration>) -> Duration {
         let backoff = || self.base.saturating_mul(1u32 << next.saturating_sub(2).min(16));
