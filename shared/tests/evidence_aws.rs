@@ -278,25 +278,11 @@ async fn a_busy_device_is_waited_for_and_an_expired_link_is_asked_for_again() {
     let target = file_target(&r.sim).await;
     let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
     // Someone else's session holds the device.
-    let (http, _) = graph_client(&r.sim).await;
-    let tok: Value = http
-        .post(r.sim.token_url(TENANT))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", tenant_sim::scenario::DEFAULT_CLIENT_ID),
-            ("client_secret", tenant_sim::scenario::DEFAULT_CLIENT_SECRET),
-            ("scope", "https://api.securitycenter.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (http, token) = client_for(&r.sim, "https://api.securitycenter.microsoft.com/.default").await;
     let body = serde_json::json!({"Commands": [{"type": "GetFile", "params": [{"key": "Path", "value": "C:\\other.txt"}]}]});
     let started = http
         .post(format!("{}/api/machines/{device_id}/runliveresponse", r.sim.base_url()))
-        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await

@@ -246,6 +246,11 @@ pub async fn fetch_alerts(sim: &Simulator) -> Vec<serde_json::Value> {
 
 /// An HTTP client that trusts the simulator, and a Graph token of the default app.
 pub async fn graph_client(sim: &Simulator) -> (reqwest::Client, String) {
+    client_for(sim, "https://graph.microsoft.com/.default").await
+}
+
+/// An HTTP client that trusts the simulator, and the default app's token for `scope`.
+pub async fn client_for(sim: &Simulator, scope: &str) -> (reqwest::Client, String) {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let http =
         reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()]).build().unwrap();
@@ -255,7 +260,7 @@ pub async fn graph_client(sim: &Simulator) -> (reqwest::Client, String) {
             ("grant_type", "client_credentials"),
             ("client_id", DEFAULT_CLIENT_ID),
             ("client_secret", DEFAULT_CLIENT_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
+            ("scope", scope),
         ])
         .send()
         .await

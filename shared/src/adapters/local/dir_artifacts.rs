@@ -21,20 +21,24 @@ impl DirArtifactStore {
     }
 }
 
-impl ArtifactStore for DirArtifactStore {
-    async fn get(&self, key: &str) -> Result<Vec<u8>, ArtifactError> {
+impl DirArtifactStore {
+    /// Where `key` lives under the root; a key that would leave it is refused.
+    fn path_of(&self, key: &str) -> Result<PathBuf, ArtifactError> {
         if key.split('/').any(|p| p == ".." || p.is_empty()) {
             return Err(ArtifactError::Put { detail: format!("key `{key}` is not a relative path"), retryable: false });
         }
-        let path = self.root.join(key);
+        Ok(self.root.join(key))
+    }
+}
+
+impl ArtifactStore for DirArtifactStore {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, ArtifactError> {
+        let path = self.path_of(key)?;
         tokio::fs::read(&path).await.map_err(|e| ArtifactError::Put { detail: format!("{}: {e}", path.display()), retryable: false })
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef, ArtifactError> {
-        if key.split('/').any(|p| p == ".." || p.is_empty()) {
-            return Err(ArtifactError::Put { detail: format!("key `{key}` is not a relative path"), retryable: false });
-        }
-        let path = self.root.join(key);
+        let path = self.path_of(key)?;
         let err = |e: std::io::Error| ArtifactError::Put { detail: format!("{}: {e}", path.display()), retryable: false };
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(err)?;
@@ -59,10 +63,7 @@ impl crate::ports::ArtifactUploads for DirArtifactStore {
     type Upload = DirUpload;
 
     async fn begin(&self, key: &str, content_type: &str) -> Result<DirUpload, ArtifactError> {
-        if key.split('/').any(|p| p == ".." || p.is_empty()) {
-            return Err(ArtifactError::Put { detail: format!("key `{key}` is not a relative path"), retryable: false });
-        }
-        let path = self.root.join(key);
+        let path = self.path_of(key)?;
         let err = |e: std::io::Error| ArtifactError::Put { detail: format!("{}: {e}", path.display()), retryable: false };
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(err)?;
