@@ -493,3 +493,19 @@ async fn every_source_the_document_enables_is_saved_and_polled() {
     let polled: Vec<Source> = Source::ALL.into_iter().filter(|s| all.polls(*s)).collect();
     assert_eq!(polled.len(), Source::ALL.len() - 1, "every source but the other Defender mode: {polled:?}");
 }
+
+#[tokio::test]
+async fn the_quarantine_restore_needs_the_library_permission_and_says_so() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].grants.get_mut("mde").unwrap().retain(|r| r != "Library.Manage");
+    let (_sim, api) = start(s).await;
+    let mut d = doc();
+    d.evidence.live_response_files = true;
+    d.evidence.restore_quarantined_files = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(!r.passed);
+    assert_eq!(line(&r, "live_response_files").status, Status::Ok, "GetFile alone works");
+    let restore = line(&r, "restore_quarantined_files");
+    assert_eq!((restore.status, restore.detail.as_str()), (Status::Failed, "missing permission Library.Manage"));
+    assert!(restore.fix.as_deref().unwrap().contains("WindowsDefenderATP"), "{:?}", restore.fix);
+}

@@ -17,11 +17,13 @@ use m365_ingest::adapters::local::{MemoryDedupStore, MemoryDelayQueue, StaticSec
 use m365_ingest::app::evidence::{Evidence, EvidenceSettings};
 use m365_ingest::app::poll::PollSettings;
 use m365_ingest::app::process::{ProcessSettings, Processor};
+use m365_ingest::domain::duration_text::DurationText;
 use m365_ingest::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord};
 use m365_ingest::domain::evidence_plan::{job_key, EvidenceTarget};
 use m365_ingest::domain::integration::Integration;
+use m365_ingest::domain::integration_doc::EvidenceDelivery;
 use m365_ingest::error::CursorError;
-use m365_ingest::ports::{DelayQueue, EvidenceJobStore, EvidenceWith, ProcessWith};
+use m365_ingest::ports::{DelayQueue, EvidenceJobStore, EvidenceWith, ProcessWith, StoredRecord};
 use m365_ingest::{GraphTime, Source};
 use serde_json::Value;
 use support::moto;
@@ -35,13 +37,13 @@ struct CrashingSaves<J> {
 }
 
 impl<J: EvidenceJobStore> EvidenceJobStore for CrashingSaves<J> {
-    async fn create(&self, r: &JobRecord, x: GraphTime) -> Result<(JobRecord, u64), CursorError> {
+    async fn create<R: StoredRecord>(&self, r: &R, x: GraphTime) -> Result<(R, u64), CursorError> {
         self.inner.create(r, x).await
     }
-    async fn get(&self, key: &str) -> Result<Option<(JobRecord, u64)>, CursorError> {
+    async fn get<R: StoredRecord>(&self, key: &str) -> Result<Option<(R, u64)>, CursorError> {
         self.inner.get(key).await
     }
-    async fn save(&self, r: &JobRecord, v: u64, x: GraphTime) -> Result<u64, CursorError> {
+    async fn save<R: StoredRecord>(&self, r: &R, v: u64, x: GraphTime) -> Result<u64, CursorError> {
         if self.armed.swap(false, Ordering::SeqCst) {
             return Err(CursorError::Store { detail: "simulated crash before the save".into(), retryable: true });
         }
@@ -171,6 +173,7 @@ impl Rig {
             title: "a test alert".into(),
             severity: Some("high".into()),
             reported: false,
+            hold: None,
         };
         self.jobs.create(&record, now.plus(Duration::from_secs(86_400))).await.unwrap();
         self.steps.send_delayed(&JobMessage::new(&self.integration.id, &key).to_json(), Duration::ZERO).await.unwrap();
@@ -383,7 +386,7 @@ async fn a_processor_that_dies_mid_job_is_resumed_and_the_file_is_stored_once() 
     let run = r.p.batch(vec![r.integration.clone()]);
     // Steps up to the download: start, then checks until the action succeeded.
     for _ in 0..20 {
-        let (rec, _) = r.jobs.get(&key).await.unwrap().unwrap();
+        let (rec, _) = r.jobs.get::<JobRecord>(&key).await.unwrap().unwrap();
         if matches!(rec.job.phase, m365_ingest::domain::evidence_job::Phase::Download { .. }) {
             break;
         }
@@ -437,4 +440,233 @@ async fn an_ocsf_integration_gets_each_update_as_a_detection_finding_too() {
     assert!(file["uri"].as_str().unwrap().starts_with(&format!("s3://{}/evidence/", r.bucket)), "{finding}");
     assert_eq!(finding["unmapped"]["m365ingest_evidence"]["status"], "retrieved");
     assert_eq!(updates(&out)[0]["item"]["id"], finding["evidences"][0]["uid"], "one item, both renderings");
+}
+
+/// The integration's intake: every alert of the tenant, polled.
+async fn intake(r: &Rig) -> Vec<(String, String)> {
+    let w = world_with(r.sim.clone(), HttpSettings::simulator, RetryPolicy::quick(), PollSettings::default(), secret_creds());
+    w.poll(Source::DefenderAlerts).await;
+    w.queue.messages().into_iter().enumerate().map(|(i, m)| (format!("m{i}"), m)).collect()
+}
+
+fn holding(r: &mut Rig, wait: Duration) {
+    r.integration.evidence.delivery = EvidenceDelivery::HoldUntilFinal;
+    r.integration.evidence.hold_max_wait = DurationText(wait);
+    r.integration.output = m365_ingest::domain::integration::OutputFormat::Both;
+}
+
+fn ocsf_schema() -> jsonschema::Validator {
+    let text =
+        std::fs::read_to_string(format!("{}/tests/fixtures/ocsf/detection_finding.schema.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    jsonschema::validator_for(&serde_json::from_str::<Value>(&text).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_held_alert_goes_out_once_its_evidence_is_final_and_no_update_follows() {
+    let mut r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    holding(&mut r, Duration::from_secs(2 * 3600));
+    let msgs = intake(&r).await;
+    let run = r.p.batch(vec![r.integration.clone()]);
+    assert!(run.process_batch(&msgs).await.is_empty());
+    let first = r.output().await;
+    assert!(
+        first.iter().all(|m| m["processing"]["evidence"]["status"] != "pending"),
+        "nothing with evidence still to fetch goes out before it is fetched"
+    );
+    let held = run.take_counts().held;
+    assert!(held > 0);
+    r.drive().await;
+    let out = r.output().await;
+    assert!(updates(&out).is_empty(), "every item ended inside the hold: no update");
+    let v1 = schema("m365-ingest.alert.v1.schema.json");
+    let released: Vec<&Value> = out.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").collect();
+    assert_eq!(released.len(), held, "each held alert once");
+    let mut retrieved = 0;
+    for a in &released {
+        assert_valid(&v1, a);
+        let ev = &a["processing"]["evidence"];
+        assert_eq!(ev["delivery"], "held");
+        assert!(ev["status"] == "retrieved" || ev["status"] == "failed", "{ev}");
+        for i in ev["items"].as_array().unwrap() {
+            assert_ne!(i["status"], "pending");
+            if i["status"] == "retrieved" {
+                let key = i["artifact"]["key"].as_str().unwrap();
+                assert_eq!(i["artifact"]["sha256"].as_str(), Some(sha256(&r.bytes(key).await).as_str()));
+                retrieved += 1;
+            }
+        }
+    }
+    assert!(retrieved > 0);
+    let ocsf = ocsf_schema();
+    let findings: Vec<&Value> = out.iter().filter(|m| m["class_uid"] == 2004).collect();
+    assert_eq!(findings.len(), held, "the OCSF rendering of each held alert, once");
+    for f in findings {
+        assert_valid(&ocsf, f);
+        assert_ne!(f["metadata"]["product"]["name"], "m365-ingest evidence retrieval", "the alert itself, not an update");
+        assert_eq!(f["unmapped"]["m365ingest_evidence"]["delivery"], "held");
+        let uris = f["evidences"].as_array().unwrap().iter().filter(|e| e["file"]["uri"].as_str().is_some_and(|u| u.starts_with("s3://")));
+        assert_eq!(
+            uris.count(),
+            f["unmapped"]["m365ingest_evidence"]["items"].as_array().unwrap().iter().filter(|i| i["status"] == "retrieved").count()
+        );
+    }
+    // The same intake again holds nothing twice.
+    assert!(run.process_batch(&msgs).await.is_empty());
+    assert_eq!(r.drive().await, 0);
+    assert!(r.output().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_hold_past_its_maximum_wait_lets_the_alert_go_and_its_pending_items_follow_as_updates() {
+    let limits = JobLimits { max_wait: Duration::from_secs(1_200), ..JobLimits::default() };
+    let mut r = rig(scenario("Security Administrator"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
+    holding(&mut r, Duration::from_secs(300));
+    // Every device the alerts name is offline: their files wait past the hold.
+    for a in fetch_alerts(&r.sim).await {
+        let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
+        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+            if let EvidenceTarget::File { device_id, .. } = t {
+                r.sim.set_machine_online(TENANT, &device_id, false);
+            }
+        }
+    }
+    let msgs = intake(&r).await;
+    let run = r.p.batch(vec![r.integration.clone()]);
+    assert!(run.process_batch(&msgs).await.is_empty());
+    let _at_once = r.output().await;
+    let start = r.sim.clock().now().0;
+    r.drive().await;
+    let out = r.output().await;
+    let released: Vec<&Value> = out.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").collect();
+    assert!(!released.is_empty());
+    let mut pending_items: HashMap<String, String> = HashMap::new();
+    let mut final_items = Vec::new();
+    for a in &released {
+        let ev = &a["processing"]["evidence"];
+        assert_eq!(ev["delivery"], "held");
+        let at = GraphTime::parse(ev["released_at"].as_str().unwrap()).unwrap();
+        assert!(at.ticks() - start >= 300 * 10_000_000 || ev["status"] != "pending", "a pending item only after the maximum wait");
+        for i in ev["items"].as_array().unwrap() {
+            let id = i["id"].as_str().unwrap().to_owned();
+            if i["status"] == "pending" {
+                pending_items.insert(id, a["dedup_key"].as_str().unwrap().to_owned());
+            } else {
+                final_items.push(id);
+            }
+        }
+    }
+    assert!(!pending_items.is_empty(), "files on offline devices were still pending when the hold ended");
+    let ups = updates(&out);
+    let schema = schema("m365-ingest.evidence.v1.schema.json");
+    for u in &ups {
+        assert_valid(&schema, u);
+        let id = u["item"]["id"].as_str().unwrap();
+        assert!(!final_items.iter().any(|f| f == id), "no update for an item the alert carried final: {id}");
+        assert_eq!(pending_items.get(id).map(String::as_str), u["dedup_key"].as_str());
+        let status = u["item"]["status"].as_str().unwrap();
+        // The first job on a device waits for it; the others wait for that one (ActiveRequestAlreadyExists).
+        assert!(status == "device_offline" || status == "timed_out", "{u}");
+    }
+    assert_eq!(ups.len(), pending_items.len(), "one update per item the alert listed pending");
+}
+
+/// The files antivirus quarantined that the tenant's alerts name on a device, with their hash.
+async fn quarantined_targets(sim: &tenant_sim::Simulator) -> Vec<EvidenceTarget> {
+    let mut out = Vec::new();
+    for a in fetch_alerts(sim).await {
+        let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
+        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+            if matches!(&t, EvidenceTarget::File { quarantined_by_antivirus: true, sha256: Some(_), .. }) && !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_file_antivirus_quarantined_is_restored_collected_and_cleaned_off_the_device_when_the_integration_opts_in() {
+    let mut r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    r.integration.evidence.restore_quarantined_files = true;
+    let targets = quarantined_targets(&r.sim).await;
+    assert!(targets.len() >= 2, "{targets:?}");
+    let missing = match targets[0].clone() {
+        EvidenceTarget::File { device_id, folder, sha1, .. } => EvidenceTarget::File {
+            device_id,
+            folder,
+            name: "not-in-quarantine.exe".into(),
+            sha1,
+            sha256: Some("0".repeat(64)),
+            quarantined_by_antivirus: true,
+        },
+        t => t,
+    };
+    let (a, b, c) = (r.job(targets[0].clone()).await, r.job(targets[1].clone()).await, r.job(missing).await);
+    r.drive().await;
+    let out = r.output().await;
+    let by_id: HashMap<&str, &Value> = updates(&out).iter().map(|u| (u["item"]["id"].as_str().unwrap(), &u["item"])).collect();
+    for id in [&a, &b] {
+        let item = by_id[id.as_str()];
+        assert_eq!(item["status"], "retrieved", "{item}");
+        let bytes = r.bytes(item["artifact"]["key"].as_str().unwrap()).await;
+        assert_eq!(item["sha256"].as_str(), Some(sha256(&bytes).as_str()), "the file the alert names, out of quarantine");
+        assert!(item["detail"].as_str().unwrap().contains("removed from the device"), "{item}");
+    }
+    let gone = by_id[c.as_str()];
+    assert_eq!(gone["status"], "not_found", "{gone}");
+    assert!(gone["detail"].as_str().unwrap().contains("removed from the device"), "cleaned up even so: {gone}");
+    assert!(r.sim.restored_files(TENANT).is_empty(), "nothing restored is left on a device: {:?}", r.sim.restored_files(TENANT));
+    assert_eq!(r.sim.library_uploads(TENANT), 1, "the script goes to the tenant's library once");
+}
+
+#[tokio::test]
+async fn a_restore_that_never_reached_its_device_is_cancelled_and_its_cleanup_is_queued() {
+    let limits = JobLimits { max_wait: Duration::from_secs(1_800), ..JobLimits::default() };
+    let mut r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
+    r.integration.evidence.restore_quarantined_files = true;
+    let target = quarantined_targets(&r.sim).await.remove(0);
+    let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
+    r.sim.set_machine_online(TENANT, device_id, false);
+    r.job(target.clone()).await;
+    r.drive().await;
+    let out = r.output().await;
+    let item = &updates(&out)[0]["item"];
+    assert_eq!(item["status"], "device_offline", "{item}");
+    assert!(item["detail"].as_str().unwrap().contains("by hand"), "the cleanup was not confirmed, and it says what to do: {item}");
+    let actions = r.sim.machine_actions(TENANT);
+    let statuses: Vec<&str> = actions.iter().filter(|(_, m, _)| m == device_id).map(|(_, _, s)| *s).collect();
+    assert_eq!(statuses, ["Cancelled", "Pending"], "the restore cancelled, the cleanup queued for when the device returns");
+    // When the device comes back, the queued cleanup runs (nothing was restored).
+    r.sim.set_machine_online(TENANT, device_id, true);
+    r.sim.clock().advance_secs(600);
+    assert!(r.sim.restored_files(TENANT).is_empty());
+}
+
+#[tokio::test]
+async fn an_ocsf_alert_lists_its_pending_items_by_the_ids_its_updates_carry() {
+    let mut r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    r.integration.output = m365_ingest::domain::integration::OutputFormat::Ocsf;
+    let msgs = intake(&r).await;
+    assert!(r.p.batch(vec![r.integration.clone()]).process_batch(&msgs).await.is_empty());
+    let findings = r.output().await;
+    let ocsf = ocsf_schema();
+    let mut pending = std::collections::HashSet::new();
+    for f in &findings {
+        assert_valid(&ocsf, f);
+        let ev = &f["unmapped"]["m365ingest_evidence"];
+        for i in ev["items"].as_array().cloned().unwrap_or_default() {
+            let id = i["id"].as_str().unwrap().to_owned();
+            assert!(f["evidences"].as_array().unwrap().iter().any(|e| e["uid"] == id.as_str()), "each item is an evidence too");
+            if i["status"] == "pending" {
+                pending.insert(id);
+            }
+        }
+    }
+    assert!(!pending.is_empty());
+    r.drive().await;
+    let updates: Vec<Value> = r.output().await;
+    assert_eq!(updates.len(), pending.len(), "one update finding per pending item");
+    for u in &updates {
+        assert!(pending.contains(u["evidences"][0]["uid"].as_str().unwrap()), "{u}");
+    }
 }

@@ -201,6 +201,13 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let stored = |dir: &str| std::fs::read_dir(o.out.join("artifacts").join(dir).join("contoso")).map(|d| d.count()).unwrap_or(0);
     let (files, emails) = (stored("evidence"), stored("quarantined-email"));
     println!("  {files} files and {emails} emails stored");
+    let left = sim.restored_files(DEFAULT_TENANT_ID);
+    println!(
+        "  restore script uploaded to the tenant's live response library {} time(s); restored copies left on devices: {}",
+        sim.library_uploads(DEFAULT_TENANT_ID),
+        left.len()
+    );
+    failed |= !left.is_empty();
     failed |= files == 0 || emails == 0;
     let log = sim.requests().all();
     let is_graph = |p: &str| p.starts_with("/v1.0/") || p.starts_with("/beta/");
@@ -231,8 +238,10 @@ fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credential
     let contoso = serde_json::json!({
         "version": 1, "id": "contoso", "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID, "secret_ref": "m365-ingest/contoso",
         "organization_id": "contoso.onmicrosoft.com",
-        // The files on devices and the quarantined emails its alerts name, as evidence.
-        "evidence": {"live_response_files": true, "quarantined_email": true},
+        // The files on devices and the quarantined emails its alerts name, as evidence; and
+        // (opt-in, see the README's risk) the files antivirus quarantined, by a restore on the
+        // device that is cleaned up after.
+        "evidence": {"live_response_files": true, "quarantined_email": true, "restore_quarantined_files": true},
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
         // only DLP alerts of enforced policies.
         "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},

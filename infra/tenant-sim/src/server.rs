@@ -209,6 +209,16 @@ impl Simulator {
         self.state.mde.tamper_downloads(on);
     }
 
+    /// Files a restore put on a tenant's devices and no cleanup removed: (machine, path).
+    pub fn restored_files(&self, tenant_id: &str) -> Vec<(String, String)> {
+        self.tenant_index(tenant_id).map(|t| self.state.mde.restored(t)).unwrap_or_default()
+    }
+
+    /// Uploads to a tenant's live response library the simulator accepted.
+    pub fn library_uploads(&self, tenant_id: &str) -> usize {
+        self.tenant_index(tenant_id).map(|t| self.state.mde.library_uploads(t)).unwrap_or(0)
+    }
+
     /// Live response machine actions of a tenant: (id, machine, status now), oldest first.
     pub fn machine_actions(&self, tenant_id: &str) -> Vec<(String, String, &'static str)> {
         let Some(t) = self.tenant_index(tenant_id) else { return Vec::new() };

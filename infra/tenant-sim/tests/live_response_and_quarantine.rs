@@ -14,9 +14,15 @@ const ANCHOR: &str = "UPN:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@co
 
 /// A file the tenant's alerts name on one device, not touched by antivirus: (machine, path, sha256).
 async fn file_on_a_device(h: &Harness) -> (String, String, String) {
+    file_evidence(h, false).await
+}
+
+/// A file the tenant's alerts name on one device, in quarantine (`acted`: antivirus took it) or
+/// at its path: (machine, path, sha256).
+async fn file_evidence(h: &Harness, acted: bool) -> (String, String, String) {
     let token = h.graph_token().await;
     let (alerts, _) = h.get_all("/v1.0/security/alerts_v2?$top=500", &token, true).await;
-    for a in alerts.iter().filter(|a| a["detectionSource"] != "antivirus") {
+    for a in &alerts {
         let ev = a["evidence"].as_array().unwrap();
         let devices: Vec<&str> = ev
             .iter()
@@ -24,17 +30,18 @@ async fn file_on_a_device(h: &Harness) -> (String, String, String) {
             .filter_map(|e| e["mdeDeviceId"].as_str())
             .collect();
         for e in ev.iter().filter(|e| e["@odata.type"] == "#microsoft.graph.security.fileEvidence") {
-            let acted = ["blocked", "prevented"].contains(&e["detectionStatus"].as_str().unwrap_or_default())
+            let taken = a["detectionSource"] == "antivirus"
+                || ["blocked", "prevented"].contains(&e["detectionStatus"].as_str().unwrap_or_default())
                 || ["remediated", "prevented", "blocked"].contains(&e["remediationStatus"].as_str().unwrap_or_default());
             let device = e["mdeDeviceId"].as_str().filter(|d| !d.is_empty()).or((devices.len() == 1).then(|| devices[0]));
-            if let (false, Some(d)) = (acted, device) {
+            if let (true, Some(d)) = (taken == acted, device) {
                 let f = &e["fileDetails"];
                 let path = format!("{}\\{}", f["filePath"].as_str().unwrap(), f["fileName"].as_str().unwrap());
                 return (d.to_owned(), path, f["sha256"].as_str().unwrap().to_owned());
             }
         }
     }
-    panic!("no file on a device in the scenario");
+    panic!("no such file on a device in the scenario");
 }
 
 fn get_file(path: &str) -> Value {
@@ -198,4 +205,95 @@ async fn a_reader_role_finds_but_cannot_export() {
     let (status, refused) = invoke(&h, &token, "Export-QuarantineMessage", json!({"Identity": identity})).await;
     assert_eq!(status, 400, "{refused}");
     assert!(refused["error"]["details"][0]["message"].as_str().unwrap().contains("is not recognized"), "{refused}");
+}
+
+/// A `multipart/form-data` upload of one library file.
+async fn upload(h: &Harness, token: &str, name: &str, content: &[u8], override_if_exists: bool) -> (u16, Value) {
+    let mut body = format!("--b\r\nContent-Disposition: form-data; name=\"File\"; filename=\"{name}\"\r\n\r\n").into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(
+        format!("\r\n--b\r\nContent-Disposition: form-data; name=\"OverrideIfExists\"\r\n\r\n{override_if_exists}\r\n--b--\r\n").as_bytes(),
+    );
+    let r = h
+        .http
+        .post(h.url("/api/libraryfiles"))
+        .bearer_auth(token)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn run_script(script: &str, args: &str, get: Option<&str>) -> Value {
+    let mut commands =
+        vec![json!({"type": "RunScript", "params": [{"key": "ScriptName", "value": script}, {"key": "Args", "value": args}]})];
+    if let Some(path) = get {
+        commands.push(json!({"type": "GetFile", "params": [{"key": "Path", "value": path}]}));
+    }
+    json!({"Commands": commands, "Comment": "m365-ingest evidence"})
+}
+
+#[tokio::test]
+async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_up() {
+    let h = Harness::start(fixed_scenario()).await;
+    let (machine, _, sha256) = file_evidence(&h, true).await;
+    let token = h.token_for(MDE_SCOPE).await;
+    let script = b"# m365-ingest:restore-quarantined-file (version 1)\nparam([string]$Folder)\n";
+    let (status, big) = upload(&h, &token, "big.ps1", &vec![b'x'; 20 * 1024 * 1024 + 1], true).await;
+    assert_eq!(status, 400, "20 MB at most: {big}");
+    let (status, file) = upload(&h, &token, "restore.ps1", script, false).await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(file["fileName"], "restore.ps1");
+    let want: String = sha2::Sha256::digest(script).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(file["sha256"].as_str(), Some(want.as_str()));
+    assert_eq!(upload(&h, &token, "restore.ps1", script, false).await.0, 400, "exists, and no override asked");
+    assert_eq!(upload(&h, &token, "restore.ps1", script, true).await.0, 200);
+    let (_, _, list) = h.get("/api/libraryfiles", &token, false).await;
+    assert_eq!(list["value"].as_array().map(Vec::len), Some(1));
+    let runs = |body: Value| {
+        let (h, token, machine) = (&h, token.clone(), machine.clone());
+        async move {
+            let (status, action) = post(h, &token, &format!("/api/machines/{machine}/runliveresponse"), &body).await;
+            assert_eq!(status, 201, "{action}");
+            h.sim.clock().advance_secs(120);
+            h.get(&format!("/api/machineactions/{}", action["id"].as_str().unwrap()), &token, false).await.2
+        }
+    };
+    // A script that is not in the library fails the action.
+    let missing = runs(run_script("nope.ps1", "", None)).await;
+    assert_eq!(missing["status"], "Failed", "{missing}");
+    let folder = "C:\\ProgramData\\m365-ingest\\restore\\abc123";
+    let path = format!("{folder}\\{sha256}.bin");
+    let restored = runs(run_script("restore.ps1", &format!("-Folder {folder} -Sha256 {sha256} -PathB64 QQ=="), Some(&path))).await;
+    assert_eq!(restored["status"], "Succeeded", "{restored}");
+    assert_eq!(h.sim.restored_files(TENANT), vec![(machine.to_ascii_lowercase(), path.to_lowercase())]);
+    let (status, _, link) = h
+        .get(&format!("/api/machineactions/{}/GetLiveResponseResultDownloadLink(index=1)", restored["id"].as_str().unwrap()), &token, false)
+        .await;
+    assert_eq!(status, 200, "GetFile is the second command: {link}");
+    let cleaned = runs(run_script("restore.ps1", &format!("-Folder {folder} -Cleanup"), None)).await;
+    assert_eq!(cleaned["status"], "Succeeded", "{cleaned}");
+    assert!(h.sim.restored_files(TENANT).is_empty(), "the cleanup removed it");
+    // A hash the quarantine does not hold: nothing restored, GetFile fails.
+    let other = "0".repeat(64);
+    let none = runs(run_script(
+        "restore.ps1",
+        &format!("-Folder {folder} -Sha256 {other} -PathB64 QQ=="),
+        Some(&format!("{folder}\\{other}.bin")),
+    ))
+    .await;
+    assert_eq!(none["status"], "Failed", "{none}");
+    // A waiting action is cancelled; an ended one cannot be.
+    h.sim.set_machine_online(TENANT, &machine, false);
+    let (_, waiting) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
+    let id = waiting["id"].as_str().unwrap();
+    let (status, c) = post(&h, &token, &format!("/api/machineactions/{id}/cancel"), &json!({"Comment": "no longer needed"})).await;
+    assert_eq!((status, c["status"].as_str()), (200, Some("Cancelled")), "{c}");
+    h.sim.set_machine_online(TENANT, &machine, true);
+    h.sim.clock().advance_secs(300);
+    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "Cancelled", "never runs");
+    let (status, _) = post(&h, &token, &format!("/api/machineactions/{id}/cancel"), &json!({"Comment": "again"})).await;
+    assert_eq!(status, 400);
 }

@@ -16,16 +16,20 @@ use futures_util::StreamExt;
 
 use super::deliver::{safe_key, send_tracked, DeliverySettings};
 use super::process::Processor;
+use super::restore::{cleanup_commands, restore_commands};
+use crate::domain::envelope::sha256_hex;
 use crate::domain::envelope::ObjectRef;
+use crate::domain::evidence_hold::{hold_key, release_bodies, HeldAlert, HoldRecord};
 use crate::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord, Next, Observation};
 use crate::domain::evidence_plan::{self, job_key, EvidenceOutcome, EvidenceTarget};
 use crate::domain::integration::{Credentials, Integration, OutputFormat};
+use crate::domain::integration_doc::EvidenceDelivery;
 use crate::domain::ocsf;
 use crate::domain::output::{EmailSection, EvidenceItem, EvidenceRetrieval, EvidenceUpdate, EVIDENCE_UPDATE_SCHEMA};
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
-use crate::ports::evidence::{ArtifactUpload, ArtifactUploads, Download, EvidencePorts, SecretSource};
+use crate::ports::evidence::{ArtifactUpload, ArtifactUploads, Download, EvidencePorts, LiveCommand, SecretSource, MAX_DELAY};
 use crate::ports::{ArtifactStore, Clock, DelayQueue, EvidenceApi, EvidenceJobStore, ProcessPorts};
 use crate::sources::Unit;
 
@@ -60,14 +64,28 @@ pub enum StepOutcome {
     Scheduled { delay: Duration },
     /// The job ended and its update was published; how long it took from its creation.
     Reported(EvidenceOutcome, Duration),
+    /// A held alert went out.
+    Released,
     /// Nothing to do: the job ended and was reported, another step moved it on, or it expired.
     Nothing,
 }
 
-/// An alert version's evidence as its message lists it, and the jobs to start once it is out.
+/// An alert version's evidence as its message lists it, and the messages that start its jobs
+/// once it is out (with their delays).
 pub struct Planned {
     pub retrieval: Option<EvidenceRetrieval>,
-    pub starts: Vec<String>,
+    pub starts: Vec<(String, Duration)>,
+}
+
+/// Where a hold stands after a look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldState {
+    /// Still waiting, at most until `deadline`.
+    Holding { deadline: GraphTime },
+    /// The alert went out (`now`: by this look).
+    Released { now: bool },
+    /// No such hold (it expired, or the alert's intake never saved it).
+    Missing,
 }
 
 fn job_message(record: &JobRecord) -> String {
@@ -75,7 +93,7 @@ fn job_message(record: &JobRecord) -> String {
 }
 
 /// How an API's refusal bears on a job: passing (busy, throttled, down) or final (with why).
-fn observe_error(e: &GraphError) -> Observation {
+pub(crate) fn observe_error(e: &GraphError) -> Observation {
     match e {
         GraphError::Http { status: 400, code, .. } if code == "ActiveRequestAlreadyExists" => Observation::Busy,
         GraphError::Http { status: 429, .. } | GraphError::Throttled { .. } => Observation::Busy,
@@ -136,12 +154,12 @@ impl<P: ProcessPorts> Processor<P> {
             let key = job_key(dedup_key, &target);
             let job = if !target.enabled(doc) {
                 EvidenceJob::disabled(key, target, now)
-            } else if matches!(target, EvidenceTarget::File { quarantined_by_antivirus: true, .. }) {
+            } else if target.is_restore() && !doc.restore_quarantined_files {
                 let mut j = EvidenceJob::disabled(key, target, now);
                 if let crate::domain::evidence_job::Phase::Done { detail, .. } = &mut j.phase {
                     *detail = Some(
-                        "antivirus quarantined this file, so it is no longer at its path; collecting it from the quarantine \
-                         (a restore on the device) is not offered"
+                        "antivirus quarantined this file, so it is no longer at its path; collecting it needs a restore on the \
+                         device (evidence.restore_quarantined_files, off for this integration: read the README's risk first)"
                             .into(),
                     );
                 }
@@ -164,37 +182,191 @@ impl<P: ProcessPorts> Processor<P> {
                 title: unit.alert.title.as_deref().unwrap_or_default().chars().take(512).collect(),
                 severity: unit.alert.severity.clone(),
                 reported: false,
+                hold: (doc.delivery == EvidenceDelivery::HoldUntilFinal).then(|| hold_key(dedup_key)),
             };
             let (stored, _) = ev.jobs.create(&record, now.plus(ev.settings.job_ttl)).await.map_err(|e| e.to_string())?;
             if !stored.reported {
-                starts.push(job_message(&stored));
+                starts.push((job_message(&stored), Duration::ZERO));
             }
             items.push(EvidenceItem::of(&stored.job));
         }
         Ok(Planned { retrieval: Some(EvidenceRetrieval::of_items(items)), starts })
     }
 
-    /// Queues the first step of each job (after its alert went out).
-    pub(crate) async fn start_jobs(&self, starts: &[String]) -> Result<(), String> {
+    /// Queues the first step of each job (after its alert went out or was held).
+    pub(crate) async fn start_jobs(&self, starts: &[(String, Duration)]) -> Result<(), String> {
         let Some(ev) = &self.evidence else { return Ok(()) };
-        for body in starts {
-            ev.steps.send_delayed(body, Duration::ZERO).await.map_err(|e| format!("could not queue an evidence job: {e}"))?;
+        for (body, delay) in starts {
+            ev.steps.send_delayed(body, *delay).await.map_err(|e| format!("could not queue an evidence job: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Whether this alert version waits for its evidence: the integration asks for it and a job
+    /// of this processor's runs.
+    pub(crate) fn holds(&self, integration: &Integration, retrieval: Option<&EvidenceRetrieval>) -> bool {
+        self.evidence.is_some()
+            && integration.evidence.delivery == EvidenceDelivery::HoldUntilFinal
+            && retrieval.is_some_and(|r| r.items.iter().any(|i| !i.is_final()))
+    }
+
+    /// Keeps an alert version's rendered messages until its evidence is final; returns the
+    /// hold's first message (at its deadline, or in the longest delay SQS allows).
+    pub(crate) async fn hold_alert(
+        &self,
+        integration: &Integration,
+        dedup_key: &str,
+        bodies: Vec<String>,
+        items: Vec<EvidenceItem>,
+        now: GraphTime,
+    ) -> Result<(String, Duration), String> {
+        let ev = self.evidence.as_ref().ok_or("this processor has no evidence retrieval")?;
+        let text = serde_json::to_vec(&HeldAlert::new(bodies)).map_err(|e| e.to_string())?;
+        let object = format!("held/{}/{}.json", safe_key(&integration.id), sha256_hex(dedup_key.as_bytes()));
+        let held = self.artifacts.put(&object, text).await.map_err(|e| format!("could not keep the held alert: {e}"))?;
+        let wait = integration.evidence.hold_max_wait.0.min(ev.settings.limits.max_wait);
+        let record = HoldRecord {
+            key: hold_key(dedup_key),
+            integration_id: integration.id.clone(),
+            dedup_key: dedup_key.to_owned(),
+            items,
+            held,
+            created_at: now,
+            deadline: now.plus(wait),
+            releasing: None,
+            released_at: None,
+            included: Vec::new(),
+        };
+        let (stored, _) = ev.jobs.create(&record, now.plus(ev.settings.job_ttl)).await.map_err(|e| e.to_string())?;
+        let first = JobMessage::hold(&integration.id, &stored.key).to_json();
+        Ok((first, stored.deadline.since(now).min(MAX_DELAY)))
+    }
+
+    /// A hold's message: the alert goes out if its evidence is final or its wait is over;
+    /// otherwise the message comes back by the deadline.
+    async fn step_hold(&self, integration: &Integration, key: &str) -> Result<StepOutcome, String> {
+        let ev = self.evidence.as_ref().ok_or("this processor has no evidence retrieval")?;
+        let now = self.clock.now();
+        match self.settle_hold(integration, key, now).await? {
+            HoldState::Holding { deadline } => {
+                let delay = deadline.since(now).min(MAX_DELAY);
+                ev.steps
+                    .send_delayed(&JobMessage::hold(&integration.id, key).to_json(), delay)
+                    .await
+                    .map_err(|e| format!("could not queue the hold's next look: {e}"))?;
+                Ok(StepOutcome::Scheduled { delay })
+            }
+            HoldState::Released { now: true } => Ok(StepOutcome::Released),
+            HoldState::Released { now: false } | HoldState::Missing => Ok(StepOutcome::Nothing),
+        }
+    }
+
+    /// Releases a hold that is due (every item ended, or its deadline passed), then publishes the
+    /// update of each job that ended and that the released alert did not carry. Repeatable: a
+    /// job's last step and the hold's own message both come here.
+    ///
+    /// One step releases: it claims the hold first (a conditional save; the claim lapses after
+    /// the processor's claim time, and the hold's own message comes back to take it over).
+    /// The jobs are read again after the release: a job that ended before that read is reported
+    /// here, one that ends after it sees the release itself; none is left out.
+    async fn settle_hold(&self, integration: &Integration, key: &str, now: GraphTime) -> Result<HoldState, String> {
+        let ev = self.evidence.as_ref().ok_or("this processor has no evidence retrieval")?;
+        let Some((mut hold, mut version)) = ev.jobs.get::<HoldRecord>(key).await.map_err(|e| e.to_string())? else {
+            return Ok(HoldState::Missing);
+        };
+        let expires = now.plus(ev.settings.job_ttl);
+        let mut released_now = false;
+        if hold.released_at.is_none() {
+            let jobs = self.hold_jobs(ev, &hold).await?;
+            let read: Vec<EvidenceItem> = jobs.iter().map(|(r, _)| EvidenceItem::of(&r.job)).collect();
+            let mut items = hold.current_items(&read);
+            if !hold.due(&items, now) {
+                return Ok(HoldState::Holding { deadline: hold.deadline });
+            }
+            let claim_for = self.settings.claim_for;
+            if let Some(since) = hold.releasing.filter(|since| now < since.plus(claim_for)) {
+                return Ok(HoldState::Holding { deadline: since.plus(claim_for) });
+            }
+            hold.releasing = Some(now);
+            version = match ev.jobs.save(&hold, version, expires).await {
+                Ok(v) => v,
+                // Another step claimed it a moment ago: it releases.
+                Err(crate::error::CursorError::LeaseLost { .. }) => return Ok(HoldState::Holding { deadline: now.plus(claim_for) }),
+                Err(e) => return Err(e.to_string()),
+            };
+            for item in items.iter_mut().filter(|i| i.kind == "email") {
+                if let Some(r) = &item.artifact {
+                    item.headers = self.email_headers(r).await;
+                }
+            }
+            let stored = self.artifacts.get(&hold.held.key).await.map_err(|e| format!("the held alert is not readable: {e}"))?;
+            let held: HeldAlert = serde_json::from_slice(&stored).map_err(|e| format!("the held alert does not parse: {e}"))?;
+            let (bodies, included) = match release_bodies(&held, &items, now, self.settings.delivery.max_message_bytes) {
+                Some(bodies) => (bodies, items.iter().filter(|i| i.is_final()).map(|i| i.id.clone()).collect()),
+                None => {
+                    tracing::warn!(hold = %key, "the alert's evidence does not fit its message: released as held, each item follows as an update");
+                    (held.bodies, Vec::new())
+                }
+            };
+            if !send_tracked(&self.output, &bodies, &self.settings.delivery).await.iter().all(|s| *s) {
+                return Err(format!("the held alert of {key} was not accepted by the output queue"));
+            }
+            released_now = true;
+            hold.released_at = Some(now);
+            hold.included = included;
+            match ev.jobs.save(&hold, version, expires).await {
+                Ok(_) => {}
+                // Our claim lapsed and another step released it too (the alert went out twice):
+                // its list is the one kept.
+                Err(crate::error::CursorError::LeaseLost { .. }) => {
+                    if let Some((h, _)) = ev.jobs.get::<HoldRecord>(key).await.map_err(|e| e.to_string())? {
+                        hold = h;
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        for (mut record, v) in self.hold_jobs(ev, &hold).await? {
+            if record.job.outcome().is_none() || record.reported || hold.included.contains(&record.job.key) {
+                continue;
+            }
+            self.publish_update(integration, &record, now).await?;
+            record.reported = true;
+            match ev.jobs.save(&record, v, expires).await {
+                Ok(_) | Err(crate::error::CursorError::LeaseLost { .. }) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(HoldState::Released { now: released_now })
+    }
+
+    /// The jobs a hold waits for, as stored now (an expired one is left out).
+    async fn hold_jobs(&self, ev: &Evidence<P::Evidence>, hold: &HoldRecord) -> Result<Vec<(JobRecord, u64)>, String> {
+        let mut jobs = Vec::new();
+        for job in hold.pending_jobs() {
+            if let Some(found) = ev.jobs.get::<JobRecord>(job).await.map_err(|e| e.to_string())? {
+                jobs.push(found);
+            }
+        }
+        Ok(jobs)
     }
 
     /// Moves the job of one evidence-jobs message on by one step. `Err`: nothing was decided,
     /// SQS should deliver the message again.
     pub async fn step_evidence(&self, integration: &Integration, message: &JobMessage) -> Result<StepOutcome, String> {
+        if message.hold {
+            return self.step_hold(integration, &message.job).await;
+        }
         let ev = self.evidence.as_ref().ok_or("this processor has no evidence retrieval")?;
-        let Some((mut record, mut version)) = ev.jobs.get(&message.job).await.map_err(|e| e.to_string())? else {
+        let Some((mut record, mut version)) = ev.jobs.get::<JobRecord>(&message.job).await.map_err(|e| e.to_string())? else {
             tracing::warn!(job = %message.job, "no such evidence job (expired?); message dropped");
             return Ok(StepOutcome::Nothing);
         };
         let limits = &ev.settings.limits;
         let now = self.clock.now();
         let expires = now.plus(ev.settings.job_ttl);
-        if record.job.outcome().is_none() {
+        let was_open = record.job.outcome().is_none();
+        if was_open {
             let next = record.job.next(now, limits);
             match next {
                 Next::WaitUntil(at) => return self.schedule(ev, &record, at.since(now)).await,
@@ -223,13 +395,18 @@ impl<P: ProcessPorts> Processor<P> {
             return Ok(StepOutcome::Nothing);
         }
         let outcome = record.job.outcome().unwrap_or(EvidenceOutcome::TimedOut);
+        let age = now.since(record.job.created_at);
+        if let Some(hold) = &record.hold {
+            // The hold decides: the alert carries this end, or it went out and this job reports.
+            if self.settle_hold(integration, hold, now).await? != HoldState::Missing {
+                return Ok(if was_open { StepOutcome::Reported(outcome, age) } else { StepOutcome::Nothing });
+            }
+        }
         self.publish_update(integration, &record, now).await?;
         record.reported = true;
         match ev.jobs.save(&record, version, expires).await {
             // Published twice at worst: the update carries its item's id.
-            Ok(_) | Err(crate::error::CursorError::LeaseLost { .. }) => {
-                Ok(StepOutcome::Reported(outcome, now.since(record.job.created_at)))
-            }
+            Ok(_) | Err(crate::error::CursorError::LeaseLost { .. }) => Ok(StepOutcome::Reported(outcome, age)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -251,9 +428,31 @@ impl<P: ProcessPorts> Processor<P> {
         let target = &record.job.target;
         match (next, target) {
             (Next::Start, EvidenceTarget::File { device_id, .. }) => {
-                let path = target.path().unwrap_or_default();
-                match ev.api.run_get_file(creds, device_id, &path).await {
+                let commands = if target.is_restore() {
+                    let commands = match restore_commands(target) {
+                        Ok(c) => c,
+                        Err(why) => return Observation::NotFound(why),
+                    };
+                    if let Err(waits) = self.ensure_restore_script(ev, creds, &record.job.key, &record.tenant_id, self.clock.now()).await {
+                        return waits;
+                    }
+                    commands
+                } else {
+                    vec![LiveCommand::GetFile { path: target.path().unwrap_or_default() }]
+                };
+                match ev.api.run_live_response(creds, device_id, &commands).await {
                     Ok(action_id) => Observation::Started { action_id },
+                    Err(e) => observe_error(&e),
+                }
+            }
+            (Next::Cleanup(restore_action), EvidenceTarget::File { device_id, .. }) => {
+                // A restore still waiting for the device never runs: cancelled. One that ended
+                // (the cancel is refused) or ran is cleaned up by the script either way.
+                if let Err(e) = ev.api.cancel_action(creds, &restore_action).await {
+                    tracing::debug!(action = %restore_action, error = %e, "the restore was not cancelled (it had ended)");
+                }
+                match ev.api.run_live_response(creds, device_id, &cleanup_commands(target)).await {
+                    Ok(action_id) => Observation::CleanupStarted { action_id },
                     Err(e) => observe_error(&e),
                 }
             }
@@ -285,7 +484,9 @@ impl<P: ProcessPorts> Processor<P> {
             (Next::Download(id), EvidenceTarget::File { name, sha1, sha256, .. }) => {
                 // A link lives 30 minutes (§7): one that expired on the way is asked for again.
                 for attempt in 0..2 {
-                    let url = match ev.api.result_link(creds, &id).await {
+                    // The restore's GetFile is its second command.
+                    let index = usize::from(target.is_restore());
+                    let url = match ev.api.result_link(creds, &id, index).await {
                         Ok(u) => u,
                         Err(e) => return observe_error(&e),
                     };

@@ -11,5 +11,6 @@ pub mod poll_job;
 pub mod process;
 pub mod quarantine;
 pub mod reported_email;
+pub mod restore;
 pub mod settle;
 pub mod span;

@@ -65,6 +65,10 @@ pub struct ProcessCounts {
     pub alerts: usize,
     pub published: usize,
     pub duplicates: usize,
+    /// Alerts kept until their evidence is final (`evidence.delivery = hold_until_final`), and
+    /// held alerts that went out.
+    pub held: usize,
+    pub released: usize,
     pub dropped: BTreeMap<String, usize>,
     pub failed_messages: usize,
     /// Evidence jobs' steps taken, and how the jobs that ended ended (by outcome name).
@@ -80,6 +84,8 @@ impl ProcessCounts {
         self.alerts += other.alerts;
         self.published += other.published;
         self.duplicates += other.duplicates;
+        self.held += other.held;
+        self.released += other.released;
         self.failed_messages += other.failed_messages;
         self.evidence_steps += other.evidence_steps;
         self.evidence_max_age_secs = self.evidence_max_age_secs.max(other.evidence_max_age_secs);
@@ -111,15 +117,21 @@ pub struct BatchRun<'a, P: ProcessPorts> {
     last_failure: Mutex<Option<String>>,
 }
 
-/// A claimed key, whether every message rendered for it was accepted by the output queue, and
-/// the evidence jobs to start once it was.
-type SentKey = (String, bool, Vec<String>);
+/// A claimed key, whether every message rendered for it was accepted by the output queue (or
+/// it was held: nothing to send), and the evidence jobs to start once it was.
+struct SentKey {
+    key: String,
+    sent: bool,
+    held: bool,
+    starts: Vec<(String, Duration)>,
+}
 
-/// The rendered messages of one claimed key, and its evidence jobs' first messages.
+/// The rendered messages of one claimed key (none when its alert is held for its evidence),
+/// and its evidence jobs' first messages.
 struct Ready {
     key: String,
     bodies: Vec<String>,
-    starts: Vec<String>,
+    starts: Vec<(String, Duration)>,
 }
 
 impl<D, Q, A, K> Processor<ProcessWith<D, Q, A, K>>
@@ -170,6 +182,7 @@ impl<P: ProcessPorts> Processor<P> {
         now: GraphTime,
     ) -> Result<Vec<String>, Error> {
         let max = self.settings.delivery.max_message_bytes;
+        let ocsf_evidence = evidence.clone().filter(|_| matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both));
         let mut out = Vec::new();
         if matches!(integration.output, OutputFormat::AlertV1 | OutputFormat::Both) {
             let ctx = MessageContext {
@@ -207,6 +220,10 @@ impl<P: ProcessPorts> Processor<P> {
         }
         if matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both) {
             let mut finding = ocsf::detection_finding(&unit.alert, unit.raw.get());
+            // The alert's items (pending or ended), by the ids its evidence updates name.
+            if let Some(r) = &ocsf_evidence {
+                ocsf::attach_evidence(&mut finding, r);
+            }
             let mut body = escape_for_sqs(finding.to_string());
             if body.len() > max {
                 let r = self.artifacts.put(&content_key(&env.integration_id, unit.raw.get()), unit.raw.get().as_bytes().to_vec()).await?;
@@ -269,7 +286,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                         .map(|r| {
                             let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
                             at += r.bodies.len();
-                            (r.key, ok, r.starts)
+                            SentKey { key: r.key, sent: ok, held: r.bodies.is_empty(), starts: r.starts }
                         })
                         .collect()
                 });
@@ -283,8 +300,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 let outcome = match keys {
                     Err(reason) => Err(reason),
                     Ok(keys) => {
-                        let results: Vec<Result<(), String>> =
-                            join_all(keys.iter().map(|(key, ok, starts)| self.settle(key, *ok, starts))).await;
+                        let results: Vec<Result<(), String>> = join_all(keys.iter().map(|k| self.settle(k))).await;
                         results.into_iter().filter_map(Result::err).next_back().map_or(Ok(()), Err)
                     }
                 };
@@ -307,13 +323,16 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
 
     /// Marks a sent key published, or frees the claim of one that was not confirmed so the
     /// redelivery publishes it.
-    async fn settle(&self, key: &str, sent: bool, starts: &[String]) -> Result<(), String> {
-        if sent {
+    async fn settle(&self, k: &SentKey) -> Result<(), String> {
+        let (key, starts) = (k.key.as_str(), &k.starts);
+        if k.sent {
             // Not marked until its jobs are queued: a redelivery publishes again and queues them.
             self.p.start_jobs(starts).await?;
             match self.p.dedup.published(key, &self.p.settings.owner).await {
                 Ok(()) => {
-                    self.count(|c| c.published += 1);
+                    if !k.held {
+                        self.count(|c| c.published += 1);
+                    }
                     Ok(())
                 }
                 // Published but not marked: the claim expires and a redelivery publishes again.
@@ -352,9 +371,13 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             match r {
                 Ok(o) => self.count(|c| {
                     c.evidence_steps += 1;
-                    if let StepOutcome::Reported(outcome, age) = o {
-                        *c.evidence_outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
-                        c.evidence_max_age_secs = c.evidence_max_age_secs.max(age.as_secs());
+                    match o {
+                        StepOutcome::Reported(outcome, age) => {
+                            *c.evidence_outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
+                            c.evidence_max_age_secs = c.evidence_max_age_secs.max(age.as_secs());
+                        }
+                        StepOutcome::Released => c.released += 1,
+                        StepOutcome::Scheduled { .. } | StepOutcome::Nothing => {}
                     }
                 }),
                 Err(reason) => {
@@ -461,13 +484,29 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                     return Err(e);
                 }
             };
-            match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, now).await {
-                Ok(bodies) => ready.push(Ready { key, bodies, starts: planned.starts }),
+            let holds = self.p.holds(integration, planned.retrieval.as_ref());
+            let items = planned.retrieval.as_ref().map(|r| r.items.clone()).unwrap_or_default();
+            let mut starts = planned.starts;
+            let rendered = match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, now).await {
+                // Kept until its evidence is final; marked like a published one, so a redelivery holds nothing twice.
+                Ok(bodies) if holds => match self.p.hold_alert(integration, &key, bodies, items, now).await {
+                    Ok(first) => {
+                        self.count(|c| c.held += 1);
+                        starts.push(first);
+                        Ok(Vec::new())
+                    }
+                    Err(e) => Err(e),
+                },
+                Ok(bodies) => Ok(bodies),
+                Err(e) => Err(e.to_string()),
+            };
+            match rendered {
+                Ok(bodies) => ready.push(Ready { key, bodies, starts }),
                 Err(e) => {
                     if let Err(re) = self.p.dedup.release(&key, &self.p.settings.owner).await {
                         tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
                     }
-                    return Err(e.to_string());
+                    return Err(e);
                 }
             }
         }

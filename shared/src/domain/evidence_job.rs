@@ -75,12 +75,29 @@ pub enum Phase {
     Download {
         action_id: String,
     },
+    /// A restore ran on the device: its folder is cleaned (the restore cancelled if it still
+    /// waits, then the script's `-Cleanup`) before the job ends as `outcome`.
+    Cleanup {
+        outcome: EvidenceOutcome,
+        detail: Option<String>,
+        artifact: Option<ObjectRef>,
+        restore_action: String,
+        cleanup_action: Option<String>,
+        next_check: GraphTime,
+        /// Looks at the cleanup (and passing failures) so far, at most [`MAX_CLEANUP_CHECKS`].
+        checks: u32,
+    },
     Done {
         outcome: EvidenceOutcome,
         detail: Option<String>,
         artifact: Option<ObjectRef>,
     },
 }
+
+/// The most times a cleanup is looked at (or tried again) before the job ends saying it was not
+/// confirmed: a RunScript times out after 10 minutes (ms-apis.md §7), so a minute apart this
+/// outlasts a device that runs it.
+pub const MAX_CLEANUP_CHECKS: u32 = 30;
 
 /// The one call a job needs next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +110,8 @@ pub enum Next {
     Export(String),
     /// The result link of this action, then the file to the artifact store.
     Download(String),
+    /// Cancel this restore action if it still waits, then run the cleanup script.
+    Cleanup(String),
     /// Nothing before this time: the job's message comes back then.
     WaitUntil(GraphTime),
     Finished,
@@ -130,6 +149,10 @@ pub enum Observation {
         got: String,
     },
     Stored(ObjectRef),
+    /// The cleanup script was accepted as this machine action.
+    CleanupStarted {
+        action_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +190,8 @@ impl EvidenceJob {
     /// The call to make now, or when to come back. A job past its wait ends here, named by
     /// what it was waiting for: a device that never picked the action up is offline.
     pub fn next(&mut self, now: GraphTime, limits: &JobLimits) -> Next {
-        if !matches!(self.phase, Phase::Done { .. }) && now >= self.created_at.plus(limits.max_wait) {
+        // A cleanup is bounded by its own checks: it runs whatever time it is.
+        if !matches!(self.phase, Phase::Done { .. } | Phase::Cleanup { .. }) && now >= self.created_at.plus(limits.max_wait) {
             let offline = matches!(self.phase, Phase::Running { last: ActionStatus::Pending, .. });
             let (outcome, why) = if offline {
                 (EvidenceOutcome::DeviceOffline, "the device did not pick the live response up within the job's maximum wait")
@@ -183,12 +207,18 @@ impl EvidenceJob {
             Phase::Running { action_id, .. } => Next::CheckAction(action_id.clone()),
             Phase::Export { identity } => Next::Export(identity.clone()),
             Phase::Download { action_id } => Next::Download(action_id.clone()),
+            Phase::Cleanup { next_check, .. } if *next_check > now => Next::WaitUntil(*next_check),
+            Phase::Cleanup { cleanup_action: Some(id), .. } => Next::CheckAction(id.clone()),
+            Phase::Cleanup { restore_action, .. } => Next::Cleanup(restore_action.clone()),
             Phase::Done { .. } => Next::Finished,
         }
     }
 
     /// Moves the job on by what the call of [`Self::next`] answered.
     pub fn observe(&mut self, observation: Observation, now: GraphTime, limits: &JobLimits) {
+        if matches!(self.phase, Phase::Cleanup { .. }) {
+            return self.observe_cleanup(observation, now, limits);
+        }
         let retry_at = now.plus(limits.busy_wait);
         match observation {
             Observation::Started { action_id } => {
@@ -209,7 +239,7 @@ impl EvidenceJob {
                     Phase::Start { not_before } => *not_before = retry_at,
                     Phase::Running { next_check, .. } => *next_check = retry_at,
                     // An export or a download is simply made again by the next message.
-                    Phase::Export { .. } | Phase::Download { .. } | Phase::Done { .. } => {}
+                    Phase::Export { .. } | Phase::Download { .. } | Phase::Cleanup { .. } | Phase::Done { .. } => {}
                 }
             }
             Observation::Action(status) => {
@@ -221,11 +251,12 @@ impl EvidenceJob {
                     }
                     ActionStatus::Succeeded => Phase::Download { action_id },
                     ActionStatus::Failed => {
-                        self.finish(
-                            EvidenceOutcome::NotFound,
-                            Some("the live response failed on the device (GetFile found no file at the path)".into()),
-                            None,
-                        );
+                        let why = if self.target.is_restore() {
+                            "the live response failed on the device (the device's quarantine holds no file with the alert's SHA-256, or GetFile failed)"
+                        } else {
+                            "the live response failed on the device (GetFile found no file at the path)"
+                        };
+                        self.finish(EvidenceOutcome::NotFound, Some(why.into()), None);
                         return;
                     }
                     ActionStatus::TimeOut | ActionStatus::Cancelled => {
@@ -247,11 +278,59 @@ impl EvidenceJob {
                 None,
             ),
             Observation::Stored(r) => self.finish(EvidenceOutcome::Retrieved, None, Some(r)),
+            Observation::CleanupStarted { .. } => {}
+        }
+    }
+
+    /// A cleanup's answers: it ends the job once the device ran it, or once it could not be
+    /// confirmed; either way the job's detail says what became of the restored copy.
+    fn observe_cleanup(&mut self, observation: Observation, now: GraphTime, limits: &JobLimits) {
+        let folder = self.target.restore_folder();
+        let Phase::Cleanup { outcome, detail, artifact, cleanup_action, next_check, checks, .. } = &mut self.phase else { return };
+        *checks += 1;
+        let by_hand = format!("delete {folder} on the device and remove its antivirus exclusion by hand");
+        let note = match observation {
+            Observation::CleanupStarted { action_id } => {
+                *cleanup_action = Some(action_id);
+                *next_check = now.plus(limits.check_every);
+                None
+            }
+            Observation::Action(ActionStatus::Succeeded) => Some("the restored copy was removed from the device".to_owned()),
+            Observation::Action(status @ (ActionStatus::Failed | ActionStatus::TimeOut | ActionStatus::Cancelled)) => {
+                Some(format!("the cleanup on the device ended {status:?}: {by_hand}"))
+            }
+            Observation::Refused(why) | Observation::NotFound(why) => Some(format!("the cleanup could not run ({why}): {by_hand}")),
+            _ if *checks >= MAX_CLEANUP_CHECKS => {
+                Some(format!("the cleanup was not confirmed after {MAX_CLEANUP_CHECKS} looks; if it never ran, {by_hand}"))
+            }
+            // Still running, busy, throttled, an outage: look again later.
+            _ => {
+                *next_check = now.plus(if cleanup_action.is_some() { limits.check_every } else { limits.busy_wait });
+                None
+            }
+        };
+        if let Some(note) = note {
+            let detail = Some(match detail.take() {
+                Some(d) => format!("{d}; {note}"),
+                None => note,
+            });
+            let (outcome, artifact) = (*outcome, artifact.take());
+            self.phase = Phase::Done { outcome, detail, artifact };
         }
     }
 
     fn finish(&mut self, outcome: EvidenceOutcome, detail: Option<String>, artifact: Option<ObjectRef>) {
-        self.phase = Phase::Done { outcome, detail, artifact };
+        // A restore that reached the device leaves a file there until the cleanup removes it.
+        let restore_action = match &self.phase {
+            Phase::Running { action_id, .. } | Phase::Download { action_id } if self.target.is_restore() => Some(action_id.clone()),
+            _ => None,
+        };
+        self.phase = match restore_action {
+            Some(restore_action) => {
+                Phase::Cleanup { outcome, detail, artifact, restore_action, cleanup_action: None, next_check: self.created_at, checks: 0 }
+            }
+            None => Phase::Done { outcome, detail, artifact },
+        };
     }
 }
 
@@ -264,12 +343,20 @@ pub const JOB_MESSAGE_SCHEMA: &str = "m365-ingest.evidence-job.v1";
 pub struct JobMessage {
     pub schema: String,
     pub integration_id: String,
+    /// The job's key, or a hold's.
     pub job: String,
+    /// "Release this held alert if its evidence is final or its wait is over".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
 }
 
 impl JobMessage {
     pub fn new(integration_id: &str, job: &str) -> Self {
-        JobMessage { schema: JOB_MESSAGE_SCHEMA.into(), integration_id: integration_id.into(), job: job.into() }
+        JobMessage { schema: JOB_MESSAGE_SCHEMA.into(), integration_id: integration_id.into(), job: job.into(), hold: false }
+    }
+
+    pub fn hold(integration_id: &str, hold: &str) -> Self {
+        JobMessage { hold: true, ..Self::new(integration_id, hold) }
     }
 
     pub fn to_json(&self) -> String {
@@ -295,6 +382,9 @@ pub struct JobRecord {
     pub severity: Option<String>,
     /// The evidence update went out.
     pub reported: bool,
+    /// The hold of the alert version when it waits for its evidence (its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 #[cfg(test)]

@@ -69,6 +69,18 @@ impl EvidenceTarget {
         digest.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// A file antivirus quarantined: collected only by a restore on the device.
+    pub fn is_restore(&self) -> bool {
+        matches!(self, EvidenceTarget::File { quarantined_by_antivirus: true, .. })
+    }
+
+    /// Where a restore puts this file on the device (the script accepts no other root): a
+    /// folder of this item's own, named by its key (hex), so no text of the alert reaches the
+    /// device's command line.
+    pub fn restore_folder(&self) -> String {
+        format!("{RESTORE_ROOT}{}", self.key())
+    }
+
     /// The full path of a file (the folder and the name, joined as the device's platform does).
     pub fn path(&self) -> Option<String> {
         let EvidenceTarget::File { folder, name, .. } = self else { return None };
@@ -76,6 +88,9 @@ impl EvidenceTarget {
         Some(if folder.ends_with(sep) { format!("{folder}{name}") } else { format!("{folder}{sep}{name}") })
     }
 }
+
+/// The folder under which the restore script works (m365-ingest-restore.ps1 refuses others).
+pub const RESTORE_ROOT: &str = "C:\\ProgramData\\m365-ingest\\restore\\";
 
 /// The most bytes a target's strings take: a job record stays a few KB, whatever an alert
 /// carries (a Windows path is at most 32,767 characters; real ones are far shorter).

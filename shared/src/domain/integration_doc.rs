@@ -154,13 +154,45 @@ pub struct MailboxDoc {
     pub filter: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvidenceDoc {
     /// Quarantined files through Defender for Endpoint Live Response.
     pub live_response_files: bool,
     /// Quarantined emails through Exchange Online (the PowerShell API; certificate credentials).
     pub quarantined_email: bool,
+    /// Files antivirus quarantined, through a restore on the device (a library script puts the
+    /// file back on disk in a folder of its own, GetFile collects it, the script removes it).
+    /// Opt-in: the file is live malware on the device until the cleanup runs.
+    pub restore_quarantined_files: bool,
+    /// When an alert with evidence to fetch goes out.
+    pub delivery: EvidenceDelivery,
+    /// With `hold_until_final`: the longest an alert waits for its evidence (1m..24h).
+    pub hold_max_wait: DurationText,
+}
+
+impl Default for EvidenceDoc {
+    fn default() -> Self {
+        EvidenceDoc {
+            live_response_files: false,
+            quarantined_email: false,
+            restore_quarantined_files: false,
+            delivery: EvidenceDelivery::default(),
+            hold_max_wait: DurationText(Duration::from_secs(30 * 60)),
+        }
+    }
+}
+
+/// How an alert and its evidence reach the output queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceDelivery {
+    /// The alert at once, its items `pending`; an evidence update per item when its job ends.
+    #[default]
+    PublishThenUpdate,
+    /// The alert once every item ended, or once `hold_max_wait` passed (items still pending
+    /// then follow as updates).
+    HoldUntilFinal,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -412,6 +444,22 @@ impl IntegrationDoc {
                 bad("sources.phishing_mailbox.filter", problem);
             }
         }
+        let ev = &self.evidence;
+        if ev.restore_quarantined_files && !ev.live_response_files {
+            bad(
+                "evidence.restore_quarantined_files",
+                "needs evidence.live_response_files: the restore runs through live response; enable both, or remove this one".into(),
+            );
+        }
+        if ev.delivery == EvidenceDelivery::HoldUntilFinal && !ev.live_response_files && !ev.quarantined_email {
+            bad(
+                "evidence.delivery",
+                "is hold_until_final, but no evidence is fetched: enable evidence.live_response_files or evidence.quarantined_email, or remove the setting".into(),
+            );
+        }
+        if ev.hold_max_wait.0 < Duration::from_secs(60) || ev.hold_max_wait.0 > Duration::from_secs(86_400) {
+            bad("evidence.hold_max_wait", format!("{} is outside 1m..24h", ev.hold_max_wait));
+        }
         if self.evidence.quarantined_email && self.organization_id.is_none() {
             bad(
                 "organization_id",
@@ -573,6 +621,26 @@ mod tests {
         d.polling.ingestion_delay = DurationText(Duration::from_secs(3600));
         d.polling.lookback = DurationText(Duration::from_secs(1800));
         assert_eq!(fields(&d), ["polling.ingestion_delay"]);
+    }
+
+    #[test]
+    fn holding_alerts_needs_evidence_to_wait_for_and_a_bounded_wait() {
+        let mut d = doc();
+        d.evidence.delivery = EvidenceDelivery::HoldUntilFinal;
+        d.evidence.hold_max_wait = DurationText(Duration::from_secs(2 * 86_400));
+        assert_eq!(fields(&d), ["evidence.delivery", "evidence.hold_max_wait"]);
+        d.evidence.live_response_files = true;
+        d.evidence.hold_max_wait = DurationText(Duration::from_secs(3600));
+        assert!(fields(&d).is_empty());
+        let mut r = doc();
+        r.evidence.restore_quarantined_files = true;
+        assert_eq!(fields(&r), ["evidence.restore_quarantined_files"], "a restore runs through live response");
+        r.evidence.live_response_files = true;
+        assert!(fields(&r).is_empty());
+        let parsed: EvidenceDoc =
+            serde_json::from_str(r#"{"live_response_files":true,"delivery":"hold_until_final","hold_max_wait":"45m"}"#).unwrap_or_default();
+        assert_eq!((parsed.delivery, parsed.hold_max_wait.secs()), (EvidenceDelivery::HoldUntilFinal, 2700));
+        assert_eq!(serde_json::from_str::<EvidenceDoc>("{}").ok().map(|d| d.hold_max_wait.secs()), Some(1800));
     }
 
     #[test]

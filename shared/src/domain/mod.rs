@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod duration_text;
 pub mod email_submission;
 pub mod envelope;
+pub mod evidence_hold;
 pub mod evidence_job;
 pub mod evidence_plan;
 pub mod filter;

@@ -280,13 +280,9 @@ pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
         .done()
 }
 
-/// An evidence update as a Detection Finding of activity Update: the same finding (`uid` = the
-/// alert id), with the retrieved file or email as its evidence (`file.uri` = where it is stored)
-/// and how the job ended in `unmapped.m365ingest_evidence`.
-pub fn evidence_update(u: &super::output::EvidenceUpdate, title: &str, alert_severity: Option<&str>) -> Value {
-    let (severity_id, severity_name) = severity(alert_severity);
-    let item = &u.item;
-    let time = u.processed_at.ticks() / 10_000;
+/// One evidence item as an OCSF evidence artifact: the file (at its `s3://` uri once stored)
+/// and its device, or the email and, once stored, its `.eml`.
+pub fn evidence_of_item(item: &super::output::EvidenceItem) -> Value {
     let stored = item.artifact.as_ref().map(|r| {
         let name = r.key.rsplit('/').next().unwrap_or(&r.key).to_owned();
         Obj::new()
@@ -333,6 +329,42 @@ pub fn evidence_update(u: &super::output::EvidenceUpdate, title: &str, alert_sev
             evidence = evidence.set("email", email.done()).opt("file", stored);
         }
     }
+    evidence.done()
+}
+
+/// Puts an alert's evidence into its finding: each item in `evidences` (a stored file or `.eml`
+/// at its `s3://` uri) and `unmapped.m365ingest_evidence` = `{status, delivery, released_at,
+/// items: [{id, kind, status, detail}]}`, the ids the evidence updates name. `None` when the
+/// finding is not an object.
+pub fn attach_evidence(finding: &mut Value, r: &super::output::EvidenceRetrieval) -> Option<()> {
+    let o = finding.as_object_mut()?;
+    if !r.items.is_empty() {
+        let evidences = o.entry("evidences").or_insert_with(|| Value::Array(Vec::new())).as_array_mut()?;
+        evidences.extend(r.items.iter().map(evidence_of_item));
+    }
+    let listed: Vec<Value> = r.items.iter().map(|i| json!({"id": i.id, "kind": i.kind, "status": i.status, "detail": i.detail})).collect();
+    let unmapped = o.entry("unmapped").or_insert_with(|| Value::Object(Default::default())).as_object_mut()?;
+    let mut ev = json!({"status": r.status, "items": listed});
+    if let Some(reason) = &r.reason {
+        ev["reason"] = json!(reason);
+    }
+    if let Some(d) = &r.delivery {
+        ev["delivery"] = json!(d);
+    }
+    if let Some(t) = &r.released_at {
+        ev["released_at"] = json!(t.to_string());
+    }
+    unmapped.insert("m365ingest_evidence".into(), ev);
+    Some(())
+}
+
+/// An evidence update as a Detection Finding of activity Update: the same finding (`uid` = the
+/// alert id), with the retrieved file or email as its evidence (`file.uri` = where it is stored)
+/// and how the job ended in `unmapped.m365ingest_evidence`.
+pub fn evidence_update(u: &super::output::EvidenceUpdate, title: &str, alert_severity: Option<&str>) -> Value {
+    let (severity_id, severity_name) = severity(alert_severity);
+    let item = &u.item;
+    let time = u.processed_at.ticks() / 10_000;
     let unmapped = json!({"m365ingest_evidence": {
         "status": item.status, "detail": item.detail, "dedup_key": u.dedup_key, "alert_version": u.alert_version.to_string(),
         "integration_id": u.integration_id,
@@ -358,7 +390,7 @@ pub fn evidence_update(u: &super::output::EvidenceUpdate, title: &str, alert_sev
                    "tenant_uid": u.tenant_id, "modified_time": time}),
         )
         .set("finding_info", json!({"uid": u.alert_id, "title": title, "modified_time": time}))
-        .set("evidences", vec![evidence.done()])
+        .set("evidences", vec![evidence_of_item(item)])
         .set("unmapped", unmapped)
         .done()
 }

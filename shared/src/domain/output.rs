@@ -188,6 +188,13 @@ pub struct EvidenceRetrieval {
     /// Each piece of evidence the alert names, with its job's id and state (v1, additive).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<EvidenceItem>,
+    /// `held` when the alert waited for its evidence (`evidence.delivery = hold_until_final`;
+    /// v1, additive); absent when it went out at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    /// When a held alert was let go (every item ended, or the hold's maximum wait passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<GraphTime>,
 }
 
 /// One piece of evidence and its retrieval. `id` is the job's key: an evidence update names the
@@ -263,8 +270,8 @@ impl EvidenceRetrieval {
         };
         let artifacts = items.iter().filter_map(|i| i.artifact.clone()).collect();
         let reason =
-            (status == "pending").then(|| "evidence jobs are running: each item's result follows as an evidence update".to_owned());
-        EvidenceRetrieval { status: status.into(), artifacts, reason, items }
+            (status == "pending").then(|| "evidence jobs are running: each pending item's result follows as an evidence update".to_owned());
+        EvidenceRetrieval { status: status.into(), artifacts, reason, items, ..EvidenceRetrieval::default() }
     }
 }
 

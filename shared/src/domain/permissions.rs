@@ -64,6 +64,7 @@ pub enum Feature {
     EmailSubmissions,
     PhishingMailbox,
     LiveResponseFiles,
+    QuarantineRestore,
     QuarantinedEmail,
     Investigation,
     UserContext,
@@ -80,6 +81,7 @@ impl Feature {
             Feature::EmailSubmissions => "email_submissions",
             Feature::PhishingMailbox => "phishing_mailbox",
             Feature::LiveResponseFiles => "live_response_files",
+            Feature::QuarantineRestore => "restore_quarantined_files",
             Feature::QuarantinedEmail => "quarantined_email",
             Feature::Investigation => "investigation",
             Feature::UserContext => "user_context",
@@ -91,7 +93,7 @@ impl Feature {
     pub fn api(self) -> Api {
         match self {
             Feature::CloudApps => Api::CloudApps,
-            Feature::LiveResponseFiles => Api::DefenderForEndpoint,
+            Feature::LiveResponseFiles | Feature::QuarantineRestore => Api::DefenderForEndpoint,
             Feature::QuarantinedEmail => Api::Exchange,
             _ => Api::Graph,
         }
@@ -108,6 +110,8 @@ impl Feature {
             Feature::PhishingMailbox => &["Mail.Read"],
             // runliveresponse, then the machine action and its result link (ms-apis.md §7).
             Feature::LiveResponseFiles => &["Machine.LiveResponse", "Machine.Read.All"],
+            // The script in the tenant's library (upload-library.md), then RunScript and GetFile.
+            Feature::QuarantineRestore => &["Library.Manage", "Machine.LiveResponse"],
             Feature::QuarantinedEmail => &["Exchange.ManageAsApp"],
             Feature::Investigation => &["ThreatHunting.Read.All"],
             Feature::UserContext => &["AuditLog.Read.All", "Directory.Read.All", "User.Read.All"],
@@ -118,7 +122,10 @@ impl Feature {
 
     /// Whether this feature makes its own call in Test & Save (the others share their API's).
     pub fn has_probe(self) -> bool {
-        !matches!(self, Feature::Investigation | Feature::UserContext | Feature::Calendar | Feature::Remediation)
+        !matches!(
+            self,
+            Feature::QuarantineRestore | Feature::Investigation | Feature::UserContext | Feature::Calendar | Feature::Remediation
+        )
     }
 }
 
@@ -135,6 +142,7 @@ pub fn enabled_features(i: &Integration) -> Vec<Feature> {
         (i.email_submissions.enabled, Feature::EmailSubmissions),
         (i.phishing_mailbox.is_some(), Feature::PhishingMailbox),
         (i.evidence.live_response_files, Feature::LiveResponseFiles),
+        (i.evidence.live_response_files && i.evidence.restore_quarantined_files, Feature::QuarantineRestore),
         (i.evidence.quarantined_email, Feature::QuarantinedEmail),
         (i.features.investigation, Feature::Investigation),
         (i.features.user_context, Feature::UserContext),

@@ -127,6 +127,8 @@ pub fn process_records(c: &ProcessCounts, now: GraphTime) -> Vec<String> {
             ("AlertsProcessed", c.alerts as f64, "Count"),
             ("AlertsPublished", c.published as f64, "Count"),
             ("Duplicates", c.duplicates as f64, "Count"),
+            ("AlertsHeld", c.held as f64, "Count"),
+            ("HeldAlertsReleased", c.released as f64, "Count"),
             ("MessagesFailed", c.failed_messages as f64, "Count"),
             ("EvidenceSteps", c.evidence_steps as f64, "Count"),
             ("EvidenceJobMaxAge", c.evidence_max_age_secs as f64, "Seconds"),

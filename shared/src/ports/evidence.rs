@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::stream::BoxStream;
 
 use crate::domain::envelope::ObjectRef;
+use crate::domain::evidence_hold::HoldRecord;
 use crate::domain::evidence_job::{ActionStatus, JobRecord};
 use crate::domain::integration::Credentials;
 use crate::domain::time::GraphTime;
@@ -27,14 +28,46 @@ pub struct Download {
     pub chunks: BoxStream<'static, Result<bytes::Bytes, GraphError>>,
 }
 
+/// One live response command (run-live-response.md), in the order the API wants them:
+/// RunScript before GetFile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveCommand {
+    /// A script of the tenant's library with its `Args`.
+    RunScript {
+        script: String,
+        args: String,
+    },
+    GetFile {
+        path: String,
+    },
+}
+
+/// A file for the tenant's live response library (upload-library.md, at most 20 MB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryUpload<'a> {
+    pub file_name: &'a str,
+    pub bytes: &'a [u8],
+    pub description: &'a str,
+    pub parameters_description: &'a str,
+}
+
 /// Defender for Endpoint and Exchange Online as evidence retrieval calls them. Errors are the
 /// API's own (`GraphError::Http` with status and code), for the job to tell passing from final.
 pub trait EvidenceApi: Send + Sync {
-    /// `runliveresponse` with one GetFile of `path`; returns the machine action's id.
-    fn run_get_file(&self, creds: &Credentials, device_id: &str, path: &str) -> impl Future<Output = Result<String, GraphError>> + Send;
+    /// `runliveresponse` with these commands; returns the machine action's id.
+    fn run_live_response(
+        &self,
+        creds: &Credentials,
+        device_id: &str,
+        commands: &[LiveCommand],
+    ) -> impl Future<Output = Result<String, GraphError>> + Send;
     fn machine_action(&self, creds: &Credentials, action_id: &str) -> impl Future<Output = Result<ActionReport, GraphError>> + Send;
-    /// `GetLiveResponseResultDownloadLink(index=0)`: a fresh link every call.
-    fn result_link(&self, creds: &Credentials, action_id: &str) -> impl Future<Output = Result<String, GraphError>> + Send;
+    /// `GetLiveResponseResultDownloadLink(index=…)` of the command at `index`: a fresh link every call.
+    fn result_link(&self, creds: &Credentials, action_id: &str, index: usize) -> impl Future<Output = Result<String, GraphError>> + Send;
+    /// `POST machineactions/{id}/cancel` of an action that has not ended.
+    fn cancel_action(&self, creds: &Credentials, action_id: &str) -> impl Future<Output = Result<(), GraphError>> + Send;
+    /// `POST libraryfiles`, replacing a file of the same name.
+    fn upload_library(&self, creds: &Credentials, file: &LibraryUpload<'_>) -> impl Future<Output = Result<(), GraphError>> + Send;
     /// Starts downloading a result link, only from an allowed blob host (`Decode` otherwise:
     /// the URL is never requested).
     fn download(&self, url: &str) -> impl Future<Output = Result<Download, GraphError>> + Send;
@@ -55,16 +88,56 @@ pub trait EvidenceApi: Send + Sync {
     ) -> impl Future<Output = Result<Vec<u8>, GraphError>> + Send;
 }
 
-/// Evidence jobs (a DynamoDB item each, with TTL).
+/// A record of evidence retrieval kept under its own key: a job, or an alert's hold.
+pub trait StoredRecord: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
+    fn key(&self) -> &str;
+}
+
+impl StoredRecord for JobRecord {
+    fn key(&self) -> &str {
+        &self.job.key
+    }
+}
+
+impl StoredRecord for LibraryRecord {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// A script m365-ingest puts in a tenant's live response library: uploaded once per tenant and
+/// script version (`library/{tenant}/{file name}`), by the job that claimed the upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LibraryRecord {
+    pub key: String,
+    pub sha256: String,
+    /// Set once the library took it.
+    pub uploaded_at: Option<GraphTime>,
+    pub claimed_by: String,
+    pub claimed_at: GraphTime,
+}
+
+impl StoredRecord for HoldRecord {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Evidence jobs and holds (a DynamoDB item each, with TTL).
 ///
 /// Contract: `create` stores the record unless one exists under its key and returns the stored
 /// one with its version (a redelivered alert finds its job); `get` reads it; `save` writes only
 /// if the stored version is still `expected` (`LeaseLost` otherwise: another step moved it on)
 /// and returns the new version.
 pub trait EvidenceJobStore: Send + Sync {
-    fn create(&self, record: &JobRecord, expires_at: GraphTime) -> impl Future<Output = Result<(JobRecord, u64), CursorError>> + Send;
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<(JobRecord, u64)>, CursorError>> + Send;
-    fn save(&self, record: &JobRecord, expected: u64, expires_at: GraphTime) -> impl Future<Output = Result<u64, CursorError>> + Send;
+    fn create<R: StoredRecord>(&self, record: &R, expires_at: GraphTime) -> impl Future<Output = Result<(R, u64), CursorError>> + Send;
+    fn get<R: StoredRecord>(&self, key: &str) -> impl Future<Output = Result<Option<(R, u64)>, CursorError>> + Send;
+    fn save<R: StoredRecord>(
+        &self,
+        record: &R,
+        expected: u64,
+        expires_at: GraphTime,
+    ) -> impl Future<Output = Result<u64, CursorError>> + Send;
 }
 
 /// The most SQS delays a message (DelaySeconds).
@@ -134,13 +207,13 @@ impl EvidencePorts for NoEvidence {
 }
 
 impl EvidenceJobStore for Unavailable {
-    async fn create(&self, _: &JobRecord, _: GraphTime) -> Result<(JobRecord, u64), CursorError> {
+    async fn create<R: StoredRecord>(&self, _: &R, _: GraphTime) -> Result<(R, u64), CursorError> {
         match *self {}
     }
-    async fn get(&self, _: &str) -> Result<Option<(JobRecord, u64)>, CursorError> {
+    async fn get<R: StoredRecord>(&self, _: &str) -> Result<Option<(R, u64)>, CursorError> {
         match *self {}
     }
-    async fn save(&self, _: &JobRecord, _: u64, _: GraphTime) -> Result<u64, CursorError> {
+    async fn save<R: StoredRecord>(&self, _: &R, _: u64, _: GraphTime) -> Result<u64, CursorError> {
         match *self {}
     }
 }
@@ -158,13 +231,19 @@ impl SecretSource for Unavailable {
 }
 
 impl EvidenceApi for Unavailable {
-    async fn run_get_file(&self, _: &Credentials, _: &str, _: &str) -> Result<String, GraphError> {
+    async fn run_live_response(&self, _: &Credentials, _: &str, _: &[LiveCommand]) -> Result<String, GraphError> {
+        match *self {}
+    }
+    async fn cancel_action(&self, _: &Credentials, _: &str) -> Result<(), GraphError> {
+        match *self {}
+    }
+    async fn upload_library(&self, _: &Credentials, _: &LibraryUpload<'_>) -> Result<(), GraphError> {
         match *self {}
     }
     async fn machine_action(&self, _: &Credentials, _: &str) -> Result<ActionReport, GraphError> {
         match *self {}
     }
-    async fn result_link(&self, _: &Credentials, _: &str) -> Result<String, GraphError> {
+    async fn result_link(&self, _: &Credentials, _: &str, _: usize) -> Result<String, GraphError> {
         match *self {}
     }
     async fn download(&self, _: &str) -> Result<Download, GraphError> {
@@ -184,13 +263,18 @@ mod shared_impls {
     use super::*;
 
     impl<T: EvidenceJobStore> EvidenceJobStore for Arc<T> {
-        fn create(&self, record: &JobRecord, expires_at: GraphTime) -> impl Future<Output = Result<(JobRecord, u64), CursorError>> + Send {
+        fn create<R: StoredRecord>(&self, record: &R, expires_at: GraphTime) -> impl Future<Output = Result<(R, u64), CursorError>> + Send {
             (**self).create(record, expires_at)
         }
-        fn get(&self, key: &str) -> impl Future<Output = Result<Option<(JobRecord, u64)>, CursorError>> + Send {
+        fn get<R: StoredRecord>(&self, key: &str) -> impl Future<Output = Result<Option<(R, u64)>, CursorError>> + Send {
             (**self).get(key)
         }
-        fn save(&self, record: &JobRecord, expected: u64, expires_at: GraphTime) -> impl Future<Output = Result<u64, CursorError>> + Send {
+        fn save<R: StoredRecord>(
+            &self,
+            record: &R,
+            expected: u64,
+            expires_at: GraphTime,
+        ) -> impl Future<Output = Result<u64, CursorError>> + Send {
             (**self).save(record, expected, expires_at)
         }
     }

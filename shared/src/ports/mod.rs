@@ -7,7 +7,9 @@ pub mod evidence;
 use std::future::Future;
 
 pub use bundle::{JobPorts, JobsWith, PollPorts, PollWith, ProcessPorts, ProcessWith};
-pub use evidence::{ArtifactUpload, ArtifactUploads, DelayQueue, EvidenceApi, EvidenceJobStore, EvidencePorts, EvidenceWith, NoEvidence};
+pub use evidence::{
+    ArtifactUpload, ArtifactUploads, DelayQueue, EvidenceApi, EvidenceJobStore, EvidencePorts, EvidenceWith, NoEvidence, StoredRecord,
+};
 
 use std::time::Duration;
 

@@ -108,13 +108,13 @@ impl SourceSpec for PhishingMailbox {
                 status: "failed".into(),
                 artifacts: vec![],
                 reason: Some("the report carries no retrieved email (it was not delivered by the poller)".into()),
-                items: Vec::new(),
+                ..EvidenceRetrieval::default()
             },
             Some(n) => EvidenceRetrieval {
                 status: if n.mime.is_some() { "retrieved" } else { "failed" }.into(),
                 artifacts: n.mime.iter().cloned().collect(),
                 reason: n.problem.clone(),
-                items: Vec::new(),
+                ..EvidenceRetrieval::default()
             },
         };
         Ok(vec![Unit { email: Some(email), evidence: Some(evidence), ..Unit::plain(alert, object, envelope.version) }])

@@ -1,6 +1,7 @@
 //! What is on a device: the files the tenant's alerts name there. A file antivirus acted on
 //! (its evidence says blocked, prevented or remediated) is in quarantine, not at its path, as
-//! on a real device (ms-apis.md §7, "Locating a quarantined file from an alert").
+//! on a real device (ms-apis.md §7, "Locating a quarantined file from an alert"), until a
+//! restore puts it in a folder of the restore's choosing.
 
 use serde_json::Value;
 
@@ -13,10 +14,23 @@ pub struct OnDevice {
     pub bytes: Vec<u8>,
 }
 
-/// The file at `path` on `machine` of tenant `tenant`, if an alert saw it there untouched by
-/// antivirus.
+/// The file at `path` on `machine` of tenant `tenant`: one a restore put there, or one an alert
+/// saw there untouched by antivirus.
 pub fn at_path(sim: &Sim, tenant: usize, machine: &str, path: &str) -> Option<OnDevice> {
-    let want = path.to_lowercase();
+    if let Some(bytes) = sim.mde.restored_at(tenant, machine, path) {
+        return Some(OnDevice { bytes: bytes.to_vec() });
+    }
+    find(sim, tenant, machine, |full, _, acted| !acted && full.to_lowercase() == path.to_lowercase())
+}
+
+/// The file antivirus quarantined on `machine` whose SHA-256 is `sha256`.
+pub fn quarantined(sim: &Sim, tenant: usize, machine: &str, sha256: &str) -> Option<OnDevice> {
+    find(sim, tenant, machine, |_, hash, acted| acted && hash.eq_ignore_ascii_case(sha256))
+}
+
+/// The first file of the tenant's alerts on `machine` that `wanted(full path, sha256, acted on
+/// by antivirus)` accepts.
+fn find(sim: &Sim, tenant: usize, machine: &str, wanted: impl Fn(&str, &str, bool) -> bool) -> Option<OnDevice> {
     for (detection_source, _, evidence) in sim.visible_evidence(tenant) {
         let devices: Vec<&str> = evidence
             .iter()
@@ -37,15 +51,16 @@ pub fn at_path(sim: &Sim, tenant: usize, machine: &str, path: &str) -> Option<On
             let (folder, name) = (text("filePath"), text("fileName"));
             let sep = if folder.contains('\\') { "\\" } else { "/" };
             let full = format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']));
-            if !on_machine || full.to_lowercase() != want {
+            if !on_machine {
                 continue;
             }
             let status = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
             let acted = detection_source == "antivirus"
                 || matches!(status("detectionStatus").as_str(), "blocked" | "prevented")
                 || matches!(status("remediationStatus").as_str(), "remediated" | "prevented" | "blocked");
-            if acted {
-                // This alert saw antivirus take it; another may still see it at its path.
+            // An alert that saw antivirus take it does not say it is gone: another may still see
+            // it at its path.
+            if !wanted(&full, text("sha256"), acted) {
                 continue;
             }
             let size = details.and_then(|d| d.get("fileSize")).and_then(Value::as_u64).unwrap_or(0) as usize;

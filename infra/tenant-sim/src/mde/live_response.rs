@@ -34,7 +34,7 @@ pub fn routes() -> Router<Sim> {
     Router::new()
         .route("/api/machines/{id}/runliveresponse", post(run))
         .route("/api/machineactions/{id}", get(action))
-        .route("/api/machineactions/{id}/{operation}", get(result_link))
+        .route("/api/machineactions/{id}/{operation}", get(result_link).post(cancel))
 }
 
 const ORDER: &[&str] = &["PutFile", "RunScript", "GetFile"];
@@ -126,23 +126,107 @@ async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: Heade
         created: now,
         picked_up: online.then(|| now.plus_secs(spec.pickup_secs)),
         result: None,
+        cancelled: None,
     };
     let body = render(&a, &device.dns_name, Status::Pending);
     sim.mde.insert(a);
     ctx.stamp(http::json(StatusCode::CREATED, &body, http::PLAIN_JSON))
 }
 
-/// Decides what the device's GetFile collected, once it has run.
+/// m365-ingest's restore script carries this line; the simulator runs what it says on a device
+/// (README: RunScript). Any other library script runs with no effect.
+pub const RESTORE_MARKER: &str = "m365-ingest:restore-quarantined-file";
+
+/// A script's `Args` as `-Name value` pairs and `-Switch`es (values are single words or
+/// single-quoted).
+fn script_args(args: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    let mut words = Vec::new();
+    let mut quoted: Option<String> = None;
+    for w in args.split_whitespace() {
+        match &mut quoted {
+            Some(q) => {
+                q.push(' ');
+                q.push_str(w);
+                if w.ends_with('\'') {
+                    words.push(q.trim_matches('\'').to_owned());
+                    quoted = None;
+                }
+            }
+            None if w.starts_with('\'') && !(w.len() > 1 && w.ends_with('\'')) => quoted = Some(w.to_owned()),
+            None => words.push(w.trim_matches('\'').to_owned()),
+        }
+    }
+    for w in words {
+        match (w.strip_prefix('-'), out.last_mut()) {
+            (Some(name), _) => out.push((name.to_ascii_lowercase(), None)),
+            (None, Some((_, v @ None))) => *v = Some(w),
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+/// Runs one RunScript on the device: the script must be in the tenant's library; the restore
+/// script restores the quarantined file with `-Sha256` to `-Folder\<sha256>.bin`, or with
+/// `-Cleanup` removes what it restored under `-Folder`. Returns the transcript
+/// (get-live-response-result.md: script_name, exit_code, script_output, script_errors).
+fn run_script(sim: &Sim, a: &Action, params: &[(String, String)]) -> Result<Vec<u8>, String> {
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let name = param("ScriptName");
+    let script =
+        sim.mde.library_file(a.tenant, &name).ok_or_else(|| format!("Script {name} was not found in the live response library"))?;
+    let text = String::from_utf8_lossy(&script.bytes);
+    let (exit_code, output) = if text.contains(RESTORE_MARKER) {
+        let args = script_args(&param("Args"));
+        let arg = |k: &str| args.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
+        let switch = |k: &str| args.iter().any(|(n, _)| n == k);
+        match (arg("folder"), arg("sha256")) {
+            (Some(folder), _) if switch("cleanup") => {
+                let n = sim.mde.clean(a.tenant, &a.machine_id, &folder);
+                (0, format!("removed {n} restored file(s) and the exclusion of {folder}"))
+            }
+            (Some(folder), Some(sha256)) => match super::files::quarantined(sim, a.tenant, &a.machine_id, &sha256) {
+                Some(f) => {
+                    let path = format!("{}\\{}.bin", folder.trim_end_matches('\\'), sha256.to_ascii_lowercase());
+                    sim.mde.restore(a.tenant, &a.machine_id, &path, Arc::new(f.bytes));
+                    (0, format!("restored {sha256} to {path}"))
+                }
+                None => (1, format!("no quarantined item with SHA-256 {sha256}")),
+            },
+            _ => (2, "usage: -Folder <folder> (-Sha256 <hash> [-ThreatName <name>] | -Cleanup)".to_owned()),
+        }
+    } else {
+        (0, String::new())
+    };
+    let transcript = json!({"script_name": name, "exit_code": exit_code, "script_output": output, "script_errors": ""});
+    Ok(transcript.to_string().into_bytes())
+}
+
+/// Decides what the device's commands did, once it has run them: each RunScript in order, then
+/// GetFile (a failing command stops the rest, run-live-response.md).
 fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, String>> {
     if status != Status::Succeeded && status != Status::Failed || a.result.is_some() {
         return a.result.clone();
     }
-    let path =
-        a.commands.iter().rev().find(|(k, _)| k == "GetFile").and_then(|(_, p)| p.iter().find(|(k, _)| k == "Path")).map(|(_, v)| v)?;
-    let r = match files::at_path(sim, a.tenant, &a.machine_id, path) {
-        Some(f) => Ok(Arc::new(f.bytes)),
-        None => Err(format!("File {path} was not found on the device")),
-    };
+    let mut last: Result<Vec<u8>, String> = Ok(Vec::new());
+    for (kind, params) in &a.commands {
+        last = match kind.as_str() {
+            "RunScript" => run_script(sim, a, params),
+            "GetFile" => {
+                let path = params.iter().find(|(k, _)| k == "Path").map(|(_, v)| v.clone()).unwrap_or_default();
+                match files::at_path(sim, a.tenant, &a.machine_id, &path) {
+                    Some(f) => Ok(f.bytes),
+                    None => Err(format!("File {path} was not found on the device")),
+                }
+            }
+            _ => Ok(Vec::new()),
+        };
+        if last.is_err() {
+            break;
+        }
+    }
+    let r = last.map(Arc::new);
     sim.mde.set_result(&a.id, r.clone());
     Some(r)
 }
@@ -156,7 +240,7 @@ fn render(a: &Action, dns_name: &str, status: Status) -> Value {
         .enumerate()
         .map(|(i, (kind, params))| {
             let (command_status, errors) = match (status, &result) {
-                (Status::Pending, _) => ("Created", vec![]),
+                (Status::Pending | Status::Cancelled, _) => ("Created", vec![]),
                 (Status::InProgress, _) => (if i == 0 { "InProgress" } else { "Created" }, vec![]),
                 (Status::Failed, Some(Err(why))) if i == last => ("Failed", vec![why.clone()]),
                 (Status::TimeOut, _) => ("Created", vec![]),
@@ -206,6 +290,34 @@ async fn action(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderM
         }
         Err(r) => *r,
     }
+}
+
+/// `POST /api/machineactions/{id}/cancel` (cancel-machine-action.md): 200 with the action;
+/// 404 for an unknown one. Cancelling an action that already ended answers 400 `InvalidRequest`
+/// (not documented: the simulator's choice).
+async fn cancel(State(sim): State<Sim>, Path((id, operation)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    if operation != "cancel" {
+        return error(&ctx, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("No operation {operation} on machine actions"));
+    }
+    if let Err(e) = authorize_for(&sim, &headers, &mut ctx, resources::MDE, LIVE_RESPONSE_ROLES) {
+        return refused(&ctx, e);
+    }
+    let (a, status) = match find(&sim, &headers, &mut ctx, &id) {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    if status.is_terminal() || !sim.mde.cancel(&a.id, ctx.now) {
+        return error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!("Machine action {id} is in a final state ({})", status.as_str()),
+        );
+    }
+    let a = sim.mde.action(&a.id).unwrap_or(a);
+    let body = render(&a, &dns_name(&sim, &a), Status::Cancelled);
+    ctx.stamp(http::json(StatusCode::OK, &body, http::PLAIN_JSON))
 }
 
 async fn result_link(State(sim): State<Sim>, Path((id, operation)): Path<(String, String)>, headers: HeaderMap) -> Response {

@@ -5,6 +5,7 @@
 
 pub mod blob;
 mod files;
+pub mod library;
 mod live_response;
 mod machines;
 pub mod state;
@@ -39,5 +40,5 @@ fn refused(ctx: &GraphCtx, e: crate::graph::error::GraphError) -> Response {
 }
 
 pub fn routes() -> Router<Sim> {
-    machines::routes().merge(live_response::routes()).merge(blob::routes())
+    machines::routes().merge(live_response::routes()).merge(library::routes()).merge(blob::routes())
 }

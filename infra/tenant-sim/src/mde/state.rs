@@ -23,8 +23,11 @@ pub struct Action {
     /// When the device picked it up (at once plus `pickup_secs` when online, else when it
     /// next comes online).
     pub picked_up: Option<Instant>,
-    /// What GetFile collected, or why it failed; decided when the device runs it.
+    /// What GetFile collected (or the last script's transcript), or why it failed; decided
+    /// when the device runs it.
     pub result: Option<Result<Arc<Vec<u8>>, String>>,
+    /// When a cancel came (cancel-machine-action.md).
+    pub cancelled: Option<Instant>,
 }
 
 /// A machine action's status (machineaction.md): Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
@@ -35,6 +38,7 @@ pub enum Status {
     Succeeded,
     Failed,
     TimeOut,
+    Cancelled,
 }
 
 impl Status {
@@ -45,6 +49,7 @@ impl Status {
             Status::Succeeded => "Succeeded",
             Status::Failed => "Failed",
             Status::TimeOut => "TimeOut",
+            Status::Cancelled => "Cancelled",
         }
     }
 
@@ -56,6 +61,13 @@ impl Status {
 impl Action {
     /// Where the action is at `now`.
     pub fn status(&self, now: Instant, spec: &MdeSpec) -> Status {
+        if let Some(c) = self.cancelled.filter(|c| *c <= now) {
+            // Cancelled unless it had ended before the cancel came.
+            let ended_before = self.picked_up.is_some_and(|p| p.plus_secs(spec.run_secs) <= c);
+            if !ended_before {
+                return Status::Cancelled;
+            }
+        }
         match self.picked_up {
             None if now >= self.created.plus_secs(spec.offline_timeout_secs) => Status::TimeOut,
             None => Status::Pending,
@@ -76,8 +88,31 @@ pub struct Link {
     pub expires: Instant,
 }
 
+/// A file of the tenant's live response library (upload-library.md).
+#[derive(Debug, Clone)]
+pub struct LibraryFile {
+    pub name: String,
+    pub bytes: Arc<Vec<u8>>,
+    pub sha256: String,
+    pub description: String,
+    pub has_parameters: bool,
+    pub parameters_description: String,
+    pub created: Instant,
+    pub updated: Instant,
+    pub created_by: String,
+}
+
+/// A file a restore put on a device: its lower-case path and bytes.
+type Restored = (String, Arc<Vec<u8>>);
+
 #[derive(Debug, Default)]
 struct Inner {
+    /// (tenant, lower-case file name) → the library file.
+    library: HashMap<(usize, String), LibraryFile>,
+    /// Uploads accepted per tenant (tests' ground truth of "once per tenant").
+    uploads: HashMap<usize, usize>,
+    /// Files a restore put on a device: (tenant, lower-case machine) → (lower-case path, bytes).
+    restored: HashMap<(usize, String), Vec<Restored>>,
     /// (tenant, lower-case machine id) of devices that are offline.
     offline: HashSet<(usize, String)>,
     actions: HashMap<String, Action>,
@@ -200,5 +235,82 @@ impl MdeState {
 
     pub fn tamper_downloads(&self, on: bool) {
         lock(&self.inner).tamper = on;
+    }
+
+    pub fn library_file(&self, tenant: usize, name: &str) -> Option<LibraryFile> {
+        lock(&self.inner).library.get(&(tenant, name.to_lowercase())).cloned()
+    }
+
+    pub fn library(&self, tenant: usize) -> Vec<LibraryFile> {
+        let mut v: Vec<LibraryFile> = lock(&self.inner).library.iter().filter(|((t, _), _)| *t == tenant).map(|(_, f)| f.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Stores an upload; None when the file exists and the upload does not override it.
+    pub fn put_library_file(&self, tenant: usize, file: LibraryFile, override_if_exists: bool) -> Option<LibraryFile> {
+        let mut inner = lock(&self.inner);
+        let key = (tenant, file.name.to_lowercase());
+        let stored = match inner.library.get(&key) {
+            Some(_) if !override_if_exists => return None,
+            Some(old) => LibraryFile { created: old.created, ..file },
+            None => file,
+        };
+        inner.library.insert(key, stored.clone());
+        *inner.uploads.entry(tenant).or_default() += 1;
+        Some(stored)
+    }
+
+    pub fn library_uploads(&self, tenant: usize) -> usize {
+        lock(&self.inner).uploads.get(&tenant).copied().unwrap_or(0)
+    }
+
+    pub fn restore(&self, tenant: usize, machine: &str, path: &str, bytes: Arc<Vec<u8>>) {
+        let mut inner = lock(&self.inner);
+        let files = inner.restored.entry((tenant, machine.to_ascii_lowercase())).or_default();
+        files.retain(|(p, _)| *p != path.to_lowercase());
+        files.push((path.to_lowercase(), bytes));
+    }
+
+    /// Removes every restored file under `folder`; how many there were.
+    pub fn clean(&self, tenant: usize, machine: &str, folder: &str) -> usize {
+        let prefix = format!("{}\\", folder.trim_end_matches('\\').to_lowercase());
+        let mut inner = lock(&self.inner);
+        let Some(files) = inner.restored.get_mut(&(tenant, machine.to_ascii_lowercase())) else { return 0 };
+        let before = files.len();
+        files.retain(|(p, _)| !p.starts_with(&prefix));
+        before - files.len()
+    }
+
+    pub fn restored_at(&self, tenant: usize, machine: &str, path: &str) -> Option<Arc<Vec<u8>>> {
+        let inner = lock(&self.inner);
+        let files = inner.restored.get(&(tenant, machine.to_ascii_lowercase()))?;
+        files.iter().find(|(p, _)| *p == path.to_lowercase()).map(|(_, b)| b.clone())
+    }
+
+    /// Every restored file still on a tenant's devices: (machine, path).
+    pub fn restored(&self, tenant: usize) -> Vec<(String, String)> {
+        let inner = lock(&self.inner);
+        let mut v: Vec<(String, String)> = inner
+            .restored
+            .iter()
+            .filter(|((t, _), _)| *t == tenant)
+            .flat_map(|((_, m), files)| files.iter().map(move |(p, _)| (m.clone(), p.clone())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Marks an action cancelled now (cancel-machine-action.md); false when it had ended.
+    pub fn cancel(&self, id: &str, now: Instant) -> bool {
+        let spec = self.spec();
+        let mut inner = lock(&self.inner);
+        match inner.actions.get_mut(&id.to_ascii_lowercase()) {
+            Some(a) if !a.status(now, &spec).is_terminal() => {
+                a.cancelled = Some(now);
+                true
+            }
+            _ => false,
+        }
     }
 }

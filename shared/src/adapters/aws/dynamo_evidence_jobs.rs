@@ -1,16 +1,15 @@
-//! Evidence jobs in the dedup table (`pk` = the job's key, `{dedup key}/evidence/{item}`, which
-//! no dedup key equals): read and written by key only, with the record as JSON (a few KB at
-//! most: a target's strings are bounded), a version `v` for conditional saves, and the table's
-//! TTL attribute `expires_at`.
+//! Evidence jobs and holds in the dedup table (`pk` = the record's key, `{dedup key}/evidence/{item}`
+//! or `{dedup key}/evidence-hold`, which no dedup key equals): read and written by key only, with
+//! the record as JSON (tens of KB at most: a hold lists at most ten items of bounded strings), a
+//! version `v` for conditional saves, and the table's TTL attribute `expires_at`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::sdk::store_err;
-use crate::domain::evidence_job::JobRecord;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
-use crate::ports::EvidenceJobStore;
+use crate::ports::{EvidenceJobStore, StoredRecord};
 
 #[derive(Debug, Clone)]
 pub struct DynamoEvidenceJobs {
@@ -24,25 +23,25 @@ impl DynamoEvidenceJobs {
     }
 }
 
-fn decode(key: &str, item: &std::collections::HashMap<String, AttributeValue>) -> Result<(JobRecord, u64), CursorError> {
+fn decode<R: StoredRecord>(key: &str, item: &std::collections::HashMap<String, AttributeValue>) -> Result<(R, u64), CursorError> {
     let corrupt = |detail: String| CursorError::Corrupt { key: key.to_owned(), detail };
     let text = item.get("job").and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt("no `job` attribute".into()))?;
-    let record: JobRecord = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let record: R = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
     let version = item.get("v").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).ok_or_else(|| corrupt("no version".into()))?;
     Ok((record, version))
 }
 
-fn encode(record: &JobRecord) -> Result<String, CursorError> {
-    serde_json::to_string(record).map_err(|e| CursorError::Corrupt { key: record.job.key.clone(), detail: e.to_string() })
+fn encode<R: StoredRecord>(record: &R) -> Result<String, CursorError> {
+    serde_json::to_string(record).map_err(|e| CursorError::Corrupt { key: record.key().to_owned(), detail: e.to_string() })
 }
 
 impl EvidenceJobStore for DynamoEvidenceJobs {
-    async fn create(&self, record: &JobRecord, expires_at: GraphTime) -> Result<(JobRecord, u64), CursorError> {
+    async fn create<R: StoredRecord>(&self, record: &R, expires_at: GraphTime) -> Result<(R, u64), CursorError> {
         let out = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(record.job.key.clone()))
+            .item("pk", AttributeValue::S(record.key().to_owned()))
             .item("job", AttributeValue::S(encode(record)?))
             .item("v", AttributeValue::N("1".into()))
             .item("expires_at", AttributeValue::N(expires_at.unix_seconds().to_string()))
@@ -54,15 +53,15 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
             Ok(_) => Ok((record.clone(), 1)),
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => match &c.item {
-                    Some(item) => decode(&record.job.key, item),
-                    None => Err(CursorError::Corrupt { key: record.job.key.clone(), detail: "exists but was not returned".into() }),
+                    Some(item) => decode(record.key(), item),
+                    None => Err(CursorError::Corrupt { key: record.key().to_owned(), detail: "exists but was not returned".into() }),
                 },
                 _ => Err(store_err(&e)),
             },
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<(JobRecord, u64)>, CursorError> {
+    async fn get<R: StoredRecord>(&self, key: &str) -> Result<Option<(R, u64)>, CursorError> {
         let out = self
             .client
             .get_item()
@@ -75,13 +74,13 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
         out.item.as_ref().map(|i| decode(key, i)).transpose()
     }
 
-    async fn save(&self, record: &JobRecord, expected: u64, expires_at: GraphTime) -> Result<u64, CursorError> {
+    async fn save<R: StoredRecord>(&self, record: &R, expected: u64, expires_at: GraphTime) -> Result<u64, CursorError> {
         let next = expected + 1;
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(record.job.key.clone()))
+            .key("pk", AttributeValue::S(record.key().to_owned()))
             .update_expression("SET job = :j, v = :next, expires_at = :x")
             .condition_expression("v = :expected")
             .expression_attribute_values(":j", AttributeValue::S(encode(record)?))
@@ -93,7 +92,7 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
         match out {
             Ok(_) => Ok(next),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Err(CursorError::LeaseLost { key: record.job.key.clone() })
+                Err(CursorError::LeaseLost { key: record.key().to_owned() })
             }
             Err(e) => Err(store_err(&e)),
         }

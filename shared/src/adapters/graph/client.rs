@@ -76,9 +76,12 @@ impl MicrosoftHttp {
             if let Some((key, rate)) = self.budget_for(creds, call) {
                 self.budget.admit(&key, rate).await;
             }
-            let mut req = match call.body {
-                Some(b) => self.http.post(call.url).json(b),
-                None => self.http.get(call.url),
+            let mut req = match (call.body, call.raw) {
+                (Some(b), _) => self.http.post(call.url).json(b),
+                (None, Some((bytes, content_type))) => {
+                    self.http.post(call.url).header(reqwest::header::CONTENT_TYPE, content_type).body(bytes.to_vec())
+                }
+                (None, None) => self.http.get(call.url),
             }
             .bearer_auth(token.expose());
             if let Some(t) = call.timeout {
@@ -183,6 +186,8 @@ pub(crate) struct Call<'a> {
     pub url: &'a str,
     /// POSTed as JSON when set; a GET otherwise.
     pub body: Option<&'a serde_json::Value>,
+    /// POSTed as these bytes of this content type (a form upload) when set and `body` is not.
+    pub raw: Option<(&'a [u8], &'a str)>,
     pub headers: &'a [(&'static str, String)],
     /// Counted against the tenant's Cloud Apps pace.
     pub paced: bool,
@@ -192,7 +197,7 @@ pub(crate) struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn get(api: &'static str, audience: Audience, url: &'a str) -> Self {
-        Call { api, audience, url, body: None, headers: &[], paced: false, timeout: None }
+        Call { api, audience, url, body: None, raw: None, headers: &[], paced: false, timeout: None }
     }
 }
 

@@ -10,7 +10,7 @@ use super::client::{Call, MicrosoftHttp};
 use crate::domain::evidence_job::ActionStatus;
 use crate::domain::integration::Credentials;
 use crate::error::GraphError;
-use crate::ports::evidence::{ActionReport, Download};
+use crate::ports::evidence::{ActionReport, Download, LibraryUpload, LiveCommand};
 use crate::ports::EvidenceApi;
 
 const MDE: &str = "Defender for Endpoint";
@@ -38,6 +38,25 @@ fn action_status(s: &str) -> Result<ActionStatus, GraphError> {
         "Cancelled" => ActionStatus::Cancelled,
         other => return Err(GraphError::Decode { what: "a machine action".into(), detail: format!("unknown status `{other}`") }),
     })
+}
+
+/// A `multipart/form-data` body (RFC 7578): the file as the `File` part, then text fields. The
+/// boundary is derived from the file's hash, which never occurs in the file itself.
+fn multipart_form(boundary: &str, file: &LibraryUpload<'_>, fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(file.bytes.len() + 1024);
+    out.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"File\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+            file.file_name
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(file.bytes);
+    for (name, value) in fields {
+        out.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}").as_bytes());
+    }
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    out
 }
 
 impl MicrosoftHttp {
@@ -78,18 +97,48 @@ impl MicrosoftHttp {
 }
 
 impl EvidenceApi for MicrosoftHttp {
-    async fn run_get_file(&self, creds: &Credentials, device_id: &str, path: &str) -> Result<String, GraphError> {
+    async fn run_live_response(&self, creds: &Credentials, device_id: &str, commands: &[LiveCommand]) -> Result<String, GraphError> {
         let url = self.mde_url(&format!("/api/machines/{}/runliveresponse", enc(device_id)));
-        let body = json!({
-            "Commands": [{"type": "GetFile", "params": [{"key": "Path", "value": path}]}],
-            "Comment": "m365-ingest: evidence of a Defender alert",
-        });
+        let commands: Vec<Value> = commands
+            .iter()
+            .map(|c| match c {
+                LiveCommand::RunScript { script, args } => json!({"type": "RunScript", "params": [
+                    {"key": "ScriptName", "value": script}, {"key": "Args", "value": args}]}),
+                LiveCommand::GetFile { path } => json!({"type": "GetFile", "params": [{"key": "Path", "value": path}]}),
+            })
+            .collect();
+        let body = json!({"Commands": commands, "Comment": "m365-ingest: evidence of a Defender alert"});
         let call = Call { body: Some(&body), ..Call::get(MDE, Audience::DefenderForEndpoint, &url) };
         let v = decode("a machine action", &self.send(creds, &call).await?)?;
         v.get("id")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| GraphError::Decode { what: "a machine action".into(), detail: "no `id`".into() })
+    }
+
+    async fn cancel_action(&self, creds: &Credentials, action_id: &str) -> Result<(), GraphError> {
+        let url = self.mde_url(&format!("/api/machineactions/{}/cancel", enc(action_id)));
+        let body = json!({"Comment": "m365-ingest: the evidence job ended before its restore ran"});
+        let call = Call { body: Some(&body), ..Call::get(MDE, Audience::DefenderForEndpoint, &url) };
+        self.send(creds, &call).await.map(|_| ())
+    }
+
+    async fn upload_library(&self, creds: &Credentials, file: &LibraryUpload<'_>) -> Result<(), GraphError> {
+        let url = self.mde_url("/api/libraryfiles");
+        let boundary = format!("m365-ingest-{}", crate::domain::envelope::sha256_hex(file.bytes));
+        let form = multipart_form(
+            &boundary,
+            file,
+            &[
+                ("Description", file.description),
+                ("ParametersDescription", file.parameters_description),
+                ("HasParameters", "true"),
+                ("OverrideIfExists", "true"),
+            ],
+        );
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let call = Call { raw: Some((&form, &content_type)), ..Call::get(MDE, Audience::DefenderForEndpoint, &url) };
+        self.send(creds, &call).await.map(|_| ())
     }
 
     async fn machine_action(&self, creds: &Credentials, action_id: &str) -> Result<ActionReport, GraphError> {
@@ -108,8 +157,8 @@ impl EvidenceApi for MicrosoftHttp {
         Ok(ActionReport { status, errors })
     }
 
-    async fn result_link(&self, creds: &Credentials, action_id: &str) -> Result<String, GraphError> {
-        let url = self.mde_url(&format!("/api/machineactions/{}/GetLiveResponseResultDownloadLink(index=0)", enc(action_id)));
+    async fn result_link(&self, creds: &Credentials, action_id: &str, index: usize) -> Result<String, GraphError> {
+        let url = self.mde_url(&format!("/api/machineactions/{}/GetLiveResponseResultDownloadLink(index={index})", enc(action_id)));
         let v = decode("a result link", &self.send(creds, &Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?)?;
         v.get("value")
             .and_then(Value::as_str)

@@ -1,4 +1,5 @@
-//! Evidence jobs in memory: the demo's and the tests' job store.
+//! Evidence jobs and holds in memory: the demo's and the tests' job store. Records are kept as
+//! the JSON DynamoDB keeps, so a record that does not round-trip fails here too.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,11 +7,11 @@ use std::sync::Mutex;
 use crate::domain::evidence_job::JobRecord;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
-use crate::ports::EvidenceJobStore;
+use crate::ports::{EvidenceJobStore, StoredRecord};
 
 #[derive(Debug, Default)]
 pub struct MemoryEvidenceJobs {
-    jobs: Mutex<HashMap<String, (JobRecord, u64)>>,
+    records: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl MemoryEvidenceJobs {
@@ -20,31 +21,44 @@ impl MemoryEvidenceJobs {
 
     /// Every job, by key (tests' and the demo's view).
     pub fn all(&self) -> Vec<JobRecord> {
-        let mut v: Vec<JobRecord> = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).values().map(|(r, _)| r.clone()).collect();
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<JobRecord> = records.values().filter_map(|(text, _)| serde_json::from_str(text).ok()).collect();
         v.sort_by(|a, b| a.job.key.cmp(&b.job.key));
         v
     }
 }
 
+fn decode<R: StoredRecord>(key: &str, text: &str) -> Result<R, CursorError> {
+    serde_json::from_str(text).map_err(|e| CursorError::Corrupt { key: key.to_owned(), detail: e.to_string() })
+}
+
+fn encode<R: StoredRecord>(record: &R) -> Result<String, CursorError> {
+    serde_json::to_string(record).map_err(|e| CursorError::Corrupt { key: record.key().to_owned(), detail: e.to_string() })
+}
+
 impl EvidenceJobStore for MemoryEvidenceJobs {
-    async fn create(&self, record: &JobRecord, _expires_at: GraphTime) -> Result<(JobRecord, u64), CursorError> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(jobs.entry(record.job.key.clone()).or_insert_with(|| (record.clone(), 1)).clone())
+    async fn create<R: StoredRecord>(&self, record: &R, _expires_at: GraphTime) -> Result<(R, u64), CursorError> {
+        let text = encode(record)?;
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let (stored, v) = records.entry(record.key().to_owned()).or_insert_with(|| (text, 1)).clone();
+        Ok((decode(record.key(), &stored)?, v))
     }
 
-    async fn get(&self, key: &str) -> Result<Option<(JobRecord, u64)>, CursorError> {
-        Ok(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned())
+    async fn get<R: StoredRecord>(&self, key: &str) -> Result<Option<(R, u64)>, CursorError> {
+        let found = self.records.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
+        found.map(|(text, v)| Ok((decode(key, &text)?, v))).transpose()
     }
 
-    async fn save(&self, record: &JobRecord, expected: u64, _expires_at: GraphTime) -> Result<u64, CursorError> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        match jobs.get_mut(&record.job.key) {
+    async fn save<R: StoredRecord>(&self, record: &R, expected: u64, _expires_at: GraphTime) -> Result<u64, CursorError> {
+        let text = encode(record)?;
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        match records.get_mut(record.key()) {
             Some((r, v)) if *v == expected => {
-                *r = record.clone();
+                *r = text;
                 *v += 1;
                 Ok(*v)
             }
-            _ => Err(CursorError::LeaseLost { key: record.job.key.clone() }),
+            _ => Err(CursorError::LeaseLost { key: record.key().to_owned() }),
         }
     }
 }
