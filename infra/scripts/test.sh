@@ -55,6 +55,12 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
   echo "SKIPPED sam build: the aarch64-unknown-linux-gnu standard library is not installed and could not be added"
   exit 0
 fi
+# One cargo invocation for every function first: their fat-LTO links run side by side (about
+# 10.5 min cold on 2 cores, against about 21 min when sam builds them one after another); sam's
+# own per-function `cargo lambda build --release --arm64` then finds them built (seconds).
+packages=$(for d in functions/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
+# shellcheck disable=SC2086
+cargo lambda build --release --arm64 $packages
 sam build -t template.yaml
 # Every function of the template (a resource line followed by its Serverless::Function type).
 functions=$(awk '/^  [A-Za-z]+:$/ {name=$1} /^    Type: AWS::Serverless::Function$/ {sub(":", "", name); print name}' template.yaml)
