@@ -232,6 +232,9 @@ pub struct ProcessorConfig {
     /// Where Defender for Endpoint and Exchange Online are, for evidence retrieval.
     pub http: HttpSettings,
     pub evidence: crate::app::evidence::EvidenceSettings,
+    /// The longest a context lookup waits for its tenant's request budget before its part is
+    /// reported `throttled` (sign-ins allow 5 requests per 10 s per tenant).
+    pub context_budget_wait: Duration,
 }
 
 impl ProcessorConfig {
@@ -248,6 +251,7 @@ impl ProcessorConfig {
         "EVIDENCE_QUEUE_URL",
         "EVIDENCE_MAX_WAIT_SECS",
         "EVIDENCE_MAX_FILE_BYTES",
+        "CONTEXT_BUDGET_WAIT_SECS",
         "LOGIN_BASE_URL",
         "GRAPH_BASE_URL",
         "MDE_BASE_URL",
@@ -317,6 +321,7 @@ impl ProcessorConfig {
                     ..e
                 }
             },
+            context_budget_wait: Duration::from_secs(number(&get, "CONTEXT_BUDGET_WAIT_SECS", 2, 0, 30)? as u64),
         })
     }
 }

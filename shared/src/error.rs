@@ -23,6 +23,8 @@ pub enum GraphError {
     Http { api: &'static str, status: u16, code: String, message: String },
     #[error("{api} throttled the request {attempts} times in a row (last Retry-After {retry_after:?})")]
     Throttled { api: &'static str, attempts: u32, retry_after: Option<Duration> },
+    #[error("{api}: the tenant's request budget has no slot within {within:?}; the request was not sent")]
+    OverBudget { api: &'static str, within: Duration },
     #[error("network error calling {what}: {detail}")]
     Transport { what: String, detail: String },
     #[error("cannot read the response of {what}: {detail}")]
@@ -40,7 +42,7 @@ impl GraphError {
         match self {
             GraphError::Token { retryable, .. } => *retryable,
             GraphError::Http { status, .. } => *status == 429 || *status >= 500,
-            GraphError::Throttled { .. } | GraphError::Transport { .. } | GraphError::Decode { .. } => true,
+            GraphError::Throttled { .. } | GraphError::OverBudget { .. } | GraphError::Transport { .. } | GraphError::Decode { .. } => true,
             GraphError::Paging(_) | GraphError::Credential(_) | GraphError::TooLarge { .. } => false,
         }
     }

@@ -372,8 +372,11 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
             let org = i.organization_id.clone()?;
             (Probe::Exchange { organization: org.clone() }, org)
         }
-        Feature::QuarantineRestore | Feature::Investigation | Feature::UserContext | Feature::Calendar | Feature::Remediation => {
-            return None
-        }
+        Feature::QuarantineRestore
+        | Feature::Investigation
+        | Feature::UserContext
+        | Feature::Calendar
+        | Feature::Remediation
+        | Feature::DeviceContext => return None,
     })
 }

@@ -4,6 +4,7 @@ pub mod advice;
 pub mod check;
 pub mod deliver;
 pub mod dispatch;
+pub mod enrich;
 pub mod evidence;
 pub mod integration_cache;
 pub mod poll;

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::deliver::{send_tracked, DeliverySettings};
 use super::evidence::StepOutcome;
 use crate::adapters::local::sha256_hex;
+use crate::domain::context::ContextSection;
 use crate::domain::envelope::{revision_key, Envelope, INTAKE_SCHEMA};
 use crate::domain::evidence_job::JobMessage;
 use crate::domain::filter::{Decision, Filters};
@@ -107,6 +108,8 @@ pub struct Processor<P: ProcessPorts> {
     pub settings: ProcessSettings,
     /// Evidence retrieval, where this processor has its queue and Microsoft's APIs.
     pub evidence: Option<super::evidence::Evidence<P::Evidence>>,
+    /// Context lookups, where this processor reaches Microsoft's APIs.
+    pub context: Option<super::enrich::Enricher>,
 }
 
 /// One batch's run: the integrations it names, each with its compiled filters, and its counts.
@@ -115,6 +118,8 @@ pub struct BatchRun<'a, P: ProcessPorts> {
     integrations: HashMap<String, (Integration, Filters)>,
     counts: Mutex<ProcessCounts>,
     last_failure: Mutex<Option<String>>,
+    /// Context lookups of this batch end by then.
+    deadline: std::time::Instant,
 }
 
 /// A claimed key, whether every message rendered for it was accepted by the output queue (or
@@ -142,13 +147,29 @@ where
     K: Clock + 'static,
 {
     pub fn new(dedup: D, output: Q, artifacts: A, clock: K, settings: ProcessSettings) -> Self {
-        Processor { dedup, output, artifacts, clock, settings, evidence: None }
+        Processor { dedup, output, artifacts, clock, settings, evidence: None, context: None }
     }
 
     /// The same processor with evidence retrieval on these adapters.
     pub fn with_evidence<E: EvidencePorts>(self, evidence: super::evidence::Evidence<E>) -> Processor<ProcessWith<D, Q, A, K, E>> {
-        let Processor { dedup, output, artifacts, clock, settings, .. } = self;
-        Processor { dedup, output, artifacts, clock, settings, evidence: Some(evidence) }
+        let Processor { dedup, output, artifacts, clock, settings, context, .. } = self;
+        Processor { dedup, output, artifacts, clock, settings, evidence: Some(evidence), context }
+    }
+}
+
+impl<P: ProcessPorts> Processor<P> {
+    /// The same processor adding context to alerts through `enricher`.
+    pub fn with_context(mut self, enricher: super::enrich::Enricher) -> Self {
+        self.context = Some(enricher);
+        self
+    }
+
+    /// The alert's context, when the integration asks for any and this processor can look it up.
+    async fn context_of(&self, integration: &Integration, unit: &Unit, batch_deadline: std::time::Instant) -> Option<ContextSection> {
+        let enricher = self.context.as_ref()?;
+        let a = &unit.alert;
+        let at = super::enrich::alert_time(a.first_activity_date_time.as_deref(), a.created_date_time.as_deref(), unit.version);
+        enricher.context(integration, &crate::domain::output::entities(a), at, batch_deadline).await
     }
 }
 
@@ -166,7 +187,14 @@ impl<P: ProcessPorts> Processor<P> {
                 }
             })
             .collect();
-        BatchRun { p: self, integrations, counts: Mutex::new(ProcessCounts::default()), last_failure: Mutex::new(None) }
+        let per_batch = self.context.as_ref().map_or(std::time::Duration::ZERO, |c| c.settings().per_batch);
+        BatchRun {
+            p: self,
+            integrations,
+            counts: Mutex::new(ProcessCounts::default()),
+            last_failure: Mutex::new(None),
+            deadline: std::time::Instant::now() + per_batch,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -179,6 +207,7 @@ impl<P: ProcessPorts> Processor<P> {
         passed: Vec<&'static str>,
         notes: Vec<String>,
         evidence: Option<EvidenceRetrieval>,
+        context: Option<ContextSection>,
         now: GraphTime,
     ) -> Result<Vec<String>, Error> {
         let max = self.settings.delivery.max_message_bytes;
@@ -205,6 +234,7 @@ impl<P: ProcessPorts> Processor<P> {
                 },
             };
             let mut msg = AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx);
+            msg.context = context.clone();
             // Escaped before measuring: an escape is six bytes where the character was up to three.
             let mut body = escape_for_sqs(msg.to_json());
             if body.len() > max {
@@ -223,6 +253,9 @@ impl<P: ProcessPorts> Processor<P> {
             // The alert's items (pending or ended), by the ids its evidence updates name.
             if let Some(r) = &ocsf_evidence {
                 ocsf::attach_evidence(&mut finding, r);
+            }
+            if let Some(c) = &context {
+                ocsf::attach_context(&mut finding, c);
             }
             let mut body = escape_for_sqs(finding.to_string());
             if body.len() > max {
@@ -487,7 +520,8 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             let holds = self.p.holds(integration, planned.retrieval.as_ref());
             let items = planned.retrieval.as_ref().map(|r| r.items.clone()).unwrap_or_default();
             let mut starts = planned.starts;
-            let rendered = match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, now).await {
+            let context = self.p.context_of(integration, &unit, self.deadline).await;
+            let rendered = match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, context, now).await {
                 // Kept until its evidence is final; marked like a published one, so a redelivery holds nothing twice.
                 Ok(bodies) if holds => match self.p.hold_alert(integration, &key, bodies, items, now).await {
                     Ok(first) => {

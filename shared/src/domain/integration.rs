@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::filter::FilterDoc;
-use super::integration_doc::{EmailSubmissionsDoc, EvidenceDoc, FeaturesDoc, MailboxDoc};
+use super::integration_doc::{EmailSubmissionsDoc, EnrichmentDoc, EvidenceDoc, FeaturesDoc, MailboxDoc};
 use super::source::Source;
 use super::window::WindowSettings;
 use crate::secret::Secret;
@@ -74,6 +74,7 @@ pub struct Integration {
     pub phishing_mailbox: Option<MailboxDoc>,
     pub evidence: EvidenceDoc,
     pub features: FeaturesDoc,
+    pub enrichment: EnrichmentDoc,
     pub window: WindowSettings,
     pub poll_interval: Duration,
     /// Checked at save time; the processor compiles them once per invocation.
@@ -97,6 +98,7 @@ impl Integration {
             phishing_mailbox: None,
             evidence: EvidenceDoc::default(),
             features: FeaturesDoc::default(),
+            enrichment: EnrichmentDoc::default(),
             window: WindowSettings { lookback: defaults::LOOKBACK, ingestion_delay: defaults::INGESTION_DELAY, overlap: defaults::OVERLAP },
             poll_interval: defaults::POLL_INTERVAL,
             filters: FilterDoc::default(),

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::context::ContextPart;
 use super::duration_text::DurationText;
 use super::filter::FilterDoc;
 use super::integration::{DefenderMode, Integration, OutputFormat};
+use super::permissions::Feature;
 use super::window::WindowSettings;
 
 pub const DOC_VERSION: u32 = 1;
@@ -88,6 +90,8 @@ pub struct IntegrationDoc {
     pub evidence: EvidenceDoc,
     #[serde(default)]
     pub features: FeaturesDoc,
+    #[serde(default)]
+    pub enrichment: EnrichmentDoc,
     #[serde(default)]
     pub filters: FilterDoc,
     #[serde(default)]
@@ -206,6 +210,67 @@ pub struct FeaturesDoc {
     pub calendar: bool,
     /// Revoke sessions and disable accounts.
     pub remediation: bool,
+    /// Defender for Endpoint machine and file profiles for the devices and files alerts name.
+    pub device_context: bool,
+}
+
+/// Context the processor adds to each alert (issue 14): which parts, how far around the alert's
+/// time, how much, and how long answers are reused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrichmentDoc {
+    /// The parts to fetch; absent: every part the enabled features allow
+    /// (user_context: profile, roles, groups, mfa, sign_ins; calendar: out_of_office, schedule,
+    /// presence; device_context: device, file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<ContextPart>>,
+    /// How long an answer is reused for later alerts of the tenant (0s: never).
+    pub cache_ttl: DurationText,
+    /// Sign-ins and calendar this long before and after the alert's time.
+    pub window: DurationText,
+    /// Sign-ins kept per user, newest first.
+    pub max_sign_ins: u32,
+    /// Groups kept per user (directory roles are all kept).
+    pub max_groups: u32,
+}
+
+impl Default for EnrichmentDoc {
+    fn default() -> Self {
+        EnrichmentDoc {
+            parts: None,
+            cache_ttl: DurationText(Duration::from_secs(10 * 60)),
+            window: DurationText(Duration::from_secs(3600)),
+            max_sign_ins: 10,
+            max_groups: 50,
+        }
+    }
+}
+
+impl EnrichmentDoc {
+    /// The parts to fetch given the integration's features.
+    pub fn effective_parts(&self, features: &FeaturesDoc) -> Vec<ContextPart> {
+        match &self.parts {
+            Some(p) => {
+                let mut p = p.clone();
+                p.sort();
+                p.dedup();
+                p
+            }
+            None => ContextPart::ALL.into_iter().filter(|p| features.allows(*p)).collect(),
+        }
+    }
+}
+
+impl FeaturesDoc {
+    /// Whether the feature a context part needs is on.
+    pub fn allows(&self, part: ContextPart) -> bool {
+        match part.feature() {
+            Feature::UserContext => self.user_context,
+            Feature::Calendar => self.calendar,
+            Feature::DeviceContext => self.device_context,
+            _ => false,
+        }
+    }
 }
 
 /// One field that is not acceptable, and how to fix it.
@@ -466,6 +531,30 @@ impl IntegrationDoc {
                 "is required when evidence.quarantined_email is true: Exchange Online is addressed by the tenant's contoso.onmicrosoft.com domain".into(),
             );
         }
+        let en = &self.enrichment;
+        for (i, part) in en.parts.iter().flatten().enumerate() {
+            if !self.features.allows(*part) {
+                bad(
+                    &format!("enrichment.parts[{i}]"),
+                    format!(
+                        "`{part}` needs features.{} = true (and its permissions); enable it, or remove the part",
+                        part.feature().name()
+                    ),
+                );
+            }
+        }
+        if en.cache_ttl.0 > Duration::from_secs(3600) {
+            bad("enrichment.cache_ttl", format!("{} is longer than 1h; context would describe the user as they were long ago", en.cache_ttl));
+        }
+        if en.window.0 < Duration::from_secs(5 * 60) || en.window.0 > Duration::from_secs(86_400) {
+            bad("enrichment.window", format!("{} is outside 5m..24h", en.window));
+        }
+        if !(1..=50).contains(&en.max_sign_ins) {
+            bad("enrichment.max_sign_ins", format!("{} is outside 1..50", en.max_sign_ins));
+        }
+        if !(1..=200).contains(&en.max_groups) {
+            bad("enrichment.max_groups", format!("{} is outside 1..200", en.max_groups));
+        }
         if let Err(e) = self.filters.validate() {
             bad(&format!("filters.{}", e.field), e.problem);
         }
@@ -494,6 +583,7 @@ impl IntegrationDoc {
             phishing_mailbox: s.phishing_mailbox.clone(),
             evidence: self.evidence.clone(),
             features: self.features.clone(),
+            enrichment: self.enrichment.clone(),
             window: WindowSettings { lookback: p.lookback.0, ingestion_delay: p.ingestion_delay.0, overlap: p.overlap.0 },
             poll_interval: p.interval.0,
             filters: self.filters.clone(),
@@ -518,6 +608,7 @@ impl IntegrationDoc {
             sources: SourcesDoc::default(),
             evidence: EvidenceDoc::default(),
             features: FeaturesDoc::default(),
+            enrichment: EnrichmentDoc::default(),
             filters: FilterDoc::default(),
             output: OutputFormat::default(),
         }

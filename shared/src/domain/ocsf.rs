@@ -336,6 +336,29 @@ pub fn evidence_of_item(item: &super::output::EvidenceItem) -> Value {
 /// at its `s3://` uri) and `unmapped.m365ingest_evidence` = `{status, delivery, released_at,
 /// items: [{id, kind, status, detail}]}`, the ids the evidence updates name. `None` when the
 /// finding is not an object.
+/// The alert's context as OCSF enrichments (one per user, device and file, the data being the
+/// v1 message's object for it), and how each part went under `unmapped.m365ingest_enrichment`.
+pub fn attach_context(finding: &mut Value, c: &super::context::ContextSection) -> Option<()> {
+    let o = finding.as_object_mut()?;
+    let mut enrichments: Vec<Value> = Vec::new();
+    for u in &c.users {
+        let value = u.upn.clone().or_else(|| u.id.clone()).unwrap_or_default();
+        enrichments.push(json!({"name": "user", "value": value, "type": "user_context", "provider": "Microsoft Graph", "data": u}));
+    }
+    for d in &c.devices {
+        enrichments.push(json!({"name": "device", "value": d.id, "type": "device_context", "provider": "Microsoft Defender for Endpoint", "data": d}));
+    }
+    for f in &c.files {
+        enrichments.push(json!({"name": "file", "value": f.hash, "type": "file_context", "provider": "Microsoft Defender for Endpoint", "data": f}));
+    }
+    if !enrichments.is_empty() {
+        o.entry("enrichments").or_insert_with(|| Value::Array(Vec::new())).as_array_mut()?.extend(enrichments);
+    }
+    let unmapped = o.entry("unmapped").or_insert_with(|| json!({})).as_object_mut()?;
+    unmapped.insert("m365ingest_enrichment".into(), serde_json::to_value(&c.enrichment).ok()?);
+    Some(())
+}
+
 pub fn attach_evidence(finding: &mut Value, r: &super::output::EvidenceRetrieval) -> Option<()> {
     let o = finding.as_object_mut()?;
     if !r.items.is_empty() {

@@ -45,6 +45,10 @@ pub struct AlertMessage {
     /// a user-reported email (`submissionMailEvidence`) or a single analysed message.
     #[serde(default)]
     pub email: Option<EmailSection>,
+    /// Who the users are, what the devices and files are, where the integration asks for it
+    /// (`enrichment`; v1, additive): absent when it asks for nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<super::context::ContextSection>,
     pub processing: Processing,
     /// The alert exactly as Graph returned it, or None when `original_ref` holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -463,6 +467,7 @@ impl AlertMessage {
             links: Links { alert: a.alert_web_url.clone(), incident: a.incident_web_url.clone() },
             entities: entities(a),
             email: ctx.email.or_else(|| email_of(a)),
+            context: None,
             processing: ctx.processing,
             original: Some(raw.to_owned()),
             original_ref: None,

@@ -70,6 +70,7 @@ pub enum Feature {
     UserContext,
     Calendar,
     Remediation,
+    DeviceContext,
 }
 
 impl Feature {
@@ -87,13 +88,14 @@ impl Feature {
             Feature::UserContext => "user_context",
             Feature::Calendar => "calendar",
             Feature::Remediation => "remediation",
+            Feature::DeviceContext => "device_context",
         }
     }
 
     pub fn api(self) -> Api {
         match self {
             Feature::CloudApps => Api::CloudApps,
-            Feature::LiveResponseFiles | Feature::QuarantineRestore => Api::DefenderForEndpoint,
+            Feature::LiveResponseFiles | Feature::QuarantineRestore | Feature::DeviceContext => Api::DefenderForEndpoint,
             Feature::QuarantinedEmail => Api::Exchange,
             _ => Api::Graph,
         }
@@ -117,6 +119,8 @@ impl Feature {
             Feature::UserContext => &["AuditLog.Read.All", "Directory.Read.All", "User.Read.All"],
             Feature::Calendar => &["Calendars.Read", "Calendars.ReadBasic.All", "MailboxSettings.Read", "Presence.Read.All"],
             Feature::Remediation => &["User.RevokeSessions.All", "User.EnableDisableAccount.All"],
+            // get-machine-by-id.md and get-file-information.md.
+            Feature::DeviceContext => &["Machine.Read.All", "File.Read.All"],
         }
     }
 
@@ -124,7 +128,12 @@ impl Feature {
     pub fn has_probe(self) -> bool {
         !matches!(
             self,
-            Feature::QuarantineRestore | Feature::Investigation | Feature::UserContext | Feature::Calendar | Feature::Remediation
+            Feature::QuarantineRestore
+                | Feature::Investigation
+                | Feature::UserContext
+                | Feature::Calendar
+                | Feature::Remediation
+                | Feature::DeviceContext
         )
     }
 }
@@ -148,6 +157,7 @@ pub fn enabled_features(i: &Integration) -> Vec<Feature> {
         (i.features.user_context, Feature::UserContext),
         (i.features.calendar, Feature::Calendar),
         (i.features.remediation, Feature::Remediation),
+        (i.features.device_context, Feature::DeviceContext),
     ];
     f.extend(flags.into_iter().filter(|(on, _)| *on).map(|(_, feature)| feature));
     f

@@ -26,6 +26,10 @@ pub struct ProcessorApp<P: ProcessPorts, I> {
 pub type AwsProcessorApp = ProcessorApp<Aws, DynamoIntegrations>;
 
 pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> Result<AwsProcessorApp, Error> {
+    // The deployment's shared budgets: context lookups count against the same per-tenant
+    // limits as every other instance's.
+    let budget: std::sync::Arc<dyn crate::ports::RequestBudget> =
+        std::sync::Arc::new(crate::adapters::aws::DynamoBudget::new(clients.dynamodb.clone(), &config.state_table));
     Ok(ProcessorApp {
         processor: Processor {
             dedup: DynamoDedupStore::new(clients.dynamodb.clone(), &config.dedup_table),
@@ -41,6 +45,15 @@ pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> Result<AwsPr
                 secrets: SecretsManagerSource::new(clients.secrets.clone()),
                 settings: config.evidence.clone(),
             }),
+            // Context lookups: a quick retry at most, throttling becomes the part's status.
+            context: Some(crate::app::enrich::Enricher::new(
+                std::sync::Arc::new(crate::adapters::graph::context::MicrosoftContext::new(
+                    MicrosoftHttp::new(&config.http, RetryPolicy::context())?.with_budget(budget.clone()),
+                    SecretsManagerSource::new(clients.secrets.clone()),
+                    config.context_budget_wait,
+                )),
+                crate::app::enrich::EnrichSettings::default(),
+            )),
         },
         integrations: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
         cache: IntegrationCache::new(config.integration_cache),

@@ -2,10 +2,12 @@
 //! a local one (`adapters/`); the local ones back the demo and double as test fakes.
 
 mod bundle;
+pub mod context;
 pub mod evidence;
 
 use std::future::Future;
 
+pub use context::{ContextAnswer, ContextApi, ContextRequest};
 pub use bundle::{JobPorts, JobsWith, PollPorts, PollWith, ProcessPorts, ProcessWith};
 pub use evidence::{
     ArtifactUpload, ArtifactUploads, DelayQueue, EvidenceApi, EvidenceJobStore, EvidencePorts, EvidenceWith, NoEvidence, StoredRecord,
@@ -315,6 +317,9 @@ pub struct BudgetKey {
 /// fails the call: Microsoft's 429 stays the backstop.
 pub trait RequestBudget: Send + Sync {
     fn admit<'a>(&'a self, key: &'a BudgetKey, rate: Rate) -> futures_util::future::BoxFuture<'a, Duration>;
+    /// Like `admit`, but only when the request may go within `max_wait`: None (and nothing
+    /// taken from the budget) when it would have to wait longer.
+    fn admit_within<'a>(&'a self, key: &'a BudgetKey, rate: Rate, max_wait: Duration) -> futures_util::future::BoxFuture<'a, Option<Duration>>;
 }
 
 /// The configured integrations.

@@ -48,11 +48,18 @@ impl DynamoBudget {
 
     /// Takes a slot; returns when it may go (epoch ms). Err: the store failed or kept losing races.
     async fn slot(&self, key: &BudgetKey, rate: Rate) -> Result<i64, String> {
+        self.slot_within(key, rate, None).await.map(|go| go.unwrap_or_default())
+    }
+
+    /// Takes a slot that goes within `max_wait` (any slot when None); Ok(None) when the next
+    /// one lies further ahead, and then nothing was taken.
+    async fn slot_within(&self, key: &BudgetKey, rate: Rate, max_wait: Option<Duration>) -> Result<Option<i64>, String> {
         let (pk, sk) = Self::item_key(key);
         let interval = rate.interval_ms();
         for _ in 0..MAX_ATTEMPTS {
             let now = now_ms();
-            // Busy: the next slot lies ahead; take it.
+            let latest = max_wait.map_or(i64::MAX, |w| now.saturating_add(w.as_millis() as i64));
+            // Busy: the next slot lies ahead; take it (if it is soon enough).
             let busy = self
                 .client
                 .update_item()
@@ -60,17 +67,18 @@ impl DynamoBudget {
                 .key("pk", s(pk.clone()))
                 .key("sk", s(sk.clone()))
                 .update_expression("SET #n = #n + :i")
-                .condition_expression("#n > :now")
+                .condition_expression("#n > :now AND #n <= :latest")
                 .expression_attribute_names("#n", "next")
                 .expression_attribute_values(":i", n(interval))
                 .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":latest", n(latest))
                 .return_values(ReturnValue::UpdatedOld)
                 .send()
                 .await;
             match busy {
                 Ok(out) => {
                     let old = out.attributes().and_then(|a| a.get("next")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-                    return Ok(take_slot(old, now, interval).0);
+                    return Ok(Some(take_slot(old, now, interval).0));
                 }
                 Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
                 Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
@@ -91,8 +99,14 @@ impl DynamoBudget {
                 .send()
                 .await;
             match idle {
-                Ok(_) => return Ok(go),
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Ok(_) => return Ok(Some(go)),
+                // Neither idle nor soon: with a bound, the slot is too far ahead (or another
+                // instance just moved it there).
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                    if max_wait.is_some() {
+                        return Ok(None);
+                    }
+                }
                 Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
             }
         }
@@ -114,6 +128,25 @@ impl RequestBudget for DynamoBudget {
                 Err(problem) => {
                     tracing::warn!(%problem, tenant = %key.tenant_id, "the shared request budget is unavailable; pacing within this instance");
                     self.fallback.admit(key, rate).await
+                }
+            }
+        })
+    }
+
+    fn admit_within<'a>(&'a self, key: &'a BudgetKey, rate: Rate, max_wait: Duration) -> BoxFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            match self.slot_within(key, rate, Some(max_wait)).await {
+                Ok(Some(go)) => {
+                    let wait = Duration::from_millis(go.saturating_sub(now_ms()).max(0) as u64);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    Some(wait)
+                }
+                Ok(None) => None,
+                Err(problem) => {
+                    tracing::warn!(%problem, tenant = %key.tenant_id, "the shared request budget is unavailable; pacing within this instance");
+                    self.fallback.admit_within(key, rate, max_wait).await
                 }
             }
         })

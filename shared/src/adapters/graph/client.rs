@@ -74,7 +74,16 @@ impl MicrosoftHttp {
         loop {
             let token = self.tokens.token(creds, call.audience).await?;
             if let Some((key, rate)) = self.budget_for(creds, call) {
-                self.budget.admit(&key, rate).await;
+                match call.budget_wait {
+                    None => {
+                        self.budget.admit(&key, rate).await;
+                    }
+                    Some(within) => {
+                        if self.budget.admit_within(&key, rate, within).await.is_none() {
+                            return Err(GraphError::OverBudget { api: call.api, within });
+                        }
+                    }
+                }
             }
             let mut req = match (call.body, call.raw) {
                 (Some(b), _) => self.http.post(call.url).json(b),
@@ -136,7 +145,7 @@ impl MicrosoftHttp {
             };
             attempt += 1;
             let delay = self.policy.delay(attempt, retry_after);
-            if !self.policy.allows(attempt, started.elapsed(), delay) {
+            if !self.policy.allows(attempt, started.elapsed(), delay) || !self.policy.accepts_wait(retry_after) {
                 return Err(if throttles > 1 { GraphError::Throttled { api: call.api, attempts: throttles, retry_after } } else { err });
             }
             self.retried[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -158,11 +167,23 @@ impl MicrosoftHttp {
             Audience::CloudApps if call.paced => {
                 (None, Rate { requests: self.settings.cloud_apps_rate.0 as u32, window: self.settings.cloud_apps_rate.1 }, None)
             }
-            // Per app per tenant (throttling-limits.md), and a mailbox's per app per mailbox.
-            Audience::Graph => match mailbox_of(call.url, &self.graph_base) {
-                Some(mailbox) => (Some(creds.client_id.clone()), self.settings.mailbox_rate?, Some(mailbox)),
-                None => (Some(creds.client_id.clone()), self.settings.graph_rate?, None),
-            },
+            // Per app per tenant (throttling-limits.md), each service by its own limit, and a
+            // mailbox's per app per mailbox.
+            Audience::Graph => {
+                let app = Some(creds.client_id.clone());
+                match graph_budget(call.url, &self.graph_base) {
+                    GraphBudget::Mailbox(mailbox) => (app, self.settings.mailbox_rate?, Some(mailbox)),
+                    GraphBudget::Reports => (app, self.settings.reports_rate?, Some("reports".to_owned())),
+                    GraphBudget::Directory => (app, self.settings.directory_rate?, Some("directory".to_owned())),
+                    GraphBudget::Presence => (app, self.settings.presence_rate?, Some("presence".to_owned())),
+                    GraphBudget::Security => (app, self.settings.graph_rate?, None),
+                }
+            }
+            // Each Defender for Endpoint API: 100 calls a minute (get-machine-by-id.md,
+            // get-file-information.md), for the calls that ask to be paced.
+            Audience::DefenderForEndpoint if call.paced => {
+                (Some(creds.client_id.clone()), self.settings.mde_rate?, Some(mde_api(call.url, &self.settings.mde_base_url)))
+            }
             _ => return None,
         };
         Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience, scope }, rate))
@@ -193,21 +214,54 @@ pub(crate) struct Call<'a> {
     pub paced: bool,
     /// This call's own time limit, instead of the client's.
     pub timeout: Option<std::time::Duration>,
+    /// Wait at most this long for the tenant's budget, else fail with `OverBudget` (None: wait
+    /// as long as the budget says).
+    pub budget_wait: Option<std::time::Duration>,
 }
 
 impl<'a> Call<'a> {
     pub fn get(api: &'static str, audience: Audience, url: &'a str) -> Self {
-        Call { api, audience, url, body: None, raw: None, headers: &[], paced: false, timeout: None }
+        Call { api, audience, url, body: None, raw: None, headers: &[], paced: false, timeout: None, budget_wait: None }
     }
 }
 
-/// The mailbox a Graph URL is about (`/v1.0/users/{mailbox}/…`, as sent: one encoded segment,
-/// lower-cased, since addresses are not case-sensitive); None for any other resource.
-fn mailbox_of(url: &str, graph_base: &str) -> Option<String> {
-    let path = url.strip_prefix(graph_base)?;
+/// Which of Graph's limits a request counts against (throttling-limits.md; ms-apis.md §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GraphBudget {
+    /// Outlook: per app per mailbox (`/users/{mailbox}/messages|mailFolders|mailboxSettings|calendar…`).
+    Mailbox(String),
+    /// Identity and access reports (sign-ins, registration details): 5 requests per 10 s.
+    Reports,
+    /// Identity and access (users, memberships): the directory's token bucket.
+    Directory,
+    /// Cloud communications presence: 1,500 requests per 30 s.
+    Presence,
+    /// Everything else the app calls: the security API's 150 a minute.
+    Security,
+}
+
+/// The Outlook resources under a user (throttling-limits.md "Outlook service limits").
+const MAILBOX_RESOURCES: &[&str] = &["messages", "mailfolders", "mailboxsettings", "calendar", "calendars", "events", "calendarview"];
+
+fn graph_budget(url: &str, graph_base: &str) -> GraphBudget {
+    let Some(path) = url.strip_prefix(graph_base) else { return GraphBudget::Security };
     let mut parts = path.trim_start_matches('/').split(['/', '?']);
-    let (version, users, mailbox) = (parts.next()?, parts.next()?, parts.next()?);
-    (matches!(version, "v1.0" | "beta") && users == "users" && !mailbox.is_empty()).then(|| mailbox.to_ascii_lowercase())
+    let (_version, service, second, third) = (parts.next(), parts.next(), parts.next(), parts.next());
+    match (service.map(str::to_ascii_lowercase).as_deref(), second, third.map(str::to_ascii_lowercase)) {
+        (Some("users"), Some(user), Some(resource)) if !user.is_empty() && MAILBOX_RESOURCES.contains(&resource.as_str()) => {
+            GraphBudget::Mailbox(user.to_ascii_lowercase())
+        }
+        (Some("users"), Some(user), _) if !user.is_empty() => GraphBudget::Directory,
+        (Some("auditlogs" | "reports"), _, _) => GraphBudget::Reports,
+        (Some("communications"), _, _) => GraphBudget::Presence,
+        _ => GraphBudget::Security,
+    }
+}
+
+/// The Defender for Endpoint API a URL calls (`machines`, `files`, …), each limited on its own.
+fn mde_api(url: &str, mde_base: &str) -> String {
+    let path = url.strip_prefix(mde_base.trim_end_matches('/')).unwrap_or(url);
+    path.trim_start_matches('/').split(['/', '?']).nth(1).unwrap_or_default().to_ascii_lowercase()
 }
 
 /// The code and message of an error body: Graph's `{"error": {code, message}}`, or the
@@ -292,6 +346,15 @@ mod budget_tests {
         assert_eq!((ak.scope, ar), (None, super::super::settings::GRAPH_SECURITY_RATE));
         assert_ne!(ak.client_id, None);
         // Another origin is never a mailbox of ours.
-        assert_eq!(mailbox_of("https://evil.example/v1.0/users/x/messages", base), None);
+        assert_eq!(graph_budget("https://evil.example/v1.0/users/x/messages", base), GraphBudget::Security);
+        let class = |path: &str| graph_budget(&format!("{base}{path}"), base);
+        assert_eq!(class("/v1.0/users/a%40b.com/mailboxSettings/automaticRepliesSetting"), GraphBudget::Mailbox("a%40b.com".into()));
+        assert_eq!(class("/v1.0/users/A%40b.com/calendar/getSchedule"), GraphBudget::Mailbox("a%40b.com".into()));
+        assert_eq!(class("/v1.0/users/a%40b.com?$expand=manager"), GraphBudget::Directory);
+        assert_eq!(class("/v1.0/users/u1/transitiveMemberOf?$top=100"), GraphBudget::Directory);
+        assert_eq!(class("/v1.0/auditLogs/signIns?$top=10"), GraphBudget::Reports);
+        assert_eq!(class("/v1.0/reports/authenticationMethods/userRegistrationDetails/u1"), GraphBudget::Reports);
+        assert_eq!(class("/v1.0/communications/getPresencesByUserId"), GraphBudget::Presence);
+        assert_eq!(mde_api("https://api.securitycenter.microsoft.com/api/files/abc", "https://api.securitycenter.microsoft.com/"), "files");
     }
 }

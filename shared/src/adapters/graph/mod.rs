@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod client;
 pub mod collections;
+pub mod context;
 pub mod evidence;
 pub mod pacing;
 pub mod probe;

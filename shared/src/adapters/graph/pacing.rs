@@ -29,6 +29,17 @@ impl RequestBudget for LocalBudget {
             .clone();
         Box::pin(async move { pacer.acquire("").await })
     }
+
+    fn admit_within<'a>(&'a self, key: &'a BudgetKey, rate: Rate, max_wait: Duration) -> BoxFuture<'a, Option<Duration>> {
+        let pacer = self
+            .pacers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((key.clone(), rate))
+            .or_insert_with(|| Arc::new(Pacer::new(rate.requests as usize, rate.window)))
+            .clone();
+        Box::pin(async move { pacer.acquire_within("", max_wait).await })
+    }
 }
 
 #[derive(Debug)]
@@ -48,6 +59,12 @@ impl Pacer {
     /// Waits until `key` may make a call, then counts it. Returns how long it slept.
     /// The wait is at most one window: after it, the oldest call has left the window.
     pub async fn acquire(&self, key: &str) -> Duration {
+        self.acquire_within(key, self.window + Duration::from_secs(1)).await.unwrap_or(self.window)
+    }
+
+    /// Like `acquire`, when the call may go within `max_wait` in all; None (nothing counted)
+    /// once it would wait longer.
+    pub async fn acquire_within(&self, key: &str, max_wait: Duration) -> Option<Duration> {
         let mut slept = Duration::ZERO;
         // Each pass either takes a slot or sleeps until the oldest call leaves the window,
         // so two passes suffice unless other tasks took the freed slot; the count bounds it.
@@ -61,15 +78,18 @@ impl Pacer {
                 }
                 if q.len() < self.capacity {
                     q.push_back(now);
-                    return slept;
+                    return Some(slept);
                 }
                 q.front().map_or(Duration::ZERO, |t| self.window.saturating_sub(now.duration_since(*t)))
             };
             let wait = wait + Duration::from_millis(1);
+            if slept + wait > max_wait {
+                return None;
+            }
             tokio::time::sleep(wait).await;
             slept += wait;
         }
-        slept
+        None
     }
 }
 
@@ -85,5 +105,13 @@ mod tests {
         assert_eq!(p.acquire("other").await, Duration::ZERO, "tenants are paced apart");
         let waited = p.acquire("t").await;
         assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bounded_wait_gives_up_without_taking_a_slot() {
+        let p = Pacer::new(1, Duration::from_secs(60));
+        assert_eq!(p.acquire_within("t", Duration::ZERO).await, Some(Duration::ZERO));
+        assert_eq!(p.acquire_within("t", Duration::from_millis(10)).await, None, "the window is a minute");
+        assert_eq!(p.calls.lock().await["t"].len(), 1, "the refused call was not counted");
     }
 }

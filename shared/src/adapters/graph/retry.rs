@@ -14,6 +14,9 @@ pub struct RetryPolicy {
     pub cap: Duration,
     /// Give up when the next wait would end past this much time since the first attempt.
     pub budget: Duration,
+    /// Give up when the server asks for a longer wait than `cap`, instead of retrying sooner
+    /// than asked (an early retry counts against the limit too: throttling.md).
+    pub give_up_beyond_cap: bool,
 }
 
 impl Default for RetryPolicy {
@@ -24,6 +27,7 @@ impl Default for RetryPolicy {
             floor: Duration::from_secs(1),
             cap: Duration::from_secs(60),
             budget: Duration::from_secs(180),
+            give_up_beyond_cap: false,
         }
     }
 }
@@ -37,6 +41,7 @@ impl RetryPolicy {
             floor: Duration::from_millis(5),
             cap: Duration::from_millis(50),
             budget: Duration::from_secs(10),
+            give_up_beyond_cap: false,
         }
     }
 
@@ -50,6 +55,20 @@ impl RetryPolicy {
             floor: Duration::from_secs(1),
             cap: Duration::from_secs(5),
             budget: Duration::from_secs(15),
+            give_up_beyond_cap: false,
+        }
+    }
+
+    /// For context lookups, made while an alert waits to go out: one quick retry of a blip;
+    /// throttling becomes the part's status rather than a wait.
+    pub fn context() -> Self {
+        RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_millis(200),
+            floor: Duration::from_millis(200),
+            cap: Duration::from_secs(2),
+            budget: Duration::from_secs(5),
+            give_up_beyond_cap: true,
         }
     }
 
@@ -62,6 +81,11 @@ impl RetryPolicy {
     /// Whether attempt `next` may still be made after `elapsed`, waiting `delay` first.
     pub fn allows(&self, next: u32, elapsed: Duration, delay: Duration) -> bool {
         next <= self.max_attempts && elapsed + delay <= self.budget
+    }
+
+    /// Whether a retry may follow an answer that asked for `retry_after`.
+    pub fn accepts_wait(&self, retry_after: Option<Duration>) -> bool {
+        !(self.give_up_beyond_cap && retry_after.is_some_and(|r| r > self.cap))
     }
 }
 
@@ -95,6 +119,10 @@ mod tests {
         assert!(p.allows(6, Duration::ZERO, Duration::ZERO));
         assert!(!p.allows(7, Duration::ZERO, Duration::ZERO));
         assert!(!p.allows(2, Duration::from_secs(170), Duration::from_secs(20)));
+        assert!(p.accepts_wait(Some(Duration::from_secs(600))), "clamped to the cap, as before");
+        let c = RetryPolicy::context();
+        assert!(c.accepts_wait(Some(Duration::from_secs(1))) && c.accepts_wait(None));
+        assert!(!c.accepts_wait(Some(Duration::from_secs(30))), "never sooner than asked");
     }
 
     #[test]

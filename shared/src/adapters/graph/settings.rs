@@ -20,6 +20,16 @@ pub const GRAPH_SECURITY_RATE: crate::ports::Rate = crate::ports::Rate { request
 /// Outlook (mail, attachments): 10,000 requests per 10 minutes per app per mailbox
 /// (throttling-limits.md "Outlook service limits"; ms-apis.md §11).
 pub const MAILBOX_RATE: crate::ports::Rate = crate::ports::Rate { requests: 10_000, window: Duration::from_secs(600) };
+/// Identity and access reports (sign-ins, registration details): 5 requests per 10 s per app per
+/// tenant (throttling-limits.md; ms-apis.md §11).
+pub const REPORTS_RATE: crate::ports::Rate = crate::ports::Rate { requests: 5, window: Duration::from_secs(10) };
+/// Users and memberships: the directory's token bucket allows 3,500 resource units per 10 s in
+/// the smallest tenants, a GET of a user or its memberships costing 2–3 (throttling-limits.md).
+pub const DIRECTORY_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_000, window: Duration::from_secs(10) };
+/// Presence: 1,500 requests per 30 s per app per tenant (throttling-limits.md).
+pub const PRESENCE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_500, window: Duration::from_secs(30) };
+/// Defender for Endpoint: 100 calls a minute per API (get-machine-by-id.md, get-file-information.md).
+pub const MDE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 100, window: Duration::from_secs(60) };
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +53,12 @@ pub struct HttpSettings {
     /// Graph calls to a mailbox (`/users/{mailbox}/…`), per app per mailbox, apart from the
     /// security budget (Outlook's limits are its own); None: not paced.
     pub mailbox_rate: Option<crate::ports::Rate>,
+    /// Graph's identity reports, directory and presence, and Defender for Endpoint's APIs, for
+    /// the calls that count against them (context lookups); None: not paced.
+    pub reports_rate: Option<crate::ports::Rate>,
+    pub directory_rate: Option<crate::ports::Rate>,
+    pub presence_rate: Option<crate::ports::Rate>,
+    pub mde_rate: Option<crate::ports::Rate>,
     /// Extra trusted roots (PEM), added to the system's: how the tenant simulator's CA is trusted.
     pub extra_ca_pem: Option<String>,
     pub request_timeout: Duration,
@@ -84,6 +100,10 @@ impl Default for HttpSettings {
             cloud_apps_rate: (CLOUD_APPS_REQUESTS_PER_WINDOW, CLOUD_APPS_WINDOW),
             graph_rate: Some(GRAPH_SECURITY_RATE),
             mailbox_rate: Some(MAILBOX_RATE),
+            reports_rate: Some(REPORTS_RATE),
+            directory_rate: Some(DIRECTORY_RATE),
+            presence_rate: Some(PRESENCE_RATE),
+            mde_rate: Some(MDE_RATE),
             extra_ca_pem: None,
             request_timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
