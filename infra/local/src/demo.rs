@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use m365_ingest::adapters::graph::context::MicrosoftContext;
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore};
 use m365_ingest::adapters::local::{MemoryDedupStore, MemoryDelayQueue, MemoryEvidenceJobs, MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{Checker, CredentialInput, SaveMode};
 use m365_ingest::app::deliver::DeliverySettings;
+use m365_ingest::app::enrich::{EnrichSettings, Enricher};
 use m365_ingest::app::evidence::{Evidence, EvidenceSettings};
 use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
 use m365_ingest::app::process::{ProcessSettings, Processor};
@@ -156,7 +158,18 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
             .with_assertion_clock(sim_seconds(&sim)),
         secrets: secrets.clone(),
         settings: EvidenceSettings::default(),
-    });
+    })
+    // Who the users are, what the devices and files are: each lookup within the tenant's limits.
+    .with_context(Enricher::new(
+        Arc::new(MicrosoftContext::new(
+            MicrosoftHttp::new(&http, RetryPolicy::context())
+                .map_err(|e| run_err("HTTP client", &e))?
+                .with_assertion_clock(sim_seconds(&sim)),
+            secrets.clone(),
+            Duration::from_secs(2),
+        )),
+        EnrichSettings::default(),
+    ));
     let intake: Vec<(String, String)> = queue.messages().into_iter().enumerate().map(|(i, m)| (format!("intake-{i}"), m)).collect();
     let mut failed_messages = 0;
     // Built once, a run per batch: as the processor function does on the intake queue.
@@ -170,6 +183,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     for (reason, n) in &c.dropped {
         println!("  filtered out by {reason:<21} {n}");
     }
+    show_context(&output_path);
     // Evidence jobs, as the processor does them on the evidence-jobs queue: each message one
     // step, a waiting job's message delayed (here: simulated time moves to it).
     let mut pending: Vec<(Duration, String)> = Vec::new();
@@ -233,6 +247,48 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     Ok(())
 }
 
+/// One alert's context as the output shows it, and how each part went across the run.
+fn show_context(output: &std::path::Path) {
+    let text = std::fs::read_to_string(output).unwrap_or_default();
+    let messages: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut tally: std::collections::BTreeMap<(String, String), usize> = std::collections::BTreeMap::new();
+    for m in &messages {
+        for (part, s) in m["context"]["enrichment"].as_object().into_iter().flatten() {
+            *tally.entry((part.clone(), s["status"].as_str().unwrap_or("?").to_owned())).or_default() += 1;
+        }
+    }
+    let enriched = messages.iter().find(|m| m["context"]["users"].as_array().is_some_and(|u| u.iter().any(|u| u["profile"].is_object())));
+    if let Some(m) = enriched {
+        println!("  one enriched alert: \"{}\"", m["title"].as_str().unwrap_or_default());
+        for u in m["context"]["users"].as_array().into_iter().flatten() {
+            let p = &u["profile"];
+            println!(
+                "    user {} ({}, {}): admin {}, MFA registered {}, out of office {}, presence {}",
+                u["upn"].as_str().unwrap_or("?"),
+                p["job_title"].as_str().unwrap_or("?"),
+                p["department"].as_str().unwrap_or("?"),
+                u["is_admin"],
+                u["mfa"]["is_mfa_registered"],
+                u["out_of_office"]["active_at_alert"],
+                u["presence"]["availability"],
+            );
+        }
+        for d in m["context"]["devices"].as_array().into_iter().flatten() {
+            println!(
+                "    device {}: health {}, risk {}, exposure {}",
+                d["dns_name"].as_str().unwrap_or("?"),
+                d["health_status"],
+                d["risk_score"],
+                d["exposure_level"]
+            );
+        }
+    }
+    if !tally.is_empty() {
+        let line: Vec<String> = tally.iter().map(|((part, status), n)| format!("{part} {status} {n}")).collect();
+        println!("  context parts across the run: {}", line.join(", "));
+    }
+}
+
 /// The demo's two integration documents, as an admin would write them.
 fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credentials, bool)>, Failure> {
     let contoso = serde_json::json!({
@@ -242,6 +298,10 @@ fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credential
         // (opt-in, see the README's risk) the files antivirus quarantined, by a restore on the
         // device that is cleaned up after.
         "evidence": {"live_response_files": true, "quarantined_email": true, "restore_quarantined_files": true},
+        // Who the users are (profile, roles, groups, MFA, sign-ins around the alert), whether
+        // they are away (automatic replies, calendar, presence), and the devices' and files'
+        // Defender profiles, with each alert.
+        "features": {"user_context": true, "calendar": true, "device_context": true},
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
         // only DLP alerts of enforced policies.
         "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},

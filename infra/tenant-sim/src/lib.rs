@@ -11,6 +11,7 @@ pub mod faults;
 pub mod graph;
 mod http;
 pub mod ids;
+pub mod limits;
 pub mod mde;
 pub mod odata;
 pub mod record;

@@ -183,6 +183,21 @@ impl Simulator {
             .collect()
     }
 
+    /// (object id, UPN) of the tenant's people, in pool order (graph/people.rs: user 0 is a
+    /// Global Administrator, every fifth is away).
+    pub fn people(&self, tenant_id: &str) -> Vec<(String, String)> {
+        let data = self.state.data();
+        data.iter()
+            .filter(|t| t.tenant_id == tenant_id)
+            .flat_map(|t| t.pool.users.iter().map(|u| (u.aad_id.clone(), u.upn.clone())))
+            .collect()
+    }
+
+    /// Whether remediation disabled the account.
+    pub fn account_disabled(&self, aad_id: &str) -> bool {
+        self.state.people.is_disabled(aad_id)
+    }
+
     /// The host live response results download from (its own name, resolved to [`Self::addr`]).
     pub fn blob_host(&self) -> &'static str {
         crate::mde::blob::BLOB_HOST

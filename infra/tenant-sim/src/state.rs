@@ -47,6 +47,10 @@ pub struct SimState {
     pub mail_gates: Mutex<std::collections::HashMap<(String, String), MailGate>>,
     /// Defender for Endpoint: devices online, live response actions, result links.
     pub mde: crate::mde::MdeState,
+    /// Request limits kept by wall-clock windows (graph/people.rs, mde/profiles.rs).
+    pub limits: crate::limits::Limits,
+    /// What remediation changed about the tenants' people.
+    pub people: crate::graph::people::PeopleState,
     /// Rendered evidence per (tenant, alert, version): what live response and the quarantine
     /// search on every call, rendered once.
     evidence_cache: Mutex<std::collections::HashMap<AlertVersionKey, Arc<Vec<serde_json::Value>>>>,
@@ -137,6 +141,8 @@ impl SimState {
             mailbox_plans: scenario.tenants.iter().map(|t| t.mailbox.clone()).collect(),
             mail_gates: Mutex::new(std::collections::HashMap::new()),
             mde: crate::mde::MdeState::new(&scenario.mde, scenario.tenants.len()),
+            limits: crate::limits::Limits::default(),
+            people: crate::graph::people::PeopleState::default(),
             evidence_cache: Mutex::new(std::collections::HashMap::new()),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),

@@ -12,8 +12,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::domain::context::{
-    self, auto_replies_of, device_of, file_of, memberships_of, mfa_of, presence_of, profile_of, schedule_of, sign_ins_of,
-    ContextPart, ContextSection, LookupOutcome, Tally, UserContext, UserSubject, SCHEDULE_INTERVAL_MINUTES,
+    self, auto_replies_of, device_of, file_of, memberships_of, mfa_of, presence_of, profile_of, schedule_of, sign_ins_of, ContextPart,
+    ContextSection, LookupOutcome, Tally, UserContext, UserSubject, SCHEDULE_INTERVAL_MINUTES,
 };
 use crate::domain::integration::Integration;
 use crate::domain::output::Entities;
@@ -26,6 +26,24 @@ pub const MAX_PRESENCE_IDS: usize = 650;
 /// Memberships read per user: pages of this many, at most [`MEMBERSHIP_PAGES`] of them.
 const MEMBERSHIP_TOP: u32 = 999;
 const MEMBERSHIP_PAGES: u32 = 3;
+/// How long a tenant's service is skipped after it throttled a lookup (or its budget had no
+/// slot): about the window of the tightest limit (sign-ins: 5 per 10 s), and never longer than
+/// [`BLOCK_AT_MOST`] whatever Retry-After says.
+const BLOCK_FOR: Duration = Duration::from_secs(5);
+const BLOCK_AT_MOST: Duration = Duration::from_secs(30);
+
+/// Which of the tenant's limits a lookup counts against (adapters/graph/client.rs budgets).
+fn service_of(r: &ContextRequest) -> &'static str {
+    match r {
+        ContextRequest::User { .. } | ContextRequest::Memberships { .. } => "directory",
+        ContextRequest::Registration { .. } | ContextRequest::SignIns { .. } => "reports",
+        ContextRequest::AutoReplies { .. } | ContextRequest::Schedule { .. } => "mailbox",
+        ContextRequest::Presences { .. } => "presence",
+        ContextRequest::Machine { .. } => "machines",
+        ContextRequest::File { .. } => "files",
+    }
+}
+
 /// Presence is "now", not the alert's time: never reused longer than this.
 const PRESENCE_TTL: Duration = Duration::from_secs(60);
 
@@ -107,13 +125,20 @@ impl AnswerCache {
 }
 
 type PresenceReply = oneshot::Sender<Result<Option<Value>, LookupOutcome>>;
+/// Presence lookups waiting for one request: (user id, where its answer goes).
+type Waiting = Vec<(String, PresenceReply)>;
+/// (tenant, app, service).
+type ServiceKey = (String, String, &'static str);
 
 pub struct Enricher {
     api: Arc<dyn ContextApi>,
     settings: EnrichSettings,
     cache: Mutex<AnswerCache>,
     /// Presence lookups waiting to be asked together, per (tenant, app).
-    presence: Mutex<HashMap<(String, String), Vec<(String, PresenceReply)>>>,
+    presence: Mutex<HashMap<(String, String), Waiting>>,
+    /// Services of a tenant that throttled a lookup (or whose budget had no slot), and until when
+    /// later lookups skip them: one refusal stops the rest of the batch from waiting in turn.
+    blocked: Mutex<HashMap<ServiceKey, Instant>>,
     lookups: std::sync::atomic::AtomicU64,
 }
 
@@ -123,6 +148,13 @@ fn outcome_of(e: &GraphError) -> LookupOutcome {
         GraphError::Http { status: 429, .. } | GraphError::Throttled { .. } | GraphError::OverBudget { .. } => LookupOutcome::Throttled,
         other => LookupOutcome::Failed(other.to_string()),
     }
+}
+
+/// `from` rounded down and `to` rounded up to a quarter hour.
+fn quarter_hours(from: GraphTime, to: GraphTime) -> (GraphTime, GraphTime) {
+    const Q: i64 = 900;
+    let down = |s: i64| s.div_euclid(Q) * Q;
+    (GraphTime::from_unix_seconds(down(from.unix_seconds())), GraphTime::from_unix_seconds(down(to.unix_seconds() + Q - 1)))
 }
 
 /// When the alert happened: its first activity, else its creation, else its version.
@@ -137,6 +169,7 @@ impl Enricher {
             settings,
             cache: Mutex::new(AnswerCache::default()),
             presence: Mutex::new(HashMap::new()),
+            blocked: Mutex::new(HashMap::new()),
             lookups: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -224,21 +257,30 @@ impl Enricher {
         let mut out = Vec::new();
         let wants = |p: ContextPart| parts.contains(&p);
         let key = subject.key().to_owned();
+        // How the profile went, when it was asked for: the parts that need what it gives fail
+        // as it did.
+        let mut profile_outcome = None;
         if wants(ContextPart::Profile) {
-            match self.get(i, ContextRequest::User { user: key.clone() }, deadline).await {
+            let outcome = match self.get(i, ContextRequest::User { user: key.clone() }, deadline).await {
                 Ok(ContextAnswer::One(v)) => {
                     let (profile, id, upn) = profile_of(&v);
                     u.profile = Some(profile);
                     u.id = u.id.take().or(id);
                     u.upn = u.upn.take().or(upn);
-                    out.push((ContextPart::Profile, LookupOutcome::Ok));
+                    LookupOutcome::Ok
                 }
-                Ok(_) => out.push((ContextPart::Profile, LookupOutcome::NotFound)),
-                Err(o) => out.push((ContextPart::Profile, o)),
-            }
+                Ok(_) => LookupOutcome::NotFound,
+                Err(o) => o,
+            };
+            out.push((ContextPart::Profile, outcome.clone()));
+            profile_outcome = Some(outcome);
         }
-        let needs_id = |what: &str| LookupOutcome::Failed(format!("{what} needs the user's object id, which the alert does not give; enable the profile part"));
-        let needs_address = || LookupOutcome::Failed("the schedule needs the user's address, which the alert does not give; enable the profile part".into());
+        let unknown = |what: &str| match &profile_outcome {
+            Some(o) if *o != LookupOutcome::Ok => o.clone(),
+            _ => LookupOutcome::Failed(format!("{what}, which the alert does not give; enable the profile part")),
+        };
+        let needs_id = |what: &str| unknown(&format!("{what} needs the user's object id"));
+        let needs_address = || unknown("the schedule needs the user's address");
         if wants(ContextPart::Roles) || wants(ContextPart::Groups) {
             let request = ContextRequest::Memberships { user: key.clone(), top: MEMBERSHIP_TOP, pages: MEMBERSHIP_PAGES };
             let outcome = match self.get(i, request, deadline).await {
@@ -282,7 +324,9 @@ impl Enricher {
                 (None, Some(upn)) => (upn.clone(), false),
                 (None, None) => (key.clone(), false),
             };
-            let request = ContextRequest::SignIns { user, by_id, from: at.minus(window), to: at.plus(window), top: i.enrichment.max_sign_ins };
+            // The window rounded out to quarter hours: alerts about the user close in time share one answer.
+            let (from, to) = quarter_hours(at.minus(window), at.plus(window));
+            let request = ContextRequest::SignIns { user, by_id, from, to, top: i.enrichment.max_sign_ins };
             let outcome = match self.get(i, request, deadline).await {
                 Ok(ContextAnswer::Many { items, .. }) => {
                     u.sign_ins = Some(sign_ins_of(&items, i.enrichment.max_sign_ins as usize));
@@ -369,13 +413,25 @@ impl Enricher {
         if left.is_zero() {
             return Err(LookupOutcome::TimedOut);
         }
+        let service = (i.tenant_id.clone(), i.client_id.clone(), service_of(request));
+        if self.blocked.lock().unwrap_or_else(|p| p.into_inner()).get(&service).is_some_and(|until| *until > Instant::now()) {
+            return Err(LookupOutcome::Throttled);
+        }
         self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(left, self.api.lookup(i, request)).await {
             Err(_) => Err(LookupOutcome::TimedOut),
             Ok(Ok(a)) => Ok(a),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "context lookup failed");
-                Err(outcome_of(&e))
+                let outcome = outcome_of(&e);
+                if outcome == LookupOutcome::Throttled {
+                    let pause = match e {
+                        GraphError::Throttled { retry_after: Some(r), .. } => r.min(BLOCK_AT_MOST),
+                        _ => BLOCK_FOR,
+                    };
+                    self.blocked.lock().unwrap_or_else(|p| p.into_inner()).insert(service, Instant::now() + pause);
+                }
+                Err(outcome)
             }
         }
     }
@@ -408,9 +464,10 @@ impl Enricher {
                 let ttl = i.enrichment.cache_ttl.0.min(PRESENCE_TTL);
                 for id in chunk {
                     let found = match &answer {
-                        Ok(ContextAnswer::Many { items, .. }) => {
-                            Ok(items.iter().find(|v| v.get("id").and_then(Value::as_str).is_some_and(|x| x.eq_ignore_ascii_case(id))).cloned())
-                        }
+                        Ok(ContextAnswer::Many { items, .. }) => Ok(items
+                            .iter()
+                            .find(|v| v.get("id").and_then(Value::as_str).is_some_and(|x| x.eq_ignore_ascii_case(id)))
+                            .cloned()),
                         Ok(_) => Ok(None),
                         Err(o) => Err(o.clone()),
                     };
@@ -462,7 +519,9 @@ mod tests {
                         json!({"id": format!("00000000-0000-0000-0000-{:0>12}", user.len()), "userPrincipalName": user, "accountEnabled": true, "department": "Finance"}),
                     ),
                     ContextRequest::Memberships { .. } => ContextAnswer::Many {
-                        items: vec![json!({"@odata.type": "#microsoft.graph.directoryRole", "displayName": "Global Administrator", "roleTemplateId": "62e90394-69f5-4237-9190-012177145e10"})],
+                        items: vec![
+                            json!({"@odata.type": "#microsoft.graph.directoryRole", "displayName": "Global Administrator", "roleTemplateId": "62e90394-69f5-4237-9190-012177145e10"}),
+                        ],
                         more: false,
                     },
                     ContextRequest::Presences { ids } => {
@@ -539,9 +598,13 @@ mod tests {
     #[tokio::test]
     async fn failures_become_statuses_and_never_an_error() {
         let (_, e) = enricher(Some(|r| match r {
-            ContextRequest::Memberships { .. } => Some(GraphError::Http { api: "Graph", status: 403, code: "Authorization_RequestDenied".into(), message: "no".into() }),
+            ContextRequest::Memberships { .. } => {
+                Some(GraphError::Http { api: "Graph", status: 403, code: "Authorization_RequestDenied".into(), message: "no".into() })
+            }
             ContextRequest::Machine { .. } => Some(GraphError::OverBudget { api: "Defender for Endpoint", within: Duration::from_secs(2) }),
-            ContextRequest::SignIns { .. } => Some(GraphError::Http { api: "Graph", status: 500, code: String::new(), message: "boom".into() }),
+            ContextRequest::SignIns { .. } => {
+                Some(GraphError::Http { api: "Graph", status: 500, code: String::new(), message: "boom".into() })
+            }
             _ => None,
         }));
         let i = integration(&[ContextPart::Profile, ContextPart::Roles, ContextPart::Groups, ContextPart::SignIns, ContextPart::Device]);
@@ -565,6 +628,29 @@ mod tests {
         };
         assert_eq!(s.enrichment["profile"].status, "timed_out");
         assert_eq!(table.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_service_is_skipped_for_a_while_without_asking() {
+        let (table, e) = enricher(Some(|r| match r {
+            ContextRequest::User { .. } => Some(GraphError::OverBudget { api: "Graph", within: Duration::from_secs(2) }),
+            _ => None,
+        }));
+        let i = integration(&[ContextPart::Profile, ContextPart::Device]);
+        let at = GraphTime::from_unix_seconds(1_800_000_000);
+        for n in 0..5 {
+            let Some(s) = e.context(&i, &entities(&[&format!("u{n}@contoso.com")]), at, later()).await else { panic!("parts") };
+            assert_eq!(s.enrichment["profile"].status, "throttled");
+        }
+        // One user lookup was sent; the other four were skipped. The device (another service)
+        // was asked once and then answered from the cache.
+        assert_eq!(table.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn sign_in_windows_round_out_to_quarter_hours() {
+        let (f, t) = quarter_hours(GraphTime::from_unix_seconds(1_000), GraphTime::from_unix_seconds(2_000));
+        assert_eq!((f.unix_seconds(), t.unix_seconds()), (900, 2_700));
     }
 
     #[test]

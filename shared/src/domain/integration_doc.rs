@@ -544,7 +544,10 @@ impl IntegrationDoc {
             }
         }
         if en.cache_ttl.0 > Duration::from_secs(3600) {
-            bad("enrichment.cache_ttl", format!("{} is longer than 1h; context would describe the user as they were long ago", en.cache_ttl));
+            bad(
+                "enrichment.cache_ttl",
+                format!("{} is longer than 1h; context would describe the user as they were long ago", en.cache_ttl),
+            );
         }
         if en.window.0 < Duration::from_secs(5 * 60) || en.window.0 > Duration::from_secs(86_400) {
             bad("enrichment.window", format!("{} is outside 5m..24h", en.window));

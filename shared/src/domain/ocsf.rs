@@ -346,10 +346,14 @@ pub fn attach_context(finding: &mut Value, c: &super::context::ContextSection) -
         enrichments.push(json!({"name": "user", "value": value, "type": "user_context", "provider": "Microsoft Graph", "data": u}));
     }
     for d in &c.devices {
-        enrichments.push(json!({"name": "device", "value": d.id, "type": "device_context", "provider": "Microsoft Defender for Endpoint", "data": d}));
+        enrichments.push(
+            json!({"name": "device", "value": d.id, "type": "device_context", "provider": "Microsoft Defender for Endpoint", "data": d}),
+        );
     }
     for f in &c.files {
-        enrichments.push(json!({"name": "file", "value": f.hash, "type": "file_context", "provider": "Microsoft Defender for Endpoint", "data": f}));
+        enrichments.push(
+            json!({"name": "file", "value": f.hash, "type": "file_context", "provider": "Microsoft Defender for Endpoint", "data": f}),
+        );
     }
     if !enrichments.is_empty() {
         o.entry("enrichments").or_insert_with(|| Value::Array(Vec::new())).as_array_mut()?.extend(enrichments);

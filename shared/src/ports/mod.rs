@@ -7,8 +7,8 @@ pub mod evidence;
 
 use std::future::Future;
 
-pub use context::{ContextAnswer, ContextApi, ContextRequest};
 pub use bundle::{JobPorts, JobsWith, PollPorts, PollWith, ProcessPorts, ProcessWith};
+pub use context::{ContextAnswer, ContextApi, ContextRequest};
 pub use evidence::{
     ArtifactUpload, ArtifactUploads, DelayQueue, EvidenceApi, EvidenceJobStore, EvidencePorts, EvidenceWith, NoEvidence, StoredRecord,
 };
@@ -319,7 +319,12 @@ pub trait RequestBudget: Send + Sync {
     fn admit<'a>(&'a self, key: &'a BudgetKey, rate: Rate) -> futures_util::future::BoxFuture<'a, Duration>;
     /// Like `admit`, but only when the request may go within `max_wait`: None (and nothing
     /// taken from the budget) when it would have to wait longer.
-    fn admit_within<'a>(&'a self, key: &'a BudgetKey, rate: Rate, max_wait: Duration) -> futures_util::future::BoxFuture<'a, Option<Duration>>;
+    fn admit_within<'a>(
+        &'a self,
+        key: &'a BudgetKey,
+        rate: Rate,
+        max_wait: Duration,
+    ) -> futures_util::future::BoxFuture<'a, Option<Duration>>;
 }
 
 /// The configured integrations.

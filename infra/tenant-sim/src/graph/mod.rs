@@ -7,6 +7,7 @@ pub mod error;
 pub mod incidents;
 pub mod mail;
 pub mod mailbox;
+pub mod people;
 
 use axum::routing::get;
 use axum::Router;
@@ -28,4 +29,5 @@ pub fn routes() -> Router<Sim> {
         .route("/v1.0/users/{id}/messages/{message}/attachments/{attachment}/$value", get(mailbox::attachment_raw))
         .route("/beta/security/threatSubmission/emailThreats", get(mail::submissions))
         .route("/beta/security/threatSubmission/emailThreats/{id}", get(mail::submission))
+        .merge(people::routes())
 }

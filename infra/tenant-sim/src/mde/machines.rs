@@ -74,6 +74,9 @@ async fn one(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap)
         Ok(w) => w,
         Err(e) => return refused(&ctx, e),
     };
+    if let Err(r) = super::profiles::spend(&sim, &ctx, &who, "machines") {
+        return *r;
+    }
     match machines(&sim, who.tenant_index)
         .into_iter()
         .find(|m| m.get("id").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case(&id)))

@@ -8,6 +8,7 @@ mod files;
 pub mod library;
 mod live_response;
 mod machines;
+mod profiles;
 pub mod state;
 
 use axum::http::StatusCode;
@@ -40,5 +41,5 @@ fn refused(ctx: &GraphCtx, e: crate::graph::error::GraphError) -> Response {
 }
 
 pub fn routes() -> Router<Sim> {
-    machines::routes().merge(live_response::routes()).merge(library::routes()).merge(blob::routes())
+    machines::routes().merge(profiles::routes()).merge(live_response::routes()).merge(library::routes()).merge(blob::routes())
 }
