@@ -326,6 +326,66 @@ impl ProcessorConfig {
     }
 }
 
+/// The `remediate` function's configuration.
+#[derive(Debug, Clone)]
+pub struct RemediateConfig {
+    pub state_table: String,
+    /// Where request and rate records are kept (with TTL): the dedup table.
+    pub dedup_table: String,
+    pub integration_cache: Duration,
+    /// The actions-result queue.
+    pub results_queue_url: String,
+    pub http: HttpSettings,
+    pub settings: crate::app::remediate::RemediateSettings,
+}
+
+impl RemediateConfig {
+    pub const VARIABLES: &'static [&'static str] = &[
+        "STATE_TABLE",
+        "DEDUP_TABLE",
+        "INTEGRATION_CACHE_SECS",
+        "ACTIONS_RESULT_QUEUE_URL",
+        "REMEDIATION_AUDIT_DAYS",
+        "LOGIN_BASE_URL",
+        "GRAPH_BASE_URL",
+        "MDE_BASE_URL",
+        "EXCHANGE_BASE_URL",
+    ];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], "AWS_LAMBDA_LOG_STREAM_NAME"];
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = crate::app::remediate::RemediateSettings::default();
+        Ok(RemediateConfig {
+            state_table: required(
+                &get,
+                "STATE_TABLE",
+                "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)",
+            )?,
+            dedup_table: required(
+                &get,
+                "DEDUP_TABLE",
+                "set it to the DynamoDB dedup table's name (template.yaml sets it from DedupTable)",
+            )?,
+            integration_cache: Duration::from_secs(number(&get, "INTEGRATION_CACHE_SECS", 60, 0, 3_600)? as u64),
+            results_queue_url: required(
+                &get,
+                "ACTIONS_RESULT_QUEUE_URL",
+                "set it to the actions-result queue's URL (template.yaml sets it from ActionsResultQueue)",
+            )?,
+            http: http_settings(&get)?,
+            settings: crate::app::remediate::RemediateSettings {
+                keep_for: Duration::from_secs(number(&get, "REMEDIATION_AUDIT_DAYS", 90, 1, 3_650)? as u64 * 86_400),
+                owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("remediate-{}", std::process::id())),
+                ..d
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -355,7 +415,12 @@ mod tests {
         let all: HashMap<&str, &str> = BASE
             .iter()
             .copied()
-            .chain([("OUTPUT_QUEUE_URL", "https://sqs/o"), ("DEDUP_TABLE", "d"), ("EVIDENCE_QUEUE_URL", "https://sqs/e")])
+            .chain([
+                ("OUTPUT_QUEUE_URL", "https://sqs/o"),
+                ("DEDUP_TABLE", "d"),
+                ("EVIDENCE_QUEUE_URL", "https://sqs/e"),
+                ("ACTIONS_RESULT_QUEUE_URL", "https://sqs/r"),
+            ])
             .collect();
         read(&|k: &str| {
             names.lock().unwrap().insert(k.to_owned());
@@ -384,6 +449,12 @@ mod tests {
         let want: std::collections::BTreeSet<String> =
             CheckConfig::VARIABLES.iter().chain(CheckConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
         assert_eq!(check, want);
+        let remediate = asked(|get| {
+            RemediateConfig::from_lookup(get).unwrap();
+        });
+        let want: std::collections::BTreeSet<String> =
+            RemediateConfig::VARIABLES.iter().chain(RemediateConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
+        assert_eq!(remediate, want);
         let dispatch = asked(|get| {
             DispatchConfig::from_lookup(get).unwrap();
         });

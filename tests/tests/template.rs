@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use m365_ingest::config::{CheckConfig, DispatchConfig, PollerConfig, ProcessorConfig};
+use m365_ingest::config::{CheckConfig, DispatchConfig, PollerConfig, ProcessorConfig, RemediateConfig};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -47,7 +47,7 @@ fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     crates.sort();
-    assert_eq!(crates, vec!["check", "dispatch", "poller", "processor"]);
+    assert_eq!(crates, vec!["check", "dispatch", "poller", "processor", "remediate"]);
     for c in crates {
         let (name, body) = resource_with_code_uri(&t, &c).unwrap_or_else(|| panic!("no resource with CodeUri: functions/{c}"));
         assert!(body.iter().any(|l| l.trim() == "Type: AWS::Serverless::Function"), "{name}");
@@ -63,12 +63,26 @@ fn every_variable_a_function_reads_is_set_for_it() {
         ("dispatch", DispatchConfig::VARIABLES),
         ("poller", PollerConfig::VARIABLES),
         ("processor", ProcessorConfig::VARIABLES),
+        ("remediate", RemediateConfig::VARIABLES),
     ] {
         let (name, body) = resource_with_code_uri(&t, dir).unwrap();
         for v in vars {
             assert!(body.iter().any(|l| l.trim_start().starts_with(&format!("{v}:"))), "{name} does not set {v}");
         }
     }
+}
+
+#[test]
+fn remediation_requests_are_reported_one_by_one_and_their_queue_outlasts_the_function() {
+    let t = template();
+    let (_, f) = resource_with_code_uri(&t, "remediate").unwrap();
+    assert!(f.iter().any(|l| l.contains("FunctionResponseTypes: [ReportBatchItemFailures]")));
+    assert!(f.iter().any(|l| l.contains("Queue: !GetAtt RemediationQueue.Arn")));
+    let q = resource(&t, "RemediationQueue");
+    assert!(number(&q, "VisibilityTimeout") >= 6 * number(&f, "Timeout"));
+    assert!(q.iter().any(|l| l.contains("deadLetterTargetArn: !GetAtt RemediationDeadLetterQueue.Arn")));
+    // Its records only: the dedup table's remediation keys.
+    assert!(f.iter().any(|l| l.contains(r#"dynamodb:LeadingKeys: ["remediation/*", "remediation-rate/*"]"#)));
 }
 
 #[test]

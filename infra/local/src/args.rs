@@ -36,6 +36,10 @@ pub enum Command {
     Process(ProcessOptions),
     /// Test & Save without saving: proves an integration document's credentials and permissions.
     Check(CheckOptions),
+    /// Revokes a user's sessions or disables the account, as the remediate function does it
+    /// (the functions' environment: STATE_TABLE, DEDUP_TABLE, ACTIONS_RESULT_QUEUE_URL), within
+    /// the integration's guard rails; prints the result.
+    Remediate(RemediateOptions),
     /// Manages saved integrations (STATE_TABLE) and their secrets (Secrets Manager).
     #[command(subcommand)]
     Integration(IntegrationCommand),
@@ -91,6 +95,29 @@ pub struct BackfillOptions {
     /// Stop after this long; the same command resumes where it stopped.
     #[arg(long, default_value_t = 3_600)]
     pub seconds: u64,
+}
+
+#[derive(Args)]
+pub struct RemediateOptions {
+    #[arg(long)]
+    pub integration: String,
+    /// revoke_sessions or disable_account.
+    #[arg(long, value_parser = ["revoke_sessions", "disable_account"])]
+    pub action: String,
+    /// The user's object id or UPN.
+    #[arg(long)]
+    pub user: String,
+    /// The alert this acts on (its dedup_key or id).
+    #[arg(long)]
+    pub alert_ref: String,
+    #[arg(long)]
+    pub reason: String,
+    /// This request's id: the same id again is acknowledged, not repeated (default: a new one).
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Check every rule and say what would be done; do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args)]

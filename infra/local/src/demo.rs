@@ -223,16 +223,29 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     );
     failed |= !left.is_empty();
     failed |= files == 0 || emails == 0;
+    failed |= !remediation_dry_run(&sim, &http, &integrations, &secrets).await?;
     let log = sim.requests().all();
     let is_graph = |p: &str| p.starts_with("/v1.0/") || p.starts_with("/beta/");
     let graph = log.iter().filter(|r| is_graph(&r.path)).count();
     let retried = log.iter().filter(|r| is_graph(&r.path) && r.status != 200).count();
     let cloud_apps = log.iter().filter(|r| r.path.starts_with("/api/v1/alerts")).count();
-    let mailbox = log.iter().filter(|r| r.path.starts_with("/v1.0/users/")).count();
+    let is_mail = |p: &str| p.starts_with("/v1.0/users/") && (p.contains("/messages") || p.contains("/mailFolders/"));
+    let mailbox = log.iter().filter(|r| is_mail(&r.path)).count();
+    let people = log
+        .iter()
+        .filter(|r| {
+            is_graph(&r.path)
+                && !is_mail(&r.path)
+                && (r.path.starts_with("/v1.0/users/")
+                    || r.path.starts_with("/v1.0/auditLogs")
+                    || r.path.starts_with("/v1.0/reports")
+                    || r.path.starts_with("/v1.0/communications"))
+        })
+        .count();
     let mime = log.iter().filter(|r| r.path.starts_with("/v1.0/users/") && r.path.ends_with("/$value")).count();
     let tokens = log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count();
     println!(
-        "\nGraph requests {graph} ({retried} answered 429/503/401 and were retried; {mailbox} to the phishing mailbox, {mime} of them reported emails' MIME), Cloud Apps requests {cloud_apps}, token requests {tokens}, SQS-style batches {}",
+        "\nGraph requests {graph} ({retried} answered 429/503/401; {mailbox} to the phishing mailbox, {mime} of them reported emails' MIME; {people} for context and remediation), Cloud Apps requests {cloud_apps}, token requests {tokens}, SQS-style batches {}",
         queue.calls()
     );
     println!(
@@ -247,6 +260,53 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What a downstream system's request to disable an account comes to under contoso's rules
+/// (remediation on, in its default dry-run mode): one user who may be acted on, and a Global
+/// Administrator, protected. Returns whether both came out as they should.
+async fn remediation_dry_run(
+    sim: &Arc<Simulator>,
+    http: &HttpSettings,
+    integrations: &[Integration],
+    secrets: &Arc<MemorySecrets>,
+) -> Result<bool, Failure> {
+    use m365_ingest::adapters::local::StaticIntegrations;
+    use m365_ingest::app::remediate::{Handled, RemediateSettings, Remediator};
+    use m365_ingest::ports::remediation::RemediateWith;
+    let results = Arc::new(MemoryAlertQueue::new());
+    let r = Remediator::<RemediateWith<_, _, _, _, _, _>> {
+        records: MemoryEvidenceJobs::new(),
+        directory: MicrosoftHttp::new(http, RetryPolicy::one_step())
+            .map_err(|e| Failure::Run(format!("HTTP client: {e}")))?
+            .with_assertion_clock(sim_seconds(sim)),
+        results: results.clone(),
+        secrets: secrets.clone(),
+        integrations: StaticIntegrations(integrations.to_vec()),
+        clock: SimClock(sim.clone()),
+        settings: RemediateSettings { owner: "demo".into(), ..RemediateSettings::default() },
+    };
+    let people = sim.people(DEFAULT_TENANT_ID);
+    println!("\nremediation (contoso: features.remediation on, remediation.mode dry_run, privileged roles protected):");
+    let mut as_expected = true;
+    for (n, (id, upn)) in [(5usize, &people[5]), (0, &people[0])].into_iter().map(|(n, p)| (n, (&p.0, &p.1))) {
+        let body = serde_json::json!({"schema": "m365-ingest.remediation.v1", "request_id": format!("demo-{n}"), "integration_id": "contoso",
+            "action": "disable_account", "user": upn, "alert_ref": "defender_alerts/demo", "reason": "credential theft suspected", "requested_by": "demo"});
+        match r.handle(&body.to_string()).await {
+            Handled::Ended(res) => {
+                let why = res.refusal.as_ref().map(|x| format!("{}: {}", x.code, x.reason)).unwrap_or_default();
+                println!("  disable_account {upn}: {:?} ({why})", res.status);
+                let expected = if n == 0 { "privileged_role" } else { "dry_run" };
+                as_expected &= res.refusal.as_ref().is_some_and(|x| x.code == expected) && !sim.account_disabled(id);
+            }
+            Handled::Retry(why) => {
+                println!("  disable_account {upn}: not finished: {why}");
+                as_expected = false;
+            }
+        }
+    }
+    println!("  {} results on the actions-result queue; no account was changed", results.len());
+    Ok(as_expected)
+}
+
 /// One alert's context as the output shows it, and how each part went across the run.
 fn show_context(output: &std::path::Path) {
     let text = std::fs::read_to_string(output).unwrap_or_default();
@@ -257,7 +317,12 @@ fn show_context(output: &std::path::Path) {
             *tally.entry((part.clone(), s["status"].as_str().unwrap_or("?").to_owned())).or_default() += 1;
         }
     }
-    let enriched = messages.iter().find(|m| m["context"]["users"].as_array().is_some_and(|u| u.iter().any(|u| u["profile"].is_object())));
+    // The alert whose users came back with the most parts.
+    let parts = |m: &serde_json::Value| -> usize {
+        m["context"]["users"].as_array().into_iter().flatten().map(|u| u.as_object().map_or(0, |o| o.len())).sum::<usize>()
+            + m["context"]["devices"].as_array().map_or(0, Vec::len)
+    };
+    let enriched = messages.iter().filter(|m| m["context"]["users"].as_array().is_some_and(|u| !u.is_empty())).max_by_key(|m| parts(m));
     if let Some(m) = enriched {
         println!("  one enriched alert: \"{}\"", m["title"].as_str().unwrap_or_default());
         for u in m["context"]["users"].as_array().into_iter().flatten() {
@@ -301,7 +366,7 @@ fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credential
         // Who the users are (profile, roles, groups, MFA, sign-ins around the alert), whether
         // they are away (automatic replies, calendar, presence), and the devices' and files'
         // Defender profiles, with each alert.
-        "features": {"user_context": true, "calendar": true, "device_context": true},
+        "features": {"user_context": true, "calendar": true, "device_context": true, "remediation": true},
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
         // only DLP alerts of enforced policies.
         "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},

@@ -9,6 +9,7 @@ mod integration;
 mod poll;
 mod process;
 mod redrive;
+mod remediate;
 mod replay;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ async fn main() -> ExitCode {
         Command::Replay(o) => replay::run(o).await,
         Command::Process(o) => process::run(o).await,
         Command::Check(o) => integration::check(o).await,
+        Command::Remediate(o) => remediate::run(o).await,
         Command::Integration(c) => integration::run(c).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "m365-ingest", &mut std::io::stdout());

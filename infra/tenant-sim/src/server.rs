@@ -198,6 +198,11 @@ impl Simulator {
         self.state.people.is_disabled(aad_id)
     }
 
+    /// When the user's sessions were last revoked.
+    pub fn sessions_revoked_at(&self, aad_id: &str) -> Option<Instant> {
+        self.state.people.revoked_at(aad_id)
+    }
+
     /// The host live response results download from (its own name, resolved to [`Self::addr`]).
     pub fn blob_host(&self) -> &'static str {
         crate::mde::blob::BLOB_HOST

@@ -79,6 +79,28 @@ impl IntegrationCache {
     }
 }
 
+/// An integration source read through a cache: by key, each id kept for the cache's lifetime.
+pub struct Cached<I> {
+    pub source: I,
+    pub cache: IntegrationCache,
+}
+
+impl<I> Cached<I> {
+    pub fn new(source: I, cache: IntegrationCache) -> Self {
+        Cached { source, cache }
+    }
+}
+
+impl<I: IntegrationSource> IntegrationSource for Cached<I> {
+    async fn integrations(&self) -> Result<Vec<Integration>, CursorError> {
+        self.source.integrations().await
+    }
+
+    async fn integration(&self, id: &str) -> Result<Option<Integration>, CursorError> {
+        Ok(self.cache.lookup(&self.source, &[id]).await?.into_iter().next())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -11,6 +11,7 @@ pub mod poll;
 pub mod poll_job;
 pub mod process;
 pub mod quarantine;
+pub mod remediate;
 pub mod reported_email;
 pub mod restore;
 pub mod settle;

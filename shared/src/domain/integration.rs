@@ -75,6 +75,7 @@ pub struct Integration {
     pub evidence: EvidenceDoc,
     pub features: FeaturesDoc,
     pub enrichment: EnrichmentDoc,
+    pub remediation: super::remediation::RemediationDoc,
     pub window: WindowSettings,
     pub poll_interval: Duration,
     /// Checked at save time; the processor compiles them once per invocation.
@@ -99,6 +100,7 @@ impl Integration {
             evidence: EvidenceDoc::default(),
             features: FeaturesDoc::default(),
             enrichment: EnrichmentDoc::default(),
+            remediation: super::remediation::RemediationDoc::default(),
             window: WindowSettings { lookback: defaults::LOOKBACK, ingestion_delay: defaults::INGESTION_DELAY, overlap: defaults::OVERLAP },
             poll_interval: defaults::POLL_INTERVAL,
             filters: FilterDoc::default(),

@@ -11,6 +11,7 @@ use super::duration_text::DurationText;
 use super::filter::FilterDoc;
 use super::integration::{DefenderMode, Integration, OutputFormat};
 use super::permissions::Feature;
+use super::remediation::RemediationDoc;
 use super::window::WindowSettings;
 
 pub const DOC_VERSION: u32 = 1;
@@ -92,6 +93,8 @@ pub struct IntegrationDoc {
     pub features: FeaturesDoc,
     #[serde(default)]
     pub enrichment: EnrichmentDoc,
+    #[serde(default)]
+    pub remediation: RemediationDoc,
     #[serde(default)]
     pub filters: FilterDoc,
     #[serde(default)]
@@ -558,6 +561,9 @@ impl IntegrationDoc {
         if !(1..=200).contains(&en.max_groups) {
             bad("enrichment.max_groups", format!("{} is outside 1..200", en.max_groups));
         }
+        for e in self.remediation.problems(self.features.remediation) {
+            bad(&e.field, e.problem);
+        }
         if let Err(e) = self.filters.validate() {
             bad(&format!("filters.{}", e.field), e.problem);
         }
@@ -587,6 +593,7 @@ impl IntegrationDoc {
             evidence: self.evidence.clone(),
             features: self.features.clone(),
             enrichment: self.enrichment.clone(),
+            remediation: self.remediation.clone(),
             window: WindowSettings { lookback: p.lookback.0, ingestion_delay: p.ingestion_delay.0, overlap: p.overlap.0 },
             poll_interval: p.interval.0,
             filters: self.filters.clone(),
@@ -612,6 +619,7 @@ impl IntegrationDoc {
             evidence: EvidenceDoc::default(),
             features: FeaturesDoc::default(),
             enrichment: EnrichmentDoc::default(),
+            remediation: RemediationDoc::default(),
             filters: FilterDoc::default(),
             output: OutputFormat::default(),
         }

@@ -22,6 +22,7 @@ pub mod mime;
 pub mod ocsf;
 pub mod output;
 pub mod permissions;
+pub mod remediation;
 pub mod source;
 pub mod sqs_text;
 pub mod time;

@@ -5,4 +5,5 @@ pub mod dispatch;
 pub mod events;
 pub mod poller;
 pub mod processor;
+pub mod remediate;
 pub mod telemetry;

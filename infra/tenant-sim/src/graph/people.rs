@@ -48,9 +48,18 @@ pub const PRESENCE_ROLES: &[&str] = &["Presence.Read.All", "Presence.ReadWrite.A
 /// getPresencesByUserId: at most 650 ids per request.
 pub const MAX_PRESENCE_IDS: usize = 650;
 
+/// user-revokesigninsessions-permissions.md (application; the newer least-privileged one first).
+pub const REVOKE_ROLES: &[&str] = &["User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All"];
+/// user-update-permissions.md (application; `accountEnabled` alone).
+pub const DISABLE_ROLES: &[&str] = &["User.EnableDisableAccount.All", "User.ReadWrite.All", "Directory.ReadWrite.All"];
+/// The roles that may change users who hold privileged roles (user-update.md, "who can perform
+/// sensitive actions").
+const SENSITIVE_ACTION_ROLES: &[&str] = &["Global Administrator", "Privileged Authentication Administrator"];
+
 pub fn routes() -> Router<Sim> {
     Router::new()
-        .route("/v1.0/users/{id}", get(user))
+        .route("/v1.0/users/{id}", get(user).patch(update_user))
+        .route("/v1.0/users/{id}/revokeSignInSessions", post(revoke_sessions))
         .route("/v1.0/users/{id}/transitiveMemberOf", get(memberships))
         .route("/v1.0/users/{id}/mailboxSettings/automaticRepliesSetting", get(auto_replies))
         .route("/v1.0/users/{id}/calendar/getSchedule", post(schedule))
@@ -194,6 +203,12 @@ async fn user(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::http::U
     }
 }
 
+/// A group's object id, drawn from its name (groups have GUIDs, as every directory object).
+pub fn group_id(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", h >> 32, (h >> 16) & 0xffff, h & 0xfff, (h >> 4) & 0xfff, h & 0xffff_ffff_ffff)
+}
+
 /// The user's roles and groups: the first users' roles, everyone's "All staff" and department
 /// groups, and for user 3 a long tail of project groups (what paging and caps are for).
 fn memberships_of(sim: &Sim, p: &Person) -> Vec<Value> {
@@ -202,10 +217,13 @@ fn memberships_of(sim: &Sim, p: &Person) -> Vec<Value> {
         out.push(json!({"@odata.type": "#microsoft.graph.directoryRole", "id": format!("role-{template}"), "displayName": name, "roleTemplateId": template}));
     }
     let dept = DEPARTMENTS[(mix(p.index, sim.seed) % DEPARTMENTS.len() as u64) as usize];
-    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": "group-all-staff", "displayName": "All staff", "securityEnabled": false, "mailEnabled": true}));
-    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": format!("group-{}", dept.to_lowercase().replace(' ', "-")), "displayName": dept, "securityEnabled": true, "mailEnabled": false}));
+    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": group_id("All staff"), "displayName": "All staff", "securityEnabled": false, "mailEnabled": true}));
+    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": group_id(dept), "displayName": dept, "securityEnabled": true, "mailEnabled": false}));
     if p.index == 3 {
-        out.extend((0..1_200).map(|n| json!({"@odata.type": "#microsoft.graph.group", "id": format!("group-project-{n}"), "displayName": format!("Project {n}"), "securityEnabled": true})));
+        out.extend((0..1_200).map(|n| {
+            let name = format!("Project {n}");
+            json!({"@odata.type": "#microsoft.graph.group", "id": group_id(&name), "displayName": name, "securityEnabled": true})
+        }));
     }
     out
 }
@@ -376,6 +394,74 @@ async fn sign_ins(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderM
                 Envelope { base_url: &sim.base_url, path: "/v1.0/auditLogs/signIns", context: "auditLogs/signIns", omit_next_link: false };
             collection::respond(&ctx, &env, &q, page, total, more)
         }
+        Err(e) => e.into_response(&ctx),
+    }
+}
+
+/// The directory's write quota: 3,000 writes per 2.5 minutes per app and tenant (throttling-limits.md).
+fn spend_write(sim: &Sim, who: &Principal) -> Result<(), GraphError> {
+    spend(sim, who, "directory-writes", 1, 3_000, Duration::from_secs(150))
+}
+
+/// A change to a user who holds a privileged role needs the app to hold a higher one itself
+/// (user-update.md, "who can perform sensitive actions"; the simulator applies it to revoking
+/// sessions too, which the doc's table covers for admins as "invalidate refresh tokens" — the
+/// unfriendlier reading).
+fn sensitive_action_allowed(sim: &Sim, who: &Principal, target: &Person) -> Result<(), GraphError> {
+    let privileged = ROLES_OF_FIRST_USERS
+        .get(target.index)
+        .is_some_and(|(template, _)| ["62e90394-69f5-4237-9190-012177145e10", "194ae4cb-b126-40b2-bd5b-6091b380977d"].contains(template));
+    if !privileged {
+        return Ok(());
+    }
+    let dir = sim.directory();
+    let app_roles = dir
+        .get(who.tenant_index)
+        .and_then(|t| t.apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(&who.client_id)))
+        .map(|a| a.directory_roles.clone())
+        .unwrap_or_default();
+    if app_roles.iter().any(|r| SENSITIVE_ACTION_ROLES.iter().any(|s| s.eq_ignore_ascii_case(r))) {
+        return Ok(());
+    }
+    Err(GraphError::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."))
+}
+
+async fn revoke_sessions(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    let result = authorize(&sim, &headers, &mut ctx, REVOKE_ROLES).and_then(|who| {
+        spend_write(&sim, &who)?;
+        let p = person(&sim, who.tenant_index, &id).ok_or_else(|| not_found(&id))?;
+        sensitive_action_allowed(&sim, &who, &p)?;
+        sim.people.revoke(&p.user.aad_id, ctx.now);
+        Ok(())
+    });
+    match result {
+        Ok(()) => {
+            let body = json!({"@odata.context": format!("{}/v1.0/$metadata#Edm.Boolean", sim.base_url), "value": true});
+            ctx.stamp(crate::http::json(StatusCode::OK, &body, crate::http::ODATA_JSON))
+        }
+        Err(e) => e.into_response(&ctx),
+    }
+}
+
+async fn update_user(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    let result = authorize(&sim, &headers, &mut ctx, DISABLE_ROLES).and_then(|who| {
+        spend_write(&sim, &who)?;
+        let p = person(&sim, who.tenant_index, &id).ok_or_else(|| not_found(&id))?;
+        let change: Map<String, Value> =
+            serde_json::from_slice(&body).map_err(|e| GraphError::bad_request(format!("The request body is not a JSON object: {e}")))?;
+        let enabled = match (change.len(), change.get("accountEnabled")) {
+            (1, Some(Value::Bool(b))) => *b,
+            // Microsoft updates many properties; the simulator knows only this one (README).
+            _ => return Err(GraphError::bad_request("The simulator updates accountEnabled (a boolean) only.")),
+        };
+        sensitive_action_allowed(&sim, &who, &p)?;
+        sim.people.set_disabled(&p.user.aad_id, !enabled);
+        Ok(())
+    });
+    match result {
+        Ok(()) => ctx.stamp(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT)),
         Err(e) => e.into_response(&ctx),
     }
 }
@@ -553,13 +639,23 @@ mod tests {
     }
 }
 
-/// What remediation changed about people: accounts disabled (their `accountEnabled` reads false).
+/// What remediation changed about people: accounts disabled (their `accountEnabled` reads
+/// false), and when each one's sessions were last revoked.
 #[derive(Debug, Default)]
 pub struct PeopleState {
     disabled: std::sync::Mutex<std::collections::HashSet<String>>,
+    revoked: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl PeopleState {
+    pub fn revoke(&self, aad_id: &str, at: Instant) {
+        self.revoked.lock().unwrap_or_else(|p| p.into_inner()).insert(aad_id.to_ascii_lowercase(), at);
+    }
+
+    pub fn revoked_at(&self, aad_id: &str) -> Option<Instant> {
+        self.revoked.lock().unwrap_or_else(|p| p.into_inner()).get(&aad_id.to_ascii_lowercase()).copied()
+    }
+
     pub fn is_disabled(&self, aad_id: &str) -> bool {
         self.disabled.lock().unwrap_or_else(|p| p.into_inner()).contains(&aad_id.to_ascii_lowercase())
     }

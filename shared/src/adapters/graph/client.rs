@@ -85,12 +85,13 @@ impl MicrosoftHttp {
                     }
                 }
             }
+            let has_body = call.body.is_some() || call.raw.is_some();
+            let method = call.method.clone().unwrap_or(if has_body { reqwest::Method::POST } else { reqwest::Method::GET });
+            let req = self.http.request(method, call.url);
             let mut req = match (call.body, call.raw) {
-                (Some(b), _) => self.http.post(call.url).json(b),
-                (None, Some((bytes, content_type))) => {
-                    self.http.post(call.url).header(reqwest::header::CONTENT_TYPE, content_type).body(bytes.to_vec())
-                }
-                (None, None) => self.http.get(call.url),
+                (Some(b), _) => req.json(b),
+                (None, Some((bytes, content_type))) => req.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes.to_vec()),
+                (None, None) => req,
             }
             .bearer_auth(token.expose());
             if let Some(t) = call.timeout {
@@ -217,11 +218,13 @@ pub(crate) struct Call<'a> {
     /// Wait at most this long for the tenant's budget, else fail with `OverBudget` (None: wait
     /// as long as the budget says).
     pub budget_wait: Option<std::time::Duration>,
+    /// The method, when not GET (no body) or POST (a body): PATCH.
+    pub method: Option<reqwest::Method>,
 }
 
 impl<'a> Call<'a> {
     pub fn get(api: &'static str, audience: Audience, url: &'a str) -> Self {
-        Call { api, audience, url, body: None, raw: None, headers: &[], paced: false, timeout: None, budget_wait: None }
+        Call { api, audience, url, body: None, raw: None, headers: &[], paced: false, timeout: None, budget_wait: None, method: None }
     }
 }
 

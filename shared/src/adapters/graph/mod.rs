@@ -5,6 +5,7 @@ pub mod body;
 pub mod client;
 pub mod collections;
 pub mod context;
+pub mod directory;
 pub mod evidence;
 pub mod pacing;
 pub mod probe;
