@@ -386,6 +386,46 @@ impl RemediateConfig {
     }
 }
 
+/// The `query` function's configuration.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    pub state_table: String,
+    pub integration_cache: Duration,
+    pub http: HttpSettings,
+    /// The longest a lookup waits for its tenant's budget before it is reported throttled.
+    pub budget_wait: Duration,
+}
+
+impl QueryConfig {
+    pub const VARIABLES: &'static [&'static str] = &[
+        "STATE_TABLE",
+        "INTEGRATION_CACHE_SECS",
+        "CONTEXT_BUDGET_WAIT_SECS",
+        "LOGIN_BASE_URL",
+        "GRAPH_BASE_URL",
+        "MDE_BASE_URL",
+        "EXCHANGE_BASE_URL",
+    ];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &LOCAL_ONLY;
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(QueryConfig {
+            state_table: required(
+                &get,
+                "STATE_TABLE",
+                "set it to the DynamoDB state table's name (template.yaml sets it from StateTable)",
+            )?,
+            integration_cache: Duration::from_secs(number(&get, "INTEGRATION_CACHE_SECS", 60, 0, 3_600)? as u64),
+            budget_wait: Duration::from_secs(number(&get, "CONTEXT_BUDGET_WAIT_SECS", 2, 0, 30)? as u64),
+            http: http_settings(&get)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -449,6 +489,12 @@ mod tests {
         let want: std::collections::BTreeSet<String> =
             CheckConfig::VARIABLES.iter().chain(CheckConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
         assert_eq!(check, want);
+        let query = asked(|get| {
+            QueryConfig::from_lookup(get).unwrap();
+        });
+        let want: std::collections::BTreeSet<String> =
+            QueryConfig::VARIABLES.iter().chain(QueryConfig::NOT_IN_TEMPLATE).map(|s| s.to_string()).collect();
+        assert_eq!(query, want);
         let remediate = asked(|get| {
             RemediateConfig::from_lookup(get).unwrap();
         });

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use m365_ingest::config::{CheckConfig, DispatchConfig, PollerConfig, ProcessorConfig, RemediateConfig};
+use m365_ingest::config::{CheckConfig, DispatchConfig, PollerConfig, ProcessorConfig, QueryConfig, RemediateConfig};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -47,7 +47,7 @@ fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     crates.sort();
-    assert_eq!(crates, vec!["check", "dispatch", "poller", "processor", "remediate"]);
+    assert_eq!(crates, vec!["check", "dispatch", "poller", "processor", "query", "remediate"]);
     for c in crates {
         let (name, body) = resource_with_code_uri(&t, &c).unwrap_or_else(|| panic!("no resource with CodeUri: functions/{c}"));
         assert!(body.iter().any(|l| l.trim() == "Type: AWS::Serverless::Function"), "{name}");
@@ -64,6 +64,7 @@ fn every_variable_a_function_reads_is_set_for_it() {
         ("poller", PollerConfig::VARIABLES),
         ("processor", ProcessorConfig::VARIABLES),
         ("remediate", RemediateConfig::VARIABLES),
+        ("query", QueryConfig::VARIABLES),
     ] {
         let (name, body) = resource_with_code_uri(&t, dir).unwrap();
         for v in vars {

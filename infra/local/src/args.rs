@@ -40,6 +40,10 @@ pub enum Command {
     /// (the functions' environment: STATE_TABLE, DEDUP_TABLE, ACTIONS_RESULT_QUEUE_URL), within
     /// the integration's guard rails; prints the result.
     Remediate(RemediateOptions),
+    /// Answers an investigation query as the query function does (the functions' environment:
+    /// STATE_TABLE and Secrets Manager): the request as JSON, e.g.
+    /// '{"kind": "hunting", "integration_id": "contoso", "query": "AlertInfo | take 10"}'.
+    Query(QueryOptions),
     /// Manages saved integrations (STATE_TABLE) and their secrets (Secrets Manager).
     #[command(subcommand)]
     Integration(IntegrationCommand),
@@ -95,6 +99,12 @@ pub struct BackfillOptions {
     /// Stop after this long; the same command resumes where it stopped.
     #[arg(long, default_value_t = 3_600)]
     pub seconds: u64,
+}
+
+#[derive(Args)]
+pub struct QueryOptions {
+    /// The query (JSON: kind hunting, cloud_apps_activities or context; README "Investigation queries"), or @file.
+    pub request: String,
 }
 
 #[derive(Args)]

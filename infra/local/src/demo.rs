@@ -223,6 +223,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     );
     failed |= !left.is_empty();
     failed |= files == 0 || emails == 0;
+    failed |= !hunting_query(&sim, &http, &integrations, &secrets).await?;
     failed |= !remediation_dry_run(&sim, &http, &integrations, &secrets).await?;
     let log = sim.requests().all();
     let is_graph = |p: &str| p.starts_with("/v1.0/") || p.starts_with("/beta/");
@@ -258,6 +259,44 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         return Err(Failure::Run("a run failed; see the summary above".into()));
     }
     Ok(())
+}
+
+/// A downstream caller's advanced hunting query, as the query function answers it. Returns
+/// whether it answered.
+async fn hunting_query(
+    sim: &Arc<Simulator>,
+    http: &HttpSettings,
+    integrations: &[Integration],
+    secrets: &Arc<MemorySecrets>,
+) -> Result<bool, Failure> {
+    use m365_ingest::adapters::local::StaticIntegrations;
+    use m365_ingest::app::investigate::Investigator;
+    use m365_ingest::ports::investigation::InvestigateWith;
+    let inv = Investigator::<InvestigateWith<_, _, _, _>> {
+        api: MicrosoftHttp::new(http, RetryPolicy::context())
+            .map_err(|e| Failure::Run(format!("HTTP client: {e}")))?
+            .with_assertion_clock(sim_seconds(sim)),
+        secrets: secrets.clone(),
+        integrations: StaticIntegrations(integrations.to_vec()),
+        clock: SimClock(sim.clone()),
+        context: None,
+    };
+    let kql = "AlertInfo | where Severity == \"high\" | project Timestamp, Title, ServiceSource | order by Timestamp desc | take 3";
+    let r = inv.run(serde_json::json!({"kind": "hunting", "integration_id": "contoso", "query": kql, "hours": 48})).await;
+    println!("\nan investigation query (advanced hunting, contoso): {kql}");
+    if let Some(e) = &r.error {
+        println!("  error {}: {}", e.code, e.message);
+        return Ok(false);
+    }
+    for row in &r.rows {
+        println!(
+            "  {} | {} | {}",
+            row["Timestamp"].as_str().unwrap_or("?"),
+            row["Title"].as_str().unwrap_or("?"),
+            row["ServiceSource"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(!r.rows.is_empty())
 }
 
 /// What a downstream system's request to disable an account comes to under contoso's rules
@@ -366,7 +405,7 @@ fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credential
         // Who the users are (profile, roles, groups, MFA, sign-ins around the alert), whether
         // they are away (automatic replies, calendar, presence), and the devices' and files'
         // Defender profiles, with each alert.
-        "features": {"user_context": true, "calendar": true, "device_context": true, "remediation": true},
+        "features": {"investigation": true, "user_context": true, "calendar": true, "device_context": true, "remediation": true},
         // What a SOC typically asks for: no informational noise, no security-testing alerts,
         // only DLP alerts of enforced policies.
         "filters": {"severities": ["low", "medium", "high"], "exclude_prelude": true, "dlp_modes": ["enforce"], "title_excludes": ["Impossible travel"]},

@@ -8,6 +8,7 @@ mod docs;
 mod integration;
 mod poll;
 mod process;
+mod query;
 mod redrive;
 mod remediate;
 mod replay;
@@ -45,6 +46,7 @@ async fn main() -> ExitCode {
         Command::Process(o) => process::run(o).await,
         Command::Check(o) => integration::check(o).await,
         Command::Remediate(o) => remediate::run(o).await,
+        Command::Query(o) => query::run(o).await,
         Command::Integration(c) => integration::run(c).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "m365-ingest", &mut std::io::stdout());

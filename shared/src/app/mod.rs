@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod enrich;
 pub mod evidence;
 pub mod integration_cache;
+pub mod investigate;
 pub mod poll;
 pub mod poll_job;
 pub mod process;

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod graph_alert;
 pub mod integration;
 pub mod integration_doc;
+pub mod investigation;
 pub mod mailbox_report;
 pub mod mime;
 pub mod ocsf;

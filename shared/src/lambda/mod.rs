@@ -5,5 +5,6 @@ pub mod dispatch;
 pub mod events;
 pub mod poller;
 pub mod processor;
+pub mod query;
 pub mod remediate;
 pub mod telemetry;

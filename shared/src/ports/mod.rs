@@ -4,6 +4,7 @@
 mod bundle;
 pub mod context;
 pub mod evidence;
+pub mod investigation;
 pub mod remediation;
 
 use std::future::Future;

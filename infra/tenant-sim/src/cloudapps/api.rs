@@ -23,11 +23,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad(detail: impl Into<String>) -> Self {
+    pub fn bad(detail: impl Into<String>) -> Self {
         ApiError { status: StatusCode::BAD_REQUEST, detail: detail.into(), retry_after_secs: None }
     }
 
-    fn into_response(self, ctx: &GraphCtx) -> Response {
+    pub fn into_response(self, ctx: &GraphCtx) -> Response {
         let mut r = http::json(self.status, &json!({"detail": self.detail}), http::PLAIN_JSON);
         if let Some(s) = self.retry_after_secs {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
@@ -36,6 +36,11 @@ impl ApiError {
         }
         ctx.stamp(r)
     }
+}
+
+/// The same checks for the other Cloud Apps endpoints (activities).
+pub fn admit_request(sim: &Sim, headers: &HeaderMap, ctx: &mut GraphCtx) -> Result<Principal, ApiError> {
+    admit(sim, headers, ctx)
 }
 
 /// Token, role, then the per-tenant rate limit (requests refused for auth do not count).

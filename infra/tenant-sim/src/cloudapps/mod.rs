@@ -6,6 +6,7 @@
 //! the simulator serves it on its own base URL and tells tenants apart by the token's `tid`.
 //! Error bodies of this API are not documented; the simulator answers `{"detail": "..."}`.
 
+pub mod activities;
 pub mod api;
 pub mod data;
 
@@ -27,6 +28,8 @@ pub fn routes() -> Router<Sim> {
         .route("/api/v1/alerts", get(api::list_get).post(api::list_post))
         .route("/api/v1/alerts/{pk}/", get(api::fetch))
         .route("/api/v1/alerts/{pk}", get(api::fetch))
+        .route("/api/v1/activities/", axum::routing::post(activities::list).get(activities::list))
+        .route("/api/v1/activities", axum::routing::post(activities::list).get(activities::list))
 }
 
 /// Per-tenant alerts and the request log behind the 30-a-minute limit.

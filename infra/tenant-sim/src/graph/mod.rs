@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod collection;
 pub mod context;
 pub mod error;
+pub mod hunting;
 pub mod incidents;
 pub mod mail;
 pub mod mailbox;
@@ -29,5 +30,6 @@ pub fn routes() -> Router<Sim> {
         .route("/v1.0/users/{id}/messages/{message}/attachments/{attachment}/$value", get(mailbox::attachment_raw))
         .route("/beta/security/threatSubmission/emailThreats", get(mail::submissions))
         .route("/beta/security/threatSubmission/emailThreats/{id}", get(mail::submission))
+        .route("/v1.0/security/runHuntingQuery", axum::routing::post(hunting::run_hunting_query))
         .merge(people::routes())
 }

@@ -147,7 +147,13 @@ impl MicrosoftHttp {
             attempt += 1;
             let delay = self.policy.delay(attempt, retry_after);
             if !self.policy.allows(attempt, started.elapsed(), delay) || !self.policy.accepts_wait(retry_after) {
-                return Err(if throttles > 1 { GraphError::Throttled { api: call.api, attempts: throttles, retry_after } } else { err });
+                // A 429 given up on says how long Microsoft asked to wait.
+                let throttled_last = matches!(err, GraphError::Http { status: 429, .. });
+                return Err(if throttles > 1 || (throttled_last && retry_after.is_some()) {
+                    GraphError::Throttled { api: call.api, attempts: throttles, retry_after }
+                } else {
+                    err
+                });
             }
             self.retried[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "request failed, retrying");
@@ -177,6 +183,7 @@ impl MicrosoftHttp {
                     GraphBudget::Reports => (app, self.settings.reports_rate?, Some("reports".to_owned())),
                     GraphBudget::Directory => (app, self.settings.directory_rate?, Some("directory".to_owned())),
                     GraphBudget::Presence => (app, self.settings.presence_rate?, Some("presence".to_owned())),
+                    GraphBudget::Hunting => (app, self.settings.hunting_rate?, Some("hunting".to_owned())),
                     GraphBudget::Security => (app, self.settings.graph_rate?, None),
                 }
             }
@@ -239,6 +246,8 @@ enum GraphBudget {
     Directory,
     /// Cloud communications presence: 1,500 requests per 30 s.
     Presence,
+    /// Advanced hunting: 45 calls a minute per tenant.
+    Hunting,
     /// Everything else the app calls: the security API's 150 a minute.
     Security,
 }
@@ -257,6 +266,7 @@ fn graph_budget(url: &str, graph_base: &str) -> GraphBudget {
         (Some("users"), Some(user), _) if !user.is_empty() => GraphBudget::Directory,
         (Some("auditlogs" | "reports"), _, _) => GraphBudget::Reports,
         (Some("communications"), _, _) => GraphBudget::Presence,
+        (Some("security"), Some(action), _) if action.eq_ignore_ascii_case("runHuntingQuery") => GraphBudget::Hunting,
         _ => GraphBudget::Security,
     }
 }
@@ -358,6 +368,7 @@ mod budget_tests {
         assert_eq!(class("/v1.0/auditLogs/signIns?$top=10"), GraphBudget::Reports);
         assert_eq!(class("/v1.0/reports/authenticationMethods/userRegistrationDetails/u1"), GraphBudget::Reports);
         assert_eq!(class("/v1.0/communications/getPresencesByUserId"), GraphBudget::Presence);
+        assert_eq!(class("/v1.0/security/runHuntingQuery"), GraphBudget::Hunting);
         assert_eq!(mde_api("https://api.securitycenter.microsoft.com/api/files/abc", "https://api.securitycenter.microsoft.com/"), "files");
     }
 }

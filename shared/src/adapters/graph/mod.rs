@@ -7,6 +7,7 @@ pub mod collections;
 pub mod context;
 pub mod directory;
 pub mod evidence;
+pub mod investigation;
 pub mod pacing;
 pub mod probe;
 pub mod retry;

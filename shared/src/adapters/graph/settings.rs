@@ -28,6 +28,8 @@ pub const REPORTS_RATE: crate::ports::Rate = crate::ports::Rate { requests: 5, w
 pub const DIRECTORY_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_000, window: Duration::from_secs(10) };
 /// Presence: 1,500 requests per 30 s per app per tenant (throttling-limits.md).
 pub const PRESENCE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_500, window: Duration::from_secs(30) };
+/// Advanced hunting: 45 calls a minute per tenant (api-advanced-hunting.md, run-advanced-query-api.md).
+pub const HUNTING_RATE: crate::ports::Rate = crate::ports::Rate { requests: 45, window: Duration::from_secs(60) };
 /// Defender for Endpoint: 100 calls a minute per API (get-machine-by-id.md, get-file-information.md).
 pub const MDE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 100, window: Duration::from_secs(60) };
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
@@ -59,6 +61,7 @@ pub struct HttpSettings {
     pub directory_rate: Option<crate::ports::Rate>,
     pub presence_rate: Option<crate::ports::Rate>,
     pub mde_rate: Option<crate::ports::Rate>,
+    pub hunting_rate: Option<crate::ports::Rate>,
     /// Extra trusted roots (PEM), added to the system's: how the tenant simulator's CA is trusted.
     pub extra_ca_pem: Option<String>,
     pub request_timeout: Duration,
@@ -104,6 +107,7 @@ impl Default for HttpSettings {
             directory_rate: Some(DIRECTORY_RATE),
             presence_rate: Some(PRESENCE_RATE),
             mde_rate: Some(MDE_RATE),
+            hunting_rate: Some(HUNTING_RATE),
             extra_ca_pem: None,
             request_timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
