@@ -246,7 +246,7 @@ mod tests {
         );
         assert_eq!(fields(json!({"kind": "cloud_apps_activities", "integration_id": "contoso", "from": t(0), "to": t(60)})), vec!["user"]);
         assert_eq!(fields(json!({"kind": "context", "integration_id": "contoso"})), vec!["users"]);
-        assert_eq!(fields(json!({"kind": "delete_everything", "integration_id": "contoso"})), vec!["(query)"]);
+        assert_eq!(fields(json!({"kind": "delete_everything", "integration_id": "contoso"})), vec!["kind"]);
     }
 
     #[test]
