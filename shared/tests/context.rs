@@ -20,6 +20,7 @@ use m365_ingest::domain::graph_alert::GraphAlert;
 use m365_ingest::domain::integration::{Integration, OutputFormat};
 use m365_ingest::domain::integration_doc::FeaturesDoc;
 use m365_ingest::domain::output::{entities, Device, Entities, File, User};
+use m365_ingest::ports::ProcessWith;
 use m365_ingest::{GraphTime, Source};
 use serde_json::Value;
 use support::*;
@@ -41,6 +42,22 @@ fn with_context(parts: Option<Vec<ContextPart>>) -> Integration {
     i.features = FeaturesDoc { user_context: true, calendar: true, device_context: true, ..FeaturesDoc::default() };
     i.enrichment.parts = parts;
     i
+}
+
+type LocalProcessor = Processor<ProcessWith<Arc<MemoryDedupStore>, Arc<MemoryAlertQueue>, DirArtifactStore, SimTime>>;
+
+/// A processor on local adapters with context lookups against the world's simulator.
+fn processor(w: &World) -> (LocalProcessor, Arc<MemoryAlertQueue>) {
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = Processor::new(
+        Arc::new(MemoryDedupStore::new()),
+        out.clone(),
+        DirArtifactStore::new(w.dir.path().into()),
+        SimTime(w.sim.clone()),
+        ProcessSettings::default(),
+    )
+    .with_context(enricher(&w.sim));
+    (p, out)
 }
 
 fn schema(path: &str) -> jsonschema::Validator {
@@ -161,17 +178,9 @@ async fn a_429_storm_degrades_context_to_statuses_and_every_alert_still_goes_out
     for path in ["/v1.0/users", "/v1.0/reports", "/v1.0/auditLogs", "/v1.0/communications", "/api/machines", "/api/files"] {
         w.sim.inject(FaultSpec::new(path, FaultKind::Throttle { retry_after_secs: 30 }).at_rate(1.0));
     }
-    let out = Arc::new(MemoryAlertQueue::new());
     let mut i = with_context(None);
     i.output = OutputFormat::Both;
-    let p = Processor::new(
-        Arc::new(MemoryDedupStore::new()),
-        out.clone(),
-        DirArtifactStore::new(w.dir.path().into()),
-        SimTime(w.sim.clone()),
-        ProcessSettings::default(),
-    )
-    .with_context(enricher(&w.sim));
+    let (p, out) = processor(&w);
     let started = Instant::now();
     let run = p.batch(vec![i]);
     let failed = run.process_batch(&msgs).await;
@@ -214,18 +223,10 @@ async fn context_goes_out_in_both_formats_valid_to_their_schemas() {
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
     w.poll(Source::DefenderAlerts).await;
     let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(15).enumerate().map(|(n, m)| (format!("m{n}"), m)).collect();
-    let out = Arc::new(MemoryAlertQueue::new());
     let mut i =
         with_context(Some(vec![ContextPart::Profile, ContextPart::Roles, ContextPart::Groups, ContextPart::Device, ContextPart::File]));
     i.output = OutputFormat::Both;
-    let p = Processor::new(
-        Arc::new(MemoryDedupStore::new()),
-        out.clone(),
-        DirArtifactStore::new(w.dir.path().into()),
-        SimTime(w.sim.clone()),
-        ProcessSettings::default(),
-    )
-    .with_context(enricher(&w.sim));
+    let (p, out) = processor(&w);
     let run = p.batch(vec![i]);
     assert!(run.process_batch(&msgs).await.is_empty());
     let (v1, ocsf) = (schema("schemas/m365-ingest.alert.v1.schema.json"), schema("tests/fixtures/ocsf/detection_finding.schema.json"));

@@ -20,25 +20,24 @@ pub struct LocalBudget {
 
 impl RequestBudget for LocalBudget {
     fn admit<'a>(&'a self, key: &'a BudgetKey, rate: Rate) -> BoxFuture<'a, Duration> {
-        let pacer = self
-            .pacers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((key.clone(), rate))
-            .or_insert_with(|| Arc::new(Pacer::new(rate.requests as usize, rate.window)))
-            .clone();
+        let pacer = self.pacer(key, rate);
         Box::pin(async move { pacer.acquire("").await })
     }
 
     fn admit_within<'a>(&'a self, key: &'a BudgetKey, rate: Rate, max_wait: Duration) -> BoxFuture<'a, Option<Duration>> {
-        let pacer = self
-            .pacers
+        let pacer = self.pacer(key, rate);
+        Box::pin(async move { pacer.acquire_within("", max_wait).await })
+    }
+}
+
+impl LocalBudget {
+    fn pacer(&self, key: &BudgetKey, rate: Rate) -> Arc<Pacer> {
+        self.pacers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry((key.clone(), rate))
             .or_insert_with(|| Arc::new(Pacer::new(rate.requests as usize, rate.window)))
-            .clone();
-        Box::pin(async move { pacer.acquire_within("", max_wait).await })
+            .clone()
     }
 }
 
