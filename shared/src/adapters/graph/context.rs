@@ -48,19 +48,30 @@ impl<S: SecretSource> MicrosoftContext<S> {
     }
 
     async fn credentials(&self, i: &Integration) -> Result<Credentials, GraphError> {
-        if let Some((at, c)) = self.credentials.lock().unwrap_or_else(|p| p.into_inner()).get(&i.secret_ref) {
-            if at.elapsed() < CREDENTIALS_FOR {
-                return Ok(c.clone());
+        // Checked on every use, cached or not: another integration's secret would read another tenant.
+        let mine = |c: &Credentials| {
+            if c.tenant_id == i.tenant_id && c.client_id == i.client_id {
+                Ok(())
+            } else {
+                Err(GraphError::Credential(format!(
+                    "the secret `{}` holds another tenant's or app's credentials; point secret_ref at this integration's own secret",
+                    i.secret_ref
+                )))
             }
+        };
+        let cached = self
+            .credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&i.secret_ref)
+            .filter(|(at, _)| at.elapsed() < CREDENTIALS_FOR)
+            .map(|(_, c)| c.clone());
+        if let Some(c) = cached {
+            mine(&c)?;
+            return Ok(c);
         }
         let c = self.secrets.load(&i.secret_ref).await.map_err(|e| GraphError::Credential(e.to_string()))?;
-        if c.tenant_id != i.tenant_id || c.client_id != i.client_id {
-            // Another integration's secret: looking up with it would read another tenant.
-            return Err(GraphError::Credential(format!(
-                "the secret `{}` holds another tenant's or app's credentials; point secret_ref at this integration's own secret",
-                i.secret_ref
-            )));
-        }
+        mine(&c)?;
         let mut cache = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CREDENTIALS {
             cache.retain(|_, (at, _)| at.elapsed() < CREDENTIALS_FOR);
@@ -168,5 +179,26 @@ impl<S: SecretSource> MicrosoftContext<S> {
 impl<S: SecretSource> ContextApi for MicrosoftContext<S> {
     fn lookup<'a>(&'a self, integration: &'a Integration, request: &'a ContextRequest) -> BoxFuture<'a, Result<ContextAnswer, GraphError>> {
         Box::pin(self.run(integration, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::graph::RetryPolicy;
+    use crate::adapters::local::StaticSecretSource;
+    use crate::domain::integration::Credential;
+    use crate::secret::Secret;
+
+    #[tokio::test]
+    async fn a_cached_secret_is_never_used_for_another_tenant() {
+        let creds = Credentials { tenant_id: "t1".into(), client_id: "c1".into(), credential: Credential::ClientSecret(Secret::new("s")) };
+        let Ok(http) = MicrosoftHttp::new(&HttpSettings::default(), RetryPolicy::quick()) else { panic!("client") };
+        let ctx = MicrosoftContext::new(http, StaticSecretSource::new().with("shared", creds), Duration::from_secs(1));
+        let mine = Integration::new("a", "t1", "c1", "shared");
+        let crossed = Integration::new("b", "t2", "c1", "shared");
+        assert!(ctx.credentials(&mine).await.is_ok(), "loaded and cached");
+        let e = ctx.credentials(&crossed).await.err();
+        assert!(matches!(e, Some(GraphError::Credential(ref m)) if m.contains("another tenant")), "{e:?}");
     }
 }
