@@ -57,8 +57,8 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
 fi
 # One cargo invocation for every function first: their fat-LTO links run side by side (about
 # 14 min cold on 2 cores for the six, against about 21 min for four when sam built them one
-# after another); sam's
-# own per-function `cargo lambda build --release --arm64` then finds them built (seconds).
+# after another); sam's own per-function `cargo lambda build --release --arm64` then finds
+# them built (seconds).
 packages=$(for d in functions/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
 # shellcheck disable=SC2086
 cargo lambda build --release --arm64 $packages
