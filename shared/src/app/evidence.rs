@@ -373,6 +373,12 @@ impl<P: ProcessPorts> Processor<P> {
                 Next::Finished => {}
                 call => {
                     let creds = ev.secrets.load(&integration.secret_ref).await.map_err(|e| e.to_string())?;
+                    if !integration.owns(&creds) {
+                        return Err(format!(
+                            "the secret `{}` holds another tenant's or app's credentials; nothing was asked",
+                            integration.secret_ref
+                        ));
+                    }
                     let observation = self.call(ev, integration, &creds, &record, call).await;
                     tracing::info!(job = %record.job.key, observation = ?observation, "evidence step");
                     record.job.observe(observation, now, limits);

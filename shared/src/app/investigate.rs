@@ -84,7 +84,7 @@ impl<P: InvestigatePorts> Investigator<P> {
         };
         let creds = || async {
             let c = self.secrets.load(&i.secret_ref).await.map_err(|e| error("failed", e.to_string(), false, None))?;
-            if c.tenant_id != i.tenant_id || c.client_id != i.client_id {
+            if !i.owns(&c) {
                 return Err(error(
                     "failed",
                     format!("the secret `{}` holds another tenant's or app's credentials", i.secret_ref),

@@ -352,7 +352,7 @@ impl<P: PollPorts> Poller<P> {
             return Ok(RunEnd::NothingToRead);
         }
         let creds = self.secrets.load(&integration.secret_ref).await?;
-        if creds.tenant_id != integration.tenant_id || creds.client_id != integration.client_id {
+        if !integration.owns(&creds) {
             // Another integration's secret (a crossed secret_ref): polling with it would read
             // another tenant's alerts under this integration's name.
             return Err(Error::Config(crate::error::ConfigError::CrossedSecret {

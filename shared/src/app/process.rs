@@ -167,6 +167,10 @@ impl<P: ProcessPorts> Processor<P> {
     /// The alert's context, when the integration asks for any and this processor can look it up.
     async fn context_of(&self, integration: &Integration, unit: &Unit, batch_deadline: std::time::Instant) -> Option<ContextSection> {
         let enricher = self.context.as_ref()?;
+        // Most integrations ask for no context: nothing is built for their alerts.
+        if !integration.enrichment.asks(&integration.features) {
+            return None;
+        }
         let a = &unit.alert;
         let at = super::enrich::alert_time(a.first_activity_date_time.as_deref(), a.created_date_time.as_deref(), unit.version);
         enricher.context(integration, &crate::domain::output::entities(a), at, batch_deadline).await

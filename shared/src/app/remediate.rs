@@ -150,7 +150,7 @@ impl<P: RemediatePorts> Remediator<P> {
             return refuse(result, "action_not_allowed", format!("{} is not in remediation.actions of `{}`", r.action.name(), i.id));
         }
         let creds = self.secrets.load(&i.secret_ref).await.map_err(|e| e.to_string())?;
-        if creds.tenant_id != i.tenant_id || creds.client_id != i.client_id {
+        if !i.owns(&creds) {
             return refuse(
                 result,
                 "credentials_mismatch",

@@ -108,6 +108,12 @@ impl Integration {
         }
     }
 
+    /// Whether `creds` are this integration's own (its tenant and app): another integration's
+    /// secret would read another tenant under this one's name.
+    pub fn owns(&self, creds: &Credentials) -> bool {
+        creds.tenant_id == self.tenant_id && creds.client_id == self.client_id
+    }
+
     /// Whether this integration reads `source` at all.
     pub fn polls(&self, source: Source) -> bool {
         self.enabled

@@ -250,6 +250,14 @@ impl Default for EnrichmentDoc {
 }
 
 impl EnrichmentDoc {
+    /// Whether any part is asked for, without building the list (the processor asks per alert).
+    pub fn asks(&self, features: &FeaturesDoc) -> bool {
+        match &self.parts {
+            Some(p) => !p.is_empty(),
+            None => features.user_context || features.calendar || features.device_context,
+        }
+    }
+
     /// The parts to fetch given the integration's features.
     pub fn effective_parts(&self, features: &FeaturesDoc) -> Vec<ContextPart> {
         match &self.parts {

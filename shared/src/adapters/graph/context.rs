@@ -50,7 +50,7 @@ impl<S: SecretSource> MicrosoftContext<S> {
     async fn credentials(&self, i: &Integration) -> Result<Credentials, GraphError> {
         // Checked on every use, cached or not: another integration's secret would read another tenant.
         let mine = |c: &Credentials| {
-            if c.tenant_id == i.tenant_id && c.client_id == i.client_id {
+            if i.owns(c) {
                 Ok(())
             } else {
                 Err(GraphError::Credential(format!(
@@ -88,7 +88,8 @@ impl<S: SecretSource> MicrosoftContext<S> {
     }
 
     async fn call(&self, creds: &Credentials, call: Call<'_>) -> Result<Option<Value>, GraphError> {
-        let call = Call { budget_wait: Some(self.budget_wait), paced: true, ..call };
+        let paced = call.audience == Audience::DefenderForEndpoint;
+        let call = Call { budget_wait: Some(self.budget_wait), paced, ..call };
         match self.http.send(creds, &call).await {
             Ok(body) => Ok(Some(decode(call.api, &body)?)),
             Err(GraphError::Http { status: 404, .. }) => Ok(None),
