@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use crate::adapters::graph::settings::{EXCHANGE_BASE_URL, GRAPH_BASE_URL, LOGIN_BASE_URL, MDE_BASE_URL};
 use crate::adapters::graph::HttpSettings;
 use crate::app::deliver::DeliverySettings;
 use crate::app::poll::PollSettings;
+use crate::domain::cloud::Cloud;
 use crate::error::ConfigError;
 
 /// SQS rejects messages above 1 MiB (the AWS limit today; TOOLING.md §2).
@@ -48,14 +48,16 @@ fn number(get: &impl Fn(&str) -> Option<String>, name: &str, default: usize, min
 }
 
 fn https_url(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> Result<String, ConfigError> {
-    let v = get(name).unwrap_or_else(|| default.to_owned());
+    // Empty is unset: the template passes "" for a host left to the cloud's preset.
+    let v = get(name).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned());
     if !v.starts_with("https://") || v.len() <= "https://".len() {
         return Err(ConfigError::Invalid { name: name.into(), value: v, hint: format!("use an https:// URL (default {default})") });
     }
     Ok(v.trim_end_matches('/').to_owned())
 }
 
-/// Where Microsoft is: production by default, the simulator in local runs.
+/// Where Microsoft is: the cloud's production hosts by default (MICROSOFT_CLOUD, Global unless
+/// set), any of them overridden (a Defender for Endpoint geo host; the simulator in local runs).
 pub fn http_settings(get: &impl Fn(&str) -> Option<String>) -> Result<HttpSettings, ConfigError> {
     let extra_ca_pem = match get("EXTRA_CA_BUNDLE_FILE") {
         None => None,
@@ -65,15 +67,30 @@ pub fn http_settings(get: &impl Fn(&str) -> Option<String>) -> Result<HttpSettin
             hint: format!("cannot read it ({e}); point it at a PEM file of extra trusted CA certificates, or unset it"),
         })?),
     };
+    let cloud = match get("MICROSOFT_CLOUD").filter(|v| !v.trim().is_empty()) {
+        None => Cloud::Global,
+        Some(v) => Cloud::parse(&v).map_err(|hint| ConfigError::Invalid { name: "MICROSOFT_CLOUD".into(), value: v, hint })?,
+    };
+    let preset = cloud.endpoints();
     let cloud_apps_base_override = match get("CLOUD_APPS_BASE_URL") {
         None => None,
         Some(_) => Some(https_url(get, "CLOUD_APPS_BASE_URL", "")?),
     };
+    let login_base_url = https_url(get, "LOGIN_BASE_URL", preset.login)?;
+    let graph_base_url = https_url(get, "GRAPH_BASE_URL", preset.graph)?;
+    let mde_base_url = https_url(get, "MDE_BASE_URL", preset.mde)?;
+    let exchange_base_url = https_url(get, "EXCHANGE_BASE_URL", preset.exchange)?;
+    let scopes = cloud.scopes(&login_base_url, &graph_base_url, &mde_base_url, &exchange_base_url).map_err(|m| {
+        let value = get(m.variable).unwrap_or_default();
+        ConfigError::Invalid { name: m.variable.into(), value, hint: m.hint }
+    })?;
     Ok(HttpSettings {
-        login_base_url: https_url(get, "LOGIN_BASE_URL", LOGIN_BASE_URL)?,
-        graph_base_url: https_url(get, "GRAPH_BASE_URL", GRAPH_BASE_URL)?,
-        mde_base_url: https_url(get, "MDE_BASE_URL", MDE_BASE_URL)?,
-        exchange_base_url: https_url(get, "EXCHANGE_BASE_URL", EXCHANGE_BASE_URL)?,
+        cloud,
+        scopes,
+        login_base_url,
+        graph_base_url,
+        mde_base_url,
+        exchange_base_url,
         cloud_apps_base_override,
         extra_ca_pem,
         ..HttpSettings::default()
@@ -93,6 +110,7 @@ impl PollerConfig {
         "JOB_SLICE_SECS",
         "INTEGRATION_CACHE_SECS",
         "ARTIFACT_BUCKET",
+        "MICROSOFT_CLOUD",
         "LOGIN_BASE_URL",
         "GRAPH_BASE_URL",
         "MDE_BASE_URL",
@@ -141,6 +159,7 @@ impl PollerConfig {
             delivery: DeliverySettings { max_message_bytes, max_batch_bytes: SQS_MAX_MESSAGE_BYTES, ..DeliverySettings::default() },
             // The log stream names this execution environment: a distinct lease owner per instance.
             owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("poller-{}", std::process::id())),
+            cloud: http.cloud,
             ..d
         };
         Ok(PollerConfig { state_table, intake_queue_url, poll_jobs_queue_url, job_slice, integration_cache, artifact_bucket, http, poll })
@@ -196,7 +215,7 @@ pub struct CheckConfig {
 
 impl CheckConfig {
     pub const VARIABLES: &'static [&'static str] =
-        &["STATE_TABLE", "SECRET_PREFIX", "LOGIN_BASE_URL", "GRAPH_BASE_URL", "MDE_BASE_URL", "EXCHANGE_BASE_URL"];
+        &["STATE_TABLE", "SECRET_PREFIX", "MICROSOFT_CLOUD", "LOGIN_BASE_URL", "GRAPH_BASE_URL", "MDE_BASE_URL", "EXCHANGE_BASE_URL"];
     pub const NOT_IN_TEMPLATE: &'static [&'static str] = &LOCAL_ONLY;
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -252,6 +271,7 @@ impl ProcessorConfig {
         "EVIDENCE_MAX_WAIT_SECS",
         "EVIDENCE_MAX_FILE_BYTES",
         "CONTEXT_BUDGET_WAIT_SECS",
+        "MICROSOFT_CLOUD",
         "LOGIN_BASE_URL",
         "GRAPH_BASE_URL",
         "MDE_BASE_URL",
@@ -346,6 +366,7 @@ impl RemediateConfig {
         "INTEGRATION_CACHE_SECS",
         "ACTIONS_RESULT_QUEUE_URL",
         "REMEDIATION_AUDIT_DAYS",
+        "MICROSOFT_CLOUD",
         "LOGIN_BASE_URL",
         "GRAPH_BASE_URL",
         "MDE_BASE_URL",
@@ -401,6 +422,7 @@ impl QueryConfig {
         "STATE_TABLE",
         "INTEGRATION_CACHE_SECS",
         "CONTEXT_BUDGET_WAIT_SECS",
+        "MICROSOFT_CLOUD",
         "LOGIN_BASE_URL",
         "GRAPH_BASE_URL",
         "MDE_BASE_URL",
@@ -447,6 +469,29 @@ mod tests {
         assert_eq!(c.http.login_base_url, "https://login.microsoftonline.com");
         assert_eq!(c.poll.delivery.max_message_bytes, 1 << 20);
         assert_eq!(c.poll.alert_page_size, 1000);
+    }
+
+    #[test]
+    fn a_cloud_preset_sets_every_host_and_scope_and_a_host_of_another_cloud_is_refused() {
+        use crate::domain::permissions::Api;
+        let mut high = BASE.to_vec();
+        high.extend([("MICROSOFT_CLOUD", "GCCHigh"), ("GRAPH_BASE_URL", ""), ("MDE_BASE_URL", "")]);
+        let c = PollerConfig::from_lookup(env(&high)).unwrap();
+        assert_eq!(c.http.cloud, Cloud::GccHigh);
+        assert_eq!(c.poll.cloud, Cloud::GccHigh, "the poller refuses what the cloud lacks");
+        assert_eq!(c.http.login_base_url, "https://login.microsoftonline.us");
+        assert_eq!(c.http.graph_base_url, "https://graph.microsoft.us", "an empty host is the preset's");
+        assert_eq!(c.http.exchange_base_url, "https://outlook.office365.us");
+        assert_eq!(c.http.scopes.of(Api::Graph), "https://graph.microsoft.us/.default");
+        assert_eq!(c.http.scopes.of(Api::DefenderForEndpoint), "https://api-gov.securitycenter.microsoft.us/.default");
+        high.push(("EXCHANGE_BASE_URL", "https://outlook.office365.com/"));
+        let e = PollerConfig::from_lookup(env(&high)).unwrap_err().to_string();
+        assert!(e.starts_with("EXCHANGE_BASE_URL = `https://outlook.office365.com/` is invalid:"), "{e}");
+        assert!(e.contains("MICROSOFT_CLOUD is GCCHigh") && e.contains("use https://outlook.office365.us"), "{e}");
+        let mut bad = BASE.to_vec();
+        bad.push(("MICROSOFT_CLOUD", "usgov"));
+        let e = PollerConfig::from_lookup(env(&bad)).unwrap_err().to_string();
+        assert!(e.contains("MICROSOFT_CLOUD = `usgov` is invalid: use one of Global, GCC, GCCHigh, DoD"), "{e}");
     }
 
     /// Records the names a configuration asks for.

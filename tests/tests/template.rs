@@ -155,3 +155,38 @@ fn every_source_has_a_schedule_and_a_cursor_lag_alarm() {
         assert!(t.contains(&format!("[\"m365-ingest\", \"AlertsSent\", \"Source\", \"{source}\"]")), "{source} not on the dashboard");
     }
 }
+
+#[test]
+fn each_microsoft_cloud_preset_is_the_codes_and_every_function_reads_the_cloud() {
+    use m365_ingest::domain::cloud::{Cloud, CLOUD_NAMES};
+    let t = template();
+    let mapping = resource(&t, "MicrosoftClouds");
+    let mut found = Vec::new();
+    let mut current: Option<Cloud> = None;
+    for line in mapping {
+        if let Some(name) = line.strip_prefix("    ").filter(|l| !l.starts_with(' ')).and_then(|l| l.strip_suffix(':')) {
+            current = Some(Cloud::parse(name).unwrap_or_else(|e| panic!("mapping key {name}: {e}")));
+            continue;
+        }
+        let Some((key, url)) = line.trim().split_once(": ") else { continue };
+        let cloud = current.expect("a key under a cloud");
+        let e = cloud.endpoints();
+        let want = match key {
+            "Login" => e.login,
+            "Graph" => e.graph,
+            "Mde" => e.mde,
+            "Exchange" => e.exchange,
+            other => panic!("unexpected key {other}"),
+        };
+        assert_eq!(url, want, "{} {key}", cloud.name());
+        found.push((cloud, key.to_owned()));
+    }
+    assert_eq!(found.len(), CLOUD_NAMES.len() * 4, "every cloud, every host: {found:?}");
+    let allowed = format!("AllowedValues: [{}]", CLOUD_NAMES.map(|(n, _)| n).join(", "));
+    assert!(resource(&t, "MicrosoftCloud").iter().any(|l| l.trim() == allowed), "the parameter offers each cloud: {allowed}");
+    for host in ["LOGIN", "GRAPH", "MDE", "EXCHANGE"] {
+        let set = t.lines().filter(|l| l.trim().starts_with(&format!("{host}_BASE_URL: !If [Has"))).count();
+        assert_eq!(set, 5, "{host}_BASE_URL falls back to the preset in every function that calls Microsoft");
+    }
+    assert_eq!(t.lines().filter(|l| l.trim() == "MICROSOFT_CLOUD: !Ref MicrosoftCloud").count(), 5);
+}

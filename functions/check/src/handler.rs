@@ -131,7 +131,9 @@ mod tests {
         );
         let table = format!("check-state-{suffix}");
         m365_ingest::adapters::aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
-        let ca = std::env::temp_dir().join(format!("check-ca-{suffix}.pem"));
+        // Removed when the test ends, pass or fail.
+        let ca_file = tempfile::NamedTempFile::new().unwrap();
+        let ca = ca_file.path().to_owned();
         sim.write_ca(&ca).unwrap();
         let env: std::collections::HashMap<&str, String> = [
             ("STATE_TABLE", table.clone()),

@@ -97,7 +97,7 @@ mod tests {
             client_id: DEFAULT_CLIENT_ID.into(),
             credential: Credential::ClientSecret(Secret::new(DEFAULT_CLIENT_SECRET)),
         };
-        let dir = std::env::temp_dir().join(format!("poller-handler-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
         let queue = Arc::new(MemoryAlertQueue::new());
         let mut incidents_one = Integration::new("second", DEFAULT_TENANT_ID, DEFAULT_CLIENT_ID, "s");
         incidents_one.defender_mode = m365_ingest::domain::integration::DefenderMode::Incidents;
@@ -106,7 +106,7 @@ mod tests {
                 graph: MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap(),
                 cursors: MemoryCursorStore::new(),
                 queue: queue.clone(),
-                artifacts: DirArtifactStore::new(dir),
+                artifacts: DirArtifactStore::new(dir.path().to_owned()),
                 secrets: StaticSecretSource::new().with("s", creds),
                 clock: SimTime(sim.clone()),
                 settings: PollSettings::default(),
@@ -193,7 +193,9 @@ mod tests {
         doc.polling.interval = m365_ingest::domain::duration_text::DurationText(Duration::from_secs(60));
         doc.polling.lookback = m365_ingest::domain::duration_text::DurationText(Duration::from_secs(172_800));
         DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
-        let ca = std::env::temp_dir().join(format!("sim-ca-{suffix}.pem"));
+        // Removed when the test ends, pass or fail.
+        let ca_file = tempfile::NamedTempFile::new().unwrap();
+        let ca = ca_file.path().to_owned();
         sim.write_ca(&ca).unwrap();
         let env: std::collections::HashMap<&str, String> = [
             ("STATE_TABLE", table.clone()),

@@ -66,10 +66,16 @@ mod tests {
             serde_json::from_str(include_str!("../../../infra/tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list.json"))
                 .unwrap();
         let alert = &sample["value"][0];
-        let dir = std::env::temp_dir().join(format!("processor-handler-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
         let output = MemoryAlertQueue::new();
         let app = ProcessorApp {
-            processor: Processor::new(MemoryDedupStore::new(), output, DirArtifactStore::new(dir), SystemClock, ProcessSettings::default()),
+            processor: Processor::new(
+                MemoryDedupStore::new(),
+                output,
+                DirArtifactStore::new(dir.path().to_owned()),
+                SystemClock,
+                ProcessSettings::default(),
+            ),
             integrations: StaticIntegrations(vec![Integration::new(
                 "contoso",
                 "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b",

@@ -84,6 +84,9 @@ pub struct TenantSpec {
     pub submissions: SubmissionsPlan,
     /// The mailbox users report phishing to.
     pub mailbox: MailboxPlan,
+    /// The Microsoft cloud the tenant lives in: which token scopes and audiences it knows, and
+    /// which APIs it offers (`global`, `gcc`, `gcc_high`, `dod`).
+    pub cloud: crate::entra::resources::Cloud,
 }
 
 /// A reporting mailbox (ms-apis.md §5): reports arrive over the alert plan's `from`..`to`, each
@@ -334,6 +337,7 @@ impl Default for TenantSpec {
             cloud_apps: CloudAppsPlan::default(),
             submissions: SubmissionsPlan::default(),
             mailbox: MailboxPlan::default(),
+            cloud: Default::default(),
         }
     }
 }

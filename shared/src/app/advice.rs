@@ -61,7 +61,8 @@ pub fn token_failure(e: &GraphError, api: Api, c: &Ctx<'_>) -> (String, String) 
         ),
         Some(7000218) => format!("no credential was sent: store client_secret, or certificate_pem + private_key_pem, in secret `{}`", c.secret_ref),
         Some(500011) | Some(650057) => format!(
-            "{} is not available in this tenant: check that the tenant is licensed for it, then add its permission to the app and grant admin consent",
+            "{} is not available in this tenant: check that the tenant is licensed for it, then add its permission to the app and grant admin consent; \
+             a tenant of another Microsoft cloud (GCC High and DoD tenants sign in at login.microsoftonline.us) needs a deployment with MicrosoftCloud set to that cloud",
             api.owner()
         ),
         _ => "check tenant_id, client_id and the stored credential against the app registration; the message above has Entra's reason".into(),

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::advice::{self, Ctx};
+use crate::domain::cloud::Cloud;
 use crate::domain::integration::{Credentials, Integration};
 use crate::domain::integration_doc::{FieldError, IntegrationDoc};
 use crate::domain::permissions::{self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES, QUARANTINE_EXPORT_ROLES};
@@ -242,6 +243,7 @@ pub async fn check<M: MicrosoftProbe>(
     if !creds.client_id.eq_ignore_ascii_case(&integration.client_id) {
         problems.push(mismatch("client_id", &creds.client_id, &integration.client_id));
     }
+    problems.extend(cloud_problems(microsoft.cloud(), &integration));
     if !problems.is_empty() {
         return Report::failed(&doc.id, problems, now);
     }
@@ -271,6 +273,43 @@ pub async fn check<M: MicrosoftProbe>(
         saved: None,
         not_saved: None,
         checked_at: now,
+    }
+}
+
+/// What the integration asks of this deployment's cloud that Microsoft does not offer there.
+fn cloud_problems(cloud: Cloud, i: &Integration) -> Vec<FieldError> {
+    let mut problems: Vec<FieldError> = permissions::enabled_features(i)
+        .into_iter()
+        .filter_map(|f| {
+            cloud.unavailable(f).map(|why| FieldError {
+                field: feature_field(f).into(),
+                problem: format!("{why}; this deployment serves {}: turn it off for this tenant", cloud.name()),
+            })
+        })
+        .collect();
+    if let Some(host) = i.cloud_apps_base.as_deref().filter(|_| i.cloud_apps).and_then(|u| u.strip_prefix("https://")) {
+        if let Some(p) = cloud.cloud_apps_portal_problem(host) {
+            problems.push(FieldError { field: "portal_url".into(), problem: p });
+        }
+    }
+    problems
+}
+
+/// The document field that turns a feature on, for messages.
+fn feature_field(f: Feature) -> &'static str {
+    match f {
+        Feature::DefenderAlerts | Feature::DefenderIncidents => "sources.defender",
+        Feature::CloudApps => "sources.cloud_apps",
+        Feature::EmailSubmissions => "sources.email_submissions",
+        Feature::PhishingMailbox => "sources.phishing_mailbox",
+        Feature::LiveResponseFiles => "evidence.live_response_files",
+        Feature::QuarantineRestore => "evidence.restore_quarantined_files",
+        Feature::QuarantinedEmail => "evidence.quarantined_email",
+        Feature::Investigation => "features.investigation",
+        Feature::UserContext => "features.user_context",
+        Feature::Calendar => "features.calendar",
+        Feature::Remediation => "features.remediation",
+        Feature::DeviceContext => "features.device_context",
     }
 }
 

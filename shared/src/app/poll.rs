@@ -64,6 +64,8 @@ pub struct PollSettings {
     pub delivery: DeliverySettings,
     /// Identifies this run in leases.
     pub owner: String,
+    /// The deployment's Microsoft cloud: a source Microsoft does not offer there is not polled.
+    pub cloud: crate::domain::cloud::Cloud,
 }
 
 impl Default for PollSettings {
@@ -86,6 +88,7 @@ impl Default for PollSettings {
             concurrency: 4,
             delivery: DeliverySettings::default(),
             owner: "poller".into(),
+            cloud: crate::domain::cloud::Cloud::Global,
         }
     }
 }
@@ -363,6 +366,13 @@ impl<P: PollPorts> Poller<P> {
             }));
         }
         kind.ready(integration)?;
+        if let Some(why) = self.settings.cloud.unavailable(crate::domain::permissions::Feature::of_source(source)) {
+            return Err(Error::Config(crate::error::ConfigError::Invalid {
+                name: format!("integration `{}` sources.{source}", integration.id),
+                value: "on".into(),
+                hint: format!("{why}; this deployment serves {}: turn the source off (integration update)", self.settings.cloud.name()),
+            }));
+        }
         let top = kind.page_size(&self.settings).max(1);
         // The window field's smallest step (Cloud Apps counts milliseconds, Graph 100 ns ticks).
         let granularity = kind.granularity();

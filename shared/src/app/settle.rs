@@ -171,8 +171,8 @@ mod tests {
         assert_eq!(cursor.add_pending("stale", created.minus(Duration::from_secs(8 * 86_400))), Ok(()));
         let creds = Credentials { tenant_id: "t".into(), client_id: "c".into(), credential: Credential::ClientSecret(Secret::new("s")) };
         let queue = MemoryAlertQueue::new();
-        let dir = std::env::temp_dir().join(format!("settle-test-{}", std::process::id()));
-        let artifacts = DirArtifactStore::new(dir);
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = DirArtifactStore::new(dir.path().to_owned());
         let delivery = DeliverySettings::default();
         let settle = SettleSpec {
             source: spec(Source::EmailSubmissions),

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod backoff;
 pub mod budget;
+pub mod cloud;
 pub mod cloud_apps_alert;
 pub mod context;
 pub mod cursor;

@@ -17,15 +17,6 @@ pub enum Api {
 }
 
 impl Api {
-    pub fn scope(self) -> &'static str {
-        match self {
-            Api::Graph => "https://graph.microsoft.com/.default",
-            Api::DefenderForEndpoint => "https://api.securitycenter.microsoft.com/.default",
-            Api::CloudApps => "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default",
-            Api::Exchange => "https://outlook.office365.com/.default",
-        }
-    }
-
     /// The name of the API in the portal's "Request API permissions" pane.
     pub fn owner(self) -> &'static str {
         match self {
@@ -89,6 +80,17 @@ impl Feature {
             Feature::Calendar => "calendar",
             Feature::Remediation => "remediation",
             Feature::DeviceContext => "device_context",
+        }
+    }
+
+    /// The feature a source is (DefenderAlerts for `defender_alerts`, …).
+    pub fn of_source(source: crate::Source) -> Feature {
+        match source {
+            crate::Source::DefenderAlerts => Feature::DefenderAlerts,
+            crate::Source::DefenderIncidents => Feature::DefenderIncidents,
+            crate::Source::CloudApps => Feature::CloudApps,
+            crate::Source::EmailSubmissions => Feature::EmailSubmissions,
+            crate::Source::PhishingMailbox => Feature::PhishingMailbox,
         }
     }
 

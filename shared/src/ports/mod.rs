@@ -385,6 +385,8 @@ pub enum Probe {
 
 /// Microsoft as Test & Save sees it: tokens with their claims, and one call per API.
 pub trait MicrosoftProbe: Send + Sync {
+    /// The Microsoft cloud these calls go to: what it does not offer is refused before any call.
+    fn cloud(&self) -> crate::domain::cloud::Cloud;
     fn claims(&self, creds: &Credentials, api: Api) -> impl Future<Output = Result<TokenClaims, GraphError>> + Send;
     /// Makes the call; returns how many items came back.
     fn probe(&self, creds: &Credentials, probe: &Probe) -> impl Future<Output = Result<usize, GraphError>> + Send;

@@ -48,6 +48,7 @@ pub struct Tenant {
     pub id: String,
     pub domain: String,
     pub apps: Vec<App>,
+    pub cloud: super::resources::Cloud,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,7 @@ impl Tenant {
             .enumerate()
             .map(|(ai, a)| App::build(a, rng).map_err(|(field, reason)| DirectoryError { tenant: no, app: ai, field, reason }))
             .collect::<Result<_, _>>()?;
-        Ok(Tenant { id: spec.id.clone(), domain: spec.domain.clone(), apps })
+        Ok(Tenant { id: spec.id.clone(), domain: spec.domain.clone(), apps, cloud: spec.cloud })
     }
 
     /// Matches a tenant named in a URL: its id or its domain, case-insensitively.

@@ -96,15 +96,15 @@ fn issue(sim: &Sim, tenant_name: &str, headers: &HeaderMap, form: &Form, now: In
             format!("Application '{client_id}'({}) is disabled.", app.display_name),
         ));
     }
-    let resource = parse_scope(form.get("scope"))?;
+    let resource = parse_scope(tenant, form.get("scope"))?;
     let acr = authenticate(sim, tenant, tenant_name, app, &client_id, form, basic.map(|b| b.1), now)?;
     Ok(access_token(sim, tenant, app, resource, acr, now))
 }
 
-fn parse_scope(scope: Option<&str>) -> Result<Resource, EntraError> {
+fn parse_scope(tenant: &Tenant, scope: Option<&str>) -> Result<(Resource, &'static str), EntraError> {
     let scope = scope.filter(|s| !s.trim().is_empty()).ok_or_else(|| EntraError::missing("scope"))?;
     let items: Vec<&str> = scope.split_whitespace().collect();
-    let mut found: Option<Resource> = None;
+    let mut found: Option<(Resource, &'static str)> = None;
     for item in &items {
         let Some(id) = item.strip_suffix("/.default") else {
             return Err(EntraError::bad(
@@ -113,15 +113,27 @@ fn parse_scope(scope: Option<&str>) -> Result<Resource, EntraError> {
                 format!("The provided value for scope {item} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
             ));
         };
-        // As the doc's error sample (entra_token_error_response.json) answers an unknown resource.
-        let r = resources::by_identifier(id).ok_or_else(|| {
-            EntraError::bad(
-                "invalid_scope",
-                70011,
-                format!("The provided value for the input parameter 'scope' is not valid. The scope {item} is not valid."),
-            )
-        })?;
-        if found.is_some_and(|f| f != r) {
+        let r = match resources::by_identifier(tenant.cloud, id) {
+            Ok(r) => r,
+            // Another cloud's resource has no service principal in this cloud: Entra ID's
+            // AADSTS500011 (InvalidResourceServicePrincipalNotFound, reference-error-codes.md).
+            Err(true) => {
+                return Err(EntraError::bad(
+                    "invalid_resource",
+                    500011,
+                    format!("The resource principal named {id} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", tenant.domain),
+                ))
+            }
+            // As the doc's error sample (entra_token_error_response.json) answers an unknown resource.
+            Err(false) => {
+                return Err(EntraError::bad(
+                    "invalid_scope",
+                    70011,
+                    format!("The provided value for the input parameter 'scope' is not valid. The scope {item} is not valid."),
+                ))
+            }
+        };
+        if found.is_some_and(|f| f.0 != r.0) {
             return Err(EntraError::bad(
                 "invalid_scope",
                 28000,
@@ -176,7 +188,7 @@ fn authenticate(
     Ok("1")
 }
 
-fn access_token(sim: &Sim, tenant: &Tenant, app: &App, r: Resource, acr: &str, now: Instant) -> Value {
+fn access_token(sim: &Sim, tenant: &Tenant, app: &App, (r, audience): (Resource, &str), acr: &str, now: Instant) -> Value {
     let iat = now.unix_seconds();
     let exp = iat + sim.token_lifetime_secs;
     let tid = &tenant.id;
@@ -187,11 +199,10 @@ fn access_token(sim: &Sim, tenant: &Tenant, app: &App, r: Resource, acr: &str, n
     let mut put = |k: &str, v: Value| {
         claims.insert(k.to_owned(), v);
     };
-    put("aud", json!(r.audience));
-    put(
-        "iss",
-        json!(if r.v2 { format!("https://login.microsoftonline.com/{tid}/v2.0") } else { format!("https://sts.windows.net/{tid}/") }),
-    );
+    put("aud", json!(audience));
+    let login = resources::login_host(tenant.cloud);
+    // v1.0 issuers outside the global service are not documented; the v2.0 form is the authority's.
+    put("iss", json!(if r.v2 { format!("https://{login}/{tid}/v2.0") } else { format!("https://sts.windows.net/{tid}/") }));
     put("iat", json!(iat));
     put("nbf", json!(iat));
     put("exp", json!(exp));

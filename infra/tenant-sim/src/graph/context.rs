@@ -99,9 +99,6 @@ pub fn authorize_for(
     }
     let app = jws.claim_str("appid").or_else(|| jws.claim_str("azp")).unwrap_or_default().to_owned();
     ctx.caller = Some(app.clone());
-    if jws.claim_str("aud").and_then(resources::by_audience) != Some(resource) {
-        return Err(GraphError::unauthorized("Access token validation failure. Invalid audience."));
-    }
     let now = ctx.now.unix_seconds();
     let expired = jws.claim_i64("exp").is_none_or(|e| e <= now);
     if expired || jws.claim_str("uti").is_some_and(|u| sim.is_expired_early(u)) {
@@ -116,6 +113,11 @@ pub fn authorize_for(
         .iter()
         .position(|t| t.id == tid)
         .ok_or_else(|| GraphError::unauthorized("Access token validation failure. Invalid tenant."))?;
+    // Each cloud's APIs accept their own cloud's audiences only (concepts/deployments.md).
+    let cloud = sim.directory()[tenant_index].cloud;
+    if jws.claim_str("aud").and_then(|a| resources::by_audience(cloud, a)) != Some(resource) {
+        return Err(GraphError::unauthorized("Access token validation failure. Invalid audience."));
+    }
     let roles: Vec<String> = jws
         .claims
         .get("roles")

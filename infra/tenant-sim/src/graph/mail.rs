@@ -86,11 +86,23 @@ fn submission_limits(include_unknown: bool) -> QueryLimits {
     }
 }
 
+/// Email threat submissions are offered in the global service only (security-emailthreatsubmission-list.md,
+/// national cloud table). What a US Government cloud answers is not documented; the simulator
+/// answers as Graph does for a segment its metadata lacks.
+fn submissions_offered(sim: &Sim, tenant_index: usize) -> Result<(), GraphError> {
+    use crate::entra::resources::Cloud;
+    match sim.directory()[tenant_index].cloud {
+        Cloud::Global | Cloud::Gcc => Ok(()),
+        Cloud::GccHigh | Cloud::Dod => Err(GraphError::bad_request("Resource not found for the segment 'threatSubmission'.")),
+    }
+}
+
 /// `GET /beta/security/threatSubmission/emailThreats` (security-emailthreatsubmission-list.md).
 pub async fn submissions(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES)?;
+        submissions_offered(&sim, who.tenant_index)?;
         let q = CollectionQuery::parse(&query_pairs(uri.query()), &submission_limits(ctx.include_unknown))
             .map_err(|e| GraphError::bad_request(e.message))?;
         let now = ctx.now;
@@ -124,6 +136,7 @@ pub async fn submission(State(sim): State<Sim>, Path(id): Path<String>, headers:
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES)?;
+        submissions_offered(&sim, who.tenant_index)?;
         let all = sim.submissions();
         let found = all.get(who.tenant_index).into_iter().flatten().find(|s| s.id == id && s.visible <= ctx.now);
         let s = found.ok_or_else(|| GraphError::not_found(format!("Submission with id '{id}' was not found.")))?;

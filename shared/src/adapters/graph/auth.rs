@@ -68,6 +68,8 @@ struct Cached {
 pub struct TokenProvider {
     http: reqwest::Client,
     login_base: String,
+    /// Each API's scope in the deployment's cloud.
+    scopes: crate::domain::cloud::Scopes,
     policy: RetryPolicy,
     cache: Mutex<HashMap<CacheKey, Cached>>,
     rng: SystemRandom,
@@ -94,10 +96,11 @@ struct TokenErrorBody {
 }
 
 impl TokenProvider {
-    pub fn new(http: reqwest::Client, login_base: &str, policy: RetryPolicy) -> Self {
+    pub fn new(http: reqwest::Client, login_base: &str, scopes: crate::domain::cloud::Scopes, policy: RetryPolicy) -> Self {
         TokenProvider {
             http,
             login_base: login_base.trim_end_matches('/').to_owned(),
+            scopes,
             policy,
             cache: Mutex::new(HashMap::new()),
             rng: SystemRandom::new(),
@@ -162,8 +165,11 @@ impl TokenProvider {
         let started = Instant::now();
         let mut attempt = 1;
         loop {
-            let mut form: Vec<(&str, String)> =
-                vec![("grant_type", "client_credentials".into()), ("client_id", creds.client_id.clone()), ("scope", aud.scope().into())];
+            let mut form: Vec<(&str, String)> = vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_id", creds.client_id.clone()),
+                ("scope", self.scopes.of(aud).into()),
+            ];
             match &creds.credential {
                 Credential::ClientSecret(s) => form.push(("client_secret", s.expose().to_owned())),
                 Credential::Certificate { certificate_pem, private_key_pem } => {

@@ -39,7 +39,7 @@ impl MicrosoftHttp {
         Ok(MicrosoftHttp {
             throttled: Default::default(),
             retried: Default::default(),
-            tokens: TokenProvider::new(http.clone(), &settings.login_base_url, policy),
+            tokens: TokenProvider::new(http.clone(), &settings.login_base_url, settings.scopes.clone(), policy),
             http,
             graph_base: settings.graph_base_url.trim_end_matches('/').to_owned(),
             policy,

@@ -22,6 +22,10 @@ fn enc(s: &str) -> String {
 }
 
 impl MicrosoftProbe for MicrosoftHttp {
+    fn cloud(&self) -> crate::domain::cloud::Cloud {
+        self.settings.cloud
+    }
+
     async fn claims(&self, creds: &Credentials, api: Api) -> Result<TokenClaims, GraphError> {
         self.tokens().claims(creds, api).await
     }

@@ -40,6 +40,10 @@ pub const MAX_BODY_BYTES: usize = 32 << 20;
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// The Microsoft cloud the deployment serves (MICROSOFT_CLOUD).
+    pub cloud: crate::domain::cloud::Cloud,
+    /// Each API's token scope, derived from the hosts below and the cloud.
+    pub scopes: crate::domain::cloud::Scopes,
     pub login_base_url: String,
     pub graph_base_url: String,
     pub mde_base_url: String,
@@ -95,6 +99,8 @@ pub const BLOB_HOST_SUFFIXES: &[&str] = &[".blob.core.windows.net", ".blob.core.
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
+            cloud: crate::domain::cloud::Cloud::Global,
+            scopes: crate::domain::cloud::Scopes::default(),
             login_base_url: LOGIN_BASE_URL.into(),
             graph_base_url: GRAPH_BASE_URL.into(),
             mde_base_url: MDE_BASE_URL.into(),
@@ -145,6 +151,14 @@ impl HttpSettings {
             mailbox_rate: None,
             ..HttpSettings::default()
         }
+    }
+
+    /// The same hosts serving `cloud`: its scopes, derived from them (the simulator in a
+    /// sovereign preset keeps its one loopback URL).
+    pub fn in_cloud(mut self, cloud: crate::domain::cloud::Cloud) -> Result<Self, crate::domain::cloud::HostMismatch> {
+        self.scopes = cloud.scopes(&self.login_base_url, &self.graph_base_url, &self.mde_base_url, &self.exchange_base_url)?;
+        self.cloud = cloud;
+        Ok(self)
     }
 
     /// Whether a live response result link may be followed: HTTPS, no credentials in it, and a
