@@ -40,6 +40,10 @@ pub enum Cloud {
 pub const CLOUD_NAMES: [(&str, Cloud); 4] =
     [("Global", Cloud::Global), ("GCC", Cloud::Gcc), ("GCCHigh", Cloud::GccHigh), ("DoD", Cloud::Dod)];
 
+/// Cloud Apps portal host suffixes of every cloud: Global, GCC, then GCC High and DoD.
+pub const CLOUD_APPS_SUFFIXES: [&str; 3] =
+    [".portal.cloudappsecurity.com", ".portal.cloudappsecuritygov.com", ".portal.cloudappsecurity.us"];
+
 /// Where the APIs of one cloud are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoints {
@@ -96,9 +100,9 @@ impl Cloud {
     /// Cloud Apps portal host suffixes of this cloud's tenants.
     pub fn cloud_apps_suffixes(self) -> &'static [&'static str] {
         match self {
-            Cloud::Global => &[".portal.cloudappsecurity.com"],
-            Cloud::Gcc => &[".portal.cloudappsecuritygov.com"],
-            Cloud::GccHigh | Cloud::Dod => &[".portal.cloudappsecurity.us"],
+            Cloud::Global => &CLOUD_APPS_SUFFIXES[0..1],
+            Cloud::Gcc => &CLOUD_APPS_SUFFIXES[1..2],
+            Cloud::GccHigh | Cloud::Dod => &CLOUD_APPS_SUFFIXES[2..3],
         }
     }
 

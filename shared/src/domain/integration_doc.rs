@@ -23,8 +23,7 @@ pub const MAX_DOC_BYTES: usize = 64 * 1024;
 /// Cloud Apps portal hosts (api-introduction.md: `<tenant>.<region>.portal.cloudappsecurity.com`;
 /// US Government tenants use `cloudappsecuritygov.com` (GCC) or `cloudappsecurity.us` (GCC High,
 /// DoD); which one a deployment accepts follows its cloud, domain/cloud.rs).
-pub const CLOUD_APPS_HOST_SUFFIXES: &[&str] =
-    &[".portal.cloudappsecurity.com", ".portal.cloudappsecuritygov.com", ".portal.cloudappsecurity.us"];
+pub const CLOUD_APPS_HOST_SUFFIXES: &[&str] = &super::cloud::CLOUD_APPS_SUFFIXES;
 
 /// Every `submissionResultCategory` member (ms-apis.md §4), including those Graph returns only
 /// with `Prefer: include-unknown-enum-members`.
