@@ -37,6 +37,8 @@ pub struct Row {
     pub message_bytes: f64,
     pub rust: Usage,
     pub python: Usage,
+    /// `poll-bench --floor`: the path's transport alone (see floor.rs).
+    pub floor: Usage,
 }
 
 /// The window both pollers read: the simulator's alerts span the last day.
@@ -117,9 +119,11 @@ async fn measure_pair(p: &Pair<'_>) -> Result<Row, String> {
     let bucket = format!("bench-{}", p.run);
     p.aws.s3.create_bucket().bucket(&bucket).send().await.map_err(|e| format!("cannot create the bucket: {e:?}"))?;
     let poll_jobs = p.sqs.create(&format!("bench-{}-poll-jobs", p.run), Duration::from_secs(1800), None);
-    let (intake_name, peer_name) = (format!("bench-{}-intake", p.run), format!("bench-{}-peer", p.run));
+    let (intake_name, peer_name, floor_name) =
+        (format!("bench-{}-intake", p.run), format!("bench-{}-peer", p.run), format!("bench-{}-floor", p.run));
     let intake = p.sqs.create_sink(&intake_name);
     let peer_queue = p.sqs.create_sink(&peer_name);
+    let floor_queue = p.sqs.create_sink(&floor_name);
     let id = format!("bench-{}", p.run);
     let secret_id = format!("m365-ingest/{id}");
     let doc = p.dir.join(format!("{id}.toml"));
@@ -183,7 +187,16 @@ async fn measure_pair(p: &Pair<'_>) -> Result<Row, String> {
     let python = measured(p.dir, "python", &[&py, peer], &peer_env).await?;
     let (delivered, _) = p.sqs.accepted(&peer_name);
     check_delivered("the Python peer", delivered, p.n, &python.1)?;
-    Ok(Row { alerts: p.n, message_bytes: message_bytes as f64 / p.n as f64, rust: rust.0, python: python.0 })
+
+    peer_env.extend([("FLOOR_QUEUE_URL", floor_queue), ("FLOOR_ALERTS", p.n.to_string())]);
+    let me = std::env::current_exe().map_err(|e| e.to_string())?.display().to_string();
+    let floor = measured(p.dir, "floor", &[&me, "--floor"], &peer_env).await?;
+    let (sent, _) = p.sqs.accepted(&floor_name);
+    let expected = super::floor::messages_for(p.n, super::floor::alerts_per_message()?);
+    if sent as usize != expected {
+        return Err(format!("poll-bench --floor sent {sent} messages where {expected} were due; it printed:\n{}", floor.1));
+    }
+    Ok(Row { alerts: p.n, message_bytes: message_bytes as f64 / p.n as f64, rust: rust.0, python: python.0, floor: floor.0 })
 }
 
 /// Runs one command under `--measure`; returns what the kernel counted and what it printed.
@@ -220,14 +233,24 @@ fn check_delivered(who: &str, delivered: u64, n: usize, printed: &str) -> Result
 pub fn print(rows: &[Row]) {
     println!("whole processes on a deployment's path: `m365-ingest poll` (AWS SDK; SQS stand-in, moto) vs the Python peer (MSAL + requests + boto3)");
     println!(
-        "{:>8} {:>9} {:>13} {:>9} {:>10} {:>13} {:>9} {:>10} {:>11}",
-        "alerts", "B/message", "Rust µs/alert", "of it sys", "Rust RSS", "Py µs/alert", "of it sys", "Py RSS", "Py / Rust"
+        "{:>8} {:>9} {:>13} {:>9} {:>10} {:>13} {:>9} {:>10} {:>11} {:>14} {:>12}",
+        "alerts",
+        "B/message",
+        "Rust µs/alert",
+        "of it sys",
+        "Rust RSS",
+        "Py µs/alert",
+        "of it sys",
+        "Py RSS",
+        "Py / Rust",
+        "floor µs/alert",
+        "Py / floor"
     );
     for r in rows {
         let per = |u: &Usage| u.cpu_secs * 1e6 / r.alerts as f64;
         let sys = |u: &Usage| u.sys_secs * 1e6 / r.alerts as f64;
         println!(
-            "{:>8} {:>9.0} {:>13.1} {:>9.1} {:>6.1} MiB {:>13.1} {:>9.1} {:>6.1} MiB {:>10.1}×",
+            "{:>8} {:>9.0} {:>13.1} {:>9.1} {:>6.1} MiB {:>13.1} {:>9.1} {:>6.1} MiB {:>10.1}× {:>14.1} {:>11.1}×",
             r.alerts,
             r.message_bytes,
             per(&r.rust),
@@ -236,8 +259,13 @@ pub fn print(rows: &[Row]) {
             per(&r.python),
             sys(&r.python),
             r.python.peak_rss_mib,
-            per(&r.python) / per(&r.rust)
+            per(&r.python) / per(&r.rust),
+            per(&r.floor),
+            per(&r.python) / per(&r.floor)
         );
     }
     println!("(CPU = user + system time of the whole process, start-up included; target: Python / Rust ≥ 20, Rust RSS ≤ 64 MiB at 100k)");
+    let per_message = super::floor::alerts_per_message().unwrap_or(1);
+    let shape = if per_message == 1 { "the same messages".to_owned() } else { format!("the same bytes as {per_message} alerts a message") };
+    println!("(floor = the same pages over TLS and {shape} through the SDK, nothing parsed or built: no poller on this path spends less; Py / floor is the most any can reach)");
 }

@@ -17,6 +17,7 @@ mod budget;
 mod child;
 mod cpu;
 mod e2e;
+mod floor;
 mod init;
 mod measure;
 mod scenario;
@@ -38,6 +39,17 @@ async fn main() -> ExitCode {
     }
     if args.first().map(String::as_str) == Some("--measure") {
         return measure::run(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("--floor") {
+        // Its own one-thread runtime, as `m365-ingest` runs, on a thread of its own.
+        let floor = std::thread::spawn(floor::run).join().unwrap_or_else(|_| Err("the floor panicked".into()));
+        return match floor {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("poll-bench --floor: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.first().map(String::as_str) == Some("--budget") {
         return match budget::run().await {

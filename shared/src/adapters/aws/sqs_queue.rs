@@ -14,8 +14,8 @@ use crate::ports::{AlertQueue, FailedEntry, QueueEntry, SendReport, MAX_BATCH_EN
 /// escapes each message body one byte at a time (`aws_smithy_json::escape`), which was a fifth
 /// of the poll process's CPU with bodies of a few KB.
 fn batch_body(queue_url: &str, entries: &[QueueEntry]) -> Vec<u8> {
-    // Quotes are about one byte in ten of an alert, each escaped to two.
-    let size: usize = entries.iter().map(|e| e.body.len() + e.body.len() / 8 + e.id.len() + 32).sum();
+    // Room for each body escaped whole (`escape_quotes` writes into it), so it never moves.
+    let size: usize = entries.iter().map(|e| 2 * e.body.len() + e.id.len() + 48).sum();
     let mut out = Vec::with_capacity(size + queue_url.len() + 32);
     out.extend_from_slice(b"{\"QueueUrl\":");
     json_string(&mut out, queue_url);
@@ -53,25 +53,71 @@ const ESCAPE: [u8; 256] = {
 };
 
 /// `s` as a JSON string, escaped as the SDK escapes it (lower-case `\u00xx` for the other
-/// control characters; `/`, DEL and non-ASCII as they are), copying the runs between escapes.
+/// control characters; `/`, DEL and non-ASCII as they are).
 fn json_string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.push(b'"');
     // An envelope has no control characters (JSON escapes them in strings; the poller turns
-    // line breaks between tokens into spaces), so only quotes and backslashes are looked for,
-    // with memchr's vector search; the check itself vectorises.
+    // line breaks between tokens into spaces), so only quotes and backslashes are looked for;
+    // the check itself vectorises.
     if bytes.iter().fold(false, |control, &b| control | (b < 0x20)) {
         escape_each(out, bytes);
     } else {
-        let mut start = 0;
-        for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
-            out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(&[b'\\', bytes[i]]);
-            start = i + 1;
-        }
-        out.extend_from_slice(&bytes[start..]);
+        escape_quotes(out, bytes);
     }
     out.push(b'"');
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that equals `b`, and no other bit.
+fn bytes_equal(word: u64, b: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(b));
+    // A byte's high bit survives only where the byte is zero: `+ 0x7f` carries into it from
+    // any low bit, and `| x` from its own (no carry crosses bytes).
+    !(((x & !HIGH) + !HIGH) | x) & HIGH
+}
+
+/// Quotes and backslashes escaped, eight bytes at a time: each word is stored whole and the
+/// write position advanced past what belongs, so nothing is copied byte by byte or through a
+/// `memcpy` call per run. About one byte in ten of an alert is a quote; finding each with a
+/// search call and copying the run before it was a tenth of the poll process's CPU.
+fn escape_quotes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    // Room for every byte escaped, plus one word of slack for the whole-word stores.
+    out.resize(start + 2 * bytes.len() + 8, 0);
+    let buf = &mut out[start..];
+    let mut at = 0;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+        let mut escapes = bytes_equal(word, b'"') | bytes_equal(word, b'\\');
+        let mut left = 8;
+        while escapes != 0 {
+            // The bytes before the escape go out with the store; the backslash then lands on
+            // the escaped byte's place, and the word moves on to start at that byte.
+            let before = (escapes.trailing_zeros() / 8) as usize;
+            buf[at..at + 8].copy_from_slice(&word.to_le_bytes());
+            at += before;
+            buf[at] = b'\\';
+            at += 1;
+            word >>= 8 * before;
+            escapes = (escapes >> (8 * before)) & !0x80;
+            left -= before;
+        }
+        buf[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        at += left;
+    }
+    for &b in words.remainder() {
+        if b == b'"' || b == b'\\' {
+            buf[at] = b'\\';
+            at += 1;
+        }
+        buf[at] = b;
+        at += 1;
+    }
+    out.truncate(start + at);
 }
 
 /// The general case: every byte looked up.
@@ -214,6 +260,32 @@ mod tests {
             stream.write_all(reply.as_bytes()).await.unwrap();
         }
         seen
+    }
+
+    /// Quotes and backslashes at every position of a word, in runs and alone, beside
+    /// multi-byte characters whose bytes are neither (a high bit set must not match).
+    #[test]
+    fn word_at_a_time_escaping_writes_what_serde_json_writes() {
+        let parts = ["\"", "\\", "a", "é", "€", "😀", "/", "\u{7f}", "xyzw", "\"\"", "\\\""];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut checked = 0;
+        for len in 0..200 {
+            for _ in 0..20 {
+                let mut s = String::new();
+                while s.len() < len {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    s.push_str(parts[(seed % parts.len() as u64) as usize]);
+                }
+                let mut out = b"prefix".to_vec();
+                json_string(&mut out, &s);
+                assert_eq!(String::from_utf8_lossy(&out[6..]), serde_json::to_string(&s).unwrap(), "{s:?}");
+                assert!(out.starts_with(b"prefix"));
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 4000);
     }
 
     #[tokio::test]
