@@ -1,10 +1,12 @@
 //! `poll-bench --floor`: the transport floor of the end-to-end path, measured beside the two
-//! pollers in the same run. It does only what every poller on this path must: one token, every
-//! page of the same window read over TLS, and the same number of messages of the same bytes sent
-//! through the AWS SDK's SendMessageBatch (ten to a call, with the body the adapter writes). It
-//! parses nothing, builds no envelope, keeps no cursor and checks nothing: each page's bytes are
-//! cut into as many messages as the page holds alerts. No poller can spend less than this on
-//! the path, so Python / floor bounds the ratio any poller can reach here.
+//! pollers in the same run. It does only what every poller on this path must: one token (the
+//! secret from the environment, one Secrets Manager call fewer than the pollers make), every page
+//! of the same window read over TLS, and the same number of messages sent through the AWS SDK's
+//! SendMessageBatch (ten to a call, with the body the adapter writes). It parses nothing, builds
+//! no envelope, keeps no cursor and checks nothing: each page's bytes are cut into as many
+//! messages as the page holds alerts (a piece lacks an envelope's few hundred bytes, which only
+//! lowers the floor). No poller can spend less than this on the path, so Python / floor bounds
+//! the ratio any poller can reach here.
 //!
 //! Everything comes from the environment `poll-bench --e2e` sets for the Python peer, plus
 //! FLOOR_QUEUE_URL and FLOOR_ALERTS (the number the simulator serves). FLOOR_ALERTS_PER_MESSAGE
