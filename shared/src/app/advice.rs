@@ -9,6 +9,8 @@ pub struct Ctx<'a> {
     pub tenant_id: &'a str,
     pub client_id: &'a str,
     pub secret_ref: &'a str,
+    /// The sign-in host of the deployment's Microsoft cloud, which the function must reach.
+    pub login_host: &'a str,
 }
 
 /// The AADSTS number in an Entra error description (`AADSTS7000215: ...`).
@@ -23,7 +25,7 @@ pub fn token_failure(e: &GraphError, api: Api, c: &Ctx<'_>) -> (String, String) 
         return match e {
             GraphError::Transport { detail, .. } => (
                 format!("cannot reach Entra ID to get a token: {detail}"),
-                "allow outbound HTTPS to login.microsoftonline.com from the function (VPC route/NAT, proxy, firewall)".into(),
+                format!("allow outbound HTTPS to {} from the function (VPC route/NAT, proxy, firewall)", c.login_host),
             ),
             GraphError::Credential(p) => (
                 format!("the stored certificate cannot sign: {p}"),
@@ -160,5 +162,18 @@ mod tests {
     fn the_aadsts_number_is_read_from_the_description() {
         assert_eq!(aadsts("AADSTS7000215: Invalid client secret provided."), Some(7000215));
         assert_eq!(aadsts("no code here"), None);
+    }
+
+    #[test]
+    fn an_unreachable_entra_is_named_by_the_clouds_sign_in_host() {
+        use crate::domain::cloud::Cloud;
+        let e = GraphError::Transport { what: "token".into(), detail: "connection refused".into() };
+        for (cloud, host) in [(Cloud::Global, "login.microsoftonline.com"), (Cloud::GccHigh, "login.microsoftonline.us")] {
+            let login = cloud.endpoints().login;
+            let c = Ctx { tenant_id: "t", client_id: "c", secret_ref: "s", login_host: login.trim_start_matches("https://") };
+            let (what, fix) = token_failure(&e, Api::Graph, &c);
+            assert!(what.contains("connection refused"), "{what}");
+            assert!(fix.contains(&format!("HTTPS to {host} ")), "{fix}");
+        }
     }
 }

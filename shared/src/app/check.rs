@@ -254,7 +254,13 @@ pub async fn check<M: MicrosoftProbe>(
             slot.insert(microsoft.claims(&creds, api).await);
         }
     }
-    let ctx = Ctx { tenant_id: &integration.tenant_id, client_id: &integration.client_id, secret_ref: &integration.secret_ref };
+    let cloud = microsoft.cloud().endpoints();
+    let ctx = Ctx {
+        tenant_id: &integration.tenant_id,
+        client_id: &integration.client_id,
+        secret_ref: &integration.secret_ref,
+        login_host: cloud.login.trim_start_matches("https://"),
+    };
     let mut results = Vec::new();
     for f in features {
         let r = match claims.get(&f.api()) {
