@@ -18,6 +18,7 @@ use m365_ingest::ports::evidence::EvidenceJobStore;
 use m365_ingest::ports::remediation::{RemediateWith, RequestRecord};
 use serde_json::{json, Value};
 use support::*;
+use tenant_sim::faults::{FaultKind, FaultSpec};
 use tenant_sim::graph::people::group_id;
 use tenant_sim::{Scenario, Simulator};
 
@@ -220,6 +221,23 @@ async fn the_hourly_cap_holds_and_dry_runs_and_refusals_do_not_count() {
     };
     assert_eq!(outcomes, vec![(Status::Done, String::new()), (Status::Done, String::new()), (Status::Refused, "rate_limited".into())]);
     assert_eq!(b.writes(), 2);
+}
+
+#[tokio::test]
+async fn a_request_tried_again_keeps_its_slot_of_the_hourly_cap() {
+    let b = bench(RemediationDoc { max_actions_per_hour: 1, ..enforce() }, true).await;
+    let user = b.people[5].clone();
+    // Microsoft fails the revocation beyond the client's retries: the request is to be tried
+    // again, with its slot already taken.
+    let path = format!("/v1.0/users/{}/revokeSignInSessions", user.0);
+    b.sim.inject(FaultSpec::new(&path, FaultKind::Status { status: 503, retry_after_secs: None }).at_rate(1.0));
+    let body = request("r1", Action::RevokeSessions, &user.1);
+    assert!(matches!(b.r.handle(&body).await, Handled::Retry(_)));
+    b.sim.clear_faults();
+    assert_eq!(b.run(&body).await.status, Status::Done, "the retry is not refused by its own slot");
+    assert!(b.writes() >= 2, "the failed attempt reached Microsoft too");
+    // The cap of one is spent by that request alone.
+    assert_eq!(code(&b.run(&request("r2", Action::RevokeSessions, &b.people[6].1)).await), "rate_limited");
 }
 
 #[tokio::test]

@@ -176,7 +176,8 @@ impl<P: RemediatePorts> Remediator<P> {
             ));
             return Ok(result);
         }
-        if !self.take_slot(&i.tenant_id, rules.max_actions_per_hour, now).await? {
+        let holder = sha256_hex(format!("{}/{}", i.id, r.request_id).as_bytes())[..16].to_owned();
+        if !self.take_slot(&i.tenant_id, rules.max_actions_per_hour, &holder, now).await? {
             return refuse(
                 result,
                 "rate_limited",
@@ -224,18 +225,24 @@ impl<P: RemediatePorts> Remediator<P> {
         }
     }
 
-    /// One action of the tenant's hourly cap; false when the hour's cap is spent.
-    async fn take_slot(&self, tenant: &str, cap: u32, now: GraphTime) -> Result<bool, String> {
+    /// One action of the tenant's hourly cap for `holder`; false when the hour's cap is spent.
+    /// A holder that took its slot this hour keeps it: the request is being tried again.
+    async fn take_slot(&self, tenant: &str, cap: u32, holder: &str, now: GraphTime) -> Result<bool, String> {
         let hour = now.unix_seconds().div_euclid(3600);
         let key = format!("remediation-rate/{tenant}/{hour}");
         let expires = now.plus(Duration::from_secs(2 * 3600));
         for _ in 0..RATE_ATTEMPTS {
-            let (rec, version) =
-                self.records.create(&RateRecord { key: key.clone(), done: 0 }, expires).await.map_err(|e| e.to_string())?;
+            let empty = RateRecord { key: key.clone(), done: 0, holders: Vec::new() };
+            let (mut rec, version) = self.records.create(&empty, expires).await.map_err(|e| e.to_string())?;
+            if rec.holders.iter().any(|h| h == holder) {
+                return Ok(true);
+            }
             if rec.done >= cap {
                 return Ok(false);
             }
-            match self.records.save(&RateRecord { key: key.clone(), done: rec.done + 1 }, version, expires).await {
+            rec.done += 1;
+            rec.holders.push(holder.to_owned());
+            match self.records.save(&rec, version, expires).await {
                 Ok(_) => return Ok(true),
                 Err(CursorError::LeaseLost { .. }) => continue,
                 Err(e) => return Err(e.to_string()),

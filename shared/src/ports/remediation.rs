@@ -48,6 +48,12 @@ pub struct RateRecord {
     /// `remediation-rate/{tenant}/{unix hour}`.
     pub key: String,
     pub done: u32,
+    /// Who took each slot: the first 16 hex digits of SHA-256 of `{integration}/{request id}`,
+    /// so that a request tried again (Microsoft failed it retryably after its slot was taken)
+    /// keeps its slot instead of taking another. At most `max_actions_per_hour` (≤ 1,000) of
+    /// them: 17 KB at most.
+    #[serde(default)]
+    pub holders: Vec<String>,
 }
 
 impl StoredRecord for RateRecord {
