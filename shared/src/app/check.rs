@@ -254,12 +254,12 @@ pub async fn check<M: MicrosoftProbe>(
             slot.insert(microsoft.claims(&creds, api).await);
         }
     }
-    let cloud = microsoft.cloud().endpoints();
+    let endpoints = microsoft.cloud().endpoints();
     let ctx = Ctx {
         tenant_id: &integration.tenant_id,
         client_id: &integration.client_id,
         secret_ref: &integration.secret_ref,
-        login_host: cloud.login.trim_start_matches("https://"),
+        login_host: endpoints.login.trim_start_matches("https://"),
     };
     let mut results = Vec::new();
     for f in features {

@@ -37,8 +37,9 @@ pub struct Row {
     pub message_bytes: f64,
     pub rust: Usage,
     pub python: Usage,
-    /// `poll-bench --floor`: the path's transport alone (see floor.rs).
+    /// `poll-bench --floor`: the path's transport alone (see floor.rs), this many alerts a message.
     pub floor: Usage,
+    pub floor_alerts_per_message: usize,
 }
 
 /// The window both pollers read: the simulator's alerts span the last day.
@@ -192,11 +193,19 @@ async fn measure_pair(p: &Pair<'_>) -> Result<Row, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?.display().to_string();
     let floor = measured(p.dir, "floor", &[&me, "--floor"], &peer_env).await?;
     let (sent, _) = p.sqs.accepted(&floor_name);
-    let expected = super::floor::messages_for(p.n, super::floor::alerts_per_message()?);
+    let per_message = super::floor::alerts_per_message()?;
+    let expected = super::floor::messages_for(p.n, per_message);
     if sent as usize != expected {
         return Err(format!("poll-bench --floor sent {sent} messages where {expected} were due; it printed:\n{}", floor.1));
     }
-    Ok(Row { alerts: p.n, message_bytes: message_bytes as f64 / p.n as f64, rust: rust.0, python: python.0, floor: floor.0 })
+    Ok(Row {
+        alerts: p.n,
+        message_bytes: message_bytes as f64 / p.n as f64,
+        rust: rust.0,
+        python: python.0,
+        floor: floor.0,
+        floor_alerts_per_message: per_message,
+    })
 }
 
 /// Runs one command under `--measure`; returns what the kernel counted and what it printed.
@@ -265,7 +274,7 @@ pub fn print(rows: &[Row]) {
         );
     }
     println!("(CPU = user + system time of the whole process, start-up included; target: Python / Rust ≥ 20, Rust RSS ≤ 64 MiB at 100k)");
-    let per_message = super::floor::alerts_per_message().unwrap_or(1);
+    let per_message = rows.first().map_or(1, |r| r.floor_alerts_per_message);
     let shape = if per_message == 1 { "the same messages".to_owned() } else { format!("the same bytes as {per_message} alerts a message") };
     println!("(floor = the same pages over TLS and {shape} through the SDK, nothing parsed or built: no poller on this path spends less; Py / floor is the most any can reach)");
 }
