@@ -30,7 +30,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-# AWS side: moto's server on loopback, stopped whatever happens.
+# AWS side: moto's server on loopback behind the IAM gate (infra/aws-gate), stopped whatever happens.
 eval "$(infra/scripts/moto.sh start)"
 trap 'infra/scripts/moto.sh stop' EXIT
 echo "== tests (moto at $AWS_ENDPOINT_URL)"
@@ -42,6 +42,9 @@ fi
 
 echo "== soak (a short run on the moto above: README 'Reliability' has the long one)"
 SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
+
+echo "== IAM: every call the functions' code made above, as template.yaml's policies allow it"
+infra/scripts/moto.sh report
 
 echo "== poll-bench --e2e (a small run: the harness works; README 'Cost per alert' has the figures)"
 cargo build -q --bin poll-bench --bin m365-ingest --bin tenant-sim

@@ -299,9 +299,13 @@ async fn the_poll_runs_end_to_end_on_aws_adapters() {
     let mut s = fixed(Scenario::default());
     s.tenants[0].alerts.count = 120;
     s.tenants[0].alerts.big_evidence_fraction = 0.05;
+    s.tenants[0].mailbox.count = 20;
     let sim = std::sync::Arc::new(Simulator::start(s).await.unwrap());
-    let c = moto::clients().await;
-    let (table, url, bucket) = (moto::table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let (table, url, bucket) = (stack.state_table().await, stack.queue("IntakeQueue").await, stack.bucket().await);
+    // The poller's code under the poller's role, as deployed.
+    let role = stack.clients(moto::Principal::Poller);
     let secret = moto::unique("m365-ingest/contoso");
     c.secrets
         .create_secret()
@@ -322,10 +326,10 @@ async fn the_poll_runs_end_to_end_on_aws_adapters() {
     settings.delivery.max_message_bytes = 200 * 1024;
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {
         graph: MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap(),
-        cursors: DynamoCursorStore::new(c.dynamodb.clone(), &table),
-        queue: SqsAlertQueue::new(c.sqs.clone(), &url),
-        artifacts: S3ArtifactStore::new(c.s3.clone(), &bucket),
-        secrets: SecretsManagerSource::new(c.secrets.clone()),
+        cursors: DynamoCursorStore::new(role.dynamodb.clone(), &table),
+        queue: SqsAlertQueue::new(role.sqs.clone(), &url),
+        artifacts: S3ArtifactStore::new(role.s3.clone(), &bucket),
+        secrets: SecretsManagerSource::new(role.secrets.clone()),
         clock: SimTime(sim.clone()),
         settings,
     };
@@ -364,4 +368,15 @@ async fn the_poll_runs_end_to_end_on_aws_adapters() {
         moto::drain(&c, &url).await.iter().map(|m| serde_json::from_str::<Envelope>(m).unwrap()).map(|e| (e.id, e.version)).collect();
     assert_eq!(second, want2.difference(&want).cloned().collect::<BTreeSet<_>>());
     assert_eq!(again.delivered, second.len());
+
+    // The phishing mailbox on the same stack: each reported email is stored in the bucket
+    // (`reported-email/…`), which the poller's policy must allow (it did not: every run failed).
+    let mut mailbox = integration_for(Source::PhishingMailbox);
+    mailbox.secret_ref = integration.secret_ref.clone();
+    let reports = poller.poll_one(&mailbox, Source::PhishingMailbox, Instant::now() + Duration::from_secs(300)).await;
+    assert_eq!(reports.outcome, Outcome::Completed, "{reports:?}");
+    assert!(reports.delivered > 0, "{reports:?}");
+    let stored = c.s3.list_objects_v2().bucket(&bucket).prefix("reported-email/").send().await.unwrap();
+    assert!(stored.key_count.unwrap_or(0) > 0, "reported emails are in the bucket");
+    assert_eq!(stack.denials().await, Vec::<String>::new(), "IAM allowed every call of the poller");
 }

@@ -143,8 +143,8 @@ pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
         }
         IntegrationCommand::Remove { id, keep_secret } => {
             let record = get(&id).await?;
-            let others = app.store.list().await.map_err(store_err)?;
-            let shared = others.iter().any(|r| r.doc.id != id && r.doc.secret_ref == record.doc.secret_ref);
+            let users = app.store.secret_users(&record.doc.secret_ref).await.map_err(store_err)?;
+            let shared = users.iter().any(|user| *user != id);
             app.store.remove(&id).await.map_err(store_err)?;
             let secret = if keep_secret || shared {
                 format!("secret `{}` kept{}", record.doc.secret_ref, if shared { " (another integration uses it)" } else { "" })

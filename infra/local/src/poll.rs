@@ -3,12 +3,13 @@
 //! due pair, then jobs are taken off the poll-jobs queue and run by the poller's own code,
 //! continuations included, as Lambda's event source mapping would, until none is left or the
 //! time is up. Configured through the functions' environment variables (STATE_TABLE,
-//! INTAKE_QUEUE_URL, POLL_JOBS_QUEUE_URL, ARTIFACT_BUCKET, LOGIN_BASE_URL, ...).
+//! INTAKE_QUEUE_URL, POLL_JOBS_QUEUE_URL, ARTIFACT_BUCKET, LOGIN_BASE_URL, ...; DISPATCH_AWS_PROFILE
+//! for the dispatcher's own credentials).
 
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
+use m365_ingest::adapters::aws::{load_sdk_config, load_sdk_config_for_profile, AwsClients};
 use m365_ingest::config::{DispatchConfig, PollerConfig};
 use m365_ingest::lambda::{dispatch, poller};
 
@@ -25,7 +26,14 @@ pub async fn run(o: PollOptions) -> Result<(), Failure> {
     let dispatch_config = DispatchConfig::from_env().map_err(usage)?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let app = poller::build_aws(&config, &clients).map_err(|e| Failure::Usage(e.to_string()))?;
-    let dispatcher = dispatch::build_aws(&dispatch_config, &clients);
+    // In AWS the dispatcher has a role of its own: DISPATCH_AWS_PROFILE runs it under a profile
+    // for that role; the poller's steps (and the event source's receive and delete, which Lambda
+    // does with the poller's role) use the process's credentials.
+    let dispatch_clients = match std::env::var("DISPATCH_AWS_PROFILE") {
+        Ok(profile) if !profile.is_empty() => AwsClients::new(&load_sdk_config_for_profile(&profile).await),
+        _ => clients.clone(),
+    };
+    let dispatcher = dispatch::build_aws(&dispatch_config, &dispatch_clients);
     let event = serde_json::json!({"source": o.source.as_str()});
     let dispatched = dispatch::handle(&dispatcher, &event).await.map_err(|e| Failure::Run(e.to_string()))?;
     let mut jobs = Vec::new();

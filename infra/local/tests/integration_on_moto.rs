@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, GateStack, Principal};
 use serde_json::Value;
 use tenant_sim::scenario::{TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
 use tenant_sim::{Scenario, Simulator};
@@ -16,6 +16,19 @@ const FABRIKAM: &str = "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c";
 
 struct Env {
     vars: Vec<(&'static str, String)>,
+    stack: GateStack,
+    /// A shared credentials file with the dispatcher's profile (`poll` runs it under its own role).
+    profiles: String,
+}
+
+/// Who runs a command in AWS: Test & Save is the check function's code, `poll` the poller's
+/// (its dispatch step the dispatcher's), the rest is the operator's (the template's OperatorPolicy).
+fn principal(args: &[&str]) -> Principal {
+    match args {
+        ["check", ..] | ["integration", "add" | "update" | "enable" | "test", ..] => Principal::Check,
+        ["poll", ..] => Principal::Poller,
+        _ => Principal::Operator,
+    }
 }
 
 impl Env {
@@ -25,6 +38,11 @@ impl Env {
         for (k, v) in &self.vars {
             c.env(k, v);
         }
+        c.env_remove("AWS_SESSION_TOKEN").env_remove("AWS_PROFILE");
+        for (k, v) in self.stack.env(principal(args)) {
+            c.env(k, v);
+        }
+        c.env("AWS_SHARED_CREDENTIALS_FILE", &self.profiles).env("DISPATCH_AWS_PROFILE", "dispatch");
         c.output().unwrap()
     }
 
@@ -52,15 +70,25 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
     scenario.tenants[1].cloud_apps.count = 150;
     let sim = Simulator::start(scenario).await.unwrap();
     let c = AwsClients::new(&load_sdk_config().await);
+    let stack = GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
     let suffix =
         format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
     let table = format!("ops-state-{suffix}");
     m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
+    stack.register_named("StateTable", &table).await.unwrap();
     let queue = c.sqs.create_queue().queue_name(format!("ops-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    stack.register_queue("IntakeQueue", &queue).await.unwrap();
     let jobs = c.sqs.create_queue().queue_name(format!("ops-jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    stack.register_queue("PollJobsQueue", &jobs).await.unwrap();
     let bucket = format!("ops-artifacts-{suffix}");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    stack.register_named("ArtifactBucket", &bucket).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let profiles = write(
+        dir.path(),
+        "credentials",
+        &format!("[dispatch]\naws_access_key_id = {}\naws_secret_access_key = gate\n", stack.access_key(Principal::Dispatch)),
+    );
     let ca = dir.path().join("ca.pem");
     sim.write_ca(&ca).unwrap();
     let base = sim.base_url().to_owned();
@@ -77,6 +105,8 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
             ("CLOUD_APPS_BASE_URL", base.clone()),
             ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
         ],
+        stack: stack.clone(),
+        profiles,
     };
     let contoso_secret = format!("m365-ingest/contoso-{suffix}");
     let contoso = write(
@@ -212,6 +242,7 @@ severities = ["medium", "high"]
         .await
         .unwrap();
     assert_eq!(cursors.count(), 0, "the removed integration's cursor is gone too");
+    assert_eq!(stack.denials().await.unwrap(), Vec::<String>::new(), "IAM allowed every call of every command");
 }
 
 /// An integration's source as `integration list --json` shows it.

@@ -161,13 +161,9 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
         }
         let mut secret = None;
         if new && !doc.shared_secret {
-            match self.store.list().await {
-                Ok(records) => {
-                    let owners: Vec<String> = records
-                        .into_iter()
-                        .filter(|r| r.doc.id != doc.id && r.doc.secret_ref == doc.secret_ref)
-                        .map(|r| r.doc.id)
-                        .collect();
+            match self.store.secret_users(&doc.secret_ref).await {
+                Ok(users) => {
+                    let owners: Vec<String> = users.into_iter().filter(|id| *id != doc.id).collect();
                     if !owners.is_empty() {
                         report.not_saved = Some(format!(
                             "`{}` holds the credentials of integration(s) {} as well; writing it would change theirs: give this integration a secret_ref of its own, or set shared_secret = true if they share one app registration",

@@ -357,6 +357,9 @@ pub trait IntegrationStore: Send + Sync {
     fn list(&self) -> impl Future<Output = Result<Vec<IntegrationRecord>, CursorError>> + Send;
     fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> impl Future<Output = Result<u64, CursorError>> + Send;
     fn remove(&self, id: &str) -> impl Future<Output = Result<bool, CursorError>> + Send;
+    /// The ids of the saved integrations whose record names `secret_ref`, found by key (in AWS
+    /// the functions may not list the table).
+    fn secret_users(&self, secret_ref: &str) -> impl Future<Output = Result<Vec<String>, CursorError>> + Send;
 }
 
 /// Writes integration credentials (Secrets Manager in AWS). Never logs what it writes.

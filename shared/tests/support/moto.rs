@@ -67,3 +67,63 @@ pub async fn drain(c: &AwsClients, url: &str) -> Vec<String> {
     }
     out
 }
+
+pub use m365_ingest::adapters::aws::Principal;
+
+/// A stack of this test's own behind the IAM gate: resources are created with the harness's
+/// rights and registered under the template's logical ids; each function's code runs with
+/// `clients(Principal::…)`, so every call it makes is authorized against its policy in
+/// template.yaml as AWS would authorize it.
+pub struct Stack {
+    pub gate: m365_ingest::adapters::aws::GateStack,
+    /// The harness: creates resources and inspects them, with full rights.
+    pub admin: AwsClients,
+}
+
+pub async fn stack() -> Stack {
+    let admin = clients().await;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let gate = m365_ingest::adapters::aws::GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
+    Stack { gate, admin }
+}
+
+impl Stack {
+    /// Clients acting as `who`.
+    pub fn clients(&self, who: Principal) -> AwsClients {
+        self.gate.clients(who)
+    }
+
+    /// The state table (`StateTable`).
+    pub async fn state_table(&self) -> String {
+        let name = table(&self.admin).await;
+        self.gate.register_named("StateTable", &name).await.unwrap();
+        name
+    }
+
+    /// The dedup table (`DedupTable`).
+    pub async fn dedup_table(&self) -> String {
+        let name = dedup_table(&self.admin).await;
+        self.gate.register_named("DedupTable", &name).await.unwrap();
+        name
+    }
+
+    /// A queue of the template's (`IntakeQueue`, `OutputQueue`, ...): its URL.
+    pub async fn queue(&self, logical: &str) -> String {
+        let name = unique(&logical.to_lowercase());
+        let url = self.admin.sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
+        self.gate.register_queue(logical, &url).await.unwrap();
+        url
+    }
+
+    /// The artifact bucket (`ArtifactBucket`).
+    pub async fn bucket(&self) -> String {
+        let name = bucket(&self.admin).await;
+        self.gate.register_named("ArtifactBucket", &name).await.unwrap();
+        name
+    }
+
+    /// What the gate denied this stack's functions (a test that provokes none asserts it empty).
+    pub async fn denials(&self) -> Vec<String> {
+        self.gate.denials().await.unwrap()
+    }
+}

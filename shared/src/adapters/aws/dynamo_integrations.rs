@@ -1,6 +1,9 @@
 //! Integration records in the state table: `pk = integration#<id>`, `sk = config`, the
 //! document as JSON in `doc`, its `revision` and `saved_at`. Saves are conditional on the
 //! revision; removing an integration deletes every item under its `pk` (its cursors too).
+//! Each record is also listed under its secret (`pk = secret#<secret_ref>`, `sk =
+//! integration#<id>`), written in the record's own transaction, so the integrations sharing a
+//! secret are found by key: the functions may not scan.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -21,6 +24,10 @@ use crate::ports::{CursorKey, IntegrationRecord, IntegrationSource, IntegrationS
 /// Scan and query pages read at most: this bounds the loops, not the use.
 const MAX_PAGES: usize = 100;
 const CONFIG_SK: &str = "config";
+
+fn secret_pk(secret_ref: &str) -> String {
+    format!("secret#{secret_ref}")
+}
 
 #[derive(Debug, Clone)]
 pub struct DynamoIntegrations {
@@ -173,6 +180,27 @@ impl IntegrationStore for DynamoIntegrations {
             Some(r) => put.condition_expression("revision = :r").expression_attribute_values(":r", AttributeValue::N(r.to_string())),
         };
         let mut writes = vec![TransactWriteItem::builder().put(put.build().map_err(invalid)?).build()];
+        // The record's entry under its secret; a changed secret_ref leaves the old one.
+        let user = |secret_ref: &str| -> [(&'static str, AttributeValue); 2] {
+            [("pk", AttributeValue::S(secret_pk(secret_ref))), ("sk", AttributeValue::S(integration_pk(&doc.id)))]
+        };
+        let mut entry = Put::builder().table_name(&self.table);
+        for (k, v) in user(&doc.secret_ref) {
+            entry = entry.item(k, v);
+        }
+        writes.push(TransactWriteItem::builder().put(entry.build().map_err(invalid)?).build());
+        if expected.is_some() {
+            // The revision condition above makes this read the one the transaction replaces.
+            if let Some(before) = self.get(&doc.id).await? {
+                if before.doc.secret_ref != doc.secret_ref {
+                    let mut d = Delete::builder().table_name(&self.table);
+                    for (k, v) in user(&before.doc.secret_ref) {
+                        d = d.key(k, v);
+                    }
+                    writes.push(TransactWriteItem::builder().delete(d.build().map_err(invalid)?).build());
+                }
+            }
+        }
         let polled = doc.validate().ok();
         for source in Source::ALL {
             let key = CursorKey::live(doc.id.clone(), source);
@@ -203,6 +231,16 @@ impl IntegrationStore for DynamoIntegrations {
 
     async fn remove(&self, id: &str) -> Result<bool, CursorError> {
         let pk = integration_pk(id);
+        if let Some(record) = self.get(id).await? {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(secret_pk(&record.doc.secret_ref)))
+                .key("sk", AttributeValue::S(pk.clone()))
+                .send()
+                .await
+                .map_err(|e| store_err(&e))?;
+        }
         let mut existed = false;
         let mut start = None;
         for _ in 0..MAX_PAGES {
@@ -236,6 +274,42 @@ impl IntegrationStore for DynamoIntegrations {
             }
         }
         Err(CursorError::Store { detail: format!("more than {MAX_PAGES} pages of items under {pk}"), retryable: false })
+    }
+
+    async fn secret_users(&self, secret_ref: &str) -> Result<Vec<String>, CursorError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for _ in 0..MAX_PAGES {
+            let (ids, last) = self.users_page(secret_ref, start).await?;
+            out.extend(ids);
+            match last {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+        Err(CursorError::Store { detail: format!("more than {MAX_PAGES} pages of integrations using `{secret_ref}`"), retryable: false })
+    }
+}
+
+impl DynamoIntegrations {
+    async fn users_page(&self, secret_ref: &str, start: Option<ScanKey>) -> Result<(Vec<String>, Option<ScanKey>), CursorError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", AttributeValue::S(secret_pk(secret_ref)))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        let ids = page
+            .items()
+            .iter()
+            .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).and_then(|s| s.strip_prefix("integration#")).map(str::to_owned))
+            .collect();
+        Ok((ids, page.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 }
 

@@ -11,9 +11,21 @@ type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;
 /// Loads region, credentials and endpoints the standard way (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL[_<SERVICE>]`, ...) with rustls on ring as the TLS stack.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    let http =
-        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http).timeout_config(timeouts()).load().await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client()).timeout_config(timeouts()).load().await
+}
+
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https()
+}
+
+/// The same configuration with the credentials of a named profile of the shared config and
+/// credentials files (a profile that assumes a function's role, say), whatever the process's
+/// own credentials are.
+pub async fn load_sdk_config_for_profile(profile: &str) -> aws_config::SdkConfig {
+    let provider = aws_config::provider_config::ProviderConfig::without_region().with_http_client(https_client());
+    let creds = aws_config::profile::ProfileFileCredentialsProvider::builder().configure(&provider).profile_name(profile).build();
+    let base = load_sdk_config().await;
+    base.to_builder().credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(creds)).build()
 }
 
 #[derive(Debug, Clone)]

@@ -55,6 +55,10 @@ impl IntegrationStore for MemoryIntegrationStore {
     async fn remove(&self, id: &str) -> Result<bool, CursorError> {
         Ok(self.records().remove(id).is_some())
     }
+
+    async fn secret_users(&self, secret_ref: &str) -> Result<Vec<String>, CursorError> {
+        Ok(self.records().values().filter(|r| r.doc.secret_ref == secret_ref).map(|r| r.doc.id.clone()).collect())
+    }
 }
 
 impl IntegrationSource for MemoryIntegrationStore {
