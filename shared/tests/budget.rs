@@ -42,10 +42,11 @@ async fn admit_all(budgets: &[Arc<dyn RequestBudget>], key: &BudgetKey, n: usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_sharing_a_budget_are_paced_together() {
-    let c = moto::clients().await;
-    let table = moto::table(&c).await;
-    let one: Arc<dyn RequestBudget> = Arc::new(DynamoBudget::new(c.dynamodb.clone(), &table));
-    let two: Arc<dyn RequestBudget> = Arc::new(DynamoBudget::new(c.dynamodb.clone(), &table));
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Poller);
+    let table = stack.state_table().await;
+    let one: Arc<dyn RequestBudget> = Arc::new(DynamoBudget::new(role.dynamodb.clone(), &table));
+    let two: Arc<dyn RequestBudget> = Arc::new(DynamoBudget::new(role.dynamodb.clone(), &table));
     // 2 × 8 requests at 10 a second: the last goes no sooner than 15 intervals after the first.
     let took = admit_all(&[one.clone(), two.clone()], &key("contoso"), 8).await;
     let floor = Duration::from_millis(15 * RATE.interval_ms() as u64);
@@ -59,8 +60,11 @@ async fn instances_sharing_a_budget_are_paced_together() {
 
 #[tokio::test]
 async fn a_budget_whose_store_fails_paces_within_the_instance() {
-    let c = moto::clients().await;
-    let missing: Arc<dyn RequestBudget> = Arc::new(DynamoBudget::new(c.dynamodb.clone(), "no-such-table"));
+    let stack = moto::stack().await;
+    // A table outside the role's policy: IAM refuses every call, as it would a missing table's.
+    stack.gate.expect_denials().await.unwrap();
+    let role = stack.clients(moto::Principal::Poller);
+    let missing: Arc<dyn RequestBudget> = Arc::new(DynamoBudget::new(role.dynamodb.clone(), "no-such-table"));
     // No error, no panic: every call is admitted, paced locally (10 per second).
     let took = admit_all(&[missing], &key("contoso"), 12).await;
     assert!(took >= Duration::from_millis(900), "{took:?}: beyond the window's 10, the local pace applies");

@@ -115,11 +115,13 @@ async fn artifact_stores_keep_the_contract() {
         async move { std::fs::read(p).unwrap() }
     })
     .await;
-    let c = moto::clients().await;
-    let bucket = moto::bucket(&c).await;
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Poller);
+    let bucket = stack.bucket().await;
     let s3 = c.s3.clone();
     let b = bucket.clone();
-    artifact_store_contract(&S3ArtifactStore::new(c.s3.clone(), &bucket), move |k| {
+    artifact_store_contract(&S3ArtifactStore::new(role.s3.clone(), &bucket), move |k| {
         let (s3, b) = (s3.clone(), b.clone());
         async move { s3.get_object().bucket(b).key(k).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec() }
     })
@@ -133,7 +135,9 @@ async fn secret_sources_keep_the_contract() {
         "m365-ingest/here",
     )
     .await;
-    let c = moto::clients().await;
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Poller);
     let name = moto::unique("m365-ingest/here");
     c.secrets
         .create_secret()
@@ -142,7 +146,7 @@ async fn secret_sources_keep_the_contract() {
         .send()
         .await
         .unwrap();
-    secret_source_contract(&SecretsManagerSource::new(c.secrets.clone()), &name).await;
+    secret_source_contract(&SecretsManagerSource::new(role.secrets.clone()), &name).await;
 }
 
 #[tokio::test]
@@ -152,17 +156,20 @@ async fn memory_cursor_store_keeps_the_contract() {
 
 #[tokio::test]
 async fn dynamodb_cursor_store_keeps_the_contract() {
-    let c = moto::clients().await;
-    let table = moto::table(&c).await;
-    cursor_store_contract(&DynamoCursorStore::new(c.dynamodb.clone(), &table), "ddb").await;
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Poller);
+    let table = stack.state_table().await;
+    cursor_store_contract(&DynamoCursorStore::new(role.dynamodb.clone(), &table), "ddb").await;
 }
 
 #[tokio::test]
 async fn queues_keep_the_contract() {
     queue_contract(&MemoryAlertQueue::new()).await;
-    let c = moto::clients().await;
-    let url = moto::queue(&c).await;
-    queue_contract(&SqsAlertQueue::new(c.sqs.clone(), &url)).await;
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Poller);
+    let url = stack.queue("IntakeQueue").await;
+    queue_contract(&SqsAlertQueue::new(role.sqs.clone(), &url)).await;
     let got = moto::drain(&c, &url).await;
     assert_eq!(got.len(), 10);
     assert_eq!(got.iter().collect::<BTreeSet<_>>().len(), 10);
@@ -170,9 +177,11 @@ async fn queues_keep_the_contract() {
 
 #[tokio::test]
 async fn s3_keeps_claim_check_objects() {
-    let c = moto::clients().await;
-    let bucket = moto::bucket(&c).await;
-    let store = S3ArtifactStore::new(c.s3.clone(), &bucket);
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Poller);
+    let bucket = stack.bucket().await;
+    let store = S3ArtifactStore::new(role.s3.clone(), &bucket);
     let r = store.put("intake/x/defender_alerts/a/1.json", b"{\"id\":\"a\"}".to_vec()).await.unwrap();
     assert_eq!((r.bucket.as_str(), r.size), (bucket.as_str(), 10));
     let got = c.s3.get_object().bucket(&bucket).key(&r.key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
@@ -181,7 +190,9 @@ async fn s3_keeps_claim_check_objects() {
 
 #[tokio::test]
 async fn secrets_manager_reads_credentials_and_says_what_is_wrong() {
-    let c = moto::clients().await;
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Poller);
     let good = moto::unique("m365-ingest/good");
     c.secrets
         .create_secret()
@@ -192,14 +203,18 @@ async fn secrets_manager_reads_credentials_and_says_what_is_wrong() {
         .unwrap();
     let bad = moto::unique("m365-ingest/bad");
     c.secrets.create_secret().name(&bad).secret_string(r#"{"tenant_id":"t","client_id":"c","clientsecret":"oops"}"#).send().await.unwrap();
-    let src = SecretsManagerSource::new(c.secrets.clone());
+    let src = SecretsManagerSource::new(role.secrets.clone());
     let creds = src.load(&good).await.unwrap();
     assert_eq!(creds.client_id, DEFAULT_CLIENT_ID);
     assert!(!format!("{creds:?}").contains(DEFAULT_CLIENT_SECRET));
     let e = src.load(&bad).await.unwrap_err();
     assert!(matches!(&e, SecretError::Invalid { problem, .. } if problem.contains("clientsecret")), "{e}");
     assert!(!e.to_string().contains("oops"));
-    assert!(matches!(src.load("no-such-secret").await, Err(SecretError::NotFound { .. })));
+    assert!(matches!(src.load(&moto::unique("m365-ingest/absent")).await, Err(SecretError::NotFound { .. })));
+    // Outside the stack's SecretPrefix IAM refuses the read before Secrets Manager looks: said so.
+    stack.gate.expect_denials().await.unwrap();
+    let e = src.load("elsewhere/no-such-secret").await.unwrap_err();
+    assert!(matches!(&e, SecretError::Store { retryable: false, detail } if detail.contains("SecretPrefix")), "{e}");
 }
 
 /// The IntegrationStore and SecretWriter contracts (ports.rs), for any implementation.
@@ -228,17 +243,19 @@ async fn integration_store_contract(store: &(impl IntegrationStore + Integration
 #[tokio::test]
 async fn integration_stores_keep_the_contract() {
     integration_store_contract(&MemoryIntegrationStore::new(), "mem").await;
-    let c = moto::clients().await;
-    let table = moto::table(&c).await;
-    integration_store_contract(&DynamoIntegrations::new(c.dynamodb.clone(), &table), "ddb").await;
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Operator);
+    let table = stack.state_table().await;
+    integration_store_contract(&DynamoIntegrations::new(role.dynamodb.clone(), &table), "ddb").await;
 }
 
 #[tokio::test]
 async fn removing_an_integration_in_dynamodb_deletes_its_cursors_and_no_one_elses() {
-    let c = moto::clients().await;
-    let table = moto::table(&c).await;
-    let store = DynamoIntegrations::new(c.dynamodb.clone(), &table);
-    let cursors = DynamoCursorStore::new(c.dynamodb.clone(), &table);
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Operator);
+    let table = stack.state_table().await;
+    let store = DynamoIntegrations::new(role.dynamodb.clone(), &table);
+    let cursors = DynamoCursorStore::new(role.dynamodb.clone(), &table);
     for id in ["contoso", "fabrikam"] {
         store.save(&IntegrationDoc::new(id, TENANT, DEFAULT_CLIENT_ID, "s"), None, t(0)).await.unwrap();
         for source in Source::ALL {
@@ -261,8 +278,9 @@ async fn removing_an_integration_in_dynamodb_deletes_its_cursors_and_no_one_else
 
 #[tokio::test]
 async fn secrets_manager_writes_credentials_that_read_back() {
-    let c = moto::clients().await;
-    let sm = SecretsManagerSource::new(c.secrets.clone());
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Operator);
+    let sm = SecretsManagerSource::new(role.secrets.clone());
     let name = format!("m365-ingest/written-{}", std::process::id());
     let arn = sm.put(&name, &secret_creds()).await.unwrap();
     assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
@@ -280,9 +298,10 @@ async fn secrets_manager_writes_credentials_that_read_back() {
 
 #[tokio::test]
 async fn integrations_round_trip_through_dynamodb() {
-    let c = moto::clients().await;
-    let table = moto::table(&c).await;
-    let store = DynamoIntegrations::new(c.dynamodb.clone(), &table);
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Operator);
+    let table = stack.state_table().await;
+    let store = DynamoIntegrations::new(role.dynamodb.clone(), &table);
     let mut doc = IntegrationDoc::new("contoso", TENANT, DEFAULT_CLIENT_ID, "s");
     doc.polling.overlap = DurationText(Duration::from_secs(600));
     store.put(&doc).await.unwrap();

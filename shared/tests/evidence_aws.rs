@@ -94,16 +94,18 @@ fn evidence_integration() -> Integration {
 async fn rig(scenario: Scenario, settings: EvidenceSettings) -> Rig {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let sim = Arc::new(tenant_sim::Simulator::start(scenario).await.unwrap());
-    let c = moto::clients().await;
-    let (table, out_url, bucket) = (moto::dedup_table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Processor);
+    let (table, out_url, bucket) = (stack.dedup_table().await, stack.queue("OutputQueue").await, stack.bucket().await);
     let mut http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
     http.resolve = vec![(sim.blob_host().to_owned(), sim.addr())];
     let steps = Arc::new(MemoryDelayQueue::new());
-    let jobs = Arc::new(CrashingSaves { inner: DynamoEvidenceJobs::new(c.dynamodb.clone(), &table), armed: AtomicBool::new(false) });
+    let jobs = Arc::new(CrashingSaves { inner: DynamoEvidenceJobs::new(role.dynamodb.clone(), &table), armed: AtomicBool::new(false) });
     let p = Processor::new(
         Arc::new(MemoryDedupStore::new()),
-        SqsAlertQueue::new(c.sqs.clone(), &out_url),
-        S3ArtifactStore::new(c.s3.clone(), &bucket),
+        SqsAlertQueue::new(role.sqs.clone(), &out_url),
+        S3ArtifactStore::new(role.s3.clone(), &bucket),
         SimTime(sim.clone()),
         ProcessSettings { owner: "test".into(), ..ProcessSettings::default() },
     )
@@ -414,9 +416,11 @@ async fn a_processor_that_dies_mid_job_is_resumed_and_the_file_is_stored_once() 
 
 #[tokio::test]
 async fn the_evidence_queue_holds_a_step_back_on_sqs() {
-    let c = moto::clients().await;
-    let url = moto::queue(&c).await;
-    let q = SqsAlertQueue::new(c.sqs.clone(), &url);
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Processor);
+    let url = stack.queue("EvidenceJobsQueue").await;
+    let q = SqsAlertQueue::new(role.sqs.clone(), &url);
     q.send_delayed("later", Duration::from_secs(30)).await.unwrap();
     q.send_delayed("now", Duration::ZERO).await.unwrap();
     assert_eq!(moto::drain(&c, &url).await, vec!["now".to_owned()], "the delayed one is not visible yet");

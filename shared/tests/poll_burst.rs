@@ -37,8 +37,9 @@ async fn an_8k_version_burst_inside_one_overlap_fits_the_cursor_and_is_not_repea
     }
     sim.clock().advance_secs(window().ingestion_delay.as_secs() as i64 + 1);
 
-    let aws = moto::clients().await;
-    let table = moto::table(&aws).await;
+    let stack = moto::stack().await;
+    let table = stack.state_table().await;
+    let aws = stack.clients(moto::Principal::Poller);
     let queue = Arc::new(MemoryAlertQueue::new());
     let dir = tempfile::tempdir().unwrap();
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {

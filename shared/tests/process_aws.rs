@@ -46,9 +46,10 @@ async fn dedup_contract(store: &impl DedupStore) {
 #[tokio::test]
 async fn dedup_stores_keep_the_contract() {
     dedup_contract(&MemoryDedupStore::new()).await;
-    let c = moto::clients().await;
-    let table = moto::dedup_table(&c).await;
-    dedup_contract(&DynamoDedupStore::new(c.dynamodb.clone(), &table)).await;
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Processor);
+    let table = stack.dedup_table().await;
+    dedup_contract(&DynamoDedupStore::new(role.dynamodb.clone(), &table)).await;
 }
 
 fn sqs_event(msgs: &[(String, String)]) -> SqsEvent {
@@ -96,14 +97,16 @@ async fn concurrent_processors_publish_each_alert_version_once() {
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
     w.poll(Source::DefenderAlerts).await;
     let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(60).enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
-    let c = moto::clients().await;
-    let (table, out_url, bucket) = (moto::dedup_table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
-    let claims = std::sync::Arc::new(AtomicClaims(DynamoDedupStore::new(c.dynamodb.clone(), &table), tokio::sync::Mutex::new(())));
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Processor);
+    let (table, out_url, bucket) = (stack.dedup_table().await, stack.queue("OutputQueue").await, stack.bucket().await);
+    let claims = std::sync::Arc::new(AtomicClaims(DynamoDedupStore::new(role.dynamodb.clone(), &table), tokio::sync::Mutex::new(())));
     let make = |owner: &str| {
         Processor::new(
             claims.clone(),
-            SqsAlertQueue::new(c.sqs.clone(), &out_url),
-            S3ArtifactStore::new(c.s3.clone(), &bucket),
+            SqsAlertQueue::new(role.sqs.clone(), &out_url),
+            S3ArtifactStore::new(role.s3.clone(), &bucket),
             SimTime(w.sim.clone()),
             ProcessSettings { owner: owner.into(), concurrency: 4, ..ProcessSettings::default() },
         )
@@ -138,9 +141,11 @@ async fn concurrent_processors_publish_each_alert_version_once() {
 async fn a_poison_message_ends_in_the_dlq_and_its_neighbours_are_published_once() {
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
     w.poll(Source::DefenderAlerts).await;
-    let c = moto::clients().await;
-    let (table, out_url, bucket) = (moto::dedup_table(&c).await, moto::queue(&c).await, moto::bucket(&c).await);
-    let dlq_url = moto::queue(&c).await;
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Processor);
+    let (table, out_url, bucket) = (stack.dedup_table().await, stack.queue("OutputQueue").await, stack.bucket().await);
+    let dlq_url = stack.queue("IntakeDeadLetterQueue").await;
     let dlq_arn = c
         .sqs
         .get_queue_attributes()
@@ -174,9 +179,9 @@ async fn a_poison_message_ends_in_the_dlq_and_its_neighbours_are_published_once(
     }
     let app = ProcessorApp {
         processor: Processor::new(
-            DynamoDedupStore::new(c.dynamodb.clone(), &table),
-            SqsAlertQueue::new(c.sqs.clone(), &out_url),
-            S3ArtifactStore::new(c.s3.clone(), &bucket),
+            DynamoDedupStore::new(role.dynamodb.clone(), &table),
+            SqsAlertQueue::new(role.sqs.clone(), &out_url),
+            S3ArtifactStore::new(role.s3.clone(), &bucket),
             SystemClock,
             ProcessSettings::default(),
         ),

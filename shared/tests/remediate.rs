@@ -271,17 +271,19 @@ async fn a_bad_request_is_rejected_naming_its_fields_and_audited() {
 async fn on_the_functions_adapters_the_audit_is_a_dynamodb_item_with_ttl_and_the_result_an_sqs_message() {
     use m365_ingest::adapters::aws::{DynamoEvidenceJobs, SqsAlertQueue};
     use support::moto;
-    let c = moto::clients().await;
-    let (table, url) = (moto::dedup_table(&c).await, moto::queue(&c).await);
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Remediate);
+    let (table, url) = (stack.dedup_table().await, stack.queue("ActionsResultQueue").await);
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let sim = Arc::new(Simulator::start(fixed(Scenario::default())).await.unwrap());
     let mut i = integration();
     i.features.remediation = true;
     i.remediation = enforce();
     let r = Remediator::<RemediateWith<_, _, _, _, _, _>> {
-        records: DynamoEvidenceJobs::new(c.dynamodb.clone(), &table),
+        records: DynamoEvidenceJobs::new(role.dynamodb.clone(), &table),
         directory: MicrosoftHttp::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
-        results: SqsAlertQueue::new(c.sqs.clone(), &url),
+        results: SqsAlertQueue::new(role.sqs.clone(), &url),
         secrets: StaticSecretSource::new().with("contoso-secret", secret_creds()),
         integrations: StaticIntegrations(vec![i]),
         clock: SimTime(sim.clone()),

@@ -124,7 +124,10 @@ fn poll_jobs_fan_out_through_a_queue_that_outlasts_the_poller() {
 #[test]
 fn no_function_scans_the_state_table() {
     let t = template();
-    assert!(!t.contains("dynamodb:Scan"), "every access path is by key or by the Due index");
+    // The operator's `integration list` is the product's one listing; no function lists.
+    let scans = t.lines().filter(|l| l.contains("dynamodb:Scan")).count();
+    let operator = resource(&t, "OperatorPolicy").iter().filter(|l| l.contains("dynamodb:Scan")).count();
+    assert_eq!((scans, operator), (1, 1), "every function's access path is by key or by the Due index");
     let (_, dispatch) = resource_with_code_uri(&t, "dispatch").unwrap();
     assert!(
         dispatch.iter().any(|l| l.contains("Resource: !Sub \"${StateTable.Arn}/index/Due\"")),

@@ -131,6 +131,8 @@ mod tests {
         );
         let table = format!("check-state-{suffix}");
         m365_ingest::adapters::aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
+        let stack = m365_ingest::adapters::aws::GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
+        stack.register_named("StateTable", &table).await.unwrap();
         // Removed when the test ends, pass or fail.
         let ca_file = tempfile::NamedTempFile::new().unwrap();
         let ca = ca_file.path().to_owned();
@@ -146,7 +148,8 @@ mod tests {
         ]
         .into();
         let settings = CheckConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
-        let app = build_aws(&settings, &clients).unwrap();
+        // The check function's code under its role, as deployed.
+        let app = build_aws(&settings, &stack.clients(m365_ingest::adapters::aws::Principal::Check)).unwrap();
         let secret = format!("m365-ingest/check-{suffix}");
         let mut doc = config();
         doc["secret_ref"] = json!(secret);

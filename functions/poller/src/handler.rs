@@ -152,7 +152,7 @@ mod tests {
     /// throttling, failing and expiring tokens along the way; the pair is then due an interval on.
     #[tokio::test]
     async fn end_to_end_on_moto_with_faults() {
-        use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
+        use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal};
         use m365_ingest::config::PollerConfig;
         use m365_ingest::domain::envelope::Envelope;
         use m365_ingest::domain::integration_doc::IntegrationDoc;
@@ -171,13 +171,18 @@ mod tests {
         ];
         let sim = Simulator::start(scenario).await.unwrap();
         let clients = AwsClients::new(&load_sdk_config().await);
+        let stack = GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
         let suffix = format!("{}-{}", std::process::id(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos());
         let table = format!("state-{suffix}");
         m365_ingest::adapters::aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
+        stack.register_named("StateTable", &table).await.unwrap();
         let queue = clients.sqs.create_queue().queue_name(format!("intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+        stack.register_queue("IntakeQueue", &queue).await.unwrap();
         let jobs = clients.sqs.create_queue().queue_name(format!("jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
+        stack.register_queue("PollJobsQueue", &jobs).await.unwrap();
         let bucket = format!("artifacts-{suffix}");
         clients.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        stack.register_named("ArtifactBucket", &bucket).await.unwrap();
         let secret = format!("m365-ingest/contoso-{suffix}");
         clients
             .secrets
@@ -212,10 +217,11 @@ mod tests {
         let mut config = PollerConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
         // Real Retry-After values would make this test wait; the production policy's shape is kept.
         config.poll.safety_margin = Duration::from_secs(5);
-        let app = build_aws(&config, &clients).unwrap();
+        // Each function's code under its own role, as deployed.
+        let app = build_aws(&config, &stack.clients(Principal::Poller)).unwrap();
         let dispatcher = m365_ingest::lambda::dispatch::build_aws(
             &m365_ingest::config::DispatchConfig::from_lookup(|k| env.get(k).cloned()).unwrap(),
-            &clients,
+            &stack.clients(Principal::Dispatch),
         );
         let tick = serde_json::json!({"source": "defender_alerts"});
         let d = m365_ingest::lambda::dispatch::handle(&dispatcher, &tick).await.unwrap();

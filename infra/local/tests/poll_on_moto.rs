@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations};
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal};
 use m365_ingest::domain::integration_doc::IntegrationDoc;
 use serde_json::Value;
 use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
@@ -20,14 +20,19 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     scenario.tenants[0].alerts.count = 40;
     let sim = Simulator::start(scenario).await.unwrap();
     let c = AwsClients::new(&load_sdk_config().await);
+    let stack = GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
     let suffix =
         format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
     let table = format!("cli-state-{suffix}");
     m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
+    stack.register_named("StateTable", &table).await.unwrap();
     let queue = c.sqs.create_queue().queue_name(format!("cli-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
     let jobs = c.sqs.create_queue().queue_name(format!("cli-jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    stack.register_queue("IntakeQueue", &queue).await.unwrap();
+    stack.register_queue("PollJobsQueue", &jobs).await.unwrap();
     let bucket = format!("cli-artifacts-{suffix}");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    stack.register_named("ArtifactBucket", &bucket).await.unwrap();
     let secret = format!("m365-ingest/cli-{suffix}");
     c.secrets
         .create_secret()
@@ -44,6 +49,11 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let ca = dir.path().join("ca.pem");
     sim.write_ca(&ca).unwrap();
     let base = sim.base_url().to_owned();
+    // The poller's role for the process, the dispatcher's through its profile (as deployed).
+    let profiles = dir.path().join("credentials");
+    std::fs::write(&profiles, format!("[dispatch]\naws_access_key_id = {}\naws_secret_access_key = gate\n", stack.access_key(Principal::Dispatch)))
+        .unwrap();
+    let poller_env = stack.env(Principal::Poller);
     let (bin_table, bin_queue, bin_jobs, bin_bucket, bin_ca) =
         (table.clone(), queue.clone(), jobs.clone(), bucket.clone(), ca.display().to_string());
     let out = tokio::task::spawn_blocking(move || {
@@ -56,6 +66,11 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
             .env("LOGIN_BASE_URL", &base)
             .env("GRAPH_BASE_URL", &base)
             .env("EXTRA_CA_BUNDLE_FILE", bin_ca)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .envs(poller_env)
+            .env("AWS_SHARED_CREDENTIALS_FILE", profiles)
+            .env("DISPATCH_AWS_PROFILE", "dispatch")
             .output()
             .unwrap()
     })
@@ -74,6 +89,7 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let attrs = c.sqs.get_queue_attributes().queue_url(&queue).attribute_names(aws_sdk_sqs_attr()).send().await.unwrap();
     let waiting: u64 = attrs.attributes().and_then(|a| a.values().next()).and_then(|v| v.parse().ok()).unwrap();
     assert_eq!(waiting, delivered, "every reported message is on the queue");
+    assert_eq!(stack.denials().await.unwrap(), Vec::<String>::new(), "IAM allowed the dispatcher's and the poller's calls");
 }
 
 fn aws_sdk_sqs_attr() -> aws_sdk_sqs::types::QueueAttributeName {

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, GateStack, Principal};
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365-ingest");
 
@@ -15,8 +15,14 @@ async fn depth(c: &AwsClients, url: &str) -> u64 {
     a.attributes().and_then(|m| m.get(&QueueAttributeName::ApproximateNumberOfMessages)).and_then(|v| v.parse().ok()).unwrap()
 }
 
-fn redrive(from: &str, to: &str, extra: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(["redrive", "--from", from, "--to", to]).args(extra).output().unwrap()
+/// As an operator with the template's OperatorPolicy runs it.
+fn redrive(operator: &[(&'static str, String)], from: &str, to: &str, extra: &[&str]) -> std::process::Output {
+    let mut c = Command::new(BIN);
+    c.args(["redrive", "--from", from, "--to", to]).args(extra).env_remove("AWS_SESSION_TOKEN").env_remove("AWS_PROFILE");
+    for (k, v) in operator {
+        c.env(k, v);
+    }
+    c.output().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,6 +34,10 @@ async fn redrive_moves_dead_letters_back_and_a_dry_run_moves_none() {
         format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
     let dlq = c.sqs.create_queue().queue_name(format!("rd-dlq-{suffix}")).send().await.unwrap().queue_url.unwrap();
     let intake = c.sqs.create_queue().queue_name(format!("rd-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    let stack = GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
+    stack.register_queue("IntakeDeadLetterQueue", &dlq).await.unwrap();
+    stack.register_queue("IntakeQueue", &intake).await.unwrap();
+    let op = stack.env(Principal::Operator);
     for i in 0..3 {
         let body = format!(
             r#"{{"schema":"m365-ingest.intake.v1","integration_id":"contoso","source":"defender_alerts","id":"a{i}","version":"2026-11-27T10:00:00.0000000Z"}}"#
@@ -35,20 +45,20 @@ async fn redrive_moves_dead_letters_back_and_a_dry_run_moves_none() {
         c.sqs.send_message().queue_url(&dlq).message_body(body).send().await.unwrap();
     }
 
-    let (from, to) = (dlq.clone(), intake.clone());
-    let out = tokio::task::spawn_blocking(move || redrive(&from, &to, &["--dry-run"])).await.unwrap();
+    let (from, to, op2) = (dlq.clone(), intake.clone(), op.clone());
+    let out = tokio::task::spawn_blocking(move || redrive(&op2, &from, &to, &["--dry-run"])).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("dry run: about 3 message(s)") && text.contains("intake: contoso defender_alerts a"), "{text}");
     assert_eq!((depth(&c, &dlq).await, depth(&c, &intake).await), (3, 0), "a dry run moves nothing and hides nothing");
 
-    let (from, to) = (dlq.clone(), intake.clone());
-    let out = tokio::task::spawn_blocking(move || redrive(&from, &to, &["--max", "2"])).await.unwrap();
+    let (from, to, op2) = (dlq.clone(), intake.clone(), op.clone());
+    let out = tokio::task::spawn_blocking(move || redrive(&op2, &from, &to, &["--max", "2"])).await.unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("moved 2 message(s)"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!((depth(&c, &dlq).await, depth(&c, &intake).await), (1, 2));
 
-    let (from, to) = (dlq.clone(), intake.clone());
-    let out = tokio::task::spawn_blocking(move || redrive(&from, &to, &[])).await.unwrap();
+    let (from, to, op2) = (dlq.clone(), intake.clone(), op.clone());
+    let out = tokio::task::spawn_blocking(move || redrive(&op2, &from, &to, &[])).await.unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("moved 1 message(s)"));
     assert_eq!((depth(&c, &dlq).await, depth(&c, &intake).await), (0, 3));
     let bodies: Vec<String> = c
@@ -68,4 +78,5 @@ async fn redrive_moves_dead_letters_back_and_a_dry_run_moves_none() {
     let out = Command::new(BIN).args(["redrive", "--from", &dlq, "--to", "http://127.0.0.1:1/none"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "an unreachable target is refused before anything moves");
     assert_eq!(depth(&c, &dlq).await, 0);
+    assert_eq!(stack.denials().await.unwrap(), Vec::<String>::new(), "the operator policy allows a redrive");
 }

@@ -52,6 +52,7 @@ impl GateStack {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = format!("s{:x}{:x}{n:x}", std::process::id(), nanos % 0xffff_ffff);
+        crate::adapters::graph::settings::install_crypto_provider();
         let stack = GateStack {
             id,
             endpoint: endpoint.trim_end_matches('/').to_owned(),

@@ -74,6 +74,14 @@ impl SecretSource for SecretsManagerSource {
         let out = self.client.get_secret_value().secret_id(secret_ref).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) {
                 SecretError::NotFound { secret_ref: secret_ref.to_owned() }
+            } else if e.as_service_error().and_then(|se| se.meta().code()) == Some("AccessDeniedException") {
+                // What IAM answers for a secret outside the functions' policies (SecretPrefix).
+                SecretError::Store {
+                    detail: format!(
+                        "this function's role may not read `{secret_ref}`: the functions read only secrets named under the stack's SecretPrefix (m365-ingest/ by default); store the credentials there and point secret_ref at them"
+                    ),
+                    retryable: false,
+                }
             } else {
                 SecretError::Store { detail: describe(&e), retryable: super::sdk::sdk_retryable(&e) }
             }
