@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import aws_requests  # noqa: E402
+import sqs_rules  # noqa: E402
 
 # Principal Mapper 1.1.5 (its last release) imports the ABCs from `collections`, which Python
 # 3.10 moved to `collections.abc` only.
@@ -101,6 +102,23 @@ class Gate:
                 if "denials_expected" in req:
                     stack.denials_expected = bool(req["denials_expected"])
             return _reply(start_response, 200, {"stack": stack.id, "principals": sorted(self.principals())})
+        if len(parts) == 2 and parts[1] == "authorize" and method == "POST":
+            # For stand-ins of other services (the soak's SQS): one check, decided and recorded
+            # as the gate decides its own requests.
+            req = json.loads(body or b"{}")
+            who = self.principal_of(req.get("access_key", ""))
+            if who is None:
+                return _reply(start_response, 200, {"allowed": True, "reason": "not a function's key"})
+            stack, principal = who
+            check = aws_requests.Check(req["action"], req["resource"], req.get("context", {}))
+            call = aws_requests.Call(req.get("service", "?"), req["access_key"], req.get("region", stack.region), req["action"], [check])
+            denied = self.authorize(stack, principal, call)
+            if denied is not None:
+                self.record(stack, principal, denied[1], denied[2], denied[0])
+                return _reply(start_response, 200, {"allowed": False, "reason": denied[0]})
+            with self.lock:
+                self.allowed += 1
+            return _reply(start_response, 200, {"allowed": True})
         if len(parts) == 2 and parts[1] == "denials" and method == "GET":
             from urllib.parse import parse_qs
 
@@ -119,15 +137,15 @@ class Gate:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "").startswith("/_gate/"):
             return self.admin(environ, start_response)
+        body = b""
+        if _needs_body(environ):
+            length = environ.get("CONTENT_LENGTH")
+            body = environ["wsgi.input"].read(int(length)) if length else environ["wsgi.input"].read()
+            environ["wsgi.input"] = _Body(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
         who = self.caller(environ)
         if who is not None:
             stack, principal = who
-            body = b""
-            if _needs_body(environ):
-                length = environ.get("CONTENT_LENGTH")
-                body = environ["wsgi.input"].read(int(length)) if length else environ["wsgi.input"].read()
-                environ["wsgi.input"] = _Body(body)
-                environ["CONTENT_LENGTH"] = str(len(body))
             try:
                 call = aws_requests.parse(environ, body)
             except aws_requests.Unparsed as e:
@@ -141,13 +159,49 @@ class Gate:
                 return _access_denied(start_response, service or (call.service if call else "s3"), reason)
             with self.lock:
                 self.allowed += 1
-        return self.app(environ, start_response)
+        return self.sqs_rules(environ, start_response, body)
+
+    def sqs_rules(self, environ, start_response, body):
+        """SQS's limits on what is sent, which moto does not keep (sqs_rules.py)."""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        cred = aws_requests.credential(environ)
+        if not target.startswith("AmazonSQS.Send") or cred is None:
+            return self.app(environ, start_response)
+        operation = target.split(".", 1)[1]
+        try:
+            req = json.loads(body or b"{}")
+            kept, failed = sqs_rules.check(operation, req, cred[1])
+        except sqs_rules.Refusal as r:
+            return _sqs_error(start_response, r.code, r.message)
+        except ValueError:
+            return self.app(environ, start_response)
+        if not failed:
+            return self.app(environ, start_response)
+        if not kept["Entries"]:
+            return _reply_json(start_response, {"Successful": [], "Failed": failed})
+        data = json.dumps(kept).encode()
+        environ["wsgi.input"] = _Body(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        out = b"".join(self.app(environ, capture))
+        if captured.get("status", "").startswith("200"):
+            out = sqs_rules.merge_failed(out, failed)
+        headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() not in ("content-length", "x-amz-crc32")]
+        start_response(captured.get("status", "500 Error"), headers + [("Content-Length", str(len(out)))])
+        return [out]
 
     def caller(self, environ):
         cred = aws_requests.credential(environ)
-        if cred is None or "." not in cred[0]:
+        return None if cred is None else self.principal_of(cred[0])
+
+    def principal_of(self, access_key):
+        if "." not in access_key:
             return None
-        stack_id, principal = cred[0].split(".", 1)
+        stack_id, principal = access_key.split(".", 1)
         with self.lock:
             stack = self.stacks.get(stack_id)
         if stack is None or principal not in self.principals():
@@ -239,6 +293,23 @@ class _Body:
 def _reply(start_response, status, obj):
     data = json.dumps(obj).encode()
     start_response(f"{status} {'OK' if status == 200 else 'Error'}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _reply_json(start_response, obj):
+    data = json.dumps(obj).encode()
+    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _sqs_error(start_response, code, message):
+    data = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode()
+    # The legacy (query API) code the SDKs read from this header: the batch errors carry SQS's
+    # prefix, the message errors do not (SQS API reference, "Common errors" and each action's).
+    legacy = code if code in ("InvalidMessageContents", "InvalidParameterValue") else f"AWS.SimpleQueueService.{code}"
+    headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error", f"{legacy};Sender"),
+               ("Content-Length", str(len(data)))]
+    start_response("400 Bad Request", headers)
     return [data]
 
 

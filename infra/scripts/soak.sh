@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The soak (README "Reliability"): builds the functions' bootstraps, the simulator and the soak
-# program, starts moto on loopback, and runs the soak with the options given, e.g.
+# program, starts moto on loopback behind the IAM gate, and runs the soak with the options given, e.g.
 #   bash infra/scripts/soak.sh --seconds 900 --alerts 12000 --tenants 6
 # SOAK_PROFILE=dev uses debug builds (CI's short run reuses the test build's dependencies).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ ! -x .venv/bin/moto_server ]; then
+if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import principalmapper' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
 fi
@@ -19,3 +19,5 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
 fi
 trap '[ -z "$started_moto" ] || infra/scripts/moto.sh stop' EXIT
 "${CARGO_TARGET_DIR:-target}/$dir/soak" "$@"
+# The functions ran under their roles (infra/aws-gate): fail on any call IAM would have denied.
+if [ -n "$started_moto" ]; then infra/scripts/moto.sh report; fi

@@ -399,3 +399,37 @@ async fn the_poll_runs_end_to_end_on_aws_adapters() {
     assert!(stored.key_count.unwrap_or(0) > 0, "reported emails are in the bucket");
     assert_eq!(stack.denials().await, Vec::<String>::new(), "IAM allowed every call of the poller");
 }
+
+/// moto accepts what SQS refuses; the gate in front of it does not (sqs-quotas.html and the
+/// SendMessage / SendMessageBatch references): characters outside SQS's set, a message over the
+/// queue's maximum, a batch over 1 MiB in all, a bad entry id.
+#[tokio::test]
+async fn the_test_worlds_sqs_refuses_what_sqs_refuses() {
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+    // The SDK reads SQS's legacy code, prefixed `AWS.SimpleQueueService.` for the batch errors.
+    fn code<E: ProvideErrorMetadata, R>(e: &aws_sdk_sqs::error::SdkError<E, R>) -> String {
+        let c = e.as_service_error().and_then(|s| s.code()).unwrap_or_default();
+        c.trim_start_matches("AWS.SimpleQueueService.").to_owned()
+    }
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let url = stack.queue("OutputQueue").await;
+    let entry = |id: &str, body: &str| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build().unwrap();
+
+    let e = c.sqs.send_message().queue_url(&url).message_body("bad \u{FFFF}").send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidMessageContents", "{e:?}");
+    let r = c.sqs.send_message_batch().queue_url(&url).entries(entry("ok", "fine")).entries(entry("bad", "\u{1}")).send().await.unwrap();
+    assert_eq!(r.successful().iter().map(|s| s.id()).collect::<Vec<_>>(), vec!["ok"]);
+    assert_eq!(r.failed().len(), 1);
+    assert_eq!((r.failed()[0].id(), r.failed()[0].code(), r.failed()[0].sender_fault()), ("bad", "InvalidMessageContents", true));
+    let e = c.sqs.send_message_batch().queue_url(&url).entries(entry("a.b", "x")).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidBatchEntryId", "{e:?}");
+    let big = "x".repeat(600 * 1024);
+    let e = c.sqs.send_message_batch().queue_url(&url).entries(entry("a", &big)).entries(entry("b", &big)).send().await.unwrap_err();
+    assert_eq!(code(&e), "BatchRequestTooLong", "{e:?}");
+    c.sqs.set_queue_attributes().queue_url(&url).attributes(QueueAttributeName::MaximumMessageSize, "1024").send().await.unwrap();
+    let e = c.sqs.send_message().queue_url(&url).message_body("y".repeat(2_000)).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidParameterValue", "{e:?}");
+    assert_eq!(moto::drain(&c, &url).await, vec!["fine".to_owned()], "only what SQS accepts is on the queue");
+}

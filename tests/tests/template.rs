@@ -121,6 +121,26 @@ fn poll_jobs_fan_out_through_a_queue_that_outlasts_the_poller() {
     }
 }
 
+/// Lambda throttles a batch beyond the reserved concurrency, and SQS counts each throttled
+/// receive towards maxReceiveCount: a function whose event sources together may run more
+/// instances than it reserves loses messages to its DLQs under load.
+#[test]
+fn every_function_reserves_what_its_event_sources_may_run_at_once() {
+    let t = template();
+    for dir in ["poller", "processor", "remediate"] {
+        let (name, body) = resource_with_code_uri(&t, dir).unwrap();
+        let reserved = body.iter().find_map(|l| l.trim().strip_prefix("ReservedConcurrentExecutions: ")).unwrap().trim();
+        let sources: Vec<&str> = body.iter().filter_map(|l| l.trim().strip_prefix("MaximumConcurrency: ")).map(str::trim).collect();
+        assert!(!sources.is_empty(), "{name} has queue event sources");
+        if let Some(param) = reserved.strip_prefix("!Ref ") {
+            assert_eq!(sources, vec![format!("!Ref {param}")], "{name}: one source at the same parameter");
+            continue;
+        }
+        let sum: u64 = sources.iter().map(|n| n.parse::<u64>().unwrap_or_else(|_| panic!("{name}: {n}"))).sum();
+        assert!(reserved.parse::<u64>().unwrap() >= sum, "{name} reserves {reserved}, its event sources may run {sum}");
+    }
+}
+
 #[test]
 fn no_function_scans_the_state_table() {
     let t = template();

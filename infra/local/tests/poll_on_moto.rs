@@ -51,8 +51,11 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let base = sim.base_url().to_owned();
     // The poller's role for the process, the dispatcher's through its profile (as deployed).
     let profiles = dir.path().join("credentials");
-    std::fs::write(&profiles, format!("[dispatch]\naws_access_key_id = {}\naws_secret_access_key = gate\n", stack.access_key(Principal::Dispatch)))
-        .unwrap();
+    std::fs::write(
+        &profiles,
+        format!("[dispatch]\naws_access_key_id = {}\naws_secret_access_key = gate\n", stack.access_key(Principal::Dispatch)),
+    )
+    .unwrap();
     let poller_env = stack.env(Principal::Poller);
     let (bin_table, bin_queue, bin_jobs, bin_bucket, bin_ca) =
         (table.clone(), queue.clone(), jobs.clone(), bucket.clone(), ca.display().to_string());

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use calls::Calls;
-use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients, DynamoIntegrations};
+use m365_ingest::adapters::aws::{
+    create_dedup_table, create_state_table, load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal,
+};
 use m365_ingest::config::{DispatchConfig, PollerConfig, ProcessorConfig};
 use m365_ingest::domain::integration_doc::IntegrationDoc;
 use m365_ingest::lambda::{dispatch, poller, processor};
@@ -87,9 +89,13 @@ fn tenant_id(i: usize) -> String {
     format!("5ca1e000-0000-4000-8000-{i:012x}")
 }
 
-/// AWS clients whose every call is counted; SQS pointed at the stand-in.
-async fn clients(calls: &Calls, sqs_endpoint: &str) -> AwsClients {
-    let sdk = load_sdk_config().await;
+/// AWS clients whose every call is counted; SQS pointed at the stand-in. With `who`, they
+/// carry that function's role key: the IAM gate holds each call to its policy in template.yaml.
+async fn clients(calls: &Calls, sqs_endpoint: &str, who: Option<(&GateStack, Principal)>) -> AwsClients {
+    let sdk = match who {
+        Some((stack, p)) => stack.sdk_config(p),
+        None => load_sdk_config().await,
+    };
     let mut c = AwsClients::new(&sdk);
     c.dynamodb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build());
     c.secrets =
@@ -198,7 +204,7 @@ async fn run(o: &Options) -> Result<(), String> {
     sim.write_ca(&ca).map_err(|e| e.to_string())?;
     let (stand_in, sqs_endpoint) = sqs::Sqs::start().await?;
     let calls = Calls::default();
-    let c = clients(&calls, &sqs_endpoint).await;
+    let c = clients(&calls, &sqs_endpoint, None).await;
     let run = std::process::id();
     let (table, dedup) = (format!("scale-{run}"), format!("scale-{run}-dedup"));
     create_state_table(&c.dynamodb, &table).await.map_err(|e| e.to_string())?;
@@ -210,6 +216,15 @@ async fn run(o: &Options) -> Result<(), String> {
     let output = stand_in.create("scale-output", Duration::from_secs(300), None);
     // No scale tenant retrieves evidence; the processor needs its queue all the same.
     let evidence = stand_in.create("scale-evidence", Duration::from_secs(900), None);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL: start moto with infra/scripts/moto.sh".to_owned())?;
+    let stack = GateStack::new(&load_sdk_config().await, &endpoint).await?;
+    for (logical, name) in [("StateTable", &table), ("DedupTable", &dedup), ("ArtifactBucket", &bucket)] {
+        stack.register_named(logical, name).await?;
+    }
+    for (logical, url) in [("PollJobsQueue", &jobs), ("IntakeQueue", &intake), ("OutputQueue", &output), ("EvidenceJobsQueue", &evidence)] {
+        stack.register_queue(logical, url).await?;
+    }
+    stand_in.authorize_with(&endpoint)?;
     let integrations = DynamoIntegrations::new(c.dynamodb.clone(), &table);
     for i in 0..o.tenants {
         let secret = format!("m365-ingest/scale-{run}-{i}");
@@ -261,7 +276,10 @@ async fn run(o: &Options) -> Result<(), String> {
 
     // Dispatch, then the pollers.
     let started = Instant::now();
-    let dispatcher = dispatch::build_aws(&DispatchConfig::from_lookup(get).map_err(|e| e.to_string())?, &c);
+    let dispatcher = dispatch::build_aws(
+        &DispatchConfig::from_lookup(get).map_err(|e| e.to_string())?,
+        &clients(&calls, &sqs_endpoint, Some((&stack, Principal::Dispatch))).await,
+    );
     let d = dispatch::handle(&dispatcher, &json!({"source": "defender_alerts"})).await.map_err(|e| e.to_string())?;
     let dispatch_secs = started.elapsed().as_secs_f64();
     let poller_config = PollerConfig::from_lookup(get).map_err(|e| e.to_string())?;
@@ -269,7 +287,10 @@ async fn run(o: &Options) -> Result<(), String> {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..o.workers {
         // Each worker is one poller instance: its own clients, caches and token cache.
-        let app = Arc::new(poller::build_aws(&poller_config, &c).map_err(|e| e.to_string())?);
+        let app = Arc::new(
+            poller::build_aws(&poller_config, &clients(&calls, &sqs_endpoint, Some((&stack, Principal::Poller))).await)
+                .map_err(|e| e.to_string())?,
+        );
         let (c, jobs, done, batch) = (c.clone(), jobs.clone(), done.clone(), o.batch);
         workers.spawn(async move {
             consume(&c, &jobs, batch, |event| {
@@ -300,8 +321,13 @@ async fn run(o: &Options) -> Result<(), String> {
 
     // The processors on the intake queue, batches of 10 as the template's event source maps them.
     let processed = Instant::now();
-    let papp =
-        Arc::new(processor::build_aws(&ProcessorConfig::from_lookup(get).map_err(|e| e.to_string())?, &c).map_err(|e| e.to_string())?);
+    let papp = Arc::new(
+        processor::build_aws(
+            &ProcessorConfig::from_lookup(get).map_err(|e| e.to_string())?,
+            &clients(&calls, &sqs_endpoint, Some((&stack, Principal::Processor))).await,
+        )
+        .map_err(|e| e.to_string())?,
+    );
     let published = Arc::new(AtomicU64::new(0));
     let (process_invocations, process_busy) = consume(&c, &intake, 10, |event| {
         let (papp, published) = (papp.clone(), published.clone());
@@ -317,6 +343,10 @@ async fn run(o: &Options) -> Result<(), String> {
     })
     .await?;
     let process_secs = processed.elapsed().as_secs_f64();
+    let denied = stack.denials().await?;
+    if !denied.is_empty() {
+        return Err(format!("IAM would have denied {} call(s) of the functions' code: {}", denied.len(), denied.join("; ")));
+    }
     let process_calls = calls.take();
     let published = published.load(Ordering::Relaxed);
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use drive::{Chaos, Pool, Tally};
 use lambda::Function;
+use m365_ingest::adapters::aws::Principal;
 
 const USAGE: &str = "usage: soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--out DIR]";
 
@@ -112,8 +113,6 @@ async fn run(o: &Options) -> Result<bool, String> {
 
     let common = vec![
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID".to_owned(), "soak".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY".to_owned(), "soak".to_owned()),
         ("AWS_ENDPOINT_URL".to_owned(), res.endpoint.clone()),
         ("AWS_ENDPOINT_URL_SQS".to_owned(), res.sqs_endpoint.clone()),
         ("STATE_TABLE".to_owned(), res.table.clone()),
@@ -147,12 +146,14 @@ async fn run(o: &Options) -> Result<bool, String> {
         ("DEDUP_TABLE".to_owned(), res.dedup_table.clone()),
         ("DEDUP_CLAIM_SECS".to_owned(), world::DEDUP_CLAIM_SECS.to_string()),
     ]);
-    let function = |name: &str, env: Vec<(String, String)>| -> Result<Arc<Pool>, String> {
+    // Each function with its role's keys: the IAM gate holds every call to its policy.
+    let function = |name: &str, who: Principal, mut env: Vec<(String, String)>| -> Result<Arc<Pool>, String> {
+        env.extend(res.stack.env(who).into_iter().map(|(k, v)| (k.to_owned(), v)));
         Ok(Arc::new(Pool::new(Function { name: name.into(), binary: sibling(name)?, env, logs: dir.clone() })))
     };
-    let dispatchers = function("dispatch", dispatch_env)?;
-    let pollers = function("poller", poller_env)?;
-    let processors = function("processor", processor_env)?;
+    let dispatchers = function("dispatch", Principal::Dispatch, dispatch_env)?;
+    let pollers = function("poller", Principal::Poller, poller_env)?;
+    let processors = function("processor", Principal::Processor, processor_env)?;
     let chaos = Arc::new(Chaos { killing: AtomicBool::new(true), kill_rate: o.kill_rate });
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));

@@ -60,6 +60,8 @@ pub struct Sqs {
     queues: Mutex<HashMap<String, Queue>>,
     arrived: Notify,
     seq: AtomicU64,
+    /// The IAM gate that authorizes each call as AWS would (`authorize_with`).
+    gate: std::sync::OnceLock<(String, reqwest::Client)>,
 }
 
 fn now_ms() -> u128 {
@@ -81,7 +83,13 @@ impl Sqs {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("SQS stand-in: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let base = format!("http://{addr}");
-        let sqs = Arc::new(Sqs { base: base.clone(), queues: Mutex::new(HashMap::new()), arrived: Notify::new(), seq: AtomicU64::new(0) });
+        let sqs = Arc::new(Sqs {
+            base: base.clone(),
+            queues: Mutex::new(HashMap::new()),
+            arrived: Notify::new(),
+            seq: AtomicU64::new(0),
+            gate: std::sync::OnceLock::new(),
+        });
         let app = Router::new().route("/", post(dispatch)).with_state(sqs.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -89,6 +97,50 @@ impl Sqs {
             }
         });
         Ok((sqs, base))
+    }
+
+    /// From now on every call signed with a function's key is authorized by the IAM gate at
+    /// `endpoint` against that function's policy, as SQS would; a denied call is answered with
+    /// AccessDenied and the gate records it.
+    #[allow(dead_code, reason = "the soak's; poll-bench and scale leave it off")]
+    pub fn authorize_with(&self, endpoint: &str) -> Result<(), String> {
+        let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+        self.gate.set((endpoint.trim_end_matches('/').to_owned(), client)).map_err(|_| "the gate is set already".to_owned())
+    }
+
+    /// None when the gate allows the call (or there is no gate), else the answer to send.
+    async fn authorized(&self, headers: &HeaderMap, target: &str, input: &Value) -> Option<Response> {
+        let (endpoint, client) = self.gate.get()?;
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let key = auth.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or("");
+        // A batch is authorized as its single action (the SQS API reference's permissions).
+        let action = match target.trim_start_matches("AmazonSQS.") {
+            "SendMessageBatch" => "SendMessage",
+            "DeleteMessageBatch" => "DeleteMessage",
+            "ChangeMessageVisibilityBatch" => "ChangeMessageVisibility",
+            other => other,
+        };
+        let name = queue_name(input).unwrap_or_default();
+        let check = json!({
+            "access_key": key,
+            "service": "sqs",
+            "action": format!("sqs:{action}"),
+            "resource": format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"),
+        });
+        let answer: Value = match client.post(format!("{endpoint}/_gate/authorize")).json(&check).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(e) => return Some(error("InternalError", &format!("the IAM gate did not answer: {e}"))),
+        };
+        if answer["allowed"].as_bool() == Some(true) {
+            return None;
+        }
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = "AccessDenied;Sender".parse() {
+            headers.insert("x-amzn-query-error", v);
+        }
+        let message = answer["reason"].as_str().unwrap_or("denied").to_owned();
+        let body = json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}).to_string();
+        Some((StatusCode::FORBIDDEN, headers, body).into_response())
     }
 
     /// Creates a queue; returns its URL.
@@ -319,6 +371,9 @@ fn queue_name(input: &Value) -> Option<String> {
 async fn dispatch(State(sqs): State<Arc<Sqs>>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let Ok(input) = serde_json::from_slice::<Value>(&body) else { return error("InvalidParameterValue", "the body is not JSON") };
+    if let Some(denied) = sqs.authorized(&headers, target, &input).await {
+        return denied;
+    }
     match target {
         "AmazonSQS.SendMessageBatch" => sqs.send_batch(&input),
         "AmazonSQS.ReceiveMessage" => sqs.receive(&input).await,
@@ -336,7 +391,13 @@ mod tests {
     use super::*;
 
     fn stand_in() -> Sqs {
-        Sqs { base: "http://sqs".into(), queues: Mutex::new(HashMap::new()), arrived: Notify::new(), seq: AtomicU64::new(0) }
+        Sqs {
+            base: "http://sqs".into(),
+            queues: Mutex::new(HashMap::new()),
+            arrived: Notify::new(),
+            seq: AtomicU64::new(0),
+            gate: std::sync::OnceLock::new(),
+        }
     }
 
     fn send(sqs: &Sqs, queue: &str, bodies: &[&str]) -> Response {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients};
+use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients, GateStack, Principal};
 use m365_ingest::app::check::{CredentialInput, SaveMode};
 use m365_ingest::config::{http_settings, CheckConfig};
 use m365_ingest::domain::integration::{Credential, Credentials};
@@ -41,7 +41,10 @@ const PAGE_CAP: usize = 37;
 
 pub struct Resources {
     /// DynamoDB, S3 and Secrets Manager on moto; SQS on the soak's own (`sqs.rs` says why).
+    /// The harness's: it creates, inspects and plays Lambda's event source mappings.
     pub aws: AwsClients,
+    /// The stack as the IAM gate knows it: each function runs with its role's key.
+    pub stack: GateStack,
     pub endpoint: String,
     pub sqs_endpoint: String,
     _sqs: std::sync::Arc<Sqs>,
@@ -94,8 +97,25 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
     aws.sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(&sqs_endpoint).build());
     let bucket = format!("soak-{run}-artifacts");
     aws.s3.create_bucket().bucket(&bucket).send().await.map_err(|x| e("bucket")(format!("{x:?}")))?;
+    // Every call of the functions' code is authorized against template.yaml's policies.
+    let stack = GateStack::new(&sdk, &endpoint).await?;
+    for (logical, name) in [("StateTable", &table), ("DedupTable", &dedup_table), ("ArtifactBucket", &bucket)] {
+        stack.register_named(logical, name).await?;
+    }
+    for (logical, url) in [
+        ("IntakeQueue", &intake),
+        ("IntakeDeadLetterQueue", &intake_dlq),
+        ("OutputQueue", &output),
+        ("EvidenceJobsQueue", &evidence),
+        ("PollJobsQueue", &poll_jobs),
+        ("PollJobsDeadLetterQueue", &poll_jobs_dlq),
+    ] {
+        stack.register_queue(logical, url).await?;
+    }
+    sqs.authorize_with(&endpoint)?;
     Ok(Resources {
         aws,
+        stack,
         endpoint,
         sqs_endpoint,
         _sqs: sqs,
@@ -188,9 +208,12 @@ pub async fn save_integrations(res: &Resources, sim: &SimProcess, scenario: &Sce
         "EXTRA_CA_BUNDLE_FILE" => Some(sim.ca_file.display().to_string()),
         _ => None,
     };
-    let config =
-        CheckConfig { state_table: res.table.clone(), secret_prefix: String::new(), http: http_settings(&env).map_err(|e| e.to_string())? };
-    let checker = m365_ingest::lambda::check::build_aws(&config, &res.aws).map_err(|e| e.to_string())?;
+    let config = CheckConfig {
+        state_table: res.table.clone(),
+        secret_prefix: "m365-ingest/".into(),
+        http: http_settings(&env).map_err(|e| e.to_string())?,
+    };
+    let checker = m365_ingest::lambda::check::build_aws(&config, &res.stack.clients(Principal::Check)).map_err(|e| e.to_string())?;
     let mut ids = Vec::new();
     for (i, t) in scenario.tenants.iter().enumerate() {
         let id = format!("soak-{i:03}");
