@@ -509,3 +509,31 @@ async fn the_quarantine_restore_needs_the_library_permission_and_says_so() {
     assert_eq!((restore.status, restore.detail.as_str()), (Status::Failed, "missing permission Library.Manage"));
     assert!(restore.fix.as_deref().unwrap().contains("WindowsDefenderATP"), "{:?}", restore.fix);
 }
+
+/// GUIDs are compared as GUIDs: a document and credentials typed in upper case pass Test & Save,
+/// are saved as Entra writes them (lower case), and the poller takes the stored secret as the
+/// integration's own (it refused it as another app's).
+#[tokio::test]
+async fn a_document_typed_in_upper_case_passes_and_then_polls() {
+    let (_sim, api) = start(Scenario::default()).await;
+    let json = format!(
+        r#"{{"version": 1, "id": "contoso", "tenant_id": "{}", "client_id": "{}", "secret_ref": "m365-ingest/contoso"}}"#,
+        TENANT.to_uppercase(),
+        DEFAULT_CLIENT_ID.to_uppercase()
+    );
+    let d = m365_ingest::domain::integration_doc::from_json(&json).unwrap();
+    let given = serde_json::json!({"client_secret": DEFAULT_CLIENT_SECRET}).as_object().unwrap().clone();
+    let creds = m365_ingest::adapters::aws::credentials_for("credentials", &d.tenant_id.to_uppercase(), &d.client_id.to_uppercase(), given)
+        .unwrap();
+    let c = checker(api, "m365-ingest/");
+    let r = c.test_and_save(&d, CredentialInput::New(creds), SaveMode::Create, now()).await;
+    assert!(r.passed && r.saved.is_some(), "{}", r.to_text());
+    let saved = c.store.get("contoso").await.unwrap().unwrap();
+    assert_eq!((saved.doc.tenant_id.as_str(), saved.doc.client_id.as_str()), (TENANT, DEFAULT_CLIENT_ID));
+    let stored = c.writer.load("m365-ingest/contoso").await.unwrap();
+    assert!(saved.doc.validate().unwrap().owns(&stored), "the poller's check of the secret holds");
+    // A secret written by hand in upper case is the same app's too.
+    let mut upper = stored.clone();
+    upper.tenant_id = TENANT.to_uppercase();
+    assert!(saved.doc.validate().unwrap().owns(&upper));
+}

@@ -111,7 +111,9 @@ impl Integration {
     /// Whether `creds` are this integration's own (its tenant and app): another integration's
     /// secret would read another tenant under this one's name.
     pub fn owns(&self, creds: &Credentials) -> bool {
-        creds.tenant_id == self.tenant_id && creds.client_id == self.client_id
+        use crate::domain::integration_doc::normalize_guid;
+        normalize_guid(&creds.tenant_id) == normalize_guid(&self.tenant_id)
+            && normalize_guid(&creds.client_id) == normalize_guid(&self.client_id)
     }
 
     /// Whether this integration reads `source` at all.

@@ -317,7 +317,7 @@ pub fn from_json(text: &str) -> Result<IntegrationDoc, IntegrationError> {
         return Err(IntegrationError::single("?", "(document)", "is empty; start from infra/examples/integration.toml"));
     }
     let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map(normalized).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner().to_string();
         IntegrationError::single("?", if field == "." { "(document)".to_owned() } else { field }, explain(&inner))
@@ -331,7 +331,7 @@ pub fn from_toml(text: &str) -> Result<IntegrationDoc, IntegrationError> {
         return Err(IntegrationError::single("?", "(document)", "is empty; start from infra/examples/integration.toml"));
     }
     let de = toml::Deserializer::parse(text).map_err(|e| IntegrationError::single("?", "(document)", e.to_string()))?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map(normalized).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.message().to_owned();
@@ -349,6 +349,22 @@ fn explain(msg: &str) -> String {
     } else {
         msg
     }
+}
+
+/// A GUID as Entra writes it (lower case); anything else as it is (validation names it). Tenant
+/// and client ids are normalised where they are parsed, so every comparison is a plain one.
+pub fn normalize_guid(v: &str) -> String {
+    if is_guid(v) {
+        v.to_ascii_lowercase()
+    } else {
+        v.to_owned()
+    }
+}
+
+fn normalized(mut doc: IntegrationDoc) -> IntegrationDoc {
+    doc.tenant_id = normalize_guid(&doc.tenant_id);
+    doc.client_id = normalize_guid(&doc.client_id);
+    doc
 }
 
 fn is_guid(v: &str) -> bool {

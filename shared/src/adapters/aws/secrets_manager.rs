@@ -66,7 +66,11 @@ pub fn parse_secret(secret_ref: &str, json: &str) -> Result<Credentials, SecretE
     if doc.client_id.is_empty() {
         return Err(bad("client_id is empty".into()));
     }
-    Ok(Credentials { tenant_id: doc.tenant_id, client_id: doc.client_id, credential })
+    Ok(Credentials {
+        tenant_id: crate::domain::integration_doc::normalize_guid(&doc.tenant_id),
+        client_id: crate::domain::integration_doc::normalize_guid(&doc.client_id),
+        credential,
+    })
 }
 
 impl SecretSource for SecretsManagerSource {
