@@ -399,7 +399,7 @@ impl RemediateConfig {
             )?,
             http: http_settings(&get)?,
             settings: crate::app::remediate::RemediateSettings {
-                keep_for: Duration::from_secs(number(&get, "REMEDIATION_AUDIT_DAYS", 90, 1, 3_650)? as u64 * 86_400),
+                keep_for: Duration::from_secs(number(&get, "REMEDIATION_AUDIT_DAYS", 400, 1, 3_650)? as u64 * 86_400),
                 owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("remediate-{}", std::process::id())),
                 ..d
             },

@@ -68,13 +68,16 @@ async fn each_function_is_refused_what_its_policy_does_not_grant() {
             .await,
     );
     processor.sqs.send_message().queue_url(&output).message_body("x").send().await.unwrap();
+    // Its own dedup keys, never the remediator's audit records beside them.
+    processor.dynamodb.get_item().table_name(&dedup).set_key(Some(key("defender_alerts/t/a/v", None))).send().await.unwrap();
+    denied(processor.dynamodb.put_item().table_name(&dedup).set_item(Some(key("remediation/contoso/r1", None))).send().await);
 
     // The dispatcher reads no secret.
     let dispatch = stack.clients(Principal::Dispatch);
     denied(dispatch.secrets.get_secret_value().secret_id("m365-ingest/a").send().await);
 
     let lines = stack.denials().await;
-    assert_eq!(lines.len(), 8, "{lines:#?}");
+    assert_eq!(lines.len(), 9, "{lines:#?}");
     assert!(lines.contains(&format!("CheckFunction dynamodb:Scan on arn:aws:dynamodb:us-east-1:123456789012:table/{state}")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.starts_with("PollerFunction s3:PutObject on arn:aws:s3:::") && l.ends_with("/output/x")), "{lines:#?}");
 }

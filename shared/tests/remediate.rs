@@ -292,10 +292,20 @@ async fn on_the_functions_adapters_the_audit_is_a_dynamodb_item_with_ttl_and_the
     let user = sim.people(TENANT)[5].clone();
     let id = moto::unique("r");
     let body = request(&id, Action::DisableAccount, &user.1);
-    let Handled::Ended(first) = r.handle(&body).await else { panic!("ended") };
-    assert_eq!(first.status, Status::Done);
+    // As Lambda hands it over: SQS's SenderId says who really sent the request.
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+    message.message_id = Some("m1".into());
+    message.body = Some(body.clone());
+    message.attributes.insert("SenderId".into(), "AROAEXAMPLEROLE123:soar-runner".into());
+    event.records.push(message);
+    let response = m365_ingest::lambda::remediate::handle(&r, event).await;
+    assert!(response.batch_item_failures.is_empty());
     let Handled::Ended(again) = r.handle(&body).await else { panic!("ended") };
     assert!(again.repeated);
+    let first = RemediationResult { repeated: false, ..(*again).clone() };
+    assert_eq!(first.status, Status::Done);
+    assert_eq!(first.sent_by.as_deref(), Some("AROAEXAMPLEROLE123:soar-runner"), "the real sender beside the named requester");
     let patches = sim.requests().all().iter().filter(|q| q.method == "PATCH").count();
     assert_eq!(patches, 1, "done once");
     let item = c
@@ -310,8 +320,11 @@ async fn on_the_functions_adapters_the_audit_is_a_dynamodb_item_with_ttl_and_the
         .expect("the audit record");
     let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
     let now = m365_ingest::GraphTime::from_ticks(sim.clock().now().0).unix_seconds();
-    assert!((expires - now - 90 * 86_400).abs() < 60, "kept 90 days: {expires} vs {now}");
+    assert!((expires - now - 400 * 86_400).abs() < 60, "kept 400 days by default (at least a year): {expires} vs {now}");
+    let job = item["job"].as_s().unwrap();
+    assert!(job.contains("AROAEXAMPLEROLE123:soar-runner"), "the audit record names the sender: {job}");
     let sent: Vec<RemediationResult> = moto::drain(&c, &url).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
     assert_eq!(sent.len(), 2);
     assert_eq!((sent[0].status, sent[0].user_id.as_deref(), sent[1].repeated), (Status::Done, Some(user.0.as_str()), true));
+    assert_eq!(sent[0].sent_by.as_deref(), Some("AROAEXAMPLEROLE123:soar-runner"));
 }

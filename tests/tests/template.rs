@@ -141,6 +141,21 @@ fn every_function_reserves_what_its_event_sources_may_run_at_once() {
     }
 }
 
+/// The processor's dedup-table keys start with their source (and its restore script's record
+/// with `library/`); a source added without its prefix here would be denied every claim in AWS.
+#[test]
+fn the_processor_may_write_the_dedup_keys_of_every_source_and_no_others() {
+    let t = template();
+    let (_, body) = resource_with_code_uri(&t, "processor").unwrap();
+    let line = body.iter().find(|l| l.contains("dynamodb:LeadingKeys") && l.contains("defender_alerts/*")).expect("a key condition");
+    let listed = line.matches("/*\"").count();
+    assert_eq!(listed, m365_ingest::Source::ALL.len() + 1, "the sources and the restore script's record: {line}");
+    assert!(line.contains("\"library/*\""), "{line}");
+    for source in m365_ingest::Source::ALL {
+        assert!(line.contains(&format!("\"{source}/*\"")), "{source} missing: {line}");
+    }
+}
+
 #[test]
 fn no_function_scans_the_state_table() {
     let t = template();

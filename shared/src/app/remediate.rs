@@ -31,7 +31,7 @@ pub struct RemediateSettings {
 
 impl Default for RemediateSettings {
     fn default() -> Self {
-        RemediateSettings { keep_for: Duration::from_secs(90 * 86_400), claim_for: Duration::from_secs(300), owner: "remediate".into() }
+        RemediateSettings { keep_for: Duration::from_secs(400 * 86_400), claim_for: Duration::from_secs(300), owner: "remediate".into() }
     }
 }
 
@@ -59,6 +59,12 @@ const RATE_ATTEMPTS: usize = 5;
 
 impl<P: RemediatePorts> Remediator<P> {
     pub async fn handle(&self, body: &str) -> Handled {
+        self.handle_sent_by(body, None).await
+    }
+
+    /// `handle`, recording who sent the message (SQS's `SenderId`) in the audit record and the result.
+    pub async fn handle_sent_by(&self, body: &str, sender: Option<&str>) -> Handled {
+        let sent_by = sender.map(|s| s.chars().take(256).collect::<String>());
         let now = self.clock.now();
         let request = match RemediationRequest::parse(body) {
             Ok(r) => r,
@@ -76,6 +82,7 @@ impl<P: RemediatePorts> Remediator<P> {
                     alert_ref: text("alert_ref"),
                     reason: text("reason"),
                     requested_by: text("requested_by"),
+                    sent_by: sent_by.clone(),
                     status: Status::Rejected,
                     refusal: Some(Refusal::new("invalid_request", detail.join("; "))),
                     repeated: false,
@@ -110,7 +117,7 @@ impl<P: RemediatePorts> Remediator<P> {
         if stored.claimed_by != self.settings.owner && now.since(stored.claimed_at) < self.settings.claim_for {
             return Handled::Retry(format!("{key} is being handled by {}", stored.claimed_by));
         }
-        let result = self.decide(&request, now).await;
+        let result = self.decide(&request, now).await.map(|r| RemediationResult { sent_by: sent_by.clone(), ..r });
         match result {
             Err(reason) => Handled::Retry(reason),
             Ok(result) => self.record_and_announce(key, Some(request), result, Some(version)).await,
@@ -129,6 +136,7 @@ impl<P: RemediatePorts> Remediator<P> {
             alert_ref: r.alert_ref.clone(),
             reason: r.reason.clone(),
             requested_by: r.requested_by.clone(),
+            sent_by: None,
             status: Status::Refused,
             refusal: None,
             repeated: false,

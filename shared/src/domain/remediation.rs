@@ -283,6 +283,10 @@ pub struct RemediationResult {
     pub alert_ref: String,
     pub reason: String,
     pub requested_by: String,
+    /// Who really sent the request: the SQS `SenderId` of its message (the IAM principal, a
+    /// role's id and session), beside `requested_by`, which the request only claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_by: Option<String>,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Refusal>,

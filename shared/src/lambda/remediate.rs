@@ -42,7 +42,9 @@ pub async fn handle<P: RemediatePorts>(r: &Remediator<P>, event: SqsEvent) -> Sq
             tracing::error!("an SQS record without a message id cannot be reported; SQS redelivers it after its visibility timeout");
             continue;
         };
-        match r.handle(record.body.as_deref().unwrap_or_default()).await {
+        // SQS's own word for who sent it (the request's requested_by is only its claim).
+        let sender = record.attributes.get("SenderId").map(String::as_str);
+        match r.handle_sent_by(record.body.as_deref().unwrap_or_default(), sender).await {
             Handled::Ended(_) => {}
             Handled::Retry(reason) => {
                 tracing::warn!(message_id = %id, %reason, "remediation request not finished; SQS will deliver it again");
