@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import aws_requests  # noqa: E402
+import faults  # noqa: E402
 import sqs_rules  # noqa: E402
 
 # Principal Mapper 1.1.5 (its last release) imports the ABCs from `collections`, which Python
@@ -48,6 +49,8 @@ class Stack:
         self.resources = {}
         self.parameters = {}
         self.denials_expected = False
+        # AWS-side faults for this stack's functions (faults.py), when the test asks for them.
+        self.faults = None
 
 
 def evaluate(statements, effect, check, context):
@@ -101,6 +104,11 @@ class Gate:
                 stack.parameters.update(req.get("parameters", {}))
                 if "denials_expected" in req:
                     stack.denials_expected = bool(req["denials_expected"])
+                if "faults" in req:
+                    try:
+                        stack.faults = faults.Faults(req["faults"].get("rates", {}), req["faults"].get("seed", 0))
+                    except ValueError as e:
+                        return _reply(start_response, 400, {"error": str(e)})
             return _reply(start_response, 200, {"stack": stack.id, "principals": sorted(self.principals())})
         if len(parts) == 2 and parts[1] == "authorize" and method == "POST":
             # For stand-ins of other services (the soak's SQS): one check, decided and recorded
@@ -118,7 +126,24 @@ class Gate:
                 return _reply(start_response, 200, {"allowed": False, "reason": denied[0]})
             with self.lock:
                 self.allowed += 1
-            return _reply(start_response, 200, {"allowed": True})
+            answer = {"allowed": True}
+            if stack.faults is not None and req.get("service") == "sqs":
+                op = req["action"].split(":", 1)[1]
+                if op == "SendMessage" and req.get("entry_ids") and stack.faults.roll("sqs_500_after"):
+                    answer["fault"] = "500_after"
+                elif stack.faults.roll("sqs_500"):
+                    answer["fault"] = "500"
+                elif req.get("entry_ids") and len(req["entry_ids"]) > 1:
+                    failing = stack.faults.pick(req["entry_ids"], "sqs_batch_partial")
+                    if len(failing) < len(req["entry_ids"]):
+                        answer["failed_entries"] = failing
+            return _reply(start_response, 200, answer)
+        if len(parts) == 2 and parts[1] == "faults" and method == "GET":
+            from urllib.parse import parse_qs
+
+            stack = self.stacks.get(parse_qs(environ.get("QUERY_STRING", "")).get("stack", [""])[0])
+            counts = dict(stack.faults.counts) if stack is not None and stack.faults is not None else {}
+            return _reply(start_response, 200, {"injected": counts})
         if len(parts) == 2 and parts[1] == "denials" and method == "GET":
             from urllib.parse import parse_qs
 
@@ -140,7 +165,12 @@ class Gate:
         body = b""
         if _needs_body(environ):
             length = environ.get("CONTENT_LENGTH")
-            body = environ["wsgi.input"].read(int(length)) if length else environ["wsgi.input"].read()
+            if length:
+                body = environ["wsgi.input"].read(int(length))
+            elif environ.get("wsgi.input_terminated"):
+                # Chunked: werkzeug ends the stream at the last chunk. Without either, a read
+                # would wait for a keep-alive connection to close.
+                body = environ["wsgi.input"].read()
             environ["wsgi.input"] = _Body(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         who = self.caller(environ)
@@ -159,10 +189,23 @@ class Gate:
                 return _access_denied(start_response, service or (call.service if call else "s3"), reason)
             with self.lock:
                 self.allowed += 1
-        return self.sqs_rules(environ, start_response, body)
+            if stack.faults is not None and call is not None:
+                fault = faults.before(stack.faults, call.service, call.operation, body)
+                if fault is not None:
+                    if fault[0] == "after":
+                        # Applied, then answered with an error: the caller cannot tell.
+                        for _ in self.sqs_rules(environ, lambda *a, **k: None, body, stack):
+                            pass
+                        fault = fault[1]
+                    status, headers, data = fault
+                    start_response(status, headers)
+                    return [data]
+            return self.sqs_rules(environ, start_response, body, stack)
+        return self.sqs_rules(environ, start_response, body, None)
 
-    def sqs_rules(self, environ, start_response, body):
-        """SQS's limits on what is sent, which moto does not keep (sqs_rules.py)."""
+    def sqs_rules(self, environ, start_response, body, stack):
+        """SQS's limits on what is sent, which moto does not keep (sqs_rules.py), and the
+        partial batch failures of the stack's faults."""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         cred = aws_requests.credential(environ)
         if not target.startswith("AmazonSQS.Send") or cred is None:
@@ -175,6 +218,9 @@ class Gate:
             return _sqs_error(start_response, r.code, r.message)
         except ValueError:
             return self.app(environ, start_response)
+        if stack is not None and stack.faults is not None and operation == "SendMessageBatch":
+            kept, more = faults.batch_partial(stack.faults, kept)
+            failed = failed + more
         if not failed:
             return self.app(environ, start_response)
         if not kept["Entries"]:

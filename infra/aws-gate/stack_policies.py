@@ -82,6 +82,7 @@ class Template:
         self.cfn = translate(template_path, region)
         self.resources = self.cfn["Resources"]
         self.parameters = {k: v.get("Default") for k, v in self.cfn.get("Parameters", {}).items()}
+        self.list_parameters = {k for k, v in self.cfn.get("Parameters", {}).items() if v.get("Type") == "CommaDelimitedList"}
         self.conditions = self.cfn.get("Conditions", {})
         self.mappings = self.cfn.get("Mappings", {})
         self.functions = {}
@@ -153,6 +154,8 @@ class Resolver:
         return f"unregistered:{self.stack.id}:{logical}"
 
     def ref(self, name):
+        if name == "AWS::NoValue":
+            return NO_VALUE
         pseudo = {
             "AWS::Region": self.stack.region,
             "AWS::AccountId": ACCOUNT,
@@ -163,7 +166,10 @@ class Resolver:
         if name in pseudo:
             return pseudo[name]
         if name in self.t.parameters:
-            return str(self.stack.parameters.get(name, self.t.parameters[name]))
+            value = self.stack.parameters.get(name, self.t.parameters[name])
+            if name in self.t.list_parameters:
+                return value if isinstance(value, list) else str(value or "").split(",")
+            return str(value)
         if name not in self.t.resources:
             raise TemplateError(f"Ref to {name}, which the template does not define")
         physical = self.stack.resources.get(name)
@@ -223,7 +229,7 @@ class Resolver:
 
     def resolve(self, node):
         if isinstance(node, list):
-            return [self.resolve(x) for x in node if not _is_no_value(x)]
+            return [v for v in (self.resolve(x) for x in node) if v is not NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
@@ -262,8 +268,9 @@ class Resolver:
             if key == "Fn::Split":
                 sep, text = self.resolve(arg)
                 return text.split(sep)
-        return {k: self.resolve(v) for k, v in node.items() if not _is_no_value(v)}
+        resolved = {k: self.resolve(v) for k, v in node.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
 
-def _is_no_value(x):
-    return isinstance(x, dict) and x == {"Ref": "AWS::NoValue"}
+# `!Ref AWS::NoValue`: the property it stands for is removed, as CloudFormation removes it.
+NO_VALUE = object()

@@ -104,3 +104,31 @@ async fn a_query_on_the_schedule_index_is_authorized_against_the_index() {
     query(Principal::Dispatch).await.unwrap();
     denied(query(Principal::Poller).await);
 }
+
+/// The queue policies: a queue takes messages only from the stack's roles that produce them, the
+/// operators named in OperatorPrincipalArns, and (remediation requests) the principals named in
+/// RemediationSenderArns; another principal's own policy granting the send changes nothing.
+#[tokio::test]
+async fn each_queue_takes_messages_only_from_its_senders() {
+    let stack = moto::stack().await;
+    stack.gate.expect_denials().await.unwrap();
+    let (intake, remediation) = (stack.queue("IntakeQueue").await, stack.queue("RemediationQueue").await);
+    let send = |who: Principal, url: &str| {
+        let c = stack.clients(who);
+        let url = url.to_owned();
+        async move { c.sqs.send_message().queue_url(url).message_body("{}").send().await }
+    };
+    send(Principal::Poller, &intake).await.unwrap();
+    // The operator's policy grants the send (redrive, backfill); the queue refuses an operator
+    // the stack does not name.
+    let e = denied(send(Principal::Operator, &intake).await);
+    assert!(e.contains("explicit deny in a resource-based policy"), "{e}");
+    denied(send(Principal::Operator, &remediation).await);
+    stack.gate.parameter("OperatorPrincipalArns", &stack.gate.role_arn(Principal::Operator)).await.unwrap();
+    send(Principal::Operator, &intake).await.unwrap();
+    // Remediation requests: RemediationSenderArns only, operators included.
+    denied(send(Principal::Operator, &remediation).await);
+    stack.gate.parameter("RemediationSenderArns", &stack.gate.role_arn(Principal::Operator)).await.unwrap();
+    send(Principal::Operator, &remediation).await.unwrap();
+    assert_eq!(stack.denials().await.len(), 3);
+}

@@ -83,6 +83,8 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
     let bucket = format!("ops-artifacts-{suffix}");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     stack.register_named("ArtifactBucket", &bucket).await.unwrap();
+    // The queues take an operator's messages (backfill, redrive) only when the stack names them.
+    stack.parameter("OperatorPrincipalArns", &stack.role_arn(Principal::Operator)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let profiles = write(
         dir.path(),

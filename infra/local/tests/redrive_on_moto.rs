@@ -37,6 +37,8 @@ async fn redrive_moves_dead_letters_back_and_a_dry_run_moves_none() {
     let stack = GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
     stack.register_queue("IntakeDeadLetterQueue", &dlq).await.unwrap();
     stack.register_queue("IntakeQueue", &intake).await.unwrap();
+    // The queues take an operator's messages (backfill, redrive) only when the stack names them.
+    stack.parameter("OperatorPrincipalArns", &stack.role_arn(Principal::Operator)).await.unwrap();
     let op = stack.env(Principal::Operator);
     for i in 0..3 {
         let body = format!(

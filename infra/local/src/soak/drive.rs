@@ -45,6 +45,10 @@ pub struct Tally {
     pub published: Mutex<HashMap<(String, String, GraphTime), u32>>,
     /// Versions in a batch whose processor died: published, perhaps, but never marked.
     pub in_killed_batches: Mutex<HashSet<(String, String, GraphTime)>>,
+    /// With AWS faults on: versions the processor reported failed (an AWS error after it may
+    /// have published); the output copies SQS took before failing the send are added at the end.
+    pub after_aws_errors: Mutex<HashSet<(String, String, GraphTime)>>,
+    pub aws_faults: AtomicBool,
 }
 
 /// What the pollers' run records (their metric lines) say, read from their logs at the end.
@@ -342,10 +346,25 @@ pub async fn feed_processors(res: Arc<Resources>, processors: Arc<Pool>, chaos: 
             Outcome::Error(e) => {
                 add(&tally.processor_errors, 1);
                 eprintln!("soak: processor error: {e}");
+                if tally.aws_faults.load(Ordering::Relaxed) {
+                    let mut risk = tally.after_aws_errors.lock().unwrap_or_else(|p| p.into_inner());
+                    risk.extend(messages.iter().map(|m| version_key(m.body.as_deref().unwrap_or(""))));
+                }
                 continue;
             }
         };
         add(&tally.processor_item_failures, failed.len() as u64);
+        if tally.aws_faults.load(Ordering::Relaxed) && !failed.is_empty() {
+            // A message reported failed may have been published before the AWS error that failed
+            // it (its mark, say): SQS delivers it again and it may be published again.
+            let mut risk = tally.after_aws_errors.lock().unwrap_or_else(|p| p.into_inner());
+            risk.extend(
+                messages
+                    .iter()
+                    .filter(|m| m.message_id.as_ref().is_some_and(|id| failed.contains(id)))
+                    .map(|m| version_key(m.body.as_deref().unwrap_or(""))),
+            );
+        }
         delete_done(&res, &res.intake, &messages, &failed).await;
     }
 }

@@ -1,14 +1,18 @@
 //! `soak`: the dispatcher, the poller and the processor as Lambda runs them (their bootstraps,
 //! separate processes, fed through the Lambda Runtime API, the pollers and processors by event
 //! source mappings), against the tenant simulator as a process with every fault on and AWS on
-//! moto; dispatches overlap and every process is SIGKILLed at random moments. At the end the
+//! moto behind the IAM gate with AWS-side faults at steady rates; dispatches overlap and every
+//! process is SIGKILLed at random moments. At the end the
 //! output queue is compared with the simulator's record.
 //!
 //! ```text
-//! soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--out DIR]
+//! soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--aws-faults SCALE] [--out DIR]
 //! ```
 //! Needs moto (AWS_ENDPOINT_URL on loopback) and the binaries beside this one (`dispatch`,
 //! `poller`, `processor`, `tenant-sim`): `infra/scripts/soak.sh` builds and starts everything.
+
+// The report is one json! literal of some forty fields.
+#![recursion_limit = "256"]
 
 mod drive;
 mod lambda;
@@ -28,7 +32,23 @@ use drive::{Chaos, Pool, Tally};
 use lambda::Function;
 use m365_ingest::adapters::aws::Principal;
 
-const USAGE: &str = "usage: soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--out DIR]";
+const USAGE: &str = "usage: soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--aws-faults SCALE] [--out DIR]";
+
+/// AWS-side faults per call of the functions' code at `--aws-faults 1` (kinds in
+/// infra/aws-gate/faults.py): throttling and 500s of DynamoDB (some after the write took effect),
+/// delayed conditional writes (races), SQS 500s (some after the send) and batches with failed
+/// entries, S3 SlowDown, Secrets Manager throttling.
+const AWS_FAULT_RATES: [(&str, f64); 9] = [
+    ("dynamodb_throttle", 0.02),
+    ("dynamodb_500", 0.005),
+    ("dynamodb_500_after", 0.005),
+    ("dynamodb_race_delay", 0.05),
+    ("sqs_500", 0.01),
+    ("sqs_500_after", 0.005),
+    ("sqs_batch_partial", 0.02),
+    ("s3_slowdown", 0.02),
+    ("secrets_throttle", 0.05),
+];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -40,11 +60,14 @@ pub struct Options {
     pub seed: u64,
     /// Share of invocations killed (SIGKILL) at a random moment.
     pub kill_rate: f64,
+    /// AWS fault rates as a multiple of AWS_FAULT_RATES (0: none).
+    pub aws_faults: f64,
     pub out: PathBuf,
 }
 
 fn parse() -> Result<Options, String> {
-    let mut o = Options { seconds: 600, alerts: 12_000, tenants: 4, seed: 1, kill_rate: 0.2, out: PathBuf::from("out/soak") };
+    let mut o =
+        Options { seconds: 600, alerts: 12_000, tenants: 4, seed: 1, kill_rate: 0.2, aws_faults: 1.0, out: PathBuf::from("out/soak") };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
@@ -58,6 +81,11 @@ fn parse() -> Result<Options, String> {
                 let v = value("--kill-rate")?;
                 o.kill_rate =
                     v.parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)).ok_or(format!("--kill-rate takes 0 to 1, not `{v}`"))?;
+            }
+            "--aws-faults" => {
+                let v = value("--aws-faults")?;
+                o.aws_faults =
+                    v.parse::<f64>().ok().filter(|p| (0.0..=10.0).contains(p)).ok_or(format!("--aws-faults takes 0 to 10, not `{v}`"))?;
             }
             "--out" => o.out = PathBuf::from(value("--out")?),
             "-h" | "--help" => return Err(USAGE.into()),
@@ -156,6 +184,12 @@ async fn run(o: &Options) -> Result<bool, String> {
     let processors = function("processor", Principal::Processor, processor_env)?;
     let chaos = Arc::new(Chaos { killing: AtomicBool::new(true), kill_rate: o.kill_rate });
     let tally = Arc::new(Tally::default());
+    if o.aws_faults > 0.0 {
+        let rates: serde_json::Map<String, serde_json::Value> =
+            AWS_FAULT_RATES.iter().map(|(k, r)| ((*k).to_owned(), serde_json::json!(r * o.aws_faults))).collect();
+        res.stack.inject_faults(&serde_json::Value::Object(rates), o.seed).await?;
+        tally.aws_faults.store(true, Ordering::Relaxed);
+    }
     let stop = Arc::new(AtomicBool::new(false));
 
     let started = Instant::now();
@@ -217,7 +251,10 @@ async fn run(o: &Options) -> Result<bool, String> {
     let runs = polled.completed.clone();
     let published = tally.published.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let at_risk = tally.in_killed_batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let v = verdict::judge(&record, &tenant_of, &runs, &published, &at_risk)?;
+    let mut after_aws_errors = tally.after_aws_errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    after_aws_errors.extend(res.sqs.sent_then_failed().iter().map(|b| drive::version_key(b)));
+    let aws_faults = res.stack.injected_faults().await?;
+    let v = verdict::judge(&record, &tenant_of, &runs, &published, &at_risk, &after_aws_errors)?;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let report = serde_json::json!({
         "seconds_with_faults": o.seconds,
@@ -248,6 +285,7 @@ async fn run(o: &Options) -> Result<bool, String> {
         "quarantined": polled.quarantined,
         "output_messages": load(&tally.output_messages),
         "simulator": {"requests": record["requests"], "faults_injected": record["faults"], "statuses": record["statuses"]},
+        "aws_faults_injected": aws_faults,
         "intake_left": intake_left,
         "intake_dlq": intake_dlq,
         "poll_jobs_left": jobs_left,
@@ -256,6 +294,7 @@ async fn run(o: &Options) -> Result<bool, String> {
         "duplicated_versions": v.duplicated_versions,
         "extra_copies": v.extra_copies,
         "duplicates_after_a_processor_kill": v.duplicates_after_a_processor_kill,
+        "duplicates_after_an_aws_error": v.duplicates_after_an_aws_error,
         "unexplained_duplicates": v.unexplained_duplicates,
         "phantoms": v.phantoms,
         "lost_examples": v.lost_examples,
@@ -266,16 +305,19 @@ async fn run(o: &Options) -> Result<bool, String> {
     std::fs::write(dir.join("report.json"), &text).map_err(|e| format!("cannot write the report: {e}"))?;
     println!("{text}");
     let faults: u64 = record["faults"].as_object().map(|m| m.values().filter_map(|x| x.as_u64()).sum()).unwrap_or(0);
+    let aws: u64 = aws_faults.values().filter_map(|x| x.as_u64()).sum();
     println!(
-        "soak: {} alerts ({} versions published) over {} poll cycles, {} kills, {} faults injected: {} lost, {} duplicated ({} after a processor kill between send and mark, {} unexplained), {} phantom, {} in the intake DLQ, {} in the poll-jobs DLQ",
+        "soak: {} alerts ({} versions published) over {} poll cycles, {} kills, {} Microsoft faults and {} AWS faults injected: {} lost, {} duplicated ({} after a processor kill between send and mark, {} after an AWS error, {} unexplained), {} phantom, {} in the intake DLQ, {} in the poll-jobs DLQ",
         v.alerts,
         v.versions_published,
         runs.len() as u64 + polled.partial,
         load(&tally.dispatcher_kills) + load(&tally.poller_kills) + load(&tally.processor_kills),
         faults,
+        aws,
         v.lost,
         v.duplicated_versions,
         v.duplicates_after_a_processor_kill,
+        v.duplicates_after_an_aws_error,
         v.unexplained_duplicates,
         v.phantoms,
         intake_dlq,

@@ -62,6 +62,9 @@ pub struct Sqs {
     seq: AtomicU64,
     /// The IAM gate that authorizes each call as AWS would (`authorize_with`).
     gate: std::sync::OnceLock<(String, reqwest::Client)>,
+    /// Bodies SQS took and then answered with an error for (an injected fault): their sender
+    /// could not know, so a copy sent again is the fault's, not the product's.
+    sent_then_failed: Mutex<Vec<String>>,
 }
 
 fn now_ms() -> u128 {
@@ -89,6 +92,7 @@ impl Sqs {
             arrived: Notify::new(),
             seq: AtomicU64::new(0),
             gate: std::sync::OnceLock::new(),
+            sent_then_failed: Mutex::new(Vec::new()),
         });
         let app = Router::new().route("/", post(dispatch)).with_state(sqs.clone());
         tokio::spawn(async move {
@@ -108,8 +112,9 @@ impl Sqs {
         self.gate.set((endpoint.trim_end_matches('/').to_owned(), client)).map_err(|_| "the gate is set already".to_owned())
     }
 
-    /// None when the gate allows the call (or there is no gate), else the answer to send.
-    async fn authorized(&self, headers: &HeaderMap, target: &str, input: &Value) -> Option<Response> {
+    /// What the gate says of a call: allowed as it is (None), answered for it (a denial or an
+    /// injected 500), or allowed with entries to fail or an error to send once it is applied.
+    async fn authorized(&self, headers: &HeaderMap, target: &str, input: &Value) -> Option<GateAnswer> {
         let (endpoint, client) = self.gate.get()?;
         let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         let key = auth.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or("");
@@ -121,18 +126,26 @@ impl Sqs {
             other => other,
         };
         let name = queue_name(input).unwrap_or_default();
+        let entry_ids: Vec<Value> = input["Entries"].as_array().map(|a| a.iter().map(|e| e["Id"].clone()).collect()).unwrap_or_default();
         let check = json!({
             "access_key": key,
             "service": "sqs",
             "action": format!("sqs:{action}"),
             "resource": format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"),
+            "entry_ids": if target.ends_with("SendMessageBatch") { entry_ids } else { Vec::new() },
         });
         let answer: Value = match client.post(format!("{endpoint}/_gate/authorize")).json(&check).send().await {
             Ok(r) => r.json().await.unwrap_or(Value::Null),
-            Err(e) => return Some(error("InternalError", &format!("the IAM gate did not answer: {e}"))),
+            Err(e) => return Some(GateAnswer::Respond(error("InternalError", &format!("the IAM gate did not answer: {e}")))),
         };
         if answer["allowed"].as_bool() == Some(true) {
-            return None;
+            return match answer["fault"].as_str() {
+                Some("500") => Some(GateAnswer::Respond(internal_error())),
+                Some("500_after") => Some(GateAnswer::ErrorAfter),
+                _ => answer["failed_entries"]
+                    .as_array()
+                    .map(|ids| GateAnswer::FailEntries(ids.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())),
+            };
         }
         let mut headers = HeaderMap::new();
         if let Ok(v) = "AccessDenied;Sender".parse() {
@@ -140,7 +153,13 @@ impl Sqs {
         }
         let message = answer["reason"].as_str().unwrap_or("denied").to_owned();
         let body = json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}).to_string();
-        Some((StatusCode::FORBIDDEN, headers, body).into_response())
+        Some(GateAnswer::Respond((StatusCode::FORBIDDEN, headers, body).into_response()))
+    }
+
+    /// Every body sent and then answered with an error (see `sent_then_failed`).
+    #[allow(dead_code, reason = "the soak's; poll-bench and scale inject no faults")]
+    pub fn sent_then_failed(&self) -> Vec<String> {
+        self.sent_then_failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Creates a queue; returns its URL.
@@ -364,6 +383,24 @@ fn md5_hex(bytes: &[u8]) -> String {
     Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The gate's word on a call (`Sqs::authorized`).
+enum GateAnswer {
+    Respond(Response),
+    /// Apply the call, then answer 500 (SQS may fail after it sent).
+    ErrorAfter,
+    /// These batch entries fail (InternalError, not the sender's fault); the others are sent.
+    FailEntries(Vec<String>),
+}
+
+fn internal_error() -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = "InternalError;Receiver".parse() {
+        headers.insert("x-amzn-query-error", v);
+    }
+    let body = json!({"__type": "com.amazonaws.sqs#InternalError", "message": "We encountered an internal error. Please try again."});
+    (StatusCode::INTERNAL_SERVER_ERROR, headers, body.to_string()).into_response()
+}
+
 fn queue_name(input: &Value) -> Option<String> {
     input["QueueUrl"].as_str().and_then(|u| u.rsplit('/').next()).map(str::to_owned)
 }
@@ -371,15 +408,60 @@ fn queue_name(input: &Value) -> Option<String> {
 async fn dispatch(State(sqs): State<Arc<Sqs>>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let Ok(input) = serde_json::from_slice::<Value>(&body) else { return error("InvalidParameterValue", "the body is not JSON") };
-    if let Some(denied) = sqs.authorized(&headers, target, &input).await {
-        return denied;
+    let mut input = input;
+    let (mut after_error, mut failing) = (false, Vec::new());
+    match sqs.authorized(&headers, target, &input).await {
+        None => {}
+        Some(GateAnswer::Respond(r)) => return r,
+        Some(GateAnswer::ErrorAfter) => after_error = true,
+        Some(GateAnswer::FailEntries(ids)) => {
+            if let Some(entries) = input["Entries"].as_array_mut() {
+                entries.retain(|e| !e["Id"].as_str().is_some_and(|id| ids.iter().any(|f| f == id)));
+            }
+            failing = ids;
+        }
     }
+    let answer = serve(&sqs, target, &input).await;
+    if after_error {
+        if answer.status().is_success() {
+            let bodies: Option<Vec<String>> =
+                input["Entries"].as_array().map(|a| a.iter().filter_map(|e| e["MessageBody"].as_str().map(str::to_owned)).collect());
+            let mut taken = sqs.sent_then_failed.lock().unwrap_or_else(|p| p.into_inner());
+            taken.extend(bodies.unwrap_or_else(|| input["MessageBody"].as_str().map(str::to_owned).into_iter().collect()));
+        }
+        return internal_error();
+    }
+    if failing.is_empty() {
+        return answer;
+    }
+    with_failed_entries(answer, &failing).await
+}
+
+/// A SendMessageBatch answer with the entries the gate failed added to `Failed`.
+async fn with_failed_entries(answer: Response, failing: &[String]) -> Response {
+    let (parts, body) = answer.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BYTES * 2).await else { return internal_error() };
+    let mut doc: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    if !parts.status.is_success() {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let failed = failing
+        .iter()
+        .map(|id| json!({"Id": id, "SenderFault": false, "Code": "InternalError", "Message": "We encountered an internal error."}));
+    match doc["Failed"].as_array_mut() {
+        Some(list) => list.extend(failed),
+        None => doc["Failed"] = Value::Array(failed.collect()),
+    }
+    doc.to_string().into_response()
+}
+
+async fn serve(sqs: &Sqs, target: &str, input: &Value) -> Response {
     match target {
-        "AmazonSQS.SendMessageBatch" => sqs.send_batch(&input),
-        "AmazonSQS.ReceiveMessage" => sqs.receive(&input).await,
-        "AmazonSQS.DeleteMessageBatch" => sqs.delete_batch(&input),
-        "AmazonSQS.DeleteMessage" => sqs.delete_one(&input),
-        "AmazonSQS.GetQueueAttributes" => sqs.attributes(&input),
+        "AmazonSQS.SendMessageBatch" => sqs.send_batch(input),
+        "AmazonSQS.ReceiveMessage" => sqs.receive(input).await,
+        "AmazonSQS.DeleteMessageBatch" => sqs.delete_batch(input),
+        "AmazonSQS.DeleteMessage" => sqs.delete_one(input),
+        "AmazonSQS.GetQueueAttributes" => sqs.attributes(input),
         other => error("UnsupportedOperation", &format!("the soak's SQS does not serve {other}")),
     }
 }
@@ -397,6 +479,7 @@ mod tests {
             arrived: Notify::new(),
             seq: AtomicU64::new(0),
             gate: std::sync::OnceLock::new(),
+            sent_then_failed: Mutex::new(Vec::new()),
         }
     }
 

@@ -34,6 +34,9 @@ pub struct Verdict {
     /// send and the kill came before the mark, so the redelivery published again. No standard
     /// queue can tell a re-send from a send; each copy carries the same `dedup_key`.
     pub duplicates_after_a_processor_kill: usize,
+    /// Published again after an AWS error the processor could not tell from a failure (a send
+    /// SQS took before failing it, a mark whose write failed after the publish).
+    pub duplicates_after_an_aws_error: usize,
     /// Duplicates nothing explains: a defect.
     pub unexplained_duplicates: usize,
     /// Published versions the simulator never had.
@@ -60,6 +63,7 @@ pub fn judge(
     runs: &[CompletedRun],
     published: &HashMap<(String, String, GraphTime), u32>,
     in_killed_batches: &HashSet<(String, String, GraphTime)>,
+    after_aws_errors: &HashSet<(String, String, GraphTime)>,
 ) -> Result<Verdict, String> {
     let held = record["alert_versions"].as_object().ok_or("the simulator's record has no alert_versions")?;
     let mut v = Verdict::default();
@@ -70,14 +74,18 @@ pub fn judge(
         if *n > 1 {
             v.duplicated_versions += 1;
             v.extra_copies += u64::from(*n - 1);
-            let explained = in_killed_batches.contains(&(tenant.clone(), id.clone(), *version));
-            if explained {
+            let key = (tenant.clone(), id.clone(), *version);
+            let why = if in_killed_batches.contains(&key) {
                 v.duplicates_after_a_processor_kill += 1;
+                "after a processor kill"
+            } else if after_aws_errors.contains(&key) {
+                v.duplicates_after_an_aws_error += 1;
+                "after an AWS error"
             } else {
                 v.unexplained_duplicates += 1;
-            }
+                "UNEXPLAINED"
+            };
             if v.duplicate_examples.len() < 10 {
-                let why = if explained { "after a processor kill" } else { "UNEXPLAINED" };
                 v.duplicate_examples.push(format!("{tenant}/{id}@{version} ×{n} ({why})"));
             }
         }
@@ -161,17 +169,18 @@ mod tests {
         // a: two versions, both seen by runs; b: visible only after the last run; c: newer than the watermark.
         let rec = record(&[("a", 0, 10), ("a", 100, 110), ("b", 50, 500), ("c", 300, 301)]);
         let runs = [run(200, 205, 250), run(400, 402, 350)];
-        let v = judge(&rec, &tenants(), &runs, &published(&[("a", 0, 2)]), &HashSet::new()).unwrap();
+        let v = judge(&rec, &tenants(), &runs, &published(&[("a", 0, 2)]), &HashSet::new(), &HashSet::new()).unwrap();
         assert_eq!((v.duplicates_after_a_processor_kill, v.unexplained_duplicates), (0, 1));
         assert_eq!((v.alerts, v.lost, v.duplicated_versions, v.extra_copies, v.phantoms), (2, 2, 1, 1, 0), "{v:?}");
-        let v = judge(&rec, &tenants(), &runs, &published(&[("a", 100, 1), ("c", 300, 1), ("x", 1, 1)]), &HashSet::new()).unwrap();
+        let v = judge(&rec, &tenants(), &runs, &published(&[("a", 100, 1), ("c", 300, 1), ("x", 1, 1)]), &HashSet::new(), &HashSet::new())
+            .unwrap();
         assert_eq!((v.lost, v.phantoms), (0, 1), "{v:?}");
     }
 
     #[test]
     fn a_version_replaced_during_a_run_is_not_owed_by_that_run() {
         let rec = record(&[("a", 0, 10), ("a", 100, 203)]);
-        let v = judge(&rec, &tenants(), &[run(200, 205, 250)], &published(&[]), &HashSet::new()).unwrap();
+        let v = judge(&rec, &tenants(), &[run(200, 205, 250)], &published(&[]), &HashSet::new(), &HashSet::new()).unwrap();
         assert_eq!((v.alerts, v.lost), (0, 0), "{v:?}");
     }
 }

@@ -101,6 +101,24 @@ impl GateStack {
         self.post(serde_json::json!({"denials_expected": true})).await
     }
 
+    /// AWS-side faults at these rates (0–1 per call; kinds in infra/aws-gate/faults.py) for the
+    /// calls of this stack's functions, drawn from `seed`.
+    pub async fn inject_faults(&self, rates: &serde_json::Value, seed: u64) -> Result<(), String> {
+        self.post(serde_json::json!({"faults": {"rates": rates, "seed": seed}})).await
+    }
+
+    /// How many faults of each kind the gate injected so far.
+    pub async fn injected_faults(&self) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let url = format!("{}/_gate/faults?stack={}", self.endpoint, self.id);
+        let v: serde_json::Value = self.http.get(&url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        Ok(v["injected"].as_object().cloned().unwrap_or_default())
+    }
+
+    /// The ARN the gate gives `principal`'s role in this stack (what `aws:PrincipalArn` is).
+    pub fn role_arn(&self, principal: Principal) -> String {
+        format!("arn:aws:iam::123456789012:role/{}-{}Role", self.id, principal.logical_id())
+    }
+
     /// The access key the gate knows as `principal` of this stack.
     pub fn access_key(&self, principal: Principal) -> String {
         format!("{}.{}", self.id, principal.logical_id())
