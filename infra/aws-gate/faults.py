@@ -47,6 +47,9 @@ class Faults:
 
 
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+# A transaction retried with its ClientRequestToken succeeds in DynamoDB (idempotent for ten
+# minutes); moto ignores the token, so failing one after it applied would be harsher than AWS.
+_FAILED_AFTER = _WRITES - {"TransactWriteItems"}
 
 
 def before(faults, service, operation, body):
@@ -56,7 +59,7 @@ def before(faults, service, operation, body):
         if faults.roll("dynamodb_throttle"):
             return _json(400, {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
                                "message": "Rate of requests exceeds the allowed throughput."}, "1.0")
-        if operation in _WRITES and faults.roll("dynamodb_500_after"):
+        if operation in _FAILED_AFTER and faults.roll("dynamodb_500_after"):
             return ("after", _json(500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
                                          "message": "Internal server error"}, "1.0"))
         if faults.roll("dynamodb_500"):

@@ -433,3 +433,41 @@ async fn the_test_worlds_sqs_refuses_what_sqs_refuses() {
     assert_eq!(code(&e), "InvalidParameterValue", "{e:?}");
     assert_eq!(moto::drain(&c, &url).await, vec!["fine".to_owned()], "only what SQS accepts is on the queue");
 }
+
+/// Records saved before each was listed under its secret are found after `integration reindex`
+/// (the operator's command), and only then: Test & Save finds a secret's users by key.
+#[tokio::test]
+async fn reindexing_lists_older_records_under_their_secrets() {
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let table = stack.state_table().await;
+    let store = DynamoIntegrations::new(stack.clients(moto::Principal::Operator).dynamodb.clone(), &table);
+    let a = IntegrationDoc::new("a", TENANT, DEFAULT_CLIENT_ID, "m365-ingest/shared");
+    let b = IntegrationDoc::new("b", TENANT, DEFAULT_CLIENT_ID, "m365-ingest/shared");
+    store.save(&a, None, t(0)).await.unwrap();
+    store.save(&b, None, t(0)).await.unwrap();
+    assert_eq!(store.secret_users("m365-ingest/shared").await.unwrap(), vec!["a".to_owned(), "b".to_owned()]);
+    // As an older version left them: no entries.
+    for id in ["a", "b"] {
+        c.dynamodb
+            .delete_item()
+            .table_name(&table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("secret#m365-ingest/shared".into()))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(format!("integration#{id}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(store.secret_users("m365-ingest/shared").await.unwrap().is_empty());
+    assert_eq!(store.reindex_secret_users().await.unwrap(), (2, 2));
+    assert_eq!(store.secret_users("m365-ingest/shared").await.unwrap(), vec!["a".to_owned(), "b".to_owned()]);
+    // Moving a record to another secret moves its entry.
+    let mut moved = b.clone();
+    moved.secret_ref = "m365-ingest/b".into();
+    store.save(&moved, Some(1), t(1)).await.unwrap();
+    assert_eq!(store.secret_users("m365-ingest/shared").await.unwrap(), vec!["a".to_owned()]);
+    assert_eq!(store.secret_users("m365-ingest/b").await.unwrap(), vec!["b".to_owned()]);
+    store.remove("a").await.unwrap();
+    assert!(store.secret_users("m365-ingest/shared").await.unwrap().is_empty(), "removed with its record");
+    assert_eq!(stack.denials().await, Vec::<String>::new());
+}

@@ -246,6 +246,9 @@ pub enum IntegrationCommand {
         #[arg(long)]
         keep_secret: bool,
     },
+    /// Lists every record under its secret (`secret#<secret_ref>`), as each save does: once after
+    /// upgrading from a version whose records were not, so Test & Save sees which share a secret.
+    Reindex,
     /// Lists integrations page by page, with each source's lag and last outcome.
     List {
         /// JSON lines, one integration each.

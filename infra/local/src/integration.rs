@@ -156,6 +156,11 @@ pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
             Ok(())
         }
         IntegrationCommand::List { json, limit, page_token } => list(&app, usize::from(limit), page_token.as_deref(), json).await,
+        IntegrationCommand::Reindex => {
+            let (records, entries) = app.store.reindex_secret_users().await.map_err(store_err)?;
+            println!("{records} integration record(s) listed under their secrets ({entries} entries written)");
+            Ok(())
+        }
     }
 }
 

@@ -174,6 +174,8 @@ severities = ["medium", "high"]
 
     let list = env.ok(&["integration", "list"]);
     assert!(list.contains("contoso") && list.contains("fabrikam") && list.contains("cloud_apps"), "{list}");
+    let text = env.ok(&["integration", "reindex"]);
+    assert!(text.contains("2 integration record(s) listed under their secrets"), "{text}");
     let shown: Value = serde_json::from_str(&env.ok(&["integration", "show", "fabrikam"])).unwrap();
     assert_eq!(shown["revision"], 1);
     assert_eq!(shown["doc"]["polling"]["interval"], "1m");

@@ -252,7 +252,7 @@ async fn run(o: &Options) -> Result<bool, String> {
     let published = tally.published.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let at_risk = tally.in_killed_batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut after_aws_errors = tally.after_aws_errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    after_aws_errors.extend(res.sqs.sent_then_failed().iter().map(|b| drive::version_key(b)));
+    after_aws_errors.extend(res.sqs.sent_then_failed(&res.output).iter().map(|b| drive::version_key(b)));
     let aws_faults = res.stack.injected_faults().await?;
     let v = verdict::judge(&record, &tenant_of, &runs, &published, &at_risk, &after_aws_errors)?;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);

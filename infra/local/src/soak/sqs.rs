@@ -64,7 +64,7 @@ pub struct Sqs {
     gate: std::sync::OnceLock<(String, reqwest::Client)>,
     /// Bodies SQS took and then answered with an error for (an injected fault): their sender
     /// could not know, so a copy sent again is the fault's, not the product's.
-    sent_then_failed: Mutex<Vec<String>>,
+    sent_then_failed: Mutex<Vec<(String, String)>>,
 }
 
 fn now_ms() -> u128 {
@@ -156,10 +156,12 @@ impl Sqs {
         Some(GateAnswer::Respond((StatusCode::FORBIDDEN, headers, body).into_response()))
     }
 
-    /// Every body sent and then answered with an error (see `sent_then_failed`).
+    /// Every body sent to `queue` and then answered with an error (see `sent_then_failed`).
     #[allow(dead_code, reason = "the soak's; poll-bench and scale inject no faults")]
-    pub fn sent_then_failed(&self) -> Vec<String> {
-        self.sent_then_failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn sent_then_failed(&self, queue: &str) -> Vec<String> {
+        let name = queue.rsplit('/').next().unwrap_or(queue);
+        let all = self.sent_then_failed.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter().filter(|(q, _)| q == name).map(|(_, body)| body.clone()).collect()
     }
 
     /// Creates a queue; returns its URL.
@@ -426,8 +428,10 @@ async fn dispatch(State(sqs): State<Arc<Sqs>>, headers: HeaderMap, body: Bytes) 
         if answer.status().is_success() {
             let bodies: Option<Vec<String>> =
                 input["Entries"].as_array().map(|a| a.iter().filter_map(|e| e["MessageBody"].as_str().map(str::to_owned)).collect());
+            let queue = queue_name(&input).unwrap_or_default();
             let mut taken = sqs.sent_then_failed.lock().unwrap_or_else(|p| p.into_inner());
-            taken.extend(bodies.unwrap_or_else(|| input["MessageBody"].as_str().map(str::to_owned).into_iter().collect()));
+            let bodies = bodies.unwrap_or_else(|| input["MessageBody"].as_str().map(str::to_owned).into_iter().collect());
+            taken.extend(bodies.into_iter().map(|b| (queue.clone(), b)));
         }
         return internal_error();
     }
