@@ -51,6 +51,8 @@ class Stack:
         self.denials_expected = False
         # AWS-side faults for this stack's functions (faults.py), when the test asks for them.
         self.faults = None
+        # Bumped by every registration: the policies resolved for the stack are cached until then.
+        self.version = 0
 
 
 def evaluate(statements, effect, check, context):
@@ -85,6 +87,7 @@ class Gate:
         self.lock = threading.Lock()
         self.denials = []
         self.allowed = 0
+        self.resolved = {}
 
     # -- registration --------------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class Gate:
                         return _reply(start_response, 400, {"error": f"{logical} is not a resource of template.yaml"})
                     stack.resources[logical] = physical
                 stack.parameters.update(req.get("parameters", {}))
+                stack.version += 1
                 if "denials_expected" in req:
                     stack.denials_expected = bool(req["denials_expected"])
                 if "faults" in req:
@@ -257,8 +261,14 @@ class Gate:
     def authorize(self, stack, principal, call):
         """None when IAM would allow every check of the call, else (reason, action, resource, service)."""
         role_arn = self.template.role_arn(principal, stack)
-        statements = self.template.statements(principal, stack)
-        resource_policies = self.template.resource_policies(stack)
+        key = (stack.id, principal, stack.version)
+        with self.lock:
+            cached = self.resolved.get(key)
+        if cached is None:
+            cached = (self.template.statements(principal, stack), self.template.resource_policies(stack))
+            with self.lock:
+                self.resolved[key] = cached
+        statements, resource_policies = cached
         for check in call.checks:
             context = dict(check.context)
             context.update({

@@ -270,6 +270,7 @@ impl ProcessorConfig {
         "EVIDENCE_QUEUE_URL",
         "EVIDENCE_MAX_WAIT_SECS",
         "EVIDENCE_MAX_FILE_BYTES",
+        "EVIDENCE_STEP_SECS",
         "CONTEXT_BUDGET_WAIT_SECS",
         "MICROSOFT_CLOUD",
         "LOGIN_BASE_URL",
@@ -338,6 +339,7 @@ impl ProcessorConfig {
                     },
                     // GetFile returns at most 3 GB (ms-apis.md §7).
                     max_file_bytes: number(&get, "EVIDENCE_MAX_FILE_BYTES", e.max_file_bytes as usize, 1 << 20, 3 << 30)? as u64,
+                    step_time: Duration::from_secs(number(&get, "EVIDENCE_STEP_SECS", e.step_time.as_secs() as usize, 10, 900)? as u64),
                     ..e
                 }
             },

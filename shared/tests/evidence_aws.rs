@@ -674,3 +674,26 @@ async fn an_ocsf_alert_lists_its_pending_items_by_the_ids_its_updates_carry() {
         assert!(pending.contains(u["evidences"][0]["uid"].as_str().unwrap()), "{u}");
     }
 }
+
+/// A batch starts a step only with a whole step's time left of its invocation: the rest go back
+/// to SQS untouched (not counted as failures), and are taken by the next invocation.
+#[tokio::test]
+async fn a_batch_near_its_end_starts_no_step_and_hands_them_back() {
+    let settings = EvidenceSettings { step_time: Duration::from_secs(30), ..EvidenceSettings::default() };
+    let r = rig(scenario("Security Reader"), settings).await;
+    r.job(file_target(&r.sim).await).await;
+    r.job(file_target(&r.sim).await).await;
+    let steps: Vec<(String, String)> = r.steps.take().into_iter().enumerate().map(|(i, (_, b))| (format!("s{i}"), b)).collect();
+    assert_eq!(steps.len(), 2);
+    r.sim.requests().clear();
+    let run = r.p.batch(vec![r.integration.clone()]).until(std::time::Instant::now() + Duration::from_secs(20));
+    let failed = run.step_batch(&steps).await;
+    assert_eq!(failed, vec!["s0".to_owned(), "s1".to_owned()], "both handed back");
+    let counts = run.take_counts();
+    assert_eq!((counts.steps_not_started, counts.failed_messages, counts.evidence_steps), (2, 0, 0));
+    assert!(r.sim.requests().all().is_empty(), "no step was started");
+    // With the time for a step, they run.
+    let run = r.p.batch(vec![r.integration.clone()]).until(std::time::Instant::now() + Duration::from_secs(120));
+    assert!(run.step_batch(&steps).await.is_empty());
+    assert_eq!(run.take_counts().evidence_steps, 2);
+}

@@ -10,7 +10,10 @@ pub async fn handle<P: ProcessPorts, I: IntegrationSource>(
     app: &ProcessorApp<P, I>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Diagnostic> {
-    match app.handle(event.payload).await {
+    // The invocation's deadline as an Instant (the runtime gives epoch milliseconds).
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let ends = std::time::Instant::now() + std::time::Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+    match app.handle_until(event.payload, Some(ends)).await {
         Ok((response, counts)) => {
             telemetry::emit(&telemetry::process_records(&counts, app.processor.clock.now()));
             Ok(response)

@@ -40,11 +40,19 @@ pub struct EvidenceSettings {
     pub max_file_bytes: u64,
     /// Job records outlive their job by this much (DynamoDB TTL).
     pub job_ttl: Duration,
+    /// The longest one step may take (a call, or a file streamed to S3): a step still running
+    /// then is cut off and tried again, and a batch starts no step with less time left.
+    pub step_time: Duration,
 }
 
 impl Default for EvidenceSettings {
     fn default() -> Self {
-        EvidenceSettings { limits: JobLimits::default(), max_file_bytes: 512 << 20, job_ttl: Duration::from_secs(14 * 24 * 3600) }
+        EvidenceSettings {
+            limits: JobLimits::default(),
+            max_file_bytes: 512 << 20,
+            job_ttl: Duration::from_secs(14 * 24 * 3600),
+            step_time: Duration::from_secs(60),
+        }
     }
 }
 
@@ -68,6 +76,8 @@ pub enum StepOutcome {
     Released,
     /// Nothing to do: the job ended and was reported, another step moved it on, or it expired.
     Nothing,
+    /// Not taken: too little of the invocation was left for a whole step (SQS delivers it again).
+    NotStarted,
 }
 
 /// An alert version's evidence as its message lists it, and the messages that start its jobs

@@ -77,6 +77,8 @@ pub struct ProcessCounts {
     pub evidence_outcomes: BTreeMap<String, usize>,
     /// The oldest job that ended, from its creation to its end.
     pub evidence_max_age_secs: u64,
+    /// Evidence steps left for SQS to deliver again: too little of the invocation was left.
+    pub steps_not_started: usize,
 }
 
 impl ProcessCounts {
@@ -89,6 +91,7 @@ impl ProcessCounts {
         self.released += other.released;
         self.failed_messages += other.failed_messages;
         self.evidence_steps += other.evidence_steps;
+        self.steps_not_started += other.steps_not_started;
         self.evidence_max_age_secs = self.evidence_max_age_secs.max(other.evidence_max_age_secs);
         for (reason, n) in other.dropped {
             *self.dropped.entry(reason).or_default() += n;
@@ -120,6 +123,8 @@ pub struct BatchRun<'a, P: ProcessPorts> {
     last_failure: Mutex<Option<String>>,
     /// Context lookups of this batch end by then.
     deadline: std::time::Instant,
+    /// When the invocation ends (the Lambda's deadline), if known.
+    ends: Option<std::time::Instant>,
 }
 
 /// A claimed key, whether every message rendered for it was accepted by the output queue (or
@@ -198,6 +203,7 @@ impl<P: ProcessPorts> Processor<P> {
             counts: Mutex::new(ProcessCounts::default()),
             last_failure: Mutex::new(None),
             deadline: std::time::Instant::now() + per_batch,
+            ends: None,
         }
     }
 
@@ -285,6 +291,13 @@ impl<P: ProcessPorts> Processor<P> {
 }
 
 impl<P: ProcessPorts> BatchRun<'_, P> {
+    /// The same run, knowing when its invocation ends (steps are started only with a whole
+    /// step's time left).
+    pub fn until(mut self, ends: std::time::Instant) -> Self {
+        self.ends = Some(ends);
+        self
+    }
+
     /// Counts since the last call, then reset.
     pub fn take_counts(&self) -> ProcessCounts {
         std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
@@ -386,15 +399,30 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
     /// Moves on the evidence job of each evidence-jobs message; returns the ids SQS should
     /// deliver again. One job's failure never holds back another's.
     pub async fn step_batch(&self, messages: &[(String, String)]) -> Vec<String> {
+        let step_time = self.p.evidence.as_ref().map_or(Duration::from_secs(60), |e| e.settings.step_time);
         let results: Vec<(String, Result<StepOutcome, String>)> = stream::iter(messages)
             .map(|(id, body)| async move {
+                // Started only with a whole step's time left: a step cut off by the invocation's
+                // end would count as a failed receive, and enough of those dead-letter the job.
+                if let Some(ends) = self.ends {
+                    let left = ends.saturating_duration_since(std::time::Instant::now());
+                    if left < step_time {
+                        tracing::info!(message_id = %id, left_secs = left.as_secs(), step_secs = step_time.as_secs(), "evidence step not started: too little of the invocation left; SQS delivers it again");
+                        return (id.clone(), Ok(StepOutcome::NotStarted));
+                    }
+                }
                 let outcome = async {
                     let m: JobMessage = serde_json::from_str(body).map_err(|e| format!("not an evidence-job message: {e}"))?;
                     let Some((integration, _)) = self.integrations.get(&m.integration_id) else {
                         tracing::warn!(integration = %m.integration_id, job = %m.job, "the job's integration is gone; its job stops here");
                         return Ok(StepOutcome::Nothing);
                     };
-                    self.p.step_evidence(integration, &m).await
+                    match tokio::time::timeout(step_time, self.p.step_evidence(integration, &m)).await {
+                        Ok(r) => r,
+                        // Nothing of a step counts until its job record is saved: one cut off is
+                        // simply taken again (an upload it began is aborted by the bucket's rule).
+                        Err(_) => Err(format!("the step took longer than {}s; it is tried again", step_time.as_secs())),
+                    }
                 }
                 .instrument(tracing::info_span!("evidence_job", message_id = %id))
                 .await;
@@ -406,6 +434,10 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
         let mut failed = Vec::new();
         for (id, r) in results {
             match r {
+                Ok(StepOutcome::NotStarted) => {
+                    self.count(|c| c.steps_not_started += 1);
+                    failed.push(id);
+                }
                 Ok(o) => self.count(|c| {
                     c.evidence_steps += 1;
                     match o {
@@ -414,7 +446,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                             c.evidence_max_age_secs = c.evidence_max_age_secs.max(age.as_secs());
                         }
                         StepOutcome::Released => c.released += 1,
-                        StepOutcome::Scheduled { .. } | StepOutcome::Nothing => {}
+                        StepOutcome::Scheduled { .. } | StepOutcome::Nothing | StepOutcome::NotStarted => {}
                     }
                 }),
                 Err(reason) => {

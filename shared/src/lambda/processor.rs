@@ -78,6 +78,16 @@ impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
     /// Processes the batch; returns the ids SQS should deliver again. `Err` only when nothing
     /// could be tried (the integrations could not be read): SQS then retries the whole batch.
     pub async fn handle(&self, event: SqsEvent) -> Result<(SqsBatchResponse, ProcessCounts), Error> {
+        self.handle_until(event, None).await
+    }
+
+    /// `handle` knowing when the invocation ends: evidence steps are started only with a whole
+    /// step's time left, the rest reported for SQS to deliver again.
+    pub async fn handle_until(
+        &self,
+        event: SqsEvent,
+        ends: Option<std::time::Instant>,
+    ) -> Result<(SqsBatchResponse, ProcessCounts), Error> {
         // Only the integrations this batch names, by key: a message naming none (or one that
         // does not decode) fails on its own in the processor.
         let named: Vec<Named<'_>> =
@@ -85,7 +95,10 @@ impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
         let ids: Vec<&str> = named.iter().map(|n| n.integration_id.as_ref()).collect();
         let integrations = self.cache.lookup(&self.integrations, &ids).await?;
         drop(named);
-        let run = self.processor.batch(integrations);
+        let mut run = self.processor.batch(integrations);
+        if let Some(ends) = ends {
+            run = run.until(ends);
+        }
         let mut response = SqsBatchResponse::default();
         let mut messages = Vec::with_capacity(event.records.len());
         let mut steps = Vec::new();
