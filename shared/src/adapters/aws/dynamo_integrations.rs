@@ -296,28 +296,18 @@ impl DynamoIntegrations {
     /// saved before the entries existed are then found by `secret_users`. Idempotent. Returns
     /// (records read, entries written).
     pub async fn reindex_secret_users(&self) -> Result<(usize, usize), CursorError> {
-        let (mut records, mut written) = (0, 0);
-        let mut start = None;
-        for _ in 0..MAX_PAGES * 10 {
-            let (page, last) = self.scan_page(start, None).await?;
-            for r in page {
-                records += 1;
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .item("pk", AttributeValue::S(secret_pk(&r.doc.secret_ref)))
-                    .item("sk", AttributeValue::S(integration_pk(&r.doc.id)))
-                    .send()
-                    .await
-                    .map_err(|e| store_err(&e))?;
-                written += 1;
-            }
-            match last {
-                Some(k) => start = Some(k),
-                None => return Ok((records, written)),
-            }
+        let records = self.list().await?;
+        for r in &records {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(secret_pk(&r.doc.secret_ref)))
+                .item("sk", AttributeValue::S(integration_pk(&r.doc.id)))
+                .send()
+                .await
+                .map_err(|e| store_err(&e))?;
         }
-        Err(CursorError::Store { detail: format!("more than {} scan pages of integrations", MAX_PAGES * 10), retryable: false })
+        Ok((records.len(), records.len()))
     }
 
     async fn users_page(&self, secret_ref: &str, start: Option<ScanKey>) -> Result<(Vec<String>, Option<ScanKey>), CursorError> {
