@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::adapters::graph::HttpSettings;
 use crate::app::deliver::DeliverySettings;
 use crate::app::poll::PollSettings;
-use crate::domain::cloud::Cloud;
+use crate::domain::cloud::{Cloud, Hosts, ALLOW_STAND_INS};
 use crate::error::ConfigError;
 
 /// SQS rejects messages above 1 MiB (the AWS limit today; TOOLING.md §2).
@@ -80,7 +80,18 @@ pub fn http_settings(get: &impl Fn(&str) -> Option<String>) -> Result<HttpSettin
     let graph_base_url = https_url(get, "GRAPH_BASE_URL", preset.graph)?;
     let mde_base_url = https_url(get, "MDE_BASE_URL", preset.mde)?;
     let exchange_base_url = https_url(get, "EXCHANGE_BASE_URL", preset.exchange)?;
-    let scopes = cloud.scopes(&login_base_url, &graph_base_url, &mde_base_url, &exchange_base_url).map_err(|m| {
+    let hosts = match get(ALLOW_STAND_INS).as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Hosts::MicrosoftOnly,
+        Some("true") => Hosts::StandInsAllowed,
+        Some(v) => {
+            return Err(ConfigError::Invalid {
+                name: ALLOW_STAND_INS.into(),
+                value: v.into(),
+                hint: "use true only in a test stack pointed at a stand-in of Microsoft, or leave it unset".into(),
+            })
+        }
+    };
+    let scopes = cloud.scopes(&login_base_url, &graph_base_url, &mde_base_url, &exchange_base_url, hosts).map_err(|m| {
         let value = get(m.variable).unwrap_or_default();
         ConfigError::Invalid { name: m.variable.into(), value, hint: m.hint }
     })?;
@@ -98,7 +109,7 @@ pub fn http_settings(get: &impl Fn(&str) -> Option<String>) -> Result<HttpSettin
 }
 
 /// Read only in local runs against the simulator: never set by template.yaml.
-const LOCAL_ONLY: [&str; 2] = ["EXTRA_CA_BUNDLE_FILE", "CLOUD_APPS_BASE_URL"];
+const LOCAL_ONLY: [&str; 3] = ["EXTRA_CA_BUNDLE_FILE", "CLOUD_APPS_BASE_URL", ALLOW_STAND_INS];
 
 impl PollerConfig {
     /// Every variable the poller reads, which template.yaml sets (a test holds both to this);
@@ -124,7 +135,7 @@ impl PollerConfig {
         "GRAPH_REQUESTS_PER_MINUTE",
     ];
     /// Read but set by the Lambda service or only in local runs.
-    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], "AWS_LAMBDA_LOG_STREAM_NAME"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], LOCAL_ONLY[2], "AWS_LAMBDA_LOG_STREAM_NAME"];
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -278,7 +289,7 @@ impl ProcessorConfig {
         "MDE_BASE_URL",
         "EXCHANGE_BASE_URL",
     ];
-    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], "AWS_LAMBDA_LOG_STREAM_NAME"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], LOCAL_ONLY[2], "AWS_LAMBDA_LOG_STREAM_NAME"];
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -374,7 +385,7 @@ impl RemediateConfig {
         "MDE_BASE_URL",
         "EXCHANGE_BASE_URL",
     ];
-    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], "AWS_LAMBDA_LOG_STREAM_NAME"];
+    pub const NOT_IN_TEMPLATE: &'static [&'static str] = &[LOCAL_ONLY[0], LOCAL_ONLY[1], LOCAL_ONLY[2], "AWS_LAMBDA_LOG_STREAM_NAME"];
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -494,6 +505,26 @@ mod tests {
         bad.push(("MICROSOFT_CLOUD", "usgov"));
         let e = PollerConfig::from_lookup(env(&bad)).unwrap_err().to_string();
         assert!(e.contains("MICROSOFT_CLOUD = `usgov` is invalid: use one of Global, GCC, GCCHigh, DoD"), "{e}");
+    }
+
+    #[test]
+    fn a_host_microsoft_does_not_publish_is_refused_at_start_unless_a_test_stack_allows_stand_ins() {
+        let mut typo = BASE.to_vec();
+        typo.push(("GRAPH_BASE_URL", "https://graph.microsft.com"));
+        let e = PollerConfig::from_lookup(env(&typo)).unwrap_err().to_string();
+        assert!(e.starts_with("GRAPH_BASE_URL = `https://graph.microsft.com` is invalid:"), "{e}");
+        assert!(e.contains("use https://graph.microsoft.com") && e.contains("ALLOW_NON_MICROSOFT_HOSTS"), "{e}");
+        let mut stand_in = BASE.to_vec();
+        stand_in.extend(["LOGIN_BASE_URL", "GRAPH_BASE_URL", "MDE_BASE_URL", "EXCHANGE_BASE_URL"].map(|k| (k, "https://127.0.0.1:4443")));
+        let e = PollerConfig::from_lookup(env(&stand_in)).unwrap_err().to_string();
+        assert!(e.starts_with("LOGIN_BASE_URL = `https://127.0.0.1:4443` is invalid:"), "{e}");
+        stand_in.push(("ALLOW_NON_MICROSOFT_HOSTS", "true"));
+        let c = PollerConfig::from_lookup(env(&stand_in)).unwrap();
+        assert_eq!(c.http.graph_base_url, "https://127.0.0.1:4443");
+        assert_eq!(c.http.scopes, crate::domain::cloud::Scopes::default(), "a stand-in gets the cloud's scopes");
+        *stand_in.last_mut().unwrap() = ("ALLOW_NON_MICROSOFT_HOSTS", "yes");
+        let e = PollerConfig::from_lookup(env(&stand_in)).unwrap_err().to_string();
+        assert!(e.starts_with("ALLOW_NON_MICROSOFT_HOSTS = `yes` is invalid: use true only in a test stack"), "{e}");
     }
 
     /// Records the names a configuration asks for.

@@ -145,6 +145,7 @@ mod tests {
             ("EXCHANGE_BASE_URL", sim.base_url().to_owned()),
             ("CLOUD_APPS_BASE_URL", sim.base_url().to_owned()),
             ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+            ("ALLOW_NON_MICROSOFT_HOSTS", "true".to_owned()),
         ]
         .into();
         let settings = CheckConfig::from_lookup(|k| env.get(k).cloned()).unwrap();

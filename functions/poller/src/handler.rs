@@ -210,6 +210,7 @@ mod tests {
             ("LOGIN_BASE_URL", sim.base_url().to_owned()),
             ("GRAPH_BASE_URL", sim.base_url().to_owned()),
             ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+            ("ALLOW_NON_MICROSOFT_HOSTS", "true".to_owned()),
             ("ALERT_PAGE_SIZE", "20".to_owned()),
         ]
         .into_iter()

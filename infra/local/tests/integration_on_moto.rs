@@ -106,6 +106,7 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
             ("EXCHANGE_BASE_URL", base.clone()),
             ("CLOUD_APPS_BASE_URL", base.clone()),
             ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+            ("ALLOW_NON_MICROSOFT_HOSTS", "true".to_owned()),
         ],
         stack: stack.clone(),
         profiles,

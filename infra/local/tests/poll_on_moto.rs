@@ -69,6 +69,7 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
             .env("LOGIN_BASE_URL", &base)
             .env("GRAPH_BASE_URL", &base)
             .env("EXTRA_CA_BUNDLE_FILE", bin_ca)
+            .env("ALLOW_NON_MICROSOFT_HOSTS", "true")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
             .envs(poller_env)

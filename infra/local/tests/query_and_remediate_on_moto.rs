@@ -67,6 +67,7 @@ async fn query_and_remediate_run_under_their_functions_roles() {
         ("MDE_BASE_URL", base.clone()),
         ("EXCHANGE_BASE_URL", base.clone()),
         ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+        ("ALLOW_NON_MICROSOFT_HOSTS", "true".to_owned()),
     ];
 
     let query = r#"{"kind": "hunting", "integration_id": "contoso", "query": "AlertInfo | take 3", "hours": 48}"#;

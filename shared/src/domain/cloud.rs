@@ -204,7 +204,19 @@ impl Default for Scopes {
     }
 }
 
-/// A configured host that belongs to another cloud than the deployment's.
+/// The variable a test stack sets to point the functions at a stand-in of Microsoft (the tenant
+/// simulator). Never set by template.yaml.
+pub const ALLOW_STAND_INS: &str = "ALLOW_NON_MICROSOFT_HOSTS";
+
+/// Which configured hosts are accepted: Microsoft's published ones of the deployment's cloud,
+/// or also hosts Microsoft does not publish (a test stack's stand-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosts {
+    MicrosoftOnly,
+    StandInsAllowed,
+}
+
+/// A configured host that is not one of the deployment's cloud's Microsoft hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostMismatch {
     /// The variable that set it (LOGIN_BASE_URL, GRAPH_BASE_URL, …).
@@ -232,26 +244,41 @@ impl Cloud {
 
     /// Each API's scope, derived from its configured root: a Microsoft host names its own
     /// resource (so a GCC tenant on commercial Defender for Endpoint gets the commercial
-    /// resource); a host Microsoft does not publish (a local stand-in) gets this cloud's. A
-    /// Microsoft host of another cloud is refused: its tokens would not be this cloud's.
-    pub fn scopes(self, login: &str, graph: &str, mde: &str, exchange: &str) -> Result<Scopes, HostMismatch> {
+    /// resource). A Microsoft host of another cloud is refused: its tokens would not be this
+    /// cloud's. A host Microsoft does not publish is refused too (a typo must never receive a
+    /// client secret or a token), unless `hosts` is [`Hosts::StandInsAllowed`]: a test stack's
+    /// stand-in then gets this cloud's scopes.
+    pub fn scopes(self, login: &str, graph: &str, mde: &str, exchange: &str, hosts: Hosts) -> Result<Scopes, HostMismatch> {
         let presets = self.scopes_for_presets();
-        if let Some(clouds) = login_clouds(&host_of(login)) {
-            if !clouds.contains(&self) {
-                return Err(self.mismatch("LOGIN_BASE_URL", login, clouds, self.endpoints().login));
-            }
+        let e = self.endpoints();
+        match login_clouds(&host_of(login)) {
+            Some(clouds) if !clouds.contains(&self) => return Err(self.mismatch("LOGIN_BASE_URL", login, clouds, e.login)),
+            None if hosts == Hosts::MicrosoftOnly => return Err(self.stranger("LOGIN_BASE_URL", login, e.login)),
+            _ => {}
         }
         let derive = |api: Api, variable: &'static str, url: &str, preset: &str, fallback: String| match known(api, &host_of(url)) {
-            None => Ok(fallback),
+            None if hosts == Hosts::StandInsAllowed => Ok(fallback),
+            None => Err(self.stranger(variable, url, preset)),
             Some(k) if k.clouds.contains(&self) => Ok(format!("{}/.default", k.resource)),
             Some(k) => Err(self.mismatch(variable, url, k.clouds, preset)),
         };
-        let e = self.endpoints();
         Ok(Scopes {
             graph: derive(Api::Graph, "GRAPH_BASE_URL", graph, e.graph, presets.graph.clone())?,
             mde: derive(Api::DefenderForEndpoint, "MDE_BASE_URL", mde, e.mde, presets.mde.clone())?,
             exchange: derive(Api::Exchange, "EXCHANGE_BASE_URL", exchange, e.exchange, presets.exchange.clone())?,
         })
+    }
+
+    fn stranger(self, variable: &'static str, url: &str, preset: &str) -> HostMismatch {
+        HostMismatch {
+            variable,
+            hint: format!(
+                "`{}` is not one of Microsoft's hosts for {}: the client secret and tokens go only to Microsoft; use {preset} (leave the template's host parameter empty for the \
+                 preset) or correct the host. Only a test stack pointed at a stand-in sets {ALLOW_STAND_INS}=true",
+                host_of(url),
+                self.name()
+            ),
+        }
     }
 
     fn mismatch(self, variable: &'static str, url: &str, clouds: &[Cloud], preset: &str) -> HostMismatch {
@@ -298,7 +325,7 @@ mod tests {
     fn each_preset_derives_the_scopes_of_its_own_cloud() {
         for (_, cloud) in CLOUD_NAMES {
             let e = cloud.endpoints();
-            let s = cloud.scopes(e.login, e.graph, e.mde, e.exchange).unwrap();
+            let s = cloud.scopes(e.login, e.graph, e.mde, e.exchange, Hosts::MicrosoftOnly).unwrap();
             assert_eq!(s, cloud.scopes_for_presets());
             assert_eq!(s.of(Api::Graph), format!("{}/.default", e.graph), "a .default scope names the national Graph root");
             assert_eq!(s.of(Api::CloudApps), CLOUD_APPS_SCOPE);
@@ -315,11 +342,11 @@ mod tests {
         for geo in
             ["https://eu.api.security.microsoft.com", "https://api-eu.securitycenter.microsoft.com", "https://api.security.microsoft.com"]
         {
-            let s = Cloud::Global.scopes(g.login, g.graph, geo, g.exchange).unwrap();
+            let s = Cloud::Global.scopes(g.login, g.graph, geo, g.exchange, Hosts::MicrosoftOnly).unwrap();
             assert_eq!(s.of(Api::DefenderForEndpoint), "https://api.securitycenter.microsoft.com/.default", "{geo}");
         }
         let c = Cloud::Gcc.endpoints();
-        let s = Cloud::Gcc.scopes(c.login, c.graph, "https://api.securitycenter.microsoft.com", c.exchange).unwrap();
+        let s = Cloud::Gcc.scopes(c.login, c.graph, "https://api.securitycenter.microsoft.com", c.exchange, Hosts::MicrosoftOnly).unwrap();
         assert_eq!(s.of(Api::DefenderForEndpoint), "https://api.securitycenter.microsoft.com/.default");
         assert_eq!(Cloud::Gcc.scopes_for_presets().of(Api::DefenderForEndpoint), "https://api-gcc.securitycenter.microsoft.us/.default");
     }
@@ -327,23 +354,54 @@ mod tests {
     #[test]
     fn a_host_of_another_cloud_is_refused_with_the_variable_and_the_fix() {
         let h = Cloud::GccHigh.endpoints();
-        let e = Cloud::GccHigh.scopes(h.login, "https://graph.microsoft.com", h.mde, h.exchange).unwrap_err();
+        let e = Cloud::GccHigh.scopes(h.login, "https://graph.microsoft.com", h.mde, h.exchange, Hosts::StandInsAllowed).unwrap_err();
         assert_eq!(e.variable, "GRAPH_BASE_URL");
         assert!(e.hint.contains("Global and GCC") && e.hint.contains("use https://graph.microsoft.us"), "{}", e.hint);
-        let e = Cloud::Global.scopes("https://login.microsoftonline.us", "https://graph.microsoft.com", h.mde, h.exchange).unwrap_err();
+        let e = Cloud::Global
+            .scopes("https://login.microsoftonline.us", "https://graph.microsoft.com", h.mde, h.exchange, Hosts::StandInsAllowed)
+            .unwrap_err();
         assert_eq!(e.variable, "LOGIN_BASE_URL");
-        let e = Cloud::Dod.scopes(h.login, "https://dod-graph.microsoft.us", h.mde, "https://outlook.office365.us").unwrap_err();
+        let e = Cloud::Dod
+            .scopes(h.login, "https://dod-graph.microsoft.us", h.mde, "https://outlook.office365.us", Hosts::MicrosoftOnly)
+            .unwrap_err();
         assert_eq!(e.variable, "EXCHANGE_BASE_URL");
         assert!(e.hint.contains("webmail.apps.mil"), "{}", e.hint);
-        assert!(Cloud::Global.scopes(h.login, h.graph, h.mde, h.exchange).is_err());
+        assert!(Cloud::Global.scopes(h.login, h.graph, h.mde, h.exchange, Hosts::StandInsAllowed).is_err());
     }
 
     #[test]
-    fn a_local_stand_in_gets_the_scopes_of_the_configured_cloud() {
+    fn a_stand_in_is_accepted_only_where_a_test_stack_allows_it_and_gets_the_scopes_of_the_configured_cloud() {
         let sim = "https://127.0.0.1:4443";
         for (_, cloud) in CLOUD_NAMES {
-            assert_eq!(cloud.scopes(sim, sim, sim, sim).unwrap(), cloud.scopes_for_presets());
+            assert_eq!(cloud.scopes(sim, sim, sim, sim, Hosts::StandInsAllowed).unwrap(), cloud.scopes_for_presets());
+            let e = cloud.scopes(sim, sim, sim, sim, Hosts::MicrosoftOnly).unwrap_err();
+            assert_eq!(e.variable, "LOGIN_BASE_URL");
         }
+    }
+
+    #[test]
+    fn a_typo_in_a_host_is_refused_naming_the_variable_the_preset_and_the_test_stack_switch() {
+        let g = Cloud::Global.endpoints();
+        let cases = [
+            ("LOGIN_BASE_URL", Cloud::Global.scopes("https://login.microsoftonline.co", g.graph, g.mde, g.exchange, Hosts::MicrosoftOnly)),
+            ("GRAPH_BASE_URL", Cloud::Global.scopes(g.login, "https://graph.microsfot.com", g.mde, g.exchange, Hosts::MicrosoftOnly)),
+            (
+                "MDE_BASE_URL",
+                Cloud::Global.scopes(g.login, g.graph, "https://api.securitycenter.evil.example", g.exchange, Hosts::MicrosoftOnly),
+            ),
+            (
+                "EXCHANGE_BASE_URL",
+                Cloud::Global.scopes(g.login, g.graph, g.mde, "https://outlook.office365.com.evil.example", Hosts::MicrosoftOnly),
+            ),
+        ];
+        for (variable, result) in cases {
+            let e = result.unwrap_err();
+            assert_eq!(e.variable, variable);
+            assert!(e.hint.contains("not one of Microsoft's hosts for Global") && e.hint.contains(ALLOW_STAND_INS), "{}", e.hint);
+        }
+        let h = Cloud::GccHigh.endpoints();
+        let e = Cloud::GccHigh.scopes(h.login, "https://graph.microsoft.usa", h.mde, h.exchange, Hosts::MicrosoftOnly).unwrap_err();
+        assert!(e.hint.contains("use https://graph.microsoft.us"), "{}", e.hint);
     }
 
     #[test]

@@ -145,6 +145,7 @@ async fn measure_pair(p: &Pair<'_>) -> Result<Row, String> {
         ("MDE_BASE_URL", base.clone()),
         ("EXCHANGE_BASE_URL", base.clone()),
         ("EXTRA_CA_BUNDLE_FILE", ca),
+        ("ALLOW_NON_MICROSOFT_HOSTS", "true".to_owned()),
         ("AWS_ENDPOINT_URL_SQS", p.sqs_endpoint.to_owned()),
         ("BENCH_CLIENT_SECRET", DEFAULT_CLIENT_SECRET.to_owned()),
     ];

@@ -262,6 +262,7 @@ async fn run(o: &Options) -> Result<(), String> {
         ("MDE_BASE_URL", base.clone()),
         ("EXCHANGE_BASE_URL", base.clone()),
         ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
+        ("ALLOW_NON_MICROSOFT_HOSTS", "true".to_owned()),
     ]
     .into_iter()
     .collect();

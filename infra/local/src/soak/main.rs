@@ -163,6 +163,7 @@ async fn run(o: &Options) -> Result<bool, String> {
         ("MDE_BASE_URL".to_owned(), sim.base_url.clone()),
         ("EXCHANGE_BASE_URL".to_owned(), sim.base_url.clone()),
         ("EXTRA_CA_BUNDLE_FILE".to_owned(), sim.ca_file.display().to_string()),
+        ("ALLOW_NON_MICROSOFT_HOSTS".to_owned(), "true".to_owned()),
         ("SAFETY_MARGIN_SECS".to_owned(), "5".to_owned()),
         // Small pages: many requests per run, so faults land mid-window.
         ("ALERT_PAGE_SIZE".to_owned(), world::PAGE_SIZE.to_string()),

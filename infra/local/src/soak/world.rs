@@ -206,6 +206,7 @@ pub async fn save_integrations(res: &Resources, sim: &SimProcess, scenario: &Sce
         "STATE_TABLE" => Some(res.table.clone()),
         "LOGIN_BASE_URL" | "GRAPH_BASE_URL" | "MDE_BASE_URL" | "EXCHANGE_BASE_URL" => Some(sim.base_url.clone()),
         "EXTRA_CA_BUNDLE_FILE" => Some(sim.ca_file.display().to_string()),
+        "ALLOW_NON_MICROSOFT_HOSTS" => Some("true".to_owned()),
         _ => None,
     };
     let config = CheckConfig {

@@ -156,7 +156,13 @@ impl HttpSettings {
     /// The same hosts serving `cloud`: its scopes, derived from them (the simulator in a
     /// sovereign preset keeps its one loopback URL).
     pub fn in_cloud(mut self, cloud: crate::domain::cloud::Cloud) -> Result<Self, crate::domain::cloud::HostMismatch> {
-        self.scopes = cloud.scopes(&self.login_base_url, &self.graph_base_url, &self.mde_base_url, &self.exchange_base_url)?;
+        self.scopes = cloud.scopes(
+            &self.login_base_url,
+            &self.graph_base_url,
+            &self.mde_base_url,
+            &self.exchange_base_url,
+            crate::domain::cloud::Hosts::StandInsAllowed,
+        )?;
         self.cloud = cloud;
         Ok(self)
     }
