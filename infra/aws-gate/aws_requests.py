@@ -65,6 +65,9 @@ def parse(environ, body):
         op, checks = _s3(environ, body, region)
     elif service == "secretsmanager":
         op, checks = _secrets(environ, body, region)
+    elif service == "sts" and _query_action(environ, body) == "GetCallerIdentity":
+        # "No permissions are required to perform this operation" (STS API reference).
+        op, checks = "GetCallerIdentity", []
     else:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         op = target.rsplit(".", 1)[-1] if target else _query_action(environ, body) or "Unknown"

@@ -193,6 +193,8 @@ class Gate:
                 return _access_denied(start_response, service or (call.service if call else "s3"), reason)
             with self.lock:
                 self.allowed += 1
+            if call is not None and call.service == "sts" and call.operation == "GetCallerIdentity":
+                return _caller_identity(start_response, stack, principal)
             if stack.faults is not None and call is not None:
                 fault = faults.before(stack.faults, call.service, call.operation, body)
                 if fault is not None:
@@ -390,6 +392,17 @@ def _access_denied(start_response, service, message):
         status = "400 Bad Request"
     headers += [("Content-Length", str(len(data))), ("x-amzn-ErrorType", "AccessDeniedException")]
     start_response(status, headers)
+    return [data]
+
+
+def _caller_identity(start_response, stack, principal):
+    """What STS answers a role session: its assumed-role ARN (moto knows no gate key)."""
+    arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{stack.id}-{principal}Role/{principal}"
+    data = ("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>"
+            f"<Arn>{_xml(arn)}</Arn><UserId>AROAGATE:{_xml(principal)}</UserId><Account>{ACCOUNT}</Account>"
+            "</GetCallerIdentityResult><ResponseMetadata><RequestId>gate</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>").encode()
+    start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])
     return [data]
 
 

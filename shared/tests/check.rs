@@ -6,7 +6,7 @@ mod support;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
-use m365_ingest::app::check::{check, Checker, CredentialInput, Report, SaveMode, Status};
+use m365_ingest::app::check::{check, Checker, CredentialInput, Report, Save, SaveMode, Status};
 use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode};
 use m365_ingest::domain::integration_doc::{IntegrationDoc, MailboxDoc};
 use m365_ingest::error::SecretError;
@@ -321,28 +321,84 @@ async fn an_invalid_document_or_mismatched_credentials_make_no_call() {
 }
 
 #[tokio::test]
+async fn a_revision_records_who_saved_it_and_what_changed_and_relaxes_a_guard_rail_only_when_named() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let checker = checker(api, "");
+    let mut strict = doc();
+    strict.features.remediation = true;
+    strict.remediation.protected_users = vec!["breakglass@contoso.onmicrosoft.com".into()];
+    let r = checker.test_and_save(&strict, CredentialInput::New(secret_creds()), SaveMode::Create.by("alice (console)"), now()).await;
+    let saved = r.saved.as_ref().unwrap_or_else(|| panic!("{}", r.to_text()));
+    assert_eq!(saved.saved_by, "alice (console)");
+    assert!(saved.changes.iter().any(|c| c.field == "remediation.protected_users"), "{:?}", saved.changes);
+
+    let mut loose = strict.clone();
+    loose.remediation.mode = m365_ingest::domain::remediation::RemediationMode::Enforce;
+    loose.remediation.protected_users.clear();
+    let r = checker.test_and_save(&loose, CredentialInput::New(secret_creds()), SaveMode::Update.by("mallory"), now()).await;
+    assert!(r.passed && r.saved.is_none(), "{}", r.to_text());
+    let fields: Vec<&str> = r.unconfirmed_relaxations.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(fields, ["remediation.mode", "remediation.protected_users"]);
+    let why = r.not_saved.as_deref().unwrap();
+    assert!(
+        why.contains("breakglass@contoso.onmicrosoft.com") && why.contains("`relax`: remediation.mode, remediation.protected_users"),
+        "{why}"
+    );
+    assert_eq!(checker.store.get("contoso").await.unwrap().unwrap().revision, 1, "nothing saved");
+
+    // Naming one of the two is not enough.
+    let one = Save { relax: vec!["remediation.mode".into()], ..SaveMode::Update.by("mallory") };
+    let r = checker.test_and_save(&loose, CredentialInput::New(secret_creds()), one, now()).await;
+    assert!(r.saved.is_none() && r.unconfirmed_relaxations.len() == 1, "{}", r.to_text());
+
+    let both = Save { relax: vec!["remediation.mode".into(), "remediation.protected_users".into()], ..SaveMode::Update.by("bob") };
+    let r = checker.test_and_save(&loose, CredentialInput::New(secret_creds()), both, now()).await;
+    let saved = r.saved.as_ref().unwrap_or_else(|| panic!("{}", r.to_text()));
+    assert_eq!((saved.revision, saved.relaxed.len()), (2, 2));
+    assert!(r.to_text().contains("RELAXED remediation.mode"), "{}", r.to_text());
+    let stored = checker.store.get("contoso").await.unwrap().unwrap();
+    let provenance = stored.provenance.unwrap();
+    assert_eq!(provenance.saved_by, "bob");
+    let changed: Vec<&str> = provenance.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(changed, ["remediation.mode", "remediation.protected_users"]);
+    let revisions = checker.store.revisions("contoso");
+    assert_eq!(revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), [1, 2], "each revision kept");
+    assert_eq!(revisions[0].provenance.as_ref().unwrap().saved_by, "alice (console)");
+    let lines = m365_ingest::lambda::telemetry::check_records(&r, now());
+    assert!(
+        lines.len() == 1 && lines[0].contains("\"GuardRailRelaxations\":2.0") && lines[0].contains("\"saved_by\":\"bob\""),
+        "{lines:?}"
+    );
+
+    // Tightening again needs no say-so.
+    let r = checker.test_and_save(&strict, CredentialInput::New(secret_creds()), SaveMode::Update.by("carol"), now()).await;
+    assert_eq!(r.saved.as_ref().map(|s| s.revision), Some(3), "{}", r.to_text());
+}
+
+#[tokio::test]
 async fn only_a_passing_configuration_is_saved_with_its_credentials() {
     let (_sim, api) = start(fixed(Scenario::default())).await;
     let checker = checker(api, "");
     let bad = Credentials { credential: Credential::ClientSecret(Secret::new("nope")), ..secret_creds() };
-    let r = checker.test_and_save(&doc(), CredentialInput::New(bad), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&doc(), CredentialInput::New(bad), SaveMode::Create.by("test"), now()).await;
     assert!(!r.passed && r.saved.is_none());
     assert!(checker.store.list().await.unwrap().is_empty());
     assert!(checker.writer.names().is_empty(), "no secret written for a failing check");
 
-    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert!(r.passed, "{}", r.to_text());
     assert_eq!(r.saved.as_ref().map(|s| s.revision), Some(1));
     assert_eq!(checker.writer.names(), ["m365-ingest/contoso"]);
     let stored = checker.writer.load("m365-ingest/contoso").await.unwrap();
     assert!(matches!(stored.credential, Credential::ClientSecret(ref s) if s.expose() == DEFAULT_CLIENT_SECRET));
-    assert!(r.to_text().contains("saved as revision 1, credentials in memory:m365-ingest/contoso"));
+    let text = r.to_text();
+    assert!(text.contains("saved as revision 1 by test (") && text.contains("credentials in memory:m365-ingest/contoso"), "{text}");
 
-    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert!(r.not_saved.as_deref().unwrap().contains("exists already"));
     let mut changed = doc();
     changed.sources.defender = DefenderMode::Incidents;
-    let r = checker.test_and_save(&changed, CredentialInput::New(secret_creds()), SaveMode::Update, now()).await;
+    let r = checker.test_and_save(&changed, CredentialInput::New(secret_creds()), SaveMode::Update.by("test"), now()).await;
     assert_eq!(r.saved.map(|s| s.revision), Some(2));
     let rec = checker.store.get("contoso").await.unwrap().unwrap();
     assert_eq!((rec.revision, rec.doc.sources.defender), (2, DefenderMode::Incidents));
@@ -388,8 +444,8 @@ fn test_and_save_logs_and_reports_no_secret_token_or_key() {
             Credentials { credential: Credential::ClientSecret(Secret::new("Wr0ng~Value")), ..secret_creds() },
         ] {
             // Every probe, then a save (which writes the credentials) of what this version polls.
-            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds.clone()), SaveMode::No, now()).await);
-            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds), SaveMode::Update, now()).await);
+            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds.clone()), SaveMode::No.by("test"), now()).await);
+            reports.push(checker.test_and_save(&everything(), CredentialInput::New(creds), SaveMode::Update.by("test"), now()).await);
         }
         let token = checker.microsoft.tokens().token(&secret_creds(), m365_ingest::adapters::graph::Audience::Graph).await.unwrap();
         (reports, token)
@@ -419,14 +475,14 @@ async fn a_secret_outside_the_stacks_prefix_is_refused_before_any_call() {
     let (sim, api) = start(fixed(Scenario::default())).await;
     let checker = checker(api, "m365-ingest/");
     let outside = IntegrationDoc { secret_ref: "prod/contoso".into(), ..doc() };
-    let r = checker.test_and_save(&outside, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&outside, CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert_eq!(r.problems[0].field, "secret_ref");
     assert!(r.problems[0].problem.contains("name it m365-ingest/<something>"), "{}", r.problems[0].problem);
     assert!(sim.requests().all().is_empty());
     assert!(checker.writer.names().is_empty());
     let arn =
         IntegrationDoc { secret_ref: "arn:aws:secretsmanager:us-east-1:123456789012:secret:m365-ingest/contoso-AbCdEf".into(), ..doc() };
-    let r = checker.test_and_save(&arn, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&arn, CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert!(r.passed, "an ARN under the prefix is fine: {}", r.to_text());
 }
 
@@ -436,10 +492,10 @@ async fn a_secret_outside_the_stacks_prefix_is_refused_before_any_call() {
 async fn a_warm_checker_never_passes_a_wrong_secret_from_its_token_cache() {
     let (_sim, api) = start(fixed(Scenario::default())).await;
     let checker = checker(api, "");
-    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert!(r.passed, "{}", r.to_text());
     let wrong = Credentials { credential: Credential::ClientSecret(Secret::new("Revoked~Secret.456")), ..secret_creds() };
-    let r = checker.test_and_save(&doc(), CredentialInput::New(wrong), SaveMode::Update, now()).await;
+    let r = checker.test_and_save(&doc(), CredentialInput::New(wrong), SaveMode::Update.by("test"), now()).await;
     assert!(!r.passed && r.saved.is_none(), "{}", r.to_text());
     assert!(line(&r, "defender_alerts").detail.contains("AADSTS7000215"));
     let rec = checker.store.get("contoso").await.unwrap().unwrap();
@@ -454,24 +510,24 @@ async fn a_warm_checker_never_passes_a_wrong_secret_from_its_token_cache() {
 async fn a_save_does_not_overwrite_another_integrations_secret_unless_shared() {
     let (_sim, api) = start(fixed(Scenario::default())).await;
     let checker = checker(api, "");
-    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&doc(), CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert!(r.passed && r.saved.is_some(), "{}", r.to_text());
     let mut second = doc();
     second.id = "contoso-incidents".into();
     second.sources.defender = DefenderMode::Incidents;
-    let r = checker.test_and_save(&second, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&second, CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert!(r.passed && r.saved.is_none(), "{}", r.to_text());
     let why = r.not_saved.unwrap();
     assert!(why.contains("holds the credentials of integration(s) contoso") && why.contains("shared_secret = true"), "{why}");
     assert!(checker.store.get("contoso-incidents").await.unwrap().is_none());
     // Said explicitly: saved.
     second.shared_secret = true;
-    let r = checker.test_and_save(&second, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&second, CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert_eq!(r.saved.map(|s| s.revision), Some(1));
     // Testing with the stored secret writes no secret, so it needs no flag.
     let mut third = doc();
     third.id = "contoso-third".into();
-    let r = checker.test_and_save(&third, CredentialInput::Stored, SaveMode::No, now()).await;
+    let r = checker.test_and_save(&third, CredentialInput::Stored, SaveMode::No.by("test"), now()).await;
     assert!(r.not_saved.is_none());
 }
 
@@ -482,7 +538,7 @@ async fn every_source_the_document_enables_is_saved_and_polled() {
     let mut email = doc();
     email.sources.email_submissions.enabled = true;
     email.sources.phishing_mailbox = everything().sources.phishing_mailbox;
-    let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::Create, now()).await;
+    let r = checker.test_and_save(&email, CredentialInput::New(secret_creds()), SaveMode::Create.by("test"), now()).await;
     assert!(r.passed && r.saved.is_some(), "{}", r.to_text());
     let saved = checker.store.get(&email.id).await.unwrap().unwrap().doc.validate().unwrap();
     for source in [Source::DefenderAlerts, Source::EmailSubmissions, Source::PhishingMailbox] {
@@ -526,7 +582,7 @@ async fn a_document_typed_in_upper_case_passes_and_then_polls() {
     let creds = m365_ingest::adapters::aws::credentials_for("credentials", &d.tenant_id.to_uppercase(), &d.client_id.to_uppercase(), given)
         .unwrap();
     let c = checker(api, "m365-ingest/");
-    let r = c.test_and_save(&d, CredentialInput::New(creds), SaveMode::Create, now()).await;
+    let r = c.test_and_save(&d, CredentialInput::New(creds), SaveMode::Create.by("test"), now()).await;
     assert!(r.passed && r.saved.is_some(), "{}", r.to_text());
     let saved = c.store.get("contoso").await.unwrap().unwrap();
     assert_eq!((saved.doc.tenant_id.as_str(), saved.doc.client_id.as_str()), (TENANT, DEFAULT_CLIENT_ID));

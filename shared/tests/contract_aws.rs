@@ -15,6 +15,7 @@ use m365_ingest::domain::cursor::Cursor;
 use m365_ingest::domain::duration_text::DurationText;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration_doc::IntegrationDoc;
+use m365_ingest::domain::integration_revision::Provenance;
 use m365_ingest::error::{CursorError, SecretError};
 use m365_ingest::ports::{
     AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, IntegrationStore, PollWith, QueueEntry, SecretSource,
@@ -222,13 +223,19 @@ async fn integration_store_contract(store: &(impl IntegrationStore + Integration
     let a = IntegrationDoc::new(&format!("a-{suffix}"), TENANT, DEFAULT_CLIENT_ID, "s");
     let b = IntegrationDoc::new(&format!("b-{suffix}"), TENANT, DEFAULT_CLIENT_ID, "s");
     assert_eq!(store.get(&a.id).await.unwrap(), None);
-    assert_eq!(store.save(&a, None, t(0)).await.unwrap(), 1);
-    assert!(matches!(store.save(&a, None, t(1)).await, Err(CursorError::Conflict { .. })), "create refuses an existing id");
-    assert_eq!(store.save(&b, None, t(1)).await.unwrap(), 1);
+    assert_eq!(store.save(&a, None, t(0), &Provenance::default()).await.unwrap(), 1);
+    assert!(
+        matches!(store.save(&a, None, t(1), &Provenance::default()).await, Err(CursorError::Conflict { .. })),
+        "create refuses an existing id"
+    );
+    assert_eq!(store.save(&b, None, t(1), &Provenance::default()).await.unwrap(), 1);
     let mut changed = a.clone();
     changed.enabled = false;
-    assert!(matches!(store.save(&changed, Some(7), t(2)).await, Err(CursorError::Conflict { .. })), "stale revision");
-    assert_eq!(store.save(&changed, Some(1), t(2)).await.unwrap(), 2);
+    assert!(
+        matches!(store.save(&changed, Some(7), t(2), &Provenance::default()).await, Err(CursorError::Conflict { .. })),
+        "stale revision"
+    );
+    assert_eq!(store.save(&changed, Some(1), t(2), &Provenance::default()).await.unwrap(), 2);
     let rec = store.get(&a.id).await.unwrap().unwrap();
     assert_eq!((rec.revision, rec.saved_at, rec.doc.enabled), (2, t(2), false));
     let ids: Vec<String> = store.list().await.unwrap().into_iter().map(|r| r.doc.id).filter(|i| i.ends_with(suffix)).collect();
@@ -257,7 +264,7 @@ async fn removing_an_integration_in_dynamodb_deletes_its_cursors_and_no_one_else
     let store = DynamoIntegrations::new(role.dynamodb.clone(), &table);
     let cursors = DynamoCursorStore::new(role.dynamodb.clone(), &table);
     for id in ["contoso", "fabrikam"] {
-        store.save(&IntegrationDoc::new(id, TENANT, DEFAULT_CLIENT_ID, "s"), None, t(0)).await.unwrap();
+        store.save(&IntegrationDoc::new(id, TENANT, DEFAULT_CLIENT_ID, "s"), None, t(0), &Provenance::default()).await.unwrap();
         for source in Source::ALL {
             let key = CursorKey::live(id, source);
             let l = cursors.acquire(&key, "poller", t(0), t(60)).await.unwrap();
@@ -444,8 +451,8 @@ async fn reindexing_lists_older_records_under_their_secrets() {
     let store = DynamoIntegrations::new(stack.clients(moto::Principal::Operator).dynamodb.clone(), &table);
     let a = IntegrationDoc::new("a", TENANT, DEFAULT_CLIENT_ID, "m365-ingest/shared");
     let b = IntegrationDoc::new("b", TENANT, DEFAULT_CLIENT_ID, "m365-ingest/shared");
-    store.save(&a, None, t(0)).await.unwrap();
-    store.save(&b, None, t(0)).await.unwrap();
+    store.save(&a, None, t(0), &Provenance::default()).await.unwrap();
+    store.save(&b, None, t(0), &Provenance::default()).await.unwrap();
     assert_eq!(store.secret_users("m365-ingest/shared").await.unwrap(), vec!["a".to_owned(), "b".to_owned()]);
     // As an older version left them: no entries.
     for id in ["a", "b"] {
@@ -464,7 +471,7 @@ async fn reindexing_lists_older_records_under_their_secrets() {
     // Moving a record to another secret moves its entry.
     let mut moved = b.clone();
     moved.secret_ref = "m365-ingest/b".into();
-    store.save(&moved, Some(1), t(1)).await.unwrap();
+    store.save(&moved, Some(1), t(1), &Provenance::default()).await.unwrap();
     assert_eq!(store.secret_users("m365-ingest/shared").await.unwrap(), vec!["a".to_owned()]);
     assert_eq!(store.secret_users("m365-ingest/b").await.unwrap(), vec!["b".to_owned()]);
     store.remove("a").await.unwrap();

@@ -160,8 +160,9 @@ impl Rig {
         o.body.collect().await.unwrap().into_bytes().to_vec()
     }
 
-    /// Creates a job for `target` and queues its first step, as the processor does for an alert.
-    async fn job(&self, target: EvidenceTarget) -> String {
+    /// Creates a job for `target` of the alert `alert_id` and queues its first step, as the
+    /// processor does for an alert.
+    async fn job(&self, alert_id: &str, target: EvidenceTarget) -> String {
         let now = GraphTime::from_ticks(self.sim.clock().now().0);
         let key = job_key(&moto::unique("defender_alerts/t/a1/2026-11-26T10:00:00Z"), &target);
         let record = JobRecord {
@@ -169,7 +170,8 @@ impl Rig {
             integration_id: self.integration.id.clone(),
             tenant_id: TENANT.into(),
             source: Source::DefenderAlerts,
-            alert_id: "a1".into(),
+            alert_id: alert_id.into(),
+            incident_id: None,
             alert_version: now,
             dedup_key: "defender_alerts/t/a1".into(),
             title: "a test alert".into(),
@@ -187,13 +189,13 @@ fn sha256(b: &[u8]) -> String {
     m365_ingest::domain::envelope::sha256_hex(b)
 }
 
-/// A file the tenant's alerts name on one device, untouched by antivirus.
-async fn file_target(sim: &tenant_sim::Simulator) -> EvidenceTarget {
+/// A file the tenant's alerts name on one device, untouched by antivirus, and its alert's id.
+async fn file_target(sim: &tenant_sim::Simulator) -> (String, EvidenceTarget) {
     for a in fetch_alerts(sim).await.iter().filter(|a| a["detectionSource"] != "antivirus") {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a.clone()).unwrap();
         for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
             if matches!(t, EvidenceTarget::File { quarantined_by_antivirus: false, .. }) {
-                return t;
+                return (alert.id, t);
             }
         }
     }
@@ -280,7 +282,7 @@ async fn alerts_go_out_at_once_and_their_files_and_emails_follow_as_updates() {
 #[tokio::test]
 async fn a_busy_device_is_waited_for_and_an_expired_link_is_asked_for_again() {
     let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
-    let target = file_target(&r.sim).await;
+    let (alert, target) = file_target(&r.sim).await;
     let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
     // Someone else's session holds the device.
     let (http, token) = client_for(&r.sim, "https://api.securitycenter.microsoft.com/.default").await;
@@ -294,7 +296,7 @@ async fn a_busy_device_is_waited_for_and_an_expired_link_is_asked_for_again() {
         .unwrap();
     assert_eq!(started.status().as_u16(), 201);
     r.sim.expire_next_result_links(1);
-    let key = r.job(target.clone()).await;
+    let key = r.job(&alert, target.clone()).await;
     r.drive().await;
     let out = r.output().await;
     let u = updates(&out);
@@ -309,28 +311,19 @@ async fn a_busy_device_is_waited_for_and_an_expired_link_is_asked_for_again() {
 async fn an_offline_device_ends_the_job_at_its_maximum_wait_and_a_missing_file_is_not_found() {
     let limits = JobLimits { max_wait: Duration::from_secs(3_600), ..JobLimits::default() };
     let r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
-    let target = file_target(&r.sim).await;
+    let (alert, target) = file_target(&r.sim).await;
     let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
     r.sim.set_machine_online(TENANT, device_id, false);
-    r.job(target.clone()).await;
-    let missing = match target.clone() {
-        EvidenceTarget::File { device_id, sha1, sha256, .. } => EvidenceTarget::File {
-            device_id,
-            folder: "C:\\gone".into(),
-            name: "x.exe".into(),
-            sha1,
-            sha256,
-            quarantined_by_antivirus: false,
-        },
-        t => t,
-    };
+    r.job(&alert, target.clone()).await;
     r.drive().await;
     let out = r.output().await;
     let u = updates(&out);
     assert_eq!(u.len(), 1);
     assert_eq!(u[0]["item"]["status"], "device_offline", "{}", u[0]);
     r.sim.set_machine_online(TENANT, device_id, true);
-    r.job(missing).await;
+    // Deleted from the device since the alert: Microsoft's copy still names it, GetFile fails.
+    r.sim.delete_device_file(TENANT, device_id, &target.path().unwrap());
+    r.job(&alert, target.clone()).await;
     r.drive().await;
     let out = r.output().await;
     assert_eq!(updates(&out)[0]["item"]["status"], "not_found", "{}", updates(&out)[0]);
@@ -339,9 +332,9 @@ async fn an_offline_device_ends_the_job_at_its_maximum_wait_and_a_missing_file_i
 #[tokio::test]
 async fn a_file_that_is_not_the_alerts_or_too_large_is_never_kept() {
     let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
-    let target = file_target(&r.sim).await;
+    let (alert, target) = file_target(&r.sim).await;
     r.sim.tamper_downloads(true);
-    r.job(target.clone()).await;
+    r.job(&alert, target.clone()).await;
     r.drive().await;
     let out = r.output().await;
     let item = &updates(&out)[0]["item"];
@@ -351,7 +344,8 @@ async fn a_file_that_is_not_the_alerts_or_too_large_is_never_kept() {
     assert!(r.objects("evidence/").await.is_empty(), "nothing stored");
 
     let r = rig(scenario("Security Reader"), EvidenceSettings { max_file_bytes: 100, ..EvidenceSettings::default() }).await;
-    r.job(file_target(&r.sim).await).await;
+    let (alert, target) = file_target(&r.sim).await;
+    r.job(&alert, target).await;
     r.drive().await;
     let out = r.output().await;
     assert_eq!(updates(&out)[0]["item"]["status"], "too_large");
@@ -362,15 +356,20 @@ async fn a_file_that_is_not_the_alerts_or_too_large_is_never_kept() {
 async fn an_export_without_the_role_is_refused_by_name_and_an_unknown_message_is_not_found() {
     let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
     let alerts = fetch_alerts(&r.sim).await;
-    let q = alerts
+    let quarantined: Vec<(String, Value)> = alerts
         .iter()
-        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default())
-        .find(|e| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence" && e["deliveryLocation"] == "quarantine")
-        .unwrap();
-    let email =
-        |id: &str| EvidenceTarget::Email { internet_message_id: id.into(), recipient: q["recipientEmailAddress"].as_str().unwrap().into() };
-    r.job(email(q["internetMessageId"].as_str().unwrap())).await;
-    r.job(email("<not-in-quarantine@example.com>")).await;
+        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default().into_iter().map(|e| (a["id"].as_str().unwrap().to_owned(), e)))
+        .filter(|(_, e)| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence" && e["deliveryLocation"] == "quarantine")
+        .collect();
+    let email = |e: &Value| EvidenceTarget::Email {
+        internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
+        recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+    };
+    let ((a1, q1), (a2, q2)) = (&quarantined[0], quarantined.iter().find(|(_, e)| email(e) != email(&quarantined[0].1)).unwrap());
+    // Released from quarantine since its alert: Exchange no longer finds it.
+    r.sim.release_quarantined(TENANT, q2["internetMessageId"].as_str().unwrap());
+    r.job(a1, email(q1)).await;
+    r.job(a2, email(q2)).await;
     r.drive().await;
     let out = r.output().await;
     let by_status: HashMap<String, String> = updates(&out)
@@ -382,9 +381,67 @@ async fn an_export_without_the_role_is_refused_by_name_and_an_unknown_message_is
 }
 
 #[tokio::test]
+async fn a_forged_intake_message_never_chooses_what_a_device_or_exchange_gives_up() {
+    let r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    let (alert, target) = file_target(&r.sim).await;
+    let EvidenceTarget::File { device_id, sha1, sha256, .. } = target.clone() else { unreachable!() };
+    // A real alert, a real device, a file the alert does not name.
+    let sam = EvidenceTarget::File {
+        device_id: device_id.clone(),
+        folder: "C:\\Windows\\System32\\config".into(),
+        name: "SAM".into(),
+        sha1,
+        sha256,
+        quarantined_by_antivirus: false,
+    };
+    let forged_file = r.job(&alert, sam).await;
+    // The alert's own file, under an alert id Microsoft does not have.
+    let unknown_alert = r.job("da000000000000000000_0000000000", target).await;
+    // A mailbox's email the alert does not name.
+    let forged_email = r
+        .job(&alert, EvidenceTarget::Email { internet_message_id: "<ceo-inbox@contoso.com>".into(), recipient: "ceo@contoso.com".into() })
+        .await;
+    r.drive().await;
+    let out = r.output().await;
+    let by_id: HashMap<&str, &Value> = updates(&out).iter().map(|u| (u["item"]["id"].as_str().unwrap(), &u["item"])).collect();
+    assert_eq!(by_id.len(), 3);
+    for (job, says) in [
+        (&forged_file, "does not name this file on this device"),
+        (&unknown_alert, "Microsoft has no alert"),
+        (&forged_email, "quarantined email"),
+    ] {
+        let item = by_id[job.as_str()];
+        assert_eq!(item["status"], "refused", "{item}");
+        assert!(item["detail"].as_str().unwrap().contains(says), "{item}");
+    }
+    assert!(r.sim.machine_actions(TENANT).is_empty(), "no live response was run: {:?}", r.sim.machine_actions(TENANT));
+    let exchange = r.sim.requests().all().iter().filter(|e| e.path.contains("/adminapi/")).count();
+    assert_eq!(exchange, 0, "Exchange was never asked");
+}
+
+#[tokio::test]
+async fn an_incidents_integration_checks_each_alert_against_its_incident_as_microsoft_has_it() {
+    let r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    let w = world_with(r.sim.clone(), HttpSettings::simulator, RetryPolicy::quick(), PollSettings::default(), secret_creds());
+    w.poll(Source::DefenderIncidents).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    r.sim.requests().clear();
+    assert!(r.p.batch(vec![r.integration.clone()]).process_batch(&msgs).await.is_empty());
+    r.drive().await;
+    let out = r.output().await;
+    let retrieved = updates(&out).iter().filter(|u| u["item"]["status"] == "retrieved").count();
+    assert!(retrieved > 0, "{:?}", updates(&out).iter().map(|u| &u["item"]["status"]).collect::<Vec<_>>());
+    assert!(updates(&out).iter().all(|u| u["item"]["status"] != "refused"), "every item is in its incident's copy");
+    let reads = r.sim.requests().all();
+    assert!(reads.iter().any(|e| e.path.starts_with("/v1.0/security/incidents/") && e.query_value("$expand") == Some("alerts")));
+    assert!(!reads.iter().any(|e| e.path.starts_with("/v1.0/security/alerts_v2")), "no alert permission needed");
+}
+
+#[tokio::test]
 async fn a_processor_that_dies_mid_job_is_resumed_and_the_file_is_stored_once() {
     let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
-    let key = r.job(file_target(&r.sim).await).await;
+    let (alert, target) = file_target(&r.sim).await;
+    let key = r.job(&alert, target).await;
     let run = r.p.batch(vec![r.integration.clone()]);
     // Steps up to the download: start, then checks until the action succeeded.
     for _ in 0..20 {
@@ -430,7 +487,8 @@ async fn the_evidence_queue_holds_a_step_back_on_sqs() {
 async fn an_ocsf_integration_gets_each_update_as_a_detection_finding_too() {
     let mut r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
     r.integration.output = m365_ingest::domain::integration::OutputFormat::Both;
-    r.job(file_target(&r.sim).await).await;
+    let (alert, target) = file_target(&r.sim).await;
+    r.job(&alert, target).await;
     r.drive().await;
     let out = r.output().await;
     assert_eq!(out.len(), 2, "{out:?}");
@@ -439,7 +497,7 @@ async fn an_ocsf_integration_gets_each_update_as_a_detection_finding_too() {
     let ocsf = jsonschema::validator_for(&serde_json::from_str::<Value>(&text).unwrap()).unwrap();
     let finding = out.iter().find(|m| m["class_uid"] == 2004).expect("an OCSF finding");
     assert_valid(&ocsf, finding);
-    assert_eq!((finding["activity_id"].as_i64(), finding["finding_info"]["uid"].as_str()), (Some(2), Some("a1")));
+    assert_eq!((finding["activity_id"].as_i64(), finding["finding_info"]["uid"].as_str()), (Some(2), Some(alert.as_str())));
     let file = &finding["evidences"][0]["file"];
     assert!(file["uri"].as_str().unwrap().starts_with(&format!("s3://{}/evidence/", r.bucket)), "{finding}");
     assert_eq!(finding["unmapped"]["m365ingest_evidence"]["status"], "retrieved");
@@ -574,14 +632,17 @@ async fn a_hold_past_its_maximum_wait_lets_the_alert_go_and_its_pending_items_fo
     assert_eq!(ups.len(), pending_items.len(), "one update per item the alert listed pending");
 }
 
-/// The files antivirus quarantined that the tenant's alerts name on a device, with their hash.
-async fn quarantined_targets(sim: &tenant_sim::Simulator) -> Vec<EvidenceTarget> {
-    let mut out = Vec::new();
+/// The files antivirus quarantined that the tenant's alerts name on a device, with their hash,
+/// each with its alert's id.
+async fn quarantined_targets(sim: &tenant_sim::Simulator) -> Vec<(String, EvidenceTarget)> {
+    let mut out: Vec<(String, EvidenceTarget)> = Vec::new();
     for a in fetch_alerts(sim).await {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
         for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
-            if matches!(&t, EvidenceTarget::File { quarantined_by_antivirus: true, sha256: Some(_), .. }) && !out.contains(&t) {
-                out.push(t);
+            if matches!(&t, EvidenceTarget::File { quarantined_by_antivirus: true, sha256: Some(_), .. })
+                && !out.iter().any(|(_, o)| o == &t)
+            {
+                out.push((alert.id.clone(), t));
             }
         }
     }
@@ -593,19 +654,16 @@ async fn a_file_antivirus_quarantined_is_restored_collected_and_cleaned_off_the_
     let mut r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
     r.integration.evidence.restore_quarantined_files = true;
     let targets = quarantined_targets(&r.sim).await;
-    assert!(targets.len() >= 2, "{targets:?}");
-    let missing = match targets[0].clone() {
-        EvidenceTarget::File { device_id, folder, sha1, .. } => EvidenceTarget::File {
-            device_id,
-            folder,
-            name: "not-in-quarantine.exe".into(),
-            sha1,
-            sha256: Some("0".repeat(64)),
-            quarantined_by_antivirus: true,
-        },
-        t => t,
-    };
-    let (a, b, c) = (r.job(targets[0].clone()).await, r.job(targets[1].clone()).await, r.job(missing).await);
+    assert!(targets.len() >= 3, "{targets:?}");
+    // Deleted from the device's quarantine since its alert: the restore finds nothing.
+    let (gone_alert, gone) = &targets[2];
+    let EvidenceTarget::File { device_id, .. } = gone else { unreachable!() };
+    r.sim.delete_device_file(TENANT, device_id, &gone.path().unwrap());
+    let (a, b, c) = (
+        r.job(&targets[0].0, targets[0].1.clone()).await,
+        r.job(&targets[1].0, targets[1].1.clone()).await,
+        r.job(gone_alert, gone.clone()).await,
+    );
     r.drive().await;
     let out = r.output().await;
     let by_id: HashMap<&str, &Value> = updates(&out).iter().map(|u| (u["item"]["id"].as_str().unwrap(), &u["item"])).collect();
@@ -628,10 +686,10 @@ async fn a_restore_that_never_reached_its_device_is_cancelled_and_its_cleanup_is
     let limits = JobLimits { max_wait: Duration::from_secs(1_800), ..JobLimits::default() };
     let mut r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
     r.integration.evidence.restore_quarantined_files = true;
-    let target = quarantined_targets(&r.sim).await.remove(0);
+    let (alert, target) = quarantined_targets(&r.sim).await.remove(0);
     let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
     r.sim.set_machine_online(TENANT, device_id, false);
-    r.job(target.clone()).await;
+    r.job(&alert, target.clone()).await;
     r.drive().await;
     let out = r.output().await;
     let item = &updates(&out)[0]["item"];
@@ -681,8 +739,9 @@ async fn an_ocsf_alert_lists_its_pending_items_by_the_ids_its_updates_carry() {
 async fn a_batch_near_its_end_starts_no_step_and_hands_them_back() {
     let settings = EvidenceSettings { step_time: Duration::from_secs(30), ..EvidenceSettings::default() };
     let r = rig(scenario("Security Reader"), settings).await;
-    r.job(file_target(&r.sim).await).await;
-    r.job(file_target(&r.sim).await).await;
+    let (alert, target) = file_target(&r.sim).await;
+    r.job(&alert, target.clone()).await;
+    r.job(&alert, target).await;
     let steps: Vec<(String, String)> = r.steps.take().into_iter().enumerate().map(|(i, (_, b))| (format!("s{i}"), b)).collect();
     assert_eq!(steps.len(), 2);
     r.sim.requests().clear();

@@ -6,6 +6,7 @@ mod support;
 
 use m365_ingest::adapters::aws::DynamoSchedule;
 use m365_ingest::adapters::local::MemorySchedule;
+use m365_ingest::domain::integration_revision::Provenance;
 use m365_ingest::ports::{CursorKey, DueEntry, ScheduleStore};
 use m365_ingest::{GraphTime, Source};
 use support::moto;
@@ -67,7 +68,7 @@ async fn saving_an_integration_schedules_what_it_polls_and_nothing_else() {
     let store = DynamoIntegrations::new(stack.clients(moto::Principal::Check).dynamodb.clone(), &table);
     let schedule = DynamoSchedule::new(stack.clients(moto::Principal::Dispatch).dynamodb.clone(), &table);
     let mut doc = IntegrationDoc::new("contoso", support::TENANT, tenant_sim::scenario::DEFAULT_CLIENT_ID, "s");
-    let r1 = store.save(&doc, None, t(0)).await.unwrap();
+    let r1 = store.save(&doc, None, t(0), &Provenance::default()).await.unwrap();
     let due = |at| {
         let schedule = schedule.clone();
         async move {
@@ -79,12 +80,12 @@ async fn saving_an_integration_schedules_what_it_polls_and_nothing_else() {
         }
     };
     assert_eq!(due(t(0)).await, vec![Source::DefenderAlerts], "the default document polls Defender alerts, due at once");
-    assert!(store.save(&doc, None, t(1)).await.is_err(), "a second create conflicts");
+    assert!(store.save(&doc, None, t(1), &Provenance::default()).await.is_err(), "a second create conflicts");
     doc.enabled = false;
-    store.save(&doc, Some(r1), t(5)).await.unwrap();
+    store.save(&doc, Some(r1), t(5), &Provenance::default()).await.unwrap();
     assert!(due(t(10)).await.is_empty(), "a disabled integration has no schedule");
     doc.enabled = true;
-    store.save(&doc, Some(r1 + 1), t(20)).await.unwrap();
+    store.save(&doc, Some(r1 + 1), t(20), &Provenance::default()).await.unwrap();
     assert_eq!(due(t(20)).await, vec![Source::DefenderAlerts]);
     store.remove("contoso").await.unwrap();
     assert!(due(t(30)).await.is_empty(), "removed with the integration");

@@ -121,6 +121,20 @@ fn poll_jobs_fan_out_through_a_queue_that_outlasts_the_poller() {
     }
 }
 
+/// The metric Test & Save emits for a relaxed guard rail (lambda/telemetry.rs `check_records`)
+/// is the one the alarm watches.
+#[test]
+fn a_relaxed_guard_rail_is_alarmed_on_the_metric_the_check_function_emits() {
+    let t = template();
+    let alarm = resource(&t, "GuardRailRelaxedAlarm");
+    let line = |key: &str| alarm.iter().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_owned())).unwrap_or_default();
+    assert_eq!(line("MetricName: "), "GuardRailRelaxations");
+    assert_eq!(line("Namespace: "), m365_ingest::lambda::telemetry::NAMESPACE);
+    assert_eq!(line("Dimensions: "), "[{ Name: Function, Value: check }]");
+    assert_eq!(line("Threshold: "), "0");
+    assert!(line("AlarmActions: ").contains("AlarmTopicArn"));
+}
+
 /// Lambda throttles a batch beyond the reserved concurrency, and SQS counts each throttled
 /// receive towards maxReceiveCount: a function whose event sources together may run more
 /// instances than it reserves loses messages to its DLQs under load.

@@ -3,6 +3,8 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use m365_ingest::app::check::{Checker, Report};
+use m365_ingest::lambda::check::Invocation;
+use m365_ingest::lambda::telemetry;
 use m365_ingest::ports::{IntegrationStore, MicrosoftProbe, SecretSource, SecretWriter};
 use m365_ingest::GraphTime;
 use serde_json::Value;
@@ -14,7 +16,9 @@ where
     I: IntegrationStore,
     W: SecretWriter,
 {
-    let report = m365_ingest::lambda::check::handle(app, &event.payload, GraphTime::now()).await;
+    let invocation = Invocation { request_id: event.context.request_id.clone(), function_arn: event.context.invoked_function_arn.clone() };
+    let report = m365_ingest::lambda::check::handle(app, &event.payload, &invocation, GraphTime::now()).await;
+    telemetry::emit(&telemetry::check_records(&report, GraphTime::now()));
     lambda_runtime::tracing::info!(
         integration = %report.integration_id,
         passed = report.passed,
@@ -51,6 +55,10 @@ mod tests {
         LambdaEvent::new(payload, lambda_runtime::Context::default())
     }
 
+    fn creds() -> Value {
+        json!({"client_secret": DEFAULT_CLIENT_SECRET})
+    }
+
     fn config() -> Value {
         json!({"version": 1, "id": "contoso", "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID, "secret_ref": "m365-ingest/contoso"})
     }
@@ -71,6 +79,36 @@ mod tests {
         let answer = serde_json::to_string(&r).unwrap();
         assert!(!answer.contains(DEFAULT_CLIENT_SECRET));
         assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["features"][0]["status"], "ok");
+
+        // The revision names the invocation (and the requester the caller states); a relaxation
+        // must be named, and a name that is not a guard rail is a bad request.
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.request_id = "4f2c-req".into();
+        ctx.invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:stack-CheckFunction".into();
+        let mut enforce = config();
+        enforce["features"] = json!({"remediation": true});
+        enforce["remediation"] = json!({"mode": "enforce"});
+        let r = handle(
+            &app,
+            LambdaEvent::new(json!({"config": enforce, "credentials": creds(), "requested_by": "alice@contoso.com"}), ctx.clone()),
+        )
+        .await
+        .unwrap();
+        assert!(r.saved.is_none() && r.unconfirmed_relaxations[0].field == "remediation.mode", "{}", r.to_text());
+        let r = handle(&app, LambdaEvent::new(json!({"config": enforce, "credentials": creds(), "relax": ["everything"]}), ctx.clone()))
+            .await
+            .unwrap();
+        assert_eq!(r.problems[0].field, "relax[0]");
+        let payload =
+            json!({"config": enforce, "credentials": creds(), "relax": ["remediation.mode"], "requested_by": "alice@contoso.com"});
+        let r = handle(&app, LambdaEvent::new(payload, ctx)).await.unwrap();
+        let saved = r.saved.as_ref().unwrap_or_else(|| panic!("{}", r.to_text()));
+        assert_eq!(
+            saved.saved_by,
+            "check function arn:aws:lambda:eu-west-1:123456789012:function:stack-CheckFunction request 4f2c-req, \
+             requested by alice@contoso.com (as the caller states)"
+        );
+        assert_eq!(app.store.get("contoso").await.unwrap().unwrap().provenance.unwrap().relaxed[0].field, "remediation.mode");
     }
 
     #[tokio::test]

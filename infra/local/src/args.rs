@@ -212,6 +212,11 @@ pub struct CheckOptions {
     pub config: PathBuf,
     #[command(flatten)]
     pub credentials: CredentialArgs,
+    /// Allows this revision to relax a guard rail (remediation.mode,
+    /// remediation.protect_privileged_roles, remediation.protected_users,
+    /// remediation.protected_groups, filters); each relaxed one must be named.
+    #[arg(long = "relax", value_name = "FIELD")]
+    pub relax: Vec<String>,
     /// The report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -234,6 +239,9 @@ pub enum IntegrationCommand {
     /// Enables an integration (tested first).
     Enable {
         id: String,
+        /// Allows re-enabling a revision that relaxes a guard rail (see `update --relax`).
+        #[arg(long = "relax", value_name = "FIELD")]
+        relax: Vec<String>,
         #[arg(long)]
         json: bool,
     },

@@ -470,7 +470,14 @@ async fn test_and_save(
         if !should_pass {
             println!("(the next one is meant to fail: its app has only SecurityAlert.Read.All and no consent for Cloud Apps)");
         }
-        let report = checker.test_and_save(&doc, CredentialInput::New(creds), SaveMode::Create, GraphTime::now()).await;
+        let report = checker
+            .test_and_save(
+                &doc,
+                CredentialInput::New(creds),
+                SaveMode::Create.by("demo (the local program, simulated tenants)"),
+                GraphTime::now(),
+            )
+            .await;
         print!("{}", report.to_text());
         if report.passed != should_pass {
             return Err(Failure::Run(format!("Test & Save of `{}` did not come out as expected", doc.id)));

@@ -10,10 +10,11 @@ use m365_ingest::adapters::aws::{
 };
 use m365_ingest::adapters::graph::MicrosoftHttp;
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
-use m365_ingest::app::check::{Checker, CredentialInput, Report, SaveMode};
+use m365_ingest::app::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
 use m365_ingest::config::{http_settings, CheckConfig};
 use m365_ingest::domain::integration::Credentials;
 use m365_ingest::domain::integration_doc::IntegrationDoc;
+use m365_ingest::domain::integration_revision::{changes, Provenance};
 use m365_ingest::lambda::check::check_retry_policy;
 use m365_ingest::ports::{CursorKey, CursorStore, IntegrationStore, SecretWriter};
 use m365_ingest::GraphTime;
@@ -29,10 +30,32 @@ fn microsoft() -> Result<MicrosoftHttp, Failure> {
     MicrosoftHttp::new(&http, check_retry_policy()).map_err(|e| Failure::Usage(e.to_string()))
 }
 
-async fn aws_checker() -> Result<AwsChecker, Failure> {
+async fn aws_checker() -> Result<(AwsChecker, String), Failure> {
     let config = CheckConfig::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
-    let clients = AwsClients::new(&load_sdk_config().await);
-    m365_ingest::lambda::check::build_aws(&config, &clients).map_err(|e| Failure::Usage(e.to_string()))
+    let sdk = load_sdk_config().await;
+    let clients = AwsClients::new(&sdk);
+    let app = m365_ingest::lambda::check::build_aws(&config, &clients).map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok((app, operator(&sdk).await?))
+}
+
+/// Who the operator is, as AWS knows them: what every revision this program saves records.
+/// GetCallerIdentity needs no permission; without an answer nothing is saved.
+async fn operator(sdk: &aws_config::SdkConfig) -> Result<String, Failure> {
+    let me = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.map_err(|e| {
+        Failure::Run(format!(
+            "cannot tell who you are (sts:GetCallerIdentity): {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&e)
+        ))
+    })?;
+    let arn = me.arn().unwrap_or("an unnamed AWS principal");
+    Ok(format!("operator {arn} (m365-ingest CLI)"))
+}
+
+fn relax(fields: Vec<String>) -> Result<Vec<String>, Failure> {
+    match fields.iter().find(|f| !RELAXABLE.contains(&f.as_str())) {
+        Some(bad) => Err(Failure::Usage(format!("--relax {bad}: not a guard rail; name one of {}", RELAXABLE.join(", ")))),
+        None => Ok(fields),
+    }
 }
 
 /// New credentials from the command line's options, for the document's tenant and app.
@@ -71,6 +94,9 @@ fn print(report: &Report, json: bool) -> Result<(), Failure> {
 }
 
 /// `check CONFIG`: test only; nothing is written.
+/// `check` saves nothing, so no revision records it.
+const CHECK_ONLY: &str = "check (saves nothing)";
+
 pub async fn check(o: CheckOptions) -> Result<(), Failure> {
     let doc = crate::docs::read_doc(&o.config)?;
     let creds = new_credentials(&o.credentials.options(), &doc)?;
@@ -83,7 +109,7 @@ pub async fn check(o: CheckOptions) -> Result<(), Failure> {
                 writer: MemorySecrets::new(),
                 secret_prefix: String::new(),
             };
-            checker.test_and_save(&doc, CredentialInput::New(c), SaveMode::No, GraphTime::now()).await
+            checker.test_and_save(&doc, CredentialInput::New(c), SaveMode::No.by(CHECK_ONLY), GraphTime::now()).await
         }
         None => {
             let clients = AwsClients::new(&load_sdk_config().await);
@@ -94,14 +120,14 @@ pub async fn check(o: CheckOptions) -> Result<(), Failure> {
                 writer: MemorySecrets::new(),
                 secret_prefix: String::new(),
             };
-            checker.test_and_save(&doc, CredentialInput::Stored, SaveMode::No, GraphTime::now()).await
+            checker.test_and_save(&doc, CredentialInput::Stored, SaveMode::No.by(CHECK_ONLY), GraphTime::now()).await
         }
     };
     print(&report, o.json)
 }
 
 pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
-    let app = aws_checker().await?;
+    let (app, operator) = aws_checker().await?;
     let store_err = |e: m365_ingest::error::CursorError| Failure::Run(e.to_string());
     let get = |id: &str| {
         let id = id.to_owned();
@@ -115,11 +141,11 @@ pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
         }
     };
     match cmd {
-        IntegrationCommand::Add(o) => save(&app, o, SaveMode::Create).await,
-        IntegrationCommand::Update(o) => save(&app, o, SaveMode::Update).await,
+        IntegrationCommand::Add(o) => save(&app, o, SaveMode::Create, operator).await,
+        IntegrationCommand::Update(o) => save(&app, o, SaveMode::Update, operator).await,
         IntegrationCommand::Test { id, json } => {
             let record = get(&id).await?;
-            let report = app.test_and_save(&record.doc, CredentialInput::Stored, SaveMode::No, GraphTime::now()).await;
+            let report = app.test_and_save(&record.doc, CredentialInput::Stored, SaveMode::No.by(CHECK_ONLY), GraphTime::now()).await;
             print(&report, json)
         }
         IntegrationCommand::Show { id } => {
@@ -127,17 +153,21 @@ pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
             println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
             Ok(())
         }
-        IntegrationCommand::Enable { id, json } => {
+        IntegrationCommand::Enable { id, relax: fields, json } => {
             // Re-enabling proves the integration still works before the poller picks it up.
             let mut record = get(&id).await?;
             record.doc.enabled = true;
-            let report = app.test_and_save(&record.doc, CredentialInput::Stored, SaveMode::Update, GraphTime::now()).await;
+            let request = Save { mode: SaveMode::Update, by: operator, relax: relax(fields)? };
+            let report = app.test_and_save(&record.doc, CredentialInput::Stored, request, GraphTime::now()).await;
             print(&report, json)
         }
         IntegrationCommand::Disable { id } => {
-            let mut record = get(&id).await?;
-            record.doc.enabled = false;
-            let revision = app.store.save(&record.doc, Some(record.revision), GraphTime::now()).await.map_err(store_err)?;
+            let before = get(&id).await?;
+            let mut doc = before.doc.clone();
+            doc.enabled = false;
+            // Disabling relaxes nothing: it is saved without a test, and recorded like any revision.
+            let provenance = Provenance { saved_by: operator, changes: changes(Some(&before.doc), &doc), relaxed: Vec::new() };
+            let revision = app.store.save(&doc, Some(before.revision), GraphTime::now(), &provenance).await.map_err(store_err)?;
             println!("integration `{id}` disabled (revision {revision}); its cursors and secret are kept");
             Ok(())
         }
@@ -255,12 +285,13 @@ fn human(secs: i64) -> String {
     }
 }
 
-async fn save(app: &AwsChecker, o: CheckOptions, mode: SaveMode) -> Result<(), Failure> {
+async fn save(app: &AwsChecker, o: CheckOptions, mode: SaveMode, operator: String) -> Result<(), Failure> {
     let doc = crate::docs::read_doc(&o.config)?;
     let input = match new_credentials(&o.credentials.options(), &doc)? {
         Some(c) => CredentialInput::New(c),
         None => CredentialInput::Stored,
     };
-    let report = app.test_and_save(&doc, input, mode, GraphTime::now()).await;
+    let request = Save { mode, by: operator, relax: relax(o.relax)? };
+    let report = app.test_and_save(&doc, input, request, GraphTime::now()).await;
     print(&report, o.json)
 }

@@ -146,7 +146,11 @@ severities = ["medium", "high"]
     let out = env.run(&["integration", "add", &contoso, "--client-secret-env", "WRONG_SECRET"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("FAIL  defender_alerts") && text.contains("copy the secret's Value"), "{text}");
+    assert!(
+        text.contains("FAIL  defender_alerts") && text.contains("copy the secret's Value"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!text.contains("not-the-secret") && !String::from_utf8_lossy(&out.stderr).contains("not-the-secret"));
     assert!(c.secrets.get_secret_value().secret_id(&contoso_secret).send().await.is_err(), "no secret written");
 
@@ -164,7 +168,10 @@ severities = ["medium", "high"]
 
     // Passing: saved with the credentials; JSON reports for machines.
     let text = env.ok(&["integration", "add", &contoso, "--client-secret-env", "SIM_SECRET"]);
-    assert!(text.contains("Passed; saved as revision 1, credentials in arn:aws:secretsmanager:"), "{text}");
+    assert!(
+        text.contains("Passed; saved as revision 1 by operator arn:aws:sts::") && text.contains("credentials in arn:aws:secretsmanager:"),
+        "{text}"
+    );
     let creds = write(dir.path(), "creds.json", &format!(r#"{{"client_secret": "{DEFAULT_CLIENT_SECRET}"}}"#));
     let report: Value = serde_json::from_str(&env.ok(&["integration", "add", &fabrikam, "--credentials", &creds, "--json"])).unwrap();
     assert_eq!(report["passed"], true);
@@ -199,6 +206,59 @@ severities = ["medium", "high"]
     let out = env.run(&["integration", "list", "--page-token", "garbage"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(env.ok(&["integration", "enable", "contoso"]).contains("saved as revision 4"));
+    // Each revision records who saved it (the principal AWS names) and what it changed.
+    let shown: Value = serde_json::from_str(&env.ok(&["integration", "show", "contoso"])).unwrap();
+    let saved_by = shown["provenance"]["saved_by"].as_str().unwrap();
+    assert!(saved_by.starts_with("operator arn:aws:sts::") && saved_by.contains(":assumed-role/"), "{shown}");
+    assert_eq!(shown["provenance"]["changes"][0]["field"], "enabled", "{shown}");
+    assert_eq!(shown["provenance"]["changes"][0]["after"], true);
+    // A revision that turns remediation to enforce is saved only when the command names it.
+    let enforce = write(
+        dir.path(),
+        "contoso-enforce.toml",
+        &format!(
+            r#"version = 1
+id = "contoso"
+tenant_id = "{DEFAULT_TENANT_ID}"
+client_id = "{DEFAULT_CLIENT_ID}"
+secret_ref = "{contoso_secret}"
+
+[polling]
+interval = "5m"
+lookback = "2d"
+
+[filters]
+severities = ["medium", "high"]
+
+[features]
+remediation = true
+
+[remediation]
+mode = "enforce"
+"#
+        ),
+    );
+    let out = env.run(&["integration", "update", &enforce]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("relaxes a guard rail") && text.contains("remediation.mode"), "{text}");
+    let out = env.run(&["integration", "update", &enforce, "--relax", "remediation.enforce"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown guard rail is a usage error");
+    let text = env.ok(&["integration", "update", &enforce, "--relax", "remediation.mode"]);
+    assert!(text.contains("RELAXED remediation.mode") && text.contains("saved as revision 5"), "{text}");
+    let revisions = c
+        .dynamodb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :p and begins_with(sk, :r)")
+        .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S("integration#contoso".into()))
+        .expression_attribute_values(":r", aws_sdk_dynamodb::types::AttributeValue::S("revision#".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revisions.count(), 5, "every revision kept on its own");
+    let disabled = revisions.items()[2]["provenance"].as_s().unwrap();
+    assert!(disabled.contains("OperatorRole") || disabled.contains("Operator"), "disable ran as the operator: {disabled}");
 
     // The poller polls the saved Cloud Apps integration through the same records and secrets.
     let polled: Value = serde_json::from_str(&env.ok(&["poll", "--source", "cloud_apps", "--seconds", "120"])).unwrap();

@@ -224,6 +224,21 @@ impl Simulator {
         self.state.mde.expire_next_links(n);
     }
 
+    /// A file an alert names is deleted from the device (and from its quarantine) after the
+    /// alert: GetFile and a restore then fail as for a missing path.
+    pub fn delete_device_file(&self, tenant_id: &str, machine_id: &str, path: &str) {
+        if let Some(t) = self.tenant_index(tenant_id) {
+            self.state.mde.delete_file(t, machine_id, path);
+        }
+    }
+
+    /// A quarantined message an alert names is released: Get-QuarantineMessage no longer finds it.
+    pub fn release_quarantined(&self, tenant_id: &str, internet_message_id: &str) {
+        if let Some(t) = self.tenant_index(tenant_id) {
+            self.state.released_messages.lock().unwrap_or_else(|p| p.into_inner()).insert((t, internet_message_id.to_owned()));
+        }
+    }
+
     /// Downloads serve a changed byte (a file that is not the one the alert names).
     pub fn tamper_downloads(&self, on: bool) {
         self.state.mde.tamper_downloads(on);

@@ -54,6 +54,9 @@ pub struct SimState {
     /// Rendered evidence per (tenant, alert, version): what live response and the quarantine
     /// search on every call, rendered once.
     evidence_cache: Mutex<std::collections::HashMap<AlertVersionKey, Arc<Vec<serde_json::Value>>>>,
+    /// (tenant, Message-ID) of quarantined messages released since their alert: Exchange no
+    /// longer holds them.
+    pub released_messages: Mutex<std::collections::HashSet<(usize, String)>>,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -144,6 +147,7 @@ impl SimState {
             limits: crate::limits::Limits::default(),
             people: crate::graph::people::PeopleState::default(),
             evidence_cache: Mutex::new(std::collections::HashMap::new()),
+            released_messages: Mutex::new(std::collections::HashSet::new()),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })

@@ -12,6 +12,7 @@ use super::advice::{self, Ctx};
 use crate::domain::cloud::Cloud;
 use crate::domain::integration::{Credentials, Integration};
 use crate::domain::integration_doc::{FieldError, IntegrationDoc};
+use crate::domain::integration_revision::{self as revision, Provenance, Relaxation};
 use crate::domain::permissions::{self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES, QUARANTINE_EXPORT_ROLES};
 use crate::domain::time::GraphTime;
 use crate::error::{GraphError, SecretError};
@@ -39,6 +40,12 @@ pub struct FeatureResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct Saved {
     pub revision: u64,
+    /// Who the revision records as its author.
+    pub saved_by: String,
+    /// The fields it changed, and the guard rails it relaxed (each named by the request).
+    pub changes: Vec<crate::domain::integration_revision::Change>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relaxed: Vec<Relaxation>,
     /// The secret written to Secrets Manager, when new credentials were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -58,6 +65,9 @@ pub struct Report {
     /// Why nothing was saved although saving was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_saved: Option<String>,
+    /// Guard rails the configuration relaxes that the request did not name: it was not saved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed_relaxations: Vec<Relaxation>,
     pub checked_at: GraphTime,
 }
 
@@ -72,6 +82,7 @@ impl Report {
             granted: BTreeMap::new(),
             saved: None,
             not_saved: None,
+            unconfirmed_relaxations: Vec::new(),
             checked_at: at,
         }
     }
@@ -91,12 +102,19 @@ impl Report {
         }
         let failed = self.features.iter().filter(|f| f.status == Status::Failed).count() + self.problems.len();
         let _ = match (&self.saved, &self.not_saved, self.passed) {
-            (Some(sv), _, _) => writeln!(
-                s,
-                "Passed; saved as revision {}{}.",
-                sv.revision,
-                sv.secret.as_ref().map(|x| format!(", credentials in {x}")).unwrap_or_default()
-            ),
+            (Some(sv), _, _) => {
+                for r in &sv.relaxed {
+                    let _ = writeln!(s, "  RELAXED {:<20} {}", r.field, r.detail);
+                }
+                writeln!(
+                    s,
+                    "Passed; saved as revision {} by {} ({} field(s) changed){}.",
+                    sv.revision,
+                    sv.saved_by,
+                    sv.changes.len(),
+                    sv.secret.as_ref().map(|x| format!(", credentials in {x}")).unwrap_or_default()
+                )
+            }
             (None, Some(why), _) => writeln!(s, "Not saved: {why}"),
             (None, None, true) => writeln!(s, "Passed: every enabled feature works."),
             (None, None, false) => writeln!(s, "Failed: {failed} problem(s); nothing was saved."),
@@ -110,6 +128,30 @@ impl Report {
 pub enum CredentialInput {
     Stored,
     New(Credentials),
+}
+
+/// A save as it was asked for: how, by whom, and which guard-rail relaxations the request
+/// names (a relaxation it does not name is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Save {
+    pub mode: SaveMode,
+    /// The caller, as the revision records it.
+    pub by: String,
+    /// The fields (`remediation.mode`, `remediation.protect_privileged_roles`,
+    /// `remediation.protected_users`, `remediation.protected_groups`, `filters`) whose
+    /// relaxation the request allows.
+    pub relax: Vec<String>,
+}
+
+/// The fields a request may name to allow a relaxation.
+pub const RELAXABLE: &[&str] =
+    &["remediation.mode", "remediation.protect_privileged_roles", "remediation.protected_users", "remediation.protected_groups", "filters"];
+
+impl SaveMode {
+    /// This mode, saved by `who`, relaxing nothing.
+    pub fn by(self, who: impl Into<String>) -> Save {
+        Save { mode: self, by: who.into(), relax: Vec::new() }
+    }
 }
 
 /// How a passing configuration is saved.
@@ -136,7 +178,8 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
     /// Tests `doc` with its credentials and, when it passes and `save` says so, saves it:
     /// new credentials to the secret store first, then the record (so a saved record never
     /// points at a secret that was not written).
-    pub async fn test_and_save(&self, doc: &IntegrationDoc, input: CredentialInput, save: SaveMode, now: GraphTime) -> Report {
+    pub async fn test_and_save(&self, doc: &IntegrationDoc, input: CredentialInput, request: Save, now: GraphTime) -> Report {
+        let save = request.mode;
         let (creds, new) = match input {
             CredentialInput::New(c) => (Ok(c), true),
             CredentialInput::Stored => (self.secrets.load(&doc.secret_ref).await, false),
@@ -148,15 +191,28 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
         if !report.passed || save == SaveMode::No {
             return report;
         }
-        let current = match self.store.get(&doc.id).await {
-            Ok(r) => r.map(|r| r.revision),
+        let before = match self.store.get(&doc.id).await {
+            Ok(r) => r,
             Err(e) => {
                 report.not_saved = Some(format!("reading the current record failed: {e}"));
                 return report;
             }
         };
+        let current = before.as_ref().map(|r| r.revision);
         if save == SaveMode::Create && current.is_some() {
             report.not_saved = Some(format!("integration `{}` exists already; use `integration update` to save a new revision", doc.id));
+            return report;
+        }
+        let relaxed = revision::relaxations(before.as_ref().map(|r| &r.doc), doc);
+        let unconfirmed: Vec<Relaxation> = relaxed.iter().filter(|r| !request.relax.contains(&r.field)).cloned().collect();
+        if !unconfirmed.is_empty() {
+            let fields: std::collections::BTreeSet<&str> = unconfirmed.iter().map(|r| r.field.as_str()).collect();
+            report.not_saved = Some(format!(
+                "this revision relaxes a guard rail ({}); save it only by naming each in the request (`relax`: {})",
+                unconfirmed.iter().map(|r| format!("{}: {}", r.field, r.detail)).collect::<Vec<_>>().join("; "),
+                fields.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+            report.unconfirmed_relaxations = unconfirmed;
             return report;
         }
         let mut secret = None;
@@ -188,8 +244,26 @@ impl<M: MicrosoftProbe, S: SecretSource, I: IntegrationStore, W: SecretWriter> C
                 }
             }
         }
-        match self.store.save(doc, current, now).await {
-            Ok(revision) => report.saved = Some(Saved { revision, secret }),
+        let provenance = Provenance { saved_by: request.by, changes: revision::changes(before.as_ref().map(|r| &r.doc), doc), relaxed };
+        match self.store.save(doc, current, now, &provenance).await {
+            Ok(revision) => {
+                if !provenance.relaxed.is_empty() {
+                    tracing::warn!(
+                        integration = %doc.id,
+                        revision,
+                        saved_by = %provenance.saved_by,
+                        relaxed = ?provenance.relaxed.iter().map(|r| r.field.as_str()).collect::<Vec<_>>(),
+                        "a guard rail was relaxed"
+                    );
+                }
+                report.saved = Some(Saved {
+                    revision,
+                    saved_by: provenance.saved_by,
+                    changes: provenance.changes,
+                    relaxed: provenance.relaxed,
+                    secret,
+                })
+            }
             Err(e) => report.not_saved = Some(e.to_string()),
         }
         report
@@ -274,6 +348,7 @@ pub async fn check<M: MicrosoftProbe>(
         granted,
         saved: None,
         not_saved: None,
+        unconfirmed_relaxations: Vec::new(),
         checked_at: now,
     }
 }

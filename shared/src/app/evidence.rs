@@ -187,6 +187,7 @@ impl<P: ProcessPorts> Processor<P> {
                 tenant_id: env_integration.tenant_id.clone(),
                 source,
                 alert_id: unit.alert.id.clone(),
+                incident_id: unit.incident.as_ref().map(|i| i.id.clone()),
                 alert_version: unit.version,
                 dedup_key: dedup_key.to_owned(),
                 title: unit.alert.title.as_deref().unwrap_or_default().chars().take(512).collect(),
@@ -443,6 +444,7 @@ impl<P: ProcessPorts> Processor<P> {
     ) -> Observation {
         let target = &record.job.target;
         match (next, target) {
+            (Next::Verify, _) => super::microsoft_copy::verify(&ev.api, creds, integration, record).await,
             (Next::Start, EvidenceTarget::File { device_id, .. }) => {
                 let commands = if target.is_restore() {
                     let commands = match restore_commands(target) {

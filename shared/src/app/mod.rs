@@ -8,6 +8,7 @@ pub mod enrich;
 pub mod evidence;
 pub mod integration_cache;
 pub mod investigate;
+mod microsoft_copy;
 pub mod poll;
 pub mod poll_job;
 pub mod process;

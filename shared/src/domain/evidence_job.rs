@@ -102,6 +102,9 @@ pub const MAX_CLEANUP_CHECKS: u32 = 30;
 /// The one call a job needs next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
+    /// Read the alert (or incident, or submission) by id from Microsoft and confirm the target
+    /// is in Microsoft's copy, before anything is asked of a device or of Exchange.
+    Verify,
     /// `runliveresponse` with GetFile, or Get-QuarantineMessage.
     Start,
     /// `GET machineactions/{id}`.
@@ -120,6 +123,12 @@ pub enum Next {
 /// What a call answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
+    /// Microsoft's copy of the alert names the target: as it names it (its hashes, whether
+    /// antivirus acted on it), which replaces what the intake message said.
+    Verified(EvidenceTarget),
+    /// The integration does not retrieve the target as Microsoft's copy names it (a file
+    /// antivirus quarantined, with the restore off): why.
+    NotWanted(String),
     /// The live response was accepted: its machine action.
     Started {
         action_id: String,
@@ -163,11 +172,14 @@ pub struct EvidenceJob {
     /// Passing failures so far (busy, throttled, transient).
     pub attempts: u32,
     pub phase: Phase,
+    /// The target was confirmed in Microsoft's copy of the alert ([`Next::Verify`]).
+    #[serde(default)]
+    pub verified: bool,
 }
 
 impl EvidenceJob {
     pub fn new(key: String, target: EvidenceTarget, now: GraphTime) -> Self {
-        EvidenceJob { key, target, created_at: now, attempts: 0, phase: Phase::Start { not_before: now } }
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase: Phase::Start { not_before: now }, verified: false }
     }
 
     /// A job for evidence the integration does not retrieve: done at once, saying so.
@@ -177,7 +189,7 @@ impl EvidenceJob {
             detail: Some("evidence retrieval of this kind is not enabled for this integration".into()),
             artifact: None,
         };
-        EvidenceJob { key, target, created_at: now, attempts: 0, phase }
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase, verified: false }
     }
 
     pub fn outcome(&self) -> Option<EvidenceOutcome> {
@@ -202,6 +214,7 @@ impl EvidenceJob {
         }
         match &self.phase {
             Phase::Start { not_before } if *not_before > now => Next::WaitUntil(*not_before),
+            Phase::Start { .. } if !self.verified => Next::Verify,
             Phase::Start { .. } => Next::Start,
             Phase::Running { next_check, .. } if *next_check > now => Next::WaitUntil(*next_check),
             Phase::Running { action_id, .. } => Next::CheckAction(action_id.clone()),
@@ -221,6 +234,13 @@ impl EvidenceJob {
         }
         let retry_at = now.plus(limits.busy_wait);
         match observation {
+            Observation::Verified(target) => {
+                // The key names the same item; Microsoft's copy decides its hashes and whether
+                // it is a restore.
+                self.target = target;
+                self.verified = true;
+            }
+            Observation::NotWanted(why) => self.finish(EvidenceOutcome::Disabled, Some(why), None),
             Observation::Started { action_id } => {
                 self.phase = Phase::Running { action_id, last: ActionStatus::Pending, next_check: now.plus(limits.check_every) }
             }
@@ -373,6 +393,10 @@ pub struct JobRecord {
     pub tenant_id: String,
     pub source: super::source::Source,
     pub alert_id: String,
+    /// The incident the alert came in (incidents mode): where Microsoft's copy of the alert
+    /// is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
     pub alert_version: GraphTime,
     pub dedup_key: String,
     /// The alert's title (at most 512 characters) and severity, for an OCSF update.
@@ -406,6 +430,14 @@ mod tests {
         GraphTime::from_unix_seconds(1_800_000_000)
     }
 
+    /// A new job past its check against Microsoft's copy of the alert.
+    fn confirmed(target: EvidenceTarget) -> EvidenceJob {
+        let mut j = EvidenceJob::new("k".into(), target.clone(), t0());
+        assert_eq!(j.next(t0(), &JobLimits::default()), Next::Verify, "nothing is asked before Microsoft's copy is read");
+        j.observe(Observation::Verified(target), t0(), &JobLimits::default());
+        j
+    }
+
     fn stored() -> ObjectRef {
         ObjectRef { bucket: "b".into(), key: "k".into(), size: 3, sha256: "0".repeat(64), content_type: None }
     }
@@ -413,7 +445,7 @@ mod tests {
     #[test]
     fn a_file_is_started_checked_until_it_succeeds_downloaded_and_stored() {
         let l = JobLimits::default();
-        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        let mut j = confirmed(file());
         assert_eq!(j.next(t0(), &l), Next::Start);
         j.observe(Observation::Started { action_id: "ma1".into() }, t0(), &l);
         let check = t0().plus(l.check_every);
@@ -434,7 +466,7 @@ mod tests {
     #[test]
     fn a_busy_device_waits_and_an_offline_one_ends_the_job_at_its_maximum_wait() {
         let l = JobLimits { max_wait: Duration::from_secs(3600), ..JobLimits::default() };
-        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        let mut j = confirmed(file());
         j.observe(Observation::Busy, t0(), &l);
         assert_eq!(j.next(t0(), &l), Next::WaitUntil(t0().plus(l.busy_wait)));
         let t = t0().plus(l.busy_wait);
@@ -450,7 +482,7 @@ mod tests {
         assert_eq!(j.outcome(), Some(EvidenceOutcome::DeviceOffline));
         assert!(now >= t0().plus(l.max_wait) && now <= t0().plus(l.max_wait).plus(l.check_every));
         // One that started on the device and never finished timed out.
-        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        let mut j = confirmed(file());
         j.observe(Observation::Started { action_id: "ma".into() }, t0(), &l);
         j.observe(Observation::Action(ActionStatus::InProgress), t0(), &l);
         assert_eq!(j.next(t0().plus(l.max_wait), &l), Next::Finished);
@@ -460,7 +492,7 @@ mod tests {
     #[test]
     fn attempts_are_bounded_and_every_end_is_named() {
         let l = JobLimits { max_attempts: 3, ..JobLimits::default() };
-        let mut j = EvidenceJob::new("k".into(), file(), t0());
+        let mut j = confirmed(file());
         for _ in 0..4 {
             j.observe(Observation::Transient("503".into()), t0(), &l);
         }
@@ -473,7 +505,7 @@ mod tests {
             (Observation::TooLarge { size: 9, limit: 8 }, EvidenceOutcome::TooLarge),
             (Observation::HashMismatch { expected: "a".into(), got: "b".into() }, EvidenceOutcome::Refused),
         ] {
-            let mut j = EvidenceJob::new("k".into(), file(), t0());
+            let mut j = confirmed(file());
             j.observe(Observation::Started { action_id: "ma".into() }, t0(), &l);
             j.observe(obs.clone(), t0(), &l);
             assert_eq!(j.outcome(), Some(want), "{obs:?}");
@@ -486,13 +518,13 @@ mod tests {
     fn an_email_is_found_by_id_then_exported_and_a_missing_one_is_not_found() {
         let l = JobLimits::default();
         let email = EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "u@contoso.com".into() };
-        let mut j = EvidenceJob::new("k".into(), email.clone(), t0());
+        let mut j = confirmed(email.clone());
         assert_eq!(j.next(t0(), &l), Next::Start);
         j.observe(Observation::Found { identity: "g1\\g2".into() }, t0(), &l);
         assert_eq!(j.next(t0(), &l), Next::Export("g1\\g2".into()));
         j.observe(Observation::Stored(stored()), t0(), &l);
         assert_eq!(j.outcome(), Some(EvidenceOutcome::Retrieved));
-        let mut j = EvidenceJob::new("k".into(), email, t0());
+        let mut j = confirmed(email);
         j.observe(Observation::NotFound("no quarantined message with that id for that recipient".into()), t0(), &l);
         assert_eq!(j.outcome(), Some(EvidenceOutcome::NotFound));
         // The record round-trips: it is what DynamoDB keeps between steps.

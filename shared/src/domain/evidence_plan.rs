@@ -149,6 +149,34 @@ pub const MAX_TARGETS: usize = 10;
 /// The evidence of one alert (and, for a submission or a mailbox report, its email), each once,
 /// in the alert's order, at most [`MAX_TARGETS`].
 pub fn plan(alert: &GraphAlert, email: Option<&EmailSection>) -> Vec<EvidenceTarget> {
+    plan_up_to(alert, email, MAX_TARGETS)
+}
+
+/// The item `target` names, as Microsoft's own copy of its alert names it (re-read by id before
+/// anything is asked of a device or of Exchange): an intake message is never trusted to say
+/// which file to take from which device. Err: why the job must not go on. A file Microsoft's
+/// copy gives no hash for is refused: what a device returned could not be checked.
+pub fn confirm(target: &EvidenceTarget, microsoft: &GraphAlert, email: Option<&EmailSection>) -> Result<EvidenceTarget, String> {
+    let key = target.key();
+    let Some(theirs) = plan_up_to(microsoft, email, usize::MAX).into_iter().find(|t| t.key() == key) else {
+        let what = match target {
+            EvidenceTarget::File { .. } => "this file on this device",
+            EvidenceTarget::Email { .. } => "this quarantined email for this recipient",
+        };
+        return Err(format!(
+            "Microsoft's copy of the alert, read by id, does not name {what}: the request did not come from Microsoft's alert, \
+             so nothing was asked of the device or of Exchange"
+        ));
+    };
+    if let EvidenceTarget::File { sha1: None, sha256: None, .. } = &theirs {
+        return Err("Microsoft's copy of the alert gives no hash of this file, so the bytes a device returned could not be checked \
+                    against it: GetFile was not run"
+            .into());
+    }
+    Ok(theirs)
+}
+
+fn plan_up_to(alert: &GraphAlert, email: Option<&EmailSection>, max: usize) -> Vec<EvidenceTarget> {
     let antivirus_alert = alert.detection_source.as_deref() == Some("antivirus");
     let devices: BTreeSet<&str> = alert
         .evidence
@@ -160,7 +188,7 @@ pub fn plan(alert: &GraphAlert, email: Option<&EmailSection>) -> Vec<EvidenceTar
     let only_device = (devices.len() == 1).then(|| devices.iter().next().copied()).flatten();
     let mut out: Vec<EvidenceTarget> = Vec::new();
     let mut push = |t: EvidenceTarget| {
-        if t.fits() && !out.contains(&t) && out.len() < MAX_TARGETS {
+        if t.fits() && !out.contains(&t) && out.len() < max {
             out.push(t);
         }
     };
@@ -293,6 +321,45 @@ mod tests {
         let off = EvidenceDoc::default();
         assert!(!p[0].enabled(&off));
         assert!(p[0].enabled(&EvidenceDoc { quarantined_email: true, ..off }));
+    }
+
+    #[test]
+    fn a_target_goes_on_only_as_microsofts_copy_names_it_and_a_file_only_with_a_hash() {
+        let mut theirs = GraphAlert { detection_source: Some("microsoftDefenderForEndpoint".into()), ..GraphAlert::default() };
+        theirs.evidence = vec![device("dev1"), file(None, "C:\\x", "a.exe", Some("blocked"))];
+        let at = |device: &str, folder: &str, name: &str| EvidenceTarget::File {
+            device_id: device.into(),
+            folder: folder.into(),
+            name: name.into(),
+            sha1: Some("forged".into()),
+            sha256: None,
+            quarantined_by_antivirus: false,
+        };
+        let claimed = at("dev1", "C:\\x", "A.EXE");
+        let confirmed = confirm(&claimed, &theirs, None).unwrap();
+        assert!(
+            matches!(&confirmed, EvidenceTarget::File { sha1: Some(h), quarantined_by_antivirus: true, .. } if h == "ab12"),
+            "Microsoft's hashes and verdict, not the message's: {confirmed:?}"
+        );
+        let forged = at("dev1", "C:\\Windows\\System32\\config", "SAM");
+        assert!(confirm(&forged, &theirs, None).unwrap_err().contains("does not name this file on this device"));
+        let other_device = at("dev9", "C:\\x", "a.exe");
+        assert!(confirm(&other_device, &theirs, None).is_err());
+        let mut unhashed = file(None, "C:\\x", "a.exe", None);
+        if let Some(f) = unhashed.file_details.as_mut() {
+            f.sha1 = None;
+        }
+        theirs.evidence = vec![device("dev1"), unhashed];
+        assert!(confirm(&claimed, &theirs, None).unwrap_err().contains("no hash"));
+        // Beyond the first MAX_TARGETS of Microsoft's copy, an item is still Microsoft's.
+        theirs.evidence = (0..30).map(|i| file(Some("dev1"), "C:\\x", &format!("{i}.exe"), None)).collect();
+        let late = at("dev1", "C:\\x", "29.exe");
+        assert!(confirm(&late, &theirs, None).is_ok());
+        let email = EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "u@contoso.com".into() };
+        let msg = GraphAlert { evidence: vec![message("quarantine", "<q@x>", "U@contoso.com")], ..GraphAlert::default() };
+        assert!(confirm(&email, &msg, None).is_ok());
+        let delivered = GraphAlert { evidence: vec![message("inbox", "<q@x>", "u@contoso.com")], ..GraphAlert::default() };
+        assert!(confirm(&email, &delivered, None).unwrap_err().contains("quarantined email"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod filter;
 pub mod graph_alert;
 pub mod integration;
 pub mod integration_doc;
+pub mod integration_revision;
 pub mod investigation;
 pub mod mailbox_report;
 pub mod mime;

@@ -5,13 +5,18 @@
 //! (`client_secret`, or `certificate_pem` + `private_key_pem`), they are tested and, on a pass,
 //! written to that secret. `save` defaults to `upsert`: a passing configuration becomes the
 //! integration's next revision. The answer is the report; it never holds a credential.
+//!
+//! A revision records who saved it: this invocation (the function and its request id, which
+//! the Invoke call's CloudTrail data event carries with the caller's IAM principal) and the
+//! requester the event names (`requested_by`, as the caller states it). A revision that relaxes
+//! a guard rail is saved only when `relax` names each relaxed field.
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::adapters::aws::{credentials_for, AwsClients, DynamoIntegrations, SecretsManagerSource};
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
-use crate::app::check::{Checker, CredentialInput, Report, SaveMode};
+use crate::app::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
 use crate::config::CheckConfig;
 use crate::domain::integration_doc::{self, FieldError};
 use crate::domain::time::GraphTime;
@@ -44,6 +49,30 @@ struct Event {
     credentials: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     save: Option<String>,
+    /// Guard-rail relaxations the caller means (app/check.rs `RELAXABLE`).
+    #[serde(default)]
+    relax: Vec<String>,
+    /// Who asked, as the caller (a console) states it.
+    #[serde(default)]
+    requested_by: Option<String>,
+}
+
+/// The invocation a request came in: what a revision records as its author.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub request_id: String,
+    pub function_arn: String,
+}
+
+impl Invocation {
+    fn author(&self, requested_by: Option<&str>) -> String {
+        let stated = requested_by
+            .map(|r| r.chars().filter(|c| !c.is_control()).take(256).collect::<String>())
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| format!(", requested by {r} (as the caller states)"))
+            .unwrap_or_default();
+        format!("check function {} request {}{stated}", self.function_arn, self.request_id)
+    }
 }
 
 fn problem(id: &str, field: &str, text: String, now: GraphTime) -> Report {
@@ -53,7 +82,7 @@ fn problem(id: &str, field: &str, text: String, now: GraphTime) -> Report {
 }
 
 /// Runs one Test & Save request; bad requests come back as a failed report naming the field.
-pub async fn handle<M, S, I, W>(app: &Checker<M, S, I, W>, event: &Value, now: GraphTime) -> Report
+pub async fn handle<M, S, I, W>(app: &Checker<M, S, I, W>, event: &Value, invocation: &Invocation, now: GraphTime) -> Report
 where
     M: MicrosoftProbe,
     S: SecretSource,
@@ -81,6 +110,10 @@ where
         "upsert" => SaveMode::Update,
         other => return problem(&doc.id, "save", format!("`{other}` is not a save mode: use test, create or upsert"), now),
     };
+    if let Some((i, bad)) = event.relax.iter().enumerate().find(|(_, r)| !RELAXABLE.contains(&r.as_str())) {
+        return problem(&doc.id, &format!("relax[{i}]"), format!("`{bad}` is not a guard rail: name one of {}", RELAXABLE.join(", ")), now);
+    }
+    let save = Save { mode: save, by: invocation.author(event.requested_by.as_deref()), relax: event.relax };
     let input = match event.credentials {
         None => CredentialInput::Stored,
         Some(given) => match credentials_for("credentials", &doc.tenant_id, &doc.client_id, given) {

@@ -52,6 +52,29 @@ pub fn emit(lines: &[String]) {
     }
 }
 
+/// Test & Save's record: the guard rails a saved revision relaxed (`GuardRailRelaxations`,
+/// alarmed on), and the ones it refused to save unnamed (`GuardRailRelaxationsRefused`), with
+/// the integration and who saved it as searchable fields.
+pub fn check_records(report: &crate::app::check::Report, now: GraphTime) -> Vec<String> {
+    let relaxed = report.saved.as_ref().map_or(0, |s| s.relaxed.len());
+    let refused = report.unconfirmed_relaxations.len();
+    if relaxed == 0 && refused == 0 {
+        return Vec::new();
+    }
+    let fields: Vec<&str> =
+        report.saved.iter().flat_map(|s| s.relaxed.iter()).chain(report.unconfirmed_relaxations.iter()).map(|r| r.field.as_str()).collect();
+    vec![record(
+        &[("Function", "check")],
+        &[("GuardRailRelaxations", relaxed as f64, "Count"), ("GuardRailRelaxationsRefused", refused as f64, "Count")],
+        &[
+            ("integration", Value::from(report.integration_id.clone())),
+            ("fields", json!(fields)),
+            ("saved_by", json!(report.saved.as_ref().map(|s| s.saved_by.clone()))),
+        ],
+        now.ticks() / 10_000,
+    )]
+}
+
 /// The poller's records: per integration run (dimension Source), and the 429 answers and
 /// retries of the invocation per API (dimension Api).
 pub fn poll_records(summaries: &[RunSummary], now: GraphTime, calls: &[(&str, u64, u64)]) -> Vec<String> {

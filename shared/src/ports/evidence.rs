@@ -86,6 +86,14 @@ pub trait EvidenceApi: Send + Sync {
         organization: &str,
         identity: &str,
     ) -> impl Future<Output = Result<Vec<u8>, GraphError>> + Send;
+    /// One Graph entity by its path (an alert, an incident with its alerts, a submission):
+    /// Microsoft's copy, which plans evidence. None: Microsoft has no such entity.
+    fn microsoft_copy(
+        &self,
+        creds: &Credentials,
+        path: &str,
+        head: crate::domain::alert::HeadSpec,
+    ) -> impl Future<Output = Result<Option<crate::domain::alert::Item>, GraphError>> + Send;
 }
 
 /// A record of evidence retrieval kept under its own key: a job, or an alert's hold.
@@ -253,6 +261,14 @@ impl EvidenceApi for Unavailable {
         match *self {}
     }
     async fn export_quarantined(&self, _: &Credentials, _: &str, _: &str) -> Result<Vec<u8>, GraphError> {
+        match *self {}
+    }
+    async fn microsoft_copy(
+        &self,
+        _: &Credentials,
+        _: &str,
+        _: crate::domain::alert::HeadSpec,
+    ) -> Result<Option<crate::domain::alert::Item>, GraphError> {
         match *self {}
     }
 }

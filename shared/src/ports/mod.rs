@@ -343,6 +343,8 @@ pub struct IntegrationRecord {
     pub doc: IntegrationDoc,
     pub revision: u64,
     pub saved_at: GraphTime,
+    /// Who saved this revision and what it changed (None: saved before revisions kept it).
+    pub provenance: Option<crate::domain::integration_revision::Provenance>,
 }
 
 /// Where integration documents are kept (the state table in AWS).
@@ -355,7 +357,15 @@ pub struct IntegrationRecord {
 pub trait IntegrationStore: Send + Sync {
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<IntegrationRecord>, CursorError>> + Send;
     fn list(&self) -> impl Future<Output = Result<Vec<IntegrationRecord>, CursorError>> + Send;
-    fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> impl Future<Output = Result<u64, CursorError>> + Send;
+    /// Saves `doc` as the next revision with what it records beside it (who saved it, what
+    /// changed); each revision is also kept on its own (`revision#<n>`) for audit.
+    fn save(
+        &self,
+        doc: &IntegrationDoc,
+        expected: Option<u64>,
+        at: GraphTime,
+        provenance: &crate::domain::integration_revision::Provenance,
+    ) -> impl Future<Output = Result<u64, CursorError>> + Send;
     fn remove(&self, id: &str) -> impl Future<Output = Result<bool, CursorError>> + Send;
     /// The ids of the saved integrations whose record names `secret_ref`, found by key (in AWS
     /// the functions may not list the table).

@@ -245,7 +245,14 @@ defender = "alerts"
         let mut last = String::new();
         let mut saved = false;
         for _ in 0..5 {
-            let report = checker.test_and_save(&doc, CredentialInput::New(creds.clone()), SaveMode::Create, GraphTime::now()).await;
+            let report = checker
+                .test_and_save(
+                    &doc,
+                    CredentialInput::New(creds.clone()),
+                    SaveMode::Create.by("soak (the check function's code)"),
+                    GraphTime::now(),
+                )
+                .await;
             if report.passed && report.not_saved.is_none() {
                 saved = true;
                 break;

@@ -39,12 +39,16 @@ fn guid_of(text: &str) -> String {
 /// Every quarantined message of tenant `tenant` now, oldest first.
 pub fn messages(sim: &Sim, tenant: usize) -> Vec<Quarantined> {
     let mut out: Vec<Quarantined> = Vec::new();
+    let released = sim.released_messages.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (_, created, evidence) in sim.visible_evidence(tenant) {
         for e in evidence.iter() {
             let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
             if text("@odata.type") != "#microsoft.graph.security.analyzedMessageEvidence"
                 || !text("deliveryLocation").eq_ignore_ascii_case("quarantine")
             {
+                continue;
+            }
+            if released.contains(&(tenant, text("internetMessageId"))) {
                 continue;
             }
             let (nmid, recipient) = (text("networkMessageId"), text("recipientEmailAddress"));

@@ -51,7 +51,7 @@ fn find(sim: &Sim, tenant: usize, machine: &str, wanted: impl Fn(&str, &str, boo
             let (folder, name) = (text("filePath"), text("fileName"));
             let sep = if folder.contains('\\') { "\\" } else { "/" };
             let full = format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']));
-            if !on_machine {
+            if !on_machine || sim.mde.deleted(tenant, machine, &full) {
                 continue;
             }
             let status = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();

@@ -123,6 +123,9 @@ struct Inner {
     expire_next_links: usize,
     /// Serve downloads with a byte changed, for tests of the hash check.
     tamper: bool,
+    /// (tenant, lower-case machine, lower-case full path) of files deleted from a device (or
+    /// from its quarantine) since their alert.
+    deleted: HashSet<(usize, String, String)>,
 }
 
 #[derive(Debug)]
@@ -231,6 +234,14 @@ impl MdeState {
 
     pub fn expire_next_links(&self, n: usize) {
         lock(&self.inner).expire_next_links = n;
+    }
+
+    pub fn delete_file(&self, tenant: usize, machine: &str, path: &str) {
+        lock(&self.inner).deleted.insert((tenant, machine.to_ascii_lowercase(), path.to_lowercase()));
+    }
+
+    pub fn deleted(&self, tenant: usize, machine: &str, path: &str) -> bool {
+        lock(&self.inner).deleted.contains(&(tenant, machine.to_ascii_lowercase(), path.to_lowercase()))
     }
 
     pub fn tamper_downloads(&self, on: bool) {

@@ -16,6 +16,7 @@ use super::dynamo_schedule::DynamoSchedule;
 use super::sdk::store_err;
 use crate::domain::integration::Integration;
 use crate::domain::integration_doc::{self, IntegrationDoc};
+use crate::domain::integration_revision::Provenance;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
@@ -24,6 +25,11 @@ use crate::ports::{CursorKey, IntegrationRecord, IntegrationSource, IntegrationS
 /// Scan and query pages read at most: this bounds the loops, not the use.
 const MAX_PAGES: usize = 100;
 const CONFIG_SK: &str = "config";
+
+/// A saved revision's own item, ordered by number.
+fn revision_sk(revision: u64) -> String {
+    format!("revision#{revision:010}")
+}
 
 fn secret_pk(secret_ref: &str) -> String {
     format!("secret#{secret_ref}")
@@ -40,7 +46,8 @@ fn record(item: &std::collections::HashMap<String, AttributeValue>) -> Result<In
     let doc = integration_doc::from_json(json).map_err(|e| e.to_string())?;
     let revision = item.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(1);
     let saved_at = item.get("saved_at").and_then(|v| v.as_s().ok()).and_then(|s| GraphTime::parse(s).ok()).unwrap_or_default();
-    Ok(IntegrationRecord { doc, revision, saved_at })
+    let provenance = item.get("provenance").and_then(|v| v.as_s().ok()).and_then(|s| serde_json::from_str(s).ok());
+    Ok(IntegrationRecord { doc, revision, saved_at, provenance })
 }
 
 /// The transaction was cancelled because the record's condition failed (its first item).
@@ -61,7 +68,8 @@ impl DynamoIntegrations {
     /// Writes a record without conditions (tests and seeding); `save` is what the product uses.
     pub async fn put(&self, doc: &IntegrationDoc) -> Result<(), CursorError> {
         let current = self.get(&doc.id).await?.map(|r| r.revision);
-        self.save(doc, current, GraphTime::now()).await.map(|_| ())
+        let seeded = Provenance { saved_by: "seeded without Test & Save (tests)".into(), ..Provenance::default() };
+        self.save(doc, current, GraphTime::now(), &seeded).await.map(|_| ())
     }
 }
 
@@ -164,22 +172,33 @@ impl IntegrationStore for DynamoIntegrations {
 
     /// The record and its schedule in one transaction: every source the document polls is due
     /// at once (a saved change is polled at the next dispatch), every other has no entry.
-    async fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> Result<u64, CursorError> {
-        let json = serde_json::to_string(doc).map_err(|e| CursorError::Corrupt { key: doc.id.clone(), detail: e.to_string() })?;
+    async fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime, provenance: &Provenance) -> Result<u64, CursorError> {
+        let corrupt = |e: serde_json::Error| CursorError::Corrupt { key: doc.id.clone(), detail: e.to_string() };
+        let json = serde_json::to_string(doc).map_err(corrupt)?;
+        let provenance = serde_json::to_string(provenance).map_err(corrupt)?;
         let revision = expected.unwrap_or(0) + 1;
         let invalid = |e: aws_sdk_dynamodb::error::BuildError| CursorError::Store { detail: e.to_string(), retryable: false };
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(integration_pk(&doc.id)))
-            .item("sk", AttributeValue::S(CONFIG_SK.into()))
-            .item("doc", AttributeValue::S(json))
-            .item("revision", AttributeValue::N(revision.to_string()))
-            .item("saved_at", AttributeValue::S(at.to_string()));
+        let item = |sk: String| {
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(integration_pk(&doc.id)))
+                .item("sk", AttributeValue::S(sk))
+                .item("doc", AttributeValue::S(json.clone()))
+                .item("revision", AttributeValue::N(revision.to_string()))
+                .item("saved_at", AttributeValue::S(at.to_string()))
+                .item("provenance", AttributeValue::S(provenance.clone()))
+        };
+        // The revision on its own, for audit: written once, never replaced.
+        let history = item(revision_sk(revision)).condition_expression("attribute_not_exists(pk)");
+        let mut put = item(CONFIG_SK.into());
         put = match expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(r) => put.condition_expression("revision = :r").expression_attribute_values(":r", AttributeValue::N(r.to_string())),
         };
-        let mut writes = vec![TransactWriteItem::builder().put(put.build().map_err(invalid)?).build()];
+        let mut writes = vec![
+            TransactWriteItem::builder().put(put.build().map_err(invalid)?).build(),
+            TransactWriteItem::builder().put(history.build().map_err(invalid)?).build(),
+        ];
         // The record's entry under its secret; a changed secret_ref leaves the old one.
         let user = |secret_ref: &str| -> [(&'static str, AttributeValue); 2] {
             [("pk", AttributeValue::S(secret_pk(secret_ref))), ("sk", AttributeValue::S(integration_pk(&doc.id)))]

@@ -97,6 +97,15 @@ impl MicrosoftHttp {
 }
 
 impl EvidenceApi for MicrosoftHttp {
+    async fn microsoft_copy(
+        &self,
+        creds: &Credentials,
+        path: &str,
+        head: crate::domain::alert::HeadSpec,
+    ) -> Result<Option<crate::domain::alert::Item>, GraphError> {
+        self.graph().item(creds, path, head).await
+    }
+
     async fn run_live_response(&self, creds: &Credentials, device_id: &str, commands: &[LiveCommand]) -> Result<String, GraphError> {
         let url = self.mde_url(&format!("/api/machines/{}/runliveresponse", enc(device_id)));
         let commands: Vec<Value> = commands

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use crate::domain::integration::{Credentials, Integration};
 use crate::domain::integration_doc::IntegrationDoc;
+use crate::domain::integration_revision::Provenance;
 use crate::domain::time::GraphTime;
 use crate::error::{CursorError, SecretError};
 use crate::ports::{IntegrationRecord, IntegrationSource, IntegrationStore, SecretSource, SecretWriter};
@@ -13,11 +14,18 @@ use crate::ports::{IntegrationRecord, IntegrationSource, IntegrationStore, Secre
 #[derive(Debug, Default)]
 pub struct MemoryIntegrationStore {
     records: Mutex<BTreeMap<String, IntegrationRecord>>,
+    /// Every revision saved, in order.
+    history: Mutex<Vec<IntegrationRecord>>,
 }
 
 impl MemoryIntegrationStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The revisions saved of `id`, oldest first.
+    pub fn revisions(&self, id: &str) -> Vec<IntegrationRecord> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|r| r.doc.id == id).cloned().collect()
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, IntegrationRecord>> {
@@ -34,7 +42,7 @@ impl IntegrationStore for MemoryIntegrationStore {
         Ok(self.records().values().cloned().collect())
     }
 
-    async fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime) -> Result<u64, CursorError> {
+    async fn save(&self, doc: &IntegrationDoc, expected: Option<u64>, at: GraphTime, provenance: &Provenance) -> Result<u64, CursorError> {
         let mut records = self.records();
         let current = records.get(&doc.id).map(|r| r.revision);
         if current != expected {
@@ -48,7 +56,9 @@ impl IntegrationStore for MemoryIntegrationStore {
             });
         }
         let revision = expected.unwrap_or(0) + 1;
-        records.insert(doc.id.clone(), IntegrationRecord { doc: doc.clone(), revision, saved_at: at });
+        let record = IntegrationRecord { doc: doc.clone(), revision, saved_at: at, provenance: Some(provenance.clone()) };
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).push(record.clone());
+        records.insert(doc.id.clone(), record);
         Ok(revision)
     }
 

@@ -1,0 +1,238 @@
+//! What a saved revision of an integration records beside its document (issue 28 §2): who
+//! saved it, what changed since the revision before, and which guard rails it relaxed. A
+//! relaxation is saved only when the request names it: a console's stray toggle or a pasted
+//! document cannot quietly turn remediation on, drop a break-glass account from the protected
+//! list, or filter a source away.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::integration_doc::IntegrationDoc;
+use super::remediation::{RemediationDoc, RemediationMode};
+use super::source::Source;
+
+/// The most changes a revision lists, and the longest value (as JSON text) each shows: a
+/// record stays small whatever the document holds.
+pub const MAX_CHANGES: usize = 50;
+pub const MAX_VALUE_CHARS: usize = 256;
+
+/// One field that differs from the revision before (a new integration: from the defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The document's path, dotted (`remediation.mode`); a list is one field.
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// A guard rail this revision relaxes, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relaxation {
+    /// What the request names to allow it (`remediation.mode`, `filters`, …).
+    pub field: String,
+    pub detail: String,
+}
+
+/// What a saved revision records beside its document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Who saved it: the check function's invocation, or the operator's AWS principal.
+    pub saved_by: String,
+    pub changes: Vec<Change>,
+    /// The guard rails it relaxed (each named by the request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relaxed: Vec<Relaxation>,
+}
+
+fn leaves(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaves(&path, child, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_owned(), v.clone());
+        }
+    }
+}
+
+fn bounded(v: Value) -> Value {
+    let text = v.to_string();
+    if text.chars().count() <= MAX_VALUE_CHARS {
+        return v;
+    }
+    Value::String(format!("{}… ({} characters)", text.chars().take(MAX_VALUE_CHARS).collect::<String>(), text.chars().count()))
+}
+
+/// The fields `after` changes from `before` (None: a new integration, compared with the
+/// defaults of a document with the same identity), at most [`MAX_CHANGES`].
+pub fn changes(before: Option<&IntegrationDoc>, after: &IntegrationDoc) -> Vec<Change> {
+    let base = before.cloned().unwrap_or_else(|| IntegrationDoc::new(&after.id, "", "", ""));
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    leaves("", &serde_json::to_value(&base).unwrap_or_default(), &mut a);
+    leaves("", &serde_json::to_value(after).unwrap_or_default(), &mut b);
+    let fields: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    fields
+        .into_iter()
+        .filter_map(|f| {
+            let (x, y) = (a.get(f).cloned().unwrap_or(Value::Null), b.get(f).cloned().unwrap_or(Value::Null));
+            (x != y).then(|| Change { field: f.clone(), before: bounded(x), after: bounded(y) })
+        })
+        .take(MAX_CHANGES)
+        .collect()
+}
+
+/// The guard rails `after` relaxes from `before` (a new integration: from the defaults).
+pub fn relaxations(before: Option<&IntegrationDoc>, after: &IntegrationDoc) -> Vec<Relaxation> {
+    let defaults = RemediationDoc::default();
+    let was = before.map_or(&defaults, |b| &b.remediation);
+    let now = &after.remediation;
+    let mut out = Vec::new();
+    if now.mode == RemediationMode::Enforce && was.mode != RemediationMode::Enforce {
+        out.push(Relaxation {
+            field: "remediation.mode".into(),
+            detail: "remediation goes from dry_run to enforce: requests will change accounts".into(),
+        });
+    }
+    if !now.protect_privileged_roles && was.protect_privileged_roles {
+        out.push(Relaxation {
+            field: "remediation.protect_privileged_roles".into(),
+            detail: "holders of privileged directory roles are no longer protected from remediation".into(),
+        });
+    }
+    let removed = |was: &[String], now: &[String]| -> Vec<String> {
+        was.iter().filter(|w| !now.iter().any(|n| n.eq_ignore_ascii_case(w))).cloned().collect()
+    };
+    let users = removed(&was.protected_users, &now.protected_users);
+    if !users.is_empty() {
+        out.push(Relaxation { field: "remediation.protected_users".into(), detail: format!("no longer protected: {}", users.join(", ")) });
+    }
+    let groups = removed(&was.protected_groups, &now.protected_groups);
+    if !groups.is_empty() {
+        out.push(Relaxation {
+            field: "remediation.protected_groups".into(),
+            detail: format!("members no longer protected: {}", groups.join(", ")),
+        });
+    }
+    let dropped_before: Vec<Source> = before.map(|b| whole_sources_dropped(b).into_iter().map(|(s, _)| s).collect()).unwrap_or_default();
+    for (source, why) in whole_sources_dropped(after) {
+        if !dropped_before.contains(&source) {
+            out.push(Relaxation { field: "filters".into(), detail: format!("every {source} item would be dropped: {why}") });
+        }
+    }
+    out
+}
+
+/// What every item of a source shares: its detectionSource, and its severities.
+type SourceTraits = (Source, Option<&'static str>, Option<&'static [&'static str]>);
+
+/// The sources `doc` polls whose every item its filters drop, and why. Decided where a
+/// source's items all share what the filter reads (DESIGN.md: the alert view each source
+/// builds): Cloud Apps alerts are all `cloudAppSecurity`, submissions carry no detection
+/// source (`unknown`), reported emails are `userReported` and `medium` or `high`.
+pub fn whole_sources_dropped(doc: &IntegrationDoc) -> Vec<(Source, String)> {
+    let Ok(integration) = doc.validate() else { return Vec::new() };
+    let f = &doc.filters;
+    let mut out = Vec::new();
+    let fixed: [SourceTraits; 3] = [
+        (Source::CloudApps, Some("cloudAppSecurity"), None),
+        (Source::EmailSubmissions, Some("unknown"), None),
+        (Source::PhishingMailbox, Some("userReported"), Some(&["medium", "high"])),
+    ];
+    for (source, detection, severities) in fixed {
+        if !integration.polls(source) {
+            continue;
+        }
+        if let Some(ds) = detection {
+            let known = super::filter::DETECTION_SOURCES.iter().any(|m| m.eq_ignore_ascii_case(ds));
+            if known && !f.detection_sources.is_empty() && !f.detection_sources.iter().any(|m| m.eq_ignore_ascii_case(ds)) {
+                out.push((source, format!("its items' detectionSource is {ds}, which filters.detection_sources leaves out")));
+                continue;
+            }
+        }
+        if let Some(all) = severities {
+            if !f.severities.is_empty() && !all.iter().any(|s| f.severities.iter().any(|k| k.eq_ignore_ascii_case(s))) {
+                out.push((source, format!("its items are {} severity, which filters.severities leaves out", all.join(" or "))));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::filter::FilterDoc;
+    use crate::domain::integration::DefenderMode;
+
+    fn doc() -> IntegrationDoc {
+        IntegrationDoc::new(
+            "contoso",
+            "6f1a0c3e-0000-4000-8000-000000000001",
+            "6f1a0c3e-0000-4000-8000-000000000002",
+            "m365-ingest/contoso",
+        )
+    }
+
+    fn remediating(mode: RemediationMode, privileged: bool, users: &[&str]) -> IntegrationDoc {
+        let mut d = doc();
+        d.features.remediation = true;
+        d.remediation.mode = mode;
+        d.remediation.protect_privileged_roles = privileged;
+        d.remediation.protected_users = users.iter().map(|u| (*u).to_owned()).collect();
+        d
+    }
+
+    #[test]
+    fn each_relaxed_guard_rail_is_named_and_tightening_is_not_a_relaxation() {
+        let strict = remediating(RemediationMode::DryRun, true, &["breakglass@contoso.com", "ops@contoso.com"]);
+        let loose = remediating(RemediationMode::Enforce, false, &["OPS@contoso.com"]);
+        let r = relaxations(Some(&strict), &loose);
+        let fields: Vec<&str> = r.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["remediation.mode", "remediation.protect_privileged_roles", "remediation.protected_users"]);
+        assert!(r[2].detail.contains("breakglass@contoso.com") && !r[2].detail.contains("ops@"), "{r:?}");
+        assert!(relaxations(Some(&loose), &strict).is_empty(), "tightening needs no say-so");
+        assert_eq!(relaxations(None, &loose).len(), 2, "a new integration is compared with the defaults");
+        assert!(relaxations(Some(&loose), &loose).is_empty(), "saving it again relaxes nothing more");
+    }
+
+    #[test]
+    fn a_filter_that_drops_a_whole_source_is_a_relaxation() {
+        let mut before = doc();
+        before.sources.defender = DefenderMode::Alerts;
+        before.sources.email_submissions.enabled = true;
+        let mut after = before.clone();
+        after.filters = FilterDoc { detection_sources: vec!["antivirus".into()], ..FilterDoc::default() };
+        let r = relaxations(Some(&before), &after);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].field, "filters");
+        assert!(r[0].detail.contains("every email_submissions item") && r[0].detail.contains("unknown"), "{r:?}");
+        let mut kept = before.clone();
+        kept.filters = FilterDoc { detection_sources: vec!["antivirus".into(), "unknown".into()], ..FilterDoc::default() };
+        assert!(relaxations(Some(&before), &kept).is_empty());
+        assert!(whole_sources_dropped(&before).is_empty());
+        assert!(relaxations(Some(&after), &after).is_empty(), "already so: nothing new is relaxed");
+    }
+
+    #[test]
+    fn changes_name_each_field_with_both_values_and_stay_bounded() {
+        let a = doc();
+        let mut b = doc();
+        b.enabled = false;
+        b.name = Some("Contoso".into());
+        let c = changes(Some(&a), &b);
+        let fields: Vec<&str> = c.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["enabled", "name"], "{c:?}");
+        assert_eq!((c[0].before.clone(), c[0].after.clone()), (Value::Bool(true), Value::Bool(false)));
+        let mut long = doc();
+        long.name = Some("x".repeat(2_000));
+        let c = changes(Some(&a), &long);
+        assert!(c[0].after.to_string().len() < MAX_VALUE_CHARS + 64, "{c:?}");
+        let fresh = changes(None, &a);
+        assert!(fresh.iter().any(|x| x.field == "tenant_id"), "a new integration lists its identity: {fresh:?}");
+    }
+}
