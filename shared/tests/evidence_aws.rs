@@ -18,6 +18,7 @@ use m365_ingest::app::evidence::{Evidence, EvidenceSettings};
 use m365_ingest::app::poll::PollSettings;
 use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::duration_text::DurationText;
+use m365_ingest::domain::evidence_index::due_set;
 use m365_ingest::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord};
 use m365_ingest::domain::evidence_plan::{job_key, EvidenceTarget};
 use m365_ingest::domain::integration::Integration;
@@ -49,6 +50,15 @@ impl<J: EvidenceJobStore> EvidenceJobStore for CrashingSaves<J> {
         }
         self.inner.save(r, v, x).await
     }
+    async fn set_add(&self, key: &str, entry: &str, x: GraphTime) -> Result<(), CursorError> {
+        self.inner.set_add(key, entry, x).await
+    }
+    async fn set_remove(&self, key: &str, entry: &str) -> Result<(), CursorError> {
+        self.inner.set_remove(key, entry).await
+    }
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CursorError> {
+        self.inner.set_members(key).await
+    }
 }
 
 type Steps = Arc<MemoryDelayQueue>;
@@ -72,6 +82,11 @@ struct Rig {
     jobs: Jobs,
     p: TestProcessor,
     integration: Integration,
+    limits: JobLimits,
+    stack: moto::Stack,
+    dedup: String,
+    /// What the driven steps counted.
+    counts: std::sync::Mutex<m365_ingest::app::process::ProcessCounts>,
 }
 
 fn scenario(role: &str) -> Scenario {
@@ -114,9 +129,23 @@ async fn rig(scenario: Scenario, settings: EvidenceSettings) -> Rig {
         steps: steps.clone(),
         api: MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap(),
         secrets: StaticSecretSource::new().with("contoso-secret", secret_creds()),
-        settings,
+        settings: settings.clone(),
     });
-    Rig { sim, c, out_url, bucket, steps, jobs, p, integration: evidence_integration() }
+    let limits = settings.limits;
+    Rig {
+        sim,
+        c,
+        out_url,
+        bucket,
+        steps,
+        jobs,
+        p,
+        integration: evidence_integration(),
+        limits,
+        stack,
+        dedup: table,
+        counts: Default::default(),
+    }
 }
 
 impl Rig {
@@ -129,6 +158,7 @@ impl Rig {
         for _ in 0..2_000 {
             pending.extend(self.steps.take());
             if pending.is_empty() {
+                self.counts.lock().unwrap().add(run.take_counts());
                 return taken;
             }
             // SQS shows each message after its delay: the soonest first, the clock moved to it.
@@ -180,6 +210,8 @@ impl Rig {
             hold: None,
         };
         self.jobs.create(&record, now.plus(Duration::from_secs(86_400))).await.unwrap();
+        let deadline = now.plus(self.limits.max_wait);
+        self.jobs.set_add(&due_set(deadline, &key), &key, now.plus(Duration::from_secs(86_400))).await.unwrap();
         self.steps.send_delayed(&JobMessage::new(&self.integration.id, &key).to_json(), Duration::ZERO).await.unwrap();
         key
     }
@@ -698,10 +730,63 @@ async fn a_restore_that_never_reached_its_device_is_cancelled_and_its_cleanup_is
     let actions = r.sim.machine_actions(TENANT);
     let statuses: Vec<&str> = actions.iter().filter(|(_, m, _)| m == device_id).map(|(_, _, s)| *s).collect();
     assert_eq!(statuses, ["Cancelled", "Pending"], "the restore cancelled, the cleanup queued for when the device returns");
+    // Not confirmed: the restore stays listed under its integration, naming device and folder,
+    // and is counted for the alarm; the operator's `integration remove` reads the list (its policy).
+    let operator = DynamoEvidenceJobs::new(r.stack.clients(moto::Principal::Operator).dynamodb.clone(), &r.dedup);
+    let open = m365_ingest::app::restore::open_restores(&operator, &r.integration.id).await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!((open[0].device_id.as_str(), open[0].folder.clone()), (device_id.as_str(), target.restore_folder()));
+    assert_eq!(r.counts.lock().unwrap().restored_copies_left, 1);
     // When the device comes back, the queued cleanup runs (nothing was restored).
     r.sim.set_machine_online(TENANT, device_id, true);
     r.sim.clock().advance_secs(600);
     assert!(r.sim.restored_files(TENANT).is_empty());
+}
+
+#[tokio::test]
+async fn jobs_whose_messages_were_lost_are_swept_to_their_end_a_restore_cleaned_off_its_device_first() {
+    let limits = JobLimits { max_wait: Duration::from_secs(3_600), ..JobLimits::default() };
+    let mut r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
+    r.integration.evidence.restore_quarantined_files = true;
+    let (alert, restore) = quarantined_targets(&r.sim).await.remove(0);
+    let (file_alert, file) = file_target(&r.sim).await;
+    let restore_key = r.job(&alert, restore.clone()).await;
+    let file_key = r.job(&file_alert, file).await;
+    // The restore reaches the device and runs; then every message is lost (a DLQ, a redrive
+    // gone wrong): nothing would ever move the jobs on.
+    let run = r.p.batch(vec![r.integration.clone()]);
+    for _ in 0..30 {
+        if !r.sim.restored_files(TENANT).is_empty() {
+            break;
+        }
+        let msgs = r.steps.take();
+        let batch: Vec<(String, String)> =
+            msgs.into_iter().filter(|(_, b)| b.contains(&restore_key)).enumerate().map(|(i, (_, b))| (format!("x{i}"), b)).collect();
+        assert!(!batch.is_empty(), "the restore job waits on its next message");
+        r.sim.clock().advance_secs(61);
+        assert!(run.step_batch(&batch).await.is_empty());
+    }
+    r.steps.take();
+    assert_eq!(r.sim.restored_files(TENANT).len(), 1, "a restored copy sits on the device");
+    let open = m365_ingest::app::restore::open_restores(&*r.jobs, &r.integration.id).await.unwrap();
+    assert_eq!(open.len(), 1, "listed under its integration while it may hold a copy");
+    assert_eq!(r.p.sweep_evidence(72).await.unwrap(), 0, "nothing is past its deadline yet");
+    r.sim.clock().advance_secs(2 * 3_600);
+    assert_eq!(r.p.sweep_evidence(72).await.unwrap(), 2, "both orphaned jobs are moved on");
+    r.drive().await;
+    let out = r.output().await;
+    let by_id: HashMap<&str, &Value> = updates(&out).iter().map(|u| (u["item"]["id"].as_str().unwrap(), &u["item"])).collect();
+    assert_eq!(by_id[file_key.as_str()]["status"], "timed_out", "{:?}", by_id);
+    let restored = by_id[restore_key.as_str()];
+    assert!(restored["detail"].as_str().unwrap().contains("removed from the device"), "cleaned up first: {restored}");
+    assert!(r.sim.restored_files(TENANT).is_empty(), "nothing restored is left: {:?}", r.sim.restored_files(TENANT));
+    assert!(m365_ingest::app::restore::open_restores(&*r.jobs, &r.integration.id).await.unwrap().is_empty());
+    assert_eq!(r.p.sweep_evidence(72).await.unwrap(), 0, "ended jobs leave the lists");
+    let now = GraphTime::from_ticks(r.sim.clock().now().0);
+    let sets = m365_ingest::domain::evidence_index::due_sets(now.minus(Duration::from_secs(72 * 3_600)), now);
+    for set in sets {
+        assert!(r.jobs.set_members(&set).await.unwrap().is_empty(), "{set}");
+    }
 }
 
 #[tokio::test]

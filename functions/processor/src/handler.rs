@@ -1,4 +1,5 @@
-//! Decodes the SQS batch, processes it, reports the failed message ids.
+//! Decodes the SQS batch, processes it, reports the failed message ids; or, on the hourly
+//! schedule's `{"sweep": "evidence"}`, drives the evidence jobs past their deadline to their end.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -6,7 +7,36 @@ use m365_ingest::lambda::processor::ProcessorApp;
 use m365_ingest::lambda::telemetry;
 use m365_ingest::ports::{Clock, IntegrationSource, ProcessPorts};
 
+/// The hours of deadlines each sweep reads back: an outage of up to three days is caught up.
+const SWEEP_HOURS: u32 = 72;
+
 pub async fn handle<P: ProcessPorts, I: IntegrationSource>(
+    app: &ProcessorApp<P, I>,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Diagnostic> {
+    let permanent = |e: String| Diagnostic { error_type: "Permanent".into(), error_message: e };
+    if event.payload.get("sweep").is_some() {
+        if event.payload["sweep"] != "evidence" {
+            return Err(permanent(format!("unknown sweep {}: the schedule sends {{\"sweep\": \"evidence\"}}", event.payload["sweep"])));
+        }
+        let moved =
+            app.processor.sweep_evidence(SWEEP_HOURS).await.map_err(|e| Diagnostic { error_type: "Retryable".into(), error_message: e })?;
+        let now = app.processor.clock.now();
+        telemetry::emit(&[telemetry::record(
+            &[("Function", "processor")],
+            &[("EvidenceJobsSwept", moved as f64, "Count")],
+            &[],
+            now.ticks() / 10_000,
+        )]);
+        return Ok(serde_json::json!({"swept": moved}));
+    }
+    let (payload, context) = event.into_parts();
+    let batch: SqsEvent = serde_json::from_value(payload).map_err(|e| permanent(format!("neither an SQS batch nor a sweep: {e}")))?;
+    let response = handle_batch(app, LambdaEvent::new(batch, context)).await?;
+    serde_json::to_value(response).map_err(|e| permanent(e.to_string()))
+}
+
+pub async fn handle_batch<P: ProcessPorts, I: IntegrationSource>(
     app: &ProcessorApp<P, I>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Diagnostic> {
@@ -89,7 +119,7 @@ mod tests {
         };
         let mut event = SqsEvent::default();
         event.records = vec![record("good", &envelope(alert)), record("bad", "not json"), record("again", &envelope(alert))];
-        let r = handle(&app, LambdaEvent::new(event, Context::default())).await.unwrap();
+        let r = handle_batch(&app, LambdaEvent::new(event, Context::default())).await.unwrap();
         let mut failed: Vec<&str> = r.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         failed.sort_unstable();
         // The second copy of one alert version waits on the first's claim instead of publishing it twice.
@@ -100,8 +130,21 @@ mod tests {
         // Redelivered, it finds the version published and is done.
         let mut event = SqsEvent::default();
         event.records = vec![record("again", &envelope(alert))];
-        let r = handle(&app, LambdaEvent::new(event, Context::default())).await.unwrap();
+        let r = handle_batch(&app, LambdaEvent::new(event, Context::default())).await.unwrap();
         assert!(r.batch_item_failures.is_empty());
         assert_eq!(app.processor.output.len(), 1);
+        // The function's event is either an SQS batch or the schedule's sweep.
+        let mut event = SqsEvent::default();
+        event.records = vec![record("bad", "not json")];
+        let answer = handle(&app, LambdaEvent::new(serde_json::to_value(&event).unwrap(), Context::default())).await.unwrap();
+        assert_eq!(answer["batchItemFailures"][0]["itemIdentifier"], "bad");
+        let e = handle(&app, LambdaEvent::new(serde_json::json!({"sweep": "everything"}), Context::default())).await.unwrap_err();
+        assert!(e.error_message.contains("unknown sweep"), "{}", e.error_message);
+        let e = handle(&app, LambdaEvent::new(serde_json::json!({"sweep": "evidence"}), Context::default())).await.unwrap_err();
+        assert!(
+            e.error_message.contains("no evidence retrieval"),
+            "a processor without evidence has nothing to sweep: {}",
+            e.error_message
+        );
     }
 }

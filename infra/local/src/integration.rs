@@ -6,11 +6,12 @@
 
 use futures_util::future::join_all;
 use m365_ingest::adapters::aws::{
-    credentials_for, load_sdk_config, AwsClients, DynamoCursorStore, DynamoIntegrations, SecretsManagerSource,
+    credentials_for, load_sdk_config, AwsClients, DynamoCursorStore, DynamoEvidenceJobs, DynamoIntegrations, SecretsManagerSource,
 };
 use m365_ingest::adapters::graph::MicrosoftHttp;
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
 use m365_ingest::app::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
+use m365_ingest::app::restore::open_restores;
 use m365_ingest::config::{http_settings, CheckConfig};
 use m365_ingest::domain::integration::Credentials;
 use m365_ingest::domain::integration_doc::IntegrationDoc;
@@ -173,6 +174,28 @@ pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
         }
         IntegrationCommand::Remove { id, keep_secret } => {
             let record = get(&id).await?;
+            // A restore may have put a copy of a quarantined file on a device: its cleanup runs
+            // under the integration's credentials, so the integration stays until it is done.
+            let dedup = std::env::var("DEDUP_TABLE").map_err(|_| {
+                Failure::Usage(
+                    "DEDUP_TABLE is not set: set it to the stack's DedupTable, where removal checks for restored copies left on devices"
+                        .into(),
+                )
+            })?;
+            let jobs = DynamoEvidenceJobs::new(AwsClients::new(&load_sdk_config().await).dynamodb, &dedup);
+            let open = open_restores(&jobs, &id).await.map_err(store_err)?;
+            if !open.is_empty() {
+                let list: Vec<String> =
+                    open.iter().map(|r| format!("  device {} folder {} (job {})", r.device_id, r.folder, r.job)).collect();
+                return Err(Failure::Run(format!(
+                    "integration `{id}` was not removed: {} restore(s) may hold a copy of a quarantined file on a device, and their \
+                     cleanup runs with this integration's credentials; wait for the jobs to end (the hourly sweep ends them after \
+                     their maximum wait); for a copy whose cleanup was not confirmed, delete its folder and antivirus exclusion by hand, \
+                     then delete the item `evidence-restore#{id}` from the DedupTable:\n{}",
+                    open.len(),
+                    list.join("\n")
+                )));
+            }
             let users = app.store.secret_users(&record.doc.secret_ref).await.map_err(store_err)?;
             let shared = users.iter().any(|user| *user != id);
             app.store.remove(&id).await.map_err(store_err)?;

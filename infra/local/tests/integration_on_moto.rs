@@ -76,6 +76,9 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
     let table = format!("ops-state-{suffix}");
     m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
     stack.register_named("StateTable", &table).await.unwrap();
+    let dedup = format!("ops-dedup-{suffix}");
+    m365_ingest::adapters::aws::create_dedup_table(&c.dynamodb, &dedup).await.unwrap();
+    stack.register_named("DedupTable", &dedup).await.unwrap();
     let queue = c.sqs.create_queue().queue_name(format!("ops-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
     stack.register_queue("IntakeQueue", &queue).await.unwrap();
     let jobs = c.sqs.create_queue().queue_name(format!("ops-jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
@@ -97,6 +100,7 @@ async fn operators_test_save_list_update_disable_and_remove_integrations() {
     let env = Env {
         vars: vec![
             ("STATE_TABLE", table.clone()),
+            ("DEDUP_TABLE", dedup.clone()),
             ("INTAKE_QUEUE_URL", queue),
             ("POLL_JOBS_QUEUE_URL", jobs),
             ("ARTIFACT_BUCKET", bucket),
@@ -287,6 +291,38 @@ mode = "enforce"
     let out = env.run(&["backfill", "--integration", "nobody", "--source", "cloud_apps", "--from", &from, "--to", &to]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no integration `nobody`"));
+
+    // An integration whose restore may hold a copy on a device is not removed; the refusal
+    // names the device and folder.
+    let entry = m365_ingest::domain::evidence_index::RestoreEntry {
+        device_id: "d336c0ffee".into(),
+        folder: "C:\\ProgramData\\m365-ingest\\restore\\ab12".into(),
+        job: "cloud_apps/t/a/v/evidence/ab12".into(),
+    };
+    c.dynamodb
+        .update_item()
+        .table_name(&dedup)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("evidence-restore#fabrikam".into()))
+        .update_expression("ADD s :e")
+        .expression_attribute_values(":e", aws_sdk_dynamodb::types::AttributeValue::Ss(vec![entry.to_entry()]))
+        .send()
+        .await
+        .unwrap();
+    let out = env.run(&["integration", "remove", "fabrikam"]);
+    assert_eq!(out.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains("was not removed") && why.contains("device d336c0ffee folder C:\\ProgramData\\m365-ingest\\restore\\ab12"),
+        "{why}"
+    );
+    assert!(env.ok(&["integration", "list"]).contains("fabrikam"), "still there");
+    c.dynamodb
+        .delete_item()
+        .table_name(&dedup)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("evidence-restore#fabrikam".into()))
+        .send()
+        .await
+        .unwrap();
 
     // Removing one leaves the other, its record, cursor and secret.
     let text = env.ok(&["integration", "remove", "fabrikam"]);

@@ -20,6 +20,7 @@ use super::restore::{cleanup_commands, restore_commands};
 use crate::domain::envelope::sha256_hex;
 use crate::domain::envelope::ObjectRef;
 use crate::domain::evidence_hold::{hold_key, release_bodies, HeldAlert, HoldRecord};
+use crate::domain::evidence_index::{due_set, restores_set, RestoreEntry};
 use crate::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord, Next, Observation};
 use crate::domain::evidence_plan::{self, job_key, EvidenceOutcome, EvidenceTarget};
 use crate::domain::integration::{Credentials, Integration, OutputFormat};
@@ -70,8 +71,9 @@ pub struct Evidence<E: EvidencePorts> {
 pub enum StepOutcome {
     /// The job moved on (or waits) and its next message is queued.
     Scheduled { delay: Duration },
-    /// The job ended and its update was published; how long it took from its creation.
-    Reported(EvidenceOutcome, Duration),
+    /// The job ended and its update was published; how long it took from its creation, and
+    /// whether it left a restored copy on a device (its cleanup not confirmed).
+    Reported { outcome: EvidenceOutcome, age: Duration, copy_left: bool },
     /// A held alert went out.
     Released,
     /// Nothing to do: the job ended and was reported, another step moved it on, or it expired.
@@ -197,6 +199,12 @@ impl<P: ProcessPorts> Processor<P> {
             };
             let (stored, _) = ev.jobs.create(&record, now.plus(ev.settings.job_ttl)).await.map_err(|e| e.to_string())?;
             if !stored.reported {
+                // Listed by its deadline for the sweep, should its messages ever be lost. The
+                // sweep is a safety net: a listing that fails does not hold the alert back.
+                let set = due_set(stored.job.created_at.plus(ev.settings.limits.max_wait), &stored.job.key);
+                if let Err(e) = ev.jobs.set_add(&set, &stored.job.key, now.plus(ev.settings.job_ttl)).await {
+                    tracing::warn!(job = %stored.job.key, error = %e, "the job is not listed for the sweep");
+                }
                 starts.push((job_message(&stored), Duration::ZERO));
             }
             items.push(EvidenceItem::of(&stored.job));
@@ -377,6 +385,7 @@ impl<P: ProcessPorts> Processor<P> {
         let now = self.clock.now();
         let expires = now.plus(ev.settings.job_ttl);
         let was_open = record.job.outcome().is_none();
+        let mut copy_left = false;
         if was_open {
             let next = record.job.next(now, limits);
             match next {
@@ -400,6 +409,9 @@ impl<P: ProcessPorts> Processor<P> {
                 Err(crate::error::CursorError::LeaseLost { .. }) => return Ok(StepOutcome::Nothing),
                 Err(e) => return Err(e.to_string()),
             };
+            if record.job.outcome().is_some() {
+                copy_left = self.restore_ended(ev, integration, &record).await?;
+            }
             if record.job.outcome().is_none() {
                 let delay = match record.job.next(now, limits) {
                     Next::WaitUntil(at) => at.since(now),
@@ -416,16 +428,70 @@ impl<P: ProcessPorts> Processor<P> {
         if let Some(hold) = &record.hold {
             // The hold decides: the alert carries this end, or it went out and this job reports.
             if self.settle_hold(integration, hold, now).await? != HoldState::Missing {
-                return Ok(if was_open { StepOutcome::Reported(outcome, age) } else { StepOutcome::Nothing });
+                return Ok(if was_open { StepOutcome::Reported { outcome, age, copy_left } } else { StepOutcome::Nothing });
             }
         }
         self.publish_update(integration, &record, now).await?;
         record.reported = true;
         match ev.jobs.save(&record, version, expires).await {
             // Published twice at worst: the update carries its item's id.
-            Ok(_) | Err(crate::error::CursorError::LeaseLost { .. }) => Ok(StepOutcome::Reported(outcome, age)),
+            Ok(_) | Err(crate::error::CursorError::LeaseLost { .. }) => {
+                let set = due_set(record.job.created_at.plus(limits.max_wait), &record.job.key);
+                if let Err(e) = ev.jobs.set_remove(&set, &record.job.key).await {
+                    tracing::debug!(job = %record.job.key, error = %e, "left listed for the sweep, which clears it");
+                }
+                Ok(StepOutcome::Reported { outcome, age, copy_left })
+            }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// A job that just ended: a restore's listing goes once the device confirmed its copy gone;
+    /// one whose cleanup was not confirmed stays listed, and is reported (true) so the alarm
+    /// names its device and folder.
+    async fn restore_ended(&self, ev: &Evidence<P::Evidence>, integration: &Integration, record: &JobRecord) -> Result<bool, String> {
+        let Some(entry) = RestoreEntry::of(&record.job.target, &record.job.key) else { return Ok(false) };
+        if record.job.cleaned == Some(false) {
+            tracing::error!(
+                integration = %integration.id,
+                device_id = %entry.device_id,
+                folder = %entry.folder,
+                job = %entry.job,
+                "a restored copy is left on a device: its cleanup was not confirmed; delete the folder and remove its antivirus exclusion by hand"
+            );
+            return Ok(true);
+        }
+        ev.jobs.set_remove(&restores_set(&integration.id), &entry.to_entry()).await.map_err(|e| e.to_string())?;
+        Ok(false)
+    }
+
+    /// The scheduled sweep: every job listed under an hour whose deadline has passed (from
+    /// `hours` back) that is still open, or ended unreported, gets a message, so its next step
+    /// ends it (a restore's cleanup first) and reports it; ended ones leave the list. Returns
+    /// the jobs it moved on.
+    pub async fn sweep_evidence(&self, hours: u32) -> Result<usize, String> {
+        let ev = self.evidence.as_ref().ok_or("this processor has no evidence retrieval")?;
+        let now = self.clock.now();
+        let mut moved = 0;
+        for set in crate::domain::evidence_index::due_sets(now.minus(Duration::from_secs(u64::from(hours) * 3600)), now) {
+            for key in ev.jobs.set_members(&set).await.map_err(|e| e.to_string())? {
+                let job = ev.jobs.get::<JobRecord>(&key).await.map_err(|e| e.to_string())?;
+                let stuck = job.as_ref().is_some_and(|(r, _)| {
+                    let deadline = r.job.created_at.plus(ev.settings.limits.max_wait).plus(crate::domain::evidence_index::SWEEP_GRACE);
+                    deadline <= now && (r.job.outcome().is_none() || (!r.reported && r.hold.is_none()))
+                });
+                match job {
+                    Some((record, _)) if stuck => {
+                        tracing::warn!(job = %key, integration = %record.integration_id, "an evidence job past its deadline was still open: its next step ends it");
+                        self.schedule(ev, &record, Duration::ZERO).await?;
+                        moved += 1;
+                    }
+                    Some((record, _)) if record.job.outcome().is_none() => {}
+                    _ => ev.jobs.set_remove(&set, &key).await.map_err(|e| e.to_string())?,
+                }
+            }
+        }
+        Ok(moved)
     }
 
     async fn schedule(&self, ev: &Evidence<P::Evidence>, record: &JobRecord, delay: Duration) -> Result<StepOutcome, String> {
@@ -453,6 +519,14 @@ impl<P: ProcessPorts> Processor<P> {
                     };
                     if let Err(waits) = self.ensure_restore_script(ev, creds, &record.job.key, &record.tenant_id, self.clock.now()).await {
                         return waits;
+                    }
+                    // Listed before it can reach the device: what a restore leaves there is
+                    // always found by its integration (removal, the alarm), never by a scan.
+                    if let Some(entry) = RestoreEntry::of(target, &record.job.key) {
+                        let expires = self.clock.now().plus(ev.settings.job_ttl);
+                        if let Err(e) = ev.jobs.set_add(&restores_set(&integration.id), &entry.to_entry(), expires).await {
+                            return Observation::Transient(format!("the restore could not be listed: {e}"));
+                        }
                     }
                     commands
                 } else {

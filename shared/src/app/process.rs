@@ -79,6 +79,8 @@ pub struct ProcessCounts {
     pub evidence_max_age_secs: u64,
     /// Evidence steps left for SQS to deliver again: too little of the invocation was left.
     pub steps_not_started: usize,
+    /// Restores whose cleanup the device did not confirm: a copy may be left (alarmed).
+    pub restored_copies_left: usize,
 }
 
 impl ProcessCounts {
@@ -92,6 +94,7 @@ impl ProcessCounts {
         self.failed_messages += other.failed_messages;
         self.evidence_steps += other.evidence_steps;
         self.steps_not_started += other.steps_not_started;
+        self.restored_copies_left += other.restored_copies_left;
         self.evidence_max_age_secs = self.evidence_max_age_secs.max(other.evidence_max_age_secs);
         for (reason, n) in other.dropped {
             *self.dropped.entry(reason).or_default() += n;
@@ -441,7 +444,8 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 Ok(o) => self.count(|c| {
                     c.evidence_steps += 1;
                     match o {
-                        StepOutcome::Reported(outcome, age) => {
+                        StepOutcome::Reported { outcome, age, copy_left } => {
+                            c.restored_copies_left += usize::from(copy_left);
                             *c.evidence_outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
                             c.evidence_max_age_secs = c.evidence_max_age_secs.max(age.as_secs());
                         }

@@ -28,6 +28,16 @@ fn hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The integration's restores that may hold a copy on a device (under way, or whose cleanup
+/// was not confirmed): read by key, as `integration remove` and the alarm's runbook need them.
+pub async fn open_restores(
+    jobs: &impl EvidenceJobStore,
+    integration_id: &str,
+) -> Result<Vec<crate::domain::evidence_index::RestoreEntry>, crate::error::CursorError> {
+    let set = crate::domain::evidence_index::restores_set(integration_id);
+    Ok(jobs.set_members(&set).await?.iter().filter_map(|e| crate::domain::evidence_index::RestoreEntry::parse(e)).collect())
+}
+
 /// The commands that restore `target` and collect it, or why it cannot be restored.
 pub fn restore_commands(target: &EvidenceTarget) -> Result<Vec<LiveCommand>, String> {
     let EvidenceTarget::File { sha256, .. } = target else { return Err("not a file".into()) };

@@ -175,11 +175,15 @@ pub struct EvidenceJob {
     /// The target was confirmed in Microsoft's copy of the alert ([`Next::Verify`]).
     #[serde(default)]
     pub verified: bool,
+    /// A restore's cleanup: whether the device confirmed the restored copy gone (None: no
+    /// cleanup ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned: Option<bool>,
 }
 
 impl EvidenceJob {
     pub fn new(key: String, target: EvidenceTarget, now: GraphTime) -> Self {
-        EvidenceJob { key, target, created_at: now, attempts: 0, phase: Phase::Start { not_before: now }, verified: false }
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase: Phase::Start { not_before: now }, verified: false, cleaned: None }
     }
 
     /// A job for evidence the integration does not retrieve: done at once, saying so.
@@ -189,7 +193,7 @@ impl EvidenceJob {
             detail: Some("evidence retrieval of this kind is not enabled for this integration".into()),
             artifact: None,
         };
-        EvidenceJob { key, target, created_at: now, attempts: 0, phase, verified: false }
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase, verified: false, cleaned: None }
     }
 
     pub fn outcome(&self) -> Option<EvidenceOutcome> {
@@ -330,6 +334,7 @@ impl EvidenceJob {
             }
         };
         if let Some(note) = note {
+            self.cleaned = Some(note.starts_with("the restored copy was removed"));
             let detail = Some(match detail.take() {
                 Some(d) => format!("{d}; {note}"),
                 None => note,

@@ -12,6 +12,7 @@ pub mod duration_text;
 pub mod email_submission;
 pub mod envelope;
 pub mod evidence_hold;
+pub mod evidence_index;
 pub mod evidence_job;
 pub mod evidence_plan;
 pub mod filter;

@@ -155,6 +155,7 @@ pub fn process_records(c: &ProcessCounts, now: GraphTime) -> Vec<String> {
             ("MessagesFailed", c.failed_messages as f64, "Count"),
             ("EvidenceSteps", c.evidence_steps as f64, "Count"),
             ("EvidenceJobMaxAge", c.evidence_max_age_secs as f64, "Seconds"),
+            ("RestoredCopiesLeft", c.restored_copies_left as f64, "Count"),
         ],
         &[],
         now_ms,

@@ -146,6 +146,12 @@ pub trait EvidenceJobStore: Send + Sync {
         expected: u64,
         expires_at: GraphTime,
     ) -> impl Future<Output = Result<u64, CursorError>> + Send;
+    /// Adds `entry` to the set kept under `key` (an index found by key: the jobs due in an
+    /// hour, an integration's open restores), creating it; the set expires with `expires_at`.
+    fn set_add(&self, key: &str, entry: &str, expires_at: GraphTime) -> impl Future<Output = Result<(), CursorError>> + Send;
+    fn set_remove(&self, key: &str, entry: &str) -> impl Future<Output = Result<(), CursorError>> + Send;
+    /// The set's entries, sorted (none when it does not exist).
+    fn set_members(&self, key: &str) -> impl Future<Output = Result<Vec<String>, CursorError>> + Send;
 }
 
 /// The most SQS delays a message (DelaySeconds).
@@ -224,6 +230,15 @@ impl EvidenceJobStore for Unavailable {
     async fn save<R: StoredRecord>(&self, _: &R, _: u64, _: GraphTime) -> Result<u64, CursorError> {
         match *self {}
     }
+    async fn set_add(&self, _: &str, _: &str, _: GraphTime) -> Result<(), CursorError> {
+        match *self {}
+    }
+    async fn set_remove(&self, _: &str, _: &str) -> Result<(), CursorError> {
+        match *self {}
+    }
+    async fn set_members(&self, _: &str) -> Result<Vec<String>, CursorError> {
+        match *self {}
+    }
 }
 
 impl DelayQueue for Unavailable {
@@ -292,6 +307,15 @@ mod shared_impls {
             expires_at: GraphTime,
         ) -> impl Future<Output = Result<u64, CursorError>> + Send {
             (**self).save(record, expected, expires_at)
+        }
+        fn set_add(&self, key: &str, entry: &str, expires_at: GraphTime) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).set_add(key, entry, expires_at)
+        }
+        fn set_remove(&self, key: &str, entry: &str) -> impl Future<Output = Result<(), CursorError>> + Send {
+            (**self).set_remove(key, entry)
+        }
+        fn set_members(&self, key: &str) -> impl Future<Output = Result<Vec<String>, CursorError>> + Send {
+            (**self).set_members(key)
         }
     }
 

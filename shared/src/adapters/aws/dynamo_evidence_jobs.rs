@@ -97,4 +97,55 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
             Err(e) => Err(store_err(&e)),
         }
     }
+
+    /// A String Set `s` under the key (`ADD` creates it; a set emptied by `DELETE` goes away).
+    /// One item holds at most 400 KB: some 2,500 job keys, which the callers' shards keep under.
+    async fn set_add(&self, key: &str, entry: &str, expires_at: GraphTime) -> Result<(), CursorError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .update_expression("ADD s :e SET expires_at = :x")
+            .expression_attribute_values(":e", AttributeValue::Ss(vec![entry.to_owned()]))
+            .expression_attribute_values(":x", AttributeValue::N(expires_at.unix_seconds().to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_err(&e))
+    }
+
+    async fn set_remove(&self, key: &str, entry: &str) -> Result<(), CursorError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .update_expression("DELETE s :e")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":e", AttributeValue::Ss(vec![entry.to_owned()]))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) {
+                    Ok(())
+                } else {
+                    Err(store_err(&e))
+                }
+            })
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CursorError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        let mut members: Vec<String> = out.item.and_then(|i| i.get("s").and_then(|v| v.as_ss().ok()).cloned()).unwrap_or_default();
+        members.sort();
+        Ok(members)
+    }
 }

@@ -12,6 +12,7 @@ use crate::ports::{EvidenceJobStore, StoredRecord};
 #[derive(Debug, Default)]
 pub struct MemoryEvidenceJobs {
     records: Mutex<HashMap<String, (String, u64)>>,
+    sets: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl MemoryEvidenceJobs {
@@ -60,5 +61,25 @@ impl EvidenceJobStore for MemoryEvidenceJobs {
             }
             _ => Err(CursorError::LeaseLost { key: record.key().to_owned() }),
         }
+    }
+
+    async fn set_add(&self, key: &str, entry: &str, _expires_at: GraphTime) -> Result<(), CursorError> {
+        self.sets.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_owned()).or_default().insert(entry.to_owned());
+        Ok(())
+    }
+
+    async fn set_remove(&self, key: &str, entry: &str) -> Result<(), CursorError> {
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sets.get_mut(key) {
+            s.remove(entry);
+            if s.is_empty() {
+                sets.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CursorError> {
+        Ok(self.sets.lock().unwrap_or_else(|p| p.into_inner()).get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default())
     }
 }
