@@ -413,6 +413,44 @@ async fn an_export_without_the_role_is_refused_by_name_and_an_unknown_message_is
 }
 
 #[tokio::test]
+async fn large_quarantined_emails_stream_to_s3_in_parts() {
+    let r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    r.sim.set_quarantined_message_padding(30 << 20);
+    let alerts = fetch_alerts(&r.sim).await;
+    let mut seen = Vec::new();
+    for a in &alerts {
+        for e in a["evidence"].as_array().cloned().unwrap_or_default() {
+            if e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence" && e["deliveryLocation"] == "quarantine" {
+                let t = EvidenceTarget::Email {
+                    internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
+                    recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+                };
+                if seen.len() < 3 && !seen.iter().any(|(_, s)| s == &t) {
+                    seen.push((a["id"].as_str().unwrap().to_owned(), t));
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3);
+    for (alert, t) in &seen {
+        r.job(alert, t.clone()).await;
+    }
+    r.drive().await;
+    let out = r.output().await;
+    let items: Vec<&Value> = updates(&out).iter().map(|u| &u["item"]).collect();
+    assert_eq!(items.len(), 3);
+    for item in items {
+        assert_eq!(item["status"], "retrieved", "{item}");
+        let size = item["artifact"]["size"].as_u64().unwrap();
+        assert!(size > 30 << 20, "{item}");
+        let bytes = r.bytes(item["artifact"]["key"].as_str().unwrap()).await;
+        assert_eq!(bytes.len() as u64, size);
+        assert_eq!(item["artifact"]["sha256"].as_str(), Some(sha256(&bytes).as_str()), "decoded slice by slice, whole");
+        assert!(item["headers"]["message_id"].is_string(), "its headers read: {item}");
+    }
+}
+
+#[tokio::test]
 async fn a_forged_intake_message_never_chooses_what_a_device_or_exchange_gives_up() {
     let r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
     let (alert, target) = file_target(&r.sim).await;

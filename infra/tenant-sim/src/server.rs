@@ -239,6 +239,11 @@ impl Simulator {
         }
     }
 
+    /// Every quarantined message carries `bytes` more of body (exports of large messages).
+    pub fn set_quarantined_message_padding(&self, bytes: usize) {
+        self.state.quarantine_padding.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Downloads serve a changed byte (a file that is not the one the alert names).
     pub fn tamper_downloads(&self, on: bool) {
         self.state.mde.tamper_downloads(on);

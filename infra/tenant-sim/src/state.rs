@@ -57,6 +57,9 @@ pub struct SimState {
     /// (tenant, Message-ID) of quarantined messages released since their alert: Exchange no
     /// longer holds them.
     pub released_messages: Mutex<std::collections::HashSet<(usize, String)>>,
+    /// Bytes of body every quarantined message carries beyond its text (a large attachment's
+    /// worth): how tests export large messages.
+    pub quarantine_padding: std::sync::atomic::AtomicUsize,
     pub log: RequestLog,
     rng: Mutex<SimRng>,
 }
@@ -148,6 +151,7 @@ impl SimState {
             people: crate::graph::people::PeopleState::default(),
             evidence_cache: Mutex::new(std::collections::HashMap::new()),
             released_messages: Mutex::new(std::collections::HashSet::new()),
+            quarantine_padding: std::sync::atomic::AtomicUsize::new(0),
             log: RequestLog::default(),
             rng: Mutex::new(ids::rng(scenario.seed, 0x77)),
         })

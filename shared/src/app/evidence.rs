@@ -30,9 +30,14 @@ use crate::domain::output::{EmailSection, EvidenceItem, EvidenceRetrieval, Evide
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
-use crate::ports::evidence::{ArtifactUpload, ArtifactUploads, Download, EvidencePorts, LiveCommand, SecretSource, MAX_DELAY};
+use crate::ports::evidence::{ArtifactUpload, ArtifactUploads, Download, EvidencePorts, ExportedEml, LiveCommand, SecretSource, MAX_DELAY};
 use crate::ports::{ArtifactStore, Clock, DelayQueue, EvidenceApi, EvidenceJobStore, ProcessPorts};
 use crate::sources::Unit;
+
+/// Exports held in memory at once per process (each at most `MAX_EXPORT_ANSWER_BYTES`).
+static EXPORTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Base64 decoded per slice of an export: a multiple of 4.
+const EXPORT_SLICE: usize = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct EvidenceSettings {
@@ -600,14 +605,15 @@ impl<P: ProcessPorts> Processor<P> {
                 let Some(org) = integration.organization_id.as_deref() else {
                     return Observation::Refused("the integration has no organization_id".into());
                 };
+                // Exports in flight at once, each holding Exchange's answer: the bound that keeps a
+                // batch of large messages inside the function's memory.
+                let Ok(_turn) = EXPORTS_IN_FLIGHT.acquire().await else {
+                    return Observation::Transient("the export gate closed".into());
+                };
                 match ev.api.export_quarantined(creds, org, &identity).await {
-                    Ok(eml) => {
-                        let key =
-                            format!("quarantined-email/{}/{}.eml", safe_key(&integration.id), crate::domain::envelope::sha256_hex(&eml));
-                        match self.artifacts.put(&key, eml).await {
-                            Ok(r) => Observation::Stored(r),
-                            Err(e) => Observation::Transient(e.to_string()),
-                        }
+                    Ok(export) => {
+                        let key = format!("quarantined-email/{}/{}.eml", safe_key(&integration.id), target.key());
+                        self.store_export(ev, export, &key).await
                     }
                     Err(GraphError::TooLarge { size, limit, .. }) => {
                         Observation::TooLarge { size: size.unwrap_or(limit as u64), limit: limit as u64 }
@@ -616,6 +622,44 @@ impl<P: ProcessPorts> Processor<P> {
                 }
             }
             (next, _) => Observation::Transient(format!("a step {next:?} that does not fit the job's evidence")),
+        }
+    }
+
+    /// Decodes an export's Base64 a slice at a time into a streamed upload: the message is never
+    /// whole in memory beside Exchange's answer.
+    async fn store_export(&self, ev: &Evidence<P::Evidence>, export: ExportedEml, key: &str) -> Observation {
+        let text = export.base64();
+        let limit = ev.settings.max_file_bytes;
+        let size = (text.len() / 4 * 3) as u64;
+        if size > limit {
+            return Observation::TooLarge { size, limit };
+        }
+        let mut upload = match self.artifacts.begin(key, "message/rfc822").await {
+            Ok(u) => u,
+            Err(e) => return Observation::Transient(e.to_string()),
+        };
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut stored = 0u64;
+        // 4 MiB of Base64 (a multiple of 4) decode to 3 MiB.
+        for slice in text.chunks(EXPORT_SLICE) {
+            let bytes = match base64::Engine::decode(&base64::engine::general_purpose::STANDARD, slice) {
+                Ok(b) => b,
+                Err(e) => {
+                    upload.abort().await;
+                    return Observation::Refused(format!("Exchange's export is not Base64: {e}"));
+                }
+            };
+            stored += bytes.len() as u64;
+            hash.update(&bytes);
+            if let Err(e) = upload.write(&bytes).await {
+                upload.abort().await;
+                return Observation::Transient(e.to_string());
+            }
+        }
+        let hex: String = hash.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        match upload.finish(hex, stored).await {
+            Ok(r) => Observation::Stored(r),
+            Err(e) => Observation::Transient(e.to_string()),
         }
     }
 

@@ -79,13 +79,14 @@ pub trait EvidenceApi: Send + Sync {
         message_id: &str,
         recipient: &str,
     ) -> impl Future<Output = Result<Vec<String>, GraphError>> + Send;
-    /// Export-QuarantineMessage of one identity: the message's MIME, at most `limit` bytes.
+    /// Export-QuarantineMessage of one identity: Exchange's answer as it came, with where its
+    /// Base64 `Eml` lies in it (decoded on the way to the artifact store, never whole).
     fn export_quarantined(
         &self,
         creds: &Credentials,
         organization: &str,
         identity: &str,
-    ) -> impl Future<Output = Result<Vec<u8>, GraphError>> + Send;
+    ) -> impl Future<Output = Result<ExportedEml, GraphError>> + Send;
     /// One Graph entity by its path (an alert, an incident with its alerts, a submission):
     /// Microsoft's copy, which plans evidence. None: Microsoft has no such entity.
     fn microsoft_copy(
@@ -94,6 +95,31 @@ pub trait EvidenceApi: Send + Sync {
         path: &str,
         head: crate::domain::alert::HeadSpec,
     ) -> impl Future<Output = Result<Option<crate::domain::alert::Item>, GraphError>> + Send;
+}
+
+/// The largest Export-QuarantineMessage answer read: its Base64 is 4/3 of the message, so this
+/// takes a message of some 48 MB (Exchange Online's limit is 150 MB; a larger one ends
+/// `too_large`), and two in flight stay well inside a 256 MB function.
+pub const MAX_EXPORT_ANSWER_BYTES: usize = 64 << 20;
+
+/// An export as Exchange answered it: the answer's bytes (one copy) and the range of its Base64
+/// `Eml`.
+#[derive(Debug, Clone)]
+pub struct ExportedEml {
+    pub answer: bytes::Bytes,
+    pub eml: std::ops::Range<usize>,
+}
+
+impl ExportedEml {
+    /// An export of `eml` (tests, and an answer whose string had JSON escapes).
+    pub fn of_base64(base64: String) -> Self {
+        let len = base64.len();
+        ExportedEml { answer: bytes::Bytes::from(base64.into_bytes()), eml: 0..len }
+    }
+
+    pub fn base64(&self) -> &[u8] {
+        self.answer.get(self.eml.clone()).unwrap_or_default()
+    }
 }
 
 /// A record of evidence retrieval kept under its own key: a job, or an alert's hold.
@@ -275,7 +301,7 @@ impl EvidenceApi for Unavailable {
     async fn find_quarantined(&self, _: &Credentials, _: &str, _: &str, _: &str) -> Result<Vec<String>, GraphError> {
         match *self {}
     }
-    async fn export_quarantined(&self, _: &Credentials, _: &str, _: &str) -> Result<Vec<u8>, GraphError> {
+    async fn export_quarantined(&self, _: &Credentials, _: &str, _: &str) -> Result<ExportedEml, GraphError> {
         match *self {}
     }
     async fn microsoft_copy(

@@ -26,6 +26,8 @@ pub struct Quarantined {
     pub quarantine_type: &'static str,
     pub sender_ip: String,
     pub urls: Vec<String>,
+    /// Body bytes beyond the text (the simulator's `set_quarantined_message_padding`).
+    pub padding: usize,
 }
 
 /// A GUID-shaped id derived from text: stable across calls, as a message's identity is.
@@ -73,6 +75,7 @@ pub fn messages(sim: &Sim, tenant: usize) -> Vec<Quarantined> {
                 received: Instant::parse(&text("receivedDateTime")).unwrap_or(created),
                 quarantine_type,
                 sender_ip: text("senderIp"),
+                padding: sim.quarantine_padding.load(std::sync::atomic::Ordering::Relaxed),
                 urls: e
                     .get("urls")
                     .and_then(Value::as_array)
@@ -82,6 +85,17 @@ pub fn messages(sim: &Sim, tenant: usize) -> Vec<Quarantined> {
         }
     }
     out.sort_by(|a, b| a.received.cmp(&b.received).then_with(|| a.identity.cmp(&b.identity)));
+    out
+}
+
+/// `n` bytes of body text in lines of 76 characters, as a Base64 attachment's would be.
+fn pad(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        let line = (n - out.len()).min(78);
+        out.extend(std::iter::repeat_n('A', line.saturating_sub(2)));
+        out.push_str(&"\r\n"[..line.min(2)]);
+    }
     out
 }
 
@@ -131,7 +145,8 @@ Message-ID: {id}\r\n\
 MIME-Version: 1.0\r\n\
 Content-Type: text/plain; charset=utf-8\r\n\
 \r\n\
-Your account needs attention: {link}\r\n",
+Your account needs attention: {link}\r\n{pad}",
+            pad = pad(self.padding),
             ip = self.sender_ip,
             date = rfc2822(self.received),
             sender = self.sender,

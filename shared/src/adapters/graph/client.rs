@@ -108,7 +108,7 @@ impl MicrosoftHttp {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-                    match read_capped(resp, call.api, self.settings.max_body_bytes).await.map_err(|e| match e {
+                    match read_capped(resp, call.api, call.max_bytes.unwrap_or(self.settings.max_body_bytes)).await.map_err(|e| match e {
                         BodyError::TooLarge(e) => e,
                         BodyError::Transport(e) => GraphError::Transport { what: call.api.into(), detail: without_url(&e) },
                     }) {
@@ -227,11 +227,25 @@ pub(crate) struct Call<'a> {
     pub budget_wait: Option<std::time::Duration>,
     /// The method, when not GET (no body) or POST (a body): PATCH.
     pub method: Option<reqwest::Method>,
+    /// The largest answer read, instead of the client's (an export of a large email).
+    pub max_bytes: Option<usize>,
 }
 
 impl<'a> Call<'a> {
     pub fn get(api: &'static str, audience: Audience, url: &'a str) -> Self {
-        Call { api, audience, url, body: None, raw: None, headers: &[], paced: false, timeout: None, budget_wait: None, method: None }
+        Call {
+            api,
+            audience,
+            url,
+            body: None,
+            raw: None,
+            headers: &[],
+            paced: false,
+            timeout: None,
+            budget_wait: None,
+            method: None,
+            max_bytes: None,
+        }
     }
 }
 

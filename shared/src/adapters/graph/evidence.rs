@@ -2,7 +2,6 @@
 //! machine actions and result links, the result download from Azure Blob Storage (no token, only
 //! to an allowed blob host), and Exchange Online's quarantine cmdlets through `InvokeCommand`.
 
-use base64::Engine;
 use serde_json::{json, Value};
 
 use super::auth::{without_url, Audience};
@@ -10,7 +9,7 @@ use super::client::{Call, MicrosoftHttp};
 use crate::domain::evidence_job::ActionStatus;
 use crate::domain::integration::Credentials;
 use crate::error::GraphError;
-use crate::ports::evidence::{ActionReport, Download, LibraryUpload, LiveCommand};
+use crate::ports::evidence::{ActionReport, Download, ExportedEml, LibraryUpload, LiveCommand, MAX_EXPORT_ANSWER_BYTES};
 use crate::ports::EvidenceApi;
 
 const MDE: &str = "Defender for Endpoint";
@@ -57,6 +56,37 @@ fn multipart_form(boundary: &str, file: &LibraryUpload<'_>, fields: &[(&str, &st
     }
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out
+}
+
+/// Where the `Eml` of an export's first row lies in its answer: borrowed where the string has
+/// no JSON escape (Base64 needs none), so the answer stays the only copy of the message.
+fn eml_in(answer: bytes::Bytes) -> Result<ExportedEml, GraphError> {
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        value: Vec<Row<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Row<'a> {
+        #[serde(rename = "Eml", borrow, default)]
+        eml: Option<std::borrow::Cow<'a, str>>,
+        #[serde(rename = "BodyEncoding", borrow, default)]
+        encoding: Option<std::borrow::Cow<'a, str>>,
+    }
+    let bad = |detail: String| GraphError::Decode { what: "an export".into(), detail };
+    let parsed: Answer<'_> = serde_json::from_slice(&answer).map_err(|e| bad(e.to_string()))?;
+    let row = parsed.value.into_iter().next().ok_or_else(|| bad("no message in the answer".into()))?;
+    if row.encoding.as_deref().is_some_and(|e| !e.eq_ignore_ascii_case("Base64")) {
+        return Err(bad("an `Eml` not in Base64".into()));
+    }
+    match row.eml.ok_or_else(|| bad("no `Eml`".into()))? {
+        std::borrow::Cow::Borrowed(text) => {
+            let trimmed = text.trim();
+            let start = (trimmed.as_ptr() as usize).wrapping_sub(answer.as_ptr() as usize);
+            Ok(ExportedEml { eml: start..start + trimmed.len(), answer: answer.clone() })
+        }
+        std::borrow::Cow::Owned(text) => Ok(ExportedEml::of_base64(text.trim().to_owned())),
+    }
 }
 
 impl MicrosoftHttp {
@@ -226,18 +256,19 @@ impl EvidenceApi for MicrosoftHttp {
             .collect())
     }
 
-    async fn export_quarantined(&self, creds: &Credentials, organization: &str, identity: &str) -> Result<Vec<u8>, GraphError> {
-        let rows = self.invoke(creds, organization, "Export-QuarantineMessage", json!({"Identity": identity})).await?;
-        let row = rows.first().ok_or_else(|| GraphError::Decode { what: "an export".into(), detail: "no message in the answer".into() })?;
-        let eml = row
-            .get("Eml")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GraphError::Decode { what: "an export".into(), detail: "no `Eml`".into() })?;
-        if row.get("BodyEncoding").and_then(Value::as_str).is_some_and(|e| !e.eq_ignore_ascii_case("Base64")) {
-            return Err(GraphError::Decode { what: "an export".into(), detail: "an `Eml` not in Base64".into() });
-        }
-        base64::engine::general_purpose::STANDARD
-            .decode(eml.trim())
-            .map_err(|e| GraphError::Decode { what: "an export".into(), detail: format!("`Eml` is not Base64: {e}") })
+    async fn export_quarantined(&self, creds: &Credentials, organization: &str, identity: &str) -> Result<ExportedEml, GraphError> {
+        let base = self.settings.exchange_base_url.trim_end_matches('/').to_owned();
+        let url = format!("{base}/adminapi/beta/{}/InvokeCommand", enc(organization));
+        let body = json!({"CmdletInput": {"CmdletName": "Export-QuarantineMessage", "Parameters": {"Identity": identity}}});
+        let headers = [("X-AnchorMailbox", format!("UPN:{ANCHOR}@{organization}"))];
+        let call = Call {
+            body: Some(&body),
+            headers: &headers,
+            timeout: Some(self.settings.exchange_timeout),
+            max_bytes: Some(MAX_EXPORT_ANSWER_BYTES),
+            ..Call::get(EXCHANGE, Audience::Exchange, &url)
+        };
+        let answer = self.send(creds, &call).await?;
+        eml_in(answer)
     }
 }
