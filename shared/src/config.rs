@@ -50,8 +50,16 @@ fn number(get: &impl Fn(&str) -> Option<String>, name: &str, default: usize, min
 fn https_url(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> Result<String, ConfigError> {
     // Empty is unset: the template passes "" for a host left to the cloud's preset.
     let v = get(name).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned());
-    if !v.starts_with("https://") || v.len() <= "https://".len() {
+    let parsed = reqwest::Url::parse(&v).ok().filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()));
+    let Some(u) = parsed.filter(|_| v.starts_with("https://")) else {
         return Err(ConfigError::Invalid { name: name.into(), value: v, hint: format!("use an https:// URL (default {default})") });
+    };
+    if !u.username().is_empty() || u.password().is_some() || v.contains('\\') {
+        return Err(ConfigError::Invalid {
+            name: name.into(),
+            value: v,
+            hint: format!("use a plain https:// URL, without credentials or a backslash (default {default})"),
+        });
     }
     Ok(v.trim_end_matches('/').to_owned())
 }
@@ -91,6 +99,13 @@ pub fn http_settings(get: &impl Fn(&str) -> Option<String>) -> Result<HttpSettin
             })
         }
     };
+    if cloud_apps_base_override.is_some() && hosts == Hosts::MicrosoftOnly {
+        return Err(ConfigError::Invalid {
+            name: "CLOUD_APPS_BASE_URL".into(),
+            value: get("CLOUD_APPS_BASE_URL").unwrap_or_default(),
+            hint: format!("it sends every Cloud Apps call to one stand-in: only a test stack sets it, with {ALLOW_STAND_INS}=true"),
+        });
+    }
     let scopes = cloud.scopes(&login_base_url, &graph_base_url, &mde_base_url, &exchange_base_url, hosts).map_err(|m| {
         let value = get(m.variable).unwrap_or_default();
         ConfigError::Invalid { name: m.variable.into(), value, hint: m.hint }

@@ -50,7 +50,7 @@ impl<J: EvidenceJobStore> EvidenceJobStore for CrashingSaves<J> {
         }
         self.inner.save(r, v, x).await
     }
-    async fn set_add(&self, key: &str, entry: &str, x: GraphTime) -> Result<(), CursorError> {
+    async fn set_add(&self, key: &str, entry: &str, x: Option<GraphTime>) -> Result<(), CursorError> {
         self.inner.set_add(key, entry, x).await
     }
     async fn set_remove(&self, key: &str, entry: &str) -> Result<(), CursorError> {
@@ -211,7 +211,7 @@ impl Rig {
         };
         self.jobs.create(&record, now.plus(Duration::from_secs(86_400))).await.unwrap();
         let deadline = now.plus(self.limits.max_wait);
-        self.jobs.set_add(&due_set(deadline, &key), &key, now.plus(Duration::from_secs(86_400))).await.unwrap();
+        self.jobs.set_add(&due_set(deadline, &key), &key, Some(now.plus(Duration::from_secs(86_400)))).await.unwrap();
         self.steps.send_delayed(&JobMessage::new(&self.integration.id, &key).to_json(), Duration::ZERO).await.unwrap();
         key
     }

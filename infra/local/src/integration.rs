@@ -191,7 +191,8 @@ pub async fn run(cmd: IntegrationCommand) -> Result<(), Failure> {
                     "integration `{id}` was not removed: {} restore(s) may hold a copy of a quarantined file on a device, and their \
                      cleanup runs with this integration's credentials; wait for the jobs to end (the hourly sweep ends them after \
                      their maximum wait); for a copy whose cleanup was not confirmed, delete its folder and antivirus exclusion by hand, \
-                     then delete the item `evidence-restore#{id}` from the DedupTable:\n{}",
+                     then have someone with write access to the DedupTable (the operator policy only reads it) delete the item \
+                     `evidence-restore#{id}`:\n{}",
                     open.len(),
                     list.join("\n")
                 )));

@@ -144,8 +144,16 @@ pub struct Save {
 }
 
 /// The fields a request may name to allow a relaxation.
-pub const RELAXABLE: &[&str] =
-    &["remediation.mode", "remediation.protect_privileged_roles", "remediation.protected_users", "remediation.protected_groups", "filters"];
+pub const RELAXABLE: &[&str] = &[
+    "remediation.mode",
+    "remediation.protect_privileged_roles",
+    "remediation.protected_users",
+    "remediation.protected_groups",
+    "remediation.allowed_groups",
+    "remediation.max_actions_per_hour",
+    "remediation.actions",
+    "filters",
+];
 
 impl SaveMode {
     /// This mode, saved by `who`, relaxing nothing.

@@ -207,7 +207,7 @@ impl<P: ProcessPorts> Processor<P> {
                 // Listed by its deadline for the sweep, should its messages ever be lost. The
                 // sweep is a safety net: a listing that fails does not hold the alert back.
                 let set = due_set(stored.job.created_at.plus(ev.settings.limits.max_wait), &stored.job.key);
-                if let Err(e) = ev.jobs.set_add(&set, &stored.job.key, now.plus(ev.settings.job_ttl)).await {
+                if let Err(e) = ev.jobs.set_add(&set, &stored.job.key, Some(now.plus(ev.settings.job_ttl))).await {
                     tracing::warn!(job = %stored.job.key, error = %e, "the job is not listed for the sweep");
                 }
                 starts.push((job_message(&stored), Duration::ZERO));
@@ -390,7 +390,6 @@ impl<P: ProcessPorts> Processor<P> {
         let now = self.clock.now();
         let expires = now.plus(ev.settings.job_ttl);
         let was_open = record.job.outcome().is_none();
-        let mut copy_left = false;
         if was_open {
             let next = record.job.next(now, limits);
             match next {
@@ -414,9 +413,6 @@ impl<P: ProcessPorts> Processor<P> {
                 Err(crate::error::CursorError::LeaseLost { .. }) => return Ok(StepOutcome::Nothing),
                 Err(e) => return Err(e.to_string()),
             };
-            if record.job.outcome().is_some() {
-                copy_left = self.restore_ended(ev, integration, &record).await?;
-            }
             if record.job.outcome().is_none() {
                 let delay = match record.job.next(now, limits) {
                     Next::WaitUntil(at) => at.since(now),
@@ -428,6 +424,9 @@ impl<P: ProcessPorts> Processor<P> {
         if record.reported {
             return Ok(StepOutcome::Nothing);
         }
+        // Ended, not yet reported (this step, or a redelivery of one that failed after): the
+        // restore's listing is settled (repeatable) before the update goes out.
+        let copy_left = self.restore_ended(ev, integration, &record).await?;
         let outcome = record.job.outcome().unwrap_or(EvidenceOutcome::TimedOut);
         let age = now.since(record.job.created_at);
         if let Some(hold) = &record.hold {
@@ -528,8 +527,8 @@ impl<P: ProcessPorts> Processor<P> {
                     // Listed before it can reach the device: what a restore leaves there is
                     // always found by its integration (removal, the alarm), never by a scan.
                     if let Some(entry) = RestoreEntry::of(target, &record.job.key) {
-                        let expires = self.clock.now().plus(ev.settings.job_ttl);
-                        if let Err(e) = ev.jobs.set_add(&restores_set(&integration.id), &entry.to_entry(), expires).await {
+                        // No expiry: a copy left on a device stays listed until someone clears it.
+                        if let Err(e) = ev.jobs.set_add(&restores_set(&integration.id), &entry.to_entry(), None).await {
                             return Observation::Transient(format!("the restore could not be listed: {e}"));
                         }
                     }

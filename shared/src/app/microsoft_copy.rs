@@ -64,6 +64,11 @@ async fn read<A: EvidenceApi>(api: &A, creds: &Credentials, record: &JobRecord) 
     let get = |path: String, head| async move {
         match api.microsoft_copy(creds, &path, head).await {
             Ok(item) => Ok(item),
+            // A copy larger than the client reads will not be smaller next time.
+            Err(crate::error::GraphError::TooLarge { size, limit, .. }) => Err(Observation::Refused(format!(
+                "Microsoft's copy of the alert is larger ({}) than the {limit} bytes read, so it could not be checked",
+                size.map_or_else(|| "unknown".to_owned(), |s| format!("{s} bytes"))
+            ))),
             Err(e) => Err(super::evidence::observe_error(&e)),
         }
     };

@@ -224,11 +224,14 @@ pub struct HostMismatch {
     pub hint: String,
 }
 
+/// The host a request to `url` goes to, as the HTTP client parses it (a `\\` ends the authority
+/// of an https URL, so `https://evil.example\\@graph.microsoft.com` goes to evil.example). A URL
+/// with credentials in it, or none to parse, has no host this accepts.
 fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    host.split(':').next().unwrap_or_default().to_ascii_lowercase()
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.username().is_empty() && u.password().is_none() => u.host_str().unwrap_or_default().to_ascii_lowercase(),
+        _ => String::new(),
+    }
 }
 
 impl Cloud {
@@ -377,6 +380,18 @@ mod tests {
             let e = cloud.scopes(sim, sim, sim, sim, Hosts::MicrosoftOnly).unwrap_err();
             assert_eq!(e.variable, "LOGIN_BASE_URL");
         }
+    }
+
+    #[test]
+    fn a_host_is_read_as_the_http_client_reads_it() {
+        let g = Cloud::Global.endpoints();
+        for tricky in
+            ["https://evil.example\\@graph.microsoft.com", "https://user@graph.microsoft.com", "https://evil.example#@graph.microsoft.com"]
+        {
+            let e = Cloud::Global.scopes(g.login, tricky, g.mde, g.exchange, Hosts::MicrosoftOnly).unwrap_err();
+            assert_eq!(e.variable, "GRAPH_BASE_URL", "{tricky}");
+        }
+        assert_eq!(host_of("https://GRAPH.microsoft.com:443/v1.0"), "graph.microsoft.com");
     }
 
     #[test]

@@ -118,6 +118,22 @@ pub fn relaxations(before: Option<&IntegrationDoc>, after: &IntegrationDoc) -> V
             detail: format!("members no longer protected: {}", groups.join(", ")),
         });
     }
+    if was.allowed_groups.is_some() && now.allowed_groups.is_none() {
+        out.push(Relaxation {
+            field: "remediation.allowed_groups".into(),
+            detail: "the allow-list of groups is gone: remediation may act on anyone not protected".into(),
+        });
+    }
+    if now.max_actions_per_hour > was.max_actions_per_hour {
+        out.push(Relaxation {
+            field: "remediation.max_actions_per_hour".into(),
+            detail: format!("raised from {} to {}", was.max_actions_per_hour, now.max_actions_per_hour),
+        });
+    }
+    let added: Vec<String> = now.actions.iter().filter(|a| !was.actions.contains(a)).map(|a| format!("{a:?}")).collect();
+    if !added.is_empty() {
+        out.push(Relaxation { field: "remediation.actions".into(), detail: format!("allowed now: {}", added.join(", ")) });
+    }
     let dropped_before: Vec<Source> = before.map(|b| whole_sources_dropped(b).into_iter().map(|(s, _)| s).collect()).unwrap_or_default();
     for (source, why) in whole_sources_dropped(after) {
         if !dropped_before.contains(&source) {
@@ -126,6 +142,11 @@ pub fn relaxations(before: Option<&IntegrationDoc>, after: &IntegrationDoc) -> V
     }
     out
 }
+
+/// Titles of every shape a source gives (Defender, submissions, reports, Cloud Apps, and the
+/// shortest): a pattern that matches them all matches any title.
+const SAMPLE_TITLES: [&str; 6] =
+    ["Suspicious PowerShell command line", "Email reported by user as malware or phish", "Impossible travel activity", "x", "0", "-"];
 
 /// What every item of a source shares: its detectionSource, and its severities.
 type SourceTraits = (Source, Option<&'static str>, Option<&'static [&'static str]>);
@@ -138,6 +159,19 @@ pub fn whole_sources_dropped(doc: &IntegrationDoc) -> Vec<(Source, String)> {
     let Ok(integration) = doc.validate() else { return Vec::new() };
     let f = &doc.filters;
     let mut out = Vec::new();
+    // A title exclusion that matches titles of every kind drops every source's items.
+    let everything = doc
+        .filters
+        .title_exclude_patterns
+        .iter()
+        .find(|p| regex::Regex::new(&format!("(?i){p}")).is_ok_and(|re| SAMPLE_TITLES.iter().all(|t| re.is_match(t))));
+    if let Some(p) = everything {
+        return Source::ALL
+            .into_iter()
+            .filter(|s| integration.polls(*s))
+            .map(|s| (s, format!("filters.title_exclude_patterns /{p}/ matches every title")))
+            .collect();
+    }
     let fixed: [SourceTraits; 3] = [
         (Source::CloudApps, Some("cloudAppSecurity"), None),
         (Source::EmailSubmissions, Some("unknown"), None),
@@ -216,6 +250,27 @@ mod tests {
         assert!(relaxations(Some(&before), &kept).is_empty());
         assert!(whole_sources_dropped(&before).is_empty());
         assert!(relaxations(Some(&after), &after).is_empty(), "already so: nothing new is relaxed");
+        let mut dot = before.clone();
+        dot.filters = FilterDoc { title_exclude_patterns: vec![".".into()], ..FilterDoc::default() };
+        let r = relaxations(Some(&before), &dot);
+        assert_eq!(r.len(), 2, "both polled sources: {r:?}");
+        let mut narrow = before.clone();
+        narrow.filters = FilterDoc { title_exclude_patterns: vec!["^Test alert".into()], ..FilterDoc::default() };
+        assert!(relaxations(Some(&before), &narrow).is_empty(), "an ordinary exclusion is not one");
+    }
+
+    #[test]
+    fn widening_whom_remediation_may_act_on_is_a_relaxation() {
+        use crate::domain::remediation::Action;
+        let mut before = remediating(RemediationMode::Enforce, true, &[]);
+        before.remediation.allowed_groups = Some(vec!["6f1a0c3e-0000-4000-8000-00000000000a".into()]);
+        before.remediation.actions = vec![Action::RevokeSessions];
+        let mut after = before.clone();
+        after.remediation.allowed_groups = None;
+        after.remediation.max_actions_per_hour = 500;
+        after.remediation.actions = vec![Action::RevokeSessions, Action::DisableAccount];
+        let fields: Vec<String> = relaxations(Some(&before), &after).into_iter().map(|r| r.field).collect();
+        assert_eq!(fields, ["remediation.allowed_groups", "remediation.max_actions_per_hour", "remediation.actions"]);
     }
 
     #[test]

@@ -173,8 +173,9 @@ pub trait EvidenceJobStore: Send + Sync {
         expires_at: GraphTime,
     ) -> impl Future<Output = Result<u64, CursorError>> + Send;
     /// Adds `entry` to the set kept under `key` (an index found by key: the jobs due in an
-    /// hour, an integration's open restores), creating it; the set expires with `expires_at`.
-    fn set_add(&self, key: &str, entry: &str, expires_at: GraphTime) -> impl Future<Output = Result<(), CursorError>> + Send;
+    /// hour, an integration's open restores), creating it; the set expires with `expires_at`
+    /// (None: it never expires).
+    fn set_add(&self, key: &str, entry: &str, expires_at: Option<GraphTime>) -> impl Future<Output = Result<(), CursorError>> + Send;
     fn set_remove(&self, key: &str, entry: &str) -> impl Future<Output = Result<(), CursorError>> + Send;
     /// The set's entries, sorted (none when it does not exist).
     fn set_members(&self, key: &str) -> impl Future<Output = Result<Vec<String>, CursorError>> + Send;
@@ -256,7 +257,7 @@ impl EvidenceJobStore for Unavailable {
     async fn save<R: StoredRecord>(&self, _: &R, _: u64, _: GraphTime) -> Result<u64, CursorError> {
         match *self {}
     }
-    async fn set_add(&self, _: &str, _: &str, _: GraphTime) -> Result<(), CursorError> {
+    async fn set_add(&self, _: &str, _: &str, _: Option<GraphTime>) -> Result<(), CursorError> {
         match *self {}
     }
     async fn set_remove(&self, _: &str, _: &str) -> Result<(), CursorError> {
@@ -334,7 +335,7 @@ mod shared_impls {
         ) -> impl Future<Output = Result<u64, CursorError>> + Send {
             (**self).save(record, expected, expires_at)
         }
-        fn set_add(&self, key: &str, entry: &str, expires_at: GraphTime) -> impl Future<Output = Result<(), CursorError>> + Send {
+        fn set_add(&self, key: &str, entry: &str, expires_at: Option<GraphTime>) -> impl Future<Output = Result<(), CursorError>> + Send {
             (**self).set_add(key, entry, expires_at)
         }
         fn set_remove(&self, key: &str, entry: &str) -> impl Future<Output = Result<(), CursorError>> + Send {

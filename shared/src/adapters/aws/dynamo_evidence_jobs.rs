@@ -100,18 +100,20 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
 
     /// A String Set `s` under the key (`ADD` creates it; a set emptied by `DELETE` goes away).
     /// One item holds at most 400 KB: some 2,500 job keys, which the callers' shards keep under.
-    async fn set_add(&self, key: &str, entry: &str, expires_at: GraphTime) -> Result<(), CursorError> {
-        self.client
+    async fn set_add(&self, key: &str, entry: &str, expires_at: Option<GraphTime>) -> Result<(), CursorError> {
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(key.to_owned()))
-            .update_expression("ADD s :e SET expires_at = :x")
-            .expression_attribute_values(":e", AttributeValue::Ss(vec![entry.to_owned()]))
-            .expression_attribute_values(":x", AttributeValue::N(expires_at.unix_seconds().to_string()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| store_err(&e))
+            .expression_attribute_values(":e", AttributeValue::Ss(vec![entry.to_owned()]));
+        let update = match expires_at {
+            Some(x) => update
+                .update_expression("ADD s :e SET expires_at = :x")
+                .expression_attribute_values(":x", AttributeValue::N(x.unix_seconds().to_string())),
+            None => update.update_expression("ADD s :e REMOVE expires_at"),
+        };
+        update.send().await.map(|_| ()).map_err(|e| store_err(&e))
     }
 
     async fn set_remove(&self, key: &str, entry: &str) -> Result<(), CursorError> {

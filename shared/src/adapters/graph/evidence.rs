@@ -58,35 +58,60 @@ fn multipart_form(boundary: &str, file: &LibraryUpload<'_>, fields: &[(&str, &st
     out
 }
 
-/// Where the `Eml` of an export's first row lies in its answer: borrowed where the string has
-/// no JSON escape (Base64 needs none), so the answer stays the only copy of the message.
+/// Where the `Eml` of an export's first row lies in its answer: borrowed (a `&str` borrows
+/// only a string without JSON escapes, which Base64 never needs), so the answer stays the only
+/// copy of the message; an escaped one is read owned, once.
 fn eml_in(answer: bytes::Bytes) -> Result<ExportedEml, GraphError> {
     #[derive(serde::Deserialize)]
-    struct Answer<'a> {
+    struct Borrowed<'a> {
         #[serde(borrow)]
-        value: Vec<Row<'a>>,
+        value: Vec<BorrowedRow<'a>>,
     }
     #[derive(serde::Deserialize)]
-    struct Row<'a> {
+    struct BorrowedRow<'a> {
         #[serde(rename = "Eml", borrow, default)]
-        eml: Option<std::borrow::Cow<'a, str>>,
-        #[serde(rename = "BodyEncoding", borrow, default)]
-        encoding: Option<std::borrow::Cow<'a, str>>,
+        eml: Option<&'a str>,
+        #[serde(rename = "BodyEncoding", default)]
+        encoding: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Owned {
+        value: Vec<OwnedRow>,
+    }
+    #[derive(serde::Deserialize)]
+    struct OwnedRow {
+        #[serde(rename = "Eml", default)]
+        eml: Option<String>,
+        #[serde(rename = "BodyEncoding", default)]
+        encoding: Option<String>,
     }
     let bad = |detail: String| GraphError::Decode { what: "an export".into(), detail };
-    let parsed: Answer<'_> = serde_json::from_slice(&answer).map_err(|e| bad(e.to_string()))?;
-    let row = parsed.value.into_iter().next().ok_or_else(|| bad("no message in the answer".into()))?;
-    if row.encoding.as_deref().is_some_and(|e| !e.eq_ignore_ascii_case("Base64")) {
-        return Err(bad("an `Eml` not in Base64".into()));
-    }
-    match row.eml.ok_or_else(|| bad("no `Eml`".into()))? {
-        std::borrow::Cow::Borrowed(text) => {
-            let trimmed = text.trim();
-            let start = (trimmed.as_ptr() as usize).wrapping_sub(answer.as_ptr() as usize);
-            Ok(ExportedEml { eml: start..start + trimmed.len(), answer: answer.clone() })
+    let checked = |encoding: &Option<String>| match encoding {
+        Some(e) if !e.eq_ignore_ascii_case("Base64") => Err(bad("an `Eml` not in Base64".into())),
+        _ => Ok(()),
+    };
+    let found = match serde_json::from_slice::<Borrowed<'_>>(&answer) {
+        Ok(parsed) => {
+            let row = parsed.value.into_iter().next().ok_or_else(|| bad("no message in the answer".into()))?;
+            checked(&row.encoding)?;
+            let text = row.eml.ok_or_else(|| bad("no `Eml`".into()))?.trim();
+            let start = (text.as_ptr() as usize).wrapping_sub(answer.as_ptr() as usize);
+            ExportedEml { eml: start..start + text.len(), answer: answer.clone() }
         }
-        std::borrow::Cow::Owned(text) => Ok(ExportedEml::of_base64(text.trim().to_owned())),
+        // A string with escapes cannot be borrowed: read it owned.
+        Err(_) => {
+            let parsed: Owned = serde_json::from_slice(&answer).map_err(|e| bad(e.to_string()))?;
+            let row = parsed.value.into_iter().next().ok_or_else(|| bad("no message in the answer".into()))?;
+            checked(&row.encoding)?;
+            let mut text = row.eml.ok_or_else(|| bad("no `Eml`".into()))?;
+            text.retain(|c| !c.is_ascii_whitespace());
+            ExportedEml::of_base64(text)
+        }
+    };
+    if found.base64().is_empty() {
+        return Err(bad("an empty `Eml`".into()));
     }
+    Ok(found)
 }
 
 impl MicrosoftHttp {
@@ -270,5 +295,23 @@ impl EvidenceApi for MicrosoftHttp {
         };
         let answer = self.send(creds, &call).await?;
         eml_in(answer)
+    }
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+
+    #[test]
+    fn an_exports_eml_is_found_in_the_answer_itself_and_an_escaped_one_read_once() {
+        let answer = bytes::Bytes::from_static(br#"{"value": [{"Identity": "a\b", "Eml": " TWVzc2FnZQ== ", "BodyEncoding": "Base64"}]}"#);
+        let x = eml_in(answer.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(x.base64(), b"TWVzc2FnZQ==");
+        assert_eq!(x.answer.as_ptr(), answer.as_ptr(), "the answer's own bytes: no copy of the message");
+        let escaped = bytes::Bytes::from_static(br#"{"value": [{"Eml": "TWVz\/c2FnZQ==\r\n"}]}"#);
+        assert_eq!(eml_in(escaped).unwrap_or_else(|e| panic!("{e}")).base64(), b"TWVz/c2FnZQ==");
+        for bad in [&br#"{"value": []}"#[..], br#"{"value": [{"Eml": "  "}]}"#, br#"{"value": [{"Eml": "x", "BodyEncoding": "QP"}]}"#] {
+            assert!(eml_in(bytes::Bytes::from_static(bad)).is_err());
+        }
     }
 }

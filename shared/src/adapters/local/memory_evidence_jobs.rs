@@ -63,7 +63,7 @@ impl EvidenceJobStore for MemoryEvidenceJobs {
         }
     }
 
-    async fn set_add(&self, key: &str, entry: &str, _expires_at: GraphTime) -> Result<(), CursorError> {
+    async fn set_add(&self, key: &str, entry: &str, _expires_at: Option<GraphTime>) -> Result<(), CursorError> {
         self.sets.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_owned()).or_default().insert(entry.to_owned());
         Ok(())
     }
