@@ -21,6 +21,20 @@ impl DynamoEvidenceJobs {
     pub fn new(client: Client, table: &str) -> Self {
         DynamoEvidenceJobs { client, table: table.to_owned() }
     }
+
+    /// The item under `key`, read consistently.
+    async fn item(&self, key: &str) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, CursorError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(out.item)
+    }
 }
 
 fn decode<R: StoredRecord>(key: &str, item: &std::collections::HashMap<String, AttributeValue>) -> Result<(R, u64), CursorError> {
@@ -62,16 +76,7 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
     }
 
     async fn get<R: StoredRecord>(&self, key: &str) -> Result<Option<(R, u64)>, CursorError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_err(&e))?;
-        out.item.as_ref().map(|i| decode(key, i)).transpose()
+        self.item(key).await?.as_ref().map(|i| decode(key, i)).transpose()
     }
 
     async fn save<R: StoredRecord>(&self, record: &R, expected: u64, expires_at: GraphTime) -> Result<u64, CursorError> {
@@ -137,16 +142,8 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, CursorError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_err(&e))?;
-        let mut members: Vec<String> = out.item.and_then(|i| i.get("s").and_then(|v| v.as_ss().ok()).cloned()).unwrap_or_default();
+        let mut members: Vec<String> =
+            self.item(key).await?.and_then(|i| i.get("s").and_then(|v| v.as_ss().ok()).cloned()).unwrap_or_default();
         members.sort();
         Ok(members)
     }
