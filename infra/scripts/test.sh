@@ -43,6 +43,9 @@ fi
 echo "== soak (a short run on the moto above: README 'Reliability' has the long one)"
 SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
 
+echo "== memory (the processor's worst batch, ten 30 MB quarantined emails, under a 256 MB limit)"
+SOAK_PROFILE=dev bash infra/scripts/soak.sh --memory --out target/memory
+
 echo "== IAM: every call the functions' code made above, as template.yaml's policies allow it"
 infra/scripts/moto.sh report
 

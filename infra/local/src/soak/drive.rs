@@ -217,7 +217,7 @@ pub async fn schedule(dispatchers: Arc<Pool>, chaos: Arc<Chaos>, tally: Arc<Tall
 }
 
 /// Up to 10 messages of `queue` as Lambda's SQS event records; none when the queue is empty.
-async fn receive(res: &Resources, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+pub async fn receive(res: &Resources, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
     let received = res
         .aws
         .sqs
@@ -238,7 +238,7 @@ async fn receive(res: &Resources, queue: &str) -> Vec<aws_sdk_sqs::types::Messag
     }
 }
 
-fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Value {
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Value {
     let records: Vec<Value> = messages
         .iter()
         .map(|m| {
@@ -260,12 +260,12 @@ fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Value
     json!({"Records": records})
 }
 
-fn reported_failures(r: &Value) -> Vec<String> {
+pub fn reported_failures(r: &Value) -> Vec<String> {
     r["batchItemFailures"].as_array().into_iter().flatten().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect()
 }
 
 /// What the event source mapping does after a response: delete what did not fail.
-async fn delete_done(res: &Resources, queue: &str, messages: &[aws_sdk_sqs::types::Message], failed: &[String]) {
+pub async fn delete_done(res: &Resources, queue: &str, messages: &[aws_sdk_sqs::types::Message], failed: &[String]) {
     let done: Vec<DeleteMessageBatchRequestEntry> = messages
         .iter()
         .enumerate()

@@ -130,6 +130,11 @@ impl Instance {
         }
     }
 
+    /// The process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn kill(&mut self) {
         // An error means it is already gone.
         self.child.start_kill().ok();

@@ -7,7 +7,10 @@
 //!
 //! ```text
 //! soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--aws-faults SCALE] [--out DIR]
+//! soak --memory [--out DIR]
 //! ```
+//! `--memory` measures the processor's worst batch instead (memory.rs).
+//!
 //! Needs moto (AWS_ENDPOINT_URL on loopback) and the binaries beside this one (`dispatch`,
 //! `poller`, `processor`, `tenant-sim`): `infra/scripts/soak.sh` builds and starts everything.
 
@@ -16,6 +19,7 @@
 
 mod drive;
 mod lambda;
+mod memory;
 mod sim_process;
 mod sqs;
 mod verdict;
@@ -32,7 +36,7 @@ use drive::{Chaos, Pool, Tally};
 use lambda::Function;
 use m365_ingest::adapters::aws::Principal;
 
-const USAGE: &str = "usage: soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--aws-faults SCALE] [--out DIR]";
+const USAGE: &str = "usage: soak [--seconds N] [--alerts N] [--tenants N] [--seed N] [--kill-rate P] [--aws-faults SCALE] [--out DIR]\n       soak --memory [--out DIR]   (the processor's worst batch under 256 MB: ten 30 MB quarantined emails)";
 
 /// AWS-side faults per call of the functions' code at `--aws-faults 1` (kinds in
 /// infra/aws-gate/faults.py): throttling and 500s of DynamoDB (some after the write took effect),
@@ -63,11 +67,21 @@ pub struct Options {
     /// AWS fault rates as a multiple of AWS_FAULT_RATES (0: none).
     pub aws_faults: f64,
     pub out: PathBuf,
+    /// Measure the processor's worst batch instead (memory.rs).
+    pub memory: bool,
 }
 
 fn parse() -> Result<Options, String> {
-    let mut o =
-        Options { seconds: 600, alerts: 12_000, tenants: 4, seed: 1, kill_rate: 0.2, aws_faults: 1.0, out: PathBuf::from("out/soak") };
+    let mut o = Options {
+        seconds: 600,
+        alerts: 12_000,
+        tenants: 4,
+        seed: 1,
+        kill_rate: 0.2,
+        aws_faults: 1.0,
+        out: PathBuf::from("out/soak"),
+        memory: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
@@ -88,6 +102,7 @@ fn parse() -> Result<Options, String> {
                     v.parse::<f64>().ok().filter(|p| (0.0..=10.0).contains(p)).ok_or(format!("--aws-faults takes 0 to 10, not `{v}`"))?;
             }
             "--out" => o.out = PathBuf::from(value("--out")?),
+            "--memory" => o.memory = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -105,7 +120,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&o).await {
+    let outcome = if o.memory { memory::run(&o.out).await } else { run(&o).await };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

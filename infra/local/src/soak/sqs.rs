@@ -1,11 +1,12 @@
-//! The soak's SQS: the five actions the functions and the soak call, in the AWS JSON 1.0
+//! The soak's SQS: the actions the functions and the soak call, in the AWS JSON 1.0
 //! protocol the SDK speaks, with SQS's semantics. moto's SQS cannot take the soak's depth: its
 //! ReceiveMessage asks for the queue's attributes once per message it looks at, and those count
 //! every message (py-spy on moto 5: 86 % of its time in `Queue.attributes` at 1,400 messages),
 //! so each call took seconds and the whole moto server stalled.
 //!
 //! Reference: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/ (actions
-//! SendMessageBatch, ReceiveMessage, DeleteMessageBatch, GetQueueAttributes; quotas in
+//! SendMessage, SendMessageBatch (DelaySeconds 0 to 900), ReceiveMessage, DeleteMessage(Batch),
+//! GetQueueAttributes; quotas in
 //! sqs-quotas.html: 10 entries a batch, 1 MiB a message and a batch, the XML 1.0 character set).
 //! Behaviour kept: visibility timeouts and receive counts, redrive to a DLQ after
 //! `maxReceiveCount` receives, long polling, a new receipt handle on every receive (a delete
@@ -231,6 +232,19 @@ impl Sqs {
                     .push(json!({"Id": id, "Code": "InvalidMessageContents", "Message": "Invalid characters found", "SenderFault": true}));
                 continue;
             }
+            // DelaySeconds: 0 to 900 (SendMessageBatchRequestEntry); the queue's own is 0.
+            let delay = match &e["DelaySeconds"] {
+                Value::Null => 0,
+                v => match v.as_u64().filter(|d| *d <= 900) {
+                    Some(d) => d,
+                    None => {
+                        failed.push(
+                            json!({"Id": id, "Code": "InvalidParameterValue", "Message": "DelaySeconds must be 0 to 900", "SenderFault": true}),
+                        );
+                        continue;
+                    }
+                },
+            };
             let n = self.seq.fetch_add(1, Ordering::Relaxed);
             let message_id = format!("{:08x}-0000-4000-8000-{n:012x}", std::process::id());
             q.accepted += 1;
@@ -247,7 +261,7 @@ impl Sqs {
                     sent_ms: now_ms(),
                     first_receive_ms: None,
                     receive_count: 0,
-                    visible_at: Instant::now(),
+                    visible_at: Instant::now() + Duration::from_secs(delay),
                     receipt: None,
                 },
             );
@@ -255,6 +269,26 @@ impl Sqs {
         drop(queues);
         self.arrived.notify_waiters();
         json!({"Successful": ok, "Failed": failed}).to_string().into_response()
+    }
+
+    /// SendMessage: one entry of a batch, answered as SendMessage answers (an entry's failure is
+    /// the call's error).
+    async fn send_one(&self, input: &Value) -> Response {
+        let mut entry = json!({"Id": "0", "MessageBody": input["MessageBody"]});
+        if !input["DelaySeconds"].is_null() {
+            entry["DelaySeconds"] = input["DelaySeconds"].clone();
+        }
+        let answer = self.send_batch(&json!({"QueueUrl": input["QueueUrl"], "Entries": [entry]}));
+        if !answer.status().is_success() {
+            return answer;
+        }
+        let Ok(bytes) = axum::body::to_bytes(answer.into_body(), MAX_BYTES).await else { return internal_error() };
+        let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if let Some(f) = doc["Failed"].as_array().and_then(|f| f.first()) {
+            return error(f["Code"].as_str().unwrap_or("InvalidParameterValue"), f["Message"].as_str().unwrap_or("refused"));
+        }
+        let ok = &doc["Successful"][0];
+        json!({"MessageId": ok["MessageId"], "MD5OfMessageBody": ok["MD5OfMessageBody"]}).to_string().into_response()
     }
 
     /// One pass over the queue: up to `max` visible messages, marked received.
@@ -462,6 +496,7 @@ async fn with_failed_entries(answer: Response, failing: &[String]) -> Response {
 async fn serve(sqs: &Sqs, target: &str, input: &Value) -> Response {
     match target {
         "AmazonSQS.SendMessageBatch" => sqs.send_batch(input),
+        "AmazonSQS.SendMessage" => sqs.send_one(input).await,
         "AmazonSQS.ReceiveMessage" => sqs.receive(input).await,
         "AmazonSQS.DeleteMessageBatch" => sqs.delete_batch(input),
         "AmazonSQS.DeleteMessage" => sqs.delete_one(input),
@@ -520,6 +555,20 @@ mod tests {
         assert_eq!(sqs.lock()["q"].messages.len(), 1, "an older receipt deletes nothing");
         sqs.delete_batch(&json!({"QueueUrl": url, "Entries": [{"Id": "0", "ReceiptHandle": again[0]["ReceiptHandle"]}]}));
         assert!(sqs.lock()["q"].messages.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_delayed_message_is_hidden_until_its_delay_and_a_delay_past_900_s_is_refused() {
+        let sqs = stand_in();
+        let url = sqs.create("q", Duration::from_secs(30), None);
+        let sent = sqs.send_one(&json!({"QueueUrl": url, "MessageBody": "later", "DelaySeconds": 60})).await;
+        assert_eq!(sent.status(), StatusCode::OK);
+        assert!(sqs.take("q", 10, None).unwrap().is_empty(), "hidden for its delay");
+        assert_eq!(sqs.send_one(&json!({"QueueUrl": url, "MessageBody": "now"})).await.status(), StatusCode::OK);
+        assert_eq!(sqs.take("q", 10, None).unwrap()[0]["Body"], "now");
+        let refused = sqs.send_one(&json!({"QueueUrl": url, "MessageBody": "x", "DelaySeconds": 901})).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(sqs.lock()["q"].messages.len(), 2);
     }
 
     #[test]
