@@ -40,7 +40,7 @@ const EMAIL_BYTES: usize = 30 << 20;
 const JOBS: usize = 10;
 const INTEGRATION: &str = "memory";
 /// The processor's timeout in template.yaml.
-const TIMEOUT: Duration = Duration::from_secs(900);
+const TIMEOUT: Duration = Duration::from_secs(150);
 
 /// One batch handed to the processor and what it cost.
 struct Batch {
