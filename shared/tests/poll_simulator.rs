@@ -5,14 +5,20 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use m365_ingest::app::poll::{Outcome, PollSettings};
+use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
+use m365_ingest::adapters::local::{DirArtifactStore, StaticSecretSource};
+use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::domain::alert::{HeadSpec, Item};
 use m365_ingest::domain::envelope::Envelope;
-use m365_ingest::ports::CursorKey;
+use m365_ingest::domain::integration::Credentials;
+use m365_ingest::error::GraphError;
+use m365_ingest::ports::{CursorKey, GraphApi, Page, PageRequest, PollWith};
 use m365_ingest::{GraphTime, Source};
 use support::*;
-use tenant_sim::{FaultKind, FaultSpec, Scenario};
+use tenant_sim::{AlertChange, FaultKind, FaultSpec, Scenario, Simulator};
 
 fn small_pages() -> PollSettings {
     PollSettings { alert_page_size: 50, ..PollSettings::default() }
@@ -171,51 +177,33 @@ async fn an_integration_is_polled_only_when_its_interval_has_passed() {
 /// Graph as the simulator serves it, where one alert is updated (and so leaves the span) right
 /// after the first page of the first span that takes more than one response.
 struct UpdatedBetweenPages {
-    inner: m365_ingest::adapters::graph::MicrosoftHttp,
-    sim: std::sync::Arc<tenant_sim::Simulator>,
-    /// More items than this are split before they are paged (PollSettings' three pages).
+    inner: MicrosoftHttp,
+    sim: Arc<Simulator>,
+    /// Spans counted up to this (three pages of 50) are the ones a chain of pages would read.
     chained_up_to: usize,
-    moved: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    moved: Arc<Mutex<Option<String>>>,
 }
 
-impl m365_ingest::ports::GraphApi for UpdatedBetweenPages {
-    async fn page(
-        &self,
-        creds: &m365_ingest::domain::integration::Credentials,
-        request: &m365_ingest::ports::PageRequest,
-    ) -> Result<m365_ingest::ports::Page, m365_ingest::error::GraphError> {
+impl GraphApi for UpdatedBetweenPages {
+    async fn page(&self, creds: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {
         let page = self.inner.page(creds, request).await?;
         let chained = page.count.is_some_and(|c| c > page.items.len() && c <= self.chained_up_to);
         let mut moved = self.moved.lock().unwrap();
         if chained && moved.is_none() {
             let first = page.items[0].head.id.clone();
             // Someone changes its status now: its new version is past the window's end.
-            self.sim.update_alert(TENANT, &first, tenant_sim::AlertChange { status: Some("inProgress".into()), ..Default::default() }, 0);
+            self.sim.update_alert(TENANT, &first, AlertChange { status: Some("inProgress"), ..Default::default() }, 0);
             *moved = Some(first);
         }
         Ok(page)
     }
-    async fn collection(
-        &self,
-        creds: &m365_ingest::domain::integration::Credentials,
-        path: &str,
-        head: m365_ingest::domain::alert::HeadSpec,
-    ) -> Result<Vec<m365_ingest::domain::alert::Item>, m365_ingest::error::GraphError> {
+    async fn collection(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Vec<Item>, GraphError> {
         self.inner.collection(creds, path, head).await
     }
-    async fn item(
-        &self,
-        creds: &m365_ingest::domain::integration::Credentials,
-        path: &str,
-        head: m365_ingest::domain::alert::HeadSpec,
-    ) -> Result<Option<m365_ingest::domain::alert::Item>, m365_ingest::error::GraphError> {
+    async fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Option<Item>, GraphError> {
         self.inner.item(creds, path, head).await
     }
-    async fn content(
-        &self,
-        creds: &m365_ingest::domain::integration::Credentials,
-        path: &str,
-    ) -> Result<Option<Vec<u8>>, m365_ingest::error::GraphError> {
+    async fn content(&self, creds: &Credentials, path: &str) -> Result<Option<Vec<u8>>, GraphError> {
         self.inner.content(creds, path).await
     }
 }
@@ -229,37 +217,31 @@ async fn an_alert_leaving_the_span_between_two_pages_hides_no_other() {
     for omit_next_link in [false, true] {
         let mut s = fixed(Scenario::default());
         s.graph.omit_next_link = omit_next_link;
-        let sim = std::sync::Arc::new(tenant_sim::Simulator::start(s).await.unwrap());
-        let w = world_with(
-            sim.clone(),
-            m365_ingest::adapters::graph::HttpSettings::simulator,
-            m365_ingest::adapters::graph::RetryPolicy::quick(),
-            small_pages(),
-            secret_creds(),
-        );
+        let sim = Arc::new(Simulator::start(s).await.unwrap());
+        let w = world_with(sim.clone(), HttpSettings::simulator, RetryPolicy::quick(), small_pages(), secret_creds());
         let want = expected_now(&w);
-        let moved = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let moved = Arc::new(Mutex::new(None));
         let graph = UpdatedBetweenPages {
-            inner: m365_ingest::adapters::graph::MicrosoftHttp::new(
-                &m365_ingest::adapters::graph::HttpSettings::simulator(sim.base_url(), sim.ca_pem()),
-                m365_ingest::adapters::graph::RetryPolicy::quick(),
-            )
-            .unwrap(),
+            inner: MicrosoftHttp::new(&HttpSettings::simulator(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap(),
             sim: sim.clone(),
             chained_up_to: 150,
             moved: moved.clone(),
         };
-        let poller: m365_ingest::app::poll::Poller<m365_ingest::ports::PollWith<_, _, _, _, _, _>> = m365_ingest::app::poll::Poller {
+        let poller: Poller<PollWith<_, _, _, _, _, _>> = Poller {
             graph,
             cursors: w.cursors.clone(),
             queue: w.queue.clone(),
-            artifacts: m365_ingest::adapters::local::DirArtifactStore::new(w.dir.path().to_owned()),
-            secrets: m365_ingest::adapters::local::StaticSecretSource::new().with("contoso-secret", secret_creds()),
+            artifacts: DirArtifactStore::new(w.dir.path().to_owned()),
+            secrets: StaticSecretSource::new().with("contoso-secret", secret_creds()),
             clock: SimTime(sim.clone()),
             settings: small_pages(),
         };
         let run = poller
-            .poll_one(&integration_for(Source::DefenderAlerts), Source::DefenderAlerts, std::time::Instant::now() + Duration::from_secs(600))
+            .poll_one(
+                &integration_for(Source::DefenderAlerts),
+                Source::DefenderAlerts,
+                std::time::Instant::now() + Duration::from_secs(600),
+            )
             .await;
         assert_eq!(run.outcome, Outcome::Completed, "{run:?}");
         let moved: String = moved.lock().unwrap().clone().expect("a span was read in more than one response");

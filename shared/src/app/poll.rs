@@ -570,8 +570,14 @@ impl<P: PollPorts> Poller<P> {
     }
 }
 
-/// Items a span aims at: the whole pages that fit in 90% of its limit, less 3% for late arrivals.
+/// Items a span aims at: where a count proves a span, one page less 10%; otherwise the whole
+/// pages that fit in 90% of its limit, less 3% for late arrivals.
 fn span_target(spec: &SpanSpec<'_>) -> usize {
+    if !spec.source.count_optional() {
+        // A count proves one response (span.rs): a span is sized to one page, with room to
+        // spare for estimates that miss.
+        return (spec.top * 9 / 10).max(1);
+    }
     let pages = (spec.max_items * 9 / 10 / spec.top.max(1)).max(1);
     (pages * spec.top * 97 / 100).max(1)
 }

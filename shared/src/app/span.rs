@@ -47,10 +47,12 @@ pub struct SpanRead {
     pub too_large: Option<GraphError>,
 }
 
-/// Reads `span` with at most `budget` requests: the first page, then the API's continuation
-/// (nextLink, or `$skip` within its cap) while the count says more is missing. A span that
-/// cannot be split further (`single_step`) is re-read from the start while re-reads still find
-/// items, since an unpromised order can hide different items behind the same offsets.
+/// Reads `span` with at most `budget` requests. Where the API counts, one response proves a span
+/// (its distinct items reach the count it came with); a span that needs more than one is
+/// returned incomplete for the caller to split by time, since a chain of requests is not a
+/// snapshot. A span that cannot be split (`single_step`: a tie) is paged (nextLink, or `$skip`
+/// within its cap) and re-read from the start until a whole read finds nothing new. Where the
+/// API does not count, the chain's end is the span's end, read twice.
 pub async fn read_span<G: GraphApi>(
     graph: &G,
     creds: &Credentials,
@@ -72,17 +74,11 @@ pub async fn read_span<G: GraphApi>(
         too_large: None,
     };
     let mut seen: HashSet<String> = HashSet::new();
-    // A span whose end is only the end of a chain (no count) and took several requests is read
-    // twice: an item removed mid-chain (a report moved out of the inbox) shifts the offsets
-    // behind it and can hide another, and ties may come back in another order. One response
-    // is one snapshot and needs no second read.
-    let passes = if single_step {
-        spec.tie_passes.max(1)
-    } else if spec.source.count_optional() {
-        spec.tie_passes.max(2)
-    } else {
-        1
-    };
+    // A tie, and a span whose end is only the end of a chain (no count), that took several
+    // requests are read again: an item removed mid-chain (a report moved out of the inbox, an
+    // alert updated) shifts the offsets behind it and can hide another, and ties may come back
+    // in another order. One response is one snapshot and needs no second read.
+    let passes = if single_step || spec.source.count_optional() { spec.tie_passes.max(2) } else { 1 };
     // Set once a re-read finds what the first read did not: the order is not stable here.
     let mut unstable = false;
     // The ids of the first response, in order: a re-read that answers otherwise shows the order
@@ -141,6 +137,9 @@ pub async fn read_span<G: GraphApi>(
             // Cloud Apps sorts as asked (api-alerts-list.md): where its total is only a lower
             // bound, `hasNext: false` at the end of an unbroken chain is its word for the end.
             let said_end = spec.source.count_optional() && read.count.is_none() && page.has_more == Some(false);
+            let mut ids = HashSet::new();
+            let in_response = page.items.iter().filter(|i| ids.insert(i.head.id.as_str())).count() + page.rejects.len();
+            drop(ids);
             for item in page.items {
                 if seen.insert(item.head.id.clone()) {
                     read.items.push(item);
@@ -153,8 +152,17 @@ pub async fn read_span<G: GraphApi>(
                     read.rejects.push(r);
                 }
             }
-            if is_complete(seen.len(), read.count) {
+            // A count proves only the response it came with. A chain of requests is not a
+            // snapshot: an item that leaves the span between two requests (an update moves it
+            // past the span's end) shifts the offsets behind it, the next request skips the item
+            // that moved into the gap, and the distinct items still reach the latest count, the
+            // one that left having been counted (a soak lost an alert this way).
+            if pass_requests == 1 && is_complete(in_response, read.count) {
                 read.complete = true;
+                return Ok(read);
+            }
+            if read.count.is_some() && !single_step {
+                // More than one response holds it: the caller splits it to what one holds.
                 return Ok(read);
             }
             if said_end {
@@ -166,16 +174,15 @@ pub async fn read_span<G: GraphApi>(
                 unstable |= pass > 0;
                 break;
             }
-            if !single_step && read.count.is_some_and(|c| c > spec.max_items) {
-                // Too much to hold: the caller splits the span by time.
-                return Ok(read);
-            }
             // Held at once: twice a span's limit, or a source's own bound for a tie (items sharing
             // one instant cannot be split by time).
             let limit = if single_step { spec.source.max_tie_items().max(spec.max_items) } else { spec.max_items };
             if got == 0 || seen.len() > limit.max(spec.top) * 2 {
                 break;
             }
+            // Offsets count every item served in this pass, through links too: where a chain
+            // ends without a link, `$skip` goes on from where it ended, not from its start.
+            skip += got;
             request = match page.next_link {
                 Some(link) => {
                     if !links.insert(link.clone()) {
@@ -184,13 +191,18 @@ pub async fn read_span<G: GraphApi>(
                     PageRequest::Link { url: link, head: spec.source.head() }
                 }
                 None => {
-                    skip += got;
                     if spec.max_skip.is_some_and(|max| skip > max) {
                         break;
                     }
                     first_request(spec, span, skip, expand)
                 }
             };
+        }
+        // A tie read in several responses: its count reached, and a whole re-read that found
+        // nothing new (the same standard as a chain without a count).
+        if pass > 0 && seen.len() == before && is_complete(seen.len(), read.count) {
+            read.complete = true;
+            return Ok(read);
         }
         // A re-read that finds nothing new where the order looked stable will not find more;
         // where it was not stable, every pass is a fresh sample, up to the bound.
