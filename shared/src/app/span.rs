@@ -74,6 +74,10 @@ pub async fn read_span<G: GraphApi>(
         too_large: None,
     };
     let mut seen: HashSet<String> = HashSet::new();
+    // Items received since the count last changed: an item that left the span (an update moved
+    // it on) counted in `seen` would make up for one that a shifted offset hid.
+    let mut since_change: HashSet<String> = HashSet::new();
+    let mut last_count: Option<usize> = None;
     // A tie, and a span whose end is only the end of a chain (no count), that took several
     // requests are read again: an item removed mid-chain (a report moved out of the inbox, an
     // alert updated) shifts the offsets behind it and can hide another, and ties may come back
@@ -124,6 +128,10 @@ pub async fn read_span<G: GraphApi>(
                 None if spec.source.count_optional() => None,
                 None => return Err(GraphError::from(PagingError::NoCount { api: "Graph", field: "@odata.count" }).into()),
             };
+            if read.count != last_count {
+                since_change.clear();
+                last_count = read.count;
+            }
             // Offsets count every item the page held, decodable or not.
             let got = page.items.len() + page.rejects.len();
             read.largest_page = read.largest_page.max(got);
@@ -137,21 +145,27 @@ pub async fn read_span<G: GraphApi>(
             // Cloud Apps sorts as asked (api-alerts-list.md): where its total is only a lower
             // bound, `hasNext: false` at the end of an unbroken chain is its word for the end.
             let said_end = spec.source.count_optional() && read.count.is_none() && page.has_more == Some(false);
-            let mut ids = HashSet::new();
-            let in_response = page.items.iter().filter(|i| ids.insert(i.head.id.as_str())).count() + page.rejects.len();
-            drop(ids);
+            // An undecodable item counts among the items the API counted; it is named by its
+            // bytes (ids never contain the prefix's `\0`).
+            let mut in_response = HashSet::new();
             for item in page.items {
+                in_response.insert(item.head.id.clone());
                 if seen.insert(item.head.id.clone()) {
                     read.items.push(item);
                 }
             }
-            // An undecodable item counts among the items the API counted; it is named by its
-            // bytes (ids never contain the prefix's `\0`).
             for r in page.rejects {
-                if seen.insert(format!("\0{}", r.key())) {
+                let key = format!("\0{}", r.key());
+                in_response.insert(key.clone());
+                if seen.insert(key) {
                     read.rejects.push(r);
                 }
             }
+            let in_response = {
+                let n = in_response.len();
+                since_change.extend(in_response);
+                n
+            };
             // A count proves only the response it came with. A chain of requests is not a
             // snapshot: an item that leaves the span between two requests (an update moves it
             // past the span's end) shifts the offsets behind it, the next request skips the item
@@ -198,9 +212,10 @@ pub async fn read_span<G: GraphApi>(
                 }
             };
         }
-        // A tie read in several responses: its count reached, and a whole re-read that found
-        // nothing new (the same standard as a chain without a count).
-        if pass > 0 && seen.len() == before && is_complete(seen.len(), read.count) {
+        // A tie read in several responses: a whole re-read found nothing new, and the items
+        // received since the count last changed reach it. (One pass alone cannot be asked to:
+        // where the order changes on every request, no pass of several pages holds them all.)
+        if pass > 0 && seen.len() == before && is_complete(since_change.len(), read.count) {
             read.complete = true;
             return Ok(read);
         }
@@ -232,4 +247,90 @@ fn first_request(spec: &SpanSpec<'_>, span: Window, skip: usize, expand: bool) -
 /// after retries, or a 400 about the expansion.
 fn expand_refused(e: &GraphError) -> bool {
     matches!(e, GraphError::Http { status, .. } if *status >= 500 || *status == 400)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::domain::alert::HeadSpec;
+    use crate::domain::integration::Credential;
+    use crate::ports::Page;
+    use crate::secret::Secret;
+    use crate::sources::spec;
+    use crate::Source;
+
+    const AT: &str = "2026-11-26T10:00:00.1234567Z";
+
+    /// Graph answering a script of pages in order, whatever is asked.
+    struct Scripted(Mutex<VecDeque<(Vec<&'static str>, usize)>>);
+
+    impl GraphApi for Scripted {
+        async fn page(&self, _: &Credentials, _: &PageRequest) -> Result<Page, GraphError> {
+            let (ids, count) = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop_front().unwrap_or((Vec::new(), 0));
+            let head = spec(Source::DefenderAlerts).head();
+            let mut items = Vec::new();
+            for id in ids {
+                let raw = RawValue::from_string(format!(r#"{{"id":"{id}","lastUpdateDateTime":"{AT}"}}"#))
+                    .map_err(|e| GraphError::Decode { what: "test".into(), detail: e.to_string() })?;
+                items.push(Item::decode(&raw, &head).map_err(|e| GraphError::Decode { what: "test".into(), detail: e.to_string() })?);
+            }
+            Ok(Page { items, next_link: None, has_more: None, rejects: Vec::new(), count: Some(count) })
+        }
+        async fn collection(&self, _: &Credentials, path: &str, _: HeadSpec) -> Result<Vec<Item>, GraphError> {
+            Err(GraphError::Decode { what: path.into(), detail: "not scripted".into() })
+        }
+        async fn item(&self, _: &Credentials, path: &str, _: HeadSpec) -> Result<Option<Item>, GraphError> {
+            Err(GraphError::Decode { what: path.into(), detail: "not scripted".into() })
+        }
+        async fn content(&self, _: &Credentials, path: &str) -> Result<Option<Vec<u8>>, GraphError> {
+            Err(GraphError::Decode { what: path.into(), detail: "not scripted".into() })
+        }
+    }
+
+    /// A tie of five read two at a time: X is updated (leaves) after the first page, so Y slides
+    /// into the offset already read; the second pass comes back in another order and finds
+    /// nothing new, and every item ever received (X among them) reaches the new count of four.
+    /// Only what was received since the count last changed proves the tie: Y is read.
+    #[tokio::test]
+    async fn a_tie_is_proven_by_what_came_since_its_count_changed_not_by_everything_ever_received() {
+        let script = vec![
+            (vec!["P", "X"], 5),
+            (vec!["Q", "R"], 4),
+            (vec![], 4),
+            // Pass 2: another order, nothing new; three of four since the count changed.
+            (vec!["P", "Q"], 4),
+            (vec!["R", "P"], 4),
+            (vec![], 4),
+            (vec!["P", "Y"], 4),
+            (vec!["Q", "R"], 4),
+            (vec![], 4),
+            (vec!["Y", "P"], 4),
+            (vec!["R", "Q"], 4),
+            (vec![], 4),
+        ];
+        let graph = Scripted(Mutex::new(script.into()));
+        let integration = Integration::new("i", "t", "c", "s");
+        let creds = Credentials { tenant_id: "t".into(), client_id: "c".into(), credential: Credential::ClientSecret(Secret::new("s")) };
+        let spec = SpanSpec {
+            source: spec(Source::DefenderAlerts),
+            integration: &integration,
+            top: 2,
+            max_skip: Some(500),
+            max_items: 6,
+            tie_passes: 20,
+        };
+        let at = GraphTime::parse(AT).unwrap_or_default();
+        let tie = Window { from: at, to: GraphTime::from_ticks(at.ticks() + 1) };
+        let read = read_span(&graph, &creds, &spec, tie, true, false, 100).await.map_err(|e| e.to_string());
+        let read = read.unwrap_or_else(|e| panic!("{e}"));
+        assert!(read.complete);
+        let ids: HashSet<&str> = read.items.iter().map(|i| i.head.id.as_str()).collect();
+        assert!(ids.contains("Y"), "{ids:?}");
+        assert_eq!(read.requests, 12, "proven by the fourth pass");
+    }
 }
