@@ -16,7 +16,6 @@ use std::time::Duration;
 use m365_ingest::adapters::aws::{DynamoEvidenceJobs, Principal};
 use m365_ingest::app::check::{CredentialInput, SaveMode};
 use m365_ingest::app::evidence::EvidenceSettings;
-use m365_ingest::config::{http_settings, CheckConfig};
 use m365_ingest::domain::evidence_index::due_set;
 use m365_ingest::domain::evidence_job::{EvidenceJob, JobMessage, JobRecord};
 use m365_ingest::domain::evidence_plan::{job_key, EvidenceTarget};
@@ -185,19 +184,7 @@ pub async fn run(out: &Path) -> Result<bool, String> {
 /// Test & Save through the check function's code, as an operator adds an integration that
 /// retrieves quarantined emails.
 async fn save_integration(res: &Resources, base_url: &str, ca_file: &Path, cert: &ClientCertificate) -> Result<(), String> {
-    let env = |k: &str| match k {
-        "STATE_TABLE" => Some(res.table.clone()),
-        "LOGIN_BASE_URL" | "GRAPH_BASE_URL" | "MDE_BASE_URL" | "EXCHANGE_BASE_URL" => Some(base_url.to_owned()),
-        "EXTRA_CA_BUNDLE_FILE" => Some(ca_file.display().to_string()),
-        "ALLOW_NON_MICROSOFT_HOSTS" => Some("true".to_owned()),
-        _ => None,
-    };
-    let config = CheckConfig {
-        state_table: res.table.clone(),
-        secret_prefix: "m365-ingest/".into(),
-        http: http_settings(&env).map_err(|e| e.to_string())?,
-    };
-    let checker = m365_ingest::lambda::check::build_aws(&config, &res.stack.clients(Principal::Check)).map_err(|e| e.to_string())?;
+    let checker = super::world::checker(res, base_url, ca_file)?;
     let doc = integration_doc::from_json(
         &json!({
             "version": 1, "id": INTEGRATION, "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID,

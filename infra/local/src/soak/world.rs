@@ -198,14 +198,13 @@ pub fn scenario(o: &Options) -> Scenario {
     s
 }
 
-/// Test & Save of one integration per tenant, through the check function's code against the
-/// simulator process and moto (faults and all: a failed check is tried again, as an operator
-/// would), one every `stagger`: tenants added over time fall due at different moments.
-pub async fn save_integrations(res: &Resources, sim: &SimProcess, scenario: &Scenario, stagger: Duration) -> Result<Vec<String>, String> {
+/// The check function's code as the stack runs it (its role through the IAM gate), pointed at
+/// the simulator at `base_url`.
+pub fn checker(res: &Resources, base_url: &str, ca_file: &std::path::Path) -> Result<m365_ingest::lambda::check::AwsCheckApp, String> {
     let env = |k: &str| match k {
         "STATE_TABLE" => Some(res.table.clone()),
-        "LOGIN_BASE_URL" | "GRAPH_BASE_URL" | "MDE_BASE_URL" | "EXCHANGE_BASE_URL" => Some(sim.base_url.clone()),
-        "EXTRA_CA_BUNDLE_FILE" => Some(sim.ca_file.display().to_string()),
+        "LOGIN_BASE_URL" | "GRAPH_BASE_URL" | "MDE_BASE_URL" | "EXCHANGE_BASE_URL" => Some(base_url.to_owned()),
+        "EXTRA_CA_BUNDLE_FILE" => Some(ca_file.display().to_string()),
         "ALLOW_NON_MICROSOFT_HOSTS" => Some("true".to_owned()),
         _ => None,
     };
@@ -214,7 +213,14 @@ pub async fn save_integrations(res: &Resources, sim: &SimProcess, scenario: &Sce
         secret_prefix: "m365-ingest/".into(),
         http: http_settings(&env).map_err(|e| e.to_string())?,
     };
-    let checker = m365_ingest::lambda::check::build_aws(&config, &res.stack.clients(Principal::Check)).map_err(|e| e.to_string())?;
+    m365_ingest::lambda::check::build_aws(&config, &res.stack.clients(Principal::Check)).map_err(|e| e.to_string())
+}
+
+/// Test & Save of one integration per tenant, through the check function's code against the
+/// simulator process and moto (faults and all: a failed check is tried again, as an operator
+/// would), one every `stagger`: tenants added over time fall due at different moments.
+pub async fn save_integrations(res: &Resources, sim: &SimProcess, scenario: &Scenario, stagger: Duration) -> Result<Vec<String>, String> {
+    let checker = checker(res, &sim.base_url, &sim.ca_file)?;
     let mut ids = Vec::new();
     for (i, t) in scenario.tenants.iter().enumerate() {
         let id = format!("soak-{i:03}");
