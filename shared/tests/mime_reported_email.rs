@@ -120,6 +120,7 @@ async fn each_report_renders_as_a_valid_alert_with_the_reported_emails_headers()
                 filters_passed: vec![],
                 notes: vec![],
                 evidence: EvidenceRetrieval { status: "not_requested".into(), ..EvidenceRetrieval::default() },
+                text_replaced: None,
             },
         };
         let object = serde_json::value::RawValue::from_string(raw.clone()).unwrap();

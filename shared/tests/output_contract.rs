@@ -50,6 +50,7 @@ fn message(raw: &str) -> (GraphAlert, Value) {
             filters_passed: vec!["severity".into()],
             notes: vec![],
             evidence: EvidenceRetrieval { status: "not_requested".into(), ..EvidenceRetrieval::default() },
+            text_replaced: None,
         },
     };
     let m = AlertMessage::build(&a, version, &raw, ctx);
@@ -221,6 +222,7 @@ async fn submissions_validate_in_both_formats_with_their_email() {
                 filters_passed: vec![],
                 notes: vec![],
                 evidence: EvidenceRetrieval { status: "not_requested".into(), ..EvidenceRetrieval::default() },
+                text_replaced: None,
             },
         };
         let m: Value = serde_json::from_str(&AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx).to_json()).unwrap();

@@ -382,3 +382,53 @@ async fn mailbox_reports_are_published_with_their_email_and_its_stored_mime() {
         );
     }
 }
+
+/// An alert as Graph serves a Windows file name holding an unpaired UTF-16 surrogate: the
+/// escape `\ud800` is valid JSON syntax, but no Rust string holds it (json_text.rs).
+#[tokio::test]
+async fn text_no_string_can_hold_is_published_visibly_replaced_with_microsofts_bytes_kept() {
+    use m365_ingest::ports::ArtifactStore;
+    let page: Value =
+        serde_json::from_str(include_str!("../../infra/tenant-sim/tests/fixtures/microsoft-docs/graph_alerts_v2_list.json")).unwrap();
+    let mut alert = page["value"][0].clone();
+    alert["id"] = json!("da-unpaired-surrogate");
+    alert["createdDateTime"] = json!("2026-11-26T10:58:00.0000000Z");
+    alert["lastUpdateDateTime"] = json!("2026-11-26T11:00:00.0000000Z");
+    alert["title"] = json!("Suspicious file HIGH_ALONE.exe");
+    alert["evidence"][1]["fileDetails"]["fileName"] = json!("invoiceLOW_ALONE.pdf.exe");
+    let served = json!({"value": [alert]}).to_string().replace("HIGH_ALONE", "\\ud800").replace("LOW_ALONE", "\\udc01");
+    let seeds = tempfile::tempdir().unwrap();
+    let seed = seeds.path().join("alerts.json");
+    std::fs::write(&seed, &served).unwrap();
+    let mut s = Scenario::default();
+    s.tenants[0].seed_files = vec![seed];
+    let w = world(fixed(s), PollSettings::default(), secret_creds()).await;
+    w.poll(Source::DefenderAlerts).await;
+    let ours: Vec<(String, String)> =
+        w.queue.messages().into_iter().filter(|m| m.contains("da-unpaired-surrogate")).map(|m| ("m".to_owned(), m)).collect();
+    assert_eq!(ours.len(), 1, "the poller passes the alert on as Graph served it");
+    assert!(ours[0].1.contains(r"\ud800"));
+
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({}), OutputFormat::Both, Source::DefenderAlerts));
+    assert_eq!(p.process_batch(&ours).await, Vec::<String>::new(), "the alert is published, not sent to the DLQ");
+    let published: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).expect("a strict parser reads it")).collect();
+    assert_eq!(published.len(), 2);
+    let message = published.iter().find(|m| m["schema"] == "m365-ingest.alert.v1").unwrap();
+    assert!(v1().is_valid(message), "{message}");
+    assert_eq!(message["title"], "Suspicious file \u{fffd}.exe");
+    assert_eq!(message["original"]["evidence"][1]["fileDetails"]["fileName"], "invoice\u{fffd}.pdf.exe");
+    let replaced = &message["processing"]["text_replaced"];
+    assert_eq!(replaced["count"], 2);
+    let key = replaced["original_bytes"]["key"].as_str().unwrap();
+    let bytes = DirArtifactStore::new(w.dir.path().into()).get(key).await.unwrap();
+    let kept = String::from_utf8(bytes).unwrap();
+    assert!(kept.contains(r"Suspicious file \ud800.exe") && kept.contains(r"invoice\udc01.pdf.exe"), "{kept}");
+    assert_eq!(replaced["original_bytes"]["sha256"], m365_ingest::domain::envelope::sha256_hex(kept.as_bytes()));
+
+    let finding = published.iter().find(|m| m["class_uid"] == 2004).unwrap();
+    assert_eq!(finding["finding_info"]["title"], "Suspicious file \u{fffd}.exe");
+    assert_eq!(finding["unmapped"]["m365ingest_text_replaced"]["original_bytes"]["key"], key);
+    let raw: Value = serde_json::from_str(finding["raw_data"].as_str().unwrap()).expect("raw_data is JSON every parser reads");
+    assert_eq!(raw["title"], "Suspicious file \u{fffd}.exe");
+}

@@ -9,7 +9,7 @@ pub const PLAIN_JSON: &str = "application/json; charset=utf-8";
 pub const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 pub fn json(status: StatusCode, body: &serde_json::Value, content_type: &'static str) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let bytes = crate::wtf16::escape_stand_ins(serde_json::to_vec(body).unwrap_or_default());
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -22,6 +22,7 @@ pub mod state;
 pub mod testing;
 pub mod time;
 mod tls;
+pub mod wtf16;
 
 pub use data::AlertChange;
 pub use faults::{FaultKind, FaultSpec};

@@ -59,6 +59,11 @@ fn what(source: Source) -> &'static str {
 
 type Copy = (GraphAlert, Option<EmailSection>);
 
+/// Read as the processor read the intake copy: an escape no string can hold is U+FFFD in both.
+fn decodable(item: &crate::domain::alert::Item) -> std::borrow::Cow<'_, str> {
+    crate::domain::json_text::replace_unpaired_surrogates(item.raw.get()).0
+}
+
 async fn read<A: EvidenceApi>(api: &A, creds: &Credentials, record: &JobRecord) -> Result<Option<Copy>, Observation> {
     let undecodable = |e: serde_json::Error| Observation::Refused(format!("Microsoft's copy of the alert does not parse: {e}"));
     let get = |path: String, head| async move {
@@ -76,7 +81,7 @@ async fn read<A: EvidenceApi>(api: &A, creds: &Credentials, record: &JobRecord) 
         (Source::DefenderIncidents, Some(incident)) => {
             let path = format!("/v1.0/security/incidents/{}?$expand=alerts", path_segment(incident));
             let Some(item) = get(path, GRAPH_SECURITY_HEAD).await? else { return Ok(None) };
-            let incident: Value = serde_json::from_str(item.raw.get()).map_err(undecodable)?;
+            let incident: Value = serde_json::from_str(&decodable(&item)).map_err(undecodable)?;
             let found = incident
                 .get("alerts")
                 .and_then(Value::as_array)
@@ -89,13 +94,13 @@ async fn read<A: EvidenceApi>(api: &A, creds: &Credentials, record: &JobRecord) 
         (Source::DefenderAlerts | Source::DefenderIncidents, _) => {
             let path = format!("/v1.0/security/alerts_v2/{}", path_segment(&record.alert_id));
             let Some(item) = get(path, GRAPH_SECURITY_HEAD).await? else { return Ok(None) };
-            Ok(Some((serde_json::from_str(item.raw.get()).map_err(undecodable)?, None)))
+            Ok(Some((serde_json::from_str(&decodable(&item)).map_err(undecodable)?, None)))
         }
         (Source::EmailSubmissions, _) => {
             let spec = crate::sources::spec(Source::EmailSubmissions);
             let Some(path) = spec.item_path(&record.alert_id) else { return Ok(None) };
             let Some(item) = get(path, spec.head()).await? else { return Ok(None) };
-            let object = item.raw.get();
+            let object = &*decodable(&item);
             let alert = crate::domain::email_submission::to_alert(object).map_err(undecodable)?;
             let email = crate::domain::email_submission::email_section(object).map_err(undecodable)?;
             Ok(Some((alert, Some(email))))

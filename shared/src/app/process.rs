@@ -1,6 +1,7 @@
 //! The process use case: an intake message in, filtered and deduplicated alerts out on the
 //! output queue in the integration's format (DESIGN.md §1, §3 last point, §4).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -18,8 +19,9 @@ use crate::domain::envelope::{revision_key, Envelope, INTAKE_SCHEMA};
 use crate::domain::evidence_job::JobMessage;
 use crate::domain::filter::{Decision, Filters};
 use crate::domain::integration::{Integration, OutputFormat};
+use crate::domain::json_text;
 use crate::domain::ocsf;
-use crate::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
+use crate::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing, TextReplaced};
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
@@ -221,6 +223,7 @@ impl<P: ProcessPorts> Processor<P> {
         notes: Vec<String>,
         evidence: Option<EvidenceRetrieval>,
         context: Option<ContextSection>,
+        text_replaced: Option<&TextReplaced>,
         now: GraphTime,
     ) -> Result<Vec<String>, Error> {
         let max = self.settings.delivery.max_message_bytes;
@@ -244,6 +247,7 @@ impl<P: ProcessPorts> Processor<P> {
                         reason: Some("evidence retrieval is not enabled for this integration".into()),
                         ..EvidenceRetrieval::default()
                     }),
+                    text_replaced: text_replaced.cloned(),
                 },
             };
             let mut msg = AlertMessage::build(&unit.alert, unit.version, &unit.raw, ctx);
@@ -269,6 +273,9 @@ impl<P: ProcessPorts> Processor<P> {
             }
             if let Some(c) = &context {
                 ocsf::attach_context(&mut finding, c);
+            }
+            if let Some(t) = text_replaced {
+                ocsf::attach_text_replaced(&mut finding, t);
             }
             let mut body = escape_for_sqs(finding.to_string());
             if body.len() > max {
@@ -496,8 +503,9 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             }
             (None, None) => return Err("the envelope has neither object nor object_ref".into()),
         };
+        let (object, text_replaced) = self.decodable(&env, object).await?;
         let mut ready: Vec<Ready> = Vec::new();
-        if let Err(reason) = self.prepare_units(&env, integration, filters, &object, &mut ready).await {
+        if let Err(reason) = self.prepare_units(&env, integration, filters, &object, text_replaced.as_ref(), &mut ready).await {
             for r in &ready {
                 if let Err(e) = self.p.dedup.release(&r.key, &self.p.settings.owner).await {
                     tracing::warn!(error = %e, "could not release a dedup claim; it expires on its own");
@@ -508,12 +516,33 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
         Ok(ready)
     }
 
+    /// The object as every field can be read: an escape that decodes to no character is read
+    /// as U+FFFD, and Microsoft's bytes are kept (named by their content, so a redelivery
+    /// stores nothing twice).
+    async fn decodable(&self, env: &Envelope, object: Box<RawValue>) -> Result<(Box<RawValue>, Option<TextReplaced>), String> {
+        let (replaced, count) = match json_text::replace_unpaired_surrogates(object.get()) {
+            (Cow::Borrowed(_), _) => return Ok((object, None)),
+            (Cow::Owned(text), count) => (text, count),
+        };
+        let original_bytes = self
+            .p
+            .artifacts
+            .put(&content_key(&env.integration_id, object.get()), object.get().as_bytes().to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(alert = %env.id, count, "escapes of unpaired UTF-16 surrogates read as U+FFFD; Microsoft's bytes kept");
+        let object = RawValue::from_string(replaced).map_err(|e| e.to_string())?;
+        Ok((object, Some(TextReplaced { count, original_bytes })))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn prepare_units(
         &self,
         env: &Envelope,
         integration: &Integration,
         filters: &Filters,
         object: &RawValue,
+        text_replaced: Option<&TextReplaced>,
         ready: &mut Vec<Ready>,
     ) -> Result<(), String> {
         let source = crate::sources::spec(env.source);
@@ -561,19 +590,20 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             let items = planned.retrieval.as_ref().map(|r| r.items.clone()).unwrap_or_default();
             let mut starts = planned.starts;
             let context = self.p.context_of(integration, &unit, self.deadline).await;
-            let rendered = match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, context, now).await {
-                // Kept until its evidence is final; marked like a published one, so a redelivery holds nothing twice.
-                Ok(bodies) if holds => match self.p.hold_alert(integration, &key, bodies, items, now).await {
-                    Ok(first) => {
-                        self.count(|c| c.held += 1);
-                        starts.push(first);
-                        Ok(Vec::new())
-                    }
-                    Err(e) => Err(e),
-                },
-                Ok(bodies) => Ok(bodies),
-                Err(e) => Err(e.to_string()),
-            };
+            let rendered =
+                match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, context, text_replaced, now).await {
+                    // Kept until its evidence is final; marked like a published one, so a redelivery holds nothing twice.
+                    Ok(bodies) if holds => match self.p.hold_alert(integration, &key, bodies, items, now).await {
+                        Ok(first) => {
+                            self.count(|c| c.held += 1);
+                            starts.push(first);
+                            Ok(Vec::new())
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Ok(bodies) => Ok(bodies),
+                    Err(e) => Err(e.to_string()),
+                };
             match rendered {
                 Ok(bodies) => ready.push(Ready { key, bodies, starts }),
                 Err(e) => {

@@ -21,6 +21,7 @@ pub mod integration;
 pub mod integration_doc;
 pub mod integration_revision;
 pub mod investigation;
+pub mod json_text;
 pub mod mailbox_report;
 pub mod mime;
 pub mod ocsf;

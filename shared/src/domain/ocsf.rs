@@ -332,10 +332,6 @@ pub fn evidence_of_item(item: &super::output::EvidenceItem) -> Value {
     evidence.done()
 }
 
-/// Puts an alert's evidence into its finding: each item in `evidences` (a stored file or `.eml`
-/// at its `s3://` uri) and `unmapped.m365ingest_evidence` = `{status, delivery, released_at,
-/// items: [{id, kind, status, detail}]}`, the ids the evidence updates name. `None` when the
-/// finding is not an object.
 /// The alert's context as OCSF enrichments (one per user, device and file, the data being the
 /// v1 message's object for it), and how each part went under `unmapped.m365ingest_enrichment`.
 pub fn attach_context(finding: &mut Value, c: &super::context::ContextSection) -> Option<()> {
@@ -363,6 +359,10 @@ pub fn attach_context(finding: &mut Value, c: &super::context::ContextSection) -
     Some(())
 }
 
+/// Puts an alert's evidence into its finding: each item in `evidences` (a stored file or `.eml`
+/// at its `s3://` uri) and `unmapped.m365ingest_evidence` = `{status, delivery, released_at,
+/// items: [{id, kind, status, detail}]}`, the ids the evidence updates name. `None` when the
+/// finding is not an object.
 pub fn attach_evidence(finding: &mut Value, r: &super::output::EvidenceRetrieval) -> Option<()> {
     let o = finding.as_object_mut()?;
     if !r.items.is_empty() {
@@ -382,6 +382,15 @@ pub fn attach_evidence(finding: &mut Value, r: &super::output::EvidenceRetrieval
         ev["released_at"] = json!(t.to_string());
     }
     unmapped.insert("m365ingest_evidence".into(), ev);
+    Some(())
+}
+
+/// Says in `unmapped.m365ingest_text_replaced` = `{count, original_bytes}` that escapes which
+/// decode to no character were read as U+FFFD in the finding and its `raw_data`, and where
+/// Microsoft's bytes are.
+pub fn attach_text_replaced(finding: &mut Value, t: &super::output::TextReplaced) -> Option<()> {
+    let unmapped = finding.as_object_mut()?.entry("unmapped").or_insert_with(|| json!({})).as_object_mut()?;
+    unmapped.insert("m365ingest_text_replaced".into(), serde_json::to_value(t).ok()?);
     Some(())
 }
 

@@ -178,6 +178,18 @@ pub struct Processing {
     pub filters_passed: Vec<String>,
     pub notes: Vec<String>,
     pub evidence: EvidenceRetrieval,
+    /// Set when Microsoft's object held escapes that decode to no character (v1, additive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_replaced: Option<TextReplaced>,
+}
+
+/// Escapes of unpaired UTF-16 surrogates (a Windows file name can hold one) read as U+FFFD in
+/// every field and in `original`, so that every JSON parser reads the message; Microsoft's object
+/// byte for byte is at `original_bytes` (`json_text.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TextReplaced {
+    pub count: usize,
+    pub original_bytes: ObjectRef,
 }
 
 /// Evidence retrieval (quarantined files and emails): what was fetched, or why not.

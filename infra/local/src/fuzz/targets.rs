@@ -119,6 +119,51 @@ fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
     })
 }
 
+/// The fields of the doc samples that hold free text a device or a sender chose.
+const FREE_TEXT: &[&str] = &["title", "description", "fileName", "filePath", "displayName", "subject", "userPrincipalName", "name"];
+
+/// One of the intake messages with `\uDxxx` escapes at the start of some of its free-text
+/// values, chosen by the fuzzer's bytes (the first picks the message).
+fn with_unpaired_surrogates(b: &[u8]) -> Option<String> {
+    let (first, rest) = b.split_first()?;
+    let all = envelopes();
+    let body = String::from_utf8(all[usize::from(*first) % all.len()].clone()).ok()?;
+    let mut starts: Vec<usize> = FREE_TEXT
+        .iter()
+        .flat_map(|k| {
+            let needle = format!("\"{k}\":\"");
+            body.match_indices(needle.as_str()).map(|(at, _)| at + needle.len()).collect::<Vec<_>>()
+        })
+        .collect();
+    starts.sort_unstable();
+    let mut out = String::with_capacity(body.len() + 64);
+    let mut copied = 0;
+    for (n, at) in starts.into_iter().enumerate() {
+        let Some(&r) = rest.get(n) else { break };
+        out.push_str(&body[copied..at]);
+        // Low bits choose the unit; a high bit adds a paired one after it (a real character).
+        out.push_str(&format!("\\u{:04x}", 0xD800 + (u16::from(r) << 3)));
+        if r & 0x80 != 0 {
+            out.push_str("\\ud83d\\ude00");
+        }
+        copied = at;
+    }
+    out.push_str(&body[copied..]);
+    Some(out)
+}
+
+type Observed = Processor<ProcessWith<Arc<MemoryDedupStore>, Arc<MemoryAlertQueue>, DirArtifactStore, SystemClock>>;
+
+/// A processor of its own for one input (no dedup across inputs), and what it published.
+fn fresh_processor() -> (Observed, Integration, Arc<MemoryAlertQueue>) {
+    let (_, (_, i)) = processor();
+    let out = Arc::new(MemoryAlertQueue::new());
+    let dir = std::env::temp_dir().join(format!("m365-ingest-fuzz-{}", std::process::id()));
+    let p =
+        Processor::new(Arc::new(MemoryDedupStore::new()), out.clone(), DirArtifactStore::new(dir), SystemClock, ProcessSettings::default());
+    (p, i.clone(), out)
+}
+
 pub fn all() -> Vec<Target> {
     let envelope_corpus: Vec<&'static [u8]> = envelopes().iter().map(|e| e.as_slice()).collect();
     vec![
@@ -185,6 +230,27 @@ pub fn all() -> Vec<Target> {
                 let (rt, (p, i)) = processor();
                 let body = text(b);
                 let _ = rt.block_on(p.batch(vec![i.clone()]).process_message(&body));
+            },
+        },
+        Target {
+            // Escapes no Rust string holds (unpaired UTF-16 surrogates, as Windows file names
+            // carry them), put into the free text of real intake messages: every message must
+            // still be published, and every published body read by a strict parser.
+            name: "processor_unpaired_text",
+            corpus: vec![b"\x00\x01\x02\x03", b"\xff\x10\x7f\x80\x00"],
+            run: |b| {
+                let Some(body) = with_unpaired_surrogates(b) else { return };
+                let (rt, _) = processor();
+                let (p, i, out) = fresh_processor();
+                let outcome = rt.block_on(p.batch(vec![i]).process_message(&body));
+                if let m365_ingest::app::process::MessageOutcome::Retry(why) = outcome {
+                    panic!("an intake message with unpaired surrogates was not published: {why}");
+                }
+                for m in out.messages() {
+                    if let Err(e) = serde_json::from_str::<serde_json::Value>(&m) {
+                        panic!("a published body does not parse: {e}");
+                    }
+                }
             },
         },
         Target {

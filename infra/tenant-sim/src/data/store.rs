@@ -84,7 +84,7 @@ impl TenantData {
     pub fn load_seed_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let err = |reason: String| LoadError::Seed { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let v: Value = serde_json::from_str(&crate::wtf16::stand_ins_for_escapes(&text)).map_err(|e| err(e.to_string()))?;
         self.load_seed_value(&v).map_err(err)
     }
 
