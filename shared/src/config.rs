@@ -353,7 +353,7 @@ impl ProcessorConfig {
                 let e = crate::app::evidence::EvidenceSettings::default();
                 crate::app::evidence::EvidenceSettings {
                     limits: crate::domain::evidence_job::JobLimits {
-                        // Microsoft keeps a live response for an offline device up to 3 days (ms-apis.md §7).
+                        // The whole job's bound; an offline device ends it sooner (JobLimits::offline_window).
                         max_wait: Duration::from_secs(number(
                             &get,
                             "EVIDENCE_MAX_WAIT_SECS",

@@ -119,7 +119,10 @@ async fn a_missing_role_names_the_permission_the_api_and_where_to_add_it() {
     let mut s = fixed(Scenario::default());
     let grants = &mut s.tenants[0].apps[0].grants;
     grants.get_mut("graph").unwrap().retain(|r| r != "SecurityIncident.Read.All");
-    grants.get_mut("mde").unwrap().retain(|r| r != "Machine.Read.All" && r != "Machine.LiveResponse");
+    // An app set up by the older page: Machine.Read.All, which no longer downloads a result.
+    let mde = grants.get_mut("mde").unwrap();
+    mde.retain(|r| r != "Machine.ReadWrite.All" && r != "Machine.LiveResponse");
+    mde.push("Machine.Read.All".into());
     let (sim, api) = start(s).await;
     let mut d = doc();
     d.sources.defender = DefenderMode::Incidents;
@@ -132,7 +135,7 @@ async fn a_missing_role_names_the_permission_the_api_and_where_to_add_it() {
     let fix = inc.fix.as_deref().unwrap();
     assert!(fix.contains("SecurityIncident.Read.All of \"Microsoft Graph\"") && fix.contains("grant admin consent"), "{fix}");
     let lr = line(&r, "live_response_files");
-    assert_eq!(lr.detail, "missing permissions Machine.LiveResponse, Machine.Read.All");
+    assert_eq!(lr.detail, "missing permissions Machine.LiveResponse, Machine.ReadWrite.All");
     assert!(lr.fix.as_deref().unwrap().contains("APIs my organization uses → WindowsDefenderATP"));
     assert!(sim.requests().matching("/v1.0/security/incidents").is_empty(), "no call without the permission");
     assert!(r.to_text().contains("FAIL  defender_incidents"));

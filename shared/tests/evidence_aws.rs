@@ -340,18 +340,23 @@ async fn a_busy_device_is_waited_for_and_an_expired_link_is_asked_for_again() {
 }
 
 #[tokio::test]
-async fn an_offline_device_ends_the_job_at_its_maximum_wait_and_a_missing_file_is_not_found() {
-    let limits = JobLimits { max_wait: Duration::from_secs(3_600), ..JobLimits::default() };
-    let r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
+async fn an_offline_device_ends_the_job_after_microsofts_two_hour_queue_and_a_missing_file_is_not_found() {
+    // The job's own bound is a day; Microsoft queues an action for an offline device 2 hours
+    // (run-live-response.md, ms.date 2025-12-31).
+    let r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
     let (alert, target) = file_target(&r.sim).await;
     let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
     r.sim.set_machine_online(TENANT, device_id, false);
+    let start = r.sim.clock().now().0;
     r.job(&alert, target.clone()).await;
     r.drive().await;
+    let waited = Duration::from_secs(((r.sim.clock().now().0 - start) / 10_000_000) as u64);
     let out = r.output().await;
     let u = updates(&out);
     assert_eq!(u.len(), 1);
     assert_eq!(u[0]["item"]["status"], "device_offline", "{}", u[0]);
+    assert!(u[0]["item"]["detail"].as_str().unwrap().contains("2h"), "{}", u[0]);
+    assert!(waited >= Duration::from_secs(7_200) && waited <= Duration::from_secs(7_200 + 300), "ended after {waited:?}");
     r.sim.set_machine_online(TENANT, device_id, true);
     // Deleted from the device since the alert: Microsoft's copy still names it, GetFile fails.
     r.sim.delete_device_file(TENANT, device_id, &target.path().unwrap());

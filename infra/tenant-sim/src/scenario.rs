@@ -31,13 +31,13 @@ pub struct Scenario {
 pub struct MdeSpec {
     /// `runliveresponse` calls per minute per tenant (run-live-response.md: 10).
     pub runs_per_minute: usize,
-    /// Live response sessions running at once per tenant (live-response.md: 25).
+    /// Live response sessions running at once per tenant (run-live-response.md, ms.date 2025-12-31: 50; the older text 25).
     pub max_sessions: usize,
     /// Seconds an online device takes to pick an action up, then to run it (not documented:
     /// the simulator's choice).
     pub pickup_secs: i64,
     pub run_secs: i64,
-    /// An offline device's action waits this long, then times out (live-response.md: up to 3 days).
+    /// An offline device's action waits this long, then times out (run-live-response.md, ms.date 2025-12-31: up to 2 hours; the older text 3 days).
     pub offline_timeout_secs: i64,
     /// A result link's lifetime (get-live-response-result.md: 30 minutes).
     pub link_lifetime_secs: i64,
@@ -49,10 +49,10 @@ impl Default for MdeSpec {
     fn default() -> Self {
         MdeSpec {
             runs_per_minute: 10,
-            max_sessions: 25,
+            max_sessions: 50,
             pickup_secs: 5,
             run_secs: 20,
-            offline_timeout_secs: 3 * 86_400,
+            offline_timeout_secs: 2 * 3600,
             link_lifetime_secs: 1_800,
             offline: Vec::new(),
         }
@@ -306,7 +306,7 @@ pub fn all_grants() -> BTreeMap<String, Vec<String>> {
             ]),
         ),
         ("mdca".to_owned(), v(&["investigation.read"])),
-        ("mde".to_owned(), v(&["File.Read.All", "Library.Manage", "Machine.LiveResponse", "Machine.Read.All"])),
+        ("mde".to_owned(), v(&["File.Read.All", "Library.Manage", "Machine.LiveResponse", "Machine.ReadWrite.All"])),
         ("exchange".to_owned(), v(&["Exchange.ManageAsApp"])),
     ])
 }

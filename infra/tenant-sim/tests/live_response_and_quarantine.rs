@@ -106,11 +106,12 @@ async fn offline_devices_hold_actions_pending_missing_files_fail_and_the_tenant_
     h.sim.set_machine_online(TENANT, &machine, false);
     let (_, action) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
     let id = action["id"].as_str().unwrap().to_owned();
-    h.sim.clock().advance_secs(3_000);
-    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "Pending", "waits for the device");
-    h.sim.clock().advance_secs(3 * 86_400);
+    h.sim.clock().advance_secs(7_150);
     let token = h.token_for(MDE_SCOPE).await;
-    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "TimeOut", "queued up to 3 days");
+    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "Pending", "waits for the device");
+    h.sim.clock().advance_secs(100);
+    let token = h.token_for(MDE_SCOPE).await;
+    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "TimeOut", "queued up to 2 hours");
     h.sim.set_machine_online(TENANT, &machine, true);
     let (status, missing) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file("C:\\nothing\\here.exe")).await;
     assert_eq!(status, 201, "{missing}");
@@ -296,4 +297,23 @@ async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_
     assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "Cancelled", "never runs");
     let (status, _) = post(&h, &token, &format!("/api/machineactions/{id}/cancel"), &json!({"Comment": "again"})).await;
     assert_eq!(status, 400);
+}
+
+/// get-live-response-result.md (ms.date 2025-11-13) lists only Machine.ReadWrite.All for
+/// applications: an app set up by the older page (Machine.Read.All) runs the action and reads
+/// it, and cannot download its result.
+#[tokio::test]
+async fn a_result_link_needs_machine_readwrite_all() {
+    let mut s = fixed_scenario();
+    s.tenants[0].apps[0].grants.insert("mde".into(), vec!["Machine.LiveResponse".into(), "Machine.Read.All".into()]);
+    let h = Harness::start(s).await;
+    let (machine, path, _) = file_on_a_device(&h).await;
+    let token = h.token_for(MDE_SCOPE).await;
+    let (status, action) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
+    assert_eq!(status, 201, "{action}");
+    let id = action["id"].as_str().unwrap().to_owned();
+    h.sim.clock().advance_secs(60);
+    assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "Succeeded");
+    let (status, _, body) = h.get(&format!("/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index=0)"), &token, false).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("Forbidden")), "{body}");
 }

@@ -20,9 +20,12 @@ use super::time::GraphTime;
 /// The bounds of every job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobLimits {
-    /// From creation to the end, whatever happens: Microsoft queues a live response for an
-    /// offline device up to 3 days (§7); the integration may want its answer sooner.
+    /// From creation to the end, whatever happens (a busy device, throttling, an outage).
     pub max_wait: Duration,
+    /// How long Microsoft queues a live response for an offline device: up to 2 hours
+    /// (run-live-response.md, ms.date 2025-12-31; the older text said 3 days). An action still
+    /// pending a check after this ends the job as `device_offline`, whatever Microsoft says.
+    pub offline_window: Duration,
     /// Calls that failed for a passing reason (busy device, throttling, an outage), in all.
     pub max_attempts: u32,
     /// How long after a check a running action is checked again.
@@ -35,6 +38,7 @@ impl Default for JobLimits {
     fn default() -> Self {
         JobLimits {
             max_wait: Duration::from_secs(24 * 3600),
+            offline_window: Duration::from_secs(2 * 3600),
             max_attempts: 20,
             check_every: Duration::from_secs(60),
             busy_wait: Duration::from_secs(120),
@@ -66,6 +70,9 @@ pub enum Phase {
         action_id: String,
         last: ActionStatus,
         next_check: GraphTime,
+        /// When Microsoft accepted the action (absent in jobs stored before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_at: Option<GraphTime>,
     },
     /// A message was found in quarantine by its identity; it is to be exported.
     Export {
@@ -207,6 +214,17 @@ impl EvidenceJob {
     /// what it was waiting for: a device that never picked the action up is offline.
     pub fn next(&mut self, now: GraphTime, limits: &JobLimits) -> Next {
         // A cleanup is bounded by its own checks: it runs whatever time it is.
+        let queued_past_window = match &self.phase {
+            Phase::Running { last: ActionStatus::Pending, started_at: Some(s), .. } => now >= s.plus(limits.offline_window),
+            _ => false,
+        };
+        if queued_past_window {
+            let why = format!(
+                "the device stayed offline: Defender for Endpoint queues a live response for an offline device up to {}, and it was not picked up",
+                crate::domain::duration_text::DurationText(limits.offline_window)
+            );
+            self.finish(EvidenceOutcome::DeviceOffline, Some(why), None);
+        }
         if !matches!(self.phase, Phase::Done { .. } | Phase::Cleanup { .. }) && now >= self.created_at.plus(limits.max_wait) {
             let offline = matches!(self.phase, Phase::Running { last: ActionStatus::Pending, .. });
             let (outcome, why) = if offline {
@@ -246,7 +264,12 @@ impl EvidenceJob {
             }
             Observation::NotWanted(why) => self.finish(EvidenceOutcome::Disabled, Some(why), None),
             Observation::Started { action_id } => {
-                self.phase = Phase::Running { action_id, last: ActionStatus::Pending, next_check: now.plus(limits.check_every) }
+                self.phase = Phase::Running {
+                    action_id,
+                    last: ActionStatus::Pending,
+                    next_check: now.plus(limits.check_every.min(limits.offline_window)),
+                    started_at: Some(now),
+                }
             }
             Observation::Busy | Observation::Transient(_) => {
                 self.attempts += 1;
@@ -267,11 +290,17 @@ impl EvidenceJob {
                 }
             }
             Observation::Action(status) => {
-                let Phase::Running { action_id, .. } = &self.phase else { return };
-                let action_id = action_id.clone();
+                let Phase::Running { action_id, last, started_at, .. } = &self.phase else { return };
+                let (action_id, last, started_at) = (action_id.clone(), *last, *started_at);
                 self.phase = match status {
                     ActionStatus::Pending | ActionStatus::InProgress => {
-                        Phase::Running { action_id, last: status, next_check: now.plus(limits.check_every) }
+                        Phase::Running { action_id, last: status, next_check: now.plus(limits.check_every), started_at }
+                    }
+                    // Never picked up: Microsoft's queue for an offline device ran out.
+                    ActionStatus::TimeOut if last == ActionStatus::Pending => {
+                        let why = "the device stayed offline: Defender for Endpoint timed the queued live response out (it queues one for an offline device up to 2 hours)";
+                        self.finish(EvidenceOutcome::DeviceOffline, Some(why.into()), None);
+                        return;
                     }
                     ActionStatus::Succeeded => Phase::Download { action_id },
                     ActionStatus::Failed => {
@@ -466,6 +495,36 @@ mod tests {
         assert_eq!(j.next(later, &l), Next::Download("ma1".into()));
         j.observe(Observation::Stored(stored()), later, &l);
         assert_eq!((j.outcome(), j.next(later, &l)), (Some(EvidenceOutcome::Retrieved), Next::Finished));
+    }
+
+    #[test]
+    fn an_offline_device_ends_the_job_after_microsofts_two_hour_queue_not_the_jobs_day() {
+        let l = JobLimits::default();
+        assert_eq!((l.offline_window, l.max_wait), (Duration::from_secs(7200), Duration::from_secs(86_400)));
+        let mut j = confirmed(file());
+        j.observe(Observation::Started { action_id: "ma".into() }, t0(), &l);
+        let mut now = t0();
+        while j.outcome().is_none() {
+            now = now.plus(l.check_every);
+            if j.next(now, &l) == Next::CheckAction("ma".into()) {
+                // Microsoft keeps answering Pending: the job does not wait for the day.
+                j.observe(Observation::Action(ActionStatus::Pending), now, &l);
+            }
+        }
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::DeviceOffline));
+        assert!(now >= t0().plus(l.offline_window) && now <= t0().plus(l.offline_window).plus(l.check_every), "{now}");
+        assert!(matches!(&j.phase, Phase::Done { detail: Some(d), .. } if d.contains("2h")), "{:?}", j.phase);
+        // Microsoft timing the queued action out says the same, at once.
+        let mut j = confirmed(file());
+        j.observe(Observation::Started { action_id: "ma".into() }, t0(), &l);
+        j.observe(Observation::Action(ActionStatus::TimeOut), t0().plus(Duration::from_secs(7200)), &l);
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::DeviceOffline));
+        // A device that picked the action up and ran out of time did not stay offline.
+        let mut j = confirmed(file());
+        j.observe(Observation::Started { action_id: "ma".into() }, t0(), &l);
+        j.observe(Observation::Action(ActionStatus::InProgress), t0(), &l);
+        j.observe(Observation::Action(ActionStatus::TimeOut), t0().plus(Duration::from_secs(900)), &l);
+        assert_eq!(j.outcome(), Some(EvidenceOutcome::TimedOut));
     }
 
     #[test]

@@ -112,8 +112,10 @@ impl Feature {
             Feature::CloudApps => &["investigation.read"],
             Feature::EmailSubmissions => &["ThreatSubmission.Read.All"],
             Feature::PhishingMailbox => &["Mail.Read"],
-            // runliveresponse, then the machine action and its result link (ms-apis.md §7).
-            Feature::LiveResponseFiles => &["Machine.LiveResponse", "Machine.Read.All"],
+            // runliveresponse, then the machine action and its result link: "Get live response
+            // results" lists only Machine.ReadWrite.All for applications (get-live-response-result.md,
+            // ms.date 2025-11-13), which covers the machine action's Machine.Read.All.
+            Feature::LiveResponseFiles => &["Machine.LiveResponse", "Machine.ReadWrite.All"],
             // The script in the tenant's library (upload-library.md), then RunScript and GetFile.
             Feature::QuarantineRestore => &["Library.Manage", "Machine.LiveResponse"],
             Feature::QuarantinedEmail => &["Exchange.ManageAsApp"],

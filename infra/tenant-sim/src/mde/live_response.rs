@@ -1,12 +1,15 @@
 //! Live response (ms-apis.md §7):
 //! - `POST /api/machines/{id}/runliveresponse` (run-live-response.md): 201 with the machine
-//!   action; 10 calls a minute and 25 running sessions per tenant (429 beyond); one session per
-//!   device (400 `ActiveRequestAlreadyExists`); commands in the order PutFile, RunScript, GetFile.
+//!   action; 10 calls a minute and 50 running sessions per tenant (429 beyond: the page's
+//!   ms.date 2025-12-31 text; the older said 25); one session per device (400
+//!   `ActiveRequestAlreadyExists`); commands in the order PutFile, RunScript, GetFile.
 //! - `GET /api/machineactions/{id}` (get-machineaction-object.md): Pending while the device has
-//!   not picked it up (an offline device's for up to 3 days, then TimeOut), InProgress while it
-//!   runs, then Succeeded or Failed (GetFile of a path where nothing is).
+//!   not picked it up (an offline device's for up to 2 hours, then TimeOut: run-live-response.md,
+//!   ms.date 2025-12-31; the older text said 3 days), InProgress while it runs, then Succeeded or
+//!   Failed (GetFile of a path where nothing is).
 //! - `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={i})`
-//!   (get-live-response-result.md): `{"value": <blob URL>}`, valid 30 minutes.
+//!   (get-live-response-result.md, ms.date 2025-11-13: `Machine.ReadWrite.All` only):
+//!   `{"value": <blob URL>}`, valid 30 minutes.
 //!
 //! Not documented, so the simulator's choice (README): how long a device takes, the message of a
 //! failed command, and the answer for a result that does not exist (400 `InvalidRequest`).
@@ -24,7 +27,7 @@ use serde_json::{json, Value};
 use super::blob;
 use super::files;
 use super::state::{Action, Status};
-use super::{error, refused, LIVE_RESPONSE_ROLES, MACHINE_ROLES};
+use super::{error, refused, LIVE_RESPONSE_ROLES, MACHINE_ROLES, RESULT_ROLES};
 use crate::entra::resources;
 use crate::graph::context::{authorize_for, GraphCtx};
 use crate::http;
@@ -329,6 +332,9 @@ async fn result_link(State(sim): State<Sim>, Path((id, operation)): Path<(String
     else {
         return error(&ctx, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("No operation {operation} on machine actions"));
     };
+    if let Err(e) = authorize_for(&sim, &headers, &mut ctx, resources::MDE, RESULT_ROLES) {
+        return refused(&ctx, e);
+    }
     let (a, status) = match find(&sim, &headers, &mut ctx, &id) {
         Ok(found) => found,
         Err(r) => return *r,

@@ -22,9 +22,11 @@ use crate::state::Sim;
 
 pub use state::MdeState;
 
-/// get-machines.md, get-machineaction-object.md, get-live-response-result.md: Machine.Read.All
-/// or Machine.ReadWrite.All.
+/// get-machines.md, get-machineaction-object.md: Machine.Read.All or Machine.ReadWrite.All.
 pub const MACHINE_ROLES: &[&str] = &["Machine.Read.All", "Machine.ReadWrite.All"];
+/// get-live-response-result.md (ms.date 2025-11-13) lists only Machine.ReadWrite.All for
+/// applications (the older text also took Machine.Read.All).
+pub const RESULT_ROLES: &[&str] = &["Machine.ReadWrite.All"];
 /// run-live-response.md: Machine.LiveResponse.
 pub const LIVE_RESPONSE_ROLES: &[&str] = &["Machine.LiveResponse"];
 
