@@ -44,6 +44,30 @@ pub const CLOUD_NAMES: [(&str, Cloud); 4] =
 pub const CLOUD_APPS_SUFFIXES: [&str; 3] =
     [".portal.cloudappsecurity.com", ".portal.cloudappsecuritygov.com", ".portal.cloudappsecurity.us"];
 
+/// The hosts a live response result link may point to in each cloud: a leading dot is a
+/// suffix under which a storage account's name must come, anything else one exact host.
+/// - The result is "an Azure blob SAS URL" and Microsoft's own sample is on `core.windows.net`
+///   itself (get-live-response-result.md, every version to ms.date 2025-11-13).
+/// - A storage account's blob endpoint is `<account>.blob.core.windows.net`, and
+///   `<account>.blob.core.usgovcloudapi.net` in Azure Government, where Defender for Endpoint's
+///   US Government storage is (standard-device-connectivity-urls-gov.md, ms.date 2025-10-16:
+///   AutoIR sample storage and the portal's `*.blob.core.usgovcloudapi.net`). A GCC tenant still
+///   on the commercial service gets commercial links (gov.md).
+///
+/// No other host is followed: the China cloud has no Defender for Endpoint here.
+pub const fn result_link_hosts(cloud: Cloud) -> &'static [&'static str] {
+    match cloud {
+        Cloud::Global => &[".blob.core.windows.net", "core.windows.net"],
+        Cloud::Gcc => &[".blob.core.windows.net", "core.windows.net", ".blob.core.usgovcloudapi.net"],
+        Cloud::GccHigh | Cloud::Dod => &[".blob.core.usgovcloudapi.net"],
+    }
+}
+
+/// Whether `host` (lower case) is one of `hosts` as [`result_link_hosts`] lists them.
+pub fn host_listed(host: &str, hosts: &[&str]) -> bool {
+    hosts.iter().any(|h| if h.starts_with('.') { host.len() > h.len() && host.ends_with(h) } else { host == *h })
+}
+
 /// Where the APIs of one cloud are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoints {
@@ -323,6 +347,21 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_link_is_followed_only_to_the_storage_hosts_microsoft_documents_for_the_cloud() {
+        let ok = |cloud, host: &str| host_listed(host, result_link_hosts(cloud));
+        // Microsoft's own sample link (get-live-response-result.md) is on core.windows.net itself.
+        assert!(ok(Cloud::Global, "core.windows.net") && ok(Cloud::Global, "wdatpprd.blob.core.windows.net"));
+        assert!(!ok(Cloud::Global, "x.blob.core.usgovcloudapi.net"), "a commercial tenant's links are commercial");
+        assert!(!ok(Cloud::Global, "x.blob.core.chinacloudapi.cn") && !ok(Cloud::Global, "blob.core.windows.net.evil.com"));
+        assert!(!ok(Cloud::Global, "x.core.windows.net") && !ok(Cloud::Global, "evilcore.windows.net"));
+        assert!(ok(Cloud::Gcc, "x.blob.core.usgovcloudapi.net") && ok(Cloud::Gcc, "x.blob.core.windows.net"));
+        for c in [Cloud::GccHigh, Cloud::Dod] {
+            assert!(ok(c, "automatedirstrffusgv.blob.core.usgovcloudapi.net"));
+            assert!(!ok(c, "core.windows.net") && !ok(c, "x.blob.core.windows.net"), "{c:?} stays in Azure Government");
+        }
+    }
 
     #[test]
     fn each_preset_derives_the_scopes_of_its_own_cloud() {

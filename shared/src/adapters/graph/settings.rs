@@ -76,10 +76,6 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Send `Prefer: include-unknown-enum-members` (ms-apis.md §2): newer enum members arrive as themselves.
     pub include_unknown_enum_members: bool,
-    /// Hosts a live response result may be downloaded from: Azure Blob Storage's, by suffix
-    /// (get-live-response-result.md: an Azure blob SAS URL). A returned link elsewhere is never
-    /// requested.
-    pub blob_host_suffixes: Vec<String>,
     /// A whole download of a live response result, inside the processor's 150 s timeout (the
     /// file streams; 512 MB at 10 MB/s is under a minute). One cut short is a passing failure:
     /// the job tries again.
@@ -92,9 +88,6 @@ pub struct HttpSettings {
     /// simulator's blob host by its own name. Empty in production.
     pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
-
-/// Azure Blob Storage in the commercial, US Government and China clouds.
-pub const BLOB_HOST_SUFFIXES: &[&str] = &[".blob.core.windows.net", ".blob.core.usgovcloudapi.net", ".blob.core.chinacloudapi.cn"];
 
 impl Default for HttpSettings {
     fn default() -> Self {
@@ -119,7 +112,6 @@ impl Default for HttpSettings {
             connect_timeout: CONNECT_TIMEOUT,
             include_unknown_enum_members: true,
             max_body_bytes: MAX_BODY_BYTES,
-            blob_host_suffixes: BLOB_HOST_SUFFIXES.iter().map(|s| (*s).to_owned()).collect(),
             download_timeout: Duration::from_secs(110),
             exchange_timeout: Duration::from_secs(100),
             resolve: Vec::new(),
@@ -168,14 +160,14 @@ impl HttpSettings {
     }
 
     /// Whether a live response result link may be followed: HTTPS, no credentials in it, and a
-    /// host under one of the blob suffixes.
+    /// storage host Microsoft documents for this cloud (`cloud::result_link_hosts`).
     pub fn allowed_download(&self, url: &str) -> bool {
         let Ok(u) = reqwest::Url::parse(url) else { return false };
         let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
         u.scheme() == "https"
             && u.username().is_empty()
             && u.password().is_none()
-            && self.blob_host_suffixes.iter().any(|s| host.ends_with(&s.to_ascii_lowercase()) && host.len() > s.len())
+            && crate::domain::cloud::host_listed(&host, crate::domain::cloud::result_link_hosts(self.cloud))
     }
 
     /// Where Cloud Apps requests for the portal `portal_base` go.
@@ -213,5 +205,26 @@ impl HttpSettings {
             b = b.tls_certs_merge(certs);
         }
         b.build().map_err(|e| ConfigError::Invalid { name: "HTTP client".into(), value: String::new(), hint: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microsofts_own_sample_result_link_is_followed_and_links_outside_the_clouds_storage_are_not() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/microsoft-docs/mde_liveresponse_download_link.json"))
+                .unwrap_or_default();
+        let global = HttpSettings::default();
+        assert!(global.allowed_download(sample["value"].as_str().unwrap_or_default()));
+        assert!(global.allowed_download("https://wdatpprd.blob.core.windows.net/investigation-actions-data/x?sig=y"));
+        assert!(!global.allowed_download("http://wdatpprd.blob.core.windows.net/x"), "HTTPS only");
+        assert!(!global.allowed_download("https://user:pw@wdatpprd.blob.core.windows.net/x"));
+        assert!(!global.allowed_download("https://x.blob.core.chinacloudapi.cn/x"));
+        let high = HttpSettings { cloud: crate::domain::cloud::Cloud::GccHigh, ..HttpSettings::default() };
+        assert!(!high.allowed_download(sample["value"].as_str().unwrap_or_default()));
+        assert!(high.allowed_download("https://automatedirstrffusgv.blob.core.usgovcloudapi.net/x?sig=y"));
     }
 }
