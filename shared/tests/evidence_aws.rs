@@ -29,6 +29,7 @@ use m365_ingest::{GraphTime, Source};
 use serde_json::Value;
 use support::moto;
 use support::*;
+use tenant_sim::scenario::ResultFormat;
 use tenant_sim::Scenario;
 
 /// A job store whose saves fail while armed: the processor dying after a call, before its save.
@@ -232,6 +233,22 @@ async fn file_target(sim: &tenant_sim::Simulator) -> (String, EvidenceTarget) {
         }
     }
     panic!("no file on a device in the scenario");
+}
+
+/// Files on devices untouched by antivirus whose name `wanted` accepts, each with its alert.
+async fn file_targets(sim: &tenant_sim::Simulator, wanted: impl Fn(&str) -> bool) -> Vec<(String, EvidenceTarget)> {
+    let mut out = Vec::new();
+    for a in fetch_alerts(sim).await.iter().filter(|a| a["detectionSource"] != "antivirus") {
+        let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a.clone()).unwrap();
+        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+            if let EvidenceTarget::File { quarantined_by_antivirus: false, name, .. } = &t {
+                if wanted(name) && !out.iter().any(|(_, o): &(String, EvidenceTarget)| o.path() == t.path()) {
+                    out.push((alert.id.clone(), t));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn schema(name: &str) -> jsonschema::Validator {
@@ -883,4 +900,31 @@ async fn a_batch_near_its_end_starts_no_step_and_hands_them_back() {
     let run = r.p.batch(vec![r.integration.clone()]).until(std::time::Instant::now() + Duration::from_secs(120));
     assert!(run.step_batch(&steps).await.is_empty());
     assert_eq!(run.take_counts().evidence_steps, 2);
+}
+
+/// Microsoft does not document whether a GetFile result is the file or an archive of it
+/// (result_archive.rs): each is taken, and an Office file, itself a zip, is kept as it is.
+#[tokio::test]
+async fn a_result_as_the_file_a_gzip_or_a_zip_stores_the_file_the_alert_names() {
+    for format in [ResultFormat::Gzip, ResultFormat::Zip, ResultFormat::Raw] {
+        let mut s = scenario("Security Reader");
+        s.mde.result_format = format;
+        let r = rig(s, EvidenceSettings::default()).await;
+        let office = file_targets(&r.sim, |n| n.ends_with(".xlsm")).await;
+        let other = file_targets(&r.sim, |n| n.ends_with(".exe")).await;
+        assert!(!office.is_empty() && !other.is_empty(), "the scenario has both kinds");
+        for (alert, target) in [office[0].clone(), other[0].clone()] {
+            r.job(&alert, target.clone()).await;
+            r.drive().await;
+            let out = r.output().await;
+            let u = updates(&out);
+            assert_eq!(u[0]["item"]["status"], "retrieved", "{format:?}: {}", u[0]);
+            let EvidenceTarget::File { sha256: Some(want), name, .. } = &target else { unreachable!() };
+            let stored = r.bytes(u[0]["item"]["artifact"]["key"].as_str().unwrap()).await;
+            assert_eq!(&sha256(&stored), want, "{format:?}: {name}");
+            if name.ends_with(".xlsm") {
+                assert_eq!(&stored[..4], b"PK\x03\x04", "the Office file as it is, not unpacked");
+            }
+        }
+    }
 }

@@ -43,6 +43,20 @@ pub struct MdeSpec {
     pub link_lifetime_secs: i64,
     /// Machines (MDE ids) offline at the start.
     pub offline: Vec<String>,
+    /// How a GetFile result downloads: not documented (get-live-response-result.md shows the
+    /// link only). `gzip` (default) is what open-source callers unpack (demisto/content's
+    /// Defender for Endpoint integration, alpine-sec/thevlad); `raw` and `zip` are the others a
+    /// client must take.
+    pub result_format: ResultFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultFormat {
+    Raw,
+    #[default]
+    Gzip,
+    Zip,
 }
 
 impl Default for MdeSpec {
@@ -55,6 +69,7 @@ impl Default for MdeSpec {
             offline_timeout_secs: 2 * 3600,
             link_lifetime_secs: 1_800,
             offline: Vec::new(),
+            result_format: ResultFormat::Gzip,
         }
     }
 }

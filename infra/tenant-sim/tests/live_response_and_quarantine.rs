@@ -84,9 +84,12 @@ async fn a_getfile_runs_on_the_device_and_its_result_downloads_from_the_blob_hos
         .unwrap();
     let r = blob.get(url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let bytes = r.bytes().await.unwrap();
+    let packed = r.bytes().await.unwrap();
+    assert_eq!(&packed[..3], &[0x1f, 0x8b, 8], "gzip by default (mde.result_format)");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut bytes).unwrap();
     let got: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(got, sha256, "the file the alert names");
+    assert_eq!(got, sha256, "the file the alert names, gzipped");
     let on_api_host = url.replace(&format!("{}:", h.sim.blob_host()), "127.0.0.1:");
     assert_eq!(h.http.get(on_api_host).send().await.unwrap().status().as_u16(), 400, "not served on the API host");
     h.sim.clock().advance_secs(31 * 60);

@@ -27,6 +27,7 @@ use crate::domain::integration::{Credentials, Integration, OutputFormat};
 use crate::domain::integration_doc::EvidenceDelivery;
 use crate::domain::ocsf;
 use crate::domain::output::{EmailSection, EvidenceItem, EvidenceRetrieval, EvidenceUpdate, EVIDENCE_UPDATE_SCHEMA};
+use crate::domain::result_archive::{self, Format, UnpackError, Unpacker};
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
@@ -589,7 +590,18 @@ impl<P: ProcessPorts> Processor<P> {
                     match ev.api.download(&url).await {
                         Ok(d) => {
                             let key = format!("evidence/{}/{}/{}", safe_key(&integration.id), target.key(), safe_key(name));
-                            return self.store_file(ev, d, &key, sha1.as_deref(), sha256.as_deref()).await;
+                            let want = Want { sha1: sha1.as_deref(), sha256: sha256.as_deref() };
+                            return match self.store_file(ev, d, &key, want, true).await {
+                                Stored::Observed(o) => o,
+                                // The file is itself a gzip or a zip, sent as it is: kept as it came.
+                                Stored::IsTheArchive => match ev.api.download(&url).await {
+                                    Ok(d) => match self.store_file(ev, d, &key, want, false).await {
+                                        Stored::Observed(o) => o,
+                                        Stored::IsTheArchive => Observation::Transient("the result changed between two downloads".into()),
+                                    },
+                                    Err(e) => Observation::Transient(format!("the result download failed: {e}")),
+                                },
+                            };
                         }
                         Err(GraphError::Http { status: 403 | 404, .. }) if attempt == 0 => continue,
                         Err(GraphError::Decode { detail, .. }) => {
@@ -662,62 +674,85 @@ impl<P: ProcessPorts> Processor<P> {
         }
     }
 
-    /// Streams a download to the artifact store, counting its size and hashing it on the way;
-    /// nothing is kept when it is too large or is not the file the alert names.
-    async fn store_file(
-        &self,
-        ev: &Evidence<P::Evidence>,
-        mut d: Download,
-        key: &str,
-        sha1: Option<&str>,
-        sha256: Option<&str>,
-    ) -> Observation {
+    /// Streams a download to the artifact store, unpacked when it came as an archive
+    /// (`result_archive.rs`: GetFile's format is not documented), counting its size and hashing
+    /// it on the way; nothing is kept when it is too large, cannot be opened within its bounds,
+    /// or is not the file the alert names.
+    async fn store_file(&self, ev: &Evidence<P::Evidence>, mut d: Download, key: &str, want: Want<'_>, unpack: bool) -> Stored {
         let limit = ev.settings.max_file_bytes;
-        if let Some(size) = d.length.filter(|l| *l > limit) {
-            return Observation::TooLarge { size, limit };
+        // A gzip of an incompressible file is a little larger than the file.
+        if let Some(size) = d.length.filter(|l| *l > limit + (limit >> 6) + 1024) {
+            return Stored::Observed(Observation::TooLarge { size, limit });
         }
+        let limits = result_archive::Limits { max_bytes: limit, ..result_archive::Limits::default() };
+        let mut unpacker = if unpack { Unpacker::new(limits) } else { Unpacker::as_it_came(limits) };
         let mut upload = match self.artifacts.begin(key, "application/octet-stream").await {
             Ok(u) => u,
-            Err(e) => return Observation::Transient(e.to_string()),
+            Err(e) => return Stored::Observed(Observation::Transient(e.to_string())),
         };
-        let mut h1 = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
-        let mut h256 = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut size = 0u64;
-        while let Some(chunk) = d.chunks.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
+        let mut kept = Hashes::new();
+        // What came, when it was an archive: the file may be the archive itself.
+        let (mut came, mut head) = (Hashes::new(), Vec::new());
+        let mut out = Vec::new();
+        let fail = |o: Observation| Stored::Observed(o);
+        loop {
+            let chunk = match d.chunks.next().await {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
                     upload.abort().await;
-                    return Observation::Transient(e.to_string());
+                    return fail(Observation::Transient(e.to_string()));
                 }
+                None => break,
             };
-            size += chunk.len() as u64;
-            if size > limit {
-                upload.abort().await;
-                return Observation::TooLarge { size, limit };
+            out.clear();
+            let fed = unpacker.feed(&chunk, &mut out);
+            match unpacker.format() {
+                None => head.extend_from_slice(&chunk),
+                Some(Format::Raw) => {}
+                Some(_) => {
+                    came.update(&head);
+                    head.clear();
+                    came.update(&chunk);
+                }
             }
-            h1.update(&chunk);
-            h256.update(&chunk);
-            if let Err(e) = upload.write(&chunk).await {
+            if let Err(e) = fed {
                 upload.abort().await;
-                return Observation::Transient(e.to_string());
+                return fail(unpack_failure(e, limit));
+            }
+            kept.update(&out);
+            if let Err(e) = upload.write(&out).await {
+                upload.abort().await;
+                return fail(Observation::Transient(e.to_string()));
             }
         }
-        let hex = |d: ring::digest::Digest| d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let (got1, got256) = (hex(h1.finish()), hex(h256.finish()));
-        let mismatch = match (sha256, sha1) {
-            (Some(want), _) if !want.eq_ignore_ascii_case(&got256) => Some((want.to_owned(), got256.clone())),
-            (None, Some(want)) if !want.eq_ignore_ascii_case(&got1) => Some((want.to_owned(), got1)),
-            _ => None,
+        out.clear();
+        let format = match unpacker.finish(&mut out) {
+            Ok(f) => f,
+            Err(e) => {
+                upload.abort().await;
+                return fail(unpack_failure(e, limit));
+            }
         };
-        if let Some((expected, got)) = mismatch {
+        kept.update(&out);
+        if let Err(e) = upload.write(&out).await {
             upload.abort().await;
-            return Observation::HashMismatch { expected, got };
+            return fail(Observation::Transient(e.to_string()));
         }
-        match upload.finish(got256, size).await {
-            Ok(r) => Observation::Stored(r),
-            Err(e) => Observation::Transient(e.to_string()),
+        let size = kept.size;
+        let (got1, got256) = kept.finish();
+        let Some(mismatch) = want.mismatch(&got1, &got256) else {
+            return match upload.finish(got256, size).await {
+                Ok(r) => fail(Observation::Stored(r)),
+                Err(e) => fail(Observation::Transient(e.to_string())),
+            };
+        };
+        upload.abort().await;
+        let (came1, came256) = came.finish();
+        if format != Format::Raw && want.mismatch(&came1, &came256).is_none() {
+            return Stored::IsTheArchive;
         }
+        let (expected, got) = mismatch;
+        fail(Observation::HashMismatch { expected, got })
     }
 
     /// Publishes a job's end on the output queue, for the alert version it belongs to.
@@ -758,5 +793,65 @@ impl<P: ProcessPorts> Processor<P> {
     async fn email_headers(&self, r: &ObjectRef) -> Option<crate::domain::output::EmailHeaders> {
         let bytes = self.artifacts.get(&r.key).await.ok()?;
         crate::domain::mime::parse(&bytes).ok()
+    }
+}
+
+/// The hashes the alert gives for a file: SHA-256 decides when it is there.
+#[derive(Clone, Copy)]
+struct Want<'a> {
+    sha1: Option<&'a str>,
+    sha256: Option<&'a str>,
+}
+
+impl Want<'_> {
+    /// (expected, got) when the hashes are not the alert's.
+    fn mismatch(&self, got1: &str, got256: &str) -> Option<(String, String)> {
+        match (self.sha256, self.sha1) {
+            (Some(want), _) if !want.eq_ignore_ascii_case(got256) => Some((want.to_owned(), got256.to_owned())),
+            (None, Some(want)) if !want.eq_ignore_ascii_case(got1) => Some((want.to_owned(), got1.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// What storing a download came to.
+enum Stored {
+    Observed(Observation),
+    /// The result was an archive whose contents are not the file, but whose own bytes are.
+    IsTheArchive,
+}
+
+struct Hashes {
+    sha1: ring::digest::Context,
+    sha256: ring::digest::Context,
+    size: u64,
+}
+
+impl Hashes {
+    fn new() -> Self {
+        Hashes {
+            sha1: ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+            sha256: ring::digest::Context::new(&ring::digest::SHA256),
+            size: 0,
+        }
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        self.sha1.update(b);
+        self.sha256.update(b);
+        self.size += b.len() as u64;
+    }
+
+    /// (SHA-1, SHA-256), lower-case hex.
+    fn finish(self) -> (String, String) {
+        let hex = |d: ring::digest::Digest| d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>();
+        (hex(self.sha1.finish()), hex(self.sha256.finish()))
+    }
+}
+
+fn unpack_failure(e: UnpackError, limit: u64) -> Observation {
+    match e {
+        UnpackError::TooLarge { size, .. } => Observation::TooLarge { size, limit },
+        other => Observation::Refused(format!("the live response result could not be opened: {other}")),
     }
 }

@@ -28,6 +28,7 @@ pub mod ocsf;
 pub mod output;
 pub mod permissions;
 pub mod remediation;
+pub mod result_archive;
 pub mod source;
 pub mod sqs_text;
 pub mod time;

@@ -31,6 +31,10 @@ const SUBMISSIONS: &str = include_str!("../../../tenant-sim/tests/fixtures/micro
 const PHISH_EML: &[u8] = include_bytes!("../../../../shared/tests/fixtures/mime/phish.eml");
 const MESSAGES: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/graph_user_messages_list.json");
 const MDCA: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/mdca_alerts_list.json");
+/// `tenant-sim sample` gzipped, and zipped (deflated), as Python's gzip and zipfile write them.
+const RESULT_GZIP: &[u8] =
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03+I\xcdK\xcc+\xd1-\xce\xccU(N\xcc-\xc8I\x05\x00\x1e\x87\xa1\x94\x11\x00\x00\x00";
+const RESULT_ZIP: &[u8] = b"PK\x03\x04\x14\x00\x00\x00\x08\x00\x00\x00!\x00\x1e\x87\xa1\x94\x13\x00\x00\x00\x11\x00\x00\x00\x01\x00\x00\x00a+I\xcdK\xcc+\xd1-\xce\xccU(N\xcc-\xc8I\x05\x00PK\x01\x02\x14\x03\x14\x00\x00\x00\x08\x00\x00\x00!\x00\x1e\x87\xa1\x94\x13\x00\x00\x00\x11\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x01\x00\x00\x00\x00aPK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00/\x00\x00\x002\x00\x00\x00\x00\x00";
 const TOKEN: &str = include_str!("../../../tenant-sim/tests/fixtures/microsoft-docs/entra_token_response_client_credentials.json");
 const DOC_TOML: &str = include_str!("../../../examples/integration.toml");
 
@@ -251,6 +255,23 @@ pub fn all() -> Vec<Target> {
                         panic!("a published body does not parse: {e}");
                     }
                 }
+            },
+        },
+        Target {
+            // A live response result: the file, or a gzip or zip of it (attacker-chosen bytes).
+            name: "result_archive",
+            corpus: vec![RESULT_GZIP, RESULT_ZIP, b"MZ\x90\x00"],
+            run: |b| {
+                let limits = m365_ingest::domain::result_archive::Limits { max_bytes: 8 << 20, max_ratio: 200 };
+                let mut u = m365_ingest::domain::result_archive::Unpacker::new(limits);
+                let mut out = Vec::new();
+                for c in b.chunks(97) {
+                    if u.feed(c, &mut out).is_err() {
+                        return;
+                    }
+                    out.clear();
+                }
+                let _ = u.finish(&mut out);
             },
         },
         Target {

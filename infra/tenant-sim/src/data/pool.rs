@@ -38,10 +38,52 @@ pub struct File {
     pub publisher: Option<&'static str>,
 }
 
-/// The bytes of a simulated file: cheap, deterministic from its name and size.
+/// The bytes of a simulated file: cheap, deterministic from its name and size. An Office Open
+/// XML file is a zip (ECMA-376 Part 2), so an `.xlsm`, `.docx` or `.xlsx` sample is one: a
+/// stored zip of the text, exactly `size` bytes long (a client must keep such a file as it is,
+/// not unpack it as if it were a live response archive).
 pub fn sample_bytes(name: &str, size: usize) -> Vec<u8> {
     let line = format!("tenant-sim sample file {name}; not malware, a stand-in for the file an alert names\n");
-    line.bytes().cycle().take(size).collect()
+    let text = |n: usize| -> Vec<u8> { line.bytes().cycle().take(n).collect() };
+    const PART: &str = "xl/vbaProject.bin";
+    let overhead = 30 + PART.len() + 46 + PART.len() + 22;
+    let ooxml = [".xlsm", ".xlsx", ".docx", ".docm"].iter().any(|e| name.to_ascii_lowercase().ends_with(e));
+    if ooxml && size > overhead {
+        return stored_zip(PART, &text(size - overhead));
+    }
+    text(size)
+}
+
+/// A zip of one stored (uncompressed) entry (APPNOTE 4.3.7, 4.3.12, 4.3.16).
+fn stored_zip(name: &str, data: &[u8]) -> Vec<u8> {
+    let crc = {
+        let mut c = flate2::Crc::new();
+        c.update(data);
+        c.sum()
+    };
+    let fields = |out: &mut Vec<u8>| {
+        out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]); // version 2.0, no flags, stored, 1980-01-01
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+    };
+    let mut out = b"PK\x03\x04".to_vec();
+    fields(&mut out);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(data);
+    let directory_at = out.len() as u32;
+    out.extend_from_slice(b"PK\x01\x02\x14\x00");
+    fields(&mut out);
+    out.extend_from_slice(&[0; 14]); // comment, disk, attributes; the local header at offset 0
+    out.extend_from_slice(name.as_bytes());
+    let directory_len = out.len() as u32 - directory_at;
+    out.extend_from_slice(b"PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00");
+    out.extend_from_slice(&directory_len.to_le_bytes());
+    out.extend_from_slice(&directory_at.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out
 }
 
 /// Sample files are kept small: a live response hands the whole file back, and a scale run
@@ -220,5 +262,17 @@ impl Pool {
             urls,
             sender_domains: URL_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod sample_tests {
+    #[test]
+    fn an_office_sample_is_a_zip_of_exactly_its_size_and_others_are_text() {
+        let z = super::sample_bytes("Q3 salaries.xlsm", 5_000);
+        assert_eq!((z.len(), &z[..4]), (5_000, &b"PK\x03\x04"[..]));
+        assert_eq!(&z[z.len() - 22..z.len() - 18], b"PK\x05\x06");
+        assert_eq!(super::sample_bytes("Q3 salaries.xlsm", 50).len(), 50, "too small for a zip: text");
+        assert!(super::sample_bytes("mimikatz.exe", 100).starts_with(b"tenant-sim sample file mimikatz.exe"));
     }
 }

@@ -3,7 +3,7 @@
 //! check of where a returned URL points is tested for real; errors in Azure Storage's XML shape
 //! (storage-services-error-codes: `AuthenticationFailed` for an expired signature, `BlobNotFound`).
 //! Whether a GetFile result is the raw file or an archive is not documented: the simulator
-//! serves the raw file (README).
+//! serves it as `mde.result_format` says, gzip unless told otherwise (README).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,7 +12,10 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
+use std::io::Write;
+
 use crate::http::header_str;
+use crate::scenario::ResultFormat;
 use crate::state::Sim;
 use crate::time::Instant;
 
@@ -65,8 +68,80 @@ async fn download(State(sim): State<Sim>, Path((_action, token)): Path<(String, 
             *b ^= 0x20;
         }
     }
+    let name = format!("{token}.bin");
+    let bytes = match sim.mde.spec().result_format {
+        ResultFormat::Raw => bytes,
+        ResultFormat::Gzip => gzip(&bytes),
+        ResultFormat::Zip => zip(&name, &bytes),
+    };
     let mut r = Response::new(Body::from(bytes));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     r.headers_mut().insert("x-ms-blob-type", HeaderValue::from_static("BlockBlob"));
     r
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 2 + 64), flate2::Compression::fast());
+    let _ = e.write_all(bytes);
+    e.finish().unwrap_or_default()
+}
+
+/// One deflated entry, its sizes in the local header (APPNOTE 4.3.7), then the central
+/// directory and its end.
+pub fn zip(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::with_capacity(bytes.len() / 2 + 64), flate2::Compression::fast());
+    let _ = e.write_all(bytes);
+    let body = e.finish().unwrap_or_default();
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    let fields = |out: &mut Vec<u8>| {
+        out.extend_from_slice(&20u16.to_le_bytes()); // version needed
+        out.extend_from_slice(&0u16.to_le_bytes()); // flags
+        out.extend_from_slice(&8u16.to_le_bytes()); // deflate
+        out.extend_from_slice(&[0, 0, 0x21, 0]); // 1980-01-01 00:00
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes()); // extra
+    };
+    let mut out = b"PK\x03\x04".to_vec();
+    fields(&mut out);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&body);
+    let directory_at = out.len() as u32;
+    out.extend_from_slice(b"PK\x01\x02");
+    out.extend_from_slice(&20u16.to_le_bytes()); // made by
+    fields(&mut out);
+    out.extend_from_slice(&[0; 10]); // comment length, disk, internal and external attributes
+    out.extend_from_slice(&0u32.to_le_bytes()); // the local header's offset
+    out.extend_from_slice(name.as_bytes());
+    let directory_len = out.len() as u32 - directory_at;
+    out.extend_from_slice(b"PK\x05\x06");
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&directory_len.to_le_bytes());
+    out.extend_from_slice(&directory_at.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_zip_written_here_is_read_by_pythons_zipfile() {
+        let z = super::zip("abc.bin", b"hello hello hello");
+        let dir = std::env::temp_dir().join(format!("tenant-sim-zip-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("t.zip");
+        let _ = std::fs::write(&path, &z);
+        let python = std::env::var("TENANT_SIM_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = std::process::Command::new(python)
+            .args(["-c", "import sys,zipfile;z=zipfile.ZipFile(sys.argv[1]);assert z.testzip() is None;print(z.namelist()[0], z.read(z.namelist()[0]).decode())"])
+            .arg(&path)
+            .output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)).unwrap_or_default();
+        assert_eq!(text.trim(), "abc.bin hello hello hello");
+    }
 }
