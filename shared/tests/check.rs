@@ -569,6 +569,24 @@ async fn the_quarantine_restore_needs_the_library_permission_and_says_so() {
     assert!(restore.fix.as_deref().unwrap().contains("WindowsDefenderATP"), "{:?}", restore.fix);
 }
 
+/// The tenant settings live response and the restore need cannot be read through any API: Test
+/// & Save names each (live-response.md, ms.date 2025-03-04), and a job refused by one says which.
+#[tokio::test]
+async fn the_restore_names_the_tenant_settings_it_needs() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let mut d = doc();
+    d.evidence.live_response_files = true;
+    d.evidence.restore_quarantined_files = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    let restore = line(&r, "restore_quarantined_files");
+    assert_eq!(restore.status, Status::Ok, "{restore:?}");
+    assert!(restore.detail.contains("\"Live Response unsigned script execution\" on"), "{}", restore.detail);
+    assert!(restore.detail.contains("Windows devices only"), "{}", restore.detail);
+    let files = line(&r, "live_response_files");
+    assert!(files.detail.contains("\"Live Response\" on") && files.detail.contains("remediation level"), "{}", files.detail);
+    assert!(r.to_text().contains("unsigned script execution"));
+}
+
 /// GUIDs are compared as GUIDs: a document and credentials typed in upper case pass Test & Save,
 /// are saved as Entra writes them (lower case), and the poller takes the stored secret as the
 /// integration's own (it refused it as another app's).

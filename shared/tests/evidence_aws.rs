@@ -724,14 +724,31 @@ async fn a_hold_past_its_maximum_wait_lets_the_alert_go_and_its_pending_items_fo
     assert_eq!(ups.len(), pending_items.len(), "one update per item the alert listed pending");
 }
 
+/// A tenant that runs unsigned live response scripts, as the restore's (unsigned) script needs:
+/// "Live Response unsigned script execution" is off by default (live-response.md).
+fn restore_scenario() -> Scenario {
+    let mut s = scenario("Security Reader");
+    s.mde.unsigned_scripts = true;
+    s
+}
+
 /// The files antivirus quarantined that the tenant's alerts name on a device, with their hash,
 /// each with its alert's id.
 async fn quarantined_targets(sim: &tenant_sim::Simulator) -> Vec<(String, EvidenceTarget)> {
+    quarantined_targets_on(sim, true).await
+}
+
+/// The same, on Windows devices or on the others (by the alerts' device evidence).
+async fn quarantined_targets_on(sim: &tenant_sim::Simulator, windows: bool) -> Vec<(String, EvidenceTarget)> {
     let mut out: Vec<(String, EvidenceTarget)> = Vec::new();
     for a in fetch_alerts(sim).await {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
         for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+            let EvidenceTarget::File { device_id, .. } = &t else { continue };
+            let os =
+                alert.evidence.iter().find(|e| e.mde_device_id.as_deref() == Some(device_id.as_str())).and_then(|e| e.os_platform.clone());
             if matches!(&t, EvidenceTarget::File { quarantined_by_antivirus: true, sha256: Some(_), .. })
+                && os.is_some_and(|o| o.starts_with("Windows") == windows)
                 && !out.iter().any(|(_, o)| o == &t)
             {
                 out.push((alert.id.clone(), t));
@@ -743,7 +760,7 @@ async fn quarantined_targets(sim: &tenant_sim::Simulator) -> Vec<(String, Eviden
 
 #[tokio::test]
 async fn a_file_antivirus_quarantined_is_restored_collected_and_cleaned_off_the_device_when_the_integration_opts_in() {
-    let mut r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    let mut r = rig(restore_scenario(), EvidenceSettings::default()).await;
     r.integration.evidence.restore_quarantined_files = true;
     let targets = quarantined_targets(&r.sim).await;
     assert!(targets.len() >= 3, "{targets:?}");
@@ -776,7 +793,7 @@ async fn a_file_antivirus_quarantined_is_restored_collected_and_cleaned_off_the_
 #[tokio::test]
 async fn a_restore_that_never_reached_its_device_is_cancelled_and_its_cleanup_is_queued() {
     let limits = JobLimits { max_wait: Duration::from_secs(1_800), ..JobLimits::default() };
-    let mut r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
+    let mut r = rig(restore_scenario(), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
     r.integration.evidence.restore_quarantined_files = true;
     let (alert, target) = quarantined_targets(&r.sim).await.remove(0);
     let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
@@ -806,7 +823,7 @@ async fn a_restore_that_never_reached_its_device_is_cancelled_and_its_cleanup_is
 #[tokio::test]
 async fn jobs_whose_messages_were_lost_are_swept_to_their_end_a_restore_cleaned_off_its_device_first() {
     let limits = JobLimits { max_wait: Duration::from_secs(3_600), ..JobLimits::default() };
-    let mut r = rig(scenario("Security Reader"), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
+    let mut r = rig(restore_scenario(), EvidenceSettings { limits, ..EvidenceSettings::default() }).await;
     r.integration.evidence.restore_quarantined_files = true;
     let (alert, restore) = quarantined_targets(&r.sim).await.remove(0);
     let (file_alert, file) = file_target(&r.sim).await;
@@ -927,4 +944,63 @@ async fn a_result_as_the_file_a_gzip_or_a_zip_stores_the_file_the_alert_names() 
             }
         }
     }
+}
+
+/// Each way a live response fails ends the job by what Microsoft returned, not all as
+/// `not_found`: unsigned scripts off (the restore's script is unsigned), a file over GetFile's
+/// size limit, a missing file, and live response off for the tenant.
+#[tokio::test]
+async fn a_failed_live_response_ends_its_job_by_what_microsoft_returned() {
+    let mut r = rig(scenario("Security Reader"), EvidenceSettings::default()).await;
+    r.integration.evidence.restore_quarantined_files = true;
+    let (alert, restore) = quarantined_targets(&r.sim).await.remove(0);
+    let (file_alert, file) = file_target(&r.sim).await;
+    let EvidenceTarget::File { device_id, .. } = &file else { unreachable!() };
+    let k_restore = r.job(&alert, restore).await;
+    r.drive().await;
+    let mut spec = r.sim.mde_spec();
+    spec.getfile_max_bytes = 10;
+    r.sim.set_mde_spec(spec.clone());
+    let k_large = r.job(&file_alert, file.clone()).await;
+    r.drive().await;
+    spec.getfile_max_bytes = 3 << 30;
+    r.sim.set_mde_spec(spec.clone());
+    r.sim.delete_device_file(TENANT, device_id, &file.path().unwrap());
+    let k_missing = r.job(&file_alert, file.clone()).await;
+    r.drive().await;
+    spec.live_response = false;
+    r.sim.set_mde_spec(spec);
+    let k_off = r.job(&file_alert, file.clone()).await;
+    r.drive().await;
+    let out = r.output().await;
+    let by_id: HashMap<&str, &Value> = updates(&out).iter().map(|u| (u["item"]["id"].as_str().unwrap(), &u["item"])).collect();
+    let status = |k: &str| (by_id[k]["status"].as_str().unwrap().to_owned(), by_id[k]["detail"].as_str().unwrap().to_owned());
+    let (s, d) = status(&k_restore);
+    assert_eq!(s, "refused", "{d}");
+    assert!(d.contains("Live Response unsigned script execution") && d.contains("0x800B0100"), "{d}");
+    let (s, d) = status(&k_large);
+    assert_eq!(s, "too_large", "{d}");
+    let (s, d) = status(&k_missing);
+    assert_eq!(s, "not_found", "{d}");
+    let (s, d) = status(&k_off);
+    assert_eq!(s, "refused", "{d}");
+    assert!(d.contains("DisabledFeature") && d.contains("Advanced features"), "{d}");
+}
+
+/// The restore script is PowerShell: a file antivirus quarantined on a Linux or macOS device is
+/// refused before anything reaches the device (live response runs bash scripts there).
+#[tokio::test]
+async fn a_restore_on_a_device_that_is_not_windows_is_refused_before_any_call() {
+    let mut r = rig(restore_scenario(), EvidenceSettings::default()).await;
+    r.integration.evidence.restore_quarantined_files = true;
+    let targets = quarantined_targets_on(&r.sim, false).await;
+    let (alert, target) = targets.first().cloned().expect("the scenario quarantines a file on a Linux or macOS device");
+    let EvidenceTarget::File { device_id, .. } = &target else { unreachable!() };
+    let key = r.job(&alert, target.clone()).await;
+    r.drive().await;
+    let out = r.output().await;
+    let item = &updates(&out).into_iter().find(|u| u["item"]["id"] == key.as_str()).unwrap()["item"];
+    assert_eq!(item["status"], "refused", "{item}");
+    assert!(item["detail"].as_str().unwrap().contains("Windows devices only"), "{item}");
+    assert!(r.sim.machine_actions(TENANT).iter().all(|(_, m, _)| !m.eq_ignore_ascii_case(device_id)), "nothing ran on the device");
 }

@@ -60,6 +60,10 @@ fn scenario(o: &DemoOptions, cert: &ClientCertificate) -> Scenario {
     s.tenants[0].apps[0].certificates = vec![CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
     s.tenants[0].alerts.count = o.alerts;
     s.tenants[0].alerts.incidents = (o.alerts / 4).max(1);
+    // The restore's script is unsigned: contoso's admin turned on Advanced features → "Live
+    // Response unsigned script execution", off by default (live-response.md), as Test & Save
+    // says the restore needs.
+    s.mde.unsigned_scripts = true;
     s.tenants[0].apps.push(AppSpec {
         client_id: CONTOSO_SOC_CLIENT.into(),
         display_name: "contoso SOC (half configured)".into(),

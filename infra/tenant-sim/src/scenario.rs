@@ -48,6 +48,14 @@ pub struct MdeSpec {
     /// Defender for Endpoint integration, alpine-sec/thevlad); `raw` and `zip` are the others a
     /// client must take.
     pub result_format: ResultFormat,
+    /// Settings → Endpoints → Advanced features (advanced-features.md; live-response.md, ms.date
+    /// 2025-03-04): "Live Response" (on: the tenant's devices take live response), and "Live
+    /// Response unsigned script execution" (off, Microsoft's default: a RunScript of an unsigned
+    /// library script fails on the device).
+    pub live_response: bool,
+    pub unsigned_scripts: bool,
+    /// The largest file GetFile collects (live-response.md: `getfile` limit 3 GB).
+    pub getfile_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -70,6 +78,9 @@ impl Default for MdeSpec {
             link_lifetime_secs: 1_800,
             offline: Vec::new(),
             result_format: ResultFormat::Gzip,
+            live_response: true,
+            unsigned_scripts: false,
+            getfile_max_bytes: 3 << 30,
         }
     }
 }

@@ -266,6 +266,16 @@ impl Simulator {
         self.state.mde.actions(t).into_iter().map(|a| (a.id.clone(), a.machine_id.clone(), a.status(now, &spec).as_str())).collect()
     }
 
+    /// Defender for Endpoint's settings now (the tenant's Advanced features, limits, formats).
+    pub fn mde_spec(&self) -> crate::scenario::MdeSpec {
+        self.state.mde.spec()
+    }
+
+    /// Changes them from now on (an admin switching an Advanced feature, say).
+    pub fn set_mde_spec(&self, spec: crate::scenario::MdeSpec) {
+        *crate::state::lock(&self.state.mde.spec) = spec;
+    }
+
     pub fn set_cloud_apps_spec(&self, spec: crate::scenario::CloudAppsSpec) {
         *self.state.cloud_apps.spec.write().unwrap_or_else(|p| p.into_inner()) = spec;
     }

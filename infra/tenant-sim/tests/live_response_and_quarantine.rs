@@ -267,9 +267,22 @@ async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_
     };
     // A script that is not in the library fails the action.
     let missing = runs(run_script("nope.ps1", "", None)).await;
-    assert_eq!(missing["status"], "Failed", "{missing}");
+    assert_eq!((missing["status"].as_str(), missing["errorHResult"].as_i64()), (Some("Failed"), Some(-2_147_024_894)), "{missing}");
     let folder = "C:\\ProgramData\\m365-ingest\\restore\\abc123";
     let path = format!("{folder}\\{sha256}.bin");
+    // "Live Response unsigned script execution" is off by default (live-response.md): the
+    // unsigned script fails on the device with TRUST_E_NOSIGNATURE, and the GetFile after it never runs.
+    let refused = runs(run_script("restore.ps1", &format!("-Folder {folder} -Sha256 {sha256} -PathB64 QQ=="), Some(&path))).await;
+    assert_eq!((refused["status"].as_str(), refused["errorHResult"].as_i64()), (Some("Failed"), Some(-2_146_762_496)), "{refused}");
+    assert_eq!(
+        (refused["commands"][0]["commandStatus"].as_str(), refused["commands"][1]["commandStatus"].as_str()),
+        (Some("Failed"), Some("Created")),
+        "{refused}"
+    );
+    assert!(h.sim.restored_files(TENANT).is_empty());
+    let mut spec = h.sim.mde_spec();
+    spec.unsigned_scripts = true;
+    h.sim.set_mde_spec(spec);
     let restored = runs(run_script("restore.ps1", &format!("-Folder {folder} -Sha256 {sha256} -PathB64 QQ=="), Some(&path))).await;
     assert_eq!(restored["status"], "Succeeded", "{restored}");
     assert_eq!(h.sim.restored_files(TENANT), vec![(machine.to_ascii_lowercase(), path.to_lowercase())]);

@@ -443,12 +443,13 @@ async fn feature<M: MicrosoftProbe>(
         );
     }
     let granted = f.required().join(", ");
+    let settings = tenant_settings(f).map(|s| format!("; {s}")).unwrap_or_default();
     let Some((probe, target)) = probe_of(f, i, now) else {
         return FeatureResult {
             feature: f.name(),
             api: api.owner(),
             status: Status::Ok,
-            detail: format!("{granted} granted (checked in the token; this feature reads nothing until it is used)"),
+            detail: format!("{granted} granted (checked in the token; this feature reads nothing until it is used){settings}"),
             fix: None,
         };
     };
@@ -457,13 +458,32 @@ async fn feature<M: MicrosoftProbe>(
             feature: f.name(),
             api: api.owner(),
             status: Status::Ok,
-            detail: format!("{granted} granted; a test call read {n} item{}", if n == 1 { "" } else { "s" }),
+            detail: format!("{granted} granted; a test call read {n} item{}{settings}", if n == 1 { "" } else { "s" }),
             fix: None,
         },
         Err(e) => {
             let (what, fix) = advice::call_failure(&e, f, &target);
             fail(what, fix)
         }
+    }
+}
+
+/// What a feature needs of the tenant's own settings, which no API reads (live-response.md,
+/// ms.date 2025-03-04; advanced-features.md): said in Test & Save, and named again by a job
+/// that one of them refuses.
+fn tenant_settings(f: Feature) -> Option<&'static str> {
+    match f {
+        Feature::LiveResponseFiles => Some(
+            "the tenant also needs, in the Defender portal, Settings → Endpoints → Advanced features → \"Live Response\" on \
+             (and \"Live Response for servers\" for servers), and device groups with a remediation level other than \
+             \"No automated response\"; no API reads these, so a job one of them refuses says which",
+        ),
+        Feature::QuarantineRestore => Some(
+            "the restore script is unsigned: the tenant also needs Settings → Endpoints → Advanced features → \"Live Response \
+             unsigned script execution\" on (off by default), with \"Live Response\" on, and it runs on Windows devices only; \
+             no API reads these, so a job one of them refuses says which",
+        ),
+        _ => None,
     }
 }
 

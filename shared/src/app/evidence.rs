@@ -21,7 +21,7 @@ use crate::domain::envelope::sha256_hex;
 use crate::domain::envelope::ObjectRef;
 use crate::domain::evidence_hold::{hold_key, release_bodies, HeldAlert, HoldRecord};
 use crate::domain::evidence_index::{due_set, restores_set, RestoreEntry};
-use crate::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord, Next, Observation};
+use crate::domain::evidence_job::{ActionStatus, EvidenceJob, JobLimits, JobMessage, JobRecord, Next, Observation};
 use crate::domain::evidence_plan::{self, job_key, EvidenceOutcome, EvidenceTarget};
 use crate::domain::integration::{Credentials, Integration, OutputFormat};
 use crate::domain::integration_doc::EvidenceDelivery;
@@ -116,6 +116,12 @@ pub(crate) fn observe_error(e: &GraphError) -> Observation {
         GraphError::Http { status: 400, code, .. } if code == "ActiveRequestAlreadyExists" => Observation::Busy,
         GraphError::Http { status: 429, .. } | GraphError::Throttled { .. } => Observation::Busy,
         GraphError::Http { status: 404, message, .. } => Observation::NotFound(message.clone()),
+        // common-errors.md: "Tenant feature isn't enabled." What live response answers when it is
+        // off is not documented; this is the documented code for a feature a tenant has off.
+        GraphError::Http { status: 403, code, message, .. } if code == "DisabledFeature" => Observation::Refused(format!(
+            "Defender for Endpoint answered DisabledFeature ({message}): live response is off for this tenant; turn on Settings → \
+             Endpoints → Advanced features → \"Live Response\" (and \"Live Response for servers\" for a server)"
+        )),
         GraphError::Http { status: 400, message, .. } if message.contains("is not recognized") => Observation::Refused(format!(
             "{message} (Exchange offers a cmdlet only to a role that grants it: give the app's service principal the Entra role \
              Security Administrator, or add it to the Quarantine Administrator role group)"
@@ -574,7 +580,10 @@ impl<P: ProcessPorts> Processor<P> {
                     if !report.errors.is_empty() {
                         tracing::info!(action = %id, errors = ?report.errors, "the live response reported errors");
                     }
-                    Observation::Action(report.status)
+                    match report.status {
+                        ActionStatus::Failed => Observation::ActionFailed { hresult: report.error_hresult, errors: report.errors },
+                        status => Observation::Action(status),
+                    }
                 }
                 Err(e) => observe_error(&e),
             },

@@ -39,6 +39,11 @@ pub(crate) async fn verify<A: EvidenceApi>(api: &A, creds: &Credentials, integra
     };
     match evidence_plan::confirm(&record.job.target, &alert, email.as_ref()) {
         Err(why) => Observation::Refused(why),
+        Ok(target) if target.is_restore() && non_windows(&alert, &target).is_some() => Observation::Refused(format!(
+            "Microsoft's copy of the alert says the device runs {}: the restore script is PowerShell, which live response runs on \
+             Windows devices only (Linux and macOS run bash scripts), so a file antivirus quarantined there is not collected",
+            non_windows(&alert, &target).unwrap_or_default()
+        )),
         Ok(target) if target.is_restore() && !integration.evidence.restore_quarantined_files => Observation::NotWanted(
             "Microsoft's copy of the alert says antivirus quarantined this file, so it is no longer at its path; collecting it \
              needs a restore on the device (evidence.restore_quarantined_files, off for this integration: read the README's risk \
@@ -47,6 +52,18 @@ pub(crate) async fn verify<A: EvidenceApi>(api: &A, creds: &Credentials, integra
         ),
         Ok(target) => Observation::Verified(target),
     }
+}
+
+/// The device's OS when Microsoft's copy names one that is not Windows.
+fn non_windows(alert: &GraphAlert, target: &evidence_plan::EvidenceTarget) -> Option<String> {
+    let evidence_plan::EvidenceTarget::File { device_id, .. } = target else { return None };
+    let os = alert
+        .evidence
+        .iter()
+        .find(|e| e.mde_device_id.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(device_id)) && e.os_platform.is_some())?
+        .os_platform
+        .clone()?;
+    (!os.to_ascii_lowercase().starts_with("windows")).then_some(os)
 }
 
 fn what(source: Source) -> &'static str {

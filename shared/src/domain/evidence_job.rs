@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::action_failure::{self, ActionFailure};
 use super::envelope::ObjectRef;
 use super::evidence_plan::{EvidenceOutcome, EvidenceTarget};
 use super::time::GraphTime;
@@ -145,6 +146,11 @@ pub enum Observation {
     /// A call failed for a passing reason (an outage, a timeout): try again later.
     Transient(String),
     Action(ActionStatus),
+    /// The action failed on the device: its `errorHResult` and its commands' `errors`.
+    ActionFailed {
+        hresult: Option<i64>,
+        errors: Vec<String>,
+    },
     /// Get-QuarantineMessage found the message.
     Found {
         identity: String,
@@ -304,13 +310,8 @@ impl EvidenceJob {
                     }
                     ActionStatus::Succeeded => Phase::Download { action_id },
                     ActionStatus::Failed => {
-                        let why = if self.target.is_restore() {
-                            "the live response failed on the device (the device's quarantine holds no file with the alert's SHA-256, or GetFile failed)"
-                        } else {
-                            "the live response failed on the device (GetFile found no file at the path)"
-                        };
-                        self.finish(EvidenceOutcome::NotFound, Some(why.into()), None);
-                        return;
+                        self.phase = Phase::Running { action_id, last, next_check: now, started_at };
+                        return self.observe(Observation::ActionFailed { hresult: None, errors: Vec::new() }, now, limits);
                     }
                     ActionStatus::TimeOut | ActionStatus::Cancelled => {
                         let why = format!("Defender for Endpoint ended the live response: {status:?}");
@@ -318,6 +319,34 @@ impl EvidenceJob {
                         return;
                     }
                 };
+            }
+            Observation::ActionFailed { hresult, errors } => {
+                if !matches!(self.phase, Phase::Running { .. }) {
+                    return;
+                }
+                let words = action_failure::microsofts_words(hresult, &errors);
+                let (outcome, why) = match action_failure::classify(hresult, &errors) {
+                    ActionFailure::NotFound if self.target.is_restore() => (
+                        EvidenceOutcome::NotFound,
+                        format!("the device's quarantine holds no file with the alert's SHA-256, or GetFile found none ({words})"),
+                    ),
+                    ActionFailure::NotFound => (EvidenceOutcome::NotFound, format!("GetFile found no file at the path ({words})")),
+                    ActionFailure::TooLarge => {
+                        (EvidenceOutcome::TooLarge, format!("the file is larger than GetFile collects (live-response.md: 3 GB) ({words})"))
+                    }
+                    ActionFailure::Unsigned => (
+                        EvidenceOutcome::Refused,
+                        format!(
+                            "the device refused the restore script for its signature: the script is unsigned, so the tenant needs \
+                             Settings → Endpoints → Advanced features → \"Live Response unsigned script execution\" on ({words})"
+                        ),
+                    ),
+                    ActionFailure::TimedOut => {
+                        (EvidenceOutcome::TimedOut, format!("a live response command timed out on the device ({words})"))
+                    }
+                    ActionFailure::Other => (EvidenceOutcome::Refused, format!("the live response failed on the device: {words}")),
+                };
+                self.finish(outcome, Some(why), None);
             }
             Observation::Found { identity } => self.phase = Phase::Export { identity },
             Observation::NotFound(why) => self.finish(EvidenceOutcome::NotFound, Some(why), None),
@@ -353,6 +382,9 @@ impl EvidenceJob {
                 Some(format!("the cleanup on the device ended {status:?}: {by_hand}"))
             }
             Observation::Refused(why) | Observation::NotFound(why) => Some(format!("the cleanup could not run ({why}): {by_hand}")),
+            Observation::ActionFailed { hresult, errors } => {
+                Some(format!("the cleanup on the device failed ({}): {by_hand}", super::action_failure::microsofts_words(hresult, &errors)))
+            }
             _ if *checks >= MAX_CLEANUP_CHECKS => {
                 Some(format!("the cleanup was not confirmed after {MAX_CLEANUP_CHECKS} looks; if it never ran, {by_hand}"))
             }
@@ -563,7 +595,15 @@ mod tests {
         assert_eq!(j.outcome(), Some(EvidenceOutcome::TimedOut));
         assert!(matches!(&j.phase, Phase::Done { detail: Some(d), .. } if d.contains("4 attempts") && d.contains("503")));
         for (obs, want) in [
-            (Observation::Action(ActionStatus::Failed), EvidenceOutcome::NotFound),
+            (Observation::ActionFailed { hresult: Some(-2_147_024_894), errors: vec![] }, EvidenceOutcome::NotFound),
+            (Observation::ActionFailed { hresult: Some(-2_147_024_673), errors: vec![] }, EvidenceOutcome::TooLarge),
+            (Observation::ActionFailed { hresult: Some(0x8007_05B4_u32 as i32 as i64), errors: vec![] }, EvidenceOutcome::TimedOut),
+            (Observation::ActionFailed { hresult: Some(-2_146_762_496), errors: vec![] }, EvidenceOutcome::Refused),
+            (
+                Observation::ActionFailed { hresult: Some(-2_147_024_891), errors: vec!["Access is denied".into()] },
+                EvidenceOutcome::Refused,
+            ),
+            (Observation::Action(ActionStatus::Failed), EvidenceOutcome::Refused),
             (Observation::Action(ActionStatus::Cancelled), EvidenceOutcome::TimedOut),
             (Observation::Refused("no Machine.LiveResponse".into()), EvidenceOutcome::Refused),
             (Observation::TooLarge { size: 9, limit: 8 }, EvidenceOutcome::TooLarge),

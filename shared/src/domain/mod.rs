@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, no async.
 
+pub mod action_failure;
 pub mod alert;
 pub mod backoff;
 pub mod budget;

@@ -20,6 +20,8 @@ pub struct ActionReport {
     pub status: ActionStatus,
     /// The commands' `errors`, for a failed one.
     pub errors: Vec<String>,
+    /// The action's `errorHResult` (0 or absent when none).
+    pub error_hresult: Option<i64>,
 }
 
 /// A download under way: its announced length and its bytes as they come.

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use super::blob;
 use super::files;
-use super::state::{Action, Status};
+use super::state::{Action, Failure, Status};
 use super::{error, refused, LIVE_RESPONSE_ROLES, MACHINE_ROLES, RESULT_ROLES};
 use crate::entra::resources;
 use crate::graph::context::{authorize_for, GraphCtx};
@@ -92,6 +92,11 @@ async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: Heade
         Err(why) => return error(&ctx, StatusCode::BAD_REQUEST, "InvalidRequestBody", &why),
     };
     let spec = sim.mde.spec();
+    if !spec.live_response {
+        // common-errors.md's code for a feature the tenant has off; which code live response
+        // answers when its Advanced feature is off is not documented (README).
+        return error(&ctx, StatusCode::FORBIDDEN, "DisabledFeature", "Tenant feature isn't enabled.");
+    }
     let now = ctx.now;
     let (sessions, busy) = sim.mde.running(tenant, &device.mde_id, now, &spec);
     if busy {
@@ -174,12 +179,28 @@ fn script_args(args: &str) -> Vec<(String, Option<String>)> {
 /// script restores the quarantined file with `-Sha256` to `-Folder\<sha256>.bin`, or with
 /// `-Cleanup` removes what it restored under `-Folder`. Returns the transcript
 /// (get-live-response-result.md: script_name, exit_code, script_output, script_errors).
-fn run_script(sim: &Sim, a: &Action, params: &[(String, String)]) -> Result<Vec<u8>, String> {
+fn run_script(sim: &Sim, a: &Action, params: &[(String, String)]) -> Result<Vec<u8>, Failure> {
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let name = param("ScriptName");
-    let script =
-        sim.mde.library_file(a.tenant, &name).ok_or_else(|| format!("Script {name} was not found in the live response library"))?;
+    let script = sim
+        .mde
+        .library_file(a.tenant, &name)
+        .ok_or_else(|| Failure::not_found(format!("Script {name} was not found in the live response library")))?;
     let text = String::from_utf8_lossy(&script.bytes);
+    // Live response on Linux and macOS runs bash scripts (live-response.md's command table): a
+    // PowerShell script there fails (the failure's code and words are not documented).
+    let os = sim
+        .data()
+        .get(a.tenant)
+        .and_then(|t| t.pool.devices.iter().find(|d| d.mde_id.eq_ignore_ascii_case(&a.machine_id)).map(|d| d.os_platform))
+        .unwrap_or("Windows10");
+    if name.to_ascii_lowercase().ends_with(".ps1") && !os.starts_with("Windows") {
+        return Err(Failure::not_supported(format!("Script {name} cannot run on {os}: PowerShell scripts run on Windows devices")));
+    }
+    // An Authenticode-signed PowerShell script ends with its signature block.
+    if !sim.mde.spec().unsigned_scripts && !text.contains("# SIG # Begin signature block") {
+        return Err(Failure::unsigned(format!("Script {name} is not signed, and unsigned script execution is not allowed on this tenant")));
+    }
     let (exit_code, output) = if text.contains(RESTORE_MARKER) {
         let args = script_args(&param("Args"));
         let arg = |k: &str| args.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
@@ -208,24 +229,29 @@ fn run_script(sim: &Sim, a: &Action, params: &[(String, String)]) -> Result<Vec<
 
 /// Decides what the device's commands did, once it has run them: each RunScript in order, then
 /// GetFile (a failing command stops the rest, run-live-response.md).
-fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, String>> {
+fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, Failure>> {
     if status != Status::Succeeded && status != Status::Failed || a.result.is_some() {
         return a.result.clone();
     }
-    let mut last: Result<Vec<u8>, String> = Ok(Vec::new());
-    for (kind, params) in &a.commands {
+    let max = sim.mde.spec().getfile_max_bytes;
+    let mut last: Result<Vec<u8>, Failure> = Ok(Vec::new());
+    for (i, (kind, params)) in a.commands.iter().enumerate() {
         last = match kind.as_str() {
             "RunScript" => run_script(sim, a, params),
             "GetFile" => {
                 let path = params.iter().find(|(k, _)| k == "Path").map(|(_, v)| v.clone()).unwrap_or_default();
                 match files::at_path(sim, a.tenant, &a.machine_id, &path) {
+                    Some(f) if f.bytes.len() as u64 > max => {
+                        Err(Failure::too_large(format!("File {path} is larger than the {max} bytes GetFile collects")))
+                    }
                     Some(f) => Ok(f.bytes),
-                    None => Err(format!("File {path} was not found on the device")),
+                    None => Err(Failure::not_found(format!("File {path} was not found on the device"))),
                 }
             }
             _ => Ok(Vec::new()),
         };
-        if last.is_err() {
+        if let Err(f) = &mut last {
+            f.command = i;
             break;
         }
     }
@@ -237,6 +263,11 @@ fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, 
 fn render(a: &Action, dns_name: &str, status: Status) -> Value {
     let result = a.result.clone();
     let last = a.commands.len().saturating_sub(1);
+    // A failing command stops the rest (run-live-response.md): they stay Created.
+    let failed = match &result {
+        Some(Err(f)) => Some(f.command),
+        _ => None,
+    };
     let commands: Vec<Value> = a
         .commands
         .iter()
@@ -245,7 +276,8 @@ fn render(a: &Action, dns_name: &str, status: Status) -> Value {
             let (command_status, errors) = match (status, &result) {
                 (Status::Pending | Status::Cancelled, _) => ("Created", vec![]),
                 (Status::InProgress, _) => (if i == 0 { "InProgress" } else { "Created" }, vec![]),
-                (Status::Failed, Some(Err(why))) if i == last => ("Failed", vec![why.clone()]),
+                (Status::Failed, Some(Err(why))) if i == failed.unwrap_or(last) => ("Failed", vec![why.message.clone()]),
+                (Status::Failed, Some(Err(_))) if failed.is_some_and(|f| i > f) => ("Created", vec![]),
                 (Status::TimeOut, _) => ("Created", vec![]),
                 _ => ("Completed", vec![]),
             };
@@ -260,7 +292,10 @@ fn render(a: &Action, dns_name: &str, status: Status) -> Value {
         "id": a.id, "type": "LiveResponse", "requestor": a.requestor, "requestorComment": a.comment,
         "status": status.as_str(), "machineId": a.machine_id, "computerDnsName": dns_name,
         "creationDateTimeUtc": a.created.graph7(), "lastUpdateDateTimeUtc": a.created.graph7(),
-        "errorHResult": if status == Status::Failed { -2_147_024_894 } else { 0 },
+        "errorHResult": match (status, &result) {
+            (Status::Failed, Some(Err(f))) => f.hresult,
+            _ => 0,
+        },
         "commands": commands,
     })
 }

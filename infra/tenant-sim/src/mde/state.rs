@@ -25,9 +25,40 @@ pub struct Action {
     pub picked_up: Option<Instant>,
     /// What GetFile collected (or the last script's transcript), or why it failed; decided
     /// when the device runs it.
-    pub result: Option<Result<Arc<Vec<u8>>, String>>,
+    pub result: Option<Result<Arc<Vec<u8>>, Failure>>,
     /// When a cancel came (cancel-machine-action.md).
     pub cancelled: Option<Instant>,
+}
+
+/// Why a command failed on the device: the action's `errorHResult` (run-live-response.md's
+/// response shows the field; its values are Windows HRESULTs, [MS-ERREF] 2.1) and the
+/// command's `errors` text. Which HRESULT Microsoft sets for which failure is not documented:
+/// these are the Windows codes for each cause (README).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub hresult: i64,
+    pub message: String,
+    /// The index of the command that failed (the ones after it never ran).
+    pub command: usize,
+}
+
+impl Failure {
+    /// ERROR_FILE_NOT_FOUND, 0x80070002.
+    pub fn not_found(message: String) -> Self {
+        Failure { hresult: -2_147_024_894, message, command: 0 }
+    }
+    /// ERROR_FILE_TOO_LARGE, 0x800700DF.
+    pub fn too_large(message: String) -> Self {
+        Failure { hresult: -2_147_024_673, message, command: 0 }
+    }
+    /// ERROR_NOT_SUPPORTED, 0x80070032.
+    pub fn not_supported(message: String) -> Self {
+        Failure { hresult: -2_147_024_846, message, command: 0 }
+    }
+    /// TRUST_E_NOSIGNATURE, 0x800B0100.
+    pub fn unsigned(message: String) -> Self {
+        Failure { hresult: -2_146_762_496, message, command: 0 }
+    }
 }
 
 /// A machine action's status (machineaction.md): Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
@@ -206,7 +237,7 @@ impl MdeState {
     }
 
     /// Records the result GetFile collected (decided once, when the device ran it).
-    pub fn set_result(&self, id: &str, result: Result<Arc<Vec<u8>>, String>) {
+    pub fn set_result(&self, id: &str, result: Result<Arc<Vec<u8>>, Failure>) {
         if let Some(a) = lock(&self.inner).actions.get_mut(id) {
             a.result.get_or_insert(result);
         }

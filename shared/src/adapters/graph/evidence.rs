@@ -218,7 +218,8 @@ impl EvidenceApi for MicrosoftHttp {
             .filter_map(|e| e.as_str().map(|s| s.chars().take(500).collect()))
             .take(5)
             .collect();
-        Ok(ActionReport { status, errors })
+        let error_hresult = v.get("errorHResult").and_then(Value::as_i64).filter(|h| *h != 0);
+        Ok(ActionReport { status, errors, error_hresult })
     }
 
     async fn result_link(&self, creds: &Credentials, action_id: &str, index: usize) -> Result<String, GraphError> {
