@@ -1004,3 +1004,30 @@ async fn a_restore_on_a_device_that_is_not_windows_is_refused_before_any_call() 
     assert!(item["detail"].as_str().unwrap().contains("Windows devices only"), "{item}");
     assert!(r.sim.machine_actions(TENANT).iter().all(|(_, m, _)| !m.eq_ignore_ascii_case(device_id)), "nothing ran on the device");
 }
+
+/// Get-QuarantineMessage searches the last 16 days unless told a start, and 30 at most
+/// (Get-QuarantineMessage.md): an email quarantined 18 to 25 days ago is still found and exported.
+#[tokio::test]
+async fn an_email_quarantined_weeks_ago_is_found_within_the_30_days_quarantine_keeps_it() {
+    let mut s = scenario("Security Administrator");
+    s.tenants[0].alerts.from = "-25d".into();
+    s.tenants[0].alerts.to = "-18d".into();
+    let r = rig(s, EvidenceSettings::default()).await;
+    let alerts = fetch_alerts(&r.sim).await;
+    let (alert, e) = alerts
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default().into_iter().map(|e| (a["id"].as_str().unwrap().to_owned(), e)))
+        .find(|(_, e)| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence" && e["deliveryLocation"] == "quarantine")
+        .expect("a quarantined email");
+    let received = GraphTime::parse(e["receivedDateTime"].as_str().unwrap()).unwrap();
+    let now = GraphTime::from_ticks(r.sim.clock().now().0);
+    assert!(received < now.minus(Duration::from_secs(17 * 86_400)), "older than the cmdlet's 16-day default: {received}");
+    let target = EvidenceTarget::Email {
+        internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
+        recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+    };
+    r.job(&alert, target).await;
+    r.drive().await;
+    let out = r.output().await;
+    assert_eq!(updates(&out)[0]["item"]["status"], "retrieved", "{}", updates(&out)[0]);
+}

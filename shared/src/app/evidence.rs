@@ -35,6 +35,11 @@ use crate::ports::evidence::{ArtifactUpload, ArtifactUploads, Download, Evidence
 use crate::ports::{ArtifactStore, Clock, DelayQueue, EvidenceApi, EvidenceJobStore, ProcessPorts};
 use crate::sources::Unit;
 
+/// How far back a quarantine lookup reaches: Get-QuarantineMessage searches 30 days at most and
+/// ignores an older start, answering the last 30 (Get-QuarantineMessage.md), as long as a
+/// message is kept.
+const QUARANTINE_DAYS: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// Exports held in memory at once per process (each at most `MAX_EXPORT_ANSWER_BYTES`).
 static EXPORTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// Base64 decoded per slice of an export: a multiple of 4.
@@ -565,7 +570,9 @@ impl<P: ProcessPorts> Processor<P> {
                         "the integration has no organization_id (its *.onmicrosoft.com domain), which Exchange Online needs".into(),
                     );
                 };
-                match ev.api.find_quarantined(creds, org, internet_message_id, recipient).await {
+                // Quarantine keeps a message 30 days, and the cmdlet searches 30 days at most.
+                let since = self.clock.now().minus(QUARANTINE_DAYS);
+                match ev.api.find_quarantined(creds, org, internet_message_id, recipient, since).await {
                     Ok(ids) => match ids.into_iter().next() {
                         Some(identity) => Observation::Found { identity },
                         None => Observation::NotFound(format!(

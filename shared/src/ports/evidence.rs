@@ -73,13 +73,15 @@ pub trait EvidenceApi: Send + Sync {
     /// Starts downloading a result link, only from an allowed blob host (`Decode` otherwise:
     /// the URL is never requested).
     fn download(&self, url: &str) -> impl Future<Output = Result<Download, GraphError>> + Send;
-    /// The identities of the quarantined messages with this `Message-ID` for this recipient.
+    /// The identities of the quarantined messages with this `Message-ID` for this recipient,
+    /// received since `since`.
     fn find_quarantined(
         &self,
         creds: &Credentials,
         organization: &str,
         message_id: &str,
         recipient: &str,
+        since: crate::domain::time::GraphTime,
     ) -> impl Future<Output = Result<Vec<String>, GraphError>> + Send;
     /// Export-QuarantineMessage of one identity: Exchange's answer as it came, with where its
     /// Base64 `Eml` lies in it (decoded on the way to the artifact store, never whole).
@@ -301,7 +303,14 @@ impl EvidenceApi for Unavailable {
     async fn download(&self, _: &str) -> Result<Download, GraphError> {
         match *self {}
     }
-    async fn find_quarantined(&self, _: &Credentials, _: &str, _: &str, _: &str) -> Result<Vec<String>, GraphError> {
+    async fn find_quarantined(
+        &self,
+        _: &Credentials,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: crate::domain::time::GraphTime,
+    ) -> Result<Vec<String>, GraphError> {
         match *self {}
     }
     async fn export_quarantined(&self, _: &Credentials, _: &str, _: &str) -> Result<ExportedEml, GraphError> {

@@ -186,7 +186,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 
 /// Get-QuarantineMessage (get-quarantinemessage.md): by `Identity` (detailed), or filtered by
 /// `MessageId`, `RecipientAddress`, `SenderAddress` and the received dates (default the last 16
-/// days, at most 30), paged by `Page` and `PageSize` (1–1000, default 100). An `Identity` that
+/// days; an older start than 30 days is ignored and the last 30 answered), paged by `Page` and `PageSize` (1–1000, default 100). An `Identity` that
 /// matches nothing returns every item, as the documentation warns.
 fn get_quarantine_message(sim: &Sim, tenant: usize, params: &Value, now: crate::time::Instant) -> Result<Vec<Value>, Refusal> {
     let all = quarantine::messages(sim, tenant);
@@ -208,10 +208,11 @@ fn get_quarantine_message(sim: &Sim, tenant: usize, params: &Value, now: crate::
     };
     let (page, size) = (number("Page", 1)?, number("PageSize", 100)?);
     let date = |k: &str| params.get(k).and_then(Value::as_str).and_then(|s| crate::time::Instant::parse(s).ok());
-    let start = date("StartReceivedDate").unwrap_or(now.plus_secs(-16 * 86_400));
-    if start < now.plus_secs(-30 * 86_400) {
-        return Err(cmdlet("System.ArgumentException", "StartReceivedDate can't be more than 30 days in the past."));
-    }
+    // "By default ... the last 16 days. The maximum value for this parameter is 30 days. If you
+    // use a value that's older than 30 days, the value is ignored and only data for the last 30
+    // days is returned." (Get-QuarantineMessage.md, changed 2026-02-27.)
+    let oldest = now.plus_secs(-30 * 86_400);
+    let start = date("StartReceivedDate").unwrap_or(now.plus_secs(-16 * 86_400)).max(oldest);
     let end = date("EndReceivedDate").unwrap_or(now.plus_secs(1));
     let message_id = params.get("MessageId").and_then(Value::as_str).map(str::to_owned);
     let recipients: Vec<String> = strings(params.get("RecipientAddress")).into_iter().map(|r| r.to_lowercase()).collect();

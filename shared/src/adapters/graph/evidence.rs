@@ -268,12 +268,16 @@ impl EvidenceApi for MicrosoftHttp {
         organization: &str,
         message_id: &str,
         recipient: &str,
+        since: crate::domain::time::GraphTime,
     ) -> Result<Vec<String>, GraphError> {
         // Never without an identity of the message: an empty filter returns the whole quarantine.
         if message_id.trim().is_empty() || recipient.trim().is_empty() {
             return Err(GraphError::Decode { what: "a quarantine lookup".into(), detail: "no Message-ID or recipient".into() });
         }
-        let params = json!({"MessageId": message_id, "RecipientAddress": [recipient], "PageSize": 100});
+        // Without StartReceivedDate the cmdlet searches the last 16 days only; it searches 30 at
+        // most (Get-QuarantineMessage.md), which is as long as quarantine keeps a message.
+        let start = since.to_string();
+        let params = json!({"MessageId": message_id, "RecipientAddress": [recipient], "StartReceivedDate": start, "PageSize": 100});
         let rows = self.invoke(creds, organization, "Get-QuarantineMessage", params).await?;
         Ok(rows
             .iter()
