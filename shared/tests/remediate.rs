@@ -35,8 +35,12 @@ struct Bench {
 }
 
 async fn bench(rules: RemediationDoc, enabled: bool) -> Bench {
+    bench_in(fixed(Scenario::default()), rules, enabled).await
+}
+
+async fn bench_in(scenario: Scenario, rules: RemediationDoc, enabled: bool) -> Bench {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let sim = Arc::new(Simulator::start(fixed(Scenario::default())).await.unwrap());
+    let sim = Arc::new(Simulator::start(scenario).await.unwrap());
     let mut i: Integration = integration();
     i.features.remediation = enabled;
     i.remediation = rules;
@@ -154,6 +158,25 @@ async fn break_glass_accounts_are_never_touched() {
     let r = b.run(&request("r1", Action::DisableAccount, &b.people[7].0)).await;
     assert_eq!(code(&r), "protected_user");
     assert_eq!(b.writes(), 0);
+}
+
+/// An app that lost Directory.Read.All after Test & Save reads a user's roles "with limited
+/// information", ids only (user-list-transitivememberof.md): a role it cannot name protects the
+/// user, and a user with no role at all is still served.
+#[tokio::test]
+async fn a_role_graph_will_not_name_protects_its_holder() {
+    let mut s = fixed(Scenario::default());
+    let graph = s.tenants[0].apps[0].grants.get_mut("graph").unwrap();
+    graph.retain(|r| r != "Directory.Read.All");
+    if !graph.iter().any(|r| r == "User.Read.All") {
+        graph.push("User.Read.All".into());
+    }
+    let b = bench_in(s, enforce(), true).await;
+    let r = b.run(&request("r0", Action::DisableAccount, &b.people[0].1)).await;
+    assert_eq!((r.status, code(&r)), (Status::Refused, "unnamed_role"), "{r:?}");
+    assert!(r.refusal.unwrap().reason.contains("Directory.Read.All"));
+    assert!(!b.sim.account_disabled(&b.people[0].0), "the Global Administrator is untouched");
+    assert_eq!(b.run(&request("r5", Action::RevokeSessions, &b.people[5].1)).await.status, Status::Done);
 }
 
 #[tokio::test]

@@ -225,6 +225,19 @@ pub fn guard(doc: &RemediationDoc, t: &Target) -> Result<(), Refusal> {
         return Err(Refusal::new("protected_user", format!("{} is in remediation.protected_users (a break-glass account)", t.upn)));
     }
     if doc.protect_privileged_roles {
+        // Without Directory.Read.All Graph lists a role "with limited information", its id and
+        // type only (user-list-transitivememberof.md): a role that cannot be named may be Global
+        // Administrator, so it protects the user.
+        if t.roles.iter().any(|(template, _)| template.trim().is_empty()) {
+            return Err(Refusal::new(
+                "unnamed_role",
+                format!(
+                    "{} holds a directory role Graph would not name to this app (limited information: the app lacks \
+                     Directory.Read.All), so it may be privileged; nothing was done (grant Directory.Read.All back)",
+                    t.upn
+                ),
+            ));
+        }
         if let Some((_, name)) = t.roles.iter().find(|(template, _)| is_privileged(template)) {
             return Err(Refusal::new(
                 "privileged_role",

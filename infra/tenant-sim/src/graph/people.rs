@@ -33,7 +33,15 @@ use crate::time::Instant;
 /// user-get-permissions.md (application), least privileged first.
 pub const USER_ROLES: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 /// user-list-transitivememberof-permissions.md (application).
-pub const MEMBERSHIP_ROLES: &[&str] = &["Directory.Read.All", "GroupMember.Read.All", "Directory.ReadWrite.All"];
+/// user-list-transitivememberof.md (Learn, 2025-08-05): User.Read.All is the least privileged;
+/// an app that may not read a member's type gets it "with limited information": only
+/// `@odata.type` and `id`, every other property null.
+pub const MEMBERSHIP_ROLES: &[&str] =
+    &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "GroupMember.Read.All", "Group.Read.All", "Directory.ReadWrite.All"];
+/// What reads a directory role's properties, and a group's.
+const ROLE_READERS: &[&str] =
+    &["Directory.Read.All", "Directory.ReadWrite.All", "RoleManagement.Read.Directory", "RoleManagement.Read.All"];
+const GROUP_READERS: &[&str] = &["Directory.Read.All", "Directory.ReadWrite.All", "GroupMember.Read.All", "Group.Read.All"];
 /// userregistrationdetails-get.md.
 pub const REGISTRATION_ROLES: &[&str] = &["AuditLog.Read.All"];
 /// signin-list.md: AuditLog.Read.All, and (its known issue) Directory.Read.All as well.
@@ -228,6 +236,13 @@ fn memberships_of(sim: &Sim, p: &Person) -> Vec<Value> {
     out
 }
 
+/// A member "with limited information" (user-list-transitivememberof.md): its type and id, the
+/// rest null.
+fn limited(m: Value) -> Value {
+    let Value::Object(o) = m else { return m };
+    Value::Object(o.into_iter().map(|(k, v)| if k == "@odata.type" || k == "id" { (k, v) } else { (k, Value::Null) }).collect())
+}
+
 async fn memberships(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let mut ctx = GraphCtx::new(&sim, &headers);
     let pairs = query_pairs(uri.query());
@@ -246,7 +261,19 @@ async fn memberships(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::
         spend_directory(&sim, &who, &pairs)?;
         let q = CollectionQuery::parse(&pairs, &limits).map_err(|e| GraphError::bad_request(e.message))?;
         let p = person(&sim, who.tenant_index, &id).ok_or_else(|| not_found(&id))?;
-        let all = memberships_of(&sim, &p);
+        let holds = |readers: &[&str]| who.roles.iter().any(|r| readers.iter().any(|x| x.eq_ignore_ascii_case(r)));
+        let (roles, groups) = (holds(ROLE_READERS), holds(GROUP_READERS));
+        let all: Vec<Value> = memberships_of(&sim, &p)
+            .into_iter()
+            .map(|m| {
+                let is_role = m.get("@odata.type").and_then(Value::as_str) == Some("#microsoft.graph.directoryRole");
+                if (is_role && roles) || (!is_role && groups) {
+                    m
+                } else {
+                    limited(m)
+                }
+            })
+            .collect();
         let total = all.len();
         let page: Vec<Value> = all.into_iter().skip(q.offset).take(q.top).collect();
         let more = q.offset + page.len() < total;
