@@ -138,6 +138,26 @@ async fn every_part_tells_what_the_tenant_knows_of_its_people_devices_and_files(
     assert_eq!(sim.requests().count("/v1.0/communications/getPresencesByUserId"), 1);
 }
 
+/// Sign-in logs through Graph need Microsoft Entra ID P1 or P2 (resources/signin.md): a tenant
+/// without is told apart from a missing permission, since no permission fixes it.
+#[tokio::test]
+async fn sign_ins_of_a_tenant_without_entra_id_p1_read_unlicensed_not_forbidden() {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].entra_license = tenant_sim::scenario::EntraLicense::Free;
+    let sim = Simulator::start(s).await.unwrap();
+    let (id, _) = sim.people(TENANT)[4].clone();
+    let en = enricher(&sim);
+    let mut i = with_context(Some(vec![ContextPart::SignIns]));
+    i.enrichment.window.0 = Duration::from_secs(6 * 3600);
+    let at = now_of(&sim).minus(Duration::from_secs(3600));
+    let e = Entities { users: vec![User { aad_user_id: Some(id), ..User::default() }], ..Entities::default() };
+    let c = en.context(&i, &e, at, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    assert_eq!(c.enrichment["sign_ins"].status, "unlicensed", "{:?}", c.enrichment["sign_ins"]);
+    let sent = sim.requests().matching("/v1.0/auditLogs/signIns");
+    assert_eq!(sent.iter().map(|r| r.status).collect::<Vec<_>>(), [403], "Microsoft's refusal, asked once");
+}
+
 #[tokio::test]
 async fn sign_ins_beyond_the_tenants_limit_are_reported_throttled_and_never_sent_into_a_429() {
     m365_ingest::adapters::graph::settings::install_crypto_provider();

@@ -113,6 +113,19 @@ pub struct TenantSpec {
     /// The Microsoft cloud the tenant lives in: which token scopes and audiences it knows, and
     /// which APIs it offers (`global`, `gcc`, `gcc_high`, `dod`).
     pub cloud: crate::entra::resources::Cloud,
+    /// The tenant's Microsoft Entra ID plan: `free`, `p1` or `p2` (default). Sign-in logs
+    /// through Graph need P1 or P2 (resources/signin.md); their risk fields need P2 and read
+    /// `hidden` otherwise (riskDetail, riskLevelAggregated, riskLevelDuringSignIn).
+    pub entra_license: EntraLicense,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntraLicense {
+    Free,
+    P1,
+    #[default]
+    P2,
 }
 
 /// A reporting mailbox (ms-apis.md §5): reports arrive over the alert plan's `from`..`to`, each
@@ -364,6 +377,7 @@ impl Default for TenantSpec {
             submissions: SubmissionsPlan::default(),
             mailbox: MailboxPlan::default(),
             cloud: Default::default(),
+            entra_license: EntraLicense::P2,
         }
     }
 }

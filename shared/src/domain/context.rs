@@ -612,6 +612,9 @@ pub enum LookupOutcome {
     Throttled,
     /// 401/403: the app lacks the permission (Test & Save names it) or a policy blocks it.
     Forbidden,
+    /// The tenant's plan does not include the data: sign-in logs through Graph need Microsoft
+    /// Entra ID P1 or P2 (resources/signin.md). No permission fixes it.
+    Unlicensed,
     /// Anything else, with what happened.
     Failed(String),
     /// The alert's time for context ran out before this lookup.
@@ -626,8 +629,9 @@ impl LookupOutcome {
             LookupOutcome::NotFound => 1,
             LookupOutcome::TimedOut => 2,
             LookupOutcome::Throttled => 3,
-            LookupOutcome::Forbidden => 4,
-            LookupOutcome::Failed(_) => 5,
+            LookupOutcome::Unlicensed => 4,
+            LookupOutcome::Forbidden => 5,
+            LookupOutcome::Failed(_) => 6,
         }
     }
 
@@ -637,6 +641,7 @@ impl LookupOutcome {
             LookupOutcome::NotFound => "not_found",
             LookupOutcome::Throttled => "throttled",
             LookupOutcome::Forbidden => "forbidden",
+            LookupOutcome::Unlicensed => "unlicensed",
             LookupOutcome::Failed(_) => "failed",
             LookupOutcome::TimedOut => "timed_out",
         }
@@ -644,7 +649,7 @@ impl LookupOutcome {
 }
 
 /// How one part went for the alert: `ok`, `not_applicable` (the alert names nothing it covers),
-/// or the worst of `not_found`, `timed_out`, `throttled`, `forbidden`, `failed` among its
+/// or the worst of `not_found`, `timed_out`, `throttled`, `unlicensed`, `forbidden`, `failed` among its
 /// lookups, with the counts and what went wrong.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartStatus {

@@ -49,6 +49,7 @@ pub struct Tenant {
     pub domain: String,
     pub apps: Vec<App>,
     pub cloud: super::resources::Cloud,
+    pub license: crate::scenario::EntraLicense,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +69,7 @@ impl Tenant {
             .enumerate()
             .map(|(ai, a)| App::build(a, rng).map_err(|(field, reason)| DirectoryError { tenant: no, app: ai, field, reason }))
             .collect::<Result<_, _>>()?;
-        Ok(Tenant { id: spec.id.clone(), domain: spec.domain.clone(), apps, cloud: spec.cloud })
+        Ok(Tenant { id: spec.id.clone(), domain: spec.domain.clone(), apps, cloud: spec.cloud, license: spec.entra_license })
     }
 
     /// Matches a tenant named in a URL: its id or its domain, case-insensitively.
