@@ -108,6 +108,11 @@ fn evidence_integration() -> Integration {
 }
 
 async fn rig(scenario: Scenario, settings: EvidenceSettings) -> Rig {
+    rig_with(scenario, settings, |_| {}).await
+}
+
+/// A rig whose client settings `tweak` changes (its pace, say).
+async fn rig_with(scenario: Scenario, settings: EvidenceSettings, tweak: impl Fn(&mut HttpSettings)) -> Rig {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let sim = Arc::new(tenant_sim::Simulator::start(scenario).await.unwrap());
     let stack = moto::stack().await;
@@ -116,6 +121,11 @@ async fn rig(scenario: Scenario, settings: EvidenceSettings) -> Rig {
     let (table, out_url, bucket) = (stack.dedup_table().await, stack.queue("OutputQueue").await, stack.bucket().await);
     let mut http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
     http.resolve = vec![(sim.blob_host().to_owned(), sim.addr())];
+    // These tests move the simulated clock hours ahead in seconds; the client's pace runs on the
+    // real one and cannot follow, so it is off here (the simulator still holds Microsoft's
+    // limits on its clock) and on in the test of the pace itself.
+    http.mde_rate = None;
+    tweak(&mut http);
     let steps = Arc::new(MemoryDelayQueue::new());
     let jobs = Arc::new(CrashingSaves { inner: DynamoEvidenceJobs::new(role.dynamodb.clone(), &table), armed: AtomicBool::new(false) });
     let p = Processor::new(
@@ -1030,4 +1040,35 @@ async fn an_email_quarantined_weeks_ago_is_found_within_the_30_days_quarantine_k
     r.drive().await;
     let out = r.output().await;
     assert_eq!(updates(&out)[0]["item"]["status"], "retrieved", "{}", updates(&out)[0]);
+}
+
+/// Every Defender for Endpoint call an evidence job makes (machine actions, result links, the
+/// library) is paced within each API's documented limit (100 a minute and 1,500 an hour per
+/// tenant; the minute shrunk here to 12 calls in 3 s on both sides), so Microsoft never has to
+/// answer 429, and every job still ends.
+#[tokio::test]
+async fn evidence_calls_stay_within_each_defender_api_limit() {
+    let mut s = scenario("Security Reader");
+    s.mde.api_calls = 12;
+    s.mde.api_window_secs = 3;
+    // The simulator's clock runs with the real one here, as the client's pace does.
+    s.clock.fixed = false;
+    let r = rig_with(s, EvidenceSettings::default(), |h| {
+        h.mde_rate = Some(m365_ingest::ports::Rate { requests: 12, window: Duration::from_secs(3) });
+    })
+    .await;
+    let targets = file_targets(&r.sim, |_| true).await;
+    assert!(targets.len() >= 6, "{}", targets.len());
+    for (alert, target) in &targets {
+        r.job(alert, target.clone()).await;
+    }
+    r.drive().await;
+    let out = r.output().await;
+    let ended: Vec<&str> = updates(&out).iter().filter_map(|u| u["item"]["status"].as_str()).collect();
+    assert_eq!(ended.len(), targets.len(), "{ended:?}");
+    assert!(ended.iter().all(|s| *s == "retrieved"), "{ended:?}");
+    let actions = r.sim.requests().matching("/api/machineactions");
+    assert!(actions.len() > 12, "more calls than one window holds: {}", actions.len());
+    let refused: Vec<u16> = actions.iter().map(|q| q.status).filter(|s| *s == 429).collect();
+    assert!(refused.is_empty(), "{} of {} machine action calls answered 429", refused.len(), actions.len());
 }

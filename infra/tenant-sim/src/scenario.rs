@@ -56,6 +56,12 @@ pub struct MdeSpec {
     pub unsigned_scripts: bool,
     /// The largest file GetFile collects (live-response.md: `getfile` limit 3 GB).
     pub getfile_max_bytes: u64,
+    /// Each Defender for Endpoint API's limit per tenant: `api_calls` (100) per
+    /// `api_window_secs` (60), and 1,500 an hour (get-machineaction-object.md,
+    /// get-live-response-result.md, cancel-machine-action.md, upload-library.md,
+    /// get-machine-by-id.md, get-file-information.md). Tests shrink the minute to see it in seconds.
+    pub api_calls: u32,
+    pub api_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -81,6 +87,8 @@ impl Default for MdeSpec {
             live_response: true,
             unsigned_scripts: false,
             getfile_max_bytes: 3 << 30,
+            api_calls: 100,
+            api_window_secs: 60,
         }
     }
 }

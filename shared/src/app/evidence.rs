@@ -119,7 +119,8 @@ fn job_message(record: &JobRecord) -> String {
 pub(crate) fn observe_error(e: &GraphError) -> Observation {
     match e {
         GraphError::Http { status: 400, code, .. } if code == "ActiveRequestAlreadyExists" => Observation::Busy,
-        GraphError::Http { status: 429, .. } | GraphError::Throttled { .. } => Observation::Busy,
+        // OverBudget: the tenant's pace for the API was spent; the step comes back later.
+        GraphError::Http { status: 429, .. } | GraphError::Throttled { .. } | GraphError::OverBudget { .. } => Observation::Busy,
         GraphError::Http { status: 404, message, .. } => Observation::NotFound(message.clone()),
         // common-errors.md: "Tenant feature isn't enabled." What live response answers when it is
         // off is not documented; this is the documented code for a feature a tenant has off.

@@ -103,6 +103,9 @@ async fn upload(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Resp
         Ok(w) => w,
         Err(e) => return refused(&ctx, e),
     };
+    if let Err(r) = super::profiles::spend(&sim, &ctx, &who, "libraryfiles") {
+        return *r;
+    }
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let parts = match parts(content_type, &body) {
         Ok(p) => p,

@@ -116,12 +116,11 @@ async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: Heade
         );
     }
     if !sim.mde.admit_run(tenant, now, spec.runs_per_minute) {
-        return error(
-            &ctx,
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            "Too many requests: runliveresponse allows 10 calls per minute",
-        );
+        let mut r =
+            error(&ctx, StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests: runliveresponse allows 10 calls per minute");
+        // common-errors.md: a 429 says in Retry-After how many seconds to wait.
+        r.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("60"));
+        return r;
     }
     let online = sim.mde.online(tenant, &device.mde_id);
     let a = Action {
@@ -310,6 +309,7 @@ fn dns_name(sim: &Sim, a: &Action) -> String {
 /// The action as its tenant may see it, moved on to now.
 fn find(sim: &Sim, headers: &HeaderMap, ctx: &mut GraphCtx, id: &str) -> Result<(Action, Status), Box<Response>> {
     let who = authorize_for(sim, headers, ctx, resources::MDE, MACHINE_ROLES).map_err(|e| Box::new(refused(ctx, e)))?;
+    super::profiles::spend(sim, ctx, &who, "machineactions")?;
     let Some(mut a) = sim.mde.action(id).filter(|a| a.tenant == who.tenant_index) else {
         return Err(Box::new(error(ctx, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("Machine action {id} was not found"))));
     };

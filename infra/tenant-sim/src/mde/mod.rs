@@ -8,7 +8,7 @@ mod files;
 pub mod library;
 mod live_response;
 mod machines;
-mod profiles;
+pub(crate) mod profiles;
 pub mod state;
 
 use axum::http::StatusCode;

@@ -2,8 +2,6 @@
 //! the documentation's sample file (fixture `mde_file_get.json`) and every file of the tenant's
 //! alerts, with the API's limit of 100 calls a minute (and 1,500 an hour) per tenant.
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -26,20 +24,22 @@ pub fn routes() -> Router<Sim> {
     Router::new().route("/api/files/{id}", get(file))
 }
 
-/// One call of `api` (machines, files, ...) against its limits: 100 a minute and 1,500 an hour
-/// per tenant (get-machine-by-id.md, get-file-information.md). Err: the 429 to answer.
+/// One call of `api` (machines, files, machineactions, libraryfiles) against its limits: 100 a
+/// minute and 1,500 an hour per tenant (each API's page), answered over them with 429 and
+/// `Retry-After` in seconds (common-errors.md). Err: the 429 to answer.
 pub fn spend(sim: &Sim, ctx: &GraphCtx, who: &Principal, api: &str) -> Result<(), Box<Response>> {
-    let key = format!("{}/mde/{api}", who.tenant_index);
-    let minute = sim.limits.admit(&format!("{key}/minute"), 1, 100, Duration::from_secs(60));
-    let hour = minute.and_then(|()| sim.limits.admit(&format!("{key}/hour"), 1, 1_500, Duration::from_secs(3_600)));
+    let spec = sim.mde.spec();
+    let now = ctx.now;
+    let minute = sim.mde.admit_api(who.tenant_index, api, now, spec.api_calls, spec.api_window_secs);
+    let hour = minute.and_then(|()| sim.mde.admit_api(who.tenant_index, api, now, 1_500, 3_600));
     hour.map_err(|wait| {
         let mut r = Box::new(error(
             ctx,
             StatusCode::TOO_MANY_REQUESTS,
             "TooManyRequests",
-            "API calls quota exceeded! Maximum allowed 100 per minute.",
+            &format!("API calls quota exceeded! Maximum allowed {} per minute.", spec.api_calls),
         ));
-        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
             r.headers_mut().insert("retry-after", v);
         }
         r

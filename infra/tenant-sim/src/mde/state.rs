@@ -149,6 +149,8 @@ struct Inner {
     actions: HashMap<String, Action>,
     /// When each tenant's recent `runliveresponse` calls came, for the per-minute limit.
     runs: HashMap<usize, VecDeque<Instant>>,
+    /// (tenant, API, window seconds) → the calls in that window, on the simulated clock.
+    api_calls: HashMap<(usize, String, u64), VecDeque<Instant>>,
     links: HashMap<String, Link>,
     /// Links handed out already expired, for tests of the re-request.
     expire_next_links: usize,
@@ -212,6 +214,24 @@ impl MdeState {
         }
         runs.push_back(now);
         true
+    }
+
+    /// Counts a call of an API against `capacity` per `window_secs`, on the simulated clock (so
+    /// a test that moves the clock sees the limit as a tenant would over that time); Err: the
+    /// seconds until a call leaves the window.
+    pub fn admit_api(&self, tenant: usize, api: &str, now: Instant, capacity: u32, window_secs: u64) -> Result<(), i64> {
+        let mut inner = lock(&self.inner);
+        let window = window_secs as i64 * 10_000_000;
+        let calls = inner.api_calls.entry((tenant, api.to_owned(), window_secs)).or_default();
+        while calls.front().is_some_and(|t| now.0 - t.0 >= window) {
+            calls.pop_front();
+        }
+        if calls.len() >= capacity as usize {
+            let oldest = calls.front().map_or(now.0, |t| t.0);
+            return Err(((oldest + window - now.0) / 10_000_000).max(1));
+        }
+        calls.push_back(now);
+        Ok(())
     }
 
     /// The tenant's sessions still running, and whether one runs on `machine`.

@@ -23,6 +23,13 @@ fn decode(what: &str, body: &[u8]) -> Result<Value, GraphError> {
     serde_json::from_slice(body).map_err(|e| GraphError::Decode { what: what.into(), detail: e.to_string() })
 }
 
+/// A Defender for Endpoint call of an evidence step: paced within the API's limits (client.rs),
+/// waiting for the tenant's budget at most this long; a step that would wait longer comes back
+/// later (`OverBudget`, read as busy) rather than hold its invocation.
+fn mde_call(url: &str) -> Call<'_> {
+    Call { budget_wait: Some(std::time::Duration::from_secs(20)), ..Call::get(MDE, Audience::DefenderForEndpoint, url) }
+}
+
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -172,7 +179,7 @@ impl EvidenceApi for MicrosoftHttp {
             })
             .collect();
         let body = json!({"Commands": commands, "Comment": "m365-ingest: evidence of a Defender alert"});
-        let call = Call { body: Some(&body), ..Call::get(MDE, Audience::DefenderForEndpoint, &url) };
+        let call = Call { body: Some(&body), ..mde_call(&url) };
         let v = decode("a machine action", &self.send(creds, &call).await?)?;
         v.get("id")
             .and_then(Value::as_str)
@@ -183,7 +190,7 @@ impl EvidenceApi for MicrosoftHttp {
     async fn cancel_action(&self, creds: &Credentials, action_id: &str) -> Result<(), GraphError> {
         let url = self.mde_url(&format!("/api/machineactions/{}/cancel", enc(action_id)));
         let body = json!({"Comment": "m365-ingest: the evidence job ended before its restore ran"});
-        let call = Call { body: Some(&body), ..Call::get(MDE, Audience::DefenderForEndpoint, &url) };
+        let call = Call { body: Some(&body), ..mde_call(&url) };
         self.send(creds, &call).await.map(|_| ())
     }
 
@@ -201,13 +208,13 @@ impl EvidenceApi for MicrosoftHttp {
             ],
         );
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        let call = Call { raw: Some((&form, &content_type)), ..Call::get(MDE, Audience::DefenderForEndpoint, &url) };
+        let call = Call { raw: Some((&form, &content_type)), ..mde_call(&url) };
         self.send(creds, &call).await.map(|_| ())
     }
 
     async fn machine_action(&self, creds: &Credentials, action_id: &str) -> Result<ActionReport, GraphError> {
         let url = self.mde_url(&format!("/api/machineactions/{}", enc(action_id)));
-        let v = decode("a machine action", &self.send(creds, &Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?)?;
+        let v = decode("a machine action", &self.send(creds, &mde_call(&url)).await?)?;
         let status = action_status(v.get("status").and_then(Value::as_str).unwrap_or_default())?;
         let errors = v
             .get("commands")
@@ -224,7 +231,7 @@ impl EvidenceApi for MicrosoftHttp {
 
     async fn result_link(&self, creds: &Credentials, action_id: &str, index: usize) -> Result<String, GraphError> {
         let url = self.mde_url(&format!("/api/machineactions/{}/GetLiveResponseResultDownloadLink(index={index})", enc(action_id)));
-        let v = decode("a result link", &self.send(creds, &Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?)?;
+        let v = decode("a result link", &self.send(creds, &mde_call(&url)).await?)?;
         v.get("value")
             .and_then(Value::as_str)
             .map(str::to_owned)
