@@ -98,7 +98,7 @@ mod tests {
     }
 
     #[test]
-    fn text_without_stand_ins_is_untouched() {
+    fn only_stand_ins_are_rewritten_and_other_text_is_untouched() {
         let b = "{\"a\":\"\u{10ffff}é\"}".as_bytes().to_vec();
         assert_eq!(escape_stand_ins(b.clone()), "{\"a\":\"\\udfff\u{e9}\"}".as_bytes().to_vec());
         let plain = br#"{"a":"\u00e9"}"#.to_vec();

@@ -734,6 +734,11 @@ impl<P: ProcessPorts> Processor<P> {
             }
             if let Err(e) = fed {
                 upload.abort().await;
+                // A file that is itself an archive (an Office document is a zip of many parts)
+                // need not open as one holding a single file: its own bytes are tried.
+                if unpack && unpacker.format().is_some_and(|f| f != Format::Raw) {
+                    return Stored::IsTheArchive;
+                }
                 return fail(unpack_failure(e, limit));
             }
             kept.update(&out);
@@ -745,6 +750,10 @@ impl<P: ProcessPorts> Processor<P> {
         out.clear();
         let format = match unpacker.finish(&mut out) {
             Ok(f) => f,
+            Err(_) if unpack && unpacker.format().is_some_and(|f| f != Format::Raw) => {
+                upload.abort().await;
+                return Stored::IsTheArchive;
+            }
             Err(e) => {
                 upload.abort().await;
                 return fail(unpack_failure(e, limit));
@@ -834,7 +843,8 @@ impl Want<'_> {
 /// What storing a download came to.
 enum Stored {
     Observed(Observation),
-    /// The result was an archive whose contents are not the file, but whose own bytes are.
+    /// The result was an archive that did not open as one holding the file, or whose contents
+    /// are not the file: its own bytes may be (taken as they come on a second download).
     IsTheArchive,
 }
 

@@ -42,14 +42,15 @@ pub fn classify(hresult: Option<i64>, errors: &[String]) -> ActionFailure {
     }
     let text = errors.join(" ").to_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    if has(&["not signed", "unsigned", "signature"]) {
-        ActionFailure::Unsigned
-    } else if has(&["timed out", "timeout", "time out"]) {
-        ActionFailure::TimedOut
+    // Not-found words first: the text names the path, and a file may be called signature.dll.
+    if has(&["not found", "cannot find", "can't find", "does not exist", "doesn't exist", "no such file"]) {
+        ActionFailure::NotFound
     } else if has(&["too large", "larger than", "size limit", "exceeds the limit", "exceeds the maximum"]) {
         ActionFailure::TooLarge
-    } else if has(&["not found", "cannot find", "can't find", "does not exist", "doesn't exist", "no such file"]) {
-        ActionFailure::NotFound
+    } else if has(&["timed out", "timeout", "time out"]) {
+        ActionFailure::TimedOut
+    } else if has(&["not signed", "unsigned", "signature"]) {
+        ActionFailure::Unsigned
     } else {
         ActionFailure::Other
     }
@@ -83,6 +84,7 @@ mod tests {
         assert_eq!(classify(Some(0), &words("Command timed out")), ActionFailure::TimedOut);
         assert_eq!(classify(None, &words("File size exceeds the limit")), ActionFailure::TooLarge);
         assert_eq!(classify(None, &words("The system cannot find the file specified")), ActionFailure::NotFound);
+        assert_eq!(classify(None, &words(r"File C:\x\signature.dll was not found")), ActionFailure::NotFound, "the path's words");
         assert_eq!(classify(Some(-2_147_024_891), &words("Access is denied")), ActionFailure::Other, "0x80070005");
         assert_eq!(classify(None, none), ActionFailure::Other, "silence is not 'not found'");
         assert_eq!(microsofts_words(Some(-2_147_024_891), &words("Access is denied")), "Access is denied (errorHResult 0x80070005)");

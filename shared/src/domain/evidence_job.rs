@@ -102,6 +102,13 @@ pub enum Phase {
     },
 }
 
+fn offline_detail(limits: &JobLimits) -> String {
+    format!(
+        "the device stayed offline: Defender for Endpoint queues a live response for an offline device up to {}, and it was not picked up",
+        crate::domain::duration_text::DurationText(limits.offline_window)
+    )
+}
+
 /// The most times a cleanup is looked at (or tried again) before the job ends saying it was not
 /// confirmed: a RunScript times out after 10 minutes (ms-apis.md §7), so a minute apart this
 /// outlasts a device that runs it.
@@ -220,16 +227,15 @@ impl EvidenceJob {
     /// what it was waiting for: a device that never picked the action up is offline.
     pub fn next(&mut self, now: GraphTime, limits: &JobLimits) -> Next {
         // A cleanup is bounded by its own checks: it runs whatever time it is.
+        // A backstop for checks that never came: normally a check past the window ends it.
         let queued_past_window = match &self.phase {
-            Phase::Running { last: ActionStatus::Pending, started_at: Some(s), .. } => now >= s.plus(limits.offline_window),
+            Phase::Running { last: ActionStatus::Pending, started_at: Some(s), .. } => {
+                now >= s.plus(limits.offline_window).plus(limits.check_every).plus(limits.check_every)
+            }
             _ => false,
         };
         if queued_past_window {
-            let why = format!(
-                "the device stayed offline: Defender for Endpoint queues a live response for an offline device up to {}, and it was not picked up",
-                crate::domain::duration_text::DurationText(limits.offline_window)
-            );
-            self.finish(EvidenceOutcome::DeviceOffline, Some(why), None);
+            self.finish(EvidenceOutcome::DeviceOffline, Some(offline_detail(limits)), None);
         }
         if !matches!(self.phase, Phase::Done { .. } | Phase::Cleanup { .. }) && now >= self.created_at.plus(limits.max_wait) {
             let offline = matches!(self.phase, Phase::Running { last: ActionStatus::Pending, .. });
@@ -298,6 +304,11 @@ impl EvidenceJob {
             Observation::Action(status) => {
                 let Phase::Running { action_id, last, started_at, .. } = &self.phase else { return };
                 let (action_id, last, started_at) = (action_id.clone(), *last, *started_at);
+                // Still not picked up after Microsoft's queue for an offline device (2 hours).
+                if status == ActionStatus::Pending && started_at.is_some_and(|s| now >= s.plus(limits.offline_window)) {
+                    self.finish(EvidenceOutcome::DeviceOffline, Some(offline_detail(limits)), None);
+                    return;
+                }
                 self.phase = match status {
                     ActionStatus::Pending | ActionStatus::InProgress => {
                         Phase::Running { action_id, last: status, next_check: now.plus(limits.check_every), started_at }

@@ -50,7 +50,8 @@ pub enum UnpackError {
 }
 
 const FREE_BYTES: u64 = 1 << 20;
-/// Output produced per inflate call, so one input chunk never holds much more than this.
+/// Output produced per inflate call: each call's output is counted against the bounds before
+/// the next, so a chunk stops unpacking within one step of a bound.
 const STEP: usize = 256 << 10;
 
 enum State {
@@ -124,9 +125,16 @@ impl Unpacker {
                     let Some(len) = header_len(format, buf)? else { return Ok(()) };
                     let rest = buf.split_off(len);
                     let header = std::mem::take(buf);
+                    let flags = zip_flags(&header);
+                    if format == Format::Zip && flags & 1 != 0 {
+                        return Err(UnpackError::Unsupported("an encrypted entry".into()));
+                    }
+                    if format == Format::Zip && zip_method(&header).is_some_and(|(_, size)| size == u64::from(u32::MAX)) {
+                        return Err(UnpackError::Unsupported("a ZIP64 entry".into()));
+                    }
                     self.state = match (format, zip_method(&header)) {
                         (Format::Zip, Some((0, size))) => {
-                            if size == 0 && zip_flags(&header) & 8 != 0 {
+                            if size == 0 && flags & 8 != 0 {
                                 return Err(UnpackError::Unsupported("a stored entry of unknown size".into()));
                             }
                             State::Stored(size)
@@ -165,15 +173,20 @@ impl Unpacker {
                         self.state = State::After(format, Vec::new());
                         continue;
                     }
-                    if input.is_empty() && step.len() < STEP || used == 0 && step.is_empty() {
+                    if used == 0 && step.is_empty() && !input.is_empty() {
+                        return Err(UnpackError::Corrupt("the compressed stream stopped taking input".into()));
+                    }
+                    if input.is_empty() && step.len() < STEP {
                         return Ok(());
                     }
                 }
                 State::After(format, tail) => {
+                    // Only the new bytes (and the three before them) can complete a signature.
+                    let from = tail.len().saturating_sub(3);
                     tail.extend_from_slice(input);
                     match format {
                         Format::Gzip if tail.len() > 8 => return Err(UnpackError::MoreThanOneFile),
-                        Format::Zip if second_local_header(tail) => return Err(UnpackError::MoreThanOneFile),
+                        Format::Zip if second_local_header(&tail[from..]) => return Err(UnpackError::MoreThanOneFile),
                         // A zip's tail is its central directory: bounded by what it may hold.
                         Format::Zip if tail.len() > 1 << 20 => {
                             return Err(UnpackError::Corrupt("a tail past its central directory".into()))
@@ -246,8 +259,13 @@ fn header_len(format: Format, b: &[u8]) -> Result<Option<usize>, UnpackError> {
             for flag in [8u8, 16] {
                 if flags & flag != 0 {
                     // A zero-terminated name or comment; bounded so a header cannot grow forever.
-                    let Some(end) = b.get(at..).and_then(|r| r.iter().position(|c| *c == 0)) else {
-                        return if b.len() > 64 << 10 { Err(UnpackError::Corrupt("a gzip header without end".into())) } else { Ok(None) };
+                    let Some(rest) = b.get(at..) else { return Ok(None) };
+                    let Some(end) = rest.iter().position(|c| *c == 0) else {
+                        return if rest.len() > 64 << 10 {
+                            Err(UnpackError::Corrupt("a gzip header without end".into()))
+                        } else {
+                            Ok(None)
+                        };
                     };
                     at += end + 1;
                 }
@@ -393,7 +411,7 @@ mod tests {
 
     #[test]
     fn one_chunk_never_unpacks_into_much_more_than_its_bound() {
-        // 64 KiB of zeros deflate to about 100 bytes: fed at once, the output stops at the ratio.
+        // 8 MiB of zeros deflate to about 8 KiB: fed at once, the output stops at the ratio.
         let g = gzip(&vec![0u8; 8 << 20]);
         let mut u = Unpacker::new(Limits::default());
         let mut out = Vec::new();

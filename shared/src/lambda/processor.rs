@@ -41,7 +41,8 @@ pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> Result<AwsPr
                 jobs: DynamoEvidenceJobs::new(clients.dynamodb.clone(), &config.dedup_table),
                 steps: SqsAlertQueue::new(clients.sqs.clone(), &config.evidence_queue_url),
                 // A step is one call: throttling waits for the job's next message, not in the batch.
-                api: MicrosoftHttp::new(&config.http, RetryPolicy::one_step())?,
+                // Paced by the deployment's shared budget, as context lookups are.
+                api: MicrosoftHttp::new(&config.http, RetryPolicy::one_step())?.with_budget(budget.clone()),
                 secrets: SecretsManagerSource::new(clients.secrets.clone()),
                 settings: config.evidence.clone(),
             }),

@@ -39,47 +39,56 @@ pub struct File {
 }
 
 /// The bytes of a simulated file: cheap, deterministic from its name and size. An Office Open
-/// XML file is a zip (ECMA-376 Part 2), so an `.xlsm`, `.docx` or `.xlsx` sample is one: a
-/// stored zip of the text, exactly `size` bytes long (a client must keep such a file as it is,
-/// not unpack it as if it were a live response archive).
+/// XML file is a zip of several parts (ECMA-376 Part 2), so an `.xlsm`, `.docx` or `.xlsx`
+/// sample is one: a stored zip of two parts, exactly `size` bytes long (a client must keep such
+/// a file as it is, not unpack it as if it were a live response archive).
 pub fn sample_bytes(name: &str, size: usize) -> Vec<u8> {
     let line = format!("tenant-sim sample file {name}; not malware, a stand-in for the file an alert names\n");
     let text = |n: usize| -> Vec<u8> { line.bytes().cycle().take(n).collect() };
+    const TYPES: (&str, &[u8]) = ("[Content_Types].xml", b"<?xml version=\"1.0\"?><Types/>");
     const PART: &str = "xl/vbaProject.bin";
-    let overhead = 30 + PART.len() + 46 + PART.len() + 22;
+    let overhead = 2 * (30 + 46) + 2 * TYPES.0.len() + 2 * PART.len() + TYPES.1.len() + 22;
     let ooxml = [".xlsm", ".xlsx", ".docx", ".docm"].iter().any(|e| name.to_ascii_lowercase().ends_with(e));
     if ooxml && size > overhead {
-        return stored_zip(PART, &text(size - overhead));
+        return stored_zip(&[(TYPES.0, TYPES.1), (PART, &text(size - overhead))]);
     }
     text(size)
 }
 
-/// A zip of one stored (uncompressed) entry (APPNOTE 4.3.7, 4.3.12, 4.3.16).
-fn stored_zip(name: &str, data: &[u8]) -> Vec<u8> {
-    let crc = {
+/// A zip of stored (uncompressed) entries (APPNOTE 4.3.7, 4.3.12, 4.3.16).
+fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let fields = |out: &mut Vec<u8>, name: &str, data: &[u8]| {
         let mut c = flate2::Crc::new();
         c.update(data);
-        c.sum()
-    };
-    let fields = |out: &mut Vec<u8>| {
         out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]); // version 2.0, no flags, stored, 1980-01-01
-        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&c.sum().to_le_bytes());
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
         out.extend_from_slice(&[0, 0]);
     };
-    let mut out = b"PK\x03\x04".to_vec();
-    fields(&mut out);
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(data);
+    let mut out = Vec::new();
+    let mut offsets = Vec::new();
+    for (name, data) in entries {
+        offsets.push(out.len() as u32);
+        out.extend_from_slice(b"PK\x03\x04");
+        fields(&mut out, name, data);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+    }
     let directory_at = out.len() as u32;
-    out.extend_from_slice(b"PK\x01\x02\x14\x00");
-    fields(&mut out);
-    out.extend_from_slice(&[0; 14]); // comment, disk, attributes; the local header at offset 0
-    out.extend_from_slice(name.as_bytes());
+    for ((name, data), offset) in entries.iter().zip(&offsets) {
+        out.extend_from_slice(b"PK\x01\x02\x14\x00");
+        fields(&mut out, name, data);
+        out.extend_from_slice(&[0; 10]); // comment, disk, internal and external attributes
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
     let directory_len = out.len() as u32 - directory_at;
-    out.extend_from_slice(b"PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00");
+    let count = (entries.len() as u16).to_le_bytes();
+    out.extend_from_slice(b"PK\x05\x06\x00\x00\x00\x00");
+    out.extend_from_slice(&count);
+    out.extend_from_slice(&count);
     out.extend_from_slice(&directory_len.to_le_bytes());
     out.extend_from_slice(&directory_at.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
@@ -272,6 +281,16 @@ mod sample_tests {
         let z = super::sample_bytes("Q3 salaries.xlsm", 5_000);
         assert_eq!((z.len(), &z[..4]), (5_000, &b"PK\x03\x04"[..]));
         assert_eq!(&z[z.len() - 22..z.len() - 18], b"PK\x05\x06");
+        let path = std::env::temp_dir().join(format!("tenant-sim-office-{}.xlsm", std::process::id()));
+        let _ = std::fs::write(&path, &z);
+        let python = std::env::var("TENANT_SIM_PYTHON").unwrap_or_else(|_| "python3".into());
+        let listed = std::process::Command::new(python)
+            .args(["-c", "import sys,zipfile;z=zipfile.ZipFile(sys.argv[1]);assert z.testzip() is None;print(' '.join(z.namelist()))"])
+            .arg(&path)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        assert_eq!(listed, "[Content_Types].xml xl/vbaProject.bin", "a zip of several parts, as Office writes");
         assert_eq!(super::sample_bytes("Q3 salaries.xlsm", 50).len(), 50, "too small for a zip: text");
         assert!(super::sample_bytes("mimikatz.exe", 100).starts_with(b"tenant-sim sample file mimikatz.exe"));
     }

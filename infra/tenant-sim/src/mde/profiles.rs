@@ -30,8 +30,8 @@ pub fn routes() -> Router<Sim> {
 pub fn spend(sim: &Sim, ctx: &GraphCtx, who: &Principal, api: &str) -> Result<(), Box<Response>> {
     let spec = sim.mde.spec();
     let now = ctx.now;
-    let minute = sim.mde.admit_api(who.tenant_index, api, now, spec.api_calls, spec.api_window_secs);
-    let hour = minute.and_then(|()| sim.mde.admit_api(who.tenant_index, api, now, 1_500, 3_600));
+    let minute = sim.mde.admit_api(who.tenant_index, &format!("{api}/minute"), now, spec.api_calls, spec.api_window_secs);
+    let hour = minute.and_then(|()| sim.mde.admit_api(who.tenant_index, &format!("{api}/hour"), now, 1_500, 3_600));
     hour.map_err(|wait| {
         let mut r = Box::new(error(
             ctx,

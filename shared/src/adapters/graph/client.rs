@@ -73,7 +73,7 @@ impl MicrosoftHttp {
         let mut throttles = 0u32;
         loop {
             let token = self.tokens.token(creds, call.audience).await?;
-            for (key, rate) in self.budget_for(creds, call).into_iter().chain(self.hourly_budget_for(creds, call)) {
+            if let Some((key, rate)) = self.budget_for(creds, call) {
                 match call.budget_wait {
                     None => {
                         self.budget.admit(&key, rate).await;
@@ -204,18 +204,6 @@ impl MicrosoftHttp {
         Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience, scope }, rate))
     }
 
-    /// The hourly budget of a Defender for Endpoint API beside its minute's: 1,500 calls an hour
-    /// (the same pages). Other APIs document one window.
-    pub(crate) fn hourly_budget_for(&self, creds: &Credentials, call: &Call<'_>) -> Option<(BudgetKey, Rate)> {
-        let (key, rate) = self.budget_for(creds, call)?;
-        if call.audience != Audience::DefenderForEndpoint || rate == LIVE_RESPONSE_RATE {
-            return None;
-        }
-        // A budget of its own: a shared budget keys by API, not by window.
-        let scope = key.scope.as_deref().map(|s| format!("{s}#hour"));
-        Some((BudgetKey { scope, ..key }, MDE_HOURLY_RATE))
-    }
-
     /// Graph's collections, read through this client.
     pub fn graph(&self) -> GraphCollections<'_> {
         GraphCollections::new(self, &self.graph_base)
@@ -229,8 +217,6 @@ impl MicrosoftHttp {
 
 /// run-live-response.md: 10 calls a minute.
 const LIVE_RESPONSE_RATE: Rate = Rate { requests: 10, window: std::time::Duration::from_secs(60) };
-/// Each Defender for Endpoint API: 1,500 calls an hour.
-const MDE_HOURLY_RATE: Rate = Rate { requests: 1_500, window: std::time::Duration::from_secs(3_600) };
 
 /// What one call is: which API (for messages), which token, where, and with what body.
 pub(crate) struct Call<'a> {
