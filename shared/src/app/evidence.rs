@@ -735,8 +735,9 @@ impl<P: ProcessPorts> Processor<P> {
             if let Err(e) = fed {
                 upload.abort().await;
                 // A file that is itself an archive (an Office document is a zip of many parts)
-                // need not open as one holding a single file: its own bytes are tried.
-                if unpack && unpacker.format().is_some_and(|f| f != Format::Raw) {
+                // need not open as one holding a single file: its own bytes are tried. Too large
+                // stays too large: Microsoft's archive of a file past the size kept is the common case.
+                if unpack && !matches!(e, UnpackError::TooLarge { .. }) && unpacker.format().is_some_and(|f| f != Format::Raw) {
                     return Stored::IsTheArchive;
                 }
                 return fail(unpack_failure(e, limit));
@@ -750,7 +751,7 @@ impl<P: ProcessPorts> Processor<P> {
         out.clear();
         let format = match unpacker.finish(&mut out) {
             Ok(f) => f,
-            Err(_) if unpack && unpacker.format().is_some_and(|f| f != Format::Raw) => {
+            Err(ref e) if unpack && !matches!(e, UnpackError::TooLarge { .. }) && unpacker.format().is_some_and(|f| f != Format::Raw) => {
                 upload.abort().await;
                 return Stored::IsTheArchive;
             }
