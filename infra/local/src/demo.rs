@@ -157,7 +157,10 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     .with_evidence(Evidence::<EvidenceWith<_, _, _, _>> {
         jobs: MemoryEvidenceJobs::new(),
         steps: steps.clone(),
-        api: MicrosoftHttp::new(&http, RetryPolicy::one_step())
+        // The demo moves simulated time hours ahead in seconds, and the client's pace for
+        // Defender for Endpoint runs on the real clock, which cannot follow: off for the evidence
+        // steps here (the simulator still holds Microsoft's limits, on its own clock).
+        api: MicrosoftHttp::new(&HttpSettings { mde_rate: None, ..http.clone() }, RetryPolicy::one_step())
             .map_err(|e| run_err("HTTP client", &e))?
             .with_assertion_clock(sim_seconds(&sim)),
         secrets: secrets.clone(),

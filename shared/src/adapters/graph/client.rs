@@ -193,6 +193,8 @@ impl MicrosoftHttp {
             // (run-live-response.md). Every call, the evidence steps' as well as context's.
             Audience::DefenderForEndpoint => {
                 let app = Some(creds.client_id.clone());
+                // Pacing off (no `mde_rate`) is off for runliveresponse too.
+                self.settings.mde_rate?;
                 if call.url.split('?').next().is_some_and(|p| p.to_ascii_lowercase().ends_with("/runliveresponse")) {
                     (app, LIVE_RESPONSE_RATE, Some("runliveresponse".to_owned()))
                 } else {
