@@ -160,23 +160,33 @@ async fn break_glass_accounts_are_never_touched() {
     assert_eq!(b.writes(), 0);
 }
 
-/// An app that lost Directory.Read.All after Test & Save reads a user's roles "with limited
-/// information", ids only (user-list-transitivememberof.md): a role it cannot name protects the
-/// user, and a user with no role at all is still served.
+/// An app that lost Directory.Read.All after Test & Save: role management still names a Global
+/// Administrator's role (RoleManagement.Read.Directory reads directory roles too), and a user
+/// with no role is served. Lost with RoleManagement.Read.Directory as well, `transitiveMemberOf`
+/// lists roles "with limited information", ids only (user-list-transitivememberof.md): a role
+/// it cannot name protects the user, and so does a user whose grants cannot be read.
 #[tokio::test]
 async fn a_role_graph_will_not_name_protects_its_holder() {
-    let mut s = fixed(Scenario::default());
-    let graph = s.tenants[0].apps[0].grants.get_mut("graph").unwrap();
-    graph.retain(|r| r != "Directory.Read.All");
-    if !graph.iter().any(|r| r == "User.Read.All") {
-        graph.push("User.Read.All".into());
+    for lost in [&["Directory.Read.All"][..], &["Directory.Read.All", "RoleManagement.Read.Directory"]] {
+        let mut s = fixed(Scenario::default());
+        let graph = s.tenants[0].apps[0].grants.get_mut("graph").unwrap();
+        graph.retain(|r| !lost.contains(&r.as_str()));
+        if !graph.iter().any(|r| r == "User.Read.All") {
+            graph.push("User.Read.All".into());
+        }
+        let b = bench_in(s, enforce(), true).await;
+        let r = b.run(&request("r0", Action::DisableAccount, &b.people[0].1)).await;
+        let five = b.run(&request("r5", Action::RevokeSessions, &b.people[5].1)).await;
+        assert!(!b.sim.account_disabled(&b.people[0].0), "the Global Administrator is untouched");
+        if lost.len() == 1 {
+            assert_eq!((r.status, code(&r)), (Status::Refused, "privileged_role"), "{r:?}");
+            assert_eq!(five.status, Status::Done);
+        } else {
+            assert_eq!((r.status, code(&r)), (Status::Refused, "unnamed_role"), "{r:?}");
+            assert!(r.refusal.unwrap().reason.contains("Directory.Read.All"));
+            assert_eq!(code(&five), "roles_unknown", "{five:?}");
+        }
     }
-    let b = bench_in(s, enforce(), true).await;
-    let r = b.run(&request("r0", Action::DisableAccount, &b.people[0].1)).await;
-    assert_eq!((r.status, code(&r)), (Status::Refused, "unnamed_role"), "{r:?}");
-    assert!(r.refusal.unwrap().reason.contains("Directory.Read.All"));
-    assert!(!b.sim.account_disabled(&b.people[0].0), "the Global Administrator is untouched");
-    assert_eq!(b.run(&request("r5", Action::RevokeSessions, &b.people[5].1)).await.status, Status::Done);
 }
 
 #[tokio::test]
@@ -190,6 +200,48 @@ async fn holders_of_privileged_roles_are_protected_by_default() {
     // A role Microsoft does not label privileged protects nobody.
     assert_eq!(b.run(&request("r2", Action::RevokeSessions, &b.people[2].1)).await.status, Status::Done);
     assert_eq!(b.writes(), 1);
+}
+
+/// What `transitiveMemberOf` does not show (user-list-transitivememberof.md lists directory
+/// roles: active and tenant-wide): the guard reads role management, so an admin eligible
+/// through PIM, one through a role-assignable group's eligibility, an administrative unit's
+/// admin and a custom role's holder are all protected; a built-in role not labelled privileged
+/// still protects nobody.
+#[tokio::test]
+async fn eligible_scoped_group_held_and_custom_role_holders_are_protected() {
+    let b = bench(enforce(), true).await;
+    for (n, code_wanted, says) in [
+        (7, "privileged_role", "Global Administrator (eligible through PIM)"),
+        (8, "privileged_role", "User Administrator (active, at scope /administrativeUnits/"),
+        (9, "privileged_role", "Privileged Role Administrator (eligible through PIM, through the role-assignable group"),
+        (10, "custom_role", "Mailbox Helpers (custom)"),
+    ] {
+        let r = b.run(&request(&format!("r{n}"), Action::DisableAccount, &b.people[n].1)).await;
+        assert_eq!((r.status, code(&r)), (Status::Refused, code_wanted), "user {n}: {r:?}");
+        assert!(r.refusal.as_ref().unwrap().reason.contains(says), "user {n}: {r:?}");
+    }
+    assert_eq!(b.run(&request("r2", Action::DisableAccount, &b.people[2].1)).await.status, Status::Done);
+    assert_eq!(b.writes(), 1, "only the Message Center Reader was changed");
+}
+
+/// An app without RoleManagement.Read.Directory cannot prove a user holds no role: nothing is
+/// done, and the refusal names the permission. A tenant without PIM's licence answers the
+/// eligibilities with a 400 (no eligibility can be activated there): users are still served.
+#[tokio::test]
+async fn role_grants_that_cannot_be_read_protect_and_a_tenant_without_pim_is_served() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].grants.get_mut("graph").unwrap().retain(|r| r != "RoleManagement.Read.Directory" && r != "Directory.Read.All");
+    let b = bench_in(s, enforce(), true).await;
+    let r = b.run(&request("r5", Action::DisableAccount, &b.people[5].1)).await;
+    assert_eq!((r.status, code(&r)), (Status::Refused, "roles_unknown"), "{r:?}");
+    assert!(r.refusal.unwrap().reason.contains("RoleManagement.Read.Directory"));
+    assert_eq!(b.writes(), 0);
+
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].entra_license = tenant_sim::scenario::EntraLicense::P1;
+    let b = bench_in(s, enforce(), true).await;
+    assert_eq!(b.run(&request("r5", Action::DisableAccount, &b.people[5].1)).await.status, Status::Done);
+    assert_eq!(code(&b.run(&request("r8", Action::DisableAccount, &b.people[8].1)).await), "privileged_role");
 }
 
 #[tokio::test]
@@ -214,7 +266,8 @@ async fn members_of_protected_groups_are_never_touched_and_the_allow_list_admits
     let allow = RemediationDoc { allowed_groups: Some(vec![group_id(&finance_like)]), ..enforce() };
     let b = bench(allow, true).await;
     let mut outside = None;
-    for (n, (id, _)) in b.people.iter().enumerate().skip(6) {
+    // Users 7 to 10 hold roles (the simulator's roles module): past them.
+    for (n, (id, _)) in b.people.iter().enumerate().skip(11) {
         if dept(id).await != finance_like {
             outside = Some(n);
             break;
@@ -236,7 +289,7 @@ async fn the_hourly_cap_holds_and_dry_runs_and_refusals_do_not_count() {
     assert_eq!(b.run(&dry.to_string()).await.status, Status::DryRun);
     let outcomes: Vec<(Status, String)> = {
         let mut v = Vec::new();
-        for n in 5..8 {
+        for n in [5, 6, 11] {
             let r = b.run(&request(&format!("r{n}"), Action::RevokeSessions, &b.people[n].1)).await;
             v.push((r.status, code(&r).to_owned()));
         }

@@ -350,6 +350,7 @@ pub fn all_grants() -> BTreeMap<String, Vec<String>> {
                 "Presence.Read.All",
                 "User.RevokeSessions.All",
                 "User.EnableDisableAccount.All",
+                "RoleManagement.Read.Directory",
             ]),
         ),
         ("mdca".to_owned(), v(&["investigation.read"])),

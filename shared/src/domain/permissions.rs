@@ -122,8 +122,16 @@ impl Feature {
             Feature::Investigation => &["ThreatHunting.Read.All"],
             Feature::UserContext => &["AuditLog.Read.All", "Directory.Read.All", "User.Read.All"],
             Feature::Calendar => &["Calendars.Read", "Calendars.ReadBasic.All", "MailboxSettings.Read", "Presence.Read.All"],
-            // The user and every role and group it holds are read before anything is done.
-            Feature::Remediation => &["User.RevokeSessions.All", "User.EnableDisableAccount.All", "User.Read.All", "Directory.Read.All"],
+            // The user and every role and group it holds are read before anything is done: its
+            // memberships, and its role grants at every scope, eligible ones included (one
+            // permission reads assignments, PIM eligibilities and definitions: role_grants.rs).
+            Feature::Remediation => &[
+                "User.RevokeSessions.All",
+                "User.EnableDisableAccount.All",
+                "User.Read.All",
+                "Directory.Read.All",
+                "RoleManagement.Read.Directory",
+            ],
             // get-machine-by-id.md and get-file-information.md.
             Feature::DeviceContext => &["Machine.Read.All", "File.Read.All"],
         }

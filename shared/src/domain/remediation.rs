@@ -201,6 +201,42 @@ pub struct Target {
     pub groups: Vec<String>,
     /// Memberships were left unread (more pages than read): protection cannot be proved.
     pub memberships_incomplete: bool,
+    /// Every role granted to the user or a role-assignable group it is in, read from role
+    /// management: what `roles` (directory roles, tenant-wide and active only) leaves out.
+    pub grants: Vec<RoleGrant>,
+    /// Why the grants could not all be read (the permission to add, or the cause), if so.
+    pub grants_unread: Option<String>,
+}
+
+/// A role granted at a scope, as role management lists it (unifiedroleassignment.md,
+/// unifiedroleeligibilityscheduleinstance.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleGrant {
+    /// `roleDefinitionId`: a built-in role's template id, or a custom role's own id.
+    pub role_id: String,
+    pub name: String,
+    /// `directoryScopeId`: `/` for the tenant, `/administrativeUnits/{id}` for one unit.
+    pub scope: String,
+    /// Eligible through Privileged Identity Management (activated when needed), not active.
+    pub eligible: bool,
+    /// Held through this role-assignable group, not directly.
+    pub via_group: Option<String>,
+    /// A custom role (`isBuiltIn` false, or a definition Graph would not show).
+    pub custom: bool,
+}
+
+impl RoleGrant {
+    /// How the grant is held, for a refusal's reason.
+    fn held(&self) -> String {
+        let mut how = vec![if self.eligible { "eligible through PIM" } else { "active" }.to_owned()];
+        if self.scope != "/" {
+            how.push(format!("at scope {}", self.scope));
+        }
+        if let Some(g) = &self.via_group {
+            how.push(format!("through the role-assignable group {g}"));
+        }
+        how.join(", ")
+    }
 }
 
 /// Why a request was not carried out; `code` is stable for machines, `reason` for people.
@@ -233,7 +269,8 @@ pub fn guard(doc: &RemediationDoc, t: &Target) -> Result<(), Refusal> {
                 "unnamed_role",
                 format!(
                     "{} holds a directory role Graph would not name to this app (limited information: the app lacks \
-                     Directory.Read.All), so it may be privileged; nothing was done (grant Directory.Read.All back)",
+                     Directory.Read.All and RoleManagement.Read.Directory), so it may be privileged; nothing was done \
+                     (grant Directory.Read.All and RoleManagement.Read.Directory back)",
                     t.upn
                 ),
             ));
@@ -244,6 +281,38 @@ pub fn guard(doc: &RemediationDoc, t: &Target) -> Result<(), Refusal> {
                 format!(
                     "{} holds the privileged role {name}; holders of privileged roles are protected (remediation.protect_privileged_roles)",
                     t.upn
+                ),
+            ));
+        }
+        // An eligible admin is one activation away from the role, and an administrative unit's
+        // admin holds it over that unit's users: both are protected like an active one.
+        if let Some(g) = t.grants.iter().find(|g| is_privileged(&g.role_id)) {
+            return Err(Refusal::new(
+                "privileged_role",
+                format!(
+                    "{} holds the privileged role {} ({}); holders of privileged roles are protected (remediation.protect_privileged_roles)",
+                    t.upn,
+                    g.name,
+                    g.held()
+                ),
+            ));
+        }
+        if let Some(why) = &t.grants_unread {
+            return Err(Refusal::new(
+                "roles_unknown",
+                format!("{}'s role assignments could not be read ({why}), so it may hold a privileged role; nothing was done", t.upn),
+            ));
+        }
+        // Microsoft labels only built-in roles privileged; a custom role may carry the same
+        // permissions, so its holder is protected.
+        if let Some(g) = t.grants.iter().find(|g| g.custom) {
+            return Err(Refusal::new(
+                "custom_role",
+                format!(
+                    "{} holds the custom role {} ({}); custom roles are not labelled privileged or not, so their holders are protected",
+                    t.upn,
+                    if g.name.is_empty() { &g.role_id } else { &g.name },
+                    g.held()
                 ),
             ));
         }

@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod mail;
 pub mod mailbox;
 pub mod people;
+pub mod roles;
 
 use axum::routing::get;
 use axum::Router;
@@ -32,4 +33,5 @@ pub fn routes() -> Router<Sim> {
         .route("/beta/security/threatSubmission/emailThreats/{id}", get(mail::submission))
         .route("/v1.0/security/runHuntingQuery", axum::routing::post(hunting::run_hunting_query))
         .merge(people::routes())
+        .merge(roles::routes())
 }

@@ -10,7 +10,9 @@
 //!
 //! Everything about a person is drawn from their place in the tenant's pool, so it is the same
 //! on every call: user 0 is a Global Administrator, user 1 a Security Administrator, user 2 a
-//! Message Center Reader; every fifth user is away with automatic replies scheduled around now.
+//! Message Center Reader; user 9 is in a role-assignable group (the roles module has the grants
+//! `transitiveMemberOf` does not show); every fifth user is away with automatic replies
+//! scheduled around now.
 
 use crate::scenario::EntraLicense;
 use std::time::Duration;
@@ -139,7 +141,7 @@ fn directory_cost(query: &[(String, String)]) -> u32 {
     cost
 }
 
-fn spend_directory(sim: &Sim, who: &Principal, query: &[(String, String)]) -> Result<(), GraphError> {
+pub(super) fn spend_directory(sim: &Sim, who: &Principal, query: &[(String, String)]) -> Result<(), GraphError> {
     spend(sim, who, "directory", directory_cost(query), 3_500, Duration::from_secs(10))
 }
 
@@ -226,12 +228,16 @@ fn memberships_of(sim: &Sim, p: &Person) -> Vec<Value> {
         out.push(json!({"@odata.type": "#microsoft.graph.directoryRole", "id": format!("role-{template}"), "displayName": name, "roleTemplateId": template}));
     }
     let dept = DEPARTMENTS[(mix(p.index, sim.seed) % DEPARTMENTS.len() as u64) as usize];
-    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": group_id("All staff"), "displayName": "All staff", "securityEnabled": false, "mailEnabled": true}));
-    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": group_id(dept), "displayName": dept, "securityEnabled": true, "mailEnabled": false}));
+    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": group_id("All staff"), "displayName": "All staff", "securityEnabled": false, "mailEnabled": true, "isAssignableToRole": false}));
+    out.push(json!({"@odata.type": "#microsoft.graph.group", "id": group_id(dept), "displayName": dept, "securityEnabled": true, "mailEnabled": false, "isAssignableToRole": false}));
+    if super::roles::in_role_group(p.index) {
+        let name = super::roles::ROLE_GROUP;
+        out.push(json!({"@odata.type": "#microsoft.graph.group", "id": group_id(name), "displayName": name, "securityEnabled": true, "mailEnabled": false, "isAssignableToRole": true}));
+    }
     if p.index == 3 {
         out.extend((0..1_200).map(|n| {
             let name = format!("Project {n}");
-            json!({"@odata.type": "#microsoft.graph.group", "id": group_id(&name), "displayName": name, "securityEnabled": true})
+            json!({"@odata.type": "#microsoft.graph.group", "id": group_id(&name), "displayName": name, "securityEnabled": true, "isAssignableToRole": false})
         }));
     }
     out

@@ -1,5 +1,6 @@
 //! The remediator's directory calls (ms-apis.md §10): the user with every role and group it
-//! holds (`transitiveMemberOf`, nested ones included), `revokeSignInSessions`, and
+//! holds (`transitiveMemberOf`, nested ones included, and role management's grants:
+//! `role_grants`), `revokeSignInSessions`, and
 //! `PATCH accountEnabled: false`. Writes count against the directory's budget like reads.
 
 use serde_json::{json, Value};
@@ -51,6 +52,7 @@ impl DirectoryActions for MicrosoftHttp {
         }
         let mut next = Some(self.graph_url(&format!("/v1.0/users/{}/transitiveMemberOf?$top=999", enc(&t.id))));
         let mut pages = 0;
+        let mut groups = Vec::new();
         while let Some(url) = next.take() {
             if pages == MEMBERSHIP_PAGES {
                 t.memberships_incomplete = true;
@@ -65,7 +67,10 @@ impl DirectoryActions for MicrosoftHttp {
                         m.get("roleTemplateId").and_then(Value::as_str).unwrap_or_default().to_owned(),
                         m.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned(),
                     )),
-                    Some("#microsoft.graph.group") => t.groups.push(id),
+                    Some("#microsoft.graph.group") => {
+                        groups.push((id.clone(), m.get("isAssignableToRole").and_then(Value::as_bool)));
+                        t.groups.push(id);
+                    }
                     _ => {}
                 }
             }
@@ -74,6 +79,9 @@ impl DirectoryActions for MicrosoftHttp {
                 Some(_) => return Err(GraphError::Decode { what: GRAPH.into(), detail: "a nextLink points to another host".into() }),
                 None => None,
             };
+        }
+        if !t.memberships_incomplete {
+            self.read_grants(creds, &mut t, &groups).await?;
         }
         Ok(Some(t))
     }

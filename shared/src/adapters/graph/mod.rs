@@ -11,6 +11,7 @@ pub mod investigation;
 pub mod pacing;
 pub mod probe;
 pub mod retry;
+pub mod role_grants;
 pub mod settings;
 
 pub use auth::{Audience, TokenClaims, TokenProvider};
