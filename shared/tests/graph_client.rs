@@ -19,7 +19,8 @@ const ALERTS: &str = "/v1.0/security/alerts_v2";
 
 async fn client(timeout: Duration) -> (Simulator, MicrosoftHttp) {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
+    // Friendly: each test scripts its faults by request number and checks the exact sequence.
+    let sim = Simulator::start(fixed(Scenario::friendly())).await.unwrap();
     let http = HttpSettings {
         login_base_url: sim.base_url().into(),
         graph_base_url: sim.base_url().into(),

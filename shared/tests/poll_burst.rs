@@ -24,7 +24,9 @@ const BURST: usize = 8_000;
 #[tokio::test]
 async fn an_8k_version_burst_inside_one_overlap_fits_the_cursor_and_is_not_repeated() {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let mut s = fixed(Scenario::default());
+    // Friendly: this measures the fewest requests a burst takes with whole pages (under the
+    // default's 37-item pages a burst takes many more: the closing note of issue 29).
+    let mut s = fixed(Scenario::friendly());
     s.tenants[0].alerts.count = 20;
     s.tenants[0].alerts.incidents = 5;
     s.tenants[0].alerts.from = "-6h".into();

@@ -85,7 +85,7 @@ async fn a_submission_is_delivered_at_first_sight_and_again_with_its_verdict() {
     let calls = w.sim.requests().matching(LIST);
     assert!(calls.len() >= want.len().div_ceil(100), "{} calls", calls.len());
     for c in &calls {
-        assert_eq!(c.status, 200, "{c:?}");
+        assert!(c.status == 200 || c.fault.as_deref() == Some("throttle"), "{c:?}");
         assert!(c.query_value("$orderby").is_none() && c.query_value("$skip").is_none(), "{c:?}");
     }
     assert!(calls.iter().all(|c| c.query_value("$skiptoken").is_none() && c.query_value("$skipToken").is_none()), "one response a span");

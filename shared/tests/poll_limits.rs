@@ -69,7 +69,8 @@ async fn an_oversized_incidents_page_falls_back_to_alerts_per_incident() {
 #[tokio::test]
 async fn the_body_limit_error_names_the_api_and_the_limit() {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
+    // Friendly: this counts the requests made (the default's first 429 adds one).
+    let sim = Simulator::start(fixed(Scenario::friendly())).await.unwrap();
     let api = MicrosoftHttp::new(&capped(10_000)(sim.base_url(), sim.ca_pem()), RetryPolicy::quick()).unwrap();
     let to = GraphTime::parse(START).unwrap();
     let q = spec(Source::DefenderAlerts).request(&SpanQuery {
@@ -91,7 +92,8 @@ async fn the_body_limit_error_names_the_api_and_the_limit() {
 #[tokio::test]
 async fn a_hanging_request_does_not_outlive_the_deadline() {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let mut s = fixed(Scenario::default());
+    // Friendly: the hang is scripted on the sixth request, after whole spans were read.
+    let mut s = fixed(Scenario::friendly());
     // The sixth alerts request hangs for a minute (slow responses are real time).
     s.faults = vec![FaultSpec::new("/v1.0/security/alerts_v2", FaultKind::Slow { delay_ms: 60_000 }).on(&[6])];
     let settings = PollSettings { alert_page_size: 50, safety_margin: Duration::from_secs(2), ..PollSettings::default() };

@@ -19,8 +19,9 @@ use tenant_sim::scenario::DEFAULT_CLIENT_ID;
 use tenant_sim::testing::ClientCertificate;
 use tenant_sim::{Scenario, Simulator};
 
+/// Friendly: these count the calls made and ask endpoints directly, once.
 fn scenario_in(cloud: SimCloud, cert: &ClientCertificate) -> Scenario {
-    let mut s = Scenario::default();
+    let mut s = Scenario::friendly();
     s.tenants[0].cloud = cloud;
     s.tenants[0].apps[0].certificates = vec![tenant_sim::scenario::CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
     s

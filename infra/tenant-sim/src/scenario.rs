@@ -217,11 +217,17 @@ pub struct CloudAppsSpec {
     pub max_limit: usize,
     /// Send `Retry-After` on 429. Microsoft documents none for this API, so off by default.
     pub retry_after: bool,
+    /// Alerts of one timestamp come back in a new order on every request: the docs sort by
+    /// `date` and say nothing of ties.
+    pub shuffle_ties: bool,
+    /// `total` counts at most this many, with `moreThanTotal` true beyond (the field's meaning
+    /// is undocumented: the unfriendlier reading, a lower bound). 0 = the exact count.
+    pub total_cap: usize,
 }
 
 impl Default for CloudAppsSpec {
     fn default() -> Self {
-        CloudAppsSpec { requests_per_window: 30, window_secs: 60, max_limit: 100, retry_after: false }
+        CloudAppsSpec { requests_per_window: 30, window_secs: 60, max_limit: 100, retry_after: false, shuffle_ties: true, total_cap: 25 }
     }
 }
 
@@ -315,6 +321,13 @@ pub struct GraphSpec {
     /// How long a mailbox request is held before it is answered (milliseconds): with it,
     /// concurrent requests to one mailbox overlap, and Outlook's limit of 4 shows.
     pub mailbox_latency_ms: u64,
+    /// Every answer but Entra's is held this long (real time, milliseconds): no API answers at
+    /// once, and calls a client makes at the same time overlap.
+    pub latency_ms: u64,
+    /// The first request to each security list (alerts, incidents, email threat submissions)
+    /// is answered 429 with `Retry-After: 1` (throttling.md: a client must expect a 429 on any
+    /// request and honour Retry-After), whatever the limits say.
+    pub throttle_first_list: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -436,10 +449,30 @@ impl Default for GraphSpec {
             omit_next_link: false,
             incidents_max_top: 50,
             expand_alert_limit: 0,
+            // Unfriendly by default (issue 29 §4): everything Microsoft permits and does not
+            // promise against. `Scenario::friendly()` is the opt-in to the friendly reading.
+            ignore_orderby: true,
+            shuffle_ties: true,
+            page_cap: 37,
+            mailbox_latency_ms: 5,
+            latency_ms: 2,
+            throttle_first_list: true,
+        }
+    }
+}
+
+impl GraphSpec {
+    /// Every query honoured as written, whole pages, no latency, no throttling beyond the
+    /// documented limits: what a test opts into to count requests exactly.
+    pub fn friendly() -> Self {
+        GraphSpec {
             ignore_orderby: false,
             shuffle_ties: false,
             page_cap: 0,
             mailbox_latency_ms: 0,
+            latency_ms: 0,
+            throttle_first_list: false,
+            ..GraphSpec::default()
         }
     }
 }
@@ -461,6 +494,18 @@ pub enum ScenarioError {
 }
 
 impl Scenario {
+    /// The friendly opt-in (issue 29 §4): the default is everything Microsoft permits (pages
+    /// cut short, `$orderby` ignored, ties reordered per request, Cloud Apps' `total` a lower
+    /// bound, latency, a first 429); this honours every query as written, for a test that
+    /// counts requests or pages exactly. Say why next to each use.
+    pub fn friendly() -> Self {
+        let mut s = Scenario::default();
+        s.graph = GraphSpec::friendly();
+        s.cloud_apps.shuffle_ties = false;
+        s.cloud_apps.total_cap = 0;
+        s
+    }
+
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
         let mut s: Scenario = serde_json::from_str(&text).map_err(|source| ScenarioError::Parse { path: path.to_owned(), source })?;

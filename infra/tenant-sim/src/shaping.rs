@@ -20,13 +20,22 @@ use crate::http::query_pairs;
 use crate::record::{Caller, RecordedRequest};
 use crate::state::Sim;
 
+/// The lists whose first request is throttled when the scenario says so (`throttle_first_list`).
+const SECURITY_LISTS: &[&str] =
+    &["/v1.0/security/alerts_v2", "/v1.0/security/incidents", "/beta/security/threatSubmission/emailThreats"];
+
 /// Bodies bigger than this are not buffered for truncation (the simulator's own pages are far smaller).
 const MAX_BUFFERED_BODY: usize = 256 * 1024 * 1024;
 
 pub async fn shape(State(sim): State<Sim>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    let fault = sim.faults.decide(&path);
     let is_entra = path.contains("/oauth2/");
+    let spec = sim.graph_spec();
+    let fault = sim.faults.decide(&path).or_else(|| {
+        (spec.throttle_first_list && SECURITY_LISTS.contains(&path.as_str()) && sim.first_request_to(&path))
+            .then_some(FaultKind::Throttle { retry_after_secs: 1 })
+    });
+    let latency = if is_entra { 0 } else { spec.latency_ms };
     // Recorded on arrival, so a request whose client gives up (a timeout) is in the log too.
     let index = sim.log.push(RecordedRequest {
         method: req.method().to_string(),
@@ -37,6 +46,9 @@ pub async fn shape(State(sim): State<Sim>, req: Request, next: Next) -> Response
         fault: fault.as_ref().map(|f| f.name().to_owned()),
         client_id: None,
     });
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
     let response = match fault {
         None => next.run(req).await,
         Some(FaultKind::Slow { delay_ms }) => {

@@ -35,6 +35,8 @@ pub struct SimState {
     /// `uti`s of access tokens expired early by a fault.
     pub expired_tokens: Mutex<HashSet<String>>,
     pub faults: FaultEngine,
+    /// Paths requested at least once (`throttle_first_list`).
+    requested_paths: Mutex<HashSet<String>>,
     pub cloud_apps: CloudAppsState,
     /// Each tenant's email threat submissions, and the plan new ones follow.
     pub submissions: RwLock<Vec<Vec<Submission>>>,
@@ -140,6 +142,7 @@ impl SimState {
             signer,
             expired_tokens: Mutex::new(HashSet::new()),
             faults: FaultEngine::new(scenario.seed, &scenario.faults),
+            requested_paths: Mutex::new(HashSet::new()),
             cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
             submissions: RwLock::new(submissions),
             submission_plans: scenario.tenants.iter().map(|t| t.submissions.clone()).collect(),
@@ -206,6 +209,11 @@ impl SimState {
                 Some((a.detection_source, a.created, evidence))
             })
             .collect()
+    }
+
+    /// Whether this is the first request to `path` (and from now on, it is not).
+    pub fn first_request_to(&self, path: &str) -> bool {
+        self.requested_paths.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_owned())
     }
 
     pub fn graph_spec(&self) -> GraphSpec {

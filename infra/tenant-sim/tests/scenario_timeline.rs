@@ -189,6 +189,8 @@ async fn the_example_scenario_runs_two_isolated_tenants() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/example.json");
     let mut s = Scenario::from_file(&path).unwrap();
     s.faults.clear();
+    // The file leaves `graph` to the default (unfriendly); this test counts items exactly.
+    s.graph = tenant_sim::scenario::GraphSpec::friendly();
     let h = Harness::start(s).await;
     let fabrikam = "0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5";
     let (status, tok) = h
@@ -219,4 +221,34 @@ async fn the_example_scenario_runs_two_isolated_tenants() {
         )
         .await;
     assert_eq!((status, body["error_codes"][0].as_u64()), (400, Some(700016)));
+}
+
+/// The default scenario is the unfriendly one (issue 29 §4): the first list request is
+/// throttled with Retry-After, pages stop short of `$top` without a next link, `$orderby` is
+/// ignored, Cloud Apps' `total` is a lower bound, and answers take time.
+#[tokio::test]
+async fn the_default_scenario_is_unfriendly() {
+    let mut s = Scenario::default();
+    s.clock = tenant_sim::scenario::ClockSpec { start: Some(common::START.into()), fixed: true };
+    s.tenants[0].alerts.count = 120;
+    s.tenants[0].alerts.from = "-24h".into();
+    s.tenants[0].alerts.to = "-2h".into();
+    let h = Harness::start(s).await;
+    let t = h.graph_token().await;
+    let path = "/v1.0/security/alerts_v2?$top=100&$orderby=lastUpdateDateTime%20asc";
+    let (status, headers, _) = h.get(path, &t, false).await;
+    assert_eq!((status, headers.get("retry-after").and_then(|v| v.to_str().ok())), (429, Some("1")));
+    let started = std::time::Instant::now();
+    let (status, _, body) = h.get(path, &t, false).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(2), "answers take time");
+    assert_eq!(status, 200);
+    let page = body["value"].as_array().unwrap();
+    assert!(page.len() < 100 && body.get("@odata.nextLink").is_none(), "a short page with no next link: {}", page.len());
+    let created: Vec<&str> = page.iter().map(|a| a["createdDateTime"].as_str().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "the documented default order (newest created first), not $orderby");
+
+    let cloud_apps = h.token_for("05a65629-4c1b-48c1-a78b-804c4abdd4af/.default").await;
+    let r = h.http.get(h.url("/api/v1/alerts/")).bearer_auth(cloud_apps).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["moreThanTotal"].as_bool(), v["total"].as_u64()), (Some(true), Some(25)), "{}", v["total"]);
 }

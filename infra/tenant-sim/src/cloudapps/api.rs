@@ -168,9 +168,13 @@ pub fn list(sim: &Sim, tenant: usize, req: &ListRequest, now_ms: i64) -> Result<
     let all = sim.cloud_apps.alerts.read().unwrap_or_else(|p| p.into_inner());
     let mut matching: Vec<&CloudAppsAlert> =
         all.get(tenant).map(|v| v.iter().filter(|a| a.visible_ms <= now_ms && preds.iter().all(|p| p(a))).collect()).unwrap_or_default();
+    if spec.shuffle_ties {
+        // A fresh order of equal timestamps on every request: the stable sorts below keep it.
+        crate::graph::collection::shuffle(&mut matching, sim.random());
+    }
     match req.sort_field.as_deref() {
-        None | Some("date") => matching.sort_by(|a, b| (a.timestamp_ms, &a.id).cmp(&(b.timestamp_ms, &b.id))),
-        Some("severity") => matching.sort_by(|a, b| (a.severity, a.timestamp_ms, &a.id).cmp(&(b.severity, b.timestamp_ms, &b.id))),
+        None | Some("date") => matching.sort_by_key(|a| a.timestamp_ms),
+        Some("severity") => matching.sort_by_key(|a| (a.severity, a.timestamp_ms)),
         Some(other) => return Err(ApiError::bad(format!("sortField: `{other}` is not sortable; use date or severity"))),
     }
     // Without a sortDirection the portal lists newest first.
@@ -180,7 +184,8 @@ pub fn list(sim: &Sim, tenant: usize, req: &ListRequest, now_ms: i64) -> Result<
     let total = matching.len();
     let page: Vec<&str> = matching.iter().skip(req.skip).take(limit).map(|a| a.body.as_str()).collect();
     let has_next = req.skip + page.len() < total;
-    Ok(format!(r#"{{"data":[{}],"hasNext":{has_next},"max":{},"total":{total},"moreThanTotal":false}}"#, page.join(","), page.len()))
+    let (shown, more_than) = if spec.total_cap > 0 && total > spec.total_cap { (spec.total_cap, true) } else { (total, false) };
+    Ok(format!(r#"{{"data":[{}],"hasNext":{has_next},"max":{},"total":{shown},"moreThanTotal":{more_than}}}"#, page.join(","), page.len()))
 }
 
 type Pred = Box<dyn Fn(&CloudAppsAlert) -> bool>;
