@@ -21,8 +21,15 @@ pub enum GraphError {
     Token { code: String, description: String, retryable: bool },
     #[error("{api} answered {status} {code}: {message}")]
     Http { api: &'static str, status: u16, code: String, message: String },
-    #[error("{api} throttled the request {attempts} times in a row (last Retry-After {retry_after:?})")]
-    Throttled { api: &'static str, attempts: u32, retry_after: Option<Duration> },
+    #[error("{api} throttled the request {attempts} times in a row (last Retry-After {retry_after:?}){said}")]
+    Throttled {
+        api: &'static str,
+        attempts: u32,
+        retry_after: Option<Duration>,
+        /// `; Microsoft said: …` with the last 429's message (which limit was reached, as
+        /// security-api-overview.md says to read it), or empty.
+        said: String,
+    },
     #[error("{api}: the tenant's request budget has no slot within {within:?}; the request was not sent")]
     OverBudget { api: &'static str, within: Duration },
     #[error("network error calling {what}: {detail}")]

@@ -25,8 +25,11 @@ use tenant_sim::{Scenario, Simulator};
 type Local = Investigator<InvestigateWith<MicrosoftHttp, StaticSecretSource, StaticIntegrations, SimTime>>;
 
 async fn investigator(features: FeaturesDoc) -> (Arc<Simulator>, Local) {
+    investigator_in(Scenario::default(), features).await
+}
+
+async fn investigator_in(mut s: Scenario, features: FeaturesDoc) -> (Arc<Simulator>, Local) {
     m365_ingest::adapters::graph::settings::install_crypto_provider();
-    let mut s = Scenario::default();
     s.tenants[0].cloud_apps.count = 5;
     let sim = Arc::new(Simulator::start(fixed(s)).await.unwrap());
     let mut i: Integration = integration();
@@ -90,6 +93,30 @@ async fn throttling_is_a_retryable_error_with_microsofts_wait() {
     assert_eq!((e.code.as_str(), e.retryable, e.retry_after_secs), ("throttled", true, Some(40)));
     assert!(started.elapsed() < Duration::from_secs(5), "not waited out: {:?}", started.elapsed());
     assert_eq!(sim.requests().count("/v1.0/security/runHuntingQuery"), 1, "never sooner than asked");
+}
+
+/// Advanced hunting's other quotas, answered as Microsoft answers them (security-api-overview.md,
+/// run-advanced-query-api.md): a tenant past its CPU allocation waits for the next 15-minute
+/// cycle (429, the wait said), and a result past the size cap is a 400 the caller can act on.
+#[tokio::test]
+async fn the_cpu_quota_says_when_to_ask_again_and_an_oversized_result_says_how_to_ask_less() {
+    let mut s = Scenario::default();
+    s.graph.hunting.cpu_ms_per_cycle = 1;
+    let (_sim, inv) = investigator_in(s, all_on()).await;
+    let q = json!({"kind": "hunting", "integration_id": "contoso", "query": "AlertInfo | take 1"});
+    assert!(inv.run(q.clone()).await.error.is_none(), "the first query spends the allocation");
+    let e = inv.run(q).await.error.unwrap();
+    assert_eq!((e.code.as_str(), e.retryable), ("throttled", true), "{e:?}");
+    let wait = e.retry_after_secs.unwrap();
+    assert!(wait > 1 && wait <= 15 * 60, "until the next 15-minute cycle: {wait}");
+    assert!(e.message.contains("processing resources"), "{}", e.message);
+
+    let mut s = Scenario::default();
+    s.graph.hunting.max_result_bytes = 2_000;
+    let (_sim, inv) = investigator_in(s, all_on()).await;
+    let e = inv.run(json!({"kind": "hunting", "integration_id": "contoso", "query": "AlertInfo"})).await.error.unwrap();
+    assert_eq!((e.code.as_str(), e.retryable), ("result_too_large", false), "{e:?}");
+    assert!(e.message.contains("project") && e.message.contains("take"), "{}", e.message);
 }
 
 #[tokio::test]

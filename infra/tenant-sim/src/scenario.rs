@@ -328,6 +328,32 @@ pub struct GraphSpec {
     /// is answered 429 with `Retry-After: 1` (throttling.md: a client must expect a 429 on any
     /// request and honour Retry-After), whatever the limits say.
     pub throttle_first_list: bool,
+    /// Advanced hunting's quotas (`runHuntingQuery`).
+    pub hunting: HuntingSpec,
+}
+
+/// Advanced hunting's quotas. The current Graph overview (security-api-overview.md, Learn
+/// 2026-01-21) gives 45 calls a minute, a CPU allocation per tenant renewed every 15 minutes, a
+/// 3-minute timeout and a 50 MB result; its earlier revision and the Defender for Endpoint API
+/// (run-advanced-query-api.md, ms.date 2025-08-18) add 1,500 calls an hour and say 124 MB: the
+/// stricter of each is served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HuntingSpec {
+    pub calls_per_minute: u32,
+    pub calls_per_hour: u32,
+    /// CPU milliseconds a tenant's queries may use per 15-minute cycle (Microsoft's figure is
+    /// undocumented and "varies per tenant based on its size"); a query costs 5 ms and 1 ms per
+    /// 100 rows it scans.
+    pub cpu_ms_per_cycle: u64,
+    /// Bytes of `results` a query may answer (50 MB).
+    pub max_result_bytes: usize,
+}
+
+impl Default for HuntingSpec {
+    fn default() -> Self {
+        HuntingSpec { calls_per_minute: 45, calls_per_hour: 1_500, cpu_ms_per_cycle: 600_000, max_result_bytes: 50 * 1024 * 1024 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -457,6 +483,7 @@ impl Default for GraphSpec {
             mailbox_latency_ms: 5,
             latency_ms: 2,
             throttle_first_list: true,
+            hunting: HuntingSpec::default(),
         }
     }
 }
@@ -499,8 +526,7 @@ impl Scenario {
     /// bound, latency, a first 429); this honours every query as written, for a test that
     /// counts requests or pages exactly. Say why next to each use.
     pub fn friendly() -> Self {
-        let mut s = Scenario::default();
-        s.graph = GraphSpec::friendly();
+        let mut s = Scenario { graph: GraphSpec::friendly(), ..Scenario::default() };
         s.cloud_apps.shuffle_ties = false;
         s.cloud_apps.total_cap = 0;
         s

@@ -35,6 +35,8 @@ pub struct SimState {
     /// `uti`s of access tokens expired early by a fault.
     pub expired_tokens: Mutex<HashSet<String>>,
     pub faults: FaultEngine,
+    /// CPU milliseconds each tenant's hunting queries used, per 15-minute cycle of the clock.
+    pub hunting_cpu: Mutex<std::collections::HashMap<(usize, i64), u64>>,
     /// Paths requested at least once (`throttle_first_list`).
     requested_paths: Mutex<HashSet<String>>,
     pub cloud_apps: CloudAppsState,
@@ -143,6 +145,7 @@ impl SimState {
             expired_tokens: Mutex::new(HashSet::new()),
             faults: FaultEngine::new(scenario.seed, &scenario.faults),
             requested_paths: Mutex::new(HashSet::new()),
+            hunting_cpu: Mutex::new(std::collections::HashMap::new()),
             cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
             submissions: RwLock::new(submissions),
             submission_plans: scenario.tenants.iter().map(|t| t.submissions.clone()).collect(),

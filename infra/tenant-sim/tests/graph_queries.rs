@@ -267,3 +267,29 @@ async fn an_incident_follows_its_alerts() {
     let (_, _, filtered) = h.get("/v1.0/security/incidents?$filter=status%20eq%20'resolved'&$top=50", &t, true).await;
     assert!(filtered["value"].as_array().unwrap().iter().any(|i| i["id"] == id));
 }
+
+/// Advanced hunting keeps the hourly quota as well as the minute's (run-advanced-query-api.md:
+/// 1,500 an hour; shrunk here), answering 429 with the wait and which limit was reached.
+#[tokio::test]
+async fn hunting_keeps_its_hourly_quota_and_says_which_limit_was_reached() {
+    let mut s = fixed_scenario();
+    s.graph.hunting.calls_per_hour = 3;
+    let h = Harness::start(s).await;
+    let t = h.graph_token().await;
+    let mut statuses = Vec::new();
+    let mut last = Value::Null;
+    for _ in 0..4 {
+        let r = h
+            .http
+            .post(h.url("/v1.0/security/runHuntingQuery"))
+            .bearer_auth(&t)
+            .json(&serde_json::json!({"Query": "AlertInfo | take 1"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push((r.status().as_u16(), r.headers().get("retry-after").is_some()));
+        last = r.json().await.unwrap();
+    }
+    assert_eq!(statuses, vec![(200, false), (200, false), (200, false), (429, true)]);
+    assert!(last["error"]["message"].as_str().unwrap().contains("per hour"), "{last}");
+}

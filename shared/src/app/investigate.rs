@@ -34,6 +34,15 @@ fn from_graph(e: &GraphError) -> QueryError {
         }
         GraphError::OverBudget { within, .. } => error("throttled", e.to_string(), true, Some(within.as_secs().max(1))),
         GraphError::Http { status: 401 | 403, .. } => error("forbidden", e.to_string(), false, None),
+        // run-advanced-query-api.md: the result-size cap is a 400 with this message.
+        GraphError::Http { status: 400, message, .. } if message.contains("exceeded the allowed result size") => error(
+            "result_too_large",
+            format!(
+                "{e}. Ask for less: `project` only the columns needed, `take` fewer rows, `summarize`, or a shorter `hours` (advanced hunting answers at most 50 MB)"
+            ),
+            false,
+            None,
+        ),
         GraphError::Http { status: 400, .. } => error("microsoft_refused", e.to_string(), false, None),
         other if other.is_retryable() => error("failed", other.to_string(), true, Some(30)),
         other => error("failed", other.to_string(), false, None),

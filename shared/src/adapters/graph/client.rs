@@ -150,7 +150,13 @@ impl MicrosoftHttp {
                 // A 429 given up on says how long Microsoft asked to wait.
                 let throttled_last = matches!(err, GraphError::Http { status: 429, .. });
                 return Err(if throttles > 1 || (throttled_last && retry_after.is_some()) {
-                    GraphError::Throttled { api: call.api, attempts: throttles, retry_after }
+                    let said = match &err {
+                        GraphError::Http { status: 429, message, .. } if !message.is_empty() => {
+                            format!("; Microsoft said: {}", message.chars().take(300).collect::<String>())
+                        }
+                        _ => String::new(),
+                    };
+                    GraphError::Throttled { api: call.api, attempts: throttles, retry_after, said }
                 } else {
                     err
                 });
