@@ -21,8 +21,7 @@ use crate::record::{Caller, RecordedRequest};
 use crate::state::Sim;
 
 /// The lists whose first request is throttled when the scenario says so (`throttle_first_list`).
-const SECURITY_LISTS: &[&str] =
-    &["/v1.0/security/alerts_v2", "/v1.0/security/incidents", "/beta/security/threatSubmission/emailThreats"];
+const SECURITY_LISTS: &[&str] = &["/v1.0/security/alerts_v2", "/v1.0/security/incidents", "/beta/security/threatSubmission/emailThreats"];
 
 /// Bodies bigger than this are not buffered for truncation (the simulator's own pages are far smaller).
 const MAX_BUFFERED_BODY: usize = 256 * 1024 * 1024;

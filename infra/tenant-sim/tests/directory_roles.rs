@@ -59,8 +59,9 @@ async fn assignments_show_an_administrative_units_admin_and_eligibilities_the_pi
     assert_eq!(assignable.len(), 1);
     assert_eq!(assignable[0]["id"], group_id(ROLE_GROUP));
     // A definition says whether it is built in.
-    let (status, _, def) =
-        h.get(&format!("/v1.0/roleManagement/directory/roleDefinitions/{}?$select=id,displayName,isBuiltIn", CUSTOM_ROLE.0), &t, false).await;
+    let (status, _, def) = h
+        .get(&format!("/v1.0/roleManagement/directory/roleDefinitions/{}?$select=id,displayName,isBuiltIn", CUSTOM_ROLE.0), &t, false)
+        .await;
     assert_eq!((status, &def["isBuiltIn"]), (200, &Value::Bool(false)));
     assert!(def.get("description").is_none(), "$select is honoured");
 }

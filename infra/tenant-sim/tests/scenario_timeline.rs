@@ -228,10 +228,8 @@ async fn the_example_scenario_runs_two_isolated_tenants() {
 /// ignored, Cloud Apps' `total` is a lower bound, and answers take time.
 #[tokio::test]
 async fn the_default_scenario_is_unfriendly() {
-    let mut s = Scenario {
-        clock: tenant_sim::scenario::ClockSpec { start: Some(common::START.into()), fixed: true },
-        ..Scenario::default()
-    };
+    let mut s =
+        Scenario { clock: tenant_sim::scenario::ClockSpec { start: Some(common::START.into()), fixed: true }, ..Scenario::default() };
     s.tenants[0].alerts.count = 120;
     s.tenants[0].alerts.from = "-24h".into();
     s.tenants[0].alerts.to = "-2h".into();

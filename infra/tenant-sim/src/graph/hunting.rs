@@ -152,14 +152,7 @@ fn text(v: Option<&Value>) -> String {
 type Counted = (Vec<(String, String)>, Rows, usize);
 
 /// Runs the query.
-fn run_counted(
-    sim: &Sim,
-    tenant: usize,
-    query: &str,
-    since: Instant,
-    now: Instant,
-    include_unknown: bool,
-) -> Result<Counted, GraphError> {
+fn run_counted(sim: &Sim, tenant: usize, query: &str, since: Instant, now: Instant, include_unknown: bool) -> Result<Counted, GraphError> {
     let mut stages = query.split('|').map(str::trim);
     let name = stages.next().unwrap_or_default();
     let (cols, mut rows) = table(sim, tenant, name, now, include_unknown)?;

@@ -179,7 +179,10 @@ fn list(sim: &Sim, headers: &HeaderMap, uri: &axum::http::Uri, eligible: bool) -
     match result {
         Ok((q, page, total, more)) => {
             let (path, context) = if eligible {
-                ("/v1.0/roleManagement/directory/roleEligibilityScheduleInstances", "roleManagement/directory/roleEligibilityScheduleInstances")
+                (
+                    "/v1.0/roleManagement/directory/roleEligibilityScheduleInstances",
+                    "roleManagement/directory/roleEligibilityScheduleInstances",
+                )
             } else {
                 ("/v1.0/roleManagement/directory/roleAssignments", "roleManagement/directory/roleAssignments")
             };

@@ -49,7 +49,12 @@ impl From<GraphError> for Unread {
 impl MicrosoftHttp {
     /// Fills `t.grants`, or `t.grants_unread` with why not. `groups` are (id, isAssignableToRole
     /// when Graph said) from `transitiveMemberOf`; a group it would not describe may hold roles.
-    pub(super) async fn read_grants(&self, creds: &Credentials, t: &mut Target, groups: &[(String, Option<bool>)]) -> Result<(), GraphError> {
+    pub(super) async fn read_grants(
+        &self,
+        creds: &Credentials,
+        t: &mut Target,
+        groups: &[(String, Option<bool>)],
+    ) -> Result<(), GraphError> {
         let mut principals = vec![(t.id.clone(), None)];
         principals.extend(groups.iter().filter(|(_, assignable)| *assignable != Some(false)).map(|(id, _)| (id.clone(), Some(id.clone()))));
         if principals.len() > MAX_PRINCIPALS {
@@ -105,7 +110,8 @@ impl MicrosoftHttp {
             ));
             let described = match self.send(creds, &Call::get(GRAPH, Audience::Graph, &url)).await {
                 Ok(body) => {
-                    let d: Value = serde_json::from_slice(&body).map_err(|e| GraphError::Decode { what: GRAPH.into(), detail: e.to_string() })?;
+                    let d: Value =
+                        serde_json::from_slice(&body).map_err(|e| GraphError::Decode { what: GRAPH.into(), detail: e.to_string() })?;
                     let name = d.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
                     (name, d.get("isBuiltIn").and_then(Value::as_bool) != Some(true))
                 }
@@ -120,7 +126,9 @@ impl MicrosoftHttp {
             } else if let Some((name, custom)) = definitions.get(&g.role_id) {
                 g.name.clone_from(name);
                 g.custom = *custom;
-            } else if let Some((_, name)) = crate::domain::directory_roles::PRIVILEGED_ROLES.iter().find(|(id, _)| id.eq_ignore_ascii_case(&g.role_id)) {
+            } else if let Some((_, name)) =
+                crate::domain::directory_roles::PRIVILEGED_ROLES.iter().find(|(id, _)| id.eq_ignore_ascii_case(&g.role_id))
+            {
                 g.name = (*name).to_owned();
             }
         }
@@ -134,7 +142,8 @@ impl MicrosoftHttp {
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { return Ok(items) };
             let body = self.send(creds, &Call::get(GRAPH, Audience::Graph, &url)).await?;
-            let page: Value = serde_json::from_slice(&body).map_err(|e| GraphError::Decode { what: GRAPH.into(), detail: e.to_string() })?;
+            let page: Value =
+                serde_json::from_slice(&body).map_err(|e| GraphError::Decode { what: GRAPH.into(), detail: e.to_string() })?;
             items.extend(page.get("value").and_then(Value::as_array).into_iter().flatten().cloned());
             next = match page.get("@odata.nextLink").and_then(Value::as_str) {
                 Some(n) if HttpSettings::same_origin(n, &self.settings.graph_base_url) => Some(n.to_owned()),
@@ -144,7 +153,9 @@ impl MicrosoftHttp {
         }
         match next {
             None => Ok(items),
-            Some(_) => Err(GraphError::Decode { what: GRAPH.into(), detail: format!("one principal's role grants ran past {MAX_PAGES} pages") }),
+            Some(_) => {
+                Err(GraphError::Decode { what: GRAPH.into(), detail: format!("one principal's role grants ran past {MAX_PAGES} pages") })
+            }
         }
     }
 
