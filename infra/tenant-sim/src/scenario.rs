@@ -62,6 +62,13 @@ pub struct MdeSpec {
     /// get-machine-by-id.md, get-file-information.md). Tests shrink the minute to see it in seconds.
     pub api_calls: u32,
     pub api_window_secs: u64,
+    /// Advanced features → "Live response for servers" (advanced-features.md): off, a session on
+    /// a Windows Server device is refused. On by default here: a tenant that turns live response
+    /// on for evidence turns it on for its servers too (the answer when off is undocumented).
+    pub live_response_servers: bool,
+    /// Device groups (the pool's RBAC group names) with no automation (remediation) level: live
+    /// response on their devices is refused (run-live-response.md, limitations).
+    pub no_automation_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -87,6 +94,8 @@ impl Default for MdeSpec {
             live_response: true,
             unsigned_scripts: false,
             getfile_max_bytes: 3 << 30,
+            live_response_servers: true,
+            no_automation_groups: Vec::new(),
             api_calls: 100,
             api_window_secs: 60,
         }

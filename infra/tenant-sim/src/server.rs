@@ -193,6 +193,15 @@ impl Simulator {
             .collect()
     }
 
+    /// (machine id, OS platform, device group) of the tenant's devices, in pool order.
+    pub fn devices(&self, tenant_id: &str) -> Vec<(String, String, String)> {
+        let data = self.state.data();
+        data.iter()
+            .filter(|t| t.tenant_id == tenant_id)
+            .flat_map(|t| t.pool.devices.iter().map(|d| (d.mde_id.clone(), d.os_platform.to_owned(), d.rbac_group_name.to_owned())))
+            .collect()
+    }
+
     /// Whether remediation disabled the account.
     pub fn account_disabled(&self, aad_id: &str) -> bool {
         self.state.people.is_disabled(aad_id)

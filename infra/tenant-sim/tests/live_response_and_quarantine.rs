@@ -333,3 +333,33 @@ async fn a_result_link_needs_machine_readwrite_all() {
     let (status, _, body) = h.get(&format!("/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index=0)"), &token, false).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("Forbidden")), "{body}");
 }
+
+/// Live response is refused on a Windows Server device while "Live response for servers" is off
+/// (advanced-features.md), and on a device whose group has no automation level
+/// (run-live-response.md), each with its own answer; other devices are served.
+#[tokio::test]
+async fn servers_and_groups_without_an_automation_level_are_refused_by_their_own_setting() {
+    let mut s = fixed_scenario();
+    s.mde.live_response_servers = false;
+    let h = Harness::start(s).await;
+    let devices = h.sim.devices(TENANT);
+    let server = devices.iter().find(|d| d.1.starts_with("WindowsServer")).expect("a server in the pool");
+    let workstation = devices.iter().find(|d| d.1.starts_with("Windows1")).expect("a workstation in the pool");
+    let token = h.token_for(MDE_SCOPE).await;
+    let run = |machine: &str| format!("/api/machines/{machine}/runliveresponse");
+    let (status, body) = post(&h, &token, &run(&server.0), &get_file("C:\\Windows\\notepad.exe")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("DisabledFeature")), "{body}");
+    let (status, body) = post(&h, &token, &run(&workstation.0), &get_file("C:\\Windows\\notepad.exe")).await;
+    assert_eq!(status, 201, "{body}");
+
+    let mut spec = h.sim.mde_spec();
+    spec.no_automation_groups = vec![workstation.2.clone()];
+    h.sim.set_mde_spec(spec);
+    let other = devices.iter().find(|d| d.1.starts_with("Windows1") && d.2 != workstation.2 && d.0 != workstation.0);
+    let (status, body) = post(&h, &token, &run(&workstation.0), &get_file("C:\\Windows\\notepad.exe")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("DisallowedOperation")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("automation level"), "{body}");
+    if let Some(other) = other {
+        assert_eq!(post(&h, &token, &run(&other.0), &get_file("C:\\Windows\\notepad.exe")).await.0, 201);
+    }
+}

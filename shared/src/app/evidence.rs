@@ -128,6 +128,16 @@ pub(crate) fn observe_error(e: &GraphError) -> Observation {
             "Defender for Endpoint answered DisabledFeature ({message}): live response is off for this tenant; turn on Settings → \
              Endpoints → Advanced features → \"Live Response\" (and \"Live Response for servers\" for a server)"
         )),
+        // run-live-response.md: a device group needs an automated remediation level; the words
+        // are the ones callers meet (MicrosoftDocs/microsoft-365-docs#6054).
+        GraphError::Http { status: 403, code, message, .. }
+            if code == "DisallowedOperation" && message.to_ascii_lowercase().contains("automation level") =>
+        {
+            Observation::Refused(format!(
+                "Defender for Endpoint answered DisallowedOperation ({message}): live response needs the device's group to have an \
+                 automation level; set at least the minimum one in Settings → Endpoints → Permissions → Device groups"
+            ))
+        }
         GraphError::Http { status: 400, message, .. } if message.contains("is not recognized") => Observation::Refused(format!(
             "{message} (Exchange offers a cmdlet only to a role that grants it: give the app's service principal the Entra role \
              Security Administrator, or add it to the Quarantine Administrator role group)"

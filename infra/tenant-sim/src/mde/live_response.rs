@@ -97,6 +97,22 @@ async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: Heade
         // answers when its Advanced feature is off is not documented (README).
         return error(&ctx, StatusCode::FORBIDDEN, "DisabledFeature", "Tenant feature isn't enabled.");
     }
+    if !spec.live_response_servers && device.os_platform.starts_with("WindowsServer") {
+        // "Live response for servers" is its own Advanced feature (advanced-features.md); the
+        // answer when it is off is undocumented: the documented code of a feature left off.
+        return error(&ctx, StatusCode::FORBIDDEN, "DisabledFeature", "Tenant feature isn't enabled.");
+    }
+    if spec.no_automation_groups.iter().any(|g| g.eq_ignore_ascii_case(device.rbac_group_name)) {
+        // run-live-response.md: a device group without an automated remediation level must get
+        // "at least the minimum Remediation Level". The answer is the one a caller reported
+        // (MicrosoftDocs/microsoft-365-docs#6054, 2021-08-17), which that sentence answered.
+        return error(
+            &ctx,
+            StatusCode::FORBIDDEN,
+            "DisallowedOperation",
+            "This device has no automation level assigned to it. You'll need to at least enable the minimum Remediation Level for a given Device Group.",
+        );
+    }
     let now = ctx.now;
     let (sessions, busy) = sim.mde.running(tenant, &device.mde_id, now, &spec);
     if busy {
