@@ -979,7 +979,7 @@ async fn a_failed_live_response_ends_its_job_by_what_microsoft_returned() {
     r.sim.delete_device_file(TENANT, device_id, &file.path().unwrap());
     let k_missing = r.job(&file_alert, file.clone()).await;
     r.drive().await;
-    spec.no_automation_groups = vec!["UnassignedGroup".into(), "Workstations".into(), "Servers".into(), "Finance".into()];
+    spec.no_automation_groups = r.sim.devices(TENANT).into_iter().map(|d| d.2).collect();
     r.sim.set_mde_spec(spec.clone());
     let k_group = r.job(&file_alert, file.clone()).await;
     r.drive().await;

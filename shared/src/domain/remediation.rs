@@ -309,7 +309,8 @@ pub fn guard(doc: &RemediationDoc, t: &Target) -> Result<(), Refusal> {
             return Err(Refusal::new(
                 "custom_role",
                 format!(
-                    "{} holds the custom role {} ({}); custom roles are not labelled privileged or not, so their holders are protected",
+                    "{} holds the custom role {} ({}); custom roles are not labelled privileged or not, so their holders are \
+                     protected (remediation.protect_privileged_roles; act on such a user yourself)",
                     t.upn,
                     if g.name.is_empty() { &g.role_id } else { &g.name },
                     g.held()

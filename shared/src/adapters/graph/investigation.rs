@@ -20,7 +20,14 @@ impl InvestigationApi for MicrosoftHttp {
         let url = format!("{}/v1.0/security/runHuntingQuery", self.settings.graph_base_url.trim_end_matches('/'));
         // "Timespan": an ISO 8601 duration back from now.
         let body = json!({"Query": query, "Timespan": format!("PT{hours}H")});
-        let call = Call { body: Some(&body), timeout: Some(timeout), ..Call::get("Graph", Audience::Graph, &url) };
+        // The tenant's hunting pace is waited for a few seconds at most: a caller gets
+        // `throttled` with when to ask again, never a long hold.
+        let call = Call {
+            body: Some(&body),
+            timeout: Some(timeout),
+            budget_wait: Some(Duration::from_secs(5)),
+            ..Call::get("Graph", Audience::Graph, &url)
+        };
         decode("Graph", &self.send(creds, &call).await?)
     }
 

@@ -55,11 +55,16 @@ impl MicrosoftHttp {
         t: &mut Target,
         groups: &[(String, Option<bool>)],
     ) -> Result<(), GraphError> {
+        if groups.iter().any(|(id, _)| id.is_empty()) {
+            t.grants_unread = Some("Graph listed a group without its id; grant GroupMember.Read.All or Directory.Read.All".into());
+            return Ok(());
+        }
         let mut principals = vec![(t.id.clone(), None)];
         principals.extend(groups.iter().filter(|(_, assignable)| *assignable != Some(false)).map(|(id, _)| (id.clone(), Some(id.clone()))));
         if principals.len() > MAX_PRINCIPALS {
             t.grants_unread = Some(format!(
-                "the user is in {} groups that may be role-assignable (Graph did not say which); at most {} are read",
+                "the user is in {} groups that may be role-assignable and at most {} are read; Graph says which are with \
+                 GroupMember.Read.All or Directory.Read.All (`isAssignableToRole`), so grant one",
                 principals.len() - 1,
                 MAX_PRINCIPALS - 1
             ));
@@ -82,7 +87,7 @@ impl MicrosoftHttp {
         let mut grants = Vec::new();
         let mut pim = true;
         for (id, via_group) in principals {
-            let filter = enc(&format!("principalId eq '{id}'"));
+            let filter = enc(&format!("principalId eq '{}'", id.replace('\'', "''")));
             for item in self.all(creds, &format!("/v1.0/roleManagement/directory/roleAssignments?$filter={filter}")).await? {
                 grants.push(grant(&item, false, via_group));
             }

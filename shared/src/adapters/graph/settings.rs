@@ -30,8 +30,10 @@ pub const DIRECTORY_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_
 pub const PRESENCE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_500, window: Duration::from_secs(30) };
 /// Advanced hunting: 45 calls a minute and 1,500 an hour per tenant (run-advanced-query-api.md,
 /// and the Graph overview's earlier revision; the current one drops the hour: the stricter is
-/// kept). One pace keeps both: 1,500 an hour is one call per 2.4 s, 25 a minute.
-pub const HUNTING_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_500, window: Duration::from_secs(3_600) };
+/// kept). 25 a minute keeps both under either budget: the shared one spaces calls 2.4 s apart,
+/// and the local one, a sliding window, never lets more than 25 through in a minute (an hour's
+/// 1,500 would let 1,500 through in the first minute).
+pub const HUNTING_RATE: crate::ports::Rate = crate::ports::Rate { requests: 25, window: Duration::from_secs(60) };
 /// Defender for Endpoint: 100 calls a minute per API (get-machine-by-id.md, get-file-information.md).
 pub const MDE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 100, window: Duration::from_secs(60) };
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
