@@ -218,6 +218,8 @@ async fn eligible_scoped_group_held_and_custom_role_holders_are_protected() {
         (8, "privileged_role", "User Administrator (active, at scope /administrativeUnits/"),
         (9, "privileged_role", "Privileged Role Administrator (eligible through PIM, through the role-assignable group"),
         (10, "custom_role", "Mailbox Helpers (custom)"),
+        // Eligible through PIM for Groups to join a role-assignable group that is Global Administrator.
+        (12, "privileged_role", "Global Administrator (active, through the role-assignable group"),
     ] {
         let r = b.run(&request(&format!("r{n}"), Action::DisableAccount, &b.people[n].1)).await;
         assert_eq!((r.status, code(&r)), (Status::Refused, code_wanted), "user {n}: {r:?}");
@@ -269,8 +271,8 @@ async fn members_of_protected_groups_are_never_touched_and_the_allow_list_admits
     let allow = RemediationDoc { allowed_groups: Some(vec![group_id(&finance_like)]), ..enforce() };
     let b = bench(allow, true).await;
     let mut outside = None;
-    // Users 7 to 10 hold roles (the simulator's roles module): past them.
-    for (n, (id, _)) in b.people.iter().enumerate().skip(11) {
+    // Users 7 to 10 and 12 hold roles (the simulator's roles module): past them.
+    for (n, (id, _)) in b.people.iter().enumerate().skip(13) {
         if dept(id).await != finance_like {
             outside = Some(n);
             break;

@@ -399,6 +399,7 @@ pub fn all_grants() -> BTreeMap<String, Vec<String>> {
                 "User.RevokeSessions.All",
                 "User.EnableDisableAccount.All",
                 "RoleManagement.Read.Directory",
+                "PrivilegedEligibilitySchedule.Read.AzureADGroup",
             ]),
         ),
         ("mdca".to_owned(), v(&["investigation.read"])),

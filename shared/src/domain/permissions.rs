@@ -131,6 +131,8 @@ impl Feature {
                 "User.Read.All",
                 "Directory.Read.All",
                 "RoleManagement.Read.Directory",
+                // Who may join a role-assignable group through PIM for Groups.
+                "PrivilegedEligibilitySchedule.Read.AzureADGroup",
             ],
             // get-machine-by-id.md and get-file-information.md.
             Feature::DeviceContext => &["Machine.Read.All", "File.Read.All"],

@@ -65,8 +65,19 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("e8611ab8-c189-46e8-94e1-60213ab1f814", "Privileged Role Administrator"),
 ];
 
+/// privilegedaccessgroup-list-eligibilityscheduleinstances.md (application), least privileged first.
+pub const GROUP_ELIGIBILITY_ROLES: &[&str] = &[
+    "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+    "PrivilegedEligibilitySchedule.ReadWrite.AzureADGroup",
+    "PrivilegedAccess.Read.AzureADGroup",
+    "PrivilegedAccess.ReadWrite.AzureADGroup",
+];
+/// The role-assignable group holding Global Administrator that user 12 may join through PIM.
+pub const TIER0_GROUP: &str = "Tier 0 admins";
+
 pub fn routes() -> Router<Sim> {
     Router::new()
+        .route("/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances", get(group_eligibilities))
         .route("/v1.0/roleManagement/directory/roleAssignments", get(assignments))
         .route("/v1.0/roleManagement/directory/roleEligibilityScheduleInstances", get(eligibilities))
         .route("/v1.0/roleManagement/directory/roleDefinitions/{id}", get(definition))
@@ -105,6 +116,9 @@ fn grants(sim: &Sim, tenant: usize) -> Vec<Grant> {
         add(Some(group_id(ROLE_GROUP)), BUILT_IN[4].0, "/", true);
     }
     add(user(10), CUSTOM_ROLE.0, "/", false);
+    if users.len() > 12 {
+        add(Some(group_id(TIER0_GROUP)), BUILT_IN[0].0, "/", false);
+    }
     out
 }
 
@@ -231,6 +245,72 @@ async fn definition(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::h
     });
     match result {
         Ok(m) => collection::respond_entity(&ctx, &sim.base_url, "roleManagement/directory/roleDefinitions", m),
+        Err(e) => e.into_response(&ctx),
+    }
+}
+
+/// PIM for Groups: who may activate membership of which group (user 12: "Tier 0 admins", a
+/// role-assignable group holding Global Administrator). `$filter` on `principalId` or `groupId`
+/// is required (privilegedaccessgroup-list-eligibilityscheduleinstances.md); PIM needs P2.
+async fn group_eligibilities(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    static SCHEMA: FilterSchema = FilterSchema {
+        entity: "privilegedAccessGroupEligibilityScheduleInstance",
+        props: &[Prop { name: "principalId", kind: PropKind::String }, Prop { name: "groupId", kind: PropKind::String }],
+    };
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    let pairs = query_pairs(uri.query());
+    let limits = QueryLimits {
+        schema: &SCHEMA,
+        default_top: 100,
+        max_top: 999,
+        clamp_top: false,
+        max_skip: 0,
+        orderable: &[],
+        expandable: &[],
+        include_unknown: ctx.include_unknown,
+    };
+    let result = authorize(&sim, &headers, &mut ctx, GROUP_ELIGIBILITY_ROLES).and_then(|who: Principal| {
+        spend_directory(&sim, &who, &pairs)?;
+        if !pairs.iter().any(|(k, _)| k == "$filter") {
+            return Err(GraphError::bad_request("A filter on principalId or groupId is required."));
+        }
+        if sim.directory()[who.tenant_index].license != EntraLicense::P2 {
+            return Err(GraphError::new(
+                StatusCode::BAD_REQUEST,
+                "AadPremiumLicenseRequired",
+                "The tenant needs to have Microsoft Entra ID P2 or Microsoft Entra ID Governance license.",
+            ));
+        }
+        let q = CollectionQuery::parse(&pairs, &limits).map_err(|e| GraphError::bad_request(e.message))?;
+        let data = sim.data();
+        let user = data.get(who.tenant_index).and_then(|t| t.pool.users.get(12)).map(|u| u.aad_id.clone());
+        let all: Vec<Value> = user
+            .into_iter()
+            .map(|u| {
+                json!({"id": "group-eligibility-0", "principalId": u, "groupId": group_id(TIER0_GROUP), "accessId": "member",
+                    "memberType": "direct", "startDateTime": "2026-01-05T09:00:00Z", "endDateTime": null,
+                    "eligibilityScheduleId": "group-schedule-0"})
+            })
+            .filter_map(|v| v.as_object().cloned())
+            .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
+            .map(Value::Object)
+            .collect();
+        let total = all.len();
+        let page: Vec<Value> = all.into_iter().skip(q.offset).take(q.top).collect();
+        let more = q.offset + page.len() < total;
+        Ok((q, page, total, more))
+    });
+    match result {
+        Ok((q, page, total, more)) => {
+            let path = "/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances";
+            let env = Envelope {
+                base_url: &sim.base_url,
+                path,
+                context: "identityGovernance/privilegedAccess/group/eligibilityScheduleInstances",
+                omit_next_link: false,
+            };
+            collection::respond(&ctx, &env, &q, page, total, more)
+        }
         Err(e) => e.into_response(&ctx),
     }
 }

@@ -59,6 +59,26 @@ impl MicrosoftHttp {
             t.grants_unread = Some("Graph listed a group without its id; grant GroupMember.Read.All or Directory.Read.All".into());
             return Ok(());
         }
+        // Groups the user may join through PIM for Groups hold their roles for it too: they show
+        // neither in its memberships nor in role eligibilities by its id.
+        let mut groups = groups.to_vec();
+        let filter = enc(&format!("principalId eq '{}'", t.id.replace('\'', "''")));
+        match self
+            .all(creds, &format!("/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances?$filter={filter}"))
+            .await
+        {
+            Ok(items) => {
+                groups.extend(items.iter().filter_map(|i| i.get("groupId").and_then(Value::as_str)).map(|g| (g.to_ascii_lowercase(), None)))
+            }
+            Err(GraphError::Http { status: 400, code, .. }) if code == "AadPremiumLicenseRequired" => {}
+            Err(GraphError::Http { status: 403, .. }) => {
+                t.grants_unread = Some(
+                    "Graph refused PIM for Groups eligibilities: the app needs PrivilegedEligibilitySchedule.Read.AzureADGroup".into(),
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
         let mut principals = vec![(t.id.clone(), None)];
         principals.extend(groups.iter().filter(|(_, assignable)| *assignable != Some(false)).map(|(id, _)| (id.clone(), Some(id.clone()))));
         if principals.len() > MAX_PRINCIPALS {
