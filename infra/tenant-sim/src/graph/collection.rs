@@ -72,6 +72,29 @@ pub fn page<T>(mut items: Vec<T>, q: &CollectionQuery, time: impl Fn(&T, &str) -
     (page, total, more)
 }
 
+/// A directory-style list's query limits: 100 items by default, `$top` up to 999, no `$skip`,
+/// no `$orderby` or `$expand`, filtered on `schema`.
+pub fn directory_limits(schema: &'static crate::odata::FilterSchema, include_unknown: bool) -> crate::odata::QueryLimits {
+    crate::odata::QueryLimits {
+        schema,
+        default_top: 100,
+        max_top: 999,
+        clamp_top: false,
+        max_skip: 0,
+        orderable: &[],
+        expandable: &[],
+        include_unknown,
+    }
+}
+
+/// The query's page of `items` in their order: (page, total, whether more follow).
+pub fn cut(items: Vec<Value>, q: &CollectionQuery) -> (Vec<Value>, usize, bool) {
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(q.offset).take(q.top).collect();
+    let more = q.offset + page.len() < total;
+    (page, total, more)
+}
+
 pub struct Envelope<'a> {
     pub base_url: &'a str,
     /// Request path, e.g. `/v1.0/security/alerts_v2`.

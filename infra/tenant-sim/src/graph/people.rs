@@ -254,16 +254,7 @@ async fn memberships(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::
     let mut ctx = GraphCtx::new(&sim, &headers);
     let pairs = query_pairs(uri.query());
     static NONE: FilterSchema = FilterSchema { entity: "directoryObject", props: &[] };
-    let limits = QueryLimits {
-        schema: &NONE,
-        default_top: 100,
-        max_top: 999,
-        clamp_top: false,
-        max_skip: 0,
-        orderable: &[],
-        expandable: &[],
-        include_unknown: ctx.include_unknown,
-    };
+    let limits = collection::directory_limits(&NONE, ctx.include_unknown);
     let result = authorize(&sim, &headers, &mut ctx, MEMBERSHIP_ROLES).and_then(|who| {
         spend_directory(&sim, &who, &pairs)?;
         let q = CollectionQuery::parse(&pairs, &limits).map_err(|e| GraphError::bad_request(e.message))?;
@@ -281,9 +272,7 @@ async fn memberships(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::
                 }
             })
             .collect();
-        let total = all.len();
-        let page: Vec<Value> = all.into_iter().skip(q.offset).take(q.top).collect();
-        let more = q.offset + page.len() < total;
+        let (page, total, more) = collection::cut(all, &q);
         Ok((q, page, total, more))
     });
     match result {
@@ -436,9 +425,7 @@ async fn sign_ins(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderM
             .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
             .map(Value::Object)
             .collect();
-        let total = matching.len();
-        let page: Vec<Value> = matching.into_iter().skip(q.offset).take(q.top).collect();
-        let more = q.offset + page.len() < total;
+        let (page, total, more) = collection::cut(matching, &q);
         Ok((q, page, total, more))
     });
     match result {

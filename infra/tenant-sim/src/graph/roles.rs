@@ -24,7 +24,7 @@ use super::context::{authorize, GraphCtx, Principal};
 use super::error::GraphError;
 use super::people::{group_id, spend_directory};
 use crate::http::query_pairs;
-use crate::odata::{CollectionQuery, FilterSchema, Prop, PropKind, QueryLimits};
+use crate::odata::{CollectionQuery, FilterSchema, Prop, PropKind};
 use crate::scenario::EntraLicense;
 use crate::state::Sim;
 
@@ -154,16 +154,7 @@ fn grant_json(g: &Grant, n: usize, eligible: bool) -> Map<String, Value> {
 fn list(sim: &Sim, headers: &HeaderMap, uri: &axum::http::Uri, eligible: bool) -> Response {
     let mut ctx = GraphCtx::new(sim, headers);
     let pairs = query_pairs(uri.query());
-    let limits = QueryLimits {
-        schema: &GRANT_SCHEMA,
-        default_top: 100,
-        max_top: 999,
-        clamp_top: false,
-        max_skip: 0,
-        orderable: &[],
-        expandable: &[],
-        include_unknown: ctx.include_unknown,
-    };
+    let limits = collection::directory_limits(&GRANT_SCHEMA, ctx.include_unknown);
     let required = if eligible { ELIGIBILITY_ROLES } else { ASSIGNMENT_ROLES };
     let result = authorize(sim, headers, &mut ctx, required).and_then(|who: Principal| {
         spend_directory(sim, &who, &pairs)?;
@@ -185,9 +176,7 @@ fn list(sim: &Sim, headers: &HeaderMap, uri: &axum::http::Uri, eligible: bool) -
             .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
             .map(Value::Object)
             .collect();
-        let total = all.len();
-        let page: Vec<Value> = all.into_iter().skip(q.offset).take(q.top).collect();
-        let more = q.offset + page.len() < total;
+        let (page, total, more) = collection::cut(all, &q);
         Ok((q, page, total, more))
     });
     match result {
@@ -259,16 +248,7 @@ async fn group_eligibilities(State(sim): State<Sim>, uri: axum::http::Uri, heade
     };
     let mut ctx = GraphCtx::new(&sim, &headers);
     let pairs = query_pairs(uri.query());
-    let limits = QueryLimits {
-        schema: &SCHEMA,
-        default_top: 100,
-        max_top: 999,
-        clamp_top: false,
-        max_skip: 0,
-        orderable: &[],
-        expandable: &[],
-        include_unknown: ctx.include_unknown,
-    };
+    let limits = collection::directory_limits(&SCHEMA, ctx.include_unknown);
     let result = authorize(&sim, &headers, &mut ctx, GROUP_ELIGIBILITY_ROLES).and_then(|who: Principal| {
         spend_directory(&sim, &who, &pairs)?;
         if !pairs.iter().any(|(k, _)| k == "$filter") {
@@ -295,9 +275,7 @@ async fn group_eligibilities(State(sim): State<Sim>, uri: axum::http::Uri, heade
             .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
             .map(Value::Object)
             .collect();
-        let total = all.len();
-        let page: Vec<Value> = all.into_iter().skip(q.offset).take(q.top).collect();
-        let more = q.offset + page.len() < total;
+        let (page, total, more) = collection::cut(all, &q);
         Ok((q, page, total, more))
     });
     match result {
