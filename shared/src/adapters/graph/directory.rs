@@ -26,7 +26,7 @@ fn decode(body: &[u8]) -> Result<Value, GraphError> {
 }
 
 impl MicrosoftHttp {
-    fn graph_url(&self, path: &str) -> String {
+    pub(super) fn graph_url(&self, path: &str) -> String {
         format!("{}{path}", self.settings.graph_base_url.trim_end_matches('/'))
     }
 }

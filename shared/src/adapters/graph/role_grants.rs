@@ -129,10 +129,8 @@ impl MicrosoftHttp {
             if definitions.contains_key(&g.role_id) {
                 continue;
             }
-            let url = self.graph_path(&format!(
-                "/v1.0/roleManagement/directory/roleDefinitions/{}?$select=id,displayName,isBuiltIn",
-                enc(&g.role_id)
-            ));
+            let url = self
+                .graph_url(&format!("/v1.0/roleManagement/directory/roleDefinitions/{}?$select=id,displayName,isBuiltIn", enc(&g.role_id)));
             let described = match self.send(creds, &Call::get(GRAPH, Audience::Graph, &url)).await {
                 Ok(body) => {
                     let d: Value =
@@ -163,7 +161,7 @@ impl MicrosoftHttp {
     /// Every item of a collection, following next links on Graph's origin only.
     async fn all(&self, creds: &Credentials, path: &str) -> Result<Vec<Value>, GraphError> {
         let mut items = Vec::new();
-        let mut next = Some(self.graph_path(path));
+        let mut next = Some(self.graph_url(path));
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { return Ok(items) };
             let body = self.send(creds, &Call::get(GRAPH, Audience::Graph, &url)).await?;
@@ -182,10 +180,6 @@ impl MicrosoftHttp {
                 Err(GraphError::Decode { what: GRAPH.into(), detail: format!("one principal's role grants ran past {MAX_PAGES} pages") })
             }
         }
-    }
-
-    fn graph_path(&self, path: &str) -> String {
-        format!("{}{path}", self.settings.graph_base_url.trim_end_matches('/'))
     }
 }
 
