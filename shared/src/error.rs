@@ -53,6 +53,14 @@ impl GraphError {
             GraphError::Paging(_) | GraphError::Credential(_) | GraphError::TooLarge { .. } => false,
         }
     }
+
+    /// A tenant without Entra ID P1/P2 asking for sign-in logs (resources/signin.md; the
+    /// message, "Neither tenant is B2C or tenant doesn't have premium license", is entra-docs'
+    /// howto-analyze-activity-logs-with-microsoft-graph.md; the code is what callers meet).
+    pub fn is_unlicensed(&self) -> bool {
+        matches!(self, GraphError::Http { status: 403, code, message, .. }
+            if code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant" || message.contains("premium license"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -89,11 +89,15 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
     assert!(r.features.iter().all(|f| f.status == Status::Ok && f.fix.is_none()));
     assert!(line(&r, "cloud_apps").detail.contains("investigation.read granted; a test call read 1 item"));
     assert!(line(&r, "remediation").detail.contains("reads nothing until it is used"));
+    assert!(line(&r, "quarantined_email").detail.contains("a test call read 1 item"), "{}", r.to_text());
+    assert!(line(&r, "user_context").detail.contains("a test call read 1 item"), "{}", r.to_text());
     for (path, calls) in [
         ("/v1.0/security/alerts_v2", 1),
         ("/api/v1/alerts/", 1),
         ("/api/machines", 1),
-        ("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand", 1),
+        // The jobs' own lookup, then the export of the message it found.
+        ("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand", 2),
+        ("/v1.0/auditLogs/signIns", 1),
         ("/v1.0/users/phish%40contoso.onmicrosoft.com/mailFolders/inbox/messages", 1),
         ("/beta/security/threatSubmission/emailThreats", 1),
         (&format!("/{TENANT}/oauth2/v2.0/token"), 4),
@@ -616,4 +620,29 @@ async fn a_document_typed_in_upper_case_passes_and_then_polls() {
     let mut upper = stored.clone();
     upper.tenant_id = TENANT.to_uppercase();
     assert!(saved.doc.validate().unwrap().owns(&upper));
+}
+
+/// Sign-ins need Entra ID P1 (resources/signin.md): Test & Save asks for one and says, from
+/// Microsoft's answer, that a tenant without the licence will read `unlicensed` sign-ins while
+/// the rest of user context works (before: "reads nothing until it is used", whatever the licence).
+#[tokio::test]
+async fn user_context_says_from_a_real_call_when_the_tenant_has_no_licence_for_sign_ins() {
+    let mut d = doc();
+    d.features.user_context = true;
+    for (license, says) in [
+        (tenant_sim::scenario::EntraLicense::Free, "no Microsoft Entra ID P1 or P2 licence"),
+        (tenant_sim::scenario::EntraLicense::P2, "a test call read"),
+    ] {
+        let mut s = Scenario::default();
+        s.tenants[0].entra_license = license;
+        let (sim, api) = start(s).await;
+        let r = check(&api, &d, Ok(secret_creds()), now()).await;
+        let f = line(&r, "user_context");
+        assert_eq!(f.status, Status::Ok, "{}", r.to_text());
+        assert!(f.detail.contains(says), "{license:?}: {}", f.detail);
+        assert_eq!(sim.requests().matching("/v1.0/auditLogs/signIns").len(), 1, "{license:?}");
+        if license == tenant_sim::scenario::EntraLicense::Free {
+            assert!(f.detail.contains("`unlicensed`") && f.detail.contains("Authentication_RequestFromNonPremiumTenantOrB2CTenant"));
+        }
+    }
 }

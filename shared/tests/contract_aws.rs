@@ -344,8 +344,7 @@ async fn the_poll_runs_end_to_end_on_aws_adapters() {
         login_base_url: sim.base_url().into(),
         graph_base_url: sim.base_url().into(),
         extra_ca_pem: Some(sim.ca_pem().into()),
-        // Graph's pace (150 a minute) is not what this test is about; budget.rs tests it.
-        graph_rate: None,
+        // Paced at Graph's 150 a minute, as deployed: the simulator answers the limit.
         ..HttpSettings::default()
     };
     let mut settings = PollSettings { alert_page_size: 25, ..PollSettings::default() };

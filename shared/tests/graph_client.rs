@@ -26,8 +26,7 @@ async fn client(timeout: Duration) -> (Simulator, MicrosoftHttp) {
         graph_base_url: sim.base_url().into(),
         extra_ca_pem: Some(sim.ca_pem().into()),
         request_timeout: timeout,
-        // Graph's pace (150 a minute) is not what this test is about; budget.rs tests it.
-        graph_rate: None,
+        // Paced at Graph's 150 a minute, as deployed: the simulator answers the limit.
         ..HttpSettings::default()
     };
     let api = MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap();
@@ -157,4 +156,46 @@ async fn a_link_to_another_origin_is_refused_and_gets_no_token() {
     // The configured origin is followed.
     let own = format!("{base}/v1.0/security/alerts_v2?$top=5");
     assert_eq!(api.page(&secret_creds(), &PageRequest::Link { url: own, head: GRAPH_SECURITY_HEAD }).await.unwrap().items.len(), 5);
+}
+
+/// Exchange's cmdlets are paced at 25 per 5 s per app and tenant (the budget the simulator
+/// enforces: `ExchangeMaxCmdlets`, New-ThrottlingPolicy.md): forty lookups at once, as a
+/// processor's evidence jobs for a burst of quarantined emails would make them, meet no 429;
+/// unpaced, the same burst does.
+#[tokio::test]
+async fn a_burst_of_quarantine_lookups_keeps_to_exchanges_cmdlet_budget() {
+    use m365_ingest::ports::EvidenceApi;
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let cert = tenant_sim::testing::ClientCertificate::generate(41).unwrap();
+    let mut throttled = Vec::new();
+    for paced in [true, false] {
+        // On the real clock: a certificate's assertion is dated now.
+        let mut s = Scenario::default();
+        s.tenants[0].apps[0].certificates =
+            vec![tenant_sim::scenario::CertificateSpec { pem: Some(cert.cert_pem.clone()), pem_file: None }];
+        let sim = Simulator::start(s).await.unwrap();
+        let mut http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
+        if !paced {
+            http.exchange_rate = None;
+        }
+        let api = MicrosoftHttp::new(&http, RetryPolicy::quick()).unwrap();
+        let creds = cert_creds(&cert);
+        let since = GraphTime::now().minus(Duration::from_secs(30 * 86_400));
+        let lookups =
+            (0..40).map(|i| {
+                let (api, creds) = (&api, &creds);
+                async move {
+                    api.find_quarantined(creds, "contoso.onmicrosoft.com", &format!("<m{i}@x>"), "a@contoso.onmicrosoft.com", since).await
+                }
+            });
+        let answers = futures_util::future::join_all(lookups).await;
+        let asked = sim.requests().matching("/adminapi/beta/");
+        throttled.push(asked.iter().filter(|r| r.status == 429).count());
+        if paced {
+            assert!(answers.iter().all(|a| a.as_ref().is_ok_and(Vec::is_empty)), "{answers:?}");
+            assert_eq!(asked.len(), 40, "one call each");
+        }
+    }
+    assert_eq!(throttled[0], 0, "paced");
+    assert!(throttled[1] > 0, "unpaced, the simulator throttles the burst: {throttled:?}");
 }

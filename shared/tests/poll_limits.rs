@@ -114,3 +114,38 @@ async fn a_hanging_request_does_not_outlive_the_deadline() {
     assert!(done);
     assert_eq!(w.delivered().into_iter().collect::<BTreeSet<_>>(), want);
 }
+
+/// Graph's security API allows 150 requests a minute per app per tenant (throttling-limits.md;
+/// the simulator's `security_limit`, shrunk here to 10 per 3 s with the poller's pace to match):
+/// a poll that needs several windows' worth of requests on the unfriendly default (short pages)
+/// paces itself and meets no 429 but the one the scenario scripts; unpaced, it meets the limit
+/// (and gives up on it, retryably).
+#[tokio::test]
+async fn a_poll_longer_than_the_security_apis_limit_paces_itself_and_meets_no_429_it_could_avoid() {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let limit = tenant_sim::scenario::RateSpec { requests: 10, window_secs: 3 };
+    let rate = m365_ingest::ports::Rate { requests: 10, window: Duration::from_secs(3) };
+    let mut unavoidable = Vec::new();
+    for paced in [true, false] {
+        let mut s = fixed(Scenario::default());
+        s.tenants[0].alerts.count = 400;
+        s.graph.security_limit = limit;
+        let sim = Arc::new(Simulator::start(s).await.unwrap());
+        let pace = move |base: &str, ca: &str| HttpSettings { graph_rate: paced.then_some(rate), ..HttpSettings::simulator(base, ca) };
+        let w = world_with(sim, pace, RetryPolicy::quick(), PollSettings::default(), secret_creds());
+        let want = owed(&w);
+        let s = w.poll(Source::DefenderAlerts).await;
+        let asked = w.sim.requests().matching("/v1.0/security/");
+        if paced {
+            assert_eq!(s.outcome, Outcome::Completed, "{s:?}");
+            assert_eq!(w.delivered().into_iter().collect::<BTreeSet<_>>(), want);
+            assert!(asked.len() > 2 * limit.requests as usize, "the poll spans several windows: {}", asked.len());
+        }
+        let throttled = asked.iter().filter(|r| r.status == 429).count();
+        let scripted = asked.iter().filter(|r| r.status == 429 && r.fault.is_some()).count();
+        assert_eq!(scripted, 1, "the scenario's first-request 429");
+        unavoidable.push((paced, throttled - scripted));
+    }
+    assert_eq!(unavoidable[0], (true, 0), "paced: no 429 from the limit");
+    assert!(unavoidable[1].1 > 0, "unpaced, the simulator answers the limit: {unavoidable:?}");
+}

@@ -6,18 +6,43 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limits {
     spent: Mutex<HashMap<String, VecDeque<(Instant, u32)>>>,
+    /// What arrival stamps count from (`stamp`).
+    epoch: Instant,
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { spent: Mutex::default(), epoch: Instant::now() }
+    }
+}
+
+/// The request header the front layer stamps each request with on arrival (microseconds since
+/// the simulator started), so a limit counts a request when it arrived, as a service does, not
+/// when a busy handler got to it.
+pub const ARRIVAL_HEADER: &str = "x-tenant-sim-arrival-us";
+
 impl Limits {
+    pub fn stamp(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    pub fn arrival(&self, stamp: u64) -> Instant {
+        self.epoch + Duration::from_micros(stamp)
+    }
+
     /// Spends `cost` of `capacity` per `window` under `key`; `Err(wait)` (nothing spent) when
     /// that would go over, with the time until enough has left the window.
     pub fn admit(&self, key: &str, cost: u32, capacity: u32, window: Duration) -> Result<(), Duration> {
+        self.admit_at(key, cost, capacity, window, Instant::now())
+    }
+
+    /// `admit` for a request that arrived at `now` (its spend kept in arrival order).
+    pub fn admit_at(&self, key: &str, cost: u32, capacity: u32, window: Duration, now: Instant) -> Result<(), Duration> {
         let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
         let q = spent.entry(key.to_owned()).or_default();
-        let now = Instant::now();
         while q.front().is_some_and(|(t, _)| now.duration_since(*t) >= window) {
             q.pop_front();
         }
@@ -35,7 +60,8 @@ impl Limits {
             }
             return Err(wait.max(Duration::from_millis(1)));
         }
-        q.push_back((now, cost));
+        let at = q.partition_point(|(t, _)| *t <= now);
+        q.insert(at, (now, cost));
         Ok(())
     }
 }

@@ -339,6 +339,17 @@ pub struct GraphSpec {
     pub throttle_first_list: bool,
     /// Advanced hunting's quotas (`runHuntingQuery`).
     pub hunting: HuntingSpec,
+    /// The security API's request limit per app per tenant (alerts, incidents, submissions,
+    /// hunting): 150 a minute (throttling-limits.md). Friendly scenarios keep it; tests shrink it.
+    pub security_limit: RateSpec,
+}
+
+/// At most `requests` in any `window_secs`, answered 429 with `Retry-After` beyond.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub requests: u32,
+    pub window_secs: u64,
 }
 
 /// Advanced hunting's quotas. The current Graph overview (security-api-overview.md, Learn
@@ -494,6 +505,7 @@ impl Default for GraphSpec {
             latency_ms: 2,
             throttle_first_list: true,
             hunting: HuntingSpec::default(),
+            security_limit: RateSpec { requests: 150, window_secs: 60 },
         }
     }
 }
@@ -562,6 +574,16 @@ impl Scenario {
                     }
                 }
             }
+        }
+        let limit = s.graph.security_limit;
+        if limit.requests == 0 || limit.window_secs == 0 {
+            return Err(ScenarioError::Invalid {
+                field: "graph.security_limit".into(),
+                reason: format!(
+                    "{} requests per {} s admits nothing; Microsoft's is {{\"requests\": 150, \"window_secs\": 60}}",
+                    limit.requests, limit.window_secs
+                ),
+            });
         }
         Ok(s)
     }

@@ -26,7 +26,10 @@ const SECURITY_LISTS: &[&str] = &["/v1.0/security/alerts_v2", "/v1.0/security/in
 /// Bodies bigger than this are not buffered for truncation (the simulator's own pages are far smaller).
 const MAX_BUFFERED_BODY: usize = 256 * 1024 * 1024;
 
-pub async fn shape(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+pub async fn shape(State(sim): State<Sim>, mut req: Request, next: Next) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&sim.limits.stamp().to_string()) {
+        req.headers_mut().insert(crate::limits::ARRIVAL_HEADER, v);
+    }
     let path = req.uri().path().to_owned();
     let is_entra = path.contains("/oauth2/");
     let spec = sim.graph_spec();

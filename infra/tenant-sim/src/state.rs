@@ -37,6 +37,10 @@ pub struct SimState {
     pub faults: FaultEngine,
     /// CPU milliseconds each tenant's hunting queries used, per 15-minute cycle of the clock.
     pub hunting_cpu: Mutex<std::collections::HashMap<(usize, i64), u64>>,
+    /// Access tokens whose signature was checked already: the same bytes verify the same way, and
+    /// an RSA check per request (slow in a debug build) would put seconds of CPU between a
+    /// burst's arrival and its count against a limit.
+    pub verified_tokens: Mutex<std::collections::HashSet<String>>,
     /// Paths requested at least once (`throttle_first_list`).
     requested_paths: Mutex<HashSet<String>>,
     pub cloud_apps: CloudAppsState,
@@ -146,6 +150,7 @@ impl SimState {
             faults: FaultEngine::new(scenario.seed, &scenario.faults),
             requested_paths: Mutex::new(HashSet::new()),
             hunting_cpu: Mutex::new(std::collections::HashMap::new()),
+            verified_tokens: Mutex::new(std::collections::HashSet::new()),
             cloud_apps: CloudAppsState::new(scenario.cloud_apps.clone(), cloud_apps),
             submissions: RwLock::new(submissions),
             submission_plans: scenario.tenants.iter().map(|t| t.submissions.clone()).collect(),

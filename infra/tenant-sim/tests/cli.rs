@@ -76,3 +76,12 @@ fn the_binary_serves_on_the_port_it_prints_and_writes_its_ca() {
     drop(out);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_security_limit_that_admits_nothing_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    std::fs::write(&path, r#"{"graph": {"security_limit": {"requests": 0, "window_secs": 60}}}"#).unwrap();
+    let err = Scenario::from_file(&path).unwrap_err().to_string();
+    assert!(err.contains("graph.security_limit") && err.contains("150"), "{err}");
+}

@@ -293,3 +293,37 @@ async fn hunting_keeps_its_hourly_quota_and_says_which_limit_was_reached() {
     assert_eq!(statuses, vec![(200, false), (200, false), (200, false), (429, true)]);
     assert!(last["error"]["message"].as_str().unwrap().contains("per hour"), "{last}");
 }
+
+/// Graph's security API allows 150 requests a minute per app per tenant (throttling-limits.md,
+/// "Microsoft Graph security service limits"); the simulator counts alerts, incidents,
+/// submissions and hunting together (undocumented which the table covers: the stricter reading)
+/// and answers the 151st with 429 and `Retry-After`.
+#[tokio::test]
+async fn the_security_api_answers_the_151st_request_of_a_minute_429_with_retry_after() {
+    let h = Harness::start(fixed_scenario()).await;
+    let t = h.graph_token().await;
+    let paths =
+        ["/v1.0/security/alerts_v2?$top=1", "/v1.0/security/incidents?$top=1", "/beta/security/threatSubmission/emailThreats?$top=1"];
+    let mut ok = 0;
+    for i in 0..149 {
+        let (status, _, body) = h.get(paths[i % paths.len()], &t, true).await;
+        assert_eq!(status, 200, "request {i}: {body}");
+        ok += 1;
+    }
+    let hunt = h
+        .http
+        .post(h.url("/v1.0/security/runHuntingQuery"))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"Query": "AlertInfo | take 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hunt.status().as_u16(), 200, "hunting is the 150th");
+    ok += 1;
+    let (status, headers, body) = h.get(paths[0], &t, true).await;
+    assert_eq!((ok, status), (150, 429), "{body}");
+    let wait: u64 = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let (status, _, _) = h.get("/v1.0/users?$top=1", &t, true).await;
+    assert_ne!(status, 429, "the directory has limits of its own");
+}

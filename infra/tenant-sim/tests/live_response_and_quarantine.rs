@@ -211,6 +211,33 @@ async fn a_reader_role_finds_but_cannot_export() {
     assert!(refused["error"]["details"][0]["message"].as_str().unwrap().contains("is not recognized"), "{refused}");
 }
 
+/// Exchange's cmdlet budget (`ExchangeMaxCmdlets` per `PowerShellMaxCmdletsTimePeriod`,
+/// New-ThrottlingPolicy.md; 25 per 5 s, its published default): the 26th cmdlet of 5 s is 429
+/// with `Retry-After`, and the window slides.
+#[tokio::test]
+async fn the_26th_cmdlet_within_five_seconds_is_429_with_retry_after() {
+    let h = Harness::start(with_role("Security Administrator")).await;
+    let token = h.token_for(EXO_SCOPE).await;
+    for i in 0..25 {
+        let (status, body) = invoke(&h, &token, "Get-QuarantineMessage", json!({"PageSize": 1})).await;
+        assert_eq!(status, 200, "cmdlet {i}: {body}");
+    }
+    let r = h
+        .http
+        .post(h.url("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand"))
+        .bearer_auth(&token)
+        .header("X-AnchorMailbox", ANCHOR)
+        .json(&json!({"CmdletInput": {"CmdletName": "Get-QuarantineMessage", "Parameters": {"PageSize": 1}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let wait: u64 = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap();
+    assert!((1..=5).contains(&wait), "{wait}");
+    tokio::time::sleep(std::time::Duration::from_secs(wait + 1)).await;
+    assert_eq!(invoke(&h, &token, "Get-QuarantineMessage", json!({"PageSize": 1})).await.0, 200, "the window slides");
+}
+
 /// A `multipart/form-data` upload of one library file.
 async fn upload(h: &Harness, token: &str, name: &str, content: &[u8], override_if_exists: bool) -> (u16, Value) {
     let mut body = format!("--b\r\nContent-Disposition: form-data; name=\"File\"; filename=\"{name}\"\r\n\r\n").into_bytes();

@@ -461,6 +461,20 @@ async fn feature<M: MicrosoftProbe>(
             detail: format!("{granted} granted; a test call read {n} item{}{settings}", if n == 1 { "" } else { "s" }),
             fix: None,
         },
+        // Sign-ins need Entra ID P1 (resources/signin.md): without it the rest of user context
+        // works and each alert's sign-ins read `unlicensed`, which Test & Save says from the call.
+        Err(e) if f == Feature::UserContext && e.is_unlicensed() => FeatureResult {
+            feature: f.name(),
+            api: api.owner(),
+            status: Status::Ok,
+            detail: format!(
+                "{granted} granted; the test call for sign-ins was refused because the tenant has no Microsoft Entra ID P1 or \
+                 P2 licence (Microsoft: {}), so each alert's sign-ins will read `unlicensed` (the user's profile, manager, \
+                 groups and registration details are read as usual); with P1, sign-in risk fields read `hidden` until P2{settings}",
+                e
+            ),
+            fix: None,
+        },
         Err(e) => {
             let (what, fix) = advice::call_failure(&e, f, &target);
             fail(what, fix)
@@ -514,13 +528,11 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
         Feature::LiveResponseFiles => (Probe::Machines, String::new()),
         Feature::QuarantinedEmail => {
             let org = i.organization_id.clone()?;
-            (Probe::Exchange { organization: org.clone() }, org)
+            (Probe::Exchange { organization: org.clone(), since: now.minus(crate::app::evidence::QUARANTINE_DAYS) }, org)
         }
-        Feature::QuarantineRestore
-        | Feature::Investigation
-        | Feature::UserContext
-        | Feature::Calendar
-        | Feature::Remediation
-        | Feature::DeviceContext => return None,
+        Feature::UserContext => (Probe::SignIns, String::new()),
+        Feature::QuarantineRestore | Feature::Investigation | Feature::Calendar | Feature::Remediation | Feature::DeviceContext => {
+            return None
+        }
     })
 }

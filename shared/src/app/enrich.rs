@@ -144,14 +144,7 @@ pub struct Enricher {
 
 fn outcome_of(e: &GraphError) -> LookupOutcome {
     match e {
-        // A tenant without Entra ID P1/P2 asking for sign-in logs (resources/signin.md; the
-        // message, "Neither tenant is B2C or tenant doesn't have premium license", is entra-docs'
-        // howto-analyze-activity-logs-with-microsoft-graph.md; the code is what callers meet).
-        GraphError::Http { status: 403, code, message, .. }
-            if code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant" || message.contains("premium license") =>
-        {
-            LookupOutcome::Unlicensed
-        }
+        e if e.is_unlicensed() => LookupOutcome::Unlicensed,
         GraphError::Http { status: 401 | 403, .. } => LookupOutcome::Forbidden,
         GraphError::Http { status: 429, .. } | GraphError::Throttled { .. } | GraphError::OverBudget { .. } => LookupOutcome::Throttled,
         other => LookupOutcome::Failed(other.to_string()),

@@ -38,7 +38,7 @@ use crate::sources::Unit;
 /// How far back a quarantine lookup reaches: Get-QuarantineMessage searches 30 days at most and
 /// ignores an older start, answering the last 30 (Get-QuarantineMessage.md), as long as a
 /// message is kept.
-const QUARANTINE_DAYS: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+pub(crate) const QUARANTINE_DAYS: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 /// Exports held in memory at once per process (each at most `MAX_EXPORT_ANSWER_BYTES`).
 static EXPORTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -829,7 +829,7 @@ impl<P: ProcessPorts> Processor<P> {
     /// later step than the export).
     async fn email_headers(&self, r: &ObjectRef) -> Option<crate::domain::output::EmailHeaders> {
         let bytes = self.artifacts.get(&r.key).await.ok()?;
-        crate::domain::mime::parse(&bytes).ok()
+        crate::domain::mime::parse_apart(bytes.into()).await.1.ok()
     }
 }
 

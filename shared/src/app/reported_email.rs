@@ -6,7 +6,6 @@
 
 use super::deliver::{safe_key, Context};
 use super::poll::with_member;
-use crate::adapters::local::sha256_hex;
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
 use crate::domain::integration::Credentials;
 pub use crate::domain::mailbox_report::ReportedVia;
@@ -76,9 +75,10 @@ pub async fn annotate<G: GraphApi, A: ArtifactStore>(
     let mut note = ReportedEmailNote::default();
     match fetch_reported_email(graph, creds, &at.mailbox, &at.message_id).await {
         Ok(Some(email)) => {
-            let key = format!("reported-email/{}/{}.eml", safe_key(ctx.integration_id), sha256_hex(&email.mime));
-            let parsed = mime::parse(&email.mime);
-            note.mime = Some(artifacts.put(&key, email.mime).await?);
+            let mime = bytes::Bytes::from(email.mime);
+            let (sha256, parsed) = mime::parse_apart(mime.clone()).await;
+            let key = format!("reported-email/{}/{sha256}.eml", safe_key(ctx.integration_id));
+            note.mime = Some(artifacts.put(&key, Vec::from(mime)).await?);
             note.via = Some(email.via);
             note.attachment_id = email.attachment_id;
             match parsed {

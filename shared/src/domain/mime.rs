@@ -42,6 +42,12 @@ pub struct ParsedEmail {
     pub attachments: Vec<MimeAttachment>,
     /// Some list or value was longer than its bound and was cut.
     pub truncated: bool,
+    /// Set when the message's shape is past a bound of `mime_guard` (a boundary of a megabyte,
+    /// millions of header lines, …): only its top-level headers were read, and this says which
+    /// bound. A sender crafted it, or something broke it; either way the message is in the
+    /// artifact store whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +64,22 @@ pub enum MimeError {
     TooLarge { size: usize, limit: usize },
     #[error("the reported email is not a MIME message (no header block)")]
     NotAMessage,
+    #[error("the reported email could not be parsed: {0}")]
+    Failed(String),
+}
+
+/// `parse` and the message's SHA-256 on a blocking thread, so a large message never holds up
+/// the runtime's other work (a poller's tenants share one thread). The work is linear in the
+/// message (`mime_guard`) and the message at most `MAX_MIME_BYTES`.
+pub async fn parse_apart(bytes: bytes::Bytes) -> (String, Result<ParsedEmail, MimeError>) {
+    let mine = bytes.clone();
+    let sha = bytes.clone();
+    let job = tokio::task::spawn_blocking(move || (crate::adapters::local::sha256_hex(&sha), parse(&mine)));
+    match job.await {
+        Ok(done) => done,
+        // Not expected (parse is fuzzed for panics); the message is still stored and named.
+        Err(e) => (crate::adapters::local::sha256_hex(&bytes), Err(MimeError::Failed(e.to_string()))),
+    }
 }
 
 /// Reads `bytes` as one message.
@@ -65,19 +87,33 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEmail, MimeError> {
     if bytes.len() > MAX_MIME_BYTES {
         return Err(MimeError::TooLarge { size: bytes.len(), limit: MAX_MIME_BYTES });
     }
-    let m = mail_parser::MessageParser::default().parse(bytes).ok_or(MimeError::NotAMessage)?;
-    if m.headers().is_empty() {
-        return Err(MimeError::NotAMessage);
-    }
-    let mut out = ParsedEmail::default();
-    let mut cut = false;
+    let limited = crate::domain::mime_guard::check(bytes).err();
+    let headers_only;
+    let source = match &limited {
+        None => bytes,
+        Some(_) => {
+            headers_only = top_headers(bytes);
+            &headers_only[..]
+        }
+    };
+    let limited = limited.map(|why| format!("only the top-level headers were read: {why}"));
+    let parsed = mail_parser::MessageParser::default().parse(source).filter(|m| !m.headers().is_empty());
+    let m = match parsed {
+        Some(m) => m,
+        // Past a bound with no header small enough to keep: said, never an error.
+        None if limited.is_some() => return Ok(ParsedEmail { limited, truncated: true, ..Default::default() }),
+        None => return Err(MimeError::NotAMessage),
+    };
+    let mut out = ParsedEmail { limited, ..Default::default() };
+    let mut cut = out.limited.is_some();
     let value = |s: &str, cut: &mut bool| bounded(s.trim(), MAX_VALUE_CHARS, cut);
     out.message_id = m.message_id().map(|v| value(v, &mut cut));
     out.subject = m.subject().map(|v| value(v, &mut cut));
     out.date = m.date().map(|d| d.to_rfc3339());
     let list = |a: Option<&mail_parser::Address<'_>>, cut: &mut bool| -> Vec<String> {
-        let all: Vec<String> =
-            a.map(|a| a.iter().filter_map(|x| x.address()).map(|s| bounded(s, MAX_VALUE_CHARS, cut)).collect()).unwrap_or_default();
+        let all: Vec<String> = a
+            .map(|a| a.iter().filter_map(|x| x.address()).take(MAX_ADDRESSES + 1).map(|s| bounded(s, MAX_VALUE_CHARS, cut)).collect())
+            .unwrap_or_default();
         capped(all, MAX_ADDRESSES, cut)
     };
     out.from = list(m.from(), &mut cut);
@@ -85,8 +121,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEmail, MimeError> {
     out.reply_to = list(m.reply_to(), &mut cut);
     out.to = list(m.to(), &mut cut);
     out.cc = list(m.cc(), &mut cut);
-    let raw_values =
-        |name: &str| -> Vec<String> { m.headers_raw().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| unfold(v)).collect() };
+    let raw_values = |name: &str| -> Vec<String> {
+        m.headers_raw().filter(|(n, _)| n.eq_ignore_ascii_case(name)).take(MAX_HOPS + 1).map(|(_, v)| unfold(v)).collect()
+    };
     out.authentication_results =
         capped(raw_values("Authentication-Results").iter().map(|v| value(v, &mut cut)).collect(), MAX_HOPS, &mut cut);
     if let Some(first) = out.authentication_results.first() {
@@ -95,13 +132,18 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEmail, MimeError> {
         out.dmarc = verdict(first, "dmarc");
     }
     out.received = capped(raw_values("Received").iter().map(|v| value(v, &mut cut)).collect(), MAX_HOPS, &mut cut);
+    // First seen first, each once; the scan stops at one past the bound (then it was cut).
     let mut urls: Vec<String> = Vec::new();
-    for part in m.text_bodies().chain(m.html_bodies()) {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    'parts: for part in m.text_bodies().chain(m.html_bodies()) {
         if let Some(text) = part.text_contents() {
             for u in find_urls(text) {
                 let u = bounded(u, MAX_URL_CHARS, &mut cut);
-                if !urls.contains(&u) {
+                if seen.insert(u.clone()) {
                     urls.push(u);
+                    if urls.len() > MAX_URLS {
+                        break 'parts;
+                    }
                 }
             }
         }
@@ -110,6 +152,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEmail, MimeError> {
     use mail_parser::MimeHeaders;
     let attachments: Vec<MimeAttachment> = m
         .attachments()
+        .take(MAX_ATTACHMENTS + 1)
         .map(|a| MimeAttachment {
             name: a.attachment_name().map(|n| bounded(n, MAX_VALUE_CHARS, &mut cut)),
             content_type: a.content_type().map(|c| match c.subtype() {
@@ -123,6 +166,46 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEmail, MimeError> {
     out.attachments = capped(attachments, MAX_ATTACHMENTS, &mut cut);
     out.truncated = cut;
     Ok(out)
+}
+
+/// The top-level header block alone, for a message past a bound of `mime_guard`: each field
+/// kept only when it is small (its bytes, its encoded words) and not about the body
+/// (`Content-*`), so mail-parser reads headers and nothing else, in bounded work.
+fn top_headers(bytes: &[u8]) -> Vec<u8> {
+    const FIELDS: usize = 500;
+    const FIELD_BYTES: usize = 4 << 10;
+    const ENCODED_WORDS: usize = 32;
+    let mut out = Vec::new();
+    let mut kept = 0;
+    let mut field: Vec<u8> = Vec::new();
+    let mut keep = |field: &[u8], out: &mut Vec<u8>| {
+        let small = !field.is_empty() && field.len() <= FIELD_BYTES;
+        let about_body = field.len() >= 8 && field[..8].eq_ignore_ascii_case(b"content-");
+        if small && !about_body && kept < FIELDS && field.windows(2).filter(|w| w == b"=?").count() <= ENCODED_WORDS {
+            out.extend_from_slice(field);
+            out.extend_from_slice(b"\r\n");
+            kept += 1;
+        }
+    };
+    for line in bytes.split(|c| *c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.first().is_some_and(|c| *c == b' ' || *c == b'\t') {
+            if field.len() <= FIELD_BYTES {
+                field.extend_from_slice(b"\r\n");
+                field.extend_from_slice(&line[..line.len().min(FIELD_BYTES + 1)]);
+            }
+            continue;
+        }
+        keep(&field, &mut out);
+        field.clear();
+        field.extend_from_slice(&line[..line.len().min(FIELD_BYTES + 1)]);
+    }
+    keep(&field, &mut out);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// A header value on one line (folding whitespace collapsed).
@@ -224,5 +307,28 @@ mod tests {
         assert_eq!((p.urls.len(), p.to.len()), (MAX_URLS, MAX_ADDRESSES));
         assert_eq!(p.subject.map(|s| s.chars().count()), Some(MAX_VALUE_CHARS));
         assert!(p.truncated);
+    }
+
+    /// A message past a bound of `mime_guard` (here a boundary of 100,000 characters, which costs
+    /// mail-parser a compare of it at every `--`) is read for its top-level headers, says so,
+    /// and keeps no field that would cost more than its bytes.
+    #[test]
+    fn a_shape_past_a_bound_is_read_for_its_headers_and_says_which_bound() {
+        let boundary = "-".repeat(100_000);
+        let msg = format!(
+            "From: a@fabrikam.example\r\nTo: b@contoso.com\r\nSubject: {}\r\nX-Words: {}\r\n\
+             Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n\r\nhttp://e.example/x\r\n",
+            "=?utf-8?q?caf=C3=A9?=",
+            "=?ab?q?".repeat(1_000),
+        );
+        let p = parse(msg.as_bytes()).map_err(|e| e.to_string()).unwrap_or_default();
+        assert_eq!((p.from.as_slice(), p.subject.as_deref()), (&["a@fabrikam.example".to_owned()][..], Some("café")));
+        assert!(p.limited.as_deref().is_some_and(|l| l.contains("boundary of 100000 characters")), "{:?}", p.limited);
+        assert!(p.truncated && p.urls.is_empty() && p.attachments.is_empty());
+        let headers_only = String::from_utf8(top_headers(msg.as_bytes())).unwrap_or_default();
+        assert!(!headers_only.contains("X-Words") && !headers_only.contains("Content-Type"), "{headers_only}");
+        let within = parse(PHISH.as_bytes()).map_err(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(within.limited, None);
+        assert!(!serde_json::to_string(&within).unwrap_or_default().contains("limited"), "absent, not null, within the bounds");
     }
 }

@@ -25,6 +25,7 @@ pub mod investigation;
 pub mod json_text;
 pub mod mailbox_report;
 pub mod mime;
+pub mod mime_guard;
 pub mod ocsf;
 pub mod output;
 pub mod permissions;

@@ -391,9 +391,14 @@ pub enum Probe {
         portal: String,
     },
     Machines,
+    /// The quarantine lookup the evidence jobs make (`Get-QuarantineMessage` over the 30 days
+    /// Exchange keeps, from `since`), then the export of the first message found, if any.
     Exchange {
         organization: String,
+        since: GraphTime,
     },
+    /// One sign-in (`auditLogs/signIns`): what tells whether the tenant's licence serves them.
+    SignIns,
 }
 
 /// Microsoft as Test & Save sees it: tokens with their claims, and one call per API.

@@ -82,6 +82,19 @@ fn cmdlet(exception: &'static str, message: impl Into<String>) -> Refusal {
     Refusal::Cmdlet { status: StatusCode::BAD_REQUEST, exception, message: message.into() }
 }
 
+/// Cmdlets an app may run per 5 seconds in a tenant before it is throttled. Microsoft publishes
+/// no limit for the REST endpoint; Exchange Online's throttling policy names the budget
+/// (`ExchangeMaxCmdlets` per `PowerShellMaxCmdletsTimePeriod`, New-ThrottlingPolicy.md) and
+/// its long-published defaults are 25 per 5 s, which the simulator keeps per app per tenant and
+/// answers with 429 and `Retry-After` (throttling.md's shape; the body is Graph's).
+pub const CMDLETS_PER_WINDOW: u32 = 25;
+pub const CMDLET_WINDOW_SECS: u64 = 5;
+
+fn spend_cmdlet(sim: &Sim, ctx: &GraphCtx, who: &crate::graph::context::Principal) -> Result<(), Refusal> {
+    let window = std::time::Duration::from_secs(CMDLET_WINDOW_SECS);
+    crate::graph::quota::spend_on_arrival(sim, ctx, who, "exchange-cmdlets", CMDLETS_PER_WINDOW, window).map_err(Refusal::Auth)
+}
+
 fn holds(wids: &[String], roles: &[&str]) -> bool {
     roles.iter().filter_map(|r| resources::role_template_id(r)).any(|id| wids.iter().any(|w| w == id))
 }
@@ -95,6 +108,7 @@ fn invoke_inner(
     ctx: &mut GraphCtx,
 ) -> Result<Value, Refusal> {
     let who = authorize_for(sim, headers, ctx, resources::EXCHANGE, ROLES)?;
+    spend_cmdlet(sim, ctx, &who)?;
     let tenant = sim.directory().get(who.tenant_index).cloned().ok_or_else(|| GraphError::unauthorized("Invalid tenant."))?;
     if !org.eq_ignore_ascii_case(&tenant.domain) && !org.eq_ignore_ascii_case(&tenant.id) {
         return Err(GraphError::new(

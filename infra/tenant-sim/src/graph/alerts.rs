@@ -43,6 +43,7 @@ pub async fn list(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderM
 
 fn list_inner(sim: &Sim, uri: &axum::http::Uri, headers: &HeaderMap, ctx: &mut GraphCtx) -> Result<Response, GraphError> {
     let who = authorize(sim, headers, ctx, ALERT_ROLES)?;
+    super::quota::spend_security(sim, ctx, &who)?;
     let spec = sim.graph_spec();
     let q = CollectionQuery::parse(
         &query_pairs(uri.query()),
@@ -68,6 +69,7 @@ pub async fn get_one(State(sim): State<Sim>, Path(id): Path<String>, headers: He
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, ALERT_ROLES)?;
+        super::quota::spend_security(&sim, &ctx, &who)?;
         let data = sim.data();
         let tenant = data.get(who.tenant_index).ok_or_else(|| GraphError::not_found("Tenant not found."))?;
         let alert = tenant.alert(&id).ok_or_else(|| GraphError::not_found(format!("Alert with id '{id}' was not found.")))?;

@@ -281,6 +281,7 @@ pub async fn run_hunting_query(State(sim): State<Sim>, headers: HeaderMap, body:
     let mut ctx = GraphCtx::new(&sim, &headers);
     let spec = sim.graph_spec().hunting;
     let result = authorize(&sim, &headers, &mut ctx, HUNTING_ROLES).and_then(|who| {
+        super::quota::spend_security(&sim, &ctx, &who)?;
         let tenant = who.tenant_index;
         for (calls, window, what) in [(spec.calls_per_minute, 60, "minute"), (spec.calls_per_hour, 3_600, "hour")] {
             sim.limits.admit(&format!("{tenant}/hunting/{what}"), 1, calls, Duration::from_secs(window)).map_err(|wait| {

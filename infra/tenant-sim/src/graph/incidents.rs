@@ -46,6 +46,7 @@ pub async fn list(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderM
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, INCIDENT_ROLES)?;
+        super::quota::spend_security(&sim, &ctx, &who)?;
         let spec = sim.graph_spec();
         let q = CollectionQuery::parse(
             &query_pairs(uri.query()),
@@ -86,6 +87,7 @@ pub async fn get_one(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, INCIDENT_ROLES)?;
+        super::quota::spend_security(&sim, &ctx, &who)?;
         let expand = query_pairs(uri.query()).iter().any(|(k, v)| k == "$expand" && v == "alerts");
         let data = sim.data();
         let tenant = data.get(who.tenant_index).ok_or_else(|| GraphError::not_found("Tenant not found."))?;
@@ -104,6 +106,7 @@ pub async fn alerts_of(State(sim): State<Sim>, Path(id): Path<String>, uri: axum
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, INCIDENT_ROLES)?;
+        super::quota::spend_security(&sim, &ctx, &who)?;
         let spec = sim.graph_spec();
         let q = CollectionQuery::parse(
             &query_pairs(uri.query()),

@@ -102,6 +102,7 @@ pub async fn submissions(State(sim): State<Sim>, uri: axum::http::Uri, headers: 
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES)?;
+        super::quota::spend_security(&sim, &ctx, &who)?;
         submissions_offered(&sim, who.tenant_index)?;
         let q = CollectionQuery::parse(&query_pairs(uri.query()), &submission_limits(ctx.include_unknown))
             .map_err(|e| GraphError::bad_request(e.message))?;
@@ -136,6 +137,7 @@ pub async fn submission(State(sim): State<Sim>, Path(id): Path<String>, headers:
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = (|| {
         let who = authorize(&sim, &headers, &mut ctx, SUBMISSION_ROLES)?;
+        super::quota::spend_security(&sim, &ctx, &who)?;
         submissions_offered(&sim, who.tenant_index)?;
         let all = sim.submissions();
         let found = all.get(who.tenant_index).into_iter().flatten().find(|s| s.id == id && s.visible <= ctx.now);

@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod mail;
 pub mod mailbox;
 pub mod people;
+pub mod quota;
 pub mod roles;
 
 use axum::routing::get;

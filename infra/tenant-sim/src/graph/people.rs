@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 use super::collection::{self, Envelope};
 use super::context::{authorize, GraphCtx, Principal};
 use super::error::GraphError;
+use super::quota::spend;
 use crate::data::pool::User;
 use crate::http::query_pairs;
 use crate::odata::{CollectionQuery, FilterSchema, Prop, PropKind, QueryLimits};
@@ -117,16 +118,6 @@ fn not_found(id: &str) -> GraphError {
         "Request_ResourceNotFound",
         format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
     )
-}
-
-fn throttled(wait: Duration) -> GraphError {
-    GraphError { retry_after_secs: Some(wait.as_secs().max(1)), ..GraphError::for_status(429, None) }
-}
-
-/// Spends from a limit of the caller's app in its tenant (or of `scope` under it).
-fn spend(sim: &Sim, who: &Principal, scope: &str, cost: u32, capacity: u32, window: Duration) -> Result<(), GraphError> {
-    let key = format!("{}/{}/{scope}", who.tenant_index, who.client_id);
-    sim.limits.admit(&key, cost, capacity, window).map_err(throttled)
 }
 
 /// The directory's resource units for a GET (throttling-limits.md "identity and access").

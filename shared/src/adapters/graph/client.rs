@@ -207,6 +207,8 @@ impl MicrosoftHttp {
                     (app, self.settings.mde_rate?, Some(mde_api(call.url, &self.settings.mde_base_url)))
                 }
             }
+            // Exchange's cmdlets, per app per tenant (settings.rs EXCHANGE_RATE).
+            Audience::Exchange => (Some(creds.client_id.clone()), self.settings.exchange_rate?, Some("cmdlets".to_owned())),
             _ => return None,
         };
         Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience, scope }, rate))
@@ -296,6 +298,8 @@ fn graph_budget(url: &str, graph_base: &str) -> GraphBudget {
             GraphBudget::Mailbox(user.to_ascii_lowercase())
         }
         (Some("users"), Some(user), _) if !user.is_empty() => GraphBudget::Directory,
+        // Role management and PIM for Groups are identity and access: the directory's units.
+        (Some("rolemanagement" | "identitygovernance"), _, _) => GraphBudget::Directory,
         (Some("auditlogs" | "reports"), _, _) => GraphBudget::Reports,
         (Some("communications"), _, _) => GraphBudget::Presence,
         (Some("security"), Some(action), _) if action.eq_ignore_ascii_case("runHuntingQuery") => GraphBudget::Hunting,
@@ -397,6 +401,9 @@ mod budget_tests {
         assert_eq!(class("/v1.0/users/A%40b.com/calendar/getSchedule"), GraphBudget::Mailbox("a%40b.com".into()));
         assert_eq!(class("/v1.0/users/a%40b.com?$expand=manager"), GraphBudget::Directory);
         assert_eq!(class("/v1.0/users/u1/transitiveMemberOf?$top=100"), GraphBudget::Directory);
+        assert_eq!(class("/v1.0/roleManagement/directory/roleAssignments?$filter=x"), GraphBudget::Directory);
+        assert_eq!(class("/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"), GraphBudget::Directory);
+        assert_eq!(class("/v1.0/security/incidents"), GraphBudget::Security);
         assert_eq!(class("/v1.0/auditLogs/signIns?$top=10"), GraphBudget::Reports);
         assert_eq!(class("/v1.0/reports/authenticationMethods/userRegistrationDetails/u1"), GraphBudget::Reports);
         assert_eq!(class("/v1.0/communications/getPresencesByUserId"), GraphBudget::Presence);

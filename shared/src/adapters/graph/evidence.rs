@@ -129,6 +129,30 @@ impl MicrosoftHttp {
     /// One cmdlet through InvokeCommand, every page of its answer (the nextLink is followed with
     /// the same body, and only at Exchange's own origin).
     async fn invoke(&self, creds: &Credentials, organization: &str, cmdlet: &str, parameters: Value) -> Result<Vec<Value>, GraphError> {
+        self.invoke_pages(creds, organization, cmdlet, parameters, false).await
+    }
+
+    /// The identities of at most one quarantined message received since `since`, asked as the
+    /// jobs ask (the same cmdlet, headers, timeout and start date): Test & Save's lookup.
+    pub(super) async fn quarantine_sample(
+        &self,
+        creds: &Credentials,
+        organization: &str,
+        since: crate::domain::time::GraphTime,
+    ) -> Result<Vec<String>, GraphError> {
+        let params = json!({"StartReceivedDate": since.to_string(), "PageSize": 1});
+        let rows = self.invoke_pages(creds, organization, "Get-QuarantineMessage", params, true).await?;
+        Ok(rows.iter().take(1).filter_map(|r| r.get("Identity").and_then(Value::as_str).map(str::to_owned)).collect())
+    }
+
+    async fn invoke_pages(
+        &self,
+        creds: &Credentials,
+        organization: &str,
+        cmdlet: &str,
+        parameters: Value,
+        first_page_only: bool,
+    ) -> Result<Vec<Value>, GraphError> {
         let base = self.settings.exchange_base_url.trim_end_matches('/').to_owned();
         let mut url = format!("{base}/adminapi/beta/{}/InvokeCommand", enc(organization));
         let body = json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}});
@@ -143,6 +167,9 @@ impl MicrosoftHttp {
             };
             let page = decode("an Exchange answer", &self.send(creds, &call).await?)?;
             rows.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
+            if first_page_only {
+                return Ok(rows);
+            }
             match page.get("@odata.nextLink").and_then(Value::as_str) {
                 Some(next) if super::settings::HttpSettings::same_origin(next, &base) => url = next.to_owned(),
                 Some(_) => {

@@ -17,10 +17,6 @@ fn count(body: &[u8], what: &str, key: &str) -> Result<usize, GraphError> {
         .ok_or_else(|| GraphError::Decode { what: what.into(), detail: format!("no `{key}` array in the answer") })
 }
 
-fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 impl MicrosoftProbe for MicrosoftHttp {
     fn cloud(&self) -> crate::domain::cloud::Cloud {
         self.settings.cloud
@@ -54,12 +50,18 @@ impl MicrosoftProbe for MicrosoftHttp {
                     "value",
                 )
             }
-            Probe::Exchange { organization } => {
-                let url = format!("{}/adminapi/beta/{}/InvokeCommand", s.exchange_base_url.trim_end_matches('/'), enc(organization));
-                let body = json!({"CmdletInput": {"CmdletName": "Get-QuarantineMessage", "Parameters": {"PageSize": 1}}});
-                let anchor = [("X-AnchorMailbox", format!("UPN:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{organization}"))];
-                let call = Call { body: Some(&body), headers: &anchor, ..Call::get("Exchange Online", Audience::Exchange, &url) };
-                count(&self.send(creds, &call).await?, "an Exchange answer", "value")
+            // The jobs' own calls (evidence.rs), so a role or header that would refuse them
+            // refuses Test & Save too: the lookup, and the export of what it finds.
+            Probe::Exchange { organization, since } => {
+                let found = self.quarantine_sample(creds, organization, *since).await?;
+                if let Some(identity) = found.first() {
+                    crate::ports::EvidenceApi::export_quarantined(self, creds, organization, identity).await?;
+                }
+                Ok(found.len())
+            }
+            Probe::SignIns => {
+                let url = format!("{graph}/v1.0/auditLogs/signIns?$top=1");
+                count(&self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await?, "a Graph page", "value")
             }
         }
     }

@@ -34,6 +34,11 @@ pub const PRESENCE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_5
 /// and the local one, a sliding window, never lets more than 25 through in a minute (an hour's
 /// 1,500 would let 1,500 through in the first minute).
 pub const HUNTING_RATE: crate::ports::Rate = crate::ports::Rate { requests: 25, window: Duration::from_secs(60) };
+/// Exchange Online cmdlets through `InvokeCommand`: 25 per 5 s per app per tenant. Microsoft
+/// publishes no limit for the endpoint; this is the cmdlet budget of Exchange's throttling
+/// policy (`ExchangeMaxCmdlets` per `PowerShellMaxCmdletsTimePeriod`, New-ThrottlingPolicy.md)
+/// at its long-published default, which the simulator enforces.
+pub const EXCHANGE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 25, window: Duration::from_secs(5) };
 /// Defender for Endpoint: 100 calls a minute per API (get-machine-by-id.md, get-file-information.md).
 pub const MDE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 100, window: Duration::from_secs(60) };
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
@@ -70,6 +75,7 @@ pub struct HttpSettings {
     pub presence_rate: Option<crate::ports::Rate>,
     pub mde_rate: Option<crate::ports::Rate>,
     pub hunting_rate: Option<crate::ports::Rate>,
+    pub exchange_rate: Option<crate::ports::Rate>,
     /// Extra trusted roots (PEM), added to the system's: how the tenant simulator's CA is trusted.
     pub extra_ca_pem: Option<String>,
     pub request_timeout: Duration,
@@ -111,6 +117,7 @@ impl Default for HttpSettings {
             presence_rate: Some(PRESENCE_RATE),
             mde_rate: Some(MDE_RATE),
             hunting_rate: Some(HUNTING_RATE),
+            exchange_rate: Some(EXCHANGE_RATE),
             extra_ca_pem: None,
             request_timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
@@ -139,9 +146,6 @@ impl HttpSettings {
             exchange_base_url: base_url.into(),
             cloud_apps_base_override: Some(base_url.into()),
             extra_ca_pem: Some(ca_pem.into()),
-            // The simulator does not model Graph's limit (ms-apis.md §11 leaves its scope open);
-            // tests that pace Graph set it.
-            graph_rate: None,
             // The simulator answers Outlook's limit with 429 and Retry-After, as Graph does; a
             // pace of one request per 61 ms would only slow the tests.
             mailbox_rate: None,
