@@ -975,6 +975,12 @@ async fn a_failed_live_response_ends_its_job_by_what_microsoft_returned() {
     let k_large = r.job(&file_alert, file.clone()).await;
     r.drive().await;
     spec.getfile_max_bytes = 3 << 30;
+    // A device that uploads a byte a second: the file takes longer than GetFile's 30 minutes.
+    spec.device_upload_bytes_per_sec = 1;
+    r.sim.set_mde_spec(spec.clone());
+    let k_slow = r.job(&file_alert, file.clone()).await;
+    r.drive().await;
+    spec.device_upload_bytes_per_sec = 0;
     r.sim.set_mde_spec(spec.clone());
     r.sim.delete_device_file(TENANT, device_id, &file.path().unwrap());
     let k_missing = r.job(&file_alert, file.clone()).await;
@@ -1001,6 +1007,9 @@ async fn a_failed_live_response_ends_its_job_by_what_microsoft_returned() {
     let (s, d) = status(&k_group);
     assert_eq!(s, "refused", "{d}");
     assert!(d.contains("automation level") && d.contains("Device groups"), "the setting and where it is: {d}");
+    let (s, d) = status(&k_slow);
+    assert_eq!(s, "timed_out", "{d}");
+    assert!(d.contains("timed out"), "Microsoft's words: {d}");
     let (s, d) = status(&k_off);
     assert_eq!(s, "refused", "{d}");
     assert!(d.contains("DisabledFeature") && d.contains("Advanced features"), "{d}");

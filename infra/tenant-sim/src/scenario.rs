@@ -56,6 +56,12 @@ pub struct MdeSpec {
     pub unsigned_scripts: bool,
     /// The largest file GetFile collects (live-response.md: `getfile` limit 3 GB).
     pub getfile_max_bytes: u64,
+    /// How fast a device uploads what GetFile collects (bytes a second; 0: at once), and each
+    /// command's time limit (live-response.md: 10 minutes a command, 30 for getfile): a GetFile
+    /// whose upload would take longer fails with ERROR_TIMEOUT (0x800705B4); the words are the
+    /// simulator's (README).
+    pub device_upload_bytes_per_sec: u64,
+    pub getfile_timeout_secs: u64,
     /// Each Defender for Endpoint API's limit per tenant: `api_calls` (100) per
     /// `api_window_secs` (60), and 1,500 an hour (get-machineaction-object.md,
     /// get-live-response-result.md, cancel-machine-action.md, upload-library.md,
@@ -94,6 +100,8 @@ impl Default for MdeSpec {
             live_response: true,
             unsigned_scripts: false,
             getfile_max_bytes: 3 << 30,
+            device_upload_bytes_per_sec: 0,
+            getfile_timeout_secs: 1_800,
             live_response_servers: true,
             no_automation_groups: Vec::new(),
             api_calls: 100,

@@ -38,10 +38,12 @@ fn args() -> Result<Args, String> {
             "--time-base" => {
                 a.time_base = value("--time-base")?.parse().ok().filter(|n| *n >= 1_000).ok_or("--time-base takes bytes, at least 1000")?
             }
-            "--help" | "-h" => return Err(format!(
+            "--help" | "-h" => {
+                return Err(format!(
                 "usage: fuzz [--seconds N per target (10)] [--seed N] [--target NAME] [--time-base BYTES (100000)]\ntargets: {}, mime_time",
                 targets::all().iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
-            )),
+            ))
+            }
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }
     }

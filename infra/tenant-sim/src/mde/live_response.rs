@@ -248,7 +248,12 @@ fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, 
     if status != Status::Succeeded && status != Status::Failed || a.result.is_some() {
         return a.result.clone();
     }
-    let max = sim.mde.spec().getfile_max_bytes;
+    let spec = sim.mde.spec();
+    let max = spec.getfile_max_bytes;
+    let upload_secs = |len: usize| match spec.device_upload_bytes_per_sec {
+        0 => 0,
+        rate => (len as u64).div_ceil(rate),
+    };
     let mut last: Result<Vec<u8>, Failure> = Ok(Vec::new());
     for (i, (kind, params)) in a.commands.iter().enumerate() {
         last = match kind.as_str() {
@@ -259,6 +264,10 @@ fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, 
                     Some(f) if f.bytes.len() as u64 > max => {
                         Err(Failure::too_large(format!("File {path} is larger than the {max} bytes GetFile collects")))
                     }
+                    Some(f) if upload_secs(f.bytes.len()) > spec.getfile_timeout_secs => Err(Failure::timed_out(format!(
+                        "Command timed out: collecting {path} took longer than {} minutes",
+                        spec.getfile_timeout_secs / 60
+                    ))),
                     Some(f) => Ok(f.bytes),
                     None => Err(Failure::not_found(format!("File {path} was not found on the device"))),
                 }

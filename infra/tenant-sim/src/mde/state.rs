@@ -55,6 +55,10 @@ impl Failure {
     pub fn not_supported(message: String) -> Self {
         Failure { hresult: -2_147_024_846, message, command: 0 }
     }
+    /// ERROR_TIMEOUT, 0x800705B4.
+    pub fn timed_out(message: String) -> Self {
+        Failure { hresult: -2_147_023_436, message, command: 0 }
+    }
     /// TRUST_E_NOSIGNATURE, 0x800B0100.
     pub fn unsigned(message: String) -> Self {
         Failure { hresult: -2_146_762_496, message, command: 0 }
