@@ -95,7 +95,7 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
         ("/v1.0/security/alerts_v2", 1),
         ("/api/v1/alerts/", 1),
         ("/api/machines", 1),
-        // The jobs' own lookup, then the export of the message it found.
+        // The jobs' own lookup, then an export of an identity no message has.
         ("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand", 2),
         ("/v1.0/auditLogs/signIns", 1),
         ("/v1.0/users/phish%40contoso.onmicrosoft.com/mailFolders/inbox/messages", 1),

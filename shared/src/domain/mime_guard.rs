@@ -79,7 +79,22 @@ fn scan(bytes: &[u8], nesting: usize, t: &mut Totals) -> Result<(), String> {
     let mut field: Vec<u8> = Vec::new();
     // Where the body of an encoded message part starts, while it is being read.
     let mut encoded_from: Option<(usize, Encoding)> = None;
+    // Boundaries met as delimiter lines: mail-parser scans to the end of the message for one it
+    // never meets, once per such boundary.
+    let mut found: HashSet<Vec<u8>> = HashSet::new();
+    // A run of body lines that would be one folded field if mail-parser read them as headers
+    // (where its idea of a part's start differs from this scan's): its bytes and `=?`s.
+    let mut run = (0u64, 0u64);
     for (start, next, line) in lines(bytes) {
+        if !in_header {
+            let folded = line.first().is_some_and(|c| *c == b' ' || *c == b'\t');
+            if !folded {
+                end_run(&mut run, t)?;
+            }
+            run.0 += line.len() as u64;
+            run.1 += line.windows(2).filter(|w| w == b"=?").count() as u64;
+            body_line_checks(line, t)?;
+        }
         if in_header {
             t.header_lines += 1;
             t.header_bytes += line.len() + 1;
@@ -125,6 +140,7 @@ fn scan(bytes: &[u8], nesting: usize, t: &mut Totals) -> Result<(), String> {
         if !boundaries.contains(name) {
             continue;
         }
+        found.insert(name.to_vec());
         if let Some((from, encoding)) = encoded_from.take() {
             let body = bytes.get(from.min(start)..start).unwrap_or_default();
             scan(&decode(body, encoding), nesting + 1, t)?;
@@ -136,8 +152,69 @@ fn scan(bytes: &[u8], nesting: usize, t: &mut Totals) -> Result<(), String> {
         in_header = !close;
     }
     end_field(&field, &mut block, &mut boundaries, t)?;
+    end_run(&mut run, t)?;
     if let Some((from, encoding)) = encoded_from {
         scan(&decode(bytes.get(from.min(bytes.len())..).unwrap_or_default(), encoding), nesting + 1, t)?;
+    }
+    let unmet = boundaries.len().saturating_sub(found.len());
+    if unmet > MAX_UNMET_BOUNDARIES {
+        return Err(format!("{unmet} multipart boundaries declared and never met (each costs a scan of the whole message)"));
+    }
+    Ok(())
+}
+
+/// Declared boundaries a message may never use (a broken client's, a forwarded fragment's).
+const MAX_UNMET_BOUNDARIES: usize = 8;
+
+fn end_run(run: &mut (u64, u64), t: &mut Totals) -> Result<(), String> {
+    t.encoded_word_work += run.0 * run.1;
+    *run = (0, 0);
+    if t.encoded_word_work > MAX_ENCODED_WORD_WORK {
+        return Err("encoded words (=?…?=) whose decoding would cost more than the bound".into());
+    }
+    Ok(())
+}
+
+/// The checks of a header field, on a body line too: mail-parser finds a part's start where a
+/// line merely begins with `--boundary`, so what this scan reads as body it may read as headers.
+fn body_line_checks(line: &[u8], t: &mut Totals) -> Result<(), String> {
+    if line.len() < 8 {
+        return Ok(());
+    }
+    let lower = line.to_ascii_lowercase();
+    t.continuations += continuations(&lower);
+    if t.continuations > MAX_CONTINUATIONS {
+        return Err(format!("more than {MAX_CONTINUATIONS} RFC 2231 parameter continuations"));
+    }
+    boundary_spans(&lower)
+}
+
+/// Every `boundary` parameter in a field, read the widest way a parser could read it (to the
+/// next `;`, quotes and spaces included), must fit RFC 2046's 70 characters; one given in RFC
+/// 2231 pieces (`boundary*0=`) or with escapes is refused outright (no real mailer writes one).
+fn boundary_spans(lower: &[u8]) -> Result<(), String> {
+    let mut at = 0;
+    while let Some(i) = find(&lower[at..], b"boundary").map(|i| i + at) {
+        at = i + 8;
+        let mut j = at;
+        while lower.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            j += 1;
+        }
+        match lower.get(j) {
+            Some(b'*') => return Err("a boundary given in RFC 2231 pieces".into()),
+            Some(b'=') => {
+                let end = lower[j + 1..].iter().position(|c| *c == b';').map_or(lower.len(), |e| j + 1 + e);
+                let span = trim_end(trim_start(&lower[j + 1..end]));
+                if span.contains(&b'\\') {
+                    return Err("a boundary with escapes".into());
+                }
+                let unquoted = span.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(span);
+                if unquoted.len() > MAX_BOUNDARY_CHARS {
+                    return Err(format!("a boundary of {} characters (RFC 2046 allows 1 to {MAX_BOUNDARY_CHARS})", unquoted.len()));
+                }
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -159,13 +236,15 @@ fn end_field(field: &[u8], block: &mut Block, boundaries: &mut HashSet<Vec<u8>>,
     }
     let Some(colon) = field.iter().position(|c| *c == b':') else { return Ok(()) };
     let (name, value) = (&field[..colon], &field[colon + 1..]);
-    let name = trim_end(name);
+    // mail-parser drops whitespace anywhere in a name (`Content -Type` is Content-Type).
+    let name: Vec<u8> = name.iter().filter(|c| !c.is_ascii_whitespace()).map(u8::to_ascii_lowercase).collect();
     let lower = value.to_ascii_lowercase();
     t.continuations += continuations(&lower);
     if t.continuations > MAX_CONTINUATIONS {
         return Err(format!("more than {MAX_CONTINUATIONS} RFC 2231 parameter continuations"));
     }
-    if name.eq_ignore_ascii_case(b"content-type") {
+    boundary_spans(&lower)?;
+    if name == b"content-type" {
         let kind = trim_start(&lower);
         block.message = kind.starts_with(b"message/rfc822") || kind.starts_with(b"message/global");
         if let Some(b) = boundary(value, &lower) {
@@ -177,8 +256,12 @@ fn end_field(field: &[u8], block: &mut Block, boundaries: &mut HashSet<Vec<u8>>,
             }
             boundaries.insert(b.to_vec());
         }
-    } else if name.eq_ignore_ascii_case(b"content-transfer-encoding") {
+    } else if name == b"content-transfer-encoding" {
         let e = trim_end(trim_start(&lower));
+        // mail-parser decodes encoded words here; what they would name is not read here.
+        if e.windows(2).any(|w| w == b"=?") {
+            return Err("a Content-Transfer-Encoding written in encoded words".into());
+        }
         block.encoding = match e {
             b"base64" => Some(Encoding::Base64),
             b"quoted-printable" => Some(Encoding::QuotedPrintable),
@@ -326,6 +409,36 @@ mod tests {
             parts.push_str("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n");
         }
         assert!(check(parts.as_bytes()).unwrap_err().contains("body parts"));
+    }
+
+    /// Readings of a part where mail-parser and a simpler scan would differ are judged the way
+    /// that costs more (the review of issue 29's guard found each).
+    #[test]
+    fn what_mail_parser_might_read_otherwise_is_judged_the_costlier_way() {
+        let long = "-".repeat(80);
+        for (msg, says) in [
+            // A part that starts mid-line for mail-parser: its headers sit in what this scan reads as body.
+            (
+                format!(
+                    "Content-Type: multipart/mixed; boundary=b\r\n\r\nx--b\r\nContent-Type: multipart/mixed; boundary=\"{long}\"\r\n\r\n"
+                ),
+                "boundary of 80",
+            ),
+            (format!("Content -Type: multipart/mixed; boundary=\"{long}\"\r\n\r\n"), "boundary of 80"),
+            ("Content-Type: multipart/mixed; boundary*0=\"a\"; boundary*1=\"b\"\r\n\r\n".to_owned(), "RFC 2231 pieces"),
+            ("Content-Type: multipart/mixed; boundary=\"a\\\"b\"\r\n\r\n".to_owned(), "escapes"),
+            (format!("Content-Type: multipart/mixed; boundary=a {}\r\n\r\n", "b".repeat(80)), "boundary of"),
+            ("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: =?us-ascii?q?base64?=\r\n\r\n".to_owned(), "encoded words"),
+        ] {
+            let got = check(msg.as_bytes());
+            assert!(got.as_ref().is_err_and(|e| e.contains(says)), "{says}: {got:?}");
+        }
+        let mut unmet = String::new();
+        for i in 0..9 {
+            unmet.push_str(&format!("Content-Type: multipart/mixed; boundary=q{i}\r\n\r\n--b\r\n"));
+        }
+        let msg = format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n{unmet}");
+        assert!(check(msg.as_bytes()).is_err_and(|e| e.contains("never met")), "{:?}", check(msg.as_bytes()));
     }
 
     /// A hostile header inside an attached message, Base64-encoded, is counted as mail-parser

@@ -265,8 +265,8 @@ fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, 
                         Err(Failure::too_large(format!("File {path} is larger than the {max} bytes GetFile collects")))
                     }
                     Some(f) if upload_secs(f.bytes.len()) > spec.getfile_timeout_secs => Err(Failure::timed_out(format!(
-                        "Command timed out: collecting {path} took longer than {} minutes",
-                        spec.getfile_timeout_secs / 60
+                        "Command timed out: collecting {path} took longer than {} seconds",
+                        spec.getfile_timeout_secs
                     ))),
                     Some(f) => Ok(f.bytes),
                     None => Err(Failure::not_found(format!("File {path} was not found on the device"))),

@@ -50,9 +50,8 @@ pub struct Pacer {
 
 impl Pacer {
     /// The window is kept longer than the server's, by 2% and at least half a second: a call's
-    /// time here is taken before it travels, the server counts it when it gets to it, and those
-    /// delays vary (a burst of 25 reached the simulator's count spread over 90 ms, which a 2%
-    /// margin on Exchange's 5-second window did not cover).
+    /// time here is taken before it travels, the server counts it on arrival, and the delay
+    /// between varies (2% of Exchange's 5-second window is only 100 ms).
     pub fn new(capacity: usize, window: Duration) -> Self {
         let margin = (window / 50).max(Duration::from_millis(500));
         Pacer { capacity: capacity.max(1), window: window + margin, calls: Mutex::new(HashMap::new()) }

@@ -17,6 +17,9 @@ fn count(body: &[u8], what: &str, key: &str) -> Result<usize, GraphError> {
         .ok_or_else(|| GraphError::Decode { what: what.into(), detail: format!("no `{key}` array in the answer") })
 }
 
+/// A quarantine identity (`GUID\\GUID`) no message has.
+const NO_SUCH_MESSAGE: &str = "00000000-0000-0000-0000-000000000000\\00000000-0000-0000-0000-000000000000";
+
 impl MicrosoftProbe for MicrosoftHttp {
     fn cloud(&self) -> crate::domain::cloud::Cloud {
         self.settings.cloud
@@ -51,11 +54,16 @@ impl MicrosoftProbe for MicrosoftHttp {
                 )
             }
             // The jobs' own calls (evidence.rs), so a role or header that would refuse them
-            // refuses Test & Save too: the lookup, and the export of what it finds.
+            // refuses Test & Save too: the lookup, then an export of an identity that cannot
+            // exist. No user's email is read: Exchange answers that identity "couldn't be found"
+            // to a role that may export, and "is not recognized" (the cmdlet is not in the role)
+            // to one that may not.
             Probe::Exchange { organization, since } => {
                 let found = self.quarantine_sample(creds, organization, *since).await?;
-                if let Some(identity) = found.first() {
-                    crate::ports::EvidenceApi::export_quarantined(self, creds, organization, identity).await?;
+                match crate::ports::EvidenceApi::export_quarantined(self, creds, organization, NO_SUCH_MESSAGE).await {
+                    Err(GraphError::Http { status: 400 | 404, message, .. }) if message.contains("couldn't be found") => {}
+                    Err(e) => return Err(e),
+                    Ok(_) => {}
                 }
                 Ok(found.len())
             }
