@@ -43,15 +43,21 @@ impl Limits {
     pub fn admit_at(&self, key: &str, cost: u32, capacity: u32, window: Duration, now: Instant) -> Result<(), Duration> {
         let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
         let q = spent.entry(key.to_owned()).or_default();
-        while q.front().is_some_and(|(t, _)| now.duration_since(*t) >= window) {
+        // Requests are handled out of arrival order: keep a spend a while past its window, so
+        // one that arrived earlier but is handled later still sees it, and count only those
+        // inside this request's window.
+        let keep = window + Duration::from_secs(10);
+        let latest = Instant::now().max(now);
+        while q.front().is_some_and(|(t, _)| latest.duration_since(*t) >= keep) {
             q.pop_front();
         }
-        let used: u32 = q.iter().map(|(_, c)| c).sum();
+        let inside = |t: &Instant| *t <= now && now.duration_since(*t) < window;
+        let used: u32 = q.iter().filter(|(t, _)| inside(t)).map(|(_, c)| c).sum();
         if used + cost > capacity {
             // Wait until the oldest spends that free enough have left the window.
             let mut freed = 0;
             let mut wait = window;
-            for (t, c) in q.iter() {
+            for (t, c) in q.iter().filter(|(t, _)| inside(t)) {
                 freed += c;
                 if used - freed + cost <= capacity {
                     wait = window.saturating_sub(now.duration_since(*t));

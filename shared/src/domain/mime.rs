@@ -169,23 +169,27 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEmail, MimeError> {
     Ok(out)
 }
 
-/// The top-level header block alone, for a message past a bound of `mime_guard`: each field
-/// kept only when it is small (its bytes, its encoded words) and not about the body
-/// (`Content-*`), so mail-parser reads headers and nothing else, in bounded work.
+/// The top-level header block alone, for a message past a bound of `mime_guard`: only the
+/// fields this parse reads, each kept only when it is small (its bytes, its encoded words) and
+/// at most 64 of a name, so padding cannot push the ones that matter out and mail-parser reads
+/// headers and nothing else, in bounded work.
 fn top_headers(bytes: &[u8]) -> Vec<u8> {
-    const FIELDS: usize = 500;
+    const READ: &[&[u8]] =
+        &[b"from", b"sender", b"reply-to", b"to", b"cc", b"subject", b"date", b"message-id", b"received", b"authentication-results"];
+    const PER_NAME: usize = 64;
     const FIELD_BYTES: usize = 4 << 10;
     const ENCODED_WORDS: usize = 32;
     let mut out = Vec::new();
-    let mut kept = 0;
+    let mut kept = [0usize; 10];
     let mut field: Vec<u8> = Vec::new();
     let mut keep = |field: &[u8], out: &mut Vec<u8>| {
-        let small = !field.is_empty() && field.len() <= FIELD_BYTES;
-        let about_body = field.len() >= 8 && field[..8].eq_ignore_ascii_case(b"content-");
-        if small && !about_body && kept < FIELDS && field.windows(2).filter(|w| w == b"=?").count() <= ENCODED_WORDS {
+        let name: Vec<u8> = field.split(|c| *c == b':').next().unwrap_or_default().to_ascii_lowercase();
+        let Some(slot) = READ.iter().position(|n| *n == name.as_slice()) else { return };
+        let small = field.len() <= FIELD_BYTES && field.windows(2).filter(|w| w == b"=?").count() <= ENCODED_WORDS;
+        if small && kept[slot] < PER_NAME {
             out.extend_from_slice(field);
             out.extend_from_slice(b"\r\n");
-            kept += 1;
+            kept[slot] += 1;
         }
     };
     for line in bytes.split(|c| *c == b'\n') {
@@ -194,7 +198,8 @@ fn top_headers(bytes: &[u8]) -> Vec<u8> {
             break;
         }
         if line.first().is_some_and(|c| *c == b' ' || *c == b'\t') {
-            if field.len() <= FIELD_BYTES {
+            // A continuation with nothing to continue (a block that starts folded) is skipped.
+            if !field.is_empty() && field.len() <= FIELD_BYTES {
                 field.extend_from_slice(b"\r\n");
                 field.extend_from_slice(&line[..line.len().min(FIELD_BYTES + 1)]);
             }
@@ -328,6 +333,10 @@ mod tests {
         assert!(p.truncated && p.urls.is_empty() && p.attachments.is_empty());
         let headers_only = String::from_utf8(top_headers(msg.as_bytes())).unwrap_or_default();
         assert!(!headers_only.contains("X-Words") && !headers_only.contains("Content-Type"), "{headers_only}");
+        // Padding before the fields that matter does not push them out.
+        let padded = format!("X-Pad: 1\r\n{}{msg}", "X-Pad: 1\r\n".repeat(20_000));
+        let p = parse(padded.as_bytes()).map_err(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(p.subject.as_deref(), Some("café"), "{:?}", p.limited);
         let within = parse(PHISH.as_bytes()).map_err(|e| e.to_string()).unwrap_or_default();
         assert_eq!(within.limited, None);
         assert!(!serde_json::to_string(&within).unwrap_or_default().contains("limited"), "absent, not null, within the bounds");
