@@ -829,7 +829,10 @@ impl<P: ProcessPorts> Processor<P> {
     /// later step than the export).
     async fn email_headers(&self, r: &ObjectRef) -> Option<crate::domain::output::EmailHeaders> {
         let bytes = self.artifacts.get(&r.key).await.ok()?;
-        crate::domain::mime::parse_apart(bytes.into()).await.1.ok()
+        // On this thread, not a blocking one: a new thread's allocations under the processor's
+        // 256 MB (RLIMIT_DATA) aborted it in the memory soak; the export is bounded (64 MiB) and
+        // one parse runs at a time here anyway.
+        crate::domain::mime::parse(&bytes).ok()
     }
 }
 
