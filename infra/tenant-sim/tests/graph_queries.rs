@@ -268,6 +268,17 @@ async fn an_incident_follows_its_alerts() {
     assert!(filtered["value"].as_array().unwrap().iter().any(|i| i["id"] == id));
 }
 
+/// One small advanced hunting query.
+async fn hunt(h: &Harness, t: &str) -> reqwest::Response {
+    h.http
+        .post(h.url("/v1.0/security/runHuntingQuery"))
+        .bearer_auth(t)
+        .json(&serde_json::json!({"Query": "AlertInfo | take 1"}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Advanced hunting keeps the hourly quota as well as the minute's (run-advanced-query-api.md:
 /// 1,500 an hour; shrunk here), answering 429 with the wait and which limit was reached.
 #[tokio::test]
@@ -279,14 +290,7 @@ async fn hunting_keeps_its_hourly_quota_and_says_which_limit_was_reached() {
     let mut statuses = Vec::new();
     let mut last = Value::Null;
     for _ in 0..4 {
-        let r = h
-            .http
-            .post(h.url("/v1.0/security/runHuntingQuery"))
-            .bearer_auth(&t)
-            .json(&serde_json::json!({"Query": "AlertInfo | take 1"}))
-            .send()
-            .await
-            .unwrap();
+        let r = hunt(&h, &t).await;
         statuses.push((r.status().as_u16(), r.headers().get("retry-after").is_some()));
         last = r.json().await.unwrap();
     }
@@ -310,15 +314,7 @@ async fn the_security_api_answers_the_151st_request_of_a_minute_429_with_retry_a
         assert_eq!(status, 200, "request {i}: {body}");
         ok += 1;
     }
-    let hunt = h
-        .http
-        .post(h.url("/v1.0/security/runHuntingQuery"))
-        .bearer_auth(&t)
-        .json(&serde_json::json!({"Query": "AlertInfo | take 1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hunt.status().as_u16(), 200, "hunting is the 150th");
+    assert_eq!(hunt(&h, &t).await.status().as_u16(), 200, "hunting is the 150th");
     ok += 1;
     let (status, headers, body) = h.get(paths[0], &t, true).await;
     assert_eq!((ok, status), (150, 429), "{body}");
