@@ -263,6 +263,12 @@ impl Simulator {
         self.tenant_index(tenant_id).map(|t| self.state.mde.restored(t)).unwrap_or_default()
     }
 
+    /// The bytes a restore left at `path` on a device (what GetFile would collect there).
+    pub fn restored_file(&self, tenant_id: &str, machine: &str, path: &str) -> Option<Vec<u8>> {
+        let t = self.tenant_index(tenant_id)?;
+        self.state.mde.restored_at(t, machine, path).map(|b| b.to_vec())
+    }
+
     /// Uploads to a tenant's live response library the simulator accepted.
     pub fn library_uploads(&self, tenant_id: &str) -> usize {
         self.tenant_index(tenant_id).map(|t| self.state.mde.library_uploads(t)).unwrap_or(0)

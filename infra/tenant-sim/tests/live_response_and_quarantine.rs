@@ -269,7 +269,7 @@ fn run_script(script: &str, args: &str, get: Option<&str>) -> Value {
 #[tokio::test]
 async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_up() {
     let h = Harness::start(fixed_scenario()).await;
-    let (machine, _, sha256) = file_evidence(&h, true).await;
+    let (machine, file_path, sha256) = file_evidence(&h, true).await;
     let token = h.token_for(MDE_SCOPE).await;
     let script = b"# m365-ingest:restore-quarantined-file (version 1)\nparam([string]$Folder)\n";
     let (status, big) = upload(&h, &token, "big.ps1", &vec![b'x'; 20 * 1024 * 1024 + 1], true).await;
@@ -295,11 +295,14 @@ async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_
     // A script that is not in the library fails the action.
     let missing = runs(run_script("nope.ps1", "", None)).await;
     assert_eq!((missing["status"].as_str(), missing["errorHResult"].as_i64()), (Some("Failed"), Some(-2_147_024_894)), "{missing}");
-    let folder = "C:\\ProgramData\\m365-ingest\\restore\\abc123";
-    let path = format!("{folder}\\{sha256}.bin");
+    let job = "abc123abc123abc123abc123abc123ab";
+    let folder = format!("C:\\ProgramData\\m365-ingest\\restore\\{job}");
+    let path = format!("{folder}\\{sha256}.enc");
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let restore = |sha: &str| format!("-Job {job} -Sha256 {sha} -PathB64 {} -KeyB64 {}", b64(file_path.as_bytes()), b64(&[7u8; 48]));
     // "Live Response unsigned script execution" is off by default (live-response.md): the
     // unsigned script fails on the device with TRUST_E_NOSIGNATURE, and the GetFile after it never runs.
-    let refused = runs(run_script("restore.ps1", &format!("-Folder {folder} -Sha256 {sha256} -PathB64 QQ=="), Some(&path))).await;
+    let refused = runs(run_script("restore.ps1", &restore(&sha256), Some(&path))).await;
     assert_eq!((refused["status"].as_str(), refused["errorHResult"].as_i64()), (Some("Failed"), Some(-2_146_762_496)), "{refused}");
     assert_eq!(
         (refused["commands"][0]["commandStatus"].as_str(), refused["commands"][1]["commandStatus"].as_str()),
@@ -310,24 +313,19 @@ async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_
     let mut spec = h.sim.mde_spec();
     spec.unsigned_scripts = true;
     h.sim.set_mde_spec(spec);
-    let restored = runs(run_script("restore.ps1", &format!("-Folder {folder} -Sha256 {sha256} -PathB64 QQ=="), Some(&path))).await;
+    let restored = runs(run_script("restore.ps1", &restore(&sha256), Some(&path))).await;
     assert_eq!(restored["status"], "Succeeded", "{restored}");
     assert_eq!(h.sim.restored_files(TENANT), vec![(machine.to_ascii_lowercase(), path.to_lowercase())]);
     let (status, _, link) = h
         .get(&format!("/api/machineactions/{}/GetLiveResponseResultDownloadLink(index=1)", restored["id"].as_str().unwrap()), &token, false)
         .await;
     assert_eq!(status, 200, "GetFile is the second command: {link}");
-    let cleaned = runs(run_script("restore.ps1", &format!("-Folder {folder} -Cleanup"), None)).await;
+    let cleaned = runs(run_script("restore.ps1", &format!("-Job {job} -Cleanup"), None)).await;
     assert_eq!(cleaned["status"], "Succeeded", "{cleaned}");
     assert!(h.sim.restored_files(TENANT).is_empty(), "the cleanup removed it");
     // A hash the quarantine does not hold: nothing restored, GetFile fails.
     let other = "0".repeat(64);
-    let none = runs(run_script(
-        "restore.ps1",
-        &format!("-Folder {folder} -Sha256 {other} -PathB64 QQ=="),
-        Some(&format!("{folder}\\{other}.bin")),
-    ))
-    .await;
+    let none = runs(run_script("restore.ps1", &restore(&other), Some(&format!("{folder}\\{other}.enc")))).await;
     assert_eq!(none["status"], "Failed", "{none}");
     // A waiting action is cancelled; an ended one cannot be.
     h.sim.set_machine_online(TENANT, &machine, false);
@@ -340,6 +338,66 @@ async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_
     assert_eq!(h.get(&format!("/api/machineactions/{id}"), &token, false).await.2["status"], "Cancelled", "never runs");
     let (status, _) = post(&h, &token, &format!("/api/machineactions/{id}/cancel"), &json!({"Comment": "again"})).await;
     assert_eq!(status, 400);
+}
+
+/// Version 2 of m365-ingest's restore script: by the quarantined file's path, into the job's own
+/// folder, the copy left encrypted under the job's key; a wrong hash, a path not in quarantine
+/// and a malformed job name restore nothing.
+#[tokio::test]
+async fn the_restore_script_version_2_leaves_only_an_encrypted_copy_in_the_jobs_folder() {
+    use aes::cipher::{generic_array::GenericArray, BlockDecrypt, KeyInit};
+    let h = Harness::start(fixed_scenario()).await;
+    let (machine, path, sha256) = file_evidence(&h, true).await;
+    let token = h.token_for(MDE_SCOPE).await;
+    let mut spec = h.sim.mde_spec();
+    spec.unsigned_scripts = true;
+    h.sim.set_mde_spec(spec);
+    let script = b"# m365-ingest:restore-quarantined-file (version 2)\nparam([string]$Job)\n";
+    assert_eq!(upload(&h, &token, "restore-v2.ps1", script, false).await.0, 200);
+    let runs = |body: Value| {
+        let (h, token, machine) = (&h, token.clone(), machine.clone());
+        async move {
+            let (status, action) = post(h, &token, &format!("/api/machines/{machine}/runliveresponse"), &body).await;
+            assert_eq!(status, 201, "{action}");
+            h.sim.clock().advance_secs(120);
+            h.get(&format!("/api/machineactions/{}", action["id"].as_str().unwrap()), &token, false).await.2
+        }
+    };
+    let job = "0123456789abcdef0123456789abcdef";
+    let key: Vec<u8> = (0u8..48).collect();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let args = |sha: &str, p: &str| format!("-Job {job} -Sha256 {sha} -PathB64 {} -KeyB64 {}", b64(p.as_bytes()), b64(&key));
+    let copy = format!("C:\\ProgramData\\m365-ingest\\restore\\{job}\\{sha256}.enc");
+    for (args, why) in [
+        (args(&"0".repeat(64), &path), "not the file's hash"),
+        (args(&sha256, "C:\\nowhere\\x.exe"), "no quarantined item from that path"),
+        (format!("-Job ..\\x -Sha256 {sha256} -PathB64 {} -KeyB64 {}", b64(path.as_bytes()), b64(&key)), "a job name is 32 hex digits"),
+        (format!("-Folder C:\\ProgramData\\m365-ingest\\restore\\x -Sha256 {sha256} -PathB64 QQ=="), "version 1's restore is retired"),
+    ] {
+        let r = runs(run_script("restore-v2.ps1", &args, Some(&copy))).await;
+        assert_eq!(r["status"], "Failed", "{why}: {r}");
+        assert!(h.sim.restored_files(TENANT).is_empty(), "{why}");
+    }
+    let restored = runs(run_script("restore-v2.ps1", &args(&sha256, &path), Some(&copy))).await;
+    assert_eq!(restored["status"], "Succeeded", "{restored}");
+    assert_eq!(h.sim.restored_files(TENANT), vec![(machine.to_ascii_lowercase(), copy.to_lowercase())], "only the encrypted copy");
+    let sealed = h.sim.restored_file(TENANT, &machine, &copy).unwrap();
+    let cipher = aes::Aes256::new(GenericArray::from_slice(&key[..32]));
+    let mut prev = key[32..].to_vec();
+    let mut plain = Vec::new();
+    for block in sealed.chunks(16) {
+        let mut b = GenericArray::clone_from_slice(block);
+        cipher.decrypt_block(&mut b);
+        plain.extend(b.iter().zip(&prev).map(|(x, p)| x ^ p));
+        prev = block.to_vec();
+    }
+    let pad = usize::from(*plain.last().unwrap());
+    plain.truncate(plain.len() - pad);
+    let got: String = sha2::Sha256::digest(&plain).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, sha256.to_ascii_lowercase(), "the file, under AES-256-CBC with the job's key");
+    let cleaned = runs(run_script("restore-v2.ps1", &format!("-Job {job} -Cleanup"), None)).await;
+    assert_eq!(cleaned["status"], "Succeeded", "{cleaned}");
+    assert!(h.sim.restored_files(TENANT).is_empty(), "the cleanup removed the job's folder");
 }
 
 /// get-live-response-result.md (ms.date 2025-11-13) lists only Machine.ReadWrite.All for

@@ -27,6 +27,7 @@ use crate::domain::integration::{Credentials, Integration, OutputFormat};
 use crate::domain::integration_doc::EvidenceDelivery;
 use crate::domain::ocsf;
 use crate::domain::output::{EmailSection, EvidenceItem, EvidenceRetrieval, EvidenceUpdate, EVIDENCE_UPDATE_SCHEMA};
+use crate::domain::restore_secret::RestoreSecret;
 use crate::domain::result_archive::{self, Format, UnpackError, Unpacker};
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
@@ -477,7 +478,7 @@ impl<P: ProcessPorts> Processor<P> {
     /// one whose cleanup was not confirmed stays listed, and is reported (true) so the alarm
     /// names its device and folder.
     async fn restore_ended(&self, ev: &Evidence<P::Evidence>, integration: &Integration, record: &JobRecord) -> Result<bool, String> {
-        let Some(entry) = RestoreEntry::of(&record.job.target, &record.job.key) else { return Ok(false) };
+        let Some(entry) = RestoreEntry::of(&record.job) else { return Ok(false) };
         if record.job.cleaned == Some(false) {
             tracing::error!(
                 integration = %integration.id,
@@ -540,16 +541,16 @@ impl<P: ProcessPorts> Processor<P> {
             (Next::Verify, _) => super::microsoft_copy::verify(&ev.api, creds, integration, record).await,
             (Next::Start, EvidenceTarget::File { device_id, .. }) => {
                 let commands = if target.is_restore() {
-                    let commands = match restore_commands(target) {
+                    let commands = match restore_commands(&record.job) {
                         Ok(c) => c,
-                        Err(why) => return Observation::NotFound(why),
+                        Err(ends) => return *ends,
                     };
                     if let Err(waits) = self.ensure_restore_script(ev, creds, &record.job.key, &record.tenant_id, self.clock.now()).await {
                         return waits;
                     }
                     // Listed before it can reach the device: what a restore leaves there is
                     // always found by its integration (removal, the alarm), never by a scan.
-                    if let Some(entry) = RestoreEntry::of(target, &record.job.key) {
+                    if let Some(entry) = RestoreEntry::of(&record.job) {
                         // No expiry: a copy left on a device stays listed until someone clears it.
                         if let Err(e) = ev.jobs.set_add(&restores_set(&integration.id), &entry.to_entry(), None).await {
                             return Observation::Transient(format!("the restore could not be listed: {e}"));
@@ -570,7 +571,7 @@ impl<P: ProcessPorts> Processor<P> {
                 if let Err(e) = ev.api.cancel_action(creds, &restore_action).await {
                     tracing::debug!(action = %restore_action, error = %e, "the restore was not cancelled (it had ended)");
                 }
-                match ev.api.run_live_response(creds, device_id, &cleanup_commands(target)).await {
+                match ev.api.run_live_response(creds, device_id, &cleanup_commands(&record.job)).await {
                     Ok(action_id) => Observation::CleanupStarted { action_id },
                     Err(e) => observe_error(&e),
                 }
@@ -606,6 +607,12 @@ impl<P: ProcessPorts> Processor<P> {
                 Err(e) => observe_error(&e),
             },
             (Next::Download(id), EvidenceTarget::File { name, sha1, sha256, .. }) => {
+                // A restore's copy comes encrypted with the job's key (restore_secret.rs).
+                let secret = match (target.is_restore(), record.job.restore.as_ref()) {
+                    (false, _) => None,
+                    (true, Some(s)) if s.is_well_formed() => Some(s),
+                    (true, _) => return Observation::Refused("the job has no key to open the restored copy with".into()),
+                };
                 // A link lives 30 minutes (§7): one that expired on the way is asked for again.
                 for attempt in 0..2 {
                     // The restore's GetFile is its second command.
@@ -618,11 +625,11 @@ impl<P: ProcessPorts> Processor<P> {
                         Ok(d) => {
                             let key = format!("evidence/{}/{}/{}", safe_key(&integration.id), target.key(), safe_key(name));
                             let want = Want { sha1: sha1.as_deref(), sha256: sha256.as_deref() };
-                            return match self.store_file(ev, d, &key, want, true).await {
+                            return match self.store_file(ev, d, &key, want, true, secret).await {
                                 Stored::Observed(o) => o,
                                 // The file is itself a gzip or a zip, sent as it is: kept as it came.
                                 Stored::IsTheArchive => match ev.api.download(&url).await {
-                                    Ok(d) => match self.store_file(ev, d, &key, want, false).await {
+                                    Ok(d) => match self.store_file(ev, d, &key, want, false, secret).await {
                                         Stored::Observed(o) => o,
                                         Stored::IsTheArchive => Observation::Transient("the result changed between two downloads".into()),
                                     },
@@ -705,7 +712,15 @@ impl<P: ProcessPorts> Processor<P> {
     /// (`result_archive.rs`: GetFile's format is not documented), counting its size and hashing
     /// it on the way; nothing is kept when it is too large, cannot be opened within its bounds,
     /// or is not the file the alert names.
-    async fn store_file(&self, ev: &Evidence<P::Evidence>, mut d: Download, key: &str, want: Want<'_>, unpack: bool) -> Stored {
+    async fn store_file(
+        &self,
+        ev: &Evidence<P::Evidence>,
+        mut d: Download,
+        key: &str,
+        want: Want<'_>,
+        unpack: bool,
+        secret: Option<&RestoreSecret>,
+    ) -> Stored {
         let limit = ev.settings.max_file_bytes;
         // A gzip of an incompressible file is a little larger than the file.
         if let Some(size) = d.length.filter(|l| *l > limit + (limit >> 6) + 1024) {
@@ -721,6 +736,8 @@ impl<P: ProcessPorts> Processor<P> {
         // What came, when it was an archive: the file may be the archive itself.
         let (mut came, mut head) = (Hashes::new(), Vec::new());
         let mut out = Vec::new();
+        // What the file is, once a restore's copy is decrypted.
+        let (mut decrypt, mut plain, mut encrypted) = (secret.and_then(RestoreSecret::decryptor), Vec::new(), 0u64);
         let fail = |o: Observation| Stored::Observed(o);
         loop {
             let chunk = match d.chunks.next().await {
@@ -752,8 +769,17 @@ impl<P: ProcessPorts> Processor<P> {
                 }
                 return fail(unpack_failure(e, limit));
             }
-            kept.update(&out);
-            if let Err(e) = upload.write(&out).await {
+            let body = match decrypt.as_mut() {
+                Some(cipher) => {
+                    plain.clear();
+                    cipher.feed(&out, &mut plain);
+                    encrypted += out.len() as u64;
+                    &plain
+                }
+                None => &out,
+            };
+            kept.update(body);
+            if let Err(e) = upload.write(body).await {
                 upload.abort().await;
                 return fail(Observation::Transient(e.to_string()));
             }
@@ -770,6 +796,16 @@ impl<P: ProcessPorts> Processor<P> {
                 return fail(unpack_failure(e, limit));
             }
         };
+        if let Some(mut cipher) = decrypt.take() {
+            plain.clear();
+            cipher.feed(&out, &mut plain);
+            encrypted += out.len() as u64;
+            if let Err(e) = cipher.finish(encrypted, &mut plain) {
+                upload.abort().await;
+                return fail(Observation::Refused(e.to_string()));
+            }
+            std::mem::swap(&mut out, &mut plain);
+        }
         kept.update(&out);
         if let Err(e) = upload.write(&out).await {
             upload.abort().await;

@@ -3,17 +3,19 @@
 //! per tenant and script version), run by live response to put the file back on disk in a
 //! folder of its own, GetFile to collect it, then the script again with `-Cleanup`.
 //!
-//! Nothing an alert says reaches the device's command line as text: the folder is built from
-//! the item's key (hex), the hash is checked to be 64 hex digits, and the original path goes
-//! Base64-encoded.
+//! Nothing an alert says reaches the device's command line as text: the folder is the job's own
+//! random name (hex, [`RestoreSecret`]), the hash is checked to be 64 hex digits, and the
+//! original path goes Base64-encoded. What the script keeps on the device, and how, is listed in
+//! the README ("The restore script on the device").
 
 use base64::Engine;
 
 use super::evidence::Evidence;
 use super::process::Processor;
-use crate::domain::evidence_job::Observation;
-use crate::domain::evidence_plan::EvidenceTarget;
+use crate::domain::evidence_job::{EvidenceJob, Observation};
+use crate::domain::evidence_plan::{EvidenceTarget, RESTORE_ROOT};
 use crate::domain::integration::Credentials;
+use crate::domain::restore_secret::RestoreSecret;
 use crate::domain::time::GraphTime;
 use crate::ports::evidence::{LibraryRecord, LibraryUpload, LiveCommand};
 use crate::ports::{EvidenceApi, EvidenceJobStore, ProcessPorts};
@@ -22,7 +24,9 @@ use crate::ports::{EvidenceApi, EvidenceJobStore, ProcessPorts};
 pub const RESTORE_SCRIPT: &[u8] = include_bytes!("../../scripts/m365-ingest-restore.ps1");
 /// Its library name: a new version of the script is a new file, never a changed one under a
 /// name a running action may use.
-pub const RESTORE_SCRIPT_NAME: &str = "m365-ingest-restore-v1.ps1";
+pub const RESTORE_SCRIPT_NAME: &str = "m365-ingest-restore-v2.ps1";
+/// Version 1, which the library keeps: the cleanup of a restore it started still runs it.
+pub const RESTORE_SCRIPT_V1_NAME: &str = "m365-ingest-restore-v1.ps1";
 
 fn hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -38,27 +42,54 @@ pub async fn open_restores(
     Ok(jobs.set_members(&set).await?.iter().filter_map(|e| crate::domain::evidence_index::RestoreEntry::parse(e)).collect())
 }
 
-/// The commands that restore `target` and collect it, or why it cannot be restored.
-pub fn restore_commands(target: &EvidenceTarget) -> Result<Vec<LiveCommand>, String> {
-    let EvidenceTarget::File { sha256, .. } = target else { return Err("not a file".into()) };
+/// The commands that restore the job's file and collect it (encrypted: [`RestoreSecret`]), or
+/// how the job ends without them.
+pub fn restore_commands(job: &EvidenceJob) -> Result<Vec<LiveCommand>, Box<Observation>> {
+    let refused = |why: &str| Box::new(Observation::Refused(why.into()));
+    let EvidenceTarget::File { sha256, name, .. } = &job.target else { return Err(refused("not a file")) };
     let sha256 = sha256
         .as_deref()
         .filter(|h| hex64(h))
-        .ok_or("the alert gives no SHA-256 of the file, which the restore needs to find it in the device's quarantine")?;
-    let folder = target.restore_folder();
-    let path = base64::engine::general_purpose::STANDARD.encode(target.path().unwrap_or_default());
+        .ok_or_else(|| {
+            Box::new(Observation::NotFound(
+                "the alert gives no SHA-256 of the file, which the restore needs to find it in the device's quarantine".into(),
+            ))
+        })?
+        .to_ascii_lowercase();
+    // Defender expands environment variables in an exclusion's path: the file's one exclusion
+    // would name another path.
+    if name.contains('%') {
+        return Err(refused(
+            "the file's name holds '%', which antivirus would read in its exclusion as an environment variable: not restored",
+        ));
+    }
+    let secret = job.restore.as_ref().filter(|s| s.is_well_formed()).ok_or_else(|| {
+        refused("the job has no folder name and key of its own (made by version 1, or the system's random generator failed): not restored")
+    })?;
+    let path = base64::engine::general_purpose::STANDARD.encode(job.target.path().unwrap_or_default());
     Ok(vec![
         LiveCommand::RunScript {
             script: RESTORE_SCRIPT_NAME.into(),
-            args: format!("-Folder {folder} -Sha256 {} -PathB64 {path}", sha256.to_ascii_lowercase()),
+            args: format!("-Job {} -Sha256 {sha256} -PathB64 {path} -KeyB64 {}", secret.folder, secret.key),
         },
-        LiveCommand::GetFile { path: format!("{folder}\\{}.bin", sha256.to_ascii_lowercase()) },
+        LiveCommand::GetFile { path: restored_copy(secret, &sha256) },
     ])
 }
 
-/// The command that removes what the restore of `target` left on the device.
-pub fn cleanup_commands(target: &EvidenceTarget) -> Vec<LiveCommand> {
-    vec![LiveCommand::RunScript { script: RESTORE_SCRIPT_NAME.into(), args: format!("-Folder {} -Cleanup", target.restore_folder()) }]
+/// Where the script leaves the encrypted copy for GetFile.
+fn restored_copy(secret: &RestoreSecret, sha256: &str) -> String {
+    format!("{RESTORE_ROOT}{}\\{sha256}.enc", secret.folder)
+}
+
+/// The command that removes what the job's restore left on the device.
+pub fn cleanup_commands(job: &EvidenceJob) -> Vec<LiveCommand> {
+    match job.restore.as_ref().filter(|s| s.is_well_formed()) {
+        Some(s) => vec![LiveCommand::RunScript { script: RESTORE_SCRIPT_NAME.into(), args: format!("-Job {} -Cleanup", s.folder) }],
+        None => vec![LiveCommand::RunScript {
+            script: RESTORE_SCRIPT_V1_NAME.into(),
+            args: format!("-Folder {} -Cleanup", job.target.legacy_restore_folder()),
+        }],
+    }
 }
 
 impl<P: ProcessPorts> Processor<P> {
@@ -92,7 +123,7 @@ impl<P: ProcessPorts> Processor<P> {
             file_name: RESTORE_SCRIPT_NAME,
             bytes: RESTORE_SCRIPT,
             description: "m365-ingest: restores one file from Defender Antivirus quarantine into a folder of its own for GetFile, and removes it with -Cleanup",
-            parameters_description: "-Folder <C:\\ProgramData\\m365-ingest\\restore\\…> (-Sha256 <hex> -PathB64 <base64> | -Cleanup)",
+            parameters_description: "-Job <32 hex digits> (-Sha256 <hex> -PathB64 <base64> -KeyB64 <base64> | -Cleanup)",
         };
         ev.api.upload_library(creds, &upload).await.map_err(|e| super::evidence::observe_error(&e))?;
         let done = LibraryRecord { uploaded_at: Some(now), ..mine };
@@ -117,22 +148,55 @@ mod tests {
         }
     }
 
+    fn job(sha256: Option<&str>, name: &str) -> EvidenceJob {
+        let now = GraphTime::parse("2026-01-01T00:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+        EvidenceJob::new("k/evidence/1".into(), quarantined(sha256, name), now)
+    }
+
     #[test]
     fn no_text_of_the_alert_reaches_the_devices_command_line() {
         let hostile = "x.exe' ; Remove-Item C:\\ -Recurse ; '";
-        let t = quarantined(Some(&"AB".repeat(32)), hostile);
-        let commands = restore_commands(&t).unwrap_or_default();
+        let j = job(Some(&"AB".repeat(32)), hostile);
+        let commands = restore_commands(&j).unwrap_or_default();
         let LiveCommand::RunScript { args, script } = &commands[0] else { panic!("{commands:?}") };
         assert_eq!(script, RESTORE_SCRIPT_NAME);
         assert!(!args.contains("Remove-Item") && !args.contains('\'') && !args.contains(';'), "{args}");
         assert!(args.contains(&"ab".repeat(32)), "the hash, lower-cased");
+        assert!(restore_commands(&job(None, "a.exe")).is_err(), "no hash, no restore");
+        assert!(restore_commands(&job(Some("abc; x"), "a.exe")).is_err(), "a hash is 64 hex digits");
+        let why = restore_commands(&job(Some(&"ab".repeat(32)), "%SystemRoot%.exe")).err().map(|b| *b);
+        assert!(
+            matches!(&why, Some(Observation::Refused(w)) if w.contains("environment variable")),
+            "an exclusion would expand it: {why:?}"
+        );
+        assert!(matches!(restore_commands(&job(None, "a.exe")).err().map(|b| *b), Some(Observation::NotFound(_))));
+    }
+
+    /// Version 1 named the folder by the item's key (anyone who knows the alert could compute
+    /// it, and make it first) and sent no key: the file came back in the clear.
+    #[test]
+    fn each_restore_has_a_folder_no_one_can_predict_and_its_copy_comes_back_encrypted() {
+        let (a, b) = (job(Some(&"ab".repeat(32)), "a.exe"), job(Some(&"ab".repeat(32)), "a.exe"));
+        let (Some(sa), Some(sb)) = (&a.restore, &b.restore) else { panic!("a restore job has its secret") };
+        assert_ne!(sa.folder, sb.folder, "the same file's two jobs have two folders");
+        assert!(!a.restore_folder().contains(&a.target.key()), "not the item's key");
+        let commands = restore_commands(&a).unwrap_or_default();
+        let LiveCommand::RunScript { args, .. } = &commands[0] else { panic!("{commands:?}") };
+        assert!(args.starts_with(&format!("-Job {} ", sa.folder)) && args.ends_with(&format!("-KeyB64 {}", sa.key)), "{args}");
+        assert!(!args.contains("-Folder"), "the script builds the folder from the job's name: {args}");
         let LiveCommand::GetFile { path } = &commands[1] else { panic!("{commands:?}") };
-        assert_eq!(path, &format!("{}\\{}.bin", t.restore_folder(), "ab".repeat(32)));
-        assert!(path.starts_with("C:\\ProgramData\\m365-ingest\\restore\\"));
-        assert!(restore_commands(&quarantined(None, "a.exe")).is_err(), "no hash, no restore");
-        assert!(restore_commands(&quarantined(Some("abc; x"), "a.exe")).is_err(), "a hash is 64 hex digits");
-        let LiveCommand::RunScript { args, .. } = &cleanup_commands(&t)[0] else { panic!() };
-        assert!(args.ends_with("-Cleanup") && args.contains(&t.restore_folder()));
+        assert_eq!(path, &format!("{}\\{}.enc", a.restore_folder(), "ab".repeat(32)));
+        assert!(path.starts_with(RESTORE_ROOT));
+        let LiveCommand::RunScript { args, script } = &cleanup_commands(&a)[0] else { panic!() };
+        assert_eq!((script.as_str(), args.as_str()), (RESTORE_SCRIPT_NAME, format!("-Job {} -Cleanup", sa.folder).as_str()));
+        // A job version 1 started: cleaned by version 1, where it put the copy.
+        let old = EvidenceJob { restore: None, ..a.clone() };
+        assert!(restore_commands(&old).is_err(), "never started without its own folder");
+        let LiveCommand::RunScript { args, script } = &cleanup_commands(&old)[0] else { panic!() };
+        assert_eq!(script, RESTORE_SCRIPT_V1_NAME);
+        assert_eq!(args, &format!("-Folder {} -Cleanup", old.target.legacy_restore_folder()));
+        let tampered = EvidenceJob { restore: Some(RestoreSecret { folder: "..\\..".into(), key: sa.key.clone() }), ..a };
+        assert!(restore_commands(&tampered).is_err());
     }
 
     #[test]
@@ -140,8 +204,17 @@ mod tests {
         let text = String::from_utf8_lossy(RESTORE_SCRIPT);
         assert!(text.starts_with("# m365-ingest:restore-quarantined-file"));
         assert!(RESTORE_SCRIPT.len() < 20 * 1024 * 1024, "the library takes 20 MB at most");
-        for needle in ["Add-MpPreference -ExclusionPath", "Remove-MpPreference -ExclusionPath", "-Restore -Name", "Get-FileHash"] {
+        for needle in [
+            "Add-MpPreference -ExclusionPath $plain",
+            "Remove-MpPreference -ExclusionPath $plain",
+            "-Restore -FilePath",
+            "Get-FileHash",
+            "SetAccessRuleProtection($true, $false)",
+            "ReparsePoint",
+            "CryptoStream",
+        ] {
             assert!(text.contains(needle), "{needle}");
         }
+        assert!(!text.contains("-Recurse"), "nothing recurses where a link could lead");
     }
 }

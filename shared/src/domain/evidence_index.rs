@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::evidence_job::EvidenceJob;
 use super::evidence_plan::EvidenceTarget;
 use super::time::GraphTime;
 
@@ -56,10 +57,10 @@ pub struct RestoreEntry {
 }
 
 impl RestoreEntry {
-    pub fn of(target: &EvidenceTarget, job: &str) -> Option<Self> {
-        match target {
-            EvidenceTarget::File { device_id, .. } if target.is_restore() => {
-                Some(RestoreEntry { device_id: device_id.clone(), folder: target.restore_folder(), job: job.to_owned() })
+    pub fn of(job: &EvidenceJob) -> Option<Self> {
+        match &job.target {
+            EvidenceTarget::File { device_id, .. } if job.target.is_restore() => {
+                Some(RestoreEntry { device_id: device_id.clone(), folder: job.restore_folder(), job: job.key.clone() })
             }
             _ => None,
         }
@@ -101,9 +102,12 @@ mod tests {
             sha256: Some("ab".repeat(32)),
             quarantined_by_antivirus: restore,
         };
-        let e = RestoreEntry::of(&file(true), "k/evidence/1").unwrap_or_else(|| panic!("a restore"));
+        let now = crate::domain::time::GraphTime::parse("2026-01-01T00:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+        let job = EvidenceJob::new("k/evidence/1".into(), file(true), now);
+        let e = RestoreEntry::of(&job).unwrap_or_else(|| panic!("a restore"));
         assert!(e.folder.starts_with(super::super::evidence_plan::RESTORE_ROOT));
+        assert_eq!(e.folder, job.restore_folder());
         assert_eq!(RestoreEntry::parse(&e.to_entry()), Some(e));
-        assert!(RestoreEntry::of(&file(false), "k").is_none());
+        assert!(RestoreEntry::of(&EvidenceJob::new("k".into(), file(false), now)).is_none());
     }
 }

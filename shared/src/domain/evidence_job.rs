@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::action_failure::{self, ActionFailure};
 use super::envelope::ObjectRef;
 use super::evidence_plan::{EvidenceOutcome, EvidenceTarget};
+use super::restore_secret::RestoreSecret;
 use super::time::GraphTime;
 
 /// The bounds of every job.
@@ -199,11 +200,34 @@ pub struct EvidenceJob {
     /// cleanup ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleaned: Option<bool>,
+    /// A restore's own folder name and key, made with the job (none: not a restore, or a job
+    /// version 1 of the restore started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSecret>,
 }
 
 impl EvidenceJob {
     pub fn new(key: String, target: EvidenceTarget, now: GraphTime) -> Self {
-        EvidenceJob { key, target, created_at: now, attempts: 0, phase: Phase::Start { not_before: now }, verified: false, cleaned: None }
+        let restore = if target.is_restore() { RestoreSecret::generate() } else { None };
+        EvidenceJob {
+            key,
+            target,
+            created_at: now,
+            attempts: 0,
+            phase: Phase::Start { not_before: now },
+            verified: false,
+            cleaned: None,
+            restore,
+        }
+    }
+
+    /// Where the restore puts its copy on the device: the job's own folder, or where version 1
+    /// of the script put it.
+    pub fn restore_folder(&self) -> String {
+        match &self.restore {
+            Some(s) => format!("{}{}", super::evidence_plan::RESTORE_ROOT, s.folder),
+            None => self.target.legacy_restore_folder(),
+        }
     }
 
     /// A job for evidence the integration does not retrieve: done at once, saying so.
@@ -213,7 +237,7 @@ impl EvidenceJob {
             detail: Some("evidence retrieval of this kind is not enabled for this integration".into()),
             artifact: None,
         };
-        EvidenceJob { key, target, created_at: now, attempts: 0, phase, verified: false, cleaned: None }
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase, verified: false, cleaned: None, restore: None }
     }
 
     pub fn outcome(&self) -> Option<EvidenceOutcome> {
@@ -378,7 +402,7 @@ impl EvidenceJob {
     /// A cleanup's answers: it ends the job once the device ran it, or once it could not be
     /// confirmed; either way the job's detail says what became of the restored copy.
     fn observe_cleanup(&mut self, observation: Observation, now: GraphTime, limits: &JobLimits) {
-        let folder = self.target.restore_folder();
+        let folder = self.restore_folder();
         let Phase::Cleanup { outcome, detail, artifact, cleanup_action, next_check, checks, .. } = &mut self.phase else { return };
         *checks += 1;
         let by_hand = format!("delete {folder} on the device and remove its antivirus exclusion by hand");

@@ -74,10 +74,10 @@ impl EvidenceTarget {
         matches!(self, EvidenceTarget::File { quarantined_by_antivirus: true, .. })
     }
 
-    /// Where a restore puts this file on the device (the script accepts no other root): a
-    /// folder of this item's own, named by its key (hex), so no text of the alert reaches the
-    /// device's command line.
-    pub fn restore_folder(&self) -> String {
+    /// Where version 1 of the restore script put this file: a folder named by the item's key,
+    /// which anyone who knows the alert can compute. Only the cleanup of a job that version
+    /// started uses it; a new job's folder is its [`RestoreSecret`](super::restore_secret::RestoreSecret)'s.
+    pub fn legacy_restore_folder(&self) -> String {
         format!("{RESTORE_ROOT}{}", self.key())
     }
 

@@ -30,6 +30,7 @@ pub mod ocsf;
 pub mod output;
 pub mod permissions;
 pub mod remediation;
+pub mod restore_secret;
 pub mod result_archive;
 pub mod source;
 pub mod sqs_text;

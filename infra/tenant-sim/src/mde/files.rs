@@ -23,9 +23,10 @@ pub fn at_path(sim: &Sim, tenant: usize, machine: &str, path: &str) -> Option<On
     find(sim, tenant, machine, |full, _, acted| !acted && full.to_lowercase() == path.to_lowercase())
 }
 
-/// The file antivirus quarantined on `machine` whose SHA-256 is `sha256`.
-pub fn quarantined(sim: &Sim, tenant: usize, machine: &str, sha256: &str) -> Option<OnDevice> {
-    find(sim, tenant, machine, |_, hash, acted| acted && hash.eq_ignore_ascii_case(sha256))
+/// The file antivirus quarantined on `machine` from `path` (what `MpCmdRun -Restore -FilePath`
+/// restores).
+pub fn quarantined_from(sim: &Sim, tenant: usize, machine: &str, path: &str) -> Option<OnDevice> {
+    find(sim, tenant, machine, |full, _, acted| acted && full.to_lowercase() == path.to_lowercase())
 }
 
 /// The first file of the tenant's alerts on `machine` that `wanted(full path, sha256, acted on

@@ -23,6 +23,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
+use sha2::Digest;
 
 use super::blob;
 use super::files;
@@ -160,6 +161,43 @@ async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: Heade
 /// (README: RunScript). Any other library script runs with no effect.
 pub const RESTORE_MARKER: &str = "m365-ingest:restore-quarantined-file";
 
+/// Where the restore script (version 2) keeps a job's folder: `%ProgramData%` as Windows sets it.
+pub const RESTORE_ROOT: &str = "C:\\ProgramData\\m365-ingest\\restore\\";
+
+/// What version 2 of the restore script does (shared/scripts/m365-ingest-restore.ps1): restores
+/// the file quarantined from `-PathB64`, checks its hash, leaves it encrypted under `-KeyB64` as
+/// `<job folder>\<sha256>.enc` (the file itself and its exclusion gone in the same run);
+/// `-Job J -Cleanup` removes the job's folder.
+fn restore_v2(sim: &Sim, a: &Action, job: &str, arg: &dyn Fn(&str) -> Option<String>, cleanup: bool) -> (i64, String) {
+    use base64::Engine;
+    if job.len() != 32 || !job.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return (2, "usage: -Job <32 lower-case hex digits> ...".to_owned());
+    }
+    let folder = format!("{RESTORE_ROOT}{job}");
+    if cleanup {
+        sim.mde.clean(a.tenant, &a.machine_id, &folder);
+        return (0, format!("removed {folder}"));
+    }
+    let b64 = |k: &str| arg(k).and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok());
+    let (Some(sha256), Some(path), Some(key)) = (arg("sha256"), b64("pathb64"), b64("keyb64")) else {
+        return (2, "usage: -Job <hex> (-Sha256 <hex> -PathB64 <base64> -KeyB64 <base64> | -Cleanup)".to_owned());
+    };
+    let path = String::from_utf8_lossy(&path).into_owned();
+    let Some(f) = super::files::quarantined_from(sim, a.tenant, &a.machine_id, &path) else {
+        return (1, format!("MpCmdRun restored no file for {path} (exit code 2): no quarantined item with that path"));
+    };
+    let hash: String = sha2::Sha256::digest(&f.bytes).iter().map(|b| format!("{b:02x}")).collect();
+    if !hash.eq_ignore_ascii_case(&sha256) {
+        return (1, format!("the restored file's SHA-256 is {hash}, not {sha256}"));
+    }
+    let Some(sealed) = super::sealed::seal(&key, &f.bytes) else {
+        return (2, "-KeyB64 must carry 48 bytes (a 32-byte key, a 16-byte IV)".to_owned());
+    };
+    let at = format!("{folder}\\{}.enc", sha256.to_ascii_lowercase());
+    sim.mde.restore(a.tenant, &a.machine_id, &at, Arc::new(sealed));
+    (0, format!("restored {sha256} to {at} (encrypted; the file itself and its exclusion removed)"))
+}
+
 /// A script's `Args` as `-Name value` pairs and `-Switch`es (values are single words or
 /// single-quoted).
 fn script_args(args: &str) -> Vec<(String, Option<String>)> {
@@ -191,8 +229,8 @@ fn script_args(args: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// Runs one RunScript on the device: the script must be in the tenant's library; the restore
-/// script restores the quarantined file with `-Sha256` to `-Folder\<sha256>.bin`, or with
-/// `-Cleanup` removes what it restored under `-Folder`. Returns the transcript
+/// script (version 2, [`restore_v2`]) restores a quarantined file into the job's folder,
+/// encrypted, or with `-Cleanup` removes the folder (`-Folder F -Cleanup`: version 1's cleanup). Returns the transcript
 /// (get-live-response-result.md: script_name, exit_code, script_output, script_errors).
 fn run_script(sim: &Sim, a: &Action, params: &[(String, String)]) -> Result<Vec<u8>, Failure> {
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
@@ -221,19 +259,14 @@ fn run_script(sim: &Sim, a: &Action, params: &[(String, String)]) -> Result<Vec<
         let arg = |k: &str| args.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
         let switch = |k: &str| args.iter().any(|(n, _)| n == k);
         match (arg("folder"), arg("sha256")) {
+            _ if arg("job").is_some() => restore_v2(sim, a, &arg("job").unwrap_or_default(), &arg, switch("cleanup")),
             (Some(folder), _) if switch("cleanup") => {
                 let n = sim.mde.clean(a.tenant, &a.machine_id, &folder);
                 (0, format!("removed {n} restored file(s) and the exclusion of {folder}"))
             }
-            (Some(folder), Some(sha256)) => match super::files::quarantined(sim, a.tenant, &a.machine_id, &sha256) {
-                Some(f) => {
-                    let path = format!("{}\\{}.bin", folder.trim_end_matches('\\'), sha256.to_ascii_lowercase());
-                    sim.mde.restore(a.tenant, &a.machine_id, &path, Arc::new(f.bytes));
-                    (0, format!("restored {sha256} to {path}"))
-                }
-                None => (1, format!("no quarantined item with SHA-256 {sha256}")),
-            },
-            _ => (2, "usage: -Folder <folder> (-Sha256 <hash> [-ThreatName <name>] | -Cleanup)".to_owned()),
+            // Version 1 put the file in the clear in a folder anyone could predict; only its
+            // cleanup (of a restore it made before an upgrade) still runs.
+            _ => (2, "usage: -Job <hex> (-Sha256 <hex> -PathB64 <base64> -KeyB64 <base64> | -Cleanup)".to_owned()),
         }
     } else {
         (0, String::new())

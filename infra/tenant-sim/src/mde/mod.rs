@@ -9,6 +9,7 @@ pub mod library;
 mod live_response;
 mod machines;
 pub(crate) mod profiles;
+mod sealed;
 pub mod state;
 
 use axum::http::StatusCode;
