@@ -72,3 +72,26 @@ async fn a_budget_whose_store_fails_paces_within_the_instance() {
     let took = admit_all(&[missing], &key("contoso"), 12).await;
     assert!(took >= Duration::from_millis(900), "{took:?}: beyond the window's 10, the local pace applies");
 }
+
+/// An hour's limit (Defender for Endpoint's 1,500 an hour per API) is kept with a burst of half
+/// of it in the shared budget too: spaced evenly, the second request of a burst waited 2.4 s,
+/// and a context lookup (which waits 2 s at most) was refused.
+#[tokio::test]
+async fn an_hours_limit_in_the_shared_budget_lets_a_burst_go_at_once_and_holds_the_rest() {
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Processor);
+    let table = stack.state_table().await;
+    let budget = DynamoBudget::new(role.dynamodb.clone(), &table);
+    let hour = Rate { requests: 20, window: Duration::from_secs(3_600) };
+    let key = BudgetKey {
+        tenant_id: "contoso".into(),
+        client_id: Some("app".into()),
+        api: Api::DefenderForEndpoint,
+        scope: Some("files#hour".into()),
+    };
+    for n in 0..10 {
+        let waited = budget.admit_within(&key, hour, Duration::from_secs(2)).await;
+        assert!(waited.is_some_and(|w| w < Duration::from_millis(50)), "request {n} of the burst: {waited:?}");
+    }
+    assert_eq!(budget.admit_within(&key, hour, Duration::from_secs(2)).await, None, "the 11th waits for the sustained rate");
+}

@@ -195,6 +195,35 @@ async fn sign_ins_beyond_the_tenants_limit_are_reported_throttled_and_never_sent
     assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
 }
 
+/// A burst of alerts about a few users, processed side by side: sign-ins are one request per
+/// alert's window, a user's MFA registration one request for all of their alerts. Sign-ins
+/// asked first spent every one of the 5 identity-report slots and no user's MFA was known.
+#[tokio::test]
+async fn a_burst_about_a_few_users_learns_their_mfa_before_spending_the_reports_budget_on_sign_ins() {
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let sim = Simulator::start(fixed(Scenario::default())).await.unwrap();
+    let people = sim.people(TENANT);
+    let en = enricher(&sim);
+    let i = with_context(Some(vec![ContextPart::SignIns, ContextPart::Mfa]));
+    let now = now_of(&sim);
+    let alerts: Vec<(Entities, GraphTime)> = (0..16)
+        .map(|n| {
+            let (id, _) = people[n % 3].clone();
+            let e = Entities { users: vec![User { aad_user_id: Some(id), ..User::default() }], ..Entities::default() };
+            // Each alert an hour apart: its own sign-in window.
+            (e, now.minus(Duration::from_secs(3600 * (1 + n as u64))))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = futures_util::future::join_all(alerts.iter().map(|(e, at)| en.context(&i, e, *at, deadline))).await;
+    let status = |part: &str| done.iter().filter(|c| c.as_ref().unwrap().enrichment[part].status == "ok").count();
+    let (mfa, sign_ins) = (status("mfa"), status("sign_ins"));
+    assert!(mfa >= 8, "the three users' registrations, then cached for their other alerts: mfa ok {mfa}, sign-ins ok {sign_ins}");
+    let sent = sim.requests().matching("/v1.0/reports/authenticationMethods/userRegistrationDetails");
+    assert!(sent.len() <= 3 && sent.iter().all(|r| r.status == 200), "one request per user: {}", sent.len());
+    assert!(sim.requests().matching("/v1.0/auditLogs/signIns").iter().all(|r| r.status == 200), "none sent into a 429");
+}
+
 #[tokio::test]
 async fn a_429_storm_degrades_context_to_statuses_and_every_alert_still_goes_out_valid() {
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;

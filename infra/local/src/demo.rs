@@ -54,6 +54,18 @@ fn sim_seconds(sim: &Arc<Simulator>) -> m365_ingest::adapters::graph::auth::Asse
     Arc::new(move || sim.clock().now().unix_seconds())
 }
 
+/// A Microsoft client for one part of the demo: every part counts against one budget per
+/// tenant, as a deployment's functions share theirs (the DynamoDB budget), so a request one part
+/// could have waited for is never sent into another part's 429.
+fn microsoft(sim: &Arc<Simulator>, http: &HttpSettings, policy: RetryPolicy) -> Result<MicrosoftHttp, Failure> {
+    static DEPLOYMENT_BUDGET: std::sync::OnceLock<Arc<m365_ingest::adapters::graph::pacing::LocalBudget>> = std::sync::OnceLock::new();
+    let budget = DEPLOYMENT_BUDGET.get_or_init(Default::default).clone();
+    Ok(MicrosoftHttp::new(http, policy)
+        .map_err(|e| Failure::Run(format!("HTTP client: {e}")))?
+        .with_assertion_clock(sim_seconds(sim))
+        .with_budget(budget))
+}
+
 fn scenario(o: &DemoOptions, cert: &ClientCertificate) -> Scenario {
     let mut s = Scenario { seed: o.seed, ..Scenario::default() };
     // Exchange Online's app-only access is documented with a certificate (ms-apis.md §8).
@@ -109,9 +121,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let (integrations, secrets) = test_and_save(&sim, &http, &cert).await?;
     let queue = Arc::new(MemoryAlertQueue::new().with_ndjson(&ndjson).map_err(|e| run_err("opening the NDJSON output", &e))?);
     let poller = Poller::<PollWith<_, _, _, _, _, _>> {
-        graph: MicrosoftHttp::new(&http, RetryPolicy::default())
-            .map_err(|e| run_err("HTTP client", &e))?
-            .with_assertion_clock(sim_seconds(&sim)),
+        graph: microsoft(&sim, &http, RetryPolicy::default())?,
         cursors: MemoryCursorStore::new(),
         queue: queue.clone(),
         artifacts: DirArtifactStore::new(o.out.join("artifacts")),
@@ -160,21 +170,13 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         // The demo moves simulated time hours ahead in seconds, and the client's pace for
         // Defender for Endpoint runs on the real clock, which cannot follow: off for the evidence
         // steps here (the simulator still holds Microsoft's limits, on its own clock).
-        api: MicrosoftHttp::new(&HttpSettings { mde_rate: None, ..http.clone() }, RetryPolicy::one_step())
-            .map_err(|e| run_err("HTTP client", &e))?
-            .with_assertion_clock(sim_seconds(&sim)),
+        api: microsoft(&sim, &HttpSettings { mde_rate: None, ..http.clone() }, RetryPolicy::one_step())?,
         secrets: secrets.clone(),
         settings: EvidenceSettings::default(),
     })
     // Who the users are, what the devices and files are: each lookup within the tenant's limits.
     .with_context(Enricher::new(
-        Arc::new(MicrosoftContext::new(
-            MicrosoftHttp::new(&http, RetryPolicy::context())
-                .map_err(|e| run_err("HTTP client", &e))?
-                .with_assertion_clock(sim_seconds(&sim)),
-            secrets.clone(),
-            Duration::from_secs(2),
-        )),
+        Arc::new(MicrosoftContext::new(microsoft(&sim, &http, RetryPolicy::context())?, secrets.clone(), Duration::from_secs(2))),
         EnrichSettings::default(),
     ));
     let intake: Vec<(String, String)> = queue.messages().into_iter().enumerate().map(|(i, m)| (format!("intake-{i}"), m)).collect();
@@ -280,9 +282,7 @@ async fn hunting_query(
     use m365_ingest::app::investigate::Investigator;
     use m365_ingest::ports::investigation::InvestigateWith;
     let inv = Investigator::<InvestigateWith<_, _, _, _>> {
-        api: MicrosoftHttp::new(http, RetryPolicy::context())
-            .map_err(|e| Failure::Run(format!("HTTP client: {e}")))?
-            .with_assertion_clock(sim_seconds(sim)),
+        api: microsoft(sim, http, RetryPolicy::context())?,
         secrets: secrets.clone(),
         integrations: StaticIntegrations(integrations.to_vec()),
         clock: SimClock(sim.clone()),
@@ -321,9 +321,7 @@ async fn remediation_dry_run(
     let results = Arc::new(MemoryAlertQueue::new());
     let r = Remediator::<RemediateWith<_, _, _, _, _, _>> {
         records: MemoryEvidenceJobs::new(),
-        directory: MicrosoftHttp::new(http, RetryPolicy::one_step())
-            .map_err(|e| Failure::Run(format!("HTTP client: {e}")))?
-            .with_assertion_clock(sim_seconds(sim)),
+        directory: microsoft(sim, http, RetryPolicy::one_step())?,
         results: results.clone(),
         secrets: secrets.clone(),
         integrations: StaticIntegrations(integrations.to_vec()),
@@ -459,13 +457,13 @@ fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credential
 /// Test & Save of each document against the simulator, as the `check` Lambda does it;
 /// the integrations polled are those saved.
 async fn test_and_save(
-    sim: &Simulator,
+    sim: &Arc<Simulator>,
     http: &HttpSettings,
     cert: &ClientCertificate,
 ) -> Result<(Vec<Integration>, Arc<MemorySecrets>), Failure> {
     let secrets = Arc::new(MemorySecrets::new());
     let checker = Checker {
-        microsoft: MicrosoftHttp::new(http, RetryPolicy::default()).map_err(|e| Failure::Run(format!("HTTP client: {e}")))?,
+        microsoft: microsoft(sim, http, RetryPolicy::default())?,
         secrets: secrets.clone(),
         store: MemoryIntegrationStore::new(),
         writer: secrets.clone(),

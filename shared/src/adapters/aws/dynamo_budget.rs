@@ -1,7 +1,8 @@
 //! Per-tenant request budgets in the state table, shared by every poller instance:
-//! `pk = budget#<tenant>`, `sk = <api>` or `<api>#<client id>`, `next` = when the next request
-//! may go (epoch milliseconds; domain/budget.rs). A request takes its slot with one conditional
-//! write: `next` moves one interval on if it lies ahead (busy), or is set from now (idle).
+//! `pk = budget#<tenant>`, `sk = <api>` or `<api>#<client id>`, `next` = the theoretical time
+//! of the next request (epoch milliseconds; domain/budget.rs). A request takes its slot with
+//! one conditional write: `next` moves one interval on if it lies ahead (busy; the request goes
+//! at `next − burst` or now), or is set from now (idle).
 
 use std::time::Duration;
 
@@ -55,10 +56,11 @@ impl DynamoBudget {
     /// one lies further ahead, and then nothing was taken.
     async fn slot_within(&self, key: &BudgetKey, rate: Rate, max_wait: Option<Duration>) -> Result<Option<i64>, String> {
         let (pk, sk) = Self::item_key(key);
-        let interval = rate.interval_ms();
+        let (interval, burst) = (rate.interval_ms(), rate.burst_ms());
         for _ in 0..MAX_ATTEMPTS {
             let now = now_ms();
-            let latest = max_wait.map_or(i64::MAX, |w| now.saturating_add(w.as_millis() as i64));
+            // The slot goes at `next − burst`: soon enough while `next` is within the wait and the burst.
+            let latest = max_wait.map_or(i64::MAX, |w| now.saturating_add(w.as_millis() as i64).saturating_add(burst));
             // Busy: the next slot lies ahead; take it (if it is soon enough).
             let busy = self
                 .client
@@ -78,13 +80,13 @@ impl DynamoBudget {
             match busy {
                 Ok(out) => {
                     let old = out.attributes().and_then(|a| a.get("next")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-                    return Ok(Some(take_slot(old, now, interval).0));
+                    return Ok(Some(take_slot(old, now, &rate).0));
                 }
                 Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
                 Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
             }
             // Idle: start from now, unless another instance got there first.
-            let (go, next) = take_slot(None, now, interval);
+            let (go, next) = take_slot(None, now, &rate);
             let idle = self
                 .client
                 .update_item()

@@ -73,7 +73,7 @@ impl MicrosoftHttp {
         let mut throttles = 0u32;
         loop {
             let token = self.tokens.token(creds, call.audience).await?;
-            for (key, rate) in self.budget_for(creds, call).into_iter().chain(self.security_budget_too(creds, call)) {
+            for (key, rate) in self.budget_for(creds, call).into_iter().chain(self.budget_too(creds, call)) {
                 match call.budget_wait {
                     None => {
                         self.budget.admit(&key, rate).await;
@@ -214,13 +214,28 @@ impl MicrosoftHttp {
         Some((BudgetKey { tenant_id: creds.tenant_id.clone(), client_id, api: call.audience, scope }, rate))
     }
 
-    /// A hunting call also counts against the security API's 150 a minute (whether that limit
-    /// covers `runHuntingQuery` is undocumented; the simulator takes the stricter reading).
-    fn security_budget_too(&self, creds: &Credentials, call: &Call<'_>) -> Option<(BudgetKey, Rate)> {
-        let hunting = call.audience == Audience::Graph && graph_budget(call.url, &self.graph_base) == GraphBudget::Hunting;
-        let key =
-            BudgetKey { tenant_id: creds.tenant_id.clone(), client_id: Some(creds.client_id.clone()), api: call.audience, scope: None };
-        hunting.then_some((key, self.settings.graph_rate?))
+    /// The second limit a call counts against: a hunting call, the security API's 150 a minute
+    /// (whether that limit covers `runHuntingQuery` is undocumented; the simulator takes the
+    /// stricter reading); a Defender for Endpoint call but runliveresponse (10 a minute, no
+    /// hourly limit on its page), its API's 1,500 an hour.
+    pub(crate) fn budget_too(&self, creds: &Credentials, call: &Call<'_>) -> Option<(BudgetKey, Rate)> {
+        let key = |scope: Option<String>| BudgetKey {
+            tenant_id: creds.tenant_id.clone(),
+            client_id: Some(creds.client_id.clone()),
+            api: call.audience,
+            scope,
+        };
+        match call.audience {
+            Audience::Graph if graph_budget(call.url, &self.graph_base) == GraphBudget::Hunting => {
+                Some((key(None), self.settings.graph_rate?))
+            }
+            Audience::DefenderForEndpoint => {
+                let (minute, _) = self.budget_for(creds, call)?;
+                let scope = minute.scope.filter(|s| s != "runliveresponse")?;
+                Some((key(Some(format!("{scope}#hour"))), super::settings::MDE_HOURLY_RATE))
+            }
+            _ => None,
+        }
     }
 
     /// Graph's collections, read through this client.
@@ -406,9 +421,22 @@ mod budget_tests {
         // A hunting query counts against hunting's budget and the security API's both.
         let hunt = Call::get("Graph", Audience::Graph, "https://graph.microsoft.com/v1.0/security/runHuntingQuery");
         assert_eq!(http.budget_for(&creds, &hunt).map(|(k, _)| k.scope), Some(Some("hunting".to_owned())));
-        assert_eq!(http.security_budget_too(&creds, &hunt), Some((ak.clone(), super::super::settings::GRAPH_SECURITY_RATE)));
+        assert_eq!(http.budget_too(&creds, &hunt), Some((ak.clone(), super::super::settings::GRAPH_SECURITY_RATE)));
         let list = Call::get("Graph", Audience::Graph, "https://graph.microsoft.com/v1.0/security/alerts_v2");
-        assert_eq!(http.security_budget_too(&creds, &list), None, "counted once");
+        assert_eq!(http.budget_too(&creds, &list), None, "counted once");
+        // Defender for Endpoint: 100 a minute and 1,500 an hour per API; runliveresponse 10 a minute.
+        let mde = |url| Call::get("MDE", Audience::DefenderForEndpoint, url);
+        let link = mde("https://api.securitycenter.microsoft.com/api/machineactions/a1/GetLiveResponseResultDownloadLink(index=0)");
+        let Some((minute, rate)) = http.budget_for(&creds, &link) else { panic!("paced") };
+        assert_eq!((minute.scope.as_deref(), rate), (Some("machineactions"), super::super::settings::MDE_RATE));
+        let Some((hour, rate)) = http.budget_too(&creds, &link) else { panic!("the hourly limit too") };
+        assert_eq!((hour.scope.as_deref(), rate), (Some("machineactions#hour"), super::super::settings::MDE_HOURLY_RATE));
+        let library = mde("https://api.securitycenter.microsoft.com/api/libraryfiles");
+        assert_eq!(http.budget_too(&creds, &library).map(|(k, _)| k.scope), Some(Some("libraryfiles#hour".into())));
+        assert_eq!(http.budget_too(&creds, &mde("https://api.securitycenter.microsoft.com/api/machines/m1/runliveresponse")), None);
+        let unpaced = MicrosoftHttp::new(&HttpSettings { mde_rate: None, ..HttpSettings::default() }, RetryPolicy::quick());
+        let Ok(unpaced) = unpaced else { panic!("client") };
+        assert_eq!(unpaced.budget_too(&creds, &link), None, "pacing off is off for the hour too");
         // Another origin is never a mailbox of ours.
         assert_eq!(graph_budget("https://evil.example/v1.0/users/x/messages", base), GraphBudget::Security);
         let class = |path: &str| graph_budget(&format!("{base}{path}"), base);

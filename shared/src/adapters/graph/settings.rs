@@ -41,6 +41,10 @@ pub const HUNTING_RATE: crate::ports::Rate = crate::ports::Rate { requests: 25, 
 pub const EXCHANGE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 25, window: Duration::from_secs(5) };
 /// Defender for Endpoint: 100 calls a minute per API (get-machine-by-id.md, get-file-information.md).
 pub const MDE_RATE: crate::ports::Rate = crate::ports::Rate { requests: 100, window: Duration::from_secs(60) };
+/// And 1,500 an hour per API (the same pages; get-machineaction-object.md,
+/// get-live-response-result.md, cancel-machine-action.md, upload-library.md), kept whenever
+/// `mde_rate` is (domain/budget.rs: half of it may go in a burst).
+pub const MDE_HOURLY_RATE: crate::ports::Rate = crate::ports::Rate { requests: 1_500, window: Duration::from_secs(3_600) };
 /// A Graph page of 1000 alerts is a few MB; a minute covers slow tenants without hanging a run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
