@@ -96,6 +96,9 @@ fn scenario(role: &str) -> Scenario {
     // Enough alerts for every kind of evidence; each one's files and emails are fetched.
     s.tenants[0].alerts.count = 120;
     s.tenants[0].alerts.incidents = 30;
+    // A tenant that collects evidence from its servers turned "Live response for servers" on
+    // (off by default, as the simulator has it: `a_failed_live_response_ends_its_job_by_what_microsoft_returned`).
+    s.mde.live_response_servers = true;
     s
 }
 
@@ -992,6 +995,17 @@ async fn a_failed_live_response_ends_its_job_by_what_microsoft_returned() {
     let k_group = r.job(&file_alert, file.clone()).await;
     r.drive().await;
     spec.no_automation_groups.clear();
+    // "Live response for servers" off (its default): a file on a server is refused naming it.
+    spec.live_response_servers = false;
+    r.sim.set_mde_spec(spec.clone());
+    let servers: Vec<String> = r.sim.devices(TENANT).into_iter().filter(|d| d.1.starts_with("WindowsServer")).map(|d| d.0).collect();
+    let on_server = file_targets(&r.sim, |_| true)
+        .await
+        .into_iter()
+        .find(|(_, t)| matches!(t, EvidenceTarget::File { device_id, .. } if servers.iter().any(|s| s.eq_ignore_ascii_case(device_id))));
+    let (server_alert, server_file) = on_server.expect("a file on a server in the scenario");
+    let k_server = r.job(&server_alert, server_file).await;
+    r.drive().await;
     spec.live_response = false;
     r.sim.set_mde_spec(spec);
     let k_off = r.job(&file_alert, file.clone()).await;
@@ -1015,6 +1029,9 @@ async fn a_failed_live_response_ends_its_job_by_what_microsoft_returned() {
     let (s, d) = status(&k_off);
     assert_eq!(s, "refused", "{d}");
     assert!(d.contains("DisabledFeature") && d.contains("Advanced features"), "{d}");
+    let (s, d) = status(&k_server);
+    assert_eq!(s, "refused", "{d}");
+    assert!(d.contains("Live Response for servers"), "{d}");
 }
 
 /// The restore script is PowerShell: a file antivirus quarantined on a Linux or macOS device is

@@ -68,9 +68,11 @@ pub struct MdeSpec {
     /// get-machine-by-id.md, get-file-information.md). Tests shrink the minute to see it in seconds.
     pub api_calls: u32,
     pub api_window_secs: u64,
-    /// Advanced features → "Live response for servers" (advanced-features.md): off, a session on
-    /// a Windows Server device is refused. On by default here: a tenant that turns live response
-    /// on for evidence turns it on for its servers too (the answer when off is undocumented).
+    /// Advanced features → "Live response for servers" (advanced-features.md; live-response.md
+    /// ms.date 2025-03-04: enabled separately from live response): off, a session on a Windows
+    /// Server device is refused (the answer is undocumented: the documented code of a feature
+    /// left off). Off by default here, the stricter reading: turning live response on does not
+    /// turn it on for servers.
     pub live_response_servers: bool,
     /// Device groups (the pool's RBAC group names) with no automation (remediation) level: live
     /// response on their devices is refused (run-live-response.md, limitations).
@@ -102,7 +104,7 @@ impl Default for MdeSpec {
             getfile_max_bytes: 3 << 30,
             device_upload_bytes_per_sec: 0,
             getfile_timeout_secs: 1_800,
-            live_response_servers: true,
+            live_response_servers: false,
             no_automation_groups: Vec::new(),
             api_calls: 100,
             api_window_secs: 60,

@@ -26,7 +26,12 @@ pub fn install_crypto() {
 /// reordered ties, first 429 and latency are each opted into by the test that checks them
 /// (`the_default_scenario_is_unfriendly` checks the default itself).
 pub fn fixed_scenario() -> Scenario {
-    Scenario { clock: ClockSpec { start: Some(START.into()), fixed: true }, ..Scenario::friendly() }
+    let mut s = Scenario { clock: ClockSpec { start: Some(START.into()), fixed: true }, ..Scenario::friendly() };
+    // A tenant that turned "Live response for servers" on (off by default): the alerts' devices
+    // include servers (servers_and_groups_without_an_automation_level_are_refused_by_their_own_setting
+    // turns it off again).
+    s.mde.live_response_servers = true;
+    s
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
