@@ -299,3 +299,32 @@ async fn context_goes_out_in_both_formats_valid_to_their_schemas() {
     }
     assert!(profiles > 0 && enrichments >= profiles, "{profiles} profiles, {enrichments} OCSF enrichments");
 }
+
+/// Outlook takes 4 concurrent requests per app per mailbox (throttling-limits.md "Outlook
+/// service limits"; the simulator answers the fifth 429 `MailboxConcurrency`): lookups of one
+/// user's mailbox made side by side (alerts about one user at different times) are held to 4
+/// in flight and meet no 429.
+#[tokio::test]
+async fn lookups_side_by_side_in_one_mailbox_keep_to_outlooks_four_concurrent_requests() {
+    use m365_ingest::ports::{ContextApi, ContextRequest};
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let mut s = fixed(Scenario::default());
+    // Each mailbox request held long enough for the burst to overlap.
+    s.graph.mailbox_latency_ms = 200;
+    let sim = Simulator::start(s).await.unwrap();
+    let (_, upn) = sim.people(TENANT)[1].clone();
+    let http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
+    let api = MicrosoftContext::new(
+        MicrosoftHttp::new(&http, RetryPolicy::context()).unwrap(),
+        StaticSecretSource::new().with("contoso-secret", secret_creds()),
+        Duration::from_secs(10),
+    );
+    let i = integration();
+    let request = ContextRequest::AutoReplies { user: upn.clone() };
+    let answers = futures_util::future::join_all((0..12).map(|_| api.lookup(&i, &request))).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let all = sim.requests().all();
+    let sent: Vec<_> = all.iter().filter(|r| r.path.ends_with("/automaticRepliesSetting")).collect();
+    assert_eq!(sent.len(), 12);
+    assert!(sent.iter().all(|r| r.status == 200), "{:?}", sent.iter().map(|r| r.status).collect::<Vec<_>>());
+}

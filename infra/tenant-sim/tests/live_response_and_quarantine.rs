@@ -296,7 +296,7 @@ async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_
     let missing = runs(run_script("nope.ps1", "", None)).await;
     assert_eq!((missing["status"].as_str(), missing["errorHResult"].as_i64()), (Some("Failed"), Some(-2_147_024_894)), "{missing}");
     let job = "abc123abc123abc123abc123abc123ab";
-    let folder = format!("C:\\ProgramData\\m365-ingest\\restore\\{job}");
+    let folder = format!("C:\\Program Files\\m365-ingest\\restore\\{job}");
     let path = format!("{folder}\\{sha256}.enc");
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let restore = |sha: &str| format!("-Job {job} -Sha256 {sha} -PathB64 {} -KeyB64 {}", b64(file_path.as_bytes()), b64(&[7u8; 48]));
@@ -367,7 +367,7 @@ async fn the_restore_script_version_2_leaves_only_an_encrypted_copy_in_the_jobs_
     let key: Vec<u8> = (0u8..48).collect();
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let args = |sha: &str, p: &str| format!("-Job {job} -Sha256 {sha} -PathB64 {} -KeyB64 {}", b64(p.as_bytes()), b64(&key));
-    let copy = format!("C:\\ProgramData\\m365-ingest\\restore\\{job}\\{sha256}.enc");
+    let copy = format!("C:\\Program Files\\m365-ingest\\restore\\{job}\\{sha256}.enc");
     for (args, why) in [
         (args(&"0".repeat(64), &path), "not the file's hash"),
         (args(&sha256, "C:\\nowhere\\x.exe"), "no quarantined item from that path"),

@@ -155,7 +155,12 @@ struct Flight<'a> {
 }
 
 impl Flight<'_> {
+    /// Hands the answer to the waiters; a timeout was the asker's own deadline, not theirs:
+    /// they are let go to ask within their own.
     fn land(mut self, answer: &Answer) {
+        if matches!(answer, Err(LookupOutcome::TimedOut)) {
+            return;
+        }
         let Some(key) = self.key.take() else { return };
         let waiters = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key).unwrap_or_default();
         for w in waiters {

@@ -66,7 +66,7 @@ pub fn restore_commands(job: &EvidenceJob) -> Result<Vec<LiveCommand>, Box<Obser
     let secret = job.restore.as_ref().filter(|s| s.is_well_formed()).ok_or_else(|| {
         refused("the job has no folder name and key of its own (made by version 1, or the system's random generator failed): not restored")
     })?;
-    let path = base64::engine::general_purpose::STANDARD.encode(job.target.path().unwrap_or_default());
+    let path = path_b64(&job.target);
     Ok(vec![
         LiveCommand::RunScript {
             script: RESTORE_SCRIPT_NAME.into(),
@@ -74,6 +74,10 @@ pub fn restore_commands(job: &EvidenceJob) -> Result<Vec<LiveCommand>, Box<Obser
         },
         LiveCommand::GetFile { path: restored_copy(secret, &sha256) },
     ])
+}
+
+fn path_b64(target: &EvidenceTarget) -> String {
+    base64::engine::general_purpose::STANDARD.encode(target.path().unwrap_or_default())
 }
 
 /// Where the script leaves the encrypted copy for GetFile.
@@ -84,7 +88,11 @@ fn restored_copy(secret: &RestoreSecret, sha256: &str) -> String {
 /// The command that removes what the job's restore left on the device.
 pub fn cleanup_commands(job: &EvidenceJob) -> Vec<LiveCommand> {
     match job.restore.as_ref().filter(|s| s.is_well_formed()) {
-        Some(s) => vec![LiveCommand::RunScript { script: RESTORE_SCRIPT_NAME.into(), args: format!("-Job {} -Cleanup", s.folder) }],
+        // The path too: the file's exclusion is removed by name even where exclusions are hidden.
+        Some(s) => vec![LiveCommand::RunScript {
+            script: RESTORE_SCRIPT_NAME.into(),
+            args: format!("-Job {} -PathB64 {} -Cleanup", s.folder, path_b64(&job.target)),
+        }],
         None => vec![LiveCommand::RunScript {
             script: RESTORE_SCRIPT_V1_NAME.into(),
             args: format!("-Folder {} -Cleanup", job.target.legacy_restore_folder()),
@@ -184,11 +192,14 @@ mod tests {
         let LiveCommand::RunScript { args, .. } = &commands[0] else { panic!("{commands:?}") };
         assert!(args.starts_with(&format!("-Job {} ", sa.folder)) && args.ends_with(&format!("-KeyB64 {}", sa.key)), "{args}");
         assert!(!args.contains("-Folder"), "the script builds the folder from the job's name: {args}");
+        assert!(!format!("{commands:?}").contains(&sa.key), "the key is never printed: {commands:?}");
         let LiveCommand::GetFile { path } = &commands[1] else { panic!("{commands:?}") };
         assert_eq!(path, &format!("{}\\{}.enc", a.restore_folder(), "ab".repeat(32)));
         assert!(path.starts_with(RESTORE_ROOT));
         let LiveCommand::RunScript { args, script } = &cleanup_commands(&a)[0] else { panic!() };
-        assert_eq!((script.as_str(), args.as_str()), (RESTORE_SCRIPT_NAME, format!("-Job {} -Cleanup", sa.folder).as_str()));
+        assert_eq!(script, RESTORE_SCRIPT_NAME);
+        assert!(args.starts_with(&format!("-Job {} -PathB64 ", sa.folder)) && args.ends_with(" -Cleanup"), "{args}");
+        assert!(!args.contains(&sa.key), "the cleanup needs no key");
         // A job version 1 started: cleaned by version 1, where it put the copy.
         let old = EvidenceJob { restore: None, ..a.clone() };
         assert!(restore_commands(&old).is_err(), "never started without its own folder");

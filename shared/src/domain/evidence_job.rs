@@ -204,6 +204,10 @@ pub struct EvidenceJob {
     /// version 1 of the restore started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSecret>,
+    /// An export or a download that met a busy API is made again no sooner than this (without
+    /// it, the next message came at once and a throttled step spent the job's attempts in seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<GraphTime>,
 }
 
 impl EvidenceJob {
@@ -218,6 +222,7 @@ impl EvidenceJob {
             verified: false,
             cleaned: None,
             restore,
+            retry_at: None,
         }
     }
 
@@ -237,7 +242,7 @@ impl EvidenceJob {
             detail: Some("evidence retrieval of this kind is not enabled for this integration".into()),
             artifact: None,
         };
-        EvidenceJob { key, target, created_at: now, attempts: 0, phase, verified: false, cleaned: None, restore: None }
+        EvidenceJob { key, target, created_at: now, attempts: 0, phase, verified: false, cleaned: None, restore: None, retry_at: None }
     }
 
     pub fn outcome(&self) -> Option<EvidenceOutcome> {
@@ -276,6 +281,9 @@ impl EvidenceJob {
             Phase::Start { .. } => Next::Start,
             Phase::Running { next_check, .. } if *next_check > now => Next::WaitUntil(*next_check),
             Phase::Running { action_id, .. } => Next::CheckAction(action_id.clone()),
+            Phase::Export { .. } | Phase::Download { .. } if self.retry_at.is_some_and(|t| t > now) => {
+                Next::WaitUntil(self.retry_at.unwrap_or(now))
+            }
             Phase::Export { identity } => Next::Export(identity.clone()),
             Phase::Download { action_id } => Next::Download(action_id.clone()),
             Phase::Cleanup { next_check, .. } if *next_check > now => Next::WaitUntil(*next_check),
@@ -294,7 +302,11 @@ impl EvidenceJob {
         match observation {
             Observation::Verified(target) => {
                 // The key names the same item; Microsoft's copy decides its hashes and whether
-                // it is a restore.
+                // it is a restore (antivirus may have acted since the alert we were given): a
+                // restore draws its folder and key now if it has none, before anything started.
+                if target.is_restore() && self.restore.is_none() && matches!(self.phase, Phase::Start { .. }) {
+                    self.restore = RestoreSecret::generate();
+                }
                 self.target = target;
                 self.verified = true;
             }
@@ -308,6 +320,7 @@ impl EvidenceJob {
                 }
             }
             Observation::Busy | Observation::Transient(_) => {
+                let busy = matches!(observation, Observation::Busy);
                 self.attempts += 1;
                 if self.attempts > limits.max_attempts {
                     let detail = match observation {
@@ -321,8 +334,11 @@ impl EvidenceJob {
                 match &mut self.phase {
                     Phase::Start { not_before } => *not_before = retry_at,
                     Phase::Running { next_check, .. } => *next_check = retry_at,
-                    // An export or a download is simply made again by the next message.
-                    Phase::Export { .. } | Phase::Download { .. } | Phase::Cleanup { .. } | Phase::Done { .. } => {}
+                    // An export or a download is made again by the next message, after the wait.
+                    // (a passing failure, an expired link say, at once; a busy API after the wait).
+                    Phase::Export { .. } | Phase::Download { .. } if busy => self.retry_at = Some(retry_at),
+                    Phase::Export { .. } | Phase::Download { .. } => {}
+                    Phase::Cleanup { .. } | Phase::Done { .. } => {}
                 }
             }
             Observation::Action(status) => {
@@ -541,6 +557,34 @@ mod tests {
 
     fn stored() -> ObjectRef {
         ObjectRef { bucket: "b".into(), key: "k".into(), size: 3, sha256: "0".repeat(64), content_type: None }
+    }
+
+    /// A download that met a busy (throttled) API waits the busy wait before it is made again.
+    #[test]
+    fn a_busy_download_waits_before_it_is_made_again() {
+        let l = JobLimits::default();
+        let mut j = confirmed(file());
+        j.phase = Phase::Download { action_id: "ma1".into() };
+        assert_eq!(j.next(t0(), &l), Next::Download("ma1".into()));
+        j.observe(Observation::Busy, t0(), &l);
+        let again = t0().plus(l.busy_wait);
+        assert_eq!(j.next(t0(), &l), Next::WaitUntil(again), "not at once");
+        assert_eq!(j.next(again, &l), Next::Download("ma1".into()));
+    }
+
+    /// Microsoft's copy can say antivirus quarantined a file the alert we were given did not:
+    /// the job becomes a restore, and draws its own folder and key then.
+    #[test]
+    fn a_file_microsofts_copy_says_is_quarantined_becomes_a_restore_with_its_own_folder() {
+        let (plain, mut quarantined) = (file(), file());
+        if let EvidenceTarget::File { quarantined_by_antivirus, sha256, .. } = &mut quarantined {
+            *quarantined_by_antivirus = true;
+            *sha256 = Some("ab".repeat(32));
+        }
+        let mut j = EvidenceJob::new("k".into(), plain, t0());
+        assert!(j.restore.is_none(), "not a restore at intake");
+        j.observe(Observation::Verified(quarantined), t0(), &JobLimits::default());
+        assert!(j.restore.as_ref().is_some_and(RestoreSecret::is_well_formed), "{:?}", j.restore);
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl EvidenceTarget {
     /// which anyone who knows the alert can compute. Only the cleanup of a job that version
     /// started uses it; a new job's folder is its [`RestoreSecret`](super::restore_secret::RestoreSecret)'s.
     pub fn legacy_restore_folder(&self) -> String {
-        format!("{RESTORE_ROOT}{}", self.key())
+        format!("{LEGACY_RESTORE_ROOT}{}", self.key())
     }
 
     /// The full path of a file (the folder and the name, joined as the device's platform does).
@@ -89,8 +89,11 @@ impl EvidenceTarget {
     }
 }
 
-/// The folder under which the restore script works (m365-ingest-restore.ps1 refuses others).
-pub const RESTORE_ROOT: &str = "C:\\ProgramData\\m365-ingest\\restore\\";
+/// The folder under which the restore script works (m365-ingest-restore.ps1 builds no other):
+/// under Program Files, where only administrators can create a folder or a junction.
+pub const RESTORE_ROOT: &str = "C:\\Program Files\\m365-ingest\\restore\\";
+/// Where version 1 worked (ProgramData, where any user can create first).
+pub const LEGACY_RESTORE_ROOT: &str = "C:\\ProgramData\\m365-ingest\\restore\\";
 
 /// The most bytes a target's strings take: a job record stays a few KB, whatever an alert
 /// carries (a Windows path is at most 32,767 characters; real ones are far shorter).

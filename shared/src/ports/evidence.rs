@@ -32,7 +32,7 @@ pub struct Download {
 
 /// One live response command (run-live-response.md), in the order the API wants them:
 /// RunScript before GetFile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum LiveCommand {
     /// A script of the tenant's library with its `Args`.
     RunScript {
@@ -42,6 +42,26 @@ pub enum LiveCommand {
     GetFile {
         path: String,
     },
+}
+
+/// A script's arguments may carry a restore's key (`-KeyB64`): never printed.
+impl std::fmt::Debug for LiveCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LiveCommand::RunScript { script, args } => {
+                let shown: Vec<&str> = args
+                    .split(' ')
+                    .scan(false, |key, w| {
+                        let out = if *key { "<redacted>" } else { w };
+                        *key = w == "-KeyB64";
+                        Some(out)
+                    })
+                    .collect();
+                f.debug_struct("RunScript").field("script", script).field("args", &shown.join(" ")).finish()
+            }
+            LiveCommand::GetFile { path } => f.debug_struct("GetFile").field("path", path).finish(),
+        }
+    }
 }
 
 /// A file for the tenant's live response library (upload-library.md, at most 20 MB).

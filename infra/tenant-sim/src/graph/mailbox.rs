@@ -65,7 +65,7 @@ const REQUESTS_PER_WINDOW: usize = 10_000;
 const CONCURRENT: usize = 4;
 
 /// A request admitted under the mailbox's limits; leaving it frees its slot.
-struct Admitted {
+pub(crate) struct Admitted {
     sim: Sim,
     key: (String, String),
 }
@@ -79,7 +79,7 @@ impl Drop for Admitted {
     }
 }
 
-fn admit(sim: &Sim, who: &Principal, mailbox: &str, ctx: &GraphCtx) -> Result<Admitted, GraphError> {
+pub(crate) fn admit(sim: &Sim, who: &Principal, mailbox: &str, ctx: &GraphCtx) -> Result<Admitted, GraphError> {
     let key = (who.client_id.clone(), mailbox.to_ascii_lowercase());
     let mut gates = sim.mail_gates.lock().unwrap_or_else(|p| p.into_inner());
     let g = gates.entry(key.clone()).or_default();
@@ -123,7 +123,7 @@ fn resolve(sim: &Sim, who: &Principal, user: &str) -> Result<Option<usize>, Grap
 }
 
 /// Holds the request as long as the scenario says, so concurrent ones overlap.
-async fn hold(sim: &Sim) {
+pub(crate) async fn hold(sim: &Sim) {
     let ms = sim.graph_spec().mailbox_latency_ms;
     if ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;

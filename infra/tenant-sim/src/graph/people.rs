@@ -512,6 +512,9 @@ async fn auto_replies(State(sim): State<Sim>, Path(id): Path<String>, headers: H
     let result = authorize(&sim, &headers, &mut ctx, MAILBOX_SETTINGS_ROLES).and_then(|who| {
         let p = person(&sim, who.tenant_index, &id).ok_or_else(|| not_found(&id))?;
         spend_mailbox(&sim, &who, &p.user.upn)?;
+        // Mailbox settings are an Outlook resource: its 4 concurrent requests per app per
+        // mailbox hold here too (throttling-limits.md "Outlook service limits").
+        let admitted = super::mailbox::admit(&sim, &who, &p.user.upn, &ctx)?;
         let now = ctx.now;
         let v = if away(&p) {
             json!({"status": "scheduled", "externalAudience": "all",
@@ -523,10 +526,12 @@ async fn auto_replies(State(sim): State<Sim>, Path(id): Path<String>, headers: H
                 "scheduledStartDateTime": utc(now), "scheduledEndDateTime": utc(now.plus_secs(86_400)),
                 "internalReplyMessage": "", "externalReplyMessage": ""})
         };
-        Ok(v)
+        Ok((admitted, v))
     });
     match result {
-        Ok(mut v) => {
+        Ok((admitted, mut v)) => {
+            super::mailbox::hold(&sim).await;
+            drop(admitted);
             if let Some(o) = v.as_object_mut() {
                 o.insert(
                     "@odata.context".into(),
@@ -556,6 +561,8 @@ async fn schedule(State(sim): State<Sim>, Path(id): Path<String>, headers: Heade
     let result = authorize(&sim, &headers, &mut ctx, SCHEDULE_ROLES).and_then(|who| {
         let owner = person(&sim, who.tenant_index, &id).ok_or_else(|| not_found(&id))?;
         spend_mailbox(&sim, &who, &owner.user.upn)?;
+        // The calendar is an Outlook resource (auto_replies).
+        let admitted = super::mailbox::admit(&sim, &who, &owner.user.upn, &ctx)?;
         let req: Value = serde_json::from_slice(&body).map_err(|e| GraphError::bad_request(format!("The request body is not JSON: {e}")))?;
         let (start, end) = (time_of(&req, "startTime")?, time_of(&req, "endTime")?);
         let interval = req.get("availabilityViewInterval").and_then(Value::as_i64).unwrap_or(30);
@@ -604,10 +611,12 @@ async fn schedule(State(sim): State<Sim>, Path(id): Path<String>, headers: Heade
                 }
             })
             .collect();
-        Ok(infos)
+        Ok((admitted, infos))
     });
     match result {
-        Ok(infos) => {
+        Ok((admitted, infos)) => {
+            super::mailbox::hold(&sim).await;
+            drop(admitted);
             let body = json!({"@odata.context": format!("{}/v1.0/$metadata#Collection(microsoft.graph.scheduleInformation)", sim.base_url), "value": infos});
             ctx.stamp(crate::http::json(StatusCode::OK, &body, crate::http::ODATA_JSON))
         }

@@ -161,8 +161,8 @@ async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: Heade
 /// (README: RunScript). Any other library script runs with no effect.
 pub const RESTORE_MARKER: &str = "m365-ingest:restore-quarantined-file";
 
-/// Where the restore script (version 2) keeps a job's folder: `%ProgramData%` as Windows sets it.
-pub const RESTORE_ROOT: &str = "C:\\ProgramData\\m365-ingest\\restore\\";
+/// Where the restore script (version 2) keeps a job's folder.
+pub const RESTORE_ROOT: &str = "C:\\Program Files\\m365-ingest\\restore\\";
 
 /// What version 2 of the restore script does (shared/scripts/m365-ingest-restore.ps1): restores
 /// the file quarantined from `-PathB64`, checks its hash, leaves it encrypted under `-KeyB64` as
@@ -183,6 +183,13 @@ fn restore_v2(sim: &Sim, a: &Action, job: &str, arg: &dyn Fn(&str) -> Option<Str
         return (2, "usage: -Job <hex> (-Sha256 <hex> -PathB64 <base64> -KeyB64 <base64> | -Cleanup)".to_owned());
     };
     let path = String::from_utf8_lossy(&path).into_owned();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return (2, "usage: -Sha256 takes 64 lower-case hex digits".to_owned());
+    }
+    let leaf = path.rsplit(['\\', '/']).next().unwrap_or_default();
+    if leaf.is_empty() || leaf.contains('%') {
+        return (1, format!("the file's name cannot be restored safely: {leaf}"));
+    }
     let Some(f) = super::files::quarantined_from(sim, a.tenant, &a.machine_id, &path) else {
         return (1, format!("MpCmdRun restored no file for {path} (exit code 2): no quarantined item with that path"));
     };

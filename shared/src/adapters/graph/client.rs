@@ -31,7 +31,16 @@ pub struct MicrosoftHttp {
     /// Requests per tenant (and app, for Graph), as Microsoft limits them: this instance's own
     /// by default, the deployment's shared one with [`MicrosoftHttp::with_budget`].
     budget: std::sync::Arc<dyn RequestBudget>,
+    /// Outlook's 4 concurrent requests per app per mailbox (throttling-limits.md "Outlook
+    /// service limits"), held within this instance: (tenant, app, mailbox) → its slots.
+    mailbox_slots: std::sync::Mutex<std::collections::HashMap<(String, String, String), std::sync::Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Outlook's concurrent requests per app per mailbox (the stricter of the two readings the
+/// throttling page gives: per app, not per app and tenant).
+pub const MAILBOX_CONCURRENCY: usize = 4;
+/// Mailboxes whose slots are kept before idle ones are let go.
+const MAILBOX_SLOTS_KEPT: usize = 10_000;
 
 impl MicrosoftHttp {
     pub fn new(settings: &HttpSettings, policy: RetryPolicy) -> Result<Self, ConfigError> {
@@ -46,7 +55,22 @@ impl MicrosoftHttp {
             prefer_unknown: settings.include_unknown_enum_members,
             budget: std::sync::Arc::new(LocalBudget::default()),
             settings: settings.clone(),
+            mailbox_slots: Default::default(),
         })
+    }
+
+    /// The slots of the mailbox a call reads, if it reads one.
+    fn mailbox_slots(&self, creds: &Credentials, call: &Call<'_>) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+        if call.audience != Audience::Graph {
+            return None;
+        }
+        let GraphBudget::Mailbox(mailbox) = graph_budget(call.url, &self.graph_base) else { return None };
+        let mut slots = self.mailbox_slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.len() >= MAILBOX_SLOTS_KEPT {
+            slots.retain(|_, s| std::sync::Arc::strong_count(s) > 1);
+        }
+        let key = (creds.tenant_id.clone(), creds.client_id.clone(), mailbox);
+        Some(slots.entry(key).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAILBOX_CONCURRENCY))).clone())
     }
 
     pub fn tokens(&self) -> &TokenProvider {
@@ -85,6 +109,15 @@ impl MicrosoftHttp {
                     }
                 }
             }
+            // Held until the answer is read: a request is in flight at Outlook until then.
+            let mailbox_slot = match (self.mailbox_slots(creds, call), call.budget_wait) {
+                (None, _) => None,
+                (Some(slots), None) => slots.acquire_owned().await.ok(),
+                (Some(slots), Some(within)) => match tokio::time::timeout(within, slots.acquire_owned()).await {
+                    Ok(slot) => slot.ok(),
+                    Err(_) => return Err(GraphError::OverBudget { api: call.api, within }),
+                },
+            };
             let has_body = call.body.is_some() || call.raw.is_some();
             let method = call.method.clone().unwrap_or(if has_body { reqwest::Method::POST } else { reqwest::Method::GET });
             let req = self.http.request(method, call.url);
@@ -163,6 +196,7 @@ impl MicrosoftHttp {
             }
             self.retried[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "request failed, retrying");
+            drop(mailbox_slot);
             tokio::time::sleep(delay).await;
         }
     }
