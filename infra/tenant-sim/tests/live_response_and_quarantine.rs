@@ -266,6 +266,14 @@ fn run_script(script: &str, args: &str, get: Option<&str>) -> Value {
     json!({"Commands": commands, "Comment": "m365-ingest evidence"})
 }
 
+/// Runs `body`'s commands on `machine`, lets the device take two minutes, and reads the action.
+async fn run_on(h: &Harness, token: &str, machine: &str, body: Value) -> Value {
+    let (status, action) = post(h, token, &format!("/api/machines/{machine}/runliveresponse"), &body).await;
+    assert_eq!(status, 201, "{action}");
+    h.sim.clock().advance_secs(120);
+    h.get(&format!("/api/machineactions/{}", action["id"].as_str().unwrap()), token, false).await.2
+}
+
 #[tokio::test]
 async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_up() {
     let h = Harness::start(fixed_scenario()).await;
@@ -283,15 +291,7 @@ async fn a_library_script_restores_a_quarantined_file_for_getfile_and_cleans_it_
     assert_eq!(upload(&h, &token, "restore.ps1", script, true).await.0, 200);
     let (_, _, list) = h.get("/api/libraryfiles", &token, false).await;
     assert_eq!(list["value"].as_array().map(Vec::len), Some(1));
-    let runs = |body: Value| {
-        let (h, token, machine) = (&h, token.clone(), machine.clone());
-        async move {
-            let (status, action) = post(h, &token, &format!("/api/machines/{machine}/runliveresponse"), &body).await;
-            assert_eq!(status, 201, "{action}");
-            h.sim.clock().advance_secs(120);
-            h.get(&format!("/api/machineactions/{}", action["id"].as_str().unwrap()), &token, false).await.2
-        }
-    };
+    let runs = |body: Value| run_on(&h, &token, &machine, body);
     // A script that is not in the library fails the action.
     let missing = runs(run_script("nope.ps1", "", None)).await;
     assert_eq!((missing["status"].as_str(), missing["errorHResult"].as_i64()), (Some("Failed"), Some(-2_147_024_894)), "{missing}");
@@ -354,15 +354,7 @@ async fn the_restore_script_version_2_leaves_only_an_encrypted_copy_in_the_jobs_
     h.sim.set_mde_spec(spec);
     let script = b"# m365-ingest:restore-quarantined-file (version 2)\nparam([string]$Job)\n";
     assert_eq!(upload(&h, &token, "restore-v2.ps1", script, false).await.0, 200);
-    let runs = |body: Value| {
-        let (h, token, machine) = (&h, token.clone(), machine.clone());
-        async move {
-            let (status, action) = post(h, &token, &format!("/api/machines/{machine}/runliveresponse"), &body).await;
-            assert_eq!(status, 201, "{action}");
-            h.sim.clock().advance_secs(120);
-            h.get(&format!("/api/machineactions/{}", action["id"].as_str().unwrap()), &token, false).await.2
-        }
-    };
+    let runs = |body: Value| run_on(&h, &token, &machine, body);
     let job = "0123456789abcdef0123456789abcdef";
     let key: Vec<u8> = (0u8..48).collect();
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
