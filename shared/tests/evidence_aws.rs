@@ -803,6 +803,38 @@ async fn a_file_antivirus_quarantined_is_restored_collected_and_cleaned_off_the_
     assert_eq!(r.sim.library_uploads(TENANT), 1, "the script goes to the tenant's library once");
 }
 
+/// A restore's copy is AES-CBC, so up to a block larger than the file: the size limit counts the
+/// file, so one exactly at the limit is kept and one a byte over is not.
+#[tokio::test]
+async fn a_restored_file_exactly_at_the_size_limit_is_kept_its_encryption_not_counted() {
+    // The file's size, from its alert's evidence (the scenario is seeded: every simulator of it
+    // holds the same alerts).
+    let probe = tenant_sim::Simulator::start(restore_scenario()).await.unwrap();
+    let (alert, target) = quarantined_targets(&probe).await.remove(0);
+    let EvidenceTarget::File { sha256: Some(sha), .. } = &target else { unreachable!() };
+    let size = fetch_alerts(&probe)
+        .await
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["fileDetails"]["sha256"].as_str() == Some(sha.as_str()))
+        .and_then(|e| e["fileDetails"]["fileSize"].as_u64())
+        .unwrap();
+    assert!(size > 0);
+    for (limit, want) in [(size, "retrieved"), (size - 1, "too_large")] {
+        let mut r = rig(restore_scenario(), EvidenceSettings { max_file_bytes: limit, ..EvidenceSettings::default() }).await;
+        r.integration.evidence.restore_quarantined_files = true;
+        let id = r.job(&alert, target.clone()).await;
+        r.drive().await;
+        let out = r.output().await;
+        let item = updates(&out).iter().map(|u| &u["item"]).find(|i| i["id"] == id.as_str()).cloned().unwrap();
+        assert_eq!(item["status"], want, "a file of {size} bytes with a limit of {limit}: {item}");
+        if want == "retrieved" {
+            assert_eq!(r.bytes(item["artifact"]["key"].as_str().unwrap()).await.len() as u64, size);
+        }
+        assert!(r.sim.restored_files(TENANT).is_empty(), "cleaned off the device either way");
+    }
+}
+
 #[tokio::test]
 async fn a_restore_that_never_reached_its_device_is_cancelled_and_its_cleanup_is_queued() {
     let limits = JobLimits { max_wait: Duration::from_secs(1_800), ..JobLimits::default() };

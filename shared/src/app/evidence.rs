@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::deliver::{safe_key, send_tracked, DeliverySettings};
+use super::file_intake::{off_runtime, FileIntake, IntakeError};
 use super::process::Processor;
 use super::restore::{cleanup_commands, restore_commands};
 use crate::domain::envelope::sha256_hex;
@@ -685,17 +686,34 @@ impl<P: ProcessPorts> Processor<P> {
         };
         let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
         let mut stored = 0u64;
-        // 4 MiB of Base64 (a multiple of 4) decode to 3 MiB.
-        for slice in text.chunks(EXPORT_SLICE) {
-            let bytes = match base64::Engine::decode(&base64::engine::general_purpose::STANDARD, slice) {
-                Ok(b) => b,
-                Err(e) => {
+        // 4 MiB of Base64 (a multiple of 4) decode to 3 MiB, on a blocking thread (file_intake.rs).
+        let (answer, eml) = (export.answer, export.eml);
+        let end = eml.end.min(answer.len());
+        let mut at = eml.start.min(end);
+        while at < end {
+            let slice = answer.slice(at..(at + EXPORT_SLICE).min(end));
+            at += slice.len();
+            let decoded = off_runtime(hash, move |h| {
+                let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &slice)?;
+                h.update(&bytes);
+                Ok::<_, base64::DecodeError>(bytes)
+            })
+            .await;
+            let bytes = match decoded {
+                Ok((back, Ok(bytes))) => {
+                    hash = back;
+                    bytes
+                }
+                Ok((_, Err(e))) => {
                     upload.abort().await;
                     return Observation::Refused(format!("Exchange's export is not Base64: {e}"));
                 }
+                Err(e) => {
+                    upload.abort().await;
+                    return Observation::Transient(e);
+                }
             };
             stored += bytes.len() as u64;
-            hash.update(&bytes);
             if let Err(e) = upload.write(&bytes).await {
                 upload.abort().await;
                 return Observation::Transient(e.to_string());
@@ -726,19 +744,23 @@ impl<P: ProcessPorts> Processor<P> {
         if let Some(size) = d.length.filter(|l| *l > limit + (limit >> 6) + 1024) {
             return Stored::Observed(Observation::TooLarge { size, limit });
         }
-        let limits = result_archive::Limits { max_bytes: limit, ..result_archive::Limits::default() };
-        let mut unpacker = if unpack { Unpacker::new(limits) } else { Unpacker::as_it_came(limits) };
+        // A restore's copy is the file encrypted, up to one AES block longer: the limit is the
+        // file's, checked again on the decrypted size at the end.
+        let padding = if secret.is_some() { RESTORE_PADDING_BYTES } else { 0 };
+        let limits = result_archive::Limits { max_bytes: limit + padding, ..result_archive::Limits::default() };
+        let unpacker = if unpack { Unpacker::new(limits) } else { Unpacker::as_it_came(limits) };
         let mut upload = match self.artifacts.begin(key, "application/octet-stream").await {
             Ok(u) => u,
             Err(e) => return Stored::Observed(Observation::Transient(e.to_string())),
         };
-        let mut kept = Hashes::new();
-        // What came, when it was an archive: the file may be the archive itself.
-        let (mut came, mut head) = (Hashes::new(), Vec::new());
-        let mut out = Vec::new();
-        // What the file is, once a restore's copy is decrypted.
-        let (mut decrypt, mut plain, mut encrypted) = (secret.and_then(RestoreSecret::decryptor), Vec::new(), 0u64);
+        let mut intake = FileIntake::new(unpacker, secret.and_then(RestoreSecret::decryptor));
         let fail = |o: Observation| Stored::Observed(o);
+        // A file that is itself an archive (an Office document is a zip of many parts) need not
+        // open as one holding a single file: its own bytes are tried. Too large stays too large:
+        // Microsoft's archive of a file past the size kept is the common case.
+        let is_the_archive = |e: &UnpackError, intake: &FileIntake| {
+            unpack && !matches!(e, UnpackError::TooLarge { .. }) && intake.format().is_some_and(|f| f != Format::Raw)
+        };
         loop {
             let chunk = match d.chunks.next().await {
                 Some(Ok(c)) => c,
@@ -748,71 +770,60 @@ impl<P: ProcessPorts> Processor<P> {
                 }
                 None => break,
             };
-            out.clear();
-            let fed = unpacker.feed(&chunk, &mut out);
-            match unpacker.format() {
-                None => head.extend_from_slice(&chunk),
-                Some(Format::Raw) => {}
-                Some(_) => {
-                    came.update(&head);
-                    head.clear();
-                    came.update(&chunk);
+            let fed = match off_runtime(intake, move |i| i.step(&chunk)).await {
+                Ok((back, fed)) => {
+                    intake = back;
+                    fed
                 }
-            }
+                Err(e) => {
+                    upload.abort().await;
+                    return fail(Observation::Transient(e));
+                }
+            };
             if let Err(e) = fed {
                 upload.abort().await;
-                // A file that is itself an archive (an Office document is a zip of many parts)
-                // need not open as one holding a single file: its own bytes are tried. Too large
-                // stays too large: Microsoft's archive of a file past the size kept is the common case.
-                if unpack && !matches!(e, UnpackError::TooLarge { .. }) && unpacker.format().is_some_and(|f| f != Format::Raw) {
+                if is_the_archive(&e, &intake) {
                     return Stored::IsTheArchive;
                 }
                 return fail(unpack_failure(e, limit));
             }
-            let body = match decrypt.as_mut() {
-                Some(cipher) => {
-                    plain.clear();
-                    cipher.feed(&out, &mut plain);
-                    encrypted += out.len() as u64;
-                    &plain
-                }
-                None => &out,
-            };
-            kept.update(body);
-            if let Err(e) = upload.write(body).await {
+            if let Err(e) = upload.write(intake.body()).await {
                 upload.abort().await;
                 return fail(Observation::Transient(e.to_string()));
             }
         }
-        out.clear();
-        let format = match unpacker.finish(&mut out) {
+        let (back, finished) = match off_runtime(intake, FileIntake::finish).await {
+            Ok(done) => done,
+            Err(e) => {
+                upload.abort().await;
+                return fail(Observation::Transient(e));
+            }
+        };
+        intake = back;
+        let format = match finished {
             Ok(f) => f,
-            Err(ref e) if unpack && !matches!(e, UnpackError::TooLarge { .. }) && unpacker.format().is_some_and(|f| f != Format::Raw) => {
+            Err(IntakeError::Unpack(ref e)) if is_the_archive(e, &intake) => {
                 upload.abort().await;
                 return Stored::IsTheArchive;
             }
-            Err(e) => {
+            Err(IntakeError::Unpack(e)) => {
                 upload.abort().await;
                 return fail(unpack_failure(e, limit));
             }
-        };
-        if let Some(mut cipher) = decrypt.take() {
-            plain.clear();
-            cipher.feed(&out, &mut plain);
-            encrypted += out.len() as u64;
-            if let Err(e) = cipher.finish(encrypted, &mut plain) {
+            Err(IntakeError::Cipher(e)) => {
                 upload.abort().await;
                 return fail(Observation::Refused(e.to_string()));
             }
-            std::mem::swap(&mut out, &mut plain);
-        }
-        kept.update(&out);
-        if let Err(e) = upload.write(&out).await {
+        };
+        if let Err(e) = upload.write(intake.body()).await {
             upload.abort().await;
             return fail(Observation::Transient(e.to_string()));
         }
-        let size = kept.size;
-        let (got1, got256) = kept.finish();
+        let (size, (got1, got256), (came1, came256)) = intake.hashes();
+        if size > limit {
+            upload.abort().await;
+            return fail(Observation::TooLarge { size, limit });
+        }
         let Some(mismatch) = want.mismatch(&got1, &got256) else {
             return match upload.finish(got256, size).await {
                 Ok(r) => fail(Observation::Stored(r)),
@@ -820,7 +831,6 @@ impl<P: ProcessPorts> Processor<P> {
             };
         };
         upload.abort().await;
-        let (came1, came256) = came.finish();
         if format != Format::Raw && want.mismatch(&came1, &came256).is_none() {
             return Stored::IsTheArchive;
         }
@@ -890,40 +900,15 @@ impl Want<'_> {
     }
 }
 
+/// The most AES-CBC's PKCS#7 padding adds to a restore's copy (one block).
+const RESTORE_PADDING_BYTES: u64 = 16;
+
 /// What storing a download came to.
 enum Stored {
     Observed(Observation),
     /// The result was an archive that did not open as one holding the file, or whose contents
     /// are not the file: its own bytes may be (taken as they come on a second download).
     IsTheArchive,
-}
-
-struct Hashes {
-    sha1: ring::digest::Context,
-    sha256: ring::digest::Context,
-    size: u64,
-}
-
-impl Hashes {
-    fn new() -> Self {
-        Hashes {
-            sha1: ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
-            sha256: ring::digest::Context::new(&ring::digest::SHA256),
-            size: 0,
-        }
-    }
-
-    fn update(&mut self, b: &[u8]) {
-        self.sha1.update(b);
-        self.sha256.update(b);
-        self.size += b.len() as u64;
-    }
-
-    /// (SHA-1, SHA-256), lower-case hex.
-    fn finish(self) -> (String, String) {
-        let hex = |d: ring::digest::Digest| d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>();
-        (hex(self.sha1.finish()), hex(self.sha256.finish()))
-    }
 }
 
 fn unpack_failure(e: UnpackError, limit: u64) -> Observation {

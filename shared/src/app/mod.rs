@@ -6,6 +6,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod enrich;
 pub mod evidence;
+mod file_intake;
 pub mod integration_cache;
 pub mod investigate;
 mod microsoft_copy;

@@ -1,6 +1,9 @@
 //! Time as well as panics: each shape of hostile email a sender can craft (issue 29 §5) is parsed
 //! at two sizes, ten times apart, and ten times the input may cost at most twenty times the
 //! time. Quadratic work shows as a hundredfold; noise below a few milliseconds is ignored.
+//! Two families: shapes past a bound of `mime_guard` (they time the guard and the headers-only
+//! read) and shapes just inside every bound (they time mail-parser's whole parse where it costs
+//! the most the guard allows; one that trips a bound fails the run, as it would time the wrong path).
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +100,164 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
+/// Shapes built just inside every bound of `mime_guard`: the count each bound limits grows with
+/// the input and reaches about 95% of the bound at the larger size, so mail-parser itself walks
+/// the costly region the guard leaves it (the shapes above trip a bound and time the
+/// headers-only read). `large` is the larger of the two sizes.
+fn inside_shapes() -> Vec<Inside> {
+    use m365_ingest::domain::mime_guard::{MAX_CONTINUATIONS, MAX_ENCODED_WORD_WORK, MAX_FIELD_BYTES, MAX_HEADER_LINES, MAX_PARTS};
+    /// `bound` scaled to `n` of `large` bytes, 95% of it at `large`.
+    fn share(bound: usize, n: usize, large: usize) -> usize {
+        (bound as u128 * 95 * n as u128 / (100 * large as u128)).max(1) as usize
+    }
+    /// A text body of about `bytes`, words and a URL a line.
+    fn filler(bytes: usize) -> String {
+        let mut s = String::with_capacity(bytes + 80);
+        let mut i = 0;
+        while s.len() < bytes {
+            s.push_str(&format!("see http://e.example/{i} now and then words\r\n"));
+            i += 1;
+        }
+        s
+    }
+    vec![
+        Inside {
+            // Body parts, each of about large/MAX_PARTS bytes.
+            name: "parts_at_bound",
+            make: |n, large| {
+                let parts = share(MAX_PARTS, n, large);
+                let mut s = format!("{HEAD}Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+                for _ in 0..parts {
+                    s.push_str("--b\r\nContent-Type: text/plain\r\n\r\n");
+                    s.push_str(&filler(large / MAX_PARTS - 40));
+                }
+                s.push_str("--b--\r\n");
+                s.into_bytes()
+            },
+        },
+        Inside {
+            // Header lines of about large/MAX_HEADER_LINES bytes each.
+            name: "header_lines_at_bound",
+            make: |n, large| {
+                let width = large / MAX_HEADER_LINES;
+                let lines: String = (0..share(MAX_HEADER_LINES, n, large) - 10)
+                    .map(|i| format!("X-H{i}: {}\r\n", "v".repeat(width.saturating_sub(12))))
+                    .collect();
+                format!("{HEAD}{lines}\r\nbody").into_bytes()
+            },
+        },
+        Inside {
+            // One To: of addresses folded over many lines, as long as a field may be.
+            name: "field_at_bound",
+            make: |n, large| {
+                let bytes = share(MAX_FIELD_BYTES, n, large);
+                let mut to = String::from("To: ");
+                let mut i = 0;
+                while to.len() < bytes {
+                    to.push_str(&format!("user{i:06}@contoso.com,\r\n "));
+                    i += 1;
+                }
+                to.push_str("last@contoso.com\r\n");
+                format!("{HEAD}{to}Content-Type: text/plain\r\n\r\n{}", filler(n.saturating_sub(bytes))).into_bytes()
+            },
+        },
+        Inside {
+            // One field as long as a field may be, with as many failed encoded words as the
+            // work bound lets it hold at the larger size (each retried to the end of the field).
+            name: "encoded_words_at_bound",
+            make: |n, large| {
+                let field = share(MAX_FIELD_BYTES, n, large);
+                let words = (MAX_ENCODED_WORD_WORK as usize * 95 / 100) / share(MAX_FIELD_BYTES, large, large);
+                let mut value = "=?ab?q? ".repeat(words);
+                while value.len() < field {
+                    value.push_str("padding ");
+                }
+                format!("{HEAD}X-A: {value}\r\n\r\n{}", filler(n.saturating_sub(field))).into_bytes()
+            },
+        },
+        Inside {
+            // One filename in RFC 2231 pieces, merged by copying what came before.
+            name: "continuations_at_bound",
+            make: |n, large| {
+                let pieces = share(MAX_CONTINUATIONS, n, large);
+                let piece = MAX_FIELD_BYTES * 9 / 10 / MAX_CONTINUATIONS;
+                let params: String = (0..pieces).map(|i| format!(";\r\n filename*{i}=\"{}\"", "n".repeat(piece - 20))).collect();
+                let field = params.len();
+                format!(
+                    "{HEAD}Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: application/octet-stream{params}\r\n\
+                     Content-Disposition: attachment\r\n\r\nx\r\n--b\r\nContent-Type: text/plain\r\n\r\n{}--b--\r\n",
+                    filler(n.saturating_sub(field))
+                )
+                .into_bytes()
+            },
+        },
+        Inside {
+            // As many declared-and-never-met boundaries as allowed, each a scan of what follows,
+            // over a body of the widest delimiter-like lines.
+            name: "unmet_boundaries_at_bound",
+            make: |n, _| {
+                let wide = "-".repeat(68);
+                let mut s = format!("{HEAD}Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+                for i in 0..8 {
+                    s.push_str(&format!("--b\r\nContent-Type: multipart/mixed; boundary=\"{wide}{i}\"\r\n\r\n"));
+                }
+                while s.len() < n {
+                    s.push_str(&format!("--{wide}x\r\n"));
+                }
+                s.push_str("--b--\r\n");
+                s.into_bytes()
+            },
+        },
+        Inside {
+            // Multiparts nested as deep as the part bound allows (each level opens and closes).
+            name: "nesting_at_bound",
+            make: |n, large| {
+                let depth = share(MAX_PARTS / 2, n, large);
+                let pad = filler(large / MAX_PARTS);
+                let mut s = String::from(HEAD);
+                for i in 0..depth {
+                    s.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n{pad}--b{i}\r\n"));
+                }
+                s.push_str("Content-Type: text/plain\r\n\r\nhttp://e.example/x\r\n");
+                for i in (0..depth).rev() {
+                    s.push_str(&format!("--b{i}--\r\n"));
+                }
+                s.into_bytes()
+            },
+        },
+        Inside {
+            // Messages attached in Base64 inside each other as deep as mail-parser opens them,
+            // the innermost of many parts.
+            name: "encoded_messages_at_bound",
+            make: |n, large| {
+                use base64::Engine as _;
+                let parts = share(MAX_PARTS, n, large) * 3 / 4;
+                let mut inner = format!("{HEAD}Content-Type: multipart/mixed; boundary=\"i\"\r\n\r\n");
+                for _ in 0..parts {
+                    inner.push_str("--i\r\nContent-Type: text/plain\r\n\r\n");
+                    inner.push_str(&filler(large / MAX_PARTS / 2));
+                }
+                inner.push_str("--i--\r\n");
+                for level in 0..3 {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(&inner);
+                    let lines: String = b64.as_bytes().chunks(76).map(|c| format!("{}\r\n", String::from_utf8_lossy(c))).collect();
+                    inner = format!(
+                        "{HEAD}Content-Type: multipart/mixed; boundary=\"o{level}\"\r\n\r\n--o{level}\r\nContent-Type: message/rfc822\r\n\
+                         Content-Transfer-Encoding: base64\r\n\r\n{lines}--o{level}--\r\n"
+                    );
+                }
+                inner.into_bytes()
+            },
+        },
+    ]
+}
+
+/// A shape that must stay inside every bound: an email of about `n` bytes, given the larger size.
+struct Inside {
+    name: &'static str,
+    make: fn(usize, usize) -> Vec<u8>,
+}
+
 /// The least of five timings (the others carry the noise of a busy machine).
 fn best_of_five(input: &[u8]) -> Duration {
     (0..5)
@@ -112,24 +273,30 @@ fn best_of_five(input: &[u8]) -> Duration {
 /// Below this, a timing is noise, not growth.
 const FLOOR: Duration = Duration::from_millis(5);
 
-/// Runs every shape at `base` and ten times `base` bytes; false when one grew more than twentyfold.
+/// Runs every shape at `base` and ten times `base` bytes; false when one grew more than twentyfold
+/// or a shape meant to be inside the bounds tripped one.
 pub fn check(base: usize) -> bool {
+    let large = base * 10;
     let mut ok = true;
-    for s in shapes() {
-        let (small, large) = ((s.make)(base), (s.make)(base * 10));
-        let (t1, t10) = (best_of_five(&small), best_of_five(&large));
+    let past = shapes().into_iter().map(|s| (s.name, (s.make)(base), (s.make)(large), false));
+    let inside = inside_shapes().into_iter().map(|s| (s.name, (s.make)(base, large), (s.make)(large, large), true));
+    for (name, small, big, must_fit) in past.chain(inside) {
+        let tripped: Vec<String> = [&small, &big].iter().filter_map(|m| m365_ingest::domain::mime_guard::check(m).err()).collect();
+        let path = if tripped.is_empty() { "whole parse" } else { "headers only" };
+        let (t1, t10) = (best_of_five(&small), best_of_five(&big));
         let ratio = t10.as_secs_f64() / t1.max(FLOOR).as_secs_f64();
         let grew = t10 > FLOOR && ratio > 20.0;
+        let misbuilt = must_fit && !tripped.is_empty();
         println!(
-            "fuzz: mime time {:<16} {:>8} B {:>9.1?}  {:>9} B {:>9.1?}  ×{ratio:.1}{}",
-            s.name,
+            "fuzz: mime time {name:<26} {:>8} B {:>9.1?}  {:>9} B {:>9.1?}  ×{ratio:.1}  {path}{}{}",
             small.len(),
             t1,
-            large.len(),
+            big.len(),
             t10,
-            if grew { "  GREW FASTER THAN ITS INPUT" } else { "" }
+            if grew { "  GREW FASTER THAN ITS INPUT" } else { "" },
+            if misbuilt { format!("  MEANT TO BE INSIDE THE BOUNDS, TRIPS: {}", tripped.join("; ")) } else { String::new() }
         );
-        ok &= !grew;
+        ok &= !grew && !misbuilt;
     }
     ok
 }
