@@ -414,6 +414,9 @@ def serve(args):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
+    import moto_transactions
+
+    moto_transactions.install()
     template = Template(args.template)
     moto_app = DomainDispatcherApplication(create_backend_app)
     gate = Gate(moto_app, template, args.denials)

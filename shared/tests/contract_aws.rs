@@ -256,6 +256,45 @@ async fn integration_stores_keep_the_contract() {
     integration_store_contract(&DynamoIntegrations::new(role.dynamodb.clone(), &table), "ddb").await;
 }
 
+/// Every item of a table, in key order.
+async fn all_items(c: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Vec<(String, aws_sdk_dynamodb::types::AttributeValue)>> {
+    let items = c.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    let mut out: Vec<Vec<(String, aws_sdk_dynamodb::types::AttributeValue)>> = items
+        .into_iter()
+        .map(|i| {
+            let mut kv: Vec<_> = i.into_iter().collect();
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            kv
+        })
+        .collect();
+    out.sort_by_key(|kv| format!("{kv:?}"));
+    out
+}
+
+/// A save that loses its condition changes nothing, though its other writes (the revision's
+/// history, the schedule's entries, the old secret's entry) come before or after the one that
+/// failed: DynamoDB's transactions are all or nothing, and the gate's per-item rollback for moto
+/// (infra/aws-gate/moto_transactions.py, which replaced moto's copy of whole tables) keeps them so.
+#[tokio::test]
+async fn a_cancelled_save_leaves_every_item_as_it_was() {
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Operator);
+    let table = stack.state_table().await;
+    let store = DynamoIntegrations::new(role.dynamodb.clone(), &table);
+    let a = IntegrationDoc::new("cancelled", TENANT, DEFAULT_CLIENT_ID, "s");
+    store.save(&a, None, t(0), &Provenance::default()).await.unwrap();
+    let before = all_items(&stack.admin.dynamodb, &table).await;
+    assert!(before.len() >= 3, "the record, its history, its secret's entry and schedule: {before:?}");
+    let mut changed = a.clone();
+    changed.enabled = false;
+    changed.secret_ref = "another".into();
+    for expected in [None, Some(7)] {
+        let got = store.save(&changed, expected, t(1), &Provenance::default()).await;
+        assert!(matches!(got, Err(CursorError::Conflict { .. })), "{got:?}");
+        assert_eq!(all_items(&stack.admin.dynamodb, &table).await, before, "after a cancelled save expecting {expected:?}");
+    }
+}
+
 #[tokio::test]
 async fn removing_an_integration_in_dynamodb_deletes_its_cursors_and_no_one_elses() {
     let stack = moto::stack().await;
