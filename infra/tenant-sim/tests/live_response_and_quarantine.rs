@@ -101,6 +101,53 @@ async fn a_getfile_runs_on_the_device_and_its_result_downloads_from_the_blob_hos
     assert_eq!(blob.get(fresh["value"].as_str().unwrap()).send().await.unwrap().status().as_u16(), 200, "a new link works");
 }
 
+/// A file's size, from the alert evidence that names it.
+async fn file_size(h: &Harness, sha256: &str) -> u64 {
+    let token = h.graph_token().await;
+    let (alerts, _) = h.get_all("/v1.0/security/alerts_v2?$top=500", &token, true).await;
+    alerts
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["fileDetails"]["sha256"] == sha256)
+        .and_then(|e| e["fileDetails"]["fileSize"].as_u64())
+        .expect("the file's size in its evidence")
+}
+
+/// GetFile's upload takes its time: a device that uploads slowly keeps the action InProgress
+/// until the file is up, and one slower than GetFile's 30-minute limit fails with ERROR_TIMEOUT
+/// after the 30 minutes, not before (live-response.md, per-command limits).
+#[tokio::test]
+async fn a_slow_upload_keeps_the_action_in_progress_and_one_past_thirty_minutes_times_out_then() {
+    let h = Harness::start(fixed_scenario()).await;
+    let (machine, path, sha256) = file_on_a_device(&h).await;
+    let size = file_size(&h, &sha256).await;
+    let spec = h.sim.mde_spec();
+    let started = spec.pickup_secs + spec.run_secs;
+    // (seconds the upload takes, what the action is just before it ends, and just after).
+    for (upload, last) in [(600u64, "Succeeded"), (3_600, "Failed")] {
+        h.sim.set_mde_spec(tenant_sim::scenario::MdeSpec { device_upload_bytes_per_sec: size.div_ceil(upload), ..spec.clone() });
+        let token = h.token_for(MDE_SCOPE).await;
+        let (status, action) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
+        assert_eq!(status, 201, "{action}");
+        let id = action["id"].as_str().unwrap().to_owned();
+        let ends = started + upload.min(spec.getfile_timeout_secs) as i64;
+        let mut seen = Vec::new();
+        for at in [started + 10, ends - 5, ends + 5] {
+            h.sim.clock().advance_secs(at - seen.last().map_or(0, |(t, _)| *t));
+            let token = h.token_for(MDE_SCOPE).await;
+            let got = h.get(&format!("/api/machineactions/{id}"), &token, false).await.2;
+            seen.push((at, got));
+        }
+        let statuses: Vec<&str> = seen.iter().map(|(_, a)| a["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["InProgress", "InProgress", last], "an upload of {upload} s: {seen:?}");
+        let done = &seen[2].1;
+        if last == "Failed" {
+            assert_eq!(done["errorHResult"], -2_147_023_436, "ERROR_TIMEOUT: {done}");
+            assert!(done["commands"][0]["errors"][0].as_str().unwrap().contains("timed out"), "{done}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn offline_devices_hold_actions_pending_missing_files_fail_and_the_tenant_limits_hold() {
     let h = Harness::start(fixed_scenario()).await;

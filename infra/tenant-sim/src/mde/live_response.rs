@@ -32,6 +32,7 @@ use super::{error, refused, LIVE_RESPONSE_ROLES, MACHINE_ROLES, RESULT_ROLES};
 use crate::entra::resources;
 use crate::graph::context::{authorize_for, GraphCtx};
 use crate::http;
+use crate::scenario::MdeSpec;
 use crate::state::Sim;
 
 pub fn routes() -> Router<Sim> {
@@ -151,7 +152,9 @@ async fn run(State(sim): State<Sim>, Path(machine): Path<String>, headers: Heade
         picked_up: online.then(|| now.plus_secs(spec.pickup_secs)),
         result: None,
         cancelled: None,
+        upload_secs: 0,
     };
+    let a = Action { upload_secs: upload_time(&sim, &a), ..a };
     let body = render(&a, &device.dns_name, Status::Pending);
     sim.mde.insert(a);
     ctx.stamp(http::json(StatusCode::CREATED, &body, http::PLAIN_JSON))
@@ -282,6 +285,29 @@ fn run_script(sim: &Sim, a: &Action, params: &[(String, String)]) -> Result<Vec<
     Ok(transcript.to_string().into_bytes())
 }
 
+/// Seconds a device takes to upload `len` bytes at `mde.device_upload_bytes_per_sec` (0: at once).
+fn upload_secs(spec: &MdeSpec, len: usize) -> u64 {
+    match spec.device_upload_bytes_per_sec {
+        0 => 0,
+        rate => (len as u64).div_ceil(rate),
+    }
+}
+
+/// How long the action's GetFiles upload after its commands ran, from the files on the device
+/// now, each at most GetFile's time limit (past it the command fails with ERROR_TIMEOUT after
+/// the limit, not before: live-response.md's per-command limits).
+fn upload_time(sim: &Sim, a: &Action) -> i64 {
+    let spec = sim.mde.spec();
+    a.commands
+        .iter()
+        .filter(|(kind, _)| kind == "GetFile")
+        .filter_map(|(_, params)| params.iter().find(|(k, _)| k == "Path").map(|(_, v)| v.clone()))
+        .filter_map(|path| files::at_path(sim, a.tenant, &a.machine_id, &path))
+        .filter(|f| f.bytes.len() as u64 <= spec.getfile_max_bytes)
+        .map(|f| upload_secs(&spec, f.bytes.len()).min(spec.getfile_timeout_secs) as i64)
+        .sum()
+}
+
 /// Decides what the device's commands did, once it has run them: each RunScript in order, then
 /// GetFile (a failing command stops the rest, run-live-response.md).
 fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, Failure>> {
@@ -290,10 +316,7 @@ fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, 
     }
     let spec = sim.mde.spec();
     let max = spec.getfile_max_bytes;
-    let upload_secs = |len: usize| match spec.device_upload_bytes_per_sec {
-        0 => 0,
-        rate => (len as u64).div_ceil(rate),
-    };
+    let upload_secs = |len: usize| upload_secs(&spec, len);
     let mut last: Result<Vec<u8>, Failure> = Ok(Vec::new());
     for (i, (kind, params)) in a.commands.iter().enumerate() {
         last = match kind.as_str() {

@@ -28,6 +28,11 @@ pub struct Action {
     pub result: Option<Result<Arc<Vec<u8>>, Failure>>,
     /// When a cancel came (cancel-machine-action.md).
     pub cancelled: Option<Instant>,
+    /// Seconds the device spends uploading GetFile's file after running the commands, at most
+    /// GetFile's time limit (live-response.md: 30 minutes): the action stays InProgress until
+    /// then. Decided when the action is made, from the file on the device then (a file a script
+    /// of the same action writes uploads at once; README).
+    pub upload_secs: i64,
 }
 
 /// Why a command failed on the device: the action's `errorHResult` (run-live-response.md's
@@ -94,11 +99,16 @@ impl Status {
 }
 
 impl Action {
+    /// How long the device is busy with it once picked up: its commands, then GetFile's upload.
+    fn busy_secs(&self, spec: &MdeSpec) -> i64 {
+        spec.run_secs + self.upload_secs
+    }
+
     /// Where the action is at `now`.
     pub fn status(&self, now: Instant, spec: &MdeSpec) -> Status {
         if let Some(c) = self.cancelled.filter(|c| *c <= now) {
             // Cancelled unless it had ended before the cancel came.
-            let ended_before = self.picked_up.is_some_and(|p| p.plus_secs(spec.run_secs) <= c);
+            let ended_before = self.picked_up.is_some_and(|p| p.plus_secs(self.busy_secs(spec)) <= c);
             if !ended_before {
                 return Status::Cancelled;
             }
@@ -107,7 +117,7 @@ impl Action {
             None if now >= self.created.plus_secs(spec.offline_timeout_secs) => Status::TimeOut,
             None => Status::Pending,
             Some(p) if now < p => Status::Pending,
-            Some(p) if now < p.plus_secs(spec.run_secs) => Status::InProgress,
+            Some(p) if now < p.plus_secs(self.busy_secs(spec)) => Status::InProgress,
             Some(_) => match &self.result {
                 Some(Ok(_)) => Status::Succeeded,
                 _ => Status::Failed,
