@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use m365_ingest::domain::filter::{dlp_mode, Decision, DlpMode, DropReason, FilterDoc, DETECTION_SOURCES};
 use m365_ingest::domain::graph_alert::GraphAlert;
+use m365_ingest::Source;
 use serde_json::{json, Value};
 use support::*;
 use tenant_sim::data::kinds::AlertKind;
@@ -41,14 +42,14 @@ fn dropped(d: &Decision) -> Option<DropReason> {
 
 #[test]
 fn no_filters_pass_everything() {
-    assert_eq!(filters(json!({})).decide(&doc_sample()), Decision::Pass { passed: vec![], notes: vec![] });
+    assert_eq!(filters(json!({})).decide(Source::DefenderAlerts, &doc_sample()), Decision::Pass { passed: vec![], notes: vec![] });
 }
 
 #[test]
 fn severity_levels() {
     let a = doc_sample(); // severity low
-    assert_eq!(dropped(&filters(json!({"severities": ["medium", "high"]})).decide(&a)), Some(DropReason::Severity));
-    assert_eq!(dropped(&filters(json!({"severities": ["Low"]})).decide(&a)), None);
+    assert_eq!(dropped(&filters(json!({"severities": ["medium", "high"]})).decide(Source::DefenderAlerts, &a)), Some(DropReason::Severity));
+    assert_eq!(dropped(&filters(json!({"severities": ["Low"]})).decide(Source::DefenderAlerts, &a)), None);
     let e = serde_json::from_value::<FilterDoc>(json!({"severities": ["critical"]})).unwrap().validate().unwrap_err();
     assert_eq!(e.field, "severities[0]");
 }
@@ -59,12 +60,15 @@ fn detection_sources_know_all_39_members_and_keep_unknown_ones() {
     let every: Vec<&str> = DETECTION_SOURCES.to_vec();
     assert!(serde_json::from_value::<FilterDoc>(json!({ "detection_sources": every })).unwrap().validate().is_ok());
     let a = doc_sample(); // antivirus
-    assert_eq!(dropped(&filters(json!({"detection_sources": ["customDetection"]})).decide(&a)), Some(DropReason::DetectionSource));
-    assert_eq!(dropped(&filters(json!({"detection_sources": ["antivirus"]})).decide(&a)), None);
+    assert_eq!(
+        dropped(&filters(json!({"detection_sources": ["customDetection"]})).decide(Source::DefenderAlerts, &a)),
+        Some(DropReason::DetectionSource)
+    );
+    assert_eq!(dropped(&filters(json!({"detection_sources": ["antivirus"]})).decide(Source::DefenderAlerts, &a)), None);
     for future in ["unknownFutureValue", "microsoftDefenderForQuantum"] {
         let mut b = a.clone();
         b.detection_source = Some(future.into());
-        match filters(json!({"detection_sources": ["customDetection"]})).decide(&b) {
+        match filters(json!({"detection_sources": ["customDetection"]})).decide(Source::DefenderAlerts, &b) {
             Decision::Pass { notes, .. } => assert!(notes[0].contains(future), "{notes:?}"),
             d => panic!("{future} must be kept and reported, got {d:?}"),
         }
@@ -75,9 +79,17 @@ fn detection_sources_know_all_39_members_and_keep_unknown_ones() {
 #[test]
 fn title_substrings_and_patterns() {
     let a = doc_sample(); // "Suspicious execution of hidden file"
-    assert_eq!(dropped(&filters(json!({"title_excludes": ["HIDDEN FILE"]})).decide(&a)), Some(DropReason::Title));
-    assert_eq!(dropped(&filters(json!({"title_exclude_patterns": ["^suspicious .* of"]})).decide(&a)), Some(DropReason::Title));
-    assert_eq!(dropped(&filters(json!({"title_excludes": ["mimikatz"], "title_exclude_patterns": ["^benign"]})).decide(&a)), None);
+    assert_eq!(dropped(&filters(json!({"title_excludes": ["HIDDEN FILE"]})).decide(Source::DefenderAlerts, &a)), Some(DropReason::Title));
+    assert_eq!(
+        dropped(&filters(json!({"title_exclude_patterns": ["^suspicious .* of"]})).decide(Source::DefenderAlerts, &a)),
+        Some(DropReason::Title)
+    );
+    assert_eq!(
+        dropped(
+            &filters(json!({"title_excludes": ["mimikatz"], "title_exclude_patterns": ["^benign"]})).decide(Source::DefenderAlerts, &a)
+        ),
+        None
+    );
     for (doc, field) in [
         (json!({"title_exclude_patterns": ["(unclosed"]}), "title_exclude_patterns[0]"),
         (json!({"title_exclude_patterns": [".*"]}), "title_exclude_patterns[0]"),
@@ -98,11 +110,15 @@ fn file_names_paths_and_hashes() {
         "8963A19FB992AD9A76576C5638FD68292CFFB9AAAC29EB8285F9ABF6196A7DEC",
         "MsSen*",
     ] {
-        assert_eq!(dropped(&filters(json!({"file_excludes": [rule]})).decide(&a)), Some(DropReason::File), "{rule}");
+        assert_eq!(
+            dropped(&filters(json!({"file_excludes": [rule]})).decide(Source::DefenderAlerts, &a)),
+            Some(DropReason::File),
+            "{rule}"
+        );
     }
     // The parent process (services.exe) is context, not the alert's subject.
     for rule in ["services.exe", r"C:\Windows\*", "0000000000000000000000000000000000000000"] {
-        assert_eq!(dropped(&filters(json!({"file_excludes": [rule]})).decide(&a)), None, "{rule}");
+        assert_eq!(dropped(&filters(json!({"file_excludes": [rule]})).decide(Source::DefenderAlerts, &a)), None, "{rule}");
     }
     assert!(serde_json::from_value::<FilterDoc>(json!({"file_excludes": ["*"]})).unwrap().validate().is_err());
 }
@@ -111,16 +127,16 @@ fn file_names_paths_and_hashes() {
 async fn prelude_test_alerts_are_recognised_and_nothing_else() {
     let prelude = alerts(AlertKind::PreludeTest, 20).await;
     let f = filters(json!({"exclude_prelude": true}));
-    assert!(prelude.iter().all(|a| dropped(&f.decide(a)) == Some(DropReason::PreludeTest)));
+    assert!(prelude.iter().all(|a| dropped(&f.decide(Source::DefenderAlerts, a)) == Some(DropReason::PreludeTest)));
     for kind in [AlertKind::MdeAntivirus, AlertKind::MdeEdr, AlertKind::Mdo] {
         let others = alerts(kind, 40).await;
-        assert!(others.iter().all(|a| dropped(&f.decide(a)).is_none()), "{kind:?} alerts are not Prelude's");
+        assert!(others.iter().all(|a| dropped(&f.decide(Source::DefenderAlerts, a)).is_none()), "{kind:?} alerts are not Prelude's");
     }
     // The matcher is configurable: with another folder and no signer or probe, Prelude's alerts pass.
     let narrow = filters(
         json!({"exclude_prelude": true, "prelude": {"folders": ["prelude-tests"], "uuid_names": true, "parent_images": [], "signers": []}}),
     );
-    assert!(prelude.iter().all(|a| dropped(&narrow.decide(a)).is_none()));
+    assert!(prelude.iter().all(|a| dropped(&narrow.decide(Source::DefenderAlerts, a)).is_none()));
     assert!(
         serde_json::from_value::<FilterDoc>(json!({"prelude": {}})).unwrap().validate().is_err(),
         "prelude settings without exclude_prelude"
@@ -134,17 +150,19 @@ async fn dlp_alerts_by_enforcement_mode() {
     let modes: Vec<DlpMode> = dlp.iter().map(|a| dlp_mode(a.additional_data.as_ref()).unwrap()).collect();
     let enforce = filters(json!({"dlp_modes": ["enforce"]}));
     for (a, m) in dlp.iter().zip(&modes) {
-        let d = enforce.decide(a);
+        let d = enforce.decide(Source::DefenderAlerts, a);
         assert_eq!(dropped(&d).is_none(), *m == DlpMode::Enforce, "{m:?}");
     }
     assert!(modes.contains(&DlpMode::AuditOnly) && modes.contains(&DlpMode::AuditAndNotify));
     // No mode chosen: every DLP alert. A DLP alert without a mode is kept and reported.
-    assert!(dlp.iter().all(|a| dropped(&filters(json!({})).decide(a)).is_none()));
+    assert!(dlp.iter().all(|a| dropped(&filters(json!({})).decide(Source::DefenderAlerts, a)).is_none()));
     let mut bare = dlp[0].clone();
     bare.additional_data = None;
-    assert!(matches!(enforce.decide(&bare), Decision::Pass { notes, .. } if notes[0].contains("no enforcement mode")));
+    assert!(
+        matches!(enforce.decide(Source::DefenderAlerts, &bare), Decision::Pass { notes, .. } if notes[0].contains("no enforcement mode"))
+    );
     // Other alerts are not touched by the DLP filter.
-    assert_eq!(dropped(&enforce.decide(&doc_sample())), None);
+    assert_eq!(dropped(&enforce.decide(Source::DefenderAlerts, &doc_sample())), None);
     // Documented carriers and their mapping.
     assert_eq!(dlp_mode(Some(&json!({"EnforcementMode": 4}))), Some(DlpMode::Enforce));
     assert_eq!(dlp_mode(Some(&json!({"EnforcementMode": 1}))), Some(DlpMode::AuditOnly));

@@ -280,6 +280,31 @@ async fn cloud_apps_alerts_are_filtered_and_published_in_both_formats() {
     assert_eq!(all.iter().filter(|m| m["class_uid"] == 2004).count(), c.published);
 }
 
+/// Detection sources are a Defender-alert setting (issue 30 §2): an allow-list set as the vendor's
+/// guide sets it keeps every email threat submission (they carry no detectionSource) and every
+/// Cloud Apps alert, and still decides Defender's alerts.
+#[tokio::test]
+async fn detection_sources_decide_defender_alerts_only() {
+    let allow = json!({"detection_sources": ["microsoftDefenderForEndpoint"]});
+    for source in [Source::EmailSubmissions, Source::CloudApps, Source::DefenderAlerts] {
+        let (w, msgs) = intake(source).await;
+        assert!(!msgs.is_empty(), "{source}: the scenario has items");
+        let out = Arc::new(MemoryAlertQueue::new());
+        let p = processor(&w, out.clone(), integration_with(allow.clone(), OutputFormat::AlertV1, source));
+        assert!(p.process_batch(&msgs).await.is_empty());
+        let c = p.take_counts();
+        let by_source = c.dropped.get("detection_source").copied().unwrap_or_default();
+        let published: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+        if source == Source::DefenderAlerts {
+            assert!(by_source > 0 && c.published > 0, "Defender's alerts are decided by it: {c:?}");
+            assert!(published.iter().all(|v| v["detection_source"] == "microsoftDefenderForEndpoint"), "only the allowed source");
+        } else {
+            assert_eq!(by_source, 0, "{source}: none dropped by a Defender-alert setting: {c:?}");
+            assert!(c.published > 0 && published.iter().all(|v| v["source"] == source.as_str()), "{source}: {c:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn submissions_are_published_pending_then_final_and_excluded_verdicts_dropped() {
     let mut s = fixed(Scenario::default());

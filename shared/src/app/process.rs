@@ -553,7 +553,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
                 continue;
             }
-            let (passed, notes) = match filters.decide(&unit.alert) {
+            let (passed, notes) = match filters.decide(env.source, &unit.alert) {
                 Decision::Drop { reason, detail } => {
                     tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
                     self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::graph_alert::{FileDetails, GraphAlert};
+use super::source::Source;
 
 /// Every `detectionSource` member of the v1.0 metadata (ms-apis.md §2), 39 in all, including
 /// those Graph returns only with `Prefer: include-unknown-enum-members`.
@@ -296,8 +297,18 @@ pub fn dlp_mode(additional: Option<&Value>) -> Option<DlpMode> {
     }
 }
 
+/// The sources whose items carry Defender's `detectionSource`: the one filter that is a
+/// Defender-alert setting applies to them alone. Email threat submissions have none (they read as
+/// `unknown`) and Cloud Apps alerts carry their own product's name, so an allow-list set as
+/// Microsoft's guide sets it for Defender alerts would drop every one of theirs.
+pub fn has_detection_source(source: Source) -> bool {
+    matches!(source, Source::DefenderAlerts | Source::DefenderIncidents)
+}
+
 impl Filters {
-    pub fn decide(&self, a: &GraphAlert) -> Decision {
+    /// Whether an item of `source` is kept; `detection_sources` applies to Defender's alerts
+    /// (and the alerts of incidents) only.
+    pub fn decide(&self, source: Source, a: &GraphAlert) -> Decision {
         let mut passed = Vec::new();
         let mut notes = Vec::new();
         let severity = a.severity.as_deref().unwrap_or("unknown").to_ascii_lowercase();
@@ -307,7 +318,7 @@ impl Filters {
             }
             passed.push("severity");
         }
-        if !self.detection_sources.is_empty() {
+        if !self.detection_sources.is_empty() && has_detection_source(source) {
             let ds = a.detection_source.as_deref().unwrap_or("unknown");
             let known = DETECTION_SOURCES.iter().any(|m| m.eq_ignore_ascii_case(ds)) && ds != "unknownFutureValue";
             if !known {

@@ -148,17 +148,13 @@ pub fn relaxations(before: Option<&IntegrationDoc>, after: &IntegrationDoc) -> V
 const SAMPLE_TITLES: [&str; 6] =
     ["Suspicious PowerShell command line", "Email reported by user as malware or phish", "Impossible travel activity", "x", "0", "-"];
 
-/// What every item of a source shares: its detectionSource, and its severities.
-type SourceTraits = (Source, Option<&'static str>, Option<&'static [&'static str]>);
-
 /// The sources `doc` polls whose every item its filters drop, and why. Decided where a
 /// source's items all share what the filter reads (DESIGN.md: the alert view each source
-/// builds): Cloud Apps alerts are all `cloudAppSecurity`, submissions carry no detection
-/// source (`unknown`), reported emails are `userReported` and `medium` or `high`.
+/// builds): reported emails are `medium` or `high`. Detection sources decide Defender's alerts
+/// only (filter.rs `has_detection_source`), whose sources vary alert by alert.
 pub fn whole_sources_dropped(doc: &IntegrationDoc) -> Vec<(Source, String)> {
     let Ok(integration) = doc.validate() else { return Vec::new() };
     let f = &doc.filters;
-    let mut out = Vec::new();
     // A title exclusion that matches titles of every kind drops every source's items.
     let everything = doc
         .filters
@@ -172,29 +168,16 @@ pub fn whole_sources_dropped(doc: &IntegrationDoc) -> Vec<(Source, String)> {
             .map(|s| (s, format!("filters.title_exclude_patterns /{p}/ matches every title")))
             .collect();
     }
-    let fixed: [SourceTraits; 3] = [
-        (Source::CloudApps, Some("cloudAppSecurity"), None),
-        (Source::EmailSubmissions, Some("unknown"), None),
-        (Source::PhishingMailbox, Some("userReported"), Some(&["medium", "high"])),
-    ];
-    for (source, detection, severities) in fixed {
-        if !integration.polls(source) {
-            continue;
-        }
-        if let Some(ds) = detection {
-            let known = super::filter::DETECTION_SOURCES.iter().any(|m| m.eq_ignore_ascii_case(ds));
-            if known && !f.detection_sources.is_empty() && !f.detection_sources.iter().any(|m| m.eq_ignore_ascii_case(ds)) {
-                out.push((source, format!("its items' detectionSource is {ds}, which filters.detection_sources leaves out")));
-                continue;
-            }
-        }
-        if let Some(all) = severities {
-            if !f.severities.is_empty() && !all.iter().any(|s| f.severities.iter().any(|k| k.eq_ignore_ascii_case(s))) {
-                out.push((source, format!("its items are {} severity, which filters.severities leaves out", all.join(" or "))));
-            }
-        }
-    }
-    out
+    let fixed: [(Source, &[&str]); 1] = [(Source::PhishingMailbox, &["medium", "high"])];
+    fixed
+        .into_iter()
+        .filter(|(source, all)| {
+            integration.polls(*source)
+                && !f.severities.is_empty()
+                && !all.iter().any(|s| f.severities.iter().any(|k| k.eq_ignore_ascii_case(s)))
+        })
+        .map(|(source, all)| (source, format!("its items are {} severity, which filters.severities leaves out", all.join(" or "))))
+        .collect()
 }
 
 #[cfg(test)]
@@ -239,21 +222,27 @@ mod tests {
         let mut before = doc();
         before.sources.defender = DefenderMode::Alerts;
         before.sources.email_submissions.enabled = true;
+        before.sources.phishing_mailbox =
+            Some(crate::domain::integration_doc::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
         let mut after = before.clone();
-        after.filters = FilterDoc { detection_sources: vec!["antivirus".into()], ..FilterDoc::default() };
+        after.filters = FilterDoc { severities: vec!["low".into()], ..FilterDoc::default() };
         let r = relaxations(Some(&before), &after);
         assert_eq!(r.len(), 1, "{r:?}");
         assert_eq!(r[0].field, "filters");
-        assert!(r[0].detail.contains("every email_submissions item") && r[0].detail.contains("unknown"), "{r:?}");
+        assert!(r[0].detail.contains("every phishing_mailbox item") && r[0].detail.contains("medium or high"), "{r:?}");
         let mut kept = before.clone();
-        kept.filters = FilterDoc { detection_sources: vec!["antivirus".into(), "unknown".into()], ..FilterDoc::default() };
+        kept.filters = FilterDoc { severities: vec!["low".into(), "high".into()], ..FilterDoc::default() };
         assert!(relaxations(Some(&before), &kept).is_empty());
         assert!(whole_sources_dropped(&before).is_empty());
         assert!(relaxations(Some(&after), &after).is_empty(), "already so: nothing new is relaxed");
+        // Detection sources decide Defender's alerts only: submissions and reports are not dropped by them.
+        let mut by_source = before.clone();
+        by_source.filters = FilterDoc { detection_sources: vec!["antivirus".into()], ..FilterDoc::default() };
+        assert!(relaxations(Some(&before), &by_source).is_empty(), "{:?}", relaxations(Some(&before), &by_source));
         let mut dot = before.clone();
         dot.filters = FilterDoc { title_exclude_patterns: vec![".".into()], ..FilterDoc::default() };
         let r = relaxations(Some(&before), &dot);
-        assert_eq!(r.len(), 2, "both polled sources: {r:?}");
+        assert_eq!(r.len(), 3, "every polled source: {r:?}");
         let mut narrow = before.clone();
         narrow.filters = FilterDoc { title_exclude_patterns: vec!["^Test alert".into()], ..FilterDoc::default() };
         assert!(relaxations(Some(&before), &narrow).is_empty(), "an ordinary exclusion is not one");
