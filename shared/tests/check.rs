@@ -76,6 +76,22 @@ fn now() -> GraphTime {
     GraphTime::now()
 }
 
+/// An app granted the ReadWrite permissions (more than the feature needs) passes: Microsoft's
+/// APIs accept them where the Read ones are documented (issue 30 §4).
+#[tokio::test]
+async fn read_write_permissions_cover_the_read_ones_a_feature_needs() {
+    let mut s = Scenario::default();
+    let graph = s.tenants[0].apps[0].grants.get_mut("graph").unwrap();
+    graph.retain(|r| !r.starts_with("Calendars.") && !r.starts_with("MailboxSettings."));
+    graph.extend(["Calendars.ReadWrite".to_owned(), "MailboxSettings.ReadWrite".to_owned()]);
+    let (_sim, api) = start(s).await;
+    let mut d = doc();
+    d.features.calendar = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(r.passed, "{}", r.to_text());
+    assert_eq!(line(&r, "calendar").status, Status::Ok, "{}", r.to_text());
+}
+
 #[tokio::test]
 async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
     let cert = ClientCertificate::generate(31).unwrap();

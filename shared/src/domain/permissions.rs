@@ -179,12 +179,36 @@ pub fn enabled_features(i: &Integration) -> Vec<Feature> {
 }
 
 /// Whether `granted` covers `needed`: names compare without case (Cloud Apps documents
-/// `Investigation.read`, tokens carry `investigation.read`), and a ReadWrite permission or a
-/// `.manage` one covers its read counterpart.
+/// `Investigation.read`, tokens carry `investigation.read`); a ReadWrite permission or a
+/// `.manage` one covers its read counterpart (`Calendars.ReadWrite` covers `Calendars.Read`,
+/// `Machine.ReadWrite.All` covers `Machine.Read.All`), and a Read or ReadWrite one its ReadBasic
+/// counterpart (`Calendars.Read` covers `Calendars.ReadBasic.All`), as the permissions reference
+/// lists the higher-privileged permissions each API also accepts. ReadBasic never covers Read.
 pub fn covers(granted: &str, needed: &str) -> bool {
     let g = granted.to_ascii_lowercase();
-    let n = needed.to_ascii_lowercase();
-    g == n || g == n.replace(".read.", ".readwrite.") || g == n.replace(".read", ".manage") || (n == "mail.read" && g == "mail.readwrite")
+    coverers(&needed.to_ascii_lowercase()).iter().any(|c| *c == g)
+}
+
+/// Every permission name (lower case) that covers `needed`.
+fn coverers(needed: &str) -> Vec<String> {
+    let mut out = vec![needed.to_owned()];
+    let mut read = vec![needed.to_owned()];
+    if let Some(i) = needed.find(".readbasic") {
+        let (head, tail) = (&needed[..i], &needed[i + ".readbasic".len()..]);
+        // Calendars.ReadBasic.All's higher privileges are Calendars.Read and Calendars.ReadWrite.
+        for t in [tail, tail.strip_suffix(".all").unwrap_or(tail)] {
+            read.push(format!("{head}.read{t}"));
+        }
+    }
+    for r in read {
+        if let Some(head) = r.strip_suffix(".read") {
+            out.extend([format!("{head}.read"), format!("{head}.readwrite"), format!("{head}.manage")]);
+        } else if let Some(i) = r.find(".read.") {
+            let (head, tail) = (&r[..i], &r[i + ".read".len()..]);
+            out.extend([r.clone(), format!("{head}.readwrite{tail}"), format!("{head}.manage{tail}")]);
+        }
+    }
+    out
 }
 
 /// The permissions of `needed` that `roles` lacks.
@@ -236,6 +260,27 @@ mod tests {
         assert!(covers("Mail.ReadWrite", "Mail.Read"));
         assert!(!covers("Mail.ReadBasic.All", "Mail.Read"), "ReadBasic has no bodies or attachments");
         assert!(!covers("SecurityIncident.Read.All", "SecurityAlert.Read.All"));
+        // Issue 30 §4: as Microsoft grants them.
+        for (granted, needed) in [
+            ("Calendars.ReadWrite", "Calendars.Read"),
+            ("MailboxSettings.ReadWrite", "MailboxSettings.Read"),
+            ("Machine.ReadWrite.All", "Machine.Read.All"),
+            ("Calendars.Read", "Calendars.ReadBasic.All"),
+            ("Calendars.ReadWrite", "Calendars.ReadBasic.All"),
+            ("User.Read.All", "User.ReadBasic.All"),
+            ("User.ReadWrite.All", "User.ReadBasic.All"),
+        ] {
+            assert!(covers(granted, needed), "{granted} covers {needed}");
+        }
+        for (granted, needed) in [
+            ("Calendars.ReadBasic.All", "Calendars.Read"),
+            ("Calendars.Read", "Calendars.ReadWrite"),
+            ("MailboxSettings.Read", "MailboxSettings.ReadWrite"),
+            ("Mail.ReadWrite", "MailboxSettings.Read"),
+            ("Calendars.ReadWrite.Shared", "Calendars.Read"),
+        ] {
+            assert!(!covers(granted, needed), "{granted} does not cover {needed}");
+        }
         assert_eq!(missing(Feature::DefenderIncidents.required(), &["SecurityIncident.ReadWrite.All".into()]), ["SecurityAlert.Read.All"]);
     }
 
