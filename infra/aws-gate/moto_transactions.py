@@ -77,8 +77,8 @@ def install():
                     current = self.get_item(table.name, key)
                 except Exception:
                     continue
-                before = copy.deepcopy(current.to_json()["Attributes"]) if current is not None else None
-                snapshots.append((table.name, key, before))
+                # The stored item itself (its JSON would turn nested binary values into bytes).
+                snapshots.append((table.name, key, copy.deepcopy(current) if current is not None else None))
         try:
             return original(self, transact_items)
         except Exception:
@@ -86,8 +86,12 @@ def install():
                 if before is None:
                     if self.get_item(table_name, key) is not None:
                         self.delete_item(table_name, key)
+                    continue
+                table = self.tables[table_name]
+                if table.range_key_attr is not None:
+                    table.items[before.hash_key][before.range_key] = before
                 else:
-                    self.put_item(table_name, before)
+                    table.items[before.hash_key] = before
             raise
 
     DynamoDBBackend.transact_write_items = transact_write_items

@@ -125,12 +125,13 @@ async fn a_slow_upload_keeps_the_action_in_progress_and_one_past_thirty_minutes_
     let started = spec.pickup_secs + spec.run_secs;
     // (seconds the upload takes, what the action is just before it ends, and just after).
     for (upload, last) in [(600u64, "Succeeded"), (3_600, "Failed")] {
-        h.sim.set_mde_spec(tenant_sim::scenario::MdeSpec { device_upload_bytes_per_sec: size.div_ceil(upload), ..spec.clone() });
+        let rate = size.div_ceil(upload);
+        h.sim.set_mde_spec(tenant_sim::scenario::MdeSpec { device_upload_bytes_per_sec: rate, ..spec.clone() });
         let token = h.token_for(MDE_SCOPE).await;
         let (status, action) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
         assert_eq!(status, 201, "{action}");
         let id = action["id"].as_str().unwrap().to_owned();
-        let ends = started + upload.min(spec.getfile_timeout_secs) as i64;
+        let ends = started + size.div_ceil(rate).min(spec.getfile_timeout_secs) as i64;
         let mut seen = Vec::new();
         for at in [started + 10, ends - 5, ends + 5] {
             h.sim.clock().advance_secs(at - seen.last().map_or(0, |(t, _)| *t));
@@ -146,6 +147,13 @@ async fn a_slow_upload_keeps_the_action_in_progress_and_one_past_thirty_minutes_
             assert!(done["commands"][0]["errors"][0].as_str().unwrap().contains("timed out"), "{done}");
         }
     }
+    // A file gone by the time the device runs the command fails then: nothing uploads.
+    let token = h.token_for(MDE_SCOPE).await;
+    let (_, action) = post(&h, &token, &format!("/api/machines/{machine}/runliveresponse"), &get_file(&path)).await;
+    h.sim.delete_device_file(TENANT, &machine, &path);
+    h.sim.clock().advance_secs(started + 5);
+    let got = h.get(&format!("/api/machineactions/{}", action["id"].as_str().unwrap()), &token, false).await.2;
+    assert_eq!((got["status"].as_str(), got["errorHResult"].as_i64()), (Some("Failed"), Some(-2_147_024_894)), "not found: {got}");
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::deliver::{safe_key, send_tracked, DeliverySettings};
-use super::file_intake::{off_runtime, FileIntake, IntakeError};
+use super::file_intake::{off_runtime, off_runtime_bounded, FileIntake, IntakeError};
 use super::process::Processor;
 use super::restore::{cleanup_commands, restore_commands};
 use crate::domain::envelope::sha256_hex;
@@ -674,7 +674,10 @@ impl<P: ProcessPorts> Processor<P> {
     /// Decodes an export's Base64 a slice at a time into a streamed upload: the message is never
     /// whole in memory beside Exchange's answer.
     async fn store_export(&self, ev: &Evidence<P::Evidence>, export: ExportedEml, key: &str) -> Observation {
-        let text = export.base64();
+        let (answer, eml) = (export.answer, export.eml);
+        let Some(text) = answer.get(eml.clone()) else {
+            return Observation::Refused("Exchange's export names bytes its answer does not hold".into());
+        };
         let limit = ev.settings.max_file_bytes;
         let size = (text.len() / 4 * 3) as u64;
         if size > limit {
@@ -687,11 +690,9 @@ impl<P: ProcessPorts> Processor<P> {
         let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
         let mut stored = 0u64;
         // 4 MiB of Base64 (a multiple of 4) decode to 3 MiB, on a blocking thread (file_intake.rs).
-        let (answer, eml) = (export.answer, export.eml);
-        let end = eml.end.min(answer.len());
-        let mut at = eml.start.min(end);
-        while at < end {
-            let slice = answer.slice(at..(at + EXPORT_SLICE).min(end));
+        let mut at = eml.start;
+        while at < eml.end {
+            let slice = answer.slice(at..(at + EXPORT_SLICE).min(eml.end));
             at += slice.len();
             let decoded = off_runtime(hash, move |h| {
                 let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &slice)?;
@@ -770,7 +771,7 @@ impl<P: ProcessPorts> Processor<P> {
                 }
                 None => break,
             };
-            let fed = match off_runtime(intake, move |i| i.step(&chunk)).await {
+            let fed = match off_runtime_bounded(intake, move |i| i.step(&chunk)).await {
                 Ok((back, fed)) => {
                     intake = back;
                     fed
@@ -792,7 +793,7 @@ impl<P: ProcessPorts> Processor<P> {
                 return fail(Observation::Transient(e.to_string()));
             }
         }
-        let (back, finished) = match off_runtime(intake, FileIntake::finish).await {
+        let (back, finished) = match off_runtime_bounded(intake, FileIntake::finish).await {
             Ok(done) => done,
             Err(e) => {
                 upload.abort().await;

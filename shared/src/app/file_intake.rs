@@ -23,6 +23,19 @@ where
     .map_err(|e| format!("the file's processing stopped: {e}"))
 }
 
+/// `off_runtime` for a file's steps, two at a time per process (the functions' two cores at
+/// most): a batch of ten downloads inflates two chunks at once, not ten, as when the steps ran on
+/// the runtime's one thread inflated one.
+pub(crate) async fn off_runtime_bounded<S, R>(state: S, work: impl FnOnce(&mut S) -> R + Send + 'static) -> Result<(S, R), String>
+where
+    S: Send + 'static,
+    R: Send + 'static,
+{
+    static STEPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = STEPS.acquire().await.map_err(|e| e.to_string())?;
+    off_runtime(state, work).await
+}
+
 /// The running state of one file's intake.
 pub(crate) struct FileIntake {
     unpacker: Unpacker,

@@ -129,7 +129,7 @@ fn inside_shapes() -> Vec<Inside> {
                 let mut s = format!("{HEAD}Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
                 for _ in 0..parts {
                     s.push_str("--b\r\nContent-Type: text/plain\r\n\r\n");
-                    s.push_str(&filler(large / MAX_PARTS - 40));
+                    s.push_str(&filler((large / MAX_PARTS).saturating_sub(40).max(1)));
                 }
                 s.push_str("--b--\r\n");
                 s.into_bytes()
@@ -172,7 +172,12 @@ fn inside_shapes() -> Vec<Inside> {
                 while value.len() < field {
                     value.push_str("padding ");
                 }
-                format!("{HEAD}X-A: {value}\r\n\r\n{}", filler(n.saturating_sub(field))).into_bytes()
+                // A Subject: mail-parser decodes its encoded words (an X- field it keeps raw).
+                format!(
+                    "From: a@fabrikam.example\r\nTo: b@contoso.com\r\nMessage-ID: <x@y>\r\nSubject: {value}\r\n\r\n{}",
+                    filler(n.saturating_sub(field))
+                )
+                .into_bytes()
             },
         },
         Inside {

@@ -310,8 +310,8 @@ fn upload_time(sim: &Sim, a: &Action) -> i64 {
 
 /// Decides what the device's commands did, once it has run them: each RunScript in order, then
 /// GetFile (a failing command stops the rest, run-live-response.md).
-fn settle(sim: &Sim, a: &Action, status: Status) -> Option<Result<Arc<Vec<u8>>, Failure>> {
-    if status != Status::Succeeded && status != Status::Failed || a.result.is_some() {
+fn settle(sim: &Sim, a: &Action, ran: bool) -> Option<Result<Arc<Vec<u8>>, Failure>> {
+    if !ran || a.result.is_some() {
         return a.result.clone();
     }
     let spec = sim.mde.spec();
@@ -402,7 +402,7 @@ fn find(sim: &Sim, headers: &HeaderMap, ctx: &mut GraphCtx, id: &str) -> Result<
         return Err(Box::new(error(ctx, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("Machine action {id} was not found"))));
     };
     let spec = sim.mde.spec();
-    a.result = settle(sim, &a, a.status(ctx.now, &spec));
+    a.result = settle(sim, &a, a.commands_ran(ctx.now, &spec));
     let status = a.status(ctx.now, &spec);
     Ok((a, status))
 }

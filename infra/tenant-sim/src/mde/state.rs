@@ -62,13 +62,16 @@ impl Failure {
     }
     /// ERROR_TIMEOUT, 0x800705B4.
     pub fn timed_out(message: String) -> Self {
-        Failure { hresult: -2_147_023_436, message, command: 0 }
+        Failure { hresult: ERROR_TIMEOUT, message, command: 0 }
     }
     /// TRUST_E_NOSIGNATURE, 0x800B0100.
     pub fn unsigned(message: String) -> Self {
         Failure { hresult: -2_146_762_496, message, command: 0 }
     }
 }
+
+/// ERROR_TIMEOUT, 0x800705B4, as the signed 32-bit value `errorHResult` carries.
+const ERROR_TIMEOUT: i64 = -2_147_023_436;
 
 /// A machine action's status (machineaction.md): Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,9 +102,20 @@ impl Status {
 }
 
 impl Action {
-    /// How long the device is busy with it once picked up: its commands, then GetFile's upload.
+    /// How long the device is busy with it once picked up: its commands, then GetFile's upload
+    /// unless a command failed before it (a GetFile that timed out took its whole limit).
     fn busy_secs(&self, spec: &MdeSpec) -> i64 {
-        spec.run_secs + self.upload_secs
+        let uploaded = match &self.result {
+            Some(Err(f)) if f.hresult != ERROR_TIMEOUT => 0,
+            _ => self.upload_secs,
+        };
+        spec.run_secs + uploaded
+    }
+
+    /// Whether the device has run the commands (not cancelled first): their result is decided then.
+    pub fn commands_ran(&self, now: Instant, spec: &MdeSpec) -> bool {
+        self.picked_up.is_some_and(|p| p.plus_secs(spec.run_secs) <= now)
+            && !self.cancelled.is_some_and(|c| c <= now && self.picked_up.is_none_or(|p| c < p.plus_secs(spec.run_secs)))
     }
 
     /// Where the action is at `now`.
