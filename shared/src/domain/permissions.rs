@@ -186,7 +186,7 @@ pub fn enabled_features(i: &Integration) -> Vec<Feature> {
 /// lists the higher-privileged permissions each API also accepts. ReadBasic never covers Read.
 pub fn covers(granted: &str, needed: &str) -> bool {
     let g = granted.to_ascii_lowercase();
-    coverers(&needed.to_ascii_lowercase()).iter().any(|c| *c == g)
+    coverers(&needed.to_ascii_lowercase()).contains(&g)
 }
 
 /// Every permission name (lower case) that covers `needed`.
