@@ -101,7 +101,7 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
     let (sim, api) = start(s).await;
     let r = check(&api, &everything(), Ok(cert_creds(&cert)), now()).await;
     assert!(r.passed, "{}", r.to_text());
-    assert_eq!(r.features.len(), 10);
+    assert_eq!(r.features.len(), 11);
     assert!(r.features.iter().all(|f| f.status == Status::Ok && f.fix.is_none()));
     assert!(line(&r, "cloud_apps").detail.contains("investigation.read granted; a test call read 1 item"));
     assert!(line(&r, "remediation").detail.contains("reads nothing until it is used"));
@@ -110,6 +110,7 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
     for (path, calls) in [
         ("/v1.0/security/alerts_v2", 1),
         ("/api/v1/alerts/", 1),
+        ("/api/v1/activities/", 1),
         ("/api/machines", 1),
         // The jobs' own lookup, then an export of an identity no message has.
         ("/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand", 2),
@@ -179,6 +180,27 @@ async fn no_admin_consent_is_a_token_without_roles() {
     assert!(ca.detail.contains("no roles claim"), "{}", ca.detail);
     assert!(ca.fix.as_deref().unwrap().contains("Grant admin consent for <tenant>"));
     assert_eq!(r.granted.get(&m365_ingest::domain::permissions::Api::CloudApps), Some(&None));
+}
+
+/// Investigation's Cloud Apps activity queries are checked as the Cloud Apps source is: the
+/// permission in the token and a call at the portal (issue 30 §4); without a portal URL the
+/// integration makes none, and no line is shown for them.
+#[tokio::test]
+async fn investigations_cloud_apps_queries_are_checked_at_the_portal() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].grants.insert("mdca".into(), vec!["discovery.read".into()]);
+    let (sim, api) = start(s).await;
+    let mut d = doc();
+    d.features.investigation = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(r.features.iter().all(|f| f.feature != "investigation_cloud_apps"), "{}", r.to_text());
+    d.portal_url = Some(PORTAL.into());
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    let ca = line(&r, "investigation_cloud_apps");
+    assert_eq!(ca.status, Status::Failed, "{}", r.to_text());
+    assert!(ca.detail.contains("investigation.read"), "{}", ca.detail);
+    assert!(sim.requests().matching("/api/v1/activities/").is_empty(), "no call without the permission");
+    assert_eq!(line(&r, "investigation").status, Status::Ok, "hunting has its Graph permission");
 }
 
 #[tokio::test]

@@ -390,7 +390,7 @@ fn feature_field(f: Feature) -> &'static str {
         Feature::LiveResponseFiles => "evidence.live_response_files",
         Feature::QuarantineRestore => "evidence.restore_quarantined_files",
         Feature::QuarantinedEmail => "evidence.quarantined_email",
-        Feature::Investigation => "features.investigation",
+        Feature::Investigation | Feature::CloudAppsActivities => "features.investigation",
         Feature::UserContext => "features.user_context",
         Feature::Calendar => "features.calendar",
         Feature::Remediation => "features.remediation",
@@ -524,6 +524,11 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
         Feature::CloudApps => {
             let portal = i.cloud_apps_base.clone()?;
             (Probe::CloudApps { portal: portal.clone() }, portal)
+        }
+        // Investigation's activity queries, as investigate.rs makes them.
+        Feature::CloudAppsActivities => {
+            let portal = i.cloud_apps_base.clone()?;
+            (Probe::CloudAppsActivities { portal: portal.clone(), since: now.minus(std::time::Duration::from_secs(86_400)) }, portal)
         }
         Feature::LiveResponseFiles => (Probe::Machines, String::new()),
         Feature::QuarantinedEmail => {

@@ -58,6 +58,8 @@ pub enum Feature {
     QuarantineRestore,
     QuarantinedEmail,
     Investigation,
+    /// Investigation's Cloud Apps activity queries (when the integration has a portal URL).
+    CloudAppsActivities,
     UserContext,
     Calendar,
     Remediation,
@@ -76,6 +78,7 @@ impl Feature {
             Feature::QuarantineRestore => "restore_quarantined_files",
             Feature::QuarantinedEmail => "quarantined_email",
             Feature::Investigation => "investigation",
+            Feature::CloudAppsActivities => "investigation_cloud_apps",
             Feature::UserContext => "user_context",
             Feature::Calendar => "calendar",
             Feature::Remediation => "remediation",
@@ -96,7 +99,7 @@ impl Feature {
 
     pub fn api(self) -> Api {
         match self {
-            Feature::CloudApps => Api::CloudApps,
+            Feature::CloudApps | Feature::CloudAppsActivities => Api::CloudApps,
             Feature::LiveResponseFiles | Feature::QuarantineRestore | Feature::DeviceContext => Api::DefenderForEndpoint,
             Feature::QuarantinedEmail => Api::Exchange,
             _ => Api::Graph,
@@ -120,6 +123,8 @@ impl Feature {
             Feature::QuarantineRestore => &["Library.Manage", "Machine.LiveResponse"],
             Feature::QuarantinedEmail => &["Exchange.ManageAsApp"],
             Feature::Investigation => &["ThreatHunting.Read.All"],
+            // api-activities-list.md: the activities API, as the alerts API, with investigation.read.
+            Feature::CloudAppsActivities => &["investigation.read"],
             Feature::UserContext => &["AuditLog.Read.All", "Directory.Read.All", "User.Read.All"],
             Feature::Calendar => &["Calendars.Read", "Calendars.ReadBasic.All", "MailboxSettings.Read", "Presence.Read.All"],
             // The user and every role and group it holds are read before anything is done: its
@@ -169,6 +174,7 @@ pub fn enabled_features(i: &Integration) -> Vec<Feature> {
         (i.evidence.live_response_files && i.evidence.restore_quarantined_files, Feature::QuarantineRestore),
         (i.evidence.quarantined_email, Feature::QuarantinedEmail),
         (i.features.investigation, Feature::Investigation),
+        (i.features.investigation && i.cloud_apps_base.is_some(), Feature::CloudAppsActivities),
         (i.features.user_context, Feature::UserContext),
         (i.features.calendar, Feature::Calendar),
         (i.features.remediation, Feature::Remediation),

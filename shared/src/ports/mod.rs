@@ -390,6 +390,11 @@ pub enum Probe {
     CloudApps {
         portal: String,
     },
+    /// One activity of the last day at the tenant's portal, as investigation queries read them.
+    CloudAppsActivities {
+        portal: String,
+        since: GraphTime,
+    },
     Machines,
     /// The quarantine lookup the evidence jobs make (`Get-QuarantineMessage` over the 30 days
     /// Exchange keeps, from `since`), then the export of the first message found, if any.

@@ -45,6 +45,12 @@ impl MicrosoftProbe for MicrosoftHttp {
                 let call = Call { body: Some(&body), paced: true, ..Call::get("Cloud Apps", Audience::CloudApps, &url) };
                 count(&self.send(creds, &call).await?, "a Cloud Apps page", "data")
             }
+            Probe::CloudAppsActivities { portal, since } => {
+                let filters = json!({"date": {"gte": since.unix_millis()}});
+                crate::ports::investigation::InvestigationApi::activities(self, creds, portal, &filters, 0, 1)
+                    .await
+                    .map(|(rows, _)| rows.len())
+            }
             Probe::Machines => {
                 let url = format!("{}/api/machines?$top=1", s.mde_base_url.trim_end_matches('/'));
                 count(
