@@ -203,6 +203,32 @@ async fn investigations_cloud_apps_queries_are_checked_at_the_portal() {
     assert_eq!(line(&r, "investigation").status, Status::Ok, "hunting has its Graph permission");
 }
 
+/// Remediation says which Entra role the app itself needs to act on admins (issue 30 §4):
+/// Microsoft refuses an app that changes a user holding an admin role unless the app holds a
+/// higher one (user-update.md, who can perform sensitive actions; the simulator enforces it).
+#[tokio::test]
+async fn remediation_names_the_entra_role_the_app_needs_to_act_on_admins() {
+    let mut d = doc();
+    d.features.remediation = true;
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    let line_of = |r: &Report| line(r, "remediation").clone();
+    let protected = line_of(&r);
+    assert_eq!(protected.status, Status::Ok, "{}", r.to_text());
+    assert!(protected.detail.contains("Privileged Authentication Administrator"), "{}", protected.detail);
+    d.remediation.protect_privileged_roles = false;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    let open = line_of(&r);
+    assert_eq!(open.status, Status::Failed, "{}", r.to_text());
+    assert!(open.fix.as_deref().unwrap().contains("Privileged Authentication Administrator → Add assignments"), "{open:?}");
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].apps[0].directory_roles = vec!["Privileged Authentication Administrator".into()];
+    let (_sim, api) = start(s).await;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert_eq!(line_of(&r).status, Status::Ok, "{}", r.to_text());
+    assert!(!line_of(&r).detail.contains("never acted on"), "{}", line_of(&r).detail);
+}
+
 #[tokio::test]
 async fn a_wrong_secret_says_to_copy_the_value_and_never_shows_it() {
     let (_sim, api) = start(fixed(Scenario::default())).await;

@@ -13,7 +13,9 @@ use crate::domain::cloud::Cloud;
 use crate::domain::integration::{Credentials, Integration};
 use crate::domain::integration_doc::{FieldError, IntegrationDoc};
 use crate::domain::integration_revision::{self as revision, Provenance, Relaxation};
-use crate::domain::permissions::{self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES, QUARANTINE_EXPORT_ROLES};
+use crate::domain::permissions::{
+    self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES, QUARANTINE_EXPORT_ROLES, SENSITIVE_ACTION_ROLES,
+};
 use crate::domain::time::GraphTime;
 use crate::error::{GraphError, SecretError};
 use crate::ports::{IntegrationStore, MicrosoftProbe, Probe, SecretSource, SecretWriter};
@@ -442,8 +444,21 @@ async fn feature<M: MicrosoftProbe>(
             advice::quarantine_export_fix(ctx),
         );
     }
+    let may_change_admins = claims.wids.iter().any(|w| SENSITIVE_ACTION_ROLES.iter().any(|(_, id)| id == w));
+    if f == Feature::Remediation && !i.remediation.protect_privileged_roles && !may_change_admins {
+        return fail(
+            "remediation.protect_privileged_roles is off, so users holding admin roles may be acted on, but the app's service              principal holds no Entra role that may change them (Privileged Authentication Administrator or Global Administrator)"
+                .into(),
+            advice::sensitive_action_fix(ctx),
+        );
+    }
     let granted = f.required().join(", ");
-    let settings = tenant_settings(f).map(|s| format!("; {s}")).unwrap_or_default();
+    let mut settings = tenant_settings(f).map(|s| format!("; {s}")).unwrap_or_default();
+    if f == Feature::Remediation && !may_change_admins {
+        settings.push_str(
+            "; users holding admin roles are never acted on (remediation.protect_privileged_roles); acting on them would also              need the Entra role Privileged Authentication Administrator on the app's service principal",
+        );
+    }
     let Some((probe, target)) = probe_of(f, i, now) else {
         return FeatureResult {
             feature: f.name(),

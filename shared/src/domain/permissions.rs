@@ -242,6 +242,13 @@ pub const EXCHANGE_DIRECTORY_ROLES: &[(&str, &str)] = &[
 pub const QUARANTINE_EXPORT_ROLES: &[(&str, &str)] =
     &[("Security Administrator", "194ae4cb-b126-40b2-bd5b-6091b380977d"), ("Global Administrator", "62e90394-69f5-4237-9190-012177145e10")];
 
+/// Entra roles that let an app change a user who holds an admin role (disable the account,
+/// revoke its sessions): user-update.md, "Who can perform sensitive actions" (ms-apis.md §9).
+pub const SENSITIVE_ACTION_ROLES: &[(&str, &str)] = &[
+    ("Privileged Authentication Administrator", "7be44c8a-adaf-4e2a-84d6-ab2649e08a13"),
+    ("Global Administrator", "62e90394-69f5-4237-9190-012177145e10"),
+];
+
 /// Whether the credential suits the feature: Exchange app-only access is documented with
 /// certificates only (ms-apis.md §8).
 pub fn credential_problem(feature: Feature, credential: &Credential) -> Option<&'static str> {

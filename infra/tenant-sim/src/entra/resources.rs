@@ -150,6 +150,7 @@ pub fn role_template_id(name: &str) -> Option<&'static str> {
         "Security Operator" => "5f2222b1-57c3-48ba-8ad5-d4759f1fde6f",
         "Exchange Administrator" => "29232cdf-9323-42fd-ade2-1d097af3e4de",
         "Compliance Administrator" => "17315797-102d-40b4-93e0-432062caca18",
+        "Privileged Authentication Administrator" => "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
         _ => return None,
     })
 }
