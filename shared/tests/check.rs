@@ -221,6 +221,9 @@ async fn remediation_names_the_entra_role_the_app_needs_to_act_on_admins() {
     let open = line_of(&r);
     assert_eq!(open.status, Status::Failed, "{}", r.to_text());
     assert!(open.fix.as_deref().unwrap().contains("Privileged Authentication Administrator → Add assignments"), "{open:?}");
+    for text in [open.detail.as_str(), open.fix.as_deref().unwrap(), protected.detail.as_str()] {
+        assert!(!text.contains("  "), "one line of words, no runs of spaces: {text:?}");
+    }
     let mut s = fixed(Scenario::default());
     s.tenants[0].apps[0].directory_roles = vec!["Privileged Authentication Administrator".into()];
     let (_sim, api) = start(s).await;

@@ -103,7 +103,10 @@ pub fn exchange_role_fix(c: &Ctx<'_>) -> String {
 
 pub fn sensitive_action_fix(c: &Ctx<'_>) -> String {
     format!(
-        "assign the Entra role Privileged Authentication Administrator to the app's service principal (Entra admin center →          Roles and administrators → Privileged Authentication Administrator → Add assignments → app {}): Microsoft lets an app          disable or revoke a user who holds an admin role only then (user-update.md, who can perform sensitive actions); or          turn remediation.protect_privileged_roles back on, so admins are never acted on",
+        "assign the Entra role Privileged Authentication Administrator to the app's service principal (Entra admin center → \
+         Roles and administrators → Privileged Authentication Administrator → Add assignments → app {}): Microsoft lets an app \
+         disable or revoke a user who holds an admin role only then (user-update.md, who can perform sensitive actions); or \
+         turn remediation.protect_privileged_roles back on, so admins are never acted on",
         c.client_id
     )
 }

@@ -447,7 +447,8 @@ async fn feature<M: MicrosoftProbe>(
     let may_change_admins = claims.wids.iter().any(|w| SENSITIVE_ACTION_ROLES.iter().any(|(_, id)| id == w));
     if f == Feature::Remediation && !i.remediation.protect_privileged_roles && !may_change_admins {
         return fail(
-            "remediation.protect_privileged_roles is off, so users holding admin roles may be acted on, but the app's service              principal holds no Entra role that may change them (Privileged Authentication Administrator or Global Administrator)"
+            "remediation.protect_privileged_roles is off, so users holding admin roles may be acted on, but the app's service \
+             principal holds no Entra role that may change them (Privileged Authentication Administrator or Global Administrator)"
                 .into(),
             advice::sensitive_action_fix(ctx),
         );
@@ -456,7 +457,8 @@ async fn feature<M: MicrosoftProbe>(
     let mut settings = tenant_settings(f).map(|s| format!("; {s}")).unwrap_or_default();
     if f == Feature::Remediation && !may_change_admins {
         settings.push_str(
-            "; users holding admin roles are never acted on (remediation.protect_privileged_roles); acting on them would also              need the Entra role Privileged Authentication Administrator on the app's service principal",
+            "; users holding admin roles are never acted on (remediation.protect_privileged_roles); acting on them would also \
+             need the Entra role Privileged Authentication Administrator on the app's service principal",
         );
     }
     let Some((probe, target)) = probe_of(f, i, now) else {
