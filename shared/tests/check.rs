@@ -232,6 +232,26 @@ async fn remediation_names_the_entra_role_the_app_needs_to_act_on_admins() {
     assert!(!line_of(&r).detail.contains("never acted on"), "{}", line_of(&r).detail);
 }
 
+/// Test & Save says the DLP mode filter cannot be guaranteed: no Microsoft document says where an
+/// alert carries the mode (issue 30 §2).
+#[tokio::test]
+async fn a_dlp_mode_filter_is_said_to_rest_on_undocumented_fields() {
+    let (_sim, api) = start(fixed(Scenario::default())).await;
+    let mut d = doc();
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(!line(&r, "defender_alerts").detail.contains("dlp_modes"), "{}", r.to_text());
+    d.filters.dlp_modes = vec![m365_ingest::domain::filter::DlpMode::Enforce];
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    let alerts = line(&r, "defender_alerts");
+    assert_eq!(alerts.status, Status::Ok);
+    assert!(
+        alerts.detail.contains("filters.dlp_modes cannot be guaranteed") && alerts.detail.contains("DlpModeUnknown"),
+        "{}",
+        alerts.detail
+    );
+    assert!(!alerts.detail.contains("  "), "{}", alerts.detail);
+}
+
 #[tokio::test]
 async fn a_wrong_secret_says_to_copy_the_value_and_never_shows_it() {
     let (_sim, api) = start(fixed(Scenario::default())).await;

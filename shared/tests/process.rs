@@ -305,6 +305,48 @@ async fn detection_sources_decide_defender_alerts_only() {
     }
 }
 
+/// A DLP alert whose mode the filter cannot read (no Microsoft document says where an alert
+/// carries it) is kept, noted and counted (`DlpModeUnknown`), never dropped in silence (issue 30 §2).
+#[tokio::test]
+async fn dlp_alerts_without_a_readable_mode_are_kept_and_counted() {
+    let mut s = fixed(Scenario::default());
+    s.tenants[0].alerts.count = 20;
+    s.tenants[0].alerts.mix = std::collections::BTreeMap::from([(tenant_sim::data::kinds::AlertKind::Dlp, 1)]);
+    let w = world(s, PollSettings::default(), secret_creds()).await;
+    w.poll(Source::DefenderAlerts).await;
+    // Half the alerts without the undocumented keys: their mode cannot be read.
+    let msgs: Vec<(String, String)> = w
+        .queue
+        .messages()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut env: Value = serde_json::from_str(&m).unwrap();
+            if i % 2 == 0 {
+                if let Some(o) = env["object"].as_object_mut() {
+                    o.remove("additionalData");
+                }
+            }
+            (format!("m{i}"), env.to_string())
+        })
+        .collect();
+    let bare = msgs.len().div_ceil(2);
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({"dlp_modes": ["enforce"]}), OutputFormat::AlertV1, Source::DefenderAlerts));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let c = p.take_counts();
+    assert_eq!(c.dlp_mode_unknown, bare, "{c:?}");
+    let noted = out
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m).unwrap())
+        .filter(|v| v["processing"]["notes"].to_string().contains("names no enforcement mode"))
+        .count();
+    assert_eq!(noted, bare, "each kept with its note");
+    let record = m365_ingest::lambda::telemetry::process_records(&c, m365_ingest::GraphTime::now()).remove(0);
+    assert!(record.contains(&format!("\"DlpModeUnknown\":{bare}")), "{record}");
+}
+
 #[tokio::test]
 async fn submissions_are_published_pending_then_final_and_excluded_verdicts_dropped() {
     let mut s = fixed(Scenario::default());

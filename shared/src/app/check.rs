@@ -455,6 +455,10 @@ async fn feature<M: MicrosoftProbe>(
     }
     let granted = f.required().join(", ");
     let mut settings = tenant_settings(f).map(|s| format!("; {s}")).unwrap_or_default();
+    if matches!(f, Feature::DefenderAlerts | Feature::DefenderIncidents) && !i.filters.dlp_modes.is_empty() {
+        settings.push_str("; ");
+        settings.push_str(crate::domain::filter::DLP_MODE_CAVEAT);
+    }
     if f == Feature::Remediation && !may_change_admins {
         settings.push_str(
             "; users holding admin roles are never acted on (remediation.protect_privileged_roles); acting on them would also \

@@ -83,6 +83,8 @@ pub struct ProcessCounts {
     pub steps_not_started: usize,
     /// Restores whose cleanup the device did not confirm: a copy may be left (alarmed).
     pub restored_copies_left: usize,
+    /// DLP alerts kept because `filters.dlp_modes` could not read their mode (filter.rs).
+    pub dlp_mode_unknown: usize,
 }
 
 impl ProcessCounts {
@@ -97,6 +99,7 @@ impl ProcessCounts {
         self.evidence_steps += other.evidence_steps;
         self.steps_not_started += other.steps_not_started;
         self.restored_copies_left += other.restored_copies_left;
+        self.dlp_mode_unknown += other.dlp_mode_unknown;
         self.evidence_max_age_secs = self.evidence_max_age_secs.max(other.evidence_max_age_secs);
         for (reason, n) in other.dropped {
             *self.dropped.entry(reason).or_default() += n;
@@ -559,7 +562,12 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                     self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
                     continue;
                 }
-                Decision::Pass { passed, notes } => (passed, notes),
+                Decision::Pass { passed, notes } => {
+                    if notes.iter().any(|n| n == crate::domain::filter::DLP_MODE_UNKNOWN) {
+                        self.count(|c| c.dlp_mode_unknown += 1);
+                    }
+                    (passed, notes)
+                }
             };
             let key = revision_key(env.source, &env.tenant_id, &unit.alert.id, unit.version, unit.revision);
             let now = self.p.clock.now();

@@ -297,6 +297,18 @@ pub fn dlp_mode(additional: Option<&Value>) -> Option<DlpMode> {
     }
 }
 
+/// The note on a DLP alert whose enforcement mode cannot be read (counted: `DlpModeUnknown`).
+pub const DLP_MODE_UNKNOWN: &str = "the DLP alert names no enforcement mode; kept";
+
+/// What Test & Save says of `dlp_modes`: no Microsoft document names where a DLP alert carries
+/// its mode. alerts_v2 documents `additionalData` only as "other alert properties" and no DLP
+/// evidence type exists; the keys read are the Office 365 Management Activity API's DLP audit
+/// schema's (`PolicyDetails[].Rules[].RuleMode`, `EndpointMetaData.EnforcementMode`).
+pub const DLP_MODE_CAVEAT: &str = "filters.dlp_modes cannot be guaranteed: no Microsoft document says where a DLP alert \
+     carries its enforcement mode (alerts_v2 documents additionalData only as other alert properties); the filter reads the \
+     Office 365 Management Activity API's DLP names there (PolicyDetails[].Rules[].RuleMode, EnforcementMode), and a DLP \
+     alert without them is kept and counted in the metric DlpModeUnknown";
+
 /// The sources whose items carry Defender's `detectionSource`: the one filter that is a
 /// Defender-alert setting applies to them alone. Email threat submissions have none (they read as
 /// `unknown`) and Cloud Apps alerts carry their own product's name, so an allow-list set as
@@ -364,7 +376,7 @@ impl Filters {
                     return Decision::Drop { reason: DropReason::DlpMode, detail: format!("DLP enforcement mode {m:?} is not enabled") };
                 }
                 Some(_) => {}
-                None => notes.push("the DLP alert names no enforcement mode; kept".into()),
+                None => notes.push(DLP_MODE_UNKNOWN.into()),
             }
             passed.push("dlp_mode");
         }

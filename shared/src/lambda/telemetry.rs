@@ -156,6 +156,7 @@ pub fn process_records(c: &ProcessCounts, now: GraphTime) -> Vec<String> {
             ("EvidenceSteps", c.evidence_steps as f64, "Count"),
             ("EvidenceJobMaxAge", c.evidence_max_age_secs as f64, "Seconds"),
             ("RestoredCopiesLeft", c.restored_copies_left as f64, "Count"),
+            ("DlpModeUnknown", c.dlp_mode_unknown as f64, "Count"),
         ],
         &[],
         now_ms,
