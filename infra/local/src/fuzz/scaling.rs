@@ -58,18 +58,7 @@ fn shapes() -> Vec<Shape> {
         Shape {
             // Multiparts inside multiparts, each with its own boundary.
             name: "deep_nesting",
-            make: |n| {
-                let depth = n / 80;
-                let mut s = String::from(HEAD);
-                for i in 0..depth {
-                    s.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
-                }
-                s.push_str("Content-Type: text/plain\r\n\r\nhttp://e.example/x\r\n");
-                for i in (0..depth).rev() {
-                    s.push_str(&format!("--b{i}--\r\n"));
-                }
-                s.into_bytes()
-            },
+            make: |n| nested(n / 80, ""),
         },
         Shape {
             name: "many_parts",
@@ -86,15 +75,8 @@ fn shapes() -> Vec<Shape> {
             // An attached message in Base64 whose own headers are hostile.
             name: "encoded_message",
             make: |n| {
-                use base64::Engine as _;
                 let inner = format!("{HEAD}X-A: {}\r\n\r\nbody", "=?ab?q?".repeat(n / 10));
-                let b64 = base64::engine::general_purpose::STANDARD.encode(inner);
-                let lines: String = b64.as_bytes().chunks(76).map(|c| format!("{}\r\n", String::from_utf8_lossy(c))).collect();
-                format!(
-                    "{HEAD}Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\
-                     Content-Transfer-Encoding: base64\r\n\r\n{lines}--b--\r\n"
-                )
-                .into_bytes()
+                attached(&inner, "b").into_bytes()
             },
         },
     ]
@@ -216,26 +198,13 @@ fn inside_shapes() -> Vec<Inside> {
         Inside {
             // Multiparts nested as deep as the part bound allows (each level opens and closes).
             name: "nesting_at_bound",
-            make: |n, large| {
-                let depth = share(MAX_PARTS / 2, n, large);
-                let pad = filler(large / MAX_PARTS);
-                let mut s = String::from(HEAD);
-                for i in 0..depth {
-                    s.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n{pad}--b{i}\r\n"));
-                }
-                s.push_str("Content-Type: text/plain\r\n\r\nhttp://e.example/x\r\n");
-                for i in (0..depth).rev() {
-                    s.push_str(&format!("--b{i}--\r\n"));
-                }
-                s.into_bytes()
-            },
+            make: |n, large| nested(share(MAX_PARTS / 2, n, large), &filler(large / MAX_PARTS)),
         },
         Inside {
             // Messages attached in Base64 inside each other as deep as mail-parser opens them,
             // the innermost of many parts.
             name: "encoded_messages_at_bound",
             make: |n, large| {
-                use base64::Engine as _;
                 let parts = share(MAX_PARTS, n, large) * 3 / 4;
                 let mut inner = format!("{HEAD}Content-Type: multipart/mixed; boundary=\"i\"\r\n\r\n");
                 for _ in 0..parts {
@@ -244,12 +213,7 @@ fn inside_shapes() -> Vec<Inside> {
                 }
                 inner.push_str("--i--\r\n");
                 for level in 0..3 {
-                    let b64 = base64::engine::general_purpose::STANDARD.encode(&inner);
-                    let lines: String = b64.as_bytes().chunks(76).map(|c| format!("{}\r\n", String::from_utf8_lossy(c))).collect();
-                    inner = format!(
-                        "{HEAD}Content-Type: multipart/mixed; boundary=\"o{level}\"\r\n\r\n--o{level}\r\nContent-Type: message/rfc822\r\n\
-                         Content-Transfer-Encoding: base64\r\n\r\n{lines}--o{level}--\r\n"
-                    );
+                    inner = attached(&inner, &format!("o{level}"));
                 }
                 inner.into_bytes()
             },
@@ -261,6 +225,30 @@ fn inside_shapes() -> Vec<Inside> {
 struct Inside {
     name: &'static str,
     make: fn(usize, usize) -> Vec<u8>,
+}
+
+/// Multiparts `depth` deep, each with its own boundary and `pad` before its first part.
+fn nested(depth: usize, pad: &str) -> Vec<u8> {
+    let mut s = String::from(HEAD);
+    for i in 0..depth {
+        s.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n{pad}--b{i}\r\n"));
+    }
+    s.push_str("Content-Type: text/plain\r\n\r\nhttp://e.example/x\r\n");
+    for i in (0..depth).rev() {
+        s.push_str(&format!("--b{i}--\r\n"));
+    }
+    s.into_bytes()
+}
+
+/// A message whose one part is `inner` attached in Base64 (lines of 76), under `boundary`.
+fn attached(inner: &str, boundary: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(inner);
+    let lines: String = b64.as_bytes().chunks(76).map(|c| format!("{}\r\n", String::from_utf8_lossy(c))).collect();
+    format!(
+        "{HEAD}Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\nContent-Type: message/rfc822\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{lines}--{boundary}--\r\n"
+    )
 }
 
 /// The least of five timings (the others carry the noise of a busy machine).
