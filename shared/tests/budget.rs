@@ -95,3 +95,90 @@ async fn an_hours_limit_in_the_shared_budget_lets_a_burst_go_at_once_and_holds_t
     }
     assert_eq!(budget.admit_within(&key, hour, Duration::from_secs(2)).await, None, "the 11th waits for the sustained rate");
 }
+
+fn mailbox(tenant: &str) -> BudgetKey {
+    BudgetKey { tenant_id: tenant.into(), client_id: Some("app".into()), api: Api::Graph, scope: Some("adele%40contoso.com".into()) }
+}
+
+/// Outlook's 4 concurrent requests per app per mailbox held across instances: two instances,
+/// ten requests each, each holding its slot for a while; never more than 4 in flight together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_budget_hold_a_mailbox_to_its_concurrent_requests_together() {
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Processor);
+    let table = stack.state_table().await;
+    let in_flight = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let budget = Arc::new(DynamoBudget::new(role.dynamodb.clone(), &table));
+        for _ in 0..10 {
+            let (budget, in_flight, most) = (budget.clone(), in_flight.clone(), most.clone());
+            tasks.spawn(async move {
+                let hold = budget.hold(&mailbox("contoso"), 4, Duration::from_secs(30), Duration::from_secs(30)).await.expect("a slot");
+                let now = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                hold.release().await;
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= 4, "{most} in flight at once across the two instances");
+    assert!(most >= 2, "{most}: the instances held slots side by side");
+    // Another mailbox (another tenant's) has its own slots.
+    let (budget, contoso) = (DynamoBudget::new(role.dynamodb.clone(), &table), mailbox("contoso"));
+    let held: Vec<_> =
+        futures_util::future::join_all((0..4).map(|_| budget.hold(&contoso, 4, Duration::from_secs(30), Duration::from_secs(5)))).await;
+    assert!(held.iter().all(Option::is_some));
+    let other = budget.hold(&mailbox("fabrikam"), 4, Duration::from_secs(30), Duration::ZERO).await;
+    assert!(other.is_some(), "another mailbox's slots are its own");
+    // The fifth waits, and within a bound gives up holding nothing.
+    let fifth = DynamoBudget::new(role.dynamodb.clone(), &table);
+    assert!(fifth.hold(&mailbox("contoso"), 4, Duration::from_secs(30), Duration::from_millis(300)).await.is_none());
+}
+
+/// A holder that never gives its slot back (an instance frozen or crashed mid-request) loses it
+/// when its lease ends; a hold dropped (a lookup cancelled at its deadline) gives it back at once.
+#[tokio::test]
+async fn a_held_slot_is_freed_by_its_lease_or_by_dropping_it() {
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Processor);
+    let table = stack.state_table().await;
+    let (one, two) = (DynamoBudget::new(role.dynamodb.clone(), &table), DynamoBudget::new(role.dynamodb.clone(), &table));
+    let key = mailbox("contoso");
+    let lost = one.hold(&key, 1, Duration::from_millis(800), Duration::ZERO).await.expect("the only slot");
+    std::mem::forget(lost);
+    let started = Instant::now();
+    let next = two.hold(&key, 1, Duration::from_secs(60), Duration::from_secs(10)).await.expect("the lease ends");
+    assert!(started.elapsed() >= Duration::from_millis(600), "{:?}: taken before the lease ended", started.elapsed());
+    drop(next);
+    let started = Instant::now();
+    // (`one`'s own slot went with the forgotten hold, as it would with a crashed instance.)
+    let three = DynamoBudget::new(role.dynamodb.clone(), &table);
+    let again = three.hold(&key, 1, Duration::from_secs(60), Duration::from_secs(10)).await;
+    assert!(again.is_some() && started.elapsed() < Duration::from_secs(5), "{:?}: a dropped hold is given back", started.elapsed());
+}
+
+/// A store that fails holds within the instance: still never more than the limit here.
+#[tokio::test]
+async fn a_budget_whose_store_fails_holds_within_the_instance() {
+    let stack = moto::stack().await;
+    stack.gate.expect_denials().await.unwrap();
+    let role = stack.clients(moto::Principal::Processor);
+    let missing = DynamoBudget::new(role.dynamodb.clone(), "no-such-table");
+    let key = mailbox("contoso");
+    let held: Vec<_> =
+        futures_util::future::join_all((0..4).map(|_| missing.hold(&key, 4, Duration::from_secs(30), Duration::from_secs(5)))).await;
+    assert!(held.iter().all(Option::is_some), "the store's failure fails no call");
+    assert!(
+        missing.hold(&key, 4, Duration::from_secs(30), Duration::from_millis(200)).await.is_none(),
+        "the fifth waits within the instance"
+    );
+    drop(held);
+    assert!(missing.hold(&key, 4, Duration::from_secs(30), Duration::from_millis(200)).await.is_some());
+}

@@ -328,3 +328,39 @@ async fn lookups_side_by_side_in_one_mailbox_keep_to_outlooks_four_concurrent_re
     assert_eq!(sent.len(), 12);
     assert!(sent.iter().all(|r| r.status == 200), "{:?}", sent.iter().map(|r| r.status).collect::<Vec<_>>());
 }
+
+/// The same across instances: two processor instances sharing the deployment's budget
+/// (DynamoDB, the Processor role) look up one user's mailbox side by side, six lookups each;
+/// Outlook sees at most 4 in flight and answers no 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_from_two_instances_in_one_mailbox_keep_to_outlooks_four_concurrent_requests() {
+    use m365_ingest::adapters::aws::DynamoBudget;
+    use m365_ingest::ports::{ContextApi, ContextRequest, RequestBudget};
+    m365_ingest::adapters::graph::settings::install_crypto_provider();
+    let stack = support::moto::stack().await;
+    let role = stack.clients(support::moto::Principal::Processor);
+    let table = stack.state_table().await;
+    let mut s = fixed(Scenario::default());
+    s.graph.mailbox_latency_ms = 200;
+    let sim = Simulator::start(s).await.unwrap();
+    let (_, upn) = sim.people(TENANT)[1].clone();
+    let http = HttpSettings::simulator(sim.base_url(), sim.ca_pem());
+    let instance = || {
+        let budget: Arc<dyn RequestBudget> = Arc::new(DynamoBudget::new(role.dynamodb.clone(), &table));
+        MicrosoftContext::new(
+            MicrosoftHttp::new(&http, RetryPolicy::context()).unwrap().with_budget(budget),
+            StaticSecretSource::new().with("contoso-secret", secret_creds()),
+            Duration::from_secs(10),
+        )
+    };
+    let (one, two) = (instance(), instance());
+    let i = integration();
+    let request = ContextRequest::AutoReplies { user: upn.clone() };
+    let asks = (0..12).map(|n| if n % 2 == 0 { one.lookup(&i, &request) } else { two.lookup(&i, &request) });
+    let answers = futures_util::future::join_all(asks).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let all = sim.requests().all();
+    let sent: Vec<_> = all.iter().filter(|r| r.path.ends_with("/automaticRepliesSetting")).collect();
+    assert_eq!(sent.len(), 12);
+    assert!(sent.iter().all(|r| r.status == 200), "{:?}", sent.iter().map(|r| r.status).collect::<Vec<_>>());
+}

@@ -53,6 +53,19 @@ async fn each_function_is_refused_what_its_policy_does_not_grant() {
         .send()
         .await
         .unwrap();
+    // Its probes spend the tenant's budgets and hold mailbox slots; it updates nothing else.
+    let spend = |pk: &str, sk: &str| {
+        check
+            .dynamodb
+            .update_item()
+            .table_name(&state)
+            .set_key(Some(key(pk, Some(sk))))
+            .update_expression("SET x = :x")
+            .expression_attribute_values(":x", AttributeValue::N("1".into()))
+            .send()
+    };
+    spend("budget#contoso", "graph#app#a%40contoso.com#held#0").await.unwrap();
+    denied(spend("integration#a", "cursor#defender_alerts").await);
 
     // The processor reads records and spends budgets, but writes no record or cursor.
     let processor = stack.clients(Principal::Processor);
@@ -77,7 +90,7 @@ async fn each_function_is_refused_what_its_policy_does_not_grant() {
     denied(dispatch.secrets.get_secret_value().secret_id("m365-ingest/a").send().await);
 
     let lines = stack.denials().await;
-    assert_eq!(lines.len(), 9, "{lines:#?}");
+    assert_eq!(lines.len(), 10, "{lines:#?}");
     assert!(lines.contains(&format!("CheckFunction dynamodb:Scan on arn:aws:dynamodb:us-east-1:123456789012:table/{state}")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.starts_with("PollerFunction s3:PutObject on arn:aws:s3:::") && l.ends_with("/output/x")), "{lines:#?}");
 }

@@ -14,7 +14,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::adapters::aws::{credentials_for, AwsClients, DynamoIntegrations, SecretsManagerSource};
+use crate::adapters::aws::{credentials_for, AwsClients, DynamoBudget, DynamoIntegrations, SecretsManagerSource};
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
 use crate::app::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
 use crate::config::CheckConfig;
@@ -32,7 +32,10 @@ pub fn check_retry_policy() -> RetryPolicy {
 
 pub fn build_aws(config: &CheckConfig, clients: &AwsClients) -> Result<AwsCheckApp, Error> {
     Ok(Checker {
-        microsoft: MicrosoftHttp::new(&config.http, check_retry_policy())?,
+        // The tenant's budgets and Outlook's mailbox slots are the deployment's: a probe counts
+        // against them like any other request.
+        microsoft: MicrosoftHttp::new(&config.http, check_retry_policy())?
+            .with_budget(std::sync::Arc::new(DynamoBudget::new(clients.dynamodb.clone(), &config.state_table))),
         secrets: SecretsManagerSource::new(clients.secrets.clone()),
         store: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
         writer: SecretsManagerSource::new(clients.secrets.clone()),

@@ -327,6 +327,67 @@ pub trait RequestBudget: Send + Sync {
         rate: Rate,
         max_wait: Duration,
     ) -> futures_util::future::BoxFuture<'a, Option<Duration>>;
+    /// Takes one of `limit` slots of `key` for requests in flight at once (Outlook's 4 per app
+    /// per mailbox), across every instance that shares the budget, waiting at most `max_wait`;
+    /// None when no slot freed up in time (nothing held). The slot is held until the [`Hold`]
+    /// is released or dropped; a holder that vanishes (a frozen or crashed instance) loses its
+    /// slot when `lease` ends. A store that fails holds within this instance.
+    fn hold<'a>(
+        &'a self,
+        key: &'a BudgetKey,
+        limit: u32,
+        lease: Duration,
+        max_wait: Duration,
+    ) -> futures_util::future::BoxFuture<'a, Option<Hold>>;
+}
+
+/// How a shared slot is given back: a write to the store, awaited or left to run.
+pub type Release = Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// A slot among a key's concurrent requests ([`RequestBudget::hold`]). [`Hold::release`] gives it
+/// back before returning; a hold dropped instead (a caller's future cancelled at its deadline)
+/// gives it back in the background, so a lookup that timed out does not keep its slot until the
+/// lease ends.
+#[must_use = "the slot is held until this is released or dropped"]
+pub struct Hold {
+    shared: Option<Release>,
+    /// This instance's slot, kept until the shared one is given back: a waiter here goes
+    /// for the shared slot only once it is free.
+    local: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Hold {
+    pub fn new(local: Option<tokio::sync::OwnedSemaphorePermit>, shared: Option<Release>) -> Self {
+        Hold { shared, local }
+    }
+
+    /// Gives the slot back, the shared one first.
+    pub async fn release(mut self) {
+        if let Some(release) = self.shared.take() {
+            release().await;
+        }
+        self.local.take();
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(release) = self.shared.take() {
+            let local = self.local.take();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    release().await;
+                    drop(local);
+                });
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold").field("shared", &self.shared.is_some()).field("local", &self.local.is_some()).finish()
+    }
 }
 
 /// The configured integrations.

@@ -31,16 +31,15 @@ pub struct MicrosoftHttp {
     /// Requests per tenant (and app, for Graph), as Microsoft limits them: this instance's own
     /// by default, the deployment's shared one with [`MicrosoftHttp::with_budget`].
     budget: std::sync::Arc<dyn RequestBudget>,
-    /// Outlook's 4 concurrent requests per app per mailbox (throttling-limits.md "Outlook
-    /// service limits"), held within this instance: (tenant, app, mailbox) → its slots.
-    mailbox_slots: std::sync::Mutex<std::collections::HashMap<(String, String, String), std::sync::Arc<tokio::sync::Semaphore>>>,
 }
 
-/// Outlook's concurrent requests per app per mailbox (the stricter of the two readings the
-/// throttling page gives: per app, not per app and tenant).
-pub const MAILBOX_CONCURRENCY: usize = 4;
-/// Mailboxes whose slots are kept before idle ones are let go.
-const MAILBOX_SLOTS_KEPT: usize = 10_000;
+/// Outlook's concurrent requests per app per mailbox (throttling-limits.md "Outlook service
+/// limits"; the stricter of the two readings the page gives: per app, not per app and tenant),
+/// held in the request budget: across instances when it is the deployment's shared one.
+pub const MAILBOX_CONCURRENCY: u32 = 4;
+/// A held mailbox slot outlives its request's time limit by this much before another instance
+/// may take it from a holder that never gave it back.
+const MAILBOX_LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl MicrosoftHttp {
     pub fn new(settings: &HttpSettings, policy: RetryPolicy) -> Result<Self, ConfigError> {
@@ -55,22 +54,32 @@ impl MicrosoftHttp {
             prefer_unknown: settings.include_unknown_enum_members,
             budget: std::sync::Arc::new(LocalBudget::default()),
             settings: settings.clone(),
-            mailbox_slots: Default::default(),
         })
     }
 
-    /// The slots of the mailbox a call reads, if it reads one.
-    fn mailbox_slots(&self, creds: &Credentials, call: &Call<'_>) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+    /// Holds one of Outlook's concurrent slots of the mailbox a call reads, if it reads one:
+    /// Ok(None) when it reads none, or when a call that may wait as long as it takes found no
+    /// slot within a lease (it goes: Microsoft's 429 is the backstop).
+    async fn hold_mailbox(&self, creds: &Credentials, call: &Call<'_>) -> Result<Option<crate::ports::Hold>, GraphError> {
         if call.audience != Audience::Graph {
-            return None;
+            return Ok(None);
         }
-        let GraphBudget::Mailbox(mailbox) = graph_budget(call.url, &self.graph_base) else { return None };
-        let mut slots = self.mailbox_slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() >= MAILBOX_SLOTS_KEPT {
-            slots.retain(|_, s| std::sync::Arc::strong_count(s) > 1);
+        let GraphBudget::Mailbox(mailbox) = graph_budget(call.url, &self.graph_base) else { return Ok(None) };
+        let key = BudgetKey {
+            tenant_id: creds.tenant_id.clone(),
+            client_id: Some(creds.client_id.clone()),
+            api: Audience::Graph,
+            scope: Some(mailbox),
+        };
+        let lease = call.timeout.unwrap_or(self.settings.request_timeout) + MAILBOX_LEASE_MARGIN;
+        match (self.budget.hold(&key, MAILBOX_CONCURRENCY, lease, call.budget_wait.unwrap_or(lease)).await, call.budget_wait) {
+            (Some(hold), _) => Ok(Some(hold)),
+            (None, Some(within)) => Err(GraphError::OverBudget { api: call.api, within }),
+            (None, None) => {
+                tracing::warn!(api = call.api, "no mailbox slot freed up within a lease; the request goes");
+                Ok(None)
+            }
         }
-        let key = (creds.tenant_id.clone(), creds.client_id.clone(), mailbox);
-        Some(slots.entry(key).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAILBOX_CONCURRENCY))).clone())
     }
 
     pub fn tokens(&self) -> &TokenProvider {
@@ -110,14 +119,7 @@ impl MicrosoftHttp {
                 }
             }
             // Held until the answer is read: a request is in flight at Outlook until then.
-            let mailbox_slot = match (self.mailbox_slots(creds, call), call.budget_wait) {
-                (None, _) => None,
-                (Some(slots), None) => slots.acquire_owned().await.ok(),
-                (Some(slots), Some(within)) => match tokio::time::timeout(within, slots.acquire_owned()).await {
-                    Ok(slot) => slot.ok(),
-                    Err(_) => return Err(GraphError::OverBudget { api: call.api, within }),
-                },
-            };
+            let mailbox_slot = self.hold_mailbox(creds, call).await?;
             let has_body = call.body.is_some() || call.raw.is_some();
             let method = call.method.clone().unwrap_or(if has_body { reqwest::Method::POST } else { reqwest::Method::GET });
             let req = self.http.request(method, call.url);
@@ -136,45 +138,51 @@ impl MicrosoftHttp {
             for (k, v) in call.headers {
                 req = req.header(*k, v);
             }
-            let (err, retry_after) = match req.send().await {
-                Err(e) => (GraphError::Transport { what: call.api.into(), detail: without_url(&e) }, None),
+            let answer = match req.send().await {
+                Err(e) => Err(GraphError::Transport { what: call.api.into(), detail: without_url(&e) }),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-                    match read_capped(resp, call.api, call.max_bytes.unwrap_or(self.settings.max_body_bytes)).await.map_err(|e| match e {
-                        BodyError::TooLarge(e) => e,
-                        BodyError::Transport(e) => GraphError::Transport { what: call.api.into(), detail: without_url(&e) },
-                    }) {
-                        Err(e @ GraphError::TooLarge { .. }) => return Err(e),
-                        Err(e) => (e, None),
-                        Ok(body) if (200..300).contains(&status) => return Ok(body),
-                        Ok(body) => {
-                            let (code, message) = error_detail(&body);
-                            let err = GraphError::Http { api: call.api, status, code, message };
-                            if status == 401 && !refreshed {
-                                // An expired or revoked token: one refresh, then the same call again.
-                                refreshed = true;
-                                self.tokens.invalidate(creds, call.audience).await;
-                                tracing::info!(api = call.api, "token refused, refreshing once");
-                                continue;
-                            }
-                            let mut retry_after = retry_after;
-                            if status == 429 {
-                                throttles += 1;
-                                self.throttled[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                if retry_after.is_none() && call.paced {
-                                    // Cloud Apps documents no Retry-After. Our own pace keeps to the
-                                    // limit, so a 429 means others used the tenant's quota: wait one
-                                    // whole window, which clears it.
-                                    retry_after = Some(self.settings.cloud_apps_rate.1);
-                                }
-                            }
-                            if !err.is_retryable() {
-                                return Err(err);
-                            }
-                            (err, retry_after)
+                    let body =
+                        read_capped(resp, call.api, call.max_bytes.unwrap_or(self.settings.max_body_bytes)).await.map_err(|e| match e {
+                            BodyError::TooLarge(e) => e,
+                            BodyError::Transport(e) => GraphError::Transport { what: call.api.into(), detail: without_url(&e) },
+                        });
+                    body.map(|body| (status, retry_after, body))
+                }
+            };
+            if let Some(slot) = mailbox_slot {
+                slot.release().await;
+            }
+            let (err, retry_after) = match answer {
+                Err(e @ GraphError::TooLarge { .. }) => return Err(e),
+                Err(e) => (e, None),
+                Ok((status, _, body)) if (200..300).contains(&status) => return Ok(body),
+                Ok((status, retry_after, body)) => {
+                    let (code, message) = error_detail(&body);
+                    let err = GraphError::Http { api: call.api, status, code, message };
+                    if status == 401 && !refreshed {
+                        // An expired or revoked token: one refresh, then the same call again.
+                        refreshed = true;
+                        self.tokens.invalidate(creds, call.audience).await;
+                        tracing::info!(api = call.api, "token refused, refreshing once");
+                        continue;
+                    }
+                    let mut retry_after = retry_after;
+                    if status == 429 {
+                        throttles += 1;
+                        self.throttled[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if retry_after.is_none() && call.paced {
+                            // Cloud Apps documents no Retry-After. Our own pace keeps to the
+                            // limit, so a 429 means others used the tenant's quota: wait one
+                            // whole window, which clears it.
+                            retry_after = Some(self.settings.cloud_apps_rate.1);
                         }
                     }
+                    if !err.is_retryable() {
+                        return Err(err);
+                    }
+                    (err, retry_after)
                 }
             };
             attempt += 1;
@@ -196,7 +204,6 @@ impl MicrosoftHttp {
             }
             self.retried[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "request failed, retrying");
-            drop(mailbox_slot);
             tokio::time::sleep(delay).await;
         }
     }

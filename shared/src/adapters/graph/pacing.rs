@@ -9,13 +9,18 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use tokio::sync::Mutex;
 
-use crate::ports::{BudgetKey, Rate, RequestBudget};
+use crate::ports::{BudgetKey, Hold, Rate, RequestBudget};
+
+/// Keys whose concurrency slots are kept before idle ones are let go.
+const SLOTS_KEPT: usize = 10_000;
 
 /// Budgets kept in this process: right for one instance, and the fallback of a shared budget
 /// whose store fails.
 #[derive(Debug, Default)]
 pub struct LocalBudget {
     pacers: std::sync::Mutex<HashMap<(BudgetKey, Rate), Arc<Pacer>>>,
+    /// Requests in flight at once per key: its slots.
+    slots: std::sync::Mutex<HashMap<(BudgetKey, u32), Arc<tokio::sync::Semaphore>>>,
 }
 
 impl RequestBudget for LocalBudget {
@@ -28,9 +33,26 @@ impl RequestBudget for LocalBudget {
         let pacer = self.pacer(key, rate);
         Box::pin(async move { pacer.acquire_within("", max_wait).await })
     }
+
+    fn hold<'a>(&'a self, key: &'a BudgetKey, limit: u32, _lease: Duration, max_wait: Duration) -> BoxFuture<'a, Option<Hold>> {
+        Box::pin(async move { self.permit(key, limit, max_wait).await.map(|p| Hold::new(Some(p), None)) })
+    }
 }
 
 impl LocalBudget {
+    /// One of `limit` slots of `key` in this instance, within `max_wait`.
+    pub(crate) async fn permit(&self, key: &BudgetKey, limit: u32, max_wait: Duration) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if slots.len() >= SLOTS_KEPT {
+                // A permit held or awaited keeps a clone of its semaphore.
+                slots.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            slots.entry((key.clone(), limit)).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit.max(1) as usize))).clone()
+        };
+        tokio::time::timeout(max_wait, slots.acquire_owned()).await.ok()?.ok()
+    }
+
     fn pacer(&self, key: &BudgetKey, rate: Rate) -> Arc<Pacer> {
         self.pacers
             .lock()
