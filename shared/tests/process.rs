@@ -314,7 +314,8 @@ async fn dlp_alerts_without_a_readable_mode_are_kept_and_counted() {
     s.tenants[0].alerts.mix = std::collections::BTreeMap::from([(tenant_sim::data::kinds::AlertKind::Dlp, 1)]);
     let w = world(s, PollSettings::default(), secret_creds()).await;
     w.poll(Source::DefenderAlerts).await;
-    // Half the alerts without the undocumented keys: their mode cannot be read.
+    // The simulator's DLP alerts carry no mode (no document names one); half are given the
+    // Management Activity API's names the filter would read, were Microsoft to send them.
     let msgs: Vec<(String, String)> = w
         .queue
         .messages()
@@ -322,10 +323,8 @@ async fn dlp_alerts_without_a_readable_mode_are_kept_and_counted() {
         .enumerate()
         .map(|(i, m)| {
             let mut env: Value = serde_json::from_str(&m).unwrap();
-            if i % 2 == 0 {
-                if let Some(o) = env["object"].as_object_mut() {
-                    o.remove("additionalData");
-                }
+            if i % 2 == 1 {
+                env["object"]["additionalData"] = json!({"PolicyDetails": [{"Rules": [{"RuleMode": "Enforce"}]}]});
             }
             (format!("m{i}"), env.to_string())
         })

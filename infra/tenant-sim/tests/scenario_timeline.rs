@@ -80,7 +80,8 @@ async fn alerts_have_documented_shapes_sizes_and_precision() {
     let dlp: Vec<&Value> = alerts.iter().filter(|a| a["serviceSource"] == "dataLossPrevention").collect();
     assert!(!dlp.is_empty());
     assert!(dlp.iter().all(|a| a["detectionSource"] == "microsoftDataLossPrevention" && a["alertPolicyId"].is_string()));
-    assert!(dlp.iter().all(|a| a["additionalData"]["PolicyDetails"][0]["Rules"][0]["RuleMode"].is_string()));
+    // No mode in an undocumented key: nothing Microsoft publishes puts one on an alert.
+    assert!(dlp.iter().all(|a| a["additionalData"].get("PolicyDetails").is_none()));
     // Prelude Security test alerts: a VST binary in the probe's .vst folder.
     let prelude = alerts.iter().filter(|a| {
         a["evidence"].as_array().unwrap().iter().any(|e| e["fileDetails"]["filePath"].as_str().is_some_and(|p| p.ends_with("\\.vst")))

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::advice::{self, Ctx};
 use crate::domain::cloud::Cloud;
+use crate::domain::context::ContextPart;
 use crate::domain::integration::{Credentials, Integration};
 use crate::domain::integration_doc::{FieldError, IntegrationDoc};
 use crate::domain::integration_revision::{self as revision, Provenance, Relaxation};
@@ -18,7 +19,7 @@ use crate::domain::permissions::{
 };
 use crate::domain::time::GraphTime;
 use crate::error::{GraphError, SecretError};
-use crate::ports::{IntegrationStore, MicrosoftProbe, Probe, SecretSource, SecretWriter};
+use crate::ports::{ContextProbe, IntegrationStore, MicrosoftProbe, PartCall, Probe, SecretSource, SecretWriter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -465,6 +466,20 @@ async fn feature<M: MicrosoftProbe>(
              need the Entra role Privileged Authentication Administrator on the app's service principal",
         );
     }
+    if matches!(f, Feature::UserContext | Feature::Calendar | Feature::DeviceContext) {
+        let parts: Vec<ContextPart> = i.enrichment.effective_parts(&i.features).into_iter().filter(|p| p.feature() == f).collect();
+        if !parts.is_empty() {
+            let probe = microsoft.context(creds, &parts, now).await;
+            return context_result(f, &probe, &granted, &settings);
+        }
+        return FeatureResult {
+            feature: f.name(),
+            api: api.owner(),
+            status: Status::Ok,
+            detail: format!("{granted} granted (checked in the token; enrichment.parts asks for none of its parts){settings}"),
+            fix: None,
+        };
+    }
     let Some((probe, target)) = probe_of(f, i, now) else {
         return FeatureResult {
             feature: f.name(),
@@ -474,6 +489,16 @@ async fn feature<M: MicrosoftProbe>(
             fix: None,
         };
     };
+    // A source's first page goes through the filters as the processor would run its items.
+    if let (Probe::FirstPage(request), Some(source)) = (&probe, previewed_source(f)) {
+        return match microsoft.first_page(creds, request).await {
+            Ok(page) => filtered_result(f, i, source, &page, &granted, &settings, now),
+            Err(e) => {
+                let (what, fix) = advice::call_failure(&e, f, &target);
+                fail(what, fix)
+            }
+        };
+    }
     match microsoft.probe(creds, &probe).await {
         Ok(n) => FeatureResult {
             feature: f.name(),
@@ -482,24 +507,110 @@ async fn feature<M: MicrosoftProbe>(
             detail: format!("{granted} granted; a test call read {n} item{}{settings}", if n == 1 { "" } else { "s" }),
             fix: None,
         },
-        // Sign-ins need Entra ID P1 (resources/signin.md): without it the rest of user context
-        // works and each alert's sign-ins read `unlicensed`, which Test & Save says from the call.
-        Err(e) if f == Feature::UserContext && e.is_unlicensed() => FeatureResult {
-            feature: f.name(),
-            api: api.owner(),
-            status: Status::Ok,
-            detail: format!(
-                "{granted} granted; the test call for sign-ins was refused because the tenant has no Microsoft Entra ID P1 or \
-                 P2 licence (Microsoft: {}), so each alert's sign-ins will read `unlicensed` (the user's profile, manager, \
-                 groups and registration details are read as usual); with P1, sign-in risk fields read `hidden` until P2{settings}",
-                e
-            ),
-            fix: None,
-        },
         Err(e) => {
             let (what, fix) = advice::call_failure(&e, f, &target);
             fail(what, fix)
         }
+    }
+}
+
+/// The source whose probe items the filters are tried on. The phishing mailbox's are not: a
+/// report's severity comes from its retrieved email, which the probe does not fetch.
+fn previewed_source(f: Feature) -> Option<crate::Source> {
+    match f {
+        Feature::DefenderAlerts => Some(crate::Source::DefenderAlerts),
+        Feature::DefenderIncidents => Some(crate::Source::DefenderIncidents),
+        Feature::EmailSubmissions => Some(crate::Source::EmailSubmissions),
+        Feature::CloudApps => Some(crate::Source::CloudApps),
+        _ => None,
+    }
+}
+
+/// A source's line from its first page: what the filters would drop of it, and a failure naming
+/// the settings when they would drop every alert it read.
+fn filtered_result(
+    f: Feature,
+    i: &Integration,
+    source: crate::Source,
+    page: &crate::ports::Page,
+    granted: &str,
+    settings: &str,
+    now: GraphTime,
+) -> FeatureResult {
+    let api = f.api();
+    let n = page.items.len() + page.rejects.len();
+    let read = format!("{granted} granted; a test call read {n} item{}", if n == 1 { "" } else { "s" });
+    // Validated with the document: a filter that does not compile was refused before this.
+    let Ok(filters) = i.filters.validate() else {
+        return FeatureResult { feature: f.name(), api: api.owner(), status: Status::Ok, detail: format!("{read}{settings}"), fix: None };
+    };
+    let preview = crate::app::filter_preview::preview(source, i, &filters, &page.items, now);
+    if preview.drops_everything() {
+        let fields: Vec<&str> = preview.dropped.keys().map(|r| crate::app::filter_preview::setting_of(*r)).collect();
+        return FeatureResult {
+            feature: f.name(),
+            api: api.owner(),
+            status: Status::Failed,
+            detail: format!("{read}; {}: nothing of this source would reach downstream", preview.describe()),
+            fix: Some(format!("change {} so that the alerts this source sends are kept, or turn the source off", fields.join(" and "))),
+        };
+    }
+    let filtered = if preview.alerts > 0 { format!("; {}", preview.describe()) } else { String::new() };
+    FeatureResult { feature: f.name(), api: api.owner(), status: Status::Ok, detail: format!("{read}{filtered}{settings}"), fix: None }
+}
+
+/// A context feature's line from its parts' test calls: failed on the first part Microsoft
+/// refused, with its fix; otherwise what each call found.
+fn context_result(f: Feature, probe: &ContextProbe, granted: &str, settings: &str) -> FeatureResult {
+    let api = f.api();
+    let on = match (&probe.user, &probe.device) {
+        (Some(u), Some(d)) => format!(" on user {u} and device {d}"),
+        (Some(u), None) => format!(" on user {u}"),
+        (None, Some(d)) => format!(" on device {d}"),
+        (None, None) => String::new(),
+    };
+    let mut said = Vec::new();
+    for (part, call) in &probe.parts {
+        let line = match call {
+            PartCall::Answered => "answered".to_owned(),
+            PartCall::Missing => "allowed, nothing found".to_owned(),
+            PartCall::Unreached(why) => format!("not tried: {why}; tried on the first alert that names one"),
+            // Sign-ins need Entra ID P1 (resources/signin.md): without it the rest of user
+            // context works and each alert's sign-ins read `unlicensed`.
+            PartCall::Failed(e) if *part == ContextPart::SignIns && e.is_unlicensed() => format!(
+                "refused because the tenant has no Microsoft Entra ID P1 or P2 licence (Microsoft: {e}), so each alert's \
+                 sign-ins will read `unlicensed` (the other parts are read as usual); with P1, sign-in risk fields read \
+                 `hidden` until P2"
+            ),
+            // An application access policy (or RBAC for Applications) may scope the app to some
+            // mailboxes (auth-limit-mailbox-access.md): a user outside it is not a failure.
+            PartCall::Failed(GraphError::Http { status: 403, code, message, .. })
+                if matches!(part, ContextPart::OutOfOffice | ContextPart::Schedule)
+                    && (code == "ErrorAccessDenied" || message.contains("Access to OData")) =>
+            {
+                "refused for this user's mailbox by the app's mailbox scope (an application access policy or RBAC for \
+                 Applications): alerts about users outside the scope read `forbidden`"
+                    .to_owned()
+            }
+            PartCall::Failed(e) => {
+                let (what, fix) = advice::call_failure(e, f, "");
+                return FeatureResult {
+                    feature: f.name(),
+                    api: api.owner(),
+                    status: Status::Failed,
+                    detail: format!("the test call for the `{part}` part{on} failed: {what}"),
+                    fix: Some(fix),
+                };
+            }
+        };
+        said.push(format!("{part} {line}"));
+    }
+    FeatureResult {
+        feature: f.name(),
+        api: api.owner(),
+        status: Status::Ok,
+        detail: format!("{granted} granted; a test call per part{on}: {}{settings}", said.join(", ")),
+        fix: None,
     }
 }
 
@@ -522,6 +633,9 @@ fn tenant_settings(f: Feature) -> Option<&'static str> {
     }
 }
 
+/// The most items of a source's first page Test & Save reads (and tries the filters on).
+const FILTER_SAMPLE: usize = 50;
+
 /// The call that proves a feature, and what it is about (for messages). A source with its
 /// own module is proven by the poller's own first request for the integration's window.
 fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, String)> {
@@ -530,22 +644,20 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
         Probe::FirstPage(spec.request(&crate::sources::SpanQuery {
             from: now.minus(i.window.lookback),
             to: now.minus(i.window.ingestion_delay),
-            top: spec.page_size(&crate::app::poll::PollSettings::default()),
+            top: spec.page_size(&crate::app::poll::PollSettings::default()).min(FILTER_SAMPLE),
             skip: 0,
             expand: false,
             integration: i,
         }))
     };
     Some(match f {
-        Feature::DefenderAlerts => (Probe::DefenderAlerts, String::new()),
-        Feature::DefenderIncidents => (Probe::DefenderIncidents, String::new()),
+        // The poller's own first request of the window: its items go through the filters.
+        Feature::DefenderAlerts => (first_page(crate::Source::DefenderAlerts), String::new()),
+        Feature::DefenderIncidents => (first_page(crate::Source::DefenderIncidents), String::new()),
         Feature::EmailSubmissions => (first_page(crate::Source::EmailSubmissions), String::new()),
         // The poller's listing of the window, with the user's filter AND-ed after it.
         Feature::PhishingMailbox => (first_page(crate::Source::PhishingMailbox), i.phishing_mailbox.as_ref()?.address.clone()),
-        Feature::CloudApps => {
-            let portal = i.cloud_apps_base.clone()?;
-            (Probe::CloudApps { portal: portal.clone() }, portal)
-        }
+        Feature::CloudApps => (first_page(crate::Source::CloudApps), i.cloud_apps_base.clone()?),
         // Investigation's activity queries, as investigate.rs makes them.
         Feature::CloudAppsActivities => {
             let portal = i.cloud_apps_base.clone()?;
@@ -556,9 +668,11 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
             let org = i.organization_id.clone()?;
             (Probe::Exchange { organization: org.clone(), since: now.minus(crate::app::evidence::QUARANTINE_DAYS) }, org)
         }
-        Feature::UserContext => (Probe::SignIns, String::new()),
-        Feature::QuarantineRestore | Feature::Investigation | Feature::Calendar | Feature::Remediation | Feature::DeviceContext => {
-            return None
-        }
+        Feature::UserContext
+        | Feature::QuarantineRestore
+        | Feature::Investigation
+        | Feature::Calendar
+        | Feature::Remediation
+        | Feature::DeviceContext => return None,
     })
 }

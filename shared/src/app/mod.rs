@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod enrich;
 pub mod evidence;
 mod file_intake;
+pub mod filter_preview;
 pub mod integration_cache;
 pub mod investigate;
 mod microsoft_copy;

@@ -444,13 +444,8 @@ pub trait SecretWriter: Send + Sync {
 /// A single small call that proves an API answers this app (Test & Save).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    DefenderAlerts,
-    DefenderIncidents,
     /// The first request the poller makes for a source's window, as it makes it.
     FirstPage(PageRequest),
-    CloudApps {
-        portal: String,
-    },
     /// One activity of the last day at the tenant's portal, as investigation queries read them.
     CloudAppsActivities {
         portal: String,
@@ -463,8 +458,6 @@ pub enum Probe {
         organization: String,
         since: GraphTime,
     },
-    /// One sign-in (`auditLogs/signIns`): what tells whether the tenant's licence serves them.
-    SignIns,
 }
 
 /// Microsoft as Test & Save sees it: tokens with their claims, and one call per API.
@@ -474,6 +467,37 @@ pub trait MicrosoftProbe: Send + Sync {
     fn claims(&self, creds: &Credentials, api: Api) -> impl Future<Output = Result<TokenClaims, GraphError>> + Send;
     /// Makes the call; returns how many items came back.
     fn probe(&self, creds: &Credentials, probe: &Probe) -> impl Future<Output = Result<usize, GraphError>> + Send;
+    /// The first page of a source's request, as the poller reads it: its items, for the filters.
+    fn first_page(&self, creds: &Credentials, request: &PageRequest) -> impl Future<Output = Result<Page, GraphError>> + Send;
+    /// One real call per context part, as the processor makes it, on a user and a device the
+    /// tenant lists (a file by a hash any tenant may ask about).
+    fn context(
+        &self,
+        creds: &Credentials,
+        parts: &[crate::domain::context::ContextPart],
+        now: GraphTime,
+    ) -> impl Future<Output = ContextProbe> + Send;
+}
+
+/// How Test & Save's context calls went: on whom, and each part's call.
+#[derive(Debug, Default)]
+pub struct ContextProbe {
+    /// The user's UPN and the device's id the calls were made on, where the tenant listed one.
+    pub user: Option<String>,
+    pub device: Option<String>,
+    pub parts: Vec<(crate::domain::context::ContextPart, PartCall)>,
+}
+
+/// One context part's test call.
+#[derive(Debug)]
+pub enum PartCall {
+    /// Microsoft answered with the entity or collection.
+    Answered,
+    /// Microsoft answered 404: the call was allowed, the subject has none (a file no tenant saw).
+    Missing,
+    Failed(GraphError),
+    /// Not made: nothing to make it on, and why.
+    Unreached(String),
 }
 
 /// "Now" on the window field's clock. Production reads the system clock; tests that drive the

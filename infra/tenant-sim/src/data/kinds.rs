@@ -411,11 +411,10 @@ fn system_file(name: &str, path: &str, rng: &mut SimRng) -> File {
     File { publisher: Some("Microsoft Corporation"), ..f }
 }
 
-/// Purview DLP alert. alerts_v2 documents no enforcement-mode field
-/// (ms-apis.md §12); the simulator carries the rule mode the way the Office 365
-/// Management Activity DLP schema names it (`PolicyDetails[].Rules[].RuleMode`),
-/// inside the open `additionalData` dictionary. This is the simulator's
-/// assumption, not a Microsoft-documented shape.
+/// Purview DLP alert, in documented shapes only: alerts_v2 documents no
+/// enforcement-mode field (ms-apis.md §12) and nothing Microsoft publishes says
+/// one reaches `additionalData`, so the simulator's DLP alerts carry none (the
+/// product keeps, notes and counts a DLP alert whose mode it cannot read).
 fn dlp(rng: &mut SimRng, pool: &Pool, at: Instant, user: &super::pool::User) -> Body {
     let nb = pool.net_bios.as_str();
     let (policy, workload) = *pick(
@@ -427,7 +426,6 @@ fn dlp(rng: &mut SimRng, pool: &Pool, at: Instant, user: &super::pool::User) -> 
             ("Credit Card Numbers", "Teams"),
         ],
     );
-    let mode = pick_str(rng, &["Enforce", "Enforce", "AuditAndNotify", "Audit"]);
     let mut b = body(
         format!("DLP policy ({policy}) matched for content in {workload}"),
         "Exfiltration",
@@ -435,16 +433,8 @@ fn dlp(rng: &mut SimRng, pool: &Pool, at: Instant, user: &super::pool::User) -> 
         "Microsoft Data Loss Prevention",
         rng,
     );
-    let policy_id = ids::guid(rng);
-    b.alert_policy_id = Some(policy_id.clone());
-    b.additional_data = json!({
-        "PolicyDetails": [{
-            "PolicyId": policy_id,
-            "PolicyName": policy,
-            "Rules": [{"RuleId": ids::guid(rng), "RuleName": format!("{policy} - high volume"), "RuleMode": mode, "Severity": "High", "Actions": if mode == "Enforce" { vec!["BlockAccess", "NotifyUser"] } else { vec!["NotifyUser"] }}],
-        }],
-        "Workload": workload,
-    });
+    // security-alert.md: `alertPolicyId`, the policy that raised it.
+    b.alert_policy_id = Some(ids::guid(rng));
     b.evidence.push(ev::user(at, user, nb, &["policyViolator"]));
     if workload == "Exchange" {
         b.evidence.push(ev::mailbox(at, user, nb));

@@ -105,6 +105,25 @@ pub(crate) fn admit(sim: &Sim, who: &Principal, mailbox: &str, ctx: &GraphCtx) -
     Ok(Admitted { sim: sim.clone(), key })
 }
 
+/// auth-limit-mailbox-access.md: a mailbox outside the app's application access policy.
+fn out_of_scope() -> GraphError {
+    GraphError::new(StatusCode::FORBIDDEN, "ErrorAccessDenied", "Access to OData is disabled.")
+}
+
+/// The app's mailbox scope holds `address`, or it has none. An application access policy limits
+/// mail, mailbox settings, calendars and contacts alike (auth-limit-mailbox-access.md).
+pub(crate) fn in_scope(sim: &Sim, who: &Principal, address: &str) -> Result<(), GraphError> {
+    let directory = sim.directory();
+    let scope = directory
+        .get(who.tenant_index)
+        .and_then(|t| t.apps.iter().find(|a| a.client_id == who.client_id))
+        .and_then(|a| a.mailbox_scope.clone());
+    match scope {
+        Some(s) if !s.iter().any(|m| m.eq_ignore_ascii_case(address)) => Err(out_of_scope()),
+        _ => Ok(()),
+    }
+}
+
 /// The tenant's reporting mailbox if `user` names it (its address, case-insensitively); an
 /// address outside the tenant is Graph's 404; one the app's policy excludes, 403.
 fn resolve(sim: &Sim, who: &Principal, user: &str) -> Result<Option<usize>, GraphError> {
@@ -116,7 +135,7 @@ fn resolve(sim: &Sim, who: &Principal, user: &str) -> Result<Option<usize>, Grap
     }
     let scope = tenant.apps.iter().find(|a| a.client_id == who.client_id).and_then(|a| a.mailbox_scope.clone());
     if scope.is_some_and(|s| !s.iter().any(|m| m.eq_ignore_ascii_case(user))) {
-        return Err(GraphError::new(StatusCode::FORBIDDEN, "ErrorAccessDenied", "Access to OData is disabled."));
+        return Err(out_of_scope());
     }
     let mailboxes = sim.mailboxes();
     Ok(mailboxes.get(who.tenant_index).filter(|(address, _)| address.eq_ignore_ascii_case(user)).map(|_| who.tenant_index))

@@ -36,6 +36,10 @@ use crate::time::Instant;
 
 /// user-get-permissions.md (application), least privileged first.
 pub const USER_ROLES: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+/// user-list-permissions.md (application), least privileged first: the basic profile (id,
+/// displayName, mail, userPrincipalName among it) is all ReadBasic reads.
+pub const USER_LIST_ROLES: &[&str] =
+    &["User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 /// user-list-transitivememberof-permissions.md (application).
 /// user-list-transitivememberof.md (Learn, 2025-08-05): User.Read.All is the least privileged;
 /// an app that may not read a member's type gets it "with limited information": only
@@ -70,6 +74,7 @@ const SENSITIVE_ACTION_ROLES: &[&str] = &["Global Administrator", "Privileged Au
 
 pub fn routes() -> Router<Sim> {
     Router::new()
+        .route("/v1.0/users", get(users))
         .route("/v1.0/users/{id}", get(user).patch(update_user))
         .route("/v1.0/users/{id}/revokeSignInSessions", post(revoke_sessions))
         .route("/v1.0/users/{id}/transitiveMemberOf", get(memberships))
@@ -153,6 +158,8 @@ fn user_json(sim: &Sim, p: &Person) -> Map<String, Value> {
         "id": p.user.aad_id,
         "userPrincipalName": p.user.upn,
         "displayName": p.user.display_name,
+        // Every user of the pool has a mailbox, its address the UPN.
+        "mail": p.user.upn,
         "accountEnabled": enabled,
         "userType": "Member",
         "department": dept,
@@ -201,6 +208,36 @@ async fn user(State(sim): State<Sim>, Path(id): Path<String>, uri: axum::http::U
     });
     match result {
         Ok(m) => collection::respond_entity(&ctx, &sim.base_url, "users", m),
+        Err(e) => e.into_response(&ctx),
+    }
+}
+
+/// user-list.md: the tenant's users, `$top` (1–999, default 100) with `$skiptoken` pages and
+/// `$select`; counted against the directory's resource units as any GET.
+async fn users(State(sim): State<Sim>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let mut ctx = GraphCtx::new(&sim, &headers);
+    let pairs = query_pairs(uri.query());
+    let (selected, rest): (Vec<_>, Vec<_>) = pairs.iter().cloned().partition(|(k, _)| k == "$select");
+    static NONE: FilterSchema = FilterSchema { entity: "user", props: &[] };
+    let limits = collection::directory_limits(&NONE, ctx.include_unknown);
+    let result = authorize(&sim, &headers, &mut ctx, USER_LIST_ROLES).and_then(|who| {
+        spend_directory(&sim, &who, &pairs)?;
+        let mut q = CollectionQuery::parse(&rest, &limits).map_err(|e| GraphError::bad_request(e.message))?;
+        q.carry.extend(selected.iter().cloned());
+        let pool = sim.data().get(who.tenant_index).map(|t| t.pool.users.clone()).unwrap_or_default();
+        let all = pool
+            .into_iter()
+            .enumerate()
+            .map(|(index, user)| Value::Object(select(user_json(&sim, &Person { index, user }), &selected)))
+            .collect();
+        let (page, total, more) = collection::cut(all, &q);
+        Ok((q, page, total, more))
+    });
+    match result {
+        Ok((q, page, total, more)) => {
+            let env = Envelope { base_url: &sim.base_url, path: "/v1.0/users", context: "users", omit_next_link: false };
+            collection::respond(&ctx, &env, &q, page, total, more)
+        }
         Err(e) => e.into_response(&ctx),
     }
 }
@@ -511,6 +548,7 @@ async fn auto_replies(State(sim): State<Sim>, Path(id): Path<String>, headers: H
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = authorize(&sim, &headers, &mut ctx, MAILBOX_SETTINGS_ROLES).and_then(|who| {
         let p = person(&sim, who.tenant_index, &id).ok_or_else(|| not_found(&id))?;
+        super::mailbox::in_scope(&sim, &who, &p.user.upn)?;
         spend_mailbox(&sim, &who, &p.user.upn)?;
         // Mailbox settings are an Outlook resource: its 4 concurrent requests per app per
         // mailbox hold here too (throttling-limits.md "Outlook service limits").
@@ -560,6 +598,7 @@ async fn schedule(State(sim): State<Sim>, Path(id): Path<String>, headers: Heade
     let mut ctx = GraphCtx::new(&sim, &headers);
     let result = authorize(&sim, &headers, &mut ctx, SCHEDULE_ROLES).and_then(|who| {
         let owner = person(&sim, who.tenant_index, &id).ok_or_else(|| not_found(&id))?;
+        super::mailbox::in_scope(&sim, &who, &owner.user.upn)?;
         spend_mailbox(&sim, &who, &owner.user.upn)?;
         // The calendar is an Outlook resource (auto_replies).
         let admitted = super::mailbox::admit(&sim, &who, &owner.user.upn, &ctx)?;

@@ -83,6 +83,20 @@ impl<S: SecretSource> MicrosoftContext<S> {
         Ok(c)
     }
 
+    async fn run(&self, i: &Integration, request: &ContextRequest) -> Result<ContextAnswer, GraphError> {
+        let creds = self.credentials(i).await?;
+        ContextCalls { http: &self.http, budget_wait: self.budget_wait }.run(&creds, request).await
+    }
+}
+
+/// The lookups' calls through one client, each waiting at most `budget_wait` for its budget:
+/// the processor's (through [`MicrosoftContext`]) and Test & Save's, the same requests.
+pub(crate) struct ContextCalls<'a> {
+    pub http: &'a MicrosoftHttp,
+    pub budget_wait: Duration,
+}
+
+impl ContextCalls<'_> {
     fn graph(&self, path: &str) -> String {
         format!("{}{path}", self.http.settings.graph_base_url.trim_end_matches('/'))
     }
@@ -113,8 +127,8 @@ impl<S: SecretSource> MicrosoftContext<S> {
         Ok(ContextAnswer::Many { items, more: true })
     }
 
-    async fn run(&self, i: &Integration, request: &ContextRequest) -> Result<ContextAnswer, GraphError> {
-        let creds = self.credentials(i).await?;
+    /// One lookup with these credentials.
+    pub(crate) async fn run(&self, creds: &Credentials, request: &ContextRequest) -> Result<ContextAnswer, GraphError> {
         let one = |v: Option<Value>| v.map_or(ContextAnswer::Missing, ContextAnswer::One);
         match request {
             ContextRequest::User { user } => {
@@ -122,29 +136,29 @@ impl<S: SecretSource> MicrosoftContext<S> {
                     "/v1.0/users/{}?$select={PROFILE_SELECT}&$expand=manager($select=id,displayName,userPrincipalName)",
                     enc(user)
                 ));
-                Ok(one(self.call(&creds, Call::get(GRAPH, Audience::Graph, &url)).await?))
+                Ok(one(self.call(creds, Call::get(GRAPH, Audience::Graph, &url)).await?))
             }
             ContextRequest::Memberships { user, top, pages } => {
                 let url = self.graph(&format!("/v1.0/users/{}/transitiveMemberOf?$top={top}", enc(user)));
-                self.pages(&creds, url, *pages).await
+                self.pages(creds, url, *pages).await
             }
             ContextRequest::Registration { user_id } => {
                 let url = self.graph(&format!("/v1.0/reports/authenticationMethods/userRegistrationDetails/{}", enc(user_id)));
-                Ok(one(self.call(&creds, Call::get(GRAPH, Audience::Graph, &url)).await?))
+                Ok(one(self.call(creds, Call::get(GRAPH, Audience::Graph, &url)).await?))
             }
             ContextRequest::SignIns { user, by_id, from, to, top } => {
                 let who = if *by_id { "userId" } else { "userPrincipalName" };
                 let filter = format!("{who} eq '{}' and createdDateTime ge {from} and createdDateTime le {to}", user.replace('\'', "''"));
                 let url = self.graph(&format!("/v1.0/auditLogs/signIns?$filter={}&$top={top}", enc(&filter)));
                 // One page: the newest `top` (signin-list.md: newest first).
-                self.pages(&creds, url, 1).await.map(|a| match a {
+                self.pages(creds, url, 1).await.map(|a| match a {
                     ContextAnswer::Many { items, .. } => ContextAnswer::Many { more: items.len() >= *top as usize, items },
                     other => other,
                 })
             }
             ContextRequest::AutoReplies { user } => {
                 let url = self.graph(&format!("/v1.0/users/{}/mailboxSettings/automaticRepliesSetting", enc(user)));
-                Ok(one(self.call(&creds, Call::get(GRAPH, Audience::Graph, &url)).await?))
+                Ok(one(self.call(creds, Call::get(GRAPH, Audience::Graph, &url)).await?))
             }
             ContextRequest::Schedule { user, address, from, to, interval_minutes } => {
                 let url = self.graph(&format!("/v1.0/users/{}/calendar/getSchedule", enc(user)));
@@ -152,7 +166,7 @@ impl<S: SecretSource> MicrosoftContext<S> {
                 let body = json!({"schedules": [address], "startTime": time(from), "endTime": time(to), "availabilityViewInterval": interval_minutes});
                 let headers = [("Prefer", "outlook.timezone=\"UTC\"".to_owned())];
                 let call = Call { body: Some(&body), headers: &headers, ..Call::get(GRAPH, Audience::Graph, &url) };
-                let answer = self.call(&creds, call).await?;
+                let answer = self.call(creds, call).await?;
                 Ok(match answer.and_then(|v| v.get("value").and_then(Value::as_array).and_then(|a| a.first().cloned())) {
                     Some(info) => ContextAnswer::One(info),
                     None => ContextAnswer::Missing,
@@ -162,16 +176,16 @@ impl<S: SecretSource> MicrosoftContext<S> {
                 let url = self.graph("/v1.0/communications/getPresencesByUserId");
                 let body = json!({"ids": ids});
                 let call = Call { body: Some(&body), ..Call::get(GRAPH, Audience::Graph, &url) };
-                let items = self.call(&creds, call).await?.and_then(|v| v.get("value").and_then(Value::as_array).cloned());
+                let items = self.call(creds, call).await?.and_then(|v| v.get("value").and_then(Value::as_array).cloned());
                 Ok(ContextAnswer::Many { items: items.unwrap_or_default(), more: false })
             }
             ContextRequest::Machine { id } => {
                 let url = format!("{}/api/machines/{}", self.http.settings.mde_base_url.trim_end_matches('/'), enc(id));
-                Ok(one(self.call(&creds, Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?))
+                Ok(one(self.call(creds, Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?))
             }
             ContextRequest::File { hash } => {
                 let url = format!("{}/api/files/{}", self.http.settings.mde_base_url.trim_end_matches('/'), enc(hash));
-                Ok(one(self.call(&creds, Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?))
+                Ok(one(self.call(creds, Call::get(MDE, Audience::DefenderForEndpoint, &url)).await?))
             }
         }
     }
