@@ -156,3 +156,54 @@ async fn unsettled_submissions_are_read_in_turn_and_forgotten_after_the_settle_t
     assert_eq!(s.outcome, Outcome::Completed, "{s:?}");
     assert!(s.unsettled_dropped >= pending.len(), "{s:?}");
 }
+
+/// With excluded result categories a submission waits, undelivered, for its verdict: nothing
+/// goes downstream before Microsoft's verdict, so an excluded one reaches nobody (the processor
+/// drops the final revision, and no evidence job starts); one whose verdict does not come
+/// within `verdict_wait` goes as `pending` (the processor notes why) and is still followed.
+/// Before: every submission went out at first sight, before its verdict.
+#[tokio::test]
+async fn with_excluded_categories_a_submission_waits_for_its_verdict() {
+    use m365_ingest::domain::duration_text::DurationText;
+    for wait_secs in [3 * 3600, 600] {
+        let settings = PollSettings { settle_per_run: 1000, ..PollSettings::default() };
+        let w = world(scenario(260, (1800, 7200)), settings, secret_creds()).await;
+        let mut i = integration_for(Source::EmailSubmissions);
+        i.email_submissions.excluded_result_categories = vec!["allowedByPolicy".into()];
+        i.email_submissions.verdict_wait = DurationText(Duration::from_secs(wait_secs));
+        let deadline = || std::time::Instant::now() + Duration::from_secs(600);
+        let s = w.poller.poll_one(&i, Source::EmailSubmissions, deadline()).await;
+        assert_eq!(s.outcome, Outcome::Completed, "{s:?}");
+        let now = w.now();
+        let want = due(&w, now);
+        let under_analysis: BTreeSet<String> = want.iter().filter(|(_, done)| **done > now).map(|(id, _)| id.clone()).collect();
+        assert!(under_analysis.len() >= 3, "{}", under_analysis.len());
+        let first = envelopes(&w);
+        assert!(first.iter().all(|e| is_final(&status(e))), "nothing goes before its verdict");
+        assert_eq!(first.len(), want.len() - under_analysis.len());
+        assert_eq!(s.held_for_verdict, under_analysis.len(), "{s:?}");
+        let ids: Vec<String> = first.iter().map(|e| e.id.clone()).collect();
+        // The next run: with a short wait, those still under analysis go as pending.
+        w.sim.clock().advance_secs(15 * 60);
+        let s = w.poller.poll_one(&i, Source::EmailSubmissions, deadline()).await;
+        let second: Vec<Envelope> = envelopes(&w).into_iter().skip(first.len()).filter(|e| under_analysis.contains(&e.id)).collect();
+        let pending: BTreeSet<String> = second.iter().filter(|e| !is_final(&status(e))).map(|e| e.id.clone()).collect();
+        if wait_secs == 600 {
+            assert!(!pending.is_empty() && s.verdicts_waited_out == pending.len(), "{s:?}");
+        } else {
+            assert!(pending.is_empty() && s.verdicts_waited_out == 0, "a 3-hour wait still holds them: {s:?}");
+        }
+        // Every analysis over: each submission under analysis goes once with its verdict.
+        w.sim.clock().advance_secs(9 * 3600);
+        let s = w.poller.poll_one(&i, Source::EmailSubmissions, deadline()).await;
+        assert_eq!(s.outcome, Outcome::Completed, "{s:?}");
+        let all = envelopes(&w);
+        for id in &under_analysis {
+            let finals = all.iter().filter(|e| &e.id == id && is_final(&status(e))).count();
+            let pendings = all.iter().filter(|e| &e.id == id && !is_final(&status(e))).count();
+            assert_eq!(finals, 1, "{id}: its verdict, once");
+            assert_eq!(pendings, usize::from(pending.contains(id)), "{id}: pending only when its wait ran out");
+        }
+        assert!(ids.iter().all(|id| all.iter().filter(|e| &e.id == id).count() == 1), "settled ones went once");
+    }
+}

@@ -177,6 +177,10 @@ pub struct RunSummary {
     pub credentials_refused: bool,
     /// Items delivered again once settled (submissions' verdicts).
     pub verdicts: usize,
+    /// Unsettled items held back for their verdict (the integration excludes some verdicts).
+    pub held_for_verdict: usize,
+    /// Held items passed on without their verdict: none came within the integration's wait.
+    pub verdicts_waited_out: usize,
     /// Unsettled items whose later state will not be delivered: the cursor could not keep
     /// them, or they did not settle in time (each logged with why).
     pub unsettled_dropped: usize,
@@ -202,6 +206,8 @@ impl RunSummary {
             quarantined: 0,
             credentials_refused: false,
             verdicts: 0,
+            held_for_verdict: 0,
+            verdicts_waited_out: 0,
             unsettled_dropped: 0,
             reported_emails_missing: 0,
             watermark: None,
@@ -399,6 +405,8 @@ impl<P: PollPorts> Poller<P> {
                 source: kind,
                 per_run: self.settings.settle_per_run,
                 within: self.settings.settle_within,
+                // Within the time items are followed at all, with room for rounds to reach them.
+                verdict_wait: kind.verdict_wait(integration).map(|w| w.min(self.settings.settle_within / 2)),
                 delivery: &self.settings.delivery,
             };
             let settling = settle_pending(&self.graph, &creds, &spec, &mut cursor, &ctx, &self.queue, &self.artifacts);
@@ -409,6 +417,7 @@ impl<P: PollPorts> Poller<P> {
             version = self.cursors.commit(key, &self.settings.owner, version, &cursor).await?;
             summary.pages += settled.requests;
             summary.verdicts += settled.settled;
+            summary.verdicts_waited_out += settled.waited_out;
             summary.unsettled_dropped += settled.expired + settled.refused;
             summary.delivered += settled.delivered.messages;
             summary.claim_checks += settled.delivered.claim_checks;
@@ -524,12 +533,30 @@ impl<P: PollPorts> Poller<P> {
                     }
                     ready += 1;
                 }
-                deliver(&fresh[..ready], &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await.map(|d| (ready, missing, d))
+                // Submissions waiting for a verdict the integration may exclude go out later
+                // (settle.rs), as many as the cursor can follow; the rest now.
+                let mut held = std::collections::BTreeSet::new();
+                if key.lane == Lane::Live {
+                    let mut room = cursor.pending_room();
+                    for i in fresh[..ready].iter().filter(|i| kind.held_for_verdict(integration, i)) {
+                        if room > 0 && cursor.fits_pending(&i.head.id) {
+                            room -= 1;
+                            held.insert(i.head.id.clone());
+                        }
+                    }
+                }
+                let delivered = if held.is_empty() {
+                    deliver(&fresh[..ready], &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await
+                } else {
+                    let now: Vec<Item> = fresh[..ready].iter().filter(|i| !held.contains(&i.head.id)).cloned().collect();
+                    deliver(&now, &ctx, &self.queue, &self.artifacts, &self.settings.delivery).await
+                };
+                delivered.map(|d| (ready, missing, d, held))
             };
             let Ok(d) = tokio::time::timeout_at(send_by.into(), sending).await else {
                 return Ok(RunEnd::Stopped("stopped before the Lambda deadline (a span was being sent; it is sent again next run)".into()));
             };
-            let (ready, missing, d) = d?;
+            let (ready, missing, d, held) = d?;
             let sent = &fresh[..ready];
             requests += ready * per_item;
             summary.pages += ready * per_item;
@@ -539,6 +566,10 @@ impl<P: PollPorts> Poller<P> {
             }
             if key.lane == Lane::Live {
                 summary.unsettled_dropped += remember_unsettled(kind, &mut cursor, sent);
+                for id in &held {
+                    cursor.hold(id);
+                }
+                summary.held_for_verdict += held.len();
             }
             // Everything before the span was delivered; of the span, what was sent.
             let whole = ready == fresh.len();

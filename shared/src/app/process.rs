@@ -562,10 +562,11 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                     self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
                     continue;
                 }
-                Decision::Pass { passed, notes } => {
+                Decision::Pass { passed, mut notes } => {
                     if notes.iter().any(|n| n == crate::domain::filter::DLP_MODE_UNKNOWN) {
                         self.count(|c| c.dlp_mode_unknown += 1);
                     }
+                    notes.extend(source.note(integration, &unit));
                     (passed, notes)
                 }
             };

@@ -22,6 +22,9 @@ pub struct Settled {
     pub expired: usize,
     /// Items Graph refused to give for good (not a 404, not retryable): forgotten, logged.
     pub refused: usize,
+    /// Items held for their verdict that waited the integration's `verdict_wait` for it in
+    /// vain: delivered without it, still followed.
+    pub waited_out: usize,
     /// Requests made.
     pub requests: usize,
     pub delivered: Delivered,
@@ -31,6 +34,9 @@ pub struct SettleSpec<'a> {
     pub source: &'static dyn SourceSpec,
     pub per_run: usize,
     pub within: Duration,
+    /// How long an item held for its verdict waits for it (by its version) before it is
+    /// delivered without it.
+    pub verdict_wait: Option<Duration>,
     pub delivery: &'a DeliverySettings,
 }
 
@@ -45,14 +51,23 @@ pub async fn settle_pending<G: GraphApi>(
     queue: &impl AlertQueue,
     artifacts: &impl ArtifactStore,
 ) -> Result<Settled, Error> {
+    let held_before = cursor.held_len();
     let mut out = Settled { expired: cursor.expire_pending(ctx.polled_at.minus(spec.within)), ..Settled::default() };
+    if cursor.held_len() < held_before {
+        tracing::error!(
+            lost = held_before - cursor.held_len(),
+            "submissions held for their verdict were not reached before the settle time; they were never delivered"
+        );
+    }
     if out.expired > 0 {
         tracing::warn!(expired = out.expired, within = ?spec.within, "unsettled items got no verdict in time; they are no longer re-read");
     }
     let head = spec.source.head();
     let mut ready = Vec::new();
+    let mut waited_out = Vec::new();
     let mut gone = Vec::new();
-    for (id, _) in cursor.pending_round(spec.per_run) {
+    let wait_ends = spec.verdict_wait.map(|w| ctx.polled_at.minus(w));
+    for (id, version) in cursor.pending_round(spec.per_run) {
         let Some(path) = spec.source.item_path(&id) else {
             gone.push(id);
             continue;
@@ -60,7 +75,12 @@ pub async fn settle_pending<G: GraphApi>(
         out.requests += 1;
         match graph.item(creds, &path, head).await {
             Ok(None) => gone.push(id),
-            Ok(Some(item)) if spec.source.unsettled(&item) => {}
+            // Held for a verdict that has not come in the time allowed: it goes without it.
+            Ok(Some(item)) if spec.source.unsettled(&item) => {
+                if cursor.is_held(&id) && wait_ends.is_some_and(|end| version < end) {
+                    waited_out.push(item);
+                }
+            }
             Ok(Some(item)) => ready.push(item),
             // Throttled or down past the client's retries: the rest wait for the next run, and
             // the window is still read.
@@ -76,8 +96,17 @@ pub async fn settle_pending<G: GraphApi>(
             }
         }
     }
-    out.delivered = deliver(&ready, ctx, queue, artifacts, spec.delivery).await?;
+    out.delivered = if waited_out.is_empty() {
+        deliver(&ready, ctx, queue, artifacts, spec.delivery).await?
+    } else {
+        let both: Vec<crate::domain::alert::Item> = ready.iter().chain(&waited_out).cloned().collect();
+        deliver(&both, ctx, queue, artifacts, spec.delivery).await?
+    };
     out.settled = ready.len();
+    out.waited_out = waited_out.len();
+    for item in &waited_out {
+        cursor.unhold(&item.head.id);
+    }
     out.gone = gone.len() - out.refused;
     for item in &ready {
         cursor.settle(&item.head.id);
@@ -175,6 +204,7 @@ mod tests {
         let artifacts = DirArtifactStore::new(dir.path().to_owned());
         let delivery = DeliverySettings::default();
         let settle = SettleSpec {
+            verdict_wait: None,
             source: spec(Source::EmailSubmissions),
             per_run: 10,
             within: Duration::from_secs(7 * 86_400),

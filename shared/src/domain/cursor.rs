@@ -4,7 +4,7 @@
 //! A cursor is one DynamoDB item, and an item holds at most 400 KB: the remembered versions are
 //! bounded in bytes (fixed-size id hashes, [`MAX_STORED_BYTES`]), whatever burst a tenant makes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -51,6 +51,9 @@ pub struct Cursor {
     /// The last unsettled item re-read: the next round starts after it, so every unsettled
     /// item is re-read in turn however many there are.
     settle_after: Option<String>,
+    /// Unsettled items not delivered yet: held for their verdict (an excluded verdict must reach
+    /// nobody), delivered when it comes or when the wait for it ends. A subset of `pending`.
+    held: BTreeSet<String>,
 }
 
 /// Why an unsettled item could not be remembered.
@@ -130,9 +133,42 @@ impl Cursor {
         Ok(())
     }
 
+    /// How many more unsettled items can be remembered.
+    pub fn pending_room(&self) -> usize {
+        MAX_PENDING.saturating_sub(self.pending.len())
+    }
+
+    /// Whether an id is short enough to be remembered as unsettled.
+    pub fn fits_pending(&self, id: &str) -> bool {
+        self.pending.contains_key(id) || serde_json::to_string(id).map_or(usize::MAX, |j| j.len()) <= MAX_PENDING_ID_JSON
+    }
+
     /// Forgets an item once it settled (or no longer exists).
     pub fn settle(&mut self, id: &str) {
         self.pending.remove(id);
+        self.held.remove(id);
+    }
+
+    /// Marks a remembered unsettled item as not delivered: it waits for its verdict.
+    pub fn hold(&mut self, id: &str) {
+        if self.pending.contains_key(id) {
+            self.held.insert(id.to_owned());
+        }
+    }
+
+    /// Whether an unsettled item still waits, undelivered, for its verdict.
+    pub fn is_held(&self, id: &str) -> bool {
+        self.held.contains(id)
+    }
+
+    /// How many unsettled items wait, undelivered, for their verdict.
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// An item held for its verdict was delivered without it: it is still followed.
+    pub fn unhold(&mut self, id: &str) {
+        self.held.remove(id);
     }
 
     /// The next `n` unsettled items to re-read, in turn after the last round's (by id, wrapping
@@ -163,6 +199,8 @@ impl Cursor {
     pub fn expire_pending(&mut self, oldest: GraphTime) -> usize {
         let before = self.pending.len();
         self.pending.retain(|_, t| *t >= oldest);
+        let pending = &self.pending;
+        self.held.retain(|id| pending.contains_key(id));
         before - self.pending.len()
     }
 
@@ -175,7 +213,8 @@ impl Cursor {
         let pending = self.pending.iter().map(|(id, t)| (id.clone(), t.ticks())).collect();
         // Only an id that is still unsettled is kept (so it is bounded like one).
         let settle_after = self.settle_after.clone().filter(|a| self.pending.contains_key(a));
-        StoredCursor::V2 { watermark: self.watermark, recent: STANDARD.encode(packed), trimmed: self.trimmed, pending, settle_after }
+        let held = self.held.iter().filter(|id| self.pending.contains_key(*id)).cloned().collect();
+        StoredCursor::V2 { watermark: self.watermark, recent: STANDARD.encode(packed), trimmed: self.trimmed, pending, settle_after, held }
     }
 }
 
@@ -204,6 +243,9 @@ pub enum StoredCursor {
         pending: Vec<(String, i64)>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         settle_after: Option<String>,
+        /// Of `pending`, those not delivered yet (held for their verdict).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        held: Vec<String>,
     },
 }
 
@@ -223,7 +265,7 @@ impl TryFrom<StoredCursor> for Cursor {
                 }
                 Ok(c)
             }
-            StoredCursor::V2 { watermark, recent, trimmed, pending, settle_after } => {
+            StoredCursor::V2 { watermark, recent, trimmed, pending, settle_after, held } => {
                 let bytes = STANDARD.decode(recent).map_err(|_| StoredCursorError)?;
                 if bytes.len() % ENTRY_BYTES != 0 {
                     return Err(StoredCursorError);
@@ -235,8 +277,9 @@ impl TryFrom<StoredCursor> for Cursor {
                     let v = i64::from_le_bytes(v.try_into().map_err(|_| StoredCursorError)?);
                     map.insert(h, GraphTime::from_ticks(v));
                 }
-                let pending = pending.into_iter().map(|(id, t)| (id, GraphTime::from_ticks(t))).collect();
-                Ok(Cursor { watermark, recent: map, trimmed, pending, settle_after })
+                let pending: BTreeMap<String, GraphTime> = pending.into_iter().map(|(id, t)| (id, GraphTime::from_ticks(t))).collect();
+                let held = held.into_iter().filter(|id| pending.contains_key(id)).collect();
+                Ok(Cursor { watermark, recent: map, trimmed, pending, settle_after, held })
             }
         }
     }
@@ -297,6 +340,7 @@ mod tests {
             trimmed: false,
             pending: Vec::new(),
             settle_after: None,
+            held: Vec::new(),
         });
         assert_eq!(Cursor::try_from(back), Ok(c));
     }
@@ -391,9 +435,44 @@ mod tests {
             trimmed: false,
             pending: Vec::new(),
             settle_after: None,
+            held: Vec::new(),
         };
         assert_eq!(Cursor::try_from(bad), Err(StoredCursorError));
-        let bad = StoredCursor::V2 { watermark: None, recent: "***".into(), trimmed: false, pending: Vec::new(), settle_after: None };
+        let bad = StoredCursor::V2 {
+            watermark: None,
+            recent: "***".into(),
+            trimmed: false,
+            pending: Vec::new(),
+            settle_after: None,
+            held: Vec::new(),
+        };
         assert_eq!(Cursor::try_from(bad), Err(StoredCursorError));
+    }
+
+    #[test]
+    fn held_items_are_kept_with_the_pending_ones_and_go_when_they_settle_or_expire() {
+        let mut c = Cursor::default();
+        assert_eq!(c.add_pending("a", t(10)), Ok(()));
+        assert_eq!(c.add_pending("b", t(20)), Ok(()));
+        c.hold("a");
+        c.hold("not pending");
+        assert!(c.is_held("a") && !c.is_held("b") && !c.is_held("not pending"));
+        let json = serde_json::to_string(&c.to_stored()).unwrap_or_default();
+        assert!(json.contains(r#""held":["a"]"#), "{json}");
+        let back = Cursor::try_from(serde_json::from_str::<StoredCursor>(&json).unwrap_or(c.to_stored())).unwrap_or_default();
+        assert!(back.is_held("a") && back.pending_len() == 2);
+        // A cursor stored before holds existed reads as holding nothing.
+        let old = json.replace(r#","held":["a"]"#, "");
+        let back = Cursor::try_from(serde_json::from_str::<StoredCursor>(&old).unwrap_or(c.to_stored())).unwrap_or_default();
+        assert!(!back.is_held("a") && back.pending_len() == 2);
+        let mut d = c.clone();
+        d.unhold("a");
+        assert!(!d.is_held("a") && d.pending_len() == 2, "delivered without its verdict, still followed");
+        c.settle("a");
+        assert!(!c.is_held("a"));
+        c.add_pending("a", t(10)).unwrap_or_default();
+        c.hold("a");
+        assert_eq!(c.expire_pending(t(15)), 1);
+        assert!(!c.is_held("a"));
     }
 }

@@ -145,13 +145,28 @@ pub struct SourcesDoc {
     pub phishing_mailbox: Option<MailboxDoc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailSubmissionsDoc {
     pub enabled: bool,
     /// `result.category` values whose submissions are not passed on (e.g. allowedByPolicy).
     pub excluded_result_categories: Vec<String>,
+    /// With excluded categories: the longest a submission waits for Microsoft's verdict before
+    /// it is passed on without one, noted (5m..3d). A verdict may be excluded, so nothing is
+    /// passed on (nor its evidence fetched) before it, unless it takes longer than this.
+    pub verdict_wait: DurationText,
 }
+
+impl Default for EmailSubmissionsDoc {
+    fn default() -> Self {
+        EmailSubmissionsDoc { enabled: false, excluded_result_categories: Vec::new(), verdict_wait: DurationText(VERDICT_WAIT) }
+    }
+}
+
+/// How long a submission waits for its verdict by default, when categories are excluded.
+pub const VERDICT_WAIT: Duration = Duration::from_secs(2 * 3600);
+/// The longest `verdict_wait`: within the time unsettled items are followed at all (7 days).
+pub const MAX_VERDICT_WAIT: Duration = Duration::from_secs(3 * 86_400);
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -522,6 +537,10 @@ impl IntegrationDoc {
                     format!("`{c}` is not a result category; {hint}"),
                 );
             }
+        }
+        let wait = s.email_submissions.verdict_wait;
+        if wait.0 < Duration::from_secs(300) || wait.0 > MAX_VERDICT_WAIT {
+            bad("sources.email_submissions.verdict_wait", format!("{wait} is outside 5m..3d"));
         }
         if !s.email_submissions.enabled && !s.email_submissions.excluded_result_categories.is_empty() {
             bad(

@@ -95,9 +95,11 @@ pub fn poll_records(summaries: &[RunSummary], now: GraphTime, calls: &[(&str, u6
                 metrics.push(("CursorLagSeconds", lag, "Seconds"));
             }
             // Only sources that follow items until they settle have these; absent is zero.
-            if s.verdicts + s.unsettled_dropped > 0 {
+            if s.verdicts + s.unsettled_dropped + s.held_for_verdict + s.verdicts_waited_out > 0 {
                 metrics.push(("VerdictsSent", s.verdicts as f64, "Count"));
                 metrics.push(("UnsettledDropped", s.unsettled_dropped as f64, "Count"));
+                metrics.push(("HeldForVerdict", s.held_for_verdict as f64, "Count"));
+                metrics.push(("VerdictsWaitedOut", s.verdicts_waited_out as f64, "Count"));
             }
             if s.source == crate::Source::PhishingMailbox {
                 metrics.push(("ReportedEmailsMissing", s.reported_emails_missing as f64, "Count"));
@@ -208,6 +210,8 @@ mod tests {
             quarantined: 2,
             credentials_refused: false,
             verdicts: 0,
+            held_for_verdict: 0,
+            verdicts_waited_out: 0,
             unsettled_dropped: 0,
             reported_emails_missing: 0,
             watermark: Some(GraphTime::from_unix_seconds(1_000)),

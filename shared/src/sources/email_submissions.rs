@@ -7,6 +7,9 @@
 //! is first seen, verdict or not, so that a user's report reaches the SOC at once; while its
 //! `status` is not final it is re-read by id (security-emailthreatsubmission-get.md) and, once
 //! Microsoft's `result` is there, delivered again as the `final` revision of the same version.
+//! An integration that excludes result categories must not pass on a submission whose verdict
+//! will be excluded: then a submission waits, undelivered, for its verdict (at most
+//! `verdict_wait`, after which it goes as `pending` with a note saying why).
 
 use serde_json::value::RawValue;
 
@@ -69,6 +72,22 @@ impl SourceSpec for EmailSubmissions {
     }
     fn item_path(&self, id: &str) -> Option<String> {
         Some(format!("{COLLECTION}/{}", super::path_segment(id)))
+    }
+    fn held_for_verdict(&self, integration: &Integration, item: &Item) -> bool {
+        !integration.email_submissions.excluded_result_categories.is_empty() && self.unsettled(item)
+    }
+    fn verdict_wait(&self, integration: &Integration) -> Option<std::time::Duration> {
+        Some(integration.email_submissions.verdict_wait.0)
+    }
+    fn note(&self, integration: &Integration, unit: &Unit) -> Option<String> {
+        let s = &integration.email_submissions;
+        (unit.revision == Some("pending") && !s.excluded_result_categories.is_empty()).then(|| {
+            format!(
+                "passed on without Microsoft's verdict: none came within sources.email_submissions.verdict_wait ({}), so \
+                 excluded_result_categories could not be applied yet; the verdict follows as the final revision (dropped if excluded)",
+                s.verdict_wait
+            )
+        })
     }
     fn excluded(&self, integration: &Integration, unit: &Unit) -> Option<(DropReason, String)> {
         let excluded = &integration.email_submissions.excluded_result_categories;

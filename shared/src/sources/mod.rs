@@ -170,6 +170,20 @@ pub trait SourceSpec: Sync {
     fn excluded(&self, _integration: &Integration, _unit: &Unit) -> Option<(DropReason, String)> {
         None
     }
+    /// Whether an unsettled item is held, undelivered, until it settles (its verdict may be one
+    /// the integration excludes): the settle rounds deliver it then, or without its verdict
+    /// once the integration's wait for it passed (settle.rs).
+    fn held_for_verdict(&self, _integration: &Integration, _item: &Item) -> bool {
+        false
+    }
+    /// How long a held item waits for its verdict.
+    fn verdict_wait(&self, _integration: &Integration) -> Option<std::time::Duration> {
+        None
+    }
+    /// What the processor notes on `unit`'s output, where this source has something to say.
+    fn note(&self, _integration: &Integration, _unit: &Unit) -> Option<String> {
+        None
+    }
 }
 
 /// Graph's alerts and incidents: `id` and `lastUpdateDateTime` (security-alert.md, security-incident.md).
