@@ -154,3 +154,56 @@ async fn outside_the_policy_access_is_denied_and_five_at_once_are_throttled() {
     assert_eq!(throttled.len(), 2);
     assert!(throttled.iter().all(|(_, h, b)| h.get("retry-after").is_some() && b["error"]["code"] == "ApplicationThrottled"));
 }
+
+/// Every other user's mailbox holds the emails alerts say reached it (analyzedMessageEvidence
+/// delivered to the inbox, junk or deleted items), found by `internetMessageId` with its MIME,
+/// times in whole seconds, under the access policy; a quarantined email is not in the mailbox.
+#[tokio::test]
+async fn a_recipients_mailbox_holds_the_emails_alerts_say_were_delivered() {
+    let mut s = fixed_scenario();
+    s.tenants[0].alerts.count = 200;
+    let h = Harness::start(s).await;
+    let t = h.graph_token().await;
+    let (_, _, alerts) = h.get("/v1.0/security/alerts_v2?$top=1000", &t, true).await;
+    let emails: Vec<(String, String, String)> = alerts["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().unwrap().clone())
+        .filter(|e| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence")
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (text("internetMessageId"), text("recipientEmailAddress"), text("deliveryLocation"))
+        })
+        .collect();
+    let delivered = emails.iter().find(|(_, _, l)| l == "inbox").expect("an email delivered to an inbox");
+    let quarantined = emails.iter().find(|(_, _, l)| l == "quarantine").expect("a quarantined email");
+    let find = |(id, recipient, _): &(String, String, String)| {
+        format!(
+            "/v1.0/users/{recipient}/messages?$filter={}&$select=id,internetMessageId,receivedDateTime",
+            q(&format!("internetMessageId eq '{id}'"))
+        )
+    };
+    let (status, _, found) = h.get(&find(delivered), &t, false).await;
+    assert_eq!(status, 200, "{found}");
+    let found = found["value"].as_array().unwrap().clone();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["internetMessageId"], delivered.0.as_str());
+    let received = found[0]["receivedDateTime"].as_str().unwrap();
+    assert!(received.len() == 20 && received.ends_with('Z'), "whole seconds: {received}");
+    let id = found[0]["id"].as_str().unwrap();
+    let (status, _, mime) = raw(&h, &format!("/v1.0/users/{}/messages/{id}/$value", delivered.1), &t).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&mime).contains(&format!("Message-ID: {}", delivered.0)));
+    // A quarantined email is not in its recipient's mailbox.
+    let (status, _, none) = h.get(&find(quarantined), &t, false).await;
+    assert_eq!((status, none["value"].as_array().map(Vec::len)), (200, Some(0)), "{none}");
+    // Outside the app's access policy: refused, as any mailbox.
+    let mut s = fixed_scenario();
+    s.tenants[0].alerts.count = 200;
+    s.tenants[0].apps[0].mailbox_scope = Some(vec!["soc@contoso.onmicrosoft.com".into()]);
+    let h = Harness::start(s).await;
+    let t = h.graph_token().await;
+    let (status, _, body) = h.get(&find(delivered), &t, false).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("ErrorAccessDenied")), "{body}");
+}

@@ -88,6 +88,12 @@ pub async fn settle_pending<G: GraphApi>(
                 tracing::warn!(error = %e, "re-reading unsettled items stopped for this run");
                 break;
             }
+            // A held item was never delivered: a refusal (a revoked consent, an expired
+            // credential) must not forget it; it is asked again next run, until its settle time.
+            Err(e) if cursor.is_held(&id) => {
+                tracing::warn!(%id, error = %e, "a submission held for its verdict could not be re-read; kept for the next run");
+                break;
+            }
             // One item Graph will not give (a 400, a 403) must not hold up the others forever.
             Err(e) => {
                 tracing::warn!(%id, error = %e, "an unsettled item could not be re-read; it is no longer followed");

@@ -361,12 +361,17 @@ impl Hold {
         Hold { shared, local }
     }
 
-    /// Gives the slot back, the shared one first.
+    /// Gives the slot back, the shared one first. The write runs as its own task, so a caller
+    /// cancelled while waiting for it (a lookup at its deadline) still gives the slot back.
     pub async fn release(mut self) {
-        if let Some(release) = self.shared.take() {
-            release().await;
+        let (shared, local) = (self.shared.take(), self.local.take());
+        if let Some(release) = shared {
+            let giving = tokio::spawn(async move {
+                release().await;
+                drop(local);
+            });
+            let _ = giving.await;
         }
-        self.local.take();
     }
 }
 

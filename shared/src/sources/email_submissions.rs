@@ -83,8 +83,9 @@ impl SourceSpec for EmailSubmissions {
         let s = &integration.email_submissions;
         (unit.revision == Some("pending") && !s.excluded_result_categories.is_empty()).then(|| {
             format!(
-                "passed on without Microsoft's verdict: none came within sources.email_submissions.verdict_wait ({}), so \
-                 excluded_result_categories could not be applied yet; the verdict follows as the final revision (dropped if excluded)",
+                "passed on without Microsoft's verdict, so excluded_result_categories could not be applied to it: none came \
+                 within sources.email_submissions.verdict_wait ({}), or it could not be held (a backfill, or the cursor's list of \
+                 unsettled items full; both logged); a verdict that follows comes as the final revision, dropped if excluded",
                 s.verdict_wait
             )
         })

@@ -44,48 +44,75 @@ pub fn messages(sim: &Sim, tenant: usize) -> Vec<Quarantined> {
     let released = sim.released_messages.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (_, created, evidence) in sim.visible_evidence(tenant) {
         for e in evidence.iter() {
-            let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-            if text("@odata.type") != "#microsoft.graph.security.analyzedMessageEvidence"
-                || !text("deliveryLocation").eq_ignore_ascii_case("quarantine")
-            {
+            let Some((q, location)) = of_evidence(sim, e, created) else { continue };
+            if !location.eq_ignore_ascii_case("quarantine") || released.contains(&(tenant, q.message_id.clone())) {
                 continue;
             }
-            if released.contains(&(tenant, text("internetMessageId"))) {
-                continue;
+            if !out.iter().any(|x| x.identity == q.identity) {
+                out.push(q);
             }
-            let (nmid, recipient) = (text("networkMessageId"), text("recipientEmailAddress"));
-            let identity = format!("{}\\{}", guid_of(&nmid), guid_of(&format!("{nmid}\n{}", recipient.to_lowercase())));
-            if out.iter().any(|q| q.identity == identity) {
-                continue;
-            }
-            let threats =
-                e.get("threats").and_then(Value::as_array).map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","));
-            let quarantine_type = match threats.unwrap_or_default().to_ascii_lowercase() {
-                t if t.contains("malware") => "Malware",
-                t if t.contains("phish") => "HighConfPhish",
-                t if t.contains("spam") => "Spam",
-                _ => "Phish",
-            };
-            out.push(Quarantined {
-                identity,
-                message_id: text("internetMessageId"),
-                recipient,
-                sender: e.pointer("/p1Sender/emailAddress").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                subject: text("subject"),
-                received: Instant::parse(&text("receivedDateTime")).unwrap_or(created),
-                quarantine_type,
-                sender_ip: text("senderIp"),
-                padding: sim.quarantine_padding.load(std::sync::atomic::Ordering::Relaxed),
-                urls: e
-                    .get("urls")
-                    .and_then(Value::as_array)
-                    .map(|u| u.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
-                    .unwrap_or_default(),
-            });
         }
     }
     out.sort_by(|a, b| a.received.cmp(&b.received).then_with(|| a.identity.cmp(&b.identity)));
     out
+}
+
+/// Every message of tenant `tenant` that reached a recipient's mailbox, with its folder and when
+/// its alert was made: delivered (security-analyzedmessageevidence.md `deliveryLocation` inbox,
+/// junkFolder or deletedFolder) or released from quarantine (to the inbox).
+pub fn delivered(sim: &Sim, tenant: usize) -> Vec<(Quarantined, &'static str, Instant)> {
+    let mut out: Vec<(Quarantined, &'static str, Instant)> = Vec::new();
+    let released = sim.released_messages.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (_, created, evidence) in sim.visible_evidence(tenant) {
+        for e in evidence.iter() {
+            let Some((q, location)) = of_evidence(sim, e, created) else { continue };
+            let folder = match location.to_ascii_lowercase().as_str() {
+                "inbox" => "inbox",
+                "junkfolder" => "junkemail",
+                "deletedfolder" => "deleteditems",
+                "quarantine" if released.contains(&(tenant, q.message_id.clone())) => "inbox",
+                _ => continue,
+            };
+            if !out.iter().any(|(x, _, _)| x.identity == q.identity) {
+                out.push((q, folder, created));
+            }
+        }
+    }
+    out
+}
+
+/// The message an `analyzedMessageEvidence` names, and its `deliveryLocation`.
+fn of_evidence(sim: &Sim, e: &Value, created: Instant) -> Option<(Quarantined, String)> {
+    let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    if text("@odata.type") != "#microsoft.graph.security.analyzedMessageEvidence" {
+        return None;
+    }
+    let (nmid, recipient) = (text("networkMessageId"), text("recipientEmailAddress"));
+    let identity = format!("{}\\{}", guid_of(&nmid), guid_of(&format!("{nmid}\n{}", recipient.to_lowercase())));
+    let threats = e.get("threats").and_then(Value::as_array).map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","));
+    let quarantine_type = match threats.unwrap_or_default().to_ascii_lowercase() {
+        t if t.contains("malware") => "Malware",
+        t if t.contains("phish") => "HighConfPhish",
+        t if t.contains("spam") => "Spam",
+        _ => "Phish",
+    };
+    let q = Quarantined {
+        identity,
+        message_id: text("internetMessageId"),
+        recipient,
+        sender: e.pointer("/p1Sender/emailAddress").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        subject: text("subject"),
+        received: Instant::parse(&text("receivedDateTime")).unwrap_or(created),
+        quarantine_type,
+        sender_ip: text("senderIp"),
+        padding: sim.quarantine_padding.load(std::sync::atomic::Ordering::Relaxed),
+        urls: e
+            .get("urls")
+            .and_then(Value::as_array)
+            .map(|u| u.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+    };
+    Some((q, text("deliveryLocation")))
 }
 
 /// `n` bytes of body text in lines of 76 characters, as a Base64 attachment's would be.

@@ -1,4 +1,6 @@
-//! The tenant's phishing-report mailbox as Graph serves it (data/mailbox.rs):
+//! The tenant's phishing-report mailbox as Graph serves it (data/mailbox.rs), and every other
+//! user's mailbox holding the emails alerts say reached it (delivered, or released from
+//! quarantine: exchange/quarantine.rs `delivered`), found by `internetMessageId`:
 //! - `GET /v1.0/users/{id}/mailFolders/{folder}/messages` and `/v1.0/users/{id}/messages`
 //!   (user-list-messages.md, mailfolder-list-messages.md): `$filter`, `$orderby`, `$select`,
 //!   `$top` (default 10, at most 1000), `$count`, and `@odata.nextLink` carrying `$skip`;
@@ -44,6 +46,8 @@ pub static MESSAGE_FILTER: FilterSchema = FilterSchema {
         Prop { name: "inferenceClassification", kind: PropKind::String },
         Prop { name: "from/emailAddress/address", kind: PropKind::String },
         Prop { name: "sender/emailAddress/address", kind: PropKind::String },
+        // message.md: the RFC 2822 Message-ID, brackets and all; `eq` finds one email.
+        Prop { name: "internetMessageId", kind: PropKind::String },
     ],
 };
 
@@ -124,9 +128,18 @@ pub(crate) fn in_scope(sim: &Sim, who: &Principal, address: &str) -> Result<(), 
     }
 }
 
-/// The tenant's reporting mailbox if `user` names it (its address, case-insensitively); an
-/// address outside the tenant is Graph's 404; one the app's policy excludes, 403.
-fn resolve(sim: &Sim, who: &Principal, user: &str) -> Result<Option<usize>, GraphError> {
+/// Whose messages a request reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Store {
+    /// The tenant's reporting mailbox (its index).
+    Reporting(usize),
+    /// Another user's mailbox: the emails alerts say reached it (tenant index, address).
+    Recipient(usize, String),
+}
+
+/// The mailbox `user` names (its address, case-insensitively); an address outside the tenant
+/// is Graph's 404; one the app's policy excludes, 403.
+fn resolve(sim: &Sim, who: &Principal, user: &str) -> Result<Store, GraphError> {
     let directory = sim.directory();
     let tenant = directory.get(who.tenant_index).ok_or_else(|| GraphError::not_found("tenant"))?;
     let in_tenant = user.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(&tenant.domain));
@@ -138,7 +151,8 @@ fn resolve(sim: &Sim, who: &Principal, user: &str) -> Result<Option<usize>, Grap
         return Err(out_of_scope());
     }
     let mailboxes = sim.mailboxes();
-    Ok(mailboxes.get(who.tenant_index).filter(|(address, _)| address.eq_ignore_ascii_case(user)).map(|_| who.tenant_index))
+    let reporting = mailboxes.get(who.tenant_index).is_some_and(|(address, _)| address.eq_ignore_ascii_case(user));
+    Ok(if reporting { Store::Reporting(who.tenant_index) } else { Store::Recipient(who.tenant_index, user.to_ascii_lowercase()) })
 }
 
 /// Holds the request as long as the scenario says, so concurrent ones overlap.
@@ -155,7 +169,7 @@ async fn serve(
     headers: &HeaderMap,
     user: &str,
     roles: &[&str],
-    answer: impl FnOnce(&Sim, &GraphCtx, Option<usize>) -> Result<Response, GraphError>,
+    answer: impl FnOnce(&Sim, &GraphCtx, &Store) -> Result<Response, GraphError>,
 ) -> Response {
     let mut ctx = GraphCtx::new(&sim, headers);
     let gate = (|| {
@@ -168,17 +182,63 @@ async fn serve(
         Err(e) => return e.into_response(&ctx),
     };
     hold(&sim).await;
-    let r = answer(&sim, &ctx, mailbox).map(|r| ctx.stamp(r)).unwrap_or_else(|e| e.into_response(&ctx));
+    let r = answer(&sim, &ctx, &mailbox).map(|r| ctx.stamp(r)).unwrap_or_else(|e| e.into_response(&ctx));
     drop(admitted);
     r
 }
 
-fn visible(sim: &Sim, mailbox: Option<usize>, ctx: &GraphCtx) -> Vec<MailMessage> {
-    let all = sim.mailboxes();
-    mailbox.and_then(|i| all.get(i)).map(|(_, m)| m.iter().filter(|m| m.visible <= ctx.now).cloned().collect()).unwrap_or_default()
+fn visible(sim: &Sim, mailbox: &Store, ctx: &GraphCtx) -> Vec<MailMessage> {
+    match mailbox {
+        Store::Reporting(i) => {
+            let all = sim.mailboxes();
+            all.get(*i).map(|(_, m)| m.iter().filter(|m| m.visible <= ctx.now).cloned().collect()).unwrap_or_default()
+        }
+        Store::Recipient(tenant, address) => {
+            recipient_messages(sim, *tenant, address).into_iter().filter(|m| m.visible <= ctx.now).collect()
+        }
+    }
 }
 
-fn list(sim: &Sim, ctx: &GraphCtx, mailbox: Option<usize>, path: &str, query: Option<&str>, user: &str) -> Result<Response, GraphError> {
+/// The emails alerts say reached `address` (exchange/quarantine.rs `delivered`), as Graph lists
+/// them (message.md): the same `internetMessageId`, times in whole seconds (message.md's
+/// examples), the folder it is in, and its MIME through `$value`. Visible from its alert on.
+fn recipient_messages(sim: &Sim, tenant: usize, address: &str) -> Vec<MailMessage> {
+    crate::exchange::quarantine::delivered(sim, tenant)
+        .into_iter()
+        .filter(|(q, _, _)| q.recipient.eq_ignore_ascii_case(address))
+        .map(|(q, folder, created)| {
+            let received = crate::time::Instant::from_unix_seconds(q.received.unix_seconds());
+            let id = format!("AAMkAD{}=", q.identity.replace(['\\', '-'], ""));
+            let address_of = |a: &str| serde_json::json!({"emailAddress": {"name": a, "address": a}});
+            let body = serde_json::json!({
+                "id": id,
+                "internetMessageId": q.message_id,
+                "subject": q.subject,
+                "from": address_of(&q.sender),
+                "sender": address_of(&q.sender),
+                "toRecipients": [address_of(&q.recipient)],
+                "receivedDateTime": received.seconds_z(),
+                "sentDateTime": received.seconds_z(),
+                "createdDateTime": received.seconds_z(),
+                "hasAttachments": false,
+                "isRead": false,
+                "importance": "normal",
+                "inferenceClassification": "focused",
+                "parentFolderId": format!("AAMkA{folder}="),
+            });
+            MailMessage {
+                id,
+                received,
+                visible: created.max(received),
+                body: body.as_object().cloned().unwrap_or_default(),
+                mime: q.mime(),
+                attachments: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+fn list(sim: &Sim, ctx: &GraphCtx, mailbox: &Store, path: &str, query: Option<&str>, user: &str) -> Result<Response, GraphError> {
     let pairs = query_pairs(query);
     let q = CollectionQuery::parse(&pairs.iter().filter(|(k, _)| k != "$select").cloned().collect::<Vec<_>>(), &limits())
         .map_err(|e| GraphError::bad_request(e.message))?;
@@ -241,7 +301,7 @@ fn list(sim: &Sim, ctx: &GraphCtx, mailbox: Option<usize>, path: &str, query: Op
     Ok(http::json(StatusCode::OK, &Value::Object(body), http::ODATA_JSON))
 }
 
-fn message(sim: &Sim, ctx: &GraphCtx, mailbox: Option<usize>, id: &str) -> Result<MailMessage, GraphError> {
+fn message(sim: &Sim, ctx: &GraphCtx, mailbox: &Store, id: &str) -> Result<MailMessage, GraphError> {
     visible(sim, mailbox, ctx).into_iter().find(|m| m.id == id).ok_or_else(not_in_store)
 }
 

@@ -146,7 +146,8 @@ impl DynamoBudget {
                 .key("pk", s(pk.to_owned()))
                 .key("sk", s(slot.clone()))
                 .update_expression("SET #h = :me, #u = :until, expires_at = :x")
-                .condition_expression("attribute_not_exists(#u) OR #u <= :now")
+                // `#h = :me`: the SDK retrying a write that had committed finds the slot its own.
+                .condition_expression("attribute_not_exists(#u) OR #u <= :now OR #h = :me")
                 .expression_attribute_names("#h", "holder")
                 .expression_attribute_names("#u", "held_until")
                 .expression_attribute_values(":me", s(holder.to_owned()))

@@ -60,7 +60,12 @@ impl MicrosoftHttp {
     /// Holds one of Outlook's concurrent slots of the mailbox a call reads, if it reads one:
     /// Ok(None) when it reads none, or when a call that may wait as long as it takes found no
     /// slot within a lease (it goes: Microsoft's 429 is the backstop).
-    async fn hold_mailbox(&self, creds: &Credentials, call: &Call<'_>) -> Result<Option<crate::ports::Hold>, GraphError> {
+    async fn hold_mailbox(
+        &self,
+        creds: &Credentials,
+        call: &Call<'_>,
+        left: Option<std::time::Duration>,
+    ) -> Result<Option<crate::ports::Hold>, GraphError> {
         if call.audience != Audience::Graph {
             return Ok(None);
         }
@@ -72,7 +77,7 @@ impl MicrosoftHttp {
             scope: Some(mailbox),
         };
         let lease = call.timeout.unwrap_or(self.settings.request_timeout) + MAILBOX_LEASE_MARGIN;
-        match (self.budget.hold(&key, MAILBOX_CONCURRENCY, lease, call.budget_wait.unwrap_or(lease)).await, call.budget_wait) {
+        match (self.budget.hold(&key, MAILBOX_CONCURRENCY, lease, left.unwrap_or(lease)).await, call.budget_wait) {
             (Some(hold), _) => Ok(Some(hold)),
             (None, Some(within)) => Err(GraphError::OverBudget { api: call.api, within }),
             (None, None) => {
@@ -106,6 +111,7 @@ impl MicrosoftHttp {
         let mut throttles = 0u32;
         loop {
             let token = self.tokens.token(creds, call.audience).await?;
+            let waiting = Instant::now();
             for (key, rate) in self.budget_for(creds, call).into_iter().chain(self.budget_too(creds, call)) {
                 match call.budget_wait {
                     None => {
@@ -119,7 +125,8 @@ impl MicrosoftHttp {
                 }
             }
             // Held until the answer is read: a request is in flight at Outlook until then.
-            let mailbox_slot = self.hold_mailbox(creds, call).await?;
+            // Within what is left of the call's wait: the budget's and the slot's are one.
+            let mailbox_slot = self.hold_mailbox(creds, call, call.budget_wait.map(|w| w.saturating_sub(waiting.elapsed()))).await?;
             let has_body = call.body.is_some() || call.raw.is_some();
             let method = call.method.clone().unwrap_or(if has_body { reqwest::Method::POST } else { reqwest::Method::GET });
             let req = self.http.request(method, call.url);
