@@ -213,7 +213,9 @@ impl Cursor {
         let pending = self.pending.iter().map(|(id, t)| (id.clone(), t.ticks())).collect();
         // Only an id that is still unsettled is kept (so it is bounded like one).
         let settle_after = self.settle_after.clone().filter(|a| self.pending.contains_key(a));
-        let held = self.held.iter().filter(|id| self.pending.contains_key(*id)).cloned().collect();
+        // By position in `pending` (sorted by id): a few bytes each, where ids would repeat up
+        // to 72 bytes each and break the cursor's byte bound.
+        let held = self.pending.keys().enumerate().filter(|(_, id)| self.held.contains(*id)).map(|(i, _)| i as u32).collect();
         StoredCursor::V2 { watermark: self.watermark, recent: STANDARD.encode(packed), trimmed: self.trimmed, pending, settle_after, held }
     }
 }
@@ -243,9 +245,10 @@ pub enum StoredCursor {
         pending: Vec<(String, i64)>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         settle_after: Option<String>,
-        /// Of `pending`, those not delivered yet (held for their verdict).
+        /// Of `pending`, those not delivered yet (held for their verdict): their positions in
+        /// `pending` sorted by id.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        held: Vec<String>,
+        held: Vec<u32>,
     },
 }
 
@@ -278,7 +281,7 @@ impl TryFrom<StoredCursor> for Cursor {
                     map.insert(h, GraphTime::from_ticks(v));
                 }
                 let pending: BTreeMap<String, GraphTime> = pending.into_iter().map(|(id, t)| (id, GraphTime::from_ticks(t))).collect();
-                let held = held.into_iter().filter(|id| pending.contains_key(id)).collect();
+                let held = held.into_iter().filter_map(|i| pending.keys().nth(i as usize).cloned()).collect();
                 Ok(Cursor { watermark, recent: map, trimmed, pending, settle_after, held })
             }
         }
@@ -418,8 +421,13 @@ mod tests {
             kept += usize::from(c.add_pending(&long, t(i64::MAX / 20_000_000 - i as i64)).is_ok());
         }
         assert_eq!(kept, MAX_PENDING);
-        // The round marker names one of them too.
+        // The round marker names one of them too, and every one is held for its verdict.
         assert_eq!(c.pending_round(MAX_PENDING - 1).len(), MAX_PENDING - 1);
+        let ids: Vec<String> = c.pending().iter().map(|(id, _)| (*id).to_owned()).collect();
+        for id in &ids {
+            c.hold(id);
+        }
+        assert_eq!(c.held_len(), MAX_PENDING);
         c.advance(t(10_060), Duration::from_secs(900), usize::MAX);
         assert_eq!(c.remembered(), MAX_RECENT);
         assert!(c.trimmed);
@@ -458,11 +466,11 @@ mod tests {
         c.hold("not pending");
         assert!(c.is_held("a") && !c.is_held("b") && !c.is_held("not pending"));
         let json = serde_json::to_string(&c.to_stored()).unwrap_or_default();
-        assert!(json.contains(r#""held":["a"]"#), "{json}");
+        assert!(json.contains(r#""held":[0]"#), "{json}");
         let back = Cursor::try_from(serde_json::from_str::<StoredCursor>(&json).unwrap_or(c.to_stored())).unwrap_or_default();
         assert!(back.is_held("a") && back.pending_len() == 2);
         // A cursor stored before holds existed reads as holding nothing.
-        let old = json.replace(r#","held":["a"]"#, "");
+        let old = json.replace(r#","held":[0]"#, "");
         let back = Cursor::try_from(serde_json::from_str::<StoredCursor>(&old).unwrap_or(c.to_stored())).unwrap_or_default();
         assert!(!back.is_held("a") && back.pending_len() == 2);
         let mut d = c.clone();
