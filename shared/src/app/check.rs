@@ -39,6 +39,16 @@ pub struct FeatureResult {
     pub fix: Option<String>,
 }
 
+impl FeatureResult {
+    fn ok(f: Feature, detail: String) -> Self {
+        FeatureResult { feature: f.name(), api: f.api().owner(), status: Status::Ok, detail, fix: None }
+    }
+
+    fn failed(f: Feature, detail: String, fix: String) -> Self {
+        FeatureResult { feature: f.name(), api: f.api().owner(), status: Status::Failed, detail, fix: Some(fix) }
+    }
+}
+
 /// What was saved, when the check passed and saving was asked for.
 #[derive(Debug, Clone, Serialize)]
 pub struct Saved {
@@ -411,8 +421,7 @@ async fn feature<M: MicrosoftProbe>(
     now: GraphTime,
 ) -> FeatureResult {
     let api = f.api();
-    let fail =
-        |detail: String, fix: String| FeatureResult { feature: f.name(), api: api.owner(), status: Status::Failed, detail, fix: Some(fix) };
+    let fail = |detail: String, fix: String| FeatureResult::failed(f, detail, fix);
     if let Some(p) = permissions::credential_problem(f, &creds.credential) {
         return fail("a client secret is stored".into(), p.into());
     }
@@ -472,22 +481,16 @@ async fn feature<M: MicrosoftProbe>(
             let probe = microsoft.context(creds, &parts, now).await;
             return context_result(f, &probe, &granted, &settings);
         }
-        return FeatureResult {
-            feature: f.name(),
-            api: api.owner(),
-            status: Status::Ok,
-            detail: format!("{granted} granted (checked in the token; enrichment.parts asks for none of its parts){settings}"),
-            fix: None,
-        };
+        return FeatureResult::ok(
+            f,
+            format!("{granted} granted (checked in the token; enrichment.parts asks for none of its parts){settings}"),
+        );
     }
     let Some((probe, target)) = probe_of(f, i, now) else {
-        return FeatureResult {
-            feature: f.name(),
-            api: api.owner(),
-            status: Status::Ok,
-            detail: format!("{granted} granted (checked in the token; this feature reads nothing until it is used){settings}"),
-            fix: None,
-        };
+        return FeatureResult::ok(
+            f,
+            format!("{granted} granted (checked in the token; this feature reads nothing until it is used){settings}"),
+        );
     };
     // A source's first page goes through the filters as the processor would run its items.
     if let (Probe::FirstPage(request), Some(source)) = (&probe, previewed_source(f)) {
@@ -500,13 +503,7 @@ async fn feature<M: MicrosoftProbe>(
         };
     }
     match microsoft.probe(creds, &probe).await {
-        Ok(n) => FeatureResult {
-            feature: f.name(),
-            api: api.owner(),
-            status: Status::Ok,
-            detail: format!("{granted} granted; a test call read {n} item{}{settings}", if n == 1 { "" } else { "s" }),
-            fix: None,
-        },
+        Ok(n) => FeatureResult::ok(f, format!("{granted} granted; a test call read {n} item{}{settings}", if n == 1 { "" } else { "s" })),
         Err(e) => {
             let (what, fix) = advice::call_failure(&e, f, &target);
             fail(what, fix)
@@ -537,46 +534,39 @@ fn filtered_result(
     settings: &str,
     now: GraphTime,
 ) -> FeatureResult {
-    let api = f.api();
     let n = page.items.len() + page.rejects.len();
     let read = format!("{granted} granted; a test call read {n} item{}", if n == 1 { "" } else { "s" });
     // Validated with the document: a filter that does not compile was refused before this.
     let Ok(filters) = i.filters.validate() else {
-        return FeatureResult { feature: f.name(), api: api.owner(), status: Status::Ok, detail: format!("{read}{settings}"), fix: None };
+        return FeatureResult::ok(f, format!("{read}{settings}"));
     };
     let preview = crate::app::filter_preview::preview(source, i, &filters, &page.items, now);
     // A handful of alerts all dropped may be a quiet day; a sample of them is a setting that
     // sends nothing.
     if preview.drops_everything() && preview.alerts < FILTER_FAILS_AT {
-        return FeatureResult {
-            feature: f.name(),
-            api: api.owner(),
-            status: Status::Ok,
-            detail: format!(
+        return FeatureResult::ok(
+            f,
+            format!(
                 "{read}; {}: check that the filters keep what this source should send (too few alerts were read to tell)",
                 preview.describe()
             ),
-            fix: None,
-        };
+        );
     }
     if preview.drops_everything() {
         let fields: Vec<&str> = preview.dropped.keys().map(|r| crate::app::filter_preview::setting_of(*r)).collect();
-        return FeatureResult {
-            feature: f.name(),
-            api: api.owner(),
-            status: Status::Failed,
-            detail: format!("{read}; {}: nothing of this source would reach downstream", preview.describe()),
-            fix: Some(format!("change {} so that the alerts this source sends are kept, or turn the source off", fields.join(" and "))),
-        };
+        return FeatureResult::failed(
+            f,
+            format!("{read}; {}: nothing of this source would reach downstream", preview.describe()),
+            format!("change {} so that the alerts this source sends are kept, or turn the source off", fields.join(" and ")),
+        );
     }
     let filtered = if preview.alerts > 0 { format!("; {}", preview.describe()) } else { String::new() };
-    FeatureResult { feature: f.name(), api: api.owner(), status: Status::Ok, detail: format!("{read}{filtered}{settings}"), fix: None }
+    FeatureResult::ok(f, format!("{read}{filtered}{settings}"))
 }
 
 /// A context feature's line from its parts' test calls: failed on the first part Microsoft
 /// refused, with its fix; otherwise what each call found.
 fn context_result(f: Feature, probe: &ContextProbe, granted: &str, settings: &str) -> FeatureResult {
-    let api = f.api();
     let on = match (&probe.user, &probe.device) {
         (Some(u), Some(d)) => format!(" on user {u} and device {d}"),
         (Some(u), None) => format!(" on user {u}"),
@@ -613,24 +603,12 @@ fn context_result(f: Feature, probe: &ContextProbe, granted: &str, settings: &st
             }
             PartCall::Failed(e) => {
                 let (what, fix) = advice::call_failure(e, f, "");
-                return FeatureResult {
-                    feature: f.name(),
-                    api: api.owner(),
-                    status: Status::Failed,
-                    detail: format!("the test call for the `{part}` part{on} failed: {what}"),
-                    fix: Some(fix),
-                };
+                return FeatureResult::failed(f, format!("the test call for the `{part}` part{on} failed: {what}"), fix);
             }
         };
         said.push(format!("{part} {line}"));
     }
-    FeatureResult {
-        feature: f.name(),
-        api: api.owner(),
-        status: Status::Ok,
-        detail: format!("{granted} granted; a test call per part{on}: {}{settings}", said.join(", ")),
-        fix: None,
-    }
+    FeatureResult::ok(f, format!("{granted} granted; a test call per part{on}: {}{settings}", said.join(", ")))
 }
 
 /// What a feature needs of the tenant's own settings, which no API reads (live-response.md,
