@@ -43,6 +43,7 @@ fn everything() -> IntegrationDoc {
         Some(MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: Some("isRead eq false".into()) });
     d.evidence.live_response_files = true;
     d.evidence.quarantined_email = true;
+    d.evidence.delivered_email = true;
     d.features.investigation = true;
     d.features.user_context = true;
     d.features.calendar = true;
@@ -102,13 +103,22 @@ async fn every_feature_passes_with_every_permission_and_each_makes_one_call() {
     let (sim, api) = start(s).await;
     let r = check(&api, &everything(), Ok(cert_creds(&cert)), now()).await;
     assert!(r.passed, "{}", r.to_text());
-    assert_eq!(r.features.len(), 11);
+    assert_eq!(r.features.len(), 12);
     assert!(r.features.iter().all(|f| f.status == Status::Ok && f.fix.is_none()));
     assert!(line(&r, "cloud_apps").detail.contains("investigation.read granted; a test call read "), "{}", r.to_text());
     assert!(line(&r, "remediation").detail.contains("reads nothing until it is used"));
     assert!(line(&r, "quarantined_email").detail.contains("a test call read 1 item"), "{}", r.to_text());
     assert!(line(&r, "user_context").detail.contains("a test call per part on user "), "{}", r.to_text());
+    assert!(
+        line(&r, "delivered_email")
+            .detail
+            .contains("Mail.Read granted; a test search of phish@contoso.onmicrosoft.com's mailbox by Internet Message-ID was answered"),
+        "{}",
+        r.to_text()
+    );
     for (path, calls) in [
+        // The delivered-email jobs' own search, on the mailbox the integration reads.
+        ("/v1.0/users/phish%40contoso.onmicrosoft.com/messages", 1),
         ("/v1.0/security/alerts_v2", 1),
         ("/api/v1/alerts/", 1),
         ("/api/v1/activities/", 1),
@@ -394,6 +404,37 @@ async fn a_mailbox_outside_the_apps_access_policy_is_named_with_the_fix() {
     let r = check(&api, &d, Ok(secret_creds()), now()).await;
     let fix = line(&r, "phishing_mailbox").fix.as_deref().unwrap_or_default().to_owned();
     assert!(fix.contains("application access policy") && fix.contains("RBAC for Applications"), "{}", r.to_text());
+}
+
+/// Issue 30 §3: delivered-email retrieval makes the jobs' own search (by an Internet Message-ID
+/// no email has) on a mailbox the tenant lists; a mailbox outside the app's scope is said (those
+/// recipients' emails end `refused`), and a missing Mail.Read fails with its fix.
+#[tokio::test]
+async fn delivered_email_searches_a_listed_users_mailbox_as_the_jobs_do() {
+    let mut s = Scenario { graph: tenant_sim::scenario::GraphSpec::friendly(), ..Scenario::default() };
+    s.tenants[0].apps[0].mailbox_scope = Some(vec!["nobody@contoso.onmicrosoft.com".into()]);
+    let (sim, api) = start(s).await;
+    let mut d = doc();
+    d.evidence.delivered_email = true;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(r.passed, "{}", r.to_text());
+    let f = line(&r, "delivered_email");
+    assert!(f.detail.contains("was refused by the app's mailbox scope") && f.detail.contains("end `refused`"), "{}", f.detail);
+    let searches = sim.requests().matching("/v1.0/users/");
+    let search = searches.iter().find(|q| q.path.ends_with("/messages")).expect("a mailbox search");
+    assert_eq!(search.query_value("$filter"), Some("internetMessageId eq '<m365-ingest-test-and-save@example.invalid>'"), "{search:?}");
+    // Within the scope: answered.
+    let (_sim, api) = start(Scenario { graph: tenant_sim::scenario::GraphSpec::friendly(), ..Scenario::default() }).await;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    assert!(line(&r, "delivered_email").detail.contains("'s mailbox by Internet Message-ID was answered"), "{}", r.to_text());
+    // Without Mail.Read: failed, naming it.
+    let mut s = Scenario::default();
+    s.tenants[0].apps[0].grants.get_mut("graph").unwrap().retain(|r| !r.starts_with("Mail."));
+    let (_sim, api) = start(s).await;
+    let r = check(&api, &d, Ok(secret_creds()), now()).await;
+    let f = line(&r, "delivered_email");
+    assert_eq!(f.status, Status::Failed, "{}", r.to_text());
+    assert!(f.detail.contains("Mail.Read"), "{}", f.detail);
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use m365_ingest::app::process::{ProcessSettings, Processor};
 use m365_ingest::domain::duration_text::DurationText;
 use m365_ingest::domain::evidence_index::due_set;
 use m365_ingest::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord};
-use m365_ingest::domain::evidence_plan::{job_key, EvidenceTarget};
+use m365_ingest::domain::evidence_plan::{job_key, EmailLocation, EvidenceTarget};
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::domain::integration_doc::EvidenceDelivery;
 use m365_ingest::error::CursorError;
@@ -431,6 +431,7 @@ async fn an_export_without_the_role_is_refused_by_name_and_an_unknown_message_is
     let email = |e: &Value| EvidenceTarget::Email {
         internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
         recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+        location: EmailLocation::Quarantine,
     };
     let ((a1, q1), (a2, q2)) = (&quarantined[0], quarantined.iter().find(|(_, e)| email(e) != email(&quarantined[0].1)).unwrap());
     // Released from quarantine since its alert: Exchange no longer finds it.
@@ -447,6 +448,85 @@ async fn an_export_without_the_role_is_refused_by_name_and_an_unknown_message_is
     assert!(by_status.contains_key("not_found"), "{by_status:?}");
 }
 
+/// Issue 30 §3: an email an alert says reached its recipient's inbox, junk or deleted items is
+/// fetched from that mailbox by its Internet Message-ID (Mail.Read), its MIME stored and its
+/// headers read, as a quarantined one is from quarantine; one released from quarantine since its
+/// alert is found in the mailbox too. Before, only quarantine was searched: a delivered email
+/// was never planned, and a released one ended `not_found`.
+#[tokio::test]
+async fn a_delivered_email_is_retrieved_from_its_recipients_mailbox() {
+    let mut r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    r.integration.evidence.delivered_email = true;
+    // The processor plans them from the alerts as Microsoft has them (those the poll's window holds).
+    let w = world_with(r.sim.clone(), HttpSettings::simulator, RetryPolicy::quick(), PollSettings::default(), secret_creds());
+    w.poll(Source::DefenderAlerts).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    let published: std::collections::HashSet<String> = w.delivered().into_iter().map(|(id, _)| id).collect();
+    let mut planned: Vec<(String, EmailLocation)> = Vec::new();
+    for a in fetch_alerts(&r.sim).await.into_iter().filter(|a| published.contains(a["id"].as_str().unwrap())) {
+        let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
+        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+            if let EvidenceTarget::Email { internet_message_id, location, .. } = t {
+                planned.push((internet_message_id, location));
+            }
+        }
+    }
+    let delivered: Vec<&String> = planned.iter().filter(|(_, l)| *l == EmailLocation::Mailbox).map(|(id, _)| id).collect();
+    assert!(!delivered.is_empty(), "the scenario delivers some alerted emails");
+    let released = planned.iter().find(|(_, l)| *l == EmailLocation::Quarantine).map(|(id, _)| id.clone()).expect("a quarantined email");
+    r.sim.release_quarantined(TENANT, &released);
+    assert!(r.p.batch(vec![r.integration.clone()]).process_batch(&msgs).await.is_empty());
+    r.output().await;
+    r.drive().await;
+    let out = r.output().await;
+    let update_schema = schema("m365-ingest.evidence.v1.schema.json");
+    updates(&out).iter().for_each(|u| assert_valid(&update_schema, u));
+    let items: Vec<&Value> = updates(&out).iter().map(|u| &u["item"]).filter(|i| i["kind"] == "email").collect();
+    for id in delivered.iter().copied().chain([&released]) {
+        let item =
+            items.iter().find(|i| i["internet_message_id"].as_str() == Some(id.as_str())).unwrap_or_else(|| panic!("{id} was asked for"));
+        assert_eq!(item["status"], "retrieved", "{item}");
+        assert_eq!(item["found_in"], "mailbox", "{item}");
+        let key = item["artifact"]["key"].as_str().unwrap();
+        assert!(key.starts_with("delivered-email/"), "{key}");
+        let bytes = r.bytes(key).await;
+        assert_eq!(item["artifact"]["sha256"].as_str(), Some(sha256(&bytes).as_str()));
+        assert!(String::from_utf8_lossy(&bytes).contains(&format!("Message-ID: {id}")), "its MIME");
+        assert_eq!(item["headers"]["message_id"].as_str().map(|m| m.trim_matches(['<', '>'])), Some(id.trim_matches(['<', '>'])));
+    }
+    assert!(items.iter().any(|i| i["found_in"] == "quarantine"), "quarantined emails still come from quarantine");
+}
+
+/// A mailbox outside the app's access policy (auth-limit-mailbox-access.md): the job ends
+/// `refused`, naming the scope and its fix, and nothing is stored.
+#[tokio::test]
+async fn a_mailbox_outside_the_apps_scope_is_refused_with_the_fix() {
+    let mut s = scenario("Security Administrator");
+    s.tenants[0].apps[0].mailbox_scope = Some(vec!["soc@contoso.onmicrosoft.com".into()]);
+    let mut r = rig(s, EvidenceSettings::default()).await;
+    r.integration.evidence.delivered_email = true;
+    r.integration.evidence.quarantined_email = false;
+    let alerts = fetch_alerts(&r.sim).await;
+    let (alert, e) = alerts
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default().into_iter().map(|e| (a["id"].as_str().unwrap().to_owned(), e)))
+        .find(|(_, e)| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence" && e["deliveryLocation"] == "inbox")
+        .expect("a delivered email");
+    let target = EvidenceTarget::Email {
+        internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
+        recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+        location: EmailLocation::Mailbox,
+    };
+    r.job(&alert, target).await;
+    r.drive().await;
+    let out = r.output().await;
+    let item = &updates(&out)[0]["item"];
+    assert_eq!(item["status"], "refused", "{item}");
+    let detail = item["detail"].as_str().unwrap();
+    assert!(detail.contains("ErrorAccessDenied") && detail.contains("mailbox scope") && detail.contains("add the mailbox"), "{detail}");
+    assert!(r.objects("delivered-email/").await.is_empty());
+}
+
 #[tokio::test]
 async fn large_quarantined_emails_stream_to_s3_in_parts() {
     let r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
@@ -459,6 +539,7 @@ async fn large_quarantined_emails_stream_to_s3_in_parts() {
                 let t = EvidenceTarget::Email {
                     internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
                     recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+                    location: EmailLocation::Quarantine,
                 };
                 if seen.len() < 3 && !seen.iter().any(|(_, s)| s == &t) {
                     seen.push((a["id"].as_str().unwrap().to_owned(), t));
@@ -504,7 +585,14 @@ async fn a_forged_intake_message_never_chooses_what_a_device_or_exchange_gives_u
     let unknown_alert = r.job("da000000000000000000_0000000000", target).await;
     // A mailbox's email the alert does not name.
     let forged_email = r
-        .job(&alert, EvidenceTarget::Email { internet_message_id: "<ceo-inbox@contoso.com>".into(), recipient: "ceo@contoso.com".into() })
+        .job(
+            &alert,
+            EvidenceTarget::Email {
+                internet_message_id: "<ceo-inbox@contoso.com>".into(),
+                recipient: "ceo@contoso.com".into(),
+                location: EmailLocation::Mailbox,
+            },
+        )
         .await;
     r.drive().await;
     let out = r.output().await;
@@ -513,7 +601,7 @@ async fn a_forged_intake_message_never_chooses_what_a_device_or_exchange_gives_u
     for (job, says) in [
         (&forged_file, "does not name this file on this device"),
         (&unknown_alert, "Microsoft has no alert"),
-        (&forged_email, "quarantined email"),
+        (&forged_email, "this email for this recipient"),
     ] {
         let item = by_id[job.as_str()];
         assert_eq!(item["status"], "refused", "{item}");
@@ -1104,6 +1192,7 @@ async fn an_email_quarantined_weeks_ago_is_found_within_the_30_days_quarantine_k
     let target = EvidenceTarget::Email {
         internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
         recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+        location: EmailLocation::Quarantine,
     };
     r.job(&alert, target).await;
     r.drive().await;

@@ -1,13 +1,13 @@
 //! The evidence the processor would retrieve for the simulator's alerts (issue 13's first
-//! step): files on the devices the alerts name, quarantined messages by Message-ID and
-//! recipient, each item once, and a job key per alert version and item.
+//! step): files on the devices the alerts name, emails that reached a mailbox or quarantine by
+//! Message-ID and recipient, each item once, and a job key per alert version and item.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::collections::BTreeSet;
 
-use m365_ingest::domain::evidence_plan::{job_key, plan, EvidenceTarget, MAX_TARGETS};
+use m365_ingest::domain::evidence_plan::{job_key, plan, EmailLocation, EvidenceTarget, MAX_TARGETS};
 use m365_ingest::domain::graph_alert::GraphAlert;
 use support::*;
 use tenant_sim::{Scenario, Simulator};
@@ -18,7 +18,7 @@ async fn the_simulators_alerts_name_files_on_their_devices_and_quarantined_messa
     s.tenants[0].alerts.count = 300;
     let sim = Simulator::start(fixed(s)).await.unwrap();
     let alerts = fetch_alerts(&sim).await;
-    let (mut files, mut av, mut emails) = (0, 0, 0);
+    let (mut files, mut av, mut emails, mut delivered) = (0, 0, 0, 0);
     for raw in &alerts {
         let a: GraphAlert = serde_json::from_value(raw.clone()).unwrap();
         let targets = plan(&a, None);
@@ -34,17 +34,26 @@ async fn the_simulators_alerts_name_files_on_their_devices_and_quarantined_messa
                     files += 1;
                     av += usize::from(*quarantined_by_antivirus);
                 }
-                EvidenceTarget::Email { internet_message_id, recipient } => {
-                    let quarantined = raw["evidence"].as_array().unwrap().iter().any(|e| {
-                        e["deliveryLocation"] == "quarantine"
-                            && e["internetMessageId"].as_str() == Some(internet_message_id)
+                EvidenceTarget::Email { internet_message_id, recipient, location } => {
+                    let said = raw["evidence"].as_array().unwrap().iter().find(|e| {
+                        e["internetMessageId"].as_str() == Some(internet_message_id)
                             && e["recipientEmailAddress"].as_str() == Some(recipient)
                     });
-                    assert!(quarantined, "{internet_message_id} is a quarantined message of the alert");
+                    let said = said.and_then(|e| e["deliveryLocation"].as_str()).unwrap_or_default();
+                    let expected = match said {
+                        "quarantine" => EmailLocation::Quarantine,
+                        "inbox" | "junkFolder" | "deletedFolder" => EmailLocation::Mailbox,
+                        other => panic!("{internet_message_id} went to {other:?}: not a place to fetch it from"),
+                    };
+                    assert_eq!(*location, expected, "{internet_message_id} is looked for where the alert says it went");
                     emails += 1;
+                    delivered += usize::from(*location == EmailLocation::Mailbox);
                 }
             }
         }
     }
-    assert!(files > 10 && av > 0 && av < files && emails > 5, "files {files} (antivirus {av}), emails {emails}");
+    assert!(
+        files > 10 && av > 0 && av < files && emails > 5 && delivered > 0 && delivered < emails,
+        "files {files} (antivirus {av}), emails {emails} (delivered {delivered})"
+    );
 }

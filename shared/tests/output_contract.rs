@@ -241,3 +241,70 @@ async fn submissions_validate_in_both_formats_with_their_email() {
     assert!(revisions.len() == 2, "pending and final both seen: {revisions:?}");
     assert!(emails >= all.len() - 1, "the reported email is an OCSF email evidence: {emails}");
 }
+
+/// Microsoft's documented incident (with its alert) renders as the Incident Finding the OCSF
+/// fixture maps by hand (`tests/fixtures/ocsf/example_incident_finding.json`), valid against the
+/// official 1.8.0 class (issue 30 §1).
+#[test]
+fn microsofts_sample_incident_is_the_fixtures_incident_finding() {
+    use m365_ingest::domain::incident::{without_alerts, AlertRef, IncidentFields, IncidentMessage, IncidentProcessing, INCIDENT_SCHEMA};
+    let sample: Value =
+        serde_json::from_str(include_str!("../../infra/tenant-sim/tests/fixtures/microsoft-docs/graph_incidents_list_expand_alerts.json"))
+            .unwrap();
+    let incident = sample["value"][0].as_object().unwrap().clone();
+    let alerts: Vec<GraphAlert> =
+        incident["alerts"].as_array().unwrap().iter().map(|a| serde_json::from_value(a.clone()).unwrap()).collect();
+    let version = GraphTime::parse(incident["lastUpdateDateTime"].as_str().unwrap()).unwrap();
+    let fields = IncidentFields::of(&incident);
+    let refs: Vec<AlertRef> = alerts.iter().map(|a| AlertRef::published(a, version, format!("defender_incidents/t/{}/v", a.id))).collect();
+    let m = IncidentMessage {
+        schema: INCIDENT_SCHEMA,
+        integration_id: "contoso".into(),
+        tenant_id: incident["tenantId"].as_str().unwrap().into(),
+        source: Source::DefenderIncidents,
+        id: fields.id.clone(),
+        version,
+        dedup_key: format!("defender_incidents/t/{}/{version}/incident", fields.id),
+        incident: fields,
+        alerts_total: refs.len(),
+        alerts: refs,
+        processing: IncidentProcessing { processor: "test".into(), processed_at: version, notes: vec![] },
+        original: Some(without_alerts(&incident)),
+        original_ref: None,
+    };
+    let v1 = schema("schemas/m365-ingest.incident.v1.schema.json");
+    let doc = serde_json::to_value(&m).unwrap();
+    assert!(errors(&v1, &doc).is_empty(), "{:?}", errors(&v1, &doc));
+    let alert_refs: Vec<&GraphAlert> = alerts.iter().collect();
+    let finding = ocsf::incident_finding(&m, &alert_refs);
+    let official = schema("tests/fixtures/ocsf/incident_finding.schema.json");
+    assert!(errors(&official, &finding).is_empty(), "{:?}\n{finding}", errors(&official, &finding));
+    let example: Value = serde_json::from_str(include_str!("fixtures/ocsf/example_incident_finding.json")).unwrap();
+    for path in [
+        "/activity_id",
+        "/type_uid",
+        "/severity_id",
+        "/status_id",
+        "/verdict_id",
+        "/time",
+        "/start_time",
+        "/end_time",
+        "/message",
+        "/src_url",
+        "/assignee/name",
+        "/comment",
+        "/metadata/original_event_uid",
+        "/metadata/correlation_uid",
+        "/metadata/tenant_uid",
+        "/metadata/modified_time",
+        "/metadata/labels",
+        "/metadata/product/name",
+        "/finding_info_list/0/uid",
+        "/finding_info_list/0/title",
+        "/finding_info_list/0/created_time",
+        "/unmapped/determination",
+        "/unmapped/systemTags",
+    ] {
+        assert_eq!(finding.pointer(path), example.pointer(path), "{path}");
+    }
+}

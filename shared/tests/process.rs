@@ -242,8 +242,29 @@ async fn a_claim_held_by_a_live_processor_waits_and_a_dead_ones_expires() {
     assert_eq!(out.len(), 1);
 }
 
+fn incident_v1() -> jsonschema::Validator {
+    let s: Value = serde_json::from_str(include_str!("../schemas/m365-ingest.incident.v1.schema.json")).unwrap();
+    jsonschema::validator_for(&s).unwrap()
+}
+
+fn incident_finding_schema() -> jsonschema::Validator {
+    let s: Value = serde_json::from_str(include_str!("fixtures/ocsf/incident_finding.schema.json")).unwrap();
+    jsonschema::validator_for(&s).unwrap()
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &Value) {
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{doc}");
+}
+
+/// Issue 30 §1: in incidents mode each incident version is a message of its own
+/// (`m365-ingest.incident.v1`) with its severity, status, classification, determination,
+/// assignment, tags, comments and last update, and its alerts referenced: published when any
+/// alert passes the filters, each published alert named by its own message's dedup key, each
+/// dropped one listed with the filter's reason. Before, only the alerts went out, each carrying
+/// the incident's id, name, status and URL.
 #[tokio::test]
-async fn incidents_are_filtered_alert_by_alert() {
+async fn incidents_are_published_as_incidents_with_their_alerts_filtered_one_by_one() {
     let (w, msgs) = intake(Source::DefenderIncidents).await;
     let out = Arc::new(MemoryAlertQueue::new());
     let p = processor(&w, out.clone(), integration_with(json!({"severities": ["high"]}), OutputFormat::AlertV1, Source::DefenderIncidents));
@@ -251,12 +272,115 @@ async fn incidents_are_filtered_alert_by_alert() {
     let c = p.take_counts();
     assert!(c.alerts > msgs.len(), "incidents carry several alerts: {c:?}");
     assert!(c.published > 0 && c.dropped["severity"] > 0);
-    for m in out.messages() {
-        let v: Value = serde_json::from_str(&m).unwrap();
+    let all: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let (incidents, alerts): (Vec<&Value>, Vec<&Value>) = all.iter().partition(|m| m["schema"] == "m365-ingest.incident.v1");
+    assert_eq!(alerts.len(), c.published);
+    for v in &alerts {
         assert_eq!(v["severity"], "high");
         assert_eq!(v["source"], "defender_incidents");
         assert_eq!(v["incident"]["id"].as_str(), v["original"]["incidentId"].as_str());
     }
+    assert_eq!(incidents.len(), c.incidents_published);
+    assert!(c.incidents_published > 0 && c.incidents_dropped > 0, "some incidents have no high alert: {c:?}");
+    assert_eq!(c.incidents_published + c.incidents_dropped, msgs.len(), "{c:?}");
+    let schema = incident_v1();
+    let published: std::collections::HashSet<&str> = alerts.iter().map(|a| a["dedup_key"].as_str().unwrap()).collect();
+    let (mut dropped, mut listed) = (0, 0);
+    for i in &incidents {
+        assert_valid(&schema, i);
+        assert!(i["incident"]["severity"].is_string() && i["incident"]["status"].is_string(), "{i}");
+        assert!(i["original"]["alerts"].is_null(), "the alerts are referenced, not copied");
+        assert_eq!(i["original"]["id"], i["id"]);
+        assert_eq!(i["version"].as_str(), i["original"]["lastUpdateDateTime"].as_str());
+        for a in i["alerts"].as_array().unwrap() {
+            listed += 1;
+            match a["decision"].as_str().unwrap() {
+                "published" => assert!(published.contains(a["dedup_key"].as_str().unwrap()), "{a}"),
+                _ => {
+                    assert_eq!(a["reason"], "severity", "{a}");
+                    assert_ne!(a["severity"], "high");
+                    dropped += 1;
+                }
+            }
+        }
+        assert!(i["alerts"].as_array().unwrap().iter().any(|a| a["decision"] == "published"), "published for an alert that passed");
+    }
+    assert!(dropped > 0 && listed > dropped);
+    // A redelivery publishes nothing again.
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let again = p.take_counts();
+    assert_eq!((again.published, again.incidents_published), (0, 0), "{again:?}");
+    assert_eq!(out.len(), all.len());
+}
+
+/// An incident whose only change is its own (status, owner, classification, a comment, each
+/// bumping its `lastUpdateDateTime`) is a new incident version on the output, once, with no
+/// alert published again. Before, it published nothing (dedup keys were the alerts' versions).
+#[tokio::test]
+async fn an_incident_only_change_is_a_new_incident_version_once() {
+    let (w, msgs) = intake(Source::DefenderIncidents).await;
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({}), OutputFormat::Both, Source::DefenderIncidents));
+    let first = &msgs[..1];
+    assert!(p.process_batch(first).await.is_empty());
+    p.take_counts();
+    let before = out.len();
+    let mut env: Value = serde_json::from_str(&first[0].1).unwrap();
+    let object = env["object"].clone();
+    let mut incident: Value = if object.is_string() { serde_json::from_str(object.as_str().unwrap()).unwrap() } else { object };
+    let version = m365_ingest::domain::time::GraphTime::parse(incident["lastUpdateDateTime"].as_str().unwrap()).unwrap();
+    let later = version.plus(std::time::Duration::from_secs(600)).to_string();
+    incident["lastUpdateDateTime"] = json!(later);
+    incident["status"] = json!("inProgress");
+    incident["assignedTo"] = json!("soc.analyst@contoso.onmicrosoft.com");
+    incident["classification"] = json!("truePositive");
+    incident["comments"] = json!([{"comment": "Taking this one", "createdByDisplayName": "SOC Analyst", "createdDateTime": later}]);
+    env["object"] = incident;
+    env["version"] = json!(later);
+    env["dedup_key"] = json!(format!("defender_incidents/{}/{}/{later}", env["tenant_id"].as_str().unwrap(), env["id"].as_str().unwrap()));
+    let changed = vec![("m-changed".to_owned(), env.to_string())];
+    assert!(p.process_batch(&changed).await.is_empty());
+    let c = p.take_counts();
+    let new: Vec<Value> = out.messages()[before..].iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    assert_eq!(new.len(), 2, "the incident's new version in both formats, and no alert again: {new:?}");
+    let v1 = new.iter().find(|m| m["schema"] == "m365-ingest.incident.v1").unwrap();
+    assert_valid(&incident_v1(), v1);
+    assert_eq!(v1["version"].as_str(), Some(later.as_str()));
+    assert_eq!(v1["incident"]["status"], "inProgress");
+    assert_eq!(v1["incident"]["assigned_to"], "soc.analyst@contoso.onmicrosoft.com");
+    assert_eq!(v1["incident"]["classification"], "truePositive");
+    assert_eq!(v1["incident"]["comments"][0]["comment"], "Taking this one");
+    assert!(v1["alerts"].as_array().unwrap().iter().all(|a| a["decision"] == "published"));
+    let finding = new.iter().find(|m| m["class_uid"] == 2005).unwrap();
+    assert_valid(&incident_finding_schema(), finding);
+    assert_eq!((finding["status_id"].as_u64(), finding["verdict_id"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(finding["assignee"]["name"], "soc.analyst@contoso.onmicrosoft.com");
+    assert!(c.duplicates > 0 && c.published == 0, "the alerts were published before: {c:?}");
+    // Once: delivered again, nothing new.
+    assert!(p.process_batch(&changed).await.is_empty());
+    assert_eq!(out.len(), before + 2);
+}
+
+/// Every incident in OCSF is an Incident Finding (2005) valid against the official 1.8.0 class,
+/// beside its alerts' Detection Findings.
+#[tokio::test]
+async fn incidents_in_ocsf_are_incident_findings_valid_against_the_official_class() {
+    let (w, msgs) = intake(Source::DefenderIncidents).await;
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({}), OutputFormat::Ocsf, Source::DefenderIncidents));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    let c = p.take_counts();
+    let all: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let findings: Vec<&Value> = all.iter().filter(|m| m["class_uid"] == 2005).collect();
+    assert_eq!(findings.len(), msgs.len());
+    assert_eq!(c.incidents_published, msgs.len());
+    assert_eq!(all.iter().filter(|m| m["class_uid"] == 2004).count(), c.published);
+    let schema = incident_finding_schema();
+    for f in &findings {
+        assert_valid(&schema, f);
+        assert!(!f["finding_info_list"].as_array().unwrap().is_empty());
+    }
+    assert!(findings.iter().any(|f| f["assignee_group"]["name"] == "Unassigned") || findings.iter().all(|f| f["assignee"].is_object()));
 }
 
 #[tokio::test]

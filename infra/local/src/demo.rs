@@ -2,7 +2,8 @@
 //! one polled for alerts, one for incidents and Cloud Apps alerts, with some throttling and a
 //! token expiry); Test & Save of both integrations into a local store; two poll passes into a
 //! local queue written as NDJSON; the processor's output, and the evidence its alerts name
-//! (files through live response, quarantined emails through Exchange Online).
+//! (files through live response, quarantined emails through Exchange Online, delivered ones
+//! from their recipients' mailboxes through Graph).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -192,6 +193,12 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     for (reason, n) in &c.dropped {
         println!("  filtered out by {reason:<21} {n}");
     }
+    println!(
+        "  incidents (fabrikam): {} incident versions published as themselves (OCSF Incident Finding, class 2005), {} not published (the filters dropped every alert of theirs)",
+        c.incidents_published, c.incidents_dropped
+    );
+    show_incident(&output_path);
+    failed |= c.incidents_published == 0;
     show_context(&output_path);
     // Evidence jobs, as the processor does them on the evidence-jobs queue: each message one
     // step, a waiting job's message delayed (here: simulated time moves to it).
@@ -215,15 +222,17 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         println!("  {outcome:<15} {n}");
     }
     println!(
-        "  retrieved files under {}, quarantined emails under {} (each announced on the output as an m365-ingest.evidence.v1 update)",
+        "  retrieved files under {}, quarantined emails under {}, emails from their recipients' mailboxes under {} (each announced on the output as an m365-ingest.evidence.v1 update)",
         o.out.join("artifacts/evidence").display(),
-        o.out.join("artifacts/quarantined-email").display()
+        o.out.join("artifacts/quarantined-email").display(),
+        o.out.join("artifacts/delivered-email").display()
     );
     failed |= failed_messages > 0 || !pending.is_empty();
-    // The demo shows both kinds retrieved: a file from a device and an email from quarantine.
+    // The demo shows every kind retrieved: a file from a device, an email from quarantine and
+    // one from its recipient's mailbox.
     let stored = |dir: &str| std::fs::read_dir(o.out.join("artifacts").join(dir).join("contoso")).map(|d| d.count()).unwrap_or(0);
-    let (files, emails) = (stored("evidence"), stored("quarantined-email"));
-    println!("  {files} files and {emails} emails stored");
+    let (files, emails, delivered) = (stored("evidence"), stored("quarantined-email"), stored("delivered-email"));
+    println!("  {files} files, {emails} quarantined emails and {delivered} delivered emails stored");
     let left = sim.restored_files(DEFAULT_TENANT_ID);
     println!(
         "  restore script uploaded to the tenant's live response library {} time(s); restored copies left on devices: {}",
@@ -231,7 +240,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         left.len()
     );
     failed |= !left.is_empty();
-    failed |= files == 0 || emails == 0;
+    failed |= files == 0 || emails == 0 || delivered == 0;
     failed |= !hunting_query(&sim, &http, &integrations, &secrets).await?;
     failed |= !remediation_dry_run(&sim, &http, &integrations, &secrets).await?;
     let log = sim.requests().all();
@@ -352,6 +361,37 @@ async fn remediation_dry_run(
 }
 
 /// One alert's context as the output shows it, and how each part went across the run.
+/// One published incident: its own fields and what became of each of its alerts.
+fn show_incident(output: &std::path::Path) {
+    let text = std::fs::read_to_string(output).unwrap_or_default();
+    let listed = |m: &serde_json::Value| m["unmapped"]["alerts"].as_array().map_or(0, Vec::len);
+    let incident = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["class_uid"] == 2005)
+        .max_by_key(|m| (m["unmapped"]["alerts"].as_array().into_iter().flatten().any(|a| a["decision"] == "dropped"), listed(m)));
+    let Some(i) = incident else { return };
+    let alerts = i["unmapped"]["alerts"].as_array().cloned().unwrap_or_default();
+    let published = alerts.iter().filter(|a| a["decision"] == "published").count();
+    println!(
+        "  one incident: \"{}\" ({}, {}, {}, assigned to {}), alerts: {} listed, {published} published as their own findings, {} dropped ({})",
+        i["message"].as_str().unwrap_or_default(),
+        i["severity"].as_str().unwrap_or("?"),
+        i["status"].as_str().unwrap_or("?"),
+        i["verdict"].as_str().unwrap_or("?"),
+        i["assignee"]["name"].as_str().or(i["assignee_group"]["name"].as_str()).unwrap_or("?"),
+        alerts.len(),
+        alerts.len() - published,
+        alerts
+            .iter()
+            .filter_map(|a| a["reason"].as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+}
+
 fn show_context(output: &std::path::Path) {
     let text = std::fs::read_to_string(output).unwrap_or_default();
     let messages: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -403,10 +443,10 @@ fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credential
     let contoso = serde_json::json!({
         "version": 1, "id": "contoso", "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID, "secret_ref": "m365-ingest/contoso",
         "organization_id": "contoso.onmicrosoft.com",
-        // The files on devices and the quarantined emails its alerts name, as evidence; and
-        // (opt-in, see the README's risk) the files antivirus quarantined, by a restore on the
-        // device that is cleaned up after.
-        "evidence": {"live_response_files": true, "quarantined_email": true, "restore_quarantined_files": true},
+        // The files on devices and the emails its alerts name (from quarantine, or from the
+        // recipient's mailbox), as evidence; and (opt-in, see the README's risk) the files
+        // antivirus quarantined, by a restore on the device that is cleaned up after.
+        "evidence": {"live_response_files": true, "quarantined_email": true, "delivered_email": true, "restore_quarantined_files": true},
         // Who the users are (profile, roles, groups, MFA, sign-ins around the alert), whether
         // they are away (automatic replies, calendar, presence), and the devices' and files'
         // Defender profiles, with each alert.

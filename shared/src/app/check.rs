@@ -403,6 +403,7 @@ fn feature_field(f: Feature) -> &'static str {
         Feature::LiveResponseFiles => "evidence.live_response_files",
         Feature::QuarantineRestore => "evidence.restore_quarantined_files",
         Feature::QuarantinedEmail => "evidence.quarantined_email",
+        Feature::DeliveredEmail => "evidence.delivered_email",
         Feature::Investigation | Feature::CloudAppsActivities => "features.investigation",
         Feature::UserContext => "features.user_context",
         Feature::Calendar => "features.calendar",
@@ -485,6 +486,11 @@ async fn feature<M: MicrosoftProbe>(
             f,
             format!("{granted} granted (checked in the token; enrichment.parts asks for none of its parts){settings}"),
         );
+    }
+    if f == Feature::DeliveredEmail {
+        let mailbox = i.phishing_mailbox.as_ref().map(|m| m.address.as_str());
+        let (on, call) = microsoft.mailbox_search(creds, mailbox).await;
+        return mailbox_result(f, on.as_deref(), &call, &granted);
     }
     let Some((probe, target)) = probe_of(f, i, now) else {
         return FeatureResult::ok(
@@ -611,6 +617,37 @@ fn context_result(f: Feature, probe: &ContextProbe, granted: &str, settings: &st
     FeatureResult::ok(f, format!("{granted} granted; a test call per part{on}: {}{settings}", said.join(", ")))
 }
 
+/// The delivered-email line from its test search: a mailbox the app's scope leaves out is said
+/// (emails of recipients outside it end `refused`, naming the scope), not failed.
+fn mailbox_result(f: Feature, on: Option<&str>, call: &PartCall, granted: &str) -> FeatureResult {
+    let on = on.map(|m| format!(" of {m}'s mailbox")).unwrap_or_default();
+    match call {
+        PartCall::Answered | PartCall::Missing => {
+            FeatureResult::ok(f, format!("{granted} granted; a test search{on} by Internet Message-ID was answered"))
+        }
+        PartCall::Unreached(why) => FeatureResult::ok(f, format!("{granted} granted (checked in the token); not tried: {why}")),
+        PartCall::Failed(GraphError::Http { status: 403, code, message, .. })
+            if code == "ErrorAccessDenied" || message.contains("Access to OData") =>
+        {
+            FeatureResult::ok(
+                f,
+                format!(
+                    "{granted} granted; the test search{on} was refused by the app's mailbox scope (an application access policy \
+                     or RBAC for Applications): emails of recipients outside the scope end `refused`; widen the scope to \
+                     retrieve them"
+                ),
+            )
+        }
+        PartCall::Failed(e @ (GraphError::OverBudget { .. } | GraphError::Throttled { .. } | GraphError::Http { status: 429, .. })) => {
+            FeatureResult::ok(f, format!("{granted} granted; not tried: the mailbox's budget is busy now ({e})"))
+        }
+        PartCall::Failed(e) => {
+            let (what, fix) = advice::call_failure(e, f, "");
+            FeatureResult::failed(f, format!("the test search{on} failed: {what}"), fix)
+        }
+    }
+}
+
 /// What a feature needs of the tenant's own settings, which no API reads (live-response.md,
 /// ms.date 2025-03-04; advanced-features.md): said in Test & Save, and named again by a job
 /// that one of them refuses.
@@ -669,6 +706,7 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
             (Probe::Exchange { organization: org.clone(), since: now.minus(crate::app::evidence::QUARANTINE_DAYS) }, org)
         }
         Feature::UserContext
+        | Feature::DeliveredEmail
         | Feature::QuarantineRestore
         | Feature::Investigation
         | Feature::Calendar

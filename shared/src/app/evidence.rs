@@ -23,7 +23,7 @@ use crate::domain::envelope::ObjectRef;
 use crate::domain::evidence_hold::{hold_key, release_bodies, HeldAlert, HoldRecord};
 use crate::domain::evidence_index::{due_set, restores_set, RestoreEntry};
 use crate::domain::evidence_job::{ActionStatus, EvidenceJob, JobLimits, JobMessage, JobRecord, Next, Observation};
-use crate::domain::evidence_plan::{self, job_key, EvidenceOutcome, EvidenceTarget};
+use crate::domain::evidence_plan::{self, job_key, EmailLocation, EmailStore, EvidenceOutcome, EvidenceTarget};
 use crate::domain::integration::{Credentials, Integration, OutputFormat};
 use crate::domain::integration_doc::EvidenceDelivery;
 use crate::domain::ocsf;
@@ -41,6 +41,13 @@ use crate::sources::Unit;
 /// ignores an older start, answering the last 30 (Get-QuarantineMessage.md), as long as a
 /// message is kept.
 pub(crate) const QUARANTINE_DAYS: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// A job's identity of a message found in a recipient's mailbox (Exchange's quarantine
+/// identities are `GUID\GUID`, never this).
+const MAILBOX_IDENTITY: &str = "mailbox:";
+/// Where retrieved emails are stored: the store each came from is in its key.
+pub const DELIVERED_EMAIL_PREFIX: &str = "delivered-email/";
+pub const QUARANTINED_EMAIL_PREFIX: &str = "quarantined-email/";
 
 /// Exports held in memory at once per process (each at most `MAX_EXPORT_ANSWER_BYTES`).
 static EXPORTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -152,6 +159,23 @@ pub(crate) fn observe_error(e: &GraphError) -> Observation {
     }
 }
 
+/// How a mailbox's refusal bears on a job: a mailbox outside the app's access policy names
+/// the fix (auth-limit-mailbox-access.md: Exchange answers `ErrorAccessDenied`).
+fn observe_mailbox_error(e: &GraphError, mailbox: &str) -> Observation {
+    match e {
+        GraphError::Http { status: 403, code, message, .. } if code == "ErrorAccessDenied" || message.contains("Access to OData") => {
+            Observation::Refused(format!(
+                "Graph refused {mailbox}'s mailbox ({code}: {message}): the app's mailbox scope (an application access policy or \
+                 RBAC for Applications) leaves it out; add the mailbox to the scope's group, or widen the scope"
+            ))
+        }
+        GraphError::Http { status: 404, code, .. } if code == "ErrorInvalidUser" || code == "MailboxNotEnabledForRESTAPI" => {
+            Observation::NotFound(format!("{mailbox} has no mailbox Graph can read ({code})"))
+        }
+        e => observe_error(e),
+    }
+}
+
 impl<P: ProcessPorts> Processor<P> {
     /// The evidence of one alert version: its items (jobs created, or found from an earlier
     /// delivery), or why there are none.
@@ -168,7 +192,7 @@ impl<P: ProcessPorts> Processor<P> {
             return Ok(Planned { retrieval: None, starts: Vec::new() });
         }
         let doc = &env_integration.evidence;
-        if !doc.live_response_files && !doc.quarantined_email {
+        if !doc.live_response_files && !doc.quarantined_email && !doc.delivered_email {
             return Ok(Planned { retrieval: None, starts: Vec::new() });
         }
         let email: Option<&EmailSection> = unit.email.as_ref().filter(|e| e.submission.is_some());
@@ -176,7 +200,7 @@ impl<P: ProcessPorts> Processor<P> {
         if targets.is_empty() {
             let retrieval = EvidenceRetrieval {
                 status: "not_applicable".into(),
-                reason: Some("the alert names no file on a device and no quarantined email".into()),
+                reason: Some("the alert names no file on a device and no email that reached a mailbox or quarantine".into()),
                 ..EvidenceRetrieval::default()
             };
             return Ok(Planned { retrieval: Some(retrieval), starts: Vec::new() });
@@ -577,23 +601,8 @@ impl<P: ProcessPorts> Processor<P> {
                     Err(e) => observe_error(&e),
                 }
             }
-            (Next::Start, EvidenceTarget::Email { internet_message_id, recipient }) => {
-                let Some(org) = integration.organization_id.as_deref() else {
-                    return Observation::Refused(
-                        "the integration has no organization_id (its *.onmicrosoft.com domain), which Exchange Online needs".into(),
-                    );
-                };
-                // Quarantine keeps a message 30 days, and the cmdlet searches 30 days at most.
-                let since = self.clock.now().minus(QUARANTINE_DAYS);
-                match ev.api.find_quarantined(creds, org, internet_message_id, recipient, since).await {
-                    Ok(ids) => match ids.into_iter().next() {
-                        Some(identity) => Observation::Found { identity },
-                        None => Observation::NotFound(format!(
-                            "no message with Message-ID {internet_message_id} for {recipient} is in quarantine"
-                        )),
-                    },
-                    Err(e) => observe_error(&e),
-                }
+            (Next::Start, EvidenceTarget::Email { internet_message_id, recipient, location }) => {
+                self.find_email(ev, integration, creds, internet_message_id, recipient, *location).await
             }
             (Next::CheckAction(id), _) => match ev.api.machine_action(creds, &id).await {
                 Ok(report) => {
@@ -647,6 +656,22 @@ impl<P: ProcessPorts> Processor<P> {
                 }
                 Observation::Transient("the result link was refused twice (expired?)".into())
             }
+            (Next::Export(identity), EvidenceTarget::Email { recipient, .. }) if identity.starts_with(MAILBOX_IDENTITY) => {
+                let id = &identity[MAILBOX_IDENTITY.len()..];
+                let Ok(_turn) = EXPORTS_IN_FLIGHT.acquire().await else {
+                    return Observation::Transient("the export gate closed".into());
+                };
+                match ev.api.mailbox_mime(creds, recipient, id).await {
+                    Ok(mime) => {
+                        let key = format!("{DELIVERED_EMAIL_PREFIX}{}/{}.eml", safe_key(&integration.id), target.key());
+                        self.store_mime(ev, mime, &key).await
+                    }
+                    Err(GraphError::TooLarge { size, limit, .. }) => {
+                        Observation::TooLarge { size: size.unwrap_or(limit as u64), limit: limit as u64 }
+                    }
+                    Err(e) => observe_mailbox_error(&e, recipient),
+                }
+            }
             (Next::Export(identity), EvidenceTarget::Email { .. }) => {
                 let Some(org) = integration.organization_id.as_deref() else {
                     return Observation::Refused("the integration has no organization_id".into());
@@ -658,7 +683,7 @@ impl<P: ProcessPorts> Processor<P> {
                 };
                 match ev.api.export_quarantined(creds, org, &identity).await {
                     Ok(export) => {
-                        let key = format!("quarantined-email/{}/{}.eml", safe_key(&integration.id), target.key());
+                        let key = format!("{QUARANTINED_EMAIL_PREFIX}{}/{}.eml", safe_key(&integration.id), target.key());
                         self.store_export(ev, export, &key).await
                     }
                     Err(GraphError::TooLarge { size, limit, .. }) => {
@@ -668,6 +693,98 @@ impl<P: ProcessPorts> Processor<P> {
                 }
             }
             (next, _) => Observation::Transient(format!("a step {next:?} that does not fit the job's evidence")),
+        }
+    }
+
+    /// Looks for an email in the stores the integration reads, where the alert says it went
+    /// first: found in one is the job's identity there (a mailbox's prefixed), otherwise why not.
+    async fn find_email(
+        &self,
+        ev: &Evidence<P::Evidence>,
+        integration: &Integration,
+        creds: &Credentials,
+        message_id: &str,
+        recipient: &str,
+        location: EmailLocation,
+    ) -> Observation {
+        let mut missed = Vec::new();
+        let mut refused = None;
+        for store in location.search_order(&integration.evidence) {
+            let found = match store {
+                EmailStore::Mailbox => match ev.api.find_in_mailbox(creds, recipient, message_id).await {
+                    Ok(ids) => ids.into_iter().next().map(|id| format!("{MAILBOX_IDENTITY}{id}")),
+                    Err(e) => match observe_mailbox_error(&e, recipient) {
+                        Observation::Refused(why) => {
+                            refused.get_or_insert(why);
+                            continue;
+                        }
+                        Observation::NotFound(_) => None,
+                        other => return other,
+                    },
+                },
+                EmailStore::Quarantine => {
+                    let Some(org) = integration.organization_id.as_deref() else {
+                        refused.get_or_insert(
+                            "the integration has no organization_id (its *.onmicrosoft.com domain), which Exchange Online needs".into(),
+                        );
+                        continue;
+                    };
+                    // Quarantine keeps a message 30 days, and the cmdlet searches 30 days at most.
+                    let since = self.clock.now().minus(QUARANTINE_DAYS);
+                    match ev.api.find_quarantined(creds, org, message_id, recipient, since).await {
+                        Ok(ids) => ids.into_iter().next(),
+                        Err(e) => match observe_error(&e) {
+                            Observation::Refused(why) => {
+                                refused.get_or_insert(why);
+                                continue;
+                            }
+                            Observation::NotFound(_) => None,
+                            other => return other,
+                        },
+                    }
+                }
+            };
+            match found {
+                Some(identity) => return Observation::Found { identity },
+                None => missed.push(match store {
+                    EmailStore::Mailbox => format!("{recipient}'s mailbox"),
+                    EmailStore::Quarantine => "quarantine".to_owned(),
+                }),
+            }
+        }
+        // A refusal names its fix: the email may well be where it could not be looked for.
+        match refused {
+            None if missed.is_empty() => Observation::Refused(
+                "the integration reads neither mailboxes nor quarantine now (evidence.delivered_email, evidence.quarantined_email)".into(),
+            ),
+            Some(why) if missed.is_empty() => Observation::Refused(why),
+            Some(why) => Observation::Refused(format!("no message with Message-ID {message_id} is in {}; and {why}", missed.join(" or "))),
+            None => Observation::NotFound(format!("no message with Message-ID {message_id} for {recipient} is in {}", missed.join(" or "))),
+        }
+    }
+
+    /// Stores a mailbox message's MIME as it came (read whole, within its bound).
+    async fn store_mime(&self, ev: &Evidence<P::Evidence>, mime: bytes::Bytes, key: &str) -> Observation {
+        let (size, limit) = (mime.len() as u64, ev.settings.max_file_bytes);
+        if size > limit {
+            return Observation::TooLarge { size, limit };
+        }
+        if mime.is_empty() {
+            return Observation::Refused("Graph answered the message's MIME with no bytes".into());
+        }
+        let mut upload = match self.artifacts.begin(key, "message/rfc822").await {
+            Ok(u) => u,
+            Err(e) => return Observation::Transient(e.to_string()),
+        };
+        for chunk in mime.chunks(EXPORT_SLICE) {
+            if let Err(e) = upload.write(chunk).await {
+                upload.abort().await;
+                return Observation::Transient(e.to_string());
+            }
+        }
+        match upload.finish(sha256_hex(&mime), size).await {
+            Ok(r) => Observation::Stored(r),
+            Err(e) => Observation::Transient(e.to_string()),
         }
     }
 

@@ -18,10 +18,13 @@ use crate::domain::context::ContextSection;
 use crate::domain::envelope::{revision_key, Envelope, INTAKE_SCHEMA};
 use crate::domain::evidence_job::JobMessage;
 use crate::domain::filter::{Decision, Filters};
+use crate::domain::graph_alert::GraphAlert;
+use crate::domain::incident::{without_alerts, AlertRef, IncidentFields, IncidentMessage, IncidentProcessing, INCIDENT_SCHEMA};
 use crate::domain::integration::{Integration, OutputFormat};
 use crate::domain::json_text;
 use crate::domain::ocsf;
 use crate::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing, TextReplaced};
+use crate::domain::source::Source;
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
@@ -85,6 +88,10 @@ pub struct ProcessCounts {
     pub restored_copies_left: usize,
     /// DLP alerts kept because `filters.dlp_modes` could not read their mode (filter.rs).
     pub dlp_mode_unknown: usize,
+    /// Incident versions published (incidents mode), and those not published because the
+    /// filters dropped every alert of theirs.
+    pub incidents_published: usize,
+    pub incidents_dropped: usize,
 }
 
 impl ProcessCounts {
@@ -100,6 +107,8 @@ impl ProcessCounts {
         self.steps_not_started += other.steps_not_started;
         self.restored_copies_left += other.restored_copies_left;
         self.dlp_mode_unknown += other.dlp_mode_unknown;
+        self.incidents_published += other.incidents_published;
+        self.incidents_dropped += other.incidents_dropped;
         self.evidence_max_age_secs = self.evidence_max_age_secs.max(other.evidence_max_age_secs);
         for (reason, n) in other.dropped {
             *self.dropped.entry(reason).or_default() += n;
@@ -141,6 +150,7 @@ struct SentKey {
     key: String,
     sent: bool,
     held: bool,
+    incident: bool,
     starts: Vec<(String, Duration)>,
 }
 
@@ -150,6 +160,8 @@ struct Ready {
     key: String,
     bodies: Vec<String>,
     starts: Vec<(String, Duration)>,
+    /// An incident version's message (incidents mode), not an alert's.
+    incident: bool,
 }
 
 impl<D, Q, A, K> Processor<ProcessWith<D, Q, A, K>>
@@ -303,6 +315,42 @@ impl<P: ProcessPorts> Processor<P> {
     }
 }
 
+impl<P: ProcessPorts> Processor<P> {
+    /// An incident version in the integration's formats; its original goes to the artifact
+    /// store when the message would not fit otherwise.
+    async fn render_incident(
+        &self,
+        integration: &Integration,
+        mut msg: IncidentMessage,
+        alerts: &[&GraphAlert],
+    ) -> Result<Vec<String>, Error> {
+        let max = self.settings.delivery.max_message_bytes;
+        let mut out = Vec::new();
+        if matches!(integration.output, OutputFormat::AlertV1 | OutputFormat::Both) {
+            let mut body = escape_for_sqs(msg.to_json());
+            if body.len() > max {
+                if let Some(original) = msg.original.take() {
+                    let text = original.to_string();
+                    msg.original_ref = Some(self.artifacts.put(&content_key(&integration.id, &text), text.into_bytes()).await?);
+                }
+                body = escape_for_sqs(msg.to_json());
+            }
+            if body.len() > max {
+                return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());
+            }
+            out.push(body);
+        }
+        if matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both) {
+            let body = escape_for_sqs(ocsf::incident_finding(&msg, alerts).to_string());
+            if body.len() > max {
+                return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());
+            }
+            out.push(body);
+        }
+        Ok(out)
+    }
+}
+
 impl<P: ProcessPorts> BatchRun<'_, P> {
     /// The same run, knowing when its invocation ends (steps are started only with a whole
     /// step's time left).
@@ -349,7 +397,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                         .map(|r| {
                             let ok = sent[at..at + r.bodies.len()].iter().all(|s| *s);
                             at += r.bodies.len();
-                            SentKey { key: r.key, sent: ok, held: r.bodies.is_empty(), starts: r.starts }
+                            SentKey { key: r.key, sent: ok, held: r.bodies.is_empty(), incident: r.incident, starts: r.starts }
                         })
                         .collect()
                 });
@@ -393,7 +441,9 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             self.p.start_jobs(starts).await?;
             match self.p.dedup.published(key, &self.p.settings.owner).await {
                 Ok(()) => {
-                    if !k.held {
+                    if k.incident {
+                        self.count(|c| c.incidents_published += 1);
+                    } else if !k.held {
                         self.count(|c| c.published += 1);
                     }
                     Ok(())
@@ -549,28 +599,34 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
         ready: &mut Vec<Ready>,
     ) -> Result<(), String> {
         let source = crate::sources::spec(env.source);
-        for unit in source.units(env, object)? {
+        let units = source.units(env, object)?;
+        // Incidents mode: what became of each alert, for the incident's own message.
+        let mut refs: Vec<AlertRef> = Vec::new();
+        for unit in &units {
             self.count(|c| c.alerts += 1);
-            if let Some((reason, detail)) = source.excluded(integration, &unit) {
+            if let Some((reason, detail)) = source.excluded(integration, unit) {
                 tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert excluded by its source's settings");
                 self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
+                refs.push(AlertRef::dropped(&unit.alert, Some(unit.version), reason.as_str(), detail));
                 continue;
             }
             let (passed, notes) = match filters.decide(env.source, &unit.alert) {
                 Decision::Drop { reason, detail } => {
                     tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
                     self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
+                    refs.push(AlertRef::dropped(&unit.alert, Some(unit.version), reason.as_str(), detail));
                     continue;
                 }
                 Decision::Pass { passed, mut notes } => {
                     if notes.iter().any(|n| n == crate::domain::filter::DLP_MODE_UNKNOWN) {
                         self.count(|c| c.dlp_mode_unknown += 1);
                     }
-                    notes.extend(source.note(integration, &unit));
+                    notes.extend(source.note(integration, unit));
                     (passed, notes)
                 }
             };
             let key = revision_key(env.source, &env.tenant_id, &unit.alert.id, unit.version, unit.revision);
+            refs.push(AlertRef::published(&unit.alert, unit.version, key.clone()));
             let now = self.p.clock.now();
             match self
                 .p
@@ -586,7 +642,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 Claim::InFlight => return Err(format!("{key} is being published by another processor")),
                 Claim::Fresh => {}
             }
-            let planned = match self.p.plan_evidence(integration, &unit, &key, env.source, now).await {
+            let planned = match self.p.plan_evidence(integration, unit, &key, env.source, now).await {
                 Ok(p) => p,
                 Err(e) => {
                     if let Err(re) = self.p.dedup.release(&key, &self.p.settings.owner).await {
@@ -598,9 +654,9 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             let holds = self.p.holds(integration, planned.retrieval.as_ref());
             let items = planned.retrieval.as_ref().map(|r| r.items.clone()).unwrap_or_default();
             let mut starts = planned.starts;
-            let context = self.p.context_of(integration, &unit, self.deadline).await;
+            let context = self.p.context_of(integration, unit, self.deadline).await;
             let rendered =
-                match self.p.render(env, integration, &unit, &key, passed, notes, planned.retrieval, context, text_replaced, now).await {
+                match self.p.render(env, integration, unit, &key, passed, notes, planned.retrieval, context, text_replaced, now).await {
                     // Kept until its evidence is final; marked like a published one, so a redelivery holds nothing twice.
                     Ok(bodies) if holds => match self.p.hold_alert(integration, &key, bodies, items, now).await {
                         Ok(first) => {
@@ -614,7 +670,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                     Err(e) => Err(e.to_string()),
                 };
             match rendered {
-                Ok(bodies) => ready.push(Ready { key, bodies, starts }),
+                Ok(bodies) => ready.push(Ready { key, bodies, starts, incident: false }),
                 Err(e) => {
                     if let Err(re) = self.p.dedup.release(&key, &self.p.settings.owner).await {
                         tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
@@ -623,7 +679,82 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 }
             }
         }
+        if env.source == Source::DefenderIncidents {
+            let alerts: Vec<&GraphAlert> = units.iter().map(|u| &u.alert).collect();
+            self.prepare_incident(env, integration, object, refs, &alerts, ready).await?;
+        }
         Ok(())
+    }
+
+    /// An incident version's own message, when any of its alerts passed the filters (its
+    /// dropped alerts listed as such); claimed by the incident's version, so a change of the
+    /// incident alone (status, owner, classification, a comment) goes out once, and a
+    /// redelivery publishes nothing twice.
+    async fn prepare_incident(
+        &self,
+        env: &Envelope,
+        integration: &Integration,
+        object: &RawValue,
+        refs: Vec<AlertRef>,
+        alerts: &[&GraphAlert],
+        ready: &mut Vec<Ready>,
+    ) -> Result<(), String> {
+        if !IncidentMessage::any_published(&refs) {
+            self.count(|c| c.incidents_dropped += 1);
+            return Ok(());
+        }
+        let incident: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(object.get()).map_err(|e| format!("the incident does not parse: {e}"))?;
+        let fields = IncidentFields::of(&incident);
+        let key = revision_key(env.source, &env.tenant_id, &fields.id, env.version, Some("incident"));
+        let now = self.p.clock.now();
+        let settings = &self.p.settings;
+        match self
+            .p
+            .dedup
+            .claim(&key, &settings.owner, now, now.plus(settings.claim_for), now.plus(settings.dedup_ttl))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Claim::Published => {
+                self.count(|c| c.duplicates += 1);
+                return Ok(());
+            }
+            Claim::InFlight => return Err(format!("{key} is being published by another processor")),
+            Claim::Fresh => {}
+        }
+        let alerts_total = refs.len();
+        let msg = IncidentMessage {
+            schema: INCIDENT_SCHEMA,
+            integration_id: env.integration_id.clone(),
+            tenant_id: env.tenant_id.clone(),
+            source: env.source,
+            id: fields.id.clone(),
+            version: env.version,
+            dedup_key: key.clone(),
+            incident: fields,
+            alerts: refs.into_iter().take(crate::domain::incident::MAX_LISTED_ALERTS).collect(),
+            alerts_total,
+            processing: IncidentProcessing {
+                processor: concat!("m365-ingest/", env!("CARGO_PKG_VERSION")).into(),
+                processed_at: now,
+                notes: Vec::new(),
+            },
+            original: Some(without_alerts(&incident)),
+            original_ref: None,
+        };
+        match self.p.render_incident(integration, msg, alerts).await {
+            Ok(bodies) => {
+                ready.push(Ready { key, bodies, starts: Vec::new(), incident: true });
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(re) = self.p.dedup.release(&key, &settings.owner).await {
+                    tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
+                }
+                Err(e.to_string())
+            }
+        }
     }
 }
 

@@ -700,7 +700,8 @@ mod tests {
     #[test]
     fn an_email_is_found_by_id_then_exported_and_a_missing_one_is_not_found() {
         let l = JobLimits::default();
-        let email = EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "u@contoso.com".into() };
+        let email =
+            EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "u@contoso.com".into(), location: Default::default() };
         let mut j = confirmed(email.clone());
         assert_eq!(j.next(t0(), &l), Next::Start);
         j.observe(Observation::Found { identity: "g1\\g2".into() }, t0(), &l);

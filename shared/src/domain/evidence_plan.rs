@@ -7,10 +7,13 @@
 //!   `detectionSource` is `antivirus`, or the file's `detectionStatus` is blocked/prevented, or
 //!   its `remediationStatus` remediated/prevented/blocked) the file is no longer at its path: it
 //!   is in quarantine, and only the opt-in restore path can collect it.
-//! - An **email** in quarantine: an `analyzedMessageEvidence` whose `deliveryLocation` is
-//!   `quarantine`, by its `internetMessageId` and `recipientEmailAddress` (Get-QuarantineMessage
-//!   is never called without an identity, §8); and the email a submission or a mailbox report
-//!   names (whether it is in quarantine only Exchange can say: `not_found` otherwise).
+//! - An **email**, by its `internetMessageId` and `recipientEmailAddress`: an
+//!   `analyzedMessageEvidence` that reached the recipient's mailbox (`deliveryLocation` inbox,
+//!   junkFolder or deletedFolder) or quarantine, and the email a submission names. Where the
+//!   alert says it went decides where it is looked for first, not only: zero-hour auto purge
+//!   moves a delivered email to quarantine, and an admin releases a quarantined one to the
+//!   inbox, after the alert was made (Get-QuarantineMessage is never called without an
+//!   identity, §8; the mailbox is searched by `internetMessageId`, user-list-messages.md).
 //!
 //! One job per alert version and evidence item: the job's key is the alert's dedup key and the
 //! item's own key, so a redelivered alert finds its job instead of starting another.
@@ -42,7 +45,49 @@ pub enum EvidenceTarget {
         /// With its angle brackets, as Get-QuarantineMessage's `-MessageId` wants it.
         internet_message_id: String,
         recipient: String,
+        /// Where the alert says the email went (jobs stored before issue 30 knew only quarantine).
+        /// Not part of the key: the same email named by two alerts is one item.
+        #[serde(default)]
+        location: EmailLocation,
     },
+}
+
+/// Where an alert says its email went: the first place a job looks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailLocation {
+    #[default]
+    Quarantine,
+    /// The recipient's inbox, junk email or deleted items.
+    Mailbox,
+    /// A submission's email: the user reported it from their mailbox, unless it was quarantined.
+    Reported,
+}
+
+/// Where an email is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailStore {
+    /// The recipient's mailbox through Graph (`evidence.delivered_email`, Mail.Read).
+    Mailbox,
+    /// Exchange Online's quarantine (`evidence.quarantined_email`).
+    Quarantine,
+}
+
+impl EmailLocation {
+    /// The stores the integration may read, the likelier first.
+    pub fn search_order(self, settings: &EvidenceDoc) -> Vec<EmailStore> {
+        let order = match self {
+            EmailLocation::Quarantine => [EmailStore::Quarantine, EmailStore::Mailbox],
+            EmailLocation::Mailbox | EmailLocation::Reported => [EmailStore::Mailbox, EmailStore::Quarantine],
+        };
+        order
+            .into_iter()
+            .filter(|s| match s {
+                EmailStore::Mailbox => settings.delivered_email,
+                EmailStore::Quarantine => settings.quarantined_email,
+            })
+            .collect()
+    }
 }
 
 impl EvidenceTarget {
@@ -50,7 +95,7 @@ impl EvidenceTarget {
     pub fn enabled(&self, settings: &EvidenceDoc) -> bool {
         match self {
             EvidenceTarget::File { .. } => settings.live_response_files,
-            EvidenceTarget::Email { .. } => settings.quarantined_email,
+            EvidenceTarget::Email { .. } => settings.delivered_email || settings.quarantined_email,
         }
     }
 
@@ -61,7 +106,7 @@ impl EvidenceTarget {
             EvidenceTarget::File { device_id, folder, name, .. } => {
                 format!("file\n{}\n{}\n{}", device_id.to_ascii_lowercase(), folder.to_lowercase(), name.to_lowercase())
             }
-            EvidenceTarget::Email { internet_message_id, recipient } => {
+            EvidenceTarget::Email { internet_message_id, recipient, .. } => {
                 format!("email\n{internet_message_id}\n{}", recipient.to_ascii_lowercase())
             }
         };
@@ -105,7 +150,7 @@ impl EvidenceTarget {
             EvidenceTarget::File { device_id, folder, name, sha1, sha256, .. } => {
                 device_id.len() + folder.len() + name.len() + sha1.as_ref().map_or(0, String::len) + sha256.as_ref().map_or(0, String::len)
             }
-            EvidenceTarget::Email { internet_message_id, recipient } => internet_message_id.len() + recipient.len(),
+            EvidenceTarget::Email { internet_message_id, recipient, .. } => internet_message_id.len() + recipient.len(),
         };
         size <= MAX_TARGET_BYTES
     }
@@ -164,7 +209,7 @@ pub fn confirm(target: &EvidenceTarget, microsoft: &GraphAlert, email: Option<&E
     let Some(theirs) = plan_up_to(microsoft, email, usize::MAX).into_iter().find(|t| t.key() == key) else {
         let what = match target {
             EvidenceTarget::File { .. } => "this file on this device",
-            EvidenceTarget::Email { .. } => "this quarantined email for this recipient",
+            EvidenceTarget::Email { .. } => "this email for this recipient",
         };
         return Err(format!(
             "Microsoft's copy of the alert, read by id, does not name {what}: the request did not come from Microsoft's alert, \
@@ -190,8 +235,9 @@ fn plan_up_to(alert: &GraphAlert, email: Option<&EmailSection>, max: usize) -> V
         .collect();
     let only_device = (devices.len() == 1).then(|| devices.iter().next().copied()).flatten();
     let mut out: Vec<EvidenceTarget> = Vec::new();
+    // Once by key: the first naming decides where an email is looked for first.
     let mut push = |t: EvidenceTarget| {
-        if t.fits() && !out.contains(&t) && out.len() < max {
+        if t.fits() && !out.iter().any(|o| o.key() == t.key()) && out.len() < max {
             out.push(t);
         }
     };
@@ -213,15 +259,22 @@ fn plan_up_to(alert: &GraphAlert, email: Option<&EmailSection>, max: usize) -> V
                     quarantined_by_antivirus: acted,
                 });
             }
-            "analyzedMessageEvidence" if e.delivery_location.as_deref().is_some_and(|l| l.eq_ignore_ascii_case("quarantine")) => {
-                if let Some(t) = email_target(e.internet_message_id.as_deref(), e.recipient_email_address.as_deref()) {
+            "analyzedMessageEvidence" => {
+                // security-analyzedmessageevidence.md's documented values; `external`, `failed`,
+                // `dropped` and `forwarded` never reached a mailbox of the tenant.
+                let location = match e.delivery_location.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    Some("quarantine") => EmailLocation::Quarantine,
+                    Some("inbox" | "junkfolder" | "deletedfolder") => EmailLocation::Mailbox,
+                    _ => continue,
+                };
+                if let Some(t) = email_target(e.internet_message_id.as_deref(), e.recipient_email_address.as_deref(), location) {
                     push(t);
                 }
             }
             _ => {}
         }
     }
-    if let Some(t) = email.and_then(|m| email_target(m.internet_message_id.as_deref(), m.recipient.as_deref())) {
+    if let Some(t) = email.and_then(|m| email_target(m.internet_message_id.as_deref(), m.recipient.as_deref(), EmailLocation::Reported)) {
         push(t);
     }
     out
@@ -232,11 +285,11 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
 }
 
 /// An email by its `Message-ID` (bracketed as the header has it) and recipient.
-fn email_target(message_id: Option<&str>, recipient: Option<&str>) -> Option<EvidenceTarget> {
+fn email_target(message_id: Option<&str>, recipient: Option<&str>, location: EmailLocation) -> Option<EvidenceTarget> {
     let id = message_id.map(str::trim).filter(|s| !s.is_empty())?;
     let recipient = recipient.map(str::trim).filter(|s| s.contains('@'))?;
     let bracketed = if id.starts_with('<') && id.ends_with('>') { id.to_owned() } else { format!("<{}>", id.trim_matches(['<', '>'])) };
-    Some(EvidenceTarget::Email { internet_message_id: bracketed, recipient: recipient.to_owned() })
+    Some(EvidenceTarget::Email { internet_message_id: bracketed, recipient: recipient.to_owned(), location })
 }
 
 #[cfg(test)]
@@ -304,26 +357,49 @@ mod tests {
     }
 
     #[test]
-    fn only_quarantined_messages_and_reported_emails_are_asked_for_by_id_and_recipient() {
+    fn emails_that_reached_a_mailbox_or_quarantine_and_reported_ones_are_asked_for_by_id_and_recipient() {
         let a = GraphAlert {
             evidence: vec![
                 message("inbox", "<in@x>", "u@contoso.com"),
                 message("quarantine", "q@x", "U@contoso.com"),
                 message("quarantine", "<no-recipient@x>", ""),
+                message("junkFolder", "<junk@x>", "u@contoso.com"),
+                message("failed", "<failed@x>", "u@contoso.com"),
+                message("external", "<out@x>", "u@fabrikam.com"),
             ],
             ..GraphAlert::default()
         };
         let email =
             EmailSection { internet_message_id: Some("<q@x>".into()), recipient: Some("U@contoso.com".into()), ..EmailSection::default() };
+        let at = |id: &str, to: &str, location| EvidenceTarget::Email { internet_message_id: id.into(), recipient: to.into(), location };
         let p = plan(&a, Some(&email));
         assert_eq!(
             p,
-            vec![EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "U@contoso.com".into() }],
-            "bracketed, once"
+            vec![
+                at("<in@x>", "u@contoso.com", EmailLocation::Mailbox),
+                at("<q@x>", "U@contoso.com", EmailLocation::Quarantine),
+                at("<junk@x>", "u@contoso.com", EmailLocation::Mailbox),
+            ],
+            "bracketed, once, where the alert says it went; never one that left the tenant or failed"
         );
+        let reported = plan(&GraphAlert::default(), Some(&email));
+        assert_eq!(reported, vec![at("<q@x>", "U@contoso.com", EmailLocation::Reported)]);
+        assert_eq!(reported[0].key(), p[1].key(), "where an email went is not part of its key");
         let off = EvidenceDoc::default();
         assert!(!p[0].enabled(&off));
-        assert!(p[0].enabled(&EvidenceDoc { quarantined_email: true, ..off }));
+        let delivered = EvidenceDoc { delivered_email: true, ..off.clone() };
+        let quarantined = EvidenceDoc { quarantined_email: true, ..off.clone() };
+        let both = EvidenceDoc { delivered_email: true, quarantined_email: true, ..off };
+        assert!(p.iter().all(|t| t.enabled(&delivered) && t.enabled(&quarantined)));
+        assert_eq!(EmailLocation::Mailbox.search_order(&both), vec![EmailStore::Mailbox, EmailStore::Quarantine]);
+        assert_eq!(EmailLocation::Reported.search_order(&both), vec![EmailStore::Mailbox, EmailStore::Quarantine]);
+        assert_eq!(EmailLocation::Quarantine.search_order(&both), vec![EmailStore::Quarantine, EmailStore::Mailbox]);
+        assert_eq!(EmailLocation::Mailbox.search_order(&quarantined), vec![EmailStore::Quarantine]);
+        assert_eq!(EmailLocation::Quarantine.search_order(&delivered), vec![EmailStore::Mailbox]);
+        // A job stored before the location existed was a quarantined email's.
+        let old: EvidenceTarget =
+            serde_json::from_str(r#"{"kind":"email","internet_message_id":"<q@x>","recipient":"u@contoso.com"}"#).unwrap();
+        assert_eq!(old, at("<q@x>", "u@contoso.com", EmailLocation::Quarantine));
     }
 
     #[test]
@@ -358,16 +434,29 @@ mod tests {
         theirs.evidence = (0..30).map(|i| file(Some("dev1"), "C:\\x", &format!("{i}.exe"), None)).collect();
         let late = at("dev1", "C:\\x", "29.exe");
         assert!(confirm(&late, &theirs, None).is_ok());
-        let email = EvidenceTarget::Email { internet_message_id: "<q@x>".into(), recipient: "u@contoso.com".into() };
+        let email = EvidenceTarget::Email {
+            internet_message_id: "<q@x>".into(),
+            recipient: "u@contoso.com".into(),
+            location: EmailLocation::Mailbox,
+        };
         let msg = GraphAlert { evidence: vec![message("quarantine", "<q@x>", "U@contoso.com")], ..GraphAlert::default() };
-        assert!(confirm(&email, &msg, None).is_ok());
-        let delivered = GraphAlert { evidence: vec![message("inbox", "<q@x>", "u@contoso.com")], ..GraphAlert::default() };
-        assert!(confirm(&email, &delivered, None).unwrap_err().contains("quarantined email"));
+        assert!(
+            matches!(confirm(&email, &msg, None), Ok(EvidenceTarget::Email { location: EmailLocation::Quarantine, .. })),
+            "where Microsoft's copy says it went"
+        );
+        let other = GraphAlert { evidence: vec![message("inbox", "<other@x>", "u@contoso.com")], ..GraphAlert::default() };
+        assert!(confirm(&email, &other, None).unwrap_err().contains("this email for this recipient"));
+        let failed = GraphAlert { evidence: vec![message("failed", "<q@x>", "u@contoso.com")], ..GraphAlert::default() };
+        assert!(confirm(&email, &failed, None).is_err(), "an email that never reached the tenant is not asked for");
     }
 
     #[test]
     fn a_job_key_names_the_alert_version_and_the_item_whatever_the_case() {
-        let t = |id: &str, to: &str| EvidenceTarget::Email { internet_message_id: id.into(), recipient: to.into() };
+        let t = |id: &str, to: &str| EvidenceTarget::Email {
+            internet_message_id: id.into(),
+            recipient: to.into(),
+            location: EmailLocation::default(),
+        };
         let k = job_key("defender_alerts/t/a1/2026-11-26T10:00:00.0000000Z", &t("<q@x>", "U@contoso.com"));
         assert!(k.starts_with("defender_alerts/t/a1/2026-11-26T10:00:00.0000000Z/evidence/"), "{k}");
         assert_eq!(k, job_key("defender_alerts/t/a1/2026-11-26T10:00:00.0000000Z", &t("<q@x>", "u@contoso.com")));

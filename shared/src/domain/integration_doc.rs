@@ -184,6 +184,9 @@ pub struct EvidenceDoc {
     pub live_response_files: bool,
     /// Quarantined emails through Exchange Online (the PowerShell API; certificate credentials).
     pub quarantined_email: bool,
+    /// Emails that reached a recipient's mailbox, through Graph (Mail.Read): found by their
+    /// Internet Message-ID, their MIME stored.
+    pub delivered_email: bool,
     /// Files antivirus quarantined, through a restore on the device (a library script puts the
     /// file back on disk in a folder of its own, GetFile collects it, the script removes it).
     /// Opt-in: the file is live malware on the device until the cleanup runs.
@@ -199,6 +202,7 @@ impl Default for EvidenceDoc {
         EvidenceDoc {
             live_response_files: false,
             quarantined_email: false,
+            delivered_email: false,
             restore_quarantined_files: false,
             delivery: EvidenceDelivery::default(),
             hold_max_wait: DurationText(Duration::from_secs(30 * 60)),
@@ -563,10 +567,12 @@ impl IntegrationDoc {
                 "needs evidence.live_response_files: the restore runs through live response; enable both, or remove this one".into(),
             );
         }
-        if ev.delivery == EvidenceDelivery::HoldUntilFinal && !ev.live_response_files && !ev.quarantined_email {
+        if ev.delivery == EvidenceDelivery::HoldUntilFinal && !ev.live_response_files && !ev.quarantined_email && !ev.delivered_email {
             bad(
                 "evidence.delivery",
-                "is hold_until_final, but no evidence is fetched: enable evidence.live_response_files or evidence.quarantined_email, or remove the setting".into(),
+                "is hold_until_final, but no evidence is fetched: enable evidence.live_response_files, evidence.delivered_email or \
+                 evidence.quarantined_email, or remove the setting"
+                    .into(),
             );
         }
         if ev.hold_max_wait.0 < Duration::from_secs(60) || ev.hold_max_wait.0 > Duration::from_secs(86_400) {

@@ -18,6 +18,7 @@ pub mod evidence_job;
 pub mod evidence_plan;
 pub mod filter;
 pub mod graph_alert;
+pub mod incident;
 pub mod integration;
 pub mod integration_doc;
 pub mod integration_revision;

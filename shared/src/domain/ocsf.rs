@@ -196,15 +196,11 @@ fn attacks(techniques: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// Renders a Detection Finding; `raw` is the Microsoft object as received.
-pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
-    let (activity_id, activity_name) = activity(a);
-    let (severity_id, severity_name) = severity(a.severity.as_deref());
-    let (status_id, status_name) = status(a.status.as_deref());
-    let (verdict_id, verdict_name) = verdict(a.classification.as_deref());
-    let updated = ms(a.last_update_date_time.as_deref());
+/// What an alert found, as a Detection Finding's `finding_info` and an Incident Finding's
+/// `finding_info_list` entries carry it.
+fn finding_info(a: &GraphAlert) -> Obj {
     let analytic = a.detector_id.as_ref().map(|d| json!({"uid": d, "type_id": 0, "type": "Unknown"}));
-    let finding = Obj::new()
+    Obj::new()
         .set("uid", a.id.clone())
         .opt("uid_alt", a.provider_alert_id.clone())
         .opt("title", a.title.clone())
@@ -212,11 +208,125 @@ pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
         .opt("types", a.category.clone().map(|c| vec![c]))
         .opt("src_url", a.alert_web_url.clone())
         .opt("created_time", ms(a.created_date_time.as_deref()))
-        .opt("modified_time", updated)
+        .opt("modified_time", ms(a.last_update_date_time.as_deref()))
         .opt("first_seen_time", ms(a.first_activity_date_time.as_deref()))
         .opt("last_seen_time", ms(a.last_activity_date_time.as_deref()))
         .opt("analytic", analytic)
-        .opt("attacks", (!a.mitre_techniques.is_empty()).then(|| attacks(&a.mitre_techniques)));
+        .opt("attacks", (!a.mitre_techniques.is_empty()).then(|| attacks(&a.mitre_techniques)))
+}
+
+/// An incident's status as OCSF's (the fixture README's mapping): `active` is the open state,
+/// `redirected` (merged into another) is closed.
+fn incident_status(s: Option<&str>) -> (u8, &'static str) {
+    match s {
+        Some("active") => (1, "New"),
+        Some("inProgress") => (2, "In Progress"),
+        Some("awaitingAction") => (3, "On Hold"),
+        Some("resolved") => (4, "Resolved"),
+        Some("redirected") => (5, "Closed"),
+        _ => (0, "Unknown"),
+    }
+}
+
+/// The name OCSF's Incident Finding gives an incident nobody is assigned: the class requires
+/// an assignee or an assignee group, and Graph's `assignedTo` is empty until someone takes it.
+pub const UNASSIGNED_GROUP: &str = "Unassigned";
+
+/// Renders an incident version as an Incident Finding (class 2005); `alerts` are the incident's
+/// alerts as Graph gave them (each also a Detection Finding of its own when published).
+pub fn incident_finding(m: &super::incident::IncidentMessage, alerts: &[&GraphAlert]) -> Value {
+    let f = &m.incident;
+    let (activity_id, activity_name): (u8, &str) = if matches!(f.status.as_deref(), Some("resolved" | "redirected")) {
+        (3, "Close")
+    } else if f.created_at.is_some() && ms(f.created_at.as_deref()) == ms(f.last_update_at.as_deref()) {
+        (1, "Create")
+    } else {
+        (2, "Update")
+    };
+    let (severity_id, severity_name) = severity(f.severity.as_deref());
+    let (status_id, status_name) = incident_status(f.status.as_deref());
+    let (verdict_id, verdict_name) = verdict(f.classification.as_deref());
+    let updated = ms(f.last_update_at.as_deref());
+    let start = alerts.iter().filter_map(|a| ms(a.first_activity_date_time.as_deref())).min();
+    let end = alerts.iter().filter_map(|a| ms(a.last_activity_date_time.as_deref())).max();
+    let listed: Vec<Value> = alerts.iter().take(super::incident::MAX_LISTED_ALERTS).map(|a| finding_info(a).done()).collect();
+    let metadata = Obj::new()
+        .set("version", OCSF_VERSION)
+        .set("profiles", vec!["incident"])
+        .set("product", json!({"name": "Microsoft Defender XDR", "vendor_name": "Microsoft"}))
+        .set("uid", m.dedup_key.clone())
+        .set("original_event_uid", f.id.clone())
+        .set("correlation_uid", f.id.clone())
+        .set("tenant_uid", m.tenant_id.clone())
+        .opt("modified_time", updated)
+        .opt("labels", (!f.tags.is_empty()).then(|| f.tags.clone()));
+    let (assignee, group) = match &f.assigned_to {
+        Some(who) => (Some(json!({"name": who})), None),
+        None => (None, Some(json!({"name": UNASSIGNED_GROUP}))),
+    };
+    let comments: Vec<Value> = f
+        .comments
+        .iter()
+        .map(|c| {
+            Obj::new()
+                .set("comment", c.comment.clone())
+                .opt("createdBy", c.created_by.clone())
+                .opt("createdTime", c.created_at.clone())
+                .done()
+        })
+        .collect();
+    let unmapped = Obj::new()
+        .opt("determination", f.determination.clone())
+        .opt("classification", f.classification.clone())
+        .opt("systemTags", (!f.system_tags.is_empty()).then(|| f.system_tags.clone()))
+        .opt("comments", (!comments.is_empty()).then_some(comments))
+        .set("commentsTotal", f.comments_total)
+        .opt("summary", f.summary.clone())
+        .opt("resolvingComment", f.resolving_comment.clone())
+        .opt("lastModifiedBy", f.last_modified_by.clone())
+        .opt("priorityScore", f.priority_score)
+        .opt("redirectIncidentId", f.redirect_incident_id.clone())
+        .set("dedup_key", m.dedup_key.clone())
+        .set("alerts", serde_json::to_value(&m.alerts).unwrap_or_default())
+        .set("alertsTotal", m.alerts_total);
+    Obj::new()
+        .set("activity_id", activity_id)
+        .set("activity_name", activity_name)
+        .set("category_uid", 2)
+        .set("category_name", "Findings")
+        .set("class_uid", 2005)
+        .set("class_name", "Incident Finding")
+        .set("type_uid", 200_500 + u32::from(activity_id))
+        .set("type_name", format!("Incident Finding: {activity_name}"))
+        .set("severity_id", severity_id)
+        .set("severity", severity_name)
+        .set("status_id", status_id)
+        .set("status", status_name)
+        .set("verdict_id", verdict_id)
+        .set("verdict", verdict_name)
+        .set("time", ms(f.created_at.as_deref()).or(updated).unwrap_or(0))
+        .opt("start_time", start)
+        .opt("end_time", end)
+        .opt("message", f.display_name.clone())
+        .opt("desc", f.description.clone())
+        .opt("src_url", f.web_url.clone())
+        .opt("assignee", assignee)
+        .opt("assignee_group", group)
+        .opt("comment", f.comments.last().map(|c| c.comment.clone()))
+        .set("metadata", metadata.done())
+        .set("finding_info_list", listed)
+        .set("unmapped", unmapped.done())
+        .done()
+}
+
+/// Renders a Detection Finding; `raw` is the Microsoft object as received.
+pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
+    let (activity_id, activity_name) = activity(a);
+    let (severity_id, severity_name) = severity(a.severity.as_deref());
+    let (status_id, status_name) = status(a.status.as_deref());
+    let (verdict_id, verdict_name) = verdict(a.classification.as_deref());
+    let updated = ms(a.last_update_date_time.as_deref());
+    let finding = finding_info(a);
     let feature = a.detection_source.as_ref().map(|d| json!({"name": d}));
     let metadata = Obj::new()
         .set("version", OCSF_VERSION)

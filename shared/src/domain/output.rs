@@ -236,6 +236,9 @@ pub struct EvidenceItem {
     pub internet_message_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
+    /// A retrieved email: where it was found, `mailbox` (the recipient's) or `quarantine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_in: Option<String>,
     pub artifact: Option<ObjectRef>,
     /// A retrieved email's headers and indicators, as for a phishing-mailbox report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,10 +263,16 @@ impl EvidenceItem {
                 item.sha1.clone_from(sha1);
                 item.sha256.clone_from(sha256);
             }
-            EvidenceTarget::Email { internet_message_id, recipient } => {
+            EvidenceTarget::Email { internet_message_id, recipient, .. } => {
                 item.kind = "email".into();
                 item.internet_message_id = Some(internet_message_id.clone());
                 item.recipient = Some(recipient.clone());
+                // The store it came from is in its key (evidence.rs).
+                item.found_in = item.artifact.as_ref().and_then(|a| match a.key.split('/').next() {
+                    Some("delivered-email") => Some("mailbox".to_owned()),
+                    Some("quarantined-email") => Some("quarantine".to_owned()),
+                    _ => None,
+                });
             }
         }
         item

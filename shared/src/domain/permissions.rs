@@ -57,6 +57,8 @@ pub enum Feature {
     LiveResponseFiles,
     QuarantineRestore,
     QuarantinedEmail,
+    /// Emails that reached a recipient's mailbox, read through Graph.
+    DeliveredEmail,
     Investigation,
     /// Investigation's Cloud Apps activity queries (when the integration has a portal URL).
     CloudAppsActivities,
@@ -77,6 +79,7 @@ impl Feature {
             Feature::LiveResponseFiles => "live_response_files",
             Feature::QuarantineRestore => "restore_quarantined_files",
             Feature::QuarantinedEmail => "quarantined_email",
+            Feature::DeliveredEmail => "delivered_email",
             Feature::Investigation => "investigation",
             Feature::CloudAppsActivities => "investigation_cloud_apps",
             Feature::UserContext => "user_context",
@@ -122,6 +125,9 @@ impl Feature {
             // The script in the tenant's library (upload-library.md), then RunScript and GetFile.
             Feature::QuarantineRestore => &["Library.Manage", "Machine.LiveResponse"],
             Feature::QuarantinedEmail => &["Exchange.ManageAsApp"],
+            // user-list-messages.md and message-get.md ($value): Mail.Read reads any mailbox the
+            // app's access policy leaves it (Mail.ReadBasic.All has no body, so no MIME).
+            Feature::DeliveredEmail => &["Mail.Read"],
             Feature::Investigation => &["ThreatHunting.Read.All"],
             // api-activities-list.md: the activities API, as the alerts API, with investigation.read.
             Feature::CloudAppsActivities => &["investigation.read"],
@@ -173,6 +179,7 @@ pub fn enabled_features(i: &Integration) -> Vec<Feature> {
         (i.evidence.live_response_files, Feature::LiveResponseFiles),
         (i.evidence.live_response_files && i.evidence.restore_quarantined_files, Feature::QuarantineRestore),
         (i.evidence.quarantined_email, Feature::QuarantinedEmail),
+        (i.evidence.delivered_email, Feature::DeliveredEmail),
         (i.features.investigation, Feature::Investigation),
         (i.features.investigation && i.cloud_apps_base.is_some(), Feature::CloudAppsActivities),
         (i.features.user_context, Feature::UserContext),

@@ -123,7 +123,7 @@ impl<P: ProcessPorts, I: IntegrationSource> ProcessorApp<P, I> {
             response.add_failure(id);
         }
         let counts = run.take_counts();
-        tracing::info!(alerts = counts.alerts, published = counts.published, duplicates = counts.duplicates, held = counts.held, released = counts.released, failed = counts.failed_messages, dropped = ?counts.dropped, "batch processed");
+        tracing::info!(alerts = counts.alerts, published = counts.published, incidents = counts.incidents_published, duplicates = counts.duplicates, held = counts.held, released = counts.released, failed = counts.failed_messages, dropped = ?counts.dropped, "batch processed");
         Ok((response, counts))
     }
 }

@@ -159,6 +159,8 @@ pub fn process_records(c: &ProcessCounts, now: GraphTime) -> Vec<String> {
             ("EvidenceJobMaxAge", c.evidence_max_age_secs as f64, "Seconds"),
             ("RestoredCopiesLeft", c.restored_copies_left as f64, "Count"),
             ("DlpModeUnknown", c.dlp_mode_unknown as f64, "Count"),
+            ("IncidentsPublished", c.incidents_published as f64, "Count"),
+            ("IncidentsDropped", c.incidents_dropped as f64, "Count"),
         ],
         &[],
         now_ms,

@@ -111,6 +111,17 @@ pub trait EvidenceApi: Send + Sync {
         organization: &str,
         identity: &str,
     ) -> impl Future<Output = Result<ExportedEml, GraphError>> + Send;
+    /// The Graph ids of the messages in `mailbox` with this Internet Message-ID
+    /// (user-list-messages.md: `$filter=internetMessageId eq '…'`).
+    fn find_in_mailbox(
+        &self,
+        creds: &Credentials,
+        mailbox: &str,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, GraphError>> + Send;
+    /// A mailbox message's MIME (`/messages/{id}/$value`, message-get.md), at most
+    /// [`MAX_EXPORT_ANSWER_BYTES`] (`TooLarge` beyond).
+    fn mailbox_mime(&self, creds: &Credentials, mailbox: &str, id: &str) -> impl Future<Output = Result<bytes::Bytes, GraphError>> + Send;
     /// One Graph entity by its path (an alert, an incident with its alerts, a submission):
     /// Microsoft's copy, which plans evidence. None: Microsoft has no such entity.
     fn microsoft_copy(
@@ -123,7 +134,8 @@ pub trait EvidenceApi: Send + Sync {
 
 /// The largest Export-QuarantineMessage answer read: its Base64 is 4/3 of the message, so this
 /// takes a message of some 48 MB (Exchange Online's limit is 150 MB; a larger one ends
-/// `too_large`), and two in flight stay well inside a 256 MB function.
+/// `too_large`), and two in flight stay well inside a 256 MB function. A mailbox message's
+/// MIME is read up to the same bound.
 pub const MAX_EXPORT_ANSWER_BYTES: usize = 64 << 20;
 
 /// An export as Exchange answered it: the answer's bytes (one copy) and the range of its Base64
@@ -334,6 +346,12 @@ impl EvidenceApi for Unavailable {
         match *self {}
     }
     async fn export_quarantined(&self, _: &Credentials, _: &str, _: &str) -> Result<ExportedEml, GraphError> {
+        match *self {}
+    }
+    async fn find_in_mailbox(&self, _: &Credentials, _: &str, _: &str) -> Result<Vec<String>, GraphError> {
+        match *self {}
+    }
+    async fn mailbox_mime(&self, _: &Credentials, _: &str, _: &str) -> Result<bytes::Bytes, GraphError> {
         match *self {}
     }
     async fn microsoft_copy(

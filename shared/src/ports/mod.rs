@@ -482,6 +482,9 @@ pub trait MicrosoftProbe: Send + Sync {
         parts: &[crate::domain::context::ContextPart],
         now: GraphTime,
     ) -> impl Future<Output = ContextProbe> + Send;
+    /// The delivered-email jobs' search (by an Internet Message-ID no email has) on `mailbox`,
+    /// or on a user the tenant lists with a mailbox; the mailbox it was made on.
+    fn mailbox_search(&self, creds: &Credentials, mailbox: Option<&str>) -> impl Future<Output = (Option<String>, PartCall)> + Send;
 }
 
 /// How Test & Save's context calls went: on whom, and each part's call.

@@ -244,7 +244,11 @@ async fn quarantined_emails(sim: &Simulator) -> Result<Vec<(String, EvidenceTarg
                 else {
                     continue;
                 };
-                let target = EvidenceTarget::Email { internet_message_id: id.into(), recipient: to.into() };
+                let target = EvidenceTarget::Email {
+                    internet_message_id: id.into(),
+                    recipient: to.into(),
+                    location: m365_ingest::domain::evidence_plan::EmailLocation::Quarantine,
+                };
                 if !found.iter().any(|(_, t)| t == &target) {
                     found.push((alert.to_owned(), target));
                 }

@@ -11,6 +11,7 @@ use crate::domain::integration::Credentials;
 use crate::error::GraphError;
 use crate::ports::evidence::{ActionReport, Download, ExportedEml, LibraryUpload, LiveCommand, MAX_EXPORT_ANSWER_BYTES};
 use crate::ports::EvidenceApi;
+use crate::sources::path_segment;
 
 const MDE: &str = "Defender for Endpoint";
 const EXCHANGE: &str = "Exchange Online";
@@ -28,6 +29,12 @@ fn decode(what: &str, body: &[u8]) -> Result<Value, GraphError> {
 /// later (`OverBudget`, read as busy) rather than hold its invocation.
 fn mde_call(url: &str) -> Call<'_> {
     Call { budget_wait: Some(std::time::Duration::from_secs(20)), ..Call::get(MDE, Audience::DefenderForEndpoint, url) }
+}
+
+/// A Graph call of an evidence step on a recipient's mailbox: within Outlook's limits for the
+/// mailbox (client.rs), waiting for them at most this long (`OverBudget`, read as busy).
+fn mailbox_call(url: &str) -> Call<'_> {
+    Call { budget_wait: Some(std::time::Duration::from_secs(20)), ..Call::get("Graph", Audience::Graph, url) }
 }
 
 fn enc(s: &str) -> String {
@@ -318,6 +325,42 @@ impl EvidenceApi for MicrosoftHttp {
             .filter(|r| r.get("MessageId").and_then(Value::as_str).is_none_or(|m| m == message_id))
             .filter_map(|r| r.get("Identity").and_then(Value::as_str).map(str::to_owned))
             .collect())
+    }
+
+    async fn find_in_mailbox(&self, creds: &Credentials, mailbox: &str, message_id: &str) -> Result<Vec<String>, GraphError> {
+        if message_id.trim().is_empty() || !mailbox.contains('@') {
+            return Err(GraphError::Decode { what: "a mailbox search".into(), detail: "no Message-ID or mailbox".into() });
+        }
+        // An OData string literal doubles its quotes; every other byte is percent-encoded.
+        let filter = format!("internetMessageId eq '{}'", message_id.replace('\'', "''"));
+        let url = format!(
+            "{}/v1.0/users/{}/messages?$filter={}&$select=id,internetMessageId",
+            self.settings.graph_base_url.trim_end_matches('/'),
+            path_segment(mailbox),
+            path_segment(&filter)
+        );
+        let v = decode("a mailbox search", &self.send(creds, &mailbox_call(&url)).await?)?;
+        let rows = v
+            .get("value")
+            .and_then(Value::as_array)
+            .ok_or_else(|| GraphError::Decode { what: "a mailbox search".into(), detail: "no `value` array in the answer".into() })?;
+        // The filter is Microsoft's to apply; the id is checked again, as for quarantine.
+        Ok(rows
+            .iter()
+            .filter(|r| r.get("internetMessageId").and_then(Value::as_str).is_none_or(|m| m == message_id))
+            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    async fn mailbox_mime(&self, creds: &Credentials, mailbox: &str, id: &str) -> Result<bytes::Bytes, GraphError> {
+        let url = format!(
+            "{}/v1.0/users/{}/messages/{}/$value",
+            self.settings.graph_base_url.trim_end_matches('/'),
+            path_segment(mailbox),
+            path_segment(id)
+        );
+        let call = Call { timeout: Some(self.settings.exchange_timeout), max_bytes: Some(MAX_EXPORT_ANSWER_BYTES), ..mailbox_call(&url) };
+        self.send(creds, &call).await
     }
 
     async fn export_quarantined(&self, creds: &Credentials, organization: &str, identity: &str) -> Result<ExportedEml, GraphError> {

@@ -40,6 +40,9 @@ fn count(body: &[u8], what: &str, key: &str) -> Result<usize, GraphError> {
 /// A quarantine identity (`GUID\\GUID`) no message has.
 const NO_SUCH_MESSAGE: &str = "00000000-0000-0000-0000-000000000000\\00000000-0000-0000-0000-000000000000";
 
+/// An Internet Message-ID no email has (RFC 2606's `.invalid`).
+const NO_SUCH_EMAIL: &str = "<m365-ingest-test-and-save@example.invalid>";
+
 impl MicrosoftProbe for MicrosoftHttp {
     fn cloud(&self) -> crate::domain::cloud::Cloud {
         self.settings.cloud
@@ -82,6 +85,24 @@ impl MicrosoftProbe for MicrosoftHttp {
                 Ok(found.len())
             }
         }
+    }
+
+    async fn mailbox_search(&self, creds: &Credentials, mailbox: Option<&str>) -> (Option<String>, PartCall) {
+        let address = match mailbox {
+            Some(m) => m.to_owned(),
+            None => match self.a_user(creds).await {
+                Ok(Some(ProbeUser { mail: Some(m), .. })) => m,
+                Ok(_) => return (None, PartCall::Unreached("the tenant lists no user with a mailbox".into())),
+                // Listing users needs User.ReadBasic.All, which this feature does not.
+                Err(e) => return (None, PartCall::Unreached(format!("no user could be listed to search a mailbox of ({e})"))),
+            },
+        };
+        let call = match crate::ports::EvidenceApi::find_in_mailbox(self, creds, &address, NO_SUCH_EMAIL).await {
+            Ok(found) if found.is_empty() => PartCall::Missing,
+            Ok(_) => PartCall::Answered,
+            Err(e) => PartCall::Failed(e),
+        };
+        (Some(address), call)
     }
 
     async fn first_page(&self, creds: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {
