@@ -361,6 +361,49 @@ async fn an_incident_only_change_is_a_new_incident_version_once() {
     assert_eq!(out.len(), before + 2);
 }
 
+/// End to end on the simulator: an analyst takes an incident in the portal (owner, status and a
+/// comment, its alerts untouched); the next poll delivers the incident's new version and the
+/// processor publishes it once, as the incident's, with nothing of its alerts again.
+#[tokio::test]
+async fn an_incident_taken_in_the_portal_is_polled_and_published_again_once() {
+    let (w, msgs) = intake(Source::DefenderIncidents).await;
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = processor(&w, out.clone(), integration_with(json!({}), OutputFormat::AlertV1, Source::DefenderIncidents));
+    assert!(p.process_batch(&msgs).await.is_empty());
+    p.take_counts();
+    let before = out.len();
+    let env: Value = serde_json::from_str(&msgs[0].1).unwrap();
+    let id = env["id"].as_str().unwrap();
+    let change = tenant_sim::AlertChange {
+        status: Some("inProgress"),
+        assigned_to: Some("soc.lead@contoso.onmicrosoft.com".into()),
+        comment: Some("Taking this one".into()),
+        ..Default::default()
+    };
+    assert!(w.sim.update_incident(TENANT, id, change, 0).is_some());
+    w.sim.clock().advance_secs(301);
+    w.poll(Source::DefenderIncidents).await;
+    let again: Vec<(String, String)> =
+        w.queue.messages().into_iter().enumerate().skip(msgs.len()).map(|(i, m)| (format!("m{i}"), m)).collect();
+    assert!(!again.is_empty(), "the incident's new version is delivered");
+    assert!(p.process_batch(&again).await.is_empty());
+    // Other incidents move on in the meantime; of this one, only its own new version.
+    let new: Vec<Value> = out.messages()[before..].iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let ours: Vec<&Value> = new.iter().filter(|m| m["id"] == id || m["incident"]["id"] == id).collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let i = ours[0];
+    assert_valid(&incident_v1(), i);
+    assert_eq!((i["id"].as_str(), i["incident"]["status"].as_str()), (Some(id), Some("inProgress")));
+    assert_eq!(i["incident"]["assigned_to"], "soc.lead@contoso.onmicrosoft.com");
+    assert_eq!(i["incident"]["comments"][0]["comment"], "Taking this one");
+    assert_eq!(i["incident"]["comments"][0]["created_by"], "analyst@simulator");
+    assert!(i["alerts"].as_array().unwrap().iter().all(|a| a["decision"] == "published"));
+    let after = out.len();
+    // Delivered again: nothing new.
+    assert!(p.process_batch(&again).await.is_empty());
+    assert_eq!(out.len(), after);
+}
+
 /// Every incident in OCSF is an Incident Finding (2005) valid against the official 1.8.0 class,
 /// beside its alerts' Detection Findings.
 #[tokio::test]

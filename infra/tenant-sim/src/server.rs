@@ -156,6 +156,14 @@ impl Simulator {
         data.iter_mut().find(|t| t.tenant_id == tenant_id)?.update_alert(alert_id, change, now, latency_secs)
     }
 
+    /// Changes an incident itself now (simulated time: owner, status, classification, a
+    /// comment), its alerts unchanged; visible after `latency_secs`.
+    pub fn update_incident(&self, tenant_id: &str, incident_id: &str, change: AlertChange, latency_secs: i64) -> Option<Instant> {
+        let now = self.state.clock.now();
+        let mut data = self.state.data_mut();
+        data.iter_mut().find(|t| t.tenant_id == tenant_id)?.update_incident(incident_id, change, now, latency_secs)
+    }
+
     /// Raises `count` alerts sharing one `lastUpdateDateTime` (now), visible after `latency_secs`.
     pub fn raise_alerts(&self, tenant_id: &str, count: usize, latency_secs: i64) -> Vec<String> {
         let now = self.state.clock.now();

@@ -212,6 +212,7 @@ fn group_into_incidents(
             awaiting_action: i % 17 == 5,
             alerts: Vec::new(),
             verbatim: None,
+            edits: Vec::new(),
         })
         .collect();
     if alerts.is_empty() {

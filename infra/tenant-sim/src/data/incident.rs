@@ -39,6 +39,22 @@ pub struct IncidentRecord {
     /// Indexes into the tenant's alerts.
     pub alerts: Vec<usize>,
     pub verbatim: Option<Arc<Map<String, Value>>>,
+    /// Changes made to the incident itself, oldest first.
+    pub edits: Vec<IncidentEdit>,
+}
+
+/// A change of the incident itself, not of an alert (security-incident-update.md: `PATCH`
+/// assignedTo, classification, determination, status; security-incident-post-comments.md): a
+/// new version of the incident at `at` (its `lastUpdateDateTime`), listed from `visible_at`.
+#[derive(Debug, Clone)]
+pub struct IncidentEdit {
+    pub at: Instant,
+    pub visible_at: Instant,
+    pub status: Option<&'static str>,
+    pub classification: Option<&'static str>,
+    pub determination: Option<&'static str>,
+    pub assigned_to: Option<String>,
+    pub comment: Option<String>,
 }
 
 /// What an incident looks like at one moment, derived from its visible alerts.
@@ -50,12 +66,15 @@ pub struct IncidentState<'a> {
     pub severity: &'static str,
     pub classification: &'static str,
     pub determination: &'static str,
+    pub assigned_to: Option<&'a str>,
+    /// The comments posted on the incident (text, when).
+    pub comments: Vec<(&'a str, Instant)>,
     pub alerts: Vec<(&'a AlertRecord, &'a AlertVersion)>,
 }
 
 impl IncidentRecord {
     /// None while none of its alerts is visible yet.
-    pub fn state<'a>(&self, all: &'a [AlertRecord], now: Instant) -> Option<IncidentState<'a>> {
+    pub fn state<'a>(&'a self, all: &'a [AlertRecord], now: Instant) -> Option<IncidentState<'a>> {
         let alerts: Vec<(&AlertRecord, &AlertVersion)> =
             self.alerts.iter().filter_map(|i| all.get(*i)).filter_map(|a| a.visible(now).map(|v| (a, v))).collect();
         if let Some(m) = &self.verbatim {
@@ -67,6 +86,8 @@ impl IncidentRecord {
                 severity: "unknown",
                 classification: "unknown",
                 determination: "unknown",
+                assigned_to: None,
+                comments: Vec::new(),
                 alerts,
             });
         }
@@ -87,7 +108,31 @@ impl IncidentRecord {
         let severity = alerts.iter().map(|(a, _)| a.severity).max_by_key(|s| rank(s)).unwrap_or("unknown");
         let (classification, determination) =
             if all_resolved { (first.1.classification, first.1.determination) } else { ("unknown", "unknown") };
-        Some(IncidentState { created, last_update, status, severity, classification, determination, alerts })
+        let mut state = IncidentState {
+            created,
+            last_update,
+            status,
+            severity,
+            classification,
+            determination,
+            assigned_to: self.assigned_to.as_deref(),
+            comments: Vec::new(),
+            alerts,
+        };
+        // The incident's own changes, as they become visible.
+        for e in self.edits.iter().filter(|e| e.visible_at <= now) {
+            state.last_update = state.last_update.max(e.at);
+            state.status = e.status.unwrap_or(state.status);
+            state.classification = e.classification.unwrap_or(state.classification);
+            state.determination = e.determination.unwrap_or(state.determination);
+            if let Some(who) = &e.assigned_to {
+                state.assigned_to = Some(who);
+            }
+            if let Some(text) = &e.comment {
+                state.comments.push((text, e.at));
+            }
+        }
+        Some(state)
     }
 }
 
@@ -103,7 +148,7 @@ impl Filterable for IncidentView<'_> {
         }
         let s = |v: &'static str| Field::Str(Cow::Borrowed(v));
         match prop.name {
-            "assignedTo" => self.rec.assigned_to.as_deref().map_or(Field::Null, |a| Field::Str(Cow::Borrowed(a))),
+            "assignedTo" => self.state.assigned_to.map_or(Field::Null, |a| Field::Str(Cow::Borrowed(a))),
             "classification" => s(self.state.classification),
             "determination" => s(self.state.determination),
             "createdDateTime" => Field::Time(self.state.created),
@@ -152,18 +197,19 @@ impl IncidentView<'_> {
             "displayName": r.display_name,
             "createdDateTime": st.created.graph7(),
             "lastUpdateDateTime": st.last_update.graph7(),
-            "assignedTo": r.assigned_to,
+            "assignedTo": st.assigned_to,
             "classification": st.classification,
             "determination": st.determination,
             "status": enums::visible(enums::INCIDENT_STATUS, st.status, include_unknown),
             "severity": st.severity,
             "customTags": r.custom_tags,
-            "comments": [],
+            // security-incident.md's alertComment: comment, createdByDisplayName, createdDateTime.
+            "comments": st.comments.iter().map(|(text, at)| json!({"comment": text, "createdByDisplayName": "analyst@simulator", "createdDateTime": at.graph7()})).collect::<Vec<_>>(),
             "systemTags": [],
             "description": r.description,
             "summary": null,
             "resolvingComment": if resolved { Some("Resolved after investigation of all alerts.") } else { None },
-            "lastModifiedBy": if resolved { r.assigned_to.as_deref() } else { Some("API-App:automated-investigation") },
+            "lastModifiedBy": if resolved { st.assigned_to } else { Some("API-App:automated-investigation") },
             "priorityScore": 10 + (st.alerts.len() as i64 * 7).min(80),
         });
         match json {

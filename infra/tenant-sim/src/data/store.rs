@@ -116,6 +116,7 @@ impl TenantData {
                         awaiting_action: false,
                         alerts: members,
                         verbatim: Some(Arc::new(inc)),
+                        edits: Vec::new(),
                     });
                 }
                 other => return Err(format!("unsupported @odata.type {other:?}; expected a security alert or incident")),
@@ -193,6 +194,32 @@ impl TenantData {
             v.comments.push(Comment { text, by: "analyst@simulator".into(), at });
         }
         a.versions.push(v);
+        Some(at)
+    }
+
+    /// Changes the incident itself now (its alerts unchanged): a new version of the incident,
+    /// its `lastUpdateDateTime` after every earlier one of it and of its alerts.
+    pub fn update_incident(&mut self, id: &str, change: AlertChange, now: Instant, latency_secs: i64) -> Option<Instant> {
+        let alerts = &self.alerts;
+        let inc = self.incidents.iter_mut().find(|i| i.id == id && i.verbatim.is_none())?;
+        let latest = inc
+            .alerts
+            .iter()
+            .filter_map(|i| alerts.get(*i))
+            .filter_map(|a| a.versions.last().map(|v| v.last_update))
+            .chain(inc.edits.iter().map(|e| e.at))
+            .max()
+            .unwrap_or(now);
+        let at = now.max(latest.plus_ticks(1));
+        inc.edits.push(crate::data::incident::IncidentEdit {
+            at,
+            visible_at: at.plus_secs(latency_secs),
+            status: change.status,
+            classification: change.classification,
+            determination: change.determination,
+            assigned_to: change.assigned_to,
+            comment: change.comment,
+        });
         Some(at)
     }
 
