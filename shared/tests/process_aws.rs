@@ -137,6 +137,56 @@ async fn concurrent_processors_publish_each_alert_version_once() {
     assert!(keys.values().all(|n| *n == 1), "published twice: {:?}", keys.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
 }
 
+/// Incidents mode under the Processor role on moto (issue 30 §1): each incident version's own
+/// message is claimed (`…/incident` keys, which the role's leading-key condition allows) and
+/// published once by two processors given the same messages, beside its alerts.
+#[tokio::test]
+async fn concurrent_processors_publish_each_incident_version_once() {
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    w.poll(Source::DefenderIncidents).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(20).enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    let stack = moto::stack().await;
+    let c = stack.admin.clone();
+    let role = stack.clients(moto::Principal::Processor);
+    let (table, out_url, bucket) = (stack.dedup_table().await, stack.queue("OutputQueue").await, stack.bucket().await);
+    let claims = std::sync::Arc::new(AtomicClaims(DynamoDedupStore::new(role.dynamodb.clone(), &table), tokio::sync::Mutex::new(())));
+    let make = |owner: &str| {
+        Processor::new(
+            claims.clone(),
+            SqsAlertQueue::new(role.sqs.clone(), &out_url),
+            S3ArtifactStore::new(role.s3.clone(), &bucket),
+            SimTime(w.sim.clone()),
+            ProcessSettings { owner: owner.into(), concurrency: 4, ..ProcessSettings::default() },
+        )
+    };
+    let (a, b) = (make("a"), make("b"));
+    let integration = integration_for(Source::DefenderIncidents);
+    let (a, b) = (a.batch(vec![integration.clone()]), b.batch(vec![integration]));
+    let (mut pending_a, mut pending_b) = (msgs.clone(), msgs.clone());
+    for _ in 0..20 {
+        if pending_a.is_empty() && pending_b.is_empty() {
+            break;
+        }
+        let (fa, fb) = tokio::join!(a.process_batch(&pending_a), b.process_batch(&pending_b));
+        pending_a.retain(|(id, _)| fa.contains(id));
+        pending_b.retain(|(id, _)| fb.contains(id));
+        w.sim.clock().advance_secs(301);
+    }
+    assert!(pending_a.is_empty() && pending_b.is_empty(), "every message eventually done");
+    let out: Vec<Value> = moto::drain(&c, &out_url).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let incidents: Vec<&Value> = out.iter().filter(|m| m["schema"] == "m365-ingest.incident.v1").collect();
+    let keys: std::collections::HashSet<&str> = incidents.iter().map(|m| m["dedup_key"].as_str().unwrap()).collect();
+    assert_eq!((incidents.len(), keys.len()), (20, 20), "each incident version once");
+    assert!(keys.iter().all(|k| k.starts_with("defender_incidents/") && k.ends_with("/incident")));
+    let alerts: std::collections::HashSet<&str> =
+        out.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").map(|m| m["dedup_key"].as_str().unwrap()).collect();
+    for i in &incidents {
+        for a in i["alerts"].as_array().unwrap() {
+            assert!(alerts.contains(a["dedup_key"].as_str().unwrap()), "each referenced alert was published: {a}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_poison_message_ends_in_the_dlq_and_its_neighbours_are_published_once() {
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
