@@ -600,21 +600,28 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
     ) -> Result<(), String> {
         let source = crate::sources::spec(env.source);
         let units = source.units(env, object)?;
-        // Incidents mode: what became of each alert, for the incident's own message.
+        // Incidents mode: what became of each alert, for the incident's own message (other
+        // sources collect nothing).
+        let incidents = env.source == Source::DefenderIncidents;
         let mut refs: Vec<AlertRef> = Vec::new();
+        let mut record = |r: AlertRef| {
+            if incidents {
+                refs.push(r);
+            }
+        };
         for unit in &units {
             self.count(|c| c.alerts += 1);
             if let Some((reason, detail)) = source.excluded(integration, unit) {
                 tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert excluded by its source's settings");
                 self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
-                refs.push(AlertRef::dropped(&unit.alert, Some(unit.version), reason.as_str(), detail));
+                record(AlertRef::dropped(&unit.alert, Some(unit.version), reason.as_str(), detail));
                 continue;
             }
             let (passed, notes) = match filters.decide(env.source, &unit.alert) {
                 Decision::Drop { reason, detail } => {
                     tracing::debug!(alert = %unit.alert.id, reason = reason.as_str(), %detail, "alert filtered out");
                     self.count(|c| *c.dropped.entry(reason.as_str().to_owned()).or_default() += 1);
-                    refs.push(AlertRef::dropped(&unit.alert, Some(unit.version), reason.as_str(), detail));
+                    record(AlertRef::dropped(&unit.alert, Some(unit.version), reason.as_str(), detail));
                     continue;
                 }
                 Decision::Pass { passed, mut notes } => {
@@ -626,7 +633,9 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 }
             };
             let key = revision_key(env.source, &env.tenant_id, &unit.alert.id, unit.version, unit.revision);
-            refs.push(AlertRef::published(&unit.alert, unit.version, key.clone()));
+            if incidents {
+                record(AlertRef::published(&unit.alert, unit.version, key.clone()));
+            }
             let now = self.p.clock.now();
             match self
                 .p
@@ -679,7 +688,7 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
                 }
             }
         }
-        if env.source == Source::DefenderIncidents {
+        if incidents {
             let alerts: Vec<&GraphAlert> = units.iter().map(|u| &u.alert).collect();
             self.prepare_incident(env, integration, object, refs, &alerts, ready).await?;
         }
