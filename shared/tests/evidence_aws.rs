@@ -497,6 +497,50 @@ async fn a_delivered_email_is_retrieved_from_its_recipients_mailbox() {
     assert!(items.iter().any(|i| i["found_in"] == "quarantine"), "quarantined emails still come from quarantine");
 }
 
+/// One store failing for a passing reason never keeps a job from the other (found in review):
+/// an email released from quarantine, with Exchange down, is found in the mailbox. And a message
+/// gone from where it was found (a 404 for its MIME) is looked for again, not given up.
+#[tokio::test]
+async fn an_email_is_looked_for_in_the_other_store_when_one_fails_and_again_when_it_moved() {
+    let mut r = rig(scenario("Security Administrator"), EvidenceSettings::default()).await;
+    r.integration.evidence.delivered_email = true;
+    let alerts = fetch_alerts(&r.sim).await;
+    let emails: Vec<(String, Value)> = alerts
+        .iter()
+        .flat_map(|a| a["evidence"].as_array().cloned().unwrap_or_default().into_iter().map(|e| (a["id"].as_str().unwrap().to_owned(), e)))
+        .filter(|(_, e)| e["@odata.type"] == "#microsoft.graph.security.analyzedMessageEvidence")
+        .collect();
+    let target = |e: &Value, location| EvidenceTarget::Email {
+        internet_message_id: e["internetMessageId"].as_str().unwrap().into(),
+        recipient: e["recipientEmailAddress"].as_str().unwrap().into(),
+        location,
+    };
+    let (a1, q) = emails.iter().find(|(_, e)| e["deliveryLocation"] == "quarantine").unwrap();
+    r.sim.release_quarantined(TENANT, q["internetMessageId"].as_str().unwrap());
+    r.sim.inject(tenant_sim::FaultSpec::new(
+        "/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand",
+        tenant_sim::FaultKind::Status { status: 503, retry_after_secs: None },
+    ));
+    let released = r.job(a1, target(q, EmailLocation::Quarantine)).await;
+    let (a2, d) = emails.iter().find(|(_, e)| e["deliveryLocation"] == "inbox").unwrap();
+    let recipient = m365_ingest::sources::path_segment(d["recipientEmailAddress"].as_str().unwrap());
+    r.sim.inject(
+        tenant_sim::FaultSpec::new(
+            &format!("/v1.0/users/{recipient}/messages/"),
+            tenant_sim::FaultKind::Status { status: 404, retry_after_secs: None },
+        )
+        .times(1),
+    );
+    let moved = r.job(a2, target(d, EmailLocation::Mailbox)).await;
+    r.drive().await;
+    let out = r.output().await;
+    let by_id: HashMap<&str, &Value> = updates(&out).iter().map(|u| (u["item"]["id"].as_str().unwrap(), &u["item"])).collect();
+    for job in [&released, &moved] {
+        let item = by_id[job.as_str()];
+        assert_eq!((item["status"].as_str(), item["found_in"].as_str()), (Some("retrieved"), Some("mailbox")), "{item}");
+    }
+}
+
 /// A mailbox outside the app's access policy (auth-limit-mailbox-access.md): the job ends
 /// `refused`, naming the scope and its fix, and nothing is stored.
 #[tokio::test]

@@ -404,6 +404,67 @@ async fn an_incident_taken_in_the_portal_is_polled_and_published_again_once() {
     assert_eq!(out.len(), after);
 }
 
+/// An incident too long for the output message is fitted to it (its original to the bucket,
+/// then its comments and its alerts' descriptions left out, each said in its notes), valid in
+/// both formats; one that cannot fit even with one alert reference is not sent and counted, and
+/// its alerts go out as ever. Before, a long incident failed its intake message, alerts and all,
+/// until the dead-letter queue (found in review).
+#[tokio::test]
+async fn a_long_incident_is_fitted_to_the_message_and_never_costs_its_alerts() {
+    let (w, msgs) = intake(Source::DefenderIncidents).await;
+    let max = 16 * 1024;
+    let settings = ProcessSettings {
+        delivery: m365_ingest::app::deliver::DeliverySettings { max_message_bytes: max, ..Default::default() },
+        ..ProcessSettings::default()
+    };
+    let edited = |f: &dyn Fn(&mut Value)| {
+        let mut env: Value = serde_json::from_str(&msgs[0].1).unwrap();
+        f(&mut env["object"]);
+        vec![("long".to_owned(), env.to_string())]
+    };
+    let chatty = edited(&|i: &mut Value| {
+        i["comments"] = (0..50)
+            .map(|n| json!({"comment": "c".repeat(1_000), "createdByDisplayName": "SOC", "createdDateTime": format!("2026-11-26T10:{n:02}:00Z")}))
+            .collect();
+    });
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = Local::new(
+        Arc::new(MemoryDedupStore::new()),
+        out.clone(),
+        &w,
+        settings.clone(),
+        vec![integration_with(json!({}), OutputFormat::Both, Source::DefenderIncidents)],
+    );
+    assert!(p.process_batch(&chatty).await.is_empty());
+    let c = p.take_counts();
+    let all: Vec<Value> = out.messages().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    assert!(out.messages().iter().all(|m| m.len() <= max));
+    let v1 = all.iter().find(|m| m["schema"] == "m365-ingest.incident.v1").expect("the incident, fitted");
+    assert_valid(&incident_v1(), v1);
+    assert_eq!((v1["incident"]["comments"].as_array().map(Vec::len), v1["incident"]["comments_total"].as_u64()), (Some(0), Some(50)));
+    assert!(v1["original_ref"]["key"].is_string() && v1["original"].is_null());
+    assert!(v1["processing"]["notes"][0].as_str().unwrap().contains("its comments"), "{v1}");
+    assert_valid(&incident_finding_schema(), all.iter().find(|m| m["class_uid"] == 2005).unwrap());
+    assert_eq!((c.incidents_published, c.published), (1, all.iter().filter(|m| m["schema"] == "m365-ingest.alert.v1").count()));
+    // Its own fields alone past the message (names of 4,000 three-byte characters): not sent.
+    let huge = edited(&|i: &mut Value| {
+        i["displayName"] = json!("€".repeat(4_000));
+        i["description"] = json!("€".repeat(4_000));
+    });
+    let out = Arc::new(MemoryAlertQueue::new());
+    let p = Local::new(
+        Arc::new(MemoryDedupStore::new()),
+        out.clone(),
+        &w,
+        settings,
+        vec![integration_with(json!({}), OutputFormat::AlertV1, Source::DefenderIncidents)],
+    );
+    assert!(p.process_batch(&huge).await.is_empty(), "the intake message is done: its alerts are published");
+    let c = p.take_counts();
+    assert_eq!((c.incidents_too_large, c.incidents_published), (1, 0), "{c:?}");
+    assert!(c.published > 0 && out.len() == c.published);
+}
+
 /// Every incident in OCSF is an Incident Finding (2005) valid against the official 1.8.0 class,
 /// beside its alerts' Detection Findings.
 #[tokio::test]

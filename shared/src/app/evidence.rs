@@ -163,7 +163,11 @@ pub(crate) fn observe_error(e: &GraphError) -> Observation {
 /// the fix (auth-limit-mailbox-access.md: Exchange answers `ErrorAccessDenied`).
 fn observe_mailbox_error(e: &GraphError, mailbox: &str) -> Observation {
     match e {
-        GraphError::Http { status: 403, code, message, .. } if code == "ErrorAccessDenied" || message.contains("Access to OData") => {
+        // The access policy's own words ("Access to OData is disabled…", "…AccessPolicy…"); any
+        // other 403 (a consent revoked) keeps Graph's words.
+        GraphError::Http { status: 403, code, message, .. }
+            if code == "ErrorAccessDenied" && (message.contains("Access to OData") || message.contains("AccessPolicy")) =>
+        {
             Observation::Refused(format!(
                 "Graph refused {mailbox}'s mailbox ({code}: {message}): the app's mailbox scope (an application access policy or \
                  RBAC for Applications) leaves it out; add the mailbox to the scope's group, or widen the scope"
@@ -657,6 +661,7 @@ impl<P: ProcessPorts> Processor<P> {
                 Observation::Transient("the result link was refused twice (expired?)".into())
             }
             (Next::Export(identity), EvidenceTarget::Email { recipient, .. }) if identity.starts_with(MAILBOX_IDENTITY) => {
+                let identity_found = &identity;
                 let id = &identity[MAILBOX_IDENTITY.len()..];
                 let Ok(_turn) = EXPORTS_IN_FLIGHT.acquire().await else {
                     return Observation::Transient("the export gate closed".into());
@@ -668,6 +673,20 @@ impl<P: ProcessPorts> Processor<P> {
                     }
                     Err(GraphError::TooLarge { size, limit, .. }) => {
                         Observation::TooLarge { size: size.unwrap_or(limit as u64), limit: limit as u64 }
+                    }
+                    // Gone from where it was found (deleted, or purged to quarantine since): it
+                    // is looked for again, where it may be now.
+                    Err(GraphError::Http { status: 404, .. }) => {
+                        let EvidenceTarget::Email { internet_message_id, location, .. } = target else {
+                            return Observation::Transient("a step that does not fit the job's evidence".into());
+                        };
+                        match self.find_email(ev, integration, creds, internet_message_id, recipient, *location).await {
+                            // Still listed where it was: the export is tried again later.
+                            Observation::Found { identity } if identity == *identity_found => {
+                                Observation::Transient(format!("{recipient}'s mailbox lists the message but answered 404 for its MIME"))
+                            }
+                            other => other,
+                        }
                     }
                     Err(e) => observe_mailbox_error(&e, recipient),
                 }
@@ -709,48 +728,47 @@ impl<P: ProcessPorts> Processor<P> {
     ) -> Observation {
         let mut missed = Vec::new();
         let mut refused = None;
+        // A store that failed for a passing reason: the other is still searched (the email may
+        // be there), and the step comes back if neither finds it.
+        let mut passing = None;
         for store in location.search_order(&integration.evidence) {
-            let found = match store {
+            let answer = match store {
                 EmailStore::Mailbox => match ev.api.find_in_mailbox(creds, recipient, message_id).await {
-                    Ok(ids) => ids.into_iter().next().map(|id| format!("{MAILBOX_IDENTITY}{id}")),
-                    Err(e) => match observe_mailbox_error(&e, recipient) {
-                        Observation::Refused(why) => {
-                            refused.get_or_insert(why);
-                            continue;
-                        }
-                        Observation::NotFound(_) => None,
-                        other => return other,
-                    },
+                    Ok(ids) => Ok(ids.into_iter().next().map(|id| format!("{MAILBOX_IDENTITY}{id}"))),
+                    Err(e) => Err(observe_mailbox_error(&e, recipient)),
                 },
-                EmailStore::Quarantine => {
-                    let Some(org) = integration.organization_id.as_deref() else {
-                        refused.get_or_insert(
-                            "the integration has no organization_id (its *.onmicrosoft.com domain), which Exchange Online needs".into(),
-                        );
-                        continue;
-                    };
-                    // Quarantine keeps a message 30 days, and the cmdlet searches 30 days at most.
-                    let since = self.clock.now().minus(QUARANTINE_DAYS);
-                    match ev.api.find_quarantined(creds, org, message_id, recipient, since).await {
-                        Ok(ids) => ids.into_iter().next(),
-                        Err(e) => match observe_error(&e) {
-                            Observation::Refused(why) => {
-                                refused.get_or_insert(why);
-                                continue;
-                            }
-                            Observation::NotFound(_) => None,
-                            other => return other,
-                        },
+                EmailStore::Quarantine => match integration.organization_id.as_deref() {
+                    None => Err(Observation::Refused(
+                        "the integration has no organization_id (its *.onmicrosoft.com domain), which Exchange Online needs".into(),
+                    )),
+                    Some(org) => {
+                        // Quarantine keeps a message 30 days, and the cmdlet searches 30 days at most.
+                        let since = self.clock.now().minus(QUARANTINE_DAYS);
+                        match ev.api.find_quarantined(creds, org, message_id, recipient, since).await {
+                            Ok(ids) => Ok(ids.into_iter().next()),
+                            Err(e) => Err(observe_error(&e)),
+                        }
                     }
-                }
+                },
             };
-            match found {
-                Some(identity) => return Observation::Found { identity },
-                None => missed.push(match store {
-                    EmailStore::Mailbox => format!("{recipient}'s mailbox"),
-                    EmailStore::Quarantine => "quarantine".to_owned(),
-                }),
+            let place = match store {
+                EmailStore::Mailbox => format!("{recipient}'s mailbox"),
+                EmailStore::Quarantine => "quarantine".to_owned(),
+            };
+            match answer {
+                Ok(Some(identity)) => return Observation::Found { identity },
+                Ok(None) => missed.push(place),
+                Err(Observation::NotFound(why)) => missed.push(format!("{place} ({why})")),
+                Err(Observation::Refused(why)) => {
+                    refused.get_or_insert(why);
+                }
+                Err(other) => {
+                    passing.get_or_insert(other);
+                }
             }
+        }
+        if let Some(again) = passing {
+            return again;
         }
         // A refusal names its fix: the email may well be where it could not be looked for.
         match refused {

@@ -92,6 +92,8 @@ pub struct ProcessCounts {
     /// filters dropped every alert of theirs.
     pub incidents_published: usize,
     pub incidents_dropped: usize,
+    /// Incident versions not sent: not even one alert's reference fits the output message.
+    pub incidents_too_large: usize,
 }
 
 impl ProcessCounts {
@@ -109,6 +111,7 @@ impl ProcessCounts {
         self.dlp_mode_unknown += other.dlp_mode_unknown;
         self.incidents_published += other.incidents_published;
         self.incidents_dropped += other.incidents_dropped;
+        self.incidents_too_large += other.incidents_too_large;
         self.evidence_max_age_secs = self.evidence_max_age_secs.max(other.evidence_max_age_secs);
         for (reason, n) in other.dropped {
             *self.dropped.entry(reason).or_default() += n;
@@ -316,38 +319,69 @@ impl<P: ProcessPorts> Processor<P> {
 }
 
 impl<P: ProcessPorts> Processor<P> {
-    /// An incident version in the integration's formats; its original goes to the artifact
-    /// store when the message would not fit otherwise.
+    /// An incident version in the integration's formats, fitted to the output message: its
+    /// original goes to the artifact store, then (each said in `processing.notes`) its comments
+    /// and the alerts' descriptions are left out, then the references to dropped alerts, then
+    /// half the rest at a time. None when not even one alert's reference fits: the incident is
+    /// not sent, and its alerts go out as ever (an incident never costs an alert).
     async fn render_incident(
         &self,
         integration: &Integration,
         mut msg: IncidentMessage,
-        alerts: &[&GraphAlert],
-    ) -> Result<Vec<String>, Error> {
+        mut alerts: Vec<&GraphAlert>,
+    ) -> Result<Option<Vec<String>>, Error> {
         let max = self.settings.delivery.max_message_bytes;
-        let mut out = Vec::new();
-        if matches!(integration.output, OutputFormat::AlertV1 | OutputFormat::Both) {
-            let mut body = escape_for_sqs(msg.to_json());
-            if body.len() > max {
-                if let Some(original) = msg.original.take() {
-                    let text = original.to_string();
-                    msg.original_ref = Some(self.artifacts.put(&content_key(&integration.id, &text), text.into_bytes()).await?);
+        let (v1, ocsf_too) = (
+            matches!(integration.output, OutputFormat::AlertV1 | OutputFormat::Both),
+            matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both),
+        );
+        let mut brief = false;
+        // Bounded: each step leaves something out, and halving ends at one reference.
+        for step in 0usize.. {
+            let mut out = Vec::new();
+            if v1 {
+                out.push(escape_for_sqs(msg.to_json()));
+            }
+            if ocsf_too {
+                let mut finding = ocsf::incident_finding(&msg, &alerts);
+                if brief {
+                    ocsf::without_alert_descriptions(&mut finding);
                 }
-                body = escape_for_sqs(msg.to_json());
+                out.push(escape_for_sqs(finding.to_string()));
             }
-            if body.len() > max {
-                return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());
+            if out.iter().all(|b| b.len() <= max) {
+                return Ok(Some(out));
             }
-            out.push(body);
+            let note = match step {
+                0 => {
+                    if let Some(original) = msg.original.take() {
+                        let text = original.to_string();
+                        msg.original_ref = Some(self.artifacts.put(&content_key(&integration.id, &text), text.into_bytes()).await?);
+                    }
+                    continue;
+                }
+                1 => {
+                    msg.incident.comments.clear();
+                    brief = true;
+                    "its comments (comments_total says how many) and, in OCSF, its alerts' descriptions".to_owned()
+                }
+                2 => {
+                    msg.alerts.retain(AlertRef::is_published);
+                    let kept: std::collections::HashSet<&str> = msg.alerts.iter().map(|a| a.id.as_str()).collect();
+                    alerts.retain(|a| kept.contains(a.id.as_str()));
+                    "the references to its dropped alerts".to_owned()
+                }
+                _ if msg.alerts.len() > 1 => {
+                    let half = msg.alerts.len() / 2;
+                    msg.alerts.truncate(half);
+                    alerts.truncate(half);
+                    format!("all but {half} references to its published alerts")
+                }
+                _ => return Ok(None),
+            };
+            msg.processing.notes.push(format!("{note} were left out to fit the output message ({max} bytes)"));
         }
-        if matches!(integration.output, OutputFormat::Ocsf | OutputFormat::Both) {
-            let body = escape_for_sqs(ocsf::incident_finding(&msg, alerts).to_string());
-            if body.len() > max {
-                return Err(QueueError::TooLarge { size: body.len(), limit: max }.into());
-            }
-            out.push(body);
-        }
-        Ok(out)
+        Ok(None)
     }
 }
 
@@ -715,7 +749,8 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
         let incident: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(object.get()).map_err(|e| format!("the incident does not parse: {e}"))?;
         let fields = IncidentFields::of(&incident);
-        let key = revision_key(env.source, &env.tenant_id, &fields.id, env.version, Some("incident"));
+        // The envelope's id: the poller read it as the incident's head, never empty.
+        let key = revision_key(env.source, &env.tenant_id, &env.id, env.version, Some("incident"));
         let now = self.p.clock.now();
         let settings = &self.p.settings;
         match self
@@ -733,12 +768,19 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             Claim::Fresh => {}
         }
         let alerts_total = refs.len();
+        // The published ones first: they stay listed when a long incident is cut.
+        let mut refs = refs;
+        refs.sort_by_key(|r| !r.is_published());
+        let order: HashMap<&str, usize> = refs.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+        let mut alerts = alerts.to_vec();
+        alerts.sort_by_key(|a| order.get(a.id.as_str()).copied().unwrap_or(usize::MAX));
+        alerts.truncate(crate::domain::incident::MAX_LISTED_ALERTS);
         let msg = IncidentMessage {
             schema: INCIDENT_SCHEMA,
             integration_id: env.integration_id.clone(),
             tenant_id: env.tenant_id.clone(),
             source: env.source,
-            id: fields.id.clone(),
+            id: env.id.clone(),
             version: env.version,
             dedup_key: key.clone(),
             incident: fields,
@@ -753,8 +795,16 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
             original_ref: None,
         };
         match self.p.render_incident(integration, msg, alerts).await {
-            Ok(bodies) => {
+            Ok(Some(bodies)) => {
                 ready.push(Ready { key, bodies, starts: Vec::new(), incident: true });
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::error!(incident = %env.id, "the incident does not fit an output message even with one alert reference; not sent (its alerts are)");
+                self.count(|c| c.incidents_too_large += 1);
+                if let Err(re) = self.p.dedup.release(&key, &settings.owner).await {
+                    tracing::warn!(error = %re, "could not release a dedup claim; it expires on its own");
+                }
                 Ok(())
             }
             Err(e) => {

@@ -89,7 +89,7 @@ impl AlertRef {
     pub fn published(alert: &super::graph_alert::GraphAlert, version: GraphTime, dedup_key: String) -> Self {
         AlertRef {
             id: alert.id.clone(),
-            title: alert.title.clone(),
+            title: alert.title.as_deref().map(|t| clip(t, 500)),
             severity: alert.severity.clone(),
             status: alert.status.clone(),
             version: Some(version),
@@ -103,7 +103,7 @@ impl AlertRef {
     pub fn dropped(alert: &super::graph_alert::GraphAlert, version: Option<GraphTime>, reason: &str, detail: String) -> Self {
         AlertRef {
             id: alert.id.clone(),
-            title: alert.title.clone(),
+            title: alert.title.as_deref().map(|t| clip(t, 500)),
             severity: alert.severity.clone(),
             status: alert.status.clone(),
             version,

@@ -319,6 +319,19 @@ pub fn incident_finding(m: &super::incident::IncidentMessage, alerts: &[&GraphAl
         .done()
 }
 
+/// An Incident Finding without its alerts' descriptions (each alert's own Detection Finding
+/// keeps its own): what a long incident leaves out first to fit a message.
+pub fn without_alert_descriptions(finding: &mut Value) {
+    for f in finding.get_mut("finding_info_list").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(o) = f.as_object_mut() {
+            o.remove("desc");
+        }
+    }
+    if let Some(u) = finding.pointer_mut("/unmapped").and_then(Value::as_object_mut) {
+        u.remove("comments");
+    }
+}
+
 /// Renders a Detection Finding; `raw` is the Microsoft object as received.
 pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
     let (activity_id, activity_name) = activity(a);

@@ -161,6 +161,7 @@ pub fn process_records(c: &ProcessCounts, now: GraphTime) -> Vec<String> {
             ("DlpModeUnknown", c.dlp_mode_unknown as f64, "Count"),
             ("IncidentsPublished", c.incidents_published as f64, "Count"),
             ("IncidentsDropped", c.incidents_dropped as f64, "Count"),
+            ("IncidentsTooLarge", c.incidents_too_large as f64, "Count"),
         ],
         &[],
         now_ms,

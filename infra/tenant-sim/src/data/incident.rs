@@ -119,12 +119,16 @@ impl IncidentRecord {
             comments: Vec::new(),
             alerts,
         };
-        // The incident's own changes, as they become visible.
+        // The incident's own changes, as they become visible; a status or verdict set by hand
+        // holds until an alert changes after it (Defender reopens an incident on new activity).
+        let alerts_last = state.last_update;
         for e in self.edits.iter().filter(|e| e.visible_at <= now) {
             state.last_update = state.last_update.max(e.at);
-            state.status = e.status.unwrap_or(state.status);
-            state.classification = e.classification.unwrap_or(state.classification);
-            state.determination = e.determination.unwrap_or(state.determination);
+            if e.at > alerts_last {
+                state.status = e.status.unwrap_or(state.status);
+                state.classification = e.classification.unwrap_or(state.classification);
+                state.determination = e.determination.unwrap_or(state.determination);
+            }
             if let Some(who) = &e.assigned_to {
                 state.assigned_to = Some(who);
             }

@@ -37,6 +37,13 @@ fn mailbox_call(url: &str) -> Call<'_> {
     Call { budget_wait: Some(std::time::Duration::from_secs(20)), ..Call::get("Graph", Audience::Graph, url) }
 }
 
+/// Message ids that survive a move between the mailbox's folders (outlook-immutable-id.md): a
+/// job's found message is still found after the user deletes it or a rule files it, between
+/// the search and the export.
+fn immutable_ids() -> [(&'static str, String); 1] {
+    [("Prefer", "IdType=\"ImmutableId\"".to_owned())]
+}
+
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -339,7 +346,8 @@ impl EvidenceApi for MicrosoftHttp {
             path_segment(mailbox),
             path_segment(&filter)
         );
-        let v = decode("a mailbox search", &self.send(creds, &mailbox_call(&url)).await?)?;
+        let headers = immutable_ids();
+        let v = decode("a mailbox search", &self.send(creds, &Call { headers: &headers, ..mailbox_call(&url) }).await?)?;
         let rows = v
             .get("value")
             .and_then(Value::as_array)
