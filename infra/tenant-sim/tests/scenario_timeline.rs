@@ -253,3 +253,39 @@ async fn the_default_scenario_is_unfriendly() {
     let v: Value = r.json().await.unwrap();
     assert_eq!((v["moreThanTotal"].as_bool(), v["total"].as_u64()), (Some(true), Some(25)), "{}", v["total"]);
 }
+
+/// A change of the incident itself (security-incident-update.md): a new version of the incident
+/// after every earlier one, its owner, status and comment served, its alerts unchanged; a status
+/// set by hand yields to a later change of one of its alerts.
+#[tokio::test]
+async fn an_incident_changed_by_hand_is_a_new_version_until_its_alerts_move_on() {
+    let h = Harness::start(fixed_scenario()).await;
+    let t = h.graph_token().await;
+    let (_, _, page) = h.get("/v1.0/security/incidents?$top=1&$expand=alerts", &t, true).await;
+    let before = page["value"][0].clone();
+    let id = before["id"].as_str().unwrap();
+    let change = AlertChange {
+        status: Some("resolved"),
+        assigned_to: Some("lead@contoso.onmicrosoft.com".into()),
+        comment: Some("Closed by hand".into()),
+        ..Default::default()
+    };
+    let at = h.sim.update_incident(TENANT, id, change, 0).unwrap();
+    let get = |path: String| {
+        let (h, t) = (&h, &t);
+        async move { h.get(&path, t, true).await.2 }
+    };
+    let after = get(format!("/v1.0/security/incidents/{id}?$expand=alerts")).await;
+    assert_eq!(after["lastUpdateDateTime"].as_str(), Some(at.graph7().as_str()));
+    assert!(after["lastUpdateDateTime"].as_str() > before["lastUpdateDateTime"].as_str());
+    assert_eq!((after["status"].as_str(), after["assignedTo"].as_str()), (Some("resolved"), Some("lead@contoso.onmicrosoft.com")));
+    assert_eq!(after["comments"][0]["comment"], "Closed by hand");
+    assert_eq!(after["comments"][0]["createdByDisplayName"], "analyst@simulator");
+    assert_eq!(after["alerts"], before["alerts"], "its alerts unchanged");
+    // New activity on one of its alerts reopens it; the owner and comment stay.
+    let alert = before["alerts"][0]["id"].as_str().unwrap();
+    h.sim.clock().advance_secs(60);
+    h.sim.update_alert(TENANT, alert, AlertChange { status: Some("inProgress"), ..Default::default() }, 0).unwrap();
+    let reopened = get(format!("/v1.0/security/incidents/{id}")).await;
+    assert_eq!((reopened["status"].as_str(), reopened["assignedTo"].as_str()), (Some("inProgress"), Some("lead@contoso.onmicrosoft.com")));
+}

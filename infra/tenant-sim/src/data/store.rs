@@ -198,7 +198,8 @@ impl TenantData {
     }
 
     /// Changes the incident itself now (its alerts unchanged): a new version of the incident,
-    /// its `lastUpdateDateTime` after every earlier one of it and of its alerts.
+    /// its `lastUpdateDateTime` after every earlier one of it and of its alerts visible now
+    /// (their later versions, still to come on the timeline, come after it).
     pub fn update_incident(&mut self, id: &str, change: AlertChange, now: Instant, latency_secs: i64) -> Option<Instant> {
         let alerts = &self.alerts;
         let inc = self.incidents.iter_mut().find(|i| i.id == id && i.verbatim.is_none())?;
@@ -206,7 +207,7 @@ impl TenantData {
             .alerts
             .iter()
             .filter_map(|i| alerts.get(*i))
-            .filter_map(|a| a.versions.last().map(|v| v.last_update))
+            .filter_map(|a| a.visible(now).map(|v| v.last_update))
             .chain(inc.edits.iter().map(|e| e.at))
             .max()
             .unwrap_or(now);
