@@ -373,8 +373,10 @@ fn show_incident(output: &std::path::Path) {
     let Some(i) = incident else { return };
     let alerts = i["unmapped"]["alerts"].as_array().cloned().unwrap_or_default();
     let published = alerts.iter().filter(|a| a["decision"] == "published").count();
+    let reasons: std::collections::BTreeSet<&str> = alerts.iter().filter_map(|a| a["reason"].as_str()).collect();
+    let why = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.into_iter().collect::<Vec<_>>().join(", ")) };
     println!(
-        "  one incident: \"{}\" ({}, {}, {}, assigned to {}), alerts: {} listed, {published} published as their own findings, {} dropped ({})",
+        "  one incident: \"{}\" ({}, {}, {}, assigned to {}), alerts: {} listed, {published} published as their own findings, {} dropped{why}",
         i["message"].as_str().unwrap_or_default(),
         i["severity"].as_str().unwrap_or("?"),
         i["status"].as_str().unwrap_or("?"),
@@ -382,13 +384,6 @@ fn show_incident(output: &std::path::Path) {
         i["assignee"]["name"].as_str().or(i["assignee_group"]["name"].as_str()).unwrap_or("?"),
         alerts.len(),
         alerts.len() - published,
-        alerts
-            .iter()
-            .filter_map(|a| a["reason"].as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-            .join(", "),
     );
 }
 
