@@ -7,7 +7,34 @@ root=$PWD
 # No telemetry from the SAM CLI: nothing leaves this machine.
 export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
 
-echo "== tools"
+# Each step is timed, and the times are printed at the end however the run ends: where the
+# time goes is the first thing to know of a slow run.
+timings=""
+step_name=""
+step_start=$SECONDS
+moto_started=""
+close_step() {
+  if [ -n "$step_name" ]; then
+    timings+="$(printf '%6d s  %s' $((SECONDS - step_start)) "$step_name")"$'\n'
+  fi
+  step_name=""
+}
+step() {
+  close_step
+  step_name=$1
+  step_start=$SECONDS
+  echo "== $1"
+}
+on_exit() {
+  status=$?
+  close_step
+  if [ -n "$moto_started" ]; then infra/scripts/moto.sh stop || true; fi
+  printf '== time per step (%d s in all, exit %d)\n%s' "$SECONDS" "$status" "$timings"
+  exit "$status"
+}
+trap on_exit EXIT
+
+step "tools"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
 if [ ! -x .venv-checkov/bin/checkov ]; then
@@ -18,45 +45,45 @@ rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || echo "no arm64 st
 export PATH="$root/.venv/bin:$PATH"
 export TENANT_SIM_PYTHON="$root/.venv/bin/python"
 
-echo "== cfn-lint template.yaml"
+step "cfn-lint template.yaml"
 cfn-lint template.yaml
-echo "== sam validate --lint"
+step "sam validate --lint"
 sam validate --lint -t template.yaml
-echo "== checkov (every skip is justified in template.yaml)"
+step "checkov (every skip is justified in template.yaml)"
 BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
-echo "== cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # AWS side: moto's server on loopback behind the IAM gate (infra/aws-gate), stopped whatever happens.
 eval "$(infra/scripts/moto.sh start)"
-trap 'infra/scripts/moto.sh stop' EXIT
-echo "== tests (moto at $AWS_ENDPOINT_URL)"
+moto_started=1
+step "tests (moto at $AWS_ENDPOINT_URL)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
 fi
 
-echo "== soak (a short run on the moto above: README 'Reliability' has the long one)"
+step "soak (a short run on the moto above: README 'Reliability' has the long one)"
 SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
 
-echo "== memory (the processor's worst batch, ten 30 MB quarantined emails, under a 256 MB limit)"
+step "memory (the processor's worst batch, ten 30 MB quarantined emails, under a 256 MB limit)"
 SOAK_PROFILE=dev bash infra/scripts/soak.sh --memory --out target/memory
 
-echo "== IAM: every call the functions' code made above, as template.yaml's policies allow it"
+step "IAM: every call the functions' code made above, as template.yaml's policies allow it"
 infra/scripts/moto.sh report
 
-echo "== poll-bench --e2e (a small run: the harness works; README 'Cost per alert' has the figures)"
+step "poll-bench --e2e (a small run: the harness works; README 'Cost per alert' has the figures)"
 cargo build -q --bin poll-bench --bin m365-ingest --bin tenant-sim
 BENCH_PYTHON="$root/.venv/bin/python" "${CARGO_TARGET_DIR:-target}/debug/poll-bench" --e2e --sizes 1000
 
-echo "== fuzz (a short run: 3 s per decoder; README 'Fuzzing' has the long one)"
+step "fuzz (a short run: 3 s per decoder; README 'Fuzzing' has the long one)"
 cargo run -q --bin fuzz -- --seconds 3
 
-echo "== sam build (cargo-lambda, arm64, release)"
+step "sam build (cargo-lambda, arm64, release)"
 if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
   echo "SKIPPED sam build: the aarch64-unknown-linux-gnu standard library is not installed and could not be added"
   exit 0
