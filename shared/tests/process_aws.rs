@@ -92,11 +92,10 @@ impl<D: DedupStore> DedupStore for AtomicClaims<D> {
     }
 }
 
-#[tokio::test]
-async fn concurrent_processors_publish_each_alert_version_once() {
-    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
-    w.poll(Source::DefenderAlerts).await;
-    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(60).enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+/// Two processors under the Processor role on moto, sharing the dedup table, each given every
+/// message (as after a redelivery overlapping a slow first attempt) until all are done; what the
+/// output queue then holds.
+async fn two_processors(w: &World, integration: m365_ingest::domain::integration::Integration, msgs: &[(String, String)]) -> Vec<String> {
     let stack = moto::stack().await;
     let c = stack.admin.clone();
     let role = stack.clients(moto::Principal::Processor);
@@ -112,10 +111,8 @@ async fn concurrent_processors_publish_each_alert_version_once() {
         )
     };
     let (a, b) = (make("a"), make("b"));
-    let (a, b) = (a.batch(vec![integration()]), b.batch(vec![integration()]));
-    // Both get every message (as after a redelivery overlapping a slow first attempt).
-    let mut pending_a = msgs.clone();
-    let mut pending_b = msgs.clone();
+    let (a, b) = (a.batch(vec![integration.clone()]), b.batch(vec![integration]));
+    let (mut pending_a, mut pending_b) = (msgs.to_vec(), msgs.to_vec());
     for _ in 0..20 {
         if pending_a.is_empty() && pending_b.is_empty() {
             break;
@@ -127,7 +124,15 @@ async fn concurrent_processors_publish_each_alert_version_once() {
         w.sim.clock().advance_secs(301);
     }
     assert!(pending_a.is_empty() && pending_b.is_empty(), "every message eventually done");
-    let out = moto::drain(&c, &out_url).await;
+    moto::drain(&c, &out_url).await
+}
+
+#[tokio::test]
+async fn concurrent_processors_publish_each_alert_version_once() {
+    let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
+    w.poll(Source::DefenderAlerts).await;
+    let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(60).enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
+    let out = two_processors(&w, integration(), &msgs).await;
     let mut keys: HashMap<String, usize> = HashMap::new();
     for m in &out {
         let v: Value = serde_json::from_str(m).unwrap();
@@ -145,35 +150,11 @@ async fn concurrent_processors_publish_each_incident_version_once() {
     let w = world(fixed(Scenario::default()), PollSettings::default(), secret_creds()).await;
     w.poll(Source::DefenderIncidents).await;
     let msgs: Vec<(String, String)> = w.queue.messages().into_iter().take(20).enumerate().map(|(i, m)| (format!("m{i}"), m)).collect();
-    let stack = moto::stack().await;
-    let c = stack.admin.clone();
-    let role = stack.clients(moto::Principal::Processor);
-    let (table, out_url, bucket) = (stack.dedup_table().await, stack.queue("OutputQueue").await, stack.bucket().await);
-    let claims = std::sync::Arc::new(AtomicClaims(DynamoDedupStore::new(role.dynamodb.clone(), &table), tokio::sync::Mutex::new(())));
-    let make = |owner: &str| {
-        Processor::new(
-            claims.clone(),
-            SqsAlertQueue::new(role.sqs.clone(), &out_url),
-            S3ArtifactStore::new(role.s3.clone(), &bucket),
-            SimTime(w.sim.clone()),
-            ProcessSettings { owner: owner.into(), concurrency: 4, ..ProcessSettings::default() },
-        )
-    };
-    let (a, b) = (make("a"), make("b"));
-    let integration = integration_for(Source::DefenderIncidents);
-    let (a, b) = (a.batch(vec![integration.clone()]), b.batch(vec![integration]));
-    let (mut pending_a, mut pending_b) = (msgs.clone(), msgs.clone());
-    for _ in 0..20 {
-        if pending_a.is_empty() && pending_b.is_empty() {
-            break;
-        }
-        let (fa, fb) = tokio::join!(a.process_batch(&pending_a), b.process_batch(&pending_b));
-        pending_a.retain(|(id, _)| fa.contains(id));
-        pending_b.retain(|(id, _)| fb.contains(id));
-        w.sim.clock().advance_secs(301);
-    }
-    assert!(pending_a.is_empty() && pending_b.is_empty(), "every message eventually done");
-    let out: Vec<Value> = moto::drain(&c, &out_url).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let out: Vec<Value> = two_processors(&w, integration_for(Source::DefenderIncidents), &msgs)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
     let incidents: Vec<&Value> = out.iter().filter(|m| m["schema"] == "m365-ingest.incident.v1").collect();
     let keys: std::collections::HashSet<&str> = incidents.iter().map(|m| m["dedup_key"].as_str().unwrap()).collect();
     assert_eq!((incidents.len(), keys.len()), (20, 20), "each incident version once");

@@ -36,13 +36,39 @@ impl Obj {
 
 /// Create when the alert is new (created = last updated), Close when resolved, Update otherwise.
 pub fn activity(a: &GraphAlert) -> (u8, &'static str) {
-    if a.status.as_deref() == Some("resolved") {
+    lifecycle(a.status.as_deref() == Some("resolved"), a.created_date_time.as_deref(), a.last_update_date_time.as_deref())
+}
+
+/// A finding's activity: Close once closed, Create while never updated, Update otherwise.
+fn lifecycle(closed: bool, created: Option<&str>, updated: Option<&str>) -> (u8, &'static str) {
+    if closed {
         (3, "Close")
-    } else if a.created_date_time.is_some() && ms(a.created_date_time.as_deref()) == ms(a.last_update_date_time.as_deref()) {
+    } else if created.is_some() && ms(created) == ms(updated) {
         (1, "Create")
     } else {
         (2, "Update")
     }
+}
+
+/// The attributes a finding of class `class` opens with: its category, class, activity and
+/// type, and its severity, status and verdict by id and caption.
+fn finding_head(class: (u32, &str), activity: (u8, &str), severity: (u8, &str), status: (u8, &str), verdict: (u8, &str)) -> Obj {
+    let ((class_uid, class_name), (activity_id, activity_name)) = (class, activity);
+    Obj::new()
+        .set("activity_id", activity_id)
+        .set("activity_name", activity_name)
+        .set("category_uid", 2)
+        .set("category_name", "Findings")
+        .set("class_uid", class_uid)
+        .set("class_name", class_name)
+        .set("type_uid", class_uid * 100 + u32::from(activity_id))
+        .set("type_name", format!("{class_name}: {activity_name}"))
+        .set("severity_id", severity.0)
+        .set("severity", severity.1)
+        .set("status_id", status.0)
+        .set("status", status.1)
+        .set("verdict_id", verdict.0)
+        .set("verdict", verdict.1)
 }
 
 fn severity(s: Option<&str>) -> (u8, &'static str) {
@@ -236,16 +262,8 @@ pub const UNASSIGNED_GROUP: &str = "Unassigned";
 /// alerts as Graph gave them (each also a Detection Finding of its own when published).
 pub fn incident_finding(m: &super::incident::IncidentMessage, alerts: &[&GraphAlert]) -> Value {
     let f = &m.incident;
-    let (activity_id, activity_name): (u8, &str) = if matches!(f.status.as_deref(), Some("resolved" | "redirected")) {
-        (3, "Close")
-    } else if f.created_at.is_some() && ms(f.created_at.as_deref()) == ms(f.last_update_at.as_deref()) {
-        (1, "Create")
-    } else {
-        (2, "Update")
-    };
-    let (severity_id, severity_name) = severity(f.severity.as_deref());
-    let (status_id, status_name) = incident_status(f.status.as_deref());
-    let (verdict_id, verdict_name) = verdict(f.classification.as_deref());
+    let closed = matches!(f.status.as_deref(), Some("resolved" | "redirected"));
+    let activity = lifecycle(closed, f.created_at.as_deref(), f.last_update_at.as_deref());
     let updated = ms(f.last_update_at.as_deref());
     let start = alerts.iter().filter_map(|a| ms(a.first_activity_date_time.as_deref())).min();
     let end = alerts.iter().filter_map(|a| ms(a.last_activity_date_time.as_deref())).max();
@@ -289,22 +307,14 @@ pub fn incident_finding(m: &super::incident::IncidentMessage, alerts: &[&GraphAl
         .set("dedup_key", m.dedup_key.clone())
         .set("alerts", serde_json::to_value(&m.alerts).unwrap_or_default())
         .set("alertsTotal", m.alerts_total);
-    Obj::new()
-        .set("activity_id", activity_id)
-        .set("activity_name", activity_name)
-        .set("category_uid", 2)
-        .set("category_name", "Findings")
-        .set("class_uid", 2005)
-        .set("class_name", "Incident Finding")
-        .set("type_uid", 200_500 + u32::from(activity_id))
-        .set("type_name", format!("Incident Finding: {activity_name}"))
-        .set("severity_id", severity_id)
-        .set("severity", severity_name)
-        .set("status_id", status_id)
-        .set("status", status_name)
-        .set("verdict_id", verdict_id)
-        .set("verdict", verdict_name)
-        .set("time", ms(f.created_at.as_deref()).or(updated).unwrap_or(0))
+    let head = finding_head(
+        (2005, "Incident Finding"),
+        activity,
+        severity(f.severity.as_deref()),
+        incident_status(f.status.as_deref()),
+        verdict(f.classification.as_deref()),
+    );
+    head.set("time", ms(f.created_at.as_deref()).or(updated).unwrap_or(0))
         .opt("start_time", start)
         .opt("end_time", end)
         .opt("message", f.display_name.clone())
@@ -334,10 +344,13 @@ pub fn without_alert_descriptions(finding: &mut Value) {
 
 /// Renders a Detection Finding; `raw` is the Microsoft object as received.
 pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
-    let (activity_id, activity_name) = activity(a);
-    let (severity_id, severity_name) = severity(a.severity.as_deref());
-    let (status_id, status_name) = status(a.status.as_deref());
-    let (verdict_id, verdict_name) = verdict(a.classification.as_deref());
+    let head = finding_head(
+        (2004, "Detection Finding"),
+        activity(a),
+        severity(a.severity.as_deref()),
+        status(a.status.as_deref()),
+        verdict(a.classification.as_deref()),
+    );
     let updated = ms(a.last_update_date_time.as_deref());
     let finding = finding_info(a);
     let feature = a.detection_source.as_ref().map(|d| json!({"name": d}));
@@ -373,22 +386,7 @@ pub fn detection_finding(a: &GraphAlert, raw: &str) -> Value {
     if !other.is_empty() {
         unmapped = unmapped.set("unmappedEvidenceTypes", other);
     }
-    Obj::new()
-        .set("activity_id", activity_id)
-        .set("activity_name", activity_name)
-        .set("category_uid", 2)
-        .set("category_name", "Findings")
-        .set("class_uid", 2004)
-        .set("class_name", "Detection Finding")
-        .set("type_uid", 200_400 + u32::from(activity_id))
-        .set("type_name", format!("Detection Finding: {activity_name}"))
-        .set("severity_id", severity_id)
-        .set("severity", severity_name)
-        .set("status_id", status_id)
-        .set("status", status_name)
-        .set("verdict_id", verdict_id)
-        .set("verdict", verdict_name)
-        .set("time", updated.or(ms(a.created_date_time.as_deref())).unwrap_or(0))
+    head.set("time", updated.or(ms(a.created_date_time.as_deref())).unwrap_or(0))
         .opt("start_time", ms(a.first_activity_date_time.as_deref()))
         .opt("end_time", ms(a.last_activity_date_time.as_deref()))
         .opt("message", a.title.clone())
