@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use crate::adapters::graph::HttpSettings;
-use crate::app::deliver::DeliverySettings;
-use crate::app::poll::PollSettings;
 use crate::domain::cloud::{Cloud, Hosts, ALLOW_STAND_INS};
 use crate::error::ConfigError;
+use crate::sources::settings::DeliverySettings;
+use crate::sources::settings::PollSettings;
 
 /// SQS rejects messages above 1 MiB (the AWS limit today; TOOLING.md §2).
 pub const SQS_MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -271,12 +271,12 @@ pub struct ProcessorConfig {
     pub integration_cache: Duration,
     pub output_queue_url: String,
     pub artifact_bucket: String,
-    pub process: crate::app::process::ProcessSettings,
+    pub process: crate::app::processor::ProcessSettings,
     /// The evidence-jobs queue: its messages move evidence jobs on.
     pub evidence_queue_url: String,
     /// Where Defender for Endpoint and Exchange Online are, for evidence retrieval.
     pub http: HttpSettings,
-    pub evidence: crate::app::evidence::EvidenceSettings,
+    pub evidence: crate::app::evidence_setup::EvidenceSettings,
     /// The longest a context lookup waits for its tenant's request budget before its part is
     /// reported `throttled` (sign-ins allow 5 requests per 10 s per tenant).
     pub context_budget_wait: Duration,
@@ -311,7 +311,7 @@ impl ProcessorConfig {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let d = crate::app::process::ProcessSettings::default();
+        let d = crate::app::processor::ProcessSettings::default();
         let max_message_bytes = number(&get, "MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES, 16 * 1024, SQS_MAX_MESSAGE_BYTES)?;
         Ok(ProcessorConfig {
             state_table: required(
@@ -335,7 +335,7 @@ impl ProcessorConfig {
                 "ARTIFACT_BUCKET",
                 "set it to the artifacts bucket's name (template.yaml sets it from ArtifactBucket)",
             )?,
-            process: crate::app::process::ProcessSettings {
+            process: crate::app::processor::ProcessSettings {
                 concurrency: number(&get, "PROCESS_CONCURRENCY", d.concurrency, 1, 64)?,
                 // A claim must outlive the processor's timeout, or a slow live processor loses it.
                 claim_for: Duration::from_secs(number(&get, "DEDUP_CLAIM_SECS", d.claim_for.as_secs() as usize, 10, 3_600)? as u64),
@@ -350,8 +350,8 @@ impl ProcessorConfig {
             )?,
             http: http_settings(&get)?,
             evidence: {
-                let e = crate::app::evidence::EvidenceSettings::default();
-                crate::app::evidence::EvidenceSettings {
+                let e = crate::app::evidence_setup::EvidenceSettings::default();
+                crate::app::evidence_setup::EvidenceSettings {
                     limits: crate::domain::evidence_job::JobLimits {
                         // The whole job's bound; an offline device ends it sooner (JobLimits::offline_window).
                         max_wait: Duration::from_secs(number(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use m365_ingest::adapters::aws::{DynamoCursorStore, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue};
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryCursorStore, MemoryIntegrationStore};
-use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::app::poll::{Outcome, Poller};
 use m365_ingest::domain::cursor::Cursor;
 use m365_ingest::domain::duration_text::DurationText;
 use m365_ingest::domain::envelope::Envelope;
@@ -21,6 +21,7 @@ use m365_ingest::ports::{
     AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, IntegrationStore, PollWith, QueueEntry, SecretSource,
     SecretWriter,
 };
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use support::moto;
 use support::*;

@@ -15,7 +15,7 @@ use m365_ingest::adapters::local::{StaticIntegrations, StaticSecretSource};
 use m365_ingest::app::enrich::{EnrichSettings, Enricher};
 use m365_ingest::app::investigate::Investigator;
 use m365_ingest::domain::integration::Integration;
-use m365_ingest::domain::integration_doc::FeaturesDoc;
+use m365_ingest::domain::integration_sections::FeaturesDoc;
 use m365_ingest::ports::investigation::InvestigateWith;
 use serde_json::json;
 use support::*;

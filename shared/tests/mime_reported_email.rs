@@ -56,8 +56,8 @@ async fn every_reported_email_of_the_mailbox_reads_with_its_keys_and_indicators(
 /// report carries it, and a message Graph no longer has gives none.
 #[tokio::test]
 async fn each_report_gives_its_reported_email_whichever_way_it_carries_it() {
-    use m365_ingest::app::poll::PollSettings;
     use m365_ingest::app::reported_email::{fetch_reported_email, ReportedVia};
+    use m365_ingest::sources::settings::PollSettings;
     let mut s = fixed(Scenario::default());
     s.tenants[0].mailbox.count = 30;
     s.tenants[0].alerts.to = "-1h".into();
@@ -83,10 +83,10 @@ async fn each_report_gives_its_reported_email_whichever_way_it_carries_it() {
 /// the reported email's headers and indicators, and a valid OCSF finding with its evidence.
 #[tokio::test]
 async fn each_report_renders_as_a_valid_alert_with_the_reported_emails_headers() {
-    use m365_ingest::app::poll::PollSettings;
     use m365_ingest::app::reported_email::{fetch_reported_email, ReportedVia};
     use m365_ingest::domain::mailbox_report;
     use m365_ingest::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
+    use m365_ingest::sources::settings::PollSettings;
     use m365_ingest::{GraphTime, Source};
     let mut s = fixed(Scenario::default());
     s.tenants[0].mailbox.count = 20;

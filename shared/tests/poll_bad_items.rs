@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::collections::decode_page;
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::app::poll::{Outcome, Poller};
 use m365_ingest::domain::alert::{HeadSpec, Item};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::Credentials;
 use m365_ingest::error::{GraphError, QueueError};
 use m365_ingest::ports::{AlertQueue, Clock, FailedEntry, GraphApi, GraphQuery, Page, PageRequest, PollWith, QueueEntry, SendReport};
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use support::*;
 

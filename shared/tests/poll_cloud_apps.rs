@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m365_ingest::adapters::graph::{HttpSettings, RetryPolicy};
-use m365_ingest::app::poll::{Outcome, PollSettings};
+use m365_ingest::app::poll::Outcome;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::ports::GraphApi;
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use support::*;
 use tenant_sim::scenario::CloudAppsSpec;

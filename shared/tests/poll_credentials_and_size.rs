@@ -3,11 +3,12 @@
 
 mod support;
 
-use m365_ingest::app::deliver::DeliverySettings;
-use m365_ingest::app::poll::{Outcome, PollSettings};
+use m365_ingest::app::poll::Outcome;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials};
 use m365_ingest::secret::Secret;
+use m365_ingest::sources::settings::DeliverySettings;
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::Source;
 use support::*;
 use tenant_sim::scenario::{CertificateSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};

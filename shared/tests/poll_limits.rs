@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
-use m365_ingest::app::poll::{Outcome, PollSettings};
+use m365_ingest::app::poll::Outcome;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::GraphApi;
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::sources::{spec, SpanQuery};
 use m365_ingest::{GraphTime, Source};
 use support::*;

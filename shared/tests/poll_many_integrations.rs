@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::app::poll::{Outcome, Poller};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
 use m365_ingest::ports::PollWith;
 use m365_ingest::secret::Secret;
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::Source;
 use support::*;
 use tenant_sim::scenario::{TenantSpec, DEFAULT_CLIENT_ID};

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::app::poll::{Outcome, Poller};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::ports::{CursorKey, CursorStore, PollWith};
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use rand::{Rng, SeedableRng};
 use support::*;

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::app::poll::{Outcome, Poller};
 use m365_ingest::domain::alert::{HeadSpec, Item};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::Credentials;
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::{CursorKey, GraphApi, Page, PageRequest, PollWith};
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use support::*;
 use tenant_sim::{AlertChange, FaultKind, FaultSpec, Scenario, Simulator};

@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
-use m365_ingest::app::poll::PollSettings;
-use m365_ingest::app::process::{MessageOutcome, ProcessCounts, ProcessSettings, Processor};
+use m365_ingest::app::process::{MessageOutcome, ProcessCounts};
+use m365_ingest::app::processor::{ProcessSettings, Processor};
 use m365_ingest::domain::filter::FilterDoc;
 use m365_ingest::domain::integration::{Integration, OutputFormat};
 use m365_ingest::error::QueueError;
 use m365_ingest::ports::{AlertQueue, ProcessWith, QueueEntry, SendReport};
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::Source;
 use serde_json::{json, Value};
 use support::*;
@@ -191,7 +192,7 @@ async fn claim_checked_intake_objects_are_fetched_and_checked() {
     let mut s = Scenario::default();
     s.tenants[0].alerts.big_evidence_fraction = 0.05;
     let settings = PollSettings {
-        delivery: m365_ingest::app::deliver::DeliverySettings { max_message_bytes: 64 * 1024, ..Default::default() },
+        delivery: m365_ingest::sources::settings::DeliverySettings { max_message_bytes: 64 * 1024, ..Default::default() },
         ..PollSettings::default()
     };
     let w = world(fixed(s), settings, secret_creds()).await;
@@ -414,7 +415,7 @@ async fn a_long_incident_is_fitted_to_the_message_and_never_costs_its_alerts() {
     let (w, msgs) = intake(Source::DefenderIncidents).await;
     let max = 16 * 1024;
     let settings = ProcessSettings {
-        delivery: m365_ingest::app::deliver::DeliverySettings { max_message_bytes: max, ..Default::default() },
+        delivery: m365_ingest::sources::settings::DeliverySettings { max_message_bytes: max, ..Default::default() },
         ..ProcessSettings::default()
     };
     let edited = |f: &dyn Fn(&mut Value)| {

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::app::check::{check, Status};
-use m365_ingest::app::poll::PollSettings;
 use m365_ingest::domain::cloud::Cloud;
-use m365_ingest::domain::integration_doc::{IntegrationDoc, MailboxDoc};
+use m365_ingest::domain::integration_doc::IntegrationDoc;
+use m365_ingest::domain::integration_sections::MailboxDoc;
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use support::*;
 use tenant_sim::entra::resources::Cloud as SimCloud;

@@ -35,10 +35,11 @@ mod tests {
     };
     use m365_ingest::app::dispatch::PollJob;
     use m365_ingest::app::integration_cache::IntegrationCache;
-    use m365_ingest::app::poll::{PollSettings, Poller};
+    use m365_ingest::app::poll::Poller;
     use m365_ingest::domain::integration::{Credential, Credentials, Integration};
     use m365_ingest::ports::{CursorKey, JobsWith, PollWith};
     use m365_ingest::secret::Secret;
+    use m365_ingest::sources::settings::PollSettings;
     use m365_ingest::GraphTime;
     use m365_ingest::Source;
     use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
@@ -359,7 +360,7 @@ mod tests {
         // in the artifact bucket (S3 on moto) under its SHA-256, as message/rfc822.
         doc.sources.email_submissions.enabled = false;
         doc.sources.phishing_mailbox =
-            Some(m365_ingest::domain::integration_doc::MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: None });
+            Some(m365_ingest::domain::integration_sections::MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: None });
         DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
         // The warm instance's cached record polls no mailbox: it is read again by its key.
         // The window is on the poller's clock (the wall clock); what is listed, on Microsoft's.

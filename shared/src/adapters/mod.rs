@@ -1,6 +1,5 @@
 //! Implementations of the ports: local ones (memory, files) and, per technology, the real ones.
 
 pub mod aws;
-pub mod cloud_apps;
 pub mod graph;
 pub mod local;

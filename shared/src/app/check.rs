@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::advice::{self, Ctx};
 use crate::domain::cloud::Cloud;
 use crate::domain::context::ContextPart;
+use crate::domain::field_error::FieldError;
 use crate::domain::integration::{Credentials, Integration};
-use crate::domain::integration_doc::{FieldError, IntegrationDoc};
+use crate::domain::integration_doc::IntegrationDoc;
 use crate::domain::integration_revision::{self as revision, Provenance, Relaxation};
 use crate::domain::permissions::{
     self, Api, Feature, TokenClaims, EXCHANGE_DIRECTORY_ROLES, QUARANTINE_EXPORT_ROLES, SENSITIVE_ACTION_ROLES,
@@ -338,7 +339,7 @@ pub async fn check<M: MicrosoftProbe>(
     if !problems.is_empty() {
         return Report::failed(&doc.id, problems, now);
     }
-    let features = permissions::enabled_features(&integration);
+    let features = crate::domain::integration::enabled_features(&integration);
     let mut claims: BTreeMap<Api, Result<TokenClaims, GraphError>> = BTreeMap::new();
     for api in features.iter().map(|f| f.api()) {
         if let std::collections::btree_map::Entry::Vacant(slot) = claims.entry(api) {
@@ -376,7 +377,7 @@ pub async fn check<M: MicrosoftProbe>(
 
 /// What the integration asks of this deployment's cloud that Microsoft does not offer there.
 fn cloud_problems(cloud: Cloud, i: &Integration) -> Vec<FieldError> {
-    let mut problems: Vec<FieldError> = permissions::enabled_features(i)
+    let mut problems: Vec<FieldError> = crate::domain::integration::enabled_features(i)
         .into_iter()
         .filter_map(|f| {
             cloud.unavailable(f).map(|why| FieldError {
@@ -423,7 +424,7 @@ async fn feature<M: MicrosoftProbe>(
 ) -> FeatureResult {
     let api = f.api();
     let fail = |detail: String, fix: String| FeatureResult::failed(f, detail, fix);
-    if let Some(p) = permissions::credential_problem(f, &creds.credential) {
+    if let Some(p) = crate::domain::integration::credential_problem(f, &creds.credential) {
         return fail("a client secret is stored".into(), p.into());
     }
     let claims = match claims {
@@ -680,7 +681,7 @@ fn probe_of(f: Feature, i: &Integration, now: GraphTime) -> Option<(Probe, Strin
         Probe::FirstPage(spec.request(&crate::sources::SpanQuery {
             from: now.minus(i.window.lookback),
             to: now.minus(i.window.ingestion_delay),
-            top: spec.page_size(&crate::app::poll::PollSettings::default()).min(FILTER_SAMPLE),
+            top: spec.page_size(&crate::sources::settings::PollSettings::default()).min(FILTER_SAMPLE),
             skip: 0,
             // As the poller asks: incidents with their alerts, which the filters decide.
             expand: spec.expands(),

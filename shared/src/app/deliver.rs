@@ -1,46 +1,21 @@
 //! From page items to confirmed intake messages: envelopes, claim checks for large objects,
 //! SendMessageBatch-sized batches, and bounded retries of failed entries.
 
-use std::time::Duration;
-
 use crate::domain::alert::Item;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::quarantine::quarantine;
-use crate::adapters::local::sha256_hex;
+use crate::app::origin::{safe_key, Context};
 use crate::domain::backoff;
+use crate::domain::envelope::sha256_hex;
 use crate::domain::envelope::{revision_key, ObjectRef, INTAKE_SCHEMA};
 use crate::domain::source::Source;
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
 use crate::ports::{AlertQueue, ArtifactStore, FailedEntry, QueueEntry, MAX_BATCH_ENTRIES};
-
-#[derive(Debug, Clone, Copy)]
-pub struct DeliverySettings {
-    /// Largest message body; larger objects go to the artifact store. SQS takes 1 MiB today
-    /// (moto and AWS alike, TOOLING.md §2); configurable lower.
-    pub max_message_bytes: usize,
-    /// Largest SendMessageBatch payload (the same 1 MiB on AWS).
-    pub max_batch_bytes: usize,
-    /// Attempts per batch for entries that failed retryably.
-    pub send_attempts: u32,
-    pub retry_delay: Duration,
-}
-
-impl Default for DeliverySettings {
-    fn default() -> Self {
-        DeliverySettings { max_message_bytes: 1 << 20, max_batch_bytes: 1 << 20, send_attempts: 4, retry_delay: Duration::from_millis(200) }
-    }
-}
-
-pub struct Context<'a> {
-    pub integration_id: &'a str,
-    pub tenant_id: &'a str,
-    pub source: Source,
-    pub polled_at: GraphTime,
-}
+use crate::sources::settings::DeliverySettings;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
@@ -255,16 +230,12 @@ pub async fn send_tracked(queue: &impl AlertQueue, bodies: &[String], s: &Delive
     sent
 }
 
-/// Alert ids are safe already; anything else becomes `_`, so a key never walks directories.
-pub(crate) fn safe_key(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::local::{DirArtifactStore, MemoryAlertQueue};
     use crate::domain::envelope::Envelope;
+    use std::time::Duration;
 
     fn items(n: usize, size: usize) -> Vec<Item> {
         (0..n)

@@ -8,11 +8,12 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::deliver::{send_tracked, DeliverySettings};
+use super::deliver::send_tracked;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::Error;
 use crate::ports::{AlertQueue, Clock, CursorKey, DueEntry, ScheduleStore};
+use crate::sources::settings::DeliverySettings;
 
 pub const JOB_SCHEMA: &str = "m365-ingest.poll-job.v1";
 

@@ -15,8 +15,8 @@ use crate::domain::context::{
     self, auto_replies_of, device_of, file_of, memberships_of, mfa_of, presence_of, profile_of, schedule_of, sign_ins_of, ContextPart,
     ContextSection, LookupOutcome, Tally, UserContext, UserSubject, SCHEDULE_INTERVAL_MINUTES,
 };
+use crate::domain::entities::Entities;
 use crate::domain::integration::Integration;
-use crate::domain::output::Entities;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
 use crate::ports::{ContextAnswer, ContextApi, ContextRequest};
@@ -566,8 +566,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::domain::integration_doc::FeaturesDoc;
-    use crate::domain::output::{Device, User};
+    use crate::domain::entities::{Device, User};
+    use crate::domain::integration_sections::FeaturesDoc;
 
     /// Microsoft as a table: answers by request kind, counting requests.
     struct Table {

@@ -14,27 +14,32 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::deliver::{safe_key, send_tracked, DeliverySettings};
+use super::deliver::send_tracked;
+use super::evidence_observe::{observe_error, observe_mailbox_error};
+use super::evidence_setup::{Evidence, StepOutcome};
 use super::file_intake::{off_runtime, off_runtime_bounded, FileIntake, IntakeError};
-use super::process::Processor;
+use super::processor::Processor;
 use super::restore::{cleanup_commands, restore_commands};
+use crate::app::origin::safe_key;
+use crate::domain::email_section::EmailSection;
 use crate::domain::envelope::sha256_hex;
 use crate::domain::envelope::ObjectRef;
 use crate::domain::evidence_hold::{hold_key, release_bodies, HeldAlert, HoldRecord};
 use crate::domain::evidence_index::{due_set, restores_set, RestoreEntry};
-use crate::domain::evidence_job::{ActionStatus, EvidenceJob, JobLimits, JobMessage, JobRecord, Next, Observation};
+use crate::domain::evidence_job::{ActionStatus, EvidenceJob, JobMessage, JobRecord, Next, Observation};
 use crate::domain::evidence_plan::{self, job_key, EmailLocation, EmailStore, EvidenceOutcome, EvidenceTarget};
 use crate::domain::integration::{Credentials, Integration, OutputFormat};
-use crate::domain::integration_doc::EvidenceDelivery;
+use crate::domain::integration_sections::EvidenceDelivery;
 use crate::domain::ocsf;
-use crate::domain::output::{EmailSection, EvidenceItem, EvidenceRetrieval, EvidenceUpdate, EVIDENCE_UPDATE_SCHEMA};
+use crate::domain::output::{EvidenceItem, EvidenceRetrieval, EvidenceUpdate, EVIDENCE_UPDATE_SCHEMA};
 use crate::domain::restore_secret::RestoreSecret;
 use crate::domain::result_archive::{self, Format, UnpackError, Unpacker};
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
-use crate::ports::evidence::{ArtifactUpload, ArtifactUploads, Download, EvidencePorts, ExportedEml, LiveCommand, SecretSource, MAX_DELAY};
+use crate::ports::evidence::{ArtifactUpload, ArtifactUploads, Download, ExportedEml, LiveCommand, SecretSource, MAX_DELAY};
 use crate::ports::{ArtifactStore, Clock, DelayQueue, EvidenceApi, EvidenceJobStore, ProcessPorts};
+use crate::sources::settings::DeliverySettings;
 use crate::sources::Unit;
 
 /// How far back a quarantine lookup reaches: Get-QuarantineMessage searches 30 days at most and
@@ -53,54 +58,6 @@ pub const QUARANTINED_EMAIL_PREFIX: &str = "quarantined-email/";
 static EXPORTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// Base64 decoded per slice of an export: a multiple of 4.
 const EXPORT_SLICE: usize = 4 << 20;
-
-#[derive(Debug, Clone)]
-pub struct EvidenceSettings {
-    pub limits: JobLimits,
-    /// The largest file kept (a GetFile may return up to 3 GB, ms-apis.md §7).
-    pub max_file_bytes: u64,
-    /// Job records outlive their job by this much (DynamoDB TTL).
-    pub job_ttl: Duration,
-    /// The longest one step may take (a call, or a file streamed to S3): a step still running
-    /// then is cut off and tried again, and a batch starts no step with less time left.
-    pub step_time: Duration,
-}
-
-impl Default for EvidenceSettings {
-    fn default() -> Self {
-        EvidenceSettings {
-            limits: JobLimits::default(),
-            max_file_bytes: 512 << 20,
-            job_ttl: Duration::from_secs(14 * 24 * 3600),
-            step_time: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Evidence retrieval's adapters and settings, beside the processor's own.
-pub struct Evidence<E: EvidencePorts> {
-    pub jobs: E::Jobs,
-    pub steps: E::Steps,
-    pub api: E::Api,
-    pub secrets: E::Secrets,
-    pub settings: EvidenceSettings,
-}
-
-/// What a step did, for counts and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepOutcome {
-    /// The job moved on (or waits) and its next message is queued.
-    Scheduled { delay: Duration },
-    /// The job ended and its update was published; how long it took from its creation, and
-    /// whether it left a restored copy on a device (its cleanup not confirmed).
-    Reported { outcome: EvidenceOutcome, age: Duration, copy_left: bool },
-    /// A held alert went out.
-    Released,
-    /// Nothing to do: the job ended and was reported, another step moved it on, or it expired.
-    Nothing,
-    /// Not taken: too little of the invocation was left for a whole step (SQS delivers it again).
-    NotStarted,
-}
 
 /// An alert version's evidence as its message lists it, and the messages that start its jobs
 /// once it is out (with their delays).
@@ -122,62 +79,6 @@ enum HoldState {
 
 fn job_message(record: &JobRecord) -> String {
     JobMessage::new(&record.integration_id, &record.job.key).to_json()
-}
-
-/// How an API's refusal bears on a job: passing (busy, throttled, down) or final (with why).
-pub(crate) fn observe_error(e: &GraphError) -> Observation {
-    match e {
-        GraphError::Http { status: 400, code, .. } if code == "ActiveRequestAlreadyExists" => Observation::Busy,
-        // OverBudget: the tenant's pace for the API was spent; the step comes back later.
-        GraphError::Http { status: 429, .. } | GraphError::Throttled { .. } | GraphError::OverBudget { .. } => Observation::Busy,
-        GraphError::Http { status: 404, message, .. } => Observation::NotFound(message.clone()),
-        // common-errors.md: "Tenant feature isn't enabled." What live response answers when it is
-        // off is not documented; this is the documented code for a feature a tenant has off.
-        GraphError::Http { status: 403, code, message, .. } if code == "DisabledFeature" => Observation::Refused(format!(
-            "Defender for Endpoint answered DisabledFeature ({message}): live response is off for this tenant; turn on Settings → \
-             Endpoints → Advanced features → \"Live Response\" (and \"Live Response for servers\" for a server)"
-        )),
-        // run-live-response.md: a device group needs an automated remediation level; the words
-        // are the ones callers meet (MicrosoftDocs/microsoft-365-docs#6054).
-        GraphError::Http { status: 403, code, message, .. }
-            if code == "DisallowedOperation" && message.to_ascii_lowercase().contains("automation level") =>
-        {
-            Observation::Refused(format!(
-                "Defender for Endpoint answered DisallowedOperation ({message}): live response needs the device's group to have an \
-                 automation level; set at least the minimum one in Settings → Endpoints → Permissions → Device groups"
-            ))
-        }
-        GraphError::Http { status: 400, message, .. } if message.contains("is not recognized") => Observation::Refused(format!(
-            "{message} (Exchange offers a cmdlet only to a role that grants it: give the app's service principal the Entra role \
-             Security Administrator, or add it to the Quarantine Administrator role group)"
-        )),
-        GraphError::Http { status: 400 | 401 | 403, api, code, message } => {
-            Observation::Refused(format!("{api} answered {code}: {message}"))
-        }
-        GraphError::Token { retryable: false, .. } | GraphError::Credential(_) => Observation::Refused(e.to_string()),
-        e => Observation::Transient(e.to_string()),
-    }
-}
-
-/// How a mailbox's refusal bears on a job: a mailbox outside the app's access policy names
-/// the fix (auth-limit-mailbox-access.md: Exchange answers `ErrorAccessDenied`).
-fn observe_mailbox_error(e: &GraphError, mailbox: &str) -> Observation {
-    match e {
-        // The access policy's own words ("Access to OData is disabled…", "…AccessPolicy…"); any
-        // other 403 (a consent revoked) keeps Graph's words.
-        GraphError::Http { status: 403, code, message, .. }
-            if code == "ErrorAccessDenied" && (message.contains("Access to OData") || message.contains("AccessPolicy")) =>
-        {
-            Observation::Refused(format!(
-                "Graph refused {mailbox}'s mailbox ({code}: {message}): the app's mailbox scope (an application access policy or \
-                 RBAC for Applications) leaves it out; add the mailbox to the scope's group, or widen the scope"
-            ))
-        }
-        GraphError::Http { status: 404, code, .. } if code == "ErrorInvalidUser" || code == "MailboxNotEnabledForRESTAPI" => {
-            Observation::NotFound(format!("{mailbox} has no mailbox Graph can read ({code})"))
-        }
-        e => observe_error(e),
-    }
 }
 
 impl<P: ProcessPorts> Processor<P> {
@@ -1009,7 +910,7 @@ impl<P: ProcessPorts> Processor<P> {
 
     /// A retrieved email's headers, read back from the store (the update may be published by a
     /// later step than the export).
-    async fn email_headers(&self, r: &ObjectRef) -> Option<crate::domain::output::EmailHeaders> {
+    async fn email_headers(&self, r: &ObjectRef) -> Option<crate::domain::email_section::EmailHeaders> {
         let bytes = self.artifacts.get(&r.key).await.ok()?;
         // On this thread, not a blocking one: a new thread's allocations under the processor's
         // 256 MB (RLIMIT_DATA) aborted it in the memory soak; the export is bounded (64 MiB) and

@@ -5,9 +5,9 @@
 use serde_json::{json, Value};
 
 use super::enrich::Enricher;
+use crate::domain::entities::{Device, Entities, File, User};
 use crate::domain::integration::Integration;
 use crate::domain::investigation::{columns, Query, QueryError, QueryResult, MAX_ACTIVITIES};
-use crate::domain::output::{Device, Entities, File, User};
 use crate::error::GraphError;
 use crate::ports::investigation::{InvestigatePorts, InvestigationApi};
 use crate::ports::{Clock, IntegrationSource, SecretSource};

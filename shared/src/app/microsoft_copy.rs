@@ -13,11 +13,11 @@
 
 use serde_json::Value;
 
+use crate::domain::email_section::EmailSection;
 use crate::domain::evidence_job::{JobRecord, Observation};
 use crate::domain::evidence_plan;
 use crate::domain::graph_alert::GraphAlert;
 use crate::domain::integration::{Credentials, Integration};
-use crate::domain::output::EmailSection;
 use crate::domain::source::Source;
 use crate::ports::EvidenceApi;
 use crate::sources::{path_segment, GRAPH_SECURITY_HEAD};
@@ -91,7 +91,7 @@ async fn read<A: EvidenceApi>(api: &A, creds: &Credentials, record: &JobRecord) 
                 "Microsoft's copy of the alert is larger ({}) than the {limit} bytes read, so it could not be checked",
                 size.map_or_else(|| "unknown".to_owned(), |s| format!("{s} bytes"))
             ))),
-            Err(e) => Err(super::evidence::observe_error(&e)),
+            Err(e) => Err(super::evidence_observe::observe_error(&e)),
         }
     };
     match (record.source, record.incident_id.as_deref()) {

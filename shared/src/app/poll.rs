@@ -2,17 +2,18 @@
 //! Cloud Apps) page by page, deliver each page to the intake queue, then commit the cursor
 //! (DESIGN.md §3).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
-use serde_json::value::RawValue;
 
-use super::deliver::{deliver, Context, DeliverySettings};
+use super::deliver::deliver;
+use super::item_json::with_children;
 use super::quarantine::quarantine;
 use super::reported_email::annotate;
 use super::settle::{remember_unsettled, settle_pending, SettleSpec};
 use super::span::{read_span, SpanSpec};
+use crate::app::origin::Context;
 use crate::domain::alert::Item;
 use crate::domain::integration::Integration;
 use crate::domain::source::Source;
@@ -20,78 +21,7 @@ use crate::domain::time::GraphTime;
 use crate::domain::window::{backfill_window, next_span_end, split_point, window, PagingError, Window};
 use crate::error::{CursorError, Error, GraphError};
 use crate::ports::{Clock, CursorKey, CursorStore, GraphApi, Lane, PollPorts, Ran, SecretSource};
-
-#[derive(Debug, Clone)]
-pub struct PollSettings {
-    /// `$top` of alert pages: Graph's maximum (ms-apis.md §2).
-    pub alert_page_size: usize,
-    /// `$top` of incident pages: 50 with `$expand=alerts` is the most Elastic found to work.
-    pub incident_page_size: usize,
-    /// Cloud Apps answers at most 100 alerts per request (api-introduction.md).
-    pub cloud_apps_page_size: usize,
-    /// `$top` of submission pages: the list documents no maximum; 100 is what Graph's
-    /// security lists commonly take.
-    pub submission_page_size: usize,
-    /// `$top` of the phishing mailbox's listing: with `$select` a page is small; a span is three
-    /// pages, whose reports' emails a run fetches as far as its request cap allows.
-    pub mailbox_page_size: usize,
-    /// Requests per run of a mailbox (listing and reported emails): Outlook allows an app
-    /// 10,000 per mailbox per 10 minutes (ms-apis.md §11); a run every 5 minutes at this cap
-    /// uses at most 40% of that.
-    pub mailbox_requests_per_run: usize,
-    /// Unsettled items (submissions awaiting a verdict) re-read by id per run, in turn.
-    pub settle_per_run: usize,
-    /// An unsettled item older than this (by its version) is no longer re-read: Microsoft
-    /// gave no verdict in time.
-    pub settle_within: Duration,
-    /// `$skip` above 500 is refused by Graph.
-    pub max_skip: usize,
-    /// Requests per integration per run.
-    pub max_pages: usize,
-    /// A span is read whole before delivery; it holds at most this many pages of items
-    /// (bounds memory: 3 × 1000 alerts of a few KB).
-    pub max_span_pages: usize,
-    /// Re-reads of a tie (items sharing one timestamp) whose order the API does not keep.
-    pub tie_passes: usize,
-    /// Reading stops while this much of the run's time is left, sending at half of it: the
-    /// rest commits and releases (AWS calls time out in 15 s, sdk.rs).
-    pub safety_margin: Duration,
-    /// Versions remembered for the overlap (capped by the cursor's byte bound); beyond it
-    /// duplicates are allowed, never gaps.
-    pub max_recent: usize,
-    /// Integrations polled at once.
-    pub concurrency: usize,
-    pub delivery: DeliverySettings,
-    /// Identifies this run in leases.
-    pub owner: String,
-    /// The deployment's Microsoft cloud: a source Microsoft does not offer there is not polled.
-    pub cloud: crate::domain::cloud::Cloud,
-}
-
-impl Default for PollSettings {
-    fn default() -> Self {
-        PollSettings {
-            alert_page_size: 1000,
-            incident_page_size: 50,
-            cloud_apps_page_size: 100,
-            submission_page_size: 100,
-            mailbox_page_size: crate::sources::phishing_mailbox::MAILBOX_PAGE_SIZE,
-            mailbox_requests_per_run: 2_000,
-            settle_per_run: 50,
-            settle_within: Duration::from_secs(7 * 24 * 3600),
-            max_skip: 500,
-            max_pages: 500,
-            max_span_pages: 3,
-            tie_passes: 20,
-            safety_margin: Duration::from_secs(40),
-            max_recent: crate::domain::cursor::MAX_RECENT,
-            concurrency: 4,
-            delivery: DeliverySettings::default(),
-            owner: "poller".into(),
-            cloud: crate::domain::cloud::Cloud::Global,
-        }
-    }
-}
+use crate::sources::settings::PollSettings;
 
 /// When a run is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -621,61 +551,4 @@ enum RunEnd {
     Stopped(String),
     NotDue,
     NothingToRead,
-}
-
-/// The object with its children appended as an array `member`, as `$expand` would give it.
-fn with_children(object: &RawValue, member: &str, children: &[Item]) -> Result<Box<RawValue>, Error> {
-    let mut array = String::with_capacity(children.iter().map(|a| a.raw.get().len() + 1).sum::<usize>() + 2);
-    array.push('[');
-    for (i, a) in children.iter().enumerate() {
-        if i > 0 {
-            array.push(',');
-        }
-        array.push_str(a.raw.get());
-    }
-    array.push(']');
-    with_member(object, member, &array)
-}
-
-/// The object with the JSON `value` appended as `member`; the object's own bytes are kept as
-/// Microsoft sent them.
-pub(crate) fn with_member(object: &RawValue, member: &str, value: &str) -> Result<Box<RawValue>, Error> {
-    let body = object.get().trim_end();
-    let open = body.strip_suffix('}').ok_or_else(|| GraphError::Decode { what: "an item".into(), detail: "not a JSON object".into() })?;
-    let mut s = String::with_capacity(body.len() + member.len() + value.len() + 8);
-    s.push_str(open.trim_end());
-    if !open.trim_end().ends_with('{') {
-        s.push(',');
-    }
-    // A member name is ours (a constant), never Microsoft's text: no escaping needed.
-    s.push('"');
-    s.push_str(member);
-    s.push_str("\":");
-    s.push_str(value);
-    s.push('}');
-    RawValue::from_string(s).map_err(|e| GraphError::Decode { what: format!("an item with its {member}"), detail: e.to_string() }.into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alerts_are_appended_to_an_incident() {
-        let inc = RawValue::from_string(r#"{"id":"1","lastUpdateDateTime":"2021-01-01T00:00:00Z"}"#.into());
-        let a = RawValue::from_string(r#"{"id":"a","lastUpdateDateTime":"2021-01-01T00:00:00Z"}"#.into());
-        let (Ok(inc), Ok(a)) = (inc, a) else { panic!("json") };
-        let item = Item::decode(&a, &crate::sources::GRAPH_SECURITY_HEAD).map_err(|e| e.to_string());
-        let Ok(item) = item else { panic!("item") };
-        let out = with_children(&inc, "alerts", &[item.clone(), item]).map(|r| r.get().to_owned()).map_err(|e| e.to_string());
-        assert_eq!(
-            out.as_deref(),
-            Ok(
-                r#"{"id":"1","lastUpdateDateTime":"2021-01-01T00:00:00Z","alerts":[{"id":"a","lastUpdateDateTime":"2021-01-01T00:00:00Z"},{"id":"a","lastUpdateDateTime":"2021-01-01T00:00:00Z"}]}"#
-            )
-        );
-        let empty =
-            RawValue::from_string("{}".into()).map(|e| with_children(&e, "alerts", &[]).map(|r| r.get().to_owned()).unwrap_or_default());
-        assert_eq!(empty.ok().as_deref(), Some(r#"{"alerts":[]}"#));
-    }
 }

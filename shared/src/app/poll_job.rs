@@ -4,11 +4,12 @@
 
 use std::time::Instant;
 
-use super::deliver::{send_tracked, DeliverySettings};
+use super::deliver::send_tracked;
 use super::dispatch::PollJob;
 use super::integration_cache::IntegrationCache;
 use super::poll::{Due, Outcome, Poller, RunSummary, LEASE_HELD, RAN_SINCE_ENQUEUED};
 use crate::ports::{AlertQueue, Clock, IntegrationSource, PollPorts, ScheduleStore};
+use crate::sources::settings::DeliverySettings;
 
 /// What became of a job, for the event source mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,10 +11,11 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
-use super::deliver::{send_tracked, DeliverySettings};
-use super::evidence::StepOutcome;
-use crate::adapters::local::sha256_hex;
+use super::deliver::send_tracked;
+use super::evidence_setup::StepOutcome;
+use super::processor::Processor;
 use crate::domain::context::ContextSection;
+use crate::domain::envelope::sha256_hex;
 use crate::domain::envelope::{revision_key, Envelope, INTAKE_SCHEMA};
 use crate::domain::evidence_job::JobMessage;
 use crate::domain::filter::{Decision, Filters};
@@ -28,33 +29,8 @@ use crate::domain::source::Source;
 use crate::domain::sqs_text::escape_for_sqs;
 use crate::domain::time::GraphTime;
 use crate::error::{Error, QueueError};
-use crate::ports::{AlertQueue, ArtifactStore, ArtifactUploads, Claim, Clock, DedupStore, EvidencePorts, ProcessPorts, ProcessWith};
+use crate::ports::{ArtifactStore, Claim, Clock, DedupStore, ProcessPorts};
 use crate::sources::Unit;
-
-#[derive(Debug, Clone)]
-pub struct ProcessSettings {
-    /// Messages of one SQS batch handled at once.
-    pub concurrency: usize,
-    /// A claim lives this long; a processor that died holding one is taken over after it.
-    pub claim_for: Duration,
-    /// Dedup keys live this long: longer than any overlap or redelivery (DynamoDB TTL).
-    pub dedup_ttl: Duration,
-    pub delivery: DeliverySettings,
-    /// Identifies this processor instance in claims.
-    pub owner: String,
-}
-
-impl Default for ProcessSettings {
-    fn default() -> Self {
-        ProcessSettings {
-            concurrency: 8,
-            claim_for: Duration::from_secs(300),
-            dedup_ttl: Duration::from_secs(14 * 24 * 3600),
-            delivery: DeliverySettings::default(),
-            owner: "processor".into(),
-        }
-    }
-}
 
 /// What happened to one intake message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,19 +98,6 @@ impl ProcessCounts {
     }
 }
 
-/// Built once per warm function; each batch runs with the integrations it names.
-pub struct Processor<P: ProcessPorts> {
-    pub dedup: P::Dedup,
-    pub output: P::Output,
-    pub artifacts: P::Artifacts,
-    pub clock: P::Clock,
-    pub settings: ProcessSettings,
-    /// Evidence retrieval, where this processor has its queue and Microsoft's APIs.
-    pub evidence: Option<super::evidence::Evidence<P::Evidence>>,
-    /// Context lookups, where this processor reaches Microsoft's APIs.
-    pub context: Option<super::enrich::Enricher>,
-}
-
 /// One batch's run: the integrations it names, each with its compiled filters, and its counts.
 pub struct BatchRun<'a, P: ProcessPorts> {
     p: &'a Processor<P>,
@@ -167,31 +130,7 @@ struct Ready {
     incident: bool,
 }
 
-impl<D, Q, A, K> Processor<ProcessWith<D, Q, A, K>>
-where
-    D: DedupStore + 'static,
-    Q: AlertQueue + 'static,
-    A: ArtifactStore + ArtifactUploads + 'static,
-    K: Clock + 'static,
-{
-    pub fn new(dedup: D, output: Q, artifacts: A, clock: K, settings: ProcessSettings) -> Self {
-        Processor { dedup, output, artifacts, clock, settings, evidence: None, context: None }
-    }
-
-    /// The same processor with evidence retrieval on these adapters.
-    pub fn with_evidence<E: EvidencePorts>(self, evidence: super::evidence::Evidence<E>) -> Processor<ProcessWith<D, Q, A, K, E>> {
-        let Processor { dedup, output, artifacts, clock, settings, context, .. } = self;
-        Processor { dedup, output, artifacts, clock, settings, evidence: Some(evidence), context }
-    }
-}
-
 impl<P: ProcessPorts> Processor<P> {
-    /// The same processor adding context to alerts through `enricher`.
-    pub fn with_context(mut self, enricher: super::enrich::Enricher) -> Self {
-        self.context = Some(enricher);
-        self
-    }
-
     /// The alert's context, when the integration asks for any and this processor can look it up.
     async fn context_of(&self, integration: &Integration, unit: &Unit, batch_deadline: std::time::Instant) -> Option<ContextSection> {
         let enricher = self.context.as_ref()?;
@@ -201,7 +140,7 @@ impl<P: ProcessPorts> Processor<P> {
         }
         let a = &unit.alert;
         let at = super::enrich::alert_time(a.first_activity_date_time.as_deref(), a.created_date_time.as_deref(), unit.version);
-        enricher.context(integration, &crate::domain::output::entities(a), at, batch_deadline).await
+        enricher.context(integration, &crate::domain::entities::entities(a), at, batch_deadline).await
     }
 }
 
@@ -820,5 +759,5 @@ impl<P: ProcessPorts> BatchRun<'_, P> {
 /// Where an original too large for its output message goes: named by its content, so a later
 /// publish never overwrites an object an earlier message points to.
 fn content_key(integration_id: &str, raw: &str) -> String {
-    format!("output/{}/{}.json", super::deliver::safe_key(integration_id), sha256_hex(raw.as_bytes()))
+    format!("output/{}/{}.json", crate::app::origin::safe_key(integration_id), sha256_hex(raw.as_bytes()))
 }

@@ -5,8 +5,8 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::deliver::{safe_key, Context};
-use crate::adapters::local::sha256_hex;
+use crate::app::origin::{safe_key, Context};
+use crate::domain::envelope::sha256_hex;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::Error;

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::adapters::local::sha256_hex;
+use crate::domain::envelope::sha256_hex;
 use crate::domain::remediation::{guard, Action, Refusal, RemediationMode, RemediationRequest, RemediationResult, Status, RESULT_SCHEMA};
 use crate::domain::time::GraphTime;
 use crate::error::{CursorError, GraphError};

@@ -4,8 +4,8 @@
 //! message itself, forwarded as is (its MIME through `/messages/{id}/$value`). The listing of
 //! attachments asks for no `contentBytes`, so a large file never rides along.
 
-use super::deliver::{safe_key, Context};
-use super::poll::with_member;
+use super::item_json::with_member;
+use crate::app::origin::{safe_key, Context};
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
 use crate::domain::integration::Credentials;
 pub use crate::domain::mailbox_report::ReportedVia;

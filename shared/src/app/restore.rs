@@ -10,8 +10,9 @@
 
 use base64::Engine;
 
-use super::evidence::Evidence;
-use super::process::Processor;
+use super::evidence_observe::observe_error;
+use super::evidence_setup::Evidence;
+use super::processor::Processor;
 use crate::domain::evidence_job::{EvidenceJob, Observation};
 use crate::domain::evidence_plan::{EvidenceTarget, RESTORE_ROOT};
 use crate::domain::integration::Credentials;
@@ -133,7 +134,7 @@ impl<P: ProcessPorts> Processor<P> {
             description: "m365-ingest: restores one file from Defender Antivirus quarantine into a folder of its own for GetFile, and removes it with -Cleanup",
             parameters_description: "-Job <32 hex digits> (-Sha256 <hex> -PathB64 <base64> -KeyB64 <base64> | -Cleanup)",
         };
-        ev.api.upload_library(creds, &upload).await.map_err(|e| super::evidence::observe_error(&e))?;
+        ev.api.upload_library(creds, &upload).await.map_err(|e| observe_error(&e))?;
         let done = LibraryRecord { uploaded_at: Some(now), ..mine };
         // Not saved (another took the claim over and uploaded the same script): uploaded all the same.
         let _ = ev.jobs.save(&done, version, expires).await;

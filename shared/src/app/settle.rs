@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
-use super::deliver::{deliver, Context, Delivered, DeliverySettings};
+use super::deliver::{deliver, Delivered};
+use crate::app::origin::Context;
 use crate::domain::cursor::{Cursor, PendingRefused};
 use crate::domain::integration::Credentials;
 use crate::error::Error;
 use crate::ports::{AlertQueue, ArtifactStore, GraphApi};
+use crate::sources::settings::DeliverySettings;
 use crate::sources::SourceSpec;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::directory_roles::is_privileged;
-use super::output::Entities;
 use super::permissions::Feature;
 use super::time::GraphTime;
+use crate::domain::entities::Entities;
 
 /// Users, devices and files looked at per alert: an alert naming more is rare, and each one
 /// costs calls against tight per-tenant limits.
@@ -704,7 +704,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::domain::output::{Device, File, Message, User};
+    use crate::domain::entities::{Device, File, Message, User};
 
     fn t(s: &str) -> GraphTime {
         GraphTime::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))

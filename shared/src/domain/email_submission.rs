@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::graph_alert::{Evidence, GraphAlert, Sender};
-use super::output::{EmailSection, SubmissionInfo};
+use crate::domain::email_section::{EmailSection, SubmissionInfo};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

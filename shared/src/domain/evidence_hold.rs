@@ -182,7 +182,7 @@ mod tests {
     fn headers_go_first_and_a_message_still_too_large_is_released_as_it_was() {
         let v1 = serde_json::json!({"schema": OUTPUT_SCHEMA, "processing": {}}).to_string();
         let held = HeldAlert::new(vec![v1]);
-        let headers = super::super::output::EmailHeaders { subject: Some("s".repeat(2_000)), ..Default::default() };
+        let headers = crate::domain::email_section::EmailHeaders { subject: Some("s".repeat(2_000)), ..Default::default() };
         let mut email = item("k/evidence/1", "retrieved");
         email.headers = Some(headers);
         let out = release_bodies(&held, &[email.clone()], t0(), 1_500).unwrap_or_default();

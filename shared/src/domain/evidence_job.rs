@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::action_failure::{self, ActionFailure};
 use super::envelope::ObjectRef;
 use super::evidence_plan::{EvidenceOutcome, EvidenceTarget};
+use super::output::EvidenceItem;
 use super::restore_secret::RestoreSecret;
 use super::time::GraphTime;
 
@@ -526,6 +527,38 @@ pub struct JobRecord {
     /// The hold of the alert version when it waits for its evidence (its key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<String>,
+}
+
+impl EvidenceItem {
+    /// The item as its job stands.
+    pub fn of(job: &EvidenceJob) -> Self {
+        let (status, detail, artifact) = match &job.phase {
+            Phase::Done { outcome, detail, artifact } => (outcome.as_str().to_owned(), detail.clone(), artifact.clone()),
+            _ => ("pending".to_owned(), None, None),
+        };
+        let mut item = EvidenceItem { id: job.key.clone(), status, detail, artifact, ..EvidenceItem::default() };
+        match &job.target {
+            t @ EvidenceTarget::File { device_id, sha1, sha256, .. } => {
+                item.kind = "file".into();
+                item.device_id = Some(device_id.clone());
+                item.path = t.path();
+                item.sha1.clone_from(sha1);
+                item.sha256.clone_from(sha256);
+            }
+            EvidenceTarget::Email { internet_message_id, recipient, .. } => {
+                item.kind = "email".into();
+                item.internet_message_id = Some(internet_message_id.clone());
+                item.recipient = Some(recipient.clone());
+                // The store it came from is in its key (evidence.rs).
+                item.found_in = item.artifact.as_ref().and_then(|a| match a.key.split('/').next() {
+                    Some("delivered-email") => Some("mailbox".to_owned()),
+                    Some("quarantined-email") => Some("quarantine".to_owned()),
+                    _ => None,
+                });
+            }
+        }
+        item
+    }
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::graph_alert::GraphAlert;
-use super::integration_doc::EvidenceDoc;
-use super::output::EmailSection;
+use crate::domain::email_section::EmailSection;
+use crate::domain::integration_sections::EvidenceDoc;
 
 /// One piece of evidence to retrieve.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::filter::FilterDoc;
-use super::integration_doc::{EmailSubmissionsDoc, EnrichmentDoc, EvidenceDoc, FeaturesDoc, MailboxDoc};
+use super::integration_sections::{EmailSubmissionsDoc, EnrichmentDoc, EvidenceDoc, FeaturesDoc, MailboxDoc};
+use super::permissions::Feature;
 use super::source::Source;
 use super::window::WindowSettings;
 use crate::secret::Secret;
@@ -111,7 +112,6 @@ impl Integration {
     /// Whether `creds` are this integration's own (its tenant and app): another integration's
     /// secret would read another tenant under this one's name.
     pub fn owns(&self, creds: &Credentials) -> bool {
-        use crate::domain::integration_doc::normalize_guid;
         normalize_guid(&creds.tenant_id) == normalize_guid(&self.tenant_id)
             && normalize_guid(&creds.client_id) == normalize_guid(&self.client_id)
     }
@@ -153,4 +153,74 @@ pub struct Credentials {
     pub tenant_id: String,
     pub client_id: String,
     pub credential: Credential,
+}
+
+/// The features an integration turns on, in report order.
+pub fn enabled_features(i: &Integration) -> Vec<Feature> {
+    let mut f = Vec::new();
+    match i.defender_mode {
+        DefenderMode::Alerts => f.push(Feature::DefenderAlerts),
+        DefenderMode::Incidents => f.push(Feature::DefenderIncidents),
+        DefenderMode::Off => {}
+    }
+    let flags = [
+        (i.cloud_apps, Feature::CloudApps),
+        (i.email_submissions.enabled, Feature::EmailSubmissions),
+        (i.phishing_mailbox.is_some(), Feature::PhishingMailbox),
+        (i.evidence.live_response_files, Feature::LiveResponseFiles),
+        (i.evidence.live_response_files && i.evidence.restore_quarantined_files, Feature::QuarantineRestore),
+        (i.evidence.quarantined_email, Feature::QuarantinedEmail),
+        (i.evidence.delivered_email, Feature::DeliveredEmail),
+        (i.features.investigation, Feature::Investigation),
+        (i.features.investigation && i.cloud_apps_base.is_some(), Feature::CloudAppsActivities),
+        (i.features.user_context, Feature::UserContext),
+        (i.features.calendar, Feature::Calendar),
+        (i.features.remediation, Feature::Remediation),
+        (i.features.device_context, Feature::DeviceContext),
+    ];
+    f.extend(flags.into_iter().filter(|(on, _)| *on).map(|(_, feature)| feature));
+    f
+}
+
+/// Whether the credential suits the feature: Exchange app-only access is documented with
+/// certificates only (ms-apis.md §8).
+pub fn credential_problem(feature: Feature, credential: &Credential) -> Option<&'static str> {
+    match (feature, credential) {
+        (Feature::QuarantinedEmail, Credential::ClientSecret(_)) => Some(
+            "Exchange Online app-only access is documented with a certificate only: upload a certificate to the app registration \
+             (Certificates & secrets → Certificates) and store certificate_pem + private_key_pem in the secret instead of client_secret",
+        ),
+        _ => None,
+    }
+}
+
+/// A GUID as Entra writes it (lower case); anything else as it is (validation names it). Tenant
+/// and client ids are normalised where they are parsed, so every comparison is a plain one.
+pub fn normalize_guid(v: &str) -> String {
+    if is_guid(v) {
+        v.to_ascii_lowercase()
+    } else {
+        v.to_owned()
+    }
+}
+
+pub fn is_guid(v: &str) -> bool {
+    v.len() == 36 && v.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_follow_the_configuration() {
+        let mut i = Integration::new("x", "t", "c", "s");
+        assert_eq!(enabled_features(&i), [Feature::DefenderAlerts]);
+        i.defender_mode = DefenderMode::Off;
+        i.cloud_apps = true;
+        i.evidence.quarantined_email = true;
+        i.features.remediation = true;
+        assert_eq!(enabled_features(&i), [Feature::CloudApps, Feature::QuarantinedEmail, Feature::Remediation]);
+        assert_eq!(Feature::QuarantinedEmail.api().owner(), "Office 365 Exchange Online");
+    }
 }

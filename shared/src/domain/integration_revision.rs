@@ -223,7 +223,7 @@ mod tests {
         before.sources.defender = DefenderMode::Alerts;
         before.sources.email_submissions.enabled = true;
         before.sources.phishing_mailbox =
-            Some(crate::domain::integration_doc::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
+            Some(crate::domain::integration_sections::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
         let mut after = before.clone();
         after.filters = FilterDoc { severities: vec!["low".into()], ..FilterDoc::default() };
         let r = relaxations(Some(&before), &after);

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::integration_doc::FieldError;
 use super::time::GraphTime;
+use crate::domain::field_error::FieldError;
 
 /// A KQL query longer than this is refused (Graph takes the query in a JSON body; nothing
 /// documented is smaller, and a hunting query of this size is already unusual).

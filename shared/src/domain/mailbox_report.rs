@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::envelope::ObjectRef;
 use super::graph_alert::{Evidence, FileDetails, GraphAlert, Sender};
 use super::mime::ParsedEmail;
-use super::output::EmailSection;
+use crate::domain::email_section::EmailSection;
 
 /// The member the poller adds to a report before delivery, as an OData instance annotation in
 /// our own namespace (Graph's members never start with `@m365ingest.`): what it retrieved of the

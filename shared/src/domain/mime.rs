@@ -80,11 +80,11 @@ pub async fn parse_apart(bytes: bytes::Bytes) -> (String, Result<ParsedEmail, Mi
     let _turn = PARSES.acquire().await;
     let mine = bytes.clone();
     let sha = bytes.clone();
-    let job = tokio::task::spawn_blocking(move || (crate::adapters::local::sha256_hex(&sha), parse(&mine)));
+    let job = tokio::task::spawn_blocking(move || (crate::domain::envelope::sha256_hex(&sha), parse(&mine)));
     match job.await {
         Ok(done) => done,
         // Not expected (parse is fuzzed for panics); the message is still stored and named.
-        Err(e) => (crate::adapters::local::sha256_hex(&bytes), Err(MimeError::Failed(e.to_string()))),
+        Err(e) => (crate::domain::envelope::sha256_hex(&bytes), Err(MimeError::Failed(e.to_string()))),
     }
 }
 
@@ -166,7 +166,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEmail, MimeError> {
                 None => c.ctype().to_owned(),
             }),
             size: a.contents().len(),
-            sha256: crate::adapters::local::sha256_hex(a.contents()),
+            sha256: crate::domain::envelope::sha256_hex(a.contents()),
         })
         .collect();
     out.attachments = capped(attachments, MAX_ATTACHMENTS, &mut cut);

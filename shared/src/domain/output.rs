@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::email_section::{email_of, EmailHeaders, EmailSection};
+use super::entities::{entities, Entities};
 use super::envelope::ObjectRef;
-use super::graph_alert::{FileDetails, GraphAlert};
+use super::graph_alert::GraphAlert;
 use super::source::Source;
 use super::time::GraphTime;
 
@@ -69,106 +71,6 @@ pub struct IncidentRef {
 pub struct Links {
     pub alert: Option<String>,
     pub incident: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Entities {
-    pub users: Vec<User>,
-    pub devices: Vec<Device>,
-    pub files: Vec<File>,
-    pub processes: Vec<Process>,
-    pub mailboxes: Vec<String>,
-    pub messages: Vec<Message>,
-    pub ips: Vec<String>,
-    pub urls: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct User {
-    pub upn: Option<String>,
-    pub account_name: Option<String>,
-    pub domain: Option<String>,
-    pub sid: Option<String>,
-    pub aad_user_id: Option<String>,
-    pub display_name: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Device {
-    pub mde_device_id: Option<String>,
-    pub aad_device_id: Option<String>,
-    pub dns_name: Option<String>,
-    pub os_platform: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct File {
-    pub name: Option<String>,
-    pub path: Option<String>,
-    pub sha1: Option<String>,
-    pub sha256: Option<String>,
-    pub size: Option<i64>,
-    /// The device the file was seen on (MDE machine id): where live response can fetch it.
-    pub mde_device_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Process {
-    pub image: Option<String>,
-    pub command_line: Option<String>,
-    pub parent_image: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Message {
-    pub network_message_id: Option<String>,
-    pub internet_message_id: Option<String>,
-    pub subject: Option<String>,
-    pub sender: Option<String>,
-    pub recipient: Option<String>,
-    pub delivery_location: Option<String>,
-}
-
-/// The keys a downstream tool correlates an email by (internetMessageId with the recipient;
-/// networkMessageId where Microsoft gives it) and what is known of its report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EmailSection {
-    pub internet_message_id: Option<String>,
-    pub network_message_id: Option<String>,
-    pub recipient: Option<String>,
-    pub sender: Option<String>,
-    pub sender_ip: Option<String>,
-    pub subject: Option<String>,
-    pub received_at: Option<String>,
-    pub submission: Option<SubmissionInfo>,
-    /// What the email's own MIME says (a phishing-mailbox report): present only there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<EmailHeaders>,
-}
-
-/// A reported email's headers and indicators, read from its MIME (domain/mime.rs).
-pub type EmailHeaders = super::mime::ParsedEmail;
-
-/// A report of an email to Microsoft (an email threat submission, or an alert's
-/// `submissionMailEvidence`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SubmissionInfo {
-    /// The submission's id (`submissionId` in an alert's evidence).
-    pub id: Option<String>,
-    /// `user` or `administrator` (submissions only).
-    pub submitted_via: Option<String>,
-    /// What the submitter said it is: `category` (notJunk, spam, phishing, malware) or the
-    /// evidence's `reportType`.
-    pub reported_as: Option<String>,
-    pub submitted_by: Option<String>,
-    pub submitted_at: Option<String>,
-    /// Microsoft's analysis: notStarted, running, succeeded, failed, skipped (submissions only).
-    pub status: Option<String>,
-    /// `result.category` (submissionResultCategory) once the analysis succeeded.
-    pub verdict: Option<String>,
-    pub verdict_detail: Option<String>,
-    /// `pending` until the analysis ended, then `final` (submissions only).
-    pub revision: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -246,38 +148,6 @@ pub struct EvidenceItem {
 }
 
 impl EvidenceItem {
-    /// The item as its job stands.
-    pub fn of(job: &super::evidence_job::EvidenceJob) -> Self {
-        use super::evidence_job::Phase;
-        use super::evidence_plan::EvidenceTarget;
-        let (status, detail, artifact) = match &job.phase {
-            Phase::Done { outcome, detail, artifact } => (outcome.as_str().to_owned(), detail.clone(), artifact.clone()),
-            _ => ("pending".to_owned(), None, None),
-        };
-        let mut item = EvidenceItem { id: job.key.clone(), status, detail, artifact, ..EvidenceItem::default() };
-        match &job.target {
-            t @ EvidenceTarget::File { device_id, sha1, sha256, .. } => {
-                item.kind = "file".into();
-                item.device_id = Some(device_id.clone());
-                item.path = t.path();
-                item.sha1.clone_from(sha1);
-                item.sha256.clone_from(sha256);
-            }
-            EvidenceTarget::Email { internet_message_id, recipient, .. } => {
-                item.kind = "email".into();
-                item.internet_message_id = Some(internet_message_id.clone());
-                item.recipient = Some(recipient.clone());
-                // The store it came from is in its key (evidence.rs).
-                item.found_in = item.artifact.as_ref().and_then(|a| match a.key.split('/').next() {
-                    Some("delivered-email") => Some("mailbox".to_owned()),
-                    Some("quarantined-email") => Some("quarantine".to_owned()),
-                    _ => None,
-                });
-            }
-        }
-        item
-    }
-
     pub fn is_final(&self) -> bool {
         self.status != "pending"
     }
@@ -317,100 +187,6 @@ pub struct EvidenceUpdate {
     pub item: EvidenceItem,
 }
 
-fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
-    if !v.contains(&x) {
-        v.push(x);
-    }
-}
-
-fn file(f: &FileDetails, device: Option<&String>) -> File {
-    File {
-        name: f.file_name.clone(),
-        path: f.file_path.clone(),
-        sha1: f.sha1.clone(),
-        sha256: f.sha256.clone(),
-        size: f.file_size,
-        mde_device_id: device.cloned(),
-    }
-}
-
-/// The entities of an alert, one entry each, in evidence order.
-pub fn entities(a: &GraphAlert) -> Entities {
-    let mut out = Entities::default();
-    for e in &a.evidence {
-        if let Some(u) = &e.user_account {
-            let user = User {
-                upn: u.user_principal_name.clone(),
-                account_name: u.account_name.clone(),
-                domain: u.domain_name.clone(),
-                sid: u.user_sid.clone(),
-                aad_user_id: u.azure_ad_user_id.clone(),
-                display_name: u.display_name.clone(),
-            };
-            if e.kind() == "userEvidence" || e.kind() == "processEvidence" {
-                push_unique(&mut out.users, user);
-            }
-        }
-        match e.kind() {
-            "deviceEvidence" => push_unique(
-                &mut out.devices,
-                Device {
-                    mde_device_id: e.mde_device_id.clone(),
-                    aad_device_id: e.azure_ad_device_id.clone(),
-                    dns_name: e.device_dns_name.clone(),
-                    os_platform: e.os_platform.clone(),
-                },
-            ),
-            "fileEvidence" => {
-                if let Some(f) = &e.file_details {
-                    push_unique(&mut out.files, file(f, e.mde_device_id.as_ref()));
-                }
-            }
-            "processEvidence" => {
-                if let Some(f) = &e.image_file {
-                    push_unique(&mut out.files, file(f, e.mde_device_id.as_ref()));
-                }
-                push_unique(
-                    &mut out.processes,
-                    Process {
-                        image: e.image_file.as_ref().and_then(|f| f.file_name.clone()),
-                        command_line: e.process_command_line.clone(),
-                        parent_image: e.parent_process_image_file.as_ref().and_then(|f| f.file_name.clone()),
-                    },
-                );
-            }
-            "mailboxEvidence" => {
-                if let Some(m) = e.primary_address.clone().or_else(|| e.upn.clone()) {
-                    push_unique(&mut out.mailboxes, m);
-                }
-            }
-            "analyzedMessageEvidence" => push_unique(
-                &mut out.messages,
-                Message {
-                    network_message_id: e.network_message_id.clone(),
-                    internet_message_id: e.internet_message_id.clone(),
-                    subject: e.subject.clone(),
-                    sender: e.p1_sender.as_ref().and_then(|s| s.email_address.clone()),
-                    recipient: e.recipient_email_address.clone(),
-                    delivery_location: e.delivery_location.clone(),
-                },
-            ),
-            "ipEvidence" => {
-                if let Some(ip) = e.ip_address.clone() {
-                    push_unique(&mut out.ips, ip);
-                }
-            }
-            "urlEvidence" => {
-                if let Some(u) = e.url.clone() {
-                    push_unique(&mut out.urls, u);
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 pub struct MessageContext<'a> {
     pub integration_id: &'a str,
     pub tenant_id: &'a str,
@@ -421,41 +197,6 @@ pub struct MessageContext<'a> {
     /// the alert's evidence.
     pub email: Option<EmailSection>,
     pub processing: Processing,
-}
-
-/// The email an alert is about: its user-reported email (`submissionMailEvidence`), else its
-/// only analysed message; None when it names none or several (`entities.messages` has them).
-pub fn email_of(a: &GraphAlert) -> Option<EmailSection> {
-    if let Some(e) = a.evidence.iter().find(|e| e.kind() == "submissionMailEvidence") {
-        return Some(EmailSection {
-            network_message_id: e.network_message_id.clone(),
-            recipient: e.recipient.clone(),
-            sender: e.sender.clone(),
-            sender_ip: e.sender_ip.clone(),
-            subject: e.subject.clone(),
-            submission: Some(SubmissionInfo {
-                id: e.submission_id.clone(),
-                reported_as: e.report_type.clone(),
-                submitted_by: e.submitter.clone(),
-                submitted_at: e.submission_date_time.clone(),
-                ..SubmissionInfo::default()
-            }),
-            ..EmailSection::default()
-        });
-    }
-    let mut messages = a.evidence.iter().filter(|e| e.kind() == "analyzedMessageEvidence");
-    let (Some(e), None) = (messages.next(), messages.next()) else { return None };
-    Some(EmailSection {
-        internet_message_id: e.internet_message_id.clone(),
-        network_message_id: e.network_message_id.clone(),
-        recipient: e.recipient_email_address.clone(),
-        sender: e.p1_sender.as_ref().and_then(|s| s.email_address.clone()),
-        sender_ip: e.sender_ip.clone(),
-        subject: e.subject.clone(),
-        received_at: e.received_date_time.clone(),
-        submission: None,
-        headers: None,
-    })
 }
 
 impl AlertMessage {

@@ -4,8 +4,6 @@
 
 use serde::Serialize;
 
-use super::integration::{Credential, DefenderMode, Integration};
-
 /// The APIs tokens are asked for (ms-apis.md §1, audience table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,33 +162,6 @@ impl Feature {
     }
 }
 
-/// The features an integration turns on, in report order.
-pub fn enabled_features(i: &Integration) -> Vec<Feature> {
-    let mut f = Vec::new();
-    match i.defender_mode {
-        DefenderMode::Alerts => f.push(Feature::DefenderAlerts),
-        DefenderMode::Incidents => f.push(Feature::DefenderIncidents),
-        DefenderMode::Off => {}
-    }
-    let flags = [
-        (i.cloud_apps, Feature::CloudApps),
-        (i.email_submissions.enabled, Feature::EmailSubmissions),
-        (i.phishing_mailbox.is_some(), Feature::PhishingMailbox),
-        (i.evidence.live_response_files, Feature::LiveResponseFiles),
-        (i.evidence.live_response_files && i.evidence.restore_quarantined_files, Feature::QuarantineRestore),
-        (i.evidence.quarantined_email, Feature::QuarantinedEmail),
-        (i.evidence.delivered_email, Feature::DeliveredEmail),
-        (i.features.investigation, Feature::Investigation),
-        (i.features.investigation && i.cloud_apps_base.is_some(), Feature::CloudAppsActivities),
-        (i.features.user_context, Feature::UserContext),
-        (i.features.calendar, Feature::Calendar),
-        (i.features.remediation, Feature::Remediation),
-        (i.features.device_context, Feature::DeviceContext),
-    ];
-    f.extend(flags.into_iter().filter(|(on, _)| *on).map(|(_, feature)| feature));
-    f
-}
-
 /// Whether `granted` covers `needed`: names compare without case (Cloud Apps documents
 /// `Investigation.read`, tokens carry `investigation.read`); a ReadWrite permission or a
 /// `.manage` one covers its read counterpart (`Calendars.ReadWrite` covers `Calendars.Read`,
@@ -256,18 +227,6 @@ pub const SENSITIVE_ACTION_ROLES: &[(&str, &str)] = &[
     ("Global Administrator", "62e90394-69f5-4237-9190-012177145e10"),
 ];
 
-/// Whether the credential suits the feature: Exchange app-only access is documented with
-/// certificates only (ms-apis.md §8).
-pub fn credential_problem(feature: Feature, credential: &Credential) -> Option<&'static str> {
-    match (feature, credential) {
-        (Feature::QuarantinedEmail, Credential::ClientSecret(_)) => Some(
-            "Exchange Online app-only access is documented with a certificate only: upload a certificate to the app registration \
-             (Certificates & secrets → Certificates) and store certificate_pem + private_key_pem in the secret instead of client_secret",
-        ),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,17 +261,5 @@ mod tests {
             assert!(!covers(granted, needed), "{granted} does not cover {needed}");
         }
         assert_eq!(missing(Feature::DefenderIncidents.required(), &["SecurityIncident.ReadWrite.All".into()]), ["SecurityAlert.Read.All"]);
-    }
-
-    #[test]
-    fn features_follow_the_configuration() {
-        let mut i = Integration::new("x", "t", "c", "s");
-        assert_eq!(enabled_features(&i), [Feature::DefenderAlerts]);
-        i.defender_mode = DefenderMode::Off;
-        i.cloud_apps = true;
-        i.evidence.quarantined_email = true;
-        i.features.remediation = true;
-        assert_eq!(enabled_features(&i), [Feature::CloudApps, Feature::QuarantinedEmail, Feature::Remediation]);
-        assert_eq!(Feature::QuarantinedEmail.api().owner(), "Office 365 Exchange Online");
     }
 }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::directory_roles::is_privileged;
-use super::integration_doc::FieldError;
+use super::field_error::FieldError;
 use super::time::GraphTime;
 
 pub const REQUEST_SCHEMA: &str = "m365-ingest.remediation.v1";

@@ -18,7 +18,8 @@ use crate::adapters::aws::{credentials_for, AwsClients, DynamoBudget, DynamoInte
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
 use crate::app::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
 use crate::config::CheckConfig;
-use crate::domain::integration_doc::{self, FieldError};
+use crate::domain::field_error::FieldError;
+use crate::domain::integration_doc;
 use crate::domain::time::GraphTime;
 use crate::error::Error;
 use crate::ports::{IntegrationStore, MicrosoftProbe, SecretSource, SecretWriter};

@@ -7,9 +7,10 @@ use crate::adapters::aws::{
     Aws, AwsClients, DynamoDedupStore, DynamoEvidenceJobs, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue,
 };
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
-use crate::app::evidence::Evidence;
+use crate::app::evidence_setup::Evidence;
 use crate::app::integration_cache::IntegrationCache;
-use crate::app::process::{ProcessCounts, Processor};
+use crate::app::process::ProcessCounts;
+use crate::app::processor::Processor;
 use crate::config::ProcessorConfig;
 use crate::domain::evidence_job::JOB_MESSAGE_SCHEMA;
 use crate::error::Error;

@@ -5,7 +5,6 @@
 use serde_json::value::RawValue;
 
 use super::{SourceSpec, SpanQuery, Unit};
-use crate::app::poll::PollSettings;
 use crate::domain::alert::{HeadSpec, VersionFormat};
 use crate::domain::cloud_apps_alert;
 use crate::domain::envelope::Envelope;
@@ -13,6 +12,7 @@ use crate::domain::integration::Integration;
 use crate::domain::source::Source;
 use crate::error::ConfigError;
 use crate::ports::PageRequest;
+use crate::sources::settings::PollSettings;
 
 /// Cloud Apps returns at most 100 items per response (api-introduction.md).
 pub const CLOUD_APPS_MAX_LIMIT: usize = 100;

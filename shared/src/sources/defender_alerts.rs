@@ -4,12 +4,12 @@
 use serde_json::value::RawValue;
 
 use super::{graph_query, SourceSpec, SpanQuery, Unit, GRAPH_SECURITY_HEAD};
-use crate::app::poll::PollSettings;
 use crate::domain::alert::HeadSpec;
 use crate::domain::envelope::Envelope;
 use crate::domain::graph_alert::GraphAlert;
 use crate::domain::source::Source;
 use crate::ports::PageRequest;
+use crate::sources::settings::PollSettings;
 
 pub struct DefenderAlerts;
 

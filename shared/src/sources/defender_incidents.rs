@@ -5,7 +5,6 @@
 use serde_json::value::RawValue;
 
 use super::{graph_query, Children, SourceSpec, SpanQuery, Unit, GRAPH_SECURITY_HEAD};
-use crate::app::poll::PollSettings;
 use crate::domain::alert::{HeadSpec, Item};
 use crate::domain::envelope::Envelope;
 use crate::domain::graph_alert::{GraphAlert, GraphIncident};
@@ -13,6 +12,7 @@ use crate::domain::output::IncidentRef;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::ports::PageRequest;
+use crate::sources::settings::PollSettings;
 
 pub struct DefenderIncidents;
 

@@ -14,7 +14,6 @@
 use serde_json::value::RawValue;
 
 use super::{graph_query, SourceSpec, SpanQuery, Unit};
-use crate::app::poll::PollSettings;
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
 use crate::domain::email_submission::{email_section, excluded_by, revision, to_alert, verdict, Verdict};
 use crate::domain::envelope::Envelope;
@@ -22,6 +21,7 @@ use crate::domain::filter::DropReason;
 use crate::domain::integration::Integration;
 use crate::domain::source::Source;
 use crate::ports::PageRequest;
+use crate::sources::settings::PollSettings;
 
 const COLLECTION: &str = "/beta/security/threatSubmission/emailThreats";
 

@@ -11,20 +11,22 @@ mod defender_alerts;
 mod defender_incidents;
 mod email_submissions;
 pub mod phishing_mailbox;
+pub mod settings;
 
 use serde_json::value::RawValue;
 
-use crate::app::poll::PollSettings;
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
+use crate::domain::email_section::EmailSection;
 use crate::domain::envelope::Envelope;
 use crate::domain::filter::DropReason;
 use crate::domain::graph_alert::GraphAlert;
 use crate::domain::integration::Integration;
-use crate::domain::output::{EmailSection, EvidenceRetrieval, IncidentRef};
+use crate::domain::output::{EvidenceRetrieval, IncidentRef};
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::ConfigError;
 use crate::ports::PageRequest;
+use crate::sources::settings::PollSettings;
 
 pub use cloud_apps::{CLOUD_APPS_HEAD, CLOUD_APPS_MAX_LIMIT};
 pub use email_submissions::SUBMISSION_HEAD;

@@ -16,18 +16,18 @@
 use serde_json::value::RawValue;
 
 use super::{ReportedEmailAt, SourceSpec, SpanQuery, Unit};
-use crate::app::poll::PollSettings;
 use crate::domain::alert::Item;
 use crate::domain::alert::{HeadSpec, VersionFormat};
 use crate::domain::envelope::Envelope;
 use crate::domain::integration::Integration;
-use crate::domain::integration_doc::MailboxDoc;
+use crate::domain::integration_sections::MailboxDoc;
 use crate::domain::mailbox_report::{email_section, note_of, to_alert};
 use crate::domain::output::EvidenceRetrieval;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::ConfigError;
 use crate::ports::{GraphQuery, PageRequest};
+use crate::sources::settings::PollSettings;
 
 /// `id` and `receivedDateTime` (message.md).
 pub const MESSAGE_HEAD: HeadSpec = HeadSpec { id: "id", version: "receivedDateTime", version_format: VersionFormat::IsoTime };
@@ -35,10 +35,6 @@ pub const MESSAGE_HEAD: HeadSpec = HeadSpec { id: "id", version: "receivedDateTi
 /// The message members a report is read by; the body and the MIME are fetched per message.
 pub const MESSAGE_SELECT: &str =
     "id,receivedDateTime,sentDateTime,internetMessageId,subject,from,sender,toRecipients,hasAttachments,isRead,webLink";
-
-/// Messages per request: Outlook's default is 10; pages of full messages risk a 504
-/// (user-list-messages.md), and `$select` keeps these small.
-pub const MAILBOX_PAGE_SIZE: usize = 50;
 
 /// Requests a report's email costs: its attachments' listing and one MIME download.
 const REQUESTS_PER_REPORT: usize = 2;

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{PollSettings, Poller, RunSummary};
+use m365_ingest::app::poll::{Poller, RunSummary};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
 use m365_ingest::domain::window::WindowSettings;
 use m365_ingest::ports::{Clock, PollWith};
 use m365_ingest::secret::Secret;
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use tenant_sim::scenario::{ClockSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
 use tenant_sim::{Scenario, Simulator};
@@ -174,7 +175,7 @@ pub fn integration_for(source: Source) -> Integration {
         }
         Source::PhishingMailbox => {
             i.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
-            i.phishing_mailbox = Some(m365_ingest::domain::integration_doc::MailboxDoc { address: MAILBOX.into(), filter: None });
+            i.phishing_mailbox = Some(m365_ingest::domain::integration_sections::MailboxDoc { address: MAILBOX.into(), filter: None });
         }
         Source::DefenderAlerts => {}
     }

@@ -13,10 +13,11 @@ use m365_ingest::adapters::aws::{create_state_table, load_sdk_config, AwsClients
 use m365_ingest::adapters::graph::pacing::LocalBudget;
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, PollSettings, Poller};
+use m365_ingest::app::poll::{Outcome, Poller};
 use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode, Integration};
 use m365_ingest::ports::{Clock, PollWith, RequestBudget};
 use m365_ingest::secret::Secret;
+use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::GraphTime;
 use tenant_sim::scenario::{CloudAppsSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
 use tenant_sim::{Scenario, Simulator};

@@ -5,11 +5,11 @@
 use std::sync::{Arc, OnceLock};
 
 use m365_ingest::adapters::aws::parse_secret;
-use m365_ingest::adapters::cloud_apps::decode_cloud_apps_page;
 use m365_ingest::adapters::graph::auth::token_claims;
+use m365_ingest::adapters::graph::cloud_apps::decode_cloud_apps_page;
 use m365_ingest::adapters::graph::collections::{decode_entity, decode_page};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
-use m365_ingest::app::process::{ProcessSettings, Processor};
+use m365_ingest::app::processor::{ProcessSettings, Processor};
 use m365_ingest::domain::alert::Item;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::domain::integration_doc;
@@ -111,7 +111,8 @@ fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
         i.output = m365_ingest::domain::integration::OutputFormat::Both;
         i.email_submissions.enabled = true;
         i.email_submissions.excluded_result_categories = vec!["notJunk".into(), "allowedByPolicy".into()];
-        i.phishing_mailbox = Some(m365_ingest::domain::integration_doc::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
+        i.phishing_mailbox =
+            Some(m365_ingest::domain::integration_sections::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
         let p = Processor::new(
             Arc::new(MemoryDedupStore::new()),
             MemoryAlertQueue::new(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use m365_ingest::adapters::aws::{DynamoEvidenceJobs, Principal};
 use m365_ingest::app::check::{CredentialInput, SaveMode};
-use m365_ingest::app::evidence::EvidenceSettings;
+use m365_ingest::app::evidence_setup::EvidenceSettings;
 use m365_ingest::domain::evidence_index::due_set;
 use m365_ingest::domain::evidence_job::{EvidenceJob, JobMessage, JobRecord};
 use m365_ingest::domain::evidence_plan::{job_key, EvidenceTarget};

@@ -67,8 +67,8 @@ pub fn parse_secret(secret_ref: &str, json: &str) -> Result<Credentials, SecretE
         return Err(bad("client_id is empty".into()));
     }
     Ok(Credentials {
-        tenant_id: crate::domain::integration_doc::normalize_guid(&doc.tenant_id),
-        client_id: crate::domain::integration_doc::normalize_guid(&doc.client_id),
+        tenant_id: crate::domain::integration::normalize_guid(&doc.tenant_id),
+        client_id: crate::domain::integration::normalize_guid(&doc.client_id),
         credential,
     })
 }

@@ -2,28 +2,26 @@
 //! Online): tokens per tenant and audience, bounded retries for throttling, server errors,
 //! timeouts and cut-off bodies, one token refresh on 401 that retries the same call, and
 //! requests paced per tenant. The `GraphApi` port routes each request to the client of its API
-//! (collections.rs for Graph, ../cloud_apps.rs for Cloud Apps), which share this transport.
+//! (graph_api.rs: collections.rs for Graph, cloud_apps.rs for Cloud Apps), which share this
+//! transport.
 
 use std::time::Instant;
 
 use super::auth::{without_url, Audience, TokenProvider};
 use super::body::{read_capped, BodyError};
-use super::collections::GraphCollections;
 use super::pacing::LocalBudget;
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::settings::HttpSettings;
-use crate::adapters::cloud_apps::CloudAppsAlerts;
-use crate::domain::alert::{HeadSpec, Item};
 use crate::domain::integration::Credentials;
 use crate::error::{ConfigError, GraphError};
-use crate::ports::{BudgetKey, GraphApi, Page, PageRequest, Rate, RequestBudget};
+use crate::ports::{BudgetKey, Rate, RequestBudget};
 
 pub struct MicrosoftHttp {
     /// 429 answers and retries since start per API (Graph, Cloud Apps), for the throttling metrics.
-    throttled: [std::sync::atomic::AtomicU64; 2],
-    retried: [std::sync::atomic::AtomicU64; 2],
+    pub(super) throttled: [std::sync::atomic::AtomicU64; 2],
+    pub(super) retried: [std::sync::atomic::AtomicU64; 2],
     http: reqwest::Client,
-    graph_base: String,
+    pub(super) graph_base: String,
     tokens: TokenProvider,
     policy: RetryPolicy,
     prefer_unknown: bool,
@@ -285,16 +283,6 @@ impl MicrosoftHttp {
             _ => None,
         }
     }
-
-    /// Graph's collections, read through this client.
-    pub fn graph(&self) -> GraphCollections<'_> {
-        GraphCollections::new(self, &self.graph_base)
-    }
-
-    /// Cloud Apps alerts, read through this client.
-    pub fn cloud_apps(&self) -> CloudAppsAlerts<'_> {
-        CloudAppsAlerts::new(self)
-    }
 }
 
 /// run-live-response.md: 10 calls a minute.
@@ -405,42 +393,8 @@ fn error_detail(body: &[u8]) -> (String, String) {
 }
 
 /// Which counters a call counts in: Cloud Apps', or Graph's (every other audience the poller uses).
-fn counter_slot(api: Audience) -> usize {
+pub(super) fn counter_slot(api: Audience) -> usize {
     usize::from(api == Audience::CloudApps)
-}
-
-impl GraphApi for MicrosoftHttp {
-    fn counters(&self, api: Audience) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.throttled[counter_slot(api)].load(Relaxed), self.retried[counter_slot(api)].load(Relaxed))
-    }
-
-    async fn page(&self, creds: &Credentials, request: &PageRequest) -> Result<Page, GraphError> {
-        match request {
-            PageRequest::Graph(query) => self.graph().query(creds, query).await,
-            PageRequest::Link { url, head } => self.graph().link(creds, url, *head).await,
-            PageRequest::CloudApps { portal, from, to, skip, limit } => {
-                self.cloud_apps().page(creds, portal, &CloudAppsAlerts::request(*from, *to, *skip, *limit)).await
-            }
-        }
-    }
-
-    async fn collection(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Vec<Item>, GraphError> {
-        self.graph().collection(creds, path, head).await
-    }
-
-    async fn item(&self, creds: &Credentials, path: &str, head: HeadSpec) -> Result<Option<Item>, GraphError> {
-        self.graph().item(creds, path, head).await
-    }
-
-    async fn content(&self, creds: &Credentials, path: &str) -> Result<Option<Vec<u8>>, GraphError> {
-        let url = format!("{}{path}", self.settings.graph_base_url.trim_end_matches('/'));
-        match self.send(creds, &Call::get("Graph", Audience::Graph, &url)).await {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(GraphError::Http { status: 404, .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod cloud_apps;
 pub mod collections;
 pub mod context;
 pub mod directory;
 pub mod evidence;
+mod graph_api;
 pub mod investigation;
 pub mod pacing;
 pub mod probe;

@@ -5,9 +5,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::graph::auth::Audience;
-use super::graph::client::{Call, MicrosoftHttp};
-use super::graph::collections::decode_items;
+use super::auth::Audience;
+use super::client::{Call, MicrosoftHttp};
+use super::collections::decode_items;
 use crate::domain::integration::Credentials;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
