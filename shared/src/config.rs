@@ -197,7 +197,7 @@ impl PollerConfig {
 pub struct DispatchConfig {
     pub state_table: String,
     pub poll_jobs_queue_url: String,
-    pub dispatch: crate::app::dispatch::DispatchSettings,
+    pub dispatch: crate::app::polling::dispatch::DispatchSettings,
 }
 
 impl DispatchConfig {
@@ -209,7 +209,7 @@ impl DispatchConfig {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let d = crate::app::dispatch::DispatchSettings::default();
+        let d = crate::app::polling::dispatch::DispatchSettings::default();
         Ok(DispatchConfig {
             state_table: required(
                 &get,
@@ -221,7 +221,7 @@ impl DispatchConfig {
                 "POLL_JOBS_QUEUE_URL",
                 "set it to the poll-jobs queue's URL (template.yaml sets it from PollJobsQueue)",
             )?,
-            dispatch: crate::app::dispatch::DispatchSettings {
+            dispatch: crate::app::polling::dispatch::DispatchSettings {
                 // Longer than a job can run (the poller's timeout), or a running pair is enqueued again.
                 guard: Duration::from_secs(number(&get, "DISPATCH_GUARD_SECS", d.guard.as_secs() as usize, 60, 86_400)? as u64),
                 max_jobs: number(&get, "MAX_JOBS_PER_DISPATCH", d.max_jobs, 1, 100_000)?,
@@ -271,12 +271,12 @@ pub struct ProcessorConfig {
     pub integration_cache: Duration,
     pub output_queue_url: String,
     pub artifact_bucket: String,
-    pub process: crate::app::processor::ProcessSettings,
+    pub process: crate::app::processing::processor::ProcessSettings,
     /// The evidence-jobs queue: its messages move evidence jobs on.
     pub evidence_queue_url: String,
     /// Where Defender for Endpoint and Exchange Online are, for evidence retrieval.
     pub http: HttpSettings,
-    pub evidence: crate::app::evidence_setup::EvidenceSettings,
+    pub evidence: crate::app::evidence::setup::EvidenceSettings,
     /// The longest a context lookup waits for its tenant's request budget before its part is
     /// reported `throttled` (sign-ins allow 5 requests per 10 s per tenant).
     pub context_budget_wait: Duration,
@@ -311,7 +311,7 @@ impl ProcessorConfig {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let d = crate::app::processor::ProcessSettings::default();
+        let d = crate::app::processing::processor::ProcessSettings::default();
         let max_message_bytes = number(&get, "MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES, 16 * 1024, SQS_MAX_MESSAGE_BYTES)?;
         Ok(ProcessorConfig {
             state_table: required(
@@ -335,7 +335,7 @@ impl ProcessorConfig {
                 "ARTIFACT_BUCKET",
                 "set it to the artifacts bucket's name (template.yaml sets it from ArtifactBucket)",
             )?,
-            process: crate::app::processor::ProcessSettings {
+            process: crate::app::processing::processor::ProcessSettings {
                 concurrency: number(&get, "PROCESS_CONCURRENCY", d.concurrency, 1, 64)?,
                 // A claim must outlive the processor's timeout, or a slow live processor loses it.
                 claim_for: Duration::from_secs(number(&get, "DEDUP_CLAIM_SECS", d.claim_for.as_secs() as usize, 10, 3_600)? as u64),
@@ -350,9 +350,9 @@ impl ProcessorConfig {
             )?,
             http: http_settings(&get)?,
             evidence: {
-                let e = crate::app::evidence_setup::EvidenceSettings::default();
-                crate::app::evidence_setup::EvidenceSettings {
-                    limits: crate::domain::evidence_job::JobLimits {
+                let e = crate::app::evidence::setup::EvidenceSettings::default();
+                crate::app::evidence::setup::EvidenceSettings {
+                    limits: crate::domain::evidence::job::JobLimits {
                         // The whole job's bound; an offline device ends it sooner (JobLimits::offline_window).
                         max_wait: Duration::from_secs(number(
                             &get,
@@ -384,7 +384,7 @@ pub struct RemediateConfig {
     /// The actions-result queue.
     pub results_queue_url: String,
     pub http: HttpSettings,
-    pub settings: crate::app::remediate::RemediateSettings,
+    pub settings: crate::app::response::remediate::RemediateSettings,
 }
 
 impl RemediateConfig {
@@ -407,7 +407,7 @@ impl RemediateConfig {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let d = crate::app::remediate::RemediateSettings::default();
+        let d = crate::app::response::remediate::RemediateSettings::default();
         Ok(RemediateConfig {
             state_table: required(
                 &get,
@@ -426,7 +426,7 @@ impl RemediateConfig {
                 "set it to the actions-result queue's URL (template.yaml sets it from ActionsResultQueue)",
             )?,
             http: http_settings(&get)?,
-            settings: crate::app::remediate::RemediateSettings {
+            settings: crate::app::response::remediate::RemediateSettings {
                 keep_for: Duration::from_secs(number(&get, "REMEDIATION_AUDIT_DAYS", 400, 1, 3_650)? as u64 * 86_400),
                 owner: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| format!("remediate-{}", std::process::id())),
                 ..d

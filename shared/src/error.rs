@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::window::PagingError;
+use crate::domain::polling::window::PagingError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {

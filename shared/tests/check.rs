@@ -6,11 +6,11 @@ mod support;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
-use m365_ingest::app::check::{check, Checker, CredentialInput, Report, Save, SaveMode, Status};
-use m365_ingest::domain::context::ContextPart;
+use m365_ingest::app::test_and_save::check::{check, Checker, CredentialInput, Report, Save, SaveMode, Status};
+use m365_ingest::domain::integration::doc::IntegrationDoc;
+use m365_ingest::domain::integration::sections::MailboxDoc;
 use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode};
-use m365_ingest::domain::integration_doc::IntegrationDoc;
-use m365_ingest::domain::integration_sections::MailboxDoc;
+use m365_ingest::domain::processing::context::ContextPart;
 use m365_ingest::error::SecretError;
 use m365_ingest::ports::{IntegrationStore, SecretSource};
 use m365_ingest::secret::Secret;
@@ -58,7 +58,7 @@ fn with_cert(cert: &ClientCertificate) -> Scenario {
     s
 }
 
-fn line<'a>(r: &'a Report, feature: &str) -> &'a m365_ingest::app::check::FeatureResult {
+fn line<'a>(r: &'a Report, feature: &str) -> &'a m365_ingest::app::test_and_save::check::FeatureResult {
     r.features.iter().find(|f| f.feature == feature).unwrap_or_else(|| panic!("no line for {feature}:\n{}", r.to_text()))
 }
 
@@ -251,7 +251,7 @@ async fn a_dlp_mode_filter_is_said_to_rest_on_undocumented_fields() {
     let mut d = doc();
     let r = check(&api, &d, Ok(secret_creds()), now()).await;
     assert!(!line(&r, "defender_alerts").detail.contains("dlp_modes"), "{}", r.to_text());
-    d.filters.dlp_modes = vec![m365_ingest::domain::filter::DlpMode::Enforce];
+    d.filters.dlp_modes = vec![m365_ingest::domain::processing::filter::DlpMode::Enforce];
     let r = check(&api, &d, Ok(secret_creds()), now()).await;
     let alerts = line(&r, "defender_alerts");
     assert_eq!(alerts.status, Status::Ok);
@@ -472,7 +472,7 @@ async fn a_revision_records_who_saved_it_and_what_changed_and_relaxes_a_guard_ra
     assert!(saved.changes.iter().any(|c| c.field == "remediation.protected_users"), "{:?}", saved.changes);
 
     let mut loose = strict.clone();
-    loose.remediation.mode = m365_ingest::domain::remediation::RemediationMode::Enforce;
+    loose.remediation.mode = m365_ingest::domain::response::remediation::RemediationMode::Enforce;
     loose.remediation.protected_users.clear();
     let r = checker.test_and_save(&loose, CredentialInput::New(secret_creds()), SaveMode::Update.by("mallory"), now()).await;
     assert!(r.passed && r.saved.is_none(), "{}", r.to_text());
@@ -734,7 +734,7 @@ async fn a_document_typed_in_upper_case_passes_and_then_polls() {
         TENANT.to_uppercase(),
         DEFAULT_CLIENT_ID.to_uppercase()
     );
-    let d = m365_ingest::domain::integration_doc::from_json(&json).unwrap();
+    let d = m365_ingest::domain::integration::doc::from_json(&json).unwrap();
     let given = serde_json::json!({"client_secret": DEFAULT_CLIENT_SECRET}).as_object().unwrap().clone();
     let creds = m365_ingest::adapters::aws::credentials_for("credentials", &d.tenant_id.to_uppercase(), &d.client_id.to_uppercase(), given)
         .unwrap();

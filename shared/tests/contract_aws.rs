@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use m365_ingest::adapters::aws::{DynamoCursorStore, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue};
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryCursorStore, MemoryIntegrationStore};
-use m365_ingest::app::poll::{Outcome, Poller};
-use m365_ingest::domain::cursor::Cursor;
+use m365_ingest::app::polling::poll::{Outcome, Poller};
 use m365_ingest::domain::duration_text::DurationText;
 use m365_ingest::domain::envelope::Envelope;
-use m365_ingest::domain::integration_doc::IntegrationDoc;
-use m365_ingest::domain::integration_revision::Provenance;
+use m365_ingest::domain::integration::doc::IntegrationDoc;
+use m365_ingest::domain::integration::revision::Provenance;
+use m365_ingest::domain::polling::cursor::Cursor;
 use m365_ingest::error::{CursorError, SecretError};
 use m365_ingest::ports::{
     AlertQueue, ArtifactStore, CursorKey, CursorStore, IntegrationSource, IntegrationStore, PollWith, QueueEntry, SecretSource,

@@ -14,14 +14,14 @@ use std::time::Duration;
 use m365_ingest::adapters::aws::{DynamoEvidenceJobs, S3ArtifactStore, SqsAlertQueue};
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryDedupStore, MemoryDelayQueue, StaticSecretSource};
-use m365_ingest::app::evidence_setup::{Evidence, EvidenceSettings};
-use m365_ingest::app::processor::{ProcessSettings, Processor};
+use m365_ingest::app::evidence::setup::{Evidence, EvidenceSettings};
+use m365_ingest::app::processing::processor::{ProcessSettings, Processor};
 use m365_ingest::domain::duration_text::DurationText;
-use m365_ingest::domain::evidence_index::due_set;
-use m365_ingest::domain::evidence_job::{EvidenceJob, JobLimits, JobMessage, JobRecord};
-use m365_ingest::domain::evidence_plan::{job_key, EmailLocation, EvidenceTarget};
+use m365_ingest::domain::evidence::index::due_set;
+use m365_ingest::domain::evidence::job::{EvidenceJob, JobLimits, JobMessage, JobRecord};
+use m365_ingest::domain::evidence::plan::{job_key, EmailLocation, EvidenceTarget};
+use m365_ingest::domain::integration::sections::EvidenceDelivery;
 use m365_ingest::domain::integration::Integration;
-use m365_ingest::domain::integration_sections::EvidenceDelivery;
 use m365_ingest::error::CursorError;
 use m365_ingest::ports::{DelayQueue, EvidenceJobStore, EvidenceWith, ProcessWith, StoredRecord};
 use m365_ingest::sources::settings::PollSettings;
@@ -87,7 +87,7 @@ struct Rig {
     stack: moto::Stack,
     dedup: String,
     /// What the driven steps counted.
-    counts: std::sync::Mutex<m365_ingest::app::process::ProcessCounts>,
+    counts: std::sync::Mutex<m365_ingest::app::processing::process::ProcessCounts>,
 }
 
 fn scenario(role: &str) -> Scenario {
@@ -239,7 +239,7 @@ fn sha256(b: &[u8]) -> String {
 async fn file_target(sim: &tenant_sim::Simulator) -> (String, EvidenceTarget) {
     for a in fetch_alerts(sim).await.iter().filter(|a| a["detectionSource"] != "antivirus") {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a.clone()).unwrap();
-        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+        for t in m365_ingest::domain::evidence::plan::plan(&alert, None) {
             if matches!(t, EvidenceTarget::File { quarantined_by_antivirus: false, .. }) {
                 return (alert.id, t);
             }
@@ -253,7 +253,7 @@ async fn file_targets(sim: &tenant_sim::Simulator, wanted: impl Fn(&str) -> bool
     let mut out = Vec::new();
     for a in fetch_alerts(sim).await.iter().filter(|a| a["detectionSource"] != "antivirus") {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a.clone()).unwrap();
-        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+        for t in m365_ingest::domain::evidence::plan::plan(&alert, None) {
             if let EvidenceTarget::File { quarantined_by_antivirus: false, name, .. } = &t {
                 if wanted(name) && !out.iter().any(|(_, o): &(String, EvidenceTarget)| o.path() == t.path()) {
                     out.push((alert.id.clone(), t));
@@ -465,7 +465,7 @@ async fn a_delivered_email_is_retrieved_from_its_recipients_mailbox() {
     let mut planned: Vec<(String, EmailLocation)> = Vec::new();
     for a in fetch_alerts(&r.sim).await.into_iter().filter(|a| published.contains(a["id"].as_str().unwrap())) {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
-        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+        for t in m365_ingest::domain::evidence::plan::plan(&alert, None) {
             if let EvidenceTarget::Email { internet_message_id, location, .. } = t {
                 planned.push((internet_message_id, location));
             }
@@ -683,7 +683,7 @@ async fn a_processor_that_dies_mid_job_is_resumed_and_the_file_is_stored_once() 
     // Steps up to the download: start, then checks until the action succeeded.
     for _ in 0..20 {
         let (rec, _) = r.jobs.get::<JobRecord>(&key).await.unwrap().unwrap();
-        if matches!(rec.job.phase, m365_ingest::domain::evidence_job::Phase::Download { .. }) {
+        if matches!(rec.job.phase, m365_ingest::domain::evidence::job::Phase::Download { .. }) {
             break;
         }
         let msgs = r.steps.take();
@@ -823,7 +823,7 @@ async fn a_hold_past_its_maximum_wait_lets_the_alert_go_and_its_pending_items_fo
     // Every device the alerts name is offline: their files wait past the hold.
     for a in fetch_alerts(&r.sim).await {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
-        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+        for t in m365_ingest::domain::evidence::plan::plan(&alert, None) {
             if let EvidenceTarget::File { device_id, .. } = t {
                 r.sim.set_machine_online(TENANT, &device_id, false);
             }
@@ -888,7 +888,7 @@ async fn quarantined_targets_on(sim: &tenant_sim::Simulator, windows: bool) -> V
     let mut out: Vec<(String, EvidenceTarget)> = Vec::new();
     for a in fetch_alerts(sim).await {
         let alert: m365_ingest::domain::graph_alert::GraphAlert = serde_json::from_value(a).unwrap();
-        for t in m365_ingest::domain::evidence_plan::plan(&alert, None) {
+        for t in m365_ingest::domain::evidence::plan::plan(&alert, None) {
             let EvidenceTarget::File { device_id, .. } = &t else { continue };
             let os =
                 alert.evidence.iter().find(|e| e.mde_device_id.as_deref() == Some(device_id.as_str())).and_then(|e| e.os_platform.clone());
@@ -987,10 +987,10 @@ async fn a_restore_that_never_reached_its_device_is_cancelled_and_its_cleanup_is
     // Not confirmed: the restore stays listed under its integration, naming device and folder,
     // and is counted for the alarm; the operator's `integration remove` reads the list (its policy).
     let operator = DynamoEvidenceJobs::new(r.stack.clients(moto::Principal::Operator).dynamodb.clone(), &r.dedup);
-    let open = m365_ingest::app::restore::open_restores(&operator, &r.integration.id).await.unwrap();
+    let open = m365_ingest::app::evidence::restore::open_restores(&operator, &r.integration.id).await.unwrap();
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].device_id, *device_id);
-    let job_folder = open[0].folder.strip_prefix(m365_ingest::domain::evidence_plan::RESTORE_ROOT).unwrap_or_default();
+    let job_folder = open[0].folder.strip_prefix(m365_ingest::domain::evidence::plan::RESTORE_ROOT).unwrap_or_default();
     assert!(job_folder.len() == 32 && job_folder.bytes().all(|b| b.is_ascii_hexdigit()), "the job's own folder: {open:?}");
     assert_eq!(r.counts.lock().unwrap().restored_copies_left, 1);
     // When the device comes back, the queued cleanup runs (nothing was restored).
@@ -1024,7 +1024,7 @@ async fn jobs_whose_messages_were_lost_are_swept_to_their_end_a_restore_cleaned_
     }
     r.steps.take();
     assert_eq!(r.sim.restored_files(TENANT).len(), 1, "a restored copy sits on the device");
-    let open = m365_ingest::app::restore::open_restores(&*r.jobs, &r.integration.id).await.unwrap();
+    let open = m365_ingest::app::evidence::restore::open_restores(&*r.jobs, &r.integration.id).await.unwrap();
     assert_eq!(open.len(), 1, "listed under its integration while it may hold a copy");
     assert_eq!(r.p.sweep_evidence(72).await.unwrap(), 0, "nothing is past its deadline yet");
     r.sim.clock().advance_secs(2 * 3_600);
@@ -1036,10 +1036,10 @@ async fn jobs_whose_messages_were_lost_are_swept_to_their_end_a_restore_cleaned_
     let restored = by_id[restore_key.as_str()];
     assert!(restored["detail"].as_str().unwrap().contains("removed from the device"), "cleaned up first: {restored}");
     assert!(r.sim.restored_files(TENANT).is_empty(), "nothing restored is left: {:?}", r.sim.restored_files(TENANT));
-    assert!(m365_ingest::app::restore::open_restores(&*r.jobs, &r.integration.id).await.unwrap().is_empty());
+    assert!(m365_ingest::app::evidence::restore::open_restores(&*r.jobs, &r.integration.id).await.unwrap().is_empty());
     assert_eq!(r.p.sweep_evidence(72).await.unwrap(), 0, "ended jobs leave the lists");
     let now = GraphTime::from_ticks(r.sim.clock().now().0);
-    let sets = m365_ingest::domain::evidence_index::due_sets(now.minus(Duration::from_secs(72 * 3_600)), now);
+    let sets = m365_ingest::domain::evidence::index::due_sets(now.minus(Duration::from_secs(72 * 3_600)), now);
     for set in sets {
         assert!(r.jobs.set_members(&set).await.unwrap().is_empty(), "{set}");
     }

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use m365_ingest::domain::evidence_plan::{job_key, plan, EmailLocation, EvidenceTarget, MAX_TARGETS};
+use m365_ingest::domain::evidence::plan::{job_key, plan, EmailLocation, EvidenceTarget, MAX_TARGETS};
 use m365_ingest::domain::graph_alert::GraphAlert;
 use support::*;
 use tenant_sim::{Scenario, Simulator};

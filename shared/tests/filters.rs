@@ -5,8 +5,8 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use m365_ingest::domain::filter::{dlp_mode, Decision, DlpMode, DropReason, FilterDoc, DETECTION_SOURCES};
 use m365_ingest::domain::graph_alert::GraphAlert;
+use m365_ingest::domain::processing::filter::{dlp_mode, Decision, DlpMode, DropReason, FilterDoc, DETECTION_SOURCES};
 use m365_ingest::Source;
 use serde_json::{json, Value};
 use support::*;
@@ -29,7 +29,7 @@ fn doc_sample() -> GraphAlert {
     serde_json::from_value(v["value"][0].clone()).unwrap()
 }
 
-fn filters(doc: Value) -> m365_ingest::domain::filter::Filters {
+fn filters(doc: Value) -> m365_ingest::domain::processing::filter::Filters {
     serde_json::from_value::<FilterDoc>(doc).unwrap().validate().unwrap()
 }
 

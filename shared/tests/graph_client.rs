@@ -148,7 +148,7 @@ async fn a_link_to_another_origin_is_refused_and_gets_no_token() {
     ];
     for link in hostile {
         let e = api.page(&secret_creds(), &PageRequest::Link { url: link.clone(), head: GRAPH_SECURITY_HEAD }).await.unwrap_err();
-        assert!(matches!(e, GraphError::Paging(m365_ingest::domain::window::PagingError::ForeignLink { .. })), "{link}: {e:?}");
+        assert!(matches!(e, GraphError::Paging(m365_ingest::domain::polling::window::PagingError::ForeignLink { .. })), "{link}: {e:?}");
         assert!(!e.is_retryable());
     }
     assert!(trap.accept().is_err(), "nothing connected to the hostile origin");

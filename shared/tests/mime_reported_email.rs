@@ -5,7 +5,7 @@
 
 mod support;
 
-use m365_ingest::domain::mime;
+use m365_ingest::domain::email::mime;
 use support::*;
 use tenant_sim::{Scenario, Simulator};
 
@@ -56,7 +56,7 @@ async fn every_reported_email_of_the_mailbox_reads_with_its_keys_and_indicators(
 /// report carries it, and a message Graph no longer has gives none.
 #[tokio::test]
 async fn each_report_gives_its_reported_email_whichever_way_it_carries_it() {
-    use m365_ingest::app::reported_email::{fetch_reported_email, ReportedVia};
+    use m365_ingest::app::polling::reported_email::{fetch_reported_email, ReportedVia};
     use m365_ingest::sources::settings::PollSettings;
     let mut s = fixed(Scenario::default());
     s.tenants[0].mailbox.count = 30;
@@ -83,9 +83,9 @@ async fn each_report_gives_its_reported_email_whichever_way_it_carries_it() {
 /// the reported email's headers and indicators, and a valid OCSF finding with its evidence.
 #[tokio::test]
 async fn each_report_renders_as_a_valid_alert_with_the_reported_emails_headers() {
-    use m365_ingest::app::reported_email::{fetch_reported_email, ReportedVia};
-    use m365_ingest::domain::mailbox_report;
-    use m365_ingest::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
+    use m365_ingest::app::polling::reported_email::{fetch_reported_email, ReportedVia};
+    use m365_ingest::domain::polling::mailbox_report;
+    use m365_ingest::domain::processing::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
     use m365_ingest::sources::settings::PollSettings;
     use m365_ingest::{GraphTime, Source};
     let mut s = fixed(Scenario::default());
@@ -138,7 +138,7 @@ async fn each_report_renders_as_a_valid_alert_with_the_reported_emails_headers()
         );
         high += usize::from(msg["severity"] == "high");
         assert_eq!(msg["severity"] == "high", h["dmarc"] == "fail");
-        let f = m365_ingest::domain::ocsf::detection_finding(&alert, &raw);
+        let f = m365_ingest::domain::processing::ocsf::detection_finding(&alert, &raw);
         let errors: Vec<String> = ocsf.iter_errors(&f).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{errors:?}\n{f}");
     }

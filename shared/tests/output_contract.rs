@@ -7,8 +7,8 @@ mod support;
 use std::collections::BTreeMap;
 
 use m365_ingest::domain::graph_alert::GraphAlert;
-use m365_ingest::domain::ocsf;
-use m365_ingest::domain::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
+use m365_ingest::domain::processing::ocsf;
+use m365_ingest::domain::processing::output::{AlertMessage, EvidenceRetrieval, MessageContext, Processing};
 use m365_ingest::{GraphTime, Source};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -247,7 +247,9 @@ async fn submissions_validate_in_both_formats_with_their_email() {
 /// official 1.8.0 class (issue 30 §1).
 #[test]
 fn microsofts_sample_incident_is_the_fixtures_incident_finding() {
-    use m365_ingest::domain::incident::{without_alerts, AlertRef, IncidentFields, IncidentMessage, IncidentProcessing, INCIDENT_SCHEMA};
+    use m365_ingest::domain::processing::incident::{
+        without_alerts, AlertRef, IncidentFields, IncidentMessage, IncidentProcessing, INCIDENT_SCHEMA,
+    };
     let sample: Value =
         serde_json::from_str(include_str!("../../infra/tenant-sim/tests/fixtures/microsoft-docs/graph_incidents_list_expand_alerts.json"))
             .unwrap();

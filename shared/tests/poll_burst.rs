@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use m365_ingest::adapters::aws::DynamoCursorStore;
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, Poller};
+use m365_ingest::app::polling::poll::{Outcome, Poller};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::ports::PollWith;
 use m365_ingest::sources::settings::PollSettings;

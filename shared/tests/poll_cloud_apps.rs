@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m365_ingest::adapters::graph::{HttpSettings, RetryPolicy};
-use m365_ingest::app::poll::Outcome;
+use m365_ingest::app::polling::poll::Outcome;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::ports::GraphApi;
 use m365_ingest::sources::settings::PollSettings;

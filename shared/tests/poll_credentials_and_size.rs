@@ -3,7 +3,7 @@
 
 mod support;
 
-use m365_ingest::app::poll::Outcome;
+use m365_ingest::app::polling::poll::Outcome;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials};
 use m365_ingest::secret::Secret;

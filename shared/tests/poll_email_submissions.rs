@@ -9,7 +9,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use m365_ingest::app::poll::Outcome;
+use m365_ingest::app::polling::poll::Outcome;
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};

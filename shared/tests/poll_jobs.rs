@@ -8,10 +8,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::local::{MemoryAlertQueue, MemorySchedule, StaticIntegrations};
-use m365_ingest::app::dispatch::PollJob;
 use m365_ingest::app::integration_cache::IntegrationCache;
-use m365_ingest::app::poll::Outcome;
-use m365_ingest::app::poll_job::JobEnd;
+use m365_ingest::app::polling::dispatch::PollJob;
+use m365_ingest::app::polling::poll::Outcome;
+use m365_ingest::app::polling::poll_job::JobEnd;
 use m365_ingest::ports::{CursorKey, ScheduleStore};
 use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::Source;
@@ -62,7 +62,7 @@ async fn a_job_polls_schedules_continues_or_drops() {
         .await;
     let summary = summary.unwrap();
     assert_eq!(end, JobEnd::Continued, "{summary:?}");
-    assert_eq!(summary.outcome, Outcome::Partial { reason: m365_ingest::app::poll::SLICE_ENDED.into() });
+    assert_eq!(summary.outcome, Outcome::Partial { reason: m365_ingest::app::polling::poll::SLICE_ENDED.into() });
     assert!(summary.delivered > 0 && summary.watermark.is_some(), "{summary:?}");
     let next: PollJob = serde_json::from_str(&queued.messages()[0]).unwrap();
     let (end, rest) = w.poller.run_job(&next, &integrations, &cache, &schedule, &queued, deadline(), deadline()).await;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
-use m365_ingest::app::poll::Outcome;
+use m365_ingest::app::polling::poll::Outcome;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::error::GraphError;
 use m365_ingest::ports::GraphApi;

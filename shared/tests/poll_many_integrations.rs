@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, Poller};
+use m365_ingest::app::polling::poll::{Outcome, Poller};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
 use m365_ingest::ports::PollWith;
@@ -61,7 +61,7 @@ async fn each_tenant_is_polled_on_its_own_interval_with_its_own_cursor() {
         cloud,
     ];
     let deadline = || Instant::now() + Duration::from_secs(120);
-    let outcomes = |runs: Vec<m365_ingest::app::poll::RunSummary>| -> BTreeMap<String, Outcome> {
+    let outcomes = |runs: Vec<m365_ingest::app::polling::poll::RunSummary>| -> BTreeMap<String, Outcome> {
         runs.into_iter().map(|r| (r.integration_id, r.outcome)).collect()
     };
 

@@ -10,10 +10,10 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use m365_ingest::app::poll::Outcome;
+use m365_ingest::app::polling::poll::Outcome;
+use m365_ingest::domain::email::mime;
 use m365_ingest::domain::envelope::Envelope;
-use m365_ingest::domain::mailbox_report::{note_of, ReportedEmailNote, ReportedVia};
-use m365_ingest::domain::mime;
+use m365_ingest::domain::polling::mailbox_report::{note_of, ReportedEmailNote, ReportedVia};
 use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::sources::{path_segment, spec};
 use m365_ingest::{GraphTime, Source};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, Poller};
+use m365_ingest::app::polling::poll::{Outcome, Poller};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::ports::{CursorKey, CursorStore, PollWith};
 use m365_ingest::sources::settings::PollSettings;
@@ -69,12 +69,12 @@ async fn rig(mut scenario: Scenario, settings: PollSettings) -> Rig {
 }
 
 trait Capped {
-    async fn poll_one_capped(&self, source: Source, max_pages: usize) -> m365_ingest::app::poll::RunSummary;
+    async fn poll_one_capped(&self, source: Source, max_pages: usize) -> m365_ingest::app::polling::poll::RunSummary;
 }
 
 impl Capped for CrashPoller {
     /// The same poller with a page cap: a stand-in for a deadline that falls mid-window.
-    async fn poll_one_capped(&self, source: Source, max_pages: usize) -> m365_ingest::app::poll::RunSummary {
+    async fn poll_one_capped(&self, source: Source, max_pages: usize) -> m365_ingest::app::polling::poll::RunSummary {
         let capped: CrashPoller = Poller {
             graph: self.graph.clone(),
             cursors: self.cursors.clone(),
@@ -93,11 +93,11 @@ impl Rig {
         GraphTime::from_ticks(self.sim.clock().now().0)
     }
 
-    async fn poll(&self) -> m365_ingest::app::poll::RunSummary {
+    async fn poll(&self) -> m365_ingest::app::polling::poll::RunSummary {
         self.poll_of(Source::DefenderAlerts).await
     }
 
-    async fn poll_of(&self, source: Source) -> m365_ingest::app::poll::RunSummary {
+    async fn poll_of(&self, source: Source) -> m365_ingest::app::polling::poll::RunSummary {
         self.poller.poll_one(&integration_for(source), source, Instant::now() + Duration::from_secs(600)).await
     }
 
@@ -496,7 +496,7 @@ async fn model_mailbox_reports_are_each_delivered_with_their_email() {
         assert!(missing.is_empty(), "seed {seed}: {} reports never delivered, e.g. {:?}", missing.len(), missing.first());
         assert!(owed.len() > 10, "seed {seed}: the run owed reports: {}", owed.len());
         for e in &envelopes {
-            let note = m365_ingest::domain::mailbox_report::note_of(e.object.as_ref().unwrap().get()).unwrap().unwrap();
+            let note = m365_ingest::domain::polling::mailbox_report::note_of(e.object.as_ref().unwrap().get()).unwrap().unwrap();
             assert!(note.mime.is_some() || note.problem.is_some(), "seed {seed}: {} has its email or says why not", e.id);
         }
         if crashes == 0 {

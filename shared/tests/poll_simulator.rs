@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, Poller};
+use m365_ingest::app::polling::poll::{Outcome, Poller};
 use m365_ingest::domain::alert::{HeadSpec, Item};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::Credentials;

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
-use m365_ingest::app::process::{MessageOutcome, ProcessCounts};
-use m365_ingest::app::processor::{ProcessSettings, Processor};
-use m365_ingest::domain::filter::FilterDoc;
+use m365_ingest::app::processing::process::{MessageOutcome, ProcessCounts};
+use m365_ingest::app::processing::processor::{ProcessSettings, Processor};
 use m365_ingest::domain::integration::{Integration, OutputFormat};
+use m365_ingest::domain::processing::filter::FilterDoc;
 use m365_ingest::error::QueueError;
 use m365_ingest::ports::{AlertQueue, ProcessWith, QueueEntry, SendReport};
 use m365_ingest::sources::settings::PollSettings;
@@ -665,7 +665,7 @@ async fn mailbox_reports_are_published_with_their_email_and_its_stored_mime() {
         assert_eq!(mime["content_type"], "message/rfc822");
         let bytes = std::fs::read(w.dir.path().join(mime["key"].as_str().unwrap())).unwrap();
         assert_eq!(
-            m365_ingest::domain::mime::parse(&bytes).unwrap().message_id.map(|m| format!("<{m}>")),
+            m365_ingest::domain::email::mime::parse(&bytes).unwrap().message_id.map(|m| format!("<{m}>")),
             v["email"]["internet_message_id"].as_str().map(str::to_owned)
         );
     }

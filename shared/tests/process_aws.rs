@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use m365_ingest::adapters::aws::{DynamoDedupStore, S3ArtifactStore, SqsAlertQueue};
 use m365_ingest::adapters::local::{MemoryDedupStore, StaticIntegrations};
-use m365_ingest::app::processor::{ProcessSettings, Processor};
+use m365_ingest::app::processing::processor::{ProcessSettings, Processor};
 use m365_ingest::lambda::processor::ProcessorApp;
 use m365_ingest::ports::{Claim, DedupStore, SystemClock};
 use m365_ingest::sources::settings::PollSettings;

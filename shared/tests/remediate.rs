@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryAlertQueue, MemoryEvidenceJobs, StaticIntegrations, StaticSecretSource};
-use m365_ingest::app::remediate::{Handled, RemediateSettings, Remediator};
+use m365_ingest::app::response::remediate::{Handled, RemediateSettings, Remediator};
 use m365_ingest::domain::integration::Integration;
-use m365_ingest::domain::remediation::{Action, RemediationDoc, RemediationMode, RemediationResult, Status};
+use m365_ingest::domain::response::remediation::{Action, RemediationDoc, RemediationMode, RemediationResult, Status};
 use m365_ingest::ports::evidence::EvidenceJobStore;
 use m365_ingest::ports::remediation::{RemediateWith, RequestRecord};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@ mod support;
 
 use m365_ingest::adapters::aws::DynamoSchedule;
 use m365_ingest::adapters::local::MemorySchedule;
-use m365_ingest::domain::integration_revision::Provenance;
+use m365_ingest::domain::integration::revision::Provenance;
 use m365_ingest::ports::{CursorKey, DueEntry, ScheduleStore};
 use m365_ingest::{GraphTime, Source};
 use support::moto;
@@ -60,7 +60,7 @@ async fn both_schedules_keep_the_contract() {
 #[tokio::test]
 async fn saving_an_integration_schedules_what_it_polls_and_nothing_else() {
     use m365_ingest::adapters::aws::DynamoIntegrations;
-    use m365_ingest::domain::integration_doc::IntegrationDoc;
+    use m365_ingest::domain::integration::doc::IntegrationDoc;
     use m365_ingest::ports::IntegrationStore;
     let stack = moto::stack().await;
     let table = stack.state_table().await;

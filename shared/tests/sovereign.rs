@@ -8,10 +8,10 @@ mod support;
 use std::sync::Arc;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
-use m365_ingest::app::check::{check, Status};
+use m365_ingest::app::test_and_save::check::{check, Status};
 use m365_ingest::domain::cloud::Cloud;
-use m365_ingest::domain::integration_doc::IntegrationDoc;
-use m365_ingest::domain::integration_sections::MailboxDoc;
+use m365_ingest::domain::integration::doc::IntegrationDoc;
+use m365_ingest::domain::integration::sections::MailboxDoc;
 use m365_ingest::sources::settings::PollSettings;
 use m365_ingest::{GraphTime, Source};
 use support::*;
@@ -123,10 +123,10 @@ async fn the_simulator_in_a_government_cloud_offers_no_email_submissions_and_the
     sim.requests().clear();
     let r = w.poll(Source::EmailSubmissions).await;
     let text = format!("{r:?}");
-    assert!(matches!(r.outcome, m365_ingest::app::poll::Outcome::Failed { .. }) && text.contains("global service only"), "{text}");
+    assert!(matches!(r.outcome, m365_ingest::app::polling::poll::Outcome::Failed { .. }) && text.contains("global service only"), "{text}");
     assert_eq!(sim.requests().count("/beta/security/threatSubmission"), 0);
     // Alerts are offered: the same poller reads and delivers them.
     let r = w.poll(Source::DefenderAlerts).await;
-    assert!(matches!(r.outcome, m365_ingest::app::poll::Outcome::Completed), "{r:?}");
+    assert!(matches!(r.outcome, m365_ingest::app::polling::poll::Outcome::Completed), "{r:?}");
     assert!(!w.delivered().is_empty(), "alerts delivered in GCC High");
 }

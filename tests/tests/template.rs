@@ -165,7 +165,7 @@ fn the_processor_may_write_the_dedup_keys_of_every_source_and_no_others() {
     let listed = line.matches("/*\"").count();
     assert_eq!(listed, m365_ingest::Source::ALL.len() + 1, "the sources and the restore script's record: {line}");
     assert!(line.contains("\"library/*\""), "{line}");
-    // The evidence jobs' indexes (domain/evidence_index.rs), and nothing else.
+    // The evidence jobs' indexes (domain/evidence/index.rs), and nothing else.
     assert_eq!(line.matches("#*\"").count(), 2, "{line}");
     for index in ["evidence-due#*", "evidence-restore#*"] {
         assert!(line.contains(&format!("\"{index}\"")), "{index} missing: {line}");

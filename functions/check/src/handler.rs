@@ -2,7 +2,7 @@
 //! failed check is an answer the caller shows, not a retryable failure).
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use m365_ingest::app::check::{Checker, Report};
+use m365_ingest::app::test_and_save::check::{Checker, Report};
 use m365_ingest::lambda::check::Invocation;
 use m365_ingest::lambda::telemetry;
 use m365_ingest::ports::{IntegrationStore, MicrosoftProbe, SecretSource, SecretWriter};

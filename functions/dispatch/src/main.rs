@@ -2,7 +2,7 @@
 
 use lambda_runtime::{run, service_fn, tracing, Diagnostic, Error, LambdaEvent};
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
-use m365_ingest::app::dispatch::DispatchSummary;
+use m365_ingest::app::polling::dispatch::DispatchSummary;
 use m365_ingest::config::DispatchConfig;
 use m365_ingest::lambda::{dispatch, telemetry};
 use m365_ingest::ports::Clock;

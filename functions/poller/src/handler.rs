@@ -33,9 +33,9 @@ mod tests {
     use m365_ingest::adapters::local::{
         DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, MemorySchedule, StaticIntegrations, StaticSecretSource,
     };
-    use m365_ingest::app::dispatch::PollJob;
     use m365_ingest::app::integration_cache::IntegrationCache;
-    use m365_ingest::app::poll::Poller;
+    use m365_ingest::app::polling::dispatch::PollJob;
+    use m365_ingest::app::polling::poll::Poller;
     use m365_ingest::domain::integration::{Credential, Credentials, Integration};
     use m365_ingest::ports::{CursorKey, JobsWith, PollWith};
     use m365_ingest::secret::Secret;
@@ -156,7 +156,7 @@ mod tests {
         use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal};
         use m365_ingest::config::PollerConfig;
         use m365_ingest::domain::envelope::Envelope;
-        use m365_ingest::domain::integration_doc::IntegrationDoc;
+        use m365_ingest::domain::integration::doc::IntegrationDoc;
         use m365_ingest::lambda::poller::build_aws;
         use tenant_sim::{FaultKind, FaultSpec};
 
@@ -360,7 +360,7 @@ mod tests {
         // in the artifact bucket (S3 on moto) under its SHA-256, as message/rfc822.
         doc.sources.email_submissions.enabled = false;
         doc.sources.phishing_mailbox =
-            Some(m365_ingest::domain::integration_sections::MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: None });
+            Some(m365_ingest::domain::integration::sections::MailboxDoc { address: "phish@contoso.onmicrosoft.com".into(), filter: None });
         DynamoIntegrations::new(clients.dynamodb.clone(), &table).put(&doc).await.unwrap();
         // The warm instance's cached record polls no mailbox: it is read again by its key.
         // The window is on the poller's clock (the wall clock); what is listed, on Microsoft's.
@@ -384,13 +384,13 @@ mod tests {
         assert!(must.is_subset(&got) && got.is_subset(&may), "every due report: {must:?} {got:?}");
         assert_eq!(reports.len(), got.len(), "each once");
         for e in &reports {
-            let note = m365_ingest::domain::mailbox_report::note_of(e.object.as_ref().unwrap().get()).unwrap().unwrap();
+            let note = m365_ingest::domain::polling::mailbox_report::note_of(e.object.as_ref().unwrap().get()).unwrap().unwrap();
             let mime = note.mime.expect("stored");
             let object = clients.s3.get_object().bucket(&mime.bucket).key(&mime.key).send().await.unwrap();
             assert_eq!(object.content_type(), Some("message/rfc822"));
             let bytes = object.body.collect().await.unwrap().into_bytes();
             assert_eq!(m365_ingest::adapters::local::sha256_hex(&bytes), mime.sha256);
-            assert_eq!(note.parsed, Some(m365_ingest::domain::mime::parse(&bytes).unwrap()));
+            assert_eq!(note.parsed, Some(m365_ingest::domain::email::mime::parse(&bytes).unwrap()));
         }
     }
 }

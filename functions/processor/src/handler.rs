@@ -59,7 +59,7 @@ mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
     use lambda_runtime::Context;
     use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore, StaticIntegrations};
-    use m365_ingest::app::processor::{ProcessSettings, Processor};
+    use m365_ingest::app::processing::processor::{ProcessSettings, Processor};
     use m365_ingest::domain::envelope::{dedup_key, Envelope, INTAKE_SCHEMA};
     use m365_ingest::domain::integration::Integration;
     use m365_ingest::ports::SystemClock;

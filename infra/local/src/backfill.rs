@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
-use m365_ingest::app::poll::{Outcome, RunSummary};
+use m365_ingest::app::polling::poll::{Outcome, RunSummary};
 use m365_ingest::config::PollerConfig;
 use m365_ingest::lambda::poller::build_aws;
 use m365_ingest::ports::{Clock, IntegrationSource};

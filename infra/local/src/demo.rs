@@ -12,13 +12,13 @@ use m365_ingest::adapters::graph::context::MicrosoftContext;
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore};
 use m365_ingest::adapters::local::{MemoryDedupStore, MemoryDelayQueue, MemoryEvidenceJobs, MemoryIntegrationStore, MemorySecrets};
-use m365_ingest::app::check::{Checker, CredentialInput, SaveMode};
-use m365_ingest::app::enrich::{EnrichSettings, Enricher};
-use m365_ingest::app::evidence_setup::{Evidence, EvidenceSettings};
-use m365_ingest::app::poll::{Poller, RunSummary};
-use m365_ingest::app::processor::{ProcessSettings, Processor};
+use m365_ingest::app::evidence::setup::{Evidence, EvidenceSettings};
+use m365_ingest::app::polling::poll::{Poller, RunSummary};
+use m365_ingest::app::processing::enrich::{EnrichSettings, Enricher};
+use m365_ingest::app::processing::processor::{ProcessSettings, Processor};
+use m365_ingest::app::test_and_save::check::{Checker, CredentialInput, SaveMode};
+use m365_ingest::domain::integration::doc::{self as integration_doc, IntegrationDoc};
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
-use m365_ingest::domain::integration_doc::{self, IntegrationDoc};
 use m365_ingest::ports::IntegrationSource;
 use m365_ingest::ports::{Clock, EvidenceWith, PollWith};
 use m365_ingest::secret::Secret;
@@ -148,7 +148,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         println!("\n{label}");
         for source in Source::ALL {
             for s in poller.poll_all(source, &integrations, Instant::now() + Duration::from_secs(300)).await {
-                failed |= matches!(s.outcome, m365_ingest::app::poll::Outcome::Failed { .. });
+                failed |= matches!(s.outcome, m365_ingest::app::polling::poll::Outcome::Failed { .. });
                 print_summary(&s);
             }
         }
@@ -184,7 +184,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let intake: Vec<(String, String)> = queue.messages().into_iter().enumerate().map(|(i, m)| (format!("intake-{i}"), m)).collect();
     let mut failed_messages = 0;
     // Built once, a run per batch: as the processor function does on the intake queue.
-    let mut c = m365_ingest::app::process::ProcessCounts::default();
+    let mut c = m365_ingest::app::processing::process::ProcessCounts::default();
     for batch in intake.chunks(10) {
         let run = processor.batch(integrations.to_vec());
         failed_messages += run.process_batch(batch).await.len();
@@ -289,7 +289,7 @@ async fn hunting_query(
     secrets: &Arc<MemorySecrets>,
 ) -> Result<bool, Failure> {
     use m365_ingest::adapters::local::StaticIntegrations;
-    use m365_ingest::app::investigate::Investigator;
+    use m365_ingest::app::response::investigate::Investigator;
     use m365_ingest::ports::investigation::InvestigateWith;
     let inv = Investigator::<InvestigateWith<_, _, _, _>> {
         api: microsoft(sim, http, RetryPolicy::context())?,
@@ -326,7 +326,7 @@ async fn remediation_dry_run(
     secrets: &Arc<MemorySecrets>,
 ) -> Result<bool, Failure> {
     use m365_ingest::adapters::local::StaticIntegrations;
-    use m365_ingest::app::remediate::{Handled, RemediateSettings, Remediator};
+    use m365_ingest::app::response::remediate::{Handled, RemediateSettings, Remediator};
     use m365_ingest::ports::remediation::RemediateWith;
     let results = Arc::new(MemoryAlertQueue::new());
     let r = Remediator::<RemediateWith<_, _, _, _, _, _>> {
@@ -534,9 +534,11 @@ fn print_summary(s: &RunSummary) {
         .and_then(|v| v.get("outcome").and_then(|o| o.as_str().map(str::to_owned)))
         .unwrap_or_default();
     let detail = match &s.outcome {
-        m365_ingest::app::poll::Outcome::Partial { reason } | m365_ingest::app::poll::Outcome::Skipped { reason } => format!(" ({reason})"),
-        m365_ingest::app::poll::Outcome::Failed { error, .. } => format!(" ({error})"),
-        m365_ingest::app::poll::Outcome::Completed => String::new(),
+        m365_ingest::app::polling::poll::Outcome::Partial { reason } | m365_ingest::app::polling::poll::Outcome::Skipped { reason } => {
+            format!(" ({reason})")
+        }
+        m365_ingest::app::polling::poll::Outcome::Failed { error, .. } => format!(" ({error})"),
+        m365_ingest::app::polling::poll::Outcome::Completed => String::new(),
     };
     let verdicts = if s.verdicts > 0 { format!(" ({} of them with a verdict that was pending)", s.verdicts) } else { String::new() };
     println!(

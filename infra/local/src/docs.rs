@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use m365_ingest::domain::integration_doc::{self, IntegrationDoc};
+use m365_ingest::domain::integration::doc::{self as integration_doc, IntegrationDoc};
 
 use crate::Failure;
 

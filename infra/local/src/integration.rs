@@ -10,12 +10,12 @@ use m365_ingest::adapters::aws::{
 };
 use m365_ingest::adapters::graph::MicrosoftHttp;
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};
-use m365_ingest::app::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
-use m365_ingest::app::restore::open_restores;
+use m365_ingest::app::evidence::restore::open_restores;
+use m365_ingest::app::test_and_save::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
 use m365_ingest::config::{http_settings, CheckConfig};
+use m365_ingest::domain::integration::doc::IntegrationDoc;
+use m365_ingest::domain::integration::revision::{changes, Provenance};
 use m365_ingest::domain::integration::Credentials;
-use m365_ingest::domain::integration_doc::IntegrationDoc;
-use m365_ingest::domain::integration_revision::{changes, Provenance};
 use m365_ingest::lambda::check::check_retry_policy;
 use m365_ingest::ports::{CursorKey, CursorStore, IntegrationStore, SecretWriter};
 use m365_ingest::GraphTime;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
-use m365_ingest::app::processor::{ProcessSettings, Processor};
+use m365_ingest::app::processing::processor::{ProcessSettings, Processor};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::Integration;
 use m365_ingest::ports::SystemClock;

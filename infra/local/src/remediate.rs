@@ -2,9 +2,9 @@
 //! deployment's tables and queues (the functions' environment), as an operator would ask it.
 
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
-use m365_ingest::app::remediate::Handled;
+use m365_ingest::app::response::remediate::Handled;
 use m365_ingest::config::RemediateConfig;
-use m365_ingest::domain::remediation::{Status, REQUEST_SCHEMA};
+use m365_ingest::domain::response::remediation::{Status, REQUEST_SCHEMA};
 use m365_ingest::lambda::remediate::build_aws;
 
 use crate::args::RemediateOptions;

@@ -2,8 +2,8 @@
 //! samples) through the same envelope and claim-check code, printed as NDJSON.
 
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue};
-use m365_ingest::app::deliver::deliver;
-use m365_ingest::app::origin::Context;
+use m365_ingest::app::polling::deliver::deliver;
+use m365_ingest::app::polling::origin::Context;
 use m365_ingest::domain::alert::Item;
 use m365_ingest::sources::settings::DeliverySettings;
 use m365_ingest::GraphTime;

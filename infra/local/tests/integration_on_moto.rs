@@ -294,7 +294,7 @@ mode = "enforce"
 
     // An integration whose restore may hold a copy on a device is not removed; the refusal
     // names the device and folder.
-    let entry = m365_ingest::domain::evidence_index::RestoreEntry {
+    let entry = m365_ingest::domain::evidence::index::RestoreEntry {
         device_id: "d336c0ffee".into(),
         folder: "C:\\ProgramData\\m365-ingest\\restore\\ab12".into(),
         job: "cloud_apps/t/a/v/evidence/ab12".into(),

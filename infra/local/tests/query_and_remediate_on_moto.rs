@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal};
-use m365_ingest::domain::integration_doc::IntegrationDoc;
+use m365_ingest::domain::integration::doc::IntegrationDoc;
 use serde_json::Value;
 use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
 use tenant_sim::{Scenario, Simulator};

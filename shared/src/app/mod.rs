@@ -1,27 +1,11 @@
-//! Use cases, generic over the ports.
+//! Use cases, generic over the ports, one folder per capability: polling (from Microsoft to the
+//! intake queue), processing (from the intake queue to the output queue), evidence (the jobs
+//! that fetch an alert's files and emails), response (investigation queries and remediation)
+//! and Test & Save.
 
-pub mod advice;
-pub mod check;
-pub mod deliver;
-pub mod dispatch;
-pub mod enrich;
 pub mod evidence;
-mod evidence_observe;
-pub mod evidence_setup;
-mod file_intake;
-pub mod filter_preview;
 pub mod integration_cache;
-pub mod investigate;
-mod item_json;
-mod microsoft_copy;
-pub mod origin;
-pub mod poll;
-pub mod poll_job;
-pub mod process;
-pub mod processor;
-pub mod quarantine;
-pub mod remediate;
-pub mod reported_email;
-pub mod restore;
-pub mod settle;
-pub mod span;
+pub mod polling;
+pub mod processing;
+pub mod response;
+pub mod test_and_save;

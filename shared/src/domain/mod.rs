@@ -1,43 +1,24 @@
-//! Pure domain logic: no I/O, no async.
+//! Pure domain logic: no I/O, no async. What every capability shares sits here; the rest is in
+//! one folder per capability, as in `app`.
 
 pub mod action_failure;
 pub mod alert;
 pub mod backoff;
 pub mod budget;
 pub mod cloud;
-pub mod cloud_apps_alert;
-pub mod context;
-pub mod cursor;
-pub mod directory_roles;
 pub mod duration_text;
-pub mod email_section;
-pub mod email_submission;
+pub mod email;
 pub mod entities;
 pub mod envelope;
-pub mod evidence_hold;
-pub mod evidence_index;
-pub mod evidence_job;
-pub mod evidence_plan;
+pub mod evidence;
 pub mod field_error;
-pub mod filter;
 pub mod graph_alert;
-pub mod incident;
 pub mod integration;
-pub mod integration_doc;
-pub mod integration_revision;
-pub mod integration_sections;
-pub mod investigation;
 pub mod json_text;
-pub mod mailbox_report;
-pub mod mime;
-pub mod mime_guard;
-pub mod ocsf;
-pub mod output;
 pub mod permissions;
-pub mod remediation;
-pub mod restore_secret;
-pub mod result_archive;
+pub mod polling;
+pub mod processing;
+pub mod response;
 pub mod source;
 pub mod sqs_text;
 pub mod time;
-pub mod window;

@@ -16,10 +16,10 @@ use serde_json::Value;
 
 use crate::adapters::aws::{credentials_for, AwsClients, DynamoBudget, DynamoIntegrations, SecretsManagerSource};
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
-use crate::app::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
+use crate::app::test_and_save::check::{Checker, CredentialInput, Report, Save, SaveMode, RELAXABLE};
 use crate::config::CheckConfig;
 use crate::domain::field_error::FieldError;
-use crate::domain::integration_doc;
+use crate::domain::integration::doc as integration_doc;
 use crate::domain::time::GraphTime;
 use crate::error::Error;
 use crate::ports::{IntegrationStore, MicrosoftProbe, SecretSource, SecretWriter};
@@ -53,7 +53,7 @@ struct Event {
     credentials: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     save: Option<String>,
-    /// Guard-rail relaxations the caller means (app/check.rs `RELAXABLE`).
+    /// Guard-rail relaxations the caller means (app/test_and_save/check.rs `RELAXABLE`).
     #[serde(default)]
     relax: Vec<String>,
     /// Who asked, as the caller (a console) states it.

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::events::source_of;
 use crate::adapters::aws::{AwsClients, DynamoSchedule, SqsAlertQueue};
-use crate::app::dispatch::{DispatchSummary, Dispatcher};
+use crate::app::polling::dispatch::{DispatchSummary, Dispatcher};
 use crate::config::DispatchConfig;
 use crate::error::Error;
 use crate::ports::{AlertQueue, Clock, ScheduleStore, SystemClock};

@@ -13,10 +13,10 @@ use crate::adapters::aws::{
     SqsAlertQueue,
 };
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
-use crate::app::dispatch::{PollJob, JOB_SCHEMA};
 use crate::app::integration_cache::IntegrationCache;
-use crate::app::poll::{Poller, RunSummary};
-use crate::app::poll_job::JobEnd;
+use crate::app::polling::dispatch::{PollJob, JOB_SCHEMA};
+use crate::app::polling::poll::{Poller, RunSummary};
+use crate::app::polling::poll_job::JobEnd;
 use crate::config::PollerConfig;
 use crate::domain::permissions::Api;
 use crate::domain::source::Source;

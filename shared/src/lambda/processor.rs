@@ -7,12 +7,12 @@ use crate::adapters::aws::{
     Aws, AwsClients, DynamoDedupStore, DynamoEvidenceJobs, DynamoIntegrations, S3ArtifactStore, SecretsManagerSource, SqsAlertQueue,
 };
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
-use crate::app::evidence_setup::Evidence;
+use crate::app::evidence::setup::Evidence;
 use crate::app::integration_cache::IntegrationCache;
-use crate::app::process::ProcessCounts;
-use crate::app::processor::Processor;
+use crate::app::processing::process::ProcessCounts;
+use crate::app::processing::processor::Processor;
 use crate::config::ProcessorConfig;
-use crate::domain::evidence_job::JOB_MESSAGE_SCHEMA;
+use crate::domain::evidence::job::JOB_MESSAGE_SCHEMA;
 use crate::error::Error;
 use crate::ports::{IntegrationSource, ProcessPorts, SystemClock};
 
@@ -48,13 +48,13 @@ pub fn build_aws(config: &ProcessorConfig, clients: &AwsClients) -> Result<AwsPr
                 settings: config.evidence.clone(),
             }),
             // Context lookups: a quick retry at most, throttling becomes the part's status.
-            context: Some(crate::app::enrich::Enricher::new(
+            context: Some(crate::app::processing::enrich::Enricher::new(
                 std::sync::Arc::new(crate::adapters::graph::context::MicrosoftContext::new(
                     MicrosoftHttp::new(&config.http, RetryPolicy::context())?.with_budget(budget.clone()),
                     SecretsManagerSource::new(clients.secrets.clone()),
                     config.context_budget_wait,
                 )),
-                crate::app::enrich::EnrichSettings::default(),
+                crate::app::processing::enrich::EnrichSettings::default(),
             )),
         },
         integrations: DynamoIntegrations::new(clients.dynamodb.clone(), &config.state_table),
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn only_a_job_message_is_taken_for_one_whatever_an_alert_says() {
-        let job = crate::domain::evidence_job::JobMessage::new("contoso", "k").to_json();
+        let job = crate::domain::evidence::job::JobMessage::new("contoso", "k").to_json();
         assert!(is_job_message(&job));
         let envelope =
             format!(r#"{{"schema":"m365-ingest.intake.v1","integration_id":"contoso","object":{{"title":"{JOB_MESSAGE_SCHEMA}"}}}}"#);

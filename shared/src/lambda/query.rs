@@ -4,9 +4,9 @@
 use crate::adapters::aws::{AwsClients, DynamoBudget, DynamoIntegrations, SecretsManagerSource};
 use crate::adapters::graph::context::MicrosoftContext;
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
-use crate::app::enrich::{EnrichSettings, Enricher};
 use crate::app::integration_cache::{Cached, IntegrationCache};
-use crate::app::investigate::Investigator;
+use crate::app::processing::enrich::{EnrichSettings, Enricher};
+use crate::app::response::investigate::Investigator;
 use crate::config::QueryConfig;
 use crate::error::Error;
 use crate::ports::investigation::InvestigateWith;

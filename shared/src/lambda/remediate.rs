@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use crate::adapters::aws::{AwsClients, DynamoBudget, DynamoEvidenceJobs, DynamoIntegrations, SecretsManagerSource, SqsAlertQueue};
 use crate::adapters::graph::{MicrosoftHttp, RetryPolicy};
 use crate::app::integration_cache::{Cached, IntegrationCache};
-use crate::app::remediate::{Handled, Remediator};
+use crate::app::response::remediate::{Handled, Remediator};
 use crate::config::RemediateConfig;
 use crate::error::Error;
 use crate::ports::remediation::{RemediatePorts, RemediateWith};

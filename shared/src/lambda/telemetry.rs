@@ -5,9 +5,9 @@ use std::io::Write;
 
 use serde_json::{json, Map, Value};
 
-use crate::app::dispatch::DispatchSummary;
-use crate::app::poll::{Outcome, RunSummary};
-use crate::app::process::ProcessCounts;
+use crate::app::polling::dispatch::DispatchSummary;
+use crate::app::polling::poll::{Outcome, RunSummary};
+use crate::app::processing::process::ProcessCounts;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 
@@ -55,7 +55,7 @@ pub fn emit(lines: &[String]) {
 /// Test & Save's record: the guard rails a saved revision relaxed (`GuardRailRelaxations`,
 /// alarmed on), and the ones it refused to save unnamed (`GuardRailRelaxationsRefused`), with
 /// the integration and who saved it as searchable fields.
-pub fn check_records(report: &crate::app::check::Report, now: GraphTime) -> Vec<String> {
+pub fn check_records(report: &crate::app::test_and_save::check::Report, now: GraphTime) -> Vec<String> {
     let relaxed = report.saved.as_ref().map_or(0, |s| s.relaxed.len());
     let refused = report.unconfirmed_relaxations.len();
     if relaxed == 0 && refused == 0 {

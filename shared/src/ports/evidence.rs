@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures_util::stream::BoxStream;
 
 use crate::domain::envelope::ObjectRef;
-use crate::domain::evidence_hold::HoldRecord;
-use crate::domain::evidence_job::{ActionStatus, JobRecord};
+use crate::domain::evidence::hold::HoldRecord;
+use crate::domain::evidence::job::{ActionStatus, JobRecord};
 use crate::domain::integration::Credentials;
 use crate::domain::time::GraphTime;
 use crate::error::{ArtifactError, CursorError, GraphError, QueueError, SecretError};

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use crate::domain::alert::{HeadSpec, Item};
 pub use crate::domain::budget::Rate;
-use crate::domain::cursor::Cursor;
 use crate::domain::envelope::ObjectRef;
+use crate::domain::integration::doc::IntegrationDoc;
 use crate::domain::integration::{Credentials, Integration};
-use crate::domain::integration_doc::IntegrationDoc;
 use crate::domain::permissions::{Api, TokenClaims};
+use crate::domain::polling::cursor::Cursor;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::{ArtifactError, CursorError, GraphError, QueueError, SecretError};
@@ -410,7 +410,7 @@ pub struct IntegrationRecord {
     pub revision: u64,
     pub saved_at: GraphTime,
     /// Who saved this revision and what it changed (None: saved before revisions kept it).
-    pub provenance: Option<crate::domain::integration_revision::Provenance>,
+    pub provenance: Option<crate::domain::integration::revision::Provenance>,
 }
 
 /// Where integration documents are kept (the state table in AWS).
@@ -430,7 +430,7 @@ pub trait IntegrationStore: Send + Sync {
         doc: &IntegrationDoc,
         expected: Option<u64>,
         at: GraphTime,
-        provenance: &crate::domain::integration_revision::Provenance,
+        provenance: &crate::domain::integration::revision::Provenance,
     ) -> impl Future<Output = Result<u64, CursorError>> + Send;
     fn remove(&self, id: &str) -> impl Future<Output = Result<bool, CursorError>> + Send;
     /// The ids of the saved integrations whose record names `secret_ref`, found by key (in AWS
@@ -479,7 +479,7 @@ pub trait MicrosoftProbe: Send + Sync {
     fn context(
         &self,
         creds: &Credentials,
-        parts: &[crate::domain::context::ContextPart],
+        parts: &[crate::domain::processing::context::ContextPart],
         now: GraphTime,
     ) -> impl Future<Output = ContextProbe> + Send;
     /// The delivered-email jobs' search (by an Internet Message-ID no email has) on `mailbox`,
@@ -493,7 +493,7 @@ pub struct ContextProbe {
     /// The user's UPN and the device's id the calls were made on, where the tenant listed one.
     pub user: Option<String>,
     pub device: Option<String>,
-    pub parts: Vec<(crate::domain::context::ContextPart, PartCall)>,
+    pub parts: Vec<(crate::domain::processing::context::ContextPart, PartCall)>,
 }
 
 /// One context part's test call.

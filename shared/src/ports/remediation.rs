@@ -7,7 +7,7 @@ use std::future::Future;
 use super::evidence::{EvidenceJobStore, StoredRecord};
 use super::{AlertQueue, Clock, IntegrationSource, SecretSource};
 use crate::domain::integration::Credentials;
-use crate::domain::remediation::{RemediationRequest, RemediationResult, Target};
+use crate::domain::response::remediation::{RemediationRequest, RemediationResult, Target};
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
 

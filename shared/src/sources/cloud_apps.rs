@@ -6,9 +6,9 @@ use serde_json::value::RawValue;
 
 use super::{SourceSpec, SpanQuery, Unit};
 use crate::domain::alert::{HeadSpec, VersionFormat};
-use crate::domain::cloud_apps_alert;
 use crate::domain::envelope::Envelope;
 use crate::domain::integration::Integration;
+use crate::domain::polling::cloud_apps_alert;
 use crate::domain::source::Source;
 use crate::error::ConfigError;
 use crate::ports::PageRequest;

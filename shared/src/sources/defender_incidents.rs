@@ -8,7 +8,7 @@ use super::{graph_query, Children, SourceSpec, SpanQuery, Unit, GRAPH_SECURITY_H
 use crate::domain::alert::{HeadSpec, Item};
 use crate::domain::envelope::Envelope;
 use crate::domain::graph_alert::{GraphAlert, GraphIncident};
-use crate::domain::output::IncidentRef;
+use crate::domain::processing::output::IncidentRef;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::ports::PageRequest;

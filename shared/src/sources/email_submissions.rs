@@ -15,10 +15,10 @@ use serde_json::value::RawValue;
 
 use super::{graph_query, SourceSpec, SpanQuery, Unit};
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
-use crate::domain::email_submission::{email_section, excluded_by, revision, to_alert, verdict, Verdict};
 use crate::domain::envelope::Envelope;
-use crate::domain::filter::DropReason;
 use crate::domain::integration::Integration;
+use crate::domain::polling::email_submission::{email_section, excluded_by, revision, to_alert, verdict, Verdict};
+use crate::domain::processing::filter::DropReason;
 use crate::domain::source::Source;
 use crate::ports::PageRequest;
 use crate::sources::settings::PollSettings;

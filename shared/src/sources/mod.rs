@@ -1,6 +1,6 @@
 //! The alert sources, one module each, behind one small interface: how to query a window, which
 //! members are an item's id and version, what an integration needs for the source, and the
-//! processor's normalized view of an item. The poll loop (app/poll.rs, app/span.rs), the cursor
+//! processor's normalized view of an item. The poll loop (app/polling/poll.rs, app/polling/span.rs), the cursor
 //! protocol and delivery are written once and know no source by name.
 //!
 //! Adding a source: write a module here that implements [`SourceSpec`], add its variant to
@@ -16,12 +16,12 @@ pub mod settings;
 use serde_json::value::RawValue;
 
 use crate::domain::alert::{HeadSpec, Item, VersionFormat};
-use crate::domain::email_section::EmailSection;
+use crate::domain::email::section::EmailSection;
 use crate::domain::envelope::Envelope;
-use crate::domain::filter::DropReason;
 use crate::domain::graph_alert::GraphAlert;
 use crate::domain::integration::Integration;
-use crate::domain::output::{EvidenceRetrieval, IncidentRef};
+use crate::domain::processing::filter::DropReason;
+use crate::domain::processing::output::{EvidenceRetrieval, IncidentRef};
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::ConfigError;
@@ -90,7 +90,7 @@ impl Unit {
 }
 
 /// A message whose reported email the poll loop retrieves before delivery: it stores the MIME
-/// in the artifact store and adds what it found to the item (domain/mailbox_report.rs).
+/// in the artifact store and adds what it found to the item (domain/polling/mailbox_report.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportedEmailAt {
     pub mailbox: String,

@@ -9,9 +9,9 @@
 //! followed whole from the first request (never rebuilt with `$skip`). Test & Save makes the
 //! same first request.
 //!
-//! Each new report's email is retrieved before delivery (app/reported_email.rs): the attached
+//! Each new report's email is retrieved before delivery (app/polling/reported_email.rs): the attached
 //! message's MIME, an attached `.eml`, or the report's own MIME; it is stored in the artifact
-//! store and its parse travels with the report (domain/mailbox_report.rs).
+//! store and its parse travels with the report (domain/polling/mailbox_report.rs).
 
 use serde_json::value::RawValue;
 
@@ -19,10 +19,10 @@ use super::{ReportedEmailAt, SourceSpec, SpanQuery, Unit};
 use crate::domain::alert::Item;
 use crate::domain::alert::{HeadSpec, VersionFormat};
 use crate::domain::envelope::Envelope;
+use crate::domain::integration::sections::MailboxDoc;
 use crate::domain::integration::Integration;
-use crate::domain::integration_sections::MailboxDoc;
-use crate::domain::mailbox_report::{email_section, note_of, to_alert};
-use crate::domain::output::EvidenceRetrieval;
+use crate::domain::polling::mailbox_report::{email_section, note_of, to_alert};
+use crate::domain::processing::output::EvidenceRetrieval;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
 use crate::error::ConfigError;

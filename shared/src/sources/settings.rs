@@ -70,7 +70,7 @@ impl Default for PollSettings {
             max_span_pages: 3,
             tie_passes: 20,
             safety_margin: Duration::from_secs(40),
-            max_recent: crate::domain::cursor::MAX_RECENT,
+            max_recent: crate::domain::polling::cursor::MAX_RECENT,
             concurrency: 4,
             delivery: DeliverySettings::default(),
             owner: "poller".into(),

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Poller, RunSummary};
+use m365_ingest::app::polling::poll::{Poller, RunSummary};
 use m365_ingest::domain::envelope::Envelope;
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
-use m365_ingest::domain::window::WindowSettings;
+use m365_ingest::domain::polling::window::WindowSettings;
 use m365_ingest::ports::{Clock, PollWith};
 use m365_ingest::secret::Secret;
 use m365_ingest::sources::settings::PollSettings;
@@ -175,7 +175,7 @@ pub fn integration_for(source: Source) -> Integration {
         }
         Source::PhishingMailbox => {
             i.defender_mode = m365_ingest::domain::integration::DefenderMode::Off;
-            i.phishing_mailbox = Some(m365_ingest::domain::integration_sections::MailboxDoc { address: MAILBOX.into(), filter: None });
+            i.phishing_mailbox = Some(m365_ingest::domain::integration::sections::MailboxDoc { address: MAILBOX.into(), filter: None });
         }
         Source::DefenderAlerts => {}
     }
@@ -217,7 +217,7 @@ impl<C: m365_ingest::ports::CursorStore> m365_ingest::ports::CursorStore for Cra
         key: &m365_ingest::ports::CursorKey,
         owner: &str,
         v: u64,
-        c: &m365_ingest::domain::cursor::Cursor,
+        c: &m365_ingest::domain::polling::cursor::Cursor,
     ) -> Result<u64, m365_ingest::error::CursorError> {
         if self.ok_commits.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) <= 0 {
             return Err(m365_ingest::error::CursorError::Store { detail: "simulated crash before commit".into(), retryable: true });

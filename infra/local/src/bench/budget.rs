@@ -13,7 +13,7 @@ use m365_ingest::adapters::aws::{create_state_table, load_sdk_config, AwsClients
 use m365_ingest::adapters::graph::pacing::LocalBudget;
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, Poller};
+use m365_ingest::app::polling::poll::{Outcome, Poller};
 use m365_ingest::domain::integration::{Credential, Credentials, DefenderMode, Integration};
 use m365_ingest::ports::{Clock, PollWith, RequestBudget};
 use m365_ingest::secret::Secret;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryCursorStore, StaticSecretSource};
-use m365_ingest::app::poll::{Outcome, Poller};
+use m365_ingest::app::polling::poll::{Outcome, Poller};
 use m365_ingest::domain::integration::{Credential, Credentials, Integration};
 use m365_ingest::ports::{PollWith, SystemClock};
 use m365_ingest::secret::Secret;

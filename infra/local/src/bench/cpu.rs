@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use m365_ingest::adapters::graph::collections::decode_page;
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue};
-use m365_ingest::app::deliver::deliver;
-use m365_ingest::app::origin::Context;
-use m365_ingest::domain::cursor::Cursor;
+use m365_ingest::app::polling::deliver::deliver;
+use m365_ingest::app::polling::origin::Context;
+use m365_ingest::domain::polling::cursor::Cursor;
 use m365_ingest::sources::settings::DeliverySettings;
 use m365_ingest::{GraphTime, Source};
 use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};

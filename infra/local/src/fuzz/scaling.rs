@@ -87,7 +87,7 @@ fn shapes() -> Vec<Shape> {
 /// the costly region the guard leaves it (the shapes above trip a bound and time the
 /// headers-only read). `large` is the larger of the two sizes.
 fn inside_shapes() -> Vec<Inside> {
-    use m365_ingest::domain::mime_guard::{MAX_CONTINUATIONS, MAX_ENCODED_WORD_WORK, MAX_FIELD_BYTES, MAX_HEADER_LINES, MAX_PARTS};
+    use m365_ingest::domain::email::mime_guard::{MAX_CONTINUATIONS, MAX_ENCODED_WORD_WORK, MAX_FIELD_BYTES, MAX_HEADER_LINES, MAX_PARTS};
     /// `bound` scaled to `n` of `large` bytes, 95% of it at `large`.
     fn share(bound: usize, n: usize, large: usize) -> usize {
         (bound as u128 * 95 * n as u128 / (100 * large as u128)).max(1) as usize
@@ -256,7 +256,7 @@ fn best_of_five(input: &[u8]) -> Duration {
     (0..5)
         .map(|_| {
             let t = Instant::now();
-            let _ = std::hint::black_box(m365_ingest::domain::mime::parse(std::hint::black_box(input)));
+            let _ = std::hint::black_box(m365_ingest::domain::email::mime::parse(std::hint::black_box(input)));
             t.elapsed()
         })
         .min()
@@ -274,7 +274,7 @@ pub fn check(base: usize) -> bool {
     let past = shapes().into_iter().map(|s| (s.name, (s.make)(base), (s.make)(large), false));
     let inside = inside_shapes().into_iter().map(|s| (s.name, (s.make)(base, large), (s.make)(large, large), true));
     for (name, small, big, must_fit) in past.chain(inside) {
-        let tripped: Vec<String> = [&small, &big].iter().filter_map(|m| m365_ingest::domain::mime_guard::check(m).err()).collect();
+        let tripped: Vec<String> = [&small, &big].iter().filter_map(|m| m365_ingest::domain::email::mime_guard::check(m).err()).collect();
         let path = if tripped.is_empty() { "whole parse" } else { "headers only" };
         let (t1, t10) = (best_of_five(&small), best_of_five(&big));
         let ratio = t10.as_secs_f64() / t1.max(FLOOR).as_secs_f64();

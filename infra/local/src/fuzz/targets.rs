@@ -9,10 +9,10 @@ use m365_ingest::adapters::graph::auth::token_claims;
 use m365_ingest::adapters::graph::cloud_apps::decode_cloud_apps_page;
 use m365_ingest::adapters::graph::collections::{decode_entity, decode_page};
 use m365_ingest::adapters::local::{DirArtifactStore, MemoryAlertQueue, MemoryDedupStore};
-use m365_ingest::app::processor::{ProcessSettings, Processor};
+use m365_ingest::app::processing::processor::{ProcessSettings, Processor};
 use m365_ingest::domain::alert::Item;
+use m365_ingest::domain::integration::doc as integration_doc;
 use m365_ingest::domain::integration::Integration;
-use m365_ingest::domain::integration_doc;
 use m365_ingest::ports::{ProcessWith, SystemClock};
 use m365_ingest::sources::phishing_mailbox::MESSAGE_HEAD;
 use m365_ingest::sources::{GRAPH_SECURITY_HEAD, SUBMISSION_HEAD};
@@ -64,11 +64,11 @@ fn envelopes() -> &'static [Vec<u8>] {
         }
         // Reports as the poller delivers them: with the reported email's parse, and without.
         let v: serde_json::Value = serde_json::from_str(MESSAGES).unwrap_or_default();
-        let parsed = m365_ingest::domain::mime::parse(PHISH_EML).ok();
+        let parsed = m365_ingest::domain::email::mime::parse(PHISH_EML).ok();
         for item in v["value"].as_array().into_iter().flatten() {
             out.push(envelope("phishing_mailbox", item).into_bytes());
             let mut annotated = item.clone();
-            annotated[m365_ingest::domain::mailbox_report::REPORTED_EMAIL_MEMBER] =
+            annotated[m365_ingest::domain::polling::mailbox_report::REPORTED_EMAIL_MEMBER] =
                 serde_json::json!({"via": "item_attachment", "attachment_id": "a", "parsed": parsed});
             out.push(envelope("phishing_mailbox", &annotated).into_bytes());
         }
@@ -89,13 +89,13 @@ fn items(page: &[Item]) {
     for i in page {
         // What the processor decodes of each item.
         let _ = serde_json::from_str::<m365_ingest::domain::graph_alert::GraphAlert>(i.raw.get());
-        let _ = m365_ingest::domain::cloud_apps_alert::to_alert(i.raw.get());
-        let _ = m365_ingest::domain::email_submission::to_alert(i.raw.get());
-        let _ = m365_ingest::domain::email_submission::email_section(i.raw.get());
-        if let Ok(note) = m365_ingest::domain::mailbox_report::note_of(i.raw.get()) {
+        let _ = m365_ingest::domain::polling::cloud_apps_alert::to_alert(i.raw.get());
+        let _ = m365_ingest::domain::polling::email_submission::to_alert(i.raw.get());
+        let _ = m365_ingest::domain::polling::email_submission::email_section(i.raw.get());
+        if let Ok(note) = m365_ingest::domain::polling::mailbox_report::note_of(i.raw.get()) {
             let parsed = note.as_ref().and_then(|n| n.parsed.as_ref());
-            let _ = m365_ingest::domain::mailbox_report::to_alert(i.raw.get(), parsed, false);
-            let _ = m365_ingest::domain::mailbox_report::email_section(i.raw.get(), parsed, true);
+            let _ = m365_ingest::domain::polling::mailbox_report::to_alert(i.raw.get(), parsed, false);
+            let _ = m365_ingest::domain::polling::mailbox_report::email_section(i.raw.get(), parsed, true);
         }
     }
 }
@@ -112,7 +112,7 @@ fn processor() -> &'static (tokio::runtime::Runtime, LocalProcessor) {
         i.email_submissions.enabled = true;
         i.email_submissions.excluded_result_categories = vec!["notJunk".into(), "allowedByPolicy".into()];
         i.phishing_mailbox =
-            Some(m365_ingest::domain::integration_sections::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
+            Some(m365_ingest::domain::integration::sections::MailboxDoc { address: "phish@contoso.com".into(), filter: None });
         let p = Processor::new(
             Arc::new(MemoryDedupStore::new()),
             MemoryAlertQueue::new(),
@@ -216,7 +216,7 @@ pub fn all() -> Vec<Target> {
             name: "mime",
             corpus: vec![PHISH_EML],
             run: |b| {
-                let _ = m365_ingest::domain::mime::parse(b);
+                let _ = m365_ingest::domain::email::mime::parse(b);
             },
         },
         Target {
@@ -248,7 +248,7 @@ pub fn all() -> Vec<Target> {
                 let (rt, _) = processor();
                 let (p, i, out) = fresh_processor();
                 let outcome = rt.block_on(p.batch(vec![i]).process_message(&body));
-                if let m365_ingest::app::process::MessageOutcome::Retry(why) = outcome {
+                if let m365_ingest::app::processing::process::MessageOutcome::Retry(why) = outcome {
                     panic!("an intake message with unpaired surrogates was not published: {why}");
                 }
                 for m in out.messages() {
@@ -263,8 +263,8 @@ pub fn all() -> Vec<Target> {
             name: "result_archive",
             corpus: vec![RESULT_GZIP, RESULT_ZIP, b"MZ\x90\x00"],
             run: |b| {
-                let limits = m365_ingest::domain::result_archive::Limits { max_bytes: 8 << 20, max_ratio: 200 };
-                let mut u = m365_ingest::domain::result_archive::Unpacker::new(limits);
+                let limits = m365_ingest::domain::evidence::result_archive::Limits { max_bytes: 8 << 20, max_ratio: 200 };
+                let mut u = m365_ingest::domain::evidence::result_archive::Unpacker::new(limits);
                 let mut out = Vec::new();
                 for c in b.chunks(97) {
                     if u.feed(c, &mut out).is_err() {

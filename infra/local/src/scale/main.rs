@@ -28,7 +28,7 @@ use m365_ingest::adapters::aws::{
     create_dedup_table, create_state_table, load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal,
 };
 use m365_ingest::config::{DispatchConfig, PollerConfig, ProcessorConfig};
-use m365_ingest::domain::integration_doc::IntegrationDoc;
+use m365_ingest::domain::integration::doc::IntegrationDoc;
 use m365_ingest::lambda::{dispatch, poller, processor};
 use serde_json::json;
 use tenant_sim::scenario::{AppSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};

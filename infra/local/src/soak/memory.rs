@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use m365_ingest::adapters::aws::{DynamoEvidenceJobs, Principal};
-use m365_ingest::app::check::{CredentialInput, SaveMode};
-use m365_ingest::app::evidence_setup::EvidenceSettings;
-use m365_ingest::domain::evidence_index::due_set;
-use m365_ingest::domain::evidence_job::{EvidenceJob, JobMessage, JobRecord};
-use m365_ingest::domain::evidence_plan::{job_key, EvidenceTarget};
+use m365_ingest::app::evidence::setup::EvidenceSettings;
+use m365_ingest::app::test_and_save::check::{CredentialInput, SaveMode};
+use m365_ingest::domain::evidence::index::due_set;
+use m365_ingest::domain::evidence::job::{EvidenceJob, JobMessage, JobRecord};
+use m365_ingest::domain::evidence::plan::{job_key, EvidenceTarget};
+use m365_ingest::domain::integration::doc as integration_doc;
 use m365_ingest::domain::integration::{Credential, Credentials};
-use m365_ingest::domain::integration_doc;
 use m365_ingest::ports::EvidenceJobStore;
 use m365_ingest::secret::Secret;
 use m365_ingest::{GraphTime, Source};
@@ -247,7 +247,7 @@ async fn quarantined_emails(sim: &Simulator) -> Result<Vec<(String, EvidenceTarg
                 let target = EvidenceTarget::Email {
                     internet_message_id: id.into(),
                     recipient: to.into(),
-                    location: m365_ingest::domain::evidence_plan::EmailLocation::Quarantine,
+                    location: m365_ingest::domain::evidence::plan::EmailLocation::Quarantine,
                 };
                 if !found.iter().any(|(_, t)| t == &target) {
                     found.push((alert.to_owned(), target));

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients, GateStack, Principal};
-use m365_ingest::app::check::{CredentialInput, SaveMode};
+use m365_ingest::app::test_and_save::check::{CredentialInput, SaveMode};
 use m365_ingest::config::{http_settings, CheckConfig};
+use m365_ingest::domain::integration::doc as integration_doc;
 use m365_ingest::domain::integration::{Credential, Credentials};
-use m365_ingest::domain::integration_doc;
 use m365_ingest::secret::Secret;
 use m365_ingest::GraphTime;
 use rand::{Rng, SeedableRng};

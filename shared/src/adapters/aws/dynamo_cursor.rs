@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use super::sdk::store_err;
-use crate::domain::cursor::{Cursor, StoredCursor};
+use crate::domain::polling::cursor::{Cursor, StoredCursor};
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
 use crate::ports::{CursorKey, CursorStatus, CursorStore, Lane, Leased, Ran};

@@ -12,8 +12,8 @@ use super::client::{Call, MicrosoftHttp};
 use super::settings::HttpSettings;
 use crate::domain::alert::{Head, HeadSpec, Item, Rejected};
 use crate::domain::integration::Credentials;
+use crate::domain::polling::window::PagingError;
 use crate::domain::time::GraphTime;
-use crate::domain::window::PagingError;
 use crate::error::GraphError;
 use crate::ports::{GraphQuery, Page};
 

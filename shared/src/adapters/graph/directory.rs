@@ -9,7 +9,7 @@ use super::auth::Audience;
 use super::client::{Call, MicrosoftHttp};
 use super::settings::HttpSettings;
 use crate::domain::integration::Credentials;
-use crate::domain::remediation::Target;
+use crate::domain::response::remediation::Target;
 use crate::error::GraphError;
 use crate::ports::remediation::DirectoryActions;
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::auth::{without_url, Audience};
 use super::client::{Call, MicrosoftHttp};
-use crate::domain::evidence_job::ActionStatus;
+use crate::domain::evidence::job::ActionStatus;
 use crate::domain::integration::Credentials;
 use crate::error::GraphError;
 use crate::ports::evidence::{ActionReport, Download, ExportedEml, LibraryUpload, LiveCommand, MAX_EXPORT_ANSWER_BYTES};

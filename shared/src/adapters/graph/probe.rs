@@ -4,9 +4,9 @@ use serde_json::{json, Value};
 
 use super::auth::Audience;
 use super::client::{Call, MicrosoftHttp};
-use crate::domain::context::ContextPart;
 use crate::domain::integration::Credentials;
 use crate::domain::permissions::{Api, TokenClaims};
+use crate::domain::processing::context::ContextPart;
 use crate::domain::time::GraphTime;
 use crate::error::GraphError;
 use crate::ports::{ContextAnswer, ContextProbe, ContextRequest, GraphApi, MicrosoftProbe, Page, PageRequest, PartCall, Probe};
@@ -70,7 +70,7 @@ impl MicrosoftProbe for MicrosoftHttp {
                     "value",
                 )
             }
-            // The jobs' own calls (evidence.rs), so a role or header that would refuse them
+            // The jobs' own calls (app/evidence/driver.rs), so a role or header that would refuse them
             // refuses Test & Save too: the lookup, then an export of an identity that cannot
             // exist. No user's email is read: Exchange answers that identity "couldn't be found"
             // to a role that may export, and "is not recognized" (the cmdlet is not in the role)

@@ -14,9 +14,9 @@ use serde_json::Value;
 use super::auth::Audience;
 use super::client::{Call, MicrosoftHttp};
 use super::settings::HttpSettings;
-use crate::domain::directory_roles::is_privileged;
 use crate::domain::integration::Credentials;
-use crate::domain::remediation::{RoleGrant, Target};
+use crate::domain::processing::directory_roles::is_privileged;
+use crate::domain::response::remediation::{RoleGrant, Target};
 use crate::error::GraphError;
 
 const GRAPH: &str = "Graph";
@@ -150,7 +150,7 @@ impl MicrosoftHttp {
                 g.name.clone_from(name);
                 g.custom = *custom;
             } else if let Some((_, name)) =
-                crate::domain::directory_roles::PRIVILEGED_ROLES.iter().find(|(id, _)| id.eq_ignore_ascii_case(&g.role_id))
+                crate::domain::processing::directory_roles::PRIVILEGED_ROLES.iter().find(|(id, _)| id.eq_ignore_ascii_case(&g.role_id))
             {
                 g.name = (*name).to_owned();
             }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::domain::cursor::Cursor;
+use crate::domain::polling::cursor::Cursor;
 
 /// DynamoDB's item size limit.
 const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;

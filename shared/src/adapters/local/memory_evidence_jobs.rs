@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::domain::evidence_job::JobRecord;
+use crate::domain::evidence::job::JobRecord;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
 use crate::ports::{EvidenceJobStore, StoredRecord};

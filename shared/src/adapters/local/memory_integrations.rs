@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::domain::integration::doc::IntegrationDoc;
+use crate::domain::integration::revision::Provenance;
 use crate::domain::integration::{Credentials, Integration};
-use crate::domain::integration_doc::IntegrationDoc;
-use crate::domain::integration_revision::Provenance;
 use crate::domain::time::GraphTime;
 use crate::error::{CursorError, SecretError};
 use crate::ports::{IntegrationRecord, IntegrationSource, IntegrationStore, SecretSource, SecretWriter};

@@ -1,0 +1,4 @@
+//! Investigation queries and remediation actions.
+
+pub mod investigation;
+pub mod remediation;
