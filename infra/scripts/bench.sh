@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks (README "Cost per alert"): builds the release binaries, installs the Python
+# The benchmarks (docs/cost.md): builds the release binaries, installs the Python
 # peer's packages (msal, requests, boto3) into .venv, starts moto on loopback and runs
 # `poll-bench` (in-process figures) and `poll-bench --e2e` (whole processes beside the Python
 # peer). Options go to the e2e run, e.g.  bash infra/scripts/bench.sh --sizes 20000,100000

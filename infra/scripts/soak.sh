@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The soak (README "Reliability"): builds the functions' bootstraps, the simulator and the soak
+# The soak (docs/reliability.md): builds the functions' bootstraps, the simulator and the soak
 # program, starts moto on loopback behind the IAM gate, and runs the soak with the options given, e.g.
 #   bash infra/scripts/soak.sh --seconds 900 --alerts 12000 --tenants 6
 # SOAK_PROFILE=dev uses debug builds (CI's short run reuses the test build's dependencies).

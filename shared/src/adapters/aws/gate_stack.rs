@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use super::AwsClients;
 
 /// The principals whose policies the gate enforces: the template's functions (by logical id)
-/// and the operator (the template's `OperatorPolicy`, README "Permissions").
+/// and the operator (the template's `OperatorPolicy`, docs/security.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Principal {
     Dispatch,

@@ -130,7 +130,7 @@ impl<P: ProcessPorts> Processor<P> {
                 if let crate::domain::evidence::job::Phase::Done { detail, .. } = &mut j.phase {
                     *detail = Some(
                         "antivirus quarantined this file, so it is no longer at its path; collecting it needs a restore on the \
-                         device (evidence.restore_quarantined_files, off for this integration: read the README's risk first)"
+                         device (evidence.restore_quarantined_files, off for this integration: read docs/evidence.md's risk first)"
                             .into(),
                     );
                 }

@@ -46,7 +46,7 @@ pub(crate) async fn verify<A: EvidenceApi>(api: &A, creds: &Credentials, integra
         )),
         Ok(target) if target.is_restore() && !integration.evidence.restore_quarantined_files => Observation::NotWanted(
             "Microsoft's copy of the alert says antivirus quarantined this file, so it is no longer at its path; collecting it \
-             needs a restore on the device (evidence.restore_quarantined_files, off for this integration: read the README's risk \
+             needs a restore on the device (evidence.restore_quarantined_files, off for this integration: read docs/evidence.md's risk \
              first)"
                 .into(),
         ),

@@ -6,7 +6,7 @@
 //! Nothing an alert says reaches the device's command line as text: the folder is the job's own
 //! random name (hex, [`RestoreSecret`]), the hash is checked to be 64 hex digits, and the
 //! original path goes Base64-encoded. What the script keeps on the device, and how, is listed in
-//! the README ("The restore script on the device").
+//! docs/evidence.md ("The restore script on the device").
 
 use base64::Engine;
 
