@@ -44,6 +44,10 @@ pub enum Command {
     /// STATE_TABLE and Secrets Manager): the request as JSON, e.g.
     /// '{"kind": "hunting", "integration_id": "contoso", "query": "AlertInfo | take 10"}'.
     Query(QueryOptions),
+    /// Creates the tables, queues and bucket template.yaml defines on the configured endpoint
+    /// (AWS_ENDPOINT_URL: moto, LocalStack; or the credentials' account) and prints `export`
+    /// lines for the functions' variables that name them: `eval "$(m365-ingest stack)"`.
+    Stack(StackOptions),
     /// Manages saved integrations (STATE_TABLE) and their secrets (Secrets Manager).
     #[command(subcommand)]
     Integration(IntegrationCommand),
@@ -70,6 +74,13 @@ pub struct DemoOptions {
     /// Alerts in the first simulated tenant.
     #[arg(long, default_value_t = 500)]
     pub alerts: usize,
+}
+
+#[derive(Args)]
+pub struct StackOptions {
+    /// Every name starts with this (lower-case letters, digits and dashes).
+    #[arg(long, default_value = "m365-ingest-local")]
+    pub prefix: String,
 }
 
 #[derive(Args)]
@@ -103,7 +114,7 @@ pub struct BackfillOptions {
 
 #[derive(Args)]
 pub struct QueryOptions {
-    /// The query (JSON: kind hunting, cloud_apps_activities or context; README "Investigation queries"), or @file.
+    /// The query (JSON: kind hunting, cloud_apps_activities or context; docs/response.md), or @file.
     pub request: String,
 }
 

@@ -185,11 +185,14 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     let mut failed_messages = 0;
     // Built once, a run per batch: as the processor function does on the intake queue.
     let mut c = m365_ingest::app::processing::process::ProcessCounts::default();
+    let bar = progress(intake.len().div_ceil(10) as u64, "processing intake batches");
     for batch in intake.chunks(10) {
         let run = processor.batch(integrations.to_vec());
         failed_messages += run.process_batch(batch).await.len();
         c.add(run.take_counts());
+        bar.as_ref().inspect(|b| b.inc(1));
     }
+    bar.inspect(|b| b.finish_and_clear());
     println!("\nprocessor: {} intake messages carrying {} alerts -> {} published to {} (contoso as m365-ingest.alert.v1, fabrikam as OCSF), {} duplicates", intake.len(), c.alerts, c.published, output_path.display(), c.duplicates);
     for (reason, n) in &c.dropped {
         println!("  filtered out by {reason:<21} {n}");
@@ -205,7 +208,9 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
     // step, a waiting job's message delayed (here: simulated time moves to it).
     let mut pending: Vec<(Duration, String)> = Vec::new();
     let mut steps_taken = 0;
+    let bar = progress(0, "evidence jobs");
     for round in 0..500 {
+        bar.as_ref().inspect(|b| b.set_message(format!("{steps_taken} steps, {} waiting", pending.len())));
         pending.extend(steps.take());
         let Some(soonest) = pending.iter().map(|(d, _)| *d).min() else { break };
         sim.clock().advance_secs(soonest.as_secs() as i64);
@@ -218,6 +223,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         pending.extend(batch.into_iter().filter(|(id, _)| again.contains(id)).map(|(_, b)| (Duration::ZERO, b)));
         c.add(run.take_counts());
     }
+    bar.inspect(|b| b.finish_and_clear());
     println!("evidence jobs: {steps_taken} steps (each one call; a device at work is checked again a minute later), ended as:");
     for (outcome, n) in &c.evidence_outcomes {
         println!("  {outcome:<15} {n}");
@@ -274,10 +280,31 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         ndjson.display(),
         o.out.join("artifacts").display()
     );
+    println!(
+        "retries Microsoft asked for (throttling with a Retry-After, a token refreshed): {}; warnings: {}; neither printed (RUST_LOG=debug prints each)",
+        crate::logging::expected_retries(),
+        crate::logging::warnings()
+    );
     if failed {
         return Err(Failure::Run("a run failed; see the summary above".into()));
     }
     Ok(())
+}
+
+/// A bar (or, with no length, a spinner) on a terminal for a step that takes a while; nothing
+/// otherwise, where the step's summary line follows it.
+fn progress(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let (bar, template) = if len > 0 {
+            (indicatif::ProgressBar::new(len), "{prefix} [{bar:40}] {pos}/{len}")
+        } else {
+            (indicatif::ProgressBar::new_spinner(), "{prefix} {spinner} {msg}")
+        };
+        bar.set_style(indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        bar.set_prefix(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    })
 }
 
 /// A downstream caller's advanced hunting query, as the query function answers it. Returns
@@ -440,7 +467,7 @@ fn documents(cert: &ClientCertificate) -> Result<Vec<(IntegrationDoc, Credential
         "version": 1, "id": "contoso", "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID, "secret_ref": "m365-ingest/contoso",
         "organization_id": "contoso.onmicrosoft.com",
         // The files on devices and the emails its alerts name (from quarantine, or from the
-        // recipient's mailbox), as evidence; and (opt-in, see the README's risk) the files
+        // recipient's mailbox), as evidence; and (opt-in, see docs/evidence.md's risk) the files
         // antivirus quarantined, by a restore on the device that is cleaned up after.
         "evidence": {"live_response_files": true, "quarantined_email": true, "delivered_email": true, "restore_quarantined_files": true},
         // Who the users are (profile, roles, groups, MFA, sign-ins around the alert), whether

@@ -5,13 +5,16 @@ mod args;
 mod backfill;
 mod demo;
 mod docs;
+mod event_source;
 mod integration;
+mod logging;
 mod poll;
 mod process;
 mod query;
 mod redrive;
 mod remediate;
 mod replay;
+mod stack;
 
 use std::process::ExitCode;
 
@@ -27,16 +30,14 @@ pub enum Failure {
 // One thread, as in the functions whose code the commands run (functions/*/src/main.rs say why).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOG").unwrap_or_else(|_| "warn".into()))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
     m365_ingest::adapters::graph::settings::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    // The demo counts its warnings in its summary (its simulated tenants fail on purpose);
+    // every other command prints them.
+    logging::init(if matches!(cli.command, Command::Demo(_)) { "error" } else { "warn" });
     let result = match cli.command {
         Command::Demo(o) => demo::run(o).await,
         Command::Poll(o) => poll::run(o).await,
@@ -48,6 +49,7 @@ async fn main() -> ExitCode {
         Command::Remediate(o) => remediate::run(o).await,
         Command::Query(o) => query::run(o).await,
         Command::Integration(c) => integration::run(c).await,
+        Command::Stack(o) => stack::run(o).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "m365-ingest", &mut std::io::stdout());
             Ok(())

@@ -8,12 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use m365_ingest::adapters::aws::{load_sdk_config, load_sdk_config_for_profile, AwsClients};
 use m365_ingest::config::{DispatchConfig, PollerConfig};
 use m365_ingest::lambda::{dispatch, poller};
 
 use crate::args::PollOptions;
+use crate::event_source::{consume, Stop};
 use crate::Failure;
 
 /// Empty receives in a row that end the run (the jobs' continuations are sent before their
@@ -36,53 +36,18 @@ pub async fn run(o: PollOptions) -> Result<(), Failure> {
     let dispatcher = dispatch::build_aws(&dispatch_config, &dispatch_clients);
     let event = serde_json::json!({"source": o.source.as_str()});
     let dispatched = dispatch::handle(&dispatcher, &event).await.map_err(|e| Failure::Run(e.to_string()))?;
-    let mut jobs = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
-    let (mut failed, mut empty) = (0usize, 0usize);
-    while empty < EMPTY_RECEIVES && Instant::now() < deadline {
-        let got = clients
-            .sqs
-            .receive_message()
-            .queue_url(&config.poll_jobs_queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .map_err(|e| Failure::Run(format!("receiving poll jobs: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
-        let messages = got.messages.unwrap_or_default();
-        if messages.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        let mut batch = SqsEvent::default();
-        batch.records = messages
-            .iter()
-            .map(|m| {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.body = m.body.clone();
-                r
-            })
-            .collect();
+    let stop = Stop { empty_receives: EMPTY_RECEIVES, deadline: Some(deadline) };
+    // What the event source mapping does: a batch of up to 10 jobs per invocation; what
+    // succeeded is deleted, the rest left to SQS.
+    let consumed = consume(&clients.sqs, &config.poll_jobs_queue_url, 10, stop, |batch| async {
         let r = app.handle(batch, deadline).await;
-        jobs.extend(r.jobs.iter().cloned());
-        let retry: Vec<&str> = r.response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-        failed += retry.len();
-        // What the event source mapping does: delete what succeeded, leave the rest to SQS.
-        for m in messages.iter().filter(|m| !retry.contains(&m.message_id().unwrap_or_default())) {
-            if let Some(handle) = m.receipt_handle() {
-                clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(&config.poll_jobs_queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(|e| Failure::Run(format!("deleting a poll job: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
-            }
-        }
-    }
+        (r.response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect(), r.jobs)
+    })
+    .await
+    .map_err(Failure::Run)?;
+    let failed = consumed.failed;
+    let jobs: Vec<_> = consumed.results.into_iter().flatten().collect();
     let runs: Vec<_> = jobs.iter().filter_map(|j| j.run.clone()).collect();
     let report = serde_json::json!({
         "source": o.source,

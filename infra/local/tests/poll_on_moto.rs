@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use aws_sdk_sqs::types::QueueAttributeName;
+use m365_ingest::adapters::aws::template_stack;
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal};
 use m365_ingest::domain::integration::doc::IntegrationDoc;
 use serde_json::Value;
@@ -10,6 +12,7 @@ use tenant_sim::scenario::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TEN
 use tenant_sim::{Scenario, Simulator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365-ingest");
+const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
@@ -23,15 +26,35 @@ async fn poll_runs_the_lambdas_code_against_configured_endpoints() {
     let stack = GateStack::new(&load_sdk_config().await, &endpoint).await.unwrap();
     let suffix =
         format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
-    let table = format!("cli-state-{suffix}");
-    m365_ingest::adapters::aws::create_state_table(&c.dynamodb, &table).await.unwrap();
+    // The README's local path: `m365-ingest stack` makes template.yaml's stack and names it.
+    let made = Command::new(BIN).args(["stack", "--prefix", &format!("cli-{suffix}")]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let exports = String::from_utf8(made.stdout).unwrap();
+    let var = |name: &str| {
+        let line =
+            exports.lines().find_map(|l| l.strip_prefix(&format!("export {name}='"))).unwrap_or_else(|| panic!("{name} in {exports}"));
+        line.trim_end_matches('\'').to_owned()
+    };
+    let (table, queue, jobs, bucket) = (var("STATE_TABLE"), var("INTAKE_QUEUE_URL"), var("POLL_JOBS_QUEUE_URL"), var("ARTIFACT_BUCKET"));
+    for (name, logical) in template_stack::variables(TEMPLATE) {
+        if template_stack::resources(TEMPLATE).unwrap().iter().any(|r| r.logical_id == logical) {
+            assert!(exports.contains(&format!("export {name}='")), "{name} ({logical}) is exported: {exports}");
+        }
+    }
+    // As template.yaml: three receives, then the dead-letter queue; five for the intake.
+    for (url, dlq, count) in [(&jobs, "PollJobsDeadLetterQueue", 3), (&queue, "IntakeDeadLetterQueue", 5)] {
+        let attrs = c.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::All).send().await.unwrap();
+        let policy: Value = serde_json::from_str(attrs.attributes().unwrap().get(&QueueAttributeName::RedrivePolicy).unwrap()).unwrap();
+        assert!(policy["deadLetterTargetArn"].as_str().unwrap().ends_with(&format!("cli-{suffix}-{dlq}")), "{policy}");
+        assert_eq!(policy["maxReceiveCount"].as_u64(), Some(count), "{policy}");
+    }
+    // Made again: what exists is kept.
+    let again = Command::new(BIN).args(["stack", "--prefix", &format!("cli-{suffix}")]).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), exports);
     stack.register_named("StateTable", &table).await.unwrap();
-    let queue = c.sqs.create_queue().queue_name(format!("cli-intake-{suffix}")).send().await.unwrap().queue_url.unwrap();
-    let jobs = c.sqs.create_queue().queue_name(format!("cli-jobs-{suffix}")).send().await.unwrap().queue_url.unwrap();
     stack.register_queue("IntakeQueue", &queue).await.unwrap();
     stack.register_queue("PollJobsQueue", &jobs).await.unwrap();
-    let bucket = format!("cli-artifacts-{suffix}");
-    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     stack.register_named("ArtifactBucket", &bucket).await.unwrap();
     let secret = format!("m365-ingest/cli-{suffix}");
     c.secrets

@@ -13,6 +13,9 @@
 
 mod calls;
 mod cost;
+#[path = "../event_source.rs"]
+mod event_source;
+use event_source::{consume, Stop};
 #[path = "../soak/sqs.rs"]
 mod sqs;
 
@@ -22,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use calls::Calls;
 use m365_ingest::adapters::aws::{
     create_dedup_table, create_state_table, load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal,
@@ -105,64 +107,6 @@ async fn clients(calls: &Calls, sqs_endpoint: &str, who: Option<(&GateStack, Pri
         aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(sqs_endpoint).interceptor(calls.clone()).build(),
     );
     c
-}
-
-/// Lambda's event source mapping in miniature: batches off `queue` into `handle` until the
-/// queue stays empty; returns (invocations, seconds spent inside the handler).
-async fn consume<F, Fut>(c: &AwsClients, queue: &str, batch: usize, handle: F) -> Result<(u64, f64), String>
-where
-    F: Fn(SqsEvent) -> Fut,
-    Fut: std::future::Future<Output = Vec<String>>,
-{
-    let (mut invocations, mut busy, mut empty) = (0u64, 0.0f64, 0);
-    while empty < 3 {
-        let got = c
-            .sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(batch as i32)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .map_err(|e| format!("receive: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
-        let messages = got.messages.unwrap_or_default();
-        if messages.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.body = m.body.clone();
-                r
-            })
-            .collect();
-        let started = Instant::now();
-        let failed = handle(event).await;
-        busy += started.elapsed().as_secs_f64();
-        invocations += 1;
-        // As the event source mapping does: one batch delete of what succeeded.
-        let done: Vec<aws_sdk_sqs::types::DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !failed.iter().any(|f| Some(f.as_str()) == m.message_id.as_deref()))
-            .filter_map(|(i, m)| {
-                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if !done.is_empty() {
-            c.sqs.delete_message_batch().queue_url(queue).set_entries(Some(done)).send().await.map_err(|e| format!("delete: {e:?}"))?;
-        }
-    }
-    Ok((invocations, busy))
 }
 
 fn per(calls: &BTreeMap<String, u64>, n: f64) -> BTreeMap<String, f64> {
@@ -294,12 +238,12 @@ async fn run(o: &Options) -> Result<(), String> {
         );
         let (c, jobs, done, batch) = (c.clone(), jobs.clone(), done.clone(), o.batch);
         workers.spawn(async move {
-            consume(&c, &jobs, batch, |event| {
+            consume(&c.sqs, &jobs, batch as i32, Stop { empty_receives: 3, deadline: None }, |event| {
                 let (app, done) = (app.clone(), done.clone());
                 async move {
                     let r = app.handle(event, Instant::now() + Duration::from_secs(300)).await;
                     done.fetch_add(r.jobs.iter().filter(|j| j.end == "done").count() as u64, Ordering::Relaxed);
-                    r.response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+                    (r.response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(), ())
                 }
             })
             .await
@@ -307,9 +251,9 @@ async fn run(o: &Options) -> Result<(), String> {
     }
     let (mut poll_invocations, mut poll_busy) = (0u64, 0.0f64);
     while let Some(r) = workers.join_next().await {
-        let (n, busy) = r.map_err(|e| e.to_string())??;
-        poll_invocations += n;
-        poll_busy += busy;
+        let consumed = r.map_err(|e| e.to_string())??;
+        poll_invocations += consumed.results.len() as u64;
+        poll_busy += consumed.busy_secs;
     }
     let poll_secs = started.elapsed().as_secs_f64();
     let poll_calls = calls.take();
@@ -330,19 +274,20 @@ async fn run(o: &Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?,
     );
     let published = Arc::new(AtomicU64::new(0));
-    let (process_invocations, process_busy) = consume(&c, &intake, 10, |event| {
+    let consumed = consume(&c.sqs, &intake, 10, Stop { empty_receives: 3, deadline: None }, |event| {
         let (papp, published) = (papp.clone(), published.clone());
         async move {
             match papp.handle(event).await {
                 Ok((resp, counts)) => {
                     published.fetch_add(counts.published as u64, Ordering::Relaxed);
-                    resp.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+                    (resp.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(), ())
                 }
-                Err(e) => vec![e.to_string()],
+                Err(e) => (vec![e.to_string()], ()),
             }
         }
     })
     .await?;
+    let (process_invocations, process_busy) = (consumed.results.len() as u64, consumed.busy_secs);
     let process_secs = processed.elapsed().as_secs_f64();
     let denied = stack.denials().await?;
     if !denied.is_empty() {

@@ -1,6 +1,7 @@
 //! AWS adapters over the real SDK clients (DynamoDB, SQS, S3, Secrets Manager).
 
 mod bundle;
+mod dynamo;
 mod dynamo_budget;
 mod dynamo_cursor;
 mod dynamo_dedup;
@@ -13,6 +14,7 @@ mod s3_artifacts;
 mod sdk;
 mod secrets_manager;
 mod sqs_queue;
+pub mod template_stack;
 
 pub use bundle::Aws;
 pub use dynamo_budget::DynamoBudget;

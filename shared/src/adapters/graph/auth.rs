@@ -216,7 +216,11 @@ impl TokenProvider {
             if !self.policy.allows(attempt, started.elapsed(), delay) {
                 return Err(err);
             }
-            tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "token request failed, retrying");
+            if retry_after.is_some() {
+                tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "token request throttled, retrying as asked");
+            } else {
+                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "token request failed, retrying");
+            }
             tokio::time::sleep(delay).await;
         }
     }
