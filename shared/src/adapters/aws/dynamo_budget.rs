@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::future::BoxFuture;
 
-use super::dynamo_cursor::{n, s};
+use super::dynamo::{condition_failed, n, s};
 use crate::adapters::graph::pacing::LocalBudget;
 use crate::domain::backoff::{jittered, random_u32};
 use crate::domain::budget::take_slot;
@@ -95,7 +95,7 @@ impl DynamoBudget {
                     let old = out.attributes().and_then(|a| a.get("next")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
                     return Ok(Some(take_slot(old, now, &rate).0));
                 }
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) if condition_failed(&e) => {}
                 Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
             }
             // Idle: start from now, unless another instance got there first.
@@ -117,7 +117,7 @@ impl DynamoBudget {
                 Ok(_) => return Ok(Some(go)),
                 // Neither idle nor soon: with a bound, the slot is too far ahead (or another
                 // instance just moved it there).
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Err(e) if condition_failed(&e) => {
                     if max_wait.is_some() {
                         return Ok(None);
                     }
@@ -158,7 +158,7 @@ impl DynamoBudget {
                 .await;
             match taken {
                 Ok(_) => return Ok(Some(slot)),
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) if condition_failed(&e) => {}
                 Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
             }
         }
@@ -184,7 +184,7 @@ impl DynamoBudget {
                     .await;
                 match given {
                     Ok(_) => {}
-                    Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                    Err(e) if condition_failed(&e) => {
                         tracing::info!("a held slot's lease ended before it was given back");
                     }
                     Err(e) => {

@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
+use super::dynamo::{condition_failed, integration_pk, n, s};
 use super::sdk::store_err;
 use crate::domain::polling::cursor::{Cursor, StoredCursor};
 use crate::domain::time::GraphTime;
@@ -14,18 +15,6 @@ use crate::ports::{CursorKey, CursorStatus, CursorStore, Lane, Leased, Ran};
 pub struct DynamoCursorStore {
     client: Client,
     table: String,
-}
-
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-pub(crate) fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-pub(crate) fn integration_pk(id: &str) -> String {
-    format!("integration#{id}")
 }
 
 impl DynamoCursorStore {
@@ -121,9 +110,7 @@ impl CursorStore for DynamoCursorStore {
             .await;
         match out {
             Ok(_) => Ok(next),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Err(CursorError::LeaseLost { key: key.to_string() })
-            }
+            Err(e) if condition_failed(&e) => Err(CursorError::LeaseLost { key: key.to_string() }),
             Err(e) => Err(store_err(&e)),
         }
     }
@@ -148,7 +135,7 @@ impl CursorStore for DynamoCursorStore {
         match req.send().await {
             Ok(_) => Ok(()),
             // Not ours (any more): releasing is idempotent.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(store_err(&e)),
         }
     }

@@ -5,6 +5,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+use super::dynamo::{condition_failed, n, s};
 use super::sdk::store_err;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
@@ -44,11 +45,11 @@ impl DedupStore for DynamoDedupStore {
             // A live claim is in flight even when it is our own (two copies of one message in a batch).
             .condition_expression("attribute_not_exists(#s) OR (#s = :claimed AND claim_until < :now)")
             .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
-            .expression_attribute_values(":o", AttributeValue::S(owner.into()))
-            .expression_attribute_values(":u", AttributeValue::N(claim_until.ticks().to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now.ticks().to_string()))
-            .expression_attribute_values(":x", AttributeValue::N(expires_at.unix_seconds().to_string()))
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":u", n(claim_until.ticks()))
+            .expression_attribute_values(":now", n(now.ticks()))
+            .expression_attribute_values(":x", n(expires_at.unix_seconds()))
             .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -73,15 +74,13 @@ impl DedupStore for DynamoDedupStore {
             .update_expression("SET #s = :published REMOVE claim_owner, claim_until")
             .condition_expression("claim_owner = :o OR #s = :published")
             .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":published", AttributeValue::S("published".into()))
-            .expression_attribute_values(":o", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":published", s("published"))
+            .expression_attribute_values(":o", s(owner))
             .send()
             .await;
         match out {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Err(CursorError::LeaseLost { key: key.to_owned() })
-            }
+            Err(e) if condition_failed(&e) => Err(CursorError::LeaseLost { key: key.to_owned() }),
             Err(e) => Err(store_err(&e)),
         }
     }
@@ -94,13 +93,13 @@ impl DedupStore for DynamoDedupStore {
             .key("pk", Self::key(key))
             .condition_expression("claim_owner = :o AND #s = :claimed")
             .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":o", AttributeValue::S(owner.into()))
-            .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":claimed", s("claimed"))
             .send()
             .await;
         match out {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(store_err(&e)),
         }
     }

@@ -6,6 +6,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+use super::dynamo::{condition_failed, n};
 use super::sdk::store_err;
 use crate::domain::time::GraphTime;
 use crate::error::CursorError;
@@ -58,7 +59,7 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
             .item("pk", AttributeValue::S(record.key().to_owned()))
             .item("job", AttributeValue::S(encode(record)?))
             .item("v", AttributeValue::N("1".into()))
-            .item("expires_at", AttributeValue::N(expires_at.unix_seconds().to_string()))
+            .item("expires_at", n(expires_at.unix_seconds()))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -89,16 +90,14 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
             .update_expression("SET job = :j, v = :next, expires_at = :x")
             .condition_expression("v = :expected")
             .expression_attribute_values(":j", AttributeValue::S(encode(record)?))
-            .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
-            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-            .expression_attribute_values(":x", AttributeValue::N(expires_at.unix_seconds().to_string()))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":expected", n(expected))
+            .expression_attribute_values(":x", n(expires_at.unix_seconds()))
             .send()
             .await;
         match out {
             Ok(_) => Ok(next),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Err(CursorError::LeaseLost { key: record.key().to_owned() })
-            }
+            Err(e) if condition_failed(&e) => Err(CursorError::LeaseLost { key: record.key().to_owned() }),
             Err(e) => Err(store_err(&e)),
         }
     }
@@ -113,9 +112,7 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
             .key("pk", AttributeValue::S(key.to_owned()))
             .expression_attribute_values(":e", AttributeValue::Ss(vec![entry.to_owned()]));
         let update = match expires_at {
-            Some(x) => update
-                .update_expression("ADD s :e SET expires_at = :x")
-                .expression_attribute_values(":x", AttributeValue::N(x.unix_seconds().to_string())),
+            Some(x) => update.update_expression("ADD s :e SET expires_at = :x").expression_attribute_values(":x", n(x.unix_seconds())),
             None => update.update_expression("ADD s :e REMOVE expires_at"),
         };
         update.send().await.map(|_| ()).map_err(|e| store_err(&e))
@@ -132,13 +129,7 @@ impl EvidenceJobStore for DynamoEvidenceJobs {
             .send()
             .await
             .map(|_| ())
-            .or_else(|e| {
-                if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) {
-                    Ok(())
-                } else {
-                    Err(store_err(&e))
-                }
-            })
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(store_err(&e)) })
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, CursorError> {

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::dynamo_cursor::integration_pk;
+use super::dynamo::{integration_pk, n, s};
 use super::dynamo_schedule::DynamoSchedule;
 use super::sdk::store_err;
 use crate::domain::integration::doc::{self as integration_doc, IntegrationDoc};
@@ -102,7 +102,7 @@ impl DynamoIntegrations {
             .scan()
             .table_name(&self.table)
             .filter_expression("sk = :c")
-            .expression_attribute_values(":c", AttributeValue::S(CONFIG_SK.into()))
+            .expression_attribute_values(":c", s(CONFIG_SK))
             .set_limit(limit)
             .set_exclusive_start_key(start)
             .send()
@@ -145,7 +145,7 @@ impl IntegrationStore for DynamoIntegrations {
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(integration_pk(id)))
-            .key("sk", AttributeValue::S(CONFIG_SK.into()))
+            .key("sk", s(CONFIG_SK))
             .consistent_read(true)
             .send()
             .await
@@ -184,7 +184,7 @@ impl IntegrationStore for DynamoIntegrations {
                 .item("pk", AttributeValue::S(integration_pk(&doc.id)))
                 .item("sk", AttributeValue::S(sk))
                 .item("doc", AttributeValue::S(json.clone()))
-                .item("revision", AttributeValue::N(revision.to_string()))
+                .item("revision", n(revision))
                 .item("saved_at", AttributeValue::S(at.to_string()))
                 .item("provenance", AttributeValue::S(provenance.clone()))
         };
@@ -193,7 +193,7 @@ impl IntegrationStore for DynamoIntegrations {
         let mut put = item(CONFIG_SK.into());
         put = match expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(r) => put.condition_expression("revision = :r").expression_attribute_values(":r", AttributeValue::N(r.to_string())),
+            Some(r) => put.condition_expression("revision = :r").expression_attribute_values(":r", n(r)),
         };
         let mut writes = vec![
             TransactWriteItem::builder().put(put.build().map_err(invalid)?).build(),

@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::dynamo_cursor::{integration_pk, n, s};
+use super::dynamo::{condition_failed, integration_pk, n, s};
 use super::sdk::store_err;
 use crate::domain::source::Source;
 use crate::domain::time::GraphTime;
@@ -131,7 +131,7 @@ impl ScheduleStore for DynamoSchedule {
             .await;
         match out {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(store_err(&e)),
         }
     }
