@@ -28,6 +28,7 @@ step() {
 on_exit() {
   status=$?
   close_step
+  if [ -n "${arm64_build:-}" ]; then kill "$arm64_build" 2>/dev/null || true; fi
   if [ -n "$moto_started" ]; then infra/scripts/moto.sh stop || true; fi
   printf '== time per step (%d s in all, exit %d)\n%s' "$SECONDS" "$status" "$timings"
   exit "$status"
@@ -35,12 +36,17 @@ on_exit() {
 trap on_exit EXIT
 
 step "tools"
+# checkov installs in its own venv beside the rest (it waits on the network, not the CPU);
+# its step waits for it.
+checkov_log=$(mktemp)
+(
+  if [ ! -x .venv-checkov/bin/checkov ]; then
+    python3 -m venv .venv-checkov && .venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov
+  fi
+) >"$checkov_log" 2>&1 &
+checkov_install=$!
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
-if [ ! -x .venv-checkov/bin/checkov ]; then
-  python3 -m venv .venv-checkov
-  .venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov
-fi
 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || echo "no arm64 standard library: the sam build step will fail"
 export PATH="$root/.venv/bin:$PATH"
 export TENANT_SIM_PYTHON="$root/.venv/bin/python"
@@ -50,6 +56,7 @@ cfn-lint template.yaml
 step "sam validate --lint"
 sam validate --lint -t template.yaml
 step "checkov (every skip is justified in template.yaml)"
+wait "$checkov_install" || { cat "$checkov_log"; echo "checkov could not be installed"; exit 1; }
 BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 step "cargo fmt --check"
@@ -61,13 +68,30 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 eval "$(infra/scripts/moto.sh start)"
 moto_started=1
 step "tests (moto at $AWS_ENDPOINT_URL)"
+# Every debug binary the later steps run (soak, memory, poll-bench, fuzz) is built with the
+# tests, in one compile.
+cargo build --quiet --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
 fi
 
-step "soak (a short run on the moto above: README 'Reliability' has the long one)"
+# The arm64 release build shares nothing with the debug build above and takes minutes of CPU;
+# the steps until "sam build" mostly wait (the soak's faults and settling, fixed-time runs), so
+# it runs beside them. One cargo invocation for every function: their fat-LTO links run side by
+# side; sam's own per-function `cargo lambda build --release --arm64` then finds them built.
+arm64_log=target/arm64-build.log
+arm64_build=""
+if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
+  packages=$(for d in functions/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
+  mkdir -p target
+  # shellcheck disable=SC2086
+  cargo lambda build --release --arm64 $packages >"$arm64_log" 2>&1 &
+  arm64_build=$!
+fi
+
+step "soak (a short run on the moto above: docs/reliability.md has the long one)"
 SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
 
 step "memory (the processor's worst batch, ten 30 MB quarantined emails, under a 256 MB limit)"
@@ -76,25 +100,19 @@ SOAK_PROFILE=dev bash infra/scripts/soak.sh --memory --out target/memory
 step "IAM: every call the functions' code made above, as template.yaml's policies allow it"
 infra/scripts/moto.sh report
 
-step "poll-bench --e2e (a small run: the harness works; README 'Cost per alert' has the figures)"
-cargo build -q --bin poll-bench --bin m365-ingest --bin tenant-sim
+step "poll-bench --e2e (a small run: the harness works; docs/cost.md has the figures)"
 BENCH_PYTHON="$root/.venv/bin/python" "${CARGO_TARGET_DIR:-target}/debug/poll-bench" --e2e --sizes 1000
 
-step "fuzz (a short run: 3 s per decoder; README 'Fuzzing' has the long one)"
+step "fuzz (a short run: 3 s per decoder; docs/security.md has the long one)"
 cargo run -q --bin fuzz -- --seconds 3
 
-step "sam build (cargo-lambda, arm64, release)"
-if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
+step "sam build (cargo-lambda, arm64, release; built beside the steps above)"
+if [ -z "$arm64_build" ]; then
   echo "SKIPPED sam build: the aarch64-unknown-linux-gnu standard library is not installed and could not be added"
   exit 0
 fi
-# One cargo invocation for every function first: their fat-LTO links run side by side (about
-# 14 min cold on 2 cores for the six, against about 21 min for four when sam built them one
-# after another); sam's own per-function `cargo lambda build --release --arm64` then finds
-# them built (seconds).
-packages=$(for d in functions/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
-# shellcheck disable=SC2086
-cargo lambda build --release --arm64 $packages
+wait "$arm64_build" || { cat "$arm64_log"; echo "the arm64 build failed"; exit 1; }
+arm64_build=""
 sam build -t template.yaml
 # Every function of the template (a resource line followed by its Serverless::Function type).
 functions=$(awk '/^  [A-Za-z]+:$/ {name=$1} /^    Type: AWS::Serverless::Function$/ {sub(":", "", name); print name}' template.yaml)
