@@ -410,6 +410,29 @@ def _xml(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class DynamoWritesAtomic:
+    """DynamoDB applies a write and its condition as one step: of two conditional writes to one
+    item, the second sees the first's result (the condition-expressions page: "the write
+    succeeds only if the condition is true"; writes to an item are serialized). moto checks a
+    condition and then writes without a lock, so two request threads could both pass one
+    condition (two instances both took the same mailbox slot). Writes go to moto one at a time
+    here; reads do not wait."""
+
+    WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDB_") and target.split(".", 1)[-1] in self.WRITES:
+            with self.lock:
+                # The answer is produced inside the lock: moto writes while it builds it.
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
 def serve(args):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -419,7 +442,7 @@ def serve(args):
     moto_transactions.install()
     template = Template(args.template)
     moto_app = DomainDispatcherApplication(create_backend_app)
-    gate = Gate(moto_app, template, args.denials)
+    gate = Gate(DynamoWritesAtomic(moto_app), template, args.denials)
     if args.denials:
         open(args.denials, "a").close()
     print(f"aws-gate: {len(template.functions)} functions' policies from {args.template}; moto on 127.0.0.1:{args.port}", flush=True)

@@ -28,7 +28,12 @@ step() {
 on_exit() {
   status=$?
   close_step
-  if [ -n "${arm64_build:-}" ]; then kill "$arm64_build" 2>/dev/null || true; fi
+  # A background job still running (the run failed first) is stopped with every process it
+  # started; it is its own process group.
+  for job in "${arm64_build:-}" "${checkov_install:-}"; do
+    if [ -n "$job" ] && kill -0 "$job" 2>/dev/null; then kill -- "-$job" 2>/dev/null || kill "$job" 2>/dev/null || true; fi
+  done
+  rm -f "${checkov_log:-}"
   if [ -n "$moto_started" ]; then infra/scripts/moto.sh stop || true; fi
   printf '== time per step (%d s in all, exit %d)\n%s' "$SECONDS" "$status" "$timings"
   exit "$status"
@@ -39,11 +44,10 @@ step "tools"
 # checkov installs in its own venv beside the rest (it waits on the network, not the CPU);
 # its step waits for it.
 checkov_log=$(mktemp)
-(
+setsid bash -c '
   if [ ! -x .venv-checkov/bin/checkov ]; then
     python3 -m venv .venv-checkov && .venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov
-  fi
-) >"$checkov_log" 2>&1 &
+  fi' >"$checkov_log" 2>&1 &
 checkov_install=$!
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
@@ -56,7 +60,8 @@ cfn-lint template.yaml
 step "sam validate --lint"
 sam validate --lint -t template.yaml
 step "checkov (every skip is justified in template.yaml)"
-wait "$checkov_install" || { cat "$checkov_log"; echo "checkov could not be installed"; exit 1; }
+wait "$checkov_install" || { cat "$checkov_log"; echo "checkov could not be installed"; checkov_install=""; exit 1; }
+checkov_install=""
 BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 step "cargo fmt --check"
@@ -78,8 +83,8 @@ else
 fi
 
 # The arm64 release build shares nothing with the debug build above and takes minutes of CPU;
-# the steps until "sam build" mostly wait (the soak's faults and settling, fixed-time runs), so
-# it runs beside them. One cargo invocation for every function: their fat-LTO links run side by
+# the steps until "sam build" mostly wait (the soak's faults and settling) or run for a fixed
+# time (fuzz), so it runs beside them (release and debug builds lock different directories). One cargo invocation for every function: their fat-LTO links run side by
 # side; sam's own per-function `cargo lambda build --release --arm64` then finds them built.
 arm64_log=target/arm64-build.log
 arm64_build=""
@@ -87,7 +92,7 @@ if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-
   packages=$(for d in functions/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
   mkdir -p target
   # shellcheck disable=SC2086
-  cargo lambda build --release --arm64 $packages >"$arm64_log" 2>&1 &
+  setsid cargo lambda build --release --arm64 $packages >"$arm64_log" 2>&1 &
   arm64_build=$!
 fi
 
@@ -111,8 +116,10 @@ if [ -z "$arm64_build" ]; then
   echo "SKIPPED sam build: the aarch64-unknown-linux-gnu standard library is not installed and could not be added"
   exit 0
 fi
-wait "$arm64_build" || { cat "$arm64_log"; echo "the arm64 build failed"; exit 1; }
+arm64_status=0
+wait "$arm64_build" || arm64_status=$?
 arm64_build=""
+if [ "$arm64_status" -ne 0 ]; then cat "$arm64_log"; echo "the arm64 build failed"; exit 1; fi
 sam build -t template.yaml
 # Every function of the template (a resource line followed by its Serverless::Function type).
 functions=$(awk '/^  [A-Za-z]+:$/ {name=$1} /^    Type: AWS::Serverless::Function$/ {sub(":", "", name); print name}' template.yaml)

@@ -182,3 +182,34 @@ async fn a_budget_whose_store_fails_holds_within_the_instance() {
     drop(held);
     assert!(missing.hold(&key, 4, Duration::from_secs(30), Duration::from_millis(200)).await.is_some());
 }
+
+/// What every slot and claim here rests on: of many writers racing one conditional write to one
+/// item, exactly one gets through, as DynamoDB applies a write with its condition in one step
+/// (the stand-in serializes writes, infra/aws-gate/gate.py `DynamoWritesAtomic`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_many_racing_conditional_writes_to_one_item_exactly_one_wins() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let stack = moto::stack().await;
+    let role = stack.clients(moto::Principal::Processor);
+    let table = stack.state_table().await;
+    for round in 0..20 {
+        let mut racers = tokio::task::JoinSet::new();
+        for i in 0..24 {
+            let (db, table) = (role.dynamodb.clone(), table.clone());
+            racers.spawn(async move {
+                db.update_item()
+                    .table_name(&table)
+                    .key("pk", AttributeValue::S("budget#race".into()))
+                    .key("sk", AttributeValue::S(format!("graph#app#mailbox#held#{round}")))
+                    .update_expression("SET holder = :me")
+                    .condition_expression("attribute_not_exists(holder)")
+                    .expression_attribute_values(":me", AttributeValue::S(i.to_string()))
+                    .send()
+                    .await
+                    .is_ok()
+            });
+        }
+        let won = racers.join_all().await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(won, 1, "round {round}: {won} writers passed one condition");
+    }
+}

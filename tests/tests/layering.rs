@@ -1,6 +1,8 @@
 //! The shared crate's modules import each other one way only: no module imports another that
 //! imports it back, directly or around a circle. What two modules share lives in a module below
-//! both (docs/local.md, "Layout").
+//! both (docs/local.md, "Layout"). Imports are `use` trees (absolute, `super::`, or a module's
+//! own children) and inline `crate::` paths; a module's `pub use` of its children's items is
+//! its facade, not a use of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +93,15 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             let tree = statement[at + 4..].trim();
             if tree.starts_with("crate::") || tree.starts_with("super::") {
                 flatten("", tree, &mut paths);
+                continue;
+            }
+            // `use child::…` from a module's own file names its child. A `pub use` of a child's
+            // items is the module's facade over its children, not a use of them: not counted.
+            let first = tree.split("::").next().unwrap_or_default();
+            let child = if module.is_empty() { first.to_owned() } else { format!("{module}::{first}") };
+            let re_export = statement[..at].trim_end().ends_with("pub") || statement[..at].trim_end().ends_with("pub(crate)");
+            if !re_export && names.contains(&child) {
+                flatten(&if module.is_empty() { "crate".to_owned() } else { format!("crate::{module}") }, tree, &mut paths);
             }
         }
         for piece in code.split("crate::").skip(1) {

@@ -281,7 +281,7 @@ pub async fn run(o: DemoOptions) -> Result<(), Failure> {
         o.out.join("artifacts").display()
     );
     println!(
-        "retries Microsoft asked for (throttling with a Retry-After, a token refreshed): {}; warnings: {}; neither printed (RUST_LOG=debug prints each)",
+        "retries Microsoft asked for (throttling with a Retry-After, a token refreshed): {}; warnings: {} (printed as RUST_LOG asks: RUST_LOG=debug prints each)",
         crate::logging::expected_retries(),
         crate::logging::warnings()
     );

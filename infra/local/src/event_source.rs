@@ -79,12 +79,22 @@ where
             })
             .collect();
         if !done.is_empty() {
-            sqs.delete_message_batch()
+            let answer = sqs
+                .delete_message_batch()
                 .queue_url(queue)
                 .set_entries(Some(done))
                 .send()
                 .await
                 .map_err(|e| format!("deleting from {queue}: {}", DisplayErrorContext(&e)))?;
+            // A message not deleted comes back after the visibility timeout: say so now.
+            if let Some(f) = answer.failed().first() {
+                return Err(format!(
+                    "deleting from {queue}: {} message(s) refused, e.g. {}: {}",
+                    answer.failed().len(),
+                    f.code(),
+                    f.message().unwrap_or_default()
+                ));
+            }
         }
     }
     Ok(out)

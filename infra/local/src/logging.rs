@@ -1,7 +1,7 @@
 //! The local program's logs: what `RUST_LOG` (or `LOG`) asks for goes to stderr; without
-//! either, the command's default. Warnings and the retries Microsoft asked for are counted
-//! whatever is printed, so a run's summary can say how many there were instead of printing one
-//! line per retry.
+//! either, the command's default. Warnings and the retries Microsoft asked for (the adapters
+//! mark those events `expected_retry`) are counted whatever is printed, so a run's summary can
+//! say how many there were instead of printing one line per retry.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,11 +13,6 @@ use tracing_subscriber::{filter, EnvFilter, Layer};
 
 static WARNINGS: AtomicU64 = AtomicU64::new(0);
 static EXPECTED_RETRIES: AtomicU64 = AtomicU64::new(0);
-
-/// The debug messages of retries that are expected: throttling Microsoft said how to wait out,
-/// and a token refreshed once (adapters/graph/client.rs, auth.rs).
-const EXPECTED: [&str; 3] =
-    ["throttled, retrying as asked", "token request throttled, retrying as asked", "token refused, refreshing once"];
 
 /// Logs to stderr at the level `RUST_LOG` or `LOG` sets, else at `default` (e.g. "warn").
 pub fn init(default: &str) {
@@ -59,21 +54,17 @@ impl<S: Subscriber> Layer<S> for Counter {
     }
 }
 
-/// Whether an event's message is one of the expected retries'.
+/// Whether an event is marked `expected_retry = true`.
 struct Message(bool);
 
 impl Visit for Message {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0 = EXPECTED.contains(&value);
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "expected_retry" {
+            self.0 = value;
         }
     }
 
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = EXPECTED.contains(&format!("{value:?}").as_str());
-        }
-    }
+    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
 }
 
 #[cfg(test)]
@@ -85,9 +76,10 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(Counter.with_filter(filter::Targets::new().with_default(Level::DEBUG)));
         let (w, r) = (warnings(), expected_retries());
         tracing::subscriber::with_default(subscriber, || {
-            tracing::debug!(api = "Graph", attempt = 1, "throttled, retrying as asked");
-            tracing::debug!(api = "Graph", "token refused, refreshing once");
-            tracing::debug!("something else");
+            tracing::debug!(expected_retry = true, api = "Graph", attempt = 1, "throttled, retrying as asked");
+            tracing::debug!(expected_retry = true, api = "Graph", "token refused, refreshing once");
+            tracing::debug!(expected_retry = false, "something else");
+            tracing::debug!("and something else");
             tracing::warn!(api = "Graph", "request failed, retrying");
             tracing::error!("broken");
         });

@@ -12,8 +12,10 @@ const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 pub async fn run(o: StackOptions) -> Result<(), Failure> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "the credentials' AWS account".into());
-    let clients = AwsClients::new(&load_sdk_config().await);
-    let vars = template_stack::create(&clients, TEMPLATE, &o.prefix).await.map_err(Failure::Run)?;
+    let sdk = load_sdk_config().await;
+    let clients = AwsClients::new(&sdk);
+    let region = sdk.region().map(|r| r.as_ref().to_owned());
+    let vars = template_stack::create(&clients, region.as_deref(), TEMPLATE, &o.prefix).await.map_err(Failure::Run)?;
     eprintln!("m365-ingest: made template.yaml's tables, queues and bucket as {}-* on {endpoint}", o.prefix);
     for (name, value) in vars {
         // Names and URLs carry no quote; quoted all the same for the shell.

@@ -276,13 +276,18 @@ async fn run(o: &Options) -> Result<(), String> {
     let published = Arc::new(AtomicU64::new(0));
     let consumed = consume(&c.sqs, &intake, 10, Stop { empty_receives: 3, deadline: None }, |event| {
         let (papp, published) = (papp.clone(), published.clone());
+        // A failed invocation fails its whole batch (SQS delivers it all again), as in Lambda.
+        let all: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
         async move {
             match papp.handle(event).await {
                 Ok((resp, counts)) => {
                     published.fetch_add(counts.published as u64, Ordering::Relaxed);
                     (resp.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(), ())
                 }
-                Err(e) => (vec![e.to_string()], ()),
+                Err(e) => {
+                    eprintln!("scale: a processor invocation failed: {e}");
+                    (all, ())
+                }
             }
         }
     })

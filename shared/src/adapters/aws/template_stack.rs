@@ -102,11 +102,18 @@ pub fn variables(template: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// Makes every table, queue and bucket of the template under `prefix` (again is fine: what
-/// exists is kept) and returns the functions' variables that name them, with their values.
-pub async fn create(c: &AwsClients, template: &str, prefix: &str) -> Result<BTreeMap<String, String>, String> {
-    if prefix.is_empty() || prefix.len() > 30 || !prefix.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
-        return Err(format!("the prefix `{prefix}` must be 1 to 30 lower-case letters, digits and dashes (it starts bucket names)"));
+/// Makes every table, queue and bucket of the template under `prefix` in `region` (again is
+/// fine: what exists is kept) and returns the functions' variables that name them, with their
+/// values.
+pub async fn create(c: &AwsClients, region: Option<&str>, template: &str, prefix: &str) -> Result<BTreeMap<String, String>, String> {
+    let well_formed = prefix.len() <= 30
+        && prefix.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        && prefix.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    if !well_formed {
+        return Err(format!(
+            "the prefix `{prefix}` must be 1 to 30 lower-case letters, digits and dashes, starting with a letter or digit (it starts \
+             bucket names, which are global on AWS: in an account of your own, choose one nobody else uses)"
+        ));
     }
     let resources = resources(template)?;
     let mut made: BTreeMap<String, String> = BTreeMap::new();
@@ -131,7 +138,16 @@ pub async fn create(c: &AwsClients, template: &str, prefix: &str) -> Result<BTre
             }
             Kind::Bucket => {
                 let name = name.to_ascii_lowercase();
-                if let Err(e) = c.s3.create_bucket().bucket(&name).send().await {
+                let mut create = c.s3.create_bucket().bucket(&name);
+                // Outside us-east-1 S3 wants the bucket's region named.
+                if let Some(region) = region.filter(|r| *r != "us-east-1") {
+                    create = create.create_bucket_configuration(
+                        aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                            .build(),
+                    );
+                }
+                if let Err(e) = create.send().await {
                     if c.s3.head_bucket().bucket(&name).send().await.is_err() {
                         return Err(format!("cannot create the bucket {name}: {}", describe(&e)));
                     }

@@ -165,6 +165,8 @@ impl TokenProvider {
         let started = Instant::now();
         let mut attempt = 1;
         loop {
+            // A 429 that says how long to wait is expected (debug); any other retry warns.
+            let mut throttled = false;
             let mut form: Vec<(&str, String)> = vec![
                 ("grant_type", "client_credentials".into()),
                 ("client_id", creds.client_id.clone()),
@@ -184,6 +186,7 @@ impl TokenProvider {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         let retry_after = parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+                        throttled = status == 429;
                         match super::body::read_capped(resp, "the token endpoint", TOKEN_BODY_LIMIT).await {
                             Err(super::body::BodyError::TooLarge(e)) => return Err(e),
                             Err(super::body::BodyError::Transport(e)) => {
@@ -216,8 +219,8 @@ impl TokenProvider {
             if !self.policy.allows(attempt, started.elapsed(), delay) {
                 return Err(err);
             }
-            if retry_after.is_some() {
-                tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "token request throttled, retrying as asked");
+            if throttled && retry_after.is_some() {
+                tracing::debug!(expected_retry = true, attempt, delay_ms = delay.as_millis() as u64, error = %err, "token request throttled, retrying as asked");
             } else {
                 tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "token request failed, retrying");
             }

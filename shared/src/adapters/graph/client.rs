@@ -170,7 +170,7 @@ impl MicrosoftHttp {
                         // An expired or revoked token: one refresh, then the same call again.
                         refreshed = true;
                         self.tokens.invalidate(creds, call.audience).await;
-                        tracing::debug!(api = call.api, "token refused, refreshing once");
+                        tracing::debug!(expected_retry = true, api = call.api, "token refused, refreshing once");
                         continue;
                     }
                     let mut retry_after = retry_after;
@@ -208,10 +208,10 @@ impl MicrosoftHttp {
                 });
             }
             self.retried[counter_slot(call.audience)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // Throttling Microsoft said how to wait out is expected (and counted in the
-            // throttling metrics): debug. Anything else that is retried is worth a warning.
-            if retry_after.is_some() {
-                tracing::debug!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "throttled, retrying as asked");
+            // A 429 Microsoft said how to wait out is expected (and counted in the throttling
+            // metrics): debug. Anything else that is retried is worth a warning.
+            if matches!(err, GraphError::Http { status: 429, .. }) && retry_after.is_some() {
+                tracing::debug!(expected_retry = true, api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "throttled, retrying as asked");
             } else {
                 tracing::warn!(api = call.api, attempt, delay_ms = delay.as_millis() as u64, error = %err, "request failed, retrying");
             }

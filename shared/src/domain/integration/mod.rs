@@ -210,7 +210,7 @@ pub fn normalize_guid(v: &str) -> String {
     }
 }
 
-pub fn is_guid(v: &str) -> bool {
+pub(crate) fn is_guid(v: &str) -> bool {
     v.len() == 36 && v.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
