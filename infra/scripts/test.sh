@@ -84,8 +84,9 @@ fi
 
 # The arm64 release build shares nothing with the debug build above and takes minutes of CPU;
 # the steps until "sam build" mostly wait (the soak's faults and settling) or run for a fixed
-# time (fuzz), so it runs beside them (release and debug builds lock different directories). One cargo invocation for every function: their fat-LTO links run side by
-# side; sam's own per-function `cargo lambda build --release --arm64` then finds them built.
+# time (fuzz), so it runs beside them (release and debug builds lock different directories).
+# One cargo invocation for every function: their fat-LTO links run side by side; sam's own
+# per-function `cargo lambda build --release --arm64` then finds them built.
 arm64_log=target/arm64-build.log
 arm64_build=""
 if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
