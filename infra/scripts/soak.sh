@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The soak (docs/reliability.md): builds the functions' bootstraps, the simulator and the soak
+# The soak (docs/reliability.md): builds the functions' bootstrap, the simulator and the soak
 # program, starts moto on loopback behind the IAM gate, and runs the soak with the options given, e.g.
 #   bash infra/scripts/soak.sh --seconds 900 --alerts 12000 --tenants 6
-# SOAK_PROFILE=dev uses debug builds (CI's short run reuses the test build's dependencies).
+# SOAK_PROFILE=dev uses debug builds; SOAK_PREBUILT=1 skips the build (the caller made it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import principalmapper' 2>/dev/null; then
@@ -11,7 +11,9 @@ if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import principalmapp
 fi
 profile=${SOAK_PROFILE:-release}
 case "$profile" in dev) dir=debug ;; *) dir=$profile ;; esac
-cargo build --quiet --profile "$profile" --bin soak --bin tenant-sim --bin dispatch --bin poller --bin processor
+if [ -z "${SOAK_PREBUILT:-}" ]; then
+  cargo build --quiet --profile "$profile" --bin soak --bin tenant-sim --bin bootstrap
+fi
 started_moto=
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   eval "$(infra/scripts/moto.sh start)"

@@ -66,16 +66,22 @@ BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework clou
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
-step "cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo clippy and the build (one compile: clippy lints each crate of the workspace as it is built)"
+# `cargo clippy` only checks, and the tests would then compile every crate again: run as the
+# workspace's compiler wrapper (as `cargo clippy` runs it), clippy-driver applies the same lints
+# (-D warnings, every target) to the one debug build every later step uses. One build of every
+# target, tests included, also means one feature resolution: a build without the tests' targets
+# (`--bins`, `cargo run`) leaves out the dev-dependencies' features (serde's, serde_json's, …)
+# and compiles every dependency again. The release build below runs without the wrapper.
+clippy_driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+export RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+cargo build --quiet --workspace --all-targets
 
 # AWS side: moto's server on loopback behind the IAM gate (infra/aws-gate), stopped whatever happens.
 eval "$(infra/scripts/moto.sh start)"
 moto_started=1
 step "tests (moto at $AWS_ENDPOINT_URL)"
-# Every debug binary the later steps run (soak, memory, poll-bench, fuzz) is built with the
-# tests, in one compile.
-cargo build --quiet --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else
@@ -85,23 +91,23 @@ fi
 # The arm64 release build shares nothing with the debug build above and takes minutes of CPU;
 # the steps until "sam build" mostly wait (the soak's faults and settling) or run for a fixed
 # time (fuzz), so it runs beside them (release and debug builds lock different directories).
-# One cargo invocation for every function: their fat-LTO links run side by side; sam's own
-# per-function `cargo lambda build --release --arm64` then finds them built.
+# It builds the one bootstrap every function runs; sam's own `cargo lambda build --release
+# --arm64` then finds it built. Without the clippy wrapper: what is deployed is plain rustc's.
 arm64_log=target/arm64-build.log
 arm64_build=""
 if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
-  packages=$(for d in functions/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
   mkdir -p target
-  # shellcheck disable=SC2086
-  setsid cargo lambda build --release --arm64 $packages >"$arm64_log" 2>&1 &
+  setsid env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo lambda build --release --arm64 -p bootstrap >"$arm64_log" 2>&1 &
   arm64_build=$!
 fi
 
+# The soak and memory runs use the binaries built above (SOAK_PREBUILT: a build of only theirs
+# would resolve features without the tests' and compile everything again).
 step "soak (a short run on the moto above: docs/reliability.md has the long one)"
-SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
+SOAK_PREBUILT=1 SOAK_PROFILE=dev bash infra/scripts/soak.sh --seconds 60 --alerts 1200 --tenants 3 --out target/soak
 
 step "memory (the processor's worst batch, ten 30 MB quarantined emails, under a 256 MB limit)"
-SOAK_PROFILE=dev bash infra/scripts/soak.sh --memory --out target/memory
+SOAK_PREBUILT=1 SOAK_PROFILE=dev bash infra/scripts/soak.sh --memory --out target/memory
 
 step "IAM: every call the functions' code made above, as template.yaml's policies allow it"
 infra/scripts/moto.sh report
@@ -110,7 +116,7 @@ step "poll-bench --e2e (a small run: the harness works; docs/cost.md has the fig
 BENCH_PYTHON="$root/.venv/bin/python" "${CARGO_TARGET_DIR:-target}/debug/poll-bench" --e2e --sizes 1000
 
 step "fuzz (a short run: 3 s per decoder; docs/security.md has the long one)"
-cargo run -q --bin fuzz -- --seconds 3
+"${CARGO_TARGET_DIR:-target}/debug/fuzz" --seconds 3
 
 step "sam build (cargo-lambda, arm64, release; built beside the steps above)"
 if [ -z "$arm64_build" ]; then
@@ -121,7 +127,7 @@ arm64_status=0
 wait "$arm64_build" || arm64_status=$?
 arm64_build=""
 if [ "$arm64_status" -ne 0 ]; then cat "$arm64_log"; echo "the arm64 build failed"; exit 1; fi
-sam build -t template.yaml
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS sam build -t template.yaml
 # Every function of the template (a resource line followed by its Serverless::Function type).
 functions=$(awk '/^  [A-Za-z]+:$/ {name=$1} /^    Type: AWS::Serverless::Function$/ {sub(":", "", name); print name}' template.yaml)
 [ -n "$functions" ] || { echo "no functions found in template.yaml"; exit 1; }

@@ -1,5 +1,5 @@
-//! template.yaml against the code: every function crate is deployed, with every variable its
-//! configuration reads, and the SQS wiring AWS advises.
+//! template.yaml against the code: every function crate is deployed (in the one bootstrap),
+//! with every variable its configuration reads, and the SQS wiring AWS advises.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -21,7 +21,9 @@ fn resource<'a>(t: &'a str, name: &str) -> Vec<&'a str> {
     lines.take_while(|l| l.is_empty() || l.starts_with("   ")).collect()
 }
 
-fn resource_with_code_uri<'a>(t: &'a str, crate_dir: &str) -> Option<(String, Vec<&'a str>)> {
+/// The function resource whose `Handler` names `function` (every function runs the one
+/// bootstrap, functions/bootstrap).
+fn function_resource<'a>(t: &'a str, function: &str) -> Option<(String, Vec<&'a str>)> {
     let names: Vec<String> = t
         .lines()
         .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':'))
@@ -30,7 +32,7 @@ fn resource_with_code_uri<'a>(t: &'a str, crate_dir: &str) -> Option<(String, Ve
     names
         .into_iter()
         .map(|n| (n.clone(), resource(t, &n)))
-        .find(|(_, body)| body.iter().any(|l| l.trim() == format!("CodeUri: functions/{crate_dir}")))
+        .find(|(_, body)| body.iter().any(|l| l.trim() == format!("Handler: {function}")))
 }
 
 fn number(body: &[&str], key: &str) -> u64 {
@@ -38,21 +40,30 @@ fn number(body: &[&str], key: &str) -> u64 {
 }
 
 #[test]
-fn every_function_crate_is_a_cargo_lambda_function_in_the_template() {
+fn every_function_crate_is_a_function_of_the_one_bootstrap_in_the_template() {
     let t = template();
     let mut crates: Vec<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("Cargo.toml").exists())
+        .filter(|e| e.path().join("Cargo.toml").exists() && e.file_name() != "bootstrap")
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     crates.sort();
     assert_eq!(crates, vec!["check", "dispatch", "poller", "processor", "query", "remediate"]);
-    for c in crates {
-        let (name, body) = resource_with_code_uri(&t, &c).unwrap_or_else(|| panic!("no resource with CodeUri: functions/{c}"));
+    let bootstrap = std::fs::read_to_string(root().join("functions/bootstrap/src/main.rs")).unwrap();
+    let manifest = std::fs::read_to_string(root().join("functions/bootstrap/Cargo.toml")).unwrap();
+    for c in &crates {
+        let (name, body) = function_resource(&t, c).unwrap_or_else(|| panic!("no resource with Handler: {c}"));
         assert!(body.iter().any(|l| l.trim() == "Type: AWS::Serverless::Function"), "{name}");
         assert!(body.iter().any(|l| l.trim() == "BuildMethod: rust-cargolambda"), "{name}");
+        assert!(body.iter().any(|l| l.trim() == "CodeUri: functions/bootstrap"), "{name} must run the one bootstrap");
+        assert!(manifest.contains(&format!("{c} = {{ path = \"../{c}\" }}")), "the bootstrap does not link {c}");
+        assert!(bootstrap.contains(&format!("\"{c}\" => {c}::serve().await")), "the bootstrap does not serve {c}");
     }
+    // Every function resource is one of them: none runs a Handler the bootstrap does not know.
+    let functions = t.lines().filter(|l| l.trim() == "Type: AWS::Serverless::Function").count();
+    let handlers = t.lines().filter(|l| l.trim().starts_with("Handler: ")).count();
+    assert_eq!((functions, handlers), (crates.len(), crates.len()));
 }
 
 #[test]
@@ -66,7 +77,7 @@ fn every_variable_a_function_reads_is_set_for_it() {
         ("remediate", RemediateConfig::VARIABLES),
         ("query", QueryConfig::VARIABLES),
     ] {
-        let (name, body) = resource_with_code_uri(&t, dir).unwrap();
+        let (name, body) = function_resource(&t, dir).unwrap();
         for v in vars {
             assert!(body.iter().any(|l| l.trim_start().starts_with(&format!("{v}:"))), "{name} does not set {v}");
         }
@@ -76,7 +87,7 @@ fn every_variable_a_function_reads_is_set_for_it() {
 #[test]
 fn remediation_requests_are_reported_one_by_one_and_their_queue_outlasts_the_function() {
     let t = template();
-    let (_, f) = resource_with_code_uri(&t, "remediate").unwrap();
+    let (_, f) = function_resource(&t, "remediate").unwrap();
     assert!(f.iter().any(|l| l.contains("FunctionResponseTypes: [ReportBatchItemFailures]")));
     assert!(f.iter().any(|l| l.contains("Queue: !GetAtt RemediationQueue.Arn")));
     let q = resource(&t, "RemediationQueue");
@@ -89,7 +100,7 @@ fn remediation_requests_are_reported_one_by_one_and_their_queue_outlasts_the_fun
 #[test]
 fn the_processor_reports_partial_batches_and_the_queue_outlasts_it() {
     let t = template();
-    let (_, processor) = resource_with_code_uri(&t, "processor").unwrap();
+    let (_, processor) = function_resource(&t, "processor").unwrap();
     assert!(processor.iter().any(|l| l.contains("FunctionResponseTypes: [ReportBatchItemFailures]")));
     assert!(processor.iter().any(|l| l.contains("Queue: !GetAtt IntakeQueue.Arn")));
     let timeout = number(&processor, "Timeout");
@@ -101,7 +112,7 @@ fn the_processor_reports_partial_batches_and_the_queue_outlasts_it() {
 #[test]
 fn poll_jobs_fan_out_through_a_queue_that_outlasts_the_poller() {
     let t = template();
-    let (_, poller) = resource_with_code_uri(&t, "poller").unwrap();
+    let (_, poller) = function_resource(&t, "poller").unwrap();
     assert!(poller.iter().any(|l| l.contains("FunctionResponseTypes: [ReportBatchItemFailures]")));
     assert!(poller.iter().any(|l| l.contains("Queue: !GetAtt PollJobsQueue.Arn")));
     assert!(poller.iter().any(|l| l.contains("MaximumConcurrency: !Ref PollerMaxConcurrency")));
@@ -109,7 +120,7 @@ fn poll_jobs_fan_out_through_a_queue_that_outlasts_the_poller() {
     let queue = resource(&t, "PollJobsQueue");
     assert!(number(&queue, "VisibilityTimeout") >= 6 * timeout, "AWS advises a visibility timeout of at least 6x the function timeout");
     assert!(queue.iter().any(|l| l.contains("deadLetterTargetArn: !GetAtt PollJobsDeadLetterQueue.Arn")));
-    let (_, dispatch) = resource_with_code_uri(&t, "dispatch").unwrap();
+    let (_, dispatch) = function_resource(&t, "dispatch").unwrap();
     let guard: u64 = dispatch
         .iter()
         .find_map(|l| l.trim().strip_prefix("DISPATCH_GUARD_SECS: "))
@@ -142,7 +153,7 @@ fn a_relaxed_guard_rail_is_alarmed_on_the_metric_the_check_function_emits() {
 fn every_function_reserves_what_its_event_sources_may_run_at_once() {
     let t = template();
     for dir in ["poller", "processor", "remediate"] {
-        let (name, body) = resource_with_code_uri(&t, dir).unwrap();
+        let (name, body) = function_resource(&t, dir).unwrap();
         let reserved = body.iter().find_map(|l| l.trim().strip_prefix("ReservedConcurrentExecutions: ")).unwrap().trim();
         let sources: Vec<&str> = body.iter().filter_map(|l| l.trim().strip_prefix("MaximumConcurrency: ")).map(str::trim).collect();
         assert!(!sources.is_empty(), "{name} has queue event sources");
@@ -160,7 +171,7 @@ fn every_function_reserves_what_its_event_sources_may_run_at_once() {
 #[test]
 fn the_processor_may_write_the_dedup_keys_of_every_source_and_no_others() {
     let t = template();
-    let (_, body) = resource_with_code_uri(&t, "processor").unwrap();
+    let (_, body) = function_resource(&t, "processor").unwrap();
     let line = body.iter().find(|l| l.contains("dynamodb:LeadingKeys") && l.contains("defender_alerts/*")).expect("a key condition");
     let listed = line.matches("/*\"").count();
     assert_eq!(listed, m365_ingest::Source::ALL.len() + 1, "the sources and the restore script's record: {line}");
@@ -182,7 +193,7 @@ fn no_function_scans_the_state_table() {
     let scans = t.lines().filter(|l| l.contains("dynamodb:Scan")).count();
     let operator = resource(&t, "OperatorPolicy").iter().filter(|l| l.contains("dynamodb:Scan")).count();
     assert_eq!((scans, operator), (1, 1), "every function's access path is by key or by the Due index");
-    let (_, dispatch) = resource_with_code_uri(&t, "dispatch").unwrap();
+    let (_, dispatch) = function_resource(&t, "dispatch").unwrap();
     assert!(
         dispatch.iter().any(|l| l.contains("Resource: !Sub \"${StateTable.Arn}/index/Due\"")),
         "the dispatcher queries the Due index only"
@@ -204,7 +215,7 @@ fn no_policy_grants_a_wildcard_action() {
 #[test]
 fn every_source_has_a_schedule_and_a_cursor_lag_alarm() {
     let t = template();
-    let (_, dispatch) = resource_with_code_uri(&t, "dispatch").unwrap();
+    let (_, dispatch) = function_resource(&t, "dispatch").unwrap();
     for source in m365_ingest::Source::ALL {
         let input = format!("Input: '{{\"source\": \"{source}\"}}'");
         assert!(dispatch.iter().any(|l| l.trim() == input), "no schedule for {source}");

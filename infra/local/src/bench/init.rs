@@ -7,8 +7,10 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Median of `runs` starts, in milliseconds.
+/// Median of `runs` starts, in milliseconds. `binary` may end in `:handler`: the function the one
+/// `bootstrap` serves, as Lambda tells it in `_HANDLER`.
 pub fn measure(binary: &str, runs: usize) -> Result<f64, String> {
+    let (binary, handler) = binary.rsplit_once(':').unwrap_or((binary, ""));
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -17,6 +19,7 @@ pub fn measure(binary: &str, runs: usize) -> Result<f64, String> {
         let mut child = Command::new(binary)
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("_HANDLER", handler)
             .env("AWS_LAMBDA_FUNCTION_NAME", "init-probe")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")

@@ -8,7 +8,7 @@
 //!    HTTP, and Graph requests and queue calls against the minimum (⌈N/1000⌉, ⌈N/10⌉).
 //!
 //! `cargo run --release --bin poll-bench [-- --sizes 1000,10000,100000]`
-//! `cargo run --release --bin poll-bench -- --init target/release/poller target/release/processor`
+//! `cargo run --release --bin poll-bench -- --init target/release/bootstrap:poller target/release/bootstrap:processor`
 //! `cargo run --release --bin poll-bench -- --budget` (moto running): per-tenant request budgets.
 //! `cargo run --release --bin poll-bench -- --e2e [--sizes 20000,100000]` (moto running): whole
 //! processes on a deployment's path beside the Python peer (`infra/scripts/bench.sh` does all).

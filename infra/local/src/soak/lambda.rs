@@ -42,6 +42,12 @@ struct Api {
     counter: std::sync::atomic::AtomicU64,
 }
 
+/// The variable Lambda sets from the function's `Handler`: it tells the one `bootstrap` which
+/// function to serve (functions/bootstrap).
+pub fn handler(function: &str) -> (String, String) {
+    ("_HANDLER".to_owned(), function.to_owned())
+}
+
 /// What every instance of one function shares.
 #[derive(Debug, Clone)]
 pub struct Function {

@@ -194,7 +194,8 @@ async fn run(o: &Options) -> Result<bool, String> {
     // Each function with its role's keys: the IAM gate holds every call to its policy.
     let function = |name: &str, who: Principal, mut env: Vec<(String, String)>| -> Result<Arc<Pool>, String> {
         env.extend(res.stack.env(who).into_iter().map(|(k, v)| (k.to_owned(), v)));
-        Ok(Arc::new(Pool::new(Function { name: name.into(), binary: sibling(name)?, env, logs: dir.clone() })))
+        env.push(lambda::handler(name));
+        Ok(Arc::new(Pool::new(Function { name: name.into(), binary: sibling("bootstrap")?, env, logs: dir.clone() })))
     };
     let dispatchers = function("dispatch", Principal::Dispatch, dispatch_env)?;
     let pollers = function("poller", Principal::Poller, poller_env)?;

@@ -96,7 +96,8 @@ pub async fn run(out: &Path) -> Result<bool, String> {
         ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
     ];
     env.extend(res.stack.env(Principal::Processor).into_iter().map(|(k, v)| (k.to_owned(), v)));
-    let function = Function { name: "processor".into(), binary: super::sibling("processor")?, env, logs: dir.clone() };
+    env.push(super::lambda::handler("processor"));
+    let function = Function { name: "processor".into(), binary: super::sibling("bootstrap")?, env, logs: dir.clone() };
     let mut instance = function.start(0).await?;
     let pid = instance.pid().ok_or("the processor exited at start")?;
     let limit = Limit::apply(pid, &run_id)?;

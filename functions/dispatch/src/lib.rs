@@ -1,6 +1,6 @@
 //! The `dispatch` Lambda: one schedule per source; each run enqueues a poll job per due pair.
 
-use lambda_runtime::{run, service_fn, tracing, Diagnostic, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Diagnostic, Error, LambdaEvent};
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
 use m365_ingest::app::polling::dispatch::DispatchSummary;
 use m365_ingest::config::DispatchConfig;
@@ -8,11 +8,9 @@ use m365_ingest::lambda::{dispatch, telemetry};
 use m365_ingest::ports::Clock;
 use serde_json::Value;
 
-// One thread: a function of 256 MB has a fraction of a vCPU, and its work is waiting on the
-// network; a multi-threaded runtime only adds cross-thread wake-ups (measured: issue 11, item 7).
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+/// Serves the function's invocations until the runtime stops it (`bootstrap` calls it when the
+/// function's `Handler` names this function).
+pub async fn serve() -> Result<(), Error> {
     let config = DispatchConfig::from_env()?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let app = dispatch::build_aws(&config, &clients);

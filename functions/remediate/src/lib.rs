@@ -2,14 +2,14 @@
 //! integration's guard rails, carried out at most once, and announced on the actions-result
 //! queue with its audit record kept.
 
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
 use m365_ingest::config::RemediateConfig;
 use m365_ingest::lambda::remediate::{build_aws, handle};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+/// Serves the function's invocations until the runtime stops it (`bootstrap` calls it when the
+/// function's `Handler` names this function).
+pub async fn serve() -> Result<(), Error> {
     let config = RemediateConfig::from_env()?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let app = build_aws(&config, &clients)?;

@@ -2,16 +2,14 @@
 
 mod handler;
 
-use lambda_runtime::{run, service_fn, tracing, Error};
+use lambda_runtime::{run, service_fn, Error};
 use m365_ingest::adapters::aws::{load_sdk_config, AwsClients};
 use m365_ingest::config::CheckConfig;
 use m365_ingest::lambda::check::build_aws;
 
-// One thread: a function of 256 MB has a fraction of a vCPU, and its work is waiting on the
-// network; a multi-threaded runtime only adds cross-thread wake-ups (measured: issue 11, item 7).
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+/// Serves the function's invocations until the runtime stops it (`bootstrap` calls it when the
+/// function's `Handler` names this function).
+pub async fn serve() -> Result<(), Error> {
     let config = CheckConfig::from_env()?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let app = build_aws(&config, &clients)?;
