@@ -16,6 +16,8 @@ mod cost;
 #[path = "../event_source.rs"]
 mod event_source;
 use event_source::{consume, Stop};
+#[path = "../run_stack.rs"]
+mod run_stack;
 #[path = "../soak/sqs.rs"]
 mod sqs;
 
@@ -26,9 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calls::Calls;
-use m365_ingest::adapters::aws::{
-    create_dedup_table, create_state_table, load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal,
-};
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, DynamoIntegrations, GateStack, Principal};
 use m365_ingest::config::{DispatchConfig, PollerConfig, ProcessorConfig};
 use m365_ingest::domain::integration::doc::IntegrationDoc;
 use m365_ingest::lambda::{dispatch, poller, processor};
@@ -150,25 +150,19 @@ async fn run(o: &Options) -> Result<(), String> {
     let calls = Calls::default();
     let c = clients(&calls, &sqs_endpoint, None).await;
     let run = std::process::id();
-    let (table, dedup) = (format!("scale-{run}"), format!("scale-{run}-dedup"));
-    create_state_table(&c.dynamodb, &table).await.map_err(|e| e.to_string())?;
-    create_dedup_table(&c.dynamodb, &dedup).await.map_err(|e| e.to_string())?;
-    let bucket = format!("scale-{run}");
-    c.s3.create_bucket().bucket(&bucket).send().await.map_err(|e| format!("{e:?}"))?;
-    let jobs = stand_in.create("scale-jobs", Duration::from_secs(300), None);
-    let intake = stand_in.create("scale-intake", Duration::from_secs(300), None);
-    let output = stand_in.create("scale-output", Duration::from_secs(300), None);
     // No scale tenant retrieves evidence; the processor needs its queue all the same.
-    let evidence = stand_in.create("scale-evidence", Duration::from_secs(900), None);
+    let spec = |logical, secs| run_stack::QueueSpec { logical, visibility: Duration::from_secs(secs), redrive: None };
+    let queues = [spec("PollJobsQueue", 300), spec("IntakeQueue", 300), spec("OutputQueue", 300), spec("EvidenceJobsQueue", 900)];
     let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL: start moto with infra/scripts/moto.sh".to_owned())?;
     let stack = GateStack::new(&load_sdk_config().await, &endpoint).await?;
-    for (logical, name) in [("StateTable", &table), ("DedupTable", &dedup), ("ArtifactBucket", &bucket)] {
-        stack.register_named(logical, name).await?;
-    }
-    for (logical, url) in [("PollJobsQueue", &jobs), ("IntakeQueue", &intake), ("OutputQueue", &output), ("EvidenceJobsQueue", &evidence)] {
-        stack.register_queue(logical, url).await?;
-    }
-    stand_in.authorize_with(&endpoint)?;
+    let resources = run_stack::create(&c, &stack, &stand_in, &endpoint, &format!("scale-{run}"), &queues).await?;
+    let (table, dedup, bucket) = (resources.table.clone(), resources.dedup_table.clone(), resources.bucket.clone());
+    let (jobs, intake, output, evidence) = (
+        resources.queue("PollJobsQueue"),
+        resources.queue("IntakeQueue"),
+        resources.queue("OutputQueue"),
+        resources.queue("EvidenceJobsQueue"),
+    );
     let integrations = DynamoIntegrations::new(c.dynamodb.clone(), &table);
     for i in 0..o.tenants {
         let secret = format!("m365-ingest/scale-{run}-{i}");
@@ -201,14 +195,9 @@ async fn run(o: &Options) -> Result<(), String> {
         ("OUTPUT_QUEUE_URL", output.clone()),
         ("EVIDENCE_QUEUE_URL", evidence.clone()),
         ("ARTIFACT_BUCKET", bucket.clone()),
-        ("LOGIN_BASE_URL", base.clone()),
-        ("GRAPH_BASE_URL", base.clone()),
-        ("MDE_BASE_URL", base.clone()),
-        ("EXCHANGE_BASE_URL", base.clone()),
-        ("EXTRA_CA_BUNDLE_FILE", ca.display().to_string()),
-        ("ALLOW_NON_MICROSOFT_HOSTS", "true".to_owned()),
     ]
     .into_iter()
+    .chain(run_stack::simulator_variables(&base, &ca))
     .collect();
     let get = |k: &str| env.get(k).cloned();
     let setup_secs = setup.elapsed().as_secs_f64();

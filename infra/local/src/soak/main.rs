@@ -20,6 +20,8 @@
 mod drive;
 mod lambda;
 mod memory;
+#[path = "../run_stack.rs"]
+mod run_stack;
 mod sim_process;
 mod sqs;
 mod verdict;
@@ -174,16 +176,11 @@ async fn run(o: &Options) -> Result<bool, String> {
         ("INTAKE_QUEUE_URL".to_owned(), res.intake.clone()),
         ("POLL_JOBS_QUEUE_URL".to_owned(), res.poll_jobs.clone()),
         ("JOB_SLICE_SECS".to_owned(), world::JOB_SLICE_SECS.to_string()),
-        ("LOGIN_BASE_URL".to_owned(), sim.base_url.clone()),
-        ("GRAPH_BASE_URL".to_owned(), sim.base_url.clone()),
-        ("MDE_BASE_URL".to_owned(), sim.base_url.clone()),
-        ("EXCHANGE_BASE_URL".to_owned(), sim.base_url.clone()),
-        ("EXTRA_CA_BUNDLE_FILE".to_owned(), sim.ca_file.display().to_string()),
-        ("ALLOW_NON_MICROSOFT_HOSTS".to_owned(), "true".to_owned()),
         ("SAFETY_MARGIN_SECS".to_owned(), "5".to_owned()),
         // Small pages: many requests per run, so faults land mid-window.
         ("ALERT_PAGE_SIZE".to_owned(), world::PAGE_SIZE.to_string()),
     ]);
+    poller_env.extend(run_stack::simulator_variables(&sim.base_url, &sim.ca_file).map(|(k, v)| (k.to_owned(), v)));
     let mut processor_env = common;
     processor_env.extend([
         ("OUTPUT_QUEUE_URL".to_owned(), res.output.clone()),

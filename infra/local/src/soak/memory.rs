@@ -46,6 +46,8 @@ struct Batch {
     messages: usize,
     exports: usize,
     peak_rss: u64,
+    /// CPU time the processor spent on the batch.
+    cpu: Duration,
     outcome: String,
 }
 
@@ -86,15 +88,10 @@ pub async fn run(out: &Path) -> Result<bool, String> {
         ("ARTIFACT_BUCKET".into(), res.bucket.clone()),
         ("OUTPUT_QUEUE_URL".into(), res.output.clone()),
         ("EVIDENCE_QUEUE_URL".into(), res.evidence.clone()),
-        ("LOGIN_BASE_URL".into(), sim.base_url().to_owned()),
-        ("GRAPH_BASE_URL".into(), sim.base_url().to_owned()),
-        ("MDE_BASE_URL".into(), sim.base_url().to_owned()),
-        ("EXCHANGE_BASE_URL".into(), sim.base_url().to_owned()),
-        ("EXTRA_CA_BUNDLE_FILE".into(), ca_file.display().to_string()),
-        ("ALLOW_NON_MICROSOFT_HOSTS".into(), "true".into()),
         ("AWS_LAMBDA_LOG_LEVEL".into(), "info".into()),
         ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
     ];
+    env.extend(super::run_stack::simulator_variables(sim.base_url(), &ca_file).map(|(k, v)| (k.to_owned(), v)));
     env.extend(res.stack.env(Principal::Processor).into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.push(super::lambda::handler("processor"));
     let function = Function { name: "processor".into(), binary: super::sibling("bootstrap")?, env, logs: dir.clone() };
@@ -114,6 +111,7 @@ pub async fn run(out: &Path) -> Result<bool, String> {
         }
         idle = 0;
         reset_peak(pid)?;
+        let cpu_before = cpu_time(pid)?;
         let exports_before = stored_emails(&res).await?;
         let outcome = instance.invoke(&drive::sqs_event(&messages, arn), TIMEOUT, None).await;
         let exports = stored_emails(&res).await?.saturating_sub(exports_before);
@@ -123,16 +121,17 @@ pub async fn run(out: &Path) -> Result<bool, String> {
         };
         let answered = matches!(outcome.as_str(), "answered");
         // A process that died has no peak to read: the batch failed.
-        let peak_rss = if answered { peak(pid)? } else { 0 };
+        let (peak_rss, cpu) = if answered { (peak(pid)?, cpu_time(pid)?.saturating_sub(cpu_before)) } else { (0, Duration::ZERO) };
         println!(
-            "  batch {}: {} messages, {} exports, peak RSS {:.1} MiB, {} failed, {outcome}",
+            "  batch {}: {} messages, {} exports, peak RSS {:.1} MiB, CPU {} ms, {} failed, {outcome}",
             batches.len() + 1,
             messages.len(),
             exports,
             peak_rss as f64 / f64::from(1 << 20),
+            cpu.as_millis(),
             failed.len()
         );
-        batches.push(Batch { messages: messages.len(), exports, peak_rss, outcome });
+        batches.push(Batch { messages: messages.len(), exports, peak_rss, cpu, outcome });
         if !answered {
             break;
         }
@@ -154,8 +153,9 @@ pub async fn run(out: &Path) -> Result<bool, String> {
         "jobs": JOBS,
         "email_bytes": EMAIL_BYTES,
         "batches": batches.iter().map(|b| json!({
-            "messages": b.messages, "exports": b.exports, "peak_rss_mib": mib(b.peak_rss), "outcome": b.outcome,
+            "messages": b.messages, "exports": b.exports, "peak_rss_mib": mib(b.peak_rss), "cpu_ms": b.cpu.as_millis(), "outcome": b.outcome,
         })).collect::<Vec<_>>(),
+        "cpu_ms": batches.iter().map(|b| b.cpu).sum::<Duration>().as_millis(),
         "export_batch": worst.map(|b| json!({"messages": b.messages, "exports": b.exports, "peak_rss_mib": mib(b.peak_rss)})),
         "peak_rss_mib": mib(peak_all),
         "cgroup_max_usage_mib": cgroup_peak.map(mib),
@@ -353,6 +353,14 @@ fn status_field(pid: u32, field: &str) -> Result<u64, String> {
 
 fn peak(pid: u32) -> Result<u64, String> {
     status_field(pid, "VmHWM:")
+}
+
+/// The CPU time the process has run (proc(5), `/proc/<pid>/schedstat`: its first field, in ns).
+fn cpu_time(pid: u32) -> Result<Duration, String> {
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/schedstat")).map_err(|e| format!("cannot read the processor's CPU time: {e}"))?;
+    let ns = text.split_whitespace().next().and_then(|n| n.parse().ok()).ok_or("the processor's schedstat has no CPU time")?;
+    Ok(Duration::from_nanos(ns))
 }
 
 /// Resets the process's peak resident set to its current one (proc(5), `clear_refs` 5).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use m365_ingest::adapters::aws::{create_dedup_table, create_state_table, load_sdk_config, AwsClients, GateStack, Principal};
+use m365_ingest::adapters::aws::{load_sdk_config, AwsClients, GateStack, Principal};
 use m365_ingest::app::test_and_save::check::{CredentialInput, SaveMode};
 use m365_ingest::config::{http_settings, CheckConfig};
 use m365_ingest::domain::integration::doc as integration_doc;
@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use tenant_sim::scenario::{AppSpec, TenantSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use tenant_sim::{FaultKind, FaultSpec, Scenario};
 
+use super::run_stack::{self, QueueSpec};
 pub use super::sim_process::SimProcess;
 use super::sqs::Sqs;
 use super::Options;
@@ -68,66 +69,38 @@ pub async fn resources(run: &str) -> Result<Resources, String> {
     }
     let sdk = load_sdk_config().await;
     let mut aws = AwsClients::new(&sdk);
-    let e = |what: &str| {
-        let what = what.to_owned();
-        move |err: String| format!("cannot create the {what}: {err}")
-    };
-    let table = format!("soak-{run}");
-    create_state_table(&aws.dynamodb, &table).await.map_err(|x| e("state table")(x.to_string()))?;
-    let dedup_table = format!("soak-{run}-dedup");
-    create_dedup_table(&aws.dynamodb, &dedup_table).await.map_err(|x| e("dedup table")(x.to_string()))?;
     let (sqs, sqs_endpoint) = Sqs::start().await?;
-    let intake_dlq = sqs.create(&format!("soak-{run}-intake-dlq"), Duration::from_secs(30), None);
-    // As template.yaml: five receives, then the DLQ.
-    let intake = sqs.create(
-        &format!("soak-{run}-intake"),
-        Duration::from_secs(INTAKE_VISIBILITY_SECS),
-        Some((&format!("soak-{run}-intake-dlq"), 5)),
-    );
-    let output = sqs.create(&format!("soak-{run}-output"), Duration::from_secs(30), None);
-    // The soak's integrations retrieve no evidence; the processor needs its queue all the same.
-    let evidence = sqs.create(&format!("soak-{run}-evidence"), Duration::from_secs(900), None);
-    let poll_jobs_dlq = sqs.create(&format!("soak-{run}-poll-jobs-dlq"), Duration::from_secs(30), None);
-    // As template.yaml: three receives, then the DLQ.
-    let poll_jobs = sqs.create(
-        &format!("soak-{run}-poll-jobs"),
-        Duration::from_secs(POLL_JOBS_VISIBILITY_SECS),
-        Some((&format!("soak-{run}-poll-jobs-dlq"), 3)),
-    );
-    aws.sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(&sqs_endpoint).build());
-    let bucket = format!("soak-{run}-artifacts");
-    aws.s3.create_bucket().bucket(&bucket).send().await.map_err(|x| e("bucket")(format!("{x:?}")))?;
+    // As template.yaml: five receives from the intake queue, three from the poll-jobs queue,
+    // then their DLQs. The soak's integrations retrieve no evidence; the processor needs its
+    // queue all the same.
+    let spec = |logical, secs, redrive| QueueSpec { logical, visibility: Duration::from_secs(secs), redrive };
+    let queues = [
+        spec("IntakeDeadLetterQueue", 30, None),
+        spec("IntakeQueue", INTAKE_VISIBILITY_SECS, Some(("IntakeDeadLetterQueue", 5))),
+        spec("OutputQueue", 30, None),
+        spec("EvidenceJobsQueue", 900, None),
+        spec("PollJobsDeadLetterQueue", 30, None),
+        spec("PollJobsQueue", POLL_JOBS_VISIBILITY_SECS, Some(("PollJobsDeadLetterQueue", 3))),
+    ];
     // Every call of the functions' code is authorized against template.yaml's policies.
     let stack = GateStack::new(&sdk, &endpoint).await?;
-    for (logical, name) in [("StateTable", &table), ("DedupTable", &dedup_table), ("ArtifactBucket", &bucket)] {
-        stack.register_named(logical, name).await?;
-    }
-    for (logical, url) in [
-        ("IntakeQueue", &intake),
-        ("IntakeDeadLetterQueue", &intake_dlq),
-        ("OutputQueue", &output),
-        ("EvidenceJobsQueue", &evidence),
-        ("PollJobsQueue", &poll_jobs),
-        ("PollJobsDeadLetterQueue", &poll_jobs_dlq),
-    ] {
-        stack.register_queue(logical, url).await?;
-    }
-    sqs.authorize_with(&endpoint)?;
+    let run_stack = run_stack::create(&aws, &stack, &sqs, &endpoint, &format!("soak-{run}"), &queues).await?;
+    aws.sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(&sqs_endpoint).build());
     Ok(Resources {
         aws,
         stack,
         endpoint,
         sqs_endpoint,
         sqs,
-        table,
-        dedup_table,
-        intake,
-        intake_dlq,
-        poll_jobs,
-        poll_jobs_dlq,
-        output,
-        evidence,
-        bucket,
+        intake: run_stack.queue("IntakeQueue"),
+        intake_dlq: run_stack.queue("IntakeDeadLetterQueue"),
+        poll_jobs: run_stack.queue("PollJobsQueue"),
+        poll_jobs_dlq: run_stack.queue("PollJobsDeadLetterQueue"),
+        output: run_stack.queue("OutputQueue"),
+        evidence: run_stack.queue("EvidenceJobsQueue"),
+        table: run_stack.table,
+        dedup_table: run_stack.dedup_table,
+        bucket: run_stack.bucket,
     })
 }
 
@@ -201,12 +174,10 @@ pub fn scenario(o: &Options) -> Scenario {
 /// The check function's code as the stack runs it (its role through the IAM gate), pointed at
 /// the simulator at `base_url`.
 pub fn checker(res: &Resources, base_url: &str, ca_file: &std::path::Path) -> Result<m365_ingest::lambda::check::AwsCheckApp, String> {
+    let simulator = run_stack::simulator_variables(base_url, ca_file);
     let env = |k: &str| match k {
         "STATE_TABLE" => Some(res.table.clone()),
-        "LOGIN_BASE_URL" | "GRAPH_BASE_URL" | "MDE_BASE_URL" | "EXCHANGE_BASE_URL" => Some(base_url.to_owned()),
-        "EXTRA_CA_BUNDLE_FILE" => Some(ca_file.display().to_string()),
-        "ALLOW_NON_MICROSOFT_HOSTS" => Some("true".to_owned()),
-        _ => None,
+        _ => simulator.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone()),
     };
     let config = CheckConfig {
         state_table: res.table.clone(),
