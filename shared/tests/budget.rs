@@ -3,7 +3,7 @@
 //! pacing within the instance instead of failing the call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! one real call per feature, and only a passing configuration saved.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use m365_ingest::adapters::graph::{HttpSettings, MicrosoftHttp, RetryPolicy};
 use m365_ingest::adapters::local::{MemoryIntegrationStore, MemorySecrets};

@@ -4,7 +4,7 @@
 //! status while every alert is still published, in both output formats, valid to their schemas.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

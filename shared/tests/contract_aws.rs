@@ -2,7 +2,7 @@
 //! moto's server, so the local ones stay faithful stand-ins; and the poll end to end on AWS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

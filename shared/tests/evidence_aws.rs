@@ -4,7 +4,7 @@
 //! simulator's clock reaches it); the SQS adapter's delay is tested on moto on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

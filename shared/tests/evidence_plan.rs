@@ -3,7 +3,7 @@
 //! Message-ID and recipient, each item once, and a job key per alert version and item.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

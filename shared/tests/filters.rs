@@ -1,7 +1,7 @@
 //! Each filter on realistic alerts: Microsoft's doc sample and the simulator's alerts of each kind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

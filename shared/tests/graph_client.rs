@@ -2,7 +2,7 @@
 //! refuses to retry, and what it sends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

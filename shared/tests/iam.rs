@@ -3,7 +3,7 @@
 //! action and the resource; what it grants goes through.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use support::moto::{self, Principal};

@@ -3,7 +3,7 @@
 //! and indicators it gives match what Graph says of the same email.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use m365_ingest::domain::email::mime;
 use support::*;

@@ -2,7 +2,7 @@
 //! rendering against the official OCSF 1.8.0 Detection Finding schema.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! fits, and the next run delivers only what is new.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! the per-tenant pace of 30 requests a minute, and 429s without Retry-After.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

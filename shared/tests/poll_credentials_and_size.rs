@@ -1,7 +1,7 @@
 //! Certificate credentials end to end, claim checks for large alerts, and no secret in any log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use m365_ingest::app::polling::poll::Outcome;
 use m365_ingest::domain::envelope::Envelope;

@@ -4,7 +4,7 @@
 //! submissions that never settle forgotten after the settle time, counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

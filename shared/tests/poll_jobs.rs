@@ -3,7 +3,7 @@
 //! integration that is gone removes its schedule entry.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

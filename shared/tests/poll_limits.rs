@@ -2,7 +2,7 @@
 //! and the Lambda deadline kept while a request hangs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

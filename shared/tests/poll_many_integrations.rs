@@ -2,7 +2,7 @@
 //! interval; one pass polls those due; a failing one does not hold up the others.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! the app's access policy fails the run with the fix.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

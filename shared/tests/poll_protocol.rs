@@ -2,7 +2,7 @@
 //! random interleavings of new alerts, late arrivals, updates and ties (a seeded model test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

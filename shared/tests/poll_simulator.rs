@@ -2,7 +2,7 @@
 //! every visible alert version delivered, none twice, through paging, ties and faults.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! counts per reason, dedup under redelivery, and failures that never lose an alert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! processors, and partial batch failures with SQS's own redrive to the DLQ.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

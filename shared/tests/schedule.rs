@@ -2,7 +2,7 @@
 //! on moto), reservation by one dispatcher only, removal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use m365_ingest::adapters::aws::DynamoSchedule;
 use m365_ingest::adapters::local::MemorySchedule;

@@ -3,7 +3,7 @@
 //! poller run in the matching preset, and a deployment of another cloud is refused by Entra ID.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

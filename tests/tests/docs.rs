@@ -82,11 +82,11 @@ fn functions_variables() -> BTreeSet<&'static str> {
     .collect()
 }
 
-/// Every variable some code of the workspace reads by name (`var("…")`, `var_os("…")`, a log
+/// Every variable some code of the workspace (the simulator's tests too) reads by name (`var("…")`, `var_os("…")`, a log
 /// filter's `try_from_env("…")`).
 fn variables_read_anywhere() -> BTreeSet<String> {
     let mut out: BTreeSet<String> = functions_variables().into_iter().map(str::to_owned).collect();
-    for dir in ["shared/src", "functions", "infra/local/src", "infra/tenant-sim/src"] {
+    for dir in ["shared/src", "functions", "infra/local/src", "infra/tenant-sim/src", "infra/tenant-sim/tests"] {
         for (_, code) in sources(dir) {
             for call in ["var(\"", "var_os(\"", "try_from_env(\""] {
                 for piece in code.split(call).skip(1) {

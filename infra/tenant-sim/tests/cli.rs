@@ -1,7 +1,7 @@
 //! The `tenant-sim` binary: flags, scenario files, and errors that say what to fix.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

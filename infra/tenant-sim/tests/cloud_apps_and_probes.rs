@@ -2,7 +2,7 @@
 //! limits) and the single calls Test & Save makes to MDE, Exchange and Graph mail collections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! permissions, and eligibilities only where PIM is licensed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{fixed_scenario, Harness, TENANT};
 use serde_json::Value;

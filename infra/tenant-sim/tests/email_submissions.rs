@@ -4,7 +4,7 @@
 //! members after `unknownFutureValue` only with `Prefer`, and what is not documented refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -2,7 +2,7 @@
 //! and every refusal in Entra's error shape with its AADSTS code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

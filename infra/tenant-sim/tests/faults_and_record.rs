@@ -1,7 +1,7 @@
 //! Fault injection by script and by rate, in each API's own error shape, and the request record.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{fixed_scenario, Harness, CLIENT, GRAPH_SCOPE, SECRET, TENANT};
 use tenant_sim::{FaultKind, FaultSpec};

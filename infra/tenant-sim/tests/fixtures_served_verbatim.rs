@@ -1,7 +1,7 @@
 //! Every Microsoft doc sample in scope comes back from the simulator exactly as published.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{fixed_scenario, fixture, fixture_path, Harness, TENANT};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Graph query semantics and limits, case by case, against the scenario's ground truth.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashSet};
 

@@ -1,7 +1,7 @@
 //! Defender for Endpoint live response and the Exchange quarantine, as a client meets them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::*;

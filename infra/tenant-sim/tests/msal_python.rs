@@ -5,7 +5,7 @@
 //! Needs `TENANT_SIM_PYTHON`: a Python with `msal` installed (infra/scripts/test.sh sets it up).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

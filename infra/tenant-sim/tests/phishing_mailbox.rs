@@ -6,7 +6,7 @@
 //! requests per mailbox.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -2,7 +2,7 @@
 //! ingestion latency, later updates and ties that tests can move through with the clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 
