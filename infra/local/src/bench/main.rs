@@ -62,7 +62,8 @@ async fn main() -> ExitCode {
     }
     if args.first().map(String::as_str) == Some("--init") {
         for binary in &args[1..] {
-            let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+            let path = binary.rsplit_once(':').map_or(binary.as_str(), |(path, _)| path);
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             match init::measure(binary, 15) {
                 Ok(ms) => println!("{binary}: {:.1} MB, init {ms:.1} ms (median of 15 starts, no network)", size as f64 / 1e6),
                 Err(e) => {
