@@ -1,6 +1,8 @@
 //! The one `bootstrap` every function of template.yaml deploys: one arm64 build and one link
 //! instead of six (docs/cost.md has what it costs in size and start-up). Lambda tells the
-//! process its function's `Handler` setting in `_HANDLER`; it names the function to serve.
+//! process its function's `Handler` setting in `_HANDLER` ("the handler location configured on
+//! the function", a reserved variable of every runtime: Lambda Developer Guide, "Working with
+//! Lambda environment variables"); it names the function to serve.
 
 use lambda_runtime::{tracing, Error};
 
